@@ -1,0 +1,50 @@
+# Two commands for a fresh machine that has only R:
+#   make demo   installs what is missing, installs mktcausal, runs the flagship analysis
+#   make check  installs what is missing, builds the tarball, runs R CMD check --as-cran
+R      ?= R
+RSCRIPT ?= Rscript
+PKG    := mktcausal
+VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
+TARBALL := $(PKG)_$(VERSION).tar.gz
+CHECKDIR := check
+
+# Checks that need the internet or tools CRAN's machines have and this one
+# need not (HTML tidy, V8, a time server) are switched off; everything else
+# runs as --as-cran runs it.
+CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
+             _R_CHECK_CRAN_INCOMING_REMOTE_=false \
+             _R_CHECK_RD_VALIDATE_RD2HTML_=false \
+             _R_CHECK_FORCE_SUGGESTS_=true \
+             OMP_THREAD_LIMIT=2
+
+.PHONY: deps install demo build check test document bench clean
+
+deps:
+	$(RSCRIPT) tools/install-deps.R
+
+install: deps
+	$(R) CMD INSTALL --no-multiarch .
+
+demo: install
+	$(RSCRIPT) inst/demo/flagship.R
+
+build: deps
+	rm -f $(PKG)_*.tar.gz
+	$(R) CMD build .
+
+check: build
+	rm -rf $(CHECKDIR) && mkdir -p $(CHECKDIR)
+	cd $(CHECKDIR) && env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual ../$(TARBALL); \
+	  status=$$?; cd .. && $(RSCRIPT) tools/check-verdict.R $(CHECKDIR)/$(PKG).Rcheck $$status
+
+test: install
+	$(RSCRIPT) -e 'testthat::test_local(".", reporter = "summary")'
+
+document:
+	$(RSCRIPT) -e 'Rcpp::compileAttributes(); roxygen2::roxygenise()'
+
+bench: install
+	$(RSCRIPT) bench/run.R
+
+clean:
+	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so

@@ -1,0 +1,35 @@
+#' Number of threads used by the compiled loops
+#'
+#' `mkt_threads()` reports the number of threads the C++ loops use;
+#' `mkt_threads(n)` sets it for the session (it is stored in the option
+#' `mktcausal.threads`). The default is two threads, capped by the number of
+#' cores and by the environment variable `OMP_THREAD_LIMIT`, and one thread
+#' under `R CMD check`. Results never depend on the number of threads: each
+#' block of work has its own random stream derived from a seed drawn from R.
+#'
+#' @param n Number of threads to use from now on, or `NULL` to only report.
+#' @return The number of threads in force (invisibly when setting).
+#' @examples
+#' mkt_threads()
+#' @export
+mkt_threads <- function(n = NULL) {
+  if (!is.null(n)) {
+    n <- check_count(n, "n", min = 1)
+    options(mktcausal.threads = n)
+    return(invisible(n))
+  }
+  opt <- getOption("mktcausal.threads")
+  if (!is.null(opt)) return(as.integer(opt))
+  default_threads()
+}
+
+default_threads <- function() {
+  if (nzchar(Sys.getenv("_R_CHECK_LIMIT_CORES_")) ||
+      nzchar(Sys.getenv("_R_CHECK_PACKAGE_NAME_"))) {
+    return(1L)
+  }
+  n <- min(2L, parallel::detectCores(logical = FALSE), na.rm = TRUE)
+  limit <- suppressWarnings(as.integer(Sys.getenv("OMP_THREAD_LIMIT")))
+  if (!is.na(limit) && limit > 0) n <- min(n, limit)
+  max(1L, as.integer(n))
+}
