@@ -161,8 +161,7 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
 # --- inputs -----------------------------------------------------------------
 
 design_ids <- function(data, id, call = rlang::caller_env()) {
-  if (is.null(id)) id <- attr(data, "cluster")
-  if (is.null(id) && inherits(data, "mkt_units")) id <- "cluster"
+  if (is.null(id)) id <- attr(data, "id")
   if (is.null(id)) {
     ids <- as.character(seq_len(nrow(data)))
     attr(ids, "id_name") <- NULL

@@ -1,0 +1,4 @@
+library(testthat)
+library(mktcausal)
+
+test_check("mktcausal")
