@@ -13,7 +13,7 @@ cpp_rerandomize_enumerate <- function(z, units, start, n_treated, crit_type, blo
     .Call(`_mktcausal_cpp_rerandomize_enumerate`, z, units, start, n_treated, crit_type, block_start, threshold)
 }
 
-cpp_lin_stats <- function(y, x, assign, threads) {
-    .Call(`_mktcausal_cpp_lin_stats`, y, x, assign, threads)
+cpp_lin_stats <- function(y, v, x, assign, threads) {
+    .Call(`_mktcausal_cpp_lin_stats`, y, v, x, assign, threads)
 }
 

@@ -68,7 +68,7 @@ check_columns <- function(data, cols, arg, call = rlang::caller_env()) {
   miss <- setdiff(cols, names(data))
   if (length(miss)) {
     abort_mkt("missing_column", c(
-      "Column{?s} {.field {miss}} named in {.arg {arg}} {?is/are} not in {.arg data}.",
+      "{cli::qty(length(miss))}Column{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(length(miss))}{?is/are} not in {.arg data}.",
       i = "Columns available: {.field {utils::head(names(data), 20)}}."
     ), call = call)
   }

@@ -125,7 +125,7 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
 
   des <- structure(list(
     call = call,
-    ids = ids,
+    ids = plain_ids(ids),
     id_name = attr(ids, "id_name"),
     treated = treated,
     covariates = colnames(cov$X),
@@ -163,9 +163,7 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
 design_ids <- function(data, id, call = rlang::caller_env()) {
   if (is.null(id)) id <- attr(data, "id")
   if (is.null(id)) {
-    ids <- as.character(seq_len(nrow(data)))
-    attr(ids, "id_name") <- NULL
-    return(ids)
+    return(as.character(seq_len(nrow(data))))
   }
   if (!is.character(id) || length(id) != 1L) {
     abort_mkt("bad_argument", "{.arg id} must be the name of one column of {.arg data}.",
@@ -188,6 +186,12 @@ design_ids <- function(data, id, call = rlang::caller_env()) {
   }
   ids <- as.character(ids)
   attr(ids, "id_name") <- id
+  ids
+}
+
+# Cluster ids without the attribute that records their column.
+plain_ids <- function(ids) {
+  attr(ids, "id_name") <- NULL
   ids
 }
 
@@ -245,8 +249,10 @@ design_covariates <- function(data, tiers, call = rlang::caller_env()) {
   colnames(X) <- names(cols)
   const <- apply(X, 2, function(v) stats::sd(v) == 0)
   if (any(const)) {
+    dropped <- colnames(X)[const]
     warn_mkt("constant_covariate", c(
-      "Dropping constant covariate{?s} {.field {colnames(X)[const]}}: {?it carries/they carry} no balance information."
+      "Dropping constant covariate{?s} {.field {dropped}}.",
+      i = "A covariate that never varies carries no balance information."
     ))
     X <- X[, !const, drop = FALSE]
     tier <- tier[!const]
@@ -256,9 +262,10 @@ design_covariates <- function(data, tiers, call = rlang::caller_env()) {
   }
   keep <- independent_columns(X)
   if (!all(keep)) {
+    dropped <- colnames(X)[!keep]
     warn_mkt("collinear_covariate", c(
-      "Dropping covariate{?s} {.field {colnames(X)[!keep]}}: collinear with earlier covariates.",
-      i = "Balance on the remaining ones implies balance on {?it/them}."
+      "Dropping collinear covariate{?s} {.field {dropped}}.",
+      i = "Balance on the earlier covariates already implies balance on linear combinations of them."
     ))
     X <- X[, keep, drop = FALSE]
     tier <- tier[keep]
@@ -441,7 +448,7 @@ variance_reduction <- function(spec, X, strata, alloc) {
   if (spec$crit_type == 1L) {
     return(empirical_variance_reduction(spec, X))
   }
-  v <- ifelse(is.finite(a), stats::pchisq(a, k + 2) / stats::pchisq(a, k), 1)
+  v <- rem_va(a, k)
   vb <- rep(v, k)
   L2 <- spec$L^2
   red <- 1 - as.vector(L2 %*% vb) / rowSums(L2)

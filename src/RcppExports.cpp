@@ -74,16 +74,17 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_lin_stats
-Rcpp::List cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y, const Eigen::Map<Eigen::MatrixXd> x, const Rcpp::IntegerMatrix& assign, int threads);
-RcppExport SEXP _mktcausal_cpp_lin_stats(SEXP ySEXP, SEXP xSEXP, SEXP assignSEXP, SEXP threadsSEXP) {
+Rcpp::NumericMatrix cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y, const Eigen::Map<Eigen::VectorXd> v, const Eigen::Map<Eigen::MatrixXd> x, const Rcpp::IntegerMatrix& assign, int threads);
+RcppExport SEXP _mktcausal_cpp_lin_stats(SEXP ySEXP, SEXP vSEXP, SEXP xSEXP, SEXP assignSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::VectorXd> >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::VectorXd> >::type v(vSEXP);
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type x(xSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerMatrix& >::type assign(assignSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_lin_stats(y, x, assign, threads));
+    rcpp_result_gen = Rcpp::wrap(cpp_lin_stats(y, v, x, assign, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -92,7 +93,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
-    {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 4},
+    {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
     {NULL, NULL, 0}
 };
 

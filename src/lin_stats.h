@@ -1,12 +1,20 @@
 // Statistics of a two-arm experiment for many assignments at once, free of R:
 // Lin's (2013) regression-adjusted estimator (separate OLS fits per arm on
-// covariates centred at the full-sample mean) and its HC2 standard error.
-// The fully interacted regression and the two per-arm regressions give the
-// same coefficients and the same HC2 leverages, so each arm is fitted alone.
+// covariates centred at the full-sample mean) and its HC2 variance. With no
+// covariates it is the difference in means with Neyman's variance.
+//
+// Under a constant additive effect tau0 the imputed outcome for draw r is
+// y - tau0 * w_obs + tau0 * w_r. The estimator is linear in the outcome and
+// the HC2 variance quadratic, so each draw is summarised by five numbers,
+//   estimate(tau0) - tau0 = A - tau0 B,
+//   variance(tau0)        = P - 2 tau0 Q + tau0^2 S,
+// from fits of y and of v = w_obs. The whole p-value curve of the
+// randomization test then needs no refit (see R/randomization_test.R).
 #ifndef MKTCAUSAL_LIN_STATS_H
 #define MKTCAUSAL_LIN_STATS_H
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -14,12 +22,16 @@
 namespace mkt {
 
 struct ArmFit {
-  double intercept = std::numeric_limits<double>::quiet_NaN();
-  double var = std::numeric_limits<double>::quiet_NaN();
+  double a = std::numeric_limits<double>::quiet_NaN();  // intercept for y
+  double b = std::numeric_limits<double>::quiet_NaN();  // intercept for v
+  double pyy = std::numeric_limits<double>::quiet_NaN();
+  double pyv = std::numeric_limits<double>::quiet_NaN();
+  double pvv = std::numeric_limits<double>::quiet_NaN();
 };
 
 // x: n x p centred covariates (p may be 0); rows picks the arm.
 inline ArmFit fit_arm(const Eigen::Ref<const Eigen::VectorXd>& y,
+                      const Eigen::Ref<const Eigen::VectorXd>& v,
                       const Eigen::Ref<const Eigen::MatrixXd>& x,
                       const std::vector<int>& rows) {
   ArmFit out;
@@ -27,37 +39,42 @@ inline ArmFit fit_arm(const Eigen::Ref<const Eigen::VectorXd>& y,
   const int p = static_cast<int>(x.cols()) + 1;
   if (m <= p) return out;
   Eigen::MatrixXd xa(m, p);
-  Eigen::VectorXd ya(m);
+  Eigen::MatrixXd ya(m, 2);
   for (int i = 0; i < m; ++i) {
     xa(i, 0) = 1.0;
     if (p > 1) xa.row(i).tail(p - 1) = x.row(rows[i]);
-    ya(i) = y(rows[i]);
+    ya(i, 0) = y(rows[i]);
+    ya(i, 1) = v(rows[i]);
   }
-  const Eigen::MatrixXd gram = xa.transpose() * xa;
-  Eigen::LDLT<Eigen::MatrixXd> ldlt(gram);
+  Eigen::LDLT<Eigen::MatrixXd> ldlt(xa.transpose() * xa);
   if (ldlt.info() != Eigen::Success) return out;
   const Eigen::MatrixXd ginv = ldlt.solve(Eigen::MatrixXd::Identity(p, p));
-  const Eigen::VectorXd beta = ginv * (xa.transpose() * ya);
-  const Eigen::VectorXd resid = ya - xa * beta;
-  // HC2: squared residuals inflated by 1 / (1 - h_jj).
+  const Eigen::MatrixXd beta = ginv * (xa.transpose() * ya);
+  const Eigen::MatrixXd resid = ya - xa * beta;
+  // Influence of each row on the intercept, and HC2's 1 / (1 - h_jj).
   const Eigen::MatrixXd xg = xa * ginv;
-  Eigen::VectorXd w(m);
+  const Eigen::VectorXd infl = xg.col(0);
+  double pyy = 0.0, pyv = 0.0, pvv = 0.0;
   for (int i = 0; i < m; ++i) {
     const double h = xg.row(i).dot(xa.row(i));
-    w(i) = resid(i) * resid(i) / std::max(1.0 - h, 1e-12);
+    const double c = infl(i) * infl(i) / std::max(1.0 - h, 1e-12);
+    pyy += c * resid(i, 0) * resid(i, 0);
+    pyv += c * resid(i, 0) * resid(i, 1);
+    pvv += c * resid(i, 1) * resid(i, 1);
   }
-  // Only the intercept's variance is needed: row 0 of ginv times the meat.
-  const Eigen::VectorXd a = xa * ginv.row(0).transpose();
-  out.intercept = beta(0);
-  out.var = (a.array().square() * w.array()).sum();
+  out.a = beta(0, 0);
+  out.b = beta(0, 1);
+  out.pyy = pyy;
+  out.pyv = pyv;
+  out.pvv = pvv;
   return out;
 }
 
-// For each column of `assign` (n x R, 0/1): Lin's estimate and its HC2 SE.
+// For each column r of `assign` (n x R, 0/1) writes A, B, P, Q, S (see top).
 inline void lin_many(const Eigen::Ref<const Eigen::VectorXd>& y,
-                     const Eigen::Ref<const Eigen::MatrixXd>& x,
-                     const int* assign, int n, int n_draws, int threads,
-                     double* estimate, double* std_error) {
+                     const Eigen::Ref<const Eigen::VectorXd>& v,
+                     const Eigen::Ref<const Eigen::MatrixXd>& x, const int* assign, int n,
+                     int n_draws, int threads, double* out /* 5 x R */) {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static)
 #endif
@@ -67,10 +84,14 @@ inline void lin_many(const Eigen::Ref<const Eigen::VectorXd>& y,
     treated.reserve(n);
     control.reserve(n);
     for (int j = 0; j < n; ++j) (w[j] ? treated : control).push_back(j);
-    const ArmFit f1 = fit_arm(y, x, treated);
-    const ArmFit f0 = fit_arm(y, x, control);
-    estimate[r] = f1.intercept - f0.intercept;
-    std_error[r] = std::sqrt(f1.var + f0.var);
+    const ArmFit f1 = fit_arm(y, v, x, treated);
+    const ArmFit f0 = fit_arm(y, v, x, control);
+    double* o = out + static_cast<std::size_t>(r) * 5;
+    o[0] = f1.a - f0.a;
+    o[1] = f1.b - f0.b;
+    o[2] = f1.pyy + f0.pyy;
+    o[3] = f1.pyv + f0.pyv;
+    o[4] = f1.pvv + f0.pvv;
   }
 }
 

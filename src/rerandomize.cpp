@@ -120,11 +120,14 @@ Rcpp::List cpp_rerandomize_enumerate(const Rcpp::NumericMatrix& z,
 }
 
 // [[Rcpp::export]]
-Rcpp::List cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y, const Eigen::Map<Eigen::MatrixXd> x,
-                         const Rcpp::IntegerMatrix& assign, int threads) {
+Rcpp::NumericMatrix cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y,
+                                  const Eigen::Map<Eigen::VectorXd> v,
+                                  const Eigen::Map<Eigen::MatrixXd> x,
+                                  const Rcpp::IntegerMatrix& assign, int threads) {
   const int n = assign.nrow();
   const int R = assign.ncol();
-  Rcpp::NumericVector est(R), se(R);
-  mkt::lin_many(y, x, assign.begin(), n, R, threads, est.begin(), se.begin());
-  return Rcpp::List::create(Rcpp::_["estimate"] = est, Rcpp::_["std_error"] = se);
+  Rcpp::NumericMatrix out(5, R);
+  mkt::lin_many(y, v, x, assign.begin(), n, R, threads, out.begin());
+  Rcpp::rownames(out) = Rcpp::CharacterVector::create("A", "B", "P", "Q", "S");
+  return out;
 }

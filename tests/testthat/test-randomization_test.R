@@ -1,0 +1,147 @@
+test_that("exact enumeration matches a brute-force randomization test", {
+  d <- sim_clusters(12, 2, seed = 30)
+  set.seed(30)
+  expect_warning(
+    des <- rerandomize(d, ~ x1 + x2, n_treated = 6, accept = 0.5, id = "id"),
+    class = "mktcausal_warning_granular_inference"
+  )
+  y <- d$x1 + rnorm(12, sd = 0.5) + des$treated
+  rt <- randomization_test(des, y, n_draws = 1000)
+  expect_true(rt$exact)
+  X <- as.matrix(d[, 1:2])
+  combos <- utils::combn(12, 6)
+  stats <- crit <- numeric(ncol(combos))
+  for (i in seq_len(ncol(combos))) {
+    w <- integer(12)
+    w[combos[, i]] <- 1L
+    crit[i] <- direct_mahalanobis(X, w)
+    stats[i] <- mean(y[w == 1]) - mean(y[w == 0])
+  }
+  keep <- crit <= des$threshold + 1e-12
+  obs <- mean(y[des$treated == 1]) - mean(y[des$treated == 0])
+  expect_equal(rt$n_draws[["conditional"]], sum(keep))
+  expect_equal(rt$p.value, mean(abs(stats[keep]) >= abs(obs) - 1e-12), tolerance = 1e-12)
+  expect_equal(rt$p.value_unconditional, mean(abs(stats) >= abs(obs) - 1e-12), tolerance = 1e-12)
+  expect_equal(rt$estimate, obs, tolerance = 1e-12)
+})
+
+test_that("the interval inverts the test: p > alpha inside, <= alpha just outside", {
+  d <- sim_clusters(80, 2, seed = 31)
+  set.seed(31)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 40, accept = 0.05, id = "id")
+  y <- 2 * d$x1 + rnorm(80) + 1.5 * des$treated
+  for (stat in c("diff_in_means", "lin_t")) {
+    set.seed(32)
+    rt <- randomization_test(des, y, statistic = stat, n_draws = 2000)
+    ci <- rt$conf.int
+    expect_true(ci[1] < rt$estimate && rt$estimate < ci[2])
+    set.seed(32)
+    lo_in <- randomization_test(des, y, statistic = stat, n_draws = 2000, null = ci[1] + 1e-4)
+    set.seed(32)
+    lo_out <- randomization_test(des, y, statistic = stat, n_draws = 2000, null = ci[1] - 1e-4)
+    expect_gt(lo_in$p.value, 0.05)
+    expect_lte(lo_out$p.value, 0.05)
+  }
+})
+
+test_that("lin_t's statistic equals Lin's estimate over its HC2 standard error", {
+  d <- sim_clusters(50, 2, seed = 33)
+  set.seed(33)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 25, accept = 0.2, id = "id")
+  y <- d$x1 - d$x2 + rnorm(50) + des$treated
+  rt <- randomization_test(des, y, statistic = "lin_t", n_draws = 500)
+  xc <- scale(as.matrix(d[, 1:2]), scale = FALSE)
+  w <- des$treated
+  X <- cbind(1, w, xc, w * xc)
+  fit <- lm.fit(X, y)
+  bread <- solve(crossprod(X))
+  h <- rowSums((X %*% bread) * X)
+  V <- bread %*% crossprod(X * (fit$residuals / sqrt(1 - h))) %*% bread
+  expect_equal(rt$estimate, unname(fit$coefficients[2]), tolerance = 1e-10)
+  expect_equal(rt$std.error, sqrt(V[2, 2]), tolerance = 1e-10)
+  expect_equal(rt$statistic, unname(fit$coefficients[2]) / sqrt(V[2, 2]), tolerance = 1e-10)
+})
+
+test_that("under the sharp null the conditional test has its size; ignoring the rule is conservative", {
+  # Research note section 7.3: M = 100, k = 4 lognormal covariates, R^2 = 0.5, p_a = 0.01.
+  d <- sim_clusters(100, 4, seed = 34, lognormal = TRUE)
+  X <- as.matrix(d[, 1:4])
+  signal <- as.vector(scale(X %*% c(1, 1, 1, 1)))
+  noise <- as.vector(scale(stats::residuals(lm(rnorm(100) ~ X))))
+  y <- sqrt(0.5) * signal + sqrt(0.5) * noise
+  set.seed(34)
+  des <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = 50, accept = 0.01,
+                     threshold = "empirical", id = "id")
+  n_obs <- 4000
+  n_ref <- 20000
+  spec <- des$spec
+  observed <- mktcausal:::run_search(spec, want = n_obs, max_candidates = 1e9)$assignments
+  ref_rule <- mktcausal:::run_search(spec, want = n_ref, max_candidates = 1e9)$assignments
+  ref_all <- mktcausal:::run_search(spec, want = n_ref, max_candidates = 1e9,
+                                    threshold = Inf)$assignments
+  dim_of <- function(W) as.vector(crossprod(W, y)) / 50 - as.vector(crossprod(1 - W, y)) / 50
+  t_obs <- abs(dim_of(observed))
+  exceed <- function(ref) {
+    r <- sort(abs(dim_of(ref)))
+    length(r) - findInterval(t_obs, r, left.open = TRUE)
+  }
+  p_cond <- (1 + exceed(ref_rule)) / (n_ref + 1)
+  p_unc <- (1 + exceed(ref_all)) / (n_ref + 1)
+  size_cond <- mean(p_cond <= 0.05)
+  size_unc <- mean(p_unc <= 0.05)
+  # Monte Carlo s.e. of the size over 4000 draws is about 0.0035
+  expect_lt(abs(size_cond - 0.05), 0.011)
+  expect_lt(size_unc, 0.02)
+})
+
+test_that("randomization tests are reproducible, sequentially and on 2 workers", {
+  skip_on_cran()
+  skip_if_not_installed("future")
+  d <- sim_clusters(60, 2, seed = 35)
+  set.seed(35)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05, id = "id")
+  y <- d$x1 + rnorm(60) + 0.5 * des$treated
+  set.seed(99)
+  a <- randomization_test(des, y, n_draws = 3000, chunk_size = 500)
+  oplan <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(oplan), add = TRUE)
+  set.seed(99)
+  b <- randomization_test(des, y, n_draws = 3000, chunk_size = 500)
+  expect_identical(a$p.value, b$p.value)
+  expect_identical(a$reference, b$reference)
+  expect_identical(a$conf.int, b$conf.int)
+})
+
+test_that("outcomes are aligned by name and misaligned outcomes are refused", {
+  d <- sim_clusters(40, 2, seed = 36)
+  set.seed(36)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.2, id = "id")
+  y <- stats::setNames(rnorm(40), d$id)
+  set.seed(1)
+  a <- randomization_test(des, y, n_draws = 500)
+  set.seed(1)
+  b <- randomization_test(des, rev(y), n_draws = 500)
+  expect_identical(a$p.value, b$p.value)
+  expect_error(randomization_test(des, rnorm(39)), class = "mktcausal_error_misaligned_outcome")
+  expect_error(randomization_test(des, stats::setNames(rnorm(40), paste0("x", 1:40))),
+               class = "mktcausal_error_misaligned_outcome")
+  expect_error(randomization_test(des, c(NA, rnorm(39))), class = "mktcausal_error_missing_values")
+  expect_error(randomization_test(des, letters[1:40]), class = "mktcausal_error_misaligned_outcome")
+  expect_error(randomization_test(list(), rnorm(40)), class = "mktcausal_error_bad_design")
+})
+
+test_that("tidy, glance and plot report both reference distributions", {
+  d <- sim_clusters(50, 2, seed = 37)
+  set.seed(37)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 25, accept = 0.05, id = "id")
+  y <- 2 * d$x1 + rnorm(50)
+  rt <- randomization_test(des, y, n_draws = 1000)
+  tb <- tidy(rt)
+  expect_named(tb, c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high"))
+  g <- glance(rt)
+  expect_equal(g$n_draws, 1000)
+  expect_true(g$p.value_unconditional >= 0 && g$p.value_unconditional <= 1)
+  expect_equal(g$mc_se, sqrt(rt$p.value * (1 - rt$p.value) / 1000))
+  expect_s3_class(plot(rt), "ggplot")
+  expect_length(rt$reference$conditional, 1000)
+})

@@ -1,0 +1,36 @@
+test_that("the limit law reproduces the research note's numbers (section 7.2)", {
+  a <- stats::qchisq(0.01, 4)
+  var_l <- stats::integrate(function(x) x^2 * mktcausal:::rem_l_density(x, 4, a),
+                            -sqrt(a), sqrt(a))$value
+  expect_equal(var_l, 0.048899, tolerance = 1e-4)
+  cases <- data.frame(r2 = c(0.2, 0.5, 0.8), ratio = c(0.8098, 0.5244, 0.2391),
+                      q = c(1.762, 1.419, 0.958), size = c(0.029, 0.0068, 0.0001))
+  for (i in seq_len(nrow(cases))) {
+    r2 <- cases$r2[i]
+    expect_equal(1 - (1 - mktcausal:::rem_va(a, 4)) * r2, cases$ratio[i], tolerance = 2e-4)
+    expect_equal(mktcausal:::rem_quantile(0.975, 4, a, r2), cases$q[i], tolerance = 0.01 / cases$q[i])
+    size <- 2 * (1 - mktcausal:::rem_cdf(stats::qnorm(0.975), 4, a, r2))
+    expect_lt(abs(size - cases$size[i]), 0.002)
+  }
+  expect_equal(mktcausal:::rem_quantile(0.975, 4, a, 0.5) / stats::qnorm(0.975), 0.724,
+               tolerance = 0.002)
+  expect_equal(mktcausal:::rem_quantile(0.975, 4, Inf, 0.5), stats::qnorm(0.975))
+})
+
+test_that("rem_asymptotic gives a shorter interval than complete randomization", {
+  d <- sim_clusters(200, 2, seed = 20)
+  set.seed(20)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 100, accept = 0.01, id = "id")
+  y <- 3 * d$x1 + d$x2 + rnorm(200) + 1 * des$treated
+  out <- rem_asymptotic(des, y)
+  expect_equal(out$method, c("rerandomization", "complete_randomization"))
+  w <- des$treated
+  expect_equal(out$estimate[1], mean(y[w == 1]) - mean(y[w == 0]), tolerance = 1e-12)
+  expect_equal(out$std.error[1], sqrt(var(y[w == 1]) / 100 + var(y[w == 0]) / 100), tolerance = 1e-12)
+  expect_gt(out$r2[1], 0.8)
+  expect_lt(out$quantile[1], 1.2)
+  expect_lt(diff(c(out$conf.low[1], out$conf.high[1])), diff(c(out$conf.low[2], out$conf.high[2])))
+  expect_true(out$conf.low[1] < 1 && out$conf.high[1] > 1)
+  des_t <- suppressWarnings(rerandomize(d, list(~x1, ~x2), n_treated = 100, accept = c(0.1, 0.5)))
+  expect_error(rem_asymptotic(des_t, y), class = "mktcausal_error_unsupported_design")
+})

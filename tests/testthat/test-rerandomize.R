@@ -1,0 +1,224 @@
+test_that("thresholds and variance reduction match the research note (section 7.1)", {
+  expect_equal(stats::qchisq(0.01, 4), 0.297109, tolerance = 1e-6)
+  expect_equal(mktcausal:::rem_va(stats::qchisq(0.01, 4), 4), 0.048899, tolerance = 1e-5)
+  expect_equal(mktcausal:::rem_va(stats::qchisq(0.001, 10), 10), 0.120921, tolerance = 1e-5)
+  expect_equal(mktcausal:::rem_va(stats::qchisq(0.01, 5), 5), 0.077762, tolerance = 1e-5)
+
+  d <- sim_clusters(200, 4)
+  set.seed(1)
+  des <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = 100, accept = 0.01, id = "id")
+  expect_equal(des$threshold, 0.297109, tolerance = 1e-5)
+  expect_equal(unname(des$variance_reduction), rep(1 - 0.048899, 4), tolerance = 1e-5)
+  expect_equal(glance(des)$variance_reduction, 1 - 0.048899, tolerance = 1e-5)
+})
+
+test_that("the compiled criterion equals Morgan and Rubin's formula", {
+  d <- sim_clusters(60, 3, seed = 2)
+  set.seed(2)
+  des <- rerandomize(d, ~ x1 + x2 + x3, n_treated = 25, accept = 0.2, id = "id")
+  X <- as.matrix(d[, 1:3])
+  expect_equal(des$criterion_value, direct_mahalanobis(X, des$treated), tolerance = 1e-10)
+  expect_lte(des$criterion_value, des$threshold)
+  expect_equal(sum(des$treated), 25L)
+  expect_identical(names(des$treated), NULL)
+})
+
+test_that("E[M] = k under complete randomization, and the acceptance rate is p_a", {
+  d <- sim_clusters(210, 6, seed = 3)
+  set.seed(3)
+  des <- rerandomize(d, ~ x1 + x2 + x3 + x4 + x5 + x6, n_treated = 105,
+                     accept = 0.01, n_calibration = 2e5, id = "id")
+  # sd of the mean of 2e5 chi2_6 draws is about 0.008
+  expect_equal(mean(des$calibration), 6, tolerance = 0.04 / 6)
+  expect_equal(des$acceptance_rate, 0.01, tolerance = 0.15)
+})
+
+test_that("the empirical threshold hits the target acceptance with skewed covariates", {
+  d <- sim_clusters(100, 4, seed = 4, lognormal = TRUE)
+  set.seed(4)
+  emp <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = 50, accept = 0.01,
+                     threshold = "empirical", id = "id")
+  expect_equal(emp$acceptance_rate, 0.01, tolerance = 0.02)
+  set.seed(4)
+  chi <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = 50, accept = 0.01, id = "id")
+  # chi-square calibration is off with skewed covariates (the note saw 0.0083)
+  expect_lt(chi$acceptance_rate, 0.0097)
+})
+
+test_that("the realized variance reduction of accepted draws matches 1 - v_a", {
+  d <- sim_clusters(200, 4, seed = 5)
+  set.seed(5)
+  des <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = 100, accept = 0.01, id = "id")
+  acc <- mktcausal:::run_search(des$spec, want = 4000, max_candidates = 1e8)
+  imb <- crossprod(acc$assignments, as.matrix(d[, 1:4]))
+  w_cre <- mktcausal:::run_search(des$spec, want = 4000, max_candidates = 1e8,
+                                  threshold = Inf)$assignments
+  imb_cre <- crossprod(w_cre, as.matrix(d[, 1:4]))
+  ratio <- apply(imb, 2, var) / apply(imb_cre, 2, var)
+  expect_equal(unname(ratio), rep(0.0489, 4), tolerance = 0.35)
+  expect_true(all(ratio < 0.08))
+})
+
+test_that("stratified designs respect arm sizes per stratum and the stratified criterion", {
+  d <- sim_clusters(80, 2, seed = 6)
+  d$region <- rep(c("N", "S", "E", "W"), each = 20)
+  set.seed(6)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 40, strata = "region", accept = 0.1, id = "id")
+  expect_equal(as.vector(tapply(des$treated, d$region, sum)), rep(10, 4))
+  # Wang, Wang and Liu (2023): tau_x = sum_s pi_s (mean_T - mean_C), Cov = sum pi_s^2 S2_s (1/n1 + 1/n0)
+  X <- as.matrix(d[, 1:2])
+  tau <- 0
+  V <- matrix(0, 2, 2)
+  for (s in unique(d$region)) {
+    r <- d$region == s
+    tau <- tau + 0.25 * (colMeans(X[r & des$treated == 1, ]) - colMeans(X[r & des$treated == 0, ]))
+    V <- V + 0.25^2 * cov(X[r, ]) * (1 / 10 + 1 / 10)
+  }
+  expect_equal(des$criterion_value, drop(t(tau) %*% solve(V, tau)), tolerance = 1e-10)
+  b <- balance(des)
+  expect_equal(b$std_diff, unname(tau / apply(X, 2, sd)), tolerance = 1e-10)
+})
+
+test_that("tiers pass each tier's own threshold and accept the product", {
+  d <- sim_clusters(120, 4, seed = 7)
+  set.seed(7)
+  des <- rerandomize(d, list(~ x1, ~ x2 + x3 + x4), n_treated = 60,
+                     accept = c(0.05, 0.5), id = "id")
+  expect_equal(des$criterion, "tiers")
+  expect_equal(des$threshold, stats::qchisq(c(0.05, 0.5), c(1, 3)))
+  expect_true(all(des$criterion_by_tier <= des$threshold))
+  expect_equal(glance(des)$accept, 0.025)
+  # tier 1 is one covariate: its criterion is its squared t statistic
+  X <- as.matrix(d[, 1, drop = FALSE])
+  expect_equal(des$criterion_by_tier[1], direct_mahalanobis(X, des$treated), tolerance = 1e-10)
+  # the first tier's variance is cut by 1 - v_a(a_1, 1)
+  v1 <- mktcausal:::rem_va(stats::qchisq(0.05, 1), 1)
+  expect_equal(unname(des$variance_reduction["x1"]), 1 - v1, tolerance = 1e-10)
+})
+
+test_that("the max-abs criterion bounds every standardized difference", {
+  d <- sim_clusters(100, 3, seed = 8)
+  set.seed(8)
+  des <- rerandomize(d, ~ x1 + x2 + x3, n_treated = 50, accept = 0.05,
+                     criterion = "max_abs", id = "id")
+  expect_equal(des$threshold_type, "empirical")
+  X <- as.matrix(d[, 1:3])
+  diffs <- colMeans(X[des$treated == 1, ]) - colMeans(X[des$treated == 0, ])
+  t_stat <- diffs / sqrt(apply(X, 2, var) * (1 / 50 + 1 / 50))
+  expect_equal(des$criterion_value, max(abs(t_stat)), tolerance = 1e-10)
+  expect_lte(max(abs(t_stat)), des$threshold)
+  expect_true(all(des$variance_reduction > 0.3))
+  expect_error(rerandomize(d, ~ x1, criterion = "max_abs", threshold = "chisq"),
+               class = "mktcausal_error_bad_argument")
+})
+
+test_that("designs are reproducible under set.seed whatever the thread count", {
+  d <- sim_clusters(150, 5, seed = 9)
+  old <- mkt_threads()
+  on.exit(mkt_threads(old))
+  mkt_threads(1)
+  set.seed(11)
+  a <- rerandomize(d, ~ x1 + x2 + x3 + x4 + x5, n_treated = 70, accept = 0.001, id = "id")
+  mkt_threads(2)
+  set.seed(11)
+  b <- rerandomize(d, ~ x1 + x2 + x3 + x4 + x5, n_treated = 70, accept = 0.001, id = "id")
+  expect_identical(a$treated, b$treated)
+  expect_identical(a$candidates, b$candidates)
+  expect_identical(a$calibration, b$calibration)
+})
+
+test_that("tibbles and data.tables give the same design as a data.frame", {
+  d <- sim_clusters(50, 2, seed = 10)
+  set.seed(1)
+  a <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.1, id = "id")
+  skip_if_not_installed("tibble")
+  set.seed(1)
+  b <- rerandomize(tibble::as_tibble(d), ~ x1 + x2, n_treated = 20, accept = 0.1, id = "id")
+  expect_identical(a$treated, b$treated)
+  skip_if_not_installed("data.table")
+  set.seed(1)
+  c <- rerandomize(data.table::as.data.table(d), ~ x1 + x2, n_treated = 20, accept = 0.1, id = "id")
+  expect_identical(a$treated, c$treated)
+})
+
+test_that("no acceptable assignment gives a classed error with the count and the best value", {
+  d <- sim_clusters(40, 3, seed = 12)
+  set.seed(1)
+  err <- expect_error(
+    rerandomize(d, ~ x1 + x2 + x3, n_treated = 20, accept = 1e-9, max_candidates = 5000,
+                n_calibration = 1000, id = "id"),
+    class = "mktcausal_error_no_acceptable_assignment"
+  )
+  expect_equal(err$candidates, 5000)
+  expect_true(is.finite(err$best) && err$best > 0)
+  expect_match(conditionMessage(err), "5,000 candidates")
+})
+
+test_that("bad inputs raise classed errors that name the problem", {
+  d <- sim_clusters(30, 2, seed = 13)
+  expect_error(rerandomize(d, ~ x1 + nope, n_treated = 10), class = "mktcausal_error_missing_column")
+  d_chr <- d
+  d_chr$x2 <- letters[1:30]
+  expect_error(rerandomize(d_chr, ~ x1 + x2, n_treated = 10),
+               class = "mktcausal_error_non_numeric_covariate")
+  d_na <- d
+  d_na$x1[3] <- NA
+  expect_error(rerandomize(d_na, ~ x1 + x2, n_treated = 10), class = "mktcausal_error_missing_values")
+  d_id <- d
+  d_id$id[4] <- NA
+  expect_error(rerandomize(d_id, ~ x1, n_treated = 10, id = "id"), class = "mktcausal_error_missing_values")
+  d_dup <- d
+  d_dup$id[2] <- d_dup$id[1]
+  expect_error(rerandomize(d_dup, ~ x1, n_treated = 10, id = "id"), class = "mktcausal_error_duplicated_ids")
+  d_const <- d
+  d_const$k <- 1
+  expect_warning(rerandomize(d_const, ~ x1 + k, n_treated = 10, accept = 0.5),
+                 class = "mktcausal_warning_constant_covariate")
+  d_col <- d
+  d_col$x3 <- 2 * d$x1 - d$x2
+  expect_warning(rerandomize(d_col, ~ x1 + x2 + x3, n_treated = 10, accept = 0.5),
+                 class = "mktcausal_warning_collinear_covariate")
+  expect_error(rerandomize(d, ~ x1, n_treated = 0), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, n_treated = 30), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, n_treated = 10, accept = 0), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, n_treated = 10, accept = 1.5), class = "mktcausal_error_bad_argument")
+  tiny <- rep(c("a", "b", "c"), c(26, 2, 2))
+  err <- expect_error(rerandomize(d, ~ x1, n_treated = 15, strata = tiny, min_per_arm = 2),
+                      class = "mktcausal_error_strata_too_small")
+  expect_setequal(err$strata, c("b", "c"))
+  expect_error(rerandomize(d, ~ x1, n_treated = 10, strata = tiny[-1]),
+               class = "mktcausal_error_bad_strata")
+  expect_error(rerandomize(d, "x1", n_treated = 10), class = "mktcausal_error_bad_argument")
+})
+
+test_that("an altered design is refused", {
+  d <- sim_clusters(40, 2, seed = 14)
+  set.seed(1)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.2, id = "id")
+  expect_silent(mktcausal:::check_design(des))
+  bad <- des
+  bad$treated[1:2] <- bad$treated[2:1] + 0L
+  if (identical(bad$treated, des$treated)) bad$treated <- 1L - des$treated
+  expect_error(randomization_test(bad, rnorm(40)), class = "mktcausal_error_design_modified")
+  bad2 <- des
+  bad2$threshold <- 100
+  expect_error(rem_asymptotic(bad2, rnorm(40)), class = "mktcausal_error_design_modified")
+})
+
+test_that("glance, tidy and plots carry the documented columns", {
+  d <- sim_clusters(60, 3, seed = 15)
+  set.seed(2)
+  des <- rerandomize(d, ~ x1 + x2 + x3, n_treated = 30, accept = 0.05, id = "id")
+  g <- glance(des)
+  expect_true(all(c("criterion", "threshold", "accept", "candidates", "variance_reduction") %in% names(g)))
+  expect_equal(g$accept, 0.05)
+  expect_equal(g$candidates, des$candidates)
+  tb <- tidy(des)
+  expect_equal(nrow(tb), 3)
+  expect_equal(tb$mean_treated, unname(colMeans(d[des$treated == 1, 1:3])), tolerance = 1e-12)
+  expect_true(all(tb$expected_abs_std_diff_after < tb$expected_abs_std_diff_before))
+  expect_s3_class(plot(des), "ggplot")
+  expect_s3_class(plot(des, type = "criterion"), "ggplot")
+  expect_output(print(des), NA)
+  expect_equal(des$ids, d$id)
+})
