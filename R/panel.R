@@ -98,7 +98,7 @@ mkt_panel <- function(formula, data) {
     dup <- grid_rows[duplicated(key) | duplicated(key, fromLast = TRUE)]
     dup_keys <- unique(key[match(dup, grid_rows)])
     abort_mkt("duplicated_cells", c(
-      "{length(dup_keys)} (unit, time) pair{?s} appear{?s/} on more than one row.",
+      "{length(dup_keys)} ({spec$unit}, {spec$time}) {cli::qty(length(dup_keys))}pair{?s} appear{?s/} on more than one row.",
       x = "For example {cell_labels(unit, time, dup[!duplicated(key[match(dup, grid_rows)])])}.",
       i = "A panel has one row per {.field {spec$unit}} and {.field {spec$time}}: aggregate first (sum or mean the outcome within each cell)."
     ))
