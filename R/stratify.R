@@ -218,16 +218,21 @@ strata_matched <- function(data, covariates, block_size, call = rlang::caller_en
   block <- rep(NA_integer_, M)
   n_blocks <- M %/% block_size
   diag(D) <- Inf
-  for (b in seq_len(n_blocks)) {
-    free <- which(is.na(block))
-    sub <- D[free, free, drop = FALSE]
-    k <- which.min(sub)
-    members <- free[c((k - 1L) %% length(free) + 1L, (k - 1L) %/% length(free) + 1L)]
+  # Walking all pairs once in order of distance finds each closest remaining
+  # pair without rescanning the distance matrix for every block.
+  upper <- which(upper.tri(D))
+  upper <- upper[order(D[upper])]
+  b <- 0L
+  for (k in upper) {
+    if (b == n_blocks) break
+    members <- c((k - 1L) %% M + 1L, (k - 1L) %/% M + 1L)
+    if (!all(is.na(block[members]))) next
     while (length(members) < block_size) {
       free <- setdiff(which(is.na(block)), members)
       score <- rowMeans(D[free, members, drop = FALSE])
       members <- c(members, free[which.min(score)])
     }
+    b <- b + 1L
     block[members] <- b
   }
   for (j in which(is.na(block))) {
