@@ -41,7 +41,9 @@
 #'     `data`) with a `reason` column;
 #'   * `vars`: the names of the outcome, treatment, covariates, unit and time;
 #'   * `treatment_type`: `"binary"`, `"continuous"` or `"none"`;
-#'   * `absorbing`: `TRUE` when no unit leaves treatment once treated.
+#'   * `absorbing`: `TRUE` when no unit leaves treatment once treated (`NA`
+#'     without treatment);
+#'   * `formula` and `n_rows`: the formula given and the number of rows read.
 #' @seealso [plot_status()], [tidy()][tidy.mkt_panel].
 #' @examples
 #' set.seed(1)

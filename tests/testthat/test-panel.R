@@ -155,6 +155,10 @@ test_that("bad inputs raise their classed errors", {
   expect_error(mkt_panel(y ~ d | unit + time, d[d$time == 1, ]),
                class = "mktcausal_error_too_few_periods")
 
+  lst <- d
+  lst$time <- as.list(lst$time)
+  expect_error(mkt_panel(y ~ d | unit + time, lst), class = "mktcausal_error_bad_column_type")
+
   inf <- d
   inf$y[1] <- Inf
   expect_error(mkt_panel(y ~ d | unit + time, inf), class = "mktcausal_error_non_finite_outcome")
