@@ -1,0 +1,553 @@
+#' Build the validated panel that every panel estimator consumes
+#'
+#' `mkt_panel()` reads a long data frame (one row per unit and period) with
+#' the package's one formula grammar, checks it once, and returns the unit by
+#' time matrices that the estimators need. Every check of user data happens
+#' here, with a classed error that names the column and says what to do.
+#'
+#' @section Formula grammar:
+#' `outcome ~ treatment + covariates | unit + time`, for example
+#' `sales ~ promo + price | store + week`. The first term after `~` is the
+#' treatment and the others are covariates; write `sales ~ 0 | store + week`
+#' (or `~ 1 |`) for a panel without treatment, and `sales ~ 0 + price | store +
+#' week` for covariates without a treatment. The outcome, treatment and
+#' covariates may be expressions of columns (`log(sales)`); unit and time must
+#' be column names.
+#'
+#' @section Missing data policy:
+#' Unbalanced panels are accepted. Rows with a missing unit or time, and rows
+#' with a missing outcome, are dropped and listed in `$dropped` with the
+#' reason; the cell then counts as missing (`$observed` is `FALSE`, `Y` and `D`
+#' are `NA`). A dropped row with a missing outcome but a known treatment still
+#' counts when the unit's first treated period (`$cohort`) is found, so a
+#' missing outcome never shifts a cohort. A missing treatment on a row with an
+#' outcome is an error: the package will not guess who was treated. Missing
+#' covariate values are kept as `NA` in `X`.
+#'
+#' @param formula A formula `outcome ~ treatment + covariates | unit + time`;
+#'   see Formula grammar.
+#' @param data A long data frame, tibble or data.table with one row per unit
+#'   and period.
+#' @return An object of class `mkt_panel`, a list with
+#'   * `units`, `times`: sorted unique unit labels and periods (periods keep
+#'     their class, such as `Date`);
+#'   * `Y`, `D`: N x T outcome and treatment matrices (`NA` where the cell is
+#'     missing; `D` is `NULL` without treatment);
+#'   * `X`: a named list of N x T covariate matrices;
+#'   * `observed`: N x T logical matrix of observed cells;
+#'   * `cohort`: each unit's first treated period (`NA` = never treated);
+#'   * `balanced`: `TRUE` when every cell is observed;
+#'   * `dropped`: a data frame of the dropped rows (`row` is the row number in
+#'     `data`) with a `reason` column;
+#'   * `vars`: the names of the outcome, treatment, covariates, unit and time;
+#'   * `treatment_type`: `"binary"`, `"continuous"` or `"none"`;
+#'   * `absorbing`: `TRUE` when no unit leaves treatment once treated (`NA`
+#'     without treatment);
+#'   * `formula` and `n_rows`: the formula given and the number of rows read.
+#' @seealso [plot_status()], [tidy()][tidy.mkt_panel].
+#' @examples
+#' set.seed(1)
+#' d <- expand.grid(store = paste0("s", 1:4), week = 1:6)
+#' d$promo <- as.integer(d$store %in% c("s1", "s2") & d$week >= 4)
+#' d$sales <- 100 + 5 * d$promo + rnorm(nrow(d))
+#' p <- mkt_panel(sales ~ promo | store + week, d)
+#' p
+#' p$cohort
+#' head(tidy(p, "status"))
+#' @export
+mkt_panel <- function(formula, data) {
+  spec <- parse_panel_formula(formula)
+  data <- check_data_frame(data)
+  require_columns(data, spec$columns, "formula")
+  n <- nrow(data)
+
+  unit <- panel_column(data, spec$unit, "unit")
+  time <- panel_column(data, spec$time, "time")
+  check_time_sortable(time, spec$time)
+  y <- panel_eval(spec$outcome, data, spec$env, "outcome")
+  d <- if (is.null(spec$treatment)) NULL else
+    panel_eval(spec$treatment, data, spec$env, "treatment")
+  X <- lapply(stats::setNames(spec$covariates, spec$covariates), function(v)
+    panel_eval(v, data, spec$env, "covariate"))
+
+  reason <- rep(NA_character_, n)
+  reason[is.na(unit)] <- "missing unit"
+  reason[is.na(reason) & is.na(time)] <- "missing time"
+  on_grid <- is.na(reason)
+  reason[on_grid & is.na(y)] <- "missing outcome"
+  keep <- is.na(reason)
+
+  if (any(!is.finite(y[keep]))) {
+    bad <- which(keep & !is.finite(y))
+    abort_mkt("non_finite_outcome", c(
+      "The outcome {.field {spec$outcome}} has {length(bad)} infinite value{?s}.",
+      x = "First at {cell_labels(unit, time, bad)}.",
+      i = "Replace them with {.code NA} (the cell is then treated as missing) or fix the data."
+    ))
+  }
+  if (!is.null(d) && anyNA(d[keep])) {
+    bad <- which(keep & is.na(d))
+    abort_mkt("missing_treatment", c(
+      "The treatment {.field {spec$treatment}} is missing on {length(bad)} row{?s} with an observed outcome.",
+      x = "For example {cell_labels(unit, time, bad)}.",
+      i = "Fill in the treatment (0 for untreated cells) or drop those rows before calling {.fn mkt_panel}."
+    ))
+  }
+
+  grid_rows <- which(on_grid)
+  key <- paste(as.character(unit[grid_rows]), as.character(time[grid_rows]), sep = "\r")
+  if (anyDuplicated(key)) {
+    dup <- grid_rows[duplicated(key) | duplicated(key, fromLast = TRUE)]
+    dup_keys <- unique(key[match(dup, grid_rows)])
+    abort_mkt("duplicated_cells", c(
+      "{length(dup_keys)} ({spec$unit}, {spec$time}) {cli::qty(length(dup_keys))}pair{?s} appear{?s/} on more than one row.",
+      x = "For example {cell_labels(unit, time, dup[!duplicated(key[match(dup, grid_rows)])])}.",
+      i = "A panel has one row per {.field {spec$unit}} and {.field {spec$time}}: aggregate first (sum or mean the outcome within each cell)."
+    ))
+  }
+
+  units <- sort_labels(unit[grid_rows])
+  times <- sort_labels(time[grid_rows])
+  if (length(units) < 2L) {
+    abort_mkt("too_few_units", c(
+      "The panel has {length(units)} unit{?s} in {.field {spec$unit}}; at least 2 are needed.",
+      i = "Check that {.field {spec$unit}} is the unit column and that rows were not all dropped."
+    ))
+  }
+  if (length(times) < 2L) {
+    abort_mkt("too_few_periods", c(
+      "The panel has {length(times)} period{?s} in {.field {spec$time}}; at least 2 are needed.",
+      i = "Check that {.field {spec$time}} is the time column, or use a cross-sectional design function such as {.fn rerandomize}."
+    ))
+  }
+
+  unit_names <- as.character(units)
+  time_names <- as.character(times)
+  ij_grid <- cbind(match(as.character(unit[grid_rows]), unit_names),
+                   match(as.character(time[grid_rows]), time_names))
+  ij <- ij_grid[keep[grid_rows], , drop = FALSE]
+  rows <- which(keep)
+  blank <- matrix(NA_real_, length(units), length(times),
+                  dimnames = list(unit_names, time_names))
+  fill <- function(v) {
+    m <- blank
+    m[ij] <- as.numeric(v[rows])
+    m
+  }
+  observed <- !is.na(blank)
+  observed[ij] <- TRUE
+  Y <- fill(y)
+  D <- if (is.null(d)) NULL else fill(d)
+  Xm <- lapply(X, fill)
+
+  treatment_type <- if (is.null(d)) "none" else
+    if (all(d[keep] %in% c(0, 1))) "binary" else "continuous"
+  # Cohorts and absorption use every grid row with a known treatment, so a
+  # dropped outcome does not move a unit's first treated period.
+  if (is.null(d)) {
+    cohort <- times[rep(NA_integer_, length(units))]
+    absorbing <- NA
+  } else {
+    Dall <- blank
+    known <- !is.na(d[grid_rows])
+    Dall[ij_grid[known, , drop = FALSE]] <- as.numeric(d[grid_rows][known])
+    on <- !is.na(Dall) & Dall != 0
+    first <- apply(on, 1, function(r) if (any(r)) which(r)[1] else NA_integer_)
+    cohort <- times[first]
+    absorbing <- all(vapply(seq_along(units), function(i) {
+      known_i <- !is.na(Dall[i, ])
+      s <- on[i, known_i]
+      !any(s) || all(s[which(s)[1]:length(s)])
+    }, logical(1)))
+  }
+  if (is.factor(cohort)) cohort <- as.character(cohort)
+  names(cohort) <- unit_names
+
+  dropped_rows <- which(!keep)
+  dropped <- data.frame(row = dropped_rows, stringsAsFactors = FALSE)
+  dropped[[spec$unit]] <- unit[dropped_rows]
+  dropped[[spec$time]] <- time[dropped_rows]
+  dropped$reason <- reason[dropped_rows]
+
+  structure(list(
+    formula = formula,
+    units = units,
+    times = times,
+    Y = Y,
+    D = D,
+    X = Xm,
+    observed = observed,
+    cohort = cohort,
+    balanced = all(observed),
+    dropped = dropped,
+    vars = list(outcome = spec$outcome, treatment = spec$treatment,
+                covariates = spec$covariates, unit = spec$unit, time = spec$time),
+    treatment_type = treatment_type,
+    absorbing = absorbing,
+    n_rows = n
+  ), class = "mkt_panel")
+}
+
+# --- formula ---------------------------------------------------------------
+
+panel_grammar_hint <- function() {
+  c(i = "The grammar is {.code outcome ~ treatment + covariates | unit + time}, for example {.code sales ~ promo + price | store + week}.",
+    i = "Without treatment write {.code sales ~ 0 | store + week}.")
+}
+
+# Splits `a + b + c` into its terms in the order written, keeping expressions
+# such as log(x) whole.
+split_plus <- function(e) {
+  if (is.call(e) && identical(e[[1]], as.name("+")) && length(e) == 3L) {
+    c(split_plus(e[[2]]), list(e[[3]]))
+  } else {
+    list(e)
+  }
+}
+
+parse_panel_formula <- function(formula, call = rlang::caller_env()) {
+  bad <- function(why) {
+    abort_mkt("bad_formula", c(x = why, panel_grammar_hint()), call = call)
+  }
+  if (!inherits(formula, "formula")) {
+    bad("{.arg formula} must be a formula, not {.obj_type_friendly {formula}}.")
+  }
+  if (length(formula) != 3L) bad("The formula has no outcome on the left of {.code ~}.")
+  rhs <- formula[[3]]
+  if (!(is.call(rhs) && identical(rhs[[1]], as.name("|")) && length(rhs) == 3L)) {
+    bad("The formula has no {.code | unit + time} part.")
+  }
+  idx <- split_plus(rhs[[3]])
+  if (length(idx) != 2L || !all(vapply(idx, is.name, logical(1)))) {
+    bad("After {.code |} give exactly two column names, the unit then the time: {.code | unit + time}.")
+  }
+  lhs <- formula[[2]]
+  if (is.call(lhs) && identical(lhs[[1]], as.name("|"))) bad("The outcome cannot contain {.code |}.")
+  terms <- split_plus(rhs[[2]])
+  if (any(vapply(terms, function(t) is.call(t) && identical(t[[1]], as.name("|")), logical(1)))) {
+    bad("The formula has more than one {.code |}.")
+  }
+  is_const <- vapply(terms, function(t) is.numeric(t) && length(t) == 1L, logical(1))
+  if (any(is_const & !vapply(terms, function(t) identical(t, 0) || identical(t, 1), logical(1)))) {
+    bad("The only numbers allowed before {.code |} are {.code 0} or {.code 1}, meaning no treatment.")
+  }
+  if (any(is_const[-1])) bad("Write {.code 0} or {.code 1} first, in place of the treatment.")
+  labels <- vapply(terms, function(t) paste(deparse(t, width.cutoff = 500L), collapse = " "),
+                   character(1))
+  treatment <- if (is_const[1]) NULL else labels[1]
+  covariates <- labels[-1]
+  unit <- as.character(idx[[1]])
+  time <- as.character(idx[[2]])
+  outcome <- paste(deparse(lhs, width.cutoff = 500L), collapse = " ")
+  used <- c(outcome, treatment, covariates)
+  if (anyDuplicated(c(used, unit, time))) {
+    bad("Each variable may appear only once; {.val {unique(c(used, unit, time)[duplicated(c(used, unit, time))])}} is repeated.")
+  }
+  list(
+    outcome = outcome, treatment = treatment, covariates = covariates,
+    unit = unit, time = time, env = environment(formula),
+    columns = unique(c(all.vars(lhs), all.vars(rhs[[2]]), unit, time))
+  )
+}
+
+# --- columns ---------------------------------------------------------------
+
+# Same contract as check_columns() in R/errors.R, whose message has two
+# pluralization quantities and fails inside cli 3.6 before the classed error
+# is raised; this one is used until that helper is fixed.
+require_columns <- function(data, cols, arg, call = rlang::caller_env()) {
+  miss <- setdiff(cols, names(data))
+  if (length(miss)) {
+    avail <- utils::head(names(data), 20)
+    abort_mkt("missing_column", c(
+      "{cli::qty(miss)}Column{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(miss)}{?is/are} not in {.arg data}.",
+      i = "Columns available: {.field {avail}}."
+    ), call = call)
+  }
+  invisible(cols)
+}
+
+panel_column <- function(data, name, role, call = rlang::caller_env()) {
+  x <- data[[name]]
+  if (is.list(x) || is.matrix(x)) {
+    abort_mkt("bad_column_type", c(
+      "The {role} column {.field {name}} must be an atomic vector, not {.cls {class(x)}}.",
+      i = "Unnest or convert it before calling {.fn mkt_panel}."
+    ), call = call)
+  }
+  x
+}
+
+panel_eval <- function(label, data, env, role, call = rlang::caller_env()) {
+  x <- eval(str2lang(label), data, env)
+  if (length(x) != nrow(data) || is.list(x) || is.matrix(x)) {
+    abort_mkt("bad_column_type", c(
+      "The {role} {.field {label}} must give one value per row of {.arg data}.",
+      x = "It gives {length(x)} value{?s} of class {.cls {class(x)}}."
+    ), call = call)
+  }
+  if (is.logical(x)) x <- as.integer(x)
+  if (!is.numeric(x)) {
+    what <- switch(role, outcome = "non_numeric_outcome",
+                   treatment = "non_numeric_treatment", "non_numeric_covariate")
+    hint <- switch(role,
+      treatment = "Code the treatment as 0/1 (or a numeric dose), for example {.code as.integer(group == \"treated\")}.",
+      outcome = "Convert it with {.code as.numeric()} after removing thousands separators or units.",
+      "Use numeric covariates; turn a category into indicator columns first.")
+    abort_mkt(what, c(
+      "The {role} {.field {label}} must be numeric (or logical).",
+      x = "It is of class {.cls {class(x)}}.",
+      i = hint
+    ), call = call)
+  }
+  x
+}
+
+check_time_sortable <- function(time, name, call = rlang::caller_env()) {
+  ok <- (is.numeric(time) && !is.complex(time)) || inherits(time, c("Date", "POSIXt")) ||
+    is.ordered(time)
+  if (!ok) {
+    abort_mkt("time_not_sortable", c(
+      "The time column {.field {name}} must be sortable: numeric, {.cls Date}, {.cls POSIXct} or an ordered factor.",
+      x = "It is of class {.cls {class(time)}}, whose order may not be the calendar order (\"week10\" sorts before \"week2\").",
+      i = "Convert it, for example {.code as.Date(week)} or {.code as.integer(sub(\"week\", \"\", week))}, or {.code factor(week, levels = ..., ordered = TRUE)}."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+sort_labels <- function(x) {
+  out <- sort(unique(x[!is.na(x)]))
+  if (is.factor(out) && !is.ordered(out)) out <- as.character(out)
+  out
+}
+
+cell_labels <- function(unit, time, rows, n = 3L) {
+  rows <- utils::head(rows, n)
+  paste0("(", as.character(unit[rows]), ", ", as.character(time[rows]), ")",
+         collapse = ", ")
+}
+
+# --- methods ---------------------------------------------------------------
+
+#' @export
+print.mkt_panel <- function(x, ...) {
+  N <- length(x$units)
+  Tn <- length(x$times)
+  n_miss <- sum(!x$observed)
+  cat(sprintf("<mkt_panel> %d units x %d periods (%s to %s), %s\n", N, Tn,
+              format(x$times[1]), format(x$times[Tn]),
+              if (x$balanced) "balanced" else
+                sprintf("unbalanced: %d of %d cells missing", n_miss, N * Tn)))
+  cat(sprintf("  outcome:    %s\n", x$vars$outcome))
+  if (x$treatment_type == "none") {
+    cat("  treatment:  none\n")
+  } else {
+    cat(sprintf("  treatment:  %s (%s, %s)\n", x$vars$treatment, x$treatment_type,
+                if (isTRUE(x$absorbing)) "absorbing" else "units switch off"))
+    n_never <- sum(is.na(x$cohort))
+    n_coh <- length(unique(x$cohort[!is.na(x$cohort)]))
+    cat(sprintf("  cohorts:    %d (treated units %d, never treated %d)\n",
+                n_coh, N - n_never, n_never))
+  }
+  if (length(x$vars$covariates)) {
+    cat(sprintf("  covariates: %s\n", paste(x$vars$covariates, collapse = ", ")))
+  }
+  cat(sprintf("  unit: %s, time: %s\n", x$vars$unit, x$vars$time))
+  if (nrow(x$dropped)) {
+    tab <- table(x$dropped$reason)
+    cat(sprintf("  dropped rows: %s\n",
+                paste0(names(tab), " (", as.integer(tab), ")", collapse = ", ")))
+  }
+  invisible(x)
+}
+
+#' Summarise a panel: cohorts, missing cells and dropped rows
+#'
+#' @param object A [mkt_panel()] object.
+#' @param ... Unused.
+#' @return An object of class `summary.mkt_panel` with `dims`, `cohorts` (from
+#'   `tidy(object, "cohorts")`), `missing_by_unit`, `missing_by_time` and
+#'   `dropped` (counts by reason).
+#' @examples
+#' d <- expand.grid(unit = 1:3, time = 1:4)
+#' d$y <- rnorm(12)
+#' d$y[2] <- NA
+#' summary(mkt_panel(y ~ 0 | unit + time, d))
+#' @export
+summary.mkt_panel <- function(object, ...) {
+  miss_u <- rowSums(!object$observed)
+  miss_t <- colSums(!object$observed)
+  structure(list(
+    dims = c(units = length(object$units), periods = length(object$times),
+             cells = length(object$observed), observed = sum(object$observed),
+             rows = object$n_rows),
+    balanced = object$balanced,
+    treatment_type = object$treatment_type,
+    absorbing = object$absorbing,
+    cohorts = tidy.mkt_panel(object, "cohorts"),
+    missing_by_unit = miss_u[miss_u > 0],
+    missing_by_time = miss_t[miss_t > 0],
+    dropped = table(factor(object$dropped$reason))
+  ), class = "summary.mkt_panel")
+}
+
+#' @export
+print.summary.mkt_panel <- function(x, ...) {
+  d <- x$dims
+  cat(sprintf("Panel of %d units x %d periods: %d of %d cells observed (%s), from %d rows.\n",
+              d[["units"]], d[["periods"]], d[["observed"]], d[["cells"]],
+              if (x$balanced) "balanced" else "unbalanced", d[["rows"]]))
+  if (x$treatment_type != "none") {
+    cat(sprintf("Treatment: %s, %s.\n", x$treatment_type,
+                if (isTRUE(x$absorbing)) "absorbing" else "not absorbing"))
+    cat("\nCohorts (first treated period; NA = never treated):\n")
+    print(x$cohorts, row.names = FALSE)
+  }
+  if (length(x$missing_by_unit)) {
+    cat(sprintf("\nUnits with missing cells: %d (most: %s with %d)\n",
+                length(x$missing_by_unit), names(which.max(x$missing_by_unit)),
+                max(x$missing_by_unit)))
+  }
+  if (length(x$dropped)) {
+    cat("\nDropped rows by reason:\n")
+    print(x$dropped)
+  }
+  invisible(x)
+}
+
+#' Tidy a panel: treatment status by cell, or cohorts
+#'
+#' @param x A [mkt_panel()] object.
+#' @param what `"status"`: one row per unit and period with `unit`, `time`,
+#'   `outcome`, `treatment`, `observed`, `cohort` and `status` (`"treated"`,
+#'   `"not yet treated"`, `"never treated"`, `"no longer treated"` when
+#'   treatment is not absorbing, `"missing"`; `"observed"` when the panel has
+#'   no treatment). `"cohorts"`: one row per cohort with `cohort` (`NA` for
+#'   never treated) and `n_units`.
+#' @param ... Unused.
+#' @return A data frame. Rows of `"status"` are ordered by unit, then time.
+#' @examples
+#' d <- expand.grid(unit = c("a", "b", "c"), time = 1:4)
+#' d$d <- as.integer(d$unit == "a" & d$time >= 3)
+#' d$y <- rnorm(12)
+#' p <- mkt_panel(y ~ d | unit + time, d)
+#' tidy(p, "cohorts")
+#' head(tidy(p, "status"))
+#' @export
+tidy.mkt_panel <- function(x, what = c("status", "cohorts"), ...) {
+  what <- match.arg(what)
+  N <- length(x$units)
+  Tn <- length(x$times)
+  if (what == "cohorts") {
+    key <- ifelse(is.na(x$cohort), NA_character_, as.character(x$cohort))
+    counts <- table(factor(key, levels = as.character(x$times)), useNA = "no")
+    counts <- counts[counts > 0]
+    out <- data.frame(cohort = x$times[match(names(counts), as.character(x$times))],
+                      n_units = as.integer(counts), stringsAsFactors = FALSE)
+    if (any(is.na(key))) {
+      out <- rbind(out, data.frame(cohort = x$times[NA_integer_],
+                                   n_units = sum(is.na(key))))
+    }
+    if (is.factor(out$cohort)) out$cohort <- as.character(out$cohort)
+    return(out)
+  }
+  ui <- rep(seq_len(N), each = Tn)
+  ti <- rep(seq_len(Tn), times = N)
+  cell <- cbind(ui, ti)
+  obs <- x$observed[cell]
+  treat <- if (is.null(x$D)) rep(NA_real_, N * Tn) else x$D[cell]
+  cohort_idx <- match(as.character(x$cohort), as.character(x$times))[ui]
+  status <- if (x$treatment_type == "none") {
+    ifelse(obs, "observed", "missing")
+  } else {
+    ifelse(!obs, "missing",
+      ifelse(treat != 0, "treated",
+        ifelse(is.na(cohort_idx), "never treated",
+          ifelse(ti < cohort_idx, "not yet treated", "no longer treated"))))
+  }
+  out <- data.frame(unit = x$units[ui], time = x$times[ti],
+                    outcome = x$Y[cell], treatment = treat, observed = obs,
+                    cohort = x$cohort[ui], status = status,
+                    stringsAsFactors = FALSE, row.names = NULL)
+  out
+}
+
+#' @export
+as.data.frame.mkt_panel <- function(x, row.names = NULL, optional = FALSE, ...) {
+  N <- length(x$units)
+  Tn <- length(x$times)
+  ui <- rep(seq_len(N), each = Tn)
+  ti <- rep(seq_len(Tn), times = N)
+  cell <- cbind(ui, ti)
+  keep <- x$observed[cell]
+  cell <- cell[keep, , drop = FALSE]
+  out <- data.frame(x$units[cell[, 1]], x$times[cell[, 2]], stringsAsFactors = FALSE)
+  names(out) <- c(x$vars$unit, x$vars$time)
+  out[[x$vars$outcome]] <- x$Y[cell]
+  if (!is.null(x$D)) out[[x$vars$treatment]] <- x$D[cell]
+  for (v in names(x$X)) out[[v]] <- x$X[[v]][cell]
+  rownames(out) <- row.names
+  out
+}
+
+#' Plot treatment status by unit and period
+#'
+#' A heatmap of units (rows) by periods (columns) coloured by treatment status:
+#' treated, not yet treated, never treated, or missing. A continuous treatment
+#' is drawn as a gradient, with missing cells in grey. Units are ordered by
+#' cohort (earliest first, never treated last), then by label. The plot is
+#' drawn from `tidy(panel, "status")`, so the same data can be restyled.
+#'
+#' @param x A [mkt_panel()] object, or a panel formula (then give `data`).
+#' @param data The data when `x` is a formula.
+#' @return A ggplot object.
+#' @examples
+#' d <- expand.grid(unit = paste0("u", 1:5), time = 1:8)
+#' d$d <- as.integer((d$unit == "u1" & d$time >= 3) | (d$unit == "u2" & d$time >= 6))
+#' d$y <- rnorm(nrow(d))
+#' plot_status(y ~ d | unit + time, d)
+#' @export
+plot_status <- function(x, data = NULL) {
+  if (inherits(x, "formula")) {
+    if (is.null(data)) {
+      abort_mkt("bad_argument", c(
+        "{.arg data} is needed when {.arg x} is a formula.",
+        i = "Call {.code plot_status(y ~ d | unit + time, data)} or pass a {.fn mkt_panel}."
+      ))
+    }
+    x <- mkt_panel(x, data)
+  }
+  if (!inherits(x, "mkt_panel")) {
+    abort_mkt("bad_argument", c(
+      "{.arg x} must be a {.fn mkt_panel} object or a panel formula.",
+      x = "You supplied {.obj_type_friendly {x}}."
+    ))
+  }
+  df <- tidy.mkt_panel(x, "status")
+  coh <- match(as.character(x$cohort), as.character(x$times))
+  coh[is.na(coh)] <- length(x$times) + 1L
+  unit_order <- as.character(x$units)[order(coh, seq_along(x$units))]
+  # Reversed so that the earliest cohort sits at the top of the plot.
+  df$unit <- factor(as.character(df$unit), levels = rev(unit_order))
+  if (is.factor(df$time)) df$time <- factor(as.character(df$time), levels = levels(df$time))
+
+  p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$unit))
+  if (x$treatment_type == "continuous") {
+    p <- p + ggplot2::geom_tile(ggplot2::aes(fill = .data$treatment), colour = "white") +
+      ggplot2::scale_fill_gradient(low = "#deebf7", high = "#08519c", na.value = "grey85",
+                                   name = x$vars$treatment)
+  } else {
+    pal <- c("treated" = "#08519c", "not yet treated" = "#9ecae1",
+             "no longer treated" = "#fdae6b", "never treated" = "#bdbdbd",
+             "observed" = "#9ecae1", "missing" = "white")
+    present <- names(pal)[names(pal) %in% df$status]
+    df$status <- factor(df$status, levels = present)
+    p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$unit)) +
+      ggplot2::geom_tile(ggplot2::aes(fill = .data$status), colour = "grey60") +
+      ggplot2::scale_fill_manual(values = pal[present], name = "status", drop = FALSE)
+  }
+  p + ggplot2::labs(x = x$vars$time, y = x$vars$unit) +
+    ggplot2::theme_minimal() +
+    ggplot2::theme(panel.grid = ggplot2::element_blank())
+}

@@ -1,0 +1,294 @@
+#' Build strata of clusters for a randomized experiment
+#'
+#' Groups clusters (one row of `data` each) into strata within which
+#' treatment is then randomized, for example by [rerandomize()] with
+#' `strata = stratify(...)`.
+#'
+#' @section Methods:
+#' * `"quantile"`: bins of the size measure `size` at its empirical quantiles
+#'   (`bins` groups, labelled `Q1`, `Q2`, ...). With `by`, the bins are formed
+#'   within each crossing of the `by` columns, so every crossing gets bins of
+#'   equal size. Tied values never straddle two bins, so bins can be fewer or
+#'   unequal when `size` has many ties.
+#' * `"exact"`: one stratum per observed crossing of the categorical columns
+#'   in `by`.
+#' * `"matched"`: matched sets of `block_size` similar clusters by
+#'   Mahalanobis distance on the numeric `covariates`. Matching is greedy:
+#'   the closest remaining pair starts a block, which then grows by the
+#'   remaining cluster with the smallest mean distance to its members until
+#'   it holds `block_size` clusters. The M mod `block_size` clusters left over
+#'   join the block nearest to them (smallest mean distance). Greedy matching
+#'   is not optimal matching, but it is fast and deterministic.
+#'
+#' @section Guard against over-stratification:
+#' Every stratum must hold `min_per_arm` treated and `min_per_arm` control
+#' clusters at `prop_treated`, otherwise the error
+#' `mktcausal_error_strata_too_small` names the strata and suggests merging
+#' them or using coarser bins. Two per arm is the default because
+#' within-stratum variances need two clusters per arm. Matched pairs
+#' (`block_size = 2`) are checked with one per arm: they cannot hold more,
+#' and their analysis must use the pair variance estimator instead. With
+#' `"quantile"` and `"exact"`, the warning `mktcausal_warning_many_strata` is
+#' raised when there are more than M/6 strata for M clusters: each stratum
+#' costs a degree of freedom. Matched sets are many strata by construction
+#' and are not warned about.
+#'
+#' @param data A data frame with one row per cluster.
+#' @param by Categorical columns to stratify on: a character vector of column
+#'   names or a one-sided formula such as `~ region + channel`.
+#' @param size Name of the numeric size measure column for `"quantile"`.
+#' @param bins Number of quantile bins of `size`.
+#' @param method `"quantile"`, `"exact"` or `"matched"`; see Methods.
+#' @param covariates A one-sided formula of numeric columns for `"matched"`.
+#' @param block_size Number of clusters per matched set (2 = pairs).
+#' @param min_per_arm Smallest number of treated and of control clusters each
+#'   stratum must be able to hold.
+#' @param prop_treated Share of clusters to be treated, in (0, 1).
+#' @return An object of class `mkt_strata`, a list with `stratum` (a factor in
+#'   the row order of `data`), `method`, `table` (clusters per stratum),
+#'   `n_treated` and `n_control` (expected arm sizes per stratum, as
+#'   allocated by the package's designs), `min_per_arm`, `prop_treated` and
+#'   the inputs used.
+#' @examples
+#' set.seed(1)
+#' geos <- data.frame(
+#'   region = rep(c("north", "south"), each = 12),
+#'   population = rlnorm(24, 12),
+#'   sales = rnorm(24, 100, 10)
+#' )
+#' stratify(geos, by = "region", size = "population", bins = 2)
+#' stratify(geos, by = ~ region, method = "exact")
+#' pairs <- stratify(geos, method = "matched", covariates = ~ population + sales)
+#' head(pairs$stratum)
+#' @export
+stratify <- function(data, by = NULL, size = NULL, bins = 3,
+                     method = c("quantile", "exact", "matched"),
+                     covariates = NULL, block_size = 2, min_per_arm = 2,
+                     prop_treated = 0.5) {
+  data <- check_data_frame(data)
+  method <- match.arg(method)
+  M <- nrow(data)
+  if (M < 2L) {
+    abort_mkt("bad_data", "{.arg data} must have at least 2 rows (clusters); it has {M}.")
+  }
+  min_per_arm <- check_count(min_per_arm, "min_per_arm", min = 1)
+  by <- strata_by(by, data)
+
+  stratum <- switch(method,
+    quantile = strata_quantile(data, by, size, check_count(bins, "bins", min = 1)),
+    exact = strata_exact(data, by),
+    matched = strata_matched(data, covariates,
+                             check_count(block_size, "block_size", min = 2, max = M))
+  )
+  stratum <- droplevels(stratum)
+
+  if (method == "matched" && block_size == 2L) min_per_arm <- 1L
+  alloc <- allocate_treated(stratum, M, NULL, prop_treated)
+  check_strata_sizes(stratum, alloc, min_per_arm)
+  S <- nlevels(stratum)
+  if (method != "matched" && S > M / 6) {
+    warn_mkt("many_strata", c(
+      "{S} strata for {M} clusters is more than M/6 = {format(M / 6, digits = 3)}.",
+      i = "Each stratum costs a degree of freedom; consider fewer {.arg bins} or fewer {.arg by} columns."
+    ))
+  }
+
+  tab <- table(stratum, dnn = NULL)
+  structure(list(
+    stratum = stratum,
+    method = method,
+    table = tab,
+    n_treated = alloc,
+    n_control = stats::setNames(as.integer(tab) - alloc, names(alloc)),
+    by = by,
+    size = size,
+    bins = if (method == "quantile") bins else NULL,
+    covariates = covariates,
+    block_size = if (method == "matched") as.integer(block_size) else NULL,
+    min_per_arm = min_per_arm,
+    prop_treated = prop_treated
+  ), class = "mkt_strata")
+}
+
+# --- methods of forming strata ---------------------------------------------
+
+strata_by <- function(by, data, call = rlang::caller_env()) {
+  if (is.null(by)) return(character())
+  if (inherits(by, "formula")) {
+    if (length(by) != 2L) {
+      abort_mkt("bad_argument", c(
+        "{.arg by} must be a one-sided formula such as {.code ~ region + channel}."
+      ), call = call)
+    }
+    by <- all.vars(by)
+  }
+  if (!is.character(by)) {
+    abort_mkt("bad_argument", c(
+      "{.arg by} must be column names, such as {.code c(\"region\", \"channel\")}, or a one-sided formula."
+    ), call = call)
+  }
+  require_columns(data, by, "by", call = call)
+  for (v in by) {
+    x <- data[[v]]
+    if (anyNA(x)) {
+      abort_mkt("missing_values", c(
+        "The stratifying column {.field {v}} has {sum(is.na(x))} missing value{?s}.",
+        i = "Give those clusters an explicit level such as {.val unknown}."
+      ), call = call)
+    }
+    if (is.double(x) && length(unique(x)) > max(10, length(x) / 4)) {
+      abort_mkt("bad_argument", c(
+        "The column {.field {v}} in {.arg by} looks continuous ({length(unique(x))} distinct values).",
+        i = "Stratify on a continuous measure with {.code size = \"{v}\"} and {.code method = \"quantile\"}."
+      ), call = call)
+    }
+  }
+  by
+}
+
+strata_crossing <- function(data, by) {
+  if (!length(by)) return(factor(rep("all", nrow(data))))
+  interaction(lapply(data[by], function(x) as.factor(x)), sep = ":",
+              drop = TRUE, lex.order = TRUE)
+}
+
+strata_exact <- function(data, by, call = rlang::caller_env()) {
+  if (!length(by)) {
+    abort_mkt("bad_argument", c(
+      "{.code method = \"exact\"} needs categorical columns in {.arg by}.",
+      i = "For example {.code stratify(units, by = ~ region, method = \"exact\")}."
+    ), call = call)
+  }
+  strata_crossing(data, by)
+}
+
+strata_quantile <- function(data, by, size, bins, call = rlang::caller_env()) {
+  if (!is.character(size) || length(size) != 1L) {
+    abort_mkt("bad_argument", c(
+      "{.code method = \"quantile\"} needs {.arg size}, the name of a numeric size column.",
+      i = "For example {.code stratify(units, size = \"population\", bins = 3)}."
+    ), call = call)
+  }
+  require_columns(data, size, "size", call = call)
+  x <- data[[size]]
+  if (!is.numeric(x)) {
+    abort_mkt("non_numeric_covariate", c(
+      "The size column {.field {size}} must be numeric.",
+      x = "It is of class {.cls {class(x)}}.",
+      i = "Use a categorical column in {.arg by} with {.code method = \"exact\"} instead."
+    ), call = call)
+  }
+  if (anyNA(x)) {
+    abort_mkt("missing_values", c(
+      "The size column {.field {size}} has {sum(is.na(x))} missing value{?s}.",
+      i = "Impute the size or drop those clusters first."
+    ), call = call)
+  }
+  group <- strata_crossing(data, by)
+  bin <- integer(length(x))
+  for (g in levels(group)) {
+    rows <- which(group == g)
+    br <- unique(stats::quantile(x[rows], probs = seq(0, 1, length.out = bins + 1L),
+                                 names = FALSE, type = 7))
+    bin[rows] <- if (length(br) < 2L) 1L else
+      as.integer(cut(x[rows], br, include.lowest = TRUE, labels = FALSE))
+  }
+  q <- paste0("Q", bin)
+  lab <- if (length(by)) paste(as.character(group), q, sep = ":") else q
+  lev <- if (length(by)) {
+    as.vector(t(outer(levels(group), paste0("Q", seq_len(bins)), paste, sep = ":")))
+  } else {
+    paste0("Q", seq_len(bins))
+  }
+  factor(lab, levels = lev)
+}
+
+strata_matched <- function(data, covariates, block_size, call = rlang::caller_env()) {
+  if (is.null(covariates)) {
+    abort_mkt("bad_argument", c(
+      "{.code method = \"matched\"} needs {.arg covariates}, a one-sided formula of numeric columns.",
+      i = "For example {.code stratify(units, method = \"matched\", covariates = ~ pre_sales + population)}."
+    ), call = call)
+  }
+  tiers <- design_tiers(covariates, "mahalanobis", call = call)
+  require_columns(data, all.vars(covariates), "covariates", call = call)
+  X <- design_covariates(data, tiers, call = call)$X
+  D <- mahalanobis_matrix(X)
+  M <- nrow(X)
+  block <- rep(NA_integer_, M)
+  n_blocks <- M %/% block_size
+  diag(D) <- Inf
+  # Walking all pairs once in order of distance finds each closest remaining
+  # pair without rescanning the distance matrix for every block.
+  upper <- which(upper.tri(D))
+  upper <- upper[order(D[upper])]
+  b <- 0L
+  for (k in upper) {
+    if (b == n_blocks) break
+    members <- c((k - 1L) %% M + 1L, (k - 1L) %/% M + 1L)
+    if (!all(is.na(block[members]))) next
+    while (length(members) < block_size) {
+      free <- setdiff(which(is.na(block)), members)
+      score <- rowMeans(D[free, members, drop = FALSE])
+      members <- c(members, free[which.min(score)])
+    }
+    b <- b + 1L
+    block[members] <- b
+  }
+  for (j in which(is.na(block))) {
+    score <- vapply(seq_len(n_blocks), function(b) mean(D[j, block == b & !is.na(block)]),
+                    numeric(1))
+    block[j] <- which.min(score)
+  }
+  # Blocks are numbered by their first row, so labels follow the data order.
+  relabel <- match(block, unique(block))
+  width <- nchar(n_blocks)
+  factor(sprintf("B%0*d", width, relabel), levels = sprintf("B%0*d", width, seq_len(n_blocks)))
+}
+
+# Pairwise Mahalanobis distances under the pooled covariance of X; a
+# pseudo-inverse keeps collinear covariates from failing the match.
+mahalanobis_matrix <- function(X) {
+  S <- stats::cov(X)
+  e <- eigen(S, symmetric = TRUE)
+  keep <- e$values > max(e$values) * 1e-10
+  W <- e$vectors[, keep, drop = FALSE] %*% diag(1 / sqrt(e$values[keep]), sum(keep))
+  Z <- X %*% W
+  as.matrix(stats::dist(Z))
+}
+
+# --- methods ---------------------------------------------------------------
+
+#' @export
+print.mkt_strata <- function(x, ...) {
+  what <- switch(x$method,
+    quantile = sprintf("%d quantile bin%s of %s%s", x$bins, if (x$bins == 1) "" else "s",
+                       x$size, if (length(x$by)) paste0(" within ", paste(x$by, collapse = " x ")) else ""),
+    exact = sprintf("exact strata on %s", paste(x$by, collapse = " x ")),
+    matched = sprintf("matched %s on %s",
+                      if (x$block_size == 2L) "pairs" else sprintf("blocks of %d", x$block_size),
+                      paste(deparse(x$covariates), collapse = " "))
+  )
+  cat(sprintf("<mkt_strata> %d strata of %d clusters: %s\n", nlevels(x$stratum),
+              length(x$stratum), what))
+  cat(sprintf("Expected arms at prop_treated = %s (at least %d per arm):\n",
+              format(x$prop_treated), x$min_per_arm))
+  print(tidy.mkt_strata(x), row.names = FALSE)
+  invisible(x)
+}
+
+#' Tidy strata: clusters and expected arm sizes per stratum
+#'
+#' @param x A [stratify()] object.
+#' @param ... Unused.
+#' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
+#'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`).
+#' @examples
+#' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
+#' tidy(s)
+#' @export
+tidy.mkt_strata <- function(x, ...) {
+  data.frame(stratum = names(x$table), n = as.integer(x$table),
+             n_treated = as.integer(x$n_treated), n_control = as.integer(x$n_control),
+             stringsAsFactors = FALSE)
+}
