@@ -508,10 +508,11 @@ confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
 #' @export
 print.mkt_effect <- function(x, ...) {
   est <- x$estimates
-  cli::cli_text("{.strong Experiment effect} ({x$estimand} estimand, {x$se_type} standard errors)")
-  cli::cli_text("{x$n_clusters} clusters, {x$n_treated} treated",
-                "{if (x$n_strata > 1) paste0(', ', x$n_strata, ' strata') else ''}",
-                "{if (x$n_rows != x$n_clusters) paste0(', ', x$n_rows, ' rows') else ''}.")
+  extra <- c(if (x$n_strata > 1) paste(x$n_strata, "strata"),
+             if (x$n_rows != x$n_clusters) paste(x$n_rows, "rows"))
+  cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,
+      " standard errors)\n", x$n_clusters, " clusters, ", x$n_treated, " treated",
+      paste0(", ", extra, collapse = ""), "\n\n", sep = "")
   show <- data.frame(
     estimator = est$term,
     estimate = signif(est$estimate, 4),
