@@ -29,6 +29,11 @@ stores$sales <- 1.05 * stores$pre_sales + stores$treated * 900 +
 stores$w <- stats::runif(nrow(stores), 0.5, 2)
 rownames(stores) <- NULL
 
+# Non-compliance: 80 units, 75% of the assigned receive treatment, no controls.
+compliers <- data.frame(assigned = rep(0:1, each = 40))
+compliers$received <- compliers$assigned * stats::rbinom(80, 1, 0.75)
+compliers$sales <- 10 + 4 * compliers$received + stats::rnorm(80, 0, 2)
+
 keep <- c("estimate", "std.error", "df", "conf.low", "conf.high", "p.value")
 row_of <- function(fit, term = "treated") {
   td <- tidy(fit)
@@ -50,6 +55,9 @@ fixtures <- list(
                        se_type = "CR2"),
   hc2_weighted = lm_robust(sales ~ treated + pre_sales, data = stores, weights = w,
                            se_type = "HC2"),
+  compliers = compliers,
+  iv = row_of(iv_robust(sales ~ received | assigned, data = compliers, se_type = "HC2"),
+              "received"),
   # Per-capita analysis: each geo counts once.
   dim_mean = row_of(difference_in_means(sales_pc ~ treated,
                                         data = transform(clusters, sales_pc = sales / pop))),
