@@ -512,7 +512,7 @@ print.mkt_effect <- function(x, ...) {
              if (x$n_rows != x$n_clusters) paste(x$n_rows, "rows"))
   cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,
       " standard errors)\n", x$n_clusters, " clusters, ", x$n_treated, " treated",
-      paste0(", ", extra, collapse = ""), "\n\n", sep = "")
+      if (length(extra)) paste0(", ", extra, collapse = ""), "\n\n", sep = "")
   show <- data.frame(
     estimator = est$term,
     estimate = signif(est$estimate, 4),
