@@ -1,0 +1,538 @@
+#' Estimate the effect of a randomized (geo) experiment
+#'
+#' Analyses a cluster-randomized experiment with two estimators, each with
+#' design-based (HC2, or CR2 on finer rows) standard errors: the difference
+#' in means, stratum-weighted when the design has strata, and the Lin (2013)
+#' regression-adjusted estimator. Alongside the effect it reports the lift,
+#' the total incremental outcome and, with spend, the incremental return on
+#' ad spend. When the design object is given, it checks that the data match
+#' the assignment that was drawn and adds randomization-inference columns
+#' conditional on the design's acceptance rule.
+#'
+#' @section Estimands:
+#' * `estimand = "total"` (the revenue question). The outcome column holds
+#'   totals (for example sales of a geo in the test window), so large
+#'   clusters weigh more simply because their totals are larger. `estimate`
+#'   is the average effect of treatment on a cluster's total, \eqn{\tau =
+#'   M^{-1}\sum_j [T_j(1) - T_j(0)]}, and `incremental` = `estimate` times the
+#'   number of treated clusters: the estimated total incremental outcome
+#'   caused in the treated arm. With finer rows (`cluster` given), `estimate`
+#'   is the average effect on one row's outcome and `incremental` is it times
+#'   the number of treated rows, again the total incremental outcome.
+#' * `estimand = "mean"` (the per-capita question). Each cluster's outcome
+#'   is divided by its `size` (summed over its rows when rows are finer), and
+#'   each cluster counts once: `estimate` is the average over clusters of the
+#'   per-capita effect, \eqn{M^{-1}\sum_j [\bar Y_j(1) - \bar Y_j(0)]}. A
+#'   small cluster moves it as much as a large one, so it answers "how much
+#'   does a typical market respond per head", not "how much revenue did we
+#'   make". `incremental` = `estimate` times the treated population, which
+#'   equals the total incremental outcome only if per-capita effects do not
+#'   vary with cluster size; use `"total"` for revenue.
+#'
+#' @section Estimators:
+#' * `"diff_in_means"`: difference of arm means. Without strata its standard
+#'   error is the Neyman one (equal to HC2 of the regression on treatment)
+#'   with Welch degrees of freedom. With the design's strata it is the
+#'   stratum-weighted estimator \eqn{\sum_s (N_s/N)\hat\tau_s} with the
+#'   within-stratum Neyman variance and \eqn{N - 2S} degrees of freedom, or,
+#'   when every stratum is a pair, the matched-pair variance with \eqn{S - 1}
+#'   degrees of freedom (as `estimatr::difference_in_means(blocks = )`).
+#' * `"lin"`: OLS of the outcome on treatment, centred covariates and their
+#'   interactions with treatment (Lin 2013), HC2 standard errors and residual
+#'   degrees of freedom; with strata of at least two clusters per arm the
+#'   centred stratum indicators are among the covariates. Reported when
+#'   covariates are given or taken from the design. A pre-period outcome
+#'   column as covariate gives the ANCOVA estimator.
+#'
+#' With finer rows and `cluster`, both are the same regressions on rows with
+#' CR2 standard errors and Bell-McCaffrey degrees of freedom at the cluster
+#' level (as `estimatr::lm_robust(se_type = "CR2")`).
+#'
+#' @param formula `outcome ~ treatment`, with a 0/1 treatment column.
+#' @param data A data frame with one row per cluster, or finer rows (stores,
+#'   zip codes) with `cluster` naming the cluster column.
+#' @param design Optional design from [rerandomize()]. Its assignment must
+#'   match the treatment column; its strata are used by the estimators and
+#'   its covariates when `covariates` is `NULL`.
+#' @param covariates Optional one-sided formula of numeric columns of `data`
+#'   for the Lin estimator, such as `~ pre_sales + pop`.
+#' @param estimand `"total"` or `"mean"`; see Estimands.
+#' @param spend Optional name of the column of spend in the test window
+#'   (per cluster, or per row with finer rows).
+#' @param size Name of the column of cluster sizes (population), required
+#'   for `estimand = "mean"`.
+#' @param cluster Optional name of the cluster column when rows are finer
+#'   than the randomized clusters.
+#' @param alpha Significance level for confidence intervals.
+#' @param n_draws Number of reference assignments for the randomization test
+#'   when `design` is given.
+#' @return An object of class `c("mkt_effect", "mkt_fit")`. [tidy()] gives one
+#'   row per estimator with `term`, `estimate`, `std.error`, `statistic`,
+#'   `p.value`, `conf.low`, `conf.high`, `df`, `lift_pct` (100 times the
+#'   estimate over the treated arm's counterfactual mean, that is the treated
+#'   mean minus the estimate), `incremental`, `iroas` (incremental outcome
+#'   over incremental spend, the latter being the difference in mean spend
+#'   times the number of treated units) and, with a design,
+#'   `p.value_randomization`, `conf.low_randomization` and
+#'   `conf.high_randomization`. [glance()] gives one row describing the fit;
+#'   `coef()`, `vcov()` and `confint()` work as usual.
+#' @references Lin, W. (2013). Agnostic notes on regression adjustments to
+#'   experimental data: reexamining Freedman's critique. *Annals of Applied
+#'   Statistics* 7(1), 295-318. Bell, R. M. and McCaffrey, D. F. (2002). Bias
+#'   reduction in standard errors for linear regression with multi-stage
+#'   samples. *Survey Methodology* 28(2), 169-181.
+#' @examples
+#' set.seed(1)
+#' geos <- data.frame(geo = 1:40, pop = round(runif(40, 1e4, 1e5)))
+#' geos$pre_sales <- geos$pop * rnorm(40, 2, 0.2)
+#' geos$treated <- sample(rep(0:1, 20))
+#' geos$spend <- 500 * geos$treated
+#' geos$sales <- 1.05 * geos$pre_sales + 3000 * geos$treated + rnorm(40, 0, 2000)
+#' fit <- experiment_effect(sales ~ treated, geos, covariates = ~ pre_sales,
+#'                          spend = "spend")
+#' fit
+#' tidy(fit)
+#' @export
+experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
+                              estimand = c("total", "mean"), spend = NULL,
+                              size = NULL, cluster = NULL, alpha = 0.05,
+                              n_draws = 2000) {
+  call <- match.call()
+  data <- check_data_frame(data)
+  estimand <- match.arg(estimand)
+  alpha <- check_alpha(alpha)
+  vars <- effect_formula(formula)
+  if (!is.null(design)) check_design(design)
+  if (is.null(covariates) && !is.null(design)) {
+    covariates <- stats::reformulate(design$covariates)
+  }
+  cov_vars <- effect_covariates(covariates)
+  for (arg in c("spend", "size", "cluster")) {
+    value <- get(arg)
+    if (!is.null(value) && !(is.character(value) && length(value) == 1L)) {
+      abort_mkt("bad_argument", "{.arg {arg}} must be the name of one column of {.arg data}.")
+    }
+  }
+  if (estimand == "mean" && is.null(size)) {
+    abort_mkt("missing_size", c(
+      "{.code estimand = \"mean\"} divides outcomes by cluster size, so it needs {.arg size}.",
+      i = "Name the population column, e.g. {.code size = \"pop\"}, or use {.code estimand = \"total\"}."
+    ))
+  }
+  check_columns(data, vars$outcome, "formula")
+  check_columns(data, vars$treatment, "formula")
+  check_columns(data, cov_vars, "covariates")
+  for (arg in c("spend", "size", "cluster")) {
+    if (!is.null(get(arg))) check_columns(data, get(arg), arg)
+  }
+
+  treat <- check_treatment(data[[vars$treatment]], vars$treatment)
+  y <- check_numeric_column(data, vars$outcome, "outcome")
+  X <- effect_covariate_matrix(data, covariates, cov_vars)
+  sp <- if (!is.null(spend)) check_numeric_column(data, spend, "spend")
+  sz <- if (!is.null(size)) check_numeric_column(data, size, "size", positive = TRUE)
+  cl <- if (!is.null(cluster)) check_cluster_column(data, cluster, treat)
+
+  units <- list(y = y, treat = treat, X = X, spend = sp, size = sz, cluster = cl,
+                key = effect_keys(data, design, cl))
+  if (estimand == "mean") {
+    units <- per_capita_units(units)
+  }
+  pos <- if (!is.null(design)) align_design(units, design, vars$treatment)
+  strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
+    droplevels(design$strata[pos])
+  }
+
+  rows <- list(diff_in_means = fit_diff_in_means(units, strata, alpha))
+  if (!is.null(units$X)) rows$lin <- fit_lin(units, strata, alpha)
+  est <- do.call(rbind, rows)
+  est <- cbind(term = names(rows), est, stringsAsFactors = FALSE)
+  rownames(est) <- NULL
+
+  n_treated_units <- sum(units$treat)
+  counterfactual <- mean(units$y[units$treat == 1]) - est$estimate
+  est$lift_pct <- 100 * est$estimate / counterfactual
+  scale <- if (estimand == "total") n_treated_units else sum(units$size[units$treat == 1])
+  est$incremental <- est$estimate * scale
+  spend_incremental <- if (!is.null(units$spend)) {
+    (mean(units$spend[units$treat == 1]) - mean(units$spend[units$treat == 0])) *
+      n_treated_units
+  } else NA_real_
+  est$iroas <- est$incremental / spend_incremental
+
+  if (!is.null(design)) {
+    est <- add_randomization(est, design, units, pos, estimand, alpha, n_draws)
+  }
+
+  n_clusters <- if (is.null(units$cluster)) length(units$y) else length(unique(units$cluster))
+  n_treated <- if (is.null(units$cluster)) n_treated_units else
+    length(unique(units$cluster[units$treat == 1]))
+  structure(list(
+    call = call,
+    estimates = est,
+    estimand = estimand,
+    outcome = vars$outcome,
+    treatment = vars$treatment,
+    covariates = cov_vars,
+    n_rows = nrow(data),
+    n_clusters = n_clusters,
+    n_treated = n_treated,
+    n_strata = if (is.null(strata)) 1L else nlevels(strata),
+    se_type = if (is.null(units$cluster)) "HC2" else "CR2",
+    spend_incremental = spend_incremental,
+    alpha = alpha,
+    design = !is.null(design)
+  ), class = c("mkt_effect", "mkt_fit"))
+}
+
+# --- inputs -----------------------------------------------------------------
+
+effect_formula <- function(formula, call = rlang::caller_env()) {
+  ok <- inherits(formula, "formula") && length(formula) == 3L &&
+    length(all.vars(formula[[2]])) == 1L && length(all.vars(formula[[3]])) == 1L &&
+    is.name(formula[[2]]) && is.name(formula[[3]])
+  if (!ok) {
+    abort_mkt("bad_formula", c(
+      "{.arg formula} must be {.code outcome ~ treatment}, two column names.",
+      i = "Covariates go in {.arg covariates}, e.g. {.code covariates = ~ pre_sales}."
+    ), call = call)
+  }
+  list(outcome = as.character(formula[[2]]), treatment = as.character(formula[[3]]))
+}
+
+effect_covariates <- function(covariates, call = rlang::caller_env()) {
+  if (is.null(covariates)) return(character())
+  if (!inherits(covariates, "formula") || length(covariates) != 2L) {
+    abort_mkt("bad_argument", c(
+      "{.arg covariates} must be a one-sided formula such as {.code ~ pre_sales + pop}."
+    ), call = call)
+  }
+  all.vars(covariates)
+}
+
+check_treatment <- function(x, name, call = rlang::caller_env()) {
+  if (anyNA(x)) {
+    abort_mkt("missing_values", c(
+      "Treatment column {.field {name}} has {sum(is.na(x))} missing value{?s}.",
+      i = "Every analysed unit was assigned an arm; recover the assignment or drop those rows."
+    ), column = name, call = call)
+  }
+  if (is.logical(x)) x <- as.integer(x)
+  if (!is.numeric(x) || !all(x %in% c(0, 1))) {
+    bad <- utils::head(unique(x[!(x %in% c(0, 1))]), 5)
+    abort_mkt("non_binary_treatment", c(
+      "Treatment column {.field {name}} must be 0/1 (or logical).",
+      x = "It holds {.val {as.character(bad)}}.",
+      i = "Recode it, e.g. {.code data${name} <- as.integer(data${name} == \"treatment\")}."
+    ), column = name, call = call)
+  }
+  if (length(unique(x)) < 2L) {
+    abort_mkt("single_arm", c(
+      "Treatment column {.field {name}} has only one arm ({unique(x)}).",
+      i = "An effect needs both treated and control units."
+    ), column = name, call = call)
+  }
+  as.integer(x)
+}
+
+check_numeric_column <- function(data, name, role, positive = FALSE,
+                                 call = rlang::caller_env()) {
+  x <- data[[name]]
+  if (!is.numeric(x)) {
+    abort_mkt("non_numeric_column", c(
+      "The {role} column {.field {name}} must be numeric.",
+      x = "It is of class {.cls {class(x)}}."
+    ), column = name, call = call)
+  }
+  if (anyNA(x) || any(!is.finite(x))) {
+    abort_mkt("missing_values", c(
+      "The {role} column {.field {name}} has {sum(!is.finite(x))} missing or infinite value{?s}.",
+      i = "Check differential attrition with {.fn experiment_diagnostics} before dropping rows."
+    ), column = name, call = call)
+  }
+  if (positive && any(x <= 0)) {
+    abort_mkt("bad_size", c(
+      "The {role} column {.field {name}} must be positive.",
+      x = "It has {sum(x <= 0)} value{?s} at or below zero."
+    ), column = name, call = call)
+  }
+  as.numeric(x)
+}
+
+check_cluster_column <- function(data, name, treat, call = rlang::caller_env()) {
+  cl <- data[[name]]
+  if (anyNA(cl)) {
+    abort_mkt("missing_values", "Cluster column {.field {name}} has {sum(is.na(cl))} missing value{?s}.",
+              column = name, call = call)
+  }
+  varies <- tapply(treat, cl, function(t) length(unique(t)) > 1L)
+  if (any(varies)) {
+    abort_mkt("treatment_varies_within_cluster", c(
+      "Treatment varies within {sum(varies)} cluster{?s} of {.field {name}}: {.val {utils::head(names(varies)[varies], 5)}}.",
+      i = "Clusters are the randomized units; each must be wholly treated or wholly control."
+    ), column = name, call = call)
+  }
+  as.character(cl)
+}
+
+effect_covariate_matrix <- function(data, covariates, cov_vars,
+                                    call = rlang::caller_env()) {
+  if (!length(cov_vars)) return(NULL)
+  terms <- attr(stats::terms(covariates), "term.labels")
+  cols <- lapply(terms, function(term) {
+    x <- eval(str2lang(term), data, environment(covariates))
+    if (!is.numeric(x) || anyNA(x) || any(!is.finite(x))) {
+      abort_mkt("bad_covariate", c(
+        "Covariate {.field {term}} must be numeric without missing values.",
+        i = "Impute or drop, and recode categories as indicator columns."
+      ), column = term, call = call)
+    }
+    as.numeric(x)
+  })
+  X <- do.call(cbind, cols)
+  colnames(X) <- terms
+  X
+}
+
+# The column that ties rows to design ids: the design's id column if the data
+# has it, else the cluster column, else none (row order).
+effect_keys <- function(data, design, cl) {
+  if (!is.null(design) && !is.null(design$id_name) && design$id_name %in% names(data)) {
+    return(as.character(data[[design$id_name]]))
+  }
+  cl
+}
+
+# One row per cluster: per-capita outcome and covariates, total spend.
+per_capita_units <- function(units) {
+  if (is.null(units$cluster)) {
+    units$y <- units$y / units$size
+    return(units)
+  }
+  g <- factor(units$cluster, levels = unique(units$cluster))
+  sum_by <- function(v) as.vector(rowsum(v, g, reorder = FALSE))
+  size <- sum_by(units$size)
+  first <- !duplicated(g)
+  list(
+    y = sum_by(units$y) / size,
+    treat = units$treat[first],
+    X = if (!is.null(units$X)) {
+      X <- rowsum(units$X, g, reorder = FALSE) / as.vector(table(g)[levels(g)])
+      dimnames(X) <- list(NULL, colnames(units$X))
+      X
+    },
+    spend = if (!is.null(units$spend)) sum_by(units$spend),
+    size = size,
+    cluster = NULL,
+    key = if (!is.null(units$key)) units$key[first] else levels(g)
+  )
+}
+
+# Position of each analysis row in the design, after checking that the
+# treatment column reproduces the drawn assignment.
+align_design <- function(units, design, treatment, call = rlang::caller_env()) {
+  n_design <- length(design$treated)
+  id_label <- if (is.null(design$id_name)) "id" else design$id_name
+  if (!is.null(units$key) && (!is.null(design$id_name) || !is.null(units$cluster))) {
+    pos <- match(units$key, design$ids)
+    how <- "by id"
+    unknown <- unique(units$key[is.na(pos)])
+    if (length(unknown)) {
+      abort_mkt("misaligned_outcome", c(
+        "{length(unknown)} id{?s} in {.arg data} {?is/are} not in the design: {.val {utils::head(unknown, 5)}}.",
+        i = "Analyse the clusters that {.fn rerandomize} assigned."
+      ), call = call)
+    }
+    missing_ids <- setdiff(design$ids, units$key)
+    if (length(missing_ids)) {
+      abort_mkt("misaligned_outcome", c(
+        "{length(missing_ids)} designed cluster{?s} {?has/have} no row in {.arg data}: {.val {utils::head(missing_ids, 5)}}.",
+        i = "Every randomized cluster must be analysed; check attrition with {.fn experiment_diagnostics}."
+      ), call = call)
+    }
+  } else {
+    if (length(units$treat) != n_design) {
+      abort_mkt("misaligned_outcome", c(
+        "{.arg data} has {length(units$treat)} rows but the design has {n_design} clusters.",
+        i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
+      ), call = call)
+    }
+    pos <- seq_len(n_design)
+    how <- "by row order"
+  }
+  wrong <- units$treat != design$treated[pos]
+  if (any(wrong)) {
+    abort_mkt("misaligned_outcome", c(
+      "Treatment column {.field {treatment}} disagrees with the design's assignment on {sum(wrong)} row{?s} (matched {how}).",
+      i = "Rows must be the design's clusters; if they are sorted differently, keep the id column {.field {id_label}} in {.arg data}."
+    ), column = treatment, call = call)
+  }
+  pos
+}
+
+# --- estimators -------------------------------------------------------------
+
+fit_diff_in_means <- function(units, strata, alpha) {
+  y <- units$y
+  t <- units$treat
+  if (is.null(strata)) {
+    fit <- ols_robust(cbind(`(Intercept)` = 1, treatment = t), y, cluster = units$cluster)
+    df <- fit$df[["treatment"]]
+    if (is.null(units$cluster)) {
+      v1 <- stats::var(y[t == 1]) / sum(t == 1)
+      v0 <- stats::var(y[t == 0]) / sum(t == 0)
+      df <- (v1 + v0)^2 / (v1^2 / (sum(t == 1) - 1) + v0^2 / (sum(t == 0) - 1))
+    }
+    return(robust_row(fit$coefficients[["treatment"]], sqrt(fit$vcov[2, 2]), df, alpha))
+  }
+  if (is.null(units$cluster) && all(table(strata) == 2L)) {
+    # Matched pairs: the within-pair variance is not estimable, so the
+    # variance comes from the spread of pair differences (intercept-only HC2).
+    d <- as.vector(tapply(y * (2 * t - 1), strata, sum))
+    fit <- ols_robust(cbind(`(Intercept)` = rep(1, length(d))), d)
+    return(robust_row(fit$coefficients[[1]], sqrt(fit$vcov[1, 1]), fit$df[[1]], alpha))
+  }
+  lin_row(units, NULL, strata, alpha)
+}
+
+fit_lin <- function(units, strata, alpha) {
+  lin_row(units, units$X, strata, alpha)
+}
+
+# Lin (2013) regression; stratum indicators enter as centred covariates, which
+# makes it the stratum-weighted difference in means when X is NULL.
+lin_row <- function(units, X, strata, alpha, call = rlang::caller_env()) {
+  if (!is.null(strata)) {
+    arm_counts <- table(strata, units$treat)
+    n_arm <- if (is.null(units$cluster)) arm_counts else
+      table(strata[!duplicated(units$cluster)], units$treat[!duplicated(units$cluster)])
+    if (all(n_arm >= 2L)) {
+      D <- stats::model.matrix(~ strata)[, -1, drop = FALSE]
+      X <- cbind(X, D)
+    } else if (is.null(X)) {
+      abort_mkt("small_strata", c(
+        "Some strata have a single treated or control cluster, so their variance cannot be estimated.",
+        i = "Merge small strata into larger ones, or pair every cluster (all strata of size two)."
+      ), call = call)
+    }
+  }
+  t <- units$treat
+  Xc <- sweep(X, 2, colMeans(X))
+  colnames(Xc) <- colnames(X)
+  M <- cbind(`(Intercept)` = 1, treatment = t, Xc, Xc * t)
+  colnames(M)[-(1:2)] <- c(colnames(X), paste0("treatment:", colnames(X)))
+  fit <- ols_robust(M, units$y, cluster = units$cluster, call = call)
+  robust_row(fit$coefficients[["treatment"]], sqrt(fit$vcov["treatment", "treatment"]),
+             fit$df[["treatment"]], alpha)
+}
+
+# Randomization inference conditional on the design's acceptance rule,
+# provided by randomization_test() on cluster-level outcomes in design order.
+add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws) {
+  est$p.value_randomization <- NA_real_
+  est$conf.low_randomization <- NA_real_
+  est$conf.high_randomization <- NA_real_
+  rt <- get0("randomization_test", envir = asNamespace("mktcausal"), mode = "function")
+  if (is.null(rt)) return(est)
+  outcome <- numeric(length(design$treated))
+  # With finer rows the test runs on cluster totals: its p-value tests the
+  # same sharp null, but its interval is on the cluster-total scale.
+  outcome[] <- as.vector(tapply(units$y, factor(pos, levels = seq_along(outcome)), sum))
+  same_scale <- is.null(units$cluster)
+  statistic <- c(diff_in_means = "diff_in_means", lin = "lin_t")
+  for (i in seq_len(nrow(est))) {
+    res <- generics::tidy(rt(design, outcome = outcome, statistic = statistic[[est$term[i]]],
+                             n_draws = n_draws, alpha = alpha))
+    est$p.value_randomization[i] <- res$p.value[1]
+    if (same_scale) {
+      est$conf.low_randomization[i] <- res$conf.low[1]
+      est$conf.high_randomization[i] <- res$conf.high[1]
+    }
+  }
+  est
+}
+
+# --- methods ----------------------------------------------------------------
+
+#' @rdname experiment_effect
+#' @param x,object A fit from `experiment_effect()`.
+#' @param ... Unused.
+#' @export
+tidy.mkt_effect <- function(x, ...) {
+  x$estimates
+}
+
+#' @rdname experiment_effect
+#' @export
+glance.mkt_effect <- function(x, ...) {
+  data.frame(
+    n_clusters = x$n_clusters, n_treated = x$n_treated, n_rows = x$n_rows,
+    n_strata = x$n_strata, estimand = x$estimand, se_type = x$se_type,
+    spend_incremental = x$spend_incremental, alpha = x$alpha,
+    randomization = x$design, stringsAsFactors = FALSE
+  )
+}
+
+#' @rdname experiment_effect
+#' @export
+coef.mkt_effect <- function(object, ...) {
+  stats::setNames(object$estimates$estimate, object$estimates$term)
+}
+
+#' @rdname experiment_effect
+#' @export
+vcov.mkt_effect <- function(object, ...) {
+  v <- diag(object$estimates$std.error^2, nrow(object$estimates))
+  dimnames(v) <- list(object$estimates$term, object$estimates$term)
+  v
+}
+
+#' @rdname experiment_effect
+#' @param parm Estimators to report (names or positions); all by default.
+#' @param level Confidence level.
+#' @export
+confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
+  est <- object$estimates
+  if (missing(parm)) parm <- est$term
+  if (is.numeric(parm)) parm <- est$term[parm]
+  est <- est[match(parm, est$term), , drop = FALSE]
+  crit <- stats::qt(1 - (1 - level) / 2, est$df)
+  out <- cbind(est$estimate - crit * est$std.error, est$estimate + crit * est$std.error)
+  pct <- paste(format(100 * c((1 - level) / 2, 1 - (1 - level) / 2), trim = TRUE,
+                      scientific = FALSE, digits = 3), "%")
+  dimnames(out) <- list(est$term, pct)
+  out
+}
+
+#' @rdname experiment_effect
+#' @export
+print.mkt_effect <- function(x, ...) {
+  est <- x$estimates
+  extra <- c(if (x$n_strata > 1) paste(x$n_strata, "strata"),
+             if (x$n_rows != x$n_clusters) paste(x$n_rows, "rows"))
+  cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,
+      " standard errors)\n", x$n_clusters, " clusters, ", x$n_treated, " treated",
+      if (length(extra)) paste0(", ", extra, collapse = ""), "\n\n", sep = "")
+  show <- data.frame(
+    estimator = est$term,
+    estimate = signif(est$estimate, 4),
+    std.error = signif(est$std.error, 3),
+    ci = sprintf("[%s, %s]", signif(est$conf.low, 4), signif(est$conf.high, 4)),
+    p.value = format.pval(est$p.value, digits = 2),
+    lift_pct = round(est$lift_pct, 2),
+    incremental = signif(est$incremental, 4)
+  )
+  names(show)[4] <- sprintf("%g%% CI", 100 * (1 - x$alpha))
+  if (any(!is.na(est$iroas))) show$iroas <- signif(est$iroas, 4)
+  if (!is.null(est$p.value_randomization)) {
+    show$p.value_rand <- format.pval(est$p.value_randomization, digits = 2)
+  }
+  print(show, row.names = FALSE)
+  invisible(x)
+}
+
+#' @rdname experiment_effect
+#' @export
+summary.mkt_effect <- function(object, ...) {
+  print.mkt_effect(object, ...)
+}

@@ -1,0 +1,210 @@
+fixtures <- readRDS(test_path("fixtures", "estimatr.rds"))
+cols <- c("estimate", "std.error", "df", "conf.low", "conf.high", "p.value")
+
+row_of <- function(fit, term) {
+  td <- tidy(fit)
+  unlist(td[td$term == term, cols])
+}
+
+sim_geos <- function(n = 80, effect = 3, seed = 1) {
+  set.seed(seed)
+  d <- data.frame(geo = sprintf("g%03d", seq_len(n)), pop = runif(n, 1, 3))
+  d$pre <- rnorm(n, 50, 10)
+  d$treated <- sample(rep(0:1, n / 2))
+  d$y <- d$pre + effect * d$treated + rnorm(n, 0, 2)
+  d
+}
+
+test_that("difference in means matches estimatr::difference_in_means (Welch df)", {
+  fit <- experiment_effect(sales ~ treated, fixtures$clusters)
+  expect_equal(row_of(fit, "diff_in_means"), fixtures$dim, tolerance = 1e-8)
+  expect_equal(nrow(tidy(fit)), 1L)
+})
+
+test_that("Lin matches estimatr::lm_lin, with and without the pre-period covariate alone", {
+  d <- fixtures$clusters
+  fit <- experiment_effect(sales ~ treated, d, covariates = ~ pre_sales + income)
+  expect_equal(row_of(fit, "lin"), fixtures$lin, tolerance = 1e-8)
+  expect_equal(row_of(fit, "diff_in_means"), fixtures$dim, tolerance = 1e-8)
+  ancova <- experiment_effect(sales ~ treated, d, covariates = ~ pre_sales)
+  expect_equal(row_of(ancova, "lin"), fixtures$lin_pre, tolerance = 1e-8)
+})
+
+test_that("stratum-weighted difference in means matches estimatr with blocks", {
+  d <- fixtures$clusters
+  units <- list(y = d$sales, treat = d$treated, cluster = NULL)
+  got <- unlist(fit_diff_in_means(units, factor(d$stratum), 0.05)[cols])
+  expect_equal(got, fixtures$dim_blocked, tolerance = 1e-8)
+})
+
+test_that("finer rows with cluster give estimatr's CR2 numbers", {
+  s <- fixtures$stores
+  fit <- experiment_effect(sales ~ treated, s, cluster = "geo")
+  expect_equal(row_of(fit, "diff_in_means"), fixtures$cr2, tolerance = 1e-8)
+  lin <- experiment_effect(sales ~ treated, s, cluster = "geo", covariates = ~ pre_sales)
+  expect_equal(row_of(lin, "lin"), fixtures$cr2_lin, tolerance = 1e-8)
+  g <- glance(fit)
+  expect_equal(g$n_clusters, 60L)
+  expect_equal(g$n_rows, 300L)
+  expect_equal(g$se_type, "CR2")
+  expect_equal(tidy(fit)$incremental, tidy(fit)$estimate * sum(s$treated))
+})
+
+test_that("estimand = 'mean' is the difference in per-capita means, each cluster once", {
+  d <- fixtures$clusters
+  fit <- experiment_effect(sales ~ treated, d, estimand = "mean", size = "pop")
+  expect_equal(row_of(fit, "diff_in_means"), fixtures$dim_mean, tolerance = 1e-8)
+  expect_equal(tidy(fit)$incremental,
+               tidy(fit)$estimate * sum(d$pop[d$treated == 1]), tolerance = 1e-12)
+  # Finer rows are summed to clusters first: same answer from store-level rows.
+  s <- fixtures$stores
+  s$pop <- rep(d$pop / 5, each = 5)
+  s$sales <- rep(d$sales / 5, each = 5)
+  fine <- experiment_effect(sales ~ treated, s, estimand = "mean", size = "pop",
+                            cluster = "geo")
+  expect_equal(row_of(fine, "diff_in_means"), fixtures$dim_mean, tolerance = 1e-8)
+})
+
+test_that("a fixed effect of 3 is recovered and Lin shrinks the standard error", {
+  d <- sim_geos(n = 2000, effect = 3, seed = 11)
+  fit <- experiment_effect(y ~ treated, d, covariates = ~ pre)
+  td <- tidy(fit)
+  expect_equal(td$estimate[td$term == "lin"], 3, tolerance = 0.1)
+  expect_lt(abs(td$estimate[td$term == "lin"] - 3), 3 * td$std.error[td$term == "lin"])
+  expect_lt(abs(td$estimate[td$term == "diff_in_means"] - 3), 4 * td$std.error[1])
+  expect_lt(td$std.error[td$term == "lin"], td$std.error[td$term == "diff_in_means"] / 3)
+  expect_true(td$conf.low[2] < 3 && td$conf.high[2] > 3)
+})
+
+test_that("CI coverage of Lin is near nominal by simulation", {
+  skip_on_cran()
+  covered <- vapply(1:200, function(r) {
+    d <- sim_geos(n = 40, effect = 3, seed = 100 + r)
+    ci <- confint(experiment_effect(y ~ treated, d, covariates = ~ pre), "lin")
+    ci[1] < 3 && ci[2] > 3
+  }, logical(1))
+  expect_gt(mean(covered), 0.9)
+})
+
+test_that("lift, incremental and iROAS follow their definitions", {
+  d <- sim_geos(n = 40, effect = 3, seed = 5)
+  d$spend <- 2 * d$treated
+  fit <- experiment_effect(y ~ treated, d, spend = "spend")
+  td <- tidy(fit)
+  tau <- mean(d$y[d$treated == 1]) - mean(d$y[d$treated == 0])
+  expect_equal(td$estimate, tau)
+  expect_equal(td$lift_pct, 100 * tau / mean(d$y[d$treated == 0]))
+  expect_equal(td$incremental, tau * 20)
+  expect_equal(td$iroas, tau * 20 / 40)
+  expect_equal(glance(fit)$spend_incremental, 40)
+})
+
+test_that("coef, vcov and confint agree with tidy", {
+  d <- sim_geos(n = 40, seed = 2)
+  fit <- experiment_effect(y ~ treated, d, covariates = ~ pre, alpha = 0.1)
+  td <- tidy(fit)
+  expect_equal(unname(coef(fit)), td$estimate)
+  expect_equal(names(coef(fit)), c("diff_in_means", "lin"))
+  expect_equal(unname(sqrt(diag(vcov(fit)))), td$std.error)
+  expect_equal(unname(confint(fit)[, 1]), td$conf.low)
+  expect_equal(unname(confint(fit)[, 2]), td$conf.high)
+  expect_equal(colnames(confint(fit)), c("5 %", "95 %"))
+  ci99 <- confint(fit, "lin", level = 0.99)
+  expect_equal(unname(ci99[1]), td$estimate[2] - qt(0.995, td$df[2]) * td$std.error[2])
+  expect_output(print(fit), "lin")
+  expect_output(summary(fit), "40 clusters, 20 treated")
+})
+
+test_that("a missing column gets a classed error that names it", {
+  d <- sim_geos(n = 20)
+  expect_error(experiment_effect(sales ~ treated, d),
+               class = "mktcausal_error_missing_column")
+  expect_error(experiment_effect(sales ~ treated, d), "sales")
+  expect_error(experiment_effect(y ~ treated, d, covariates = ~ income),
+               class = "mktcausal_error_missing_column")
+  expect_error(experiment_effect(y ~ treated, d, spend = "spend"), "spend")
+})
+
+test_that("bad treatment, outcome and arguments get classed errors", {
+  d <- sim_geos(n = 20)
+  d2 <- d
+  d2$treated[3] <- 2
+  expect_error(experiment_effect(y ~ treated, d2),
+               class = "mktcausal_error_non_binary_treatment")
+  expect_error(experiment_effect(y ~ treated, d2), "treated")
+  d3 <- d
+  d3$treated[3] <- NA
+  expect_error(experiment_effect(y ~ treated, d3), class = "mktcausal_error_missing_values")
+  expect_error(experiment_effect(y ~ treated, d3), "treated")
+  d4 <- d
+  d4$y[1] <- NA
+  expect_error(experiment_effect(y ~ treated, d4), class = "mktcausal_error_missing_values")
+  expect_error(experiment_effect(y ~ treated + pre, d), class = "mktcausal_error_bad_formula")
+  expect_error(experiment_effect(y ~ treated, d, estimand = "mean"),
+               class = "mktcausal_error_missing_size")
+  s <- fixtures$stores
+  s$treated[1] <- 1 - s$treated[1]
+  expect_error(experiment_effect(sales ~ treated, s, cluster = "geo"),
+               class = "mktcausal_error_treatment_varies_within_cluster")
+})
+
+test_that("a design is checked against the data's treatment", {
+  d <- sim_geos(n = 40, seed = 8)
+  set.seed(9)
+  des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo",
+                     n_calibration = 1000)
+  d$treated <- des$treated
+  fit <- experiment_effect(y ~ treated, d, design = des)
+  expect_equal(tidy(fit)$term, c("diff_in_means", "lin"))
+  expect_equal(tidy(fit)$estimate[2],
+               tidy(experiment_effect(y ~ treated, d, covariates = ~ pre))$estimate[2])
+  # Rows in another order are aligned through the id column.
+  shuffled <- d[sample(nrow(d)), ]
+  expect_equal(tidy(experiment_effect(y ~ treated, shuffled, design = des))$estimate,
+               tidy(fit)$estimate)
+  # Without the id column, row order must match the design.
+  no_id <- shuffled[setdiff(names(shuffled), "geo")]
+  expect_error(experiment_effect(y ~ treated, no_id, design = des),
+               class = "mktcausal_error_misaligned_outcome")
+  wrong <- d
+  wrong$treated <- 1 - wrong$treated
+  expect_error(experiment_effect(y ~ treated, wrong, design = des),
+               class = "mktcausal_error_misaligned_outcome")
+  expect_error(experiment_effect(y ~ treated, wrong, design = des), "treated")
+  expect_error(experiment_effect(y ~ treated, d[-1, ], design = des),
+               class = "mktcausal_error_misaligned_outcome")
+  expect_error(experiment_effect(y ~ treated, d, design = list(treated = d$treated)),
+               class = "mktcausal_error_bad_design")
+})
+
+test_that("a stratified design gives the stratum-weighted estimator", {
+  d <- sim_geos(n = 40, seed = 12)
+  d$region <- rep(c("n", "s"), each = 20)
+  d$y <- d$y + 10 * (d$region == "s")
+  set.seed(13)
+  des <- rerandomize(d, ~ pre, n_treated = 20, strata = "region", accept = 0.5,
+                     id = "geo", n_calibration = 1000)
+  d$treated <- des$treated
+  fit <- experiment_effect(y ~ treated, d, design = des, covariates = ~ pre)
+  by_stratum <- vapply(split(d, d$region), function(s)
+    mean(s$y[s$treated == 1]) - mean(s$y[s$treated == 0]), numeric(1))
+  expect_equal(tidy(fit)$estimate[1], mean(by_stratum), tolerance = 1e-12)
+  expect_equal(tidy(fit)$df[1], 40 - 2 * 2)
+  expect_equal(glance(fit)$n_strata, 2L)
+})
+
+test_that("randomization columns come from randomization_test()", {
+  skip_if_not(exists("randomization_test", mode = "function"))
+  d <- sim_geos(n = 40, seed = 8)
+  set.seed(9)
+  des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo",
+                     n_calibration = 1000)
+  d$treated <- des$treated
+  set.seed(10)
+  fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 500)
+  td <- tidy(fit)
+  expect_true(all(c("p.value_randomization", "conf.low_randomization",
+                    "conf.high_randomization") %in% names(td)))
+  expect_true(all(td$p.value_randomization > 0 & td$p.value_randomization <= 1))
+  expect_true(all(td$conf.low_randomization <= td$conf.high_randomization))
+})
