@@ -72,12 +72,12 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
       i = "For example {.code covariates = c(\"region\", \"income\")}."
     ))
   }
-  check_columns(data, cluster, "cluster")
-  check_columns(data, time, "time")
-  check_columns(data, outcome, "outcome")
-  if (!is.null(size)) check_columns(data, size, "size")
-  if (!is.null(unit)) check_columns(data, unit, "unit")
-  if (!is.null(covariates)) check_columns(data, covariates, "covariates")
+  check_geo_columns(data, cluster, "cluster")
+  check_geo_columns(data, time, "time")
+  check_geo_columns(data, outcome, "outcome")
+  if (!is.null(size)) check_geo_columns(data, size, "size")
+  if (!is.null(unit)) check_geo_columns(data, unit, "unit")
+  if (!is.null(covariates)) check_geo_columns(data, covariates, "covariates")
 
   for (col in c(cluster, unit, time)) check_no_na(data[[col]], col)
   y <- data[[outcome]]
@@ -117,7 +117,7 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
   if (any(unit_cluster > 1L)) {
     bad <- names(unit_cluster)[unit_cluster > 1L]
     abort_mkt("not_nested", c(
-      "Unit{?s} {.val {utils::head(bad, 5)}} of {.field {unit}} belong{?s/} to several {.field {cluster}} clusters.",
+      "{.field {unit}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} belong{cli::qty(length(bad))}{?s/} to several {.field {cluster}} clusters.",
       i = "Units must nest in clusters; fix the mapping or cluster at a coarser level."
     ))
   }
@@ -159,7 +159,7 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
     if (any(rng > 0)) {
       bad <- names(rng)[rng > 0]
       abort_mkt("size_varies", c(
-        "The size column {.field {size}} varies over time within unit{?s} {.val {utils::head(bad, 5)}}.",
+        "The size column {.field {size}} varies over time within unit{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}}.",
         i = "Size must be time-invariant per unit: use e.g. the population at the start of the pre-period."
       ))
     }
@@ -252,7 +252,7 @@ compare_clusterings <- function(data, clusterings, time, outcome, size = NULL,
   if (!is.numeric(effect) || length(effect) != 1L || is.na(effect) || effect <= 0) {
     abort_mkt("bad_argument", "{.arg effect} must be one positive relative lift, e.g. {.code 0.05}.")
   }
-  check_columns(data, clusterings, "clusterings")
+  check_geo_columns(data, clusterings, "clusterings")
   if (is.null(names(clusterings))) names(clusterings) <- clusterings
   names(clusterings)[names(clusterings) == ""] <- clusterings[names(clusterings) == ""]
   if (is.null(unit)) {
@@ -313,6 +313,21 @@ check_name <- function(x, arg, call = rlang::caller_env()) {
   invisible(x)
 }
 
+# Same contract and class as check_columns() in errors.R, whose message
+# template currently fails inside cli ("Multiple quantities for
+# pluralization") and so raises an unclassed error instead of this one.
+check_geo_columns <- function(data, cols, arg, call = rlang::caller_env()) {
+  miss <- setdiff(cols, names(data))
+  if (length(miss)) {
+    n <- length(miss)
+    abort_mkt("missing_column", c(
+      "Column{cli::qty(n)}{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(n)}{?is/are} not in {.arg data}.",
+      i = "Columns available: {.field {utils::head(names(data), 20)}}."
+    ), call = call)
+  }
+  invisible(cols)
+}
+
 check_no_na <- function(x, col, call = rlang::caller_env()) {
   if (anyNA(x)) {
     abort_mkt("missing_values", c(
@@ -333,7 +348,7 @@ geo_windows <- function(pre, post, times, time, call = rlang::caller_env()) {
     miss <- w[!w %in% times]
     if (length(miss)) {
       abort_mkt("bad_window", c(
-        "{.arg {arg}} has value{?s} {.val {format(utils::head(miss, 5))}} not found in column {.field {time}}.",
+        "{.arg {arg}} has value{cli::qty(length(miss))}{?s} {.val {format(utils::head(miss, 5))}} not found in column {.field {time}}.",
         i = "Its times run from {.val {format(min(times))}} to {.val {format(max(times))}}; use values of the same type."
       ), call = call)
     }
