@@ -52,7 +52,7 @@
 #'   0.5 and sd \eqn{0.03 + 0.3 / \sqrt{b_z}}, larger in relative terms for
 #'   small zones.
 #' * **Sales** \eqn{= \max(0, b_z (1 + s_t)(1 + \lambda_{1d} f_{1t} +
-#'   \lambda_{2d} f_{2t})(1 + e_{zt}))}, rounded to cents of thousands.
+#'   \lambda_{2d} f_{2t})(1 + e_{zt}))}, rounded to two decimals.
 #' * **Spend** is flighted: each DMA is on air in a week with probability
 #'   0.6, and always from week-of-year 45 on; when on air a zone spends
 #'   about 2% of its baseline sales (DMA budget share lognormal, log-sd 0.3,
