@@ -39,9 +39,15 @@
 #' @param pre Time values of the pre-period window. Default: every time
 #'   before the first `post` time, or every time when `post` is `NULL`.
 #' @param post `NULL` or the time values of the test window.
-#' @param unit `NULL` or the name of the column identifying sub-units within
-#'   clusters (e.g. `"zone"`). With `NULL`, the data must have one row per
-#'   cluster and time, and each cluster is its own unit.
+#' @param unit `NULL` or the name of the column identifying units within
+#'   clusters (e.g. `"zone"`). Naming it lets `geo_units()` check that each
+#'   unit has one row per period and nests in one cluster, and count each
+#'   unit's size once even in unbalanced panels. With `NULL`, each row of a
+#'   cluster-period cell is taken as one unit: `n_units` is the largest
+#'   number of rows a cluster has in a period, `size` the largest period
+#'   total of the size column (the same in every period for a balanced
+#'   panel with time-invariant sizes, else with a warning), and only exact
+#'   duplicate rows can be detected.
 #' @return A data frame of class `c("mkt_units", "data.frame")`, one row per
 #'   cluster sorted by id, with columns `cluster`, `n_units`, `size`, the
 #'   covariates, `outcome_total`, `outcome_mean`, `outcome_trend`,
@@ -98,29 +104,9 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
   }
 
   cl <- as.character(data[[cluster]])
-  un <- if (is.null(unit)) cl else as.character(data[[unit]])
+  un <- if (is.null(unit)) NULL else as.character(data[[unit]])
   tm <- data[[time]]
-  key <- paste(un, as.character(tm), sep = "\r")
-  if (anyDuplicated(key)) {
-    d <- which(duplicated(key))[1L]
-    lvl <- if (is.null(unit)) cluster else unit
-    abort_mkt("duplicated_rows", c(
-      "Several rows share {.field {lvl}} = {.val {un[d]}} and {.field {time}} = {.val {format(tm[d])}}.",
-      i = if (is.null(unit)) {
-        "If clusters hold several units, name the unit column, e.g. {.code unit = \"zone\"}."
-      } else {
-        "Keep one row per {.field {unit}} and {.field {time}}, or aggregate duplicates first."
-      }
-    ))
-  }
-  unit_cluster <- tapply(cl, un, function(v) length(unique(v)))
-  if (any(unit_cluster > 1L)) {
-    bad <- names(unit_cluster)[unit_cluster > 1L]
-    abort_mkt("not_nested", c(
-      "{.field {unit}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} belong{cli::qty(length(bad))}{?s/} to several {.field {cluster}} clusters.",
-      i = "Units must nest in clusters; fix the mapping or cluster at a coarser level."
-    ))
-  }
+  check_geo_rows(data, cl, un, tm, cluster, unit, time)
 
   times <- sort(unique(tm))
   pre_post <- geo_windows(pre, post, times, time)
@@ -132,48 +118,42 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
   n_cl <- length(ids)
   n_t <- length(times)
   cell <- ci + (pidx - 1L) * n_cl
-  tot <- rowsum(y, cell, reorder = FALSE)
-  Y <- matrix(NA_real_, n_cl, n_t)
-  Y[as.integer(rownames(tot))] <- tot[, 1L]
-
+  Y <- cell_sums(y, cell, n_cl, n_t)
   pre_f <- series_features(Y[, match(pre_post$pre, times), drop = FALSE],
                            match(pre_post$pre, times))
-  unit_ids <- unique(un)
-  unit_cl <- ci[match(unit_ids, un)]
-  n_units <- tabulate(unit_cl, n_cl)
 
-  unit_size <- NULL
-  if (!is.null(size)) {
-    s <- data[[size]]
-    if (!is.numeric(s)) {
-      abort_mkt("non_numeric", c(
-        "The size column {.field {size}} must be numeric.",
-        x = "It is of class {.cls {class(s)}}."
-      ))
+  s <- if (is.null(size)) NULL else check_size(data[[size]], size, un)
+  if (is.null(un)) {
+    # Anonymous units: each row of a cluster-period cell is one unit, so a
+    # cluster holds as many units, and as much size, as its fullest period.
+    cnt <- cell_sums(rep(1, length(cell)), cell, n_cl, n_t)
+    n_units <- as.integer(apply(cnt, 1L, max, na.rm = TRUE))
+    if (!is.null(s)) {
+      S <- cell_sums(s, cell, n_cl, n_t)
+      cl_size <- apply(S, 1L, max, na.rm = TRUE)
+      if (any(apply(S, 1L, function(r) diff(range(r, na.rm = TRUE))) > 0)) {
+        warn_mkt("size_varies", c(
+          "The clusters' total {.field {size}} changes from period to period.",
+          i = "Each cluster's size is its largest period total; name the unit column (e.g. {.code unit = \"zone\"}) to count each unit's size once."
+        ))
+      }
     }
-    check_no_na(s, size)
-    if (any(s < 0)) {
-      abort_mkt("bad_size", "The size column {.field {size}} has negative values; sizes must be >= 0.")
-    }
-    rng <- tapply(s, un, function(v) max(v) - min(v))
-    if (any(rng > 0)) {
-      bad <- names(rng)[rng > 0]
-      abort_mkt("size_varies", c(
-        "The size column {.field {size}} varies over time within unit{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}}.",
-        i = "Size must be time-invariant per unit: use e.g. the population at the start of the pre-period."
-      ))
-    }
-    unit_size <- s[match(unit_ids, un)]
-    cl_size <- as.numeric(rowsum(unit_size, unit_cl, reorder = TRUE)[, 1L])
   } else {
-    cl_size <- pre_f$total
+    unit_ids <- unique(un)
+    unit_cl <- ci[match(unit_ids, un)]
+    n_units <- tabulate(unit_cl, n_cl)
+    if (!is.null(s)) {
+      cl_size <- as.numeric(rowsum(s[match(unit_ids, un)], unit_cl, reorder = TRUE)[, 1L])
+    }
   }
+  if (is.null(s)) cl_size <- pre_f$total
 
   out <- data.frame(cluster = ids, n_units = n_units, size = cl_size,
                     stringsAsFactors = FALSE)
   for (cv in covariates) {
-    out[[cv]] <- cluster_covariate(data[[cv]], cv, cl, un, in_pre, ids,
-                                   unit_ids, unit_cl, unit_size, cluster)
+    out[[cv]] <- cluster_covariate(data[[cv]], cv, cl, ci, n_cl, ids, un,
+                                   if (is.null(s)) rep(1, length(cl)) else s,
+                                   in_pre, cluster)
   }
   out$outcome_total <- pre_f$total
   out$outcome_mean <- pre_f$mean
@@ -394,20 +374,15 @@ series_features <- function(Y, x) {
        sd = ifelse(n > 2, sqrt(rss / (n - 2)), NA_real_))
 }
 
-cluster_covariate <- function(v, col, cl, un, in_pre, ids, unit_ids, unit_cl,
-                              unit_size, cluster, call = rlang::caller_env()) {
+cluster_covariate <- function(v, col, cl, ci, n_cl, ids, un, s_row, in_pre,
+                              cluster, call = rlang::caller_env()) {
   if (is.numeric(v)) {
-    # Pre-period rows only, unless the window holds none of a unit's rows.
-    keep <- in_pre & !is.na(v)
-    u_mean <- tapply(v[keep], factor(un[keep], levels = unit_ids), mean)
-    u_all <- tapply(v, factor(un, levels = unit_ids), mean, na.rm = TRUE)
-    u_mean[is.na(u_mean)] <- u_all[is.na(u_mean)]
-    w <- if (is.null(unit_size)) rep(1, length(unit_ids)) else unit_size
-    ok <- !is.na(u_mean)
-    num <- rowsum(w[ok] * u_mean[ok], factor(unit_cl[ok], levels = seq_along(ids)))
-    den <- rowsum(w[ok], factor(unit_cl[ok], levels = seq_along(ids)))
-    res <- as.vector(num / den)
-    res[!is.finite(res)] <- NA_real_
+    res <- weighted_cluster_mean(v, ci, n_cl, un, s_row, in_pre & !is.na(v))
+    # Clusters without a pre-period value fall back on all their rows.
+    miss <- is.na(res)
+    if (any(miss)) {
+      res[miss] <- weighted_cluster_mean(v, ci, n_cl, un, s_row, !is.na(v))[miss]
+    }
     return(res)
   }
   if (!(is.character(v) || is.factor(v) || is.logical(v))) {
@@ -426,4 +401,81 @@ cluster_covariate <- function(v, col, cl, un, in_pre, ids, unit_ids, unit_cl,
   }
   first <- match(ids, cl[!is.na(v)])
   v[!is.na(v)][first]
+}
+
+# Size-weighted mean of each unit's mean: a row of unit u weighs
+# size_u / (rows of u kept), so units count by size, not by row count.
+weighted_cluster_mean <- function(v, ci, n_cl, un, s_row, keep) {
+  res <- rep(NA_real_, n_cl)
+  if (!any(keep)) return(res)
+  w <- s_row[keep]
+  if (!is.null(un)) w <- w / stats::ave(w, un[keep], FUN = length)
+  r <- rowsum(cbind(w * v[keep], w), ci[keep])
+  res[as.integer(rownames(r))] <- r[, 1L] / r[, 2L]
+  res[!is.finite(res)] <- NA_real_
+  res
+}
+
+# Sums of x by cluster-period cell as a clusters x periods matrix, NA where
+# a cluster has no row in a period.
+cell_sums <- function(x, cell, n_cl, n_t) {
+  tot <- rowsum(x, cell, reorder = FALSE)
+  out <- matrix(NA_real_, n_cl, n_t)
+  out[as.integer(rownames(tot))] <- tot[, 1L]
+  out
+}
+
+check_geo_rows <- function(data, cl, un, tm, cluster, unit, time,
+                           call = rlang::caller_env()) {
+  if (is.null(un)) {
+    d <- anyDuplicated(data)
+    if (d) {
+      abort_mkt("duplicated_rows", c(
+        "Row {d} of {.arg data} repeats an earlier row exactly.",
+        i = "Drop duplicated rows, or name the unit column (e.g. {.code unit = \"zone\"}) so that each unit is checked to have one row per {.field {time}}."
+      ), call = call)
+    }
+    return(invisible())
+  }
+  d <- anyDuplicated(paste(un, as.character(tm), sep = "\r"))
+  if (d) {
+    abort_mkt("duplicated_rows", c(
+      "Several rows share {.field {unit}} = {.val {un[d]}} and {.field {time}} = {.val {format(tm[d])}}.",
+      i = "Keep one row per {.field {unit}} and {.field {time}}, or aggregate duplicates first."
+    ), call = call)
+  }
+  n_cl <- tapply(cl, un, function(v) length(unique(v)))
+  if (any(n_cl > 1L)) {
+    bad <- names(n_cl)[n_cl > 1L]
+    abort_mkt("not_nested", c(
+      "{.field {unit}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} belong{cli::qty(length(bad))}{?s/} to several {.field {cluster}} clusters.",
+      i = "Units must nest in clusters; fix the mapping or cluster at a coarser level."
+    ), call = call)
+  }
+  invisible()
+}
+
+check_size <- function(s, size, un, call = rlang::caller_env()) {
+  if (!is.numeric(s)) {
+    abort_mkt("non_numeric", c(
+      "The size column {.field {size}} must be numeric.",
+      x = "It is of class {.cls {class(s)}}."
+    ), call = call)
+  }
+  check_no_na(s, size, call = call)
+  if (any(s < 0)) {
+    abort_mkt("bad_size", "The size column {.field {size}} has negative values; sizes must be >= 0.",
+              call = call)
+  }
+  if (!is.null(un)) {
+    rng <- tapply(s, un, function(v) max(v) - min(v))
+    if (any(rng > 0)) {
+      bad <- names(rng)[rng > 0]
+      abort_mkt("size_varies", c(
+        "The size column {.field {size}} varies over time within unit{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}}.",
+        i = "Size must be time-invariant per unit: use e.g. the population at the start of the pre-period."
+      ), call = call)
+    }
+  }
+  as.numeric(s)
 }

@@ -51,6 +51,28 @@ test_that("defaults: size from the pre-period outcome, all times as pre", {
   expect_equal(z$outcome_trend, c(1, 1, -0.5))
 })
 
+test_that("without a unit column, rows of a cluster-period are its units", {
+  d <- tiny_panel()
+  named <- geo_units(d, "dma", "week", "sales", size = "pop",
+                     covariates = c("region", "price"), post = 4:5, unit = "zone")
+  anon <- geo_units(d, "dma", "week", "sales", size = "pop",
+                    covariates = c("region", "price"), post = 4:5)
+  expect_null(attr(anon, "unit_col"))
+  attr(named, "unit_col") <- NULL
+  expect_equal(anon, named)
+  # A unit missing in some periods: the named unit still counts once.
+  gap <- d[-c(1, 2), ]
+  expect_warning(g <- geo_units(gap, "dma", "week", "sales", size = "pop"),
+                 class = "mktcausal_warning_size_varies")
+  expect_equal(g$size, c(400, 50))
+  expect_equal(geo_units(gap, "dma", "week", "sales", size = "pop", unit = "zone")$size,
+               c(400, 50))
+  # Unit a1 has pre rows only in week 3, so its price mean there is 3.
+  expect_equal(geo_units(gap, "dma", "week", "sales", size = "pop", covariates = "price",
+                         post = 4:5, unit = "zone")$price,
+               c((100 * 3 + 300 * 4) / 400, 7))
+})
+
 test_that("row order, tibble and data.table inputs give the same table", {
   d <- tiny_panel()
   ref <- geo_units(d, "dma", "week", "sales", size = "pop", post = 4:5, unit = "zone")
@@ -81,7 +103,7 @@ test_that("Date times and missing outcomes are handled", {
 
 test_that("bad input gets classed errors naming the column", {
   d <- tiny_panel()
-  expect_error(geo_units(d, "dma", "week", "sales"),
+  expect_error(geo_units(rbind(d, d[4, ]), "dma", "week", "sales"),
                class = "mktcausal_error_duplicated_rows")
   expect_error(geo_units(rbind(d, d[1, ]), "dma", "week", "sales", unit = "zone"),
                class = "mktcausal_error_duplicated_rows")
