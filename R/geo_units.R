@@ -78,6 +78,16 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
       i = "For example {.code covariates = c(\"region\", \"income\")}."
     ))
   }
+  reserved <- intersect(covariates, c("cluster", "n_units", "size",
+                                      "outcome_total", "outcome_mean",
+                                      "outcome_trend", "outcome_sd",
+                                      "per_capita_mean", "post_total", "post_mean"))
+  if (length(reserved)) {
+    abort_mkt("bad_argument", c(
+      "Covariate name{cli::qty(length(reserved))}{?s} {.field {reserved}} would overwrite {cli::qty(length(reserved))}{?a/} column{?s} that {.fn geo_units} computes.",
+      i = "Rename {cli::qty(length(reserved))}{?it/them} in {.arg data} first."
+    ))
+  }
   check_geo_columns(data, cluster, "cluster")
   check_geo_columns(data, time, "time")
   check_geo_columns(data, outcome, "outcome")
@@ -121,6 +131,13 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
   Y <- cell_sums(y, cell, n_cl, n_t)
   pre_f <- series_features(Y[, match(pre_post$pre, times), drop = FALSE],
                            match(pre_post$pre, times))
+  if (anyNA(pre_f$mean)) {
+    bad <- ids[is.na(pre_f$mean)]
+    warn_mkt("no_pre_data", c(
+      "{.field {cluster}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} {cli::qty(length(bad))}{?has/have} no rows in the pre-period.",
+      i = "Their pre-period features are missing; drop them or widen {.arg pre}."
+    ))
+  }
 
   s <- if (is.null(size)) NULL else check_size(data[[size]], size, un)
   if (is.null(un)) {

@@ -139,6 +139,13 @@ test_that("bad input gets classed errors naming the column", {
   bad$dma[5] <- "B"
   expect_error(geo_units(bad, "dma", "week", "sales", unit = "zone"),
                class = "mktcausal_error_not_nested")
+  expect_error(geo_units(d, "dma", "week", "sales", covariates = "size", unit = "zone"),
+               class = "mktcausal_error_bad_argument")
+  late <- rbind(d, data.frame(region = "S", dma = "C", zone = "c1", week = 5, pop = 10,
+                              price = 1, sales = 3))
+  expect_warning(u <- geo_units(late, "dma", "week", "sales", post = 4:5, unit = "zone"),
+                 class = "mktcausal_warning_no_pre_data")
+  expect_true(is.na(u$outcome_mean[3]))
   expect_error(geo_units(as.list(d), "dma", "week", "sales"),
                class = "mktcausal_error_bad_data")
   expect_error(geo_units(d, c("dma", "zone"), "week", "sales"),

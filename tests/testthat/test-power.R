@@ -67,17 +67,21 @@ test_that("simulated variance ratio of cluster vs individual randomization match
   n <- sum(sizes)
   cl <- rep(seq_len(m_cl), sizes)
   n_rep <- 5000
+  n1 <- n %/% 2
   est <- matrix(NA_real_, n_rep, 2)
   for (r in seq_len(n_rep)) {
     y <- rnorm(m_cl, 0, sqrt(icc))[cl] + rnorm(n, 0, sqrt(1 - icc))
+    tot <- sum(y)
     tr <- logical(m_cl)
     tr[sample.int(m_cl, m_cl / 2)] <- TRUE
     w <- tr[cl]
-    wi <- logical(n)
-    wi[sample.int(n, n %/% 2)] <- TRUE
-    est[r, ] <- c(mean(y[w]) - mean(y[!w]), mean(y[wi]) - mean(y[!wi]))
+    nw <- sum(w)
+    sw <- sum(y[w])
+    si <- sum(y[sample.int(n, n1)])
+    est[r, ] <- c(sw / nw - (tot - sw) / (n - nw), si / n1 - (tot - si) / (n - n1))
   }
   ratio <- var(est[, 1]) / var(est[, 2])
+  expect_equal(ratio, 2.2556, tolerance = 1e-3)
   de <- as.numeric(design_effect(sizes, icc))
   expect_equal(de, 2.310, tolerance = 0.005)
   expect_equal(ratio, de, tolerance = 0.08)
