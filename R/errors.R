@@ -67,9 +67,10 @@ check_data_frame <- function(data, arg = "data", call = rlang::caller_env()) {
 check_columns <- function(data, cols, arg, call = rlang::caller_env()) {
   miss <- setdiff(cols, names(data))
   if (length(miss)) {
+    avail <- utils::head(names(data), 20)
     abort_mkt("missing_column", c(
       "{cli::qty(length(miss))}Column{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(length(miss))}{?is/are} not in {.arg data}.",
-      i = "Columns available: {.field {utils::head(names(data), 20)}}."
+      i = "Columns available: {.field {avail}}."
     ), call = call)
   }
   invisible(cols)

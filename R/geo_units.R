@@ -88,12 +88,12 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
       i = "Rename {cli::qty(length(reserved))}{?it/them} in {.arg data} first."
     ))
   }
-  check_geo_columns(data, cluster, "cluster")
-  check_geo_columns(data, time, "time")
-  check_geo_columns(data, outcome, "outcome")
-  if (!is.null(size)) check_geo_columns(data, size, "size")
-  if (!is.null(unit)) check_geo_columns(data, unit, "unit")
-  if (!is.null(covariates)) check_geo_columns(data, covariates, "covariates")
+  check_columns(data, cluster, "cluster")
+  check_columns(data, time, "time")
+  check_columns(data, outcome, "outcome")
+  if (!is.null(size)) check_columns(data, size, "size")
+  if (!is.null(unit)) check_columns(data, unit, "unit")
+  if (!is.null(covariates)) check_columns(data, covariates, "covariates")
 
   for (col in c(cluster, unit, time)) check_no_na(data[[col]], col)
   y <- data[[outcome]]
@@ -249,7 +249,7 @@ compare_clusterings <- function(data, clusterings, time, outcome, size = NULL,
   if (!is.numeric(effect) || length(effect) != 1L || is.na(effect) || effect <= 0) {
     abort_mkt("bad_argument", "{.arg effect} must be one positive relative lift, e.g. {.code 0.05}.")
   }
-  check_geo_columns(data, clusterings, "clusterings")
+  check_columns(data, clusterings, "clusterings")
   if (is.null(names(clusterings))) names(clusterings) <- clusterings
   names(clusterings)[names(clusterings) == ""] <- clusterings[names(clusterings) == ""]
   if (is.null(unit)) {
@@ -308,21 +308,6 @@ check_name <- function(x, arg, call = rlang::caller_env()) {
     ), call = call)
   }
   invisible(x)
-}
-
-# Same contract and class as check_columns() in errors.R, whose message
-# template currently fails inside cli ("Multiple quantities for
-# pluralization") and so raises an unclassed error instead of this one.
-check_geo_columns <- function(data, cols, arg, call = rlang::caller_env()) {
-  miss <- setdiff(cols, names(data))
-  if (length(miss)) {
-    n <- length(miss)
-    abort_mkt("missing_column", c(
-      "Column{cli::qty(n)}{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(n)}{?is/are} not in {.arg data}.",
-      i = "Columns available: {.field {utils::head(names(data), 20)}}."
-    ), call = call)
-  }
-  invisible(cols)
 }
 
 check_no_na <- function(x, col, call = rlang::caller_env()) {

@@ -58,7 +58,7 @@
 mkt_panel <- function(formula, data) {
   spec <- parse_panel_formula(formula)
   data <- check_data_frame(data)
-  require_columns(data, spec$columns, "formula")
+  check_columns(data, spec$columns, "formula")
   n <- nrow(data)
 
   unit <- panel_column(data, spec$unit, "unit")
@@ -251,21 +251,6 @@ parse_panel_formula <- function(formula, call = rlang::caller_env()) {
 }
 
 # --- columns ---------------------------------------------------------------
-
-# Same contract as check_columns() in R/errors.R, whose message has two
-# pluralization quantities and fails inside cli 3.6 before the classed error
-# is raised; this one is used until that helper is fixed.
-require_columns <- function(data, cols, arg, call = rlang::caller_env()) {
-  miss <- setdiff(cols, names(data))
-  if (length(miss)) {
-    avail <- utils::head(names(data), 20)
-    abort_mkt("missing_column", c(
-      "{cli::qty(miss)}Column{?s} {.field {miss}} named in {.arg {arg}} {cli::qty(miss)}{?is/are} not in {.arg data}.",
-      i = "Columns available: {.field {avail}}."
-    ), call = call)
-  }
-  invisible(cols)
-}
 
 panel_column <- function(data, name, role, call = rlang::caller_env()) {
   x <- data[[name]]

@@ -193,6 +193,5 @@ rem_variance_ratio <- function(rem, call = rlang::caller_env()) {
   }
   k <- check_count(rem$k, "rem$k", call = call)
   accept <- check_probability(rem$accept, "rem$accept", call = call)
-  a <- stats::qchisq(accept, k)
-  stats::pchisq(a, k + 2) / stats::pchisq(a, k)
+  rem_va(stats::qchisq(accept, k), k)
 }

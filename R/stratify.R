@@ -127,7 +127,7 @@ strata_by <- function(by, data, call = rlang::caller_env()) {
       "{.arg by} must be column names, such as {.code c(\"region\", \"channel\")}, or a one-sided formula."
     ), call = call)
   }
-  require_columns(data, by, "by", call = call)
+  check_columns(data, by, "by", call = call)
   for (v in by) {
     x <- data[[v]]
     if (anyNA(x)) {
@@ -169,7 +169,7 @@ strata_quantile <- function(data, by, size, bins, call = rlang::caller_env()) {
       i = "For example {.code stratify(units, size = \"population\", bins = 3)}."
     ), call = call)
   }
-  require_columns(data, size, "size", call = call)
+  check_columns(data, size, "size", call = call)
   x <- data[[size]]
   if (!is.numeric(x)) {
     abort_mkt("non_numeric_covariate", c(
@@ -211,7 +211,7 @@ strata_matched <- function(data, covariates, block_size, call = rlang::caller_en
     ), call = call)
   }
   tiers <- design_tiers(covariates, "mahalanobis", call = call)
-  require_columns(data, all.vars(covariates), "covariates", call = call)
+  check_columns(data, all.vars(covariates), "covariates", call = call)
   X <- design_covariates(data, tiers, call = call)$X
   D <- mahalanobis_matrix(X)
   M <- nrow(X)
