@@ -87,11 +87,11 @@ glance.mkt_design <- function(x, ...) {
 #' @export
 print.mkt_design <- function(x, ...) {
   g <- glance.mkt_design(x)
-  cli::cli_text("{.strong Re-randomized design} ({x$criterion} criterion, {x$threshold_type} threshold)")
-  cli::cli_text("{g$n_treated} of {g$n_clusters} clusters treated, {g$n_strata} strat{?um/a}; covariates: {.field {x$covariates}}")
-  cli::cli_text("Criterion {signif(g$criterion, 4)} <= threshold {signif(g$threshold, 4)}; accept = {signif(g$accept, 3)}, realized rate {signif(g$acceptance_rate, 3)}")
-  cli::cli_text("Candidates drawn: {format(g$candidates, big.mark = ',')}; expected variance reduction {round(100 * g$variance_reduction, 1)}%")
-  cli::cli_text("About {format(signif(g$n_acceptable, 3))} distinct assignments pass the rule.")
+  say("{.strong Re-randomized design} ({x$criterion} criterion, {x$threshold_type} threshold)")
+  say("{g$n_treated} of {g$n_clusters} clusters treated, {g$n_strata} strat{?um/a}; covariates: {.field {x$covariates}}")
+  say("Criterion {signif(g$criterion, 4)} <= threshold {signif(g$threshold, 4)}; accept = {signif(g$accept, 3)}, realized rate {signif(g$acceptance_rate, 3)}")
+  say("Candidates drawn: {format(g$candidates, big.mark = ',')}; expected variance reduction {round(100 * g$variance_reduction, 1)}%")
+  say("About {format(signif(g$n_acceptable, 3))} distinct assignments pass the rule.")
   invisible(x)
 }
 
@@ -176,15 +176,15 @@ glance.mkt_randomization_test <- function(x, ...) {
 print.mkt_randomization_test <- function(x, ...) {
   how <- if (x$exact) "exact enumeration" else
     paste(format(x$n_draws[["conditional"]], big.mark = ","), "draws")
-  cli::cli_text("{.strong Randomization test} of a constant effect = {x$null} ({x$alternative}; {x$statistic_name}; {how})")
-  cli::cli_text("Estimate {signif(x$estimate, 4)}; {round(100 * (1 - x$alpha))}% interval [{signif(x$conf.int[1], 4)}, {signif(x$conf.int[2], 4)}]")
-  cli::cli_text("p-value conditional on the acceptance rule: {format.pval(x$p.value, digits = 3)}{if (!x$exact) paste0(' (MC s.e. ', signif(x$mc_se[[1]], 2), ')') else ''}")
-  cli::cli_text("Ignoring the rule (conservative): p = {format.pval(x$p.value_unconditional, digits = 3)}, interval [{signif(x$conf.int_unconditional[1], 4)}, {signif(x$conf.int_unconditional[2], 4)}]")
+  say("{.strong Randomization test} of a constant effect = {x$null} ({x$alternative}; {x$statistic_name}; {how})")
+  say("Estimate {signif(x$estimate, 4)}; {round(100 * (1 - x$alpha))}% interval [{signif(x$conf.int[1], 4)}, {signif(x$conf.int[2], 4)}]")
+  say("p-value conditional on the acceptance rule: {format.pval(x$p.value, digits = 3)}{if (!x$exact) paste0(' (MC s.e. ', signif(x$mc_se[[1]], 2), ')') else ''}")
+  say("Ignoring the rule (conservative): p = {format.pval(x$p.value_unconditional, digits = 3)}, interval [{signif(x$conf.int_unconditional[1], 4)}, {signif(x$conf.int_unconditional[2], 4)}]")
   drift <- x$assignment_prob
   p <- mean(x$design$treated)
   off <- abs(drift - p) > 0.1
   if (!x$exact && any(off)) {
-    cli::cli_text("{sum(off)} cluster{?s} {?is/are} treated with probability outside [{round(p - 0.1, 2)}, {round(p + 0.1, 2)}] under the rule: {.val {utils::head(names(drift)[off], 5)}}")
+    say("{sum(off)} cluster{?s} {?is/are} treated with probability outside [{round(p - 0.1, 2)}, {round(p + 0.1, 2)}] under the rule: {.val {utils::head(names(drift)[off], 5)}}")
   }
   invisible(x)
 }
@@ -205,4 +205,9 @@ plot.mkt_randomization_test <- function(x, ...) {
                   title = "Randomization distribution", subtitle = "vertical line: observed statistic") +
     ggplot2::theme_minimal() +
     ggplot2::theme(legend.position = "bottom")
+}
+
+# print() methods write to standard output, formatted with cli's inline markup.
+say <- function(..., .envir = parent.frame()) {
+  cat(cli::format_inline(..., .envir = .envir), "\n", sep = "")
 }

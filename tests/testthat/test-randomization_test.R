@@ -145,3 +145,12 @@ test_that("tidy, glance and plot report both reference distributions", {
   expect_s3_class(plot(rt), "ggplot")
   expect_length(rt$reference$conditional, 1000)
 })
+
+test_that("print states both p-values", {
+  d <- sim_clusters(40, 2, seed = 38)
+  set.seed(38)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.1, id = "id")
+  rt <- randomization_test(des, d$x1 + rnorm(40), n_draws = 500)
+  expect_output(print(rt), "conditional on the acceptance rule")
+  expect_output(print(rt), "Ignoring the rule \\(conservative\\)")
+})

@@ -219,6 +219,6 @@ test_that("glance, tidy and plots carry the documented columns", {
   expect_true(all(tb$expected_abs_std_diff_after < tb$expected_abs_std_diff_before))
   expect_s3_class(plot(des), "ggplot")
   expect_s3_class(plot(des, type = "criterion"), "ggplot")
-  expect_output(print(des), NA)
+  expect_output(print(des), "Re-randomized design")
   expect_equal(des$ids, d$id)
 })
