@@ -426,14 +426,13 @@ lin_row <- function(units, X, strata, alpha, call = rlang::caller_env()) {
              fit$df[["treatment"]], alpha)
 }
 
-# Randomization inference conditional on the design's acceptance rule,
-# provided by randomization_test() on cluster-level outcomes in design order.
+# Randomization inference conditional on the design's acceptance rule, from
+# randomization_test() on cluster-level outcomes in design order. The Lin row
+# uses the studentized Lin statistic on the design's own covariates.
 add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws) {
   est$p.value_randomization <- NA_real_
   est$conf.low_randomization <- NA_real_
   est$conf.high_randomization <- NA_real_
-  rt <- get0("randomization_test", envir = asNamespace("mktcausal"), mode = "function")
-  if (is.null(rt)) return(est)
   outcome <- numeric(length(design$treated))
   # With finer rows the test runs on cluster totals: its p-value tests the
   # same sharp null, but its interval is on the cluster-total scale.
@@ -441,7 +440,7 @@ add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws)
   same_scale <- is.null(units$cluster)
   statistic <- c(diff_in_means = "diff_in_means", lin = "lin_t")
   for (i in seq_len(nrow(est))) {
-    res <- generics::tidy(rt(design, outcome = outcome, statistic = statistic[[est$term[i]]],
+    res <- tidy.mkt_randomization_test(randomization_test(design, outcome = outcome, statistic = statistic[[est$term[i]]],
                              n_draws = n_draws, alpha = alpha))
     est$p.value_randomization[i] <- res$p.value[1]
     if (same_scale) {

@@ -194,7 +194,6 @@ test_that("a stratified design gives the stratum-weighted estimator", {
 })
 
 test_that("randomization columns come from randomization_test()", {
-  skip_if_not(exists("randomization_test", mode = "function"))
   d <- sim_geos(n = 40, seed = 8)
   set.seed(9)
   des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo",
@@ -207,4 +206,12 @@ test_that("randomization columns come from randomization_test()", {
                     "conf.high_randomization") %in% names(td)))
   expect_true(all(td$p.value_randomization > 0 & td$p.value_randomization <= 1))
   expect_true(all(td$conf.low_randomization <= td$conf.high_randomization))
+  # the first row's columns are exactly randomization_test()'s, same seed
+  set.seed(10)
+  direct <- tidy(randomization_test(des, d$y, statistic = "diff_in_means", n_draws = 500))
+  expect_equal(td$p.value_randomization[1], direct$p.value)
+  expect_equal(td$conf.low_randomization[1], direct$conf.low)
+  expect_equal(td$conf.high_randomization[1], direct$conf.high)
+  expect_true(td$conf.low_randomization[1] < td$estimate[1] &&
+                td$estimate[1] < td$conf.high_randomization[1])
 })
