@@ -424,12 +424,27 @@ calibrate_threshold <- function(spec, accept, threshold, n_calibration) {
 }
 
 # Draws `want` accepted assignments (columns) from the design's rule.
+# Long searches report progress through progressr: the kernel calls back
+# between rounds on the main thread, where it also polls for interrupts.
 run_search <- function(spec, want, max_candidates, threshold = spec$threshold,
-                       label = "candidates", threads = mkt_threads()) {
+                       label = NULL, threads = mkt_threads()) {
+  progress <- NULL
+  if (!is.null(label)) {
+    p <- progressr::progressor(steps = 100L, label = label)
+    reported <- 0L
+    progress <- function(done) {
+      now <- as.integer(floor(100 * done / max_candidates))
+      if (now > reported) {
+        p(amount = now - reported)
+        reported <<- now
+      }
+      invisible(NULL)
+    }
+  }
   cpp_rerandomize_search(
     spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
     spec$crit_type, spec$block_start, threshold, draw_cpp_seed(),
-    want, max_candidates, 4096L, threads, NULL
+    want, max_candidates, 4096L, threads, progress
   )
 }
 

@@ -222,3 +222,19 @@ test_that("glance, tidy and plots carry the documented columns", {
   expect_output(print(des), "Re-randomized design")
   expect_equal(des$ids, d$id)
 })
+
+test_that("a long search reports progress and stops at max_candidates", {
+  withr::local_options(progressr.enable = TRUE)
+  d <- sim_clusters(40, 3, seed = 16)
+  updates <- 0
+  set.seed(1)
+  withCallingHandlers(
+    expect_error(rerandomize(d, ~ x1 + x2 + x3, n_treated = 20, accept = 1e-12,
+                             max_candidates = 2e5, n_calibration = 1000, id = "id"),
+                 class = "mktcausal_error_no_acceptable_assignment"),
+    progression = function(cond) {
+      if (identical(cond$type, "update")) updates <<- updates + cond$amount
+    }
+  )
+  expect_gte(updates, 90)
+})
