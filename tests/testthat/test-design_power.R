@@ -21,7 +21,7 @@ power_fixture <- local({
                          accept = 0.05)
       set.seed(12)
       pw <- design_power(des, panel, cluster = "cluster", time = "week", outcome = "sales",
-                         effect = c(0, 0.02, 0.04, 0.06, 0.08, 0.2), test_length = c(4, 8),
+                         effect = c(0, seq(0.01, 0.08, by = 0.01), 0.2), test_length = c(4, 8),
                          n_windows = 4, n_assign = 60, pre = 1:20)
       cache <<- list(panel = panel, units = units, des = des, pw = pw)
     }
@@ -54,7 +54,7 @@ test_that("A/A rejection is near alpha and power grows with effect and length", 
 test_that("the MDE matches the closed form on iid data", {
   fx <- power_fixture()
   g <- glance(fx$pw)
-  expect_equal(g$mde, c(0.06, 0.04))
+  expect_equal(g$mde, c(0.05, 0.03))
   for (t in c(4, 8)) {
     # Cluster totals over t iid periods: sd sqrt(t) * 10, mean 100 * t.
     cf <- power_closed_form(60, sd = sqrt(t) * 10, power = 0.8, prop_treated = 0.5,
