@@ -33,7 +33,7 @@ test_that("A/A rejection is near alpha and power grows with effect and length", 
   pw <- power_fixture()$pw
   tab <- tidy(pw)
   expect_s3_class(pw, c("mkt_power", "mkt_fit"))
-  expect_equal(nrow(tab), 12L)
+  expect_equal(nrow(tab), 20L)
   expect_equal(unique(tab$n_sims), 240L)
   aa <- tab$power[tab$effect == 0]
   tol <- 3 * sqrt(0.05 * 0.95 / 240)
