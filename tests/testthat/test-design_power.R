@@ -123,3 +123,43 @@ test_that("bad inputs get classed errors", {
   expect_error(call_dp(outcome = "nope"), class = "mktcausal_error_missing_column")
   expect_warning(call_dp(pre = 1:39, effect = 0), class = "mktcausal_warning_windows_overlap_pre")
 })
+
+test_that("one fit per assignment and window gives every effect exactly", {
+  fx <- power_fixture()
+  des <- fx$des
+  w <- list(y = 400 + 20 * fx$units$outcome_trend + seq_len(60), mean = NA)
+  w$mean <- mean(w$y)
+  a <- des$treated
+  effect <- c(0, 0.03, 0.1)
+  fit <- power_one_fit(des, a, w, effect, "multiplicative", NULL, "lin", "hc2",
+                       lin_covariates(des), NULL, 0.05)
+  x <- lin_covariates(des)
+  X <- cbind(1, a, x, a * x)
+  colnames(X) <- c("(Intercept)", "treated", "x1", "x2", "treated:x1", "treated:x2")
+  for (i in seq_along(effect)) {
+    f <- ols_robust(X, w$y * (1 + effect[i] * a))
+    expect_equal(fit$estimate[i], f$coefficients[["treated"]] / w$mean)
+    p <- 2 * stats::pt(-abs(f$coefficients[["treated"]]) / sqrt(f$vcov[2, 2]), f$df[[2]])
+    expect_equal(fit$reject[i], p <= 0.05)
+  }
+  # The randomization path: the estimate is the difference in means of the
+  # outcome with the effect injected.
+  fit_rt <- power_one_fit(des, a, w, effect, "additive", NULL, "diff_in_means",
+                          "randomization", NULL, matrix(a, ncol = 1), 0.05)
+  y1 <- w$y + effect[3] * w$mean * a
+  expect_equal(fit_rt$estimate[3] * w$mean, mean(y1[a == 1]) - mean(y1[a == 0]))
+})
+
+test_that("an additive effect shared by size keeps the average lift", {
+  fx <- power_fixture()
+  panel <- fx$panel
+  panel$pop <- as.numeric(factor(panel$cluster))
+  set.seed(3)
+  pw <- design_power(fx$des, panel, cluster = "cluster", time = "week",
+                     outcome = "sales", size = "pop", effect = c(0, 0.05),
+                     test_length = 4, n_windows = 4, n_assign = 40,
+                     effect_type = "additive", pre = 1:20)
+  tab <- tidy(pw)
+  expect_lt(abs(tab$bias[2] - tab$bias[1]), 0.3)
+  expect_gt(tab$power[2], 0.8)
+})
