@@ -145,6 +145,9 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
   windows <- power_window_totals(panel, ends, test_length, time)
 
   spec <- design$spec
+  # One pool serves every assignment, window and effect, so the reference
+  # distribution differs across simulations only through the outcomes.
+  # Reference draws are cheap, hence chunks of at least 100.
   pool <- if (test == "randomization") {
     reference_pool(spec, design$threshold, exact = FALSE, n_draws = n_draws,
                    chunk_size = max(chunk_size, 100L),
