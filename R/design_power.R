@@ -1,0 +1,450 @@
+#' Simulation-based power of a re-randomized design from historical windows
+#'
+#' Replays the experiment planned by a [rerandomize()] design on historical
+#' windows of the panel: for each window and each assignment drawn from the
+#' design's own rule (re-randomization included), an effect is injected into
+#' the treated clusters, the planned estimator and test are applied, and
+#' rejections are counted. Power then reflects the panel's seasonality,
+#' trends and heavy-tailed clusters, which closed forms such as
+#' [power_closed_form()] ignore, and the assignment randomness that
+#' fixed-market tools ignore.
+#'
+#' @section Windows:
+#' Let \eqn{T_{max}} be `max(test_length)`. All test lengths share the same
+#' window end dates, so a window never ends before period \eqn{T_{max}} of
+#' the panel. When `pre` is given, end dates are further restricted to
+#' periods at least \eqn{T_{max}} after the last pre-period, so that no
+#' window of any length overlaps the outcomes used to build the design's
+#' covariates; if that leaves fewer than `n_windows` end dates, the
+#' restriction is dropped with a warning of class
+#' `mktcausal_warning_windows_overlap_pre`. The `n_windows` end dates are
+#' the latest periods of the eligible range, spaced evenly by at most
+#' \eqn{T_{max}} periods (so the longest windows do not overlap when the
+#' panel has room). A window of length \eqn{T} ending at \eqn{e} covers
+#' periods \eqn{e - T + 1, \dots, e}; each cluster's outcome is its total
+#' over the window.
+#'
+#' @section Simulation:
+#' For each window the untreated cluster totals \eqn{y_j} are taken as
+#' potential outcomes under control. Under an assignment \eqn{a} the
+#' observed outcome is \eqn{y_j + \delta a_j g_j}, with \eqn{g_j = y_j}
+#' (multiplicative: \eqn{y_j(1 + \delta)}) or \eqn{g_j = \bar y} (additive,
+#' \eqn{\bar y} the mean cluster total of the window; with `size`, the
+#' additive lift is shared in proportion to cluster size). Both make the
+#' average effect \eqn{\delta \bar y}, so \eqn{\delta} is a relative lift.
+#' Both estimators are linear in the injected effect and the HC2 variance is
+#' quadratic in it, so one set of fits per (assignment, window) gives the
+#' whole grid of effects.
+#'
+#' Tests are two-sided at level `alpha`. `"hc2"` is the t-test of the
+#' treatment coefficient with HC2 standard errors ([ols_robust][ols_robust]
+#' conventions, \eqn{n - p} degrees of freedom); the difference in means is
+#' fitted as Lin's regression on centred stratum indicators, which is the
+#' stratum-weighted difference in means. `"randomization"` is the test of
+#' no effect conditional on the acceptance rule, as in
+#' [randomization_test()], with the difference in means or Lin's HC2
+#' t-statistic as statistic, against one reference pool of `n_draws`
+#' accepted assignments drawn per call.
+#'
+#' The HC2 variance ignores re-randomization, so after balancing on
+#' prognostic covariates the difference in means with `"hc2"` is
+#' conservative, often far below `alpha` at zero effect and with little
+#' power; the simulation shows how much. Lin's estimator on the design
+#' covariates, or the randomization test, recovers the precision.
+#' `"randomization"` with `"lin"` runs Lin's fit for every reference draw,
+#' so it costs far more than the other combinations.
+#'
+#' @param design A design from [rerandomize()], whose `$ids` are values of
+#'   the `cluster` column.
+#' @param data A long data frame: one or more rows per cluster and period.
+#' @param cluster,time,outcome Names of the cluster id, time and numeric
+#'   outcome columns. Rows of a cluster and period are summed.
+#' @param size `NULL` or the name of a column of unit sizes (e.g.
+#'   population); only used to share an additive effect across clusters.
+#' @param effect Grid of relative effects \eqn{\delta}, e.g. `0.02` for a 2%
+#'   lift. Include `0` to get the A/A rejection rate.
+#' @param test_length Test lengths in periods.
+#' @param n_windows Number of historical windows (end dates).
+#' @param n_assign Number of assignments drawn from the design's rule.
+#' @param estimator `"diff_in_means"` or `"lin"` (Lin 2013 on the design's
+#'   covariates and strata).
+#' @param test `"hc2"` or `"randomization"`.
+#' @param alpha Two-sided level of the test.
+#' @param target_power Power defining the minimum detectable effect.
+#' @param effect_type `"multiplicative"` or `"additive"`.
+#' @param n_draws Reference assignments of the randomization test.
+#' @param chunk_size Assignments per chunk of the resampling layer; keep it
+#'   unchanged to reproduce results.
+#' @param pre `NULL` or the time values of the pre-period used for the
+#'   design's covariates (the `pre` given to [geo_units()]); see Windows.
+#' @return An object of class `c("mkt_power", "mkt_fit")` with `$power` (the
+#'   table returned by [tidy()][tidy.mkt_power]), `$mde` (the table returned
+#'   by [glance()][glance.mkt_power]), `$windows` (end period index and time
+#'   of each window), `$n_sims`, and the settings.
+#' @seealso [power_closed_form()] for the closed form, [rerandomize()].
+#' @export
+#' @examples
+#' units <- geo_units(geo_sales, cluster = "dma", time = "week",
+#'                    outcome = "sales", size = "population", pre = 1:52)
+#' set.seed(1)
+#' des <- rerandomize(units, ~ outcome_mean + outcome_trend,
+#'                    n_treated = 50, accept = 0.05)
+#' pw <- design_power(des, geo_sales, cluster = "dma", time = "week",
+#'                    outcome = "sales", effect = c(0, 0.01, 0.02, 0.04),
+#'                    test_length = c(4, 8), n_windows = 4, n_assign = 40,
+#'                    estimator = "lin", pre = 1:52)
+#' tidy(pw)
+#' glance(pw)
+#' plot(pw)
+design_power <- function(design, data, cluster, time, outcome, size = NULL,
+                         effect = seq(0, 0.1, by = 0.02), test_length = c(4, 8, 12),
+                         n_windows = 8, n_assign = 100,
+                         estimator = c("diff_in_means", "lin"),
+                         test = c("hc2", "randomization"), alpha = 0.05,
+                         target_power = 0.8,
+                         effect_type = c("multiplicative", "additive"),
+                         n_draws = 500, chunk_size = 10, pre = NULL) {
+  check_design(design)
+  estimator <- match.arg(estimator)
+  test <- match.arg(test)
+  effect_type <- match.arg(effect_type)
+  alpha <- check_alpha(alpha)
+  check_probability(target_power, "target_power")
+  if (length(target_power) != 1L || target_power >= 1) {
+    abort_mkt("bad_argument", "{.arg target_power} must be one number strictly between 0 and 1.")
+  }
+  if (!is.numeric(effect) || !length(effect) || any(!is.finite(effect))) {
+    abort_mkt("bad_argument", c(
+      "{.arg effect} must be a numeric grid of relative effects without missing values.",
+      i = "For example {.code effect = seq(0, 0.1, by = 0.02)} for lifts of 0 to 10%."
+    ))
+  }
+  effect <- sort(unique(as.numeric(effect)))
+  n_windows <- check_count(n_windows, "n_windows", min = 1)
+  n_assign <- check_count(n_assign, "n_assign", min = 2)
+  n_draws <- check_count(n_draws, "n_draws", min = 19, max = 1e7)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
+  if (!is.numeric(test_length) || !length(test_length) || anyNA(test_length) ||
+      any(test_length < 1) || any(test_length != round(test_length))) {
+    abort_mkt("bad_argument", c(
+      "{.arg test_length} must be whole numbers of periods, at least 1.",
+      x = "You supplied {.val {format(test_length)}}."
+    ))
+  }
+  test_length <- sort(unique(as.integer(test_length)))
+
+  panel <- power_panel(design, data, cluster, time, outcome, size)
+  n_t <- ncol(panel$Y)
+  if (max(test_length) > n_t) {
+    abort_mkt("bad_argument", c(
+      "{.arg test_length} {max(test_length)} is longer than the data allow: {.field {time}} has {n_t} period{?s}.",
+      i = "Use test lengths of at most {n_t} periods, or give a longer panel."
+    ))
+  }
+  ends <- power_window_ends(n_t, max(test_length), n_windows, panel$times, pre, time)
+  windows <- power_window_totals(panel, ends, test_length, time)
+
+  spec <- design$spec
+  # One pool serves every assignment, window and effect, so the reference
+  # distribution differs across simulations only through the outcomes.
+  # Reference draws are cheap, hence chunks of at least 100.
+  pool <- if (test == "randomization") {
+    reference_pool(spec, design$threshold, exact = FALSE, n_draws = n_draws,
+                   chunk_size = max(chunk_size, 100L),
+                   rate = design$acceptance_rate)$assignments
+  }
+  x_fit <- if (estimator == "lin") lin_covariates(design) else strata_covariates(design)
+  budget <- max(1e6, 100 * chunk_size / max(design$acceptance_rate, 1e-12))
+
+  chunks <- resample_chunks(n_assign, function(idx) {
+    res <- run_search(spec, want = length(idx), max_candidates = budget)
+    if (ncol(res$assignments) < length(idx)) {
+      abort_mkt("no_acceptable_assignment", c(
+        "Drawing assignments failed: {ncol(res$assignments)} of {length(idx)} found in {format(budget)} candidates.",
+        i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
+      ))
+    }
+    lapply(seq_len(ncol(res$assignments)), function(i) {
+      a <- as.integer(res$assignments[, i])
+      lapply(windows, function(w) {
+        power_one_fit(design, a, w, effect, effect_type, panel$size, estimator,
+                      test, x_fit, pool, alpha)
+      })
+    })
+  }, chunk_size = chunk_size, label = "simulated experiments")
+  sims <- unlist(chunks, recursive = FALSE)
+
+  power_tab <- power_summarise(sims, windows, effect, test_length)
+  mde <- power_mde(power_tab, target_power, alpha)
+  aa <- mde$aa_rejection
+  aa_se <- sqrt(alpha * (1 - alpha) / power_tab$n_sims[1])
+  if (any(!is.na(aa) & aa > alpha + 3 * aa_se)) {
+    warn_mkt("aa_rejection", c(
+      "At zero effect the test rejects in {.val {signif(max(aa, na.rm = TRUE), 3)}} of simulations, above {.arg alpha} = {alpha}.",
+      i = "The test is anti-conservative on these windows; prefer {.code test = \"randomization\"}."
+    ))
+  }
+  structure(list(
+    power = power_tab, mde = mde,
+    windows = data.frame(end_index = ends, end_time = panel$times[ends]),
+    n_sims = n_assign * length(ends), n_assign = n_assign, n_windows = length(ends),
+    estimator = estimator, test = test, effect_type = effect_type,
+    alpha = alpha, target_power = target_power, n_draws = if (is.null(pool)) NA else ncol(pool),
+    design = design
+  ), class = c("mkt_power", "mkt_fit"))
+}
+
+# Cluster x period totals in the design's cluster order, and cluster sizes.
+power_panel <- function(design, data, cluster, time, outcome, size,
+                        call = rlang::caller_env()) {
+  data <- check_data_frame(data, call = call)
+  check_name(cluster, "cluster", call = call)
+  check_name(time, "time", call = call)
+  check_name(outcome, "outcome", call = call)
+  if (!is.null(size)) check_name(size, "size", call = call)
+  check_columns(data, cluster, "cluster", call = call)
+  check_columns(data, time, "time", call = call)
+  check_columns(data, outcome, "outcome", call = call)
+  if (!is.null(size)) check_columns(data, size, "size", call = call)
+  for (col in c(cluster, time, outcome)) check_no_na(data[[col]], col, call = call)
+  if (!is.numeric(data[[outcome]])) {
+    abort_mkt("non_numeric", c(
+      "The outcome column {.field {outcome}} must be numeric.",
+      x = "It is of class {.cls {class(data[[outcome]])}}."
+    ), call = call)
+  }
+  cl <- as.character(data[[cluster]])
+  miss <- setdiff(design$ids, cl)
+  if (length(miss)) {
+    abort_mkt("misaligned_clusters", c(
+      "{length(miss)} cluster{?s} of {.arg design} {?is/are} not in column {.field {cluster}} of {.arg data}: {.val {utils::head(miss, 5)}}.",
+      i = "{.arg cluster} must name the column whose values are the design's ids."
+    ), call = call)
+  }
+  extra <- setdiff(unique(cl), design$ids)
+  if (length(extra)) {
+    warn_mkt("dropped_clusters", c(
+      "Dropped {length(extra)} cluster{?s} of {.arg data} that the design does not randomize: {.val {utils::head(extra, 5)}}.",
+      i = "Power is simulated for the design's clusters only."
+    ))
+    keep <- cl %in% design$ids
+    data <- data[keep, , drop = FALSE]
+    cl <- cl[keep]
+  }
+  times <- sort(unique(data[[time]]))
+  ci <- match(cl, design$ids)
+  ti <- match(data[[time]], times)
+  n_cl <- length(design$ids)
+  cell <- ci + (ti - 1L) * n_cl
+  Y <- cell_sums(as.numeric(data[[outcome]]), cell, n_cl, length(times))
+  sz <- NULL
+  if (!is.null(size)) {
+    s <- data[[size]]
+    if (!is.numeric(s) || anyNA(s) || any(s < 0)) {
+      abort_mkt("bad_argument", "The size column {.field {size}} must be numeric, complete and non-negative.",
+                call = call)
+    }
+    sz <- rowMeans(cell_sums(as.numeric(s), cell, n_cl, length(times)), na.rm = TRUE)
+  }
+  list(Y = Y, times = times, size = sz)
+}
+
+# End periods (indices) of the windows; see the Windows section.
+power_window_ends <- function(n_t, t_max, n_windows, times, pre, time,
+                              call = rlang::caller_env()) {
+  lo <- t_max
+  if (!is.null(pre)) {
+    pre <- geo_windows(pre, NULL, times, time, call = call)$pre
+    lo_post <- max(t_max, max(match(pre, times)) + t_max)
+    if (n_t - lo_post + 1L >= n_windows) {
+      lo <- lo_post
+    } else {
+      warn_mkt("windows_overlap_pre", c(
+        "Only {max(0, n_t - lo_post + 1L)} window end{?s} lie{?s/} {t_max} periods after the pre-period; backtest windows overlap it.",
+        i = "Windows that reuse the design's pre-period flatter power; use fewer {.arg n_windows} or shorter {.arg test_length}."
+      ))
+    }
+  }
+  avail <- n_t - lo + 1L
+  if (avail < n_windows) {
+    warn_mkt("fewer_windows", c(
+      "The panel allows {avail} window end{?s}, fewer than {.arg n_windows} = {n_windows}.",
+      i = "Using {avail} window{?s}."
+    ))
+    n_windows <- avail
+  }
+  step <- if (n_windows > 1L) max(1L, min(t_max, (n_t - lo) %/% (n_windows - 1L))) else 1L
+  sort(as.integer(n_t - step * (seq_len(n_windows) - 1L)))
+}
+
+# One entry per (test length, window): cluster totals over the window.
+power_window_totals <- function(panel, ends, test_length, time,
+                                call = rlang::caller_env()) {
+  out <- list()
+  for (tl in test_length) {
+    for (e in ends) {
+      cols <- seq.int(e - tl + 1L, e)
+      y <- rowSums(panel$Y[, cols, drop = FALSE])
+      if (anyNA(y)) {
+        abort_mkt("missing_values", c(
+          "{sum(is.na(y))} cluster{?s} {?has/have} no rows in some periods of a backtest window.",
+          i = "Simulated power needs every cluster's outcome in every period of {.field {time}}; fill or drop those clusters."
+        ), call = call)
+      }
+      out[[length(out) + 1L]] <- list(test_length = tl, end = e, y = y, mean = mean(y))
+    }
+  }
+  out
+}
+
+# Centred stratum indicators: Lin's regression on them is the
+# stratum-weighted difference in means.
+strata_covariates <- function(design) {
+  if (nlevels(design$strata) < 2L) return(matrix(0, length(design$ids), 0L))
+  x <- stats::model.matrix(~ design$strata)[, -1, drop = FALSE]
+  sweep(x, 2, colMeans(x))
+}
+
+# Estimates (relative to the window's mean) and rejections over the effect
+# grid for one assignment and one window.
+power_one_fit <- function(design, a, w, effect, effect_type, size, estimator,
+                          test, x_fit, pool, alpha) {
+  y <- w$y
+  g <- if (effect_type == "multiplicative") y
+       else if (is.null(size)) rep(w$mean, length(y))
+       else w$mean * size / mean(size)
+  ag <- a * g
+  if (test == "hc2") {
+    k <- ncol(x_fit)
+    X <- cbind(1, a, x_fit, a * x_fit)
+    colnames(X) <- c("(Intercept)", "treated", paste0("x", seq_len(k)),
+                     paste0("treated:x", seq_len(k)))[seq_len(2L + 2L * k)]
+    # The coefficient is linear and its HC2 variance quadratic in the
+    # injected effect, so fits at -1, 0 and 1 give it exactly for any delta.
+    fits <- lapply(c(-1, 0, 1), function(d) ols_robust(X, y + d * ag))
+    b <- vapply(fits, function(f) f$coefficients[["treated"]], numeric(1))
+    v <- vapply(fits, function(f) f$vcov["treated", "treated"], numeric(1))
+    est <- b[2] + effect * (b[3] - b[1]) / 2
+    var <- v[2] + effect * (v[3] - v[1]) / 2 + effect^2 * ((v[3] + v[1]) / 2 - v[2])
+    p <- 2 * stats::pt(-abs(est) / sqrt(pmax(var, 1e-300)), fits[[2]]$df[["treated"]])
+  } else {
+    # statistic_summary() measures draws against outcome - tau0 * treated;
+    # with -a * g in that slot, its curve at tau0 = delta is the statistic of
+    # the outcome with the effect injected under assignment a.
+    shifted <- design
+    shifted$treated <- -ag
+    stat <- if (estimator == "lin") "lin_t" else "diff_in_means"
+    s <- statistic_summary(shifted, y, stat)(cbind(a, pool))
+    obs <- s[, 1L, drop = FALSE]
+    ref <- s[, -1L, drop = FALSE]
+    est <- obs["A", 1] - effect * obs["B", 1]
+    p <- vapply(effect, randomization_p, numeric(1), obs = obs, ref = ref,
+                alternative = "two.sided", exact = FALSE)
+  }
+  list(estimate = est / w$mean, reject = p <= alpha)
+}
+
+power_summarise <- function(sims, windows, effect, test_length) {
+  tl <- vapply(windows, `[[`, integer(1), "test_length")
+  rows <- lapply(test_length, function(t) {
+    wi <- which(tl == t)
+    est <- do.call(rbind, lapply(sims, function(s) do.call(rbind, lapply(s[wi], `[[`, "estimate"))))
+    rej <- do.call(rbind, lapply(sims, function(s) do.call(rbind, lapply(s[wi], `[[`, "reject"))))
+    n <- nrow(rej)
+    p <- colMeans(rej)
+    err <- sweep(est, 2, effect)
+    data.frame(test_length = t, effect = effect, power = p,
+               mc_se = sqrt(p * (1 - p) / n),
+               bias = 100 * colMeans(err), rmse = 100 * sqrt(colMeans(err^2)),
+               n_sims = n)
+  })
+  do.call(rbind, rows)
+}
+
+# Smallest grid effect reaching the target, and the effect where the power
+# curve, linearly interpolated between grid points, crosses it.
+power_mde <- function(tab, target_power, alpha) {
+  rows <- lapply(split(tab, tab$test_length), function(d) {
+    d <- d[order(d$effect), ]
+    pos <- d$effect >= 0
+    dp <- d[pos, ]
+    hit <- which(dp$power >= target_power)
+    mde <- mde_i <- NA_real_
+    if (length(hit)) {
+      k <- hit[1]
+      mde <- dp$effect[k]
+      mde_i <- if (k == 1L) mde else {
+        p0 <- dp$power[k - 1]
+        dp$effect[k - 1] + (target_power - p0) / (dp$power[k] - p0) *
+          (dp$effect[k] - dp$effect[k - 1])
+      }
+    }
+    aa <- d$power[d$effect == 0]
+    data.frame(test_length = d$test_length[1], mde = mde, mde_interpolated = mde_i,
+               target_power = target_power,
+               aa_rejection = if (length(aa)) aa else NA_real_, alpha = alpha,
+               n_sims = d$n_sims[1])
+  })
+  out <- do.call(rbind, rows)
+  rownames(out) <- NULL
+  out
+}
+
+#' Tidy, glance, print and plot simulated power
+#'
+#' `tidy()` gives one row per test length and effect: `power`, its Monte
+#' Carlo standard error `mc_se` \eqn{= \sqrt{p(1-p)/n}} over the `n_sims`
+#' simulated experiments, and the `bias` and `rmse` of the estimator in
+#' percent of the window's mean cluster total (the control mean). `glance()`
+#' gives one row per test length: the minimum detectable effect `mde` (the
+#' smallest effect of the grid with power at least `target_power`, `NA` if
+#' none), `mde_interpolated` (where the linearly interpolated power curve
+#' crosses the target) and `aa_rejection`, the rejection rate at zero
+#' effect, which should be close to `alpha`. `plot()` draws the power curves
+#' by test length with the target line, from `tidy()`.
+#'
+#' @param x A result of [design_power()].
+#' @param ... Unused.
+#' @name power-methods
+NULL
+
+#' @rdname power-methods
+#' @export
+tidy.mkt_power <- function(x, ...) x$power
+
+#' @rdname power-methods
+#' @export
+glance.mkt_power <- function(x, ...) x$mde
+
+#' @rdname power-methods
+#' @export
+print.mkt_power <- function(x, ...) {
+  cli::cli_text("{.strong Simulated power}: {x$estimator} with {x$test} test, {x$effect_type} effect")
+  cli::cli_text("{x$n_assign} assignments from the design's rule x {x$n_windows} historical windows = {x$n_sims} experiments per cell")
+  g <- x$mde
+  for (i in seq_len(nrow(g))) {
+    cli::cli_text("Test length {g$test_length[i]}: MDE {signif(100 * g$mde_interpolated[i], 3)}% at power {g$target_power[i]}; A/A rejection {signif(g$aa_rejection[i], 3)} (alpha {g$alpha[i]})")
+  }
+  invisible(x)
+}
+
+#' @rdname power-methods
+#' @export
+plot.mkt_power <- function(x, ...) {
+  d <- tidy.mkt_power(x)
+  d$test_length <- factor(d$test_length)
+  ggplot2::ggplot(d, ggplot2::aes(x = 100 * .data$effect, y = .data$power,
+                                  colour = .data$test_length)) +
+    ggplot2::geom_hline(yintercept = x$target_power, linetype = "dashed", colour = "grey40") +
+    ggplot2::geom_hline(yintercept = x$alpha, linetype = "dotted", colour = "grey60") +
+    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
+                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
+                           width = 0) +
+    ggplot2::geom_line() +
+    ggplot2::geom_point() +
+    ggplot2::scale_y_continuous(limits = c(0, 1)) +
+    ggplot2::labs(x = "effect (% lift)", y = "power", colour = "test length",
+                  title = "Simulated power by test length",
+                  subtitle = "dashed: target power; dotted: alpha (A/A rejection at zero effect)") +
+    ggplot2::theme_minimal()
+}

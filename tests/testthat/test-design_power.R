@@ -1,0 +1,165 @@
+# An iid panel: cluster totals over any window are independent of the
+# pre-period and of each other, so the closed form is exact up to Monte Carlo.
+sim_panel <- function(n = 60, n_t = 40, mu = 100, sigma = 10, seed = 1) {
+  withr::with_seed(seed, {
+    d <- expand.grid(cluster = sprintf("C%02d", seq_len(n)), week = seq_len(n_t),
+                     stringsAsFactors = FALSE)
+    d$sales <- mu + stats::rnorm(nrow(d), sd = sigma)
+  })
+  d
+}
+
+power_fixture <- local({
+  cache <- NULL
+  function() {
+    if (is.null(cache)) {
+      panel <- sim_panel()
+      units <- geo_units(panel, cluster = "cluster", time = "week", outcome = "sales",
+                         pre = 1:20)
+      set.seed(11)
+      des <- rerandomize(units, ~ outcome_mean + outcome_trend, n_treated = 30,
+                         accept = 0.05)
+      set.seed(12)
+      pw <- design_power(des, panel, cluster = "cluster", time = "week", outcome = "sales",
+                         effect = c(0, seq(0.01, 0.08, by = 0.01), 0.2), test_length = c(4, 8),
+                         n_windows = 4, n_assign = 60, pre = 1:20)
+      cache <<- list(panel = panel, units = units, des = des, pw = pw)
+    }
+    cache
+  }
+})
+
+test_that("A/A rejection is near alpha and power grows with effect and length", {
+  pw <- power_fixture()$pw
+  tab <- tidy(pw)
+  expect_s3_class(pw, c("mkt_power", "mkt_fit"))
+  expect_equal(nrow(tab), 20L)
+  expect_equal(unique(tab$n_sims), 240L)
+  aa <- tab$power[tab$effect == 0]
+  tol <- 3 * sqrt(0.05 * 0.95 / 240)
+  expect_true(all(abs(aa - 0.05) <= tol))
+  for (t in c(4, 8)) {
+    p <- tab$power[tab$test_length == t]
+    expect_true(all(diff(p) >= -0.03))
+    expect_gt(p[length(p)], 0.99)
+  }
+  p4 <- tab$power[tab$test_length == 4 & tab$effect == 0.04]
+  p8 <- tab$power[tab$test_length == 8 & tab$effect == 0.04]
+  expect_gt(p8, p4 + 0.1)
+  expect_equal(tab$mc_se, sqrt(tab$power * (1 - tab$power) / 240))
+  expect_true(all(abs(tab$bias) < 1))
+  expect_true(all(tab$rmse > 0 & tab$rmse < 5))
+})
+
+test_that("the MDE matches the closed form on iid data", {
+  fx <- power_fixture()
+  g <- glance(fx$pw)
+  expect_equal(g$mde, c(0.05, 0.03))
+  for (t in c(4, 8)) {
+    # Cluster totals over t iid periods: sd sqrt(t) * 10, mean 100 * t.
+    cf <- power_closed_form(60, sd = sqrt(t) * 10, power = 0.8, prop_treated = 0.5,
+                            df = 58)$effect / (100 * t)
+    sim <- g$mde_interpolated[g$test_length == t]
+    expect_lt(abs(sim / cf - 1), 0.25)
+  }
+  expect_identical(fx$pw$mde, g)
+  expect_s3_class(plot(fx$pw), "ggplot")
+})
+
+test_that("windows follow the pre-period rule", {
+  pw <- power_fixture()$pw
+  # Ends at least max(test_length) = 8 periods after the pre-period (20),
+  # the latest ones spaced by at most 8.
+  expect_equal(pw$windows$end_index, c(28L, 32L, 36L, 40L))
+  expect_true(all(pw$windows$end_index - 8 + 1 > 20))
+})
+
+test_that("the randomization test holds its level at zero effect", {
+  fx <- power_fixture()
+  set.seed(5)
+  pw <- design_power(fx$des, fx$panel, cluster = "cluster", time = "week",
+                     outcome = "sales", effect = c(0, 0.06), test_length = 4,
+                     n_windows = 4, n_assign = 60, test = "randomization",
+                     n_draws = 199, pre = 1:20)
+  tab <- tidy(pw)
+  expect_lte(tab$power[1], 0.05 + 3 * sqrt(0.05 * 0.95 / 240))
+  expect_gt(tab$power[2], 0.6)
+  expect_equal(glance(pw)$aa_rejection, tab$power[1])
+})
+
+test_that("results are reproducible under set.seed", {
+  fx <- power_fixture()
+  run <- function() {
+    set.seed(99)
+    design_power(fx$des, fx$panel, cluster = "cluster", time = "week",
+                 outcome = "sales", effect = c(0, 0.05), test_length = 4,
+                 n_windows = 2, n_assign = 12, estimator = "lin", chunk_size = 5,
+                 pre = 1:20)$power
+  }
+  a <- run()
+  expect_identical(a, run())
+  set.seed(100)
+  b <- design_power(fx$des, fx$panel, cluster = "cluster", time = "week",
+                    outcome = "sales", effect = c(0, 0.05), test_length = 4,
+                    n_windows = 2, n_assign = 12, estimator = "lin", chunk_size = 5,
+                    pre = 1:20)$power
+  expect_false(identical(a$bias, b$bias))
+})
+
+test_that("bad inputs get classed errors", {
+  fx <- power_fixture()
+  call_dp <- function(...) {
+    args <- list(design = fx$des, data = fx$panel, cluster = "cluster", time = "week",
+                 outcome = "sales", n_assign = 4, n_windows = 1, test_length = 4)
+    dots <- list(...)
+    args[names(dots)] <- dots
+    do.call(design_power, args)
+  }
+  expect_error(call_dp(design = list(ids = 1)), class = "mktcausal_error_bad_design")
+  expect_error(call_dp(data = fx$panel[fx$panel$cluster != "C01", ]),
+               class = "mktcausal_error_misaligned_clusters")
+  expect_error(call_dp(test_length = 41), class = "mktcausal_error_bad_argument")
+  expect_error(call_dp(effect = "5%"), class = "mktcausal_error_bad_argument")
+  expect_error(call_dp(outcome = "nope"), class = "mktcausal_error_missing_column")
+  expect_warning(call_dp(pre = 1:39, effect = 0), class = "mktcausal_warning_windows_overlap_pre")
+})
+
+test_that("one fit per assignment and window gives every effect exactly", {
+  fx <- power_fixture()
+  des <- fx$des
+  w <- list(y = 400 + 20 * fx$units$outcome_trend + seq_len(60), mean = NA)
+  w$mean <- mean(w$y)
+  a <- des$treated
+  effect <- c(0, 0.03, 0.1)
+  fit <- power_one_fit(des, a, w, effect, "multiplicative", NULL, "lin", "hc2",
+                       lin_covariates(des), NULL, 0.05)
+  x <- lin_covariates(des)
+  X <- cbind(1, a, x, a * x)
+  colnames(X) <- c("(Intercept)", "treated", "x1", "x2", "treated:x1", "treated:x2")
+  for (i in seq_along(effect)) {
+    f <- ols_robust(X, w$y * (1 + effect[i] * a))
+    expect_equal(fit$estimate[i], f$coefficients[["treated"]] / w$mean)
+    p <- 2 * stats::pt(-abs(f$coefficients[["treated"]]) / sqrt(f$vcov[2, 2]), f$df[[2]])
+    expect_equal(fit$reject[i], p <= 0.05)
+  }
+  # The randomization path: the estimate is the difference in means of the
+  # outcome with the effect injected.
+  fit_rt <- power_one_fit(des, a, w, effect, "additive", NULL, "diff_in_means",
+                          "randomization", NULL, matrix(a, ncol = 1), 0.05)
+  y1 <- w$y + effect[3] * w$mean * a
+  expect_equal(fit_rt$estimate[3] * w$mean, mean(y1[a == 1]) - mean(y1[a == 0]))
+})
+
+test_that("an additive effect shared by size keeps the average lift", {
+  fx <- power_fixture()
+  panel <- fx$panel
+  panel$pop <- as.numeric(factor(panel$cluster))
+  set.seed(3)
+  pw <- design_power(fx$des, panel, cluster = "cluster", time = "week",
+                     outcome = "sales", size = "pop", effect = c(0, 0.05),
+                     test_length = 4, n_windows = 4, n_assign = 40,
+                     effect_type = "additive", pre = 1:20)
+  tab <- tidy(pw)
+  expect_lt(abs(tab$bias[2] - tab$bias[1]), 0.3)
+  expect_gt(tab$power[2], 0.8)
+})
