@@ -61,7 +61,12 @@ truth_ate <- mean(true_lift * measured$post_total / (1 + true_lift * measured$tr
 cli::cli_text("Truth: incremental sales {round(truth_incremental)} (thousand $) in the treated arm; average effect per DMA {round(truth_ate, 1)}; iROAS {true_iroas}.")
 
 cli::cli_h2("4. Checks before estimates")
-print(experiment_diagnostics(measured, "treated", outcome = "post_total", design = des))
+# In long form the checks can also see when and where treatment was delivered.
+# Units are identified by the design's id column, which geo_units() names "cluster".
+zones$cluster <- zones$dma
+zones$assigned <- as.integer(zones$dma %in% treated_dmas)
+print(experiment_diagnostics(zones, "assigned", received = "treated", outcome = "sales",
+                             design = des, time = "week", window = range(post)))
 
 cli::cli_h2("5. Effect on test-window sales (total estimand)")
 fit <- experiment_effect(post_total ~ treated, measured, design = des,
