@@ -97,9 +97,12 @@ mde <- rbind(
   data.frame(clustering = clusterings$clustering, estimator = "adjusted for pre-period sales",
              mde_pct = clusterings$mde_adj_pct)
 )
-cluster_plot <- ggplot2::ggplot(mde, ggplot2::aes(x = clustering, y = mde_pct, fill = estimator)) +
-  ggplot2::geom_col(position = "dodge") +
-  ggplot2::scale_y_log10() +
+cluster_plot <- ggplot2::ggplot(mde, ggplot2::aes(x = clustering, y = mde_pct, colour = estimator)) +
+  ggplot2::geom_line(ggplot2::aes(group = estimator)) +
+  ggplot2::geom_point(size = 3) +
+  ggplot2::geom_text(ggplot2::aes(label = sprintf("%.1f%%", mde_pct)), vjust = -1,
+                     size = 3.2, show.legend = FALSE) +
+  ggplot2::scale_y_log10(expand = ggplot2::expansion(mult = c(0.1, 0.25))) +
   ggplot2::labs(x = "cluster definition", y = "MDE, % of mean cluster sales (log scale)",
                 title = "Minimum detectable effect by cluster definition",
                 subtitle = "80% power, 5% two-sided; spillovers not included") +
