@@ -72,6 +72,10 @@ cli::cli_h2("5. Effect on test-window sales (total estimand)")
 fit <- experiment_effect(post_total ~ treated, measured, design = des,
                          estimand = "total", spend = "spend_post")
 print(fit)
+lin <- tidy(fit)[tidy(fit)$term == "lin", ]
+print(data.frame(quantity = c("average effect per DMA", "incremental sales", "iROAS"),
+                 truth = c(truth_ate, truth_incremental, true_iroas),
+                 lin_estimate = c(lin$estimate, lin$incremental, lin$iroas)), digits = 4)
 
 cli::cli_h2("6. Randomization test conditional on the acceptance rule")
 rt <- randomization_test(des, measured$post_total, n_draws = 2000)
