@@ -517,9 +517,13 @@ plot_status <- function(x, data = NULL) {
   df$unit <- factor(as.character(df$unit), levels = rev(unit_order))
   if (is.factor(df$time)) df$time <- factor(as.character(df$time), levels = levels(df$time))
 
+  # Tile borders would swamp the fill colours on large panels.
+  large <- length(x$units) * length(x$times) > 2000
+  border <- if (large) NA else "grey60"
   p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$unit))
   if (x$treatment_type == "continuous") {
-    p <- p + ggplot2::geom_tile(ggplot2::aes(fill = .data$treatment), colour = "white") +
+    p <- p + ggplot2::geom_tile(ggplot2::aes(fill = .data$treatment),
+                                colour = if (large) NA else "white") +
       ggplot2::scale_fill_gradient(low = "#deebf7", high = "#08519c", na.value = "grey85",
                                    name = x$vars$treatment)
   } else {
@@ -529,10 +533,14 @@ plot_status <- function(x, data = NULL) {
     present <- names(pal)[names(pal) %in% df$status]
     df$status <- factor(df$status, levels = present)
     p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$unit)) +
-      ggplot2::geom_tile(ggplot2::aes(fill = .data$status), colour = "grey60") +
+      ggplot2::geom_tile(ggplot2::aes(fill = .data$status), colour = border) +
       ggplot2::scale_fill_manual(values = pal[present], name = "status", drop = FALSE)
   }
-  p + ggplot2::labs(x = x$vars$time, y = x$vars$unit) +
+  p <- p + ggplot2::labs(x = x$vars$time, y = x$vars$unit) +
     ggplot2::theme_minimal() +
     ggplot2::theme(panel.grid = ggplot2::element_blank())
+  if (length(x$units) > 60) {
+    p <- p + ggplot2::theme(axis.text.y = ggplot2::element_blank())
+  }
+  p
 }
