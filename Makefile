@@ -19,7 +19,6 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
              _R_CHECK_CRAN_INCOMING_REMOTE_=false \
              _R_CHECK_RD_VALIDATE_RD2HTML_=false \
              _R_CHECK_SYSTEM_CLOCK_=false \
-             _R_SHLIB_STRIP_=true \
              _R_CHECK_FORCE_SUGGESTS_=true \
              OMP_THREAD_LIMIT=2 \
              R_QPDF=$(QPDF)

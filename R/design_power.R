@@ -37,7 +37,7 @@
 #' whole grid of effects.
 #'
 #' Tests are two-sided at level `alpha`. `"hc2"` is the t-test of the
-#' treatment coefficient with HC2 standard errors ([ols_robust][ols_robust]
+#' treatment coefficient with HC2 standard errors (the same fits as [experiment_effect()],
 #' conventions, \eqn{n - p} degrees of freedom); the difference in means is
 #' fitted as Lin's regression on centred stratum indicators, which is the
 #' stratum-weighted difference in means. `"randomization"` is the test of
