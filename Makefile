@@ -12,6 +12,8 @@ CHECKDIR := check
 # qpdf is missing a no-op stands in rather than installing a system tool.
 QPDF := $(shell command -v qpdf 2>/dev/null || echo true)
 
+# NOT_CRAN=true runs the slower simulation tests and the two-worker
+# reproducibility tests too, which CRAN's own run would skip.
 # Checks that need the internet or tools CRAN's machines have and this one
 # need not (HTML tidy, V8, a time server) are switched off; everything else
 # runs as --as-cran runs it.
@@ -20,6 +22,7 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
              _R_CHECK_RD_VALIDATE_RD2HTML_=false \
              _R_CHECK_SYSTEM_CLOCK_=false \
              _R_CHECK_FORCE_SUGGESTS_=true \
+             NOT_CRAN=true \
              OMP_THREAD_LIMIT=2 \
              R_QPDF=$(QPDF)
 
