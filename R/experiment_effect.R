@@ -526,7 +526,7 @@ print.mkt_effect <- function(x, ...) {
   if (!is.null(est$p.value_randomization)) {
     show$p.value_rand <- format.pval(est$p.value_randomization, digits = 2)
   }
-  print(show, row.names = FALSE)
+  print.data.frame(show, row.names = FALSE)
   invisible(x)
 }
 

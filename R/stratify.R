@@ -273,7 +273,7 @@ print.mkt_strata <- function(x, ...) {
               length(x$stratum), what))
   cat(sprintf("Expected arms at prop_treated = %s (at least %d per arm):\n",
               format(x$prop_treated), x$min_per_arm))
-  print(tidy.mkt_strata(x), row.names = FALSE)
+  print.data.frame(tidy.mkt_strata(x), row.names = FALSE)
   invisible(x)
 }
 
