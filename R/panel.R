@@ -387,7 +387,7 @@ print.summary.mkt_panel <- function(x, ...) {
     cat(sprintf("Treatment: %s, %s.\n", x$treatment_type,
                 if (isTRUE(x$absorbing)) "absorbing" else "not absorbing"))
     cat("\nCohorts (first treated period; NA = never treated):\n")
-    print.data.frame(x$cohorts, row.names = FALSE)
+    print(x$cohorts, row.names = FALSE)
   }
   if (length(x$missing_by_unit)) {
     cat(sprintf("\nUnits with missing cells: %d (most: %s with %d)\n",
