@@ -396,7 +396,7 @@ print.summary.mkt_panel <- function(x, ...) {
   }
   if (length(x$dropped)) {
     cat("\nDropped rows by reason:\n")
-    print.data.frame(x$dropped)
+    print(x$dropped)
   }
   invisible(x)
 }
