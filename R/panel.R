@@ -353,7 +353,7 @@ print.mkt_panel <- function(x, ...) {
 #' @param ... Unused.
 #' @return An object of class `summary.mkt_panel` with `dims`, `cohorts` (from
 #'   `tidy(object, "cohorts")`), `missing_by_unit`, `missing_by_time` and
-#'   `dropped` (counts by reason).
+#'   `dropped` (a data frame of dropped rows by `reason`).
 #' @examples
 #' d <- expand.grid(unit = 1:3, time = 1:4)
 #' d$y <- rnorm(12)
@@ -373,8 +373,14 @@ summary.mkt_panel <- function(object, ...) {
     cohorts = tidy.mkt_panel(object, "cohorts"),
     missing_by_unit = miss_u[miss_u > 0],
     missing_by_time = miss_t[miss_t > 0],
-    dropped = table(factor(object$dropped$reason))
+    dropped = dropped_by_reason(object$dropped)
   ), class = "summary.mkt_panel")
+}
+
+# Counts of dropped rows, one row per reason.
+dropped_by_reason <- function(dropped) {
+  counts <- table(factor(dropped$reason))
+  data.frame(reason = names(counts), rows = as.integer(counts), stringsAsFactors = FALSE)
 }
 
 #' @export
@@ -387,16 +393,16 @@ print.summary.mkt_panel <- function(x, ...) {
     cat(sprintf("Treatment: %s, %s.\n", x$treatment_type,
                 if (isTRUE(x$absorbing)) "absorbing" else "not absorbing"))
     cat("\nCohorts (first treated period; NA = never treated):\n")
-    print(x$cohorts, row.names = FALSE)
+    print.data.frame(x$cohorts, row.names = FALSE)
   }
   if (length(x$missing_by_unit)) {
     cat(sprintf("\nUnits with missing cells: %d (most: %s with %d)\n",
                 length(x$missing_by_unit), names(which.max(x$missing_by_unit)),
                 max(x$missing_by_unit)))
   }
-  if (length(x$dropped)) {
+  if (nrow(x$dropped)) {
     cat("\nDropped rows by reason:\n")
-    print(x$dropped)
+    print.data.frame(x$dropped, row.names = FALSE)
   }
   invisible(x)
 }
