@@ -21,20 +21,6 @@ k <- 6
 n1 <- 105
 X <- matrix(rnorm(M * k), M, k, dimnames = list(NULL, paste0("x", 1:k)))
 strata <- factor(rep("all", M))
-alloc <- ns$allocate_treated(strata, M, n1, NULL)
-spec <- ns$design_spec(X, strata, alloc, rep(1L, k), "mahalanobis")
-
-cat("== Candidate search: M = 210 clusters, k = 6 covariates, 105 treated\n")
-n_cpp <- 2e7
-cpp_rate <- function(threads) {
-  secs <- time_it(ns$cpp_rerandomize_score(
-    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated, 0L,
-    spec$block_start, c(1L, 2L), n_cpp, 4096L, threads
-  ))
-  n_cpp / secs
-}
-rate1 <- cpp_rate(1L)
-rate2 <- cpp_rate(2L)
 
 # The idiomatic vectorised R version: a batch of complete randomizations as a
 # 0/1 matrix, imbalances by one matrix product, Mahalanobis by rowSums.
@@ -48,16 +34,34 @@ r_candidates <- function(B, X, n1) {
   D <- (W %*% Xc) * (M / (n1 * (M - n1)))
   rowSums((D %*% Sinv) * D) * (n1 * (M - n1) / M)
 }
-n_r <- 2e5
-r_secs <- time_it(r_candidates(n_r, X, n1), reps = 2)
-rate_r <- n_r / r_secs
-# Same statistic: E[M] = k in both.
-stopifnot(abs(mean(r_candidates(1e5, X, n1)) - k) < 0.1)
 
-cat(sprintf("C++ kernel, 1 thread : %6.2f million candidates/s\n", rate1 / 1e6))
-cat(sprintf("C++ kernel, 2 threads: %6.2f million candidates/s\n", rate2 / 1e6))
-cat(sprintf("vectorised R         : %6.3f million candidates/s\n", rate_r / 1e6))
-cat(sprintf("ratio C++ (1 thread) / R: %.0fx\n", rate1 / rate_r))
+# Half-and-half designs draw by coin flips and table sums; a lopsided one
+# (42 of 210 treated) by the partial shuffle.
+for (n_treat in c(n1, 42L)) {
+  cat(sprintf("== Candidate search: M = 210 clusters, k = 6 covariates, %d treated\n", n_treat))
+  alloc <- ns$allocate_treated(strata, M, n_treat, NULL)
+  spec <- ns$design_spec(X, strata, alloc, rep(1L, k), "mahalanobis")
+  method <- if (ns$run_search(spec, 1, 1, threshold = Inf)$coin_flips) "coin flips" else "partial shuffle"
+  n_cpp <- 2e7
+  cpp_rate <- function(threads) {
+    secs <- time_it(ns$cpp_rerandomize_score(
+      spec$z, spec$units, spec$start, spec$n_small, spec$small_treated, 0L,
+      spec$block_start, c(1L, 2L), n_cpp, 4096L, threads
+    ))
+    n_cpp / secs
+  }
+  rate1 <- cpp_rate(1L)
+  rate2 <- cpp_rate(2L)
+  n_r <- 2e5
+  r_secs <- time_it(r_candidates(n_r, X, n_treat), reps = 2)
+  rate_r <- n_r / r_secs
+  # Same statistic: E[M] = k in both.
+  stopifnot(abs(mean(r_candidates(1e5, X, n_treat)) - k) < 0.1)
+  cat(sprintf("C++ kernel (%s), 1 thread : %6.2f million candidates/s\n", method, rate1 / 1e6))
+  cat(sprintf("C++ kernel (%s), 2 threads: %6.2f million candidates/s\n", method, rate2 / 1e6))
+  cat(sprintf("vectorised R         : %6.3f million candidates/s\n", rate_r / 1e6))
+  cat(sprintf("ratio C++ (1 thread) / R: %.0fx\n\n", rate1 / rate_r))
+}
 
 cat("\n== Randomization test conditional on acceptance (p_a = 0.01, 10,000 draws)\n")
 d <- as.data.frame(X)

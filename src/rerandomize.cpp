@@ -60,7 +60,7 @@ Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::Inte
                                   Rcpp::Nullable<Rcpp::Function> progress) {
   const mkt::StrataSpec strata = make_strata(units, start, n_small, small_treated);
   const mkt::CriterionSpec crit = make_criterion(crit_type, block_start, threshold);
-  const mkt::Scorer sc{z.begin(), z.nrow(), z.ncol(), strata, crit};
+  const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
   Poller poll{progress};
   const mkt::SearchResult res =
       mkt::search(sc, make_seed(seed), static_cast<int64_t>(want),
@@ -71,7 +71,8 @@ Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::Inte
   std::copy(res.values.begin(), res.values.end(), values.begin());
   return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
                             Rcpp::_["candidates"] = static_cast<double>(res.candidates),
-                            Rcpp::_["best"] = res.best);
+                            Rcpp::_["best"] = res.best,
+                            Rcpp::_["coin_flips"] = sc.coin_flips);
 }
 
 // [[Rcpp::export]]
@@ -87,7 +88,7 @@ Rcpp::NumericMatrix cpp_rerandomize_score(const Rcpp::NumericMatrix& z,
   const int nb = crit_type == 0 ? static_cast<int>(block_start.size()) - 1 : 1;
   const mkt::CriterionSpec crit =
       make_criterion(crit_type, block_start, Rcpp::NumericVector(nb, R_PosInf));
-  const mkt::Scorer sc{z.begin(), z.nrow(), z.ncol(), strata, crit};
+  const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
   Poller poll{R_NilValue};
   bool interrupted = false;
   const std::vector<double> vals = mkt::score(sc, make_seed(seed), static_cast<int64_t>(n_draws),
@@ -108,7 +109,7 @@ Rcpp::List cpp_rerandomize_enumerate(const Rcpp::NumericMatrix& z,
   const mkt::StrataSpec strata =
       make_strata(units, start, Rcpp::IntegerVector(S), Rcpp::IntegerVector(S));
   const mkt::CriterionSpec crit = make_criterion(crit_type, block_start, threshold);
-  const mkt::Scorer sc{z.begin(), z.nrow(), z.ncol(), strata, crit};
+  const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
   const std::vector<int> nt(n_treated.begin(), n_treated.end());
   const mkt::Enumeration res = mkt::enumerate(sc, nt);
   Rcpp::IntegerMatrix assign(sc.n, static_cast<int>(res.n_found));

@@ -8,6 +8,14 @@
 // controls, and each candidate only draws and sums the smaller arm of each
 // stratum (a partial Fisher-Yates shuffle).
 //
+// Designs whose strata treat about half their clusters draw differently: a
+// fair coin per cluster, then uniform corrections within each stratum until
+// its treated count is right. Conditional on its count, a coin-flip subset is
+// uniform, and removing (or adding) uniformly chosen members keeps it uniform,
+// so the candidate is still a draw from complete (stratified) randomization.
+// Its sum then takes one table lookup per 8 clusters instead of one addition
+// per treated cluster. Which way a design draws depends only on its shape.
+//
 // Work is cut into blocks of `block_size` candidates. Block b always uses
 // stream b of the seed and starts from the identity permutation, so the
 // candidates, and which one is accepted first, do not depend on threads.
@@ -39,29 +47,195 @@ struct CriterionSpec {
   int n_blocks() const { return static_cast<int>(block_start.size()) - 1; }
 };
 
+// Per-thread scratch of a candidate: the permutation (Fisher-Yates draws) or
+// the treated bit mask over positions of `units` (coin-flip draws).
+struct DrawState {
+  std::vector<int> perm;
+  std::vector<uint64_t> mask;
+};
+
+// Bit count without the library call that __builtin_popcountll becomes when
+// the target does not promise a popcnt instruction (R's default flags).
+inline int popcount64(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555ULL;
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
+
 struct Scorer {
   const double* z;  // k x n, column j is cluster j
   int k;
   int n;
   const StrataSpec& strata;
   const CriterionSpec& crit;
+  bool coin_flips = false;     // draw by coin flips and corrections
+  std::vector<int> n_treated;  // per stratum
+  // table[(b * 256 + v) * k + c]: coordinate c of the sum of z over the
+  // clusters at positions 8b .. 8b+7 whose bits are set in byte value v.
+  std::vector<double> table;
 
-  // Draws one candidate into perm (a permutation of `units` per stratum) and
-  // returns its block values in `vals`; `s` is scratch of length k.
-  inline void draw(Xoshiro256pp& rng, std::vector<int>& perm, double* s,
-                   double* vals) const {
-    switch (k) {  // a compile-time width lets the compiler unroll the sums
-      case 1: draw_k<1>(rng, perm, s); break;
-      case 2: draw_k<2>(rng, perm, s); break;
-      case 3: draw_k<3>(rng, perm, s); break;
-      case 4: draw_k<4>(rng, perm, s); break;
-      case 5: draw_k<5>(rng, perm, s); break;
-      case 6: draw_k<6>(rng, perm, s); break;
-      case 7: draw_k<7>(rng, perm, s); break;
-      case 8: draw_k<8>(rng, perm, s); break;
-      default: draw_k<0>(rng, perm, s);
+  Scorer(const double* z_, int k_, int n_, const StrataSpec& strata_,
+         const CriterionSpec& crit_)
+      : z(z_), k(k_), n(n_), strata(strata_), crit(crit_) {
+    const int S = strata.n_strata();
+    n_treated.resize(S);
+    double fisher_yates = 0.0, coins = n / 8.0;
+    for (int st = 0; st < S; ++st) {
+      const int m = strata.start[st + 1] - strata.start[st];
+      const int small = strata.n_small[st];
+      n_treated[st] = strata.small_treated[st] ? small : m - small;
+      fisher_yates += small;
+      // Expected corrections (|count - target|, each taking about two
+      // tries) plus the per-stratum bit count.
+      coins += 2.0 * (std::fabs(m / 2.0 - n_treated[st]) + 0.4 * std::sqrt(m)) + 1.0;
+    }
+    const double table_bytes = std::ceil(n / 8.0) * 256.0 * k * sizeof(double);
+    coin_flips = n >= 16 && coins < 0.75 * fisher_yates && table_bytes <= 8.0 * 1024 * 1024;
+    if (coin_flips) build_table();
+  }
+
+  DrawState new_state() const {
+    DrawState state;
+    if (coin_flips) {
+      state.mask.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+    } else {
+      state.perm = strata.units;
+    }
+    return state;
+  }
+
+  // Draws one candidate into `state` and returns its block values in
+  // `vals`; `s` is scratch of length k.
+  inline void draw(Xoshiro256pp& rng, DrawState& state, double* s, double* vals) const {
+    if (coin_flips) {
+      flip_coins(rng, state.mask);
+      switch (k) {  // a compile-time width lets the compiler unroll the sums
+        case 1: sum_table<1>(state.mask, s); break;
+        case 2: sum_table<2>(state.mask, s); break;
+        case 3: sum_table<3>(state.mask, s); break;
+        case 4: sum_table<4>(state.mask, s); break;
+        case 5: sum_table<5>(state.mask, s); break;
+        case 6: sum_table<6>(state.mask, s); break;
+        case 7: sum_table<7>(state.mask, s); break;
+        case 8: sum_table<8>(state.mask, s); break;
+        default: sum_table<0>(state.mask, s);
+      }
+    } else {
+      std::vector<int>& perm = state.perm;
+      switch (k) {
+        case 1: draw_k<1>(rng, perm, s); break;
+        case 2: draw_k<2>(rng, perm, s); break;
+        case 3: draw_k<3>(rng, perm, s); break;
+        case 4: draw_k<4>(rng, perm, s); break;
+        case 5: draw_k<5>(rng, perm, s); break;
+        case 6: draw_k<6>(rng, perm, s); break;
+        case 7: draw_k<7>(rng, perm, s); break;
+        case 8: draw_k<8>(rng, perm, s); break;
+        default: draw_k<0>(rng, perm, s);
+      }
     }
     evaluate(s, vals);
+  }
+
+  void build_table() {
+    const int n_bytes = (n + 7) / 8;
+    table.assign(static_cast<std::size_t>(n_bytes) * 256 * k, 0.0);
+    for (int b = 0; b < n_bytes; ++b) {
+      double* tb = table.data() + static_cast<std::size_t>(b) * 256 * k;
+      for (int v = 1; v < 256; ++v) {
+        // Entry v is entry v-without-its-lowest-bit plus that bit's cluster.
+        const int low = __builtin_ctz(static_cast<unsigned>(v));
+        const int pos = 8 * b + low;
+        const double* prev = tb + static_cast<std::size_t>(v & (v - 1)) * k;
+        double* cur = tb + static_cast<std::size_t>(v) * k;
+        if (pos >= n) {
+          std::copy(prev, prev + k, cur);
+          continue;
+        }
+        const double* zj = z + static_cast<std::size_t>(strata.units[pos]) * k;
+        for (int c = 0; c < k; ++c) cur[c] = prev[c] + zj[c];
+      }
+    }
+  }
+
+  static inline bool bit(const std::vector<uint64_t>& mask, int j) {
+    return (mask[static_cast<std::size_t>(j >> 6)] >> (j & 63)) & 1ULL;
+  }
+
+  // Set bits of mask at positions [a, b).
+  static inline int count_range(const std::vector<uint64_t>& mask, int a, int b) {
+    int count = 0;
+    while (a < b) {
+      const int w = a >> 6;
+      const int lo = a & 63;
+      const int hi = std::min(64, lo + (b - a));
+      uint64_t word = mask[static_cast<std::size_t>(w)] >> lo;
+      if (hi - lo < 64) word &= (1ULL << (hi - lo)) - 1ULL;
+      count += popcount64(word);
+      a += hi - lo;
+    }
+    return count;
+  }
+
+  inline void flip_coins(Xoshiro256pp& rng, std::vector<uint64_t>& mask) const {
+    const std::size_t W = mask.size();
+    for (std::size_t w = 0; w < W; ++w) mask[w] = rng.next();
+    if (n & 63) mask[W - 1] &= (1ULL << (n & 63)) - 1ULL;
+    const int S = strata.n_strata();
+    for (int st = 0; st < S; ++st) {
+      const int a = strata.start[st];
+      const uint32_t m = static_cast<uint32_t>(strata.start[st + 1] - a);
+      const int target = n_treated[st];
+      int count = count_range(mask, a, a + static_cast<int>(m));
+      // Uniform removals from (or additions to) the treated set, by
+      // rejection from the whole stratum. A try's outcome is a coin toss, so
+      // it updates the mask arithmetically rather than through a branch the
+      // processor would mispredict half the time.
+      while (count > target) {
+        const int j = a + static_cast<int>(rng.below(m));
+        uint64_t& word = mask[static_cast<std::size_t>(j >> 6)];
+        const uint64_t hit = (word >> (j & 63)) & 1ULL;
+        word &= ~(hit << (j & 63));
+        count -= static_cast<int>(hit);
+      }
+      while (count < target) {
+        const int j = a + static_cast<int>(rng.below(m));
+        uint64_t& word = mask[static_cast<std::size_t>(j >> 6)];
+        const uint64_t miss = ((word >> (j & 63)) & 1ULL) ^ 1ULL;
+        word |= miss << (j & 63);
+        count += static_cast<int>(miss);
+      }
+    }
+  }
+
+  // One accumulator: table loads are independent, so the chain of additions
+  // is short, and a second accumulator only pushed the sums out of registers
+  // (measured: 29 vs 17 million table sums per second for k = 6).
+  template <int K>
+  inline void sum_table(const std::vector<uint64_t>& mask, double* s) const {
+    const int kk = K > 0 ? K : k;
+    const int n_bytes = (n + 7) / 8;
+    double acc[K > 0 ? K : 1];
+    if (K == 0) {
+      std::fill(s, s + kk, 0.0);
+      for (int b = 0; b < n_bytes; ++b) {
+        const unsigned v = (mask[static_cast<std::size_t>(b >> 3)] >> (8 * (b & 7))) & 255U;
+        const double* t = table.data() + (static_cast<std::size_t>(b) * 256 + v) * kk;
+        for (int c = 0; c < kk; ++c) s[c] += t[c];
+      }
+      return;
+    }
+    for (int c = 0; c < K; ++c) acc[c] = 0.0;
+    for (int b = 0; b < n_bytes; ++b) {
+      const unsigned v = (mask[static_cast<std::size_t>(b >> 3)] >> (8 * (b & 7))) & 255U;
+      const double* t = table.data() + (static_cast<std::size_t>(b) * 256 + v) * K;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+      for (int c = 0; c < K; ++c) acc[c] += t[c];
+    }
+    for (int c = 0; c < K; ++c) s[c] = acc[c];
   }
 
   template <int K>
@@ -159,14 +333,20 @@ struct Scorer {
 
   int n_values() const { return crit.type == 0 ? crit.n_blocks() : 1; }
 
-  // Writes the 0/1 assignment that the current permutation encodes.
-  void assignment(const std::vector<int>& perm, int* out) const {
+  // Writes the 0/1 assignment that the current draw encodes.
+  void assignment(const DrawState& state, int* out) const {
+    if (coin_flips) {
+      for (int i = 0; i < n; ++i) out[strata.units[i]] = bit(state.mask, i) ? 1 : 0;
+      return;
+    }
     for (int st = 0; st < strata.n_strata(); ++st) {
       const int a = strata.start[st];
       const int b = strata.start[st + 1];
       const int take = strata.n_small[st];
       const int small_val = strata.small_treated[st] ? 1 : 0;
-      for (int i = a; i < b; ++i) out[perm[i]] = (i - a < take) ? small_val : 1 - small_val;
+      for (int i = a; i < b; ++i) {
+        out[state.perm[i]] = (i - a < take) ? small_val : 1 - small_val;
+      }
     }
   }
 };
@@ -184,11 +364,11 @@ struct BlockResult {
 inline void run_block(const Scorer& sc, uint64_t seed, int64_t block, int64_t size,
                       int64_t max_accept, BlockResult& out) {
   Xoshiro256pp rng(seed, static_cast<uint64_t>(block));
-  std::vector<int> perm(sc.strata.units);
+  DrawState state = sc.new_state();
   std::vector<double> s(sc.k), vals(sc.n_values());
   out = BlockResult();
   for (int64_t i = 0; i < size; ++i) {
-    sc.draw(rng, perm, s.data(), vals.data());
+    sc.draw(rng, state, s.data(), vals.data());
     ++out.drawn;
     const double tot = sc.total(vals.data());
     if (tot < out.best) out.best = tot;
@@ -196,7 +376,7 @@ inline void run_block(const Scorer& sc, uint64_t seed, int64_t block, int64_t si
       out.accepted_index.push_back(static_cast<int>(i));
       const std::size_t off = out.assignments.size();
       out.assignments.resize(off + sc.n);
-      sc.assignment(perm, out.assignments.data() + off);
+      sc.assignment(state, out.assignments.data() + off);
       out.values.insert(out.values.end(), vals.begin(), vals.end());
       if (static_cast<int64_t>(out.accepted_index.size()) >= max_accept) return;
     }
@@ -279,11 +459,11 @@ std::vector<double> score(const Scorer& sc, uint64_t seed, int64_t n_draws,
     for (int64_t i = 0; i < nb; ++i) {
       const int64_t b = first + i;
       Xoshiro256pp rng(seed, static_cast<uint64_t>(b));
-      std::vector<int> perm(sc.strata.units);
+      DrawState state = sc.new_state();
       std::vector<double> s(sc.k);
       const int64_t lo = b * block_size;
       const int64_t hi = std::min<int64_t>(n_draws, lo + block_size);
-      for (int64_t d = lo; d < hi; ++d) sc.draw(rng, perm, s.data(), out.data() + d * nv);
+      for (int64_t d = lo; d < hi; ++d) sc.draw(rng, state, s.data(), out.data() + d * nv);
     }
     if (first + nb < n_blocks_total && poll(first + nb)) {
       interrupted = true;

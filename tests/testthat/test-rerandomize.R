@@ -238,3 +238,40 @@ test_that("a long search reports progress and stops at max_candidates", {
   )
   expect_gte(updates, 90)
 })
+
+test_that("both ways of drawing a candidate give complete randomization", {
+  # Half-and-half designs draw by coin flips and corrections; small or
+  # lopsided strata by a partial shuffle. Either way every cluster is
+  # treated with probability n1/n and every pair with n1 (n1 - 1) / (n (n - 1)).
+  check_uniform <- function(d, strata, n_treated, coin_flips) {
+    # 12 pairs allow only 4096 assignments, which the design warns about
+    des <- withCallingHandlers(
+      rerandomize(d, ~ x1 + x2, n_treated = n_treated, strata = strata,
+                  accept = 1, id = "id"),
+      mktcausal_warning_granular_inference = function(w) invokeRestart("muffleWarning")
+    )
+    out <- mktcausal:::run_search(des$spec, want = 40000, max_candidates = 1e6,
+                                  threshold = Inf)
+    expect_identical(out$coin_flips, coin_flips)
+    W <- out$assignments
+    s <- if (is.null(strata)) rep("all", nrow(d)) else d[[strata]]
+    for (g in unique(s)) {
+      Wg <- W[s == g, , drop = FALSE]
+      m <- nrow(Wg)
+      t <- sum(Wg[, 1])
+      expect_true(all(colSums(Wg) == t))
+      expect_lt(max(abs(rowMeans(Wg) - t / m)), 0.012)
+      pair <- tcrossprod(Wg) / ncol(Wg)
+      expect_lt(max(abs(pair[upper.tri(pair)] - t * (t - 1) / (m * (m - 1)))), 0.011)
+    }
+  }
+  d <- sim_clusters(24, 2, seed = 12)
+  set.seed(12)
+  check_uniform(d, NULL, 12, coin_flips = TRUE)
+  d$pair <- rep(1:12, each = 2)
+  check_uniform(d, "pair", 12, coin_flips = FALSE)
+  d2 <- sim_clusters(60, 2, seed = 13)
+  d2$region <- rep(c("a", "b"), c(36, 24))
+  check_uniform(d2, "region", 30, coin_flips = TRUE)
+  check_uniform(d2[1:30, ], NULL, 6, coin_flips = FALSE)
+})
