@@ -1,0 +1,330 @@
+#' Direct and spillover effects under interference
+#'
+#' When treating one market moves its neighbours' outcomes (shoppers cross
+#' borders, competitors react), the no-interference part of SUTVA fails and
+#' a unit's outcome depends on its own treatment and on an exposure mapping
+#' \eqn{h_i(D_{-i})} of the others' treatments. `spillover()` builds the
+#' mapping from an adjacency or distance matrix, or from group membership,
+#' and estimates the direct effect (own treatment) and the spillover effect
+#' (exposure) by regression and, when the assignment came from
+#' [rerandomize()], by the design-based Horvitz-Thompson and Hajek
+#' estimators of Aronow and Samii (2017).
+#'
+#' @section Exposure mappings:
+#' With \eqn{A} the neighbour weights (zero diagonal) and \eqn{D} the 0/1
+#' treatment, `exposure = "count"` is \eqn{\sum_j A_{ij} D_j}, `"share"`
+#' divides it by \eqn{\sum_j A_{ij}} (0 for units without neighbours) and
+#' `"any"` is 1 when at least one neighbour is treated. In the regression
+#' the `spillover` row is the coefficient of this exposure: for `"share"`,
+#' the effect of going from no treated neighbour to all neighbours treated.
+#'
+#' @section Design-based estimators:
+#' Units fall into four exposure conditions: own treatment (control or
+#' treated) crossed with any treated neighbour (isolated or exposed). The
+#' probability of each condition for each unit, and of each pair of
+#' conditions for each pair of units, is computed from `n_draws` assignments
+#' drawn from the design's own acceptance rule (all of them when the design
+#' has few enough), so re-randomization and strata are taken into account.
+#' Contrasts of condition means are estimated by inverse probability
+#' weighting (Horvitz-Thompson) and its ratio form (Hajek), over the units
+#' that can reach both conditions; their variance is Aronow and Samii's
+#' conservative estimator, which bounds the terms of pairs that never appear
+#' together. Rows: `direct` (treated-isolated minus control-isolated),
+#' `spillover` (control-exposed minus control-isolated) and
+#' `spillover_treated` (treated-exposed minus treated-isolated).
+#'
+#' The regression is unbiased only when exposure is as good as random given
+#' the covariates; under a design, units with many neighbours are exposed
+#' more often, and the design-based rows correct for that.
+#'
+#' @param formula `outcome ~ treatment`, with a 0/1 treatment column.
+#' @param data A data frame with one row per unit.
+#' @param covariates Optional one-sided formula of numeric columns of `data`
+#'   for the regression, such as `~ pre_sales`.
+#' @param adjacency A square matrix with unit ids as row and column names
+#'   (0/1 adjacency, non-negative weights, or distances with `radius`), a
+#'   [stats::dist()] object with labels, or the name of a column of `data`
+#'   giving each unit's group (units of the same group are neighbours).
+#' @param exposure `"share"`, `"any"` or `"count"`; see Exposure mappings.
+#' @param radius With a distance matrix: units within `radius` are
+#'   neighbours.
+#' @param id Name of the unit id column matching the names of `adjacency`
+#'   (and the design's ids). Defaults to the design's id column.
+#' @param design Optional design from [rerandomize()] that drew the
+#'   treatment; adds the design-based rows.
+#' @param cluster Optional column for clustered (CR2) regression standard
+#'   errors; HC2 otherwise.
+#' @param n_draws Number of assignments drawn from the design to compute
+#'   exposure probabilities.
+#' @param alpha Significance level for confidence intervals.
+#' @return An object of class `c("mkt_spillover", "mkt_fit")`. [tidy()] gives
+#'   rows with `estimator` (`"regression"`, `"horvitz_thompson"`,
+#'   `"hajek"`), `term` (`"direct"`, `"spillover"`, `"spillover_treated"`),
+#'   `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`, `conf.high`
+#'   and `n_units`. `$exposure` holds each unit's exposure and condition,
+#'   `$exposure_prob` the condition probabilities under the design.
+#' @references Aronow, P. M. and Samii, C. (2017). Estimating average causal
+#'   effects under general interference, with application to a social
+#'   network experiment. *Annals of Applied Statistics* 11(4), 1912-1947.
+#' @examples
+#' set.seed(3)
+#' n <- 80
+#' geo <- data.frame(id = sprintf("g%02d", 1:n), x = runif(n), y = runif(n))
+#' dist <- as.matrix(stats::dist(geo[, c("x", "y")]))
+#' dimnames(dist) <- list(geo$id, geo$id)
+#' geo$pre <- rnorm(n, 100, 10)
+#' des <- rerandomize(geo, ~ pre, n_treated = 20, accept = 0.2, id = "id")
+#' geo$treated <- des$treated
+#' near <- (dist <= 0.15) * 1
+#' diag(near) <- 0
+#' geo$sales <- geo$pre + 5 * geo$treated + 3 * (near %*% geo$treated > 0) +
+#'   rnorm(n)
+#' fit <- spillover(sales ~ treated, geo, adjacency = dist, covariates = ~ pre,
+#'                  radius = 0.15, exposure = "any", id = "id", design = des,
+#'                  n_draws = 1000)
+#' tidy(fit)
+#' @export
+spillover <- function(formula, data, adjacency, covariates = NULL,
+                      exposure = c("share", "any", "count"), radius = NULL, id = NULL, design = NULL, cluster = NULL,
+                      n_draws = 2000, alpha = 0.05) {
+  call <- match.call()
+  data <- check_data_frame(data)
+  exposure <- rlang::arg_match(exposure)
+  alpha <- check_alpha(alpha)
+  if (!is.null(design)) check_design(design)
+  vars <- effect_formula(formula)
+  if (is.null(id)) id <- if (!is.null(design)) design$id_name
+  if (is.null(id)) {
+    abort_mkt("bad_argument", c(
+      "{.arg id} must name the unit id column that labels {.arg adjacency}.",
+      i = "For example {.code spillover(sales ~ treated, data, adjacency = adj, id = \"dma\")}."
+    ))
+  }
+  check_columns(data, c(id, cluster), "id")
+  cov_vars <- effect_covariates(covariates)
+  check_columns(data, c(vars$outcome, vars$treatment, cov_vars), "formula")
+  y <- check_numeric_column(data, vars$outcome, "outcome")
+  d <- check_treatment(data[[vars$treatment]], vars$treatment)
+  ids <- as.character(data[[id]])
+  if (anyDuplicated(ids)) {
+    abort_mkt("duplicated_cells", c(
+      "Unit ids in {.field {id}} must be unique: {.val {utils::head(ids[duplicated(ids)], 3)}} repeat{?s}.",
+      i = "Give one row per unit; aggregate finer rows first."
+    ))
+  }
+  A <- neighbour_matrix(adjacency, ids, data, id, radius)
+  h <- as.vector(exposure_of(A, matrix(d, ncol = 1L), exposure))
+  condition <- as.vector(exposure_condition(A, matrix(d, ncol = 1L)))
+
+  X <- cbind(`(Intercept)` = 1, direct = d, spillover = h)
+  if (length(cov_vars)) {
+    Xc <- effect_covariate_matrix(data, covariates, cov_vars)
+    X <- cbind(X, scale(Xc, scale = FALSE))
+  }
+  if (stats::var(h) == 0) {
+    abort_mkt("no_exposure_variation", c(
+      "Exposure ({exposure}) is the same for every unit, so the spillover effect is not identified.",
+      i = "Check {.arg adjacency} (and {.arg radius}): every unit needs neighbours, some treated and some not."
+    ))
+  }
+  fit <- ols_robust(X, y, cluster = if (!is.null(cluster)) data[[cluster]])
+  rows <- lapply(c("direct", "spillover"), function(term) {
+    r <- robust_row(fit$coefficients[[term]], sqrt(fit$vcov[term, term]), fit$df[[term]], alpha)
+    cbind(estimator = "regression", term = term, r, n_units = length(y))
+  })
+  estimates <- do.call(rbind, rows)
+
+  prob <- NULL
+  if (!is.null(design)) {
+    pos <- match(ids, design$ids)
+    if (anyNA(pos) || length(unique(pos)) != length(design$ids)) {
+      abort_mkt("misaligned_outcome", c(
+        "The ids in {.field {id}} must be exactly the design's clusters.",
+        i = "{sum(is.na(pos))} id{?s} of {.arg data} {?is/are} not in the design."
+      ))
+    }
+    if (any(design$treated[pos] != d)) {
+      abort_mkt("misaligned_outcome", c(
+        "Treatment column {.field {vars$treatment}} disagrees with the design's assignment on {sum(design$treated[pos] != d)} unit{?s}.",
+        i = "Estimate on the assignment the design drew."
+      ))
+    }
+    n_draws <- check_count(n_draws, "n_draws", min = 100)
+    pool <- exposure_pool(design, n_draws)
+    W <- pool$assignments[pos, , drop = FALSE]
+    dz <- design_based_spillover(y, condition, exposure_condition(A, W), alpha)
+    estimates <- rbind(estimates, dz$rows)
+    prob <- dz$prob
+    dimnames(prob) <- list(ids, exposure_levels)
+  }
+  rownames(estimates) <- NULL
+
+  structure(list(
+    call = call,
+    estimates = estimates,
+    exposure = data.frame(id = ids, treated = d, exposure = h,
+                          condition = factor(exposure_levels[condition], exposure_levels),
+                          n_neighbours = rowSums(A > 0), stringsAsFactors = FALSE),
+    exposure_prob = prob,
+    exposure_type = exposure,
+    regression = fit,
+    n_draws = if (!is.null(design)) ncol(W),
+    alpha = alpha,
+    vars = c(vars, id = id)
+  ), class = c("mkt_spillover", "mkt_fit"))
+}
+
+# Accepted assignments of the design (N x R, design order), enumerated when
+# there are few enough, as for the randomization test.
+exposure_pool <- function(design, n_draws) {
+  sizes <- as.vector(table(design$strata))
+  n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
+  reference_pool(design$spec, design$threshold, n_total <= 2e4, n_draws, 500L,
+                 design$acceptance_rate)
+}
+
+# Horvitz-Thompson and Hajek contrasts of exposure conditions with Aronow
+# and Samii's conservative variance. `cond` is each unit's observed condition
+# (1..4), `C` its condition under each simulated assignment (N x R).
+design_based_spillover <- function(y, cond, C, alpha) {
+  R <- ncol(C)
+  ind <- lapply(1:4, function(k) (C == k) * 1)
+  prob <- vapply(ind, rowMeans, numeric(length(y)))
+  contrasts <- list(direct = c(3L, 1L), spillover = c(2L, 1L), spillover_treated = c(4L, 3L))
+  z <- stats::qnorm(1 - alpha / 2)
+  rows <- list()
+  for (term in names(contrasts)) {
+    k <- contrasts[[term]][1]
+    l <- contrasts[[term]][2]
+    keep <- prob[, k] > 0 & prob[, l] > 0
+    n_u <- sum(keep)
+    seen_k <- keep & cond == k
+    seen_l <- keep & cond == l
+    if (n_u < 2L || !any(seen_k) || !any(seen_l)) {
+      for (est in c("horvitz_thompson", "hajek")) {
+        rows[[length(rows) + 1L]] <- data.frame(
+          estimator = est, term = term, estimate = NA_real_, std.error = NA_real_,
+          statistic = NA_real_, p.value = NA_real_, conf.low = NA_real_,
+          conf.high = NA_real_, df = Inf, n_units = n_u)
+      }
+      next
+    }
+    pk <- prob[keep, k]
+    pl <- prob[keep, l]
+    Ik <- as.numeric(seen_k[keep])
+    Il <- as.numeric(seen_l[keep])
+    yk <- y[keep]
+    Pkk <- tcrossprod(ind[[k]][keep, , drop = FALSE]) / R
+    Pll <- tcrossprod(ind[[l]][keep, , drop = FALSE]) / R
+    Pkl <- tcrossprod(ind[[k]][keep, , drop = FALSE], ind[[l]][keep, , drop = FALSE]) / R
+    ht_k <- sum(Ik * yk / pk)
+    ht_l <- sum(Il * yk / pl)
+    hajek_k <- ht_k / sum(Ik / pk)
+    hajek_l <- ht_l / sum(Il / pl)
+    for (est in c("horvitz_thompson", "hajek")) {
+      if (est == "horvitz_thompson") {
+        estimate <- (ht_k - ht_l) / n_u
+        uk <- yk
+        ul <- yk
+      } else {
+        estimate <- hajek_k - hajek_l
+        uk <- yk - hajek_k
+        ul <- yk - hajek_l
+      }
+      v <- as_variance(uk, Ik, pk, Pkk) + as_variance(ul, Il, pl, Pll) -
+        2 * as_covariance(uk, Ik, pk, ul, Il, pl, Pkl)
+      se <- sqrt(max(v, 0)) / n_u
+      rows[[length(rows) + 1L]] <- data.frame(
+        estimator = est, term = term, estimate = estimate, std.error = se,
+        statistic = estimate / se, p.value = 2 * stats::pnorm(-abs(estimate / se)),
+        conf.low = estimate - z * se, conf.high = estimate + z * se, df = Inf,
+        n_units = n_u)
+    }
+  }
+  list(rows = do.call(rbind, rows), prob = prob)
+}
+
+# Aronow-Samii variance estimator of the Horvitz-Thompson total of u over the
+# units observed in a condition (I = 1), with first-order probabilities p and
+# joint probabilities P (diagonal p). Pairs that never share the condition
+# (P = 0) are bounded by Young's inequality.
+as_variance <- function(u, I, p, P) {
+  a <- I * u / p
+  pos <- P > 0
+  pp <- tcrossprod(p)
+  term <- ifelse(pos, (P - pp) / ifelse(pos, P, 1), 0)
+  zero_pairs <- rowSums(!pos)
+  sum(term * tcrossprod(a)) + sum(I * u^2 / p * zero_pairs)
+}
+
+# Covariance of the totals in conditions k and l; P[i, j] is the probability
+# that unit i is in k while unit j is in l (zero on the diagonal).
+as_covariance <- function(uk, Ik, pk, ul, Il, pl, P) {
+  ak <- Ik * uk / pk
+  al <- Il * ul / pl
+  pos <- P > 0
+  term <- ifelse(pos, (P - tcrossprod(pk, pl)) / ifelse(pos, P, 1), 0)
+  bound <- sum(Ik * uk^2 / (2 * pk) * rowSums(!pos)) + sum(Il * ul^2 / (2 * pl) * colSums(!pos))
+  sum(term * outer(ak, al)) - bound
+}
+
+#' @rdname spillover
+#' @param x,object A fit from `spillover()`.
+#' @param ... Unused.
+#' @export
+tidy.mkt_spillover <- function(x, ...) {
+  x$estimates
+}
+
+#' @rdname spillover
+#' @export
+glance.mkt_spillover <- function(x, ...) {
+  data.frame(
+    n_units = nrow(x$exposure), n_treated = sum(x$exposure$treated),
+    n_exposed_controls = sum(x$exposure$condition == "control_exposed"),
+    exposure = x$exposure_type, se_type = x$regression$se_type,
+    design_based = !is.null(x$exposure_prob),
+    n_draws = if (is.null(x$n_draws)) NA_integer_ else as.integer(x$n_draws),
+    alpha = x$alpha, stringsAsFactors = FALSE
+  )
+}
+
+#' @rdname spillover
+#' @export
+coef.mkt_spillover <- function(object, ...) {
+  est <- object$estimates
+  stats::setNames(est$estimate, paste(est$estimator, est$term, sep = ":"))
+}
+
+#' @rdname spillover
+#' @export
+print.mkt_spillover <- function(x, ...) {
+  est <- x$estimates
+  counts <- table(x$exposure$condition)
+  cat("Direct and spillover effects (exposure: ", x$exposure_type, ")\n",
+      nrow(x$exposure), " units: ",
+      paste(sprintf("%d %s", as.vector(counts), gsub("_", " ", names(counts))), collapse = ", "),
+      "\n", if (!is.null(x$n_draws)) sprintf("Design-based rows use %d assignments of the design.\n", x$n_draws),
+      "\n", sep = "")
+  show <- data.frame(
+    estimator = est$estimator, term = est$term,
+    estimate = signif(est$estimate, 4), std.error = signif(est$std.error, 3),
+    ci = sprintf("[%s, %s]", signif(est$conf.low, 4), signif(est$conf.high, 4)),
+    p.value = format.pval(est$p.value, digits = 2), n_units = est$n_units
+  )
+  names(show)[5] <- sprintf("%g%% CI", 100 * (1 - x$alpha))
+  print.data.frame(show, row.names = FALSE)
+  invisible(x)
+}
+
+#' @rdname spillover
+#' @export
+plot.mkt_spillover <- function(x, ...) {
+  est <- x$estimates[!is.na(x$estimates$estimate), , drop = FALSE]
+  ggplot2::ggplot(est, ggplot2::aes(x = .data$estimate, y = .data$estimator)) +
+    ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
+    ggplot2::geom_pointrange(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high)) +
+    ggplot2::facet_wrap(~ term, scales = "free_x") +
+    ggplot2::labs(x = sprintf("Effect (%g%% CI)", 100 * (1 - x$alpha)), y = NULL,
+                  title = "Direct and spillover effects")
+}

@@ -1,0 +1,155 @@
+# A line of 6 units: 1-2-3-4-5-6.
+line_adjacency <- function() {
+  ids <- paste0("u", 1:6)
+  A <- matrix(0, 6, 6, dimnames = list(ids, ids))
+  for (i in 1:5) A[i, i + 1] <- A[i + 1, i] <- 1
+  A
+}
+
+test_that("exposure mappings count, share and flag treated neighbours", {
+  A <- mktcausal:::neighbour_matrix(line_adjacency(), paste0("u", 6:1))
+  expect_identical(rownames(A), paste0("u", 6:1))
+  d <- c(1, 0, 0, 1, 0, 0)  # u6 and u3 treated (rows in order u6..u1)
+  W <- matrix(d, ncol = 1)
+  expect_equal(as.vector(mktcausal:::exposure_of(A, W, "count")), c(0, 1, 1, 0, 1, 0))
+  expect_equal(as.vector(mktcausal:::exposure_of(A, W, "share")), c(0, 0.5, 0.5, 0, 0.5, 0))
+  expect_equal(as.vector(mktcausal:::exposure_of(A, W, "any")), c(0, 1, 1, 0, 1, 0))
+  expect_equal(as.vector(mktcausal:::exposure_condition(A, W)), c(3, 2, 2, 3, 2, 1))
+  # u2 and u3 treated: u1 has its only neighbour treated, u4 one of two
+  W2 <- matrix(c(0, 0, 0, 1, 1, 0), ncol = 1)
+  expect_equal(as.vector(mktcausal:::exposure_of(A, W2, "count")), c(0, 0, 1, 1, 1, 1))
+  expect_equal(as.vector(mktcausal:::exposure_of(A, W2, "share")), c(0, 0, 0.5, 0.5, 0.5, 1))
+
+  # group membership and distances within a radius
+  d2 <- data.frame(id = paste0("u", 1:4), g = c("a", "a", "b", "b"))
+  G <- mktcausal:::neighbour_matrix("g", d2$id, d2, "id")
+  expect_equal(unname(G), matrix(c(0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0), 4))
+  D <- as.matrix(stats::dist(c(u1 = 0, u2 = 1, u3 = 3, u4 = 3.5)))
+  R <- mktcausal:::neighbour_matrix(D, paste0("u", 1:4), radius = 1)
+  expect_equal(unname(R), unname(G))
+})
+
+test_that("the regression recovers direct and spillover effects and equals OLS", {
+  set.seed(21)
+  n <- 300
+  d <- data.frame(id = sprintf("m%03d", 1:n), x = runif(n), y = runif(n),
+                  pre = rnorm(n, 50, 5))
+  dist <- as.matrix(stats::dist(d[, c("x", "y")]))
+  dimnames(dist) <- list(d$id, d$id)
+  d$treated <- rbinom(n, 1, 0.4)
+  near <- (dist <= 0.1) * 1
+  diag(near) <- 0
+  share <- ifelse(rowSums(near) > 0, drop(near %*% d$treated) / pmax(rowSums(near), 1), 0)
+  d$sales <- d$pre + 4 * d$treated + 6 * share + rnorm(n)
+  fit <- spillover(sales ~ treated, d, adjacency = dist, radius = 0.1,
+                   covariates = ~ pre, id = "id")
+  tab <- tidy(fit)
+  expect_identical(tab$term, c("direct", "spillover"))
+  expect_true(all(abs(tab$estimate - c(4, 6)) < 3 * tab$std.error))
+  ols <- stats::lm(sales ~ treated + share + pre, data = cbind(d, share = share))
+  expect_equal(tab$estimate, unname(coef(ols)[2:3]), tolerance = 1e-10)
+  expect_equal(fit$exposure$exposure, unname(share), tolerance = 1e-12)
+  expect_identical(glance(fit)$design_based, FALSE)
+  expect_s3_class(plot(fit), "ggplot")
+})
+
+test_that("the Aronow-Samii variance matches its double sum", {
+  set.seed(22)
+  m <- 7
+  u <- rnorm(m)
+  I <- c(1, 0, 1, 1, 0, 1, 0)
+  p <- runif(m, 0.2, 0.8)
+  P <- matrix(runif(m * m, 0, 0.3), m)
+  P <- (P + t(P)) / 2
+  P[1, 3] <- P[3, 1] <- 0
+  diag(P) <- p
+  brute <- 0
+  for (i in 1:m) for (j in 1:m) {
+    if (P[i, j] > 0) {
+      brute <- brute + I[i] * I[j] * (P[i, j] - p[i] * p[j]) / P[i, j] *
+        u[i] * u[j] / (p[i] * p[j])
+    } else {
+      brute <- brute + I[i] * u[i]^2 / (2 * p[i]) + I[j] * u[j]^2 / (2 * p[j])
+    }
+  }
+  expect_equal(mktcausal:::as_variance(u, I, p, P), brute, tolerance = 1e-12)
+  Il <- 1 - I
+  pl <- runif(m, 0.2, 0.8)
+  Q <- matrix(runif(m * m, 0, 0.3), m)
+  diag(Q) <- 0
+  Q[2, 5] <- 0
+  brute <- 0
+  for (i in 1:m) for (j in 1:m) {
+    if (Q[i, j] > 0) {
+      brute <- brute + I[i] * Il[j] * (Q[i, j] - p[i] * pl[j]) / Q[i, j] *
+        u[i] * u[j] / (p[i] * pl[j])
+    } else {
+      brute <- brute - I[i] * u[i]^2 / (2 * p[i]) - Il[j] * u[j]^2 / (2 * pl[j])
+    }
+  }
+  expect_equal(mktcausal:::as_covariance(u, I, p, u, Il, pl, Q), brute, tolerance = 1e-12)
+})
+
+test_that("design-based estimators are unbiased over the design's own assignments", {
+  set.seed(23)
+  n <- 60
+  geo <- data.frame(id = sprintf("g%02d", 1:n), x = runif(n), y = runif(n),
+                    pre = rnorm(n, 10, 2))
+  dist <- as.matrix(stats::dist(geo[, c("x", "y")]))
+  dimnames(dist) <- list(geo$id, geo$id)
+  des <- rerandomize(geo, ~ pre, n_treated = 15, accept = 0.3, id = "id")
+  A <- mktcausal:::neighbour_matrix(dist, geo$id, radius = 0.15)
+  base <- geo$pre + rnorm(n)
+  Y <- cbind(base, base + 3, base + 5, base + 8)  # conditions 1..4
+  C <- mktcausal:::exposure_condition(A, mktcausal:::exposure_pool(des, 3000)$assignments)
+  obs <- mktcausal:::exposure_pool(des, 300)$assignments
+  res <- vapply(seq_len(ncol(obs)), function(r) {
+    cond <- as.vector(mktcausal:::exposure_condition(A, obs[, r, drop = FALSE]))
+    out <- mktcausal:::design_based_spillover(Y[cbind(1:n, cond)], cond, C, 0.05)$rows
+    c(out$estimate, out$std.error)
+  }, numeric(12))
+  est <- res[1:6, ]
+  se <- res[7:12, ]
+  truth <- c(5, 5, 3, 3, 3, 3)
+  mc_se <- apply(est, 1, sd, na.rm = TRUE) / sqrt(rowSums(!is.na(est)))
+  expect_true(all(abs(rowMeans(est, na.rm = TRUE) - truth) < 4 * mc_se))
+  # the variance estimator is conservative up to Monte Carlo error
+  expect_true(all(rowMeans(se, na.rm = TRUE) > 0.85 * apply(est, 1, sd, na.rm = TRUE)))
+})
+
+test_that("with a design, spillover() adds Horvitz-Thompson and Hajek rows", {
+  set.seed(24)
+  n <- 50
+  geo <- data.frame(id = sprintf("g%02d", 1:n), region = rep(letters[1:10], each = 5),
+                    pre = rnorm(n, 10, 2))
+  des <- rerandomize(geo, ~ pre, n_treated = 20, accept = 0.5, id = "id")
+  geo$treated <- des$treated
+  geo$sales <- geo$pre + 2 * geo$treated + rnorm(n)
+  fit <- spillover(sales ~ treated, geo, adjacency = "region", exposure = "share",
+                   design = des, n_draws = 500)
+  tab <- tidy(fit)
+  expect_setequal(unique(tab$estimator), c("regression", "horvitz_thompson", "hajek"))
+  expect_equal(dim(fit$exposure_prob), c(n, 4L))
+  expect_equal(unname(rowSums(fit$exposure_prob)), rep(1, n))
+  # 20 of 50 treated: each unit is treated with probability 0.4
+  expect_equal(unname(rowSums(fit$exposure_prob[, 3:4])), rep(0.4, n), tolerance = 0.08)
+  expect_identical(glance(fit)$n_draws, 500L)
+  expect_output(print(fit), "Hajek|hajek")
+})
+
+test_that("bad inputs to spillover() raise classed errors", {
+  d <- data.frame(id = paste0("u", 1:6), treated = c(1, 0, 0, 1, 0, 0),
+                  sales = rnorm(6))
+  A <- line_adjacency()
+  expect_error(spillover(sales ~ treated, d[1:5, ], adjacency = A[1:4, 1:4], id = "id"),
+               class = "mktcausal_error_adjacency_mismatch")
+  expect_error(spillover(sales ~ treated, d, adjacency = A[, 1:5], id = "id"),
+               class = "mktcausal_error_bad_adjacency")
+  expect_error(spillover(sales ~ treated, d, adjacency = A), class = "mktcausal_error_bad_argument")
+  expect_error(spillover(sales ~ treated, d, adjacency = A * 0, id = "id"),
+               class = "mktcausal_error_no_exposure_variation")
+  expect_error(spillover(sales ~ treated, d, adjacency = "nope", id = "id"),
+               class = "mktcausal_error_bad_adjacency")
+  tryCatch(spillover(sales ~ treated, d, adjacency = A[1:4, 1:4], id = "id"),
+           mktcausal_error = function(e) expect_match(conditionMessage(e), "u5"))
+})
