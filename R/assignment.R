@@ -244,9 +244,10 @@ randomized_row <- function(panel, data_name, facts, q) {
     functions <- rows(list(
       c(sprintf("units <- geo_units(%s, post = %s)", src, post_expr),
         "cluster-level pre-period features and test-window totals"),
-      c("experiment_effect(post_total ~ treated, cbind(units, treated = design$treated), design = design)",
+      c(paste0("experiment_effect(post_total ~ treated, data.frame(design$X, treated = design$treated, ",
+               "post_total = units$post_total[match(design$ids, units$cluster)]), design = design)"),
         "difference in means and Lin regression adjustment, with randomization inference"),
-      c("randomization_test(design, units$post_total)",
+      c("randomization_test(design, setNames(units$post_total, units$cluster))",
         "Fisher test conditional on the acceptance rule, with its interval")
     ))
     diagnostics <- rows(design_checks)

@@ -1,0 +1,95 @@
+sim_rollout <- function(launch, n_t = 12, seed = 1, dose = NULL) {
+  withr::with_seed(seed, {
+    ids <- names(launch)
+    d <- expand.grid(unit = ids, week = seq_len(n_t), stringsAsFactors = FALSE)
+    l <- launch[d$unit]
+    d$treat <- as.integer(!is.na(l) & d$week >= l)
+    if (!is.null(dose)) d$treat <- d$treat * dose[d$unit]
+    d$y <- 10 + d$treat + rnorm(nrow(d))
+  })
+  d
+}
+
+test_that("each rule of the map names its row", {
+  ids <- sprintf("u%02d", 1:20)
+  staggered_launch <- setNames(rep(c(4, 7, 9, NA), 5), ids)
+  a <- assignment(y ~ treat | unit + week, sim_rollout(staggered_launch))
+  expect_identical(a$setting, "staggered")
+  expect_identical(a$facts$n_cohorts, 3L)
+  expect_identical(a$facts$n_treated, 15L)
+
+  # one cohort, many treated: the canonical two-group DiD, same row
+  a <- assignment(y ~ treat | unit + week, sim_rollout(setNames(rep(c(6, NA), 10), ids)))
+  expect_identical(a$setting, "staggered")
+  expect_identical(a$facts$timing, "common")
+
+  single <- setNames(c(6, rep(NA, 19)), ids)
+  expect_identical(assignment(y ~ treat | unit + week, sim_rollout(single))$setting,
+                   "single_treated")
+  few <- setNames(c(6, 6, 6, rep(NA, 17)), ids)
+  expect_identical(assignment(y ~ treat | unit + week, sim_rollout(few))$setting,
+                   "single_treated")
+  expect_identical(assignment(y ~ treat | unit + week, sim_rollout(few), max_single = 2)$setting,
+                   "staggered")
+
+  everyone <- setNames(rep(6, 20), ids)
+  expect_identical(assignment(y ~ treat | unit + week, sim_rollout(everyone))$setting,
+                   "common_shock")
+  grp <- setNames(seq(0.5, 10, by = 0.5), ids)
+  expect_identical(
+    assignment(y ~ treat | unit + week, sim_rollout(everyone, dose = grp))$setting,
+    "common_shock")
+  d <- sim_rollout(staggered_launch, dose = grp)
+  d$treat <- d$treat * (1 + (d$week %% 3))
+  a <- assignment(y ~ treat | unit + week, d)
+  expect_identical(a$setting, "continuous")
+  expect_identical(a$facts$treatment_type, "continuous")
+
+  adj <- diag(20)
+  dimnames(adj) <- list(ids, ids)
+  a <- assignment(y ~ treat | unit + week, sim_rollout(staggered_launch), adjacency = adj)
+  expect_identical(a$setting, "spillover")
+  expect_match(a$functions$call[1], "adjacency = adj", fixed = TRUE)
+})
+
+test_that("reversals and first-period adopters are flagged", {
+  ids <- sprintf("u%02d", 1:10)
+  d <- sim_rollout(setNames(c(1, 5, 5, rep(NA, 7)), ids))
+  d$treat[d$unit == "u02" & d$week > 8] <- 0L
+  a <- assignment(y ~ treat | unit + week, d)
+  expect_false(a$facts$absorbing)
+  expect_identical(a$facts$n_first_period, 1L)
+  expect_length(a$notes, 2L)
+  expect_output(print(a), "switches off")
+  expect_s3_class(plot(a), "ggplot")
+})
+
+test_that("a randomized design gives the randomized row with calls on the user's names", {
+  d <- sim_clusters(40, 2, seed = 5)
+  set.seed(5)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.2, id = "id")
+  panel <- expand.grid(id = d$id, week = 1:10, stringsAsFactors = FALSE)
+  panel$sales <- rnorm(nrow(panel), 100)
+  a <- assignment(sales ~ 0 | id + week, panel, design = des)
+  expect_identical(a$setting, "randomized")
+  expect_match(a$functions$call[2], "design_power(design, panel, cluster = \"id\"", fixed = TRUE)
+  panel$treated <- as.integer(panel$id %in% d$id[des$treated == 1] & panel$week >= 7)
+  a <- assignment(sales ~ treated | id + week, panel, design = des)
+  expect_match(a$functions$call[1], "post = 7:10", fixed = TRUE)
+  # the suggested calls run as written
+  design <- des
+  units <- eval(str2lang(a$functions$call[1]))
+  expect_equal(nrow(units), 40L)
+  fit <- eval(str2lang(sub("design = design)", "design = design, n_draws = 200)",
+                           a$functions$call[2], fixed = TRUE)))
+  expect_s3_class(fit, "mkt_effect")
+  rt <- eval(str2lang(sub("units$cluster))", "units$cluster), n_draws = 200)",
+                          a$functions$call[3], fixed = TRUE)))
+  expect_s3_class(rt, "mkt_randomization_test")
+  # the analysis is aligned with the design by id: the difference in means is
+  # the difference of the arms' post-period totals
+  tot <- tapply(panel$sales[panel$week >= 7], panel$id[panel$week >= 7], sum)[des$ids]
+  expect_equal(rt$estimate, mean(tot[des$treated == 1]) - mean(tot[des$treated == 0]),
+               tolerance = 1e-10)
+  expect_error(assignment(sales ~ 0 | id + week, panel), class = "mktcausal_error_bad_formula")
+})
