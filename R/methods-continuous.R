@@ -119,3 +119,74 @@ print.mkt_iv_fe <- function(x, ...) {
 #' @rdname continuous-methods
 #' @export
 summary.mkt_iv_fe <- function(object, ...) print.mkt_iv_fe(object, ...)
+
+# --- dose_response ------------------------------------------------------------
+
+#' @rdname continuous-methods
+#' @export
+tidy.mkt_dose_response <- function(x, what = "coefficients", ...) fit_tidy(x, what)
+
+#' @rdname continuous-methods
+#' @export
+glance.mkt_dose_response <- function(x, ...) {
+  data.frame(estimator = x$estimator, shape = x$shape, n = x$n, n_units = x$n_units,
+             n_periods = x$n_periods, n_clusters = x$n_clusters, se_type = x$se_type,
+             reference_dose = x$reference, twfe_slope = x$twfe_slope, alpha = x$alpha,
+             stringsAsFactors = FALSE)
+}
+
+#' @rdname continuous-methods
+#' @export
+coef.mkt_dose_response <- function(object, ...) fit_coef(object)
+
+#' @rdname continuous-methods
+#' @export
+vcov.mkt_dose_response <- function(object, ...) object$vcov
+
+#' @rdname continuous-methods
+#' @export
+confint.mkt_dose_response <- function(object, parm, level = 1 - object$alpha, ...) {
+  fit_confint(object, if (missing(parm)) NULL else parm, level)
+}
+
+#' @rdname continuous-methods
+#' @export
+print.mkt_dose_response <- function(x, ...) {
+  if (x$estimator == "cgbs") {
+    say("{.strong Continuous difference-in-differences} (Callaway, Goodman-Bacon and Sant'Anna), {x$shape} curve")
+    say("{x$n_treated} dosed and {x$n_untreated} untreated units; TWFE slope on the same data: {signif(x$twfe_slope, 4)}")
+  } else {
+    say("{.strong Dose-response with unit and time fixed effects} ({x$shape}, {x$se_type} standard errors, {x$n_clusters} cluster{?s})")
+    say("{x$n} observations, {x$n_units} units x {x$n_periods} periods; curve relative to dose {signif(x$reference, 4)}")
+  }
+  cat("\n")
+  fit_print_table(x)
+  invisible(x)
+}
+
+#' @rdname continuous-methods
+#' @export
+summary.mkt_dose_response <- function(object, ...) print.mkt_dose_response(object, ...)
+
+#' @rdname continuous-methods
+#' @export
+plot.mkt_dose_response <- function(x, ...) {
+  cv <- tidy.mkt_dose_response(x, "curve")
+  p <- ggplot2::ggplot(cv, ggplot2::aes(x = .data$dose, y = .data$estimate)) +
+    ggplot2::geom_hline(yintercept = 0, colour = "grey60")
+  if (x$shape == "bins") {
+    p <- p + ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high))
+  } else {
+    p <- p + ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
+                                  fill = "grey80") +
+      ggplot2::geom_line(colour = "#08519c", linewidth = 0.8)
+  }
+  if (length(unique(cv$estimand)) > 1L) {
+    p <- p + ggplot2::facet_wrap(~ estimand, scales = "free_y")
+  }
+  p + ggplot2::labs(x = x$panel$vars$treatment, y = "effect",
+                    title = if (x$estimator == "cgbs") "ATT(d) and ACRT(d)" else
+                      "Dose-response (two-way fixed effects)",
+                    subtitle = sprintf("%g%% pointwise confidence band", 100 * (1 - x$alpha))) +
+    ggplot2::theme_minimal()
+}
