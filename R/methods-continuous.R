@@ -190,3 +190,67 @@ plot.mkt_dose_response <- function(x, ...) {
                     subtitle = sprintf("%g%% pointwise confidence band", 100 * (1 - x$alpha))) +
     ggplot2::theme_minimal()
 }
+
+# --- exposure_did -------------------------------------------------------------
+
+#' @rdname continuous-methods
+#' @export
+tidy.mkt_exposure_did <- function(x, what = "coefficients", ...) fit_tidy(x, what)
+
+#' @rdname continuous-methods
+#' @export
+glance.mkt_exposure_did <- function(x, ...) {
+  data.frame(n = x$n, n_units = x$n_units, n_periods = x$n_periods,
+             n_clusters = x$n_clusters, se_type = x$se_type,
+             first_post = format(x$first_post),
+             pretrend_stat = x$pretrend[["stat"]], pretrend_df = x$pretrend[["df1"]],
+             pretrend_p.value = x$pretrend[["p"]], alpha = x$alpha,
+             stringsAsFactors = FALSE)
+}
+
+#' @rdname continuous-methods
+#' @export
+coef.mkt_exposure_did <- function(object, ...) fit_coef(object)
+
+#' @rdname continuous-methods
+#' @export
+vcov.mkt_exposure_did <- function(object, ...) object$vcov
+
+#' @rdname continuous-methods
+#' @export
+confint.mkt_exposure_did <- function(object, parm, level = 1 - object$alpha, ...) {
+  fit_confint(object, if (missing(parm)) NULL else parm, level)
+}
+
+#' @rdname continuous-methods
+#' @export
+print.mkt_exposure_did <- function(x, ...) {
+  say("{.strong Exposure difference-in-differences} ({x$se_type} standard errors, {x$n_clusters} cluster{?s})")
+  say("{x$n} observations, {x$n_units} units x {x$n_periods} periods; shock from {format(x$first_post)}")
+  cat("\n")
+  fit_print_table(x)
+  if (!is.na(x$pretrend[["stat"]])) {
+    say("\nPre-trend test (event-study coefficients before the shock = 0): F = {signif(x$pretrend[['stat']], 3)} on {x$pretrend[['df1']]} df, p = {format.pval(x$pretrend[['p']], digits = 2)}")
+  }
+  invisible(x)
+}
+
+#' @rdname continuous-methods
+#' @export
+summary.mkt_exposure_did <- function(object, ...) print.mkt_exposure_did(object, ...)
+
+#' @rdname continuous-methods
+#' @export
+plot.mkt_exposure_did <- function(x, ...) {
+  es <- tidy.mkt_exposure_did(x, "event_study")
+  ggplot2::ggplot(es, ggplot2::aes(x = .data$relative_period, y = .data$estimate)) +
+    ggplot2::geom_hline(yintercept = 0, colour = "grey60") +
+    ggplot2::geom_vline(xintercept = -0.5, colour = "firebrick", linetype = "dashed") +
+    ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
+                             colour = "#08519c") +
+    ggplot2::labs(x = "periods since the shock", y = "effect of one unit of exposure",
+                  title = "Exposure event study",
+                  subtitle = sprintf("%g%% confidence intervals; base period at 0",
+                                     100 * (1 - x$alpha))) +
+    ggplot2::theme_minimal()
+}
