@@ -254,3 +254,64 @@ plot.mkt_exposure_did <- function(x, ...) {
                                      100 * (1 - x$alpha))) +
     ggplot2::theme_minimal()
 }
+
+# --- dml ------------------------------------------------------------------------
+
+#' @rdname continuous-methods
+#' @export
+tidy.mkt_dml <- function(x, what = "coefficients", ...) fit_tidy(x, what)
+
+#' @rdname continuous-methods
+#' @export
+glance.mkt_dml <- function(x, ...) {
+  data.frame(n = x$n, n_units = x$n_units, n_periods = x$n_periods,
+             n_folds = x$n_folds, n_rep = x$n_rep,
+             learner_outcome = x$learner[1], learner_treatment = x$learner[2],
+             se_type = x$se_type, estimate_spread = diff(range(x$repetitions$estimate)),
+             alpha = x$alpha, stringsAsFactors = FALSE)
+}
+
+#' @rdname continuous-methods
+#' @export
+coef.mkt_dml <- function(object, ...) fit_coef(object)
+
+#' @rdname continuous-methods
+#' @export
+vcov.mkt_dml <- function(object, ...) object$vcov
+
+#' @rdname continuous-methods
+#' @export
+confint.mkt_dml <- function(object, parm, level = 1 - object$alpha, ...) {
+  fit_confint(object, if (missing(parm)) NULL else parm, level)
+}
+
+#' @rdname continuous-methods
+#' @export
+print.mkt_dml <- function(x, ...) {
+  say("{.strong Double machine learning}, partially linear panel model with unit and time fixed effects")
+  say("{x$n} observations, {x$n_units} units x {x$n_periods} periods; learners: {x$learner[1]} (outcome), {x$learner[2]} (treatment)")
+  say("{x$n_folds} folds of units, median of {x$n_rep} cross-fit{?s}; {x$se_type} standard errors")
+  cat("\n")
+  fit_print_table(x)
+  invisible(x)
+}
+
+#' @rdname continuous-methods
+#' @export
+summary.mkt_dml <- function(object, ...) print.mkt_dml(object, ...)
+
+#' @rdname continuous-methods
+#' @export
+plot.mkt_dml <- function(x, ...) {
+  reps <- x$repetitions
+  reps$repetition <- seq_len(nrow(reps))
+  crit <- stats::qnorm(1 - x$alpha / 2)
+  ggplot2::ggplot(reps, ggplot2::aes(x = .data$repetition, y = .data$estimate)) +
+    ggplot2::geom_hline(yintercept = x$estimates$estimate, colour = "firebrick") +
+    ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$estimate - crit * .data$std.error,
+                                          ymax = .data$estimate + crit * .data$std.error)) +
+    ggplot2::labs(x = "cross-fit repetition", y = x$estimates$term,
+                  title = "Estimates across cross-fitting splits",
+                  subtitle = "red: median (the reported estimate)") +
+    ggplot2::theme_minimal()
+}
