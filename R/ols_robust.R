@@ -9,7 +9,17 @@
 #   degrees of freedom of each coefficient.
 # weights: NULL or positive weights; the fit is then least squares on
 #   sqrt(weights)-scaled rows, as in estimatr.
-ols_robust <- function(X, y, cluster = NULL, weights = NULL,
+# se_type: NULL for the design-based HC2 / CR2 above; "CR1" or "HC1" for the
+#   econometric panel convention of fixest (its default small-sample
+#   correction), used by the fixed-effects estimators: the sandwich times
+#   G/(G-1) * (n-1)/(n-K) with G - 1 degrees of freedom for CR1, and
+#   n/(n-K) with n - K degrees of freedom for HC1, where K counts the
+#   regressors plus `n_absorbed` absorbed fixed-effect parameters (those not
+#   nested in the clusters, as fixest does).
+# resid_X: for two-stage least squares, the matrix of structural regressors
+#   (X holds their first-stage fitted values): residuals are y - resid_X beta.
+ols_robust <- function(X, y, cluster = NULL, weights = NULL, se_type = NULL,
+                       n_absorbed = 0, resid_X = NULL,
                        call = rlang::caller_env()) {
   X <- as.matrix(X)
   n <- nrow(X)
@@ -23,6 +33,7 @@ ols_robust <- function(X, y, cluster = NULL, weights = NULL,
     sw <- sqrt(weights)
     X <- X * sw
     y <- y * sw
+    if (!is.null(resid_X)) resid_X <- as.matrix(resid_X) * sw
   }
   qx <- qr(X)
   p <- ncol(X)
@@ -38,6 +49,11 @@ ols_robust <- function(X, y, cluster = NULL, weights = NULL,
   resid <- as.vector(y - X %*% beta)
   R_inv <- backsolve(qr.R(qx), diag(p))
   bread <- tcrossprod(R_inv[order(qx$pivot), , drop = FALSE])
+  if (!is.null(resid_X)) resid <- as.vector(y - as.matrix(resid_X) %*% beta)
+  if (!is.null(se_type)) {
+    return(ols_robust_cr1(X, resid, beta, bread, cluster, se_type, n_absorbed,
+                          call = call))
+  }
   XB <- X %*% bread
 
   if (is.null(cluster)) {
@@ -98,6 +114,43 @@ ols_robust <- function(X, y, cluster = NULL, weights = NULL,
   names(df) <- colnames(X)
   list(coefficients = beta, vcov = vcov, df = df, residuals = resid,
        n = n, n_clusters = if (is.null(cluster)) n else G, se_type = se_type)
+}
+
+# The CR1 / HC1 sandwich of the panel estimators (fixest's default small-sample
+# correction). Scores are rows of X times residuals (already weighted by the
+# caller's sqrt-weight scaling), summed within clusters.
+ols_robust_cr1 <- function(X, resid, beta, bread, cluster, se_type, n_absorbed,
+                           call = rlang::caller_env()) {
+  n <- nrow(X)
+  p <- ncol(X)
+  K <- p + n_absorbed
+  scores <- X * resid
+  if (se_type == "CR1") {
+    if (is.null(cluster) || length(cluster) != n || anyNA(cluster)) {
+      abort_mkt("bad_cluster", "Cluster labels must be complete, one per row ({n}).",
+                call = call)
+    }
+    cl <- as.integer(factor(cluster))
+    G <- max(cl)
+    if (G < 2L) {
+      abort_mkt("bad_cluster", c(
+        "Clustered standard errors need at least two clusters; there is {G}.",
+        i = "Cluster by a coarser grouping only when it has many groups."
+      ), call = call)
+    }
+    scores <- rowsum(scores, cl, reorder = FALSE)
+    adj <- G / (G - 1) * (n - 1) / (n - K)
+    df <- rep(G - 1, p)
+  } else {
+    G <- n
+    adj <- n / (n - K)
+    df <- rep(n - K, p)
+  }
+  vcov <- adj * bread %*% crossprod(scores) %*% bread
+  dimnames(vcov) <- list(colnames(X), colnames(X))
+  names(df) <- colnames(X)
+  list(coefficients = beta, vcov = vcov, df = df, residuals = resid,
+       n = n, n_clusters = G, se_type = se_type, bread = bread)
 }
 
 # broom-style inference for one coefficient of an ols_robust() fit, with

@@ -1,0 +1,87 @@
+# Partially linear panel DGP: unit and time effects correlated with the
+# treatment, nonlinear confounding through x1 and x2, theta = 0.5.
+sim_plm <- function(n_units = 100, n_periods = 6, seed = 21) {
+  set.seed(seed)
+  d <- expand.grid(store = seq_len(n_units), week = seq_len(n_periods))
+  a <- rnorm(n_units)
+  n <- nrow(d)
+  d$x1 <- rnorm(n) + a[d$store] / 2
+  d$x2 <- runif(n, -2, 2)
+  d$price <- sin(2 * d$x1) + 0.5 * d$x2^2 + a[d$store] + d$week / 3 + rnorm(n)
+  d$sales <- 0.5 * d$price + 2 * cos(d$x1) + d$x2^2 + 2 * a[d$store] + d$week +
+    rnorm(n)
+  d
+}
+
+test_that("dml with the built-in ridge learner recovers theta where linear controls do not", {
+  d <- sim_plm()
+  set.seed(1)
+  m <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 3)
+  td <- tidy(m)
+  expect_equal(td$term, "price")
+  expect_lt(abs(td$estimate - 0.5), 4 * td$std.error)
+  expect_equal(nrow(m$repetitions), 3L)
+  expect_equal(td$estimate, stats::median(m$repetitions$estimate))
+  set.seed(1)
+  lin <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "linear", n_rep = 1,
+             basis = FALSE)
+  expect_gt(abs(coef(lin) - 0.5), abs(coef(m) - 0.5))
+  # set.seed reproduces the cross-fits.
+  set.seed(1)
+  m2 <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 3)
+  expect_equal(coef(m2), coef(m))
+  expect_s3_class(plot(m), "ggplot")
+  expect_equal(glance(m)$n_units, 100L)
+})
+
+test_that("with linear learners and fixed folds, dml is the FWL partialling-out estimate", {
+  d <- sim_plm(n_units = 40, n_periods = 5)
+  d$fold <- (d$store %% 4) + 1
+  m <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "linear", n_folds = 4,
+           folds = "fold", cluster = FALSE, basis = FALSE)
+  M <- demean_fe(cbind(d$sales, d$price, d$x1, d$x2), list(d$store, d$week))
+  u <- v <- numeric(nrow(d))
+  for (k in 1:4) {
+    te <- d$fold == k
+    X <- cbind(1, M[!te, 3:4])
+    u[te] <- M[te, 1] - cbind(1, M[te, 3:4]) %*% qr.coef(qr(X), M[!te, 1])
+    v[te] <- M[te, 2] - cbind(1, M[te, 3:4]) %*% qr.coef(qr(X), M[!te, 2])
+  }
+  theta <- sum(u * v) / sum(v^2)
+  expect_equal(coef(m)[["price"]], theta, tolerance = 1e-10)
+  se <- sqrt(sum(((u - theta * v) * v)^2)) / sum(v^2)
+  expect_equal(tidy(m)$std.error, se, tolerance = 1e-10)
+})
+
+test_that("lasso and forest learners run when installed", {
+  d <- sim_plm(n_units = 60, n_periods = 4)
+  skip_if_not_installed("glmnet")
+  set.seed(2)
+  m <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "lasso", n_rep = 1)
+  expect_lt(abs(coef(m) - 0.5), 0.3)
+  skip_if_not_installed("ranger")
+  set.seed(2)
+  f <- dml(sales ~ price + x1 + x2 | store + week, d, learner = list("forest", "ridge"), n_rep = 1)
+  expect_equal(f$learner, c("forest", "ridge"))
+  expect_lt(abs(coef(f) - 0.5), 4 * tidy(f)$std.error)
+})
+
+test_that("a failing learner gives a classed error naming the fold", {
+  d <- sim_plm(n_units = 30, n_periods = 3)
+  bad <- function(x, y, newx) {
+    if (nrow(newx) < 20) stop("too few rows")
+    rep(mean(y), nrow(newx))
+  }
+  d$fold <- ifelse(d$store <= 25, (d$store %% 2) + 1, 3)
+  expect_error(dml(sales ~ price + x1 | store + week, d, learner = bad, n_folds = 3,
+                   folds = "fold"),
+               class = "mktcausal_error_learner_failed")
+  expect_error(dml(sales ~ price + x1 | store + week, d, learner = bad, n_folds = 3,
+                   folds = "fold"), "fold 3")
+  short <- function(x, y, newx) 1
+  expect_error(dml(sales ~ price + x1 | store + week, d, learner = short, n_rep = 1),
+               class = "mktcausal_error_learner_failed")
+  expect_error(dml(sales ~ price | store + week, d), class = "mktcausal_error_bad_formula")
+  expect_error(dml(sales ~ price + x1 | store + week, d, learner = "boosting"),
+               class = "mktcausal_error_bad_argument")
+})

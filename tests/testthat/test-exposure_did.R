@@ -1,0 +1,48 @@
+fx <- readRDS(test_path("fixtures", "continuous.rds"))
+pd <- fx$panel
+
+test_that("exposure_did equals fixest for the static and event-study models", {
+  m <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8)
+  expect_equal(unname(coef(m)), unname(fx$exposure$coef), tolerance = 1e-8)
+  expect_equal(tidy(m)$std.error, unname(fx$exposure$se), tolerance = 1e-8)
+  es <- tidy(m, "event_study")
+  es <- es[es$time != 7, ]
+  expect_equal(es$estimate, unname(fx$exposure_es$coef), tolerance = 1e-8)
+  expect_equal(es$std.error, unname(fx$exposure_es$se), tolerance = 1e-8)
+  # A post column gives the same fit as the first post period.
+  m2 <- exposure_did(y_exp ~ exposure | geo + week, pd, post = "post", event_study = FALSE)
+  expect_equal(coef(m2), coef(m))
+})
+
+test_that("exposure_did recovers a known effect and passes the pre-trend test", {
+  set.seed(12)
+  d <- expand.grid(dma = 1:120, week = 1:10)
+  grp <- runif(120, 0, 3)
+  d$grp <- grp[d$dma]
+  d$sales <- d$dma / 10 + sin(d$week) + 0.7 * d$grp * (d$week >= 6) + rnorm(nrow(d))
+  m <- exposure_did(sales ~ grp | dma + week, d, post = 6)
+  expect_lt(abs(coef(m)[[1]] - 0.7), 4 * tidy(m)$std.error)
+  es <- tidy(m, "event_study")
+  expect_equal(nrow(es), 10L)
+  expect_equal(es$estimate[es$relative_period == -1], 0)
+  post <- es[es$relative_period >= 0, ]
+  expect_true(all(abs(post$estimate - 0.7) < 4 * post$std.error))
+  expect_gt(glance(m)$pretrend_p.value, 0.001)
+  expect_equal(glance(m)$pretrend_df, 4)
+  # A differential pre-trend is caught.
+  d$sales2 <- d$sales + 0.3 * d$grp * d$week
+  m2 <- exposure_did(sales2 ~ grp | dma + week, d, post = 6)
+  expect_lt(glance(m2)$pretrend_p.value, 1e-6)
+  expect_s3_class(plot(m), "ggplot")
+})
+
+test_that("exposure_did rejects exposures that vary and bad post arguments", {
+  expect_error(exposure_did(sales ~ price | geo + week, pd, post = 8),
+               class = "mktcausal_error_exposure_varies")
+  expect_error(exposure_did(y_exp ~ exposure | geo + week, pd, post = 99),
+               class = "mktcausal_error_bad_argument")
+  expect_error(exposure_did(y_exp ~ exposure | geo + week, pd),
+               class = "mktcausal_error_bad_argument")
+  expect_error(exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, base = 40),
+               class = "mktcausal_error_bad_argument")
+})
