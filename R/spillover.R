@@ -37,8 +37,19 @@
 #' the covariates; under a design, units with many neighbours are exposed
 #' more often, and the design-based rows correct for that.
 #'
-#' @param formula `outcome ~ treatment`, with a 0/1 treatment column.
-#' @param data A data frame with one row per unit.
+#' @section Panels:
+#' With a panel formula `outcome ~ treatment + covariates | unit + time`,
+#' exposure is computed period by period from the neighbours' treatment in
+#' that period, and the regression absorbs unit and time fixed effects
+#' (standard errors clustered by unit unless `cluster` says otherwise, with
+#' fixest's small-sample correction). A neighbour's treatment in a missing
+#' cell counts as untreated. The design-based rows need one row per
+#' randomized cluster and so are not offered for panels.
+#'
+#' @param formula `outcome ~ treatment` with a 0/1 treatment column and one
+#'   row per unit, or a panel formula `outcome ~ treatment + covariates |
+#'   unit + time` (see Panels).
+#' @param data A data frame with one row per unit, or a long panel.
 #' @param covariates Optional one-sided formula of numeric columns of `data`
 #'   for the regression, such as `~ pre_sales`.
 #' @param adjacency A square matrix with unit ids as row and column names
@@ -91,6 +102,15 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   data <- check_data_frame(data)
   exposure <- rlang::arg_match(exposure)
   alpha <- check_alpha(alpha)
+  if (is_panel_formula(formula)) {
+    if (!is.null(design) || !is.null(covariates)) {
+      abort_mkt("bad_argument", c(
+        "With a panel formula, covariates go in the formula and {.arg design} is not used.",
+        i = "For design-based estimates give one row per cluster: {.code spillover(sales ~ treated, clusters, adjacency, design = design)}."
+      ))
+    }
+    return(spillover_panel(formula, data, adjacency, exposure, radius, cluster, alpha, call))
+  }
   if (!is.null(design)) check_design(design)
   vars <- effect_formula(formula)
   if (is.null(id)) id <- if (!is.null(design)) design$id_name
@@ -171,6 +191,63 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
     n_draws = if (!is.null(design)) ncol(W),
     alpha = alpha,
     vars = c(vars, id = id)
+  ), class = c("mkt_spillover", "mkt_fit"))
+}
+
+is_panel_formula <- function(formula) {
+  inherits(formula, "formula") && length(formula) == 3L &&
+    "|" %in% all.names(formula[[3]])
+}
+
+# The panel regression: y_it = a_i + l_t + tau D_it + gamma h_it + x_it'b.
+spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster, alpha, call) {
+  panel <- mkt_panel(formula, data)
+  if (panel$treatment_type != "binary") {
+    abort_mkt("non_binary_treatment", c(
+      "{.fn spillover} needs a 0/1 treatment; {.field {panel$vars$treatment}} is {panel$treatment_type}.",
+      i = "For a dose, see {.fn dose_response}."
+    ))
+  }
+  ids <- as.character(panel$units)
+  A <- neighbour_matrix(adjacency, ids, data, panel$vars$unit, radius)
+  D0 <- panel$D
+  D0[is.na(D0)] <- 0
+  H <- exposure_of(A, D0, exposure)
+  cond <- exposure_condition(A, D0)
+  cells <- panel_cells(panel, extra = list(h = H, condition = cond))
+  covs <- panel$vars$covariates
+  keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
+  fe <- list(unit = cells$unit[keep], time = cells$time[keep])
+  cl <- fe_cluster(cluster, panel, data, cells, keep)
+  se_type <- if (is.null(cl)) "HC1" else "CR1"
+  Xs <- cbind(direct = cells$d[keep], spillover = cells$extra$h[keep],
+              cells$X[keep, covs, drop = FALSE])
+  M <- within_transform(cbind(y = cells$y[keep], Xs), fe)
+  if (max(abs(M[, "spillover"])) < 1e-10 * max(1, abs(Xs[, "spillover"]))) {
+    abort_mkt("no_exposure_variation", c(
+      "Exposure ({exposure}) does not vary once unit and time effects are removed, so the spillover effect is not identified.",
+      i = "Check {.arg adjacency}: neighbours must switch treatment at different times."
+    ), call = call)
+  }
+  fit <- ols_robust(M[, -1, drop = FALSE], M[, "y"], cluster = cl, se_type = se_type,
+                    n_absorbed = fe_absorbed(fe, cl), call = call)
+  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha,
+                      terms = c("direct", "spillover"))
+  estimates <- data.frame(estimator = "regression", est, n_units = length(unique(fe$unit)),
+                          stringsAsFactors = FALSE)
+  structure(list(
+    call = call,
+    estimates = estimates,
+    exposure = data.frame(id = ids[cells$unit], time = panel$times[cells$time],
+                          treated = cells$d, exposure = cells$extra$h,
+                          condition = factor(exposure_levels[cells$extra$condition], exposure_levels),
+                          n_neighbours = rowSums(A > 0)[cells$unit], stringsAsFactors = FALSE),
+    exposure_prob = NULL,
+    exposure_type = exposure,
+    regression = fit,
+    n_draws = NULL,
+    alpha = alpha,
+    vars = panel$vars
   ), class = c("mkt_spillover", "mkt_fit"))
 }
 

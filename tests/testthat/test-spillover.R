@@ -153,3 +153,34 @@ test_that("bad inputs to spillover() raise classed errors", {
   tryCatch(spillover(sales ~ treated, d, adjacency = A[1:4, 1:4], id = "id"),
            mktcausal_error = function(e) expect_match(conditionMessage(e), "u5"))
 })
+
+test_that("on a panel, spillover() absorbs unit and time effects and recovers the truth", {
+  set.seed(25)
+  n <- 60
+  n_t <- 10
+  ids <- sprintf("s%02d", 1:n)
+  pos <- stats::setNames(runif(n), ids)
+  dist <- as.matrix(stats::dist(pos))
+  dimnames(dist) <- list(ids, ids)
+  start <- stats::setNames(sample(c(4, 6, 8, NA), n, replace = TRUE), ids)
+  d <- expand.grid(store = ids, week = seq_len(n_t), stringsAsFactors = FALSE)
+  d$promo <- as.integer(!is.na(start[d$store]) & d$week >= start[d$store])
+  near <- (dist <= 0.05) * 1
+  diag(near) <- 0
+  D <- matrix(d$promo, n, n_t)  # expand.grid: store varies fastest
+  share <- (near %*% D) / pmax(rowSums(near), 1)
+  d$share <- as.vector(share)
+  d$price <- rnorm(nrow(d))
+  d$sales <- 50 + rep(rnorm(n, 0, 5), n_t) + rep(rnorm(n_t), each = n) +
+    3 * d$promo + 2 * d$share - d$price + rnorm(nrow(d), 0, 0.5)
+  fit <- spillover(sales ~ promo + price | store + week, d, adjacency = dist, radius = 0.05)
+  tab <- tidy(fit)
+  expect_identical(tab$term, c("direct", "spillover"))
+  expect_true(all(abs(tab$estimate - c(3, 2)) < 3 * tab$std.error))
+  ols <- stats::lm(sales ~ promo + share + price + factor(store) + factor(week), data = d)
+  expect_equal(tab$estimate, unname(coef(ols)[c("promo", "share")]), tolerance = 1e-8)
+  expect_identical(fit$regression$se_type, "CR1")
+  expect_equal(nrow(fit$exposure), n * n_t)
+  expect_error(spillover(sales ~ promo | store + week, d, adjacency = dist, radius = 0.05,
+                         covariates = ~ price), class = "mktcausal_error_bad_argument")
+})
