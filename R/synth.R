@@ -493,7 +493,7 @@ assemble_synth <- function(setup, fits, method, predictors) {
     weight_matrix = W,
     time_weights = lambda,
     v = if (length(fits) == 1L) fits[[1]]$v else NULL,
-    v_loss = if (!is.null(fits[[1]]$v_loss)) vapply(fits, `[[`, numeric(1), "v_loss"),
+    v_loss = if (!is.null(fits[[1]]$v_loss)) unname(vapply(fits, `[[`, numeric(1), "v_loss")),
     balance = balance,
     series = series,
     pre_rmspe = sqrt(sum(share * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
