@@ -137,6 +137,10 @@ synth <- function(formula, data, method = c("sc", "sdid", "did"), predictors = N
   })
   out <- assemble_synth(setup, fits, method, predictors)
   out$call <- match.call()
+  # Kept for the robustness checks, which refit the same specification.
+  out$setup <- setup
+  out$fit_periods <- fit_periods
+  out$poor_fit <- poor_fit
   out$alpha <- alpha
   out$inference <- inference
   warn_fit_quality(out, poor_fit)
