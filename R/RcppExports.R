@@ -17,3 +17,11 @@ cpp_lin_stats <- function(y, v, x, assign, threads) {
     .Call(`_mktcausal_cpp_lin_stats`, y, v, x, assign, threads)
 }
 
+cpp_simplex_ls <- function(X, y, eta, w0, tol, max_iter) {
+    .Call(`_mktcausal_cpp_simplex_ls`, X, y, eta, w0, tol, max_iter)
+}
+
+cpp_synth_nested <- function(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval) {
+    .Call(`_mktcausal_cpp_synth_nested`, X1, X0, Y1, Y0, starts, tol, max_iter, max_eval)
+}
+

@@ -88,12 +88,48 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_simplex_ls
+Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVector& y, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_simplex_ls(SEXP XSEXP, SEXP ySEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< double >::type eta(etaSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w0(w0SEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_simplex_ls(X, y, eta, w0, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_synth_nested
+Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0, const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0, const Rcpp::NumericMatrix& starts, double tol, int max_iter, int max_eval);
+RcppExport SEXP _mktcausal_cpp_synth_nested(SEXP X1SEXP, SEXP X0SEXP, SEXP Y1SEXP, SEXP Y0SEXP, SEXP startsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP max_evalSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type X1(X1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X0(X0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type Y1(Y1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type Y0(Y0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type starts(startsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< int >::type max_eval(max_evalSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_nested(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
+    {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
+    {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 8},
     {NULL, NULL, 0}
 };
 

@@ -1,0 +1,103 @@
+#' Robustness checks for a synthetic control: placebo in time and leave-one-out donors
+#'
+#' `synth_placebo_time()` moves the treatment date back by `shift` periods
+#' and refits the same specification on the data before the real treatment
+#' date: an "effect" in the fake post-period, where there was no treatment,
+#' warns that the fit does not track the treated unit out of sample (Abadie,
+#' Diamond and Hainmueller 2015). `synth_loo()` refits once without each
+#' donor that has weight, so that one sees whether the estimate rests on a
+#' single donor.
+#'
+#' @param fit A [synth()] fit.
+#' @param shift Number of periods the treatment date moves back. It must
+#'   leave at least one pre-period (two for `"sdid"`).
+#' @param predictors Predictor specification for the backdated fit (default:
+#'   the fit's). Its periods must lie before the fake treatment date.
+#' @param fit_periods Periods whose outcome MSPE the V search minimises
+#'   (default: all periods before the fake date).
+#' @param min_weight Donors with at least this weight are left out in turn.
+#' @return `synth_placebo_time()`: a `mkt_synth` fit on the periods before the
+#'   real treatment with the fake date, labelled `inference = "placebo_time"`;
+#'   all methods work on it. `synth_loo()`: a data frame with one row per
+#'   dropped donor: `term` (the donor), `estimate` (the ATT without it),
+#'   `pre_rmspe`, `post_rmspe` and `weight` (its weight in the full fit).
+#' @references Abadie, A., Diamond, A. and Hainmueller, J. (2015).
+#'   Comparative politics and the synthetic control method. *American Journal
+#'   of Political Science* 59(2), 495-510.
+#' @examples
+#' fit <- synth(packspercapita ~ treated | state + year, prop99)
+#' coef(synth_placebo_time(fit, shift = 8))
+#' synth_loo(fit)
+#' @export
+synth_placebo_time <- function(fit, shift, predictors = fit$predictors, fit_periods = NULL) {
+  check_synth_fit(fit)
+  setup <- fit$setup
+  t0 <- min(vapply(setup$groups, `[[`, numeric(1), "t0"))
+  min_pre <- if (fit$method == "sdid") 2L else 1L
+  shift <- check_count(shift, "shift", min = 1, max = t0 - 1L - min_pre)
+  keep <- seq_len(t0 - 1L)
+  p <- setup$panel
+  p$Y <- p$Y[, keep, drop = FALSE]
+  p$observed <- p$observed[, keep, drop = FALSE]
+  p$X <- lapply(p$X, function(m) m[, keep, drop = FALSE])
+  p$times <- p$times[keep]
+  fake <- setup
+  fake$panel <- p
+  fake$groups <- lapply(setup$groups, function(g) list(treated = g$treated, t0 = t0 - shift))
+  fake$t0_index[!is.na(fake$t0_index)] <- t0 - shift
+  fits <- lapply(fake$groups, function(g) {
+    fit_one(fake, g$treated, g$t0, fake$donors, fit$method, predictors, fit_periods)
+  })
+  out <- assemble_synth(fake, fits, fit$method, predictors)
+  out$call <- match.call()
+  out$alpha <- fit$alpha
+  out$inference <- "placebo_time"
+  out$setup <- fake
+  out$fit_periods <- fit_periods
+  out
+}
+
+#' @rdname synth_placebo_time
+#' @export
+synth_loo <- function(fit, min_weight = 1e-6) {
+  check_synth_fit(fit)
+  if (fit$method == "did") {
+    abort_mkt("bad_argument", c(
+      "Leave-one-out donors is meant for weighted fits ({.code \"sc\"} or {.code \"sdid\"}).",
+      i = "Every donor weighs the same in {.code method = \"did\"}."))
+  }
+  setup <- fit$setup
+  unit_names <- as.character(setup$panel$units)
+  drop <- which(fit$weights >= min_weight)
+  if (length(setup$donors) < 2L) {
+    abort_mkt("no_donors", "Leaving a donor out needs at least two donors.")
+  }
+  rows <- resample_chunks(length(drop), function(idx) {
+    lapply(idx, function(k) {
+      donors <- setup$donors[-drop[k]]
+      fits <- lapply(setup$groups, function(g) {
+        fit_one(setup, g$treated, g$t0, donors, fit$method, fit$predictors, fit$fit_periods)
+      })
+      n <- vapply(setup$groups, function(g) length(g$treated), numeric(1))
+      s <- n / sum(n)
+      c(estimate = sum(s * vapply(fits, `[[`, numeric(1), "att")),
+        pre_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
+        post_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
+    })
+  }, chunk_size = 10L, label = "leave-one-out donors")
+  m <- do.call(rbind, unlist(rows, recursive = FALSE))
+  out <- data.frame(term = names(fit$weights)[drop], estimate = m[, "estimate"],
+                    pre_rmspe = m[, "pre_rmspe"], post_rmspe = m[, "post_rmspe"],
+                    weight = unname(fit$weights[drop]), stringsAsFactors = FALSE,
+                    row.names = NULL)
+  out[order(-out$weight), , drop = FALSE]
+}
+
+check_synth_fit <- function(fit, call = rlang::caller_env()) {
+  if (!inherits(fit, "mkt_synth") || is.null(fit$setup)) {
+    abort_mkt("bad_argument", c(
+      "{.arg fit} must be a fit from {.fn synth}.",
+      x = "You supplied an object of class {.cls {class(fit)}}."), call = call)
+  }
+  invisible(fit)
+}

@@ -1,0 +1,368 @@
+// Synthetic control weights, free of R.
+//
+// Every weight problem of the family is a least-squares fit on the simplex:
+//   min_w ||y - X w||^2 + eta ||w||^2,  w >= 0, sum(w) = 1.
+// Because the weights sum to one, y - X w = -(X - y 1') w, so the problem is
+// the minimum-norm point of the convex hull of the columns z_j = x_j - y
+// (augmented by sqrt(eta) e_j when eta > 0). Wolfe's (1976) algorithm solves
+// that problem exactly in finitely many steps: it keeps a set S of affinely
+// independent columns ("corral"), moves to the affine minimiser of S when it
+// lies inside the hull of S, and otherwise steps towards it until a weight
+// hits zero and leaves S. Each step solves a small bordered system on the
+// Gram matrix of S, so the cost grows with the support, not with the number
+// of donors, and the answer meets the KKT conditions to rounding error
+// rather than to an iteration budget (Frank-Wolfe, used by synthdid, stops
+// early). A warm start passes the support of an earlier solution.
+//
+// The nested search of Abadie, Diamond and Hainmueller for diagonal predictor
+// weights V sits on top: for each V the inner problem gives w(V), and V
+// minimises the pre-period outcome MSPE of w(V). The outer problem is not
+// convex, so it is run by Nelder-Mead from several starts, each inner solve
+// warm-started from the last.
+#ifndef MKTCAUSAL_SYNTH_H
+#define MKTCAUSAL_SYNTH_H
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace mkt {
+
+struct SimplexResult {
+  Eigen::VectorXd w;
+  int iterations = 0;     // major (vertex-adding) steps
+  bool converged = false;
+  double kkt = 0.0;       // KKT residual relative to the largest column norm
+  double objective = 0.0; // ||Z w||^2 + eta ||w||^2
+};
+
+// Minimum-norm point of the hull of the columns of Z (m x J), with ridge eta.
+// tol is relative to the largest squared column norm. w0 (length J, or
+// empty) is a warm start whose support seeds S when it is affinely
+// independent.
+inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
+                                      const Eigen::VectorXd& w0, double tol,
+                                      int max_iter) {
+  const int J = static_cast<int>(Z.cols());
+  SimplexResult out;
+  out.w = Eigen::VectorXd::Zero(J);
+  if (J == 1) {
+    out.w(0) = 1.0;
+    out.converged = true;
+    out.objective = Z.col(0).squaredNorm() + eta;
+    return out;
+  }
+  Eigen::VectorXd norm2 = Z.colwise().squaredNorm().transpose();
+  norm2.array() += eta;
+  const double scale = std::max(norm2.maxCoeff(), std::numeric_limits<double>::min());
+  const double gap_tol = tol * scale;
+
+  std::vector<int> S;
+  Eigen::VectorXd wS;  // weights of the members of S, in order
+  std::vector<char> in_s(J, 0);
+
+  // Bordered solve of the affine minimiser of S: [Q 1; 1' 0][v; mu] = [0; 1].
+  auto affine_min = [&](Eigen::VectorXd& v) -> bool {
+    const int m = static_cast<int>(S.size());
+    Eigen::MatrixXd Zs(Z.rows(), m);
+    for (int a = 0; a < m; ++a) Zs.col(a) = Z.col(S[a]);
+    Eigen::MatrixXd B = Eigen::MatrixXd::Zero(m + 1, m + 1);
+    B.topLeftCorner(m, m).noalias() = Zs.transpose() * Zs;
+    B.topLeftCorner(m, m).diagonal().array() += eta;
+    B.block(0, m, m, 1).setOnes();
+    B.block(m, 0, 1, m).setOnes();
+    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(m + 1);
+    rhs(m) = 1.0;
+    Eigen::FullPivLU<Eigen::MatrixXd> lu(B);
+    lu.setThreshold(1e-13);
+    if (!lu.isInvertible()) return false;
+    Eigen::VectorXd sol = lu.solve(rhs);
+    if (!sol.allFinite()) return false;
+    v = sol.head(m);
+    return true;
+  };
+
+  // Warm start: the support of w0 if it is a valid corral, else the vertex
+  // of smallest norm.
+  bool warm = false;
+  if (w0.size() == J && (w0.array() > 0).any()) {
+    for (int j = 0; j < J; ++j)
+      if (w0(j) > 0) S.push_back(j);
+    Eigen::VectorXd v;
+    if (static_cast<int>(S.size()) <= Z.rows() + 1 + (eta > 0 ? J : 0) && affine_min(v)) {
+      wS.resize(S.size());
+      for (size_t a = 0; a < S.size(); ++a) wS(a) = w0(S[a]);
+      wS /= wS.sum();
+      for (int j : S) in_s[j] = 1;
+      warm = true;
+    } else {
+      S.clear();
+    }
+  }
+  if (!warm) {
+    int j0 = 0;
+    norm2.minCoeff(&j0);
+    S.assign(1, j0);
+    wS = Eigen::VectorXd::Ones(1);
+    in_s[j0] = 1;
+  }
+
+  Eigen::VectorXd x(Z.rows()), g(J), v;
+  bool need_minor = warm;  // a warm support starts at its own affine minimiser
+  int iter = 0;
+  for (;;) {
+    if (need_minor) {
+      // Minor cycle: move to the affine minimiser of S, dropping members whose
+      // weight would turn negative, until the minimiser lies inside hull(S).
+      for (int guard = 0; guard < 4 * J + 10; ++guard) {
+        if (!affine_min(v)) {
+          // S lost affine independence to rounding: drop its newest member.
+          in_s[S.back()] = 0;
+          S.pop_back();
+          Eigen::VectorXd keep = wS.head(S.size());
+          wS = keep / keep.sum();
+          break;
+        }
+        if ((v.array() > 1e-15).all()) {
+          wS = v;
+          break;
+        }
+        double theta = 1.0;
+        for (int a = 0; a < v.size(); ++a) {
+          if (v(a) <= 1e-15) {
+            const double denom = wS(a) - v(a);
+            if (denom > 0) theta = std::min(theta, wS(a) / denom);
+          }
+        }
+        Eigen::VectorXd wn = (1.0 - theta) * wS + theta * v;
+        std::vector<int> S2;
+        std::vector<double> w2;
+        for (int a = 0; a < wn.size(); ++a) {
+          if (wn(a) > 1e-15) {
+            S2.push_back(S[a]);
+            w2.push_back(wn(a));
+          } else {
+            in_s[S[a]] = 0;
+          }
+        }
+        if (S2.empty()) {  // cannot happen in exact arithmetic; keep the best vertex
+          int a_best = 0;
+          wn.maxCoeff(&a_best);
+          S2.push_back(S[a_best]);
+          w2.push_back(1.0);
+          in_s[S[a_best]] = 1;
+        }
+        S = S2;
+        wS = Eigen::Map<Eigen::VectorXd>(w2.data(), static_cast<Eigen::Index>(w2.size()));
+        wS /= wS.sum();
+      }
+    }
+    x.setZero();
+    for (size_t a = 0; a < S.size(); ++a) x.noalias() += wS(a) * Z.col(S[a]);
+    g.noalias() = Z.transpose() * x;
+    double wnorm2 = 0.0;
+    for (size_t a = 0; a < S.size(); ++a) {
+      g(S[a]) += eta * wS(a);
+      wnorm2 += wS(a) * wS(a);
+    }
+    const double xx = x.squaredNorm() + eta * wnorm2;
+    int j = 0;
+    const double gmin = g.minCoeff(&j);
+    if (xx - gmin <= gap_tol || in_s[j] || iter >= max_iter) {
+      out.converged = (xx - gmin <= gap_tol) || (in_s[j] && xx - gmin <= 1e3 * gap_tol);
+      double kkt = std::max(0.0, xx - gmin);
+      for (int s : S) kkt = std::max(kkt, std::abs(g(s) - xx));
+      out.kkt = kkt / scale;
+      out.objective = xx;
+      break;
+    }
+    S.push_back(j);
+    in_s[j] = 1;
+    Eigen::VectorXd w2(wS.size() + 1);
+    w2.head(wS.size()) = wS;
+    w2(wS.size()) = 0.0;
+    wS = w2;
+    need_minor = true;
+    ++iter;
+  }
+  for (size_t a = 0; a < S.size(); ++a) out.w(S[a]) = wS(a);
+  out.iterations = iter;
+  return out;
+}
+
+// Least squares on the simplex: min ||y - X w||^2 + eta ||w||^2.
+inline SimplexResult simplex_ls(const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
+                                double eta, const Eigen::VectorXd& w0, double tol,
+                                int max_iter) {
+  Eigen::MatrixXd Z = X.colwise() - y;
+  return simplex_min_norm(Z, eta, w0, tol, max_iter);
+}
+
+struct NestedResult {
+  Eigen::VectorXd v;        // predictor weights, summing to 1
+  Eigen::VectorXd w;        // donor weights at v
+  double loss = 0.0;        // pre-period outcome MSPE at (v, w)
+  Eigen::VectorXd start_loss;  // best loss reached from each start
+  int evaluations = 0;      // inner solves
+  bool inner_converged = true;
+  double inner_kkt = 0.0;
+};
+
+// Pre-period outcome MSPE of the weights that predictor weights v give.
+// X1: k predictors of the treated unit; X0: k x J donors (both already
+// scaled); Y1, Y0: outcomes over the fit periods.
+class NestedProblem {
+ public:
+  NestedProblem(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X0,
+                const Eigen::VectorXd& Y1, const Eigen::MatrixXd& Y0, double tol,
+                int max_iter)
+      : D_(X0.colwise() - X1), Y1_(Y1), Y0_(Y0), tol_(tol), max_iter_(max_iter) {}
+
+  double loss(const Eigen::VectorXd& v, Eigen::VectorXd& w_warm, SimplexResult* keep) {
+    Eigen::MatrixXd Zv = v.array().sqrt().matrix().asDiagonal() * D_;
+    SimplexResult r = simplex_min_norm(Zv, 0.0, w_warm, tol_, max_iter_);
+    ++evaluations;
+    w_warm = r.w;
+    if (keep) *keep = r;
+    return (Y1_ - Y0_ * r.w).squaredNorm() / static_cast<double>(Y1_.size());
+  }
+  int evaluations = 0;
+
+ private:
+  Eigen::MatrixXd D_;
+  Eigen::VectorXd Y1_;
+  Eigen::MatrixXd Y0_;
+  double tol_;
+  int max_iter_;
+};
+
+// v = u^2 / sum(u^2): any real u maps onto the simplex and weights can reach 0.
+inline Eigen::VectorXd to_simplex(const Eigen::VectorXd& u) {
+  Eigen::VectorXd v = u.array().square().matrix();
+  const double s = v.sum();
+  if (!(s > 0)) return Eigen::VectorXd::Constant(u.size(), 1.0 / u.size());
+  return v / s;
+}
+
+// Nelder-Mead on u from start u0; returns the best u found.
+template <class F>
+inline Eigen::VectorXd nelder_mead(F&& f, const Eigen::VectorXd& u0, int max_eval,
+                                   double ftol, double& fbest) {
+  const int k = static_cast<int>(u0.size());
+  std::vector<Eigen::VectorXd> P(k + 1, u0);
+  std::vector<double> fv(k + 1);
+  for (int i = 0; i < k; ++i) {
+    const double step = std::max(0.1 * std::abs(u0(i)), 0.05);
+    P[i + 1](i) += step;
+  }
+  int evals = 0;
+  for (int i = 0; i <= k; ++i) {
+    fv[i] = f(P[i]);
+    ++evals;
+  }
+  std::vector<int> ord(k + 1);
+  while (evals < max_eval) {
+    for (int i = 0; i <= k; ++i) ord[i] = i;
+    std::sort(ord.begin(), ord.end(), [&](int a, int b) { return fv[a] < fv[b]; });
+    const int best = ord[0], worst = ord[k], second = ord[k - 1];
+    if (std::abs(fv[worst] - fv[best]) <= ftol * (std::abs(fv[best]) + 1e-300)) break;
+    Eigen::VectorXd c = Eigen::VectorXd::Zero(k);
+    for (int i = 0; i <= k; ++i)
+      if (i != worst) c += P[i];
+    c /= k;
+    Eigen::VectorXd xr = c + (c - P[worst]);
+    const double fr = f(xr);
+    ++evals;
+    if (fr < fv[best]) {
+      Eigen::VectorXd xe = c + 2.0 * (c - P[worst]);
+      const double fe = f(xe);
+      ++evals;
+      if (fe < fr) {
+        P[worst] = xe;
+        fv[worst] = fe;
+      } else {
+        P[worst] = xr;
+        fv[worst] = fr;
+      }
+    } else if (fr < fv[second]) {
+      P[worst] = xr;
+      fv[worst] = fr;
+    } else {
+      const bool outside = fr < fv[worst];
+      Eigen::VectorXd xc = outside ? Eigen::VectorXd(c + 0.5 * (xr - c))
+                                   : Eigen::VectorXd(c + 0.5 * (P[worst] - c));
+      const double fc = f(xc);
+      ++evals;
+      if (fc < (outside ? fr : fv[worst])) {
+        P[worst] = xc;
+        fv[worst] = fc;
+      } else {
+        for (int i = 0; i <= k; ++i) {
+          if (i == best) continue;
+          P[i] = P[best] + 0.5 * (P[i] - P[best]);
+          fv[i] = f(P[i]);
+          ++evals;
+        }
+      }
+    }
+  }
+  int b = 0;
+  for (int i = 1; i <= k; ++i)
+    if (fv[i] < fv[b]) b = i;
+  fbest = fv[b];
+  return P[b];
+}
+
+// Nested V search from each column of `starts` (k x n_start, each on the
+// simplex). Each start runs Nelder-Mead, then restarts it once from its own
+// optimum (a standard guard against a collapsed simplex).
+template <class Poll>
+inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X0,
+                             const Eigen::VectorXd& Y1, const Eigen::MatrixXd& Y0,
+                             const Eigen::MatrixXd& starts, double tol, int max_iter,
+                             int max_eval, Poll&& poll) {
+  NestedProblem prob(X1, X0, Y1, Y0, tol, max_iter);
+  const int k = static_cast<int>(X1.size());
+  NestedResult out;
+  out.start_loss.resize(starts.cols());
+  double best = std::numeric_limits<double>::infinity();
+  Eigen::VectorXd best_v = Eigen::VectorXd::Constant(k, 1.0 / k);
+  Eigen::VectorXd warm;
+  // The inner weights need not be unique when the treated unit lies inside
+  // the donors' predictor hull, so the best (v, w) pair met is kept as is.
+  Eigen::VectorXd best_w;
+  SimplexResult r;
+  auto f = [&](const Eigen::VectorXd& u) {
+    const Eigen::VectorXd v = to_simplex(u);
+    const double l = prob.loss(v, warm, &r);
+    if (l < best) {
+      best = l;
+      best_v = v;
+      best_w = r.w;
+      out.inner_converged = r.converged;
+      out.inner_kkt = r.kkt;
+    }
+    return l;
+  };
+  for (int s = 0; s < starts.cols(); ++s) {
+    poll();
+    Eigen::VectorXd u = starts.col(s).array().sqrt().matrix();
+    double fb = f(u);
+    if (k > 1) {
+      for (int round = 0; round < 2; ++round) u = nelder_mead(f, u, max_eval, 1e-10, fb);
+    }
+    out.start_loss(s) = fb;
+  }
+  out.loss = best;
+  out.v = best_v;
+  out.w = best_w;
+  out.evaluations = prob.evaluations;
+  return out;
+}
+
+}  // namespace mkt
+
+#endif  // MKTCAUSAL_SYNTH_H

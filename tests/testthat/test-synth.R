@@ -1,0 +1,181 @@
+fx <- readRDS(test_path("fixtures", "synth.rds"))
+f99 <- packspercapita ~ treated | state + year
+adh <- list(lnincome = 1980:1988, retprice = 1980:1988, age15to24 = 1980:1988,
+            beer = 1984:1988, packspercapita = 1975, packspercapita = 1980,
+            packspercapita = 1988)
+
+test_that("Prop 99 outcome-only weights are the exact QP solution", {
+  fit <- synth(f99, prop99)
+  w <- weights(fit)
+  expect_identical(names(w), names(fx$prop99_qp$w))
+  expect_lt(max(abs(w - fx$prop99_qp$w)), 1e-6)
+  expect_equal(sum(w), 1, tolerance = 1e-12)
+  expect_true(all(w >= 0))
+  expect_equal(round(coef(fit)[["att"]], 2), -19.51)
+  expect_equal(coef(fit)[["att"]], fx$prop99_qp$att, tolerance = 1e-6)
+  expect_true(fit$converged)
+  expect_lt(fit$kkt, 1e-10)
+})
+
+test_that("the simplex solver meets KKT on a large panel and agrees with itself warm-started", {
+  set.seed(3)
+  X <- matrix(rnorm(60 * 300), 60) + outer(rnorm(60), rnorm(300))
+  y <- X[, 1:4] %*% c(0.4, 0.3, 0.2, 0.1) + rnorm(60, sd = 0.3)
+  cold <- cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)
+  expect_true(cold$converged)
+  expect_lt(cold$kkt, 1e-10)
+  warm <- cpp_simplex_ls(X, y, 0, cold$w, 1e-12, 100000L)
+  expect_lt(max(abs(warm$w - cold$w)), 1e-9)
+  expect_lte(warm$iterations, 1L)
+  # KKT by hand: the gradient is equal on the support and no smaller off it.
+  g <- drop(crossprod(X, X %*% cold$w - y))
+  on <- cold$w > 0
+  expect_lt(diff(range(g[on])) / max(abs(g)), 1e-8)
+  expect_gte(min(g[!on]) - max(g[on]), -1e-8 * max(abs(g)))
+})
+
+test_that("Prop 99 with the ADH 2010 predictors: the paper's donors and a fit no worse than Synth's", {
+  fit <- synth(f99, prop99, predictors = adh)
+  w <- weights(fit)
+  expect_setequal(names(w)[w > 0.01], c("Colorado", "Connecticut", "Montana", "Nevada", "Utah"))
+  expect_equal(unname(w[c("Colorado", "Connecticut", "Montana", "Nevada", "Utah")]),
+               c(0.164, 0.069, 0.199, 0.234, 0.334), tolerance = 0.05)
+  s <- fit$series
+  mspe <- mean(s$gap[!s$post]^2)
+  expect_equal(mspe, fit$v_loss, tolerance = 1e-10)
+  expect_lte(mspe, fx$prop99_adh$mspe)
+  expect_equal(sum(fit$v), 1, tolerance = 1e-12)
+  b <- fit$balance
+  expect_identical(nrow(b), 7L)
+  expect_equal(b$treated[b$term == "packspercapita (1988)"], 90.1, tolerance = 1e-6)
+  expect_equal(b$synthetic, drop(fit$fits[[1]]$balance$synthetic))
+})
+
+test_that("Basque with Synth's example specification gives Cataluna 0.851 and Madrid 0.149", {
+  b <- basque[basque$regionno != 1, ]
+  sec <- c("sec.agriculture", "sec.energy", "sec.industry", "sec.construction",
+           "sec.services.venta", "sec.services.nonventa")
+  pr <- c(list(school.illit = 1964:1969, school.prim = 1964:1969, school.med = 1964:1969,
+               school.high = 1964:1969, school.post.high = 1964:1969, invest = 1964:1969,
+               gdpcap = 1960:1969),
+          stats::setNames(rep(list(seq(1961, 1969, 2)), 6), sec), list(popdens = 1969))
+  fit <- synth(gdpcap ~ terror | regionname + year, b, predictors = pr, fit_periods = 1960:1969)
+  w <- weights(fit)
+  expect_equal(unname(w["Cataluna"]), 0.851, tolerance = 0.002)
+  expect_equal(unname(w["Madrid (Comunidad De)"]), 0.149, tolerance = 0.01)
+  expect_lt(max(abs(w - fx$basque$w[names(w)])), 0.002)
+  expect_lte(fit$v_loss, fx$basque$mspe * (1 + 1e-3))
+})
+
+test_that("sdid and did reproduce Arkhangelsky et al. (2021), Table 1", {
+  sdid <- synth(f99, prop99, method = "sdid")
+  did <- synth(f99, prop99, method = "did")
+  expect_equal(round(coef(sdid)[["att"]], 1), fx$table1$sdid[["estimate"]])
+  expect_equal(round(coef(did)[["att"]], 1), fx$table1$did[["estimate"]])
+  expect_equal(sum(weights(sdid)), 1, tolerance = 1e-12)
+  lam <- weights(sdid, type = "time")
+  expect_equal(sum(lam), 1, tolerance = 1e-12)
+  expect_true(all(lam[as.character(1989:2000)] == 0))
+  # did: the difference of the treated-minus-donor-mean gap, post vs pre.
+  Y <- unclass(stats::xtabs(packspercapita ~ state + year, prop99))
+  gap <- Y["California", ] - colMeans(Y[rownames(Y) != "California", ])
+  post <- colnames(Y) >= "1989"
+  expect_equal(coef(did)[["att"]], mean(gap[post]) - mean(gap[!post]), tolerance = 1e-12)
+})
+
+test_that("known truth: one treated unit in a factor model", {
+  d <- sim_factor_panel(effect = 5, seed = 11)
+  sc <- synth(y ~ d | unit + time, d)
+  sd <- synth(y ~ d | unit + time, d, method = "sdid")
+  expect_equal(coef(sc)[["att"]], 5, tolerance = 0.2 / 5)
+  expect_equal(coef(sd)[["att"]], 5, tolerance = 0.2 / 5)
+  expect_gt(sum(weights(sc)[c("u02", "u03", "u04", "u05")]), 0)
+  d0 <- sim_factor_panel(effect = 0, seed = 11)
+  expect_equal(coef(synth(y ~ d | unit + time, d0))[["att"]], coef(sc)[["att"]] - 5,
+               tolerance = 1e-8)
+})
+
+test_that("known truth: several treated units with staggered adoption", {
+  d <- sim_factor_panel(n_donors = 30, n_periods = 40, first_treated = c(28, 31, 34),
+                        effect = 3, seed = 5)
+  fit <- synth(y ~ d | unit + time, d)
+  expect_identical(nrow(fit$att_fit), 3L)
+  expect_identical(fit$att_fit$first_treated, c(28L, 31L, 34L))
+  expect_equal(unname(coef(fit, by_unit = TRUE)), rep(3, 3), tolerance = 0.3 / 3)
+  expect_equal(coef(fit)[["att"]], mean(coef(fit, by_unit = TRUE)), tolerance = 1e-12)
+  ev <- tidy(fit, "period")
+  # Event time 10 to 12 is reached only by the unit treated first.
+  late <- ev$estimate[ev$event_time == 12]
+  expect_equal(late, unname(fit$fits[[1]]$gap[40]), tolerance = 1e-12)
+  expect_equal(mean(ev$estimate[ev$post & ev$event_time <= 6]), 3, tolerance = 0.1)
+  expect_equal(sum(weights(fit)), 1, tolerance = 1e-12)
+  sd <- synth(y ~ d | unit + time, d, method = "sdid")
+  expect_identical(nrow(sd$att_fit), 3L)
+  expect_equal(coef(sd)[["att"]], 3, tolerance = 0.3 / 3)
+})
+
+test_that("tibble and data.table input give the same fit", {
+  skip_if_not_installed("tibble")
+  skip_if_not_installed("data.table")
+  base <- synth(f99, prop99, method = "sdid")
+  expect_equal(coef(synth(f99, tibble::as_tibble(prop99), method = "sdid")), coef(base))
+  expect_equal(weights(synth(f99, data.table::as.data.table(prop99), method = "sdid")),
+               weights(base))
+})
+
+test_that("donors with missing outcomes are dropped and named", {
+  d <- prop99[!(prop99$state == "Utah" & prop99$year == 1975), ]
+  expect_message(fit <- synth(f99, d), "Utah")
+  expect_false("Utah" %in% names(weights(fit)))
+  expect_identical(fit$n_donors, 37L)
+})
+
+test_that("a poor pre-period fit raises a classed warning", {
+  d <- prop99
+  ca <- d$state == "California"
+  d$packspercapita[ca] <- d$packspercapita[ca] + 200
+  expect_warning(synth(f99, d), class = "mktcausal_warning_poor_fit")
+  expect_no_warning(synth(f99, prop99))
+})
+
+test_that("bad input raises classed errors", {
+  d <- sim_factor_panel(seed = 2)
+  # No never-treated donors.
+  all_tr <- d
+  all_tr$d[all_tr$time >= 35] <- 1L
+  expect_error(synth(y ~ d | unit + time, all_tr), class = "mktcausal_error_no_donors")
+  # A treated unit with no pre-period.
+  nopre <- d
+  nopre$d[nopre$unit == "u02"] <- 1L
+  expect_error(synth(y ~ d | unit + time, nopre), class = "mktcausal_error_no_pre_period")
+  # Fewer pre-periods than sdid needs.
+  short <- d
+  short$d[short$unit == "u02" & short$time >= 2] <- 1L
+  expect_error(synth(y ~ d | unit + time, short, method = "sdid"),
+               class = "mktcausal_error_too_few_pre_periods")
+  # A treatment that switches off.
+  off <- d
+  off$d[off$unit == "u01" & off$time == 40] <- 0L
+  expect_error(synth(y ~ d | unit + time, off), class = "mktcausal_error_treatment_switches_off")
+  # Duplicated unit-time rows.
+  expect_error(synth(y ~ d | unit + time, rbind(d, d[1, ])),
+               class = "mktcausal_error_duplicated_cells")
+  # No treated unit.
+  none <- d
+  none$d <- 0L
+  expect_error(synth(y ~ d | unit + time, none), class = "mktcausal_error_no_treated")
+  # Predictors with NA in the chosen periods name the unit and the period.
+  err <- expect_error(synth(f99, prop99, predictors = list(lnincome = 1970:1975)),
+                      class = "mktcausal_error_predictor_missing")
+  expect_match(conditionMessage(err), "1970")
+  expect_match(conditionMessage(err), "California")
+  expect_error(synth(f99, prop99, predictors = list(retprice = 1985:1990)),
+               class = "mktcausal_error_bad_predictors")
+  expect_error(synth(f99, prop99, predictors = list(nope = 1980)),
+               class = "mktcausal_error_missing_column")
+  expect_error(synth(f99, prop99, method = "sdid", predictors = adh),
+               class = "mktcausal_error_bad_argument")
+  expect_error(synth(packspercapita ~ treated + beer | state + year, prop99),
+               class = "mktcausal_error_bad_formula")
+  expect_error(synth(f99, prop99, typo = 1), class = "rlib_error_dots_nonempty")
+})
