@@ -25,7 +25,7 @@
 #'   EM over the untreated cells.
 #'
 #' @section Choosing r or lambda:
-#' With `r = NULL` (or `lambda = NULL` for `"mc"`) the tuning parameter is
+#' When r is `NULL` (or lambda is `NULL` for `"mc"`) the tuning parameter is
 #' chosen by cross-validation on pre-treatment cells of the treated units:
 #' fold k leaves out, for every treated unit, its pre-periods k of
 #' `cv_block` consecutive periods counting back from adoption (the period

@@ -22,7 +22,7 @@
 #' missing regressor are treated as missing cells.
 #'
 #' @section Number of factors:
-#' With `r = NULL` the model is fitted for every r from 0 to `r_max` and r is
+#' When r is `NULL` the model is fitted for every r from 0 to `r_max` and r is
 #' the minimiser of the Bai and Ng (2002) criterion named by `criterion`;
 #' `tidy(fit, "ic")` reports IC_p1, IC_p2 and PC_p1 for every r.
 #'
@@ -42,8 +42,8 @@
 #' @param r Number of factors, or `NULL` to choose it by `criterion`.
 #' @param force Additive effects: `"two-way"` (unit and time), `"unit"`,
 #'   `"time"` or `"none"` (a grand mean only).
-#' @param r_max Largest r tried when `r = NULL`.
-#' @param criterion Bai and Ng criterion used when `r = NULL`: `"IC_p1"`,
+#' @param r_max Largest r tried when r is `NULL`.
+#' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
 #'   `"IC_p2"` or `"PC_p1"`.
 #' @param se `"analytic"`, `"bootstrap"` or `"none"`.
 #' @param se_type For analytic standard errors: `"homoskedastic"` or
@@ -55,7 +55,7 @@
 #' @param max_iter Maximum iterations.
 #' @return An object of class `c("mkt_ife", "mkt_fit")` with `beta` (a data
 #'   frame like `tidy()`), `factors` (T x r), `loadings` (N x r), `alpha`,
-#'   `xi`, `mu`, `sigma2`, `r`, `force`, `ic` (the criteria table, `NULL`
+#'   `xi`, `mu`, `sigma2`, r, `force`, `ic` (the criteria table, `NULL`
 #'   when r was given), `iter`, `converged`, `vcov` and the `panel`.
 #' @references Bai, J. (2009). Panel data models with interactive fixed
 #'   effects. *Econometrica* 77(4), 1229-1279. Bai, J. and Ng, S. (2002).
