@@ -11,6 +11,45 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// cpp_ife_fit
+Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0);
+RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type mask(maskSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< bool >::type soft(softSEXP);
+    Rcpp::traits::input_parameter< double >::type lambda(lambdaSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_fit(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ife_project
+Rcpp::List cpp_ife_project(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& pre, const Rcpp::List& X, const Eigen::VectorXd& beta, double mu, const Eigen::VectorXd& xi, const Eigen::MatrixXd& F, int force);
+RcppExport SEXP _mktcausal_cpp_ife_project(SEXP YSEXP, SEXP preSEXP, SEXP XSEXP, SEXP betaSEXP, SEXP muSEXP, SEXP xiSEXP, SEXP FSEXP, SEXP forceSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< double >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type xi(xiSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F(FSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_project(Y, pre, X, beta, mu, xi, F, force));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rerandomize_search
 Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double want, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
 RcppExport SEXP _mktcausal_cpp_rerandomize_search(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP wantSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
@@ -124,6 +163,8 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 11},
+    {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},

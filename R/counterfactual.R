@@ -1,0 +1,482 @@
+#' Counterfactuals from a factor model: generalized synthetic control,
+#' interactive fixed effects imputation and matrix completion
+#'
+#' `counterfactual()` imputes each treated cell's untreated outcome Y(0) from
+#' the untreated cells and averages the gaps Y - Y(0) over treated cells (the
+#' ATT), overall, by event time, by calendar period and by unit. The model
+#' for the untreated outcome is
+#' \deqn{Y_{it}(0) = \mu + \alpha_i + \xi_t + x_{it}'\beta + \lambda_i' f_t + \varepsilon_{it},}
+#' so each unit may load differently on common shocks: parallel trends is the
+#' special case without factors.
+#'
+#' @section Methods:
+#' * `"ife"` with `em = FALSE` is Xu's (2017) generalized synthetic control:
+#'   \eqn{\beta}, the time effects and the factors come from the never-treated
+#'   units (by EM over their missing cells, if any), and each treated unit's
+#'   loadings and unit effect from its own pre-treatment cells.
+#' * `"ife"` with `em = TRUE` (Gobillon and Magnac 2016; Liu, Wang and Xu
+#'   2024) fits the model by EM over every untreated cell, including treated
+#'   units' pre-periods and not-yet-treated cells, so staggered adoption,
+#'   treatment reversal and missing cells all use every untreated cell.
+#' * `"mc"`: nuclear-norm matrix completion (Athey et al. 2021) by
+#'   soft-impute over the untreated cells, with the additive effects and
+#'   covariates unpenalised; `lambda` replaces r.
+#' * `"fe"`: the two-way fixed effects imputation estimator (no factors), by
+#'   EM over the untreated cells.
+#'
+#' @section Choosing r or lambda:
+#' When r is `NULL` (or lambda is `NULL` for `"mc"`) the tuning parameter is
+#' chosen by cross-validation on pre-treatment cells of the treated units:
+#' fold k leaves out, for every treated unit, its pre-periods k of
+#' `cv_block` consecutive periods counting back from adoption (the period
+#' just before adoption is in fold 1), refits, and predicts them. The folds
+#' are fixed by the data, so the choice involves no random numbers and is the
+#' same under any seed. The value with the smallest mean squared prediction
+#' error (MSPE) is chosen, the smaller r on ties; `tidy(fit, "cv")` gives the
+#' table.
+#'
+#' @section Inference:
+#' `se = "bootstrap"` resamples units with replacement, separately among
+#' ever-treated and never-treated units, and refits each replicate in C++
+#' warm-started from the main fit's factors and \eqn{\beta}; intervals are
+#' percentile intervals. `se = "jackknife"` leaves out one unit at a time.
+#' Both run through [resample_chunks()], so [set.seed()] fixes the result
+#' under any [future::plan()]. r (or lambda) is held at its chosen value in
+#' the replicates.
+#'
+#' @section Covariates:
+#' Covariates constant within units are absorbed by the unit effects (and
+#' ones constant within periods by the time effects): they are dropped with
+#' a message, as in [ife()]. To let a time-invariant covariate matter
+#' differently over time, interact it with period indicators in the data.
+#'
+#' @param formula `outcome ~ treatment + covariates | unit + time`, with a
+#'   0/1 treatment; see [mkt_panel()].
+#' @param data A long data frame, tibble or data.table.
+#' @param method `"ife"`, `"mc"` or `"fe"`; see Methods.
+#' @param r Number of factors for `"ife"`, or `NULL` to choose it by
+#'   cross-validation over `0:r_max`.
+#' @param force Additive effects: `"two-way"`, `"unit"`, `"time"` or `"none"`.
+#' @param em For `"ife"`: `FALSE` estimates the factors from never-treated
+#'   units only (Xu 2017), `TRUE` from every untreated cell by EM.
+#' @param r_max Largest r tried by cross-validation.
+#' @param lambda Penalty for `"mc"`, or `NULL` to choose it by
+#'   cross-validation over `n_lambda` values.
+#' @param n_lambda Number of penalties tried for `"mc"`, log-spaced from the
+#'   largest singular value of the untreated residuals down by 10^3.
+#' @param cv_block Consecutive pre-periods left out together in
+#'   cross-validation.
+#' @param se `"none"`, `"bootstrap"` or `"jackknife"`.
+#' @param n_boot Bootstrap replications.
+#' @param alpha Significance level of the intervals.
+#' @param tol,max_iter Convergence tolerance (relative change of the fitted
+#'   matrix) and maximum iterations of each fit.
+#' @return An object of class `c("mkt_counterfactual", "mkt_fit")`; use
+#'   [tidy()][tidy.mkt_counterfactual], [glance()], `coef()` and
+#'   [plot()][plot.mkt_counterfactual].
+#' @references Xu, Y. (2017). Generalized synthetic control method: causal
+#'   inference with interactive fixed effects models. *Political Analysis*
+#'   25(1), 57-76. Athey, S., Bayati, M., Doudchenko, N., Imbens, G. and
+#'   Khosravi, K. (2021). Matrix completion methods for causal panel data
+#'   models. *JASA* 116(536), 1716-1730. Liu, L., Wang, Y. and Xu, Y. (2024).
+#'   A practical guide to counterfactual estimators for causal inference with
+#'   time-series cross-sectional data. *AJPS* 68(1), 160-176.
+#' @examples
+#' set.seed(2)
+#' d <- expand.grid(store = 1:30, week = 1:20)
+#' lambda <- rnorm(30)[d$store]
+#' d$promo <- as.integer(d$store <= 5 & d$week > 14)
+#' d$sales <- 10 + lambda * cos(d$week / 4) + 2 * d$promo + rnorm(nrow(d), sd = 0.2)
+#' fit <- counterfactual(sales ~ promo | store + week, d, r = 1)
+#' fit
+#' tidy(fit, "event")
+#' @export
+counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NULL,
+                           force = c("two-way", "unit", "time", "none"), em = FALSE,
+                           r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
+                           se = c("none", "bootstrap", "jackknife"), n_boot = 200,
+                           alpha = 0.05, tol = 1e-8, max_iter = 1000) {
+  call <- match.call()
+  method <- match.arg(method)
+  force <- match.arg(force)
+  se <- match.arg(se)
+  alpha <- check_alpha(alpha)
+  check_tol(tol)
+  r_max <- check_count(r_max, "r_max", min = 0)
+  cv_block <- check_count(cv_block, "cv_block", min = 1)
+  n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
+  max_iter <- check_count(max_iter, "max_iter", min = 1)
+  if (!is.logical(em) || length(em) != 1L || is.na(em)) {
+    abort_mkt("bad_argument", "{.arg em} must be {.code TRUE} or {.code FALSE}.")
+  }
+  if (method != "ife") em <- TRUE
+  if (method == "fe") r <- 0L
+
+  panel <- mkt_panel(formula, data)
+  if (panel$treatment_type != "binary") {
+    abort_mkt("bad_treatment", c(
+      "{.fn counterfactual} needs a 0/1 treatment; the panel's treatment is {panel$treatment_type}.",
+      i = "Write the treatment first after {.code ~}, coded 0/1. For a continuous exposure use {.fn ife}."
+    ))
+  }
+  des <- ife_design(panel, force, regressors = panel$X)
+  st <- cf_structure(panel, des, em, force)
+  ctl <- list(force = force, tol = tol, max_iter = max_iter)
+  unit_fe <- as.integer(force %in% c("unit", "two-way"))
+  # A treated unit's loadings (and unit effect) need more pre-periods than
+  # parameters, and the factors need enough control units.
+  r_limit <- min(st$n_pre[st$ever] - unit_fe,
+                 if (em) min(st$untreated_per_period) - 1L else st$n_controls - 2L,
+                 min(dim(des$Y)) - 2L)
+  if (!is.null(r)) {
+    r <- check_count(r, "r", min = 0)
+    if (r > r_limit) {
+      abort_mkt("r_too_large", c(
+        "{.arg r} = {r} factors is more than the data allow.",
+        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s} and there {?is/are} {st$n_controls} never-treated unit{?s}.",
+        i = "Use {.code r <= {max(r_limit, 0)}}, or drop treated units with few pre-periods."
+      ))
+    }
+  }
+
+  cv <- NULL
+  if (method == "ife" && is.null(r)) {
+    # Cross-validation leaves a block out, so it needs one more pre-period.
+    r_top <- min(r_max, r_limit - cv_block)
+    if (r_top < 0) {
+      abort_mkt("r_too_large", c(
+        "The pre-periods are too short to cross-validate the number of factors.",
+        i = "Give {.arg r} directly, or lower {.arg cv_block}."
+      ))
+    }
+    if (r_top < r_max) {
+      cli::cli_inform(c(i = "Cross-validating r over 0 to {r_top}: the shortest pre-period allows no more."))
+    }
+    cv <- cf_cv(des, st, em, ctl, cv_block, r_values = 0:r_top)
+    r <- cv$r[which.min(cv$mspe)]
+    cv$selected <- cv$r == r
+  }
+  if (method == "mc" && is.null(lambda)) {
+    base <- ife_engine(des$Y, st$fit_mask, des$X, 0L, ctl)
+    resid <- (des$Y - base$fit) * st$fit_mask
+    top <- svd(resid, nu = 0, nv = 0)$d[1]
+    grid <- top * 10^seq(0, -3, length.out = n_lambda)
+    cv <- cf_cv(des, st, em, ctl, cv_block, lambda_values = grid)
+    lambda <- cv$lambda[which.min(cv$mspe)]
+    cv$selected <- cv$lambda == lambda
+  }
+  if (method == "mc") {
+    if (!is.numeric(lambda) || length(lambda) != 1L || is.na(lambda) || lambda < 0) {
+      abort_mkt("bad_argument", "{.arg lambda} must be a single non-negative number.")
+    }
+    r <- NA_integer_
+  }
+
+  main <- cf_fit_once(des, st, em, ctl, r, lambda, method)
+  warn_not_converged(main$fit)
+  est <- cf_stats(des$Y, main$y0, st)
+  if (any(!is.finite(main$y0[st$treated_cells]))) {
+    abort_mkt("no_pre_periods", c(
+      "Some treated units have too few pre-treatment cells to estimate their loadings.",
+      i = "Drop them, or use fewer factors."
+    ))
+  }
+
+  reps <- NULL
+  if (se != "none") {
+    reps <- cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+  }
+  tables <- cf_tables(est, reps, se, alpha)
+  pre_cells <- st$pre_cells
+  pre_mspe <- mean((des$Y - main$y0)[pre_cells]^2)
+
+  structure(list(
+    call = call,
+    method = method,
+    em = em,
+    force = force,
+    r = r,
+    lambda = if (method == "mc") lambda else NULL,
+    att = tables$att,
+    event = tables$event,
+    period = tables$period,
+    unit_att = tables$unit,
+    beta = ife_beta_table(main$fit$beta, NULL, names(des$X), alpha),
+    y0 = main$y0,
+    factors = main$factors,
+    loadings = main$loadings,
+    cv = cv,
+    pre_mspe = pre_mspe,
+    se = se,
+    n_boot = if (se == "bootstrap") n_boot else if (se == "jackknife") nrow(des$Y) else 0L,
+    replicates = reps,
+    iter = main$fit$iter,
+    converged = main$fit$converged,
+    absorbed = des$absorbed,
+    alpha_level = alpha,
+    structure = st,
+    panel = panel
+  ), class = c("mkt_counterfactual", "mkt_fit"))
+}
+
+# --- structure of the treatment ---------------------------------------------
+
+# Who is treated when, which cells each fit may use, and the checks that
+# depend on the treatment pattern.
+cf_structure <- function(panel, des, em, force, call = rlang::caller_env()) {
+  D <- panel$D
+  D[is.na(D)] <- 0
+  mask <- des$mask > 0
+  N <- nrow(D)
+  Tn <- ncol(D)
+  treated_cells <- mask & D == 1
+  ever <- rowSums(D == 1) > 0
+  if (!any(treated_cells)) {
+    abort_mkt("no_treated", c(
+      "No observed cell is treated.",
+      i = "Check that the treatment column is coded 1 for treated cells."
+    ), call = call)
+  }
+  first <- rep(NA_integer_, N)
+  first[ever] <- apply(D[ever, , drop = FALSE] == 1, 1, function(z) which(z)[1])
+  event <- col(D) - first
+  pre_cells <- mask & ever & event < 0
+  n_pre <- rowSums(pre_cells)
+  if (any(ever & n_pre == 0)) {
+    bad <- as.character(panel$units)[ever & n_pre == 0]
+    abort_mkt("no_pre_periods", c(
+      "{length(bad)} treated unit{?s} {?has/have} no observed pre-treatment period: {.val {utils::head(bad, 5)}}.",
+      i = "Their loadings cannot be estimated: drop {?it/them} from {.arg data}, or start the panel earlier."
+    ), call = call)
+  }
+  controls <- !ever
+  fit_mask <- if (em) mask & D == 0 else mask & controls
+  untreated_per_period <- colSums(mask & D == 0)
+  n_controls <- sum(controls)
+  if (!em && n_controls < 2L) {
+    abort_mkt("too_few_controls", c(
+      "Only {n_controls} never-treated unit{?s}; the factors need at least 2 (and more than r + 1).",
+      i = "Use {.code em = TRUE} to learn the factors from not-yet-treated cells too, or {.code method = \"fe\"}."
+    ), call = call)
+  }
+  if (em && min(untreated_per_period) < 1L) {
+    bad <- as.character(panel$times)[untreated_per_period < 1L]
+    abort_mkt("too_few_controls", c(
+      "No untreated unit is observed in period{?s} {.val {utils::head(bad, 5)}}.",
+      i = "Counterfactuals there cannot be learned: drop those periods."
+    ), call = call)
+  }
+  list(treated_cells = treated_cells, ever = ever, first = first, event = event,
+       pre_cells = pre_cells, n_pre = n_pre, controls = controls, fit_mask = fit_mask * 1,
+       untreated_per_period = untreated_per_period, n_controls = n_controls, mask = mask)
+}
+
+# --- one fit -----------------------------------------------------------------
+
+# Imputed Y(0) on every cell. `warm` (a previous fit) starts the iterations.
+cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
+                        fit_mask = st$fit_mask) {
+  F0 <- if (!is.null(warm) && isTRUE(r > 0)) warm$F else NULL
+  beta0 <- if (!is.null(warm)) warm$beta else NULL
+  if (method == "mc") {
+    fit <- ife_engine(des$Y, fit_mask, des$X, 0L, ctl, soft = TRUE, lambda = lambda)
+    return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
+  }
+  if (em) {
+    fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0)
+    return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
+  }
+  co <- st$controls
+  tr <- st$ever
+  Xc <- lapply(des$X, function(x) x[co, , drop = FALSE])
+  fit <- ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE], Xc, r, ctl,
+                    F0 = F0, beta0 = beta0)
+  Xt <- lapply(des$X, function(x) x[tr, , drop = FALSE])
+  pr <- ife_project(des$Y[tr, , drop = FALSE], fit_mask_pre(st, fit_mask)[tr, , drop = FALSE],
+                    Xt, fit, ctl$force)
+  y0 <- matrix(NA_real_, nrow(des$Y), ncol(des$Y))
+  y0[co, ] <- fit$fit
+  yt <- pr$y0
+  yt[pr$status == 1L, ] <- NA_real_
+  y0[tr, ] <- yt
+  loadings <- matrix(NA_real_, nrow(des$Y), ncol(fit$F))
+  loadings[co, ] <- fit$L
+  if (ncol(fit$F)) {
+    loadings[tr, ] <- pr$coef[, ncol(pr$coef) - rev(seq_len(ncol(fit$F))) + 1L, drop = FALSE]
+  }
+  list(fit = fit, y0 = y0, factors = fit$F, loadings = loadings)
+}
+
+# Pre-treatment cells of treated units that the projection may use: in
+# cross-validation the fold's cells are removed from the fit mask.
+fit_mask_pre <- function(st, fit_mask) {
+  if (identical(fit_mask, st$fit_mask)) return(st$pre_cells)
+  st$pre_cells & attr(fit_mask, "pre_keep")
+}
+
+# --- estimands ---------------------------------------------------------------
+
+cf_stats <- function(Y, y0, st) {
+  gap <- Y - y0
+  tc <- st$treated_cells
+  att <- mean(gap[tc])
+  ev_cells <- st$mask & st$ever & (tc | st$event < 0)
+  ev <- st$event[ev_cells]
+  event <- tapply(gap[ev_cells], ev, mean)
+  n_event <- tapply(gap[ev_cells], ev, length)
+  per <- tapply(gap[tc], col(gap)[tc], mean)
+  n_per <- tapply(gap[tc], col(gap)[tc], length)
+  un <- tapply(gap[tc], row(gap)[tc], mean)
+  n_un <- tapply(gap[tc], row(gap)[tc], length)
+  list(att = att, n_att = sum(tc),
+       event = event, n_event = n_event, per = per, n_per = n_per,
+       unit = un, n_unit = n_un)
+}
+
+cf_tables <- function(est, reps, se, alpha) {
+  z <- stats::qnorm(1 - alpha / 2)
+  mk <- function(estimate, key, name) {
+    sd <- rep(NA_real_, length(estimate))
+    lo <- hi <- rep(NA_real_, length(estimate))
+    if (!is.null(reps)) {
+      R <- reps[[name]][, key, drop = FALSE]
+      if (se == "jackknife") {
+        n <- colSums(!is.na(R))
+        m <- colMeans(R, na.rm = TRUE)
+        sd <- sqrt((n - 1) / n * colSums(sweep(R, 2, m)^2, na.rm = TRUE))
+        lo <- estimate - z * sd
+        hi <- estimate + z * sd
+      } else {
+        sd <- apply(R, 2, stats::sd, na.rm = TRUE)
+        q <- apply(R, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2),
+                   na.rm = TRUE, names = FALSE)
+        lo <- q[1, ]
+        hi <- q[2, ]
+      }
+    }
+    data.frame(estimate = as.numeric(estimate), std.error = as.numeric(sd),
+               p.value = 2 * stats::pnorm(-abs(as.numeric(estimate) / as.numeric(sd))),
+               conf.low = as.numeric(lo), conf.high = as.numeric(hi))
+  }
+  att <- cbind(term = "ATT", mk(est$att, "ATT", "att"), n_cells = est$n_att)
+  event <- cbind(event_time = as.integer(names(est$event)),
+                 mk(est$event, names(est$event), "event"), n_cells = as.integer(est$n_event))
+  period <- cbind(period_index = as.integer(names(est$per)),
+                  mk(est$per, names(est$per), "period"), n_cells = as.integer(est$n_per))
+  unit <- cbind(unit_index = as.integer(names(est$unit)),
+                mk(est$unit, names(est$unit), "unit"), n_cells = as.integer(est$n_unit))
+  list(att = att, event = event, period = period, unit = unit)
+}
+
+# --- cross-validation ----------------------------------------------------------
+
+# Folds: blocks of cv_block consecutive pre-periods counting back from each
+# treated unit's adoption. No randomness, so no seed dependence.
+cf_cv <- function(des, st, em, ctl, cv_block, r_values = NULL, lambda_values = NULL) {
+  fold <- ceiling(-st$event / cv_block)
+  fold[!st$pre_cells] <- NA
+  folds <- sort(unique(fold[!is.na(fold)]))
+  method <- if (is.null(lambda_values)) "ife" else "mc"
+  values <- if (method == "ife") r_values else lambda_values
+  rows <- lapply(values, function(v) {
+    r <- if (method == "ife") v else 0L
+    lam <- if (method == "mc") v else 0
+    full <- cf_fit_once(des, st, em, ctl, r, lam, method)
+    sse <- 0
+    n <- 0
+    for (k in folds) {
+      out <- !is.na(fold) & fold == k
+      fm <- st$fit_mask
+      if (em) fm[out] <- 0
+      attr(fm, "pre_keep") <- !out
+      # Without EM the factors do not use treated units, so only the
+      # projection changes and the control fit can be reused.
+      pred <- if (em) {
+        cf_fit_once(des, st, em, ctl, r, lam, method, warm = full$fit, fit_mask = fm)$y0
+      } else {
+        cf_project_only(des, st, ctl, full$fit, fm)
+      }
+      e <- (des$Y - pred)[out]
+      ok <- is.finite(e)
+      sse <- sse + sum(e[ok]^2)
+      n <- n + sum(ok)
+    }
+    data.frame(value = v, mspe = sse / n, n_cells = n,
+               converged = full$fit$converged)
+  })
+  out <- do.call(rbind, rows)
+  names(out)[1] <- if (method == "ife") "r" else "lambda"
+  out
+}
+
+cf_project_only <- function(des, st, ctl, fit, fm) {
+  tr <- st$ever
+  Xt <- lapply(des$X, function(x) x[tr, , drop = FALSE])
+  pr <- ife_project(des$Y[tr, , drop = FALSE], fit_mask_pre(st, fm)[tr, , drop = FALSE],
+                    Xt, fit, ctl$force)
+  y0 <- matrix(NA_real_, nrow(des$Y), ncol(des$Y))
+  yt <- pr$y0
+  yt[pr$status == 1L, ] <- NA_real_
+  y0[tr, ] <- yt
+  y0
+}
+
+# --- resampling --------------------------------------------------------------
+
+cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_boot) {
+  N <- nrow(des$Y)
+  keys <- list(att = "ATT", event = names(est$event), period = names(est$per),
+               unit = names(est$unit))
+  one <- function(u) {
+    sub <- cf_subset(des, st, u)
+    fit <- tryCatch(
+      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = main$fit),
+      mktcausal_error = function(e) NULL)
+    if (is.null(fit)) return(NULL)
+    s <- cf_stats(sub$des$Y, fit$y0, sub$st)
+    # Units are relabelled in a replicate; map unit estimates back.
+    un <- tapply(s$unit, u[as.integer(names(s$unit))], mean)
+    list(att = s$att, event = s$event, period = s$per, unit = un)
+  }
+  if (se == "jackknife") {
+    n_rep <- N
+    draw <- function(b) setdiff(seq_len(N), b)
+  } else {
+    n_rep <- check_count(n_boot, "n_boot", min = 2)
+    tr <- which(st$ever)
+    co <- which(!st$ever)
+    draw <- function(b) c(tr[sample.int(length(tr), length(tr), replace = TRUE)],
+                          co[sample.int(length(co), length(co), replace = TRUE)])
+  }
+  res <- resample_chunks(n_rep, function(idx) lapply(idx, function(b) one(draw(b))),
+                         chunk_size = 50L, label = se)
+  res <- unlist(res, recursive = FALSE)
+  collect <- function(name) {
+    k <- keys[[name]]
+    m <- matrix(NA_real_, length(res), length(k), dimnames = list(NULL, k))
+    for (i in seq_along(res)) {
+      v <- res[[i]][[name]]
+      if (is.null(v)) next
+      if (name == "att") names(v) <- "ATT"
+      hit <- intersect(names(v), k)
+      m[i, hit] <- v[hit]
+    }
+    m
+  }
+  out <- lapply(stats::setNames(names(keys), names(keys)), collect)
+  out$failed <- sum(vapply(res, is.null, logical(1)))
+  out
+}
+
+# Rows u of the panel (with repeats), as a panel of its own.
+cf_subset <- function(des, st, u) {
+  d <- list(Y = des$Y[u, , drop = FALSE], mask = des$mask[u, , drop = FALSE],
+            X = lapply(des$X, function(x) x[u, , drop = FALSE]))
+  s <- st
+  for (nm in c("treated_cells", "event", "pre_cells", "fit_mask", "mask")) {
+    s[[nm]] <- st[[nm]][u, , drop = FALSE]
+  }
+  for (nm in c("ever", "first", "n_pre", "controls")) s[[nm]] <- st[[nm]][u]
+  s$n_controls <- sum(s$controls)
+  list(des = d, st = s)
+}

@@ -1,0 +1,393 @@
+#' Interactive fixed effects regression (Bai 2009)
+#'
+#' `ife()` fits
+#' \deqn{y_{it} = \mu + \alpha_i + \xi_t + x_{it}'\beta + \lambda_i' f_t + \varepsilon_{it}}
+#' by alternating least squares in C++: given the factors, \eqn{\beta} and the
+#' additive effects are one within regression; given \eqn{\beta}, the factors
+#' are the leading eigenvectors of the residual's cross-product, computed on
+#' the smaller of its two dimensions. The regressors may be continuous or
+#' binary: with a common shock whose intensity varies by unit, this is the
+#' exposure-response model. Unbalanced panels are handled by EM: missing cells
+#' are filled with the current fit, which converges to the least-squares fit
+#' on the observed cells alone.
+#'
+#' @section Regressors:
+#' Every term before `|` is a regressor (the package grammar calls the first
+#' one the treatment; here it is just the first regressor). Write
+#' `y ~ 0 | unit + time` for a pure factor model. Under unit effects
+#' (`force = "unit"` or `"two-way"`) a regressor constant within every unit
+#' is absorbed by \eqn{\alpha_i}, and under time effects one constant within
+#' every period is absorbed by \eqn{\xi_t}: such regressors are dropped with
+#' a message and listed in `$absorbed`, not refused. Observed cells with a
+#' missing regressor are treated as missing cells.
+#'
+#' @section Number of factors:
+#' When r is `NULL` the model is fitted for every r from 0 to `r_max` and r is
+#' the minimiser of the Bai and Ng (2002) criterion named by `criterion`;
+#' `tidy(fit, "ic")` reports IC_p1, IC_p2 and PC_p1 for every r.
+#'
+#' @section Standard errors:
+#' `se = "analytic"` gives Bai's (2009) variance with the nuisance directions
+#' (additive effects, loadings and factors) projected out of each regressor:
+#' homoskedastic (`se_type = "homoskedastic"`) or clustered by unit
+#' (`"cluster"`), the latter robust to heteroskedasticity and serial
+#' correlation within units. `se = "bootstrap"` resamples whole units
+#' (`n_boot` times, through [resample_chunks()]) and refits each replicate in
+#' C++ warm-started from the main fit. The bias correction of Bai (2009) and
+#' Moon and Weidner (2015) is not applied: with large T relative to N prefer
+#' the bootstrap.
+#'
+#' @param formula `outcome ~ regressors | unit + time`; see [mkt_panel()].
+#' @param data A long data frame, tibble or data.table.
+#' @param r Number of factors, or `NULL` to choose it by `criterion`.
+#' @param force Additive effects: `"two-way"` (unit and time), `"unit"`,
+#'   `"time"` or `"none"` (a grand mean only).
+#' @param r_max Largest r tried when r is `NULL`.
+#' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
+#'   `"IC_p2"` or `"PC_p1"`.
+#' @param se `"analytic"`, `"bootstrap"` or `"none"`.
+#' @param se_type For analytic standard errors: `"homoskedastic"` or
+#'   `"cluster"` (by unit).
+#' @param n_boot Bootstrap replications.
+#' @param alpha Significance level of the intervals.
+#' @param tol Convergence tolerance: relative change of the fitted matrix
+#'   between iterations.
+#' @param max_iter Maximum iterations.
+#' @return An object of class `c("mkt_ife", "mkt_fit")` with `beta` (a data
+#'   frame like `tidy()`), `factors` (T x r), `loadings` (N x r), `alpha`,
+#'   `xi`, `mu`, `sigma2`, r, `force`, `ic` (the criteria table, `NULL`
+#'   when r was given), `iter`, `converged`, `vcov` and the `panel`.
+#' @references Bai, J. (2009). Panel data models with interactive fixed
+#'   effects. *Econometrica* 77(4), 1229-1279. Bai, J. and Ng, S. (2002).
+#'   Determining the number of factors in approximate factor models.
+#'   *Econometrica* 70(1), 191-221. Moon, H. R. and Weidner, M. (2015).
+#'   Linear regression for panel with unknown number of factors as
+#'   interactive fixed effects. *Econometrica* 83(4), 1543-1579.
+#' @seealso [counterfactual()] for treatment effects with factor-model
+#'   counterfactuals.
+#' @examples
+#' set.seed(1)
+#' d <- expand.grid(unit = 1:40, time = 1:20)
+#' f <- sin(d$time / 3); lambda <- rnorm(40)[d$unit]
+#' d$price <- rnorm(nrow(d)) + lambda * f
+#' d$sales <- 2 - 1.5 * d$price + 3 * lambda * f + rnorm(nrow(d), sd = 0.3)
+#' fit <- ife(sales ~ price | unit + time, d, r = 1)
+#' fit
+#' tidy(fit)
+#' @export
+ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "none"),
+                r_max = 5, criterion = c("IC_p1", "IC_p2", "PC_p1"),
+                se = c("analytic", "bootstrap", "none"),
+                se_type = c("homoskedastic", "cluster"), n_boot = 200, alpha = 0.05,
+                tol = 1e-8, max_iter = 1000) {
+  call <- match.call()
+  force <- match.arg(force)
+  criterion <- match.arg(criterion)
+  se <- match.arg(se)
+  se_type <- match.arg(se_type)
+  alpha <- check_alpha(alpha)
+  r_max <- check_count(r_max, "r_max", min = 0)
+  max_iter <- check_count(max_iter, "max_iter", min = 1)
+  check_tol(tol)
+  panel <- mkt_panel(formula, data)
+  des <- ife_design(panel, force)
+  N <- nrow(des$Y)
+  Tn <- ncol(des$Y)
+  limit <- min(N, Tn) - 2L
+  if (!is.null(r)) {
+    r <- check_count(r, "r", min = 0)
+    if (r > limit) {
+      abort_mkt("r_too_large", c(
+        "{.arg r} = {r} factors is too many for a panel of {N} units x {Tn} periods.",
+        i = "Use at most {max(limit, 0)} factors (min(N, T) - 2)."
+      ))
+    }
+  }
+  ctl <- list(force = force, tol = tol, max_iter = max_iter)
+
+  ic <- NULL
+  if (is.null(r)) {
+    ks <- 0:min(r_max, limit)
+    fits <- lapply(ks, function(k) ife_engine(des$Y, des$mask, des$X, k, ctl))
+    ic <- bai_ng_table(fits, ks, N, Tn)
+    r <- ic$r[which.min(ic[[criterion]])]
+    ic$selected <- ic$r == r
+    main <- fits[[r + 1L]]
+  } else {
+    main <- ife_engine(des$Y, des$mask, des$X, r, ctl)
+  }
+  warn_not_converged(main)
+
+  p <- length(des$X)
+  dof <- main$nobs - p - ife_fe_dof(force, N, Tn) - r * (N + Tn - r)
+  sigma2 <- main$ssr / max(dof, 1)
+  V <- NULL
+  boot <- NULL
+  if (p > 0 && se == "analytic") {
+    V <- ife_vcov_analytic(des, main, sigma2, se_type, force)
+  } else if (p > 0 && se == "bootstrap") {
+    n_boot <- check_count(n_boot, "n_boot", min = 2)
+    boot <- ife_unit_bootstrap(des, main, r, ctl, n_boot)
+    V <- stats::cov(boot)
+  }
+  beta <- ife_beta_table(main$beta, V, names(des$X), alpha, boot)
+
+  dn_u <- as.character(panel$units)
+  dn_t <- as.character(panel$times)
+  factors <- main$F
+  loadings <- main$L
+  dimnames(factors) <- list(dn_t, if (r) paste0("f", seq_len(r)))
+  dimnames(loadings) <- list(dn_u, if (r) paste0("f", seq_len(r)))
+  structure(list(
+    call = call,
+    beta = beta,
+    coefficients = stats::setNames(main$beta, names(des$X)),
+    vcov = V,
+    factors = factors,
+    loadings = loadings,
+    alpha = stats::setNames(main$alpha, dn_u),
+    xi = stats::setNames(main$xi, dn_t),
+    mu = main$mu,
+    sigma2 = sigma2,
+    r = r,
+    force = force,
+    criterion = criterion,
+    ic = ic,
+    iter = main$iter,
+    converged = main$converged,
+    se = se,
+    se_type = if (se == "analytic") se_type else se,
+    n_boot = if (se == "bootstrap") n_boot else 0L,
+    absorbed = des$absorbed,
+    nobs = main$nobs,
+    alpha_level = alpha,
+    panel = panel
+  ), class = c("mkt_ife", "mkt_fit"))
+}
+
+# --- shared with counterfactual() ------------------------------------------
+
+force_code <- function(force) {
+  c("none" = 0L, "unit" = 1L, "time" = 2L, "two-way" = 3L)[[force]]
+}
+
+check_tol <- function(tol, call = rlang::caller_env()) {
+  if (!is.numeric(tol) || length(tol) != 1L || is.na(tol) || tol <= 0 || tol >= 1) {
+    abort_mkt("bad_argument", c(
+      "{.arg tol} must be a single number in (0, 1).",
+      x = "You supplied {.val {format(tol)}}."
+    ), call = call)
+  }
+  tol
+}
+
+# Outcome, regressors and the mask of cells the fit may use. Regressors that
+# the additive effects absorb are dropped (with a message); the rest must not
+# be collinear with the additive effects.
+ife_design <- function(panel, force, regressors = NULL, call = rlang::caller_env()) {
+  if (is.null(regressors)) {
+    regressors <- c(if (!is.null(panel$D)) list(panel$D), panel$X)
+    names(regressors) <- c(panel$vars$treatment, names(panel$X))
+  }
+  mask <- panel$observed
+  for (x in regressors) mask <- mask & !is.na(x)
+  absorbed <- character(0)
+  keep <- vapply(names(regressors), function(v) {
+    x <- regressors[[v]]
+    x[!mask] <- NA
+    within_unit <- all(apply(x, 1, function(z) {
+      z <- z[!is.na(z)]
+      length(z) < 2L || all(abs(z - z[1]) <= 1e-12 * max(1, abs(z[1])))
+    }))
+    within_time <- all(apply(x, 2, function(z) {
+      z <- z[!is.na(z)]
+      length(z) < 2L || all(abs(z - z[1]) <= 1e-12 * max(1, abs(z[1])))
+    }))
+    !((force %in% c("unit", "two-way") && within_unit) ||
+        (force %in% c("time", "two-way") && within_time))
+  }, logical(1))
+  if (any(!keep)) {
+    absorbed <- names(regressors)[!keep]
+    cli::cli_inform(c(
+      i = "{.field {absorbed}} {cli::qty(length(absorbed))}{?is/are} constant within units or periods and absorbed by the {force} fixed effects; dropped from the regression."
+    ))
+    regressors <- regressors[keep]
+  }
+  Y <- panel$Y
+  Y[!mask] <- 0
+  X <- lapply(regressors, function(x) {
+    x[!mask] <- 0
+    x
+  })
+  if (length(X)) check_collinear(X, mask, force, call)
+  list(Y = Y, mask = mask * 1, X = X, absorbed = absorbed)
+}
+
+# Rank of the regressors after the additive effects, on the observed cells.
+check_collinear <- function(X, mask, force, call) {
+  units <- factor(row(mask)[mask > 0])
+  times <- factor(col(mask)[mask > 0])
+  Z <- vapply(X, function(x) x[mask > 0], numeric(sum(mask)))
+  Z <- matrix(Z, ncol = length(X), dimnames = list(NULL, names(X)))
+  # Residualise on the fixed effects by alternating demeaning, which
+  # converges to the projection (in one pass on a balanced panel).
+  R <- Z
+  for (pass in 1:50) {
+    old <- R
+    R <- R - matrix(colMeans(R), nrow(R), ncol(R), byrow = TRUE)
+    if (force %in% c("unit", "two-way")) R <- R - rowsum(R, units)[as.integer(units), , drop = FALSE] /
+        as.vector(table(units))[as.integer(units)]
+    if (force %in% c("time", "two-way")) R <- R - rowsum(R, times)[as.integer(times), , drop = FALSE] /
+        as.vector(table(times))[as.integer(times)]
+    if (max(abs(R - old)) < 1e-10 * max(1, max(abs(Z)))) break
+  }
+  q <- qr(R, tol = 1e-9)
+  if (q$rank < ncol(R)) {
+    bad <- colnames(R)[q$pivot[(q$rank + 1):ncol(R)]]
+    abort_mkt("collinear_covariates", c(
+      "The regressors are collinear once the {force} fixed effects are removed.",
+      x = "{.field {bad}} {cli::qty(length(bad))}{?is/are} a linear combination of the others.",
+      i = "Drop {.field {bad}} from the formula."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+ife_fe_dof <- function(force, N, Tn) {
+  1 + switch(force, "two-way" = (N - 1) + (Tn - 1), "unit" = N - 1, "time" = Tn - 1, "none" = 0)
+}
+
+# The one caller of the C++ fit. Turns C++ failures into classed R errors.
+ife_engine <- function(Y, mask, X, r, ctl, F0 = NULL, beta0 = NULL, soft = FALSE,
+                       lambda = 0, call = rlang::caller_env()) {
+  if (is.null(F0)) F0 <- matrix(0, 0, 0)
+  if (is.null(beta0)) beta0 <- numeric(0)
+  tryCatch(
+    cpp_ife_fit(Y, mask, unname(X), as.integer(r), force_code(ctl$force), ctl$tol,
+                as.integer(ctl$max_iter), soft, lambda, F0, beta0),
+    error = function(e) {
+      if (grepl("collinear", conditionMessage(e))) {
+        abort_mkt("collinear_covariates", c(
+          "The regressors are collinear with the fixed effects.",
+          i = "Drop regressors that are constant within units or periods, or linear combinations of others."
+        ), call = call)
+      }
+      abort_mkt("fit_failed", c("The interactive fixed effects fit failed.",
+                                x = conditionMessage(e)), call = call)
+    })
+}
+
+# The one caller of the C++ projection of new units on known factors.
+ife_project <- function(Y, pre, X, fit, force) {
+  cpp_ife_project(Y, pre * 1, unname(X), fit$beta, fit$mu, fit$xi, fit$F, force_code(force))
+}
+
+warn_not_converged <- function(fit) {
+  if (!isTRUE(fit$converged)) {
+    warn_mkt("not_converged", c(
+      "The fit did not converge after {fit$iter} iterations.",
+      i = "Raise {.arg max_iter}, loosen {.arg tol}, or use fewer factors."
+    ))
+  }
+  invisible(fit)
+}
+
+# --- number of factors ------------------------------------------------------
+
+bai_ng_table <- function(fits, ks, N, Tn) {
+  NT <- N * Tn
+  V <- vapply(fits, function(f) f$ssr / f$nobs, numeric(1))
+  pen <- (N + Tn) / NT
+  sigma2_max <- V[length(V)]
+  data.frame(
+    r = ks,
+    V = V,
+    IC_p1 = log(V) + ks * pen * log(NT / (N + Tn)),
+    IC_p2 = log(V) + ks * pen * log(min(N, Tn)),
+    PC_p1 = V + ks * sigma2_max * pen * log(NT / (N + Tn)),
+    iterations = vapply(fits, function(f) f$iter, numeric(1)),
+    converged = vapply(fits, function(f) f$converged, logical(1))
+  )
+}
+
+# --- inference --------------------------------------------------------------
+
+# Each regressor with the nuisance directions projected out: the additive
+# effects, then M_L (.) M_F for the factor part. The cross-product of these
+# is Bai's D_0 (times NT), so the variance is its inverse times sigma^2, or
+# the unit-clustered sandwich around it.
+ife_vcov_analytic <- function(des, fit, sigma2, se_type, force) {
+  mask <- des$mask
+  Z <- lapply(des$X, function(x) {
+    z <- x * mask
+    z <- ife_within(z, fit, force)
+    z * mask
+  })
+  p <- length(Z)
+  H <- matrix(0, p, p)
+  for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  Hinv <- solve(H)
+  if (se_type == "homoskedastic") {
+    V <- sigma2 * Hinv
+  } else {
+    e <- (des$Y - fit$fit) * mask
+    S <- vapply(Z, function(z) rowSums(z * e), numeric(nrow(e)))
+    S <- matrix(S, ncol = p)
+    N <- nrow(e)
+    V <- Hinv %*% crossprod(S) %*% Hinv * N / (N - 1)
+  }
+  dimnames(V) <- list(names(des$X), names(des$X))
+  V
+}
+
+ife_within <- function(z, fit, force) {
+  z <- z - mean(z)
+  if (force %in% c("unit", "two-way")) z <- z - rowMeans(z)
+  if (force %in% c("time", "two-way")) z <- z - rep(colMeans(z), each = nrow(z))
+  r <- ncol(fit$F)
+  if (r > 0) {
+    Fq <- qr.Q(qr(fit$F))
+    Lq <- qr.Q(qr(fit$L))
+    z <- z - (z %*% Fq) %*% t(Fq)
+    z <- z - Lq %*% crossprod(Lq, z)
+  }
+  z
+}
+
+ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
+  N <- nrow(des$Y)
+  F0 <- if (r > 0) main$F else NULL
+  res <- resample_chunks(n_boot, function(idx) {
+    t(vapply(idx, function(b) {
+      u <- sample.int(N, N, replace = TRUE)
+      X <- lapply(des$X, function(x) x[u, , drop = FALSE])
+      f <- ife_engine(des$Y[u, , drop = FALSE], des$mask[u, , drop = FALSE], X, r, ctl,
+                      F0 = F0, beta0 = main$beta)
+      f$beta
+    }, numeric(length(des$X))))
+  }, chunk_size = 50L, label = "unit bootstrap")
+  out <- do.call(rbind, lapply(res, function(m) matrix(m, ncol = length(des$X))))
+  colnames(out) <- names(des$X)
+  out
+}
+
+ife_beta_table <- function(beta, V, terms, alpha, boot = NULL) {
+  if (!length(terms)) {
+    return(data.frame(term = character(0), estimate = numeric(0), std.error = numeric(0),
+                      statistic = numeric(0), p.value = numeric(0), conf.low = numeric(0),
+                      conf.high = numeric(0)))
+  }
+  se <- if (is.null(V)) rep(NA_real_, length(beta)) else sqrt(diag(V))
+  z <- stats::qnorm(1 - alpha / 2)
+  out <- data.frame(term = terms, estimate = beta, std.error = se,
+                    statistic = beta / se, p.value = 2 * stats::pnorm(-abs(beta / se)),
+                    conf.low = beta - z * se, conf.high = beta + z * se,
+                    stringsAsFactors = FALSE)
+  if (!is.null(boot)) {
+    q <- apply(boot, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2), names = FALSE)
+    out$conf.low <- q[1, ]
+    out$conf.high <- q[2, ]
+  }
+  rownames(out) <- NULL
+  out
+}

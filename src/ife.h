@@ -1,0 +1,306 @@
+// Interactive fixed effects, free of R.
+//
+// Model on the cells where mask == 1:
+//   y_it = mu + alpha_i + xi_t + x_it' beta + lambda_i' f_t + e_it,
+// with alpha and/or xi dropped by `force` (0 none, 1 unit, 2 time, 3 both).
+//
+// Fitting is alternating least squares (Bai 2009) wrapped in EM for the cells
+// outside the mask (Xu 2017; Liu, Wang and Xu 2024): masked cells are filled
+// with the current fit, so every fixed point is a stationary point of the
+// least-squares criterion over the observed cells alone. Given the factor
+// part, beta and the additive effects are one within regression (X demeaned
+// once, its cross-product factored once); given beta, the additive effects
+// are means and the factors are the leading eigenvectors of the residual's
+// cross-product on the smaller dimension (T x T or N x N), so a 20,000 x 100
+// panel costs one 100 x 100 eigenproblem per iteration.
+//
+// Normalisation: F'F / T = I, L = E F / T (so L'L is diagonal), the additive
+// effects sum to zero, each factor's largest entry is positive.
+//
+// Matrix completion (Athey et al. 2021) replaces the rank-r step by
+// soft-thresholding all singular values by lambda (soft-impute).
+#ifndef MKTCAUSAL_IFE_H
+#define MKTCAUSAL_IFE_H
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+namespace mkt {
+namespace ife {
+
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+
+struct Control {
+  int r = 0;              // number of factors (ALS) or unused (soft-impute)
+  int force = 3;          // 0 none, 1 unit, 2 time, 3 two-way
+  double tol = 1e-8;      // relative change of the fitted matrix
+  int max_iter = 1000;
+  bool soft = false;      // soft-impute instead of a rank-r step
+  double lambda = 0.0;    // soft-threshold on singular values (soft-impute)
+};
+
+struct Fit {
+  VectorXd beta;
+  double mu = 0.0;
+  VectorXd alpha, xi;
+  MatrixXd F, L;          // T x r and N x r (soft-impute: rank after shrinkage)
+  MatrixXd fit;           // N x T fitted values on every cell
+  VectorXd sv;            // singular values of the last residual (descending)
+  int iter = 0;
+  bool converged = false;
+  double ssr = 0.0;       // over mask cells
+  double nobs = 0.0;
+};
+
+// Removes the additive effects that `force` asks for from Z (in place) and
+// returns them.
+inline void demean(MatrixXd& Z, int force, double& mu, VectorXd& alpha, VectorXd& xi) {
+  const Eigen::Index N = Z.rows(), T = Z.cols();
+  mu = Z.mean();
+  alpha = VectorXd::Zero(N);
+  xi = VectorXd::Zero(T);
+  if (force == 1 || force == 3) alpha = Z.rowwise().mean().array() - mu;
+  if (force == 2 || force == 3) xi = Z.colwise().mean().transpose().array() - mu;
+  Z.array() -= mu;
+  if (force == 1 || force == 3) Z.colwise() -= alpha;
+  if (force == 2 || force == 3) Z.rowwise() -= xi.transpose();
+}
+
+// Leading r factors of E: F (T x r) with F'F/T = I and L = E F / T. Works on
+// the smaller of E'E and EE'. Also returns the singular values of E.
+inline void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd& sv) {
+  const Eigen::Index N = E.rows(), T = E.cols();
+  const double Td = static_cast<double>(T);
+  Eigen::SelfAdjointEigenSolver<MatrixXd> es;
+  if (T <= N) {
+    MatrixXd M = MatrixXd::Zero(T, T);
+    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
+    es.compute(M);
+  } else {
+    MatrixXd M = MatrixXd::Zero(N, N);
+    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
+    es.compute(M);
+  }
+  const Eigen::Index k = es.eigenvalues().size();
+  sv.resize(k);
+  for (Eigen::Index j = 0; j < k; ++j) sv[j] = std::sqrt(std::max(0.0, es.eigenvalues()[k - 1 - j]));
+  F.resize(T, r);
+  for (int j = 0; j < r; ++j) {
+    VectorXd v = es.eigenvectors().col(k - 1 - j);
+    if (T <= N) {
+      F.col(j) = v * std::sqrt(Td);
+    } else {
+      VectorXd f = E.transpose() * v;
+      const double s = sv[j];
+      F.col(j) = (s > 0 ? f / s : f) * std::sqrt(Td);
+    }
+    Eigen::Index imax;
+    F.col(j).cwiseAbs().maxCoeff(&imax);
+    if (F(imax, j) < 0) F.col(j) *= -1.0;
+  }
+  L = E * F / Td;
+}
+
+// Soft-impute step: the low-rank part is E's SVD with singular values shrunk
+// by lambda; F holds the right singular vectors scaled as above.
+inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L,
+                           VectorXd& sv) {
+  MatrixXd Fall, Lall;
+  const int kmax = static_cast<int>(std::min(E.rows(), E.cols()));
+  factors(E, kmax, Fall, Lall, sv);
+  int k = 0;
+  while (k < kmax && sv[k] > lambda) ++k;
+  F = Fall.leftCols(k);
+  L.resize(E.rows(), k);
+  for (int j = 0; j < k; ++j) L.col(j) = Lall.col(j) * ((sv[j] - lambda) / sv[j]);
+}
+
+// X: p covariate matrices, each N x T, finite on every cell (the caller puts
+// any value on masked cells: they do not move the fixed point). mask: N x T of
+// 0/1. F0/beta0: optional warm start (empty to start cold). poll() is called
+// every few iterations and may throw to interrupt.
+template <class Poll>
+Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
+        const Control& ctl, const MatrixXd& F0, const VectorXd& beta0, Poll poll) {
+  const Eigen::Index N = Y.rows(), T = Y.cols();
+  const int p = static_cast<int>(X.size());
+  const double Td = static_cast<double>(T);
+  const bool missing = (mask.array() < 0.5).any();
+  Fit out;
+  out.nobs = mask.sum();
+  if (out.nobs < 1) throw std::runtime_error("no observed cells to fit");
+
+  // Within-transformed covariates and their cross-product, once.
+  std::vector<MatrixXd> Xd(X);
+  MatrixXd XX(p, p);
+  {
+    double m;
+    VectorXd a, x;
+    for (int k = 0; k < p; ++k) demean(Xd[k], ctl.force, m, a, x);
+    for (int k = 0; k < p; ++k)
+      for (int l = 0; l <= k; ++l) XX(k, l) = XX(l, k) = (Xd[k].array() * Xd[l].array()).sum();
+  }
+  Eigen::LDLT<MatrixXd> XXf;
+  if (p > 0) {
+    XXf.compute(XX);
+    if (XXf.info() != Eigen::Success || XXf.vectorD().minCoeff() <= 1e-12 * XX.diagonal().maxCoeff())
+      throw std::runtime_error("the covariates are collinear with the fixed effects");
+  }
+  auto solve_beta = [&](const MatrixXd& Z) {
+    VectorXd b(p);
+    for (int k = 0; k < p; ++k) b[k] = (Xd[k].array() * Z.array()).sum();
+    return VectorXd(XXf.solve(b));
+  };
+
+  // Start: masked cells from additive means of the observed cells.
+  MatrixXd Yf = Y;
+  if (missing) {
+    VectorXd rs = VectorXd::Zero(N), rn = VectorXd::Zero(N);
+    VectorXd cs = VectorXd::Zero(T), cn = VectorXd::Zero(T);
+    for (Eigen::Index t = 0; t < T; ++t)
+      for (Eigen::Index i = 0; i < N; ++i)
+        if (mask(i, t) > 0.5) { rs[i] += Y(i, t); rn[i] += 1; cs[t] += Y(i, t); cn[t] += 1; }
+    const double g = rs.sum() / out.nobs;
+    for (Eigen::Index t = 0; t < T; ++t)
+      for (Eigen::Index i = 0; i < N; ++i)
+        if (mask(i, t) < 0.5) {
+          const double ri = rn[i] > 0 ? rs[i] / rn[i] - g : 0.0;
+          const double ct = cn[t] > 0 ? cs[t] / cn[t] - g : 0.0;
+          Yf(i, t) = g + ri + ct;
+        }
+  }
+
+  VectorXd beta = VectorXd::Zero(p);
+  MatrixXd LF = MatrixXd::Zero(N, T);
+  if (beta0.size() == p && p > 0) {
+    beta = beta0;
+  } else if (p > 0) {
+    beta = solve_beta(Yf);
+  }
+  MatrixXd F, L;
+  if (!ctl.soft && ctl.r > 0 && F0.rows() == T && F0.cols() == ctl.r) {
+    // Warm start: project the current residual on the given factors.
+    MatrixXd U = Yf;
+    for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+    double m;
+    VectorXd a, x;
+    demean(U, ctl.force, m, a, x);
+    LF = (U * F0 / Td) * F0.transpose();
+    if (p > 0) beta = solve_beta(Yf - LF);
+  }
+
+  MatrixXd fitm(N, T), U(N, T);
+  double prev_norm = -1.0;
+  MatrixXd prev_fit;
+  for (int it = 1; it <= ctl.max_iter; ++it) {
+    if (it % 20 == 0) poll();
+    U = Yf;
+    for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+    demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    if (ctl.soft) {
+      soft_threshold(U, ctl.lambda, F, L, out.sv);
+      LF.noalias() = L * F.transpose();
+    } else if (ctl.r > 0) {
+      factors(U, ctl.r, F, L, out.sv);
+      LF.noalias() = L * F.transpose();
+    }
+    if (p > 0) beta = solve_beta(Yf - LF);
+    fitm = LF;
+    fitm.array() += out.mu;
+    fitm.colwise() += out.alpha;
+    fitm.rowwise() += out.xi.transpose();
+    for (int k = 0; k < p; ++k) fitm.noalias() += beta[k] * X[k];
+    if (missing) Yf = (mask.array() > 0.5).select(Y, fitm);
+    out.iter = it;
+    if (prev_norm >= 0) {
+      const double change = (fitm - prev_fit).norm() / std::max(prev_norm, 1e-300);
+      if (change < ctl.tol) { out.converged = true; break; }
+    }
+    prev_fit = fitm;
+    prev_norm = fitm.norm();
+    // A model without factors or masked cells is solved exactly in one pass.
+    if (!missing && !ctl.soft && ctl.r == 0 && it >= 1) {
+      out.converged = true;
+      break;
+    }
+  }
+  // The additive effects and factors belong to the final beta.
+  U = Yf;
+  for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+  U -= LF;
+  {
+    double m;
+    VectorXd a, x;
+    demean(U, ctl.force, m, a, x);
+    out.mu = m;
+    out.alpha = a;
+    out.xi = x;
+  }
+  fitm = LF;
+  fitm.array() += out.mu;
+  fitm.colwise() += out.alpha;
+  fitm.rowwise() += out.xi.transpose();
+  for (int k = 0; k < p; ++k) fitm.noalias() += beta[k] * X[k];
+  out.beta = beta;
+  if (ctl.soft || ctl.r > 0) {
+    out.F = F;
+    out.L = L;
+  } else {
+    out.F = MatrixXd(T, 0);
+    out.L = MatrixXd(N, 0);
+  }
+  out.fit = fitm;
+  out.ssr = ((Y - fitm).array().square() * mask.array()).sum();
+  return out;
+}
+
+// Loadings (and unit effects when force has them) of new units from the
+// cells where pre == 1, given the factors, beta, mu and xi of a fit:
+//   y_it - mu - xi_t - x_it'beta = alpha_i + lambda_i' f_t + e_it.
+// Returns the N x T imputed untreated outcomes on every cell. `status` gets,
+// per unit, 0 on success or 1 when its pre-period cells are too few.
+inline MatrixXd project(const MatrixXd& Y, const MatrixXd& pre, const std::vector<MatrixXd>& X,
+                        const VectorXd& beta, double mu, const VectorXd& xi, const MatrixXd& F,
+                        int force, MatrixXd& alpha_lambda, std::vector<int>& status) {
+  const Eigen::Index N = Y.rows(), T = Y.cols();
+  const int r = static_cast<int>(F.cols());
+  const bool unit_fe = (force == 1 || force == 3);
+  const int q = r + (unit_fe ? 1 : 0);
+  MatrixXd base = MatrixXd::Constant(N, T, mu);
+  base.rowwise() += xi.transpose();
+  for (size_t k = 0; k < X.size(); ++k) base.noalias() += beta[k] * X[k];
+  MatrixXd G(T, q);
+  if (unit_fe) G.col(0).setOnes();
+  if (r > 0) G.rightCols(r) = F;
+  alpha_lambda = MatrixXd::Zero(N, q);
+  status.assign(N, 0);
+  MatrixXd out = base;
+  for (Eigen::Index i = 0; i < N; ++i) {
+    std::vector<Eigen::Index> rows;
+    for (Eigen::Index t = 0; t < T; ++t) if (pre(i, t) > 0.5) rows.push_back(t);
+    const Eigen::Index n = static_cast<Eigen::Index>(rows.size());
+    if (q == 0) continue;
+    if (n < q) { status[i] = 1; continue; }
+    MatrixXd A(n, q);
+    VectorXd z(n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      A.row(j) = G.row(rows[j]);
+      z[j] = Y(i, rows[j]) - base(i, rows[j]);
+    }
+    Eigen::ColPivHouseholderQR<MatrixXd> qr(A);
+    if (qr.rank() < q) { status[i] = 1; continue; }
+    VectorXd c = qr.solve(z);
+    alpha_lambda.row(i) = c.transpose();
+    out.row(i) += (G * c).transpose();
+  }
+  return out;
+}
+
+}  // namespace ife
+}  // namespace mkt
+
+#endif  // MKTCAUSAL_IFE_H
