@@ -17,3 +17,11 @@ cpp_lin_stats <- function(y, v, x, assign, threads) {
     .Call(`_mktcausal_cpp_lin_stats`, y, v, x, assign, threads)
 }
 
+cpp_staggered_gt <- function(y, cohort, w, group, time, base, control_after, not_yet, trim, threads) {
+    .Call(`_mktcausal_cpp_staggered_gt`, y, cohort, w, group, time, base, control_after, not_yet, trim, threads)
+}
+
+cpp_staggered_boot <- function(S, n, B, seed, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot`, S, n, B, seed, threads)
+}
+

@@ -88,12 +88,49 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_staggered_gt
+Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVector& cohort, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& group, const Rcpp::IntegerVector& time, const Rcpp::IntegerVector& base, const Rcpp::IntegerVector& control_after, bool not_yet, double trim, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_gt(SEXP ySEXP, SEXP cohortSEXP, SEXP wSEXP, SEXP groupSEXP, SEXP timeSEXP, SEXP baseSEXP, SEXP control_afterSEXP, SEXP not_yetSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cohort(cohortSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type time(timeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type base(baseSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type control_after(control_afterSEXP);
+    Rcpp::traits::input_parameter< bool >::type not_yet(not_yetSEXP);
+    Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_gt(y, cohort, w, group, time, base, control_after, not_yet, trim, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_staggered_boot
+Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot(SEXP SSEXP, SEXP nSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type S(SSEXP);
+    Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type B(BSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot(S, n, B, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
+    {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
+    {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
     {NULL, NULL, 0}
 };
 

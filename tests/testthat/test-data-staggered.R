@@ -16,8 +16,8 @@ test_that("castle has the documented shape and post cohorts", {
   expect_identical(dim(d), c(550L, 64L))
   expect_identical(sort(unique(d$year)), 2000:2010)
   expect_identical(as.integer(table(d$state)), rep(11L, 50L))
-  first_post <- tapply(ifelse(d$post == 1, d$year, NA), d$state, min, na.rm = TRUE)
-  first_post <- first_post[is.finite(first_post)]
+  on <- d[d$post == 1, ]
+  first_post <- tapply(on$year, on$state, min)
   expect_identical(as.vector(table(first_post)), c(1L, 13L, 4L, 2L, 1L))
   # post is absorbing
   expect_true(all(tapply(d$post, d$state, function(v) all(diff(v) >= 0))))
