@@ -1,0 +1,42 @@
+# Reference numbers from did for tests/testthat/test-staggered.R and
+# test-staggered-aggregate.R. Run by hand from the package root with did
+# installed in a private library:
+#   R_LIBS=/tmp/peers-staggered Rscript data-raw/fixtures-staggered.R
+# did is not a dependency of mktcausal; it is needed only here. Analytic
+# standard errors (bstrap = FALSE) are stored, since bootstrap draws differ.
+library(did)
+
+load("data/mpdta.rda")
+out <- list(did_version = as.character(utils::packageVersion("did")),
+            drdid_version = as.character(utils::packageVersion("DRDID")),
+            attgt = list(), aggte = list())
+
+grid <- expand.grid(control = c("never", "not_yet"), method = c("dr", "ipw", "reg"),
+                    covariates = c(FALSE, TRUE), base = c("varying", "universal"),
+                    stringsAsFactors = FALSE)
+for (i in seq_len(nrow(grid))) {
+  g <- grid[i, ]
+  fit <- att_gt(yname = "lemp", tname = "year", idname = "countyreal", gname = "first.treat",
+                xformla = if (g$covariates) ~lpop else ~1, data = mpdta,
+                control_group = if (g$control == "never") "nevertreated" else "notyettreated",
+                est_method = g$method, base_period = g$base, bstrap = FALSE, cband = FALSE)
+  key <- paste(g$control, g$method, if (g$covariates) "lpop" else "none", g$base, sep = "_")
+  out$attgt[[key]] <- data.frame(group = fit$group, time = fit$t, att = fit$att, se = fit$se)
+  if (g$base == "varying") {
+    aggs <- list(
+      simple = aggte(fit, "simple", bstrap = FALSE, cband = FALSE),
+      event = aggte(fit, "dynamic", bstrap = FALSE, cband = FALSE),
+      group = aggte(fit, "group", bstrap = FALSE, cband = FALSE),
+      calendar = aggte(fit, "calendar", bstrap = FALSE, cband = FALSE),
+      event_balanced = aggte(fit, "dynamic", balance_e = 1, bstrap = FALSE, cband = FALSE),
+      event_window = aggte(fit, "dynamic", min_e = -2, max_e = 2, bstrap = FALSE, cband = FALSE)
+    )
+    out$aggte[[key]] <- lapply(aggs, function(a) list(
+      overall = c(att = a$overall.att, se = a$overall.se),
+      detail = if (is.null(a$egt)) NULL else data.frame(label = a$egt, att = a$att.egt, se = a$se.egt)
+    ))
+  }
+}
+
+dir.create("tests/testthat/fixtures", showWarnings = FALSE, recursive = TRUE)
+saveRDS(out, "tests/testthat/fixtures/staggered-did.rds", version = 2)

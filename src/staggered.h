@@ -1,0 +1,174 @@
+// Group-time 2x2 difference-in-differences for staggered adoption
+// (Callaway & Sant'Anna 2021) without covariates, and the multiplier
+// bootstrap over their influence functions. Free of R: the shim in
+// staggered.cpp maps R objects onto these plain structures.
+#ifndef MKTCAUSAL_STAGGERED_H
+#define MKTCAUSAL_STAGGERED_H
+
+#include <Eigen/Dense>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "rng.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mkt {
+
+// One ATT(g,t) cell: the cohort g (a period index), the period t and the
+// base period, all 0-based column indices of the N x T outcome matrix.
+struct GtCell {
+  int group;
+  int time;
+  int base;
+  int control_after;  // controls: never treated, or cohort index > control_after
+  bool not_yet;       // whether not-yet-treated cohorts may serve as controls
+};
+
+struct GtResult {
+  std::vector<double> att;
+  std::vector<int> n_treated;
+  std::vector<int> n_control;
+  std::vector<int> status;  // 0 ok, 1 no treated, 2 no controls, 3 trimmed
+};
+
+// ATT(g,t) and its influence function on the n-scale used by did: the
+// estimate minus the truth is approximately the mean over all n units of
+// inf(i, k). Without covariates the doubly robust, IPW and regression
+// estimators of Sant'Anna & Zhao (2020) reduce to the weighted difference of
+// mean changes, and the influence function of the cell is, for the n1 units
+// used, (n / n1) * [D w (dY - m1) / mean(w D) - (1 - D) w (dY - m0) / mean(w (1 - D))]
+// with weights normalised to mean one over those units. `y` is column-major
+// N x T with NaN for missing cells; cohort[i] is the 0-based first treated
+// period or -1 for never treated. `trim` is the propensity cap of the
+// doubly robust and IPW estimators (0 disables it): when the treated share
+// reaches it every control is trimmed and the cell is NA.
+inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* cohort,
+                                 const double* w, const std::vector<GtCell>& cells,
+                                 double trim, double* inf, int threads) {
+  const int K = static_cast<int>(cells.size());
+  GtResult res;
+  res.att.assign(K, std::numeric_limits<double>::quiet_NaN());
+  res.n_treated.assign(K, 0);
+  res.n_control.assign(K, 0);
+  res.status.assign(K, 0);
+  (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (int k = 0; k < K; ++k) {
+    const GtCell c = cells[k];
+    const double* yt = y + static_cast<int64_t>(c.time) * n;
+    const double* yb = y + static_cast<int64_t>(c.base) * n;
+    double* out = inf + static_cast<int64_t>(k) * n;
+    // Pass 1: weighted sums by arm over units observed in both periods.
+    double sw1 = 0, sw0 = 0, sy1 = 0, sy0 = 0;
+    int n1 = 0, n0 = 0;
+    for (int i = 0; i < n; ++i) {
+      out[i] = 0.0;
+      const int g = cohort[i];
+      const bool treated = g == c.group;
+      const bool control = g < 0 || (c.not_yet && g > c.control_after && g != c.group);
+      if (!treated && !control) continue;
+      const double d = yt[i] - yb[i];
+      if (std::isnan(d)) continue;
+      if (treated) {
+        sw1 += w[i];
+        sy1 += w[i] * d;
+        ++n1;
+      } else {
+        sw0 += w[i];
+        sy0 += w[i] * d;
+        ++n0;
+      }
+    }
+    res.n_treated[k] = n1;
+    res.n_control[k] = n0;
+    if (n1 == 0) {
+      res.status[k] = 1;
+      continue;
+    }
+    if (n0 == 0) {
+      res.status[k] = 2;
+      continue;
+    }
+    if (trim > 0 && sw1 / (sw1 + sw0) >= trim) {
+      res.status[k] = 3;
+      continue;
+    }
+    const double m1 = sy1 / sw1, m0 = sy0 / sw0;
+    res.att[k] = m1 - m0;
+    // Pass 2: the influence function. With weights normalised to mean one
+    // over the n1 + n0 units, w_i / mean(w D) = w_i * n_s / sw1 and the n / n_s
+    // rescaling of did cancels n_s, leaving n * w_i / sw1.
+    const double s1 = static_cast<double>(n) / sw1, s0 = static_cast<double>(n) / sw0;
+    for (int i = 0; i < n; ++i) {
+      const int g = cohort[i];
+      const bool treated = g == c.group;
+      const bool control = g < 0 || (c.not_yet && g > c.control_after && g != c.group);
+      if (!treated && !control) continue;
+      const double d = yt[i] - yb[i];
+      if (std::isnan(d)) continue;
+      out[i] = treated ? s1 * w[i] * (d - m1) : -s0 * w[i] * (d - m0);
+    }
+  }
+  return res;
+}
+
+// Mammen's two-point multipliers: mean 0, variance 1, third moment 1.
+inline double mammen(double u) {
+  static const double sq5 = std::sqrt(5.0);
+  static const double lo = (1.0 - sq5) / 2.0, hi = (1.0 + sq5) / 2.0;
+  static const double p_lo = (sq5 + 1.0) / (2.0 * sq5);
+  return u < p_lo ? lo : hi;
+}
+
+// Multiplier bootstrap draws T(b, k) = (1/n) sum_c v(c, b) S(c, k), where S
+// holds the influence functions summed within clusters (rows) and v are
+// Mammen multipliers. Cluster c's B multipliers come from its own stream
+// (seed, c), so a draw never depends on the blocking or on the thread count;
+// blocks of clusters are added in a fixed order, and threads split the
+// draws, so every entry is summed in the same order whatever the threads.
+template <class Poll>
+Eigen::MatrixXd multiplier_bootstrap(const Eigen::Ref<const Eigen::MatrixXd>& S, double n, int B,
+                                     uint64_t seed, int threads, Poll poll) {
+  const int C = static_cast<int>(S.rows());
+  const int K = static_cast<int>(S.cols());
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
+  const int block = 1024;
+  Eigen::MatrixXd V(B, block);
+  for (int start = 0; start < C; start += block) {
+    const int m = std::min(block, C - start);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int j = 0; j < m; ++j) {
+      Xoshiro256pp rng(seed, static_cast<uint64_t>(start + j));
+      for (int b = 0; b < B; ++b) V(b, j) = mammen(rng.unif());
+    }
+    const int nb = (B + threads - 1) / threads;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int t = 0; t < threads; ++t) {
+      const int b0 = t * nb;
+      const int len = std::min(B, b0 + nb) - b0;
+      if (len > 0) {
+        out.middleRows(b0, len).noalias() +=
+            V.block(b0, 0, len, m) * S.middleRows(start, m);
+      }
+    }
+    poll(start + m);
+  }
+  out /= n;
+  return out;
+}
+
+}  // namespace mkt
+
+#endif

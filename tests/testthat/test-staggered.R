@@ -1,0 +1,186 @@
+mpdta_post <- function() {
+  d <- mpdta
+  d$post <- as.integer(d$first.treat > 0 & d$year >= d$first.treat)
+  d
+}
+
+test_that("ATT(g,t) and analytic SEs equal did's on mpdta for every variant", {
+  ref <- readRDS(test_path("fixtures", "staggered-did.rds"))
+  d <- mpdta_post()
+  for (key in names(ref$attgt)) {
+    parts <- strsplit(key, "_")[[1]]
+    control <- if (parts[1] == "not") "not_yet" else "never"
+    rest <- if (parts[1] == "not") parts[-(1:2)] else parts[-1]
+    f <- if (rest[2] == "lpop") lemp ~ post + lpop | countyreal + year else lemp ~ post | countyreal + year
+    fit <- staggered(f, d, control = control, method = rest[1], base_period = rest[3], n_boot = 0)
+    td <- tidy(fit)
+    r <- ref$attgt[[key]]
+    expect_identical(as.numeric(td$group), as.numeric(r$group), info = key)
+    expect_identical(as.numeric(td$time), as.numeric(r$time), info = key)
+    expect_lt(max(abs(td$estimate - r$att)), 1e-6)
+    both <- !is.na(r$se)
+    expect_identical(is.na(td$std.error), !both, info = key)
+    expect_lt(max(abs(td$std.error[both] - r$se[both])), 1e-6)
+  }
+})
+
+test_that("the overall simple ATT on mpdta is -0.0400 (SE 0.0120)", {
+  fit <- staggered(lemp ~ post | countyreal + year, mpdta_post(), n_boot = 0)
+  o <- tidy(aggregate(fit, "simple"))
+  expect_identical(o$term, "overall")
+  expect_equal(round(o$estimate, 4), -0.0400)
+  expect_equal(round(o$std.error, 4), 0.0120)
+})
+
+test_that("noise-free staggered panel: every ATT(g,t) equals the truth and TWFE does not", {
+  d <- sim_staggered(n = 300, noise = 0)
+  truth <- unique(d[d$cohort > 0, c("cohort", "time", "effect")])
+  for (ctrl in c("never", "not_yet")) {
+    for (m in c("dr", "reg")) {
+      fit <- staggered(y ~ post | unit + time, d, control = ctrl, method = m, n_boot = 0)
+      td <- tidy(fit)
+      want <- truth$effect[match(paste(td$group, td$time), paste(truth$cohort, truth$time))]
+      expect_lt(max(abs(td$estimate - want)), 1e-10)
+    }
+  }
+  fit <- staggered(y ~ post | unit + time, d, n_boot = 0)
+  shares <- table(d$cohort[d$time == 1 & d$cohort > 0])
+  post <- truth[truth$time >= truth$cohort, ]
+  w <- as.numeric(shares[as.character(post$cohort)])
+  simple_truth <- sum(post$effect * w) / sum(w)
+  expect_equal(tidy(aggregate(fit))$estimate, simple_truth, tolerance = 1e-10)
+  ev <- tidy(aggregate(fit, "event"))
+  expect_equal(ev$estimate[ev$term == "event 0"],
+               sum(c(1, 2, 0.5) * shares) / sum(shares), tolerance = 1e-10)
+  twfe <- stats::coef(stats::lm(y ~ post + factor(unit) + factor(time), d))[["post"]]
+  expect_gt(abs(twfe - simple_truth), 0.5)
+})
+
+test_that("with noise the estimates cover the truth", {
+  d <- sim_staggered(n = 800, noise = 1, seed = 3)
+  set.seed(4)
+  fit <- staggered(y ~ post | unit + time, d, n_boot = 499)
+  td <- tidy(fit)
+  truth <- unique(d[d$cohort > 0, c("cohort", "time", "effect")])
+  want <- truth$effect[match(paste(td$group, td$time), paste(truth$cohort, truth$time))]
+  z <- (td$estimate - want) / td$std.error
+  expect_lt(max(abs(z)), 4)
+  # the uniform band covers every cell
+  expect_true(all(td$conf.low <= want & want <= td$conf.high))
+  expect_gt(fit$crit, stats::qnorm(0.975))
+  expect_equal(td$std.error.boot, td$std.error, tolerance = 0.15)
+})
+
+test_that("bootstrap is reproducible with set.seed and independent of threads", {
+  d <- mpdta_post()
+  old <- mkt_threads()
+  on.exit(mkt_threads(old))
+  mkt_threads(1)
+  set.seed(11)
+  a <- staggered(lemp ~ post | countyreal + year, d, n_boot = 300)
+  mkt_threads(2)
+  set.seed(11)
+  b <- staggered(lemp ~ post | countyreal + year, d, n_boot = 300)
+  expect_identical(a$boot_se, b$boot_se)
+  expect_identical(a$crit, b$crit)
+  expect_true(all(is.finite(a$boot_se)))
+})
+
+test_that("clustering sums influence functions within clusters", {
+  d <- sim_staggered(n = 200, noise = 1, seed = 5)
+  d$market <- d$cohort * 100 + (d$unit %% 7)  # markets nest cohorts
+  a <- staggered(y ~ post | unit + time, d, n_boot = 0)
+  b <- staggered(y ~ post | unit + time, d, n_boot = 0, cluster = "market")
+  expect_identical(a$cells$estimate, b$cells$estimate)
+  S <- rowsum(a$inf, match(d$market[d$time == 1][order(unique(d$unit))], unique(d$market)))
+  expect_equal(b$cells$std.error, sqrt(colSums(S^2)) / 200, tolerance = 1e-12)
+  expect_identical(b$n_clusters, length(unique(d$market)))
+  d$market[1] <- -1
+  expect_error(staggered(y ~ post | unit + time, d, cluster = "market"),
+               class = "mktcausal_error_cluster_varies")
+})
+
+test_that("sampling weights give weighted means of changes", {
+  d <- sim_staggered(n = 200, noise = 1, seed = 6)
+  fit <- staggered(y ~ post | unit + time, d, weights = "pop", n_boot = 0)
+  wide <- stats::reshape(d[c("unit", "time", "y")], idvar = "unit", timevar = "time",
+                         direction = "wide")
+  u <- d[d$time == 1, ]
+  dy <- wide$y.4 - wide$y.2
+  tr <- u$cohort == 3
+  cn <- u$cohort == 0
+  want <- stats::weighted.mean(dy[tr], u$pop[tr]) - stats::weighted.mean(dy[cn], u$pop[cn])
+  td <- tidy(fit)
+  expect_equal(td$estimate[td$group == 3 & td$time == 4], want, tolerance = 1e-12)
+  expect_error(staggered(y ~ post | unit + time, transform(d, pop = pop * time),
+                         weights = "pop"), class = "mktcausal_error_weights_vary")
+})
+
+test_that("unbalanced panels use units observed in both periods of a cell", {
+  d <- sim_staggered(n = 200, noise = 1, seed = 7)
+  drop <- d$unit %in% 1:30 & d$time == 4
+  fit <- staggered(y ~ post | unit + time, d[!drop, ], n_boot = 0)
+  full <- staggered(y ~ post | unit + time, d[!(d$unit %in% 1:30), ], n_boot = 0)
+  td <- tidy(fit)
+  tf <- tidy(full)
+  untouched <- td$time != 4 & !(td$time == 5 & td$event < 0)
+  # cells that never use period 4 keep units 1:30
+  expect_false(isTRUE(all.equal(td$estimate[untouched], tf$estimate[untouched])))
+  # cells that use period 4 equal the fit without those units
+  uses4 <- td$time == 4 | (td$time == 5 & td$event < 0)
+  expect_equal(td$estimate[uses4], tf$estimate[uses4], tolerance = 1e-12)
+  expect_identical(fit$n, 200L)
+})
+
+test_that("a cohort with no unit observed in a cell gives NA with a reason", {
+  d <- sim_staggered(n = 200, noise = 1, seed = 8)
+  d <- d[!(d$cohort == 7 & d$time == 8), ]
+  fit <- staggered(y ~ post | unit + time, d, n_boot = 0)
+  td <- tidy(fit)
+  bad <- td$group == 7 & td$time == 8
+  expect_true(is.na(td$estimate[bad]) && is.na(td$std.error[bad]))
+  expect_identical(td$note[bad], "no treated units observed in both periods")
+  expect_true(all(!is.na(td$estimate[!bad])))
+  expect_identical(glance(fit)$n_na_cells, 1L)
+})
+
+test_that("bad input raises the documented classed errors", {
+  d <- sim_staggered(n = 120, noise = 1, seed = 9)
+  early <- d
+  early$post[early$unit %in% 1:3] <- 1L
+  expect_warning(fit <- staggered(y ~ post | unit + time, early, n_boot = 0),
+                 class = "mktcausal_warning_treated_first_period")
+  expect_identical(sort(as.integer(fit$dropped_units)), 1:3)
+  expect_identical(fit$n, 117L)
+
+  never_none <- d[d$cohort > 0, ]
+  expect_error(staggered(y ~ post | unit + time, never_none, n_boot = 0),
+               class = "mktcausal_error_no_never_treated")
+  expect_s3_class(staggered(y ~ post | unit + time, never_none, control = "not_yet",
+                            n_boot = 0), "mkt_staggered")
+
+  off <- d
+  off$post[off$cohort == 3 & off$time == 8] <- 0L
+  expect_error(staggered(y ~ post | unit + time, off), class = "mktcausal_error_treatment_switches_off")
+
+  tv <- d
+  tv$x <- tv$time * 0.1 + tv$unit
+  expect_error(staggered(y ~ post + x | unit + time, tv, n_boot = 0),
+               class = "mktcausal_error_covariate_varies")
+  expect_error(staggered(y ~ 0 | unit + time, d), class = "mktcausal_error_no_treatment")
+  expect_error(staggered(y ~ post | unit + time, d, n_boot = -1), class = "mktcausal_error_bad_argument")
+})
+
+test_that("tibble input and the methods work", {
+  skip_if_not_installed("tibble")
+  d <- tibble::as_tibble(mpdta_post())
+  fit <- staggered(lemp ~ post | countyreal + year, d, n_boot = 0)
+  expect_named(tidy(fit)[1:8], c("term", "group", "time", "event", "estimate",
+                                 "std.error", "conf.low", "conf.high"))
+  expect_identical(nrow(tidy(fit)), 12L)
+  expect_identical(glance(fit)$n_cohorts, 3L)
+  expect_equal(unname(coef(fit)[1]), tidy(fit)$estimate[1])
+  expect_output(print(fit), "Overall ATT")
+  expect_s3_class(plot(fit), "ggplot")
+  expect_output(print(summary(fit)), "Group-time")
+})
