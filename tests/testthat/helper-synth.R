@@ -3,7 +3,7 @@
 # have loadings and levels that are convex combinations of donors', so a
 # synthetic control exists; `effect` is added from each unit's first treated
 # period on.
-sim_factor_panel <- function(n_donors = 30, n_periods = 40, first_treated = 31,
+sim_synth_panel <- function(n_donors = 30, n_periods = 40, first_treated = 31,
                              effect = 5, sd = 0.2, seed = 1) {
   withr::with_seed(seed, {
     n_tr <- length(first_treated)

@@ -84,19 +84,19 @@ test_that("sdid and did reproduce Arkhangelsky et al. (2021), Table 1", {
 })
 
 test_that("known truth: one treated unit in a factor model", {
-  d <- sim_factor_panel(effect = 5, seed = 11)
+  d <- sim_synth_panel(effect = 5, seed = 11)
   sc <- synth(y ~ d | unit + time, d)
   sd <- synth(y ~ d | unit + time, d, method = "sdid")
   expect_equal(coef(sc)[["att"]], 5, tolerance = 0.2 / 5)
   expect_equal(coef(sd)[["att"]], 5, tolerance = 0.2 / 5)
   expect_gt(sum(weights(sc)[c("u02", "u03", "u04", "u05")]), 0)
-  d0 <- sim_factor_panel(effect = 0, seed = 11)
+  d0 <- sim_synth_panel(effect = 0, seed = 11)
   expect_equal(coef(synth(y ~ d | unit + time, d0))[["att"]], coef(sc)[["att"]] - 5,
                tolerance = 1e-8)
 })
 
 test_that("known truth: several treated units with staggered adoption", {
-  d <- sim_factor_panel(n_donors = 30, n_periods = 40, first_treated = c(28, 31, 34),
+  d <- sim_synth_panel(n_donors = 30, n_periods = 40, first_treated = c(28, 31, 34),
                         effect = 3, seed = 5)
   fit <- synth(y ~ d | unit + time, d)
   expect_identical(nrow(fit$att_fit), 3L)
@@ -139,7 +139,7 @@ test_that("a poor pre-period fit raises a classed warning", {
 })
 
 test_that("bad input raises classed errors", {
-  d <- sim_factor_panel(seed = 2)
+  d <- sim_synth_panel(seed = 2)
   # No never-treated donors.
   all_tr <- d
   all_tr$d[all_tr$time >= 35] <- 1L

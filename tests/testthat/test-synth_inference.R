@@ -50,7 +50,7 @@ test_that("sdid and did placebo standard errors are near Table 1 and reproducibl
 })
 
 test_that("jackknife and bootstrap work with several treated units and cover the truth", {
-  d <- sim_factor_panel(n_donors = 25, first_treated = c(31, 31, 31, 31), effect = 2,
+  d <- sim_synth_panel(n_donors = 25, first_treated = c(31, 31, 31, 31), effect = 2,
                         sd = 0.5, seed = 8)
   jk <- synth(y ~ d | unit + time, d, method = "sdid", inference = "jackknife")
   expect_identical(length(jk$draws), 29L)
@@ -67,7 +67,7 @@ test_that("inference that does not apply raises a classed error", {
                class = "mktcausal_error_inference_unsupported")
   expect_error(synth(f99, prop99, inference = "bootstrap"),
                class = "mktcausal_error_inference_unsupported")
-  d <- sim_factor_panel(first_treated = c(30, 32), seed = 3)
+  d <- sim_synth_panel(first_treated = c(30, 32), seed = 3)
   expect_error(synth(y ~ d | unit + time, d, inference = "placebo"),
                class = "mktcausal_error_inference_unsupported")
 })
