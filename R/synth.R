@@ -426,7 +426,7 @@ nested_weights <- function(pm, y1, Y0) {
   k <- nrow(ps)
   starts <- cbind(rep(1 / k, k), regression_v(ps, cbind(y1, t(Y0))))
   starts <- cbind(starts, starts[, 2]^2 / sum(starts[, 2]^2))
-  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k)
+  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k, 1e-8)
 }
 
 # Regression-based start: each predictor's weight is proportional to the sum
