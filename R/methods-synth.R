@@ -95,7 +95,7 @@ glance.mkt_synth <- function(x, ...) {
 
 #' @export
 print.mkt_synth <- function(x, ...) {
-  label <- c(sc = "Synthetic control", sdid = "Synthetic difference-in-differences",
+  label <- c(sc = "Synthetic control", asc = "Augmented synthetic control (ridge)", sdid = "Synthetic difference-in-differences",
              did = "Difference-in-differences")[[x$method]]
   say("{.strong {label}}: {x$n_treated} treated unit{?s}, {x$n_donors} donors; outcome {.field {x$vars$outcome}}")
   line <- sprintf("ATT = %s", format(signif(x$estimate, 4)))
@@ -108,7 +108,8 @@ print.mkt_synth <- function(x, ...) {
   cat(line, "\n", sep = "")
   cat(sprintf("Pre-period RMSPE %s, post-period RMSPE %s\n", format(signif(x$pre_rmspe, 4)),
               format(signif(x$post_rmspe, 4))))
-  w <- sort(x$weights[x$weights > 1e-6], decreasing = TRUE)
+  w <- x$weights[abs(x$weights) > 1e-6]
+  w <- w[order(-abs(w))]
   if (x$method != "did") {
     top <- utils::head(w, 8)
     cat("Donor weights: ", paste0(names(top), " ", format(round(top, 3), nsmall = 3), collapse = ", "),
