@@ -62,6 +62,19 @@
 #'   Arkhangelsky et al. (Algorithm 4): `n_draws` times, donors drawn at
 #'   random play the treated units and the estimator is rerun; normal
 #'   intervals and p-values.
+#' * `"conformal"` with outcome-only `"sc"` or `"asc"` and one treated
+#'   unit: the conformal inference of Chernozhukov, Wuthrich and Zhu (2021).
+#'   Under the null of an effect theta, the treated post-period outcomes are
+#'   shifted by theta, the weights refitted on all periods, and the mean
+#'   absolute post-period residual compared with its values under all cyclic
+#'   shifts of the residuals in time. The p-value tests a zero effect in
+#'   every post period; intervals invert the test, for a constant effect
+#'   over the post-period (`tidy(fit)`) and for each period alone
+#'   (`tidy(fit, "period")`). An end is infinite when the test does not
+#'   reject anywhere in the search range (it widens to 128 pre-period RMSPEs
+#'   around the estimate): the constant-effect test has little power when
+#'   the post-period is long next to the pre-period, since the refitted
+#'   weights then absorb part of any effect.
 #' * `"jackknife"` (`"sdid"`, `"did"`; at least two treated units): leave one
 #'   unit out with the weights held fixed (their Algorithm 3).
 #' * `"bootstrap"` (`"sdid"`, `"did"`; at least two treated units): units
@@ -81,7 +94,8 @@
 #'   `list(retprice = 1980:1988, packspercapita = 1975,
 #'   packspercapita = 1988)`; names may repeat. A column that does not vary
 #'   over time works with any single pre-period.
-#' @param inference `"none"`, `"placebo"`, `"jackknife"` or `"bootstrap"`;
+#' @param inference `"none"`, `"placebo"`, `"conformal"`, `"jackknife"` or
+#'   `"bootstrap"`;
 #'   see Inference.
 #' @param n_draws Replications for the sdid/did placebo and bootstrap.
 #' @param fit_periods Pre-treatment periods whose outcome MSPE is minimised
@@ -109,6 +123,10 @@
 #'   (2021). Synthetic difference-in-differences. *American Economic Review*
 #'   111(12), 4088-4118.
 #'
+#'   Chernozhukov, V., Wuthrich, K. and Zhu, Y. (2021). An exact and robust
+#'   conformal inference method for counterfactual and synthetic controls.
+#'   *Journal of the American Statistical Association* 116(536), 1849-1864.
+#'
 #'   Wolfe, P. (1976). Finding the nearest point in a polytope. *Mathematical
 #'   Programming* 11, 128-149.
 #' @examples
@@ -119,7 +137,7 @@
 #' coef(sdid)
 #' @export
 synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predictors = NULL,
-                  inference = c("none", "placebo", "jackknife", "bootstrap"),
+                  inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
                   n_draws = 200L, fit_periods = NULL, drop_poor_placebos = Inf,
                   alpha = 0.05, poor_fit = 0.25, ...) {
   rlang::check_dots_empty()

@@ -5,6 +5,7 @@
 synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_periods,
                             drop_poor_placebos, alpha, call = rlang::caller_env()) {
   method <- fit$method
+  if (inference == "conformal") return(synth_conformal(fit, setup, alpha, call = call))
   if (method %in% c("sc", "asc")) {
     if (inference != "placebo") {
       abort_mkt("inference_unsupported", c(
