@@ -37,7 +37,7 @@ cpp_simplex_ls <- function(X, y, eta, w0, tol, max_iter) {
     .Call(`_mktcausal_cpp_simplex_ls`, X, y, eta, w0, tol, max_iter)
 }
 
-cpp_synth_nested <- function(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval) {
-    .Call(`_mktcausal_cpp_synth_nested`, X1, X0, Y1, Y0, starts, tol, max_iter, max_eval)
+cpp_synth_nested <- function(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol) {
+    .Call(`_mktcausal_cpp_synth_nested`, X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol)
 }
 

@@ -7,7 +7,8 @@
 #'   units when there are several, weighted by their number); `type = "time"`
 #'   gives the pre-period time weights of `"sdid"` and `"did"`.
 #' * `tidy()`: a data frame with broom columns; `what = "att"` (one row, with
-#'   the inference method in `method`), `"period"` (ATT by event time),
+#'   the inference method in `inference`), `"period"` (ATT by event time,
+#'   with conformal intervals and p-values when the fit has them),
 #'   `"weights"`, `"placebo"` (placebo-in-space table), `"series"` (treated,
 #'   synthetic and gap by period), `"balance"` (predictor balance).
 #' * `glance()`: one row with `pre_rmspe`, `post_rmspe`, `p.value` and the
@@ -64,9 +65,19 @@ tidy.mkt_synth <- function(x, what = c("att", "period", "weights", "placebo", "s
     att = data.frame(term = "att", estimate = x$estimate, std.error = x$std.error,
                      conf.low = x$conf.low, conf.high = x$conf.high, p.value = x$p.value,
                      method = x$method, inference = x$inference, stringsAsFactors = FALSE),
-    period = data.frame(term = paste0("event_time_", x$att_event$event_time),
+    period = {
+      out <- data.frame(term = paste0("event_time_", x$att_event$event_time),
                         event_time = x$att_event$event_time, estimate = x$att_event$estimate,
-                        post = x$att_event$post, stringsAsFactors = FALSE),
+                        post = x$att_event$post, stringsAsFactors = FALSE)
+      if (!is.null(x$conformal)) {
+        cf <- x$conformal[-1, ]
+        i <- match(out$event_time, cf$event_time)
+        out$conf.low <- cf$conf.low[i]
+        out$conf.high <- cf$conf.high[i]
+        out$p.value <- cf$p.value[i]
+      }
+      out
+    },
     weights = {
       w <- sort(x$weights, decreasing = TRUE)
       data.frame(term = names(w), estimate = unname(w), stringsAsFactors = FALSE)
@@ -95,7 +106,7 @@ glance.mkt_synth <- function(x, ...) {
 
 #' @export
 print.mkt_synth <- function(x, ...) {
-  label <- c(sc = "Synthetic control", sdid = "Synthetic difference-in-differences",
+  label <- c(sc = "Synthetic control", asc = "Augmented synthetic control (ridge)", sdid = "Synthetic difference-in-differences",
              did = "Difference-in-differences")[[x$method]]
   say("{.strong {label}}: {x$n_treated} treated unit{?s}, {x$n_donors} donors; outcome {.field {x$vars$outcome}}")
   line <- sprintf("ATT = %s", format(signif(x$estimate, 4)))
@@ -108,7 +119,8 @@ print.mkt_synth <- function(x, ...) {
   cat(line, "\n", sep = "")
   cat(sprintf("Pre-period RMSPE %s, post-period RMSPE %s\n", format(signif(x$pre_rmspe, 4)),
               format(signif(x$post_rmspe, 4))))
-  w <- sort(x$weights[x$weights > 1e-6], decreasing = TRUE)
+  w <- x$weights[abs(x$weights) > 1e-6]
+  w <- w[order(-abs(w))]
   if (x$method != "did") {
     top <- utils::head(w, 8)
     cat("Donor weights: ", paste0(names(top), " ", format(round(top, 3), nsmall = 3), collapse = ", "),

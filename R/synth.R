@@ -20,6 +20,12 @@
 #'   proportional to each predictor's squared regression coefficients for the
 #'   pre-period outcomes, and a sharper version of the latter. The loss
 #'   reached is reported (`fit$v_loss`).
+#' * `"asc"`: the ridge-augmented synthetic control of Ben-Michael, Feller
+#'   and Rothstein (2021): the outcome-only synthetic control plus a ridge
+#'   regression of the donors' post-period outcomes on their pre-period
+#'   outcomes, applied to the remaining pre-period imbalance. The penalty
+#'   minimises the leave-one-donor-out prediction error of that regression.
+#'   The augmented weights sum to one but may be negative.
 #' * `"sdid"`: synthetic difference-in-differences (Arkhangelsky et al.
 #'   2021): unit weights with an intercept and the ridge penalty
 #'   \eqn{\zeta = (N_{tr} T_{post})^{1/4} \hat\sigma}, where \eqn{\hat\sigma} is
@@ -31,7 +37,7 @@
 #' @section Several treated units:
 #' Treated units and their first treated period come from the treatment
 #' column, which must be 0/1 and absorbing. With `"sc"` each treated unit
-#' gets its own synthetic control; with `"sdid"` and `"did"` the units first
+#' (or `"asc"`) gets its own synthetic control; with `"sdid"` and `"did"` the units first
 #' treated in the same period are averaged into one treated series (as in
 #' Arkhangelsky et al.). Gaps are aligned in event time (periods since the
 #' first treated period) and averaged across fits, each weighted by its
@@ -56,6 +62,19 @@
 #'   Arkhangelsky et al. (Algorithm 4): `n_draws` times, donors drawn at
 #'   random play the treated units and the estimator is rerun; normal
 #'   intervals and p-values.
+#' * `"conformal"` with outcome-only `"sc"` or `"asc"` and one treated
+#'   unit: the conformal inference of Chernozhukov, Wuthrich and Zhu (2021).
+#'   Under the null of an effect theta, the treated post-period outcomes are
+#'   shifted by theta, the weights refitted on all periods, and the mean
+#'   absolute post-period residual compared with its values under all cyclic
+#'   shifts of the residuals in time. The p-value tests a zero effect in
+#'   every post period; intervals invert the test, for a constant effect
+#'   over the post-period (`tidy(fit)`) and for each period alone
+#'   (`tidy(fit, "period")`). An end is infinite when the test does not
+#'   reject anywhere in the search range (it widens to 128 pre-period RMSPEs
+#'   around the estimate): the constant-effect test has little power when
+#'   the post-period is long next to the pre-period, since the refitted
+#'   weights then absorb part of any effect.
 #' * `"jackknife"` (`"sdid"`, `"did"`; at least two treated units): leave one
 #'   unit out with the weights held fixed (their Algorithm 3).
 #' * `"bootstrap"` (`"sdid"`, `"did"`; at least two treated units): units
@@ -67,7 +86,7 @@
 #' @param formula `outcome ~ treatment | unit + time`, with a 0/1 absorbing
 #'   treatment column (see [mkt_panel()]).
 #' @param data A long data frame, tibble or data.table.
-#' @param method `"sc"`, `"sdid"` or `"did"`; see Methods.
+#' @param method `"sc"`, `"asc"`, `"sdid"` or `"did"`; see Methods.
 #' @param predictors For `"sc"` only: `NULL` (fit on the pre-period outcome)
 #'   or a list of predictor specifications as in Abadie et al. (2010). Each
 #'   element is named by a column of `data` (the outcome's column included)
@@ -75,7 +94,8 @@
 #'   `list(retprice = 1980:1988, packspercapita = 1975,
 #'   packspercapita = 1988)`; names may repeat. A column that does not vary
 #'   over time works with any single pre-period.
-#' @param inference `"none"`, `"placebo"`, `"jackknife"` or `"bootstrap"`;
+#' @param inference `"none"`, `"placebo"`, `"conformal"`, `"jackknife"` or
+#'   `"bootstrap"`;
 #'   see Inference.
 #' @param n_draws Replications for the sdid/did placebo and bootstrap.
 #' @param fit_periods Pre-treatment periods whose outcome MSPE is minimised
@@ -95,9 +115,17 @@
 #'   control methods for comparative case studies. *Journal of the American
 #'   Statistical Association* 105(490), 493-505.
 #'
+#'   Ben-Michael, E., Feller, A. and Rothstein, J. (2021). The augmented
+#'   synthetic control method. *Journal of the American Statistical
+#'   Association* 116(536), 1789-1803.
+#'
 #'   Arkhangelsky, D., Athey, S., Hirshberg, D. A., Imbens, G. W. and Wager, S.
 #'   (2021). Synthetic difference-in-differences. *American Economic Review*
 #'   111(12), 4088-4118.
+#'
+#'   Chernozhukov, V., Wuthrich, K. and Zhu, Y. (2021). An exact and robust
+#'   conformal inference method for counterfactual and synthetic controls.
+#'   *Journal of the American Statistical Association* 116(536), 1849-1864.
 #'
 #'   Wolfe, P. (1976). Finding the nearest point in a polytope. *Mathematical
 #'   Programming* 11, 128-149.
@@ -108,8 +136,8 @@
 #' sdid <- synth(packspercapita ~ treated | state + year, prop99, method = "sdid")
 #' coef(sdid)
 #' @export
-synth <- function(formula, data, method = c("sc", "sdid", "did"), predictors = NULL,
-                  inference = c("none", "placebo", "jackknife", "bootstrap"),
+synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predictors = NULL,
+                  inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
                   n_draws = 200L, fit_periods = NULL, drop_poor_placebos = Inf,
                   alpha = 0.05, poor_fit = 0.25, ...) {
   rlang::check_dots_empty()
@@ -266,13 +294,13 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
     }
   }
   treated <- which(!never)
-  groups <- if (method == "sc") {
+  groups <- if (method %in% c("sc", "asc")) {
     lapply(treated, function(i) list(treated = i, t0 = t0_index[i]))
   } else {
     lapply(split(treated, t0_index[treated]), function(ii) list(treated = ii, t0 = t0_index[ii[1]]))
   }
   names(groups) <- vapply(groups, function(g) {
-    if (method == "sc") unit_names[g$treated] else as.character(panel$times[g$t0])
+    if (method %in% c("sc", "asc")) unit_names[g$treated] else as.character(panel$times[g$t0])
   }, character(1))
   list(panel = panel, donors = donors, treated = treated, t0_index = t0_index,
        groups = groups, method = method)
@@ -299,6 +327,7 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   }
   J <- length(donors)
   lambda <- NULL
+  ridge <- NULL
   v <- NULL
   v_loss <- NULL
   balance <- NULL
@@ -331,6 +360,11 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
     r <- solve_simplex(t(Y0[, pre_ok, drop = FALSE]), y1[pre_ok], 0)
     w <- r$w
     conv <- r[c("converged", "kkt", "iterations")]
+    if (method == "asc") {
+      aug <- ridge_augment(Y0[, pre_ok, drop = FALSE], y1[pre_ok], w, Y0[, post, drop = FALSE])
+      w <- w + aug$adjust
+      ridge <- aug$lambda
+    }
   } else {
     pm <- predictor_matrix(panel, predictors, c(treated, donors), t0)
     fp <- synth_fit_periods(panel, fit_periods, t0, pre_ok)
@@ -348,7 +382,7 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   synthetic <- drop(crossprod(Y0, w))
   offset <- if (is.null(lambda)) 0 else sum(lambda * (y1 - synthetic), na.rm = TRUE)
   gap <- y1 - synthetic - offset
-  list(treated = treated, t0 = t0, w = w, lambda = lambda, v = v, v_loss = v_loss,
+  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge, v = v, v_loss = v_loss,
        balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
        att = mean(gap[post], na.rm = TRUE),
        pre_rmspe = sqrt(mean(gap[pre]^2, na.rm = TRUE)),
@@ -359,6 +393,37 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
 solve_simplex <- function(X, y, eta, w0 = numeric(0)) {
   ok <- is.finite(y)
   cpp_simplex_ls(X[ok, , drop = FALSE], y[ok], eta, w0, 1e-12, 100000L)
+}
+
+# Ridge augmentation (Ben-Michael, Feller and Rothstein 2021): a ridge
+# regression of the donors' post-period outcomes on their pre-period outcomes
+# corrects the synthetic control for its remaining pre-period imbalance
+# d = x1 - X0'w. In weight form the correction is Xc (Xc'Xc + lambda I)^-1 d
+# with Xc the centred donor pre-period matrix, so the augmented weights still
+# sum to one (they may be negative). lambda minimises the leave-one-donor-out
+# error of predicting the donors' post-period outcomes, computed in closed
+# form from one SVD.
+ridge_augment <- function(X0, x1, w, Ypost) {
+  mu <- colMeans(X0)
+  Xc <- sweep(X0, 2, mu)
+  sv <- svd(Xc)
+  d <- sv$d[sv$d > 1e-10 * sv$d[1]]
+  U <- sv$u[, seq_along(d), drop = FALSE]
+  V <- sv$v[, seq_along(d), drop = FALSE]
+  grid <- d[1]^2 * 10^seq(-6, 2, length.out = 41)
+  n <- nrow(X0)
+  Yc <- sweep(Ypost, 2, colMeans(Ypost))
+  UtY <- crossprod(U, Yc)
+  cv <- vapply(grid, function(l) {
+    shrink <- d^2 / (d^2 + l)
+    fitted <- U %*% (shrink * UtY)
+    h <- 1 / n + rowSums(sweep(U^2, 2, shrink, `*`))
+    mean(((Yc - fitted) / (1 - h))^2)
+  }, numeric(1))
+  lambda <- grid[which.min(cv)]
+  gap <- x1 - drop(crossprod(X0, w))
+  adjust <- drop(U %*% ((d / (d^2 + lambda)) * crossprod(V, gap)))
+  list(adjust = adjust, lambda = lambda, cv = cv, grid = grid)
 }
 
 # Predictors: each column averaged over its periods, one row per predictor
@@ -426,7 +491,7 @@ nested_weights <- function(pm, y1, Y0) {
   k <- nrow(ps)
   starts <- cbind(rep(1 / k, k), regression_v(ps, cbind(y1, t(Y0))))
   starts <- cbind(starts, starts[, 2]^2 / sum(starts[, 2]^2))
-  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k)
+  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k, 1e-8)
 }
 
 # Regression-based start: each predictor's weight is proportional to the sum
@@ -497,6 +562,7 @@ assemble_synth <- function(setup, fits, method, predictors) {
     weight_matrix = W,
     time_weights = lambda,
     v = if (length(fits) == 1L) fits[[1]]$v else NULL,
+    ridge_lambda = if (!is.null(fits[[1]]$ridge)) unname(vapply(fits, `[[`, numeric(1), "ridge")),
     v_loss = if (!is.null(fits[[1]]$v_loss)) unname(vapply(fits, `[[`, numeric(1), "v_loss")),
     balance = balance,
     series = series,
@@ -553,7 +619,7 @@ warn_fit_quality <- function(fit, poor_fit) {
       i = "The weights may be inexact; check for duplicated or constant donors."
     ))
   }
-  if (fit$method %in% c("sc", "sdid") && is.finite(fit$outcome_sd) && fit$outcome_sd > 0) {
+  if (fit$method %in% c("sc", "asc", "sdid") && is.finite(fit$outcome_sd) && fit$outcome_sd > 0) {
     rel <- fit$att_fit$pre_rmspe / fit$outcome_sd
     bad <- rel > poor_fit
     if (any(bad)) {

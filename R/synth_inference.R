@@ -5,10 +5,11 @@
 synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_periods,
                             drop_poor_placebos, alpha, call = rlang::caller_env()) {
   method <- fit$method
-  if (method == "sc") {
+  if (inference == "conformal") return(synth_conformal(fit, setup, alpha, call = call))
+  if (method %in% c("sc", "asc")) {
     if (inference != "placebo") {
       abort_mkt("inference_unsupported", c(
-        "{.code inference = \"{inference}\"} is not available for {.code method = \"sc\"}.",
+        "{.code inference = \"{inference}\"} is not available for {.code method = \"{method}\"}.",
         i = "Use {.code inference = \"placebo\"} (placebo in space), or {.code method = \"sdid\"} for jackknife or bootstrap standard errors."
       ), call = call)
     }
@@ -58,7 +59,7 @@ placebo_in_space <- function(fit, setup, predictors, fit_periods, drop_poor_plac
   donors <- setup$donors
   chunks <- resample_chunks(length(donors), function(idx) {
     lapply(idx, function(k) {
-      f <- fit_one(setup, donors[k], g$t0, donors[-k], "sc", predictors, fit_periods)
+      f <- fit_one(setup, donors[k], g$t0, donors[-k], fit$method, predictors, fit_periods)
       list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
     })
   }, chunk_size = 10L, label = "placebos in space")

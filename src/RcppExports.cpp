@@ -179,8 +179,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_synth_nested
-Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0, const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0, const Rcpp::NumericMatrix& starts, double tol, int max_iter, int max_eval);
-RcppExport SEXP _mktcausal_cpp_synth_nested(SEXP X1SEXP, SEXP X0SEXP, SEXP Y1SEXP, SEXP Y0SEXP, SEXP startsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP max_evalSEXP) {
+Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0, const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0, const Rcpp::NumericMatrix& starts, double tol, int max_iter, int max_eval, double ftol);
+RcppExport SEXP _mktcausal_cpp_synth_nested(SEXP X1SEXP, SEXP X0SEXP, SEXP Y1SEXP, SEXP Y0SEXP, SEXP startsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP max_evalSEXP, SEXP ftolSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -192,7 +192,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
     Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
     Rcpp::traits::input_parameter< int >::type max_eval(max_evalSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_synth_nested(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval));
+    Rcpp::traits::input_parameter< double >::type ftol(ftolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_nested(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -207,7 +208,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
-    {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 8},
+    {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {NULL, NULL, 0}
 };
 

@@ -37,10 +37,10 @@ Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVecto
 Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0,
                             const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0,
                             const Rcpp::NumericMatrix& starts, double tol, int max_iter,
-                            int max_eval) {
+                            int max_eval, double ftol) {
   auto poll = []() { Rcpp::checkUserInterrupt(); };
   const mkt::NestedResult r = mkt::nested_v(as_vec(X1), as_mat(X0), as_vec(Y1), as_mat(Y0),
-                                            as_mat(starts), tol, max_iter, max_eval, poll);
+                                            as_mat(starts), tol, max_iter, max_eval, ftol, poll);
   return Rcpp::List::create(Rcpp::_["v"] = as_r(r.v), Rcpp::_["w"] = as_r(r.w),
                             Rcpp::_["loss"] = r.loss,
                             Rcpp::_["start_loss"] = as_r(r.start_loss),

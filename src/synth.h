@@ -64,21 +64,50 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
   Eigen::VectorXd wS;  // weights of the members of S, in order
   std::vector<char> in_s(J, 0);
 
+  // Gram matrix of the members of S, kept in step with S so that each step
+  // costs O(|S| m) for the new column instead of O(|S|^2 m).
+  Eigen::MatrixXd Gs;
+  auto rebuild_gram = [&]() {
+    const int m = static_cast<int>(S.size());
+    Gs.resize(m, m);
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b <= a; ++b) Gs(a, b) = Gs(b, a) = Z.col(S[a]).dot(Z.col(S[b]));
+  };
+  auto add_member = [&](int j) {
+    const int m = static_cast<int>(S.size());
+    Gs.conservativeResize(m + 1, m + 1);
+    for (int a = 0; a < m; ++a) Gs(a, m) = Gs(m, a) = Z.col(S[a]).dot(Z.col(j));
+    Gs(m, m) = Z.col(j).squaredNorm();
+    S.push_back(j);
+  };
+  auto keep_members = [&](const std::vector<int>& pos) {
+    const int m = static_cast<int>(pos.size());
+    Eigen::MatrixXd G2(m, m);
+    std::vector<int> S2(m);
+    for (int a = 0; a < m; ++a) {
+      S2[a] = S[pos[a]];
+      for (int b = 0; b < m; ++b) G2(a, b) = Gs(pos[a], pos[b]);
+    }
+    S = S2;
+    Gs = G2;
+  };
+
   // Bordered solve of the affine minimiser of S: [Q 1; 1' 0][v; mu] = [0; 1].
+  // Q is divided by the data's scale, which leaves v unchanged and keeps the
+  // system balanced whatever the units of the outcome.
   auto affine_min = [&](Eigen::VectorXd& v) -> bool {
     const int m = static_cast<int>(S.size());
-    Eigen::MatrixXd Zs(Z.rows(), m);
-    for (int a = 0; a < m; ++a) Zs.col(a) = Z.col(S[a]);
     Eigen::MatrixXd B = Eigen::MatrixXd::Zero(m + 1, m + 1);
-    B.topLeftCorner(m, m).noalias() = Zs.transpose() * Zs;
-    B.topLeftCorner(m, m).diagonal().array() += eta;
+    B.topLeftCorner(m, m) = Gs / scale;
+    B.topLeftCorner(m, m).diagonal().array() += eta / scale;
     B.block(0, m, m, 1).setOnes();
     B.block(m, 0, 1, m).setOnes();
     Eigen::VectorXd rhs = Eigen::VectorXd::Zero(m + 1);
     rhs(m) = 1.0;
-    Eigen::FullPivLU<Eigen::MatrixXd> lu(B);
-    lu.setThreshold(1e-13);
-    if (!lu.isInvertible()) return false;
+    // Partial pivoting suffices for this small balanced system; a tiny
+    // reciprocal condition number means S lost affine independence.
+    Eigen::PartialPivLU<Eigen::MatrixXd> lu(B);
+    if (!(lu.rcond() > 1e-13)) return false;
     Eigen::VectorXd sol = lu.solve(rhs);
     if (!sol.allFinite()) return false;
     v = sol.head(m);
@@ -91,6 +120,7 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
   if (w0.size() == J && (w0.array() > 0).any()) {
     for (int j = 0; j < J; ++j)
       if (w0(j) > 0) S.push_back(j);
+    rebuild_gram();
     Eigen::VectorXd v;
     if (static_cast<int>(S.size()) <= Z.rows() + 1 + (eta > 0 ? J : 0) && affine_min(v)) {
       wS.resize(S.size());
@@ -106,11 +136,16 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
     int j0 = 0;
     norm2.minCoeff(&j0);
     S.assign(1, j0);
+    rebuild_gram();
     wS = Eigen::VectorXd::Ones(1);
     in_s[j0] = 1;
   }
 
   Eigen::VectorXd x(Z.rows()), g(J), v;
+  bool stalled = false;
+  // Rounding can stop the exact algorithm a little short of gap_tol; a
+  // relative gap of 1e-9 is still an optimum to the precision of the data.
+  const double loose_tol = std::max(gap_tol, 1e-9 * scale);
   bool need_minor = warm;  // a warm support starts at its own affine minimiser
   int iter = 0;
   for (;;) {
@@ -119,9 +154,12 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
       // weight would turn negative, until the minimiser lies inside hull(S).
       for (int guard = 0; guard < 4 * J + 10; ++guard) {
         if (!affine_min(v)) {
-          // S lost affine independence to rounding: drop its newest member.
+          // S lost affine independence to rounding: drop its newest member
+          // and stop, since adding it again would cycle.
+          stalled = true;
           in_s[S.back()] = 0;
           S.pop_back();
+          Gs.conservativeResize(S.size(), S.size());
           Eigen::VectorXd keep = wS.head(S.size());
           wS = keep / keep.sum();
           break;
@@ -138,24 +176,24 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
           }
         }
         Eigen::VectorXd wn = (1.0 - theta) * wS + theta * v;
-        std::vector<int> S2;
+        std::vector<int> pos;
         std::vector<double> w2;
         for (int a = 0; a < wn.size(); ++a) {
           if (wn(a) > 1e-15) {
-            S2.push_back(S[a]);
+            pos.push_back(a);
             w2.push_back(wn(a));
           } else {
             in_s[S[a]] = 0;
           }
         }
-        if (S2.empty()) {  // cannot happen in exact arithmetic; keep the best vertex
+        if (pos.empty()) {  // cannot happen in exact arithmetic; keep the best vertex
           int a_best = 0;
           wn.maxCoeff(&a_best);
-          S2.push_back(S[a_best]);
+          pos.push_back(a_best);
           w2.push_back(1.0);
           in_s[S[a_best]] = 1;
         }
-        S = S2;
+        keep_members(pos);
         wS = Eigen::Map<Eigen::VectorXd>(w2.data(), static_cast<Eigen::Index>(w2.size()));
         wS /= wS.sum();
       }
@@ -171,15 +209,15 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
     const double xx = x.squaredNorm() + eta * wnorm2;
     int j = 0;
     const double gmin = g.minCoeff(&j);
-    if (xx - gmin <= gap_tol || in_s[j] || iter >= max_iter) {
-      out.converged = (xx - gmin <= gap_tol) || (in_s[j] && xx - gmin <= 1e3 * gap_tol);
+    if (xx - gmin <= gap_tol || in_s[j] || stalled || iter >= max_iter) {
+      out.converged = xx - gmin <= ((in_s[j] || stalled) ? loose_tol : gap_tol);
       double kkt = std::max(0.0, xx - gmin);
       for (int s : S) kkt = std::max(kkt, std::abs(g(s) - xx));
       out.kkt = kkt / scale;
       out.objective = xx;
       break;
     }
-    S.push_back(j);
+    add_member(j);
     in_s[j] = 1;
     Eigen::VectorXd w2(wS.size() + 1);
     w2.head(wS.size()) = wS;
@@ -323,7 +361,7 @@ template <class Poll>
 inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X0,
                              const Eigen::VectorXd& Y1, const Eigen::MatrixXd& Y0,
                              const Eigen::MatrixXd& starts, double tol, int max_iter,
-                             int max_eval, Poll&& poll) {
+                             int max_eval, double ftol, Poll&& poll) {
   NestedProblem prob(X1, X0, Y1, Y0, tol, max_iter);
   const int k = static_cast<int>(X1.size());
   NestedResult out;
@@ -352,7 +390,7 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
     Eigen::VectorXd u = starts.col(s).array().sqrt().matrix();
     double fb = f(u);
     if (k > 1) {
-      for (int round = 0; round < 2; ++round) u = nelder_mead(f, u, max_eval, 1e-10, fb);
+      for (int round = 0; round < 2; ++round) u = nelder_mead(f, u, max_eval, ftol, fb);
     }
     out.start_loss(s) = fb;
   }

@@ -179,3 +179,31 @@ test_that("bad input raises classed errors", {
                class = "mktcausal_error_bad_formula")
   expect_error(synth(f99, prop99, typo = 1), class = "rlib_error_dots_nonempty")
 })
+
+test_that("asc: ridge augmentation with a leave-one-donor-out penalty", {
+  sc <- synth(f99, prop99)
+  asc <- synth(f99, prop99, method = "asc")
+  expect_equal(sum(weights(asc)), 1, tolerance = 1e-12)
+  expect_lt(asc$pre_rmspe, sc$pre_rmspe)
+  s <- tidy(asc, "series")
+  Y <- unclass(stats::xtabs(packspercapita ~ state + year, prop99))
+  dn <- names(weights(asc))
+  expect_equal(s$synthetic, unname(drop(crossprod(Y[dn, ], weights(asc)))), tolerance = 1e-10)
+  # The closed-form leave-one-out error equals refitting without each donor.
+  X0 <- Y[dn, 1:19]
+  Yp <- Y[dn, 20:31]
+  aug <- ridge_augment(X0, Y["California", 1:19], weights(sc), Yp)
+  l <- aug$grid[20]
+  brute <- mean(vapply(seq_along(dn), function(i) {
+    Xc <- scale(X0[-i, ], scale = FALSE)
+    B <- solve(crossprod(Xc) + diag(l, 19), crossprod(Xc, scale(Yp[-i, ], scale = FALSE)))
+    pred <- colMeans(Yp[-i, ]) + drop((X0[i, ] - colMeans(X0[-i, ])) %*% B)
+    sum((Yp[i, ] - pred)^2)
+  }, numeric(1))) / ncol(Yp)
+  expect_equal(aug$cv[20], brute, tolerance = 1e-8)
+  expect_identical(asc$ridge_lambda, aug$lambda)
+  d <- sim_factor_panel(effect = 4, seed = 21)
+  expect_equal(coef(synth(y ~ d | unit + time, d, method = "asc"))[["att"]], 4, tolerance = 0.05)
+  expect_error(synth(f99, prop99, method = "asc", predictors = list(retprice = 1980)),
+               class = "mktcausal_error_bad_argument")
+})

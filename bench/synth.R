@@ -1,0 +1,86 @@
+# Benchmarks of synth() against Synth in the same run. Run by hand after
+# installing the package, with the peers in a private library:
+#   R_LIBS=/tmp/lib-synth Rscript bench/synth.R
+# Results are copied into bench/RESULTS.md. Synth is never a dependency.
+.libPaths(c("/tmp/peers-synth", .libPaths()))
+suppressPackageStartupMessages(library(mktcausal))
+ns <- asNamespace("mktcausal")
+
+time_it <- function(expr, reps = 3) {
+  expr <- substitute(expr)
+  env <- parent.frame()
+  min(vapply(seq_len(reps), function(i) {
+    gc(FALSE)
+    system.time(eval(expr, env))[["elapsed"]]
+  }, numeric(1)))
+}
+row <- function(task, impl, seconds, extra = "") {
+  cat(sprintf("| %s | %s | %.3f s | %s |\n", task, impl, seconds, extra))
+}
+
+f99 <- packspercapita ~ treated | state + year
+adh <- list(lnincome = 1980:1988, retprice = 1980:1988, age15to24 = 1980:1988,
+            beer = 1984:1988, packspercapita = 1975, packspercapita = 1980,
+            packspercapita = 1988)
+
+# --- 1. ADH 2010 specification: one nested fit ---------------------------
+ours <- synth(f99, prop99, predictors = adh)
+t_ours <- time_it(synth(f99, prop99, predictors = adh), reps = 5)
+has_synth <- requireNamespace("Synth", quietly = TRUE)
+if (has_synth) {
+  d <- prop99
+  d$id <- as.integer(factor(d$state))
+  ca <- d$id[d$state == "California"][1]
+  dp <- Synth::dataprep(
+    foo = d, predictors = c("lnincome", "retprice", "age15to24"), predictors.op = "mean",
+    time.predictors.prior = 1980:1988,
+    special.predictors = list(list("beer", 1984:1988, "mean"),
+                              list("packspercapita", 1975, "mean"),
+                              list("packspercapita", 1980, "mean"),
+                              list("packspercapita", 1988, "mean")),
+    dependent = "packspercapita", unit.variable = "id", unit.names.variable = "state",
+    time.variable = "year", treatment.identifier = ca,
+    controls.identifier = setdiff(unique(d$id), ca),
+    time.optimize.ssr = 1970:1988, time.plot = 1970:2000)
+  so <- NULL
+  t_synth <- time_it(invisible(capture.output(so <- Synth::synth(dp))), reps = 3)
+  mspe_synth <- mean((dp$Z1 - dp$Z0 %*% so$solution.w)^2)
+}
+cat("\n| task | implementation | time | notes |\n| --- | --- | --- | --- |\n")
+row("ADH predictors, Prop 99", "mktcausal synth()", t_ours,
+    sprintf("pre-MSPE %.4f", ours$v_loss))
+if (has_synth) {
+  row("ADH predictors, Prop 99", "Synth::dataprep() output + Synth::synth()", t_synth,
+      sprintf("pre-MSPE %.4f; mktcausal %.0fx faster", mspe_synth, t_synth / t_ours))
+}
+
+# --- 2. Placebo in space -----------------------------------------------------
+t_pl_adh <- time_it(synth(f99, prop99, predictors = adh, inference = "placebo"))
+t_pl_out <- time_it(synth(f99, prop99, inference = "placebo"))
+row("placebo in space, ADH spec (1 + 38 nested fits)", "mktcausal", t_pl_adh, "target < 2 s")
+row("placebo in space, outcome only (1 + 38 fits)", "mktcausal", t_pl_out, "target < 0.5 s")
+
+# --- 3. sdid with 200 placebo replications ----------------------------------
+set.seed(1)
+t_sdid <- time_it(synth(f99, prop99, method = "sdid", inference = "placebo", n_draws = 200))
+row("sdid + 200 placebo replications, Prop 99", "mktcausal", t_sdid,
+    "synthdid: not installable here (not on CRAN)")
+
+# --- 4. Weights for 2,000 donors x 200 periods ------------------------------
+set.seed(7)
+Tn <- 200
+J <- 2000
+Fm <- matrix(rnorm(Tn * 4), Tn)
+X <- Fm %*% matrix(rnorm(4 * J), 4) + matrix(rnorm(Tn * J), Tn)
+y <- X[, 1:10] %*% rep(0.1, 10) + rnorm(Tn, sd = 0.5)
+r <- ns$cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)
+t_big <- time_it(ns$cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L))
+row("sc weights, 2,000 donors x 200 periods", "mktcausal C++ core", t_big,
+    sprintf("KKT residual %.1e, %d donors with weight; target < 1 s", r$kkt, sum(r$w > 0)))
+dd <- data.frame(unit = rep(c("treated", sprintf("d%04d", 1:J)), each = Tn + 20),
+                 time = rep(seq_len(Tn + 20), J + 1))
+dd$y <- as.vector(cbind(c(y, rnorm(20)), rbind(X, matrix(rnorm(20 * J), 20))))
+dd$d <- as.integer(dd$unit == "treated" & dd$time > Tn)
+t_big_r <- time_it(synth(y ~ d | unit + time, dd), reps = 2)
+row("sc fit, 2,001 units x 220 periods (long data in)", "mktcausal synth()", t_big_r,
+    "includes mkt_panel() on 442,220 rows")
