@@ -133,7 +133,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     if (r > r_limit) {
       abort_mkt("r_too_large", c(
         "{.arg r} = {r} factors is more than the data allow.",
-        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s} and there {?is/are} {st$n_controls} never-treated unit{?s}.",
+        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s}; never-treated units: {st$n_controls}.",
         i = "Use {.code r <= {max(r_limit, 0)}}, or drop treated units with few pre-periods."
       ))
     }
@@ -246,7 +246,7 @@ cf_structure <- function(panel, des, em, force, call = rlang::caller_env()) {
     bad <- as.character(panel$units)[ever & n_pre == 0]
     abort_mkt("no_pre_periods", c(
       "{length(bad)} treated unit{?s} {?has/have} no observed pre-treatment period: {.val {utils::head(bad, 5)}}.",
-      i = "Their loadings cannot be estimated: drop {?it/them} from {.arg data}, or start the panel earlier."
+      i = "Their loadings cannot be estimated: drop {cli::qty(length(bad))}{?it/them} from {.arg data}, or start the panel earlier."
     ), call = call)
   }
   controls <- !ever
@@ -283,14 +283,29 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   if (em) {
+    # EM from a crude fill can crawl for thousands of iterations when the
+    # covariates load on the factors; the never-treated units, fully fitted
+    # without EM, give a start close to the answer.
+    co <- st$controls & rowSums(fit_mask) == ncol(fit_mask)
+    if (is.null(warm) && r > 0 && sum(co) >= r + 2L) {
+      start <- ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE],
+                          lapply(des$X, function(x) x[co, , drop = FALSE]), r, ctl)
+      F0 <- start$F
+      beta0 <- start$beta
+    }
     fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   co <- st$controls
   tr <- st$ever
   Xc <- lapply(des$X, function(x) x[co, , drop = FALSE])
-  fit <- ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE], Xc, r, ctl,
-                    F0 = F0, beta0 = beta0)
+  fit <- if (is.null(warm)) {
+    ife_fit_started(list(Y = des$Y[co, , drop = FALSE], mask = fit_mask[co, , drop = FALSE],
+                         X = Xc), r, ctl)
+  } else {
+    ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE], Xc, r, ctl,
+               F0 = F0, beta0 = beta0)
+  }
   Xt <- lapply(des$X, function(x) x[tr, , drop = FALSE])
   pr <- ife_project(des$Y[tr, , drop = FALSE], fit_mask_pre(st, fit_mask)[tr, , drop = FALSE],
                     Xt, fit, ctl$force)

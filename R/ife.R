@@ -108,13 +108,13 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   ic <- NULL
   if (is.null(r)) {
     ks <- 0:min(r_max, limit)
-    fits <- lapply(ks, function(k) ife_engine(des$Y, des$mask, des$X, k, ctl))
+    fits <- lapply(ks, function(k) ife_fit_started(des, k, ctl))
     ic <- bai_ng_table(fits, ks, N, Tn)
     r <- ic$r[which.min(ic[[criterion]])]
     ic$selected <- ic$r == r
     main <- fits[[r + 1L]]
   } else {
-    main <- ife_engine(des$Y, des$mask, des$X, r, ctl)
+    main <- ife_fit_started(des, r, ctl)
   }
   warn_not_converged(main)
 
@@ -255,6 +255,19 @@ check_collinear <- function(X, mask, force, call) {
 
 ife_fe_dof <- function(force, N, Tn) {
   1 + switch(force, "two-way" = (N - 1) + (Tn - 1), "unit" = N - 1, "time" = Tn - 1, "none" = 0)
+}
+
+# On an unbalanced panel, EM from a crude fill can crawl when the regressors
+# load on the factors; the fully observed units, fitted without EM, give a
+# start close to the answer when there are enough of them.
+ife_fit_started <- function(des, r, ctl) {
+  full <- rowSums(des$mask) == ncol(des$mask)
+  if (r > 0 && !all(full) && sum(full) >= max(r + 2L, 3L)) {
+    start <- ife_engine(des$Y[full, , drop = FALSE], des$mask[full, , drop = FALSE],
+                        lapply(des$X, function(x) x[full, , drop = FALSE]), r, ctl)
+    return(ife_engine(des$Y, des$mask, des$X, r, ctl, F0 = start$F, beta0 = start$beta))
+  }
+  ife_engine(des$Y, des$mask, des$X, r, ctl)
 }
 
 # The one caller of the C++ fit. Turns C++ failures into classed R errors.
