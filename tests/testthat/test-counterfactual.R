@@ -1,6 +1,6 @@
 gs <- readRDS(test_path("fixtures", "gsynth.rds"))
-simdata <- utils::read.csv(test_path("fixtures", "gsynth_simdata.csv"))
-turnout <- utils::read.csv(test_path("fixtures", "gsynth_turnout.csv"))
+simdata <- gsynth_simdata
+turnout <- gsynth_turnout
 f_sim <- Y ~ D + X1 + X2 | id + time
 f_turn <- turnout ~ policy_edr + policy_mail_in + policy_motor | abb + year
 
@@ -134,29 +134,3 @@ test_that("unbalanced panels and time-invariant covariates are handled, not refu
   expect_equal(names(coef(fit)), c("ATT", "x"))
 })
 
-test_that("tidy, glance, coef and plot give the documented shapes", {
-  fit <- counterfactual(f_sim, simdata, r = 2)
-  expect_named(tidy(fit), c("term", "estimate", "std.error", "p.value", "conf.low",
-                            "conf.high", "n_cells"))
-  expect_equal(nrow(tidy(fit, "event")), 30L)
-  expect_equal(tidy(fit, "period")$period, 21:30)
-  expect_equal(tidy(fit, "unit")$unit, 101:105)
-  expect_equal(sum(tidy(fit, "unit")$n_cells), 50L)
-  expect_equal(nrow(tidy(fit, "factors")), 60L)
-  lo <- tidy(fit, "loadings")
-  expect_equal(nrow(lo), 100L)
-  expect_equal(sum(lo$treated), 10L)
-  expect_equal(nrow(tidy(fit, "cv")), 0L)
-  cp <- tidy(fit, "counterfactual")
-  expect_equal(mean(cp$observed[cp$event_time >= 0] - cp$counterfactual[cp$event_time >= 0]),
-               coef(fit)[["ATT"]], tolerance = 1e-10)
-  g <- glance(fit)
-  expect_true(all(c("r", "pre_mspe", "att", "std.error") %in% names(g)))
-  expect_equal(g$r, 2L)
-  for (type in c("gap", "counterfactual", "factors", "loadings", "status")) {
-    expect_s3_class(plot(fit, type), "ggplot")
-  }
-  expect_error(plot(fit, "cv"), class = "mktcausal_error_bad_argument")
-  expect_output(print(fit), "ATT = 5.5433")
-  expect_output(print(summary(fit)), "event time")
-})
