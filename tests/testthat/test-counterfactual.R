@@ -134,3 +134,25 @@ test_that("unbalanced panels and time-invariant covariates are handled, not refu
   expect_equal(names(coef(fit)), c("ATT", "x"))
 })
 
+
+test_that("placebo periods: near zero under the factor model, not under two-way FE; TOST p-values", {
+  d <- sim_factor_panel(N = 50, Tn = 24, n_treated = 10, T0 = 16, seed = 21)
+  fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 3, se = "jackknife",
+                        equivalence_bound = 1)
+  pl <- tidy(fit, "placebo")
+  expect_equal(pl$n_cells, 30L)
+  expect_gt(pl$p.value, 0.05)
+  eq <- tidy(fit, "equivalence")
+  expect_equal(eq$event_time, -3:-1)
+  ev <- tidy(fit, "event")
+  ev <- ev[match(eq$event_time, ev$event_time), ]
+  p_ref <- pmax(stats::pnorm((ev$estimate + 1) / ev$std.error, lower.tail = FALSE),
+                stats::pnorm((ev$estimate - 1) / ev$std.error))
+  expect_equal(eq$p.value, p_ref)
+  expect_lt(glance(fit)$equivalence_p.value, 0.05)
+  expect_equal(glance(fit)$equivalence_p.value, max(eq$p.value))
+  fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", placebo = 3, se = "jackknife")
+  expect_lt(tidy(fe, "placebo")$p.value, 0.05)
+  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 16),
+               class = "mktcausal_error_no_pre_periods")
+})
