@@ -44,6 +44,18 @@
 #' under any [future::plan()]. r (or lambda) is held at its chosen value in
 #' the replicates.
 #'
+#' @section Pre-trend diagnostics:
+#' `placebo = k` holds the last k pre-treatment periods of every treated unit
+#' out of the fit (a placebo-period test, Liu, Wang and Xu 2024): they are
+#' predicted like treated cells, so their average gap (`tidy(fit,
+#' "placebo")`) estimates zero when the model is right, and its p-value tests
+#' that. With standard errors, `tidy(fit, "equivalence")` adds an equivalence
+#' test: two one-sided tests that each placebo period's gap lies within
+#' `+/- equivalence_bound` (default 0.36 times the residual standard
+#' deviation of the fit, as in Liu, Wang and Xu), with the largest p-value as
+#' the joint p-value; a small p-value is evidence that any pre-trend is
+#' smaller than the bound.
+#'
 #' @section Covariates:
 #' Covariates constant within units are absorbed by the unit effects (and
 #' ones constant within periods by the time effects): they are dropped with
@@ -69,6 +81,10 @@
 #' @param se `"none"`, `"bootstrap"` or `"jackknife"`.
 #' @param n_boot Bootstrap replications.
 #' @param alpha Significance level of the intervals.
+#' @param placebo Number of pre-treatment periods held out as placebo
+#'   periods; 0 for none. See Pre-trend diagnostics.
+#' @param equivalence_bound Bound of the equivalence test, in outcome units,
+#'   or `NULL` for 0.36 residual standard deviations.
 #' @param tol,max_iter Convergence tolerance (relative change of the fitted
 #'   matrix) and maximum iterations of each fit.
 #' @return An object of class `c("mkt_counterfactual", "mkt_fit")`; use
@@ -95,7 +111,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
                            r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
                            se = c("none", "bootstrap", "jackknife"), n_boot = 200,
-                           alpha = 0.05, tol = 1e-8, max_iter = 1000) {
+                           alpha = 0.05, placebo = 0, equivalence_bound = NULL,
+                           tol = 1e-8, max_iter = 1000) {
   call <- match.call()
   method <- match.arg(method)
   force <- match.arg(force)
@@ -106,6 +123,11 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   cv_block <- check_count(cv_block, "cv_block", min = 1)
   n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
+  placebo <- check_count(placebo, "placebo", min = 0)
+  if (!is.null(equivalence_bound) && (!is.numeric(equivalence_bound) ||
+      length(equivalence_bound) != 1L || is.na(equivalence_bound) || equivalence_bound <= 0)) {
+    abort_mkt("bad_argument", "{.arg equivalence_bound} must be one positive number (outcome units).")
+  }
   if (!is.logical(em) || length(em) != 1L || is.na(em)) {
     abort_mkt("bad_argument", "{.arg em} must be {.code TRUE} or {.code FALSE}.")
   }
@@ -120,7 +142,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     ))
   }
   des <- ife_design(panel, force, regressors = panel$X)
-  st <- cf_structure(panel, des, em, force)
+  st <- cf_structure(panel, des, em, force, placebo)
   ctl <- list(force = force, tol = tol, max_iter = max_iter)
   unit_fe <- as.integer(force %in% c("unit", "two-way"))
   # A treated unit's loadings (and unit effect) need more pre-periods than
@@ -133,7 +155,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     if (r > r_limit) {
       abort_mkt("r_too_large", c(
         "{.arg r} = {r} factors is more than the data allow.",
-        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s} and there {?is/are} {st$n_controls} never-treated unit{?s}.",
+        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s}; never-treated units: {st$n_controls}.",
         i = "Use {.code r <= {max(r_limit, 0)}}, or drop treated units with few pre-periods."
       ))
     }
@@ -189,6 +211,14 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   tables <- cf_tables(est, reps, se, alpha)
   pre_cells <- st$pre_cells
   pre_mspe <- mean((des$Y - main$y0)[pre_cells]^2)
+  equivalence <- NULL
+  if (placebo > 0 && se != "none") {
+    if (is.null(equivalence_bound)) {
+      fitted_cells <- st$fit_mask > 0
+      equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[fitted_cells])
+    }
+    equivalence <- cf_equivalence(tables$event, placebo, equivalence_bound)
+  }
 
   structure(list(
     call = call,
@@ -198,6 +228,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     r = r,
     lambda = if (method == "mc") lambda else NULL,
     att = tables$att,
+    placebo = if (placebo > 0) tables$placebo else NULL,
+    equivalence = equivalence,
     event = tables$event,
     period = tables$period,
     unit_att = tables$unit,
@@ -223,7 +255,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
 
 # Who is treated when, which cells each fit may use, and the checks that
 # depend on the treatment pattern.
-cf_structure <- function(panel, des, em, force, call = rlang::caller_env()) {
+cf_structure <- function(panel, des, em, force, placebo = 0L, call = rlang::caller_env()) {
   D <- panel$D
   D[is.na(D)] <- 0
   mask <- des$mask > 0
@@ -240,17 +272,20 @@ cf_structure <- function(panel, des, em, force, call = rlang::caller_env()) {
   first <- rep(NA_integer_, N)
   first[ever] <- apply(D[ever, , drop = FALSE] == 1, 1, function(z) which(z)[1])
   event <- col(D) - first
-  pre_cells <- mask & ever & event < 0
+  # Placebo cells: the last `placebo` pre-periods, held out of every fit and
+  # predicted like treated cells.
+  placebo_cells <- mask & ever & event < 0 & event >= -placebo
+  pre_cells <- mask & ever & event < -placebo
   n_pre <- rowSums(pre_cells)
   if (any(ever & n_pre == 0)) {
     bad <- as.character(panel$units)[ever & n_pre == 0]
     abort_mkt("no_pre_periods", c(
-      "{length(bad)} treated unit{?s} {?has/have} no observed pre-treatment period: {.val {utils::head(bad, 5)}}.",
-      i = "Their loadings cannot be estimated: drop {?it/them} from {.arg data}, or start the panel earlier."
+      "{length(bad)} treated unit{?s} {?has/have} no observed pre-treatment period{if (placebo > 0) ' before the placebo periods' else ''}: {.val {utils::head(bad, 5)}}.",
+      i = "Their loadings cannot be estimated: drop {cli::qty(length(bad))}{?it/them} from {.arg data}, or start the panel earlier."
     ), call = call)
   }
   controls <- !ever
-  fit_mask <- if (em) mask & D == 0 else mask & controls
+  fit_mask <- if (em) mask & D == 0 & !placebo_cells else mask & controls
   untreated_per_period <- colSums(mask & D == 0)
   n_controls <- sum(controls)
   if (!em && n_controls < 2L) {
@@ -266,7 +301,8 @@ cf_structure <- function(panel, des, em, force, call = rlang::caller_env()) {
       i = "Counterfactuals there cannot be learned: drop those periods."
     ), call = call)
   }
-  list(treated_cells = treated_cells, ever = ever, first = first, event = event,
+  list(treated_cells = treated_cells, placebo_cells = placebo_cells, placebo = placebo,
+       ever = ever, first = first, event = event,
        pre_cells = pre_cells, n_pre = n_pre, controls = controls, fit_mask = fit_mask * 1,
        untreated_per_period = untreated_per_period, n_controls = n_controls, mask = mask)
 }
@@ -283,14 +319,29 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   if (em) {
+    # EM from a crude fill can crawl for thousands of iterations when the
+    # covariates load on the factors; the never-treated units, fully fitted
+    # without EM, give a start close to the answer.
+    co <- st$controls & rowSums(fit_mask) == ncol(fit_mask)
+    if (is.null(warm) && r > 0 && sum(co) >= r + 2L) {
+      start <- ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE],
+                          lapply(des$X, function(x) x[co, , drop = FALSE]), r, ctl)
+      F0 <- start$F
+      beta0 <- start$beta
+    }
     fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   co <- st$controls
   tr <- st$ever
   Xc <- lapply(des$X, function(x) x[co, , drop = FALSE])
-  fit <- ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE], Xc, r, ctl,
-                    F0 = F0, beta0 = beta0)
+  fit <- if (is.null(warm)) {
+    ife_fit_started(list(Y = des$Y[co, , drop = FALSE], mask = fit_mask[co, , drop = FALSE],
+                         X = Xc), r, ctl)
+  } else {
+    ife_engine(des$Y[co, , drop = FALSE], fit_mask[co, , drop = FALSE], Xc, r, ctl,
+               F0 = F0, beta0 = beta0)
+  }
   Xt <- lapply(des$X, function(x) x[tr, , drop = FALSE])
   pr <- ife_project(des$Y[tr, , drop = FALSE], fit_mask_pre(st, fit_mask)[tr, , drop = FALSE],
                     Xt, fit, ctl$force)
@@ -328,7 +379,9 @@ cf_stats <- function(Y, y0, st) {
   n_per <- tapply(gap[tc], col(gap)[tc], length)
   un <- tapply(gap[tc], row(gap)[tc], mean)
   n_un <- tapply(gap[tc], row(gap)[tc], length)
+  pc <- st$placebo_cells
   list(att = att, n_att = sum(tc),
+       placebo = if (any(pc)) mean(gap[pc]) else NA_real_, n_placebo = sum(pc),
        event = event, n_event = n_event, per = per, n_per = n_per,
        unit = un, n_unit = n_un)
 }
@@ -359,13 +412,25 @@ cf_tables <- function(est, reps, se, alpha) {
                conf.low = as.numeric(lo), conf.high = as.numeric(hi))
   }
   att <- cbind(term = "ATT", mk(est$att, "ATT", "att"), n_cells = est$n_att)
+  placebo <- cbind(term = "placebo", mk(est$placebo, "placebo", "placebo"),
+                   n_cells = est$n_placebo)
   event <- cbind(event_time = as.integer(names(est$event)),
                  mk(est$event, names(est$event), "event"), n_cells = as.integer(est$n_event))
   period <- cbind(period_index = as.integer(names(est$per)),
                   mk(est$per, names(est$per), "period"), n_cells = as.integer(est$n_per))
   unit <- cbind(unit_index = as.integer(names(est$unit)),
                 mk(est$unit, names(est$unit), "unit"), n_cells = as.integer(est$n_unit))
-  list(att = att, event = event, period = period, unit = unit)
+  list(att = att, placebo = placebo, event = event, period = period, unit = unit)
+}
+
+# Two one-sided tests (TOST) that every placebo-period gap lies within
+# +/- bound; the joint p-value is the largest, since all must pass.
+cf_equivalence <- function(event, placebo, bound) {
+  ev <- event[event$event_time < 0 & event$event_time >= -placebo, ]
+  p_lo <- stats::pnorm((ev$estimate + bound) / ev$std.error, lower.tail = FALSE)
+  p_hi <- stats::pnorm((ev$estimate - bound) / ev$std.error)
+  data.frame(event_time = ev$event_time, estimate = ev$estimate, std.error = ev$std.error,
+             bound = bound, p.value = pmax(p_lo, p_hi))
 }
 
 # --- cross-validation ----------------------------------------------------------
@@ -425,8 +490,8 @@ cf_project_only <- function(des, st, ctl, fit, fm) {
 
 cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_boot) {
   N <- nrow(des$Y)
-  keys <- list(att = "ATT", event = names(est$event), period = names(est$per),
-               unit = names(est$unit))
+  keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
+               period = names(est$per), unit = names(est$unit))
   one <- function(u) {
     sub <- cf_subset(des, st, u)
     fit <- tryCatch(
@@ -436,7 +501,7 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
     s <- cf_stats(sub$des$Y, fit$y0, sub$st)
     # Units are relabelled in a replicate; map unit estimates back.
     un <- tapply(s$unit, u[as.integer(names(s$unit))], mean)
-    list(att = s$att, event = s$event, period = s$per, unit = un)
+    list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = un)
   }
   if (se == "jackknife") {
     n_rep <- N
@@ -458,6 +523,7 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
       v <- res[[i]][[name]]
       if (is.null(v)) next
       if (name == "att") names(v) <- "ATT"
+      if (name == "placebo") names(v) <- "placebo"
       hit <- intersect(names(v), k)
       m[i, hit] <- v[hit]
     }
@@ -473,7 +539,7 @@ cf_subset <- function(des, st, u) {
   d <- list(Y = des$Y[u, , drop = FALSE], mask = des$mask[u, , drop = FALSE],
             X = lapply(des$X, function(x) x[u, , drop = FALSE]))
   s <- st
-  for (nm in c("treated_cells", "event", "pre_cells", "fit_mask", "mask")) {
+  for (nm in c("treated_cells", "placebo_cells", "event", "pre_cells", "fit_mask", "mask")) {
     s[[nm]] <- st[[nm]][u, , drop = FALSE]
   }
   for (nm in c("ever", "first", "n_pre", "controls")) s[[nm]] <- st[[nm]][u]

@@ -108,13 +108,13 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   ic <- NULL
   if (is.null(r)) {
     ks <- 0:min(r_max, limit)
-    fits <- lapply(ks, function(k) ife_engine(des$Y, des$mask, des$X, k, ctl))
+    fits <- lapply(ks, function(k) ife_fit_started(des, k, ctl))
     ic <- bai_ng_table(fits, ks, N, Tn)
     r <- ic$r[which.min(ic[[criterion]])]
     ic$selected <- ic$r == r
     main <- fits[[r + 1L]]
   } else {
-    main <- ife_engine(des$Y, des$mask, des$X, r, ctl)
+    main <- ife_fit_started(des, r, ctl)
   }
   warn_not_converged(main)
 
@@ -195,16 +195,8 @@ ife_design <- function(panel, force, regressors = NULL, call = rlang::caller_env
   keep <- vapply(names(regressors), function(v) {
     x <- regressors[[v]]
     x[!mask] <- NA
-    within_unit <- all(apply(x, 1, function(z) {
-      z <- z[!is.na(z)]
-      length(z) < 2L || all(abs(z - z[1]) <= 1e-12 * max(1, abs(z[1])))
-    }))
-    within_time <- all(apply(x, 2, function(z) {
-      z <- z[!is.na(z)]
-      length(z) < 2L || all(abs(z - z[1]) <= 1e-12 * max(1, abs(z[1])))
-    }))
-    !((force %in% c("unit", "two-way") && within_unit) ||
-        (force %in% c("time", "two-way") && within_time))
+    !((force %in% c("unit", "two-way") && constant_within(x, 1L)) ||
+        (force %in% c("time", "two-way") && constant_within(x, 2L)))
   }, logical(1))
   if (any(!keep)) {
     absorbed <- names(regressors)[!keep]
@@ -223,27 +215,51 @@ ife_design <- function(panel, force, regressors = NULL, call = rlang::caller_env
   list(Y = Y, mask = mask * 1, X = X, absorbed = absorbed)
 }
 
-# Rank of the regressors after the additive effects, on the observed cells.
+# TRUE when x (NA on unused cells) is constant along each row (margin 1) or
+# each column (margin 2).
+constant_within <- function(x, margin) {
+  if (margin == 2L) x <- t(x)
+  m <- rowMeans(x, na.rm = TRUE)
+  m[!is.finite(m)] <- 0
+  dev <- rowSums(abs(x - m), na.rm = TRUE)
+  all(dev <= 1e-10 * pmax(1, abs(m)) * ncol(x))
+}
+
+# Rank of the regressors after the additive effects, on the observed cells:
+# weighted alternating demeaning (one pass when the panel is balanced), then
+# a pivoted Cholesky of the correlation of what is left.
 check_collinear <- function(X, mask, force, call) {
-  units <- factor(row(mask)[mask > 0])
-  times <- factor(col(mask)[mask > 0])
-  Z <- vapply(X, function(x) x[mask > 0], numeric(sum(mask)))
-  Z <- matrix(Z, ncol = length(X), dimnames = list(NULL, names(X)))
-  # Residualise on the fixed effects by alternating demeaning, which
-  # converges to the projection (in one pass on a balanced panel).
-  R <- Z
-  for (pass in 1:50) {
-    old <- R
-    R <- R - matrix(colMeans(R), nrow(R), ncol(R), byrow = TRUE)
-    if (force %in% c("unit", "two-way")) R <- R - rowsum(R, units)[as.integer(units), , drop = FALSE] /
-        as.vector(table(units))[as.integer(units)]
-    if (force %in% c("time", "two-way")) R <- R - rowsum(R, times)[as.integer(times), , drop = FALSE] /
-        as.vector(table(times))[as.integer(times)]
-    if (max(abs(R - old)) < 1e-10 * max(1, max(abs(Z)))) break
+  w <- mask > 0
+  nr <- pmax(rowSums(w), 1)
+  nc <- pmax(colSums(w), 1)
+  R <- lapply(X, function(x) {
+    z <- x * w
+    for (pass in 1:100) {
+      old <- z
+      z <- (z - sum(z) / sum(w)) * w
+      if (force %in% c("unit", "two-way")) z <- (z - rowSums(z) / nr) * w
+      if (force %in% c("time", "two-way")) z <- (z - rep(colSums(z) / nc, each = nrow(z))) * w
+      if (all(w) || max(abs(z - old)) < 1e-10 * max(1, max(abs(x)))) break
+    }
+    z
+  })
+  p <- length(R)
+  H <- matrix(0, p, p, dimnames = list(names(X), names(X)))
+  for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(R[[k]] * R[[l]])
+  scale <- sqrt(pmax(diag(H), 0))
+  ok <- scale > 1e-8 * vapply(X, function(x) sqrt(sum((x * w)^2)) + 1e-300, numeric(1))
+  rank_ok <- all(ok)
+  bad <- names(X)[!ok]
+  if (rank_ok && p > 1) {
+    C <- H / outer(scale, scale)
+    ch <- suppressWarnings(chol(C, pivot = TRUE, tol = 1e-9))
+    rk <- attr(ch, "rank")
+    if (rk < p) {
+      rank_ok <- FALSE
+      bad <- names(X)[attr(ch, "pivot")[(rk + 1):p]]
+    }
   }
-  q <- qr(R, tol = 1e-9)
-  if (q$rank < ncol(R)) {
-    bad <- colnames(R)[q$pivot[(q$rank + 1):ncol(R)]]
+  if (!rank_ok) {
     abort_mkt("collinear_covariates", c(
       "The regressors are collinear once the {force} fixed effects are removed.",
       x = "{.field {bad}} {cli::qty(length(bad))}{?is/are} a linear combination of the others.",
@@ -255,6 +271,19 @@ check_collinear <- function(X, mask, force, call) {
 
 ife_fe_dof <- function(force, N, Tn) {
   1 + switch(force, "two-way" = (N - 1) + (Tn - 1), "unit" = N - 1, "time" = Tn - 1, "none" = 0)
+}
+
+# On an unbalanced panel, EM from a crude fill can crawl when the regressors
+# load on the factors; the fully observed units, fitted without EM, give a
+# start close to the answer when there are enough of them.
+ife_fit_started <- function(des, r, ctl) {
+  full <- rowSums(des$mask) == ncol(des$mask)
+  if (r > 0 && !all(full) && sum(full) >= max(r + 2L, 3L)) {
+    start <- ife_engine(des$Y[full, , drop = FALSE], des$mask[full, , drop = FALSE],
+                        lapply(des$X, function(x) x[full, , drop = FALSE]), r, ctl)
+    return(ife_engine(des$Y, des$mask, des$X, r, ctl, F0 = start$F, beta0 = start$beta))
+  }
+  ife_engine(des$Y, des$mask, des$X, r, ctl)
 }
 
 # The one caller of the C++ fit. Turns C++ failures into classed R errors.

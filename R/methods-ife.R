@@ -13,6 +13,8 @@
 #' * `"loadings"`: one row per unit and factor (`unit`, `factor`, `value`,
 #'   `treated`);
 #' * `"cv"`: the cross-validation table (r or lambda, MSPE, cells);
+#' * `"placebo"`: the average gap over placebo periods, and `"equivalence"`
+#'   the equivalence test by placebo period (see [counterfactual()]);
 #' * `"counterfactual"`: the mean observed outcome and mean imputed Y(0) of
 #'   the treated units by event time;
 #' * for [ife()] fits, `"ic"`: the Bai and Ng criteria by r.
@@ -48,7 +50,8 @@ NULL
 #' @export
 tidy.mkt_counterfactual <- function(x, what = c("att", "event", "period", "unit", "beta",
                                                 "factors", "loadings", "cv",
-                                                "counterfactual"), ...) {
+                                                "counterfactual", "placebo",
+                                                "equivalence"), ...) {
   what <- match.arg(what)
   p <- x$panel
   switch(what,
@@ -60,7 +63,9 @@ tidy.mkt_counterfactual <- function(x, what = c("att", "event", "period", "unit"
     factors = factors_long(x$factors, p$times),
     loadings = loadings_long(x$loadings, p$units, x$structure$ever),
     cv = if (is.null(x$cv)) data.frame() else x$cv,
-    counterfactual = cf_paths(x)
+    counterfactual = cf_paths(x),
+    placebo = if (is.null(x$placebo)) data.frame() else x$placebo,
+    equivalence = if (is.null(x$equivalence)) data.frame() else x$equivalence
   )
 }
 
@@ -100,6 +105,9 @@ glance.mkt_counterfactual <- function(x, ...) {
     pre_mspe = x$pre_mspe,
     n_treated_units = sum(x$structure$ever), n_controls = x$structure$n_controls,
     n_treated_cells = x$att$n_cells, se = x$se, n_boot = x$n_boot,
+    placebo_estimate = if (is.null(x$placebo)) NA_real_ else x$placebo$estimate,
+    placebo_p.value = if (is.null(x$placebo)) NA_real_ else x$placebo$p.value,
+    equivalence_p.value = if (is.null(x$equivalence)) NA_real_ else max(x$equivalence$p.value),
     iter = x$iter, converged = x$converged,
     stringsAsFactors = FALSE
   )
@@ -128,6 +136,12 @@ print.mkt_counterfactual <- function(x, ...) {
     sprintf(" (s.e. %s, %d%% interval [%s, %s], %s)", signif(g$std.error, 4),
             round(100 * (1 - x$alpha_level)), signif(g$conf.low, 4), signif(g$conf.high, 4), x$se)
   say("ATT = {signif(g$att, 5)}{se}")
+  if (!is.null(x$placebo)) {
+    say("Placebo test ({x$structure$placebo} pre-period{?s} held out): mean gap {signif(g$placebo_estimate, 3)}{if (is.na(g$placebo_p.value)) '' else paste0(', p = ', format.pval(g$placebo_p.value, digits = 3))}")
+  }
+  if (!is.null(x$equivalence)) {
+    say("Equivalence test (bound +/- {signif(x$equivalence$bound[1], 3)}): p = {format.pval(g$equivalence_p.value, digits = 3)}")
+  }
   if (nrow(x$beta)) {
     cat("Covariates:\n")
     print.data.frame(x$beta[, c("term", "estimate")], row.names = FALSE)

@@ -208,7 +208,14 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
       factors(U, ctl.r, F, L, out.sv);
       LF.noalias() = L * F.transpose();
     }
-    if (p > 0) beta = solve_beta(Yf - LF);
+    if (p > 0) {
+      beta = solve_beta(Yf - LF);
+      // The additive effects must belong to the new beta, or the EM fill
+      // mixes two parameter values and drifts.
+      U = Yf - LF;
+      for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+      demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    }
     fitm = LF;
     fitm.array() += out.mu;
     fitm.colwise() += out.alpha;

@@ -5,7 +5,10 @@ sim_factor_panel <- function(N = 40, Tn = 20, r = 2, n_treated = 8, T0 = 14, eff
                              dynamic = 0, staggered = FALSE, beta = 1.5, sd = 0.5,
                              seed = 1) {
   withr::with_seed(seed, {
+    # The first factor trends, so units with larger loadings drift apart
+    # and parallel trends fails.
     Fm <- matrix(stats::rnorm(Tn * r), Tn, r)
+    Fm[, 1] <- Fm[, 1] + seq(-2, 2, length.out = Tn)
     Lm <- matrix(stats::rnorm(N * r), N, r)
     # Treated units load more on the factors: selection on loadings.
     Lm[seq_len(n_treated), ] <- Lm[seq_len(n_treated), ] + 1

@@ -1,0 +1,158 @@
+gs <- readRDS(test_path("fixtures", "gsynth.rds"))
+simdata <- gsynth_simdata
+turnout <- gsynth_turnout
+f_sim <- Y ~ D + X1 + X2 | id + time
+f_turn <- turnout ~ policy_edr + policy_mail_in + policy_motor | abb + year
+
+test_that("ATT and beta equal gsynth's at r = 2 (simdata and turnout, both algorithms)", {
+  tight <- list(r = 2, tol = 1e-12, max_iter = 1e5)
+  cases <- list(
+    list(f_sim, simdata, FALSE, gs$simdata_gsynth),
+    list(f_sim, simdata, TRUE, gs$simdata_ife),
+    list(f_turn, turnout, FALSE, gs$turnout_gsynth),
+    list(f_turn, turnout, TRUE, gs$turnout_ife))
+  for (cs in cases) {
+    fit <- do.call(counterfactual, c(list(cs[[1]], cs[[2]], em = cs[[3]]), tight))
+    expect_equal(unname(coef(fit)[1]), cs[[4]]$att, tolerance = 1e-6)
+    expect_equal(unname(coef(fit)[-1]), cs[[4]]$beta, tolerance = 1e-6)
+  }
+  # Xu (2017): 5.5435 on simdata (gsynth's looser default tolerance) and
+  # 4.8958 on turnout.
+  fit <- counterfactual(f_sim, simdata, r = 2)
+  expect_equal(coef(fit)[["ATT"]], 5.5433, tolerance = 1e-4)
+  fit <- counterfactual(f_turn, turnout, r = 2)
+  expect_equal(coef(fit)[["ATT"]], 4.8958, tolerance = 1e-4)
+})
+
+test_that("cross-validation picks r = 2 on simdata, the same under any seed, and the SE covers the truth", {
+  set.seed(1)
+  a <- counterfactual(f_sim, simdata, se = "bootstrap", n_boot = 100)
+  set.seed(12345)
+  b <- counterfactual(f_sim, simdata, se = "bootstrap", n_boot = 20)
+  expect_equal(a$r, 2L)
+  expect_identical(a$cv, b$cv)
+  cv <- tidy(a, "cv")
+  expect_equal(cv$r, 0:5)
+  expect_equal(cv$r[which.min(cv$mspe)], 2L)
+  truth <- mean(simdata$eff[simdata$D == 1])
+  expect_equal(truth, 5.462032, tolerance = 1e-6)
+  g <- glance(a)
+  expect_lt(abs(g$att - truth), g$std.error)
+  expect_true(g$conf.low < truth && truth < g$conf.high)
+})
+
+test_that("homogeneous, dynamic and staggered effects are recovered where two-way FE fails", {
+  set.seed(3)
+  for (spec in list(list(dynamic = 0, staggered = FALSE), list(dynamic = 0.5, staggered = FALSE),
+                    list(dynamic = 0.3, staggered = TRUE))) {
+    d <- sim_factor_panel(N = 50, Tn = 24, n_treated = 10, T0 = 16, effect = 3,
+                          dynamic = spec$dynamic, staggered = spec$staggered, seed = 21)
+    truth <- mean(d$tau[d$d == 1])
+    for (em in c(FALSE, TRUE)) {
+      fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em, se = "bootstrap",
+                            n_boot = 40)
+      g <- glance(fit)
+      expect_lt(abs(g$att - truth), 2 * g$std.error)
+      ev <- tidy(fit, "event")
+      post <- ev[ev$event_time >= 0, ]
+      true_ev <- tapply(d$tau[d$d == 1], (d$time - ave(ifelse(d$d == 1, d$time, Inf), d$unit,
+                                                            FUN = min))[d$d == 1], mean)
+      expect_equal(post$event_time, as.integer(names(true_ev)))
+      expect_lt(max(abs(post$estimate - true_ev)), 1.5)
+    }
+    fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", se = "jackknife")
+    expect_gt(abs(glance(fe)$att - truth), 2 * glance(fe)$std.error)
+  }
+})
+
+test_that("the fe method equals two-way FE imputation from lm() on untreated cells", {
+  d <- sim_factor_panel(N = 20, Tn = 10, n_treated = 4, T0 = 6, staggered = TRUE, seed = 5)
+  fit <- counterfactual(y ~ d + x | unit + time, d, method = "fe", tol = 1e-13, max_iter = 1e5)
+  m <- stats::lm(y ~ x + factor(unit) + factor(time), d[d$d == 0, ])
+  tr <- d[d$d == 1, ]
+  ref <- mean(tr$y - stats::predict(m, tr))
+  expect_equal(coef(fit)[["ATT"]], ref, tolerance = 1e-8)
+  expect_equal(coef(fit)[["x"]], unname(stats::coef(m)["x"]), tolerance = 1e-8)
+})
+
+test_that("matrix completion recovers a low-rank counterfactual and chooses lambda by CV", {
+  d <- sim_factor_panel(N = 50, Tn = 24, n_treated = 10, T0 = 16, effect = 3, beta = 0,
+                        sd = 0.3, seed = 8)
+  fit <- counterfactual(y ~ d | unit + time, d, method = "mc")
+  truth <- mean(d$tau[d$d == 1])
+  # Shrinkage leaves some bias, far less than parallel trends' bias.
+  expect_lt(abs(coef(fit)[["ATT"]] - truth), 1)
+  cv <- tidy(fit, "cv")
+  expect_equal(nrow(cv), 10L)
+  expect_equal(fit$lambda, cv$lambda[which.min(cv$mspe)])
+  twfe <- counterfactual(y ~ d | unit + time, d, method = "fe")
+  expect_lt(3 * abs(coef(fit)[["ATT"]] - truth), abs(coef(twfe)[["ATT"]] - truth))
+})
+
+test_that("bootstrap intervals cover the truth at about their nominal rate", {
+  skip_on_cran()
+  hits <- vapply(1:30, function(s) {
+    d <- sim_factor_panel(N = 30, Tn = 15, n_treated = 6, T0 = 10, effect = 2, seed = 100 + s)
+    set.seed(s)
+    g <- glance(counterfactual(y ~ d + x | unit + time, d, r = 2, se = "bootstrap", n_boot = 49))
+    g$conf.low <= 2 && 2 <= g$conf.high
+  }, logical(1))
+  expect_gte(mean(hits), 0.8)
+})
+
+test_that("bad input: r too large, too few controls, no pre-periods, non-convergence, collinear", {
+  d <- sim_factor_panel(N = 20, Tn = 10, n_treated = 4, T0 = 4, seed = 2)
+  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 4),
+               class = "mktcausal_error_r_too_large")
+  few <- d[d$unit <= 5, ]
+  expect_error(counterfactual(y ~ d + x | unit + time, few, r = 0),
+               class = "mktcausal_error_too_few_controls")
+  nopre <- d
+  nopre$d[nopre$unit == 1] <- 1
+  expect_error(counterfactual(y ~ d + x | unit + time, nopre, r = 1),
+               "no observed pre-treatment period", class = "mktcausal_error_no_pre_periods")
+  expect_warning(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, max_iter = 2),
+                 "after 2 iterations", class = "mktcausal_warning_not_converged")
+  d$x2 <- 3 * d$x
+  expect_error(counterfactual(y ~ d + x + x2 | unit + time, d, r = 1),
+               class = "mktcausal_error_collinear_covariates")
+  cont <- d
+  cont$d <- cont$d * 0.5
+  expect_error(counterfactual(y ~ d | unit + time, cont), class = "mktcausal_error_bad_treatment")
+})
+
+test_that("unbalanced panels and time-invariant covariates are handled, not refused", {
+  d <- sim_factor_panel(N = 40, Tn = 20, n_treated = 8, T0 = 14, effect = 3, seed = 9)
+  set.seed(4)
+  holes <- d[-sample(which(d$d == 0), 60), ]
+  d$region <- d$unit %% 4
+  for (em in c(FALSE, TRUE)) {
+    fit <- counterfactual(y ~ d + x | unit + time, holes, r = 2, em = em, se = "jackknife")
+    expect_lt(abs(glance(fit)$att - 3), 2 * glance(fit)$std.error)
+  }
+  expect_message(fit <- counterfactual(y ~ d + x + region | unit + time, d, r = 2), "absorbed")
+  expect_equal(names(coef(fit)), c("ATT", "x"))
+})
+
+
+test_that("placebo periods: near zero under the factor model, not under two-way FE; TOST p-values", {
+  d <- sim_factor_panel(N = 50, Tn = 24, n_treated = 10, T0 = 16, seed = 21)
+  fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 3, se = "jackknife",
+                        equivalence_bound = 1)
+  pl <- tidy(fit, "placebo")
+  expect_equal(pl$n_cells, 30L)
+  expect_gt(pl$p.value, 0.05)
+  eq <- tidy(fit, "equivalence")
+  expect_equal(eq$event_time, -3:-1)
+  ev <- tidy(fit, "event")
+  ev <- ev[match(eq$event_time, ev$event_time), ]
+  p_ref <- pmax(stats::pnorm((ev$estimate + 1) / ev$std.error, lower.tail = FALSE),
+                stats::pnorm((ev$estimate - 1) / ev$std.error))
+  expect_equal(eq$p.value, p_ref)
+  expect_lt(glance(fit)$equivalence_p.value, 0.05)
+  expect_equal(glance(fit)$equivalence_p.value, max(eq$p.value))
+  fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", placebo = 3, se = "jackknife")
+  expect_lt(tidy(fe, "placebo")$p.value, 0.05)
+  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 16),
+               class = "mktcausal_error_no_pre_periods")
+})
