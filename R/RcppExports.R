@@ -25,3 +25,7 @@ cpp_staggered_boot <- function(S, n, B, seed, threads) {
     .Call(`_mktcausal_cpp_staggered_boot`, S, n, B, seed, threads)
 }
 
+cpp_staggered_boot_cohort <- function(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot_cohort`, y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads)
+}
+

@@ -123,6 +123,28 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_staggered_boot_cohort
+Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& cohort_slot, const Rcpp::IntegerVector& order, int H, const Rcpp::IntegerVector& cell_time, const Rcpp::IntegerVector& cell_base, const Eigen::Map<Eigen::MatrixXd> coef, const Eigen::Map<Eigen::MatrixXd> centre, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot_cohort(SEXP ySEXP, SEXP wSEXP, SEXP cohort_slotSEXP, SEXP orderSEXP, SEXP HSEXP, SEXP cell_timeSEXP, SEXP cell_baseSEXP, SEXP coefSEXP, SEXP centreSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cohort_slot(cohort_slotSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type order(orderSEXP);
+    Rcpp::traits::input_parameter< int >::type H(HSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cell_time(cell_timeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cell_base(cell_baseSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type coef(coefSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type B(BSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_cohort(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
@@ -131,6 +153,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
+    {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
     {NULL, NULL, 0}
 };
 
