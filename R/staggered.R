@@ -123,7 +123,11 @@ staggered <- function(formula, data, control = c("never", "not_yet"),
   se[se <= sqrt(.Machine$double.eps) * 10 | is.na(cells$estimate)] <- NA_real_
   cells$std.error <- se
   seed <- draw_cpp_seed()
-  boot <- staggered_bootstrap(S, prep$n, n_boot, seed, alpha)
+  draws_fun <- NULL
+  if (!length(panel$vars$covariates) && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
+    draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_boot, seed)
+  }
+  boot <- staggered_bootstrap(S, prep$n, n_boot, seed, alpha, draws_fun)
 
   fit <- list(
     cells = cells, inf = est$inf, panel_info = prep$info,
@@ -395,13 +399,43 @@ sz_panel_did <- function(dy, D, X, w, method) {
 # Multiplier bootstrap of the columns of S (cluster sums of influence
 # functions): IQR-based standard errors and the sup-t critical value over
 # the columns with a positive analytic variance.
-staggered_bootstrap <- function(S, n, n_boot, seed, alpha) {
+# Bootstrap draws of the cells `cols` through cohort sums (balanced panel, no
+# covariates, unit clusters): the same multipliers as the generic path.
+cohort_sum_draws <- function(prep, cells, est, not_yet, cols, n_boot, seed) {
+  cohorts <- sort(unique(prep$cohort))
+  slot <- match(prep$cohort, cohorts) - 1L
+  H <- length(cohorts)
+  K <- length(cols)
+  coef <- matrix(0, H, K)
+  centre <- matrix(0, H, K)
+  n <- prep$n
+  for (j in seq_len(K)) {
+    k <- cols[j]
+    if (est$status[k] != 0L) next
+    g <- cells$group_idx[k]
+    ctrl <- cohorts == 0L | (not_yet & cohorts > cells$control_after[k] & cohorts != g)
+    tr <- cohorts == g
+    coef[tr, j] <- n / est$wsum1[k]
+    centre[tr, j] <- est$mean1[k]
+    coef[ctrl, j] <- -n / est$wsum0[k]
+    centre[ctrl, j] <- est$mean0[k]
+  }
+  cpp_staggered_boot_cohort(prep$Y, prep$w, slot, order(slot) - 1L, H,
+                            cells$time_idx[cols] - 1L, cells$base_idx[cols] - 1L,
+                            coef, centre, n_boot, seed, mkt_threads())
+}
+
+staggered_bootstrap <- function(S, n, n_boot, seed, alpha, draws_fun = NULL) {
   K <- ncol(S)
   se <- rep(NA_real_, K)
   if (n_boot == 0L || K == 0L) return(list(se = se, crit = NA_real_))
   ok <- which(colSums(S^2) > 0 & colSums(!is.finite(S)) == 0)
   if (!length(ok)) return(list(se = se, crit = NA_real_))
-  draws <- cpp_staggered_boot(S[, ok, drop = FALSE], n, n_boot, seed, mkt_threads())
+  draws <- if (is.null(draws_fun)) {
+    cpp_staggered_boot(S[, ok, drop = FALSE], n, n_boot, seed, mkt_threads())
+  } else {
+    draws_fun(ok)
+  }
   q <- apply(draws, 2, stats::quantile, probs = c(0.25, 0.75), type = 1, names = FALSE)
   sig <- (q[2, ] - q[1, ]) / (stats::qnorm(0.75) - stats::qnorm(0.25))
   good <- sig > 0

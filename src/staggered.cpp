@@ -25,6 +25,10 @@ Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVec
                             Rcpp::_["n_treated"] = Rcpp::wrap(r.n_treated),
                             Rcpp::_["n_control"] = Rcpp::wrap(r.n_control),
                             Rcpp::_["status"] = Rcpp::wrap(r.status),
+                            Rcpp::_["mean1"] = Rcpp::wrap(r.mean1),
+                            Rcpp::_["mean0"] = Rcpp::wrap(r.mean0),
+                            Rcpp::_["wsum1"] = Rcpp::wrap(r.wsum1),
+                            Rcpp::_["wsum0"] = Rcpp::wrap(r.wsum0),
                             Rcpp::_["inf"] = inf);
 }
 
@@ -37,5 +41,25 @@ Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, doub
   Eigen::setNbThreads(1);
   const Eigen::MatrixXd out = mkt::multiplier_bootstrap(
       S, n, B, s, threads, [](int) { Rcpp::checkUserInterrupt(); });
+  return Rcpp::wrap(out);
+}
+
+// [[Rcpp::export]]
+Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w,
+                                              const Rcpp::IntegerVector& cohort_slot,
+                                              const Rcpp::IntegerVector& order, int H,
+                                              const Rcpp::IntegerVector& cell_time,
+                                              const Rcpp::IntegerVector& cell_base,
+                                              const Eigen::Map<Eigen::MatrixXd> coef,
+                                              const Eigen::Map<Eigen::MatrixXd> centre, int B,
+                                              const Rcpp::IntegerVector& seed, int threads) {
+  const uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
+                     static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+  Eigen::setNbThreads(1);
+  const Eigen::MatrixXd cf = coef, ce = centre;
+  const Eigen::MatrixXd out = mkt::multiplier_bootstrap_cohort(
+      y.begin(), y.nrow(), y.ncol(), w.begin(), cohort_slot.begin(), order.begin(), H,
+      cell_time.begin(), cell_base.begin(), cf, ce, B, s, threads,
+      [](int) { Rcpp::checkUserInterrupt(); });
   return Rcpp::wrap(out);
 }

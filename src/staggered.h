@@ -35,6 +35,7 @@ struct GtResult {
   std::vector<int> n_treated;
   std::vector<int> n_control;
   std::vector<int> status;  // 0 ok, 1 no treated, 2 no controls, 3 trimmed
+  std::vector<double> mean1, mean0, wsum1, wsum0;  // arm means and weight sums of dY
 };
 
 // ATT(g,t) and its influence function on the n-scale used by did: the
@@ -57,6 +58,10 @@ inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* coho
   res.n_treated.assign(K, 0);
   res.n_control.assign(K, 0);
   res.status.assign(K, 0);
+  res.mean1.assign(K, 0.0);
+  res.mean0.assign(K, 0.0);
+  res.wsum1.assign(K, 0.0);
+  res.wsum0.assign(K, 0.0);
   (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -103,6 +108,10 @@ inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* coho
     }
     const double m1 = sy1 / sw1, m0 = sy0 / sw0;
     res.att[k] = m1 - m0;
+    res.mean1[k] = m1;
+    res.mean0[k] = m0;
+    res.wsum1[k] = sw1;
+    res.wsum0[k] = sw0;
     // Pass 2: the influence function. With weights normalised to mean one
     // over the n1 + n0 units, w_i / mean(w D) = w_i * n_s / sw1 and the n / n_s
     // rescaling of did cancels n_s, leaving n * w_i / sw1.
@@ -166,6 +175,76 @@ Eigen::MatrixXd multiplier_bootstrap(const Eigen::Ref<const Eigen::MatrixXd>& S,
     poll(start + m);
   }
   out /= n;
+  return out;
+}
+
+
+// The same bootstrap draws for a balanced panel without covariates,
+// clustered by unit, without forming the N x K influence matrix. There the
+// influence function of cell k is c_k(h) w_i (dY_i - m_k(h)) for a unit i of
+// cohort h that the cell uses, so each draw needs only the multiplier-
+// weighted sums A(h, t) = sum_{i in h} v_i w_i Y_it and B(h) = sum_{i in h}
+// v_i w_i: N x (T + 1) work per draw instead of N x K. Unit i's multipliers
+// come from stream (seed, i) exactly as in multiplier_bootstrap(), so both
+// paths give the same draws up to rounding. `order` lists the units sorted
+// by cohort; `coef` (H x K) holds c_k(h), 0 where cell k does not use cohort
+// h, and `centre` (H x K) holds m_k(h).
+template <class Poll>
+Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, const double* w,
+                                            const int* cohort_slot, const int* order, int H,
+                                            const int* cell_time, const int* cell_base,
+                                            const Eigen::MatrixXd& coef,
+                                            const Eigen::MatrixXd& centre, int B,
+                                            uint64_t seed, int threads, Poll poll) {
+  const int K = static_cast<int>(coef.cols());
+  const int width = nt + 1;
+  // A for cohort h sits in columns h * width .. h * width + nt - 1, B in the last one.
+  Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(B, static_cast<int64_t>(H) * width);
+  const int block = 1024;
+  Eigen::MatrixXd V(B, block);
+  Eigen::MatrixXd M(block, width);
+  int start = 0;
+  while (start < n) {
+    // A block never straddles two cohorts.
+    const int h = cohort_slot[order[start]];
+    int m = 0;
+    while (m < block && start + m < n && cohort_slot[order[start + m]] == h) ++m;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int j = 0; j < m; ++j) {
+      const int i = order[start + j];
+      Xoshiro256pp rng(seed, static_cast<uint64_t>(i));
+      for (int b = 0; b < B; ++b) V(b, j) = mammen(rng.unif());
+      for (int t = 0; t < nt; ++t) M(j, t) = w[i] * y[static_cast<int64_t>(t) * n + i];
+      M(j, nt) = w[i];
+    }
+    const int nb = (B + threads - 1) / threads;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int t = 0; t < threads; ++t) {
+      const int b0 = t * nb;
+      const int len = std::min(B, b0 + nb) - b0;
+      if (len > 0) {
+        acc.block(b0, static_cast<int64_t>(h) * width, len, width).noalias() +=
+            V.block(b0, 0, len, m) * M.topRows(m);
+      }
+    }
+    start += m;
+    poll(start);
+  }
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
+  for (int k = 0; k < K; ++k) {
+    for (int h = 0; h < H; ++h) {
+      const double c = coef(h, k);
+      if (c == 0.0) continue;
+      const int64_t col = static_cast<int64_t>(h) * width;
+      out.col(k) += c * (acc.col(col + cell_time[k]) - acc.col(col + cell_base[k]) -
+                         centre(h, k) * acc.col(col + nt));
+    }
+  }
+  out /= static_cast<double>(n);
   return out;
 }
 

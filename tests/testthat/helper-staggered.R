@@ -24,3 +24,10 @@ sim_staggered <- function(n = 400, n_periods = 8, noise = 1, seed = 1) {
     d
   })
 }
+
+# Moore-Penrose inverse of a symmetric matrix, for direct formula checks.
+ginv_sym <- function(A, tol = 1e-10) {
+  e <- eigen(A, symmetric = TRUE)
+  keep <- e$values > tol * max(e$values)
+  e$vectors[, keep] %*% (t(e$vectors[, keep]) / e$values[keep])
+}

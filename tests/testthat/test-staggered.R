@@ -184,3 +184,14 @@ test_that("tibble input and the methods work", {
   expect_s3_class(plot(fit), "ggplot")
   expect_output(print(summary(fit)), "Group-time")
 })
+
+test_that("the cohort-sum bootstrap gives the same draws as the influence-matrix one", {
+  d <- sim_staggered(n = 300, noise = 1, seed = 13)
+  for (ctrl in c("never", "not_yet")) {
+    set.seed(5)
+    fit <- staggered(y ~ post | unit + time, d, control = ctrl, n_boot = 200)
+    dense <- staggered_bootstrap(fit$inf, fit$n, 200L, fit$seed, 0.05)
+    expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
+    expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
+  }
+})

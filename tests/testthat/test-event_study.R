@@ -1,0 +1,117 @@
+mpdta_es <- function() {
+  d <- mpdta
+  d$post <- as.integer(d$first.treat > 0 & d$year >= d$first.treat)
+  d
+}
+
+test_that("noise-free rollout: cs, sa and imputation recover the event-time truth, twfe does not", {
+  d <- sim_staggered(n = 300, noise = 0)
+  shares <- table(d$cohort[d$time == 1 & d$cohort > 0])
+  # true effect at event e averages the cohorts observed at e, weighted by size
+  truth_e <- function(e) {
+    cells <- unique(d[d$cohort > 0 & d$event == e, c("cohort", "effect")])
+    w <- as.numeric(shares[as.character(cells$cohort)])
+    sum(cells$effect * w) / sum(w)
+  }
+  for (m in c("cs", "sa", "imputation")) {
+    set.seed(1)
+    es <- event_study(y ~ post | unit + time, d, method = m, n_sim = 200)
+    td <- tidy(es)
+    post <- td[td$event >= 0, ]
+    want <- vapply(post$event, truth_e, numeric(1))
+    expect_lt(max(abs(post$estimate - want)), 1e-9)
+    pre <- td[td$event < 0 & !is.na(td$estimate), ]
+    expect_gt(nrow(pre), 2)
+    expect_lt(max(abs(pre$estimate)), 1e-9)
+  }
+  tw <- tidy(event_study(y ~ post | unit + time, d, method = "twfe", n_sim = 200))
+  post <- tw[tw$event >= 0, ]
+  want <- vapply(post$event, truth_e, numeric(1))
+  expect_gt(max(abs(post$estimate - want)), 0.3)
+})
+
+test_that("with a universal base period CS equals Sun-Abraham (and fixest::sunab) on mpdta", {
+  d <- mpdta_es()
+  set.seed(1)
+  cs <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "cs", n_sim = 200))
+  sa <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "sa", n_sim = 200))
+  cs <- cs[cs$event != -1, ]
+  expect_identical(cs$event, sa$event)
+  expect_lt(max(abs(cs$estimate - sa$estimate)), 1e-10)
+  ref <- readRDS(test_path("fixtures", "event_study.rds"))
+  expect_identical(as.numeric(sa$event), as.numeric(ref$sunab$event))
+  expect_lt(max(abs(sa$estimate - ref$sunab$estimate)), 1e-8)
+  expect_lt(max(abs(cs$estimate - ref$sunab$estimate)), 1e-8)
+  tw <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "twfe", n_sim = 200))
+  expect_lt(max(abs(tw$estimate - ref$twfe$estimate)), 1e-8)
+  expect_lt(max(abs(tw$std.error - ref$twfe$std.error)), 1e-8)
+})
+
+test_that("pre-trend Wald test and uniform bands", {
+  d <- sim_staggered(n = 400, noise = 1, seed = 21)
+  # a violation: cohort 7 drifts up before adopting
+  d$y <- d$y + ifelse(d$cohort == 7, 0.4 * d$time, 0)
+  set.seed(3)
+  es <- event_study(y ~ post | unit + time, d, method = "cs", n_sim = 1000)
+  td <- tidy(es)
+  expect_lt(es$pretest$p.value, 1e-6)
+  expect_identical(es$pretest$df, sum(td$event < 0 & !is.na(td$std.error)))
+  pre <- td[td$event < 0 & !is.na(td$std.error), ]
+  V <- vcov(es)[pre$term, pre$term]
+  expect_equal(es$pretest$statistic, drop(t(pre$estimate) %*% solve(V, pre$estimate)),
+               tolerance = 1e-10)
+  ok <- !is.na(td$std.error)
+  expect_true(all(td$conf.high.uniform[ok] - td$conf.low.uniform[ok] >
+                    td$conf.high[ok] - td$conf.low[ok]))
+  expect_gt(es$crit, stats::qnorm(0.975))
+  expect_lt(es$crit, 4)
+  clean <- event_study(y ~ post | unit + time, sim_staggered(n = 400, seed = 21), method = "sa",
+                       n_sim = 200)
+  expect_gt(clean$pretest$p.value, 0.001)
+})
+
+test_that("one output shape for the four methods; methods work", {
+  d <- mpdta_es()
+  cols <- c("term", "event", "estimate", "std.error", "conf.low", "conf.high",
+            "conf.low.uniform", "conf.high.uniform", "p.value")
+  for (m in c("cs", "sa", "imputation", "twfe")) {
+    es <- event_study(lemp ~ post | countyreal + year, d, method = m, n_sim = 100,
+                      min_e = -3, max_e = 2)
+    expect_named(tidy(es), cols)
+    expect_true(all(tidy(es)$event >= -3 & tidy(es)$event <= 2))
+    expect_identical(dim(vcov(es)), rep(nrow(tidy(es)), 2))
+    expect_identical(glance(es)$method, m)
+  }
+  expect_s3_class(plot(es), "ggplot")
+  expect_output(print(es), "Pre-trend Wald test")
+  d2 <- d[d$first.treat > 0, ]
+  expect_error(event_study(lemp ~ post | countyreal + year, d2, method = "sa"),
+               class = "mktcausal_error_no_never_treated")
+})
+
+test_that("imputation standard errors follow BJS Theorem 3 on a small panel", {
+  d <- sim_staggered(n = 60, n_periods = 5, noise = 1, seed = 4)
+  d <- d[d$cohort %in% c(0, 3), ]
+  es <- event_study(y ~ post | unit + time, d, method = "imputation", n_sim = 100)
+  td <- tidy(es)
+  # Direct construction with explicit dummy matrices.
+  untr <- d$post == 0
+  Z <- stats::model.matrix(~ factor(unit) + factor(time), d)
+  b0 <- stats::lm.fit(Z[untr, ], d$y[untr])$coefficients
+  b0[is.na(b0)] <- 0
+  tau <- d$y - drop(Z %*% b0)
+  for (e in 0:2) {
+    w1 <- as.numeric(d$post == 1 & d$event == e)
+    w1 <- w1 / sum(w1)
+    est <- sum(w1 * tau)
+    expect_equal(td$estimate[td$event == e], est, tolerance = 1e-10)
+    Z0 <- Z[untr, ]
+    v <- w1
+    v[untr] <- -drop(Z0 %*% (ginv_sym(crossprod(Z0)) %*% crossprod(Z[!untr, ], w1[!untr])))
+    eps <- d$y - drop(Z %*% b0)
+    cell <- ave(tau, paste(d$cohort, d$event), FUN = mean)
+    eps[!untr] <- tau[!untr] - cell[!untr]
+    se <- sqrt(sum(tapply(v * eps, d$unit, sum)^2))
+    expect_equal(td$std.error[td$event == e], se, tolerance = 1e-8)
+  }
+})
