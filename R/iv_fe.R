@@ -98,7 +98,7 @@ iv_fe <- function(formula, data, cluster = NULL, weights = NULL, alpha = 0.05,
   n_abs <- fe_absorbed(fe, cl)
   se_type <- if (is.null(cl)) "HC1" else "CR1"
 
-  check_instruments(E, Z, spec)
+  check_instruments(Z, cells$X[keep, spec$instruments, drop = FALSE], spec)
   # The classical F counts every absorbed fixed effect in its residual
   # degrees of freedom, nested in the clusters or not.
   first <- first_stage_fits(E, W, Z, y, cl, w, se_type, n_abs, fe_dof(fe))
@@ -176,9 +176,10 @@ parse_iv_formula <- function(formula, call = rlang::caller_env()) {
        endogenous = endogenous, instruments = instruments)
 }
 
-check_instruments <- function(E, Z, spec, call = rlang::caller_env()) {
-  flat <- apply(Z, 2, function(z) max(abs(z))) <= 1e-10 * pmax(1, apply(abs(Z), 2, max))
-  flat <- flat | apply(Z, 2, function(z) all(abs(z) < 1e-12))
+# An instrument is absorbed when the fixed effects leave it (numerically) no
+# variation relative to its raw scale.
+check_instruments <- function(Z, Z_raw, spec, call = rlang::caller_env()) {
+  flat <- apply(abs(Z), 2, max) <= 1e-10 * pmax(1, apply(abs(Z_raw), 2, max))
   if (any(flat)) {
     abort_mkt("instrument_absorbed", c(
       "The instrument{?s} {.field {spec$instruments[flat]}} {?has/have} no variation left once unit and time fixed effects are removed.",
