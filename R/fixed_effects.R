@@ -9,7 +9,9 @@
 # we alternate the one-factor projections (the method of alternating
 # projections, von Neumann / Halperin), which converges to the projection onto
 # the intersection of the complements. On a balanced panel without weights
-# one sweep is exact for unit + time.
+# one sweep is exact for unit + time. The sweeps run in the C++ kernel
+# src/demean.h (column by column, interrupts polled on the main thread);
+# this file prepares its inputs and checks them.
 
 # M: n x k numeric matrix (or vector); fe: list of integer group codes, each
 # of length n (1..G); weights: NULL or positive weights (the projection is then
@@ -24,43 +26,19 @@ demean_fe <- function(M, fe, weights = NULL, tol = 1e-13, max_iter = 10000L) {
   if (!length(fe) || !ncol(M)) {
     return(structure(if (vec) M[, 1] else M, iterations = 0L, converged = TRUE))
   }
-  w <- if (is.null(weights)) NULL else as.numeric(weights)
-  # rowsum() orders groups by their codes: make the codes 1..G.
-  fe <- lapply(fe, function(g) match(g, sort(unique(g))))
-  # Group totals of the weights do not change across sweeps: compute once.
-  wsum <- lapply(fe, function(g) {
-    if (is.null(w)) tabulate(g, nbins = max(g)) else
-      as.vector(rowsum(w, g, reorder = TRUE))
-  })
-  sweep_one <- function(M, g, ws) {
-    tot <- rowsum(if (is.null(w)) M else M * w, g, reorder = TRUE)
-    M - (tot / ws)[g, , drop = FALSE]
+  # The kernel (src/demean.h) takes 0-based codes 0..G-1 per factor.
+  codes <- lapply(fe, function(g) match(g, sort(unique(g))) - 1L)
+  n_groups <- vapply(codes, function(g) max(g) + 1L, integer(1))
+  w <- if (is.null(weights)) numeric(0) else as.numeric(weights)
+  if (anyNA(M) || anyNA(w) || (length(w) && length(w) != n)) {
+    abort_mkt("bad_data", "Fixed effects can only be removed from complete columns and weights.")
   }
-  # The scale of each column sets what "converged" means, so that a column of
-  # sales in the millions and a column of shares in [0, 1] reach the same
-  # relative precision.
-  scale <- pmax(apply(abs(M), 2, max), .Machine$double.xmin)
-  iter <- 0L
-  converged <- FALSE
-  if (length(fe) == 1L) {
-    M <- sweep_one(M, fe[[1]], wsum[[1]])
-    converged <- TRUE
-    iter <- 1L
-  } else {
-    repeat {
-      iter <- iter + 1L
-      M_old <- M
-      for (k in seq_along(fe)) M <- sweep_one(M, fe[[k]], wsum[[k]])
-      change <- apply(abs(M - M_old), 2, max) / scale
-      if (all(change <= tol)) {
-        converged <- TRUE
-        break
-      }
-      if (iter >= max_iter) break
-    }
-  }
+  dn <- dimnames(M)
+  res <- cpp_demean(M, codes, n_groups, w, tol, as.integer(max_iter))
+  M <- res$x
+  dimnames(M) <- dn
   if (vec) M <- M[, 1]
-  structure(M, iterations = iter, converged = converged)
+  structure(M, iterations = res$iterations, converged = res$converged)
 }
 
 # Number of parameters the fixed effects absorb: the levels of each factor,
@@ -144,8 +122,10 @@ fe_cluster <- function(cluster, panel, data, cells, keep, call = rlang::caller_e
 # dropped for the shared constant either (the nested factor held it).
 fe_absorbed <- function(fe, cluster) {
   if (is.null(cluster)) return(fe_dof(fe))
+  cl <- match(cluster, unique(cluster))
+  # Nested: no level of the factor meets two clusters.
   nested <- vapply(fe, function(g) {
-    all(tapply(cluster, g, function(cl) length(unique(cl))) == 1L)
+    length(unique(as.numeric(g) * (length(cl) + 1) + cl)) == length(unique(g))
   }, logical(1))
   if (!any(nested)) return(fe_dof(fe))
   sum(vapply(fe[!nested], function(g) length(unique(g)), integer(1)))

@@ -57,7 +57,10 @@
 #' @return An object of class `c("mkt_iv_fe", "mkt_fit")` with `estimates`
 #'   (the broom table of [tidy()]), `vcov`, `first_stage` (one row per
 #'   endogenous variable), `ar_set`, `n`, `n_clusters`, `se_type`, `alpha`
-#'   and the `panel`.
+#'   and the `panel`. With one endogenous variable, `tidy(fit, "ar")` gives
+#'   the Anderson-Rubin statistic (divided by the number of instruments)
+#'   over a grid of hypothesised effects with its critical value, and
+#'   `plot(fit)` draws it.
 #' @references Montiel Olea, J. L. and Pflueger, C. (2013). A robust test for
 #'   weak instruments. *Journal of Business & Economic Statistics*, 31(3),
 #'   358-369. Anderson, T. W. and Rubin, H. (1949). Estimation of the
@@ -98,7 +101,7 @@ iv_fe <- function(formula, data, cluster = NULL, weights = NULL, alpha = 0.05,
   n_abs <- fe_absorbed(fe, cl)
   se_type <- if (is.null(cl)) "HC1" else "CR1"
 
-  check_instruments(E, Z, spec)
+  check_instruments(Z, cells$X[keep, spec$instruments, drop = FALSE], spec)
   # The classical F counts every absorbed fixed effect in its residual
   # degrees of freedom, nested in the clusters or not.
   first <- first_stage_fits(E, W, Z, y, cl, w, se_type, n_abs, fe_dof(fe))
@@ -125,7 +128,7 @@ iv_fe <- function(formula, data, cluster = NULL, weights = NULL, alpha = 0.05,
   }
   structure(list(
     estimates = est, vcov = fit$vcov[est$term, est$term, drop = FALSE],
-    first_stage = first$table, ar_set = ar, alpha = alpha,
+    first_stage = first$table, ar_set = ar, ar_parts = first$ar_parts, alpha = alpha,
     n = length(y), n_clusters = fit$n_clusters, se_type = se_type,
     n_units = length(unique(fe$unit)), n_periods = length(unique(fe$time)),
     spec = spec, panel = panel, formula = formula
@@ -176,9 +179,10 @@ parse_iv_formula <- function(formula, call = rlang::caller_env()) {
        endogenous = endogenous, instruments = instruments)
 }
 
-check_instruments <- function(E, Z, spec, call = rlang::caller_env()) {
-  flat <- apply(Z, 2, function(z) max(abs(z))) <= 1e-10 * pmax(1, apply(abs(Z), 2, max))
-  flat <- flat | apply(Z, 2, function(z) all(abs(z) < 1e-12))
+# An instrument is absorbed when the fixed effects leave it (numerically) no
+# variation relative to its raw scale.
+check_instruments <- function(Z, Z_raw, spec, call = rlang::caller_env()) {
+  flat <- apply(abs(Z), 2, max) <= 1e-10 * pmax(1, apply(abs(Z_raw), 2, max))
   if (any(flat)) {
     abort_mkt("instrument_absorbed", c(
       "The instrument{?s} {.field {spec$instruments[flat]}} {?has/have} no variation left once unit and time fixed effects are removed.",
@@ -274,6 +278,20 @@ ar_confidence_set <- function(p, alpha, df, est, se) {
   starts <- c(if (inside[1]) (if (unbounded) -Inf else grid[1]), ends[diff(inside)[cross] > 0])
   stops <- c(ends[diff(inside)[cross] < 0], if (inside[length(grid)]) (if (unbounded) Inf else grid[length(grid)]))
   ar_rows(starts, stops)
+}
+
+# The Anderson-Rubin statistic over a grid of hypothesised effects, for
+# tidy(fit, "ar") and the plot: the set is where it lies below `critical`.
+ar_curve <- function(fit, n_grid = 401) {
+  p <- fit$ar_parts
+  est <- fit$estimates[1, ]
+  k <- length(p$a)
+  finite <- c(fit$ar_set$conf.low, fit$ar_set$conf.high)
+  finite <- finite[is.finite(finite)]
+  half <- max(4 * est$std.error, abs(finite - est$estimate) * 1.3)
+  b <- seq(est$estimate - half, est$estimate + half, length.out = n_grid)
+  data.frame(effect = b, statistic = vapply(b, ar_stat, numeric(1), p = p) / k,
+             critical = stats::qf(1 - fit$alpha, k, est$df))
 }
 
 ar_rows <- function(low, high) {

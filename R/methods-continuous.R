@@ -17,7 +17,8 @@
 #' @param x,object A fit from [iv_fe()], [dose_response()], [exposure_did()]
 #'   or [dml()].
 #' @param what What to tidy: `"coefficients"` (default), `"curve"` (dose
-#'   response) or `"event_study"` (exposure DiD).
+#'   response), `"event_study"` (exposure DiD) or `"ar"` (the
+#'   Anderson-Rubin statistic over a grid, IV).
 #' @param parm Coefficients to report (names or positions); all by default.
 #' @param level Confidence level.
 #' @param ... Unused.
@@ -70,7 +71,33 @@ fit_print_table <- function(x) {
 
 #' @rdname continuous-methods
 #' @export
-tidy.mkt_iv_fe <- function(x, what = "coefficients", ...) fit_tidy(x, what)
+tidy.mkt_iv_fe <- function(x, what = "coefficients", ...) {
+  if (identical(what, "ar")) {
+    if (is.null(x$ar_parts)) {
+      abort_mkt("bad_argument", "The Anderson-Rubin set is computed with one endogenous variable only.")
+    }
+    return(ar_curve(x))
+  }
+  fit_tidy(x, what)
+}
+
+#' @rdname continuous-methods
+#' @export
+plot.mkt_iv_fe <- function(x, ...) {
+  ar <- tidy.mkt_iv_fe(x, "ar")
+  ar$accepted <- ar$statistic <= ar$critical
+  ggplot2::ggplot(ar, ggplot2::aes(x = .data$effect, y = .data$statistic)) +
+    ggplot2::geom_line(colour = "#08519c", linewidth = 0.8) +
+    ggplot2::geom_hline(yintercept = ar$critical[1], colour = "firebrick", linetype = "dashed") +
+    ggplot2::geom_vline(xintercept = x$estimates$estimate[1], colour = "grey50") +
+    ggplot2::geom_point(data = ar[ar$accepted, , drop = FALSE], colour = "#08519c", size = 0.6) +
+    ggplot2::labs(x = paste("hypothesised effect of", x$estimates$term[1]),
+                  y = "Anderson-Rubin statistic / instruments",
+                  title = "Anderson-Rubin test inversion",
+                  subtitle = sprintf("%g%% set where the curve is below the dashed line: %s; grey: 2SLS",
+                                     100 * (1 - x$alpha), format_ar_set(x$ar_set))) +
+    ggplot2::theme_minimal()
+}
 
 #' @rdname continuous-methods
 #' @export

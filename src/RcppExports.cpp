@@ -11,6 +11,22 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// cpp_demean
+Rcpp::List cpp_demean(Rcpp::NumericMatrix x, const Rcpp::List& codes, const Rcpp::IntegerVector& n_groups, const Rcpp::NumericVector& weights, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_demean(SEXP xSEXP, SEXP codesSEXP, SEXP n_groupsSEXP, SEXP weightsSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_demean(x, codes, n_groups, weights, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rerandomize_search
 Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double want, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
 RcppExport SEXP _mktcausal_cpp_rerandomize_search(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP wantSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
@@ -147,6 +163,7 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},

@@ -85,3 +85,33 @@ test_that("a failing learner gives a classed error naming the fold", {
   expect_error(dml(sales ~ price + x1 | store + week, d, learner = "boosting"),
                class = "mktcausal_error_bad_argument")
 })
+
+# DoubleML (data-raw/fixtures-doubleml.R) has no fixed effects: it was fitted
+# to data demeaned by least squares on unit and time dummies.
+dbl <- readRDS(test_path("fixtures", "doubleml.rds"))
+
+test_that("dml equals DoubleML's partially linear estimate with linear learners and shared folds", {
+  m <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, learner = "linear",
+           basis = FALSE, folds = "fold", cluster = FALSE)
+  expect_equal(coef(m)[["price"]], dbl$linear$coef, tolerance = 1e-8)
+  expect_equal(tidy(m)$std.error, dbl$linear$se, tolerance = 1e-8)
+})
+
+test_that("dml with forests is close to DoubleML with forests, and the basis removes its bias", {
+  skip_if_not_installed("ranger")
+  # Same learner family on the same demeaned controls, but different random
+  # splits (folds of units here, of rows in DoubleML) and different forests:
+  # the two estimates differ by split-and-learner noise, a fraction of one
+  # standard error. Tolerance: one DoubleML standard error.
+  set.seed(1)
+  f <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, learner = "forest",
+           basis = FALSE, n_rep = 3)
+  expect_lt(abs(coef(f)[["price"]] - dbl$forest$coef), dbl$forest$se)
+  # Both are far from the truth (0.5): g(x) enters the demeaned outcome as
+  # the within transform of g, which no learner of the demeaned controls can
+  # fit. The default expands the controls before demeaning and recovers it.
+  expect_gt(dbl$forest$coef - 0.5, 4 * dbl$forest$se)
+  set.seed(1)
+  r <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, n_rep = 3)
+  expect_lt(abs(coef(r)[["price"]] - 0.5), 3 * tidy(r)$std.error)
+})

@@ -46,3 +46,11 @@ test_that("exposure_did rejects exposures that vary and bad post arguments", {
   expect_error(exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, base = 40),
                class = "mktcausal_error_bad_argument")
 })
+
+test_that("exposure_did takes a data.table", {
+  skip_if_not_installed("data.table")
+  m <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, event_study = FALSE)
+  md <- exposure_did(y_exp ~ exposure | geo + week, data.table::as.data.table(pd), post = 8,
+                     event_study = FALSE)
+  expect_equal(coef(md), coef(m))
+})

@@ -29,3 +29,17 @@ test_that("one sweep is exact on a balanced panel and absorbed counts follow fix
   # Periods nested in clusters of periods: only the 5 unit levels count.
   expect_equal(fe_absorbed(list(d$u, d$t), d$u * 0 + (d$t > 2)), 5L)
 })
+
+test_that("non-convergence is reported, and becomes a classed error in estimators", {
+  set.seed(2)
+  d <- expand.grid(u = 1:30, t = 1:10)
+  d <- d[-sample(nrow(d), 100), ]
+  x <- rnorm(nrow(d))
+  out <- demean_fe(x, list(d$u, d$t), max_iter = 1L)
+  expect_false(attr(out, "converged"))
+  expect_equal(attr(out, "iterations"), 1L)
+  expect_error(demean_fe(c(x[-1], NA), list(d$u, d$t)), class = "mktcausal_error_bad_data")
+  # A single factor is one exact sweep: group demeaning.
+  one <- demean_fe(x, list(d$u))
+  expect_equal(one, x - ave(x, d$u), ignore_attr = TRUE, tolerance = 1e-14)
+})

@@ -58,6 +58,13 @@ test_that("the AR set with several instruments ends where its statistic hits the
   expect_equal(wald_at(m$ar_set$conf.low), crit, tolerance = 1e-6)
   expect_equal(wald_at(m$ar_set$conf.high), crit, tolerance = 1e-6)
   expect_lt(wald_at(coef(m)[["grp"]]), crit)
+  # tidy(fit, "ar") is the same statistic (over the number of instruments).
+  ar <- tidy(m, "ar")
+  expect_equal(ar$statistic[c(1, 201, 401)] * 2,
+               vapply(ar$effect[c(1, 201, 401)], wald_at, numeric(1)), tolerance = 1e-8)
+  inside <- ar$effect[ar$statistic <= ar$critical]
+  expect_true(min(inside) >= m$ar_set$conf.low && max(inside) <= m$ar_set$conf.high)
+  expect_s3_class(plot(m), "ggplot")
 })
 
 test_that("weak instruments warn with the AR set, which can be unbounded", {

@@ -53,3 +53,24 @@ test_that("rank deficiency, leverage one and bad weights get classed errors", {
                           weights = c(-1, rep(1, 9))),
                class = "mktcausal_error_bad_weights")
 })
+
+test_that("CR1 and HC1 apply fixest's small-sample factors to the sandwich", {
+  set.seed(3)
+  n <- 60
+  X <- cbind(a = rnorm(n), b = rnorm(n))
+  y <- X %*% c(1, -1) + rnorm(n)
+  cl <- rep(1:12, each = 5)
+  fit <- ols_robust(X, y, cluster = cl, se_type = "CR1", n_absorbed = 3)
+  e <- as.vector(y - X %*% fit$coefficients)
+  bread <- solve(crossprod(X))
+  S <- rowsum(X * e, cl)
+  manual <- 12 / 11 * (n - 1) / (n - 5) * bread %*% crossprod(S) %*% bread
+  expect_equal(unname(fit$vcov), unname(manual), tolerance = 1e-12)
+  expect_equal(unname(fit$df), c(11, 11))
+  h <- ols_robust(X, y, se_type = "HC1", n_absorbed = 3)
+  manual_h <- n / (n - 5) * bread %*% crossprod(X * e) %*% bread
+  expect_equal(unname(h$vcov), unname(manual_h), tolerance = 1e-12)
+  expect_equal(unname(h$df), c(55, 55))
+  expect_error(ols_robust(X, y, cluster = rep(1, n), se_type = "CR1"),
+               class = "mktcausal_error_bad_cluster")
+})
