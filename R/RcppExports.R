@@ -5,6 +5,14 @@ cpp_demean <- function(x, codes, n_groups, weights, tol, max_iter) {
     .Call(`_mktcausal_cpp_demean`, x, codes, n_groups, weights, tol, max_iter)
 }
 
+cpp_ife_fit <- function(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0) {
+    .Call(`_mktcausal_cpp_ife_fit`, Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0)
+}
+
+cpp_ife_project <- function(Y, pre, X, beta, mu, xi, F, force) {
+    .Call(`_mktcausal_cpp_ife_project`, Y, pre, X, beta, mu, xi, F, force)
+}
+
 cpp_rerandomize_search <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress) {
     .Call(`_mktcausal_cpp_rerandomize_search`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress)
 }
@@ -31,5 +39,13 @@ cpp_staggered_boot <- function(S, n, B, seed, threads) {
 
 cpp_staggered_boot_cohort <- function(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads) {
     .Call(`_mktcausal_cpp_staggered_boot_cohort`, y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads)
+}
+
+cpp_simplex_ls <- function(X, y, eta, w0, tol, max_iter) {
+    .Call(`_mktcausal_cpp_simplex_ls`, X, y, eta, w0, tol, max_iter)
+}
+
+cpp_synth_nested <- function(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol) {
+    .Call(`_mktcausal_cpp_synth_nested`, X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol)
 }
 

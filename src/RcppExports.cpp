@@ -27,6 +27,45 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_ife_fit
+Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0);
+RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type mask(maskSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< bool >::type soft(softSEXP);
+    Rcpp::traits::input_parameter< double >::type lambda(lambdaSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_fit(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ife_project
+Rcpp::List cpp_ife_project(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& pre, const Rcpp::List& X, const Eigen::VectorXd& beta, double mu, const Eigen::VectorXd& xi, const Eigen::MatrixXd& F, int force);
+RcppExport SEXP _mktcausal_cpp_ife_project(SEXP YSEXP, SEXP preSEXP, SEXP XSEXP, SEXP betaSEXP, SEXP muSEXP, SEXP xiSEXP, SEXP FSEXP, SEXP forceSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< double >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type xi(xiSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F(FSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_project(Y, pre, X, beta, mu, xi, F, force));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rerandomize_search
 Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double want, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
 RcppExport SEXP _mktcausal_cpp_rerandomize_search(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP wantSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
@@ -161,9 +200,46 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_simplex_ls
+Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVector& y, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_simplex_ls(SEXP XSEXP, SEXP ySEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< double >::type eta(etaSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w0(w0SEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_simplex_ls(X, y, eta, w0, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_synth_nested
+Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0, const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0, const Rcpp::NumericMatrix& starts, double tol, int max_iter, int max_eval, double ftol);
+RcppExport SEXP _mktcausal_cpp_synth_nested(SEXP X1SEXP, SEXP X0SEXP, SEXP Y1SEXP, SEXP Y0SEXP, SEXP startsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP max_evalSEXP, SEXP ftolSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type X1(X1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X0(X0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type Y1(Y1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type Y0(Y0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type starts(startsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< int >::type max_eval(max_evalSEXP);
+    Rcpp::traits::input_parameter< double >::type ftol(ftolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_nested(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
+    {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 11},
+    {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
@@ -171,6 +247,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
+    {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
+    {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {NULL, NULL, 0}
 };
 

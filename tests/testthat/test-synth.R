@@ -202,7 +202,7 @@ test_that("asc: ridge augmentation with a leave-one-donor-out penalty", {
   }, numeric(1))) / ncol(Yp)
   expect_equal(aug$cv[20], brute, tolerance = 1e-8)
   expect_identical(asc$ridge_lambda, aug$lambda)
-  d <- sim_factor_panel(effect = 4, seed = 21)
+  d <- sim_synth_panel(effect = 4, seed = 21)
   expect_equal(coef(synth(y ~ d | unit + time, d, method = "asc"))[["att"]], 4, tolerance = 0.05)
   expect_error(synth(f99, prop99, method = "asc", predictors = list(retprice = 1980)),
                class = "mktcausal_error_bad_argument")

@@ -31,7 +31,7 @@ test_that("the conformal p-value is the rank of the statistic over cyclic shifts
 })
 
 test_that("conformal intervals cover a known effect in a factor model", {
-  d <- sim_factor_panel(n_periods = 40, first_treated = 31, effect = 3, sd = 0.3, seed = 4)
+  d <- sim_synth_panel(n_periods = 40, first_treated = 31, effect = 3, sd = 0.3, seed = 4)
   fit <- synth(y ~ d | unit + time, d, inference = "conformal")
   expect_lt(fit$conf.low, 3)
   expect_gt(fit$conf.high, 3)
@@ -51,7 +51,7 @@ test_that("conformal inference refuses what it does not cover", {
   expect_error(suppressWarnings(synth(f99, prop99, predictors = list(retprice = 1980:1988),
                                       inference = "conformal")),
                class = "mktcausal_error_inference_unsupported")
-  d <- sim_factor_panel(first_treated = c(30, 32), seed = 3)
+  d <- sim_synth_panel(first_treated = c(30, 32), seed = 3)
   expect_error(synth(y ~ d | unit + time, d, inference = "conformal"),
                class = "mktcausal_error_inference_unsupported")
 })
