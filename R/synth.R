@@ -312,7 +312,7 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
 # whose treatment starts at column t0. Returns the weights and the gap of
 # every period.
 fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
-                    quiet = FALSE) {
+                    sigma = NULL) {
   panel <- setup$panel
   Y <- panel$Y
   Tn <- ncol(Y)
@@ -339,7 +339,9 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   } else if (method == "sdid") {
     n_tr <- length(treated)
     diffs <- diff(t(Y0[, pre, drop = FALSE]))
-    sigma <- if (length(diffs) > 1L) stats::sd(as.vector(diffs)) else 0
+    # The noise level sets both penalties; placebo replications pass the
+    # original fit's value, as the reference implementation does.
+    if (is.null(sigma)) sigma <- if (length(diffs) > 1L) stats::sd(as.vector(diffs)) else 0
     zeta_w <- (n_tr * length(post))^(1 / 4) * sigma
     # Intercepts: centre over time for the unit weights, over donors for the
     # time weights; the ridge scale is the number of rows, as in the paper.
@@ -382,7 +384,8 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   synthetic <- drop(crossprod(Y0, w))
   offset <- if (is.null(lambda)) 0 else sum(lambda * (y1 - synthetic), na.rm = TRUE)
   gap <- y1 - synthetic - offset
-  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge, v = v, v_loss = v_loss,
+  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge,
+       sigma = if (method == "sdid") sigma, v = v, v_loss = v_loss,
        balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
        att = mean(gap[post], na.rm = TRUE),
        pre_rmspe = sqrt(mean(gap[pre]^2, na.rm = TRUE)),
