@@ -19,7 +19,7 @@
 #'   `"placebo"` (placebo gaps, needs `inference = "placebo"` with `"sc"`),
 #'   `"weights"` or `"ratio"` (post/pre RMSPE ratios).
 #'
-#' @param object,x A [synth()] fit.
+#' @param object,x A [synth()] fit (for `print()`, also its `summary()`).
 #' @param by_unit Return the ATT of each fit rather than the overall one.
 #' @param type For `weights()`: `"unit"` or `"time"`. For `plot()`: see
 #'   above.
@@ -104,6 +104,7 @@ glance.mkt_synth <- function(x, ...) {
              converged = x$converged, stringsAsFactors = FALSE)
 }
 
+#' @rdname synth-methods
 #' @export
 print.mkt_synth <- function(x, ...) {
   label <- c(sc = "Synthetic control", asc = "Augmented synthetic control (ridge)", sdid = "Synthetic difference-in-differences",
@@ -138,6 +139,7 @@ summary.mkt_synth <- function(object, ...) {
             class = "summary.mkt_synth")
 }
 
+#' @rdname synth-methods
 #' @export
 print.summary.mkt_synth <- function(x, ...) {
   print.mkt_synth(x$fit)

@@ -107,6 +107,14 @@
 #' @param poor_fit A classed warning (`mktcausal_warning_poor_fit`) is
 #'   raised when a treated unit's pre-period RMSPE exceeds this fraction of
 #'   the standard deviation of all pre-period outcomes.
+#' @param pool For outcome-only `"sc"` with several treated units: the
+#'   weight \eqn{\nu} in \[0, 1\] of the pooled fit in the partially pooled
+#'   synthetic control of Ben-Michael, Feller and Rothstein (2022). The
+#'   weights minimise \eqn{\nu} times the mean squared pre-period gap of the
+#'   average treated unit (over the lags all treated units share, in event
+#'   time) plus \eqn{1 - \nu} times the mean of the units' own mean squared
+#'   pre-period gaps. `0` (the default) fits each unit separately; `1` fits
+#'   only the average. No inference is offered for `pool > 0`.
 #' @param ... Must be empty.
 #' @return An object of class `c("mkt_synth", "mkt_fit")`. Use [coef()],
 #'   [weights()][weights.mkt_synth], [tidy()][tidy.mkt_synth],
@@ -122,6 +130,10 @@
 #'   Arkhangelsky, D., Athey, S., Hirshberg, D. A., Imbens, G. W. and Wager, S.
 #'   (2021). Synthetic difference-in-differences. *American Economic Review*
 #'   111(12), 4088-4118.
+#'
+#'   Ben-Michael, E., Feller, A. and Rothstein, J. (2022). Synthetic controls
+#'   with staggered adoption. *Journal of the Royal Statistical Society,
+#'   Series B* 84(2), 351-381.
 #'
 #'   Chernozhukov, V., Wuthrich, K. and Zhu, Y. (2021). An exact and robust
 #'   conformal inference method for counterfactual and synthetic controls.
@@ -139,7 +151,7 @@
 synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predictors = NULL,
                   inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
                   n_draws = 200L, fit_periods = NULL, drop_poor_placebos = Inf,
-                  alpha = 0.05, poor_fit = 0.25, ...) {
+                  alpha = 0.05, poor_fit = 0.25, pool = 0, ...) {
   rlang::check_dots_empty()
   method <- rlang::arg_match(method)
   inference <- rlang::arg_match(inference)
@@ -156,6 +168,15 @@ synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predict
       "{.arg predictors} are used by {.code method = \"sc\"} only.",
       i = "Drop {.arg predictors} or use {.code method = \"sc\"}."))
   }
+  if (length(pool) != 1L) {
+    abort_mkt("bad_argument", "{.arg pool} must be a single number in [0, 1].")
+  }
+  check_probability(pool, "pool", open_left = FALSE)
+  if (pool > 0 && (method != "sc" || !is.null(predictors))) {
+    abort_mkt("bad_argument", c(
+      "{.arg pool} applies to outcome-only {.code method = \"sc\"}.",
+      i = "Set {.code pool = 0} or drop {.arg predictors}."))
+  }
   pred_vars <- if (is.null(predictors)) character() else check_predictor_list(predictors)
   panel <- synth_panel(formula, data, pred_vars)
   setup <- synth_setup(panel, method)
@@ -163,7 +184,20 @@ synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predict
   fits <- lapply(setup$groups, function(g) {
     fit_one(setup, g$treated, g$t0, setup$donors, method, predictors, fit_periods)
   })
+  pooled <- NULL
+  if (pool > 0 && length(fits) > 1L) {
+    if (inference != "none") {
+      abort_mkt("inference_unsupported", c(
+        "Inference for partially pooled weights is not available.",
+        i = "Use {.code pool = 0}, or {.code method = \"sdid\"} with placebo standard errors."))
+    }
+    pooled <- pool_weights(setup, fits, pool)
+    fits <- Map(function(f, w) refit_gaps(setup, f, w), fits, pooled$W)
+    for (k in seq_along(fits)) fits[[k]]$convergence$converged <- pooled$converged
+  }
   out <- assemble_synth(setup, fits, method, predictors)
+  out$pool <- pool
+  out$pooled_imbalance <- pooled$pooled_imbalance
   out$call <- match.call()
   # Kept for the robustness checks, which refit the same specification.
   out$setup <- setup
@@ -312,7 +346,7 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
 # whose treatment starts at column t0. Returns the weights and the gap of
 # every period.
 fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
-                    quiet = FALSE) {
+                    sigma = NULL) {
   panel <- setup$panel
   Y <- panel$Y
   Tn <- ncol(Y)
@@ -339,7 +373,9 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   } else if (method == "sdid") {
     n_tr <- length(treated)
     diffs <- diff(t(Y0[, pre, drop = FALSE]))
-    sigma <- if (length(diffs) > 1L) stats::sd(as.vector(diffs)) else 0
+    # The noise level sets both penalties; placebo replications pass the
+    # original fit's value, as the reference implementation does.
+    if (is.null(sigma)) sigma <- if (length(diffs) > 1L) stats::sd(as.vector(diffs)) else 0
     zeta_w <- (n_tr * length(post))^(1 / 4) * sigma
     # Intercepts: centre over time for the unit weights, over donors for the
     # time weights; the ridge scale is the number of rows, as in the paper.
@@ -382,7 +418,8 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   synthetic <- drop(crossprod(Y0, w))
   offset <- if (is.null(lambda)) 0 else sum(lambda * (y1 - synthetic), na.rm = TRUE)
   gap <- y1 - synthetic - offset
-  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge, v = v, v_loss = v_loss,
+  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge,
+       sigma = if (method == "sdid") sigma, v = v, v_loss = v_loss,
        balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
        att = mean(gap[post], na.rm = TRUE),
        pre_rmspe = sqrt(mean(gap[pre]^2, na.rm = TRUE)),

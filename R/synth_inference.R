@@ -34,7 +34,8 @@ synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_peri
     ), call = call)
   }
   draws <- switch(inference,
-    placebo = placebo_draws(setup, method, n_draws),
+    placebo = placebo_draws(setup, method, n_draws,
+                            lapply(fit$fits, function(f) f$sigma)),
     bootstrap = bootstrap_draws(setup, method, n_draws),
     jackknife = jackknife_draws(fit, setup))
   n <- length(draws)
@@ -94,15 +95,18 @@ placebo_in_space <- function(fit, setup, predictors, fit_periods, drop_poor_plac
 }
 
 # The overall ATT of a set of treated groups fitted from `donors`.
-synth_tau <- function(setup, groups, donors, method) {
-  fits <- lapply(groups, function(g) fit_one(setup, g$treated, g$t0, donors, method, NULL, NULL))
+synth_tau <- function(setup, groups, donors, method, sigma = NULL) {
+  fits <- lapply(seq_along(groups), function(k) {
+    g <- groups[[k]]
+    fit_one(setup, g$treated, g$t0, donors, method, NULL, NULL, sigma = sigma[[k]])
+  })
   n_tr <- vapply(groups, function(g) length(g$treated), numeric(1))
   sum(n_tr * vapply(fits, `[[`, numeric(1), "att")) / sum(n_tr)
 }
 
 # Algorithm 4 of Arkhangelsky et al.: donors drawn at random take the place
 # of each cohort's treated units; the estimator is rerun on donors only.
-placebo_draws <- function(setup, method, n_draws) {
+placebo_draws <- function(setup, method, n_draws, sigma) {
   donors <- setup$donors
   groups <- setup$groups
   sizes <- vapply(groups, function(g) length(g$treated), integer(1))
@@ -111,7 +115,7 @@ placebo_draws <- function(setup, method, n_draws) {
       pick <- sample(donors, sum(sizes))
       cut <- rep(seq_along(groups), sizes)
       pg <- lapply(seq_along(groups), function(k) list(treated = pick[cut == k], t0 = groups[[k]]$t0))
-      synth_tau(setup, pg, setdiff(donors, pick), method)
+      synth_tau(setup, pg, setdiff(donors, pick), method, sigma)
     }, numeric(1))
   }, chunk_size = 50L, label = "placebo replications")
   unlist(chunks)

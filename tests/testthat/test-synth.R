@@ -18,7 +18,7 @@ test_that("Prop 99 outcome-only weights are the exact QP solution", {
 })
 
 test_that("the simplex solver meets KKT on a large panel and agrees with itself warm-started", {
-  set.seed(3)
+  withr::local_seed(3)
   X <- matrix(rnorm(60 * 300), 60) + outer(rnorm(60), rnorm(300))
   y <- X[, 1:4] %*% c(0.4, 0.3, 0.2, 0.1) + rnorm(60, sd = 0.3)
   cold <- cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)
@@ -206,4 +206,33 @@ test_that("asc: ridge augmentation with a leave-one-donor-out penalty", {
   expect_equal(coef(synth(y ~ d | unit + time, d, method = "asc"))[["att"]], 4, tolerance = 0.05)
   expect_error(synth(f99, prop99, method = "asc", predictors = list(retprice = 1980)),
                class = "mktcausal_error_bad_argument")
+})
+
+test_that("time-invariant and time-varying predictors work together", {
+  d <- prop99
+  # A time-invariant column: each state's 1970 price, repeated in every year.
+  d$price70 <- ave(ifelse(d$year == 1970, d$retprice, NA), d$state,
+                   FUN = function(v) v[!is.na(v)][1])
+  pr <- list(price70 = 1985, retprice = 1980:1988, packspercapita = 1975,
+             packspercapita = 1988)
+  fit <- synth(f99, d, predictors = pr)
+  b <- fit$balance
+  expect_equal(b$treated[1], d$retprice[d$state == "California" & d$year == 1970])
+  expect_equal(b$term, c("price70 (1985)", "retprice (1980-1988)", "packspercapita (1975)",
+                         "packspercapita (1988)"))
+  expect_equal(sum(weights(fit)), 1, tolerance = 1e-12)
+  # Averaging a time-invariant column over any pre-period gives the same fit.
+  pr2 <- pr
+  pr2$price70 <- 1975:1980
+  expect_equal(weights(synth(f99, d, predictors = pr2)), weights(fit))
+})
+
+test_that("an optimiser that stops short raises a classed warning", {
+  withr::local_seed(9)
+  r <- cpp_simplex_ls(matrix(rnorm(200), 10), rnorm(10), 0, numeric(0), 1e-12, 1L)
+  expect_false(r$converged)
+  fit <- synth(f99, prop99)
+  fit$converged <- FALSE
+  fit$kkt <- r$kkt
+  expect_warning(warn_fit_quality(fit, poor_fit = 0.25), class = "mktcausal_warning_not_converged")
 })
