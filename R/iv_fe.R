@@ -42,6 +42,16 @@
 #' each crossing refined by root finding, and its ends are unbounded exactly
 #' when the first-stage Wald statistic is below the critical value.
 #'
+#' @section Geo experiments with non-compliance:
+#' Put the experiment in long form with a pre and a test period, the
+#' assignment interacted with the test period as the instrument and the
+#' treatment received as the endogenous variable:
+#' `iv_fe(sales ~ 1 | geo + period | received ~ assigned_post, data)`. With
+#' two periods the coefficient equals the Wald complier effect of
+#' [experiment_diagnostics()] on each geo's change in sales (post minus pre)
+#' exactly; the standard errors differ only by the small-sample factors
+#' (CR1 here, HC2 there).
+#'
 #' @param formula `outcome ~ exogenous | unit + time | endogenous ~ instruments`;
 #'   see Formula grammar.
 #' @param data A long data frame, tibble or data.table, one row per unit and
