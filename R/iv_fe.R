@@ -27,7 +27,10 @@
 #' effective F of Montiel Olea and Pflueger (2013) (`f_effective`), which is
 #' \eqn{\hat\pi' \tilde Z'\tilde Z \hat\pi / \mathrm{tr}(\hat V_\pi \tilde
 #' Z'\tilde Z)} with \eqn{\tilde Z} the instruments after removing the fixed
-#' effects and exogenous covariates. When the effective F is below
+#' effects and exogenous covariates. `f_robust` equals fixest's `fitstat(fit, "ivwald")`;
+#' `f_stat` counts every absorbed fixed effect in its residual degrees of
+#' freedom, so it is slightly smaller than fixest's `"ivf"`, which does not
+#' count the effects nested in the clusters. When the effective F is below
 #' `weak_threshold`, a warning of class `mktcausal_warning_weak_instruments`
 #' says so and gives the Anderson-Rubin set.
 #'
