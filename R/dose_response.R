@@ -41,7 +41,10 @@
 #' the dose distribution itself; and with parallel trends only (not strong)
 #' it adds selection bias from units choosing their dose. When effects are
 #' heterogeneous in the dose it differs from `ACRT`. `estimator = "twfe"` on
-#' such a design warns with class `mktcausal_warning_twfe_dose`.
+#' such a design warns with class `mktcausal_warning_twfe_dose`. A `"cgbs"`
+#' fit holds these weights in `twfe_weights` (columns `dose`, `weight`, and
+#' `dose_density`, a kernel density of the dosed units' doses, for
+#' comparison); `tidy(fit, "twfe_weights")` returns them.
 #'
 #' @param formula `outcome ~ dose + covariates | unit + time`.
 #' @param data A long data frame, tibble or data.table.
@@ -322,10 +325,19 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha,
   V_out <- diag(est$std.error^2, nrow(est))
   dimnames(V_out) <- list(est$term, est$term)
   twfe <- stats::cov(dose, change) / stats::var(dose)
+  # What TWFE weights: w(l) = E[(D - E D) 1{D >= l}] / Var(D) over all units
+  # (dosed and untreated), which integrates to one over [0, max dose].
+  wgrid <- seq(0, rng[2], length.out = 101)
+  dc <- dose - mean(dose)
+  vpop <- mean(dc^2)
+  weights_tab <- data.frame(dose = wgrid, weight = vapply(wgrid, function(l) mean(dc * (dose >= l)),
+                                                          numeric(1)) / vpop,
+                            dose_density = stats::approx(stats::density(d1, from = 0, to = rng[2], n = 101),
+                                                         xout = wgrid)$y)
   structure(list(
     estimates = est, vcov = V_out, curve = curve, estimator = "cgbs", shape = shape,
     reference = 0, alpha = alpha, n = length(dose), n_units = length(dose),
     n_periods = ncol(Y), n_untreated = n0, n_treated = n1, n_clusters = length(dose),
-    se_type = "HC2", twfe_slope = twfe, panel = panel
+    se_type = "HC2", twfe_slope = twfe, twfe_weights = weights_tab, panel = panel
   ), class = c("mkt_dose_response", "mkt_fit"))
 }

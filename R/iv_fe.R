@@ -27,7 +27,10 @@
 #' effective F of Montiel Olea and Pflueger (2013) (`f_effective`), which is
 #' \eqn{\hat\pi' \tilde Z'\tilde Z \hat\pi / \mathrm{tr}(\hat V_\pi \tilde
 #' Z'\tilde Z)} with \eqn{\tilde Z} the instruments after removing the fixed
-#' effects and exogenous covariates. When the effective F is below
+#' effects and exogenous covariates. `f_robust` equals fixest's `fitstat(fit, "ivwald")`;
+#' `f_stat` counts every absorbed fixed effect in its residual degrees of
+#' freedom, so it is slightly smaller than fixest's `"ivf"`, which does not
+#' count the effects nested in the clusters. When the effective F is below
 #' `weak_threshold`, a warning of class `mktcausal_warning_weak_instruments`
 #' says so and gives the Anderson-Rubin set.
 #'
@@ -41,6 +44,16 @@
 #' 4,001 points over the 2SLS estimate plus or minus 100 standard errors,
 #' each crossing refined by root finding, and its ends are unbounded exactly
 #' when the first-stage Wald statistic is below the critical value.
+#'
+#' @section Geo experiments with non-compliance:
+#' Put the experiment in long form with a pre and a test period, the
+#' assignment interacted with the test period as the instrument and the
+#' treatment received as the endogenous variable:
+#' `iv_fe(sales ~ 1 | geo + period | received ~ assigned_post, data)`. With
+#' two periods the coefficient equals the Wald complier effect of
+#' [experiment_diagnostics()] on each geo's change in sales (post minus pre)
+#' exactly; the standard errors differ only by the small-sample factors
+#' (CR1 here, HC2 there).
 #'
 #' @param formula `outcome ~ exogenous | unit + time | endogenous ~ instruments`;
 #'   see Formula grammar.

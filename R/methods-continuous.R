@@ -17,8 +17,9 @@
 #' @param x,object A fit from [iv_fe()], [dose_response()], [exposure_did()]
 #'   or [dml()].
 #' @param what What to tidy: `"coefficients"` (default), `"curve"` (dose
-#'   response), `"event_study"` (exposure DiD) or `"ar"` (the
-#'   Anderson-Rubin statistic over a grid, IV).
+#'   response), `"twfe_weights"` (continuous DiD: the weights TWFE puts on
+#'   each dose's causal response), `"event_study"` (exposure DiD) or `"ar"`
+#'   (the Anderson-Rubin statistic over a grid, IV).
 #' @param parm Coefficients to report (names or positions); all by default.
 #' @param level Confidence level.
 #' @param ... Unused.
@@ -151,7 +152,13 @@ summary.mkt_iv_fe <- function(object, ...) print.mkt_iv_fe(object, ...)
 
 #' @rdname continuous-methods
 #' @export
-tidy.mkt_dose_response <- function(x, what = "coefficients", ...) fit_tidy(x, what)
+tidy.mkt_dose_response <- function(x, what = "coefficients", ...) {
+  if (identical(what, "twfe_weights")) {
+    return(x$twfe_weights %||% abort_mkt("bad_argument",
+      "TWFE weights are reported by {.code estimator = \"cgbs\"} fits."))
+  }
+  fit_tidy(x, what)
+}
 
 #' @rdname continuous-methods
 #' @export

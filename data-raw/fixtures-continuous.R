@@ -28,6 +28,11 @@ panel$exposure <- (panel$geo %% 10) / 10
 panel$post <- as.integer(panel$week >= 8)
 panel$y_exp <- panel$geo / 5 + panel$week / 3 + 2 * panel$exposure * panel$post + rnorm(n)
 
+# Two endogenous variables: a second campaign channel with its own cost shifter.
+panel$cost3 <- rnorm(n)
+panel$search <- 0.8 * panel$cost3 + 0.5 * u + rnorm(n)
+panel$sales2 <- panel$sales + 0.7 * panel$search
+
 tol <- 3e-12
 pick <- function(f) list(coef = coef(f), se = sqrt(diag(vcov(f))))
 fixtures <- list(
@@ -38,6 +43,8 @@ fixtures <- list(
                                  cluster = ~region, fixef.tol = tol)),
   iv_hetero_weights = pick(feols(sales ~ price | geo + week | grp ~ cost, panel,
                                  vcov = "hetero", weights = ~w, fixef.tol = tol)),
+  iv_two_endogenous = pick(feols(sales2 ~ price | geo + week | grp + search ~ cost + cost2 + cost3,
+                                 panel, cluster = ~geo, fixef.tol = tol)),
   iv_wald_first_stage = fitstat(feols(sales ~ price | geo + week | grp ~ cost + cost2, panel,
                                       cluster = ~geo, fixef.tol = tol), "ivwald")[[1]]$stat,
   dose_linear = pick(feols(sales ~ dose | geo + week, panel, cluster = ~geo, fixef.tol = tol)),

@@ -115,3 +115,18 @@ test_that("dml with forests is close to DoubleML with forests, and the basis rem
   r <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, n_rep = 3)
   expect_lt(abs(coef(r)[["price"]] - 0.5), 3 * tidy(r)$std.error)
 })
+
+test_that("set.seed reproduces dml's repeated cross-fits under a parallel plan", {
+  skip_on_cran()
+  skip_if_not_installed("future")
+  skip_if_not(future::supportsMulticore())
+  d <- sim_plm(n_units = 40, n_periods = 4)
+  set.seed(3)
+  a <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 2)
+  oplan <- future::plan(future::multicore, workers = 2)
+  on.exit(future::plan(oplan), add = TRUE)
+  set.seed(3)
+  b <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 2)
+  expect_equal(b$repetitions, a$repetitions, tolerance = 1e-12)
+  expect_equal(coef(b), coef(a))
+})

@@ -46,6 +46,16 @@ test_that("continuous DiD recovers ATT(d) and ACRT where TWFE on doses is biased
   mid <- acrt[abs(acrt$dose - 0.5) < 0.03, ]
   expect_true(all(abs(mid$estimate - 2 * mid$dose) < 4 * mid$std.error))
   expect_equal(glance(cg)$twfe_slope, coef(tw)[["grp"]], tolerance = 1e-8)
+  # TWFE's weights on ACRT(l) integrate to one; for U(0, 1) doses with 30%
+  # zeros they are 0.7 [(1 - l^2) / 2 - 0.35 (1 - l)] / Var(D): positive
+  # inside, falling to zero at the largest dose.
+  w <- tidy(cg, "twfe_weights")
+  area <- sum(diff(w$dose) * (head(w$weight, -1) + tail(w$weight, -1)) / 2)
+  expect_equal(area, 1, tolerance = 0.02)
+  expect_gt(w$weight[51], w$weight[101])
+  # Under strong parallel trends TWFE is the integral of ACRT(l) w(l) = 2 l w(l).
+  implied <- sum(diff(w$dose) * (head(2 * w$dose * w$weight, -1) + tail(2 * w$dose * w$weight, -1)) / 2)
+  expect_lt(abs(implied - coef(tw)[["grp"]]), 4 * tidy(tw)$std.error)
   # Linear CGBS: ACRT is the slope of the change on the dose among the dosed.
   cl <- dose_response(sales ~ grp | geo + week, d, estimator = "cgbs")
   expect_lt(abs(coef(cl)[["ACRT"]] - 1), 4 * tidy(cl)$std.error[2])
