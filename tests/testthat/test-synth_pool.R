@@ -10,7 +10,7 @@ pool_objective <- function(fit, nu) {
 }
 
 test_that("pool = 0 is the separate fit and pooling lowers the pooled imbalance", {
-  d <- sim_factor_panel(n_donors = 20, n_periods = 30, first_treated = c(20, 22, 24),
+  d <- sim_synth_panel(n_donors = 20, n_periods = 30, first_treated = c(20, 22, 24),
                         effect = 2, sd = 0.5, seed = 12)
   sep <- synth(y ~ d | unit + time, d)
   expect_identical(weights(synth(y ~ d | unit + time, d, pool = 0)), weights(sep))
@@ -44,7 +44,7 @@ test_that("pool = 0 is the separate fit and pooling lowers the pooled imbalance"
 })
 
 test_that("pool is checked", {
-  d <- sim_factor_panel(first_treated = c(30, 32), seed = 3)
+  d <- sim_synth_panel(first_treated = c(30, 32), seed = 3)
   expect_error(synth(y ~ d | unit + time, d, pool = 2), class = "mktcausal_error_bad_argument")
   expect_error(synth(y ~ d | unit + time, d, pool = c(0.1, 0.2)),
                class = "mktcausal_error_bad_argument")
