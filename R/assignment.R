@@ -176,18 +176,30 @@ assignment_row <- function(setting, panel, data_name, facts, adjacency_name = "a
       ),
       when_doubtful = "A poor pre-period fit means no convex combination of donors reproduces the treated unit: widen the donor pool or use the augmented (asc) or interactive fixed effects estimators."
     ),
-    common_shock = list(
+    common_shock = if (facts$treatment_type == "continuous") list(
       assumption = "Parallel trends across exposure levels, or a factor structure: units with more exposure would otherwise have moved like units with less.",
       functions = calls(
         c(sprintf("exposure_did(%s, %s)", f, data_name),
-          "exposure-response difference-in-differences"),
+          "exposure-response difference-in-differences and its event study"),
         c(sprintf("ife(%s, %s)", f, data_name),
           "interactive fixed effects: units load differently on the shared shocks")
       ),
       diagnostics = calls(
+        c(sprintf("tidy(exposure_did(%s, %s), \"event_study\")", f, data_name),
+          "exposure-related trends before the shock"),
         c(sprintf("plot_status(%s, %s)", f, data_name), "exposure over time")
       ),
       when_doubtful = "If high- and low-exposure units trended apart before the shock, add factors (ife) rather than trusting parallel trends."
+    ) else list(
+      assumption = "Parallel trends across exposure levels, or a factor structure: units with more exposure would otherwise have moved like units with less.",
+      functions = calls(),
+      diagnostics = calls(
+        c(sprintf("plot_status(%s, %s)", f, data_name), "who is treated when")
+      ),
+      when_doubtful = sprintf(paste(
+        "Every unit is treated at the same date and the treatment records no intensity, so nothing in the panel separates the effect from the common shock.",
+        "Add each unit's exposure (GRPs, share of stores reached) as a column and call exposure_did(%s ~ exposure | %s + %s, %s, post = %s)."),
+        v$outcome, v$unit, v$time, data_name, time_literal(panel$cohort[!is.na(panel$cohort)][1]))
     ),
     continuous = list(
       assumption = "Conditional unconfoundedness: given unit and time effects (and controls), the dose is as good as random; or a valid instrument moves it.",
@@ -260,6 +272,14 @@ randomized_row <- function(panel, data_name, facts, q) {
   )
 }
 
+# A period written as R code: numbers as they are, anything else (dates) as a
+# string to convert.
+time_literal <- function(x) {
+  if (is.numeric(x)) return(format(x))
+  if (inherits(x, "Date")) return(sprintf("as.Date(\"%s\")", format(x)))
+  sprintf("\"%s\"", as.character(x))
+}
+
 assignment_labels <- c(
   randomized = "randomized geo experiment",
   staggered = "staggered adoption",
@@ -284,6 +304,7 @@ print.mkt_assignment <- function(x, ...) {
               if (fx$spatial) "; neighbour structure supplied" else ""))
   cat("\nCore assumption:\n  ", x$assumption, "\n", sep = "")
   cat("\nEstimators:\n")
+  if (!nrow(x$functions)) cat("  none without more information (see below)\n")
   cat(sprintf("  %s\n      # %s\n", x$functions$call, x$functions$purpose), sep = "")
   cat("\nDiagnostics:\n")
   cat(sprintf("  %s\n      # %s\n", x$diagnostics$call, x$diagnostics$purpose), sep = "")

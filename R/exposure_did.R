@@ -21,12 +21,18 @@
 #' `fixest::feols(y ~ I(exposure * post) | unit + time, cluster = ~unit)` and
 #' the event study `feols(y ~ i(time, exposure, ref = base) | unit + time)`.
 #'
-#' @param formula `outcome ~ exposure + covariates | unit + time`; the
-#'   exposure must be constant within each unit.
+#' @param formula `outcome ~ exposure + covariates | unit + time`. The
+#'   exposure column is either constant within each unit (then give
+#'   `post`), or the exposure switched on at the shock: zero for every unit
+#'   before one common period and constant within each unit from then on
+#'   (for example GRPs recorded only while the campaign airs). In the second
+#'   form the exposure is read from the post periods and `post` defaults to
+#'   the first of them.
 #' @param data A long data frame, tibble or data.table.
 #' @param post The first period of the shock, on the scale of the time
 #'   column (for example `as.Date("2024-03-04")` or `8`), or the name of a
-#'   0/1 column of `data` marking post periods.
+#'   0/1 column of `data` marking post periods. Optional when the exposure
+#'   column switches on at the shock.
 #' @param event_study Also fit the event study (default `TRUE`).
 #' @param base Base period of the event study (its coefficient is 0); the
 #'   last period before the shock by default.
@@ -63,7 +69,13 @@ exposure_did <- function(formula, data, post, event_study = TRUE, base = NULL,
     ))
   }
   cells <- panel_cells(panel)
-  expo <- unit_exposure(panel, expo_name)
+  switched <- exposure_switched_on(panel)
+  if (!is.null(switched)) {
+    expo <- switched$exposure
+    if (missing(post) || is.null(post)) post <- switched$start
+  } else {
+    expo <- unit_exposure(panel, expo_name)
+  }
   post_t <- post_periods(post, panel, data)
   covs <- panel$vars$covariates
   keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
@@ -140,6 +152,22 @@ unit_exposure <- function(panel, name, call = rlang::caller_env()) {
     ), call = call)
   }
   apply(D, 1, function(r) r[!is.na(r)][1])
+}
+
+# An exposure recorded only once the shock starts: zero for every unit before
+# one common period, constant within each unit from it on, and not zero
+# everywhere after it. Returns each unit's exposure and the start, or NULL.
+exposure_switched_on <- function(panel) {
+  D <- panel$D
+  if (is.null(D)) return(NULL)
+  on <- colSums(abs(D) > 0, na.rm = TRUE) > 0
+  if (!any(on)) return(NULL)
+  start <- which(on)[1]
+  if (start == 1L || !all(on[start:length(on)])) return(NULL)
+  after <- D[, start:ncol(D), drop = FALSE]
+  rng <- apply(after, 1, function(r) diff(range(r, na.rm = TRUE)))
+  if (any(!is.finite(rng)) || any(rng > 1e-12 * max(1, abs(after), na.rm = TRUE))) return(NULL)
+  list(exposure = apply(after, 1, function(r) r[!is.na(r)][1]), start = panel$times[start])
 }
 
 # 0/1 for each period of the panel: after the shock or not.

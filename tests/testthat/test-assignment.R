@@ -93,3 +93,44 @@ test_that("a randomized design gives the randomized row with calls on the user's
                tolerance = 1e-10)
   expect_error(assignment(sales ~ 0 | id + week, panel), class = "mktcausal_error_bad_formula")
 })
+
+test_that("on each shipped panel, assignment() names the right row", {
+  expect_identical(assignment(packspercapita ~ treated | state + year, prop99)$setting,
+                   "single_treated")
+  expect_identical(assignment(gdpcap ~ terror | regionname + year, basque)$setting,
+                   "single_treated")
+  mp <- transform(mpdta, treated = as.integer(first.treat > 0 & year >= first.treat))
+  expect_identical(assignment(lemp ~ treated | countyreal + year, mp)$setting, "staggered")
+  expect_identical(assignment(l_homicide ~ post | state + year, castle)$setting, "staggered")
+  # turnout: election-day registration adopted by states at different dates
+  expect_identical(assignment(turnout ~ policy_edr | abb + year, gsynth_turnout)$setting,
+                   "staggered")
+  # simdata: 5 of 50 units treated at one date, a factor model
+  expect_identical(assignment(Y ~ D | id + time, gsynth_simdata)$setting, "single_treated")
+  # geo_sales carries no treatment: with its design it is a randomized experiment
+  dma_week <- aggregate(sales ~ dma + week, data = geo_sales[geo_sales$week <= 20, ], FUN = sum)
+  units <- geo_units(dma_week, cluster = "dma", time = "week", outcome = "sales")
+  set.seed(3)
+  des <- rerandomize(units, ~ outcome_mean, n_treated = 100, accept = 0.5, id = "cluster")
+  expect_identical(assignment(sales ~ 0 | dma + week, dma_week, design = des)$setting,
+                   "randomized")
+})
+
+test_that("the common-shock calls run as written", {
+  set.seed(8)
+  d <- expand.grid(dma = sprintf("d%02d", 1:30), week = 1:10, stringsAsFactors = FALSE)
+  grp <- setNames(runif(30, 1, 4), sprintf("d%02d", 1:30))
+  d$grp_on <- grp[d$dma] * (d$week >= 6)
+  d$sales <- 10 + 0.5 * d$grp_on + rnorm(nrow(d))
+  a <- assignment(sales ~ grp_on | dma + week, d)
+  expect_identical(a$setting, "common_shock")
+  fit <- eval(str2lang(a$functions$call[1]))
+  expect_s3_class(fit, "mkt_exposure_did")
+  expect_lt(abs(fit$estimates$estimate - 0.5), 4 * fit$estimates$std.error)
+  d$on <- as.integer(d$week >= 6)
+  b <- assignment(sales ~ on | dma + week, d)
+  expect_identical(b$setting, "common_shock")
+  expect_identical(nrow(b$functions), 0L)
+  expect_match(b$when_doubtful, "post = 6", fixed = TRUE)
+  expect_output(print(b), "none without more information")
+})

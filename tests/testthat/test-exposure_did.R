@@ -54,3 +54,18 @@ test_that("exposure_did takes a data.table", {
                      event_study = FALSE)
   expect_equal(coef(md), coef(m))
 })
+
+test_that("an exposure switched on at the shock gives the same fit without post", {
+  set.seed(31)
+  d <- expand.grid(dma = 1:40, week = 1:10)
+  grp <- runif(40, 0, 3)
+  d$grp <- grp[d$dma]
+  d$sales <- d$dma / 10 + d$week / 4 + 0.5 * d$grp * (d$week >= 6) + rnorm(nrow(d))
+  d$grp_on <- d$grp * (d$week >= 6)
+  a <- exposure_did(sales ~ grp | dma + week, d, post = 6)
+  b <- exposure_did(sales ~ grp_on | dma + week, d)
+  expect_equal(a$estimates$estimate, b$estimates$estimate, tolerance = 1e-12)
+  expect_equal(a$estimates$std.error, b$estimates$std.error, tolerance = 1e-12)
+  expect_equal(b$first_post, 6L)
+  expect_equal(b$event_study$estimate, a$event_study$estimate, tolerance = 1e-12)
+})
