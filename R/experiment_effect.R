@@ -491,16 +491,7 @@ vcov.mkt_effect <- function(object, ...) {
 #' @param level Confidence level.
 #' @export
 confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
-  est <- object$estimates
-  if (missing(parm)) parm <- est$term
-  if (is.numeric(parm)) parm <- est$term[parm]
-  est <- est[match(parm, est$term), , drop = FALSE]
-  crit <- stats::qt(1 - (1 - level) / 2, est$df)
-  out <- cbind(est$estimate - crit * est$std.error, est$estimate + crit * est$std.error)
-  pct <- paste(format(100 * c((1 - level) / 2, 1 - (1 - level) / 2), trim = TRUE,
-                      scientific = FALSE, digits = 3), "%")
-  dimnames(out) <- list(est$term, pct)
-  out
+  fit_confint(object, if (missing(parm)) NULL else parm, level)
 }
 
 #' @rdname experiment_effect
