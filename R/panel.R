@@ -127,8 +127,9 @@ mkt_panel <- function(formula, data) {
 
   unit_names <- as.character(units)
   time_names <- as.character(times)
-  ij_grid <- cbind(match(as.character(unit[grid_rows]), unit_names),
-                   match(as.character(time[grid_rows]), time_names))
+  # Matching the values themselves (not their text) is exact and avoids
+  # formatting millions of numbers.
+  ij_grid <- cbind(match(unit[grid_rows], units), match(time[grid_rows], times))
   ij <- ij_grid[keep[grid_rows], , drop = FALSE]
   rows <- which(keep)
   blank <- matrix(NA_real_, length(units), length(times),
