@@ -95,7 +95,11 @@ mkt_panel <- function(formula, data) {
   }
 
   grid_rows <- which(on_grid)
-  key <- paste(as.character(unit[grid_rows]), as.character(time[grid_rows]), sep = "\r")
+  # Integer codes of (unit, time) pairs: much cheaper than pasted strings on
+  # long panels, and equal exactly when the pairs are equal.
+  u_code <- match(unit[grid_rows], unique(unit[grid_rows]))
+  t_code <- match(time[grid_rows], unique(time[grid_rows]))
+  key <- (u_code - 1) * max(t_code, 0L) + t_code
   if (anyDuplicated(key)) {
     dup <- grid_rows[duplicated(key) | duplicated(key, fromLast = TRUE)]
     dup_keys <- unique(key[match(dup, grid_rows)])
@@ -123,8 +127,9 @@ mkt_panel <- function(formula, data) {
 
   unit_names <- as.character(units)
   time_names <- as.character(times)
-  ij_grid <- cbind(match(as.character(unit[grid_rows]), unit_names),
-                   match(as.character(time[grid_rows]), time_names))
+  # Matching the values themselves (not their text) is exact and avoids
+  # formatting millions of numbers.
+  ij_grid <- cbind(match(unit[grid_rows], units), match(time[grid_rows], times))
   ij <- ij_grid[keep[grid_rows], , drop = FALSE]
   rows <- which(keep)
   blank <- matrix(NA_real_, length(units), length(times),
@@ -152,13 +157,13 @@ mkt_panel <- function(formula, data) {
     known <- !is.na(d[grid_rows])
     Dall[ij_grid[known, , drop = FALSE]] <- as.numeric(d[grid_rows][known])
     on <- !is.na(Dall) & Dall != 0
-    first <- apply(on, 1, function(r) if (any(r)) which(r)[1] else NA_integer_)
+    # Vectorised over units: the first treated column, then absorption means
+    # no known cell after it is untreated.
+    first <- max.col(on, ties.method = "first")
+    first[rowSums(on) == 0] <- NA_integer_
     cohort <- times[first]
-    absorbing <- all(vapply(seq_along(units), function(i) {
-      known_i <- !is.na(Dall[i, ])
-      s <- on[i, known_i]
-      !any(s) || all(s[which(s)[1]:length(s)])
-    }, logical(1)))
+    after <- col(on) >= first
+    absorbing <- !any(after & !is.na(Dall) & !on, na.rm = TRUE)
   }
   if (is.factor(cohort)) cohort <- as.character(cohort)
   names(cohort) <- unit_names

@@ -119,7 +119,8 @@ staggered <- function(formula, data, control = c("never", "not_yet"),
   cells$note[universal_base] <- "base period"
 
   S <- rowsum_clusters(est$inf, prep$cluster_id)
-  se <- sqrt(colSums(S^2)) / prep$n
+  ss <- if (is.null(est$sumsq) || anyDuplicated(prep$cluster_id)) colSums(S * S) else est$sumsq
+  se <- sqrt(ss) / prep$n
   se[se <= sqrt(.Machine$double.eps) * 10 | is.na(cells$estimate)] <- NA_real_
   cells$std.error <- se
   seed <- draw_cpp_seed()
@@ -127,7 +128,7 @@ staggered <- function(formula, data, control = c("never", "not_yet"),
   if (!length(panel$vars$covariates) && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
     draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_boot, seed)
   }
-  boot <- staggered_bootstrap(S, prep$n, n_boot, seed, alpha, draws_fun)
+  boot <- staggered_bootstrap(S, prep$n, n_boot, seed, alpha, draws_fun, ss)
 
   fit <- list(
     cells = cells, inf = est$inf, panel_info = prep$info,
@@ -169,7 +170,7 @@ staggered_prepare <- function(panel, data, control, cluster, weights, anticipati
     ), call = call)
   }
   unit_names <- as.character(panel$units)
-  row_unit <- match(as.character(data[[panel$vars$unit]]), unit_names)
+  row_unit <- match(data[[panel$vars$unit]], panel$units)
   unit_value <- function(col, role) {
     check_columns(data, col, role, call = call)
     v <- data[[col]]
@@ -425,11 +426,12 @@ cohort_sum_draws <- function(prep, cells, est, not_yet, cols, n_boot, seed) {
                             coef, centre, n_boot, seed, mkt_threads())
 }
 
-staggered_bootstrap <- function(S, n, n_boot, seed, alpha, draws_fun = NULL) {
+staggered_bootstrap <- function(S, n, n_boot, seed, alpha, draws_fun = NULL, ss = NULL) {
   K <- ncol(S)
   se <- rep(NA_real_, K)
   if (n_boot == 0L || K == 0L) return(list(se = se, crit = NA_real_))
-  ok <- which(colSums(S^2) > 0 & colSums(!is.finite(S)) == 0)
+  if (is.null(ss)) ss <- colSums(S * S)
+  ok <- which(is.finite(ss) & ss > 0)
   if (!length(ok)) return(list(se = se, crit = NA_real_))
   draws <- if (is.null(draws_fun)) {
     cpp_staggered_boot(S[, ok, drop = FALSE], n, n_boot, seed, mkt_threads())

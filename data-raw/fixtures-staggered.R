@@ -38,5 +38,10 @@ for (i in seq_len(nrow(grid))) {
   }
 }
 
+# One period of anticipation (never-treated controls, no covariates).
+ant <- att_gt(yname = "lemp", tname = "year", idname = "countyreal", gname = "first.treat",
+              data = mpdta, anticipation = 1, bstrap = FALSE, cband = FALSE)
+out$anticipation <- data.frame(group = ant$group, time = ant$t, att = ant$att, se = ant$se)
+
 dir.create("tests/testthat/fixtures", showWarnings = FALSE, recursive = TRUE)
 saveRDS(out, "tests/testthat/fixtures/staggered-did.rds", version = 2)

@@ -29,6 +29,7 @@ Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVec
                             Rcpp::_["mean0"] = Rcpp::wrap(r.mean0),
                             Rcpp::_["wsum1"] = Rcpp::wrap(r.wsum1),
                             Rcpp::_["wsum0"] = Rcpp::wrap(r.wsum0),
+                            Rcpp::_["sumsq"] = Rcpp::wrap(r.sumsq),
                             Rcpp::_["inf"] = inf);
 }
 

@@ -36,6 +36,7 @@ struct GtResult {
   std::vector<int> n_control;
   std::vector<int> status;  // 0 ok, 1 no treated, 2 no controls, 3 trimmed
   std::vector<double> mean1, mean0, wsum1, wsum0;  // arm means and weight sums of dY
+  std::vector<double> sumsq;                       // sum of squared influence values
 };
 
 // ATT(g,t) and its influence function on the n-scale used by did: the
@@ -62,6 +63,7 @@ inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* coho
   res.mean0.assign(K, 0.0);
   res.wsum1.assign(K, 0.0);
   res.wsum0.assign(K, 0.0);
+  res.sumsq.assign(K, 0.0);
   (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -116,6 +118,7 @@ inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* coho
     // over the n1 + n0 units, w_i / mean(w D) = w_i * n_s / sw1 and the n / n_s
     // rescaling of did cancels n_s, leaving n * w_i / sw1.
     const double s1 = static_cast<double>(n) / sw1, s0 = static_cast<double>(n) / sw0;
+    double ss = 0.0;
     for (int i = 0; i < n; ++i) {
       const int g = cohort[i];
       const bool treated = g == c.group;
@@ -124,7 +127,9 @@ inline GtResult gt_no_covariates(const double* y, int n, int nt, const int* coho
       const double d = yt[i] - yb[i];
       if (std::isnan(d)) continue;
       out[i] = treated ? s1 * w[i] * (d - m1) : -s0 * w[i] * (d - m0);
+      ss += out[i] * out[i];
     }
+    res.sumsq[k] = ss;
   }
   return res;
 }

@@ -24,6 +24,19 @@ test_that("ATT(g,t) and analytic SEs equal did's on mpdta for every variant", {
   }
 })
 
+test_that("anticipation shifts base periods and controls as in did", {
+  ref <- readRDS(test_path("fixtures", "staggered-did.rds"))$anticipation
+  d <- mpdta_post()
+  expect_warning(fit <- staggered(lemp ~ post | countyreal + year, d, anticipation = 1, n_boot = 0),
+                 class = "mktcausal_warning_treated_first_period")
+  td <- tidy(fit)
+  key <- paste(td$group, td$time)
+  i <- match(paste(ref$group, ref$time), key)
+  expect_false(anyNA(i))
+  expect_lt(max(abs(td$estimate[i] - ref$att)), 1e-6)
+  expect_lt(max(abs(td$std.error[i] - ref$se), na.rm = TRUE), 1e-6)
+})
+
 test_that("the overall simple ATT on mpdta is -0.0400 (SE 0.0120)", {
   fit <- staggered(lemp ~ post | countyreal + year, mpdta_post(), n_boot = 0)
   o <- tidy(aggregate(fit, "simple"))
