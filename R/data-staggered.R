@@ -37,36 +37,86 @@
 #' self-defence ("castle doctrine") laws between 2005 and 2009.
 #'
 #' @format A data frame with 550 rows (50 states x 11 years), balanced,
-#'   sorted by state and year, and 64 columns. The main ones:
+#'   sorted by state and year, and 64 columns:
 #' \describe{
 #'   \item{state}{State name; the unit.}
-#'   \item{sid}{State id (integer).}
 #'   \item{year}{Year, 2000 to 2010.}
-#'   \item{post}{1 from the first full year the law is in effect on (the
-#'     absorbing treated-and-post indicator of the Goodman-Bacon example);
-#'     by `post`, cohorts are 2005 (1 state), 2006 (13), 2007 (4), 2008 (2)
-#'     and 2009 (1), and 29 states never adopt.}
+#'   \item{sid}{State id (integer).}
 #'   \item{cdl}{Share of the year the law was in effect (fractional).}
-#'   \item{treatment_date, effyear}{Adoption year, `NA` for never adopters.
-#'     For Alaska and Arizona it is 2005 while `post` starts in 2006.}
-#'   \item{l_homicide}{Log homicides per 100,000 residents (the outcome).}
-#'   \item{homicide, robbery, assault, burglary, larceny, motor, murder}{Crime
-#'     rates per 100,000 residents; `l_*` columns are their logs.}
+#'   \item{pre2_cdl}{Law feature coded by Cheng and Hoekstra (2013).}
+#'   \item{caselaw}{Law feature coded by Cheng and Hoekstra (2013).}
+#'   \item{anywhere}{Law feature coded by Cheng and Hoekstra (2013).}
+#'   \item{assumption}{Law feature coded by Cheng and Hoekstra (2013).}
+#'   \item{civil}{Law feature coded by Cheng and Hoekstra (2013).}
+#'   \item{homicide_c}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{robbery_gun_r}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{jhcitizen_c}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{jhpolice_c}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{homicide}{Homicide rate per 100,000 residents.}
+#'   \item{robbery}{Robbery rate per 100,000 residents.}
+#'   \item{assault}{Assault rate per 100,000 residents.}
+#'   \item{burglary}{Burglary rate per 100,000 residents.}
+#'   \item{larceny}{Larceny rate per 100,000 residents.}
+#'   \item{motor}{Motor rate per 100,000 residents.}
+#'   \item{murder}{Murder rate per 100,000 residents.}
+#'   \item{hc_felonywsus}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{jhcitizen}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{jhpolice}{Further outcome of Cheng and Hoekstra (2013).}
+#'   \item{population}{Population.}
+#'   \item{police}{Police per 100,000 residents.}
+#'   \item{unemployrt}{Unemployment rate.}
+#'   \item{income}{Median income.}
+#'   \item{blackm_15_24}{Share of the population that are black men aged
+#'     15 to 24.}
+#'   \item{whitem_15_24}{Share of the population that are white men aged
+#'     15 to 24.}
+#'   \item{blackm_25_44}{Share of the population that are black men aged
+#'     25 to 44.}
+#'   \item{whitem_25_44}{Share of the population that are white men aged
+#'     25 to 44.}
+#'   \item{prisoner}{Prisoners per 100,000 residents.}
+#'   \item{lagprisoner}{Prisoners per 100,000 residents, lagged one
+#'     year.}
+#'   \item{poverty}{Poverty rate.}
+#'   \item{exp_subsidy}{Public spending on subsidies per resident.}
+#'   \item{exp_pubwelfare}{Public welfare spending per resident.}
+#'   \item{northeast}{1 for states in the Northeast census region.}
+#'   \item{midwest}{1 for states in the Midwest census region.}
+#'   \item{south}{1 for states in the South census region.}
+#'   \item{west}{1 for states in the West census region.}
+#'   \item{effyear}{Adoption year as coded by Cheng and Hoekstra.}
+#'   \item{l_murder}{Log of `murder`.}
+#'   \item{l_homicide}{Log homicides per 100,000 residents (the
+#'     outcome).}
+#'   \item{l_homicide_c}{Log of `homicide_c`.}
+#'   \item{l_robbery}{Log of `robbery`.}
+#'   \item{l_assault}{Log of `assault`.}
+#'   \item{l_burglary}{Log of `burglary`.}
+#'   \item{l_larceny}{Log of `larceny`.}
+#'   \item{l_motor}{Log of `motor`.}
+#'   \item{l_robbery_gun}{Log of `robbery_gun`.}
+#'   \item{l_jhcitizen}{Log of `jhcitizen`.}
+#'   \item{l_jhpolice}{Log of `jhpolice`.}
+#'   \item{l_hc_felonywsus}{Log of `hc_felonywsus`.}
+#'   \item{l_robbery_gun_r}{Log of `robbery_gun_r`.}
+#'   \item{l_pop}{Log population.}
+#'   \item{l_police}{Log of `police`.}
+#'   \item{l_income}{Log of `income`.}
+#'   \item{l_prisoner}{Log of `prisoner`.}
+#'   \item{l_lagprisoner}{Log of `lagprisoner`.}
+#'   \item{l_exp_subsidy}{Log of `exp_subsidy`.}
+#'   \item{l_exp_pubwelfare}{Log of `exp_pubwelfare`.}
 #'   \item{popwt}{Population weight (constant within state).}
-#'   \item{population, police, unemployrt, income, poverty, prisoner,
-#'     lagprisoner, exp_subsidy, exp_pubwelfare}{State covariates; `l_pop`,
-#'     `l_police`, `l_income`, `l_prisoner`, `l_lagprisoner`,
-#'     `l_exp_subsidy`, `l_exp_pubwelfare` are logs.}
-#'   \item{blackm_15_24, whitem_15_24, blackm_25_44, whitem_25_44}{Shares of
-#'     the population that are black or white men of the given ages.}
-#'   \item{northeast, midwest, south, west}{Census region indicators.}
+#'   \item{treatment_date}{Adoption year, `NA` for never adopters (2005
+#'     for Alaska and Arizona, whose `post` starts in 2006).}
+#'   \item{post}{1 from the first full year the law is in effect on (the
+#'     absorbing treated-and-post indicator of the Goodman-Bacon
+#'     example); cohorts are 2005 (1 state), 2006 (13), 2007 (4), 2008
+#'     (2) and 2009 (1), and 29 states never adopt.}
 #' }
-#' The remaining columns (`pre2_cdl`, `caselaw`, `anywhere`, `assumption`,
-#' `civil`, `homicide_c`, `robbery_gun_r`, `jhcitizen_c`, `jhpolice_c`,
-#' `jhcitizen`, `jhpolice`, `hc_felonywsus` and their logs) are the other
-#' law features and outcomes of Cheng and Hoekstra (2013). The 90
-#' region-by-year dummies and 51 state trends of the original file are left
-#' out because they can be rebuilt from `year`, the region columns and `sid`.
+#' The 90 region-by-year dummies and 51 state trends of the original file
+#' are left out: they can be rebuilt from `year`, the region columns and
+#' `sid`.
 #' @source Exported from `data(castle)` of the R package bacondecomp 0.1.3 by
 #'   `data-raw/staggered-data.R`.
 #' @references Cheng, C. and Hoekstra, M. (2013). Does strengthening

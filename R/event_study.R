@@ -318,7 +318,7 @@ es_imputation <- function(prep) {
   # their cohort x event-time mean effect.
   eps <- L$y - y0hat
   key <- paste(L$cohort, L$event)
-  cell_mean <- ave(ifelse(usable, tau, 0), key, FUN = mean)
+  cell_mean <- stats::ave(ifelse(usable, tau, 0), key, FUN = mean)
   eps[usable] <- tau[usable] - cell_mean[usable]
   eps[treated & !usable] <- 0
   eps[!is.finite(eps)] <- 0

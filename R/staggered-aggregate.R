@@ -21,7 +21,9 @@
 #' from the same multipliers (sup-t over the rows), and the overall row a
 #' pointwise interval from its bootstrap standard error.
 #'
-#' @param x A [staggered()] fit.
+#' @param x A [staggered()] fit (for `aggregate()`), or an aggregation (for
+#'   its methods).
+#' @param object An aggregation, for `coef()`.
 #' @param type `"simple"`, `"event"`, `"group"` or `"calendar"`.
 #' @param min_e,max_e Event times kept (in periods). `max_e` also limits the
 #'   post-treatment cells of `"simple"` and `"group"`.
