@@ -33,6 +33,12 @@
 #'   column (for example `as.Date("2024-03-04")` or `8`), or the name of a
 #'   0/1 column of `data` marking post periods. Optional when the exposure
 #'   column switches on at the shock.
+#' @param factors `NULL` (parallel trends across exposure), or the number
+#'   of interactive factors \eqn{r}: the model then adds
+#'   \eqn{\lambda_i'f_t}, so that units may load differently on common
+#'   shocks, and \eqn{\beta} is estimated by [ife()] (Bai 2009) with its
+#'   analytic standard errors (`se_type = "cluster"`, clustered by unit). The
+#'   event study is not fitted with factors.
 #' @param event_study Also fit the event study (default `TRUE`).
 #' @param base Base period of the event study (its coefficient is 0); the
 #'   last period before the shock by default.
@@ -57,7 +63,7 @@
 #' fit
 #' plot(fit)
 #' @export
-exposure_did <- function(formula, data, post, event_study = TRUE, base = NULL,
+exposure_did <- function(formula, data, post, factors = NULL, event_study = TRUE, base = NULL,
                          cluster = NULL, weights = NULL, alpha = 0.05, ...) {
   alpha <- check_alpha(alpha)
   panel <- mkt_panel(formula, data)
@@ -77,6 +83,9 @@ exposure_did <- function(formula, data, post, event_study = TRUE, base = NULL,
     expo <- unit_exposure(panel, expo_name)
   }
   post_t <- post_periods(post, panel, data)
+  if (!is.null(factors)) {
+    return(exposure_did_factors(panel, data, expo, post_t, expo_name, factors, alpha))
+  }
   covs <- panel$vars$covariates
   keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
   w <- check_weights_column(weights, panel, data, cells)
@@ -152,6 +161,36 @@ unit_exposure <- function(panel, name, call = rlang::caller_env()) {
     ), call = call)
   }
   apply(D, 1, function(r) r[!is.na(r)][1])
+}
+
+# The exposure-response model with interactive fixed effects: the regressor
+# exposure_i * post_t goes through ife(), the package's Bai estimator.
+exposure_did_factors <- function(panel, data, expo, post_t, expo_name, factors, alpha,
+                                 call = rlang::caller_env()) {
+  r <- check_count(factors, "factors", min = 0, call = call)
+  v <- panel$vars
+  d <- data.frame(unit = rep(panel$units, times = length(panel$times)),
+                  time = rep(panel$times, each = length(panel$units)),
+                  y = as.vector(panel$Y), exposure_post = expo * rep(post_t, each = length(panel$units)))
+  for (k in v$covariates) d[[k]] <- as.vector(panel$X[[k]])
+  d <- d[as.vector(panel$observed), , drop = FALSE]
+  rhs <- paste(c("exposure_post", sprintf("`%s`", v$covariates)), collapse = " + ")
+  fit <- ife(stats::as.formula(paste("y ~", rhs, "| unit + time")), d, r = r,
+             se_type = "cluster", alpha = alpha)
+  term <- paste0(expo_name, ":post")
+  est <- fit$beta[fit$beta$term == "exposure_post", , drop = FALSE]
+  est$term <- term
+  est$df <- Inf
+  rownames(est) <- NULL
+  V <- fit$vcov["exposure_post", "exposure_post", drop = FALSE]
+  dimnames(V) <- list(term, term)
+  structure(list(
+    estimates = est, vcov = V, event_study = NULL, vcov_event_study = NULL,
+    pretrend = c(stat = NA_real_, p = NA_real_, df1 = NA_real_), alpha = alpha,
+    n = sum(panel$observed), n_units = length(panel$units), n_periods = length(panel$times),
+    n_clusters = length(panel$units), se_type = "IFE cluster", exposure = expo,
+    first_post = panel$times[which(post_t == 1)[1]], panel = panel, factors = r, ife = fit
+  ), class = c("mkt_exposure_did", "mkt_fit"))
 }
 
 # An exposure recorded only once the shock starts: zero for every unit before

@@ -30,7 +30,11 @@ fit_tidy <- function(x, what = "coefficients") {
   switch(what,
     coefficients = x$estimates,
     curve = x$curve %||% abort_mkt("bad_argument", "This fit has no curve; use {.code tidy(fit)}."),
-    event_study = x$event_study %||% abort_mkt("bad_argument", "This fit has no event study; use {.code event_study = TRUE}."),
+    event_study = x$event_study %||% abort_mkt("bad_argument", if (is.null(x$factors)) {
+      "This fit has no event study; use {.code event_study = TRUE}."
+    } else {
+      "Fits with {.arg factors} have no event study; refit without {.arg factors} for one."
+    }),
     abort_mkt("bad_argument", c(
       "{.arg what} must be {.val coefficients}, {.val curve} or {.val event_study}.",
       x = "You supplied {.val {what}}."

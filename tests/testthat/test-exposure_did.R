@@ -69,3 +69,26 @@ test_that("an exposure switched on at the shock gives the same fit without post"
   expect_equal(b$first_post, 6L)
   expect_equal(b$event_study$estimate, a$event_study$estimate, tolerance = 1e-12)
 })
+
+test_that("with factors, exposure_did() survives a shock that loads on exposure", {
+  set.seed(32)
+  n <- 60
+  n_t <- 20
+  lambda <- rnorm(n)
+  grp <- pmax(0.2, 1 + 0.8 * lambda + rnorm(n, 0, 0.5))  # exposure tracks the loading
+  f <- cumsum(rnorm(n_t, 0, 0.4)) + seq_len(n_t) / 5     # a trending common factor
+  d <- expand.grid(dma = seq_len(n), week = seq_len(n_t))
+  d$grp <- grp[d$dma]
+  d$sales <- 5 + d$dma / 20 + lambda[d$dma] * f[d$week] + 0.5 * d$grp * (d$week >= 12) +
+    rnorm(nrow(d), 0, 0.3)
+  plain <- exposure_did(sales ~ grp | dma + week, d, post = 12, event_study = FALSE)
+  fac <- exposure_did(sales ~ grp | dma + week, d, post = 12, factors = 1)
+  # parallel trends fails: the plain estimate is far from 0.5, the factor one is not
+  expect_gt(abs(plain$estimates$estimate - 0.5), 5 * plain$estimates$std.error)
+  expect_lt(abs(fac$estimates$estimate - 0.5), 3 * fac$estimates$std.error)
+  expect_identical(fac$estimates$term, "grp:post")
+  expect_equal(unname(coef(fac)), fac$estimates$estimate)
+  expect_equal(fac$ife$r, 1L)
+  expect_error(exposure_did(sales ~ grp | dma + week, d, post = 12, factors = -1),
+               class = "mktcausal_error_bad_argument")
+})
