@@ -31,7 +31,8 @@
 #' `cv_block` consecutive periods counting back from adoption (the period
 #' just before adoption is in fold 1), refits, and predicts them. The folds
 #' are fixed by the data, so the choice involves no random numbers and is the
-#' same under any seed. The value with the smallest mean squared prediction
+#' same under any seed (with EM, blocks are grouped into `cv_folds` folds,
+#' also without randomness). The value with the smallest mean squared prediction
 #' error (MSPE) is chosen, the smaller r on ties; `tidy(fit, "cv")` gives the
 #' table.
 #'
@@ -75,9 +76,12 @@
 #' @param lambda Penalty for `"mc"`, or `NULL` to choose it by
 #'   cross-validation over `n_lambda` values.
 #' @param n_lambda Number of penalties tried for `"mc"`, log-spaced from the
-#'   largest singular value of the untreated residuals down by 10^3.
+#'   largest singular value of the untreated residuals down by 10^2.
 #' @param cv_block Consecutive pre-periods left out together in
 #'   cross-validation.
+#' @param cv_folds With EM (`em = TRUE`, `"mc"`), each fold is a refit, so
+#'   the blocks are dealt in turn into at most this many folds (block k goes
+#'   to fold ((k - 1) mod cv_folds) + 1); without EM every block is a fold.
 #' @param se `"none"`, `"bootstrap"` or `"jackknife"`.
 #' @param n_boot Bootstrap replications.
 #' @param alpha Significance level of the intervals.
@@ -86,7 +90,8 @@
 #' @param equivalence_bound Bound of the equivalence test, in outcome units,
 #'   or `NULL` for 0.36 residual standard deviations.
 #' @param tol,max_iter Convergence tolerance (relative change of the fitted
-#'   matrix) and maximum iterations of each fit.
+#'   matrix) and maximum iterations of each fit. `tol = NULL` means 1e-8, or
+#'   1e-6 for `"mc"`, whose soft-impute iterations converge more slowly.
 #' @return An object of class `c("mkt_counterfactual", "mkt_fit")`; use
 #'   [tidy()][tidy.mkt_counterfactual], [glance()], `coef()` and
 #'   [plot()][plot.mkt_counterfactual].
@@ -110,17 +115,20 @@
 counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NULL,
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
                            r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
+                           cv_folds = 10,
                            se = c("none", "bootstrap", "jackknife"), n_boot = 200,
                            alpha = 0.05, placebo = 0, equivalence_bound = NULL,
-                           tol = 1e-8, max_iter = 1000) {
+                           tol = NULL, max_iter = 1000) {
   call <- match.call()
   method <- match.arg(method)
   force <- match.arg(force)
   se <- match.arg(se)
   alpha <- check_alpha(alpha)
+  if (is.null(tol)) tol <- if (method == "mc") 1e-6 else 1e-8
   check_tol(tol)
   r_max <- check_count(r_max, "r_max", min = 0)
   cv_block <- check_count(cv_block, "cv_block", min = 1)
+  cv_folds <- check_count(cv_folds, "cv_folds", min = 2)
   n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
   placebo <- check_count(placebo, "placebo", min = 0)
@@ -174,7 +182,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     if (r_top < r_max) {
       cli::cli_inform(c(i = "Cross-validating r over 0 to {r_top}: the shortest pre-period allows no more."))
     }
-    cv <- cf_cv(des, st, em, ctl, cv_block, r_values = 0:r_top)
+    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, r_values = 0:r_top)
     r <- cv$r[which.min(cv$mspe)]
     cv$selected <- cv$r == r
   }
@@ -182,8 +190,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     base <- ife_engine(des$Y, st$fit_mask, des$X, 0L, ctl)
     resid <- (des$Y - base$fit) * st$fit_mask
     top <- svd(resid, nu = 0, nv = 0)$d[1]
-    grid <- top * 10^seq(0, -3, length.out = n_lambda)
-    cv <- cf_cv(des, st, em, ctl, cv_block, lambda_values = grid)
+    grid <- top * 10^seq(0, -2, length.out = n_lambda)
+    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, lambda_values = grid)
     lambda <- cv$lambda[which.min(cv$mspe)]
     cv$selected <- cv$lambda == lambda
   }
@@ -314,8 +322,10 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
                         fit_mask = st$fit_mask) {
   F0 <- if (!is.null(warm) && isTRUE(r > 0)) warm$F else NULL
   beta0 <- if (!is.null(warm)) warm$beta else NULL
+  fill0 <- if (!is.null(warm) && identical(dim(warm$fit), dim(des$Y))) warm$fit
   if (method == "mc") {
-    fit <- ife_engine(des$Y, fit_mask, des$X, 0L, ctl, soft = TRUE, lambda = lambda)
+    fit <- ife_engine(des$Y, fit_mask, des$X, 0L, ctl, soft = TRUE, lambda = lambda,
+                      fill0 = fill0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   if (em) {
@@ -329,7 +339,7 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
       F0 <- start$F
       beta0 <- start$beta
     }
-    fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0)
+    fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0, fill0 = fill0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   co <- st$controls
@@ -437,16 +447,24 @@ cf_equivalence <- function(event, placebo, bound) {
 
 # Folds: blocks of cv_block consecutive pre-periods counting back from each
 # treated unit's adoption. No randomness, so no seed dependence.
-cf_cv <- function(des, st, em, ctl, cv_block, r_values = NULL, lambda_values = NULL) {
-  fold <- ceiling(-st$event / cv_block)
+cf_cv <- function(des, st, em, ctl, cv_block, cv_folds, r_values = NULL,
+                  lambda_values = NULL) {
+  fold <- ceiling((-st$event - st$placebo) / cv_block)
   fold[!st$pre_cells] <- NA
+  # A refit per block is cheap without EM (only the projection changes);
+  # with EM, blocks are dealt round-robin into at most cv_folds folds.
+  if (em) fold <- (fold - 1L) %% cv_folds + 1L
   folds <- sort(unique(fold[!is.na(fold)]))
   method <- if (is.null(lambda_values)) "ife" else "mc"
   values <- if (method == "ife") r_values else lambda_values
+  previous <- NULL
   rows <- lapply(values, function(v) {
     r <- if (method == "ife") v else 0L
     lam <- if (method == "mc") v else 0
-    full <- cf_fit_once(des, st, em, ctl, r, lam, method)
+    # Penalties run from large to small: each full fit starts from the last.
+    full <- cf_fit_once(des, st, em, ctl, r, lam, method,
+                        warm = if (method == "mc") previous)
+    previous <<- full$fit
     sse <- 0
     n <- 0
     for (k in folds) {
@@ -492,10 +510,14 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   N <- nrow(des$Y)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
+  # Replicates reuse the main fit's factors and beta, not its fitted cells,
+  # which belong to other rows.
+  warm <- main$fit
+  warm$fit <- NULL
   one <- function(u) {
     sub <- cf_subset(des, st, u)
     fit <- tryCatch(
-      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = main$fit),
+      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = warm),
       mktcausal_error = function(e) NULL)
     if (is.null(fit)) return(NULL)
     s <- cf_stats(sub$des$Y, fit$y0, sub$st)

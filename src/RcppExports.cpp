@@ -12,8 +12,8 @@ Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
 // cpp_ife_fit
-Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0);
-RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP) {
+Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0);
+RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP fill0SEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -28,7 +28,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type lambda(lambdaSEXP);
     Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
     Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_ife_fit(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0));
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type fill0(fill0SEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_fit(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0, fill0));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -129,7 +130,7 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
-    {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 11},
+    {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
