@@ -41,6 +41,12 @@
 #' ever-treated and never-treated units, and refits each replicate in C++
 #' warm-started from the main fit's factors and \eqn{\beta}; intervals are
 #' percentile intervals. `se = "jackknife"` leaves out one unit at a time.
+#' `se = "parametric"` (for `"ife"` with `em = FALSE`) is Xu's (2017)
+#' parametric bootstrap: prediction errors of never-treated units held out as
+#' if treated (with each treated unit's timing in turn), then `n_boot`
+#' panels of fitted untreated outcomes plus resampled errors, on which the
+#' effect is zero; the interval is the estimate minus the quantiles of the
+#' re-estimates.
 #' Both run through [resample_chunks()], so [set.seed()] fixes the result
 #' under any [future::plan()]. r (or lambda) is held at its chosen value in
 #' the replicates, whose fits stop at a relative change of 1e-6 (or `tol`
@@ -83,7 +89,7 @@
 #' @param cv_folds With EM (`em = TRUE`, `"mc"`), each fold is a refit, so
 #'   the blocks are dealt in turn into at most this many folds (block k goes
 #'   to fold ((k - 1) mod cv_folds) + 1); without EM every block is a fold.
-#' @param se `"none"`, `"bootstrap"` or `"jackknife"`.
+#' @param se `"none"`, `"bootstrap"`, `"jackknife"` or `"parametric"`.
 #' @param n_boot Bootstrap replications.
 #' @param alpha Significance level of the intervals.
 #' @param placebo Number of pre-treatment periods held out as placebo
@@ -117,7 +123,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
                            r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
                            cv_folds = 10,
-                           se = c("none", "bootstrap", "jackknife"), n_boot = 200,
+                           se = c("none", "bootstrap", "jackknife", "parametric"),
+                           n_boot = 200,
                            alpha = 0.05, placebo = 0, equivalence_bound = NULL,
                            tol = NULL, max_iter = 1000) {
   call <- match.call()
@@ -141,6 +148,12 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     abort_mkt("bad_argument", "{.arg em} must be {.code TRUE} or {.code FALSE}.")
   }
   if (method != "ife") em <- TRUE
+  if (se == "parametric" && (method != "ife" || em)) {
+    abort_mkt("bad_argument", c(
+      "The parametric bootstrap is Xu's (2017) algorithm for {.code method = \"ife\"} with {.code em = FALSE}.",
+      i = "Use {.code se = \"bootstrap\"} or {.code se = \"jackknife\"} with EM, matrix completion or fixed effects."
+    ))
+  }
   if (method == "fe") r <- 0L
 
   panel <- mkt_panel(formula, data)
@@ -215,7 +228,11 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
 
   reps <- NULL
   if (se != "none") {
-    reps <- cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+    reps <- if (se == "parametric") {
+      cf_parametric(des, st, ctl, r, main, est, n_boot)
+    } else {
+      cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+    }
   }
   tables <- cf_tables(est, reps, se, alpha)
   pre_cells <- st$pre_cells
@@ -249,7 +266,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     cv = cv,
     pre_mspe = pre_mspe,
     se = se,
-    n_boot = if (se == "bootstrap") n_boot else if (se == "jackknife") nrow(des$Y) else 0L,
+    n_boot = if (se %in% c("bootstrap", "parametric")) n_boot else
+      if (se == "jackknife") nrow(des$Y) else 0L,
     replicates = reps,
     iter = main$fit$iter,
     converged = main$fit$converged,
@@ -412,6 +430,14 @@ cf_tables <- function(est, reps, se, alpha) {
         sd <- sqrt((n - 1) / n * colSums(sweep(R, 2, m)^2, na.rm = TRUE))
         lo <- estimate - z * sd
         hi <- estimate + z * sd
+      } else if (se == "parametric") {
+        # Replicates are estimates on data with no effect: their spread is
+        # the estimator's error, so the interval subtracts its quantiles.
+        sd <- apply(R, 2, stats::sd, na.rm = TRUE)
+        q <- apply(R, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2),
+                   na.rm = TRUE, names = FALSE)
+        lo <- estimate - q[2, ]
+        hi <- estimate - q[1, ]
       } else {
         sd <- apply(R, 2, stats::sd, na.rm = TRUE)
         q <- apply(R, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2),
@@ -545,6 +571,10 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   res <- resample_chunks(n_rep, function(idx) lapply(idx, function(b) one(draw(b))),
                          chunk_size = 50L, label = se)
   res <- unlist(res, recursive = FALSE)
+  cf_collect(res, keys)
+}
+
+cf_collect <- function(res, keys) {
   collect <- function(name) {
     k <- keys[[name]]
     m <- matrix(NA_real_, length(res), length(k), dimnames = list(NULL, k))
@@ -561,6 +591,73 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   out <- lapply(stats::setNames(names(keys), names(keys)), collect)
   out$failed <- sum(vapply(res, is.null, logical(1)))
   out
+}
+
+# Xu's (2017) parametric bootstrap. Step 1: each round holds out a random
+# never-treated unit as if treated with the pattern of one treated unit
+# (cycling through them), refits on a resample of the other controls, and
+# keeps the held-out unit's prediction errors. Step 2: each round rebuilds
+# the panel as the fitted untreated outcomes plus errors (resampled control
+# residual vectors for controls, step-1 prediction errors of the matching
+# pattern for treated units), so the effect is zero, and re-estimates.
+cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
+  n_boot <- check_count(n_boot, "n_boot", min = 2)
+  keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
+               period = names(est$per), unit = names(est$unit))
+  warm <- main$fit
+  warm$fit <- NULL
+  ctl$tol <- max(ctl$tol, 1e-6)
+  tr <- which(st$ever)
+  co <- which(st$controls)
+  if (length(co) < r + 3L) {
+    abort_mkt("too_few_controls", c(
+      "The parametric bootstrap holds out one never-treated unit, which leaves too few for r = {r}.",
+      i = "Use {.code se = \"bootstrap\"} or fewer factors."
+    ))
+  }
+  Tn <- ncol(des$Y)
+  errors <- resample_chunks(n_boot, function(idx) lapply(idx, function(m) {
+    j <- tr[(m - 1L) %% length(tr) + 1L]
+    c0 <- co[sample.int(length(co), 1L)]
+    rest <- setdiff(co, c0)
+    u <- c(rest[sample.int(length(rest), length(rest), replace = TRUE)], c0)
+    sub <- cf_subset(des, st, u)
+    k <- length(u)
+    s <- sub$st
+    obs <- s$mask[k, ]
+    s$ever[k] <- TRUE
+    s$controls[k] <- FALSE
+    s$n_controls <- sum(s$controls)
+    s$event[k, ] <- st$event[j, ]
+    s$pre_cells[k, ] <- obs & st$pre_cells[j, ]
+    s$fit_mask[k, ] <- 0
+    fit <- tryCatch(cf_fit_once(sub$des, s, FALSE, ctl, r, 0, "ife", warm = warm),
+                    mktcausal_error = function(e) NULL)
+    e <- if (is.null(fit)) rep(NA_real_, Tn) else sub$des$Y[k, ] - fit$y0[k, ]
+    e[!obs] <- 0
+    list(pattern = j, error = e)
+  }), chunk_size = 50L, label = "prediction errors")
+  errors <- unlist(errors, recursive = FALSE)
+  pattern <- vapply(errors, function(e) e$pattern, numeric(1))
+  E <- do.call(rbind, lapply(errors, function(e) e$error))
+  resid <- (des$Y - main$y0) * des$mask
+  res <- resample_chunks(n_boot, function(idx) lapply(idx, function(b) {
+    Yb <- main$y0
+    Yb[co, ] <- Yb[co, ] + resid[co[sample.int(length(co), length(co), replace = TRUE)], ]
+    for (j in tr) {
+      pool <- which(pattern == j & stats::complete.cases(E))
+      if (!length(pool)) return(NULL)
+      Yb[j, ] <- Yb[j, ] + E[pool[sample.int(length(pool), 1L)], ]
+    }
+    d <- des
+    d$Y <- Yb * des$mask
+    fit <- tryCatch(cf_fit_once(d, st, FALSE, ctl, r, 0, "ife", warm = warm),
+                    mktcausal_error = function(e) NULL)
+    if (is.null(fit)) return(NULL)
+    s <- cf_stats(d$Y, fit$y0, st)
+    list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = s$unit)
+  }), chunk_size = 50L, label = "parametric bootstrap")
+  cf_collect(unlist(res, recursive = FALSE), keys)
 }
 
 # Rows u of the panel (with repeats), as a panel of its own.
