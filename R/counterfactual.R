@@ -31,7 +31,8 @@
 #' `cv_block` consecutive periods counting back from adoption (the period
 #' just before adoption is in fold 1), refits, and predicts them. The folds
 #' are fixed by the data, so the choice involves no random numbers and is the
-#' same under any seed. The value with the smallest mean squared prediction
+#' same under any seed (with EM, blocks are grouped into `cv_folds` folds,
+#' also without randomness). The value with the smallest mean squared prediction
 #' error (MSPE) is chosen, the smaller r on ties; `tidy(fit, "cv")` gives the
 #' table.
 #'
@@ -40,9 +41,16 @@
 #' ever-treated and never-treated units, and refits each replicate in C++
 #' warm-started from the main fit's factors and \eqn{\beta}; intervals are
 #' percentile intervals. `se = "jackknife"` leaves out one unit at a time.
+#' `se = "parametric"` (for `"ife"` with `em = FALSE`) is Xu's (2017)
+#' parametric bootstrap: prediction errors of never-treated units held out as
+#' if treated (with each treated unit's timing in turn), then `n_boot`
+#' panels of fitted untreated outcomes plus resampled errors, on which the
+#' effect is zero; the interval is the estimate minus the quantiles of the
+#' re-estimates.
 #' Both run through [resample_chunks()], so [set.seed()] fixes the result
 #' under any [future::plan()]. r (or lambda) is held at its chosen value in
-#' the replicates.
+#' the replicates, whose fits stop at a relative change of 1e-6 (or `tol`
+#' if looser).
 #'
 #' @section Pre-trend diagnostics:
 #' `placebo = k` holds the last k pre-treatment periods of every treated unit
@@ -75,10 +83,13 @@
 #' @param lambda Penalty for `"mc"`, or `NULL` to choose it by
 #'   cross-validation over `n_lambda` values.
 #' @param n_lambda Number of penalties tried for `"mc"`, log-spaced from the
-#'   largest singular value of the untreated residuals down by 10^3.
+#'   largest singular value of the untreated residuals down by 10^2.
 #' @param cv_block Consecutive pre-periods left out together in
 #'   cross-validation.
-#' @param se `"none"`, `"bootstrap"` or `"jackknife"`.
+#' @param cv_folds With EM (`em = TRUE`, `"mc"`), each fold is a refit, so
+#'   the blocks are dealt in turn into at most this many folds (block k goes
+#'   to fold ((k - 1) mod cv_folds) + 1); without EM every block is a fold.
+#' @param se `"none"`, `"bootstrap"`, `"jackknife"` or `"parametric"`.
 #' @param n_boot Bootstrap replications.
 #' @param alpha Significance level of the intervals.
 #' @param placebo Number of pre-treatment periods held out as placebo
@@ -86,7 +97,8 @@
 #' @param equivalence_bound Bound of the equivalence test, in outcome units,
 #'   or `NULL` for 0.36 residual standard deviations.
 #' @param tol,max_iter Convergence tolerance (relative change of the fitted
-#'   matrix) and maximum iterations of each fit.
+#'   matrix) and maximum iterations of each fit. `tol = NULL` means 1e-8, or
+#'   1e-6 for `"mc"`, whose soft-impute iterations converge more slowly.
 #' @return An object of class `c("mkt_counterfactual", "mkt_fit")`; use
 #'   [tidy()][tidy.mkt_counterfactual], [glance()], `coef()` and
 #'   [plot()][plot.mkt_counterfactual].
@@ -110,17 +122,21 @@
 counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NULL,
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
                            r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
-                           se = c("none", "bootstrap", "jackknife"), n_boot = 200,
+                           cv_folds = 10,
+                           se = c("none", "bootstrap", "jackknife", "parametric"),
+                           n_boot = 200,
                            alpha = 0.05, placebo = 0, equivalence_bound = NULL,
-                           tol = 1e-8, max_iter = 1000) {
+                           tol = NULL, max_iter = 1000) {
   call <- match.call()
   method <- match.arg(method)
   force <- match.arg(force)
   se <- match.arg(se)
   alpha <- check_alpha(alpha)
+  if (is.null(tol)) tol <- if (method == "mc") 1e-6 else 1e-8
   check_tol(tol)
   r_max <- check_count(r_max, "r_max", min = 0)
   cv_block <- check_count(cv_block, "cv_block", min = 1)
+  cv_folds <- check_count(cv_folds, "cv_folds", min = 2)
   n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
   placebo <- check_count(placebo, "placebo", min = 0)
@@ -132,6 +148,12 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     abort_mkt("bad_argument", "{.arg em} must be {.code TRUE} or {.code FALSE}.")
   }
   if (method != "ife") em <- TRUE
+  if (se == "parametric" && (method != "ife" || em)) {
+    abort_mkt("bad_argument", c(
+      "The parametric bootstrap is Xu's (2017) algorithm for {.code method = \"ife\"} with {.code em = FALSE}.",
+      i = "Use {.code se = \"bootstrap\"} or {.code se = \"jackknife\"} with EM, matrix completion or fixed effects."
+    ))
+  }
   if (method == "fe") r <- 0L
 
   panel <- mkt_panel(formula, data)
@@ -174,7 +196,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     if (r_top < r_max) {
       cli::cli_inform(c(i = "Cross-validating r over 0 to {r_top}: the shortest pre-period allows no more."))
     }
-    cv <- cf_cv(des, st, em, ctl, cv_block, r_values = 0:r_top)
+    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, r_values = 0:r_top)
     r <- cv$r[which.min(cv$mspe)]
     cv$selected <- cv$r == r
   }
@@ -182,8 +204,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     base <- ife_engine(des$Y, st$fit_mask, des$X, 0L, ctl)
     resid <- (des$Y - base$fit) * st$fit_mask
     top <- svd(resid, nu = 0, nv = 0)$d[1]
-    grid <- top * 10^seq(0, -3, length.out = n_lambda)
-    cv <- cf_cv(des, st, em, ctl, cv_block, lambda_values = grid)
+    grid <- top * 10^seq(0, -2, length.out = n_lambda)
+    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, lambda_values = grid)
     lambda <- cv$lambda[which.min(cv$mspe)]
     cv$selected <- cv$lambda == lambda
   }
@@ -206,7 +228,11 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
 
   reps <- NULL
   if (se != "none") {
-    reps <- cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+    reps <- if (se == "parametric") {
+      cf_parametric(des, st, ctl, r, main, est, n_boot)
+    } else {
+      cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+    }
   }
   tables <- cf_tables(est, reps, se, alpha)
   pre_cells <- st$pre_cells
@@ -240,7 +266,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     cv = cv,
     pre_mspe = pre_mspe,
     se = se,
-    n_boot = if (se == "bootstrap") n_boot else if (se == "jackknife") nrow(des$Y) else 0L,
+    n_boot = if (se %in% c("bootstrap", "parametric")) n_boot else
+      if (se == "jackknife") nrow(des$Y) else 0L,
     replicates = reps,
     iter = main$fit$iter,
     converged = main$fit$converged,
@@ -314,8 +341,10 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
                         fit_mask = st$fit_mask) {
   F0 <- if (!is.null(warm) && isTRUE(r > 0)) warm$F else NULL
   beta0 <- if (!is.null(warm)) warm$beta else NULL
+  fill0 <- if (!is.null(warm) && identical(dim(warm$fit), dim(des$Y))) warm$fit
   if (method == "mc") {
-    fit <- ife_engine(des$Y, fit_mask, des$X, 0L, ctl, soft = TRUE, lambda = lambda)
+    fit <- ife_engine(des$Y, fit_mask, des$X, 0L, ctl, soft = TRUE, lambda = lambda,
+                      fill0 = fill0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   if (em) {
@@ -329,7 +358,7 @@ cf_fit_once <- function(des, st, em, ctl, r, lambda, method, warm = NULL,
       F0 <- start$F
       beta0 <- start$beta
     }
-    fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0)
+    fit <- ife_engine(des$Y, fit_mask, des$X, r, ctl, F0 = F0, beta0 = beta0, fill0 = fill0)
     return(list(fit = fit, y0 = fit$fit, factors = fit$F, loadings = fit$L))
   }
   co <- st$controls
@@ -370,20 +399,22 @@ fit_mask_pre <- function(st, fit_mask) {
 cf_stats <- function(Y, y0, st) {
   gap <- Y - y0
   tc <- st$treated_cells
-  att <- mean(gap[tc])
   ev_cells <- st$mask & st$ever & (tc | st$event < 0)
-  ev <- st$event[ev_cells]
-  event <- tapply(gap[ev_cells], ev, mean)
-  n_event <- tapply(gap[ev_cells], ev, length)
-  per <- tapply(gap[tc], col(gap)[tc], mean)
-  n_per <- tapply(gap[tc], col(gap)[tc], length)
-  un <- tapply(gap[tc], row(gap)[tc], mean)
-  n_un <- tapply(gap[tc], row(gap)[tc], length)
+  # Group means by rowsum(), which is much faster than tapply() inside the
+  # resampling loops; names are the sorted group keys.
+  group_mean <- function(v, g) {
+    s <- rowsum(cbind(v, 1), g, reorder = TRUE)
+    list(mean = stats::setNames(s[, 1] / s[, 2], rownames(s)),
+         n = stats::setNames(s[, 2], rownames(s)))
+  }
+  ev <- group_mean(gap[ev_cells], st$event[ev_cells])
+  per <- group_mean(gap[tc], col(gap)[tc])
+  un <- group_mean(gap[tc], row(gap)[tc])
   pc <- st$placebo_cells
-  list(att = att, n_att = sum(tc),
+  list(att = mean(gap[tc]), n_att = sum(tc),
        placebo = if (any(pc)) mean(gap[pc]) else NA_real_, n_placebo = sum(pc),
-       event = event, n_event = n_event, per = per, n_per = n_per,
-       unit = un, n_unit = n_un)
+       event = ev$mean, n_event = ev$n, per = per$mean, n_per = per$n,
+       unit = un$mean, n_unit = un$n)
 }
 
 cf_tables <- function(est, reps, se, alpha) {
@@ -399,6 +430,14 @@ cf_tables <- function(est, reps, se, alpha) {
         sd <- sqrt((n - 1) / n * colSums(sweep(R, 2, m)^2, na.rm = TRUE))
         lo <- estimate - z * sd
         hi <- estimate + z * sd
+      } else if (se == "parametric") {
+        # Replicates are estimates on data with no effect: their spread is
+        # the estimator's error, so the interval subtracts its quantiles.
+        sd <- apply(R, 2, stats::sd, na.rm = TRUE)
+        q <- apply(R, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2),
+                   na.rm = TRUE, names = FALSE)
+        lo <- estimate - q[2, ]
+        hi <- estimate - q[1, ]
       } else {
         sd <- apply(R, 2, stats::sd, na.rm = TRUE)
         q <- apply(R, 2, stats::quantile, probs = c(alpha / 2, 1 - alpha / 2),
@@ -437,16 +476,24 @@ cf_equivalence <- function(event, placebo, bound) {
 
 # Folds: blocks of cv_block consecutive pre-periods counting back from each
 # treated unit's adoption. No randomness, so no seed dependence.
-cf_cv <- function(des, st, em, ctl, cv_block, r_values = NULL, lambda_values = NULL) {
-  fold <- ceiling(-st$event / cv_block)
+cf_cv <- function(des, st, em, ctl, cv_block, cv_folds, r_values = NULL,
+                  lambda_values = NULL) {
+  fold <- ceiling((-st$event - st$placebo) / cv_block)
   fold[!st$pre_cells] <- NA
+  # A refit per block is cheap without EM (only the projection changes);
+  # with EM, blocks are dealt round-robin into at most cv_folds folds.
+  if (em) fold <- (fold - 1L) %% cv_folds + 1L
   folds <- sort(unique(fold[!is.na(fold)]))
   method <- if (is.null(lambda_values)) "ife" else "mc"
   values <- if (method == "ife") r_values else lambda_values
+  previous <- NULL
   rows <- lapply(values, function(v) {
     r <- if (method == "ife") v else 0L
     lam <- if (method == "mc") v else 0
-    full <- cf_fit_once(des, st, em, ctl, r, lam, method)
+    # Penalties run from large to small: each full fit starts from the last.
+    full <- cf_fit_once(des, st, em, ctl, r, lam, method,
+                        warm = if (method == "mc") previous)
+    previous <<- full$fit
     sse <- 0
     n <- 0
     for (k in folds) {
@@ -492,15 +539,23 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   N <- nrow(des$Y)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
+  # Replicates reuse the main fit's factors and beta, not its fitted cells,
+  # which belong to other rows.
+  warm <- main$fit
+  warm$fit <- NULL
+  # Replicate fits stop at a relative change of 1e-6 (or tol if looser):
+  # ample for standard errors, and about half the iterations.
+  ctl$tol <- max(ctl$tol, 1e-6)
   one <- function(u) {
     sub <- cf_subset(des, st, u)
     fit <- tryCatch(
-      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = main$fit),
+      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = warm),
       mktcausal_error = function(e) NULL)
     if (is.null(fit)) return(NULL)
     s <- cf_stats(sub$des$Y, fit$y0, sub$st)
     # Units are relabelled in a replicate; map unit estimates back.
-    un <- tapply(s$unit, u[as.integer(names(s$unit))], mean)
+    un <- rowsum(s$unit, u[as.integer(names(s$unit))]) / rowsum(rep(1, length(s$unit)), u[as.integer(names(s$unit))])
+    un <- stats::setNames(un[, 1], rownames(un))
     list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = un)
   }
   if (se == "jackknife") {
@@ -516,6 +571,10 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   res <- resample_chunks(n_rep, function(idx) lapply(idx, function(b) one(draw(b))),
                          chunk_size = 50L, label = se)
   res <- unlist(res, recursive = FALSE)
+  cf_collect(res, keys)
+}
+
+cf_collect <- function(res, keys) {
   collect <- function(name) {
     k <- keys[[name]]
     m <- matrix(NA_real_, length(res), length(k), dimnames = list(NULL, k))
@@ -532,6 +591,73 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   out <- lapply(stats::setNames(names(keys), names(keys)), collect)
   out$failed <- sum(vapply(res, is.null, logical(1)))
   out
+}
+
+# Xu's (2017) parametric bootstrap. Step 1: each round holds out a random
+# never-treated unit as if treated with the pattern of one treated unit
+# (cycling through them), refits on a resample of the other controls, and
+# keeps the held-out unit's prediction errors. Step 2: each round rebuilds
+# the panel as the fitted untreated outcomes plus errors (resampled control
+# residual vectors for controls, step-1 prediction errors of the matching
+# pattern for treated units), so the effect is zero, and re-estimates.
+cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
+  n_boot <- check_count(n_boot, "n_boot", min = 2)
+  keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
+               period = names(est$per), unit = names(est$unit))
+  warm <- main$fit
+  warm$fit <- NULL
+  ctl$tol <- max(ctl$tol, 1e-6)
+  tr <- which(st$ever)
+  co <- which(st$controls)
+  if (length(co) < r + 3L) {
+    abort_mkt("too_few_controls", c(
+      "The parametric bootstrap holds out one never-treated unit, which leaves too few for r = {r}.",
+      i = "Use {.code se = \"bootstrap\"} or fewer factors."
+    ))
+  }
+  Tn <- ncol(des$Y)
+  errors <- resample_chunks(n_boot, function(idx) lapply(idx, function(m) {
+    j <- tr[(m - 1L) %% length(tr) + 1L]
+    c0 <- co[sample.int(length(co), 1L)]
+    rest <- setdiff(co, c0)
+    u <- c(rest[sample.int(length(rest), length(rest), replace = TRUE)], c0)
+    sub <- cf_subset(des, st, u)
+    k <- length(u)
+    s <- sub$st
+    obs <- s$mask[k, ]
+    s$ever[k] <- TRUE
+    s$controls[k] <- FALSE
+    s$n_controls <- sum(s$controls)
+    s$event[k, ] <- st$event[j, ]
+    s$pre_cells[k, ] <- obs & st$pre_cells[j, ]
+    s$fit_mask[k, ] <- 0
+    fit <- tryCatch(cf_fit_once(sub$des, s, FALSE, ctl, r, 0, "ife", warm = warm),
+                    mktcausal_error = function(e) NULL)
+    e <- if (is.null(fit)) rep(NA_real_, Tn) else sub$des$Y[k, ] - fit$y0[k, ]
+    e[!obs] <- 0
+    list(pattern = j, error = e)
+  }), chunk_size = 50L, label = "prediction errors")
+  errors <- unlist(errors, recursive = FALSE)
+  pattern <- vapply(errors, function(e) e$pattern, numeric(1))
+  E <- do.call(rbind, lapply(errors, function(e) e$error))
+  resid <- (des$Y - main$y0) * des$mask
+  res <- resample_chunks(n_boot, function(idx) lapply(idx, function(b) {
+    Yb <- main$y0
+    Yb[co, ] <- Yb[co, ] + resid[co[sample.int(length(co), length(co), replace = TRUE)], ]
+    for (j in tr) {
+      pool <- which(pattern == j & stats::complete.cases(E))
+      if (!length(pool)) return(NULL)
+      Yb[j, ] <- Yb[j, ] + E[pool[sample.int(length(pool), 1L)], ]
+    }
+    d <- des
+    d$Y <- Yb * des$mask
+    fit <- tryCatch(cf_fit_once(d, st, FALSE, ctl, r, 0, "ife", warm = warm),
+                    mktcausal_error = function(e) NULL)
+    if (is.null(fit)) return(NULL)
+    s <- cf_stats(d$Y, fit$y0, st)
+    list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = s$unit)
+  }), chunk_size = 50L, label = "parametric bootstrap")
+  cf_collect(unlist(res, recursive = FALSE), keys)
 }
 
 # Rows u of the panel (with repeats), as a panel of its own.

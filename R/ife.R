@@ -288,12 +288,13 @@ ife_fit_started <- function(des, r, ctl) {
 
 # The one caller of the C++ fit. Turns C++ failures into classed R errors.
 ife_engine <- function(Y, mask, X, r, ctl, F0 = NULL, beta0 = NULL, soft = FALSE,
-                       lambda = 0, call = rlang::caller_env()) {
+                       lambda = 0, fill0 = NULL, call = rlang::caller_env()) {
   if (is.null(F0)) F0 <- matrix(0, 0, 0)
   if (is.null(beta0)) beta0 <- numeric(0)
+  if (is.null(fill0) || !identical(dim(fill0), dim(Y))) fill0 <- matrix(0, 0, 0)
   tryCatch(
     cpp_ife_fit(Y, mask, unname(X), as.integer(r), force_code(ctl$force), ctl$tol,
-                as.integer(ctl$max_iter), soft, lambda, F0, beta0),
+                as.integer(ctl$max_iter), soft, lambda, F0, beta0, fill0),
     error = function(e) {
       if (grepl("collinear", conditionMessage(e))) {
         abort_mkt("collinear_covariates", c(

@@ -17,6 +17,15 @@ std::vector<Eigen::MatrixXd> to_mats(const Rcpp::List& X) {
   return out;
 }
 
+// Eigen's own OpenMP products cost more than they give on these matrix
+// sizes and would make timing depend on the machine's load: one thread
+// inside the fit, restored afterwards.
+struct EigenSingleThread {
+  int saved;
+  EigenSingleThread() : saved(Eigen::nbThreads()) { Eigen::setNbThreads(1); }
+  ~EigenSingleThread() { Eigen::setNbThreads(saved); }
+};
+
 struct Poll {
   void operator()() const { Rcpp::checkUserInterrupt(); }
 };
@@ -27,7 +36,8 @@ struct Poll {
 Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask,
                        const Rcpp::List& X, int r, int force, double tol, int max_iter,
                        bool soft, double lambda, const Eigen::MatrixXd& F0,
-                       const Eigen::VectorXd& beta0) {
+                       const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0) {
+  const EigenSingleThread one_thread;
   mkt::ife::Control ctl;
   ctl.r = r;
   ctl.force = force;
@@ -35,7 +45,7 @@ Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask,
   ctl.max_iter = max_iter;
   ctl.soft = soft;
   ctl.lambda = lambda;
-  const mkt::ife::Fit f = mkt::ife::fit(Y, mask, to_mats(X), ctl, F0, beta0, Poll());
+  const mkt::ife::Fit f = mkt::ife::fit(Y, mask, to_mats(X), ctl, F0, beta0, fill0, Poll());
   return Rcpp::List::create(
       Rcpp::_["beta"] = f.beta, Rcpp::_["mu"] = f.mu, Rcpp::_["alpha"] = f.alpha,
       Rcpp::_["xi"] = f.xi, Rcpp::_["F"] = f.F, Rcpp::_["L"] = f.L, Rcpp::_["fit"] = f.fit,

@@ -121,11 +121,13 @@ inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, Matrix
 
 // X: p covariate matrices, each N x T, finite on every cell (the caller puts
 // any value on masked cells: they do not move the fixed point). mask: N x T of
-// 0/1. F0/beta0: optional warm start (empty to start cold). poll() is called
+// 0/1. F0/beta0/fill0 (values for the masked cells): optional warm start
+// (empty to start cold). poll() is called
 // every few iterations and may throw to interrupt.
 template <class Poll>
 Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
-        const Control& ctl, const MatrixXd& F0, const VectorXd& beta0, Poll poll) {
+        const Control& ctl, const MatrixXd& F0, const VectorXd& beta0, const MatrixXd& fill0,
+        Poll poll) {
   const Eigen::Index N = Y.rows(), T = Y.cols();
   const int p = static_cast<int>(X.size());
   const double Td = static_cast<double>(T);
@@ -158,7 +160,10 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
 
   // Start: masked cells from additive means of the observed cells.
   MatrixXd Yf = Y;
-  if (missing) {
+  if (missing && fill0.rows() == N && fill0.cols() == T) {
+    // Warm start of the EM: masked cells from a previous fit.
+    Yf = (mask.array() > 0.5).select(Y, fill0);
+  } else if (missing) {
     VectorXd rs = VectorXd::Zero(N), rn = VectorXd::Zero(N);
     VectorXd cs = VectorXd::Zero(T), cn = VectorXd::Zero(T);
     for (Eigen::Index t = 0; t < T; ++t)

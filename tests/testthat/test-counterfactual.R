@@ -156,3 +156,20 @@ test_that("placebo periods: near zero under the factor model, not under two-way 
   expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 16),
                class = "mktcausal_error_no_pre_periods")
 })
+
+test_that("Xu's parametric bootstrap: reproducible, covers the truth, refused with EM", {
+  d <- sim_factor_panel(N = 40, Tn = 20, n_treated = 6, T0 = 14, effect = 3, seed = 31)
+  set.seed(5)
+  a <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = "parametric", n_boot = 60)
+  set.seed(5)
+  b <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = "parametric", n_boot = 60)
+  expect_identical(tidy(a), tidy(b))
+  g <- glance(a)
+  expect_equal(g$se, "parametric")
+  expect_lt(abs(g$att - 3), 2 * g$std.error)
+  expect_true(g$conf.low < 3 && 3 < g$conf.high)
+  # The replicates estimate data with no effect: centred near zero.
+  expect_lt(abs(mean(a$replicates$att)), g$std.error)
+  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, se = "parametric"),
+               class = "mktcausal_error_bad_argument")
+})
