@@ -37,7 +37,10 @@
 #' taken from R's random number generator (so `set.seed()` fixes it and the
 #' thread count does not matter), gives the bootstrap standard errors
 #' (interquartile range / 1.349) and the critical value of the sup-t
-#' statistic across all cells, hence simultaneous (uniform) bands.
+#' statistic across all cells, hence simultaneous (uniform) bands. On a
+#' balanced panel without covariates clustered by unit, the draws are
+#' computed from multiplier-weighted cohort sums of the outcomes rather than
+#' from the N x K influence matrix (same multipliers, much less work).
 #'
 #' @section Data handling:
 #' * Units treated in the first period (or, with anticipation, before any

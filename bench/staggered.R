@@ -18,7 +18,7 @@ sim_rollout <- function(n, n_periods = 12, seed = 1) {
   d
 }
 
-best_of <- function(expr, times = 3) {
+best_of <- function(expr, times = 5) {
   expr <- substitute(expr)
   env <- parent.frame()
   min(vapply(seq_len(times), function(i) {

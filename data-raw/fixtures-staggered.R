@@ -43,5 +43,20 @@ ant <- att_gt(yname = "lemp", tname = "year", idname = "countyreal", gname = "fi
               data = mpdta, anticipation = 1, bstrap = FALSE, cband = FALSE)
 out$anticipation <- data.frame(group = ant$group, time = ant$t, att = ant$att, se = ant$se)
 
+# Sampling weights: county population (constant within county).
+mpdta_w <- mpdta
+mpdta_w$pop <- exp(mpdta_w$lpop)
+for (m in c("dr", "reg")) {
+  wf <- att_gt(yname = "lemp", tname = "year", idname = "countyreal", gname = "first.treat",
+               data = mpdta_w, weightsname = "pop", est_method = m, bstrap = FALSE, cband = FALSE,
+               xformla = if (m == "dr") ~lpop else ~1)
+  ws <- aggte(wf, "simple", bstrap = FALSE, cband = FALSE)
+  we <- aggte(wf, "dynamic", bstrap = FALSE, cband = FALSE)
+  out$weighted[[m]] <- list(
+    attgt = data.frame(group = wf$group, time = wf$t, att = wf$att, se = wf$se),
+    simple = c(att = ws$overall.att, se = ws$overall.se),
+    event = data.frame(label = we$egt, att = we$att.egt, se = we$se.egt))
+}
+
 dir.create("tests/testthat/fixtures", showWarnings = FALSE, recursive = TRUE)
 saveRDS(out, "tests/testthat/fixtures/staggered-did.rds", version = 2)

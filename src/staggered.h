@@ -205,40 +205,48 @@ Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, cons
   const int width = nt + 1;
   // A for cohort h sits in columns h * width .. h * width + nt - 1, B in the last one.
   Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(B, static_cast<int64_t>(H) * width);
-  const int block = 1024;
-  Eigen::MatrixXd V(B, block);
-  Eigen::MatrixXd M(block, width);
-  int start = 0;
-  while (start < n) {
-    // A block never straddles two cohorts.
-    const int h = cohort_slot[order[start]];
-    int m = 0;
-    while (m < block && start + m < n && cohort_slot[order[start + m]] == h) ++m;
+  // One parallel region: each thread owns a range of draws and walks all
+  // units in cohort order, so there is no barrier per block (which stalls on
+  // a busy machine). A thread draws each unit's stream up to the end of its
+  // range and keeps its part; entries are accumulated unit by unit in the
+  // same order whatever the number of threads.
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel num_threads(threads)
 #endif
-    for (int j = 0; j < m; ++j) {
-      const int i = order[start + j];
-      Xoshiro256pp rng(seed, static_cast<uint64_t>(i));
-      for (int b = 0; b < B; ++b) V(b, j) = mammen(rng.unif());
-      for (int t = 0; t < nt; ++t) M(j, t) = w[i] * y[static_cast<int64_t>(t) * n + i];
-      M(j, nt) = w[i];
-    }
-    const int nb = (B + threads - 1) / threads;
+  {
+    int tid = 0, nth = 1;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+    tid = omp_get_thread_num();
+    nth = omp_get_num_threads();
 #endif
-    for (int t = 0; t < threads; ++t) {
-      const int b0 = t * nb;
-      const int len = std::min(B, b0 + nb) - b0;
-      if (len > 0) {
+    const int nb = (B + nth - 1) / nth;
+    const int b0 = std::min(B, tid * nb);
+    const int len = std::min(B, b0 + nb) - b0;
+    if (len > 0) {
+      // Blocks of at most 256 units of one cohort: a small product whose
+      // inner dimension stays within one GEMM depth panel.
+      const int block = 256;
+      Eigen::MatrixXd V(len, block), M(block, width);
+      int start = 0;
+      while (start < n) {
+        const int h = cohort_slot[order[start]];
+        int m = 0;
+        while (m < block && start + m < n && cohort_slot[order[start + m]] == h) ++m;
+        for (int j = 0; j < m; ++j) {
+          const int i = order[start + j];
+          Xoshiro256pp rng(seed, static_cast<uint64_t>(i));
+          for (int b = 0; b < b0; ++b) rng.next();
+          for (int b = 0; b < len; ++b) V(b, j) = mammen(rng.unif());
+          for (int t = 0; t < nt; ++t) M(j, t) = w[i] * y[static_cast<int64_t>(t) * n + i];
+          M(j, nt) = w[i];
+        }
         acc.block(b0, static_cast<int64_t>(h) * width, len, width).noalias() +=
-            V.block(b0, 0, len, m) * M.topRows(m);
+            V.leftCols(m) * M.topRows(m);
+        start += m;
       }
     }
-    start += m;
-    poll(start);
   }
+  poll(n);
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
   for (int k = 0; k < K; ++k) {
     for (int h = 0; h < H; ++h) {

@@ -115,3 +115,16 @@ test_that("imputation standard errors follow BJS Theorem 3 on a small panel", {
     expect_equal(td$std.error[td$event == e], se, tolerance = 1e-8)
   }
 })
+
+test_that("regressions on an unbalanced panel equal lm with unit and period dummies", {
+  d <- sim_staggered(n = 80, noise = 1, seed = 31)
+  # Missing outcomes (rows kept, so cohorts stay known) make it unbalanced.
+  d$y[d$unit %% 7 == 0 & d$time %in% c(2, 5)] <- NA
+  es <- event_study(y ~ post | unit + time, d, method = "twfe", n_sim = 100)
+  td <- tidy(es)
+  ev <- ifelse(is.na(d$event), -99, d$event)
+  X <- vapply(td$event, function(e) as.numeric(ev == e), numeric(nrow(d)))
+  colnames(X) <- paste0("e", seq_len(ncol(X)))
+  fit <- stats::lm(d$y ~ X + factor(d$unit) + factor(d$time))
+  expect_equal(td$estimate, unname(stats::coef(fit)[paste0("X", colnames(X))]), tolerance = 1e-9)
+})

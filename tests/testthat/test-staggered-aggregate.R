@@ -46,3 +46,23 @@ test_that("aggregate bands: uniform from the bootstrap, first row overall", {
   expect_equal(unname(coef(ev)), td$estimate)
   expect_error(aggregate(fit, "event", min_e = 3, max_e = 1), class = "mktcausal_error_bad_argument")
 })
+
+test_that("sampling weights: ATT(g,t), SEs and aggregations equal did's", {
+  ref <- readRDS(test_path("fixtures", "staggered-did.rds"))$weighted
+  d <- mpdta
+  d$post <- as.integer(d$first.treat > 0 & d$year >= d$first.treat)
+  d$pop <- exp(d$lpop)
+  for (m in names(ref)) {
+    f <- if (m == "dr") lemp ~ post + lpop | countyreal + year else lemp ~ post | countyreal + year
+    fit <- staggered(f, d, method = m, weights = "pop", n_boot = 0)
+    td <- tidy(fit)
+    expect_lt(max(abs(td$estimate - ref[[m]]$attgt$att)), 1e-6)
+    expect_lt(max(abs(td$std.error - ref[[m]]$attgt$se)), 1e-6)
+    s <- tidy(aggregate(fit, "simple"))
+    expect_lt(abs(s$estimate - ref[[m]]$simple[["att"]]), 1e-6)
+    expect_lt(abs(s$std.error - ref[[m]]$simple[["se"]]), 1e-6)
+    e <- tidy(aggregate(fit, "event"))[-1, ]
+    expect_lt(max(abs(e$estimate - ref[[m]]$event$att)), 1e-6)
+    expect_lt(max(abs(e$std.error - ref[[m]]$event$se)), 1e-6)
+  }
+})

@@ -208,3 +208,18 @@ test_that("the cohort-sum bootstrap gives the same draws as the influence-matrix
     expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
   }
 })
+
+test_that("Date periods and data.table input give the same effects", {
+  skip_if_not_installed("data.table")
+  d <- sim_staggered(n = 150, noise = 1, seed = 17)
+  base <- tidy(staggered(y ~ post | unit + time, d, n_boot = 0))
+  d$week <- as.Date("2025-01-06") + 7 * (d$time - 1)
+  dt <- data.table::as.data.table(d)
+  fit <- staggered(y ~ post | unit + week, dt, n_boot = 0)
+  td <- tidy(fit)
+  expect_s3_class(td$group, "Date")
+  expect_identical(td$event, base$event)
+  expect_equal(td$estimate, base$estimate, tolerance = 1e-12)
+  ev <- tidy(aggregate(fit, "event"))
+  expect_identical(ev$term[2], "event -5")
+})
