@@ -153,8 +153,8 @@ assignment_row <- function(setting, panel, data_name, facts, adjacency_name = "a
       ),
       diagnostics = calls(
         c(sprintf("bacon(%s, %s)", f, data_name), "what static TWFE averages (Goodman-Bacon)"),
-        c(sprintf("honest_sensitivity(event_study(%s, %s))", f, data_name),
-          "robust intervals when pre-trends may persist (Rambachan-Roth)"),
+        c(sprintf("glance(event_study(%s, %s))", f, data_name),
+          "joint Wald test of the pre-period (lead) coefficients"),
         c(sprintf("plot_status(%s, %s)", f, data_name), "who is treated when")
       ),
       when_doubtful = "If trends diverge with a common shock, relax parallel trends to a factor structure with counterfactual(method = \"ife\")."

@@ -11,6 +11,22 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// cpp_demean
+Rcpp::List cpp_demean(Rcpp::NumericMatrix x, const Rcpp::List& codes, const Rcpp::IntegerVector& n_groups, const Rcpp::NumericVector& weights, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_demean(SEXP xSEXP, SEXP codesSEXP, SEXP n_groupsSEXP, SEXP weightsSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_demean(x, codes, n_groups, weights, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ife_fit
 Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0);
 RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP fill0SEXP) {
@@ -128,14 +144,112 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_staggered_gt
+Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVector& cohort, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& group, const Rcpp::IntegerVector& time, const Rcpp::IntegerVector& base, const Rcpp::IntegerVector& control_after, bool not_yet, double trim, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_gt(SEXP ySEXP, SEXP cohortSEXP, SEXP wSEXP, SEXP groupSEXP, SEXP timeSEXP, SEXP baseSEXP, SEXP control_afterSEXP, SEXP not_yetSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cohort(cohortSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type time(timeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type base(baseSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type control_after(control_afterSEXP);
+    Rcpp::traits::input_parameter< bool >::type not_yet(not_yetSEXP);
+    Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_gt(y, cohort, w, group, time, base, control_after, not_yet, trim, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_staggered_boot
+Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot(SEXP SSEXP, SEXP nSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type S(SSEXP);
+    Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type B(BSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot(S, n, B, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_staggered_boot_cohort
+Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& cohort_slot, const Rcpp::IntegerVector& order, int H, const Rcpp::IntegerVector& cell_time, const Rcpp::IntegerVector& cell_base, const Eigen::Map<Eigen::MatrixXd> coef, const Eigen::Map<Eigen::MatrixXd> centre, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot_cohort(SEXP ySEXP, SEXP wSEXP, SEXP cohort_slotSEXP, SEXP orderSEXP, SEXP HSEXP, SEXP cell_timeSEXP, SEXP cell_baseSEXP, SEXP coefSEXP, SEXP centreSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cohort_slot(cohort_slotSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type order(orderSEXP);
+    Rcpp::traits::input_parameter< int >::type H(HSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cell_time(cell_timeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cell_base(cell_baseSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type coef(coefSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type B(BSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_cohort(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_simplex_ls
+Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVector& y, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_simplex_ls(SEXP XSEXP, SEXP ySEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< double >::type eta(etaSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w0(w0SEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_simplex_ls(X, y, eta, w0, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_synth_nested
+Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMatrix& X0, const Rcpp::NumericVector& Y1, const Rcpp::NumericMatrix& Y0, const Rcpp::NumericMatrix& starts, double tol, int max_iter, int max_eval, double ftol);
+RcppExport SEXP _mktcausal_cpp_synth_nested(SEXP X1SEXP, SEXP X0SEXP, SEXP Y1SEXP, SEXP Y0SEXP, SEXP startsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP max_evalSEXP, SEXP ftolSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type X1(X1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type X0(X0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type Y1(Y1SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type Y0(Y0SEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type starts(startsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< int >::type max_eval(max_evalSEXP);
+    Rcpp::traits::input_parameter< double >::type ftol(ftolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_nested(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
+    {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
+    {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
+    {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
+    {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
+    {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {NULL, NULL, 0}
 };
 
