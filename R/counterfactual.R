@@ -86,6 +86,11 @@
 #'   largest singular value of the untreated residuals down by 10^2.
 #' @param cv_block Consecutive pre-periods left out together in
 #'   cross-validation.
+#' @param criterion How r is chosen when it is `NULL`: `"cv"` (cross-validation,
+#'   the default) or a Bai and Ng (2002) criterion, `"IC_p1"`, `"IC_p2"` or
+#'   `"PC_p1"`, computed on the cells the factors are learned from (the
+#'   never-treated units, or every untreated cell with EM); the table is in
+#'   `tidy(fit, "ic")`.
 #' @param cv_folds With EM (`em = TRUE`, `"mc"`), each fold is a refit, so
 #'   the blocks are dealt in turn into at most this many folds (block k goes
 #'   to fold ((k - 1) mod cv_folds) + 1); without EM every block is a fold.
@@ -122,7 +127,7 @@
 counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NULL,
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
                            r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
-                           cv_folds = 10,
+                           cv_folds = 10, criterion = c("cv", "IC_p1", "IC_p2", "PC_p1"),
                            se = c("none", "bootstrap", "jackknife", "parametric"),
                            n_boot = 200,
                            alpha = 0.05, placebo = 0, equivalence_bound = NULL,
@@ -130,6 +135,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   call <- match.call()
   method <- match.arg(method)
   force <- match.arg(force)
+  criterion <- match.arg(criterion)
   se <- match.arg(se)
   alpha <- check_alpha(alpha)
   if (is.null(tol)) tol <- if (method == "mc") 1e-6 else 1e-8
@@ -184,6 +190,16 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   }
 
   cv <- NULL
+  ic <- NULL
+  if (method == "ife" && is.null(r) && criterion != "cv") {
+    # Bai and Ng criteria on the cells the factors are learned from.
+    r_top <- min(r_max, r_limit)
+    fits <- lapply(0:r_top, function(k) cf_fit_once(des, st, em, ctl, k, 0, "ife")$fit)
+    n_units <- if (em) nrow(des$Y) else st$n_controls
+    ic <- bai_ng_table(fits, 0:r_top, n_units, ncol(des$Y))
+    r <- ic$r[which.min(ic[[criterion]])]
+    ic$selected <- ic$r == r
+  }
   if (method == "ife" && is.null(r)) {
     # Cross-validation leaves a block out, so it needs one more pre-period.
     r_top <- min(r_max, r_limit - cv_block)
@@ -264,6 +280,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     factors = main$factors,
     loadings = main$loadings,
     cv = cv,
+    ic = ic,
+    criterion = if (!is.null(cv)) "cv" else if (!is.null(ic)) criterion else "user",
     pre_mspe = pre_mspe,
     se = se,
     n_boot = if (se %in% c("bootstrap", "parametric")) n_boot else

@@ -17,7 +17,8 @@
 #'   the equivalence test by placebo period (see [counterfactual()]);
 #' * `"counterfactual"`: the mean observed outcome and mean imputed Y(0) of
 #'   the treated units by event time;
-#' * for [ife()] fits, `"ic"`: the Bai and Ng criteria by r.
+#' * `"ic"`: the Bai and Ng criteria by r (for [ife()] fits, and for
+#'   counterfactual fits whose r was chosen by a criterion).
 #'
 #' `glance()` gives one row with at least r, `pre_mspe`, `att` and
 #' `std.error` for counterfactual fits, and r, `sigma2`, `nobs`, `iter` and
@@ -51,7 +52,7 @@ NULL
 tidy.mkt_counterfactual <- function(x, what = c("att", "event", "period", "unit", "beta",
                                                 "factors", "loadings", "cv",
                                                 "counterfactual", "placebo",
-                                                "equivalence"), ...) {
+                                                "equivalence", "ic"), ...) {
   what <- match.arg(what)
   p <- x$panel
   switch(what,
@@ -65,7 +66,8 @@ tidy.mkt_counterfactual <- function(x, what = c("att", "event", "period", "unit"
     cv = if (is.null(x$cv)) data.frame() else x$cv,
     counterfactual = cf_paths(x),
     placebo = if (is.null(x$placebo)) data.frame() else x$placebo,
-    equivalence = if (is.null(x$equivalence)) data.frame() else x$equivalence
+    equivalence = if (is.null(x$equivalence)) data.frame() else x$equivalence,
+    ic = if (is.null(x$ic)) data.frame() else x$ic
   )
 }
 
@@ -99,7 +101,9 @@ cf_paths <- function(x) {
 glance.mkt_counterfactual <- function(x, ...) {
   data.frame(
     method = x$method, em = x$em, force = x$force,
-    r = x$r, lambda = if (is.null(x$lambda)) NA_real_ else x$lambda,
+    r = x$r, r_rule = switch(x$criterion, cv = "cross-validation (smallest MSPE)",
+                             user = "given", x$criterion),
+    lambda = if (is.null(x$lambda)) NA_real_ else x$lambda,
     att = x$att$estimate, std.error = x$att$std.error,
     conf.low = x$att$conf.low, conf.high = x$att$conf.high,
     pre_mspe = x$pre_mspe,
@@ -130,7 +134,8 @@ print.mkt_counterfactual <- function(x, ...) {
     fe = "two-way fixed effects imputation")
   tuning <- if (x$method == "mc") paste0("lambda = ", signif(x$lambda, 4)) else
     paste0("r = ", x$r)
-  say("{.strong Counterfactual estimator}: {how}; {tuning}{if (!is.null(x$cv)) ' (cross-validated)' else ''}")
+  rule <- if (!is.null(x$cv)) " (cross-validated)" else if (!is.null(x$ic)) paste0(" (", x$criterion, ")") else ""
+  say("{.strong Counterfactual estimator}: {how}; {tuning}{rule}")
   say("{g$n_treated_units} treated unit{?s}, {g$n_controls} never treated; {g$n_treated_cells} treated cell{?s}; pre-period MSPE {signif(g$pre_mspe, 4)}")
   se <- if (is.na(g$std.error)) "" else
     sprintf(" (s.e. %s, %d%% interval [%s, %s], %s)", signif(g$std.error, 4),

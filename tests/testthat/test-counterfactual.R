@@ -173,3 +173,15 @@ test_that("Xu's parametric bootstrap: reproducible, covers the truth, refused wi
   expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, se = "parametric"),
                class = "mktcausal_error_bad_argument")
 })
+
+test_that("r can be chosen by a Bai and Ng criterion, with the table and the rule reported", {
+  fit <- counterfactual(f_sim, simdata, criterion = "IC_p2")
+  ic <- tidy(fit, "ic")
+  expect_equal(ic$r, 0:5)
+  expect_equal(fit$r, ic$r[which.min(ic$IC_p2)])
+  expect_equal(glance(fit)$r_rule, "IC_p2")
+  expect_equal(nrow(tidy(fit, "cv")), 0L)
+  cv <- counterfactual(f_sim, simdata)
+  expect_equal(glance(cv)$r_rule, "cross-validation (smallest MSPE)")
+  expect_equal(glance(counterfactual(f_sim, simdata, r = 1))$r_rule, "given")
+})
