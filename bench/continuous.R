@@ -11,14 +11,7 @@ suppressPackageStartupMessages({
 })
 setFixest_nthreads(1)
 
-time_it <- function(expr, reps = 3) {
-  expr <- substitute(expr)
-  env <- parent.frame()
-  min(vapply(seq_len(reps), function(i) {
-    gc(FALSE)
-    system.time(eval(expr, env))[["elapsed"]]
-  }, numeric(1)))
-}
+source(file.path("bench", "time_it.R"))
 
 make_panel <- function(n_units, n_periods, missing_share, seed = 7) {
   set.seed(seed)

@@ -9,14 +9,7 @@ have_gsynth <- requireNamespace("gsynth", quietly = TRUE)
 if (have_gsynth) suppressPackageStartupMessages(library(gsynth))
 mkt_threads(1)
 
-time_it <- function(expr, reps = 3) {
-  expr <- substitute(expr)
-  env <- parent.frame()
-  min(vapply(seq_len(reps), function(i) {
-    gc(FALSE)
-    system.time(eval(expr, env))[["elapsed"]]
-  }, numeric(1)))
-}
+source(file.path("bench", "time_it.R"))
 
 sim <- read.csv(file.path("..", "shared", "data", "gsynth_simdata.csv"))
 res <- list()

@@ -5,15 +5,7 @@
 suppressPackageStartupMessages(library(mktcausal))
 ns <- asNamespace("mktcausal")
 
-time_it <- function(expr, reps = 3) {
-  expr <- substitute(expr)
-  env <- parent.frame()
-  times <- vapply(seq_len(reps), function(i) {
-    gc(FALSE)
-    system.time(eval(expr, env))[["elapsed"]]
-  }, numeric(1))
-  min(times)
-}
+source(file.path("bench", "time_it.R"))
 
 set.seed(2024)
 M <- 210

@@ -6,14 +6,7 @@
 suppressPackageStartupMessages(library(mktcausal))
 ns <- asNamespace("mktcausal")
 
-time_it <- function(expr, reps = 3) {
-  expr <- substitute(expr)
-  env <- parent.frame()
-  min(vapply(seq_len(reps), function(i) {
-    gc(FALSE)
-    system.time(eval(expr, env))[["elapsed"]]
-  }, numeric(1)))
-}
+source(file.path("bench", "time_it.R"))
 row <- function(task, impl, seconds, extra = "") {
   cat(sprintf("| %s | %s | %.3f s | %s |\n", task, impl, seconds, extra))
 }
