@@ -43,23 +43,12 @@
 #' @export
 bacon <- function(formula, data) {
   panel <- mkt_panel(formula, data)
-  if (panel$treatment_type == "none" || panel$treatment_type != "binary") {
-    abort_mkt("non_binary_treatment", c(
-      "{.fn bacon} needs a 0/1 treatment as the first term after {.code ~}.",
-      i = "Write {.code outcome ~ post | unit + time} with {.field post} the treated-and-post indicator."
-    ))
-  }
+  require_binary_treatment(panel, "bacon")
   if (length(panel$vars$covariates)) {
     abort_mkt("covariates_not_supported", c(
       "{.fn bacon} decomposes the TWFE estimator without covariates.",
       x = "The formula has covariates {.field {panel$vars$covariates}}.",
       i = "Drop them from the formula, or partial them out of the outcome first."
-    ))
-  }
-  if (!isTRUE(panel$absorbing)) {
-    abort_mkt("treatment_switches_off", c(
-      "The treatment {.field {panel$vars$treatment}} switches off for some units.",
-      i = "The decomposition needs an absorbing treatment: once treated, always treated."
     ))
   }
   complete <- rowSums(!panel$observed) == 0

@@ -293,6 +293,32 @@ panel_eval <- function(label, data, env, role, call = rlang::caller_env()) {
   x
 }
 
+# The treatment checks shared by the estimators of a 0/1 treatment (and,
+# with `absorbing`, of one that never switches off), so that each names the
+# same problem with the same class; `fn` names the estimator in the message.
+require_binary_treatment <- function(panel, fn, absorbing = TRUE, call = rlang::caller_env()) {
+  if (panel$treatment_type == "none") {
+    abort_mkt("no_treatment", c(
+      "The formula has no treatment.",
+      i = "Give the 0/1 treatment first after {.code ~}: {.code y ~ treated | unit + time}."
+    ), call = call)
+  }
+  if (panel$treatment_type != "binary") {
+    abort_mkt("non_binary_treatment", c(
+      "{.fn {fn}} needs a 0/1 treatment; {.field {panel$vars$treatment}} is {panel$treatment_type}.",
+      i = "Code treated unit-periods as 1 and all others as 0; for a dose see {.fn dose_response}."
+    ), call = call)
+  }
+  if (absorbing && !isTRUE(panel$absorbing)) {
+    abort_mkt("treatment_switches_off", c(
+      "The treatment {.field {panel$vars$treatment}} switches off for some units.",
+      x = "{.fn {fn}} needs an absorbing treatment: once treated, always treated.",
+      i = "Recode it as treated from the first treated period on, or use {.fn counterfactual}, which imputes with reversals."
+    ), call = call)
+  }
+  invisible(panel)
+}
+
 check_time_sortable <- function(time, name, call = rlang::caller_env()) {
   ok <- (is.numeric(time) && !is.complex(time)) || inherits(time, c("Date", "POSIXt")) ||
     is.ordered(time)

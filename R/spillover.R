@@ -202,12 +202,7 @@ is_panel_formula <- function(formula) {
 # The panel regression: y_it = a_i + l_t + tau D_it + gamma h_it + x_it'b.
 spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster, alpha, call) {
   panel <- mkt_panel(formula, data)
-  if (panel$treatment_type != "binary") {
-    abort_mkt("non_binary_treatment", c(
-      "{.fn spillover} needs a 0/1 treatment; {.field {panel$vars$treatment}} is {panel$treatment_type}.",
-      i = "For a dose, see {.fn dose_response}."
-    ))
-  }
+  require_binary_treatment(panel, "spillover", absorbing = FALSE, call = call)
   ids <- as.character(panel$units)
   A <- neighbour_matrix(adjacency, ids, data, panel$vars$unit, radius)
   D0 <- panel$D

@@ -153,25 +153,7 @@ staggered <- function(formula, data, control = c("never", "not_yet"),
 # dropping units treated before any clean base period.
 staggered_prepare <- function(panel, data, control, cluster, weights, anticipation,
                               call = rlang::caller_env()) {
-  if (panel$treatment_type == "none") {
-    abort_mkt("no_treatment", c(
-      "The formula has no treatment.",
-      i = "Give the treated-and-post indicator first after {.code ~}: {.code y ~ post | unit + time}."
-    ), call = call)
-  }
-  if (panel$treatment_type != "binary") {
-    abort_mkt("non_binary_treatment", c(
-      "The treatment {.field {panel$vars$treatment}} must be 0/1.",
-      i = "Give the absorbing treated-and-post indicator, for example {.code as.integer(year >= first_year)}."
-    ), call = call)
-  }
-  if (!isTRUE(panel$absorbing)) {
-    abort_mkt("treatment_switches_off", c(
-      "The treatment {.field {panel$vars$treatment}} switches off for some units.",
-      x = "Staggered adoption needs an absorbing treatment: once treated, always treated.",
-      i = "Recode it as treated from the first treated period on, or use an estimator for treatments that switch."
-    ), call = call)
-  }
+  require_binary_treatment(panel, "staggered", call = call)
   unit_names <- as.character(panel$units)
   row_unit <- match(data[[panel$vars$unit]], panel$units)
   unit_value <- function(col, role) {

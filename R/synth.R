@@ -268,18 +268,7 @@ synth_panel <- function(formula, data, pred_vars, call = rlang::caller_env()) {
 # Donors, treated units, their first treated periods and the checks that
 # belong to this estimator rather than to the panel.
 synth_setup <- function(panel, method, call = rlang::caller_env()) {
-  if (panel$treatment_type != "binary") {
-    abort_mkt("non_binary_treatment", c(
-      "The treatment {.field {panel$vars$treatment}} must be 0/1.",
-      i = "Code the treated unit-periods as 1 and all others as 0."
-    ), call = call)
-  }
-  if (!isTRUE(panel$absorbing)) {
-    abort_mkt("treatment_switches_off", c(
-      "The treatment {.field {panel$vars$treatment}} switches off for some unit.",
-      i = "Synthetic control needs an absorbing treatment: once treated, always treated. Code the post-adoption periods as 1 or end the panel when treatment stops."
-    ), call = call)
-  }
+  require_binary_treatment(panel, "synth", call = call)
   t0_index <- match(as.character(panel$cohort), as.character(panel$times))
   never <- is.na(t0_index)
   unit_names <- as.character(panel$units)
