@@ -58,12 +58,7 @@ synth_conformal <- function(fit, setup, alpha, call = rlang::caller_env()) {
       i = "Drop {.arg predictors}, or use {.code inference = \"placebo\"}."
     ), call = call)
   }
-  if (length(setup$treated) > 1L) {
-    abort_mkt("inference_unsupported", c(
-      "Conformal inference needs exactly one treated unit; there are {length(setup$treated)}.",
-      i = "Use {.code method = \"sdid\"} with {.code inference = \"placebo\"} for several treated units."
-    ), call = call)
-  }
+  require_one_treated(setup, "Conformal inference", call)
   f <- fit$fits[[1]]
   Y0 <- setup$panel$Y[setup$donors, , drop = FALSE]
   y1 <- f$y1

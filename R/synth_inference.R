@@ -2,6 +2,17 @@
 # runs through resample_chunks(), so plans, progress and seeds behave the
 # same as everywhere else in the package.
 
+# Inference that permutes or conformalises around one treated unit.
+require_one_treated <- function(setup, what, call) {
+  if (length(setup$treated) > 1L) {
+    abort_mkt("inference_unsupported", c(
+      paste(what, "needs exactly one treated unit; there are {length(setup$treated)}."),
+      i = "Use {.code method = \"sdid\"} with {.code inference = \"placebo\"} for several treated units."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
 synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_periods,
                             drop_poor_placebos, alpha, call = rlang::caller_env()) {
   method <- fit$method
@@ -13,12 +24,7 @@ synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_peri
         i = "Use {.code inference = \"placebo\"} (placebo in space), or {.code method = \"sdid\"} for jackknife or bootstrap standard errors."
       ), call = call)
     }
-    if (length(setup$treated) > 1L) {
-      abort_mkt("inference_unsupported", c(
-        "Placebo in space for {.code method = \"sc\"} needs exactly one treated unit; there are {length(setup$treated)}.",
-        i = "Use {.code method = \"sdid\"} with {.code inference = \"placebo\"} for several treated units."
-      ), call = call)
-    }
+    require_one_treated(setup, "Placebo in space for {.code method = \"sc\"}", call)
     return(placebo_in_space(fit, setup, predictors, fit_periods, drop_poor_placebos))
   }
   if (inference %in% c("jackknife", "bootstrap") && length(setup$treated) < 2L) {
