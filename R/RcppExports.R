@@ -5,6 +5,10 @@ cpp_demean <- function(x, codes, n_groups, weights, tol, max_iter) {
     .Call(`_mktcausal_cpp_demean`, x, codes, n_groups, weights, tol, max_iter)
 }
 
+cpp_honest_vertices <- function(W, tol) {
+    .Call(`_mktcausal_cpp_honest_vertices`, W, tol)
+}
+
 cpp_ife_fit <- function(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0, fill0) {
     .Call(`_mktcausal_cpp_ife_fit`, Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0, fill0)
 }

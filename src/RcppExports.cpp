@@ -27,6 +27,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_honest_vertices
+Rcpp::NumericMatrix cpp_honest_vertices(const Rcpp::NumericMatrix& W, double tol);
+RcppExport SEXP _mktcausal_cpp_honest_vertices(SEXP WSEXP, SEXP tolSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type W(WSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_honest_vertices(W, tol));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ife_fit
 Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0);
 RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP fill0SEXP) {
@@ -239,6 +251,7 @@ END_RCPP
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
+    {"_mktcausal_cpp_honest_vertices", (DL_FUNC) &_mktcausal_cpp_honest_vertices, 2},
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},

@@ -1,0 +1,316 @@
+#' Sensitivity of an event study to violations of parallel trends
+#'
+#' `honest_sensitivity()` computes the robust confidence sets of Rambachan
+#' and Roth (2023) for a post-period effect of an event study: sets that stay
+#' valid when the trend violation in the post-periods is bounded by what the
+#' pre-periods show, rather than assumed to be zero. Two restrictions are
+#' offered:
+#'
+#' * `type = "relative_magnitudes"` (Delta^RM(Mbar)): the change in the
+#'   violation between consecutive post-periods is at most `Mbar` times the
+#'   largest such change between consecutive pre-periods. `Mbar = 1` says
+#'   post-period shocks are no larger than the worst pre-period shock.
+#'   Confidence sets come from the conditional test of Andrews, Roth and
+#'   Pakes (2023), or its hybrid with a least-favourable first stage (the
+#'   default, as Rambachan and Roth recommend).
+#' * `type = "smoothness"` (Delta^SD(M)): the violation's slope may change
+#'   by at most `M` per period, so `M = 0` allows a linear trend carried on
+#'   from the pre-periods. The set is the optimal fixed-length confidence
+#'   interval (FLCI) of Armstrong and Kolesar, built from the affine
+#'   estimator of the target with the shortest worst-case interval.
+#'
+#' @section Computation:
+#' The FLCI is found by a one-dimensional search along a lasso path
+#' (coordinate descent; the problems have one coordinate per pre-period) and
+#' the exact folded-normal quantile, so it needs no convex solver. The ARP
+#' test is a small linear program whose dual feasible set does not depend on
+#' the data; its vertices are listed once per restriction in C++ and every
+#' test value, conditioning interval and least-favourable draw becomes a
+#' matrix product. Following Rambachan and Roth's own implementation, the
+#' test uses the moments that involve post-period violations, evaluates the
+#' set on a grid of `grid_points` values (by default 20 standard errors of
+#' the target either side of its estimate, widened while the set touches an
+#' end) and then refines both ends by testing two successively finer
+#' grids inside the boundary cells (`refine = FALSE` keeps the grid values). The hybrid's least-favourable critical value is simulated
+#' from `n_sim` normal draws taken from R's generator, reproducible with
+#' [set.seed()]; the same draws serve every restriction and every `Mbar`.
+#'
+#' The breakdown value is the largest `M` (or `Mbar`) at which a zero
+#' effect is still rejected (the FLCI excludes zero; the ARP test rejects
+#' zero), found by bisection to a relative precision of 1e-4; it is `NA`
+#' when zero is not rejected even at `M = 0`.
+#'
+#' @param object An [event_study()] fit (methods `"cs"`, `"sa"` or
+#'   `"twfe"`, whose coefficients are relative to the period before
+#'   adoption), or a numeric vector of event-study coefficients, pre-periods
+#'   first and the reference period left out, with `sigma` and `n_pre`.
+#' @param type `"relative_magnitudes"` or `"smoothness"`.
+#' @param M The values of `Mbar` (relative magnitudes) or `M` (smoothness)
+#'   to report. By default `Mbar` runs from 0 to 2 and `M` from 0 to the
+#'   upper end of a confidence interval for the largest pre-period second
+#'   difference.
+#' @param target `"first"` (the first post-period), `"average"` (the mean
+#'   over post-periods), one post-period event time (for a fit: the event
+#'   time itself, for example `2`; for a vector: its position), or a numeric
+#'   weight vector with one entry per post-period.
+#' @param method For relative magnitudes: `"hybrid"` (conditional test with
+#'   a least-favourable first stage of size `alpha / 10`) or
+#'   `"conditional"`.
+#' @param alpha Significance level.
+#' @param n_sim Draws for the least-favourable critical value.
+#' @param grid_points,grid_lb,grid_ub The grid of target values tested for
+#'   relative magnitudes; `NULL` bounds give the default grid.
+#' @param refine Refine the ends of relative-magnitude sets beyond the grid.
+#' @param breakdown Compute the breakdown value.
+#' @param ... Passed to methods: `sigma` and `n_pre` for a numeric vector.
+#' @return An object of class `c("mkt_honest", "mkt_fit")`: `table` (what
+#'   `tidy()` returns: one row per value of `M`, plus the conventional
+#'   interval, with `term`, `M`, `conf.low`, `conf.high`, `method`),
+#'   `breakdown`, `estimate` and `std.error` of the target, `weights` (the
+#'   target vector `l`), and the settings.
+#' @references Rambachan, A. and Roth, J. (2023). A more credible approach
+#'   to parallel trends. *Review of Economic Studies* 90(5), 2555-2591.
+#'
+#'   Andrews, I., Roth, J. and Pakes, A. (2023). Inference for linear
+#'   conditional moment inequalities. *Review of Economic Studies* 90(6),
+#'   2763-2791.
+#'
+#'   Armstrong, T. B. and Kolesar, M. (2018). Optimal inference in a class
+#'   of regression models. *Econometrica* 86(2), 655-683.
+#' @examples
+#' mpdta$post <- as.integer(mpdta$first.treat > 0 & mpdta$year >= mpdta$first.treat)
+#' es <- event_study(lemp ~ post | countyreal + year, mpdta, method = "sa")
+#' set.seed(1)
+#' hs <- honest_sensitivity(es, "relative_magnitudes", M = c(0, 0.5, 1))
+#' tidy(hs)
+#' honest_sensitivity(es, "smoothness", M = c(0, 0.01, 0.02))
+#' @export
+honest_sensitivity <- function(object, ...) UseMethod("honest_sensitivity")
+
+#' @rdname honest_sensitivity
+#' @export
+honest_sensitivity.mkt_event_study <- function(object,
+                                               type = c("relative_magnitudes", "smoothness"),
+                                               M = NULL, target = "first", ...) {
+  tab <- object$table
+  if (identical(object$method, "imputation")) {
+    abort_mkt("honest_input", c(
+      "The imputation estimator's pre-period coefficients are not relative to the period before adoption.",
+      i = "Use `event_study(..., method = \"cs\")`, \"sa\" or \"twfe\" for `honest_sensitivity()`."
+    ))
+  }
+  ref <- which(is.na(tab$std.error) & tab$estimate == 0)
+  ref <- ref[tab$event[ref] < 0]
+  if (length(ref) != 1) {
+    abort_mkt("honest_input", c(
+      "The event study has no single reference period (a pre-period coefficient fixed at zero).",
+      i = "Fit it with a universal base period (the default of `event_study()`)."
+    ))
+  }
+  r <- tab$event[ref]
+  ev <- tab$event[-ref]
+  if (any(diff(tab$event) != 1) || !any(ev < r) || !any(ev > r)) {
+    abort_mkt("honest_input", c(
+      "The event times must be consecutive, with pre-periods before and post-periods after the reference period.",
+      i = "Widen `min_e`/`max_e` in `event_study()` or drop the gaps."
+    ))
+  }
+  keep <- setdiff(seq_len(nrow(tab)), ref)
+  if (anyNA(tab$std.error[keep])) {
+    abort_mkt("honest_input", c(
+      sprintf("Event time(s) %s have no standard error.",
+              paste(tab$event[keep][is.na(tab$std.error[keep])], collapse = ", ")),
+      i = "Restrict the event window with `min_e`/`max_e` in `event_study()`."
+    ))
+  }
+  post_events <- ev[ev > r]
+  if (is.numeric(target) && length(target) == 1) {
+    if (!target %in% post_events) {
+      abort_mkt("honest_target", c(
+        sprintf("`target = %s` is not a post-period event time.", format(target)),
+        i = sprintf("Choose one of %s, \"first\" or \"average\".", paste(post_events, collapse = ", "))
+      ))
+    }
+    target <- match(target, post_events)
+  }
+  out <- honest_sensitivity.numeric(tab$estimate[keep], sigma = object$vcov[keep, keep, drop = FALSE],
+                                    n_pre = sum(ev < r), type = type, M = M, target = target, ...)
+  out$events <- ev
+  out$post_events <- post_events
+  out
+}
+
+#' @rdname honest_sensitivity
+#' @param sigma Covariance matrix of the coefficients (numeric method).
+#' @param n_pre Number of pre-period coefficients (numeric method).
+#' @export
+honest_sensitivity.numeric <- function(object, sigma, n_pre,
+                                       type = c("relative_magnitudes", "smoothness"),
+                                       M = NULL, target = "first",
+                                       method = c("hybrid", "conditional"), alpha = 0.05,
+                                       n_sim = 1000, grid_points = 1000, grid_lb = NULL,
+                                       grid_ub = NULL, refine = TRUE, breakdown = TRUE, ...) {
+  type <- match.arg(type)
+  method <- match.arg(method)
+  alpha <- check_alpha(alpha)
+  n_sim <- check_count(n_sim, "n_sim", min = 10)
+  grid_points <- check_count(grid_points, "grid_points", min = 10)
+  betahat <- as.numeric(object)
+  k <- length(betahat)
+  n_pre <- check_count(n_pre, "n_pre", min = 1)
+  if (n_pre >= k) {
+    abort_mkt("honest_input", c(
+      sprintf("`n_pre = %d` leaves no post-period among %d coefficients.", n_pre, k),
+      i = "Give the pre-period coefficients first, then at least one post-period."
+    ))
+  }
+  sigma <- as.matrix(sigma)
+  if (!is.numeric(sigma) || !identical(dim(sigma), c(k, k)) || anyNA(sigma) || anyNA(betahat)) {
+    abort_mkt("honest_input", c(
+      sprintf("`sigma` must be a %d x %d covariance matrix without missing values.", k, k),
+      i = "Pass the covariance of exactly the coefficients in `object`."
+    ))
+  }
+  sigma <- (sigma + t(sigma)) / 2
+  if (min(eigen(sigma, symmetric = TRUE, only.values = TRUE)$values) < -1e-10 * max(abs(sigma))) {
+    abort_mkt("honest_input", c("`sigma` is not positive semi-definite.",
+                                i = "Check the covariance matrix of the event study."))
+  }
+  n_post <- k - n_pre
+  l <- honest_target(target, n_post)
+  post <- n_pre + seq_len(n_post)
+  estimate <- sum(l * betahat[post])
+  se <- sqrt(drop(crossprod(l, sigma[post, post, drop = FALSE] %*% l)))
+  if (is.null(M)) M <- honest_default_M(type, betahat, sigma, n_pre)
+  if (!is.numeric(M) || anyNA(M) || any(M < 0)) {
+    abort_mkt("honest_input", c("`M` must be non-negative numbers.",
+                                i = "For example `M = seq(0, 2, by = 0.5)`."))
+  }
+  M <- sort(unique(M))
+  z <- stats::qnorm(1 - alpha / 2)
+  settings <- list(type = type, method = if (type == "smoothness") "FLCI" else
+                     switch(method, hybrid = "C-LF", conditional = "Conditional"),
+                   alpha = alpha)
+  # For each M: the set, and whether it rejects a zero effect (what the
+  # breakdown value tracks).
+  if (type == "smoothness") {
+    set_at <- function(m) {
+      f <- sd_flci(betahat, sigma, n_pre, l, m, alpha)
+      list(conf.low = f$conf.low, conf.high = f$conf.high, open = FALSE)
+    }
+    rejects_zero <- function(m) {
+      s <- set_at(m)
+      s$conf.low > 0 || s$conf.high < 0
+    }
+  } else {
+    Z <- matrix(stats::rnorm(n_sim * 2 * n_post), n_sim, 2 * n_post, byrow = TRUE)
+    user_grid <- !is.null(grid_lb) || !is.null(grid_ub)
+    lb <- grid_lb %||% (estimate - 20 * se)
+    ub <- grid_ub %||% (estimate + 20 * se)
+    set_at <- function(m) {
+      accept <- rm_acceptance(betahat, sigma, n_pre, l, m, alpha, method == "hybrid", Z)
+      lo <- lb
+      hi <- ub
+      for (widen in 0:4) {
+        res <- grid_interval(accept, lo, hi, grid_points, refine)
+        if (!res$open || user_grid) break
+        width <- hi - lo
+        lo <- lo - width
+        hi <- hi + width
+      }
+      res
+    }
+    rejects_zero <- function(m) {
+      !rm_acceptance(betahat, sigma, n_pre, l, m, alpha, method == "hybrid", Z)(0)
+    }
+  }
+  rows <- lapply(M, set_at)
+  table <- data.frame(
+    term = honest_target_label(target, n_post), M = M,
+    conf.low = vapply(rows, `[[`, numeric(1), "conf.low"),
+    conf.high = vapply(rows, `[[`, numeric(1), "conf.high"),
+    method = settings$method, open = vapply(rows, `[[`, logical(1), "open"),
+    stringsAsFactors = FALSE
+  )
+  original <- data.frame(term = table$term[1], M = NA_real_, conf.low = estimate - z * se,
+                         conf.high = estimate + z * se, method = "original", open = FALSE,
+                         stringsAsFactors = FALSE)
+  bd <- if (breakdown) honest_breakdown(rejects_zero, max(M)) else NA_real_
+  if (any(table$open)) {
+    warn_mkt("honest_open", c(
+      "The robust set reaches the end of the grid of target values for some `M`.",
+      i = "Its bounds are the grid's ends; widen `grid_lb`/`grid_ub`."
+    ))
+  }
+  structure(c(list(table = rbind(original, table), breakdown = bd, estimate = estimate,
+                   std.error = se, weights = l, n_pre = n_pre, n_post = n_post,
+                   target = target), settings),
+            class = c("mkt_honest", "mkt_fit"))
+}
+
+# The target weights l over post-periods.
+honest_target <- function(target, n_post) {
+  if (is.character(target)) {
+    target <- match.arg(target, c("first", "average"))
+    return(if (target == "first") c(1, rep(0, n_post - 1)) else rep(1 / n_post, n_post))
+  }
+  if (is.numeric(target) && length(target) == 1 && n_post >= 1 &&
+      target == round(target) && target >= 1 && target <= n_post && n_post > 1) {
+    l <- numeric(n_post)
+    l[target] <- 1
+    return(l)
+  }
+  if (is.numeric(target) && length(target) == n_post && !anyNA(target) && any(target != 0)) {
+    return(as.numeric(target))
+  }
+  abort_mkt("honest_target", c(
+    sprintf("`target` must be \"first\", \"average\", a post-period, or %d weights.", n_post),
+    i = "For example `target = \"average\"`."
+  ))
+}
+
+honest_target_label <- function(target, n_post) {
+  if (is.character(target)) return(paste(match.arg(target, c("first", "average")), "post-period effect"))
+  if (length(target) == 1) return(sprintf("post-period %d effect", target))
+  "weighted post-period effect"
+}
+
+# Default grids of M: relative magnitudes 0 to 2; smoothness from 0 to the
+# upper end of a Bonferroni-free pointwise interval for the largest
+# pre-period second difference (at least a small positive value).
+honest_default_M <- function(type, betahat, sigma, n_pre) {
+  if (type == "relative_magnitudes") return(seq(0, 2, by = 0.25))
+  b <- c(betahat[seq_len(n_pre)], 0)
+  if (length(b) < 3) {
+    top <- 2 * sqrt(sigma[1, 1])
+  } else {
+    D <- matrix(0, length(b) - 2, length(b))
+    for (i in seq_len(nrow(D))) D[i, i:(i + 2)] <- c(1, -2, 1)
+    S <- matrix(0, length(b), length(b))
+    S[seq_len(n_pre), seq_len(n_pre)] <- sigma[seq_len(n_pre), seq_len(n_pre)]
+    est <- drop(D %*% b)
+    se <- sqrt(pmax(diag(D %*% S %*% t(D)), 0))
+    top <- max(abs(est) + stats::qnorm(0.975) * se)
+  }
+  seq(0, top, length.out = 6)
+}
+
+# Largest M at which a zero effect is still rejected, by bisection on a
+# bracket grown from the largest M reported.
+honest_breakdown <- function(excludes_zero, m_max) {
+  if (!excludes_zero(0)) return(NA_real_)
+  hi <- max(m_max, 1e-8)
+  grow <- 0
+  while (excludes_zero(hi) && grow < 20) {
+    hi <- 2 * hi
+    grow <- grow + 1
+  }
+  if (grow == 20) return(Inf)
+  lo <- 0
+  for (i in seq_len(40)) {
+    mid <- (lo + hi) / 2
+    if (excludes_zero(mid)) lo <- mid else hi <- mid
+    if (hi - lo <= 1e-4 * hi) break
+  }
+  lo
+}

@@ -1,0 +1,185 @@
+fx <- readRDS(test_path("fixtures", "honest.rds"))
+
+ours_rm <- function(data, row) {
+  l <- if (row$target == "first") c(1, 0, 0, 0) else rep(0.25, 4)
+  set.seed(0)
+  hs <- honest_sensitivity(data$betahat, sigma = data$sigma, n_pre = data$n_pre,
+                           M = row$Mbar, target = l,
+                           method = if (row$method == "C-LF") "hybrid" else "conditional",
+                           grid_lb = row$grid_lb, grid_ub = row$grid_ub, refine = FALSE,
+                           breakdown = FALSE)
+  tidy(hs)[2, ]
+}
+
+test_that("relative-magnitude sets equal HonestDiD's on its example and on mpdta", {
+  for (case in list(list(fx$bc, fx$bc_rm), list(fx$mpdta, fx$mpdta_rm))) {
+    ref <- case[[2]]
+    for (i in seq_len(nrow(ref))) {
+      got <- suppressWarnings(ours_rm(case[[1]], ref[i, ]))
+      # Same grid, same draws: the sets coincide, far inside the 1e-3 asked.
+      expect_lt(abs(got$conf.low - ref$lb[i]) + abs(got$conf.high - ref$ub[i]), 1e-10)
+    }
+  }
+})
+
+test_that("refined ends lie within one grid step of the grid ends", {
+  row <- fx$mpdta_rm[fx$mpdta_rm$Mbar == 1 & fx$mpdta_rm$method == "C-LF" &
+                       fx$mpdta_rm$target == "first", ]
+  step <- (row$grid_ub - row$grid_lb) / 999
+  set.seed(0)
+  hs <- honest_sensitivity(fx$mpdta$betahat, sigma = fx$mpdta$sigma, n_pre = 3, M = 1,
+                           grid_lb = row$grid_lb, grid_ub = row$grid_ub, breakdown = FALSE)
+  got <- tidy(hs)[2, ]
+  expect_lte(got$conf.low, row$lb)
+  expect_gt(got$conf.low, row$lb - step)
+  expect_gte(got$conf.high, row$ub)
+  expect_lt(got$conf.high, row$ub + step)
+})
+
+test_that("the smoothness FLCI equals a brute-force search over estimators", {
+  for (i in seq_len(nrow(fx$flci))) {
+    ref <- fx$flci[i, ]
+    data <- fx[[ref$data]]
+    l <- if (ref$target == "first") c(1, 0, 0, 0) else rep(0.25, 4)
+    hs <- honest_sensitivity(data$betahat, sigma = data$sigma, n_pre = data$n_pre,
+                             type = "smoothness", M = ref$M, target = l, breakdown = FALSE)
+    got <- tidy(hs)[2, ]
+    # Nelder-Mead on an LP bias reaches the same optimum to about 1e-8.
+    expect_lt(abs((got$conf.high - got$conf.low) / 2 - ref$half), 1e-6)
+    expect_lt(abs(got$conf.low - ref$lb), 1e-4)
+    expect_lt(abs(got$conf.high - ref$ub), 1e-4)
+  }
+})
+
+test_that("the FLCI's worst-case bias is attained and never exceeded over Delta^SD(M)", {
+  b <- fx$mpdta
+  M <- 0.02
+  f <- sd_flci(b$betahat, b$sigma, 3, c(0.5, 0.5, 0, 0), M, 0.05)
+  v <- f$weights
+  times <- c(-3:-1, 0, 1:4)
+  # Violations at times -3..4 (delta_0 = 0) with an arbitrary slope and
+  # second differences s_u in [-M, M] at u = -2..3; the first draws sit on
+  # the corners of the box, where the worst case lives.
+  set.seed(3)
+  worst <- -Inf
+  for (r in 1:3000) {
+    s2 <- if (r <= 64) M * (2 * as.integer(intToBits(r - 1)[1:6]) - 1) else stats::runif(6, -M, M)
+    names(s2) <- -2:3
+    d <- setNames(numeric(8), -3:4)
+    slope <- stats::rnorm(1)
+    d["-1"] <- -slope
+    for (t in 0:3) d[as.character(t + 1)] <- 2 * d[as.character(t)] - d[as.character(t - 1)] + s2[as.character(t)]
+    for (t in -1:-2) d[as.character(t - 1)] <- 2 * d[as.character(t)] - d[as.character(t + 1)] + s2[as.character(t)]
+    worst <- max(worst, sum(v * d[names(d) != "0"]))
+  }
+  expect_lte(worst, f$bias + 1e-12)
+  expect_equal(worst, f$bias, tolerance = 1e-10)
+  # Linear violations carry no bias.
+  expect_equal(sum(v * times[-4]), 0, tolerance = 1e-12)
+})
+
+test_that("robust sets cover the truth under violations inside the restriction", {
+  skip_on_cran()
+  n_pre <- 3
+  n_post <- 2
+  Sigma <- 0.01 * (diag(5) + 0.3)
+  R <- chol(Sigma)
+  tau <- c(0.1, 0.2)
+  # Smoothness: curvature exactly M everywhere, the worst case for the bias.
+  M <- 0.05
+  delta_sd <- c(-3:-1, 1:2) * 0.02 + M * c(-3:-1, 1:2)^2 / 2
+  set.seed(11)
+  hit <- replicate(400, {
+    b <- c(rep(0, n_pre), tau) + delta_sd + drop(stats::rnorm(5) %*% R)
+    hs <- honest_sensitivity(b, sigma = Sigma, n_pre = n_pre, type = "smoothness", M = M,
+                             breakdown = FALSE)
+    s <- tidy(hs)[2, ]
+    s$conf.low <= tau[1] && tau[1] <= s$conf.high
+  })
+  expect_gt(mean(hit), 0.95 - 2 * sqrt(0.05 * 0.95 / 400))
+  # Relative magnitudes: post-period drift equal to the largest pre-period step.
+  delta_rm <- c(-0.03, -0.01, 0, 0.02, 0.04) # pre -3..-1, post 1..2
+  hit_rm <- replicate(60, {
+    b <- c(rep(0, n_pre), tau) + delta_rm + drop(stats::rnorm(5) %*% R)
+    hs <- honest_sensitivity(b, sigma = Sigma, n_pre = n_pre, M = 1, n_sim = 200,
+                             grid_points = 200, breakdown = FALSE, refine = FALSE)
+    s <- tidy(hs)[2, ]
+    s$conf.low <= tau[1] && tau[1] <= s$conf.high
+  })
+  expect_gte(mean(hit_rm), 0.9)
+})
+
+test_that("an event-study fit gives the same sets as its coefficients", {
+  mp <- mpdta
+  mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
+  es <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_sim = 50)
+  set.seed(2)
+  a <- honest_sensitivity(es, M = c(0, 1), target = 2, breakdown = FALSE)
+  set.seed(2)
+  b <- honest_sensitivity(fx$mpdta$betahat, sigma = fx$mpdta$sigma, n_pre = 3,
+                          M = c(0, 1), target = c(0, 0, 1, 0), breakdown = FALSE)
+  expect_equal(tidy(a)$conf.low, tidy(b)$conf.low, tolerance = 1e-8)
+  expect_equal(tidy(a)$conf.high, tidy(b)$conf.high, tolerance = 1e-8)
+  expect_equal(a$estimate, es$table$estimate[es$table$event == 2])
+  expect_error(honest_sensitivity(es, target = 7), class = "mktcausal_error_honest_target")
+  imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_sim = 50)
+  expect_error(honest_sensitivity(imp), class = "mktcausal_error_honest_input")
+})
+
+test_that("the breakdown value separates sets that exclude zero from sets that do not", {
+  b <- fx$bc
+  set.seed(0)
+  hs <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 4, M = c(0.5, 1))
+  bd <- hs$breakdown
+  expect_true(is.finite(bd) && bd > 1 && bd < 2.5)
+  at <- function(m) {
+    set.seed(0)
+    tidy(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 4, M = m,
+                            breakdown = FALSE))[2, ]
+  }
+  expect_gt(at(bd * 0.99)$conf.low, 0)
+  expect_lte(at(bd * 1.01)$conf.low, 0)
+  sm <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 4, type = "smoothness",
+                           M = c(0, 0.05))
+  f <- function(m) tidy(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 4,
+                                           type = "smoothness", M = m, breakdown = FALSE))[2, ]
+  expect_gt(f(sm$breakdown * 0.999)$conf.low, 0)
+  expect_lte(f(sm$breakdown * 1.01)$conf.low, 0)
+})
+
+test_that("results are reproducible under set.seed and methods return tidy data", {
+  b <- fx$mpdta
+  set.seed(5)
+  h1 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_sim = 300)
+  set.seed(5)
+  h2 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_sim = 300)
+  expect_identical(tidy(h1), tidy(h2))
+  td <- tidy(h1)
+  expect_named(td, c("term", "M", "conf.low", "conf.high", "method", "open"))
+  expect_equal(td$method, c("original", "C-LF", "C-LF"))
+  expect_equal(td$conf.low[1], b$betahat[4] - stats::qnorm(0.975) * sqrt(b$sigma[4, 4]))
+  # Larger Mbar allows more: the sets grow.
+  expect_lte(td$conf.low[3], td$conf.low[2])
+  expect_gte(td$conf.high[3], td$conf.high[2])
+  g <- glance(h1)
+  expect_equal(g$estimate, b$betahat[4])
+  expect_true(g$breakdown >= 0 || is.na(g$breakdown))
+  expect_output(print(h1), "relative magnitudes")
+  expect_s3_class(plot(h1), "ggplot")
+})
+
+test_that("bad input gets classed errors", {
+  b <- fx$mpdta
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma[1:3, 1:3], n_pre = 3),
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 7),
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = -1),
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, target = c(1, 2)),
+               class = "mktcausal_error_honest_target")
+  bad <- b$sigma
+  bad[1, 1] <- -1
+  expect_error(honest_sensitivity(b$betahat, sigma = bad, n_pre = 3),
+               class = "mktcausal_error_honest_input")
+})
