@@ -40,6 +40,11 @@
 #' @param min_e,max_e Event times reported; regressions bin nothing and
 #'   estimate all event times, then keep this window.
 #' @param cluster `NULL` (unit) or a column constant within units.
+#' @param weights `NULL` or a column of unit weights (for example
+#'   population), constant within units. Regressions become weighted least
+#'   squares with weighted fixed effects, the imputation estimator fits its
+#'   unit and period effects by weighted least squares and averages treated
+#'   cells with these weights, and `"cs"` passes them to [staggered()].
 #' @param n_sim Draws for the sup-t critical value of the uniform band.
 #' @param alpha Significance level.
 #' @param ... For `"cs"`, passed to [staggered()] (for example `control`,
@@ -66,8 +71,8 @@
 #' es$pretest
 #' @export
 event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twfe"),
-                        min_e = -Inf, max_e = Inf, cluster = NULL, n_sim = 2000,
-                        alpha = 0.05, ...) {
+                        min_e = -Inf, max_e = Inf, cluster = NULL, weights = NULL,
+                        n_sim = 2000, alpha = 0.05, ...) {
   method <- match.arg(method)
   alpha <- check_alpha(alpha)
   n_sim <- check_count(n_sim, "n_sim", min = 1)
@@ -76,7 +81,8 @@ event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twf
     args <- list(...)
     if (is.null(args$base_period)) args$base_period <- "universal"
     if (is.null(args$n_boot)) args$n_boot <- 0
-    fit <- do.call(staggered, c(list(formula, data, cluster = cluster, alpha = alpha), args))
+    fit <- do.call(staggered, c(list(formula, data, cluster = cluster, weights = weights,
+                                     alpha = alpha), args))
     agg <- aggregate.mkt_staggered(fit, "event", min_e = min_e, max_e = max_e)
     S <- rowsum_clusters(agg$inf[, -1, drop = FALSE], fit$cluster_id)
     V <- crossprod(S) / fit$n^2
@@ -84,7 +90,7 @@ event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twf
                 n_units = fit$n, times = fit$times, vars = fit$vars)
   } else {
     panel <- mkt_panel(formula, data)
-    prep <- staggered_prepare(panel, data, "not_yet", cluster, NULL, 0)
+    prep <- staggered_prepare(panel, data, "not_yet", cluster, weights, 0)
     est <- switch(method,
       sa = es_regression(prep, "sa"),
       twfe = es_regression(prep, "twfe"),
@@ -156,34 +162,26 @@ es_long <- function(prep) {
   unit <- obs[, 1]
   time <- obs[, 2]
   g <- prep$cohort[unit]
-  list(y = prep$Y[obs], unit = unit, time = time, cohort = g,
+  list(y = prep$Y[obs], unit = unit, time = time, cohort = g, w = prep$w[unit],
        event = ifelse(g > 0, time - g, NA_integer_), cluster = prep$cluster_id[unit])
 }
 
-# Two-way demeaning by alternating projections (exact in one sweep on a
-# balanced panel; iterated to 1e-13 otherwise).
-demean_2way <- function(M, unit, time, tol = 1e-13, max_iter = 10000L) {
-  M <- as.matrix(M)
-  nu <- tabulate(unit)
-  nt <- tabulate(time)
-  for (it in seq_len(max_iter)) {
-    M <- M - (rowsum(M, unit, reorder = TRUE) / nu)[unit, , drop = FALSE]
-    tm <- rowsum(M, time, reorder = TRUE) / nt
-    M <- M - tm[time, , drop = FALSE]
-    if (max(abs(tm)) < tol) break
-  }
-  M
+# Two-way (weighted) demeaning through the package's fixed-effects engine.
+demean_2way <- function(M, unit, time, w) {
+  demean_fe(as.matrix(M), list(unit, time), weights = w)
 }
 
-# Cluster-robust least squares on demeaned data with a G/(G-1) correction.
-cluster_ols <- function(X, y, cluster) {
-  qx <- qr(X)
+# Cluster-robust weighted least squares on demeaned data with a G/(G-1)
+# correction.
+cluster_ols <- function(X, y, cluster, w) {
+  sw <- sqrt(w)
+  qx <- qr(X * sw)
   keep <- qx$pivot[seq_len(qx$rank)]
   X <- X[, keep, drop = FALSE]
-  XtXi <- chol2inv(qr.R(qr(X)))
-  b <- drop(XtXi %*% crossprod(X, y))
+  XtXi <- chol2inv(qr.R(qr(X * sw)))
+  b <- drop(XtXi %*% crossprod(X, w * y))
   u <- drop(y - X %*% b)
-  S <- rowsum(X * u, cluster)
+  S <- rowsum(X * (w * u), cluster)
   G <- nrow(S)
   V <- XtXi %*% crossprod(S) %*% XtXi * G / (G - 1)
   list(coef = b, vcov = V, keep = keep)
@@ -202,9 +200,9 @@ es_regression <- function(prep, method) {
   if (method == "twfe") {
     X <- vapply(events, function(e) as.numeric(!is.na(ev) & ev == e), numeric(length(ev)))
     X <- matrix(X, ncol = length(events))
-    Xd <- demean_2way(X, L$unit, L$time)
-    yd <- demean_2way(L$y, L$unit, L$time)
-    fit <- cluster_ols(Xd, yd, L$cluster)
+    Xd <- demean_2way(X, L$unit, L$time, L$w)
+    yd <- demean_2way(L$y, L$unit, L$time, L$w)
+    fit <- cluster_ols(Xd, yd, L$cluster, L$w)
     estimate <- rep(NA_real_, length(events))
     estimate[fit$keep] <- fit$coef
     V <- matrix(NA_real_, length(events), length(events))
@@ -216,15 +214,16 @@ es_regression <- function(prep, method) {
   key <- paste(L$cohort, ev)
   X <- vapply(paste(cells$g, cells$e), function(k) as.numeric(key == k), numeric(length(ev)))
   X <- matrix(X, ncol = nrow(cells))
-  Xd <- demean_2way(X, L$unit, L$time)
-  yd <- demean_2way(L$y, L$unit, L$time)
-  fit <- cluster_ols(Xd, yd, L$cluster)
+  Xd <- demean_2way(X, L$unit, L$time, L$w)
+  yd <- demean_2way(L$y, L$unit, L$time, L$w)
+  fit <- cluster_ols(Xd, yd, L$cluster, L$w)
   beta <- rep(NA_real_, nrow(cells))
   beta[fit$keep] <- fit$coef
   Vb <- matrix(0, nrow(cells), nrow(cells))
   Vb[fit$keep, fit$keep] <- fit$vcov
-  # Interaction weights: each cohort's share of the observations at event e.
-  nobs <- colSums(X)
+  # Interaction weights: each cohort's (weighted) share of the observations
+  # at event e.
+  nobs <- colSums(X * L$w)
   W <- vapply(events, function(e) ifelse(cells$e == e & !is.na(beta), nobs, 0), numeric(nrow(cells)))
   W <- matrix(W, ncol = length(events))
   W <- sweep(W, 2, colSums(W), "/")
@@ -235,18 +234,19 @@ es_regression <- function(prep, method) {
 # Unit and period effects fitted on the cells flagged `use` by Gauss-Seidel
 # sweeps; returns a (units) and b (periods), NA where a unit or period has
 # no such cell.
-fit_2way_effects <- function(y, unit, time, use, n_units, n_periods, tol = 1e-13,
+fit_2way_effects <- function(y, unit, time, use, n_units, n_periods, w, tol = 1e-13,
                              max_iter = 10000L) {
   u <- unit[use]
   t <- time[use]
   yy <- y[use]
-  nu <- tabulate(u, n_units)
-  nt <- tabulate(t, n_periods)
+  ww <- w[use]
+  nu <- rowsum_full(ww, u, n_units)
+  nt <- rowsum_full(ww, t, n_periods)
   a <- numeric(n_units)
   b <- numeric(n_periods)
   for (it in seq_len(max_iter)) {
-    b_new <- rowsum_full(yy - a[u], t, n_periods) / nt
-    a_new <- rowsum_full(yy - b_new[t], u, n_units) / nu
+    b_new <- rowsum_full(ww * (yy - a[u]), t, n_periods) / nt
+    a_new <- rowsum_full(ww * (yy - b_new[t]), u, n_units) / nu
     a_new[nu == 0] <- 0
     b_new[nt == 0] <- 0
     done <- max(abs(c(a_new - a, b_new - b))) < tol
@@ -259,23 +259,25 @@ fit_2way_effects <- function(y, unit, time, use, n_units, n_periods, tol = 1e-13
   list(a = a, b = b)
 }
 
-# Solves the normal equations Z0'Z0 (a, b) = Z1'w of unit and period
-# effects, where Z0 are the untreated cells and w lives on the treated ones,
+# Solves the weighted normal equations Z0'W0 Z0 (a, b) = Z1'w of unit and
+# period effects, where Z0 are the untreated cells (with weights W0) and w
+# lives on the treated ones,
 # by Gauss-Seidel sweeps (the minimum-norm solution is not needed: only the
 # fitted a_i + b_t on untreated cells enters, and it is unique).
-project_2way <- function(w, unit, time, untreated, n_units, n_periods, tol = 1e-14,
-                         max_iter = 10000L) {
+project_2way <- function(w, unit, time, untreated, n_units, n_periods, omega,
+                         tol = 1e-14, max_iter = 10000L) {
   u0 <- unit[untreated]
   t0 <- time[untreated]
+  o0 <- omega[untreated]
   r <- rowsum_full(w[!untreated], unit[!untreated], n_units)
   s <- rowsum_full(w[!untreated], time[!untreated], n_periods)
-  nu <- tabulate(u0, n_units)
-  nt <- tabulate(t0, n_periods)
+  nu <- rowsum_full(o0, u0, n_units)
+  nt <- rowsum_full(o0, t0, n_periods)
   a <- numeric(n_units)
   b <- numeric(n_periods)
   for (it in seq_len(max_iter)) {
-    b_new <- ifelse(nt > 0, (s - rowsum_full(a[u0], t0, n_periods)) / pmax(nt, 1), 0)
-    a_new <- ifelse(nu > 0, (r - rowsum_full(b_new[t0], u0, n_units)) / pmax(nu, 1), 0)
+    b_new <- ifelse(nt > 0, (s - rowsum_full(o0 * a[u0], t0, n_periods)) / ifelse(nt > 0, nt, 1), 0)
+    a_new <- ifelse(nu > 0, (r - rowsum_full(o0 * b_new[t0], u0, n_units)) / ifelse(nu > 0, nu, 1), 0)
     done <- max(abs(c(a_new - a, b_new - b))) < tol
     a <- a_new
     b <- b_new
@@ -296,7 +298,7 @@ es_imputation <- function(prep) {
   N <- prep$n
   Tn <- prep$n_periods
   treated <- !is.na(L$event) & L$event >= 0
-  fe <- fit_2way_effects(L$y, L$unit, L$time, !treated, N, Tn)
+  fe <- fit_2way_effects(L$y, L$unit, L$time, !treated, N, Tn, L$w)
   y0hat <- fe$a[L$unit] + fe$b[L$time]
   tau <- L$y - y0hat
   usable <- treated & is.finite(tau)
@@ -304,21 +306,23 @@ es_imputation <- function(prep) {
   # Weights of each event-time estimand on treated cells, and their
   # projection onto untreated cells (BJS Theorem 3: v0 = -Z0 (Z0'Z0)^-1 Z1'w1).
   W <- vapply(events, function(e) {
-    w <- as.numeric(usable & L$event == e)
+    w <- as.numeric(usable & L$event == e) * L$w
     w / sum(w)
   }, numeric(length(L$y)))
   W <- matrix(W, ncol = length(events))
   estimate <- colSums(W * ifelse(usable, tau, 0))
   V <- W
   for (k in seq_along(events)) {
-    p <- project_2way(W[, k], L$unit, L$time, !treated, N, Tn)
-    V[!treated, k] <- -(p$a[L$unit[!treated]] + p$b[L$time[!treated]])
+    p <- project_2way(W[, k], L$unit, L$time, !treated, N, Tn, L$w)
+    V[!treated, k] <- -L$w[!treated] * (p$a[L$unit[!treated]] + p$b[L$time[!treated]])
   }
   # Residuals: untreated cells from the fitted effects, treated cells net of
   # their cohort x event-time mean effect.
   eps <- L$y - y0hat
   key <- paste(L$cohort, L$event)
-  cell_mean <- stats::ave(ifelse(usable, tau, 0), key, FUN = mean)
+  cell_mean <- rowsum_full(ifelse(usable, L$w * tau, 0), match(key, unique(key)), length(unique(key))) /
+    rowsum_full(ifelse(usable, L$w, 0), match(key, unique(key)), length(unique(key)))
+  cell_mean <- cell_mean[match(key, unique(key))]
   eps[usable] <- tau[usable] - cell_mean[usable]
   eps[treated & !usable] <- 0
   eps[!is.finite(eps)] <- 0
@@ -335,9 +339,9 @@ es_imputation <- function(prep) {
     X <- vapply(leads, function(e) as.numeric(!is.na(L$event[u0]) & L$event[u0] == e),
                 numeric(sum(u0)))
     X <- matrix(X, ncol = length(leads))
-    Xd <- demean_2way(X, L$unit[u0], L$time[u0])
-    yd <- demean_2way(L$y[u0], L$unit[u0], L$time[u0])
-    fit <- cluster_ols(Xd, yd, L$cluster[u0])
+    Xd <- demean_2way(X, L$unit[u0], L$time[u0], L$w[u0])
+    yd <- demean_2way(L$y[u0], L$unit[u0], L$time[u0], L$w[u0])
+    fit <- cluster_ols(Xd, yd, L$cluster[u0], L$w[u0])
     b <- rep(NA_real_, length(leads))
     b[fit$keep] <- fit$coef
     Vp <- matrix(NA_real_, length(leads), length(leads))

@@ -128,3 +128,34 @@ test_that("regressions on an unbalanced panel equal lm with unit and period dumm
   fit <- stats::lm(d$y ~ X + factor(d$unit) + factor(d$time))
   expect_equal(td$estimate, unname(stats::coef(fit)[paste0("X", colnames(X))]), tolerance = 1e-9)
 })
+
+test_that("unit weights act as frequency weights in every estimator", {
+  set.seed(21)
+  n <- 60
+  d <- data.frame(id = rep(seq_len(n), each = 8), t = rep(1:8, n))
+  first <- sample(c(0, 4, 6), n, replace = TRUE)
+  d$first <- first[d$id]
+  d$post <- as.integer(d$first > 0 & d$t >= d$first)
+  d$y <- stats::rnorm(n)[d$id] + 0.2 * d$t + d$post * (1 + 0.3 * (d$t - d$first)) +
+    stats::rnorm(nrow(d))
+  d$w <- ifelse(d$id %% 3 == 0, 2, 1)
+  # Duplicating the weight-2 units reproduces the weighted point estimates.
+  dup <- d[d$w == 2, ]
+  dup$id <- dup$id + 1000
+  d2 <- rbind(d, dup)
+  for (m in c("twfe", "sa", "imputation", "cs")) {
+    a <- event_study(y ~ post | id + t, d, method = m, weights = "w", n_sim = 20)
+    b <- event_study(y ~ post | id + t, d2, method = m, n_sim = 20)
+    expect_equal(a$table$estimate, b$table$estimate, tolerance = 1e-8, info = m)
+  }
+  # Weighted dynamic TWFE equals weighted least squares with dummies.
+  a <- event_study(y ~ post | id + t, d, method = "twfe", weights = "w", n_sim = 20)
+  d$rel <- ifelse(d$first > 0, d$t - d$first, -1)
+  X <- stats::model.matrix(~ factor(rel, levels = c(-1, setdiff(sort(unique(rel)), -1))) +
+                             factor(id) + factor(t), d)
+  lw <- stats::lm.wfit(X, d$y, d$w)
+  est <- lw$coefficients[2:(1 + length(setdiff(unique(d$rel), -1)))]
+  expect_equal(unname(a$table$estimate[a$table$event != -1]), unname(est), tolerance = 1e-8)
+  expect_error(event_study(y ~ post | id + t, transform(d, w = t), method = "sa", weights = "w"),
+               class = "mktcausal_error_weights_vary")
+})
