@@ -215,3 +215,52 @@ test_that("randomization columns come from randomization_test()", {
   expect_true(td$conf.low_randomization[1] < td$estimate[1] &&
                 td$estimate[1] < td$conf.high_randomization[1])
 })
+
+# --- buffer zones -----------------------------------------------------------------
+
+test_that("a buffer removes the bias that spillovers onto adjacent controls cause", {
+  sg <- sim_grid(10, 10, seed = 70)
+  d <- sg$data
+  A <- sg$adjacency
+  set.seed(70)
+  des <- rerandomize(d, ~ x1, n_treated = 20, accept = 0.5, id = "id", buffer = A,
+                     n_calibration = 2000)
+  # Truth: a direct effect of 2; untreated neighbours of treated clusters
+  # gain 1.5 (contamination); interior clusters sell 5 more, and they are
+  # kept as controls less often than edge clusters.
+  y0 <- 10 + 5 * d$interior + d$x1 + withr::with_seed(71, stats::rnorm(100))
+  outcome <- function(w) y0 + 2 * w + 1.5 * (1 - w) * as.vector(A %*% w > 0)
+  d$treated <- des$treated
+  d$y <- outcome(des$treated)
+  fit <- experiment_effect(y ~ treated, d, design = des, covariates = ~ x1 + interior,
+                           n_draws = 200)
+  ctrl <- des$arm == "control"
+  at <- 1 / des$arm_prob[, "treated"]
+  ac <- 1 / pmax(des$arm_prob[, "control"], 0.5 / 2000)
+  hajek <- sum((at * d$y)[d$treated == 1]) / sum(at[d$treated == 1]) -
+    sum((ac * d$y)[ctrl]) / sum(ac[ctrl])
+  expect_equal(coef(fit)[["diff_in_means"]], unname(hajek), tolerance = 1e-10)
+  expect_equal(glance(fit)$n_buffer, sum(des$arm == "buffer"))
+  expect_equal(fit$n_clusters, 100 - sum(des$arm == "buffer"))
+  expect_true(is.na(tidy(fit)$p.value_randomization[2]))
+  expect_lt(tidy(fit)$p.value_randomization[1], 0.05)
+
+  # Over 1000 assignments of the same rule: the naive difference (all
+  # untreated as controls) is pulled toward zero by contamination, the
+  # unweighted buffered difference is pushed up by which clusters the buffer
+  # keeps, and the weighted (Hajek) estimator is centred on the truth.
+  set.seed(72)
+  W <- run_search(des$spec, 1000, 1e7)$assignments
+  est <- apply(W, 2, function(w) {
+    y <- outcome(w)
+    ctrl <- w == 0 & as.vector(A %*% w == 0)
+    c(naive = mean(y[w == 1]) - mean(y[w == 0]),
+      unweighted = mean(y[w == 1]) - mean(y[ctrl]),
+      hajek = sum((at * y)[w == 1]) / sum(at[w == 1]) - sum((ac * y)[ctrl]) / sum(ac[ctrl]))
+  })
+  m <- rowMeans(est)
+  se <- apply(est, 1, stats::sd) / sqrt(ncol(est))
+  expect_lt(m[["naive"]], 1.4)
+  expect_gt(m[["unweighted"]], 2.15)
+  expect_lt(abs(m[["hajek"]] - 2), 3 * se[["hajek"]] + 0.02)
+})
