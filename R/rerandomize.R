@@ -632,8 +632,11 @@ buffered_values <- function(spec, W) {
 }
 
 # Candidates of the base design (complete randomization within strata) from
-# the C++ kernel, with every threshold open.
+# the C++ kernel, with every threshold open. Small requests run on one
+# thread: starting a parallel region costs more than they take, and the
+# draws do not depend on the thread count.
 base_draws <- function(spec, m, threads = mkt_threads()) {
+  if (as.numeric(m) * length(spec$units) < 4e6) threads <- 1L
   cpp_rerandomize_search(
     spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
     spec$crit_type, spec$block_start, rep(Inf, spec$n_blocks), draw_cpp_seed(),
