@@ -109,6 +109,17 @@
 #'                    n_treated = 50, accept = 0.01)
 #' des
 #' glance(des)
+#'
+#' # Buffer zones: 64 markets on a grid, neighbours share an edge.
+#' grid <- expand.grid(row = 1:8, col = 1:8)
+#' grid$id <- sprintf("m%02d", 1:64)
+#' grid$pre <- rnorm(64, 100, 10)
+#' dist <- as.matrix(stats::dist(grid[, c("row", "col")]))
+#' dimnames(dist) <- list(grid$id, grid$id)
+#' buf <- rerandomize(grid, ~ pre, n_treated = 12, accept = 0.1, id = "id",
+#'                    buffer = dist, buffer_radius = 1, n_calibration = 5000)
+#' buf
+#' table(buf$arm)
 #' @export
 rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
                         strata = NULL, accept = 0.01,
