@@ -264,3 +264,29 @@ test_that("a buffer removes the bias that spillovers onto adjacent controls caus
   expect_gt(m[["unweighted"]], 2.15)
   expect_lt(abs(m[["hajek"]] - 2), 3 * se[["hajek"]] + 0.02)
 })
+
+test_that("with strata and a buffer, the estimate is the randomization test's weighted statistic", {
+  sg <- sim_grid(8, 8, seed = 73)
+  d <- sg$data
+  d$half <- rep(c("a", "b"), each = 32)
+  set.seed(73)
+  des <- rerandomize(d, ~ x1, n_treated = 16, strata = "half", accept = 0.3, id = "id",
+                     buffer = sg$adjacency, n_calibration = 1000, min_per_arm = 2)
+  d$treated <- des$treated
+  d$y <- 5 + d$x1 + 3 * (d$half == "b") + des$treated + withr::with_seed(74, stats::rnorm(64))
+  fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 200)
+  set.seed(75)
+  rt <- randomization_test(des, d$y, n_draws = 200)
+  expect_equal(coef(fit)[["diff_in_means"]], rt$estimate, tolerance = 1e-10)
+  # Two independent sets of 200 reference draws: equal up to Monte Carlo error.
+  expect_lt(abs(tidy(fit)$p.value_randomization[1] - rt$p.value), 0.15)
+  # Finer rows (two stores per market) give the same estimate on market totals.
+  rows <- rbind(transform(d, store = 1, y = y / 2), transform(d, store = 2, y = y / 2))
+  fine <- experiment_effect(y ~ treated, rows, design = des, cluster = "id", n_draws = 200)
+  expect_equal(coef(fine)[["diff_in_means"]], coef(fit)[["diff_in_means"]] / 2, tolerance = 1e-10)
+  expect_equal(glance(fine)$n_buffer, sum(des$arm == "buffer"))
+  # The buffer is part of what the design's hash protects.
+  des$arm[des$arm == "buffer"][1] <- "control"
+  expect_error(experiment_effect(y ~ treated, d, design = des),
+               class = "mktcausal_error_design_modified")
+})
