@@ -478,7 +478,10 @@ buffer_units <- function(units, design, pos, strata) {
   full <- units$X
   if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
   centre <- if (!is.null(full)) colMeans(full)
-  take <- function(v) if (is.null(v)) NULL else if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  take <- function(v) {
+    if (is.null(v)) return(NULL)
+    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  }
   kept <- lapply(units, take)
   pos <- pos[keep]
   aw <- arm_weights(design)
@@ -564,7 +567,9 @@ confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
 print.mkt_effect <- function(x, ...) {
   est <- x$estimates
   extra <- c(if (x$n_strata > 1) paste(x$n_strata, "strata"),
-             if (isTRUE(x$n_buffer > 0)) paste(x$n_buffer, "buffer clusters excluded (arms weighted by their design probabilities)"),
+             if (isTRUE(x$n_buffer > 0)) {
+               paste(x$n_buffer, "buffer clusters excluded (arms weighted by their design probabilities)")
+             },
              if (x$n_rows != x$n_clusters + (if (is.null(x$n_buffer)) 0L else x$n_buffer))
                paste(x$n_rows, "rows"))
   cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,

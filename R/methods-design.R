@@ -98,10 +98,13 @@ NULL
 tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
   what <- match.arg(what)
   if (what == "balance") return(balance.mkt_design(x))
+  arm <- x$arm
+  if (is.null(arm)) {
+    arm <- factor(ifelse(x$treated == 1, "treated", "control"),
+                  levels = c("treated", "control", "buffer"))
+  }
   out <- data.frame(id = x$ids, stratum = as.character(x$strata), treated = x$treated,
-                    arm = if (is.null(x$arm)) factor(ifelse(x$treated == 1, "treated", "control"),
-                                                     levels = c("treated", "control", "buffer")) else x$arm,
-                    stringsAsFactors = FALSE)
+                    arm = arm, stringsAsFactors = FALSE)
   if (!is.null(x$buffer)) {
     out$n_neighbours <- x$buffer$degree
     out$prob_treated <- unname(x$arm_prob[, "treated"])
