@@ -44,6 +44,25 @@
 #'   covariates are given or taken from the design. A pre-period outcome
 #'   column as covariate gives the ANCOVA estimator.
 #'
+#' @section Buffer zones:
+#' With a design that keeps buffer zones ([rerandomize()] with `buffer`),
+#' `data` still holds every designed cluster, but the estimators use only
+#' treated clusters and retained controls: buffer clusters (untreated
+#' neighbours of treated ones) are dropped. Because clusters with many
+#' neighbours land in the buffer more often, retained controls are not a
+#' random sample of the untreated; both estimators therefore weight each
+#' cluster by one over its probability of its arm under the design
+#' (`$arm_prob`), and the Lin regression centres covariates and stratum
+#' indicators at their means over all designed clusters. `diff_in_means` is
+#' then the (stratum-weighted) Hajek difference, which targets the average
+#' over all clusters of the effect of treatment relative to an isolated
+#' control, with HC2 standard errors from the weighted regression. The
+#' randomization columns of `diff_in_means` come from
+#' [randomization_test()] with the same buffer re-applied to each reference
+#' assignment (they need the buffer clusters' outcomes: under the sharp null
+#' they are the outcomes those clusters would have in any arm); they are
+#' `NA` for `lin`. `glance()` reports `n_buffer`.
+#'
 #' With finer rows and `cluster`, both are the same regressions on rows with
 #' CR2 standard errors and Bell-McCaffrey degrees of freedom at the cluster
 #' level (as `estimatr::lm_robust(se_type = "CR2")`).
@@ -143,8 +162,18 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     droplevels(design$strata[pos])
   }
 
-  rows <- list(diff_in_means = fit_diff_in_means(units, strata, alpha))
-  if (!is.null(units$X)) rows$lin <- fit_lin(units, strata, alpha)
+  all_units <- units
+  all_pos <- pos
+  buf <- NULL
+  if (!is.null(design) && !is.null(design$buffer)) {
+    buf <- buffer_units(units, design, pos, strata)
+    units <- buf$units
+    pos <- buf$pos
+    strata <- buf$strata
+  }
+
+  rows <- list(diff_in_means = fit_diff_in_means(units, strata, alpha, buf))
+  if (!is.null(units$X)) rows$lin <- fit_lin(units, strata, alpha, buf)
   est <- do.call(rbind, rows)
   est <- cbind(term = names(rows), est, stringsAsFactors = FALSE)
   rownames(est) <- NULL
@@ -161,7 +190,7 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
   est$iroas <- est$incremental / spend_incremental
 
   if (!is.null(design)) {
-    est <- add_randomization(est, design, units, pos, estimand, alpha, n_draws)
+    est <- add_randomization(est, design, all_units, all_pos, estimand, alpha, n_draws)
   }
 
   n_clusters <- if (is.null(units$cluster)) length(units$y) else length(unique(units$cluster))
@@ -179,6 +208,7 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     n_treated = n_treated,
     n_strata = if (is.null(strata)) 1L else nlevels(strata),
     se_type = if (is.null(units$cluster)) "HC2" else "CR2",
+    n_buffer = if (is.null(buf)) 0L else buf$n_buffer,
     spend_incremental = spend_incremental,
     alpha = alpha,
     design = !is.null(design)
@@ -372,9 +402,17 @@ align_design <- function(units, design, treatment, call = rlang::caller_env()) {
 
 # --- estimators -------------------------------------------------------------
 
-fit_diff_in_means <- function(units, strata, alpha) {
+fit_diff_in_means <- function(units, strata, alpha, buf = NULL) {
   y <- units$y
   t <- units$treat
+  if (!is.null(buf) && is.null(strata)) {
+    # Weighted least squares on the treatment indicator is the Hajek
+    # difference of inverse-probability weighted arm means.
+    fit <- ols_robust(cbind(`(Intercept)` = 1, treatment = t), y, cluster = units$cluster,
+                      weights = buf$weights)
+    return(robust_row(fit$coefficients[["treatment"]], sqrt(fit$vcov[2, 2]),
+                      fit$df[["treatment"]], alpha))
+  }
   if (is.null(strata)) {
     fit <- ols_robust(cbind(`(Intercept)` = 1, treatment = t), y, cluster = units$cluster)
     df <- fit$df[["treatment"]]
@@ -392,16 +430,20 @@ fit_diff_in_means <- function(units, strata, alpha) {
     fit <- ols_robust(cbind(`(Intercept)` = rep(1, length(d))), d)
     return(robust_row(fit$coefficients[[1]], sqrt(fit$vcov[1, 1]), fit$df[[1]], alpha))
   }
-  lin_row(units, NULL, strata, alpha)
+  lin_row(units, NULL, strata, alpha, buf = buf)
 }
 
-fit_lin <- function(units, strata, alpha) {
-  lin_row(units, units$X, strata, alpha)
+fit_lin <- function(units, strata, alpha, buf = NULL) {
+  lin_row(units, units$X, strata, alpha, buf = buf)
 }
 
 # Lin (2013) regression; stratum indicators enter as centred covariates, which
 # makes it the stratum-weighted difference in means when X is NULL.
-lin_row <- function(units, X, strata, alpha, call = rlang::caller_env()) {
+# With a buffer the regression is weighted by one over each cluster's arm
+# probability and centred at the means over all designed rows (buffer
+# clusters included), so it targets the average over every cluster rather
+# than over the clusters that happen to stay outside the buffer.
+lin_row <- function(units, X, strata, alpha, buf = NULL, call = rlang::caller_env()) {
   if (!is.null(strata)) {
     arm_counts <- table(strata, units$treat)
     n_arm <- if (is.null(units$cluster)) arm_counts else
@@ -417,13 +459,36 @@ lin_row <- function(units, X, strata, alpha, call = rlang::caller_env()) {
     }
   }
   t <- units$treat
-  Xc <- sweep(X, 2, colMeans(X))
+  centre <- if (is.null(buf)) colMeans(X) else buf$centre[colnames(X)]
+  Xc <- sweep(X, 2, centre)
   colnames(Xc) <- colnames(X)
   M <- cbind(`(Intercept)` = 1, treatment = t, Xc, Xc * t)
   colnames(M)[-(1:2)] <- c(colnames(X), paste0("treatment:", colnames(X)))
-  fit <- ols_robust(M, units$y, cluster = units$cluster, call = call)
+  fit <- ols_robust(M, units$y, cluster = units$cluster, weights = buf$weights, call = call)
   robust_row(fit$coefficients[["treatment"]], sqrt(fit$vcov["treatment", "treatment"]),
              fit$df[["treatment"]], alpha)
+}
+
+# The analysis rows of a buffered design: buffer clusters dropped, the
+# others weighted by one over their probability of the arm they are in, and
+# the centring values of covariates and stratum indicators taken over all
+# designed rows before dropping.
+buffer_units <- function(units, design, pos, strata) {
+  keep <- design$arm[pos] != "buffer"
+  full <- units$X
+  if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
+  centre <- if (!is.null(full)) colMeans(full)
+  take <- function(v) {
+    if (is.null(v)) return(NULL)
+    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  }
+  kept <- lapply(units, take)
+  pos <- pos[keep]
+  aw <- arm_weights(design)
+  weights <- ifelse(kept$treat == 1, aw$treated[pos], aw$control[pos])
+  list(units = kept, pos = pos, strata = if (!is.null(strata)) strata[keep],
+       weights = unname(weights), centre = centre,
+       n_buffer = length(unique(design$ids[design$arm == "buffer"])))
 }
 
 # Randomization inference conditional on the design's acceptance rule, from
@@ -440,6 +505,8 @@ add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws)
   same_scale <- is.null(units$cluster)
   statistic <- c(diff_in_means = "diff_in_means", lin = "lin_t")
   for (i in seq_len(nrow(est))) {
+    # lin_t cannot follow a buffer that changes with the assignment.
+    if (!is.null(design$buffer) && est$term[i] == "lin") next
     res <- tidy.mkt_randomization_test(randomization_test(design, outcome = outcome, statistic = statistic[[est$term[i]]],
                              n_draws = n_draws, alpha = alpha))
     est$p.value_randomization[i] <- res$p.value[1]
@@ -466,7 +533,8 @@ tidy.mkt_effect <- function(x, ...) {
 glance.mkt_effect <- function(x, ...) {
   data.frame(
     n_clusters = x$n_clusters, n_treated = x$n_treated, n_rows = x$n_rows,
-    n_strata = x$n_strata, estimand = x$estimand, se_type = x$se_type,
+    n_strata = x$n_strata, n_buffer = if (is.null(x$n_buffer)) 0L else x$n_buffer,
+    estimand = x$estimand, se_type = x$se_type,
     spend_incremental = x$spend_incremental, alpha = x$alpha,
     randomization = x$design, stringsAsFactors = FALSE
   )
@@ -499,7 +567,11 @@ confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
 print.mkt_effect <- function(x, ...) {
   est <- x$estimates
   extra <- c(if (x$n_strata > 1) paste(x$n_strata, "strata"),
-             if (x$n_rows != x$n_clusters) paste(x$n_rows, "rows"))
+             if (isTRUE(x$n_buffer > 0)) {
+               paste(x$n_buffer, "buffer clusters excluded (arms weighted by their design probabilities)")
+             },
+             if (x$n_rows != x$n_clusters + (if (is.null(x$n_buffer)) 0L else x$n_buffer))
+               paste(x$n_rows, "rows"))
   cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,
       " standard errors)\n", x$n_clusters, " clusters, ", x$n_treated, " treated",
       if (length(extra)) paste0(", ", extra, collapse = ""), "\n\n", sep = "")

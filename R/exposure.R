@@ -7,7 +7,9 @@
 # * a square matrix with dimnames (0/1 adjacency or weights), or distances
 #   when `radius` is given (neighbours lie within `radius`);
 # * the name of a column of `data` holding each unit's group: units in the
-#   same group are neighbours.
+#   same group are neighbours;
+# * a data frame of neighbour pairs (its first two columns hold unit ids;
+#   links are symmetric, units without a pair have no neighbours).
 neighbour_matrix <- function(adjacency, ids, data = NULL, id_col = NULL, radius = NULL,
                              call = rlang::caller_env()) {
   ids <- as.character(ids)
@@ -33,6 +35,8 @@ neighbour_matrix <- function(adjacency, ids, data = NULL, id_col = NULL, radius 
                 call = call)
     }
     A <- outer(g, g, "==") * 1
+  } else if (is.data.frame(adjacency)) {
+    A <- pairs_matrix(adjacency, ids, call = call)
   } else {
     if (!is.matrix(adjacency) && !inherits(adjacency, "dist")) {
       abort_mkt("bad_adjacency", c(
@@ -101,4 +105,81 @@ exposure_levels <- c("control_isolated", "control_exposed", "treated_isolated",
 
 exposure_condition <- function(A, W) {
   1L + (A %*% W > 0) + 2L * W
+}
+
+# Symmetric 0/1 adjacency among `ids` from a data frame of neighbour pairs.
+# Pairs must name known units; a unit absent from every pair is isolated.
+pairs_matrix <- function(pairs, ids, call = rlang::caller_env()) {
+  if (ncol(pairs) < 2L) {
+    abort_mkt("bad_adjacency", c(
+      "A data frame of neighbour pairs needs two columns of unit ids.",
+      x = "It has {ncol(pairs)} column{?s}."
+    ), call = call)
+  }
+  from <- as.character(pairs[[1]])
+  to <- as.character(pairs[[2]])
+  if (anyNA(from) || anyNA(to)) {
+    abort_mkt("bad_adjacency", "The neighbour pairs have missing ids.", call = call)
+  }
+  unknown <- setdiff(c(from, to), ids)
+  if (length(unknown)) {
+    abort_mkt("adjacency_mismatch", c(
+      "{length(unknown)} id{?s} in the neighbour pairs {?is/are} not among the units: {.val {utils::head(unknown, 5)}}.",
+      i = "Pairs must use the same ids as the unit id column."
+    ), call = call)
+  }
+  A <- matrix(0, length(ids), length(ids))
+  i <- match(from, ids)
+  j <- match(to, ids)
+  A[cbind(i, j)] <- 1
+  A[cbind(j, i)] <- 1
+  A
+}
+
+# --- buffer zones --------------------------------------------------------------
+
+# A buffer rule for a design: cluster i is a buffer cluster under an
+# assignment when it is untreated and A[i, j] > 0 for some treated j (the
+# "any treated neighbour" exposure of exposure_of()). Buffer clusters are
+# neither treated nor control: they are left out of estimation, which keeps
+# controls whose outcome could be contaminated by a treated neighbour out of
+# the comparison. The rule keeps the 0/1 matrix (for printing and the
+# design's hash) and each cluster's neighbour list (for fast evaluation).
+buffer_rule <- function(buffer, ids, data, id_col, radius, call = rlang::caller_env()) {
+  if (inherits(buffer, "mkt_buffer")) {
+    A <- neighbour_matrix(buffer$A, ids, call = call)
+    source <- buffer$source
+    radius <- buffer$radius
+  } else {
+    if (is.character(buffer) && length(buffer) == 1L && is.null(id_col)) {
+      data <- data.frame(.id = ids, data[buffer], stringsAsFactors = FALSE)
+      id_col <- ".id"
+    }
+    A <- neighbour_matrix(buffer, ids, data, id_col, radius, call = call)
+    source <- if (is.data.frame(buffer)) "neighbour pairs" else
+      if (is.character(buffer)) paste0("group column '", buffer, "'") else
+      if (!is.null(radius)) paste0("distance <= ", format(radius)) else "adjacency matrix"
+  }
+  A <- (A > 0) * 1
+  nb <- lapply(seq_along(ids), function(i) which(A[i, ] > 0))
+  structure(list(A = A, nb = nb, source = source, radius = radius,
+                 n_links = sum(A) / 2, degree = lengths(nb)), class = "mkt_buffer")
+}
+
+# TRUE where a cluster (row) has at least one treated neighbour under an
+# assignment (column of the 0/1 matrix W). A loop over neighbour lists costs
+# the number of links per assignment rather than N^2.
+treated_neighbour <- function(nb, W) {
+  E <- matrix(FALSE, nrow(W), ncol(W))
+  for (i in which(lengths(nb) > 0L)) {
+    E[i, ] <- colSums(W[nb[[i]], , drop = FALSE]) > 0
+  }
+  E
+}
+
+# Arm of each cluster under one assignment `w`: treated, control or buffer.
+buffer_arm <- function(nb, w) {
+  exposed <- as.vector(treated_neighbour(nb, matrix(as.integer(w), ncol = 1L)))
+  arm <- ifelse(w == 1, "treated", ifelse(exposed, "buffer", "control"))
+  factor(arm, levels = c("treated", "control", "buffer"))
 }

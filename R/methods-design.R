@@ -24,6 +24,7 @@ balance <- function(x, ...) UseMethod("balance")
 #' @rdname balance
 #' @export
 balance.mkt_design <- function(x, ...) {
+  if (!is.null(x$buffer)) return(balance_buffered(x))
   X <- x$X
   w <- x$treated
   sd_x <- apply(X, 2, stats::sd)
@@ -42,6 +43,27 @@ balance.mkt_design <- function(x, ...) {
   )
 }
 
+# Balance of a buffered design: treated against retained controls, with the
+# spread of the imbalance measured over the calibration draws (admissible
+# draws before the rule, accepted ones after it).
+balance_buffered <- function(x) {
+  X <- x$X
+  sd_x <- apply(X, 2, stats::sd)
+  v <- buffered_values(x$spec, matrix(as.integer(x$treated), ncol = 1L))
+  control <- x$arm == "control"
+  sdv <- x$buffer$imbalance_sd
+  data.frame(
+    term = colnames(X),
+    mean_treated = colMeans(X[x$treated == 1, , drop = FALSE]),
+    mean_control = colMeans(X[control, , drop = FALSE]),
+    std_diff = as.vector(v$tau) / sd_x,
+    expected_abs_std_diff_before = sqrt(2 / pi) * sdv["before", ] / sd_x,
+    expected_abs_std_diff_after = sqrt(2 / pi) * sdv["after", ] / sd_x,
+    variance_reduction = unname(x$variance_reduction),
+    row.names = NULL, stringsAsFactors = FALSE
+  )
+}
+
 #' Tidy, glance, print and plot a re-randomized design
 #'
 #' `tidy()` is the balance table of [balance()]. `glance()` gives one row:
@@ -50,18 +72,47 @@ balance.mkt_design <- function(x, ...) {
 #' draws, the number of candidates drawn, the mean expected variance
 #' reduction, and the expected number of distinct acceptable assignments.
 #'
+#' With a buffer (see [rerandomize()]), the balance table compares treated
+#' clusters with the retained controls, `glance()` adds `n_control`,
+#' `n_buffer` and the share of base draws the buffer leaves admissible,
+#' `print()` shows the buffer, and `tidy(x, what = "clusters")` gives one row
+#' per cluster with its `arm` (`"treated"`, `"control"` or `"buffer"`), its
+#' number of neighbours and its probability of each arm under the rule.
+#' `plot(x, type = "buffer")` draws those probabilities of being a control
+#' against the number of neighbours, marking each cluster's realized arm.
+#'
 #' @param x A design from [rerandomize()].
+#' @param what For `tidy()`: `"balance"` (the balance table of [balance()])
+#'   or `"clusters"` (one row per cluster with its arm).
 #' @param type For `plot()`: `"balance"` (a love plot of standardized
 #'   differences, with what complete randomization and the rule lead one to
-#'   expect) or `"criterion"` (the criterion's distribution under complete
-#'   randomization, with the threshold and the chosen assignment marked).
+#'   expect), `"criterion"` (the criterion's distribution under complete
+#'   randomization, with the threshold and the chosen assignment marked) or,
+#'   for designs with a buffer, `"buffer"`.
 #' @param ... Unused.
 #' @name design-methods
 NULL
 
 #' @rdname design-methods
 #' @export
-tidy.mkt_design <- function(x, ...) balance.mkt_design(x)
+tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
+  what <- match.arg(what)
+  if (what == "balance") return(balance.mkt_design(x))
+  arm <- x$arm
+  if (is.null(arm)) {
+    arm <- factor(ifelse(x$treated == 1, "treated", "control"),
+                  levels = c("treated", "control", "buffer"))
+  }
+  out <- data.frame(id = x$ids, stratum = as.character(x$strata), treated = x$treated,
+                    arm = arm, stringsAsFactors = FALSE)
+  if (!is.null(x$buffer)) {
+    out$n_neighbours <- x$buffer$degree
+    out$prob_treated <- unname(x$arm_prob[, "treated"])
+    out$prob_control <- unname(x$arm_prob[, "control"])
+    out$prob_buffer <- unname(x$arm_prob[, "buffer"])
+  }
+  out
+}
 
 #' @rdname design-methods
 #' @export
@@ -79,6 +130,9 @@ glance.mkt_design <- function(x, ...) {
     n_treated = sum(x$treated),
     n_strata = nlevels(x$strata),
     n_acceptable = x$n_acceptable,
+    n_control = if (is.null(x$arm)) sum(x$treated == 0) else sum(x$arm == "control"),
+    n_buffer = if (is.null(x$arm)) 0L else sum(x$arm == "buffer"),
+    admissible_rate = if (is.null(x$buffer)) 1 else x$buffer$admissible_rate,
     stringsAsFactors = FALSE
   )
 }
@@ -92,13 +146,33 @@ print.mkt_design <- function(x, ...) {
   say("Criterion {signif(g$criterion, 4)} <= threshold {signif(g$threshold, 4)}; accept = {signif(g$accept, 3)}, realized rate {signif(g$acceptance_rate, 3)}")
   say("Candidates drawn: {format(g$candidates, big.mark = ',')}; expected variance reduction {round(100 * g$variance_reduction, 1)}%")
   say("About {format(signif(g$n_acceptable, 3))} distinct assignments pass the rule.")
+  if (!is.null(x$buffer)) {
+    say("Buffer ({x$buffer$source}, {x$buffer$n_links} link{?s}): {g$n_buffer} untreated neighbour{?s} of treated clusters excluded, {g$n_control} control{?s} kept; balance is treated vs kept controls")
+    say("{signif(100 * g$admissible_rate, 3)}% of base draws keep {x$min_per_arm} control{?s} per stratum; {sum(x$arm_prob[, 'control'] < 0.01)} cluster{?s} {?is/are} a control in under 1% of accepted draws")
+  }
   invisible(x)
 }
 
 #' @rdname design-methods
 #' @export
-plot.mkt_design <- function(x, type = c("balance", "criterion"), ...) {
+plot.mkt_design <- function(x, type = c("balance", "criterion", "buffer"), ...) {
   type <- match.arg(type)
+  if (type == "buffer") {
+    if (is.null(x$buffer)) {
+      abort_mkt("bad_argument", c(
+        "{.code type = \"buffer\"} needs a design with a buffer.",
+        i = "Create one with {.code rerandomize(..., buffer = adjacency)}."
+      ))
+    }
+    cl <- tidy.mkt_design(x, what = "clusters")
+    return(ggplot2::ggplot(cl, ggplot2::aes(x = .data$n_neighbours, y = .data$prob_control,
+                                            colour = .data$arm)) +
+      ggplot2::geom_jitter(width = 0.15, height = 0, size = 2, alpha = 0.8) +
+      ggplot2::labs(x = "number of neighbours", y = "probability of being a control",
+                    colour = "realized arm", title = "Buffer zones",
+                    subtitle = "clusters with many neighbours are rarely kept as controls") +
+      ggplot2::theme_minimal())
+  }
   if (type == "balance") {
     b <- balance.mkt_design(x)
     long <- rbind(
@@ -180,6 +254,9 @@ print.mkt_randomization_test <- function(x, ...) {
   say("Estimate {signif(x$estimate, 4)}; {round(100 * (1 - x$alpha))}% interval [{signif(x$conf.int[1], 4)}, {signif(x$conf.int[2], 4)}]")
   say("p-value conditional on the acceptance rule: {format.pval(x$p.value, digits = 3)}{if (!x$exact) paste0(' (MC s.e. ', signif(x$mc_se[[1]], 2), ')') else ''}")
   say("Ignoring the rule (conservative): p = {format.pval(x$p.value_unconditional, digits = 3)}, interval [{signif(x$conf.int_unconditional[1], 4)}, {signif(x$conf.int_unconditional[2], 4)}]")
+  if (isTRUE(x$buffer)) {
+    say("Buffer re-applied to every reference assignment; the p-value for no effect at all is exact under any spillover, the interval assumes none")
+  }
   drift <- x$assignment_prob
   p <- mean(x$design$treated)
   off <- abs(drift - p) > 0.1

@@ -19,6 +19,30 @@
 #' inverts the test over \eqn{\tau_0}: each draw's statistic is a closed-form
 #' function of \eqn{\tau_0}, so no refit is needed.
 #'
+#' @section Buffer zones:
+#' For a design with a buffer (see [rerandomize()]), every reference
+#' assignment gets its own buffer, recomputed by the design's rule, and must
+#' pass the same admissibility and balance rule as the assignment that was
+#' drawn. The statistic compares treated clusters with the controls outside
+#' the buffer, each weighted by one over its probability of that arm under
+#' the rule (a stratum-weighted Hajek difference); only
+#' `statistic = "diff_in_means"` is available. Buffer clusters' outcomes never
+#' enter it.
+#'
+#' What remains testable: the sharp null of no effect whatsoever (no direct
+#' effect and no spillover, `null = 0`) fixes every cluster's outcome under
+#' every assignment, so its p-value is exact whatever the interference, even
+#' though which clusters are compared changes from one assignment to the next.
+#' A shifted null \eqn{\tau_0 \ne 0} is different: imputing a buffer
+#' cluster's outcome as a control then requires that its observed outcome
+#' was not moved by its treated neighbours, which is exactly what the buffer
+#' guards against. The p-value for `null != 0` and the interval obtained by
+#' inverting the test are therefore valid only under a constant effect
+#' without interference, and a warning says so. Under spillovers, read the
+#' interval as a sensitivity check, and use the Neyman-style interval of
+#' [experiment_effect()] (valid in large samples for the weighted contrast of
+#' treated and isolated controls) or [spillover()] for the spillover itself.
+#'
 #' @param design A design from [rerandomize()].
 #' @param outcome Numeric outcome per cluster, in the design's row order or
 #'   named by cluster id.
@@ -60,6 +84,13 @@ randomization_test <- function(design, outcome, statistic = c("diff_in_means", "
   }
   y <- design_outcome(design, outcome)
   spec <- design$spec
+  buffered <- !is.null(spec$buffer)
+  if (buffered && statistic == "lin_t") {
+    abort_mkt("bad_argument", c(
+      "{.code statistic = \"lin_t\"} is not available for a design with a buffer.",
+      i = "Use {.code statistic = \"diff_in_means\"}, which compares treated clusters with the controls each assignment leaves outside the buffer."
+    ))
+  }
   sizes <- as.vector(table(design$strata))
   n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
   exact <- n_total <= exact_max
@@ -86,6 +117,12 @@ randomization_test <- function(design, outcome, statistic = c("diff_in_means", "
 
   cond_prob <- rowMeans(pools$conditional$assignments)
   names(cond_prob) <- design$ids
+  if (buffered && null != 0) {
+    warn_mkt("buffer_null", c(
+      "With a buffer, only the sharp null of no effect at all ({.code null = 0}) is tested without assuming away spillovers.",
+      i = "A p-value for {.code null = {null}} assumes a constant effect and no interference; see {.fn randomization_test}."
+    ))
+  }
   structure(list(
     design = design,
     statistic_name = statistic,
@@ -105,7 +142,8 @@ randomization_test <- function(design, outcome, statistic = c("diff_in_means", "
     n_assignments = n_total,
     candidates = pools$conditional$candidates,
     reference = lapply(refs, function(ref) stat_at(null, ref)),
-    assignment_prob = cond_prob
+    assignment_prob = cond_prob,
+    buffer = buffered
   ), class = c("mkt_randomization_test", "mkt_fit"))
 }
 
@@ -145,10 +183,18 @@ design_outcome <- function(design, outcome, call = rlang::caller_env()) {
 
 # Accepted assignments (columns) of the rule with thresholds `threshold`:
 # all of them when enumerating, otherwise `n_draws` drawn on the resampling layer.
+# With a buffer the same rule is re-applied to every assignment: the buffer
+# is recomputed, inadmissible assignments are dropped, and balance is
+# measured against the retained controls (buffered_values()).
 reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
   if (exact) {
+    open <- if (is.null(spec$buffer)) threshold else rep(Inf, length(threshold))
     en <- cpp_rerandomize_enumerate(spec$z, spec$units, spec$start, spec$n_treated,
-                                    spec$crit_type, spec$block_start, threshold)
+                                    spec$crit_type, spec$block_start, open)
+    if (!is.null(spec$buffer)) {
+      keep <- passes(buffered_values(spec, en$assignments)$values, threshold)
+      return(list(assignments = en$assignments[, keep, drop = FALSE], candidates = en$total))
+    }
     return(list(assignments = en$assignments, candidates = en$total))
   }
   budget <- max(1e6, 100 * chunk_size / max(rate, 1e-12))
@@ -171,6 +217,7 @@ reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
 # A, B, P, Q, S of src/lin_stats.h for the chosen statistic.
 statistic_summary <- function(design, y, statistic) {
   w_obs <- design$treated
+  if (!is.null(design$spec$buffer)) return(buffered_summary(design, y))
   if (statistic == "diff_in_means") {
     s <- as.integer(design$strata)
     sizes <- as.vector(table(design$strata))
@@ -188,6 +235,47 @@ statistic_summary <- function(design, y, statistic) {
   }
   x <- lin_covariates(design)
   function(W) cpp_lin_stats(y, as.numeric(w_obs), x, W, mkt_threads())
+}
+
+# With a buffer, the statistic is the stratum-weighted Hajek difference
+# between treated clusters and the controls each assignment leaves outside
+# the buffer, each weighted by one over its probability of that arm under the
+# rule (the design's fixed $arm_prob). It is linear in the outcome, so the
+# A - tau0 B form of stat_at() holds: B is the same statistic applied to the
+# observed assignment vector, and the statistic applied to the assignment
+# itself is 1.
+buffered_summary <- function(design, y) {
+  w_obs <- as.numeric(design$treated)
+  wt <- arm_weights(design)
+  b <- design$spec$buffer
+  function(W) {
+    retained <- W == 0L & !treated_neighbour(b$nb, W)
+    A <- B <- numeric(ncol(W))
+    for (s in seq_along(b$n1)) {
+      rows <- which(b$s_idx == s)
+      Ws <- W[rows, , drop = FALSE] * 1
+      Cs <- retained[rows, , drop = FALSE] * 1
+      at <- wt$treated[rows]
+      ac <- wt$control[rows]
+      dt <- pmax(as.vector(crossprod(Ws, at)), 1e-300)
+      dc <- pmax(as.vector(crossprod(Cs, ac)), 1e-300)
+      A <- A + b$pi_s[s] * (as.vector(crossprod(Ws, at * y[rows])) / dt -
+                              as.vector(crossprod(Cs, ac * y[rows])) / dc)
+      B <- B + b$pi_s[s] * (as.vector(crossprod(Ws, at * w_obs[rows])) / dt -
+                              as.vector(crossprod(Cs, ac * w_obs[rows])) / dc)
+    }
+    rbind(A = A, B = B, P = NA_real_, Q = NA_real_, S = NA_real_)
+  }
+}
+
+# Inverse-probability weights of each cluster in the treated and control
+# arms under a buffered design. Probabilities are estimated from a finite set
+# of accepted draws, so they are floored at half a draw: a cluster that was
+# never a control in those draws gets the largest weight, not an infinite one.
+arm_weights <- function(design) {
+  p <- design$arm_prob
+  floor_p <- 0.5 / 2000
+  list(treated = 1 / pmax(p[, "treated"], floor_p), control = 1 / pmax(p[, "control"], floor_p))
 }
 
 # Design covariates plus stratum indicators, centred at the full-sample mean.

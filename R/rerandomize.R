@@ -30,6 +30,34 @@
 #' either case: they give the realized acceptance rate and the distribution
 #' shown by [plot()][plot.mkt_design].
 #'
+#' @section Buffer zones:
+#' When treating a cluster can move its neighbours' outcomes (shoppers cross
+#' the border, media spill over), untreated neighbours of treated clusters
+#' make poor controls: their outcomes are contaminated, which biases the
+#' difference in means toward zero. With `buffer`, every candidate assignment
+#' is split into three arms: treated clusters; *buffer* clusters, untreated
+#' but with at least one treated neighbour; and *controls*, the rest.
+#' Buffer clusters are excluded from estimation by [experiment_effect()] and
+#' [randomization_test()] (their outcomes remain useful to [spillover()],
+#' which measures the contamination).
+#'
+#' The rule is part of the design and is re-applied to every assignment drawn
+#' for inference:
+#' * an assignment is admissible only if every stratum keeps `min_per_arm`
+#'   controls; if too few draws are admissible, the error
+#'   `mktcausal_error_buffer_too_wide` says how many controls a typical draw
+#'   keeps;
+#' * balance is measured between the treated and the retained controls (the
+#'   comparison that will be estimated), as the stratum-weighted difference
+#'   in covariate means whitened by its covariance under the base design.
+#'   That criterion is not chi-squared, so its threshold is always the
+#'   empirical `accept` quantile over admissible calibration draws;
+#' * the probability that each cluster ends up treated, control or buffer
+#'   under the whole rule is estimated from 2,000 accepted draws and stored
+#'   in `$arm_prob`. Clusters with many neighbours are buffered more often,
+#'   so retained controls over-represent isolated clusters;
+#'   [experiment_effect()] reweights by these probabilities.
+#'
 #' @param data A data frame with one row per cluster (for example from
 #'   [geo_units()]).
 #' @param covariates A one-sided formula of numeric cluster-level covariates,
@@ -51,11 +79,23 @@
 #' @param n_calibration Number of base-design draws used to calibrate and
 #'   describe the criterion.
 #' @param min_per_arm Smallest number of treated and of control clusters
-#'   allowed in a stratum.
+#'   allowed in a stratum. With a buffer, an assignment is admissible only if
+#'   every stratum keeps at least this many controls outside the buffer.
+#' @param buffer Optional buffer rule: a square matrix with cluster ids as
+#'   dimnames (0/1 adjacency or weights, or distances with `buffer_radius`),
+#'   a labelled [stats::dist()] object, a data frame whose first two columns
+#'   are pairs of neighbouring cluster ids, or the name of a column of
+#'   group labels (clusters of a group are neighbours). Defaults to the
+#'   buffer of a [stratify()] object given as `strata`. See Buffer zones.
+#' @param buffer_radius With a distance matrix in `buffer`: clusters within
+#'   this distance of each other are neighbours.
 #' @return An object of class `mkt_design` with, among others, `$treated` (0/1
 #'   in the row order of `data`), `$criterion`, `$threshold`, `$strata`,
 #'   `$n_treated_by_stratum`, `$candidates`, `$acceptance_rate` and
-#'   `$variance_reduction`. Use [tidy()][tidy.mkt_design], [glance()][glance.mkt_design],
+#'   `$variance_reduction`; with a buffer also `$arm` (a factor: treated,
+#'   control or buffer), `$arm_prob` (each cluster's probability of each arm
+#'   under the rule) and `$buffer` (the 0/1 neighbour matrix and how it was
+#'   built). Use [tidy()][tidy.mkt_design], [glance()][glance.mkt_design],
 #'   [balance()] and [plot()][plot.mkt_design].
 #' @references Morgan, K. L. and Rubin, D. B. (2012). Rerandomization to
 #'   improve covariate balance in experiments. *Annals of Statistics* 40(2),
@@ -69,19 +109,42 @@
 #'                    n_treated = 50, accept = 0.01)
 #' des
 #' glance(des)
+#'
+#' # Buffer zones: 64 markets on a grid, neighbours share an edge.
+#' grid <- expand.grid(row = 1:8, col = 1:8)
+#' grid$id <- sprintf("m%02d", 1:64)
+#' grid$pre <- rnorm(64, 100, 10)
+#' dist <- as.matrix(stats::dist(grid[, c("row", "col")]))
+#' dimnames(dist) <- list(grid$id, grid$id)
+#' buf <- rerandomize(grid, ~ pre, n_treated = 12, accept = 0.1, id = "id",
+#'                    buffer = dist, buffer_radius = 1, n_calibration = 5000)
+#' buf
+#' table(buf$arm)
 #' @export
 rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
                         strata = NULL, accept = 0.01,
                         threshold = c("chisq", "empirical"),
                         criterion = c("mahalanobis", "max_abs", "tiers"),
                         id = NULL, max_candidates = 1e7, n_calibration = 1e5,
-                        min_per_arm = 1L) {
+                        min_per_arm = 1L, buffer = NULL, buffer_radius = NULL) {
   call <- match.call()
   threshold_missing <- missing(threshold)
   data <- check_data_frame(data)
   criterion <- if (is.list(covariates) && !inherits(covariates, "formula") &&
                    missing(criterion)) "tiers" else match.arg(criterion)
   threshold <- match.arg(threshold)
+  if (is.null(buffer) && inherits(strata, "mkt_strata") && !is.null(strata$buffer)) {
+    buffer <- strata$buffer
+  }
+  if (!is.null(buffer) && threshold == "chisq") {
+    if (!threshold_missing) {
+      abort_mkt("bad_argument", c(
+        "{.code threshold = \"chisq\"} does not apply to designs with a buffer.",
+        i = "Balance is measured against the controls the buffer leaves, which is not chi-squared; use {.code threshold = \"empirical\"}."
+      ))
+    }
+    threshold <- "empirical"
+  }
   if (criterion == "max_abs") {
     if (!threshold_missing && threshold == "chisq") {
       abort_mkt("bad_argument", c(
@@ -109,7 +172,15 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
   check_strata_sizes(strata, alloc, min_per_arm)
 
   spec <- design_spec(cov$X, strata, alloc, cov$tier, criterion)
-  calib <- calibrate_threshold(spec, accept, threshold, n_calibration)
+  rule <- NULL
+  if (!is.null(buffer)) {
+    rule <- buffer_rule(buffer, ids, data, attr(ids, "id_name"), buffer_radius)
+    spec$buffer <- buffer_spec(rule, cov$X, strata, alloc, min_per_arm)
+    calib <- calibrate_buffered(spec, accept, n_calibration, strata)
+    spec$buffer$rate <- calib$acceptance_rate
+  } else {
+    calib <- calibrate_threshold(spec, accept, threshold, n_calibration)
+  }
   spec$threshold <- calib$threshold
 
   res <- run_search(spec, want = 1, max_candidates = max_candidates, label = "candidates")
@@ -142,11 +213,21 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     candidates = res$candidates,
     acceptance_rate = calib$acceptance_rate,
     calibration = calib$values,
-    n_acceptable = expected_acceptable(strata, alloc, prod(accept)),
-    variance_reduction = variance_reduction(spec, cov$X, strata, alloc),
+    n_acceptable = expected_acceptable(strata, alloc, prod(accept)) *
+      if (is.null(rule)) 1 else calib$admissible_rate,
+    variance_reduction = if (is.null(rule)) variance_reduction(spec, cov$X, strata, alloc) else
+      calib$variance_reduction,
     min_per_arm = min_per_arm,
     spec = spec
   ), class = c("mkt_design", "mkt_fit"))
+  if (!is.null(rule)) {
+    des$arm <- buffer_arm(rule$nb, treated)
+    des$buffer <- list(A = rule$A, source = rule$source, radius = rule$radius,
+                       n_links = rule$n_links, degree = rule$degree,
+                       admissible_rate = calib$admissible_rate,
+                       imbalance_sd = calib$imbalance_sd)
+    des$arm_prob <- arm_probabilities(spec, calib$threshold, ids)
+  }
   des$hash <- design_hash(des)
   if (des$n_acceptable < 1e4) {
     warn_mkt("granular_inference", c(
@@ -428,6 +509,9 @@ calibrate_threshold <- function(spec, accept, threshold, n_calibration) {
 # between rounds on the main thread, where it also polls for interrupts.
 run_search <- function(spec, want, max_candidates, threshold = spec$threshold,
                        label = NULL, threads = mkt_threads()) {
+  if (!is.null(spec$buffer)) {
+    return(buffered_search(spec, want, max_candidates, threshold, threads))
+  }
   progress <- NULL
   if (!is.null(label)) {
     p <- progressr::progressor(steps = 100L, label = label)
@@ -482,8 +566,13 @@ empirical_variance_reduction <- function(spec, X, n = 2000L) {
 design_hash <- function(des) {
   con <- rawConnection(raw(0), "wb")
   on.exit(close(con))
-  for (x in list(des$treated, des$X, as.integer(des$strata), des$n_treated_by_stratum,
-                 des$threshold, des$tier, nchar(des$criterion), des$spec$z)) {
+  parts <- list(des$treated, des$X, as.integer(des$strata), des$n_treated_by_stratum,
+                des$threshold, des$tier, nchar(des$criterion), des$spec$z)
+  if (!is.null(des$buffer)) {
+    parts <- c(parts, list(des$buffer$A, des$arm_prob, des$spec$buffer$A,
+                           des$spec$buffer$min_controls, as.integer(des$arm)))
+  }
+  for (x in parts) {
     writeBin(as.vector(x), con)
   }
   bytes <- rawConnectionValue(con)
@@ -508,4 +597,160 @@ check_design <- function(design, call = rlang::caller_env()) {
     ), call = call)
   }
   invisible(design)
+}
+
+# --- buffer zones ----------------------------------------------------------------
+
+# What the buffered criterion needs besides the kernel specification.
+buffer_spec <- function(rule, X, strata, alloc, min_per_arm) {
+  sizes <- as.vector(table(strata))
+  list(nb = rule$nb, A = rule$A, s_idx = as.integer(strata), n1 = as.numeric(alloc),
+       pi_s = sizes / length(strata), X = X, min_controls = as.integer(min_per_arm),
+       rate = 1)
+}
+
+# Criterion values of assignments W (N x R) under the buffer: the
+# stratum-weighted difference in covariate means between treated and
+# retained controls, whitened by the base design's covariance (so that, with
+# an empty buffer, it equals the kernel's criterion). Assignments leaving a
+# stratum fewer than `min_controls` controls are inadmissible (value Inf).
+buffered_values <- function(spec, W) {
+  b <- spec$buffer
+  retained <- W == 0L & !treated_neighbour(b$nb, W)
+  R <- ncol(W)
+  tau <- matrix(0, ncol(b$X), R)
+  admissible <- rep(TRUE, R)
+  for (s in seq_along(b$n1)) {
+    rows <- which(b$s_idx == s)
+    Xs <- b$X[rows, , drop = FALSE]
+    Cs <- retained[rows, , drop = FALSE] * 1
+    n_c <- colSums(Cs)
+    admissible <- admissible & n_c >= b$min_controls
+    tau <- tau + b$pi_s[s] * (crossprod(Xs, W[rows, , drop = FALSE]) / b$n1[s] -
+                                sweep(crossprod(Xs, Cs), 2, pmax(n_c, 1), "/"))
+  }
+  white <- forwardsolve(spec$L, tau)
+  values <- if (spec$crit_type == 1L) {
+    matrix(apply(abs(white), 2, max), 1L)
+  } else {
+    bs <- spec$block_start
+    do.call(rbind, lapply(seq_len(spec$n_blocks), function(k) {
+      colSums(white[(bs[k] + 1L):bs[k + 1L], , drop = FALSE]^2)
+    }))
+  }
+  values[, !admissible] <- Inf
+  list(values = values, tau = tau, retained = retained, admissible = admissible)
+}
+
+# Candidates of the base design (complete randomization within strata) from
+# the C++ kernel, with every threshold open. Small requests run on one
+# thread: starting a parallel region costs more than they take, and the
+# draws do not depend on the thread count.
+base_draws <- function(spec, m, threads = mkt_threads()) {
+  if (as.numeric(m) * length(spec$units) < 4e6) threads <- 1L
+  cpp_rerandomize_search(
+    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
+    spec$crit_type, spec$block_start, rep(Inf, spec$n_blocks), draw_cpp_seed(),
+    m, m, 4096L, threads, NULL
+  )$assignments
+}
+
+passes <- function(values, threshold) {
+  ok <- rep(TRUE, ncol(values))
+  for (k in seq_len(nrow(values))) ok <- ok & values[k, ] <= threshold[k]
+  ok
+}
+
+# The buffered counterpart of the kernel search: base candidates are drawn
+# in C++ in chunks, the buffer and the criterion are applied in R, and the
+# first `want` that pass are kept, in the order drawn.
+buffered_search <- function(spec, want, max_candidates, threshold, threads = mkt_threads()) {
+  cap <- max(256, floor(4e6 / length(spec$units)))
+  found <- list()
+  vals <- list()
+  n_found <- 0
+  candidates <- 0
+  best <- Inf
+  while (n_found < want && candidates < max_candidates) {
+    need <- ceiling(1.5 * (want - n_found) / max(spec$buffer$rate, 1e-6)) + 64
+    m <- min(cap, max_candidates - candidates, need)
+    W <- base_draws(spec, m, threads)
+    v <- buffered_values(spec, W)
+    total <- colSums(v$values)
+    best <- min(best, total)
+    ok <- which(passes(v$values, threshold))
+    if (length(ok) > want - n_found) {
+      ok <- ok[seq_len(want - n_found)]
+      m <- max(ok)
+    }
+    candidates <- candidates + m
+    n_found <- n_found + length(ok)
+    found[[length(found) + 1L]] <- W[, ok, drop = FALSE]
+    vals[[length(vals) + 1L]] <- v$values[, ok, drop = FALSE]
+  }
+  list(assignments = do.call(cbind, found), values = do.call(cbind, vals),
+       candidates = candidates, best = best)
+}
+
+# Calibration with a buffer: admissibility, empirical thresholds over the
+# admissible draws, and the variance of each covariate's imbalance before and
+# after the rule (for the balance table and the variance reduction).
+calibrate_buffered <- function(spec, accept, n_calibration, strata,
+                               call = rlang::caller_env()) {
+  cap <- max(256, floor(4e6 / length(spec$units)))
+  values <- list()
+  tau <- list()
+  n_retained <- list()
+  short <- 0
+  done <- 0
+  while (done < n_calibration) {
+    m <- min(cap, n_calibration - done)
+    W <- base_draws(spec, m)
+    v <- buffered_values(spec, W)
+    values[[length(values) + 1L]] <- v$values
+    tau[[length(tau) + 1L]] <- v$tau
+    n_retained[[length(n_retained) + 1L]] <- colSums(v$retained)
+    per_stratum <- rowsum(v$retained * 1, spec$buffer$s_idx)
+    short <- short + rowSums(per_stratum < spec$buffer$min_controls)
+    done <- done + m
+  }
+  values <- do.call(cbind, values)
+  tau <- do.call(cbind, tau)
+  n_retained <- unlist(n_retained)
+  admissible <- is.finite(values[1, ])
+  if (mean(admissible) < 0.01) {
+    n_untreated <- length(spec$units) - sum(spec$n_treated)
+    worst <- which.max(short)
+    abort_mkt("buffer_too_wide", c(
+      "The buffer leaves too few controls: a typical assignment keeps {stats::median(n_retained)} of {n_untreated} untreated cluster{?s} as controls and buffers the rest.",
+      x = "Only {signif(100 * mean(admissible), 2)}% of draws keep {spec$buffer$min_controls} control{?s} in every stratum; stratum {.val {levels(strata)[worst]}} falls short in {round(100 * short[worst] / done)}% of them.",
+      i = "Use a narrower buffer (smaller {.arg buffer_radius} or fewer neighbour links), treat fewer clusters ({.arg n_treated}), or merge strata."
+    ), n_retained = stats::median(n_retained), n_untreated = n_untreated, call = call)
+  }
+  adm <- values[, admissible, drop = FALSE]
+  a <- vapply(seq_len(nrow(adm)), function(k) {
+    stats::quantile(adm[k, ], accept[k], type = 1, names = FALSE)
+  }, numeric(1))
+  a[accept >= 1] <- Inf
+  pass <- passes(values, a)
+  sd_before <- apply(tau[, admissible, drop = FALSE], 1, stats::sd)
+  sd_after <- if (sum(pass) > 2) apply(tau[, pass, drop = FALSE], 1, stats::sd) else sd_before
+  red <- 1 - sd_after^2 / sd_before^2
+  names(red) <- names(sd_before) <- colnames(spec$buffer$X)
+  list(threshold = a, acceptance_rate = mean(pass), admissible_rate = mean(admissible),
+       values = colSums(adm), variance_reduction = red,
+       imbalance_sd = rbind(before = sd_before, after = sd_after))
+}
+
+# Each cluster's probability of being treated, control or buffer under the
+# design's whole rule, from accepted draws. Fixed once the design is made, so
+# statistics weighted by them are fixed functions of the assignment.
+arm_probabilities <- function(spec, threshold, ids, n = 2000L) {
+  res <- buffered_search(spec, n, max(1e6, 100 * n / max(spec$buffer$rate, 1e-9)), threshold)
+  W <- res$assignments
+  retained <- W == 0L & !treated_neighbour(spec$buffer$nb, W)
+  p <- cbind(treated = rowMeans(W), control = rowMeans(retained))
+  p <- cbind(p, buffer = pmax(1 - p[, 1] - p[, 2], 0))
+  rownames(p) <- plain_ids(ids)
+  p
 }

@@ -33,6 +33,14 @@
 #' `spillover` (control-exposed minus control-isolated) and
 #' `spillover_treated` (treated-exposed minus treated-isolated).
 #'
+#' When the design keeps buffer zones ([rerandomize()] with `buffer`), the
+#' simulated assignments re-apply its buffer rule, admissibility and balance
+#' criterion, so the exposure probabilities are those of the design actually
+#' run. Give every designed cluster, buffer clusters included: with
+#' `exposure = "any"` and the buffer's neighbours, buffer clusters are exactly
+#' the exposed controls, and the `spillover` row measures the contamination
+#' the buffer kept out of the comparison.
+#'
 #' The regression is unbiased only when exposure is as good as random given
 #' the covariates; under a design, units with many neighbours are exposed
 #' more often, and the design-based rows correct for that.
@@ -247,7 +255,8 @@ spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster,
 }
 
 # Accepted assignments of the design (N x R, design order), enumerated when
-# there are few enough, as for the randomization test.
+# there are few enough, as for the randomization test; reference_pool()
+# re-applies a design's buffer rule.
 exposure_pool <- function(design, n_draws) {
   sizes <- as.vector(table(design$strata))
   n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))

@@ -44,11 +44,22 @@
 #' @param min_per_arm Smallest number of treated and of control clusters each
 #'   stratum must be able to hold.
 #' @param prop_treated Share of clusters to be treated, in (0, 1).
+#' @param buffer,buffer_radius Optional buffer rule, as in [rerandomize()]:
+#'   untreated neighbours of treated clusters will be excluded from the
+#'   control arm. The strata then report expected control and buffer counts
+#'   (averages over 500 stratified random draws), check that each stratum
+#'   keeps `min_per_arm` controls in most draws (error
+#'   `mktcausal_error_buffer_too_wide` otherwise), and pass the rule on to
+#'   [rerandomize()] when given as its `strata`.
+#' @param id Name of the cluster id column that labels `buffer`; by default
+#'   the id column of a [geo_units()] table, otherwise row numbers.
 #' @return An object of class `mkt_strata`, a list with `stratum` (a factor in
 #'   the row order of `data`), `method`, `table` (clusters per stratum),
 #'   `n_treated` and `n_control` (expected arm sizes per stratum, as
-#'   allocated by the package's designs), `min_per_arm`, `prop_treated` and
-#'   the inputs used.
+#'   allocated by the package's designs; with a buffer, expected controls
+#'   outside the buffer), `n_buffer` (expected buffer clusters, with a
+#'   buffer), `buffer` (the rule), `min_per_arm`, `prop_treated` and the
+#'   inputs used.
 #' @examples
 #' set.seed(1)
 #' geos <- data.frame(
@@ -64,7 +75,7 @@
 stratify <- function(data, by = NULL, size = NULL, bins = 3,
                      method = c("quantile", "exact", "matched"),
                      covariates = NULL, block_size = 2, min_per_arm = 2,
-                     prop_treated = 0.5) {
+                     prop_treated = 0.5, buffer = NULL, buffer_radius = NULL, id = NULL) {
   data <- check_data_frame(data)
   method <- match.arg(method)
   M <- nrow(data)
@@ -94,12 +105,24 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
   }
 
   tab <- table(stratum, dnn = NULL)
+  n_control <- stats::setNames(as.integer(tab) - alloc, names(alloc))
+  rule <- NULL
+  n_buffer <- NULL
+  if (!is.null(buffer)) {
+    ids <- design_ids(data, id)
+    rule <- buffer_rule(buffer, ids, data, attr(ids, "id_name"), buffer_radius)
+    arms <- strata_buffer_arms(rule, stratum, alloc, min_per_arm)
+    n_control <- arms$n_control
+    n_buffer <- arms$n_buffer
+  }
   structure(list(
     stratum = stratum,
     method = method,
     table = tab,
     n_treated = alloc,
-    n_control = stats::setNames(as.integer(tab) - alloc, names(alloc)),
+    n_control = n_control,
+    n_buffer = n_buffer,
+    buffer = rule,
     by = by,
     size = size,
     bins = if (method == "quantile") bins else NULL,
@@ -108,6 +131,34 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
     min_per_arm = min_per_arm,
     prop_treated = prop_treated
   ), class = "mkt_strata")
+}
+
+# Expected controls and buffer clusters per stratum under complete
+# stratified randomization with the buffer (means over 500 draws from R's
+# generator), and the error when the buffer leaves a stratum short of
+# controls in most draws.
+strata_buffer_arms <- function(rule, stratum, alloc, min_per_arm, n_draws = 500L,
+                               call = rlang::caller_env()) {
+  s_idx <- as.integer(stratum)
+  W <- matrix(0L, length(s_idx), n_draws)
+  for (s in seq_along(alloc)) {
+    rows <- which(s_idx == s)
+    for (r in seq_len(n_draws)) W[rows[sample.int(length(rows), alloc[s])], r] <- 1L
+  }
+  exposed <- treated_neighbour(rule$nb, W)
+  ctrl <- rowsum((W == 0L & !exposed) * 1, s_idx)
+  buf <- rowsum((W == 0L & exposed) * 1, s_idx)
+  short <- rowMeans(ctrl < min_per_arm)
+  if (any(short > 0.5)) {
+    bad <- levels(stratum)[short > 0.5]
+    abort_mkt("buffer_too_wide", c(
+      "The buffer leaves too few controls in {length(bad)} strat{?um/a}: {.val {utils::head(bad, 5)}}.",
+      x = "On average {.val {utils::head(bad, 1)}} keeps {signif(mean(ctrl[match(bad[1], levels(stratum)), ]), 2)} of {sum(s_idx == match(bad[1], levels(stratum))) - alloc[[bad[1]]]} untreated clusters as controls; {min_per_arm} {?is/are} needed.",
+      i = "Use a narrower buffer (smaller {.arg buffer_radius} or fewer neighbour links), a smaller {.arg prop_treated}, or coarser strata."
+    ), strata = bad, call = call)
+  }
+  list(n_control = stats::setNames(rowMeans(ctrl), names(alloc)),
+       n_buffer = stats::setNames(rowMeans(buf), names(alloc)))
 }
 
 # --- methods of forming strata ---------------------------------------------
@@ -273,6 +324,10 @@ print.mkt_strata <- function(x, ...) {
               length(x$stratum), what))
   cat(sprintf("Expected arms at prop_treated = %s (at least %d per arm):\n",
               format(x$prop_treated), x$min_per_arm))
+  if (!is.null(x$buffer)) {
+    cat(sprintf("Buffer (%s): untreated neighbours of treated clusters are excluded; about %s clusters per draw\n",
+                x$buffer$source, format(round(sum(x$n_buffer), 1))))
+  }
   print.data.frame(tidy.mkt_strata(x), row.names = FALSE)
   invisible(x)
 }
@@ -282,13 +337,20 @@ print.mkt_strata <- function(x, ...) {
 #' @param x A [stratify()] object.
 #' @param ... Unused.
 #' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
-#'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`).
+#'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`), and
+#'   `n_buffer` (expected buffer clusters) when the strata carry a buffer.
 #' @examples
 #' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
 #' tidy(s)
 #' @export
 tidy.mkt_strata <- function(x, ...) {
-  data.frame(stratum = names(x$table), n = as.integer(x$table),
-             n_treated = as.integer(x$n_treated), n_control = as.integer(x$n_control),
-             stringsAsFactors = FALSE)
+  out <- data.frame(stratum = names(x$table), n = as.integer(x$table),
+                    n_treated = as.integer(x$n_treated), stringsAsFactors = FALSE)
+  if (is.null(x$buffer)) {
+    out$n_control <- as.integer(x$n_control)
+  } else {
+    out$n_control <- round(unname(x$n_control), 1)
+    out$n_buffer <- round(unname(x$n_buffer), 1)
+  }
+  out
 }

@@ -16,3 +16,17 @@ direct_mahalanobis <- function(X, w) {
   p <- mean(w)
   drop(n * p * (1 - p) * t(d) %*% solve(stats::cov(X), d))
 }
+
+# Clusters on a rows x cols grid with their distance matrix: at radius 1,
+# each cluster's neighbours are the (up to four) adjacent cells.
+sim_grid <- function(rows = 10, cols = 10, seed = 1) {
+  g <- expand.grid(r = seq_len(rows), c = seq_len(cols))
+  ids <- sprintf("g%03d", seq_len(nrow(g)))
+  D <- as.matrix(stats::dist(g))
+  dimnames(D) <- list(ids, ids)
+  withr::with_seed(seed, x1 <- stats::rnorm(nrow(g)))
+  d <- data.frame(id = ids, x1 = x1,
+                  interior = as.numeric(g$r %in% 2:(rows - 1) & g$c %in% 2:(cols - 1)),
+                  stringsAsFactors = FALSE)
+  list(data = d, dist = D, adjacency = (D == 1) * 1)
+}

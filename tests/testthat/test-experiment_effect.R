@@ -215,3 +215,78 @@ test_that("randomization columns come from randomization_test()", {
   expect_true(td$conf.low_randomization[1] < td$estimate[1] &&
                 td$estimate[1] < td$conf.high_randomization[1])
 })
+
+# --- buffer zones -----------------------------------------------------------------
+
+test_that("a buffer removes the bias that spillovers onto adjacent controls cause", {
+  sg <- sim_grid(10, 10, seed = 70)
+  d <- sg$data
+  A <- sg$adjacency
+  set.seed(70)
+  des <- rerandomize(d, ~ x1, n_treated = 20, accept = 0.5, id = "id", buffer = A,
+                     n_calibration = 2000)
+  # Truth: a direct effect of 2; untreated neighbours of treated clusters
+  # gain 1.5 (contamination); interior clusters sell 5 more, and they are
+  # kept as controls less often than edge clusters.
+  y0 <- 10 + 5 * d$interior + d$x1 + withr::with_seed(71, stats::rnorm(100))
+  outcome <- function(w) y0 + 2 * w + 1.5 * (1 - w) * as.vector(A %*% w > 0)
+  d$treated <- des$treated
+  d$y <- outcome(des$treated)
+  fit <- experiment_effect(y ~ treated, d, design = des, covariates = ~ x1 + interior,
+                           n_draws = 200)
+  ctrl <- des$arm == "control"
+  at <- 1 / des$arm_prob[, "treated"]
+  ac <- 1 / pmax(des$arm_prob[, "control"], 0.5 / 2000)
+  hajek <- sum((at * d$y)[d$treated == 1]) / sum(at[d$treated == 1]) -
+    sum((ac * d$y)[ctrl]) / sum(ac[ctrl])
+  expect_equal(coef(fit)[["diff_in_means"]], unname(hajek), tolerance = 1e-10)
+  expect_equal(glance(fit)$n_buffer, sum(des$arm == "buffer"))
+  expect_equal(fit$n_clusters, 100 - sum(des$arm == "buffer"))
+  expect_true(is.na(tidy(fit)$p.value_randomization[2]))
+  expect_lt(tidy(fit)$p.value_randomization[1], 0.05)
+
+  # Over 1000 assignments of the same rule: the naive difference (all
+  # untreated as controls) is pulled toward zero by contamination, the
+  # unweighted buffered difference is pushed up by which clusters the buffer
+  # keeps, and the weighted (Hajek) estimator is centred on the truth.
+  set.seed(72)
+  W <- run_search(des$spec, 1000, 1e7)$assignments
+  est <- apply(W, 2, function(w) {
+    y <- outcome(w)
+    ctrl <- w == 0 & as.vector(A %*% w == 0)
+    c(naive = mean(y[w == 1]) - mean(y[w == 0]),
+      unweighted = mean(y[w == 1]) - mean(y[ctrl]),
+      hajek = sum((at * y)[w == 1]) / sum(at[w == 1]) - sum((ac * y)[ctrl]) / sum(ac[ctrl]))
+  })
+  m <- rowMeans(est)
+  se <- apply(est, 1, stats::sd) / sqrt(ncol(est))
+  expect_lt(m[["naive"]], 1.4)
+  expect_gt(m[["unweighted"]], 2.15)
+  expect_lt(abs(m[["hajek"]] - 2), 3 * se[["hajek"]] + 0.02)
+})
+
+test_that("with strata and a buffer, the estimate is the randomization test's weighted statistic", {
+  sg <- sim_grid(8, 8, seed = 73)
+  d <- sg$data
+  d$half <- rep(c("a", "b"), each = 32)
+  set.seed(73)
+  des <- rerandomize(d, ~ x1, n_treated = 16, strata = "half", accept = 0.3, id = "id",
+                     buffer = sg$adjacency, n_calibration = 1000, min_per_arm = 2)
+  d$treated <- des$treated
+  d$y <- 5 + d$x1 + 3 * (d$half == "b") + des$treated + withr::with_seed(74, stats::rnorm(64))
+  fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 200)
+  set.seed(75)
+  rt <- randomization_test(des, d$y, n_draws = 200)
+  expect_equal(coef(fit)[["diff_in_means"]], rt$estimate, tolerance = 1e-10)
+  # Two independent sets of 200 reference draws: equal up to Monte Carlo error.
+  expect_lt(abs(tidy(fit)$p.value_randomization[1] - rt$p.value), 0.15)
+  # Finer rows (two stores per market) give the same estimate on market totals.
+  rows <- rbind(transform(d, store = 1, y = y / 2), transform(d, store = 2, y = y / 2))
+  fine <- experiment_effect(y ~ treated, rows, design = des, cluster = "id", n_draws = 200)
+  expect_equal(coef(fine)[["diff_in_means"]], coef(fit)[["diff_in_means"]] / 2, tolerance = 1e-10)
+  expect_equal(glance(fine)$n_buffer, sum(des$arm == "buffer"))
+  # The buffer is part of what the design's hash protects.
+  des$arm[des$arm == "buffer"][1] <- "control"
+  expect_error(experiment_effect(y ~ treated, d, design = des),
+               class = "mktcausal_error_design_modified")
+})

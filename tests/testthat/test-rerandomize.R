@@ -275,3 +275,110 @@ test_that("both ways of drawing a candidate give complete randomization", {
   check_uniform(d2, "region", 30, coin_flips = TRUE)
   check_uniform(d2[1:30, ], NULL, 6, coin_flips = FALSE)
 })
+
+# --- buffer zones -----------------------------------------------------------------
+
+test_that("a buffer splits clusters into treated, control and buffer by the neighbour rule", {
+  sg <- sim_grid(10, 10, seed = 40)
+  set.seed(40)
+  des <- rerandomize(sg$data, ~ x1 + interior, n_treated = 20, accept = 0.2, id = "id",
+                     buffer = sg$dist, buffer_radius = 1, n_calibration = 2000)
+  w <- des$treated
+  exposed <- as.vector(sg$adjacency %*% w > 0)
+  expect_identical(as.character(des$arm),
+                   ifelse(w == 1, "treated", ifelse(exposed, "buffer", "control")))
+  g <- glance(des)
+  expect_equal(g$n_treated, 20)
+  expect_equal(g$n_buffer, sum(w == 0 & exposed))
+  expect_equal(g$n_control, sum(w == 0 & !exposed))
+  expect_equal(g$n_treated + g$n_buffer + g$n_control, 100)
+  cl <- tidy(des, what = "clusters")
+  expect_identical(cl$arm, des$arm)
+  expect_equal(cl$n_neighbours, as.vector(rowSums(sg$adjacency)))
+  expect_equal(rowSums(des$arm_prob), rep(1, 100), ignore_attr = TRUE, tolerance = 1e-12)
+  # 20 of 100 clusters treated: each cluster is treated with probability 0.2,
+  # and an interior cluster (4 neighbours) is a control less often than a corner.
+  expect_lt(max(abs(des$arm_prob[, "treated"] - 0.2)), 0.05)
+  inner <- mean(des$arm_prob[rowSums(sg$adjacency) == 4, "control"])
+  corner <- mean(des$arm_prob[rowSums(sg$adjacency) == 2, "control"])
+  expect_gt(corner - inner, 0.1)
+  expect_s3_class(plot(des, type = "buffer"), "ggplot")
+  out <- capture.output(print(des))
+  expect_true(any(grepl("Buffer \\(distance <= 1", out)))
+})
+
+test_that("balance is measured against the controls the buffer keeps", {
+  sg <- sim_grid(8, 8, seed = 41)
+  X <- as.matrix(sg$data[, c("x1", "interior")])
+  set.seed(41)
+  des <- rerandomize(sg$data, ~ x1 + interior, n_treated = 16, accept = 0.1, id = "id",
+                     buffer = sg$adjacency, n_calibration = 2000)
+  w <- des$treated
+  ctrl <- des$arm == "control"
+  d <- colMeans(X[w == 1, ]) - colMeans(X[ctrl, ])
+  # Whitened by the covariance of the difference in means under the base design.
+  V <- stats::cov(X) * (1 / 16 + 1 / 48)
+  expect_equal(des$criterion_value, drop(t(d) %*% solve(V, d)), tolerance = 1e-10)
+  expect_lte(des$criterion_value, des$threshold)
+  expect_equal(des$threshold_type, "empirical")
+  b <- balance(des)
+  expect_equal(b$mean_control, unname(colMeans(X[ctrl, ])), tolerance = 1e-12)
+  expect_equal(b$std_diff, unname(d / apply(X, 2, stats::sd)), tolerance = 1e-10)
+  expect_true(all(b$variance_reduction > 0.5))
+  # With no links, the buffered criterion is the kernel's Morgan-Rubin criterion.
+  none <- matrix(0, 64, 64, dimnames = dimnames(sg$adjacency))
+  set.seed(42)
+  d0 <- rerandomize(sg$data, ~ x1 + interior, n_treated = 16, accept = 0.1, id = "id",
+                    buffer = none, n_calibration = 500)
+  expect_equal(d0$criterion_value, direct_mahalanobis(X, d0$treated), tolerance = 1e-10)
+  expect_equal(sum(d0$arm == "buffer"), 0)
+})
+
+test_that("buffered designs are reproducible and every input form gives the same rule", {
+  sg <- sim_grid(6, 6, seed = 43)
+  pairs <- which(sg$adjacency == 1 & upper.tri(sg$adjacency), arr.ind = TRUE)
+  pairs <- data.frame(a = sg$data$id[pairs[, 1]], b = sg$data$id[pairs[, 2]])
+  make <- function(buffer, ...) {
+    set.seed(44)
+    rerandomize(sg$data, ~ x1, n_treated = 6, accept = 0.3, id = "id", buffer = buffer,
+                n_calibration = 500, ...)
+  }
+  a <- make(sg$adjacency)
+  expect_identical(make(sg$adjacency)$arm, a$arm)
+  expect_identical(make(sg$adjacency)$arm_prob, a$arm_prob)
+  expect_identical(make(sg$dist, buffer_radius = 1)$arm, a$arm)
+  expect_identical(make(pairs)$arm, a$arm)
+  expect_identical(make(stats::as.dist(sg$dist), buffer_radius = 1.2)$arm, a$arm)
+  expect_equal(a$buffer$n_links, nrow(pairs))
+  # Group membership: clusters of the same row of the grid are neighbours.
+  sg$data$row <- rep(1:6, 6)
+  set.seed(45)
+  expect_warning(
+    g <- rerandomize(sg$data, ~ x1, n_treated = 2, accept = 0.5, id = "id", buffer = "row",
+                     n_calibration = 500),
+    class = "mktcausal_warning_granular_inference"
+  )
+  treated_rows <- unique(sg$data$row[g$treated == 1])
+  expect_true(all(g$arm[sg$data$row %in% treated_rows & g$treated == 0] == "buffer"))
+  expect_true(all(g$arm[!sg$data$row %in% treated_rows] == "control"))
+})
+
+test_that("buffer errors name the missing clusters and say how many controls remain", {
+  sg <- sim_grid(6, 6, seed = 46)
+  A <- sg$adjacency[-(1:2), -(1:2)]
+  expect_error(rerandomize(sg$data, ~ x1, n_treated = 6, id = "id", buffer = A),
+               class = "mktcausal_error_adjacency_mismatch", regexp = "g001")
+  bad_pairs <- data.frame(a = c("g001", "zz9"), b = c("g002", "g003"))
+  expect_error(rerandomize(sg$data, ~ x1, n_treated = 6, id = "id", buffer = bad_pairs),
+               class = "mktcausal_error_adjacency_mismatch", regexp = "zz9")
+  set.seed(47)
+  err <- expect_error(rerandomize(sg$data, ~ x1, n_treated = 12, id = "id",
+                                  buffer = sg$dist, buffer_radius = 2.5, n_calibration = 500,
+                                  min_per_arm = 3),
+                      class = "mktcausal_error_buffer_too_wide")
+  expect_equal(err$n_untreated, 24)
+  expect_lt(err$n_retained, 3)
+  expect_error(rerandomize(sg$data, ~ x1, n_treated = 6, id = "id", buffer = sg$adjacency,
+                           threshold = "chisq"),
+               class = "mktcausal_error_bad_argument")
+})

@@ -184,3 +184,31 @@ test_that("on a panel, spillover() absorbs unit and time effects and recovers th
   expect_error(spillover(sales ~ promo | store + week, d, adjacency = dist, radius = 0.05,
                          covariates = ~ price), class = "mktcausal_error_bad_argument")
 })
+
+test_that("design-based exposure probabilities follow the design's buffer rule", {
+  sg <- sim_grid(8, 8, seed = 80)
+  d <- sg$data
+  set.seed(80)
+  des <- rerandomize(d, ~ x1 + interior, n_treated = 16, accept = 0.05, id = "id",
+                     buffer = sg$adjacency, n_calibration = 2000)
+  d$treated <- des$treated
+  exposed <- as.vector(sg$adjacency %*% des$treated > 0)
+  d$y <- 10 + d$x1 + 2 * d$treated + 1.5 * (1 - d$treated) * exposed +
+    withr::with_seed(81, stats::rnorm(64, sd = 0.5))
+  set.seed(82)
+  fit <- spillover(y ~ treated, d, adjacency = sg$adjacency, exposure = "any", design = des,
+                   n_draws = 1000)
+  # Buffer clusters are exactly the exposed controls.
+  expect_equal(sum(fit$exposure$condition == "control_exposed"), sum(des$arm == "buffer"))
+  # Every simulated assignment passes the buffered balance rule ...
+  set.seed(82)
+  pool <- exposure_pool(des, 1000)
+  vals <- buffered_values(des$spec, pool$assignments)$values
+  expect_true(all(vals <= des$threshold))
+  # ... so the probability of being an exposed control is the design's
+  # probability of being in the buffer, up to Monte Carlo error.
+  expect_lt(max(abs(fit$exposure_prob[, "control_exposed"] - des$arm_prob[, "buffer"])), 0.08)
+  sp <- tidy(fit)
+  hajek <- sp$estimate[sp$estimator == "hajek" & sp$term == "spillover"]
+  expect_lt(abs(hajek - 1.5), 0.6)
+})

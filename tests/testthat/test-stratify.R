@@ -166,3 +166,27 @@ test_that("print shows counts and expected arm sizes; rerandomize takes the stra
   des <- rerandomize(d, ~ x, strata = s, accept = 0.5, n_calibration = 200)
   expect_identical(as.vector(tapply(des$treated, s$stratum, sum)), c(6L, 6L))
 })
+
+test_that("strata with a buffer report expected controls and pass the rule to rerandomize()", {
+  sg <- sim_grid(8, 8, seed = 50)
+  d <- sg$data
+  d$region <- rep(c("west", "east"), each = 32)
+  set.seed(50)
+  s <- stratify(d, by = "region", method = "exact", prop_treated = 0.25,
+                buffer = sg$adjacency, id = "id")
+  tb <- tidy(s)
+  expect_named(tb, c("stratum", "n", "n_treated", "n_control", "n_buffer"))
+  expect_equal(tb$n_treated, c(8, 8))
+  expect_equal(tb$n_control + tb$n_buffer, c(24, 24), tolerance = 1e-9)
+  # Roughly (1 - 0.25)^5 of an interior cluster's neighbourhood stays untreated.
+  expect_true(all(tb$n_control > 6 & tb$n_control < 14))
+  set.seed(51)
+  des <- rerandomize(d, ~ x1, strata = s, accept = 0.2, id = "id", n_calibration = 500,
+                     min_per_arm = 2)
+  expect_identical(des$buffer$A, s$buffer$A)
+  expect_true(all(tapply(des$arm == "control", d$region, sum) >= 2))
+  set.seed(52)
+  expect_error(stratify(d, by = "region", method = "exact", prop_treated = 0.5,
+                        buffer = sg$dist, buffer_radius = 3, id = "id"),
+               class = "mktcausal_error_buffer_too_wide", regexp = "east")
+})
