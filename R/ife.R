@@ -384,19 +384,26 @@ ife_within <- function(z, fit, force) {
   z
 }
 
+# Replicate b resamples whole units in C++ from stream b of one seed drawn
+# from R's RNG here, so set.seed() fixes the result under any plan and
+# chunking; each chunk of replicates is one C++ call, warm-started from the
+# main fit's factors and beta.
 ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
-  N <- nrow(des$Y)
-  F0 <- if (r > 0) main$F else NULL
+  seed <- draw_cpp_seed()
+  F0 <- if (r > 0) main$F else matrix(0, 0, 0)
   res <- resample_chunks(n_boot, function(idx) {
-    t(vapply(idx, function(b) {
-      u <- sample.int(N, N, replace = TRUE)
-      X <- lapply(des$X, function(x) x[u, , drop = FALSE])
-      f <- ife_engine(des$Y[u, , drop = FALSE], des$mask[u, , drop = FALSE], X, r, ctl,
-                      F0 = F0, beta0 = main$beta)
-      f$beta
-    }, numeric(length(des$X))))
+    cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
+                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
   }, chunk_size = 50L, label = "unit bootstrap")
-  out <- do.call(rbind, lapply(res, function(m) matrix(m, ncol = length(des$X))))
+  out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
+  failed <- sum(unlist(lapply(res, `[[`, "failed")))
+  if (failed > 0) {
+    warn_mkt("bootstrap_failed", c(
+      "Dropped {failed} of {n_boot} bootstrap replicates: their resampled regressors were collinear.",
+      i = "The standard errors use the other {n_boot - failed}."
+    ))
+    out <- out[stats::complete.cases(out), , drop = FALSE]
+  }
   colnames(out) <- names(des$X)
   out
 }

@@ -312,6 +312,31 @@ inline MatrixXd project(const MatrixXd& Y, const MatrixXd& pre, const std::vecto
   return out;
 }
 
+// Cross-validation without EM: the factors do not use the treated units, so
+// a fold only changes which pre-periods each treated unit's loadings come
+// from. fold holds each cell's fold (0 for none); fold k is predicted from
+// the pre cells outside it. Adds the squared prediction errors of the
+// finite predictions to sse and their count to n, per fold in `folds`.
+inline void cv_project_sse(const MatrixXd& Y, const MatrixXd& pre, const Eigen::MatrixXi& fold,
+                           const std::vector<MatrixXd>& X, const VectorXd& beta, double mu,
+                           const VectorXd& xi, const MatrixXd& F, int force,
+                           const std::vector<int>& folds, double& sse, double& n) {
+  MatrixXd coefs;
+  std::vector<int> status;
+  for (int k : folds) {
+    const MatrixXd keep = (fold.array() == k).select(MatrixXd::Zero(pre.rows(), pre.cols()), pre);
+    const MatrixXd y0 = project(Y, keep, X, beta, mu, xi, F, force, coefs, status);
+    for (Eigen::Index i = 0; i < Y.rows(); ++i) {
+      if (status[i] != 0) continue;
+      for (Eigen::Index t = 0; t < Y.cols(); ++t) {
+        if (fold(i, t) != k) continue;
+        const double e = Y(i, t) - y0(i, t);
+        if (std::isfinite(e)) { sse += e * e; n += 1; }
+      }
+    }
+  }
+}
+
 }  // namespace ife
 }  // namespace mkt
 
