@@ -387,14 +387,15 @@ ife_within <- function(z, fit, force) {
 # Replicate b resamples whole units in C++ from stream b of one seed drawn
 # from R's RNG here, so set.seed() fixes the result under any plan and
 # chunking; each chunk of replicates is one C++ call, warm-started from the
-# main fit's factors and beta.
+# main fit's factors and beta. The closure holds what the chunk uses, so
+# future's scan for globals is skipped.
 ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
   seed <- draw_cpp_seed()
   F0 <- if (r > 0) main$F else matrix(0, 0, 0)
   res <- resample_chunks(n_boot, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
                        ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
-  }, chunk_size = 50L, label = "unit bootstrap")
+  }, chunk_size = 50L, label = "unit bootstrap", globals = FALSE)
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
   if (failed > 0) {
