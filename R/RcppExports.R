@@ -17,6 +17,18 @@ cpp_ife_project <- function(Y, pre, X, beta, mu, xi, F, force) {
     .Call(`_mktcausal_cpp_ife_project`, Y, pre, X, beta, mu, xi, F, force)
 }
 
+cpp_cf_cv_project <- function(Y, pre, fold, X, beta, mu, xi, F, force, folds) {
+    .Call(`_mktcausal_cpp_cf_cv_project`, Y, pre, fold, X, beta, mu, xi, F, force, folds)
+}
+
+cpp_cf_resample_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed) {
+    .Call(`_mktcausal_cpp_cf_resample_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed)
+}
+
+cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed) {
+    .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed)
+}
+
 cpp_rerandomize_search <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress) {
     .Call(`_mktcausal_cpp_rerandomize_search`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress)
 }

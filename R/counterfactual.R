@@ -504,51 +504,58 @@ cf_cv <- function(des, st, em, ctl, cv_block, cv_folds, r_values = NULL,
   folds <- sort(unique(fold[!is.na(fold)]))
   method <- if (is.null(lambda_values)) "ife" else "mc"
   values <- if (method == "ife") r_values else lambda_values
+  # Without EM the factors do not use treated units, so a fold changes only
+  # the projection: the control fit is reused and the folds of one r run in
+  # a single C++ call on the treated rows.
+  tr <- st$ever
+  if (!em) {
+    fold_tr <- fold[tr, , drop = FALSE]
+    fold_tr[is.na(fold_tr)] <- 0L
+    storage.mode(fold_tr) <- "integer"
+    Y_tr <- des$Y[tr, , drop = FALSE]
+    pre_tr <- st$pre_cells[tr, , drop = FALSE] * 1
+    X_tr <- unname(lapply(des$X, function(x) x[tr, , drop = FALSE]))
+  }
   previous <- NULL
-  rows <- lapply(values, function(v) {
+  mspe <- numeric(length(values))
+  n_cells <- integer(length(values))
+  converged <- logical(length(values))
+  for (j in seq_along(values)) {
+    v <- values[j]
     r <- if (method == "ife") v else 0L
     lam <- if (method == "mc") v else 0
     # Penalties run from large to small: each full fit starts from the last.
     full <- cf_fit_once(des, st, em, ctl, r, lam, method,
                         warm = if (method == "mc") previous)
-    previous <<- full$fit
-    sse <- 0
-    n <- 0
-    for (k in folds) {
-      out <- !is.na(fold) & fold == k
-      fm <- st$fit_mask
-      if (em) fm[out] <- 0
-      attr(fm, "pre_keep") <- !out
-      # Without EM the factors do not use treated units, so only the
-      # projection changes and the control fit can be reused.
-      pred <- if (em) {
-        cf_fit_once(des, st, em, ctl, r, lam, method, warm = full$fit, fit_mask = fm)$y0
-      } else {
-        cf_project_only(des, st, ctl, full$fit, fm)
+    previous <- full$fit
+    if (em) {
+      sse <- 0
+      n <- 0
+      for (k in folds) {
+        out <- !is.na(fold) & fold == k
+        fm <- st$fit_mask
+        fm[out] <- 0
+        attr(fm, "pre_keep") <- !out
+        pred <- cf_fit_once(des, st, em, ctl, r, lam, method, warm = full$fit, fit_mask = fm)$y0
+        e <- (des$Y - pred)[out]
+        ok <- is.finite(e)
+        sse <- sse + sum(e[ok]^2)
+        n <- n + sum(ok)
       }
-      e <- (des$Y - pred)[out]
-      ok <- is.finite(e)
-      sse <- sse + sum(e[ok]^2)
-      n <- n + sum(ok)
+    } else {
+      f <- full$fit
+      sn <- cpp_cf_cv_project(Y_tr, pre_tr, fold_tr, X_tr, f$beta, f$mu, f$xi, f$F,
+                              force_code(ctl$force), as.integer(folds))
+      sse <- sn[1]
+      n <- sn[2]
     }
-    data.frame(value = v, mspe = sse / n, n_cells = n,
-               converged = full$fit$converged)
-  })
-  out <- do.call(rbind, rows)
+    mspe[j] <- sse / n
+    n_cells[j] <- as.integer(n)
+    converged[j] <- full$fit$converged
+  }
+  out <- data.frame(value = values, mspe = mspe, n_cells = n_cells, converged = converged)
   names(out)[1] <- if (method == "ife") "r" else "lambda"
   out
-}
-
-cf_project_only <- function(des, st, ctl, fit, fm) {
-  tr <- st$ever
-  Xt <- lapply(des$X, function(x) x[tr, , drop = FALSE])
-  pr <- ife_project(des$Y[tr, , drop = FALSE], fit_mask_pre(st, fm)[tr, , drop = FALSE],
-                    Xt, fit, ctl$force)
-  y0 <- matrix(NA_real_, nrow(des$Y), ncol(des$Y))
-  yt <- pr$y0
-  yt[pr$status == 1L, ] <- NA_real_
-  y0[tr, ] <- yt
-  y0
 }
 
 # --- resampling --------------------------------------------------------------
@@ -557,39 +564,50 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   N <- nrow(des$Y)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
-  # Replicates reuse the main fit's factors and beta, not its fitted cells,
-  # which belong to other rows.
-  warm <- main$fit
-  warm$fit <- NULL
-  # Replicate fits stop at a relative change of 1e-6 (or tol if looser):
-  # ample for standard errors, and about half the iterations.
-  ctl$tol <- max(ctl$tol, 1e-6)
-  one <- function(u) {
-    sub <- cf_subset(des, st, u)
-    fit <- tryCatch(
-      cf_fit_once(sub$des, sub$st, em, ctl, r, lambda, method, warm = warm),
-      mktcausal_error = function(e) NULL)
-    if (is.null(fit)) return(NULL)
-    s <- cf_stats(sub$des$Y, fit$y0, sub$st)
-    # Units are relabelled in a replicate; map unit estimates back.
-    un <- rowsum(s$unit, u[as.integer(names(s$unit))]) / rowsum(rep(1, length(s$unit)), u[as.integer(names(s$unit))])
-    un <- stats::setNames(un[, 1], rownames(un))
-    list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = un)
-  }
-  if (se == "jackknife") {
-    n_rep <- N
-    draw <- function(b) setdiff(seq_len(N), b)
-  } else {
-    n_rep <- check_count(n_boot, "n_boot", min = 2)
-    tr <- which(st$ever)
-    co <- which(!st$ever)
-    draw <- function(b) c(tr[sample.int(length(tr), length(tr), replace = TRUE)],
-                          co[sample.int(length(co), length(co), replace = TRUE)])
-  }
-  res <- resample_chunks(n_rep, function(idx) lapply(idx, function(b) one(draw(b))),
-                         chunk_size = 50L, label = se)
-  res <- unlist(res, recursive = FALSE)
-  cf_collect(res, keys)
+  n_rep <- if (se == "jackknife") N else check_count(n_boot, "n_boot", min = 2)
+  # Replicate b draws its units in C++ from stream b of one seed taken from
+  # R's RNG here, so set.seed() fixes the draws and neither the chunking nor
+  # the plan changes them. Replicates reuse the main fit's factors and beta
+  # (not its fitted cells, which belong to other rows) and stop at a
+  # relative change of 1e-6 (or tol if looser): ample for standard errors,
+  # and about half the iterations.
+  seed <- draw_cpp_seed()
+  soft <- method == "mc"
+  r_fit <- if (soft) 0L else as.integer(r)
+  F0 <- if (!soft && r_fit > 0) main$fit$F else matrix(0, 0, 0)
+  beta0 <- if (soft) numeric(0) else main$fit$beta
+  event <- st$event
+  event[is.na(event)] <- 0L
+  storage.mode(event) <- "integer"
+  args <- list(des$Y, st$mask * 1, st$fit_mask * 1, st$pre_cells * 1, st$treated_cells * 1,
+               st$placebo_cells * 1, event, as.integer(st$ever), unname(des$X), r_fit,
+               force_code(ctl$force), max(ctl$tol, 1e-6), as.integer(ctl$max_iter), em, soft,
+               if (soft) lambda else 0, F0, beta0, as.integer(keys$event))
+  jackknife <- se == "jackknife"
+  # The chunk function's closure holds everything it uses, so future's scan
+  # for globals (about 20 ms a call) is skipped.
+  res <- resample_chunks(n_rep, function(idx) {
+    do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
+  }, chunk_size = 50L, label = se, globals = FALSE)
+  cf_collect_chunks(res, keys)
+}
+
+# Stacks the chunks' matrices and keeps the columns named by the main fit's
+# keys (period and unit results come for every column and unit).
+cf_collect_chunks <- function(res, keys) {
+  stack <- function(name) do.call(rbind, lapply(res, function(x) as.matrix(x[[name]])))
+  att <- stack("att")
+  colnames(att) <- "ATT"
+  placebo <- stack("placebo")
+  colnames(placebo) <- "placebo"
+  event <- stack("event")
+  colnames(event) <- keys$event
+  period <- stack("period")[, as.integer(keys$period), drop = FALSE]
+  colnames(period) <- keys$period
+  unit <- stack("unit")[, as.integer(keys$unit), drop = FALSE]
+  colnames(unit) <- keys$unit
+  list(att = att, placebo = placebo, event = event, period = period, unit = unit,
+       failed = sum(unlist(lapply(res, `[[`, "failed"))))
 }
 
 cf_collect <- function(res, keys) {

@@ -31,11 +31,46 @@
 #' (additive effects, loadings and factors) projected out of each regressor:
 #' homoskedastic (`se_type = "homoskedastic"`) or clustered by unit
 #' (`"cluster"`), the latter robust to heteroskedasticity and serial
-#' correlation within units. `se = "bootstrap"` resamples whole units
+#' correlation within units, or robust to heteroskedasticity only
+#' (`"heteroskedastic"`, the sandwich of Moon and Weidner 2017 without
+#' serial correlation). `se = "bootstrap"` resamples whole units
 #' (`n_boot` times, through [resample_chunks()]) and refits each replicate in
-#' C++ warm-started from the main fit. The bias correction of Bai (2009) and
-#' Moon and Weidner (2015) is not applied: with large T relative to N prefer
-#' the bootstrap.
+#' C++ warm-started from the main fit.
+#'
+#' @section Bias correction:
+#' With N and T both large the least-squares \eqn{\hat\beta} is
+#' consistent but its limiting distribution is not centred at
+#' \eqn{\beta} when the errors are heteroskedastic or the regressors are
+#' only predetermined (Bai 2009, Section 7; Moon and Weidner 2017). The
+#' bias has up to three terms, each estimated from the residuals, the
+#' regressors with the additive effects removed, the loadings
+#' \eqn{\Lambda} and the factors \eqn{F}; `tidy(fit, "bias")` reports
+#' them and `$beta` holds \eqn{\hat\beta} minus their sum:
+#' * **cross-section** (order 1/N): error variances that differ across
+#'   units, \eqn{\sigma_i^2}, combined with regressors that load on the
+#'   factors. Needs errors independent across units and over time (their
+#'   variance may differ by unit and by period) and strictly exogenous
+#'   regressors.
+#' * **time** (order 1/T): error variances that differ across periods,
+#'   \eqn{\sigma_t^2}, under the same assumptions.
+#' * **predetermined** (order 1/T): regressors correlated with past errors,
+#'   such as a lagged outcome; the covariances of \eqn{x_{is}} with
+#'   \eqn{e_{it}}, \eqn{t < s \le t +} `bias_lags`, weighted by the
+#'   projection on the factors (and on the constant, under unit effects:
+#'   this is the Nickell bias of the within estimator). Needs errors that
+#'   are serially uncorrelated given the past (a martingale difference) and
+#'   independent across units; the truncation at `bias_lags` lags assumes
+#'   that the correlation dies out, as it does for a stationary lagged
+#'   outcome.
+#'
+#' `bias_correction = "bai"` removes the cross-section and time terms
+#' (Bai's 2009 correction for heteroskedastic errors, as written by Moon and
+#' Weidner); `"dynamic"` removes all three (Moon and Weidner 2017). The
+#' corrected estimator has the same limiting variance, so the analytic
+#' standard errors are unchanged; it needs a balanced panel, at least one
+#' factor for the cross-section and time terms to be non-zero, and
+#' analytic standard errors. Serial or cross-sectional correlation of the
+#' errors beyond this (which create further bias terms) is not corrected.
 #'
 #' @param formula `outcome ~ regressors | unit + time`; see [mkt_panel()].
 #' @param data A long data frame, tibble or data.table.
@@ -46,15 +81,21 @@
 #' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
 #'   `"IC_p2"` or `"PC_p1"`.
 #' @param se `"analytic"`, `"bootstrap"` or `"none"`.
-#' @param se_type For analytic standard errors: `"homoskedastic"` or
-#'   `"cluster"` (by unit).
+#' @param se_type For analytic standard errors: `"homoskedastic"`,
+#'   `"heteroskedastic"` or `"cluster"` (by unit).
+#' @param bias_correction `"none"`, `"bai"` (heteroskedasticity across units
+#'   and periods) or `"dynamic"` (also predetermined regressors); see Bias
+#'   correction.
+#' @param bias_lags Lags of the regressor-error covariances estimated by the
+#'   predetermined-regressor term of `bias_correction = "dynamic"`.
 #' @param n_boot Bootstrap replications.
 #' @param alpha Significance level of the intervals.
 #' @param tol Convergence tolerance: relative change of the fitted matrix
 #'   between iterations.
 #' @param max_iter Maximum iterations.
 #' @return An object of class `c("mkt_ife", "mkt_fit")` with `beta` (a data
-#'   frame like `tidy()`), `factors` (T x r), `loadings` (N x r), `alpha`,
+#'   frame like `tidy()`; bias-corrected when asked), `bias` (the table of
+#'   `tidy(fit, "bias")`, `NULL` without correction), `factors` (T x r), `loadings` (N x r), `alpha`,
 #'   `xi`, `mu`, `sigma2`, r, `force`, `ic` (the criteria table, `NULL`
 #'   when r was given), `iter`, `converged`, `vcov` and the `panel`.
 #' @references Bai, J. (2009). Panel data models with interactive fixed
@@ -62,7 +103,9 @@
 #'   Determining the number of factors in approximate factor models.
 #'   *Econometrica* 70(1), 191-221. Moon, H. R. and Weidner, M. (2015).
 #'   Linear regression for panel with unknown number of factors as
-#'   interactive fixed effects. *Econometrica* 83(4), 1543-1579.
+#'   interactive fixed effects. *Econometrica* 83(4), 1543-1579. Moon, H. R.
+#'   and Weidner, M. (2017). Dynamic linear panel regression models with
+#'   interactive fixed effects. *Econometric Theory* 33(1), 158-195.
 #' @seealso [counterfactual()] for treatment effects with factor-model
 #'   counterfactuals.
 #' @examples
@@ -74,17 +117,24 @@
 #' fit <- ife(sales ~ price | unit + time, d, r = 1)
 #' fit
 #' tidy(fit)
+#' # Heteroskedastic errors: Bai's bias correction
+#' fit_bc <- ife(sales ~ price | unit + time, d, r = 1, bias_correction = "bai",
+#'               se_type = "heteroskedastic")
+#' tidy(fit_bc, "bias")
 #' @export
 ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "none"),
                 r_max = 5, criterion = c("IC_p1", "IC_p2", "PC_p1"),
                 se = c("analytic", "bootstrap", "none"),
-                se_type = c("homoskedastic", "cluster"), n_boot = 200, alpha = 0.05,
+                se_type = c("homoskedastic", "heteroskedastic", "cluster"), n_boot = 200,
+                alpha = 0.05, bias_correction = c("none", "bai", "dynamic"), bias_lags = 4,
                 tol = 1e-8, max_iter = 1000) {
   call <- match.call()
   force <- match.arg(force)
   criterion <- match.arg(criterion)
   se <- match.arg(se)
   se_type <- match.arg(se_type)
+  bias_correction <- match.arg(bias_correction)
+  bias_lags <- check_count(bias_lags, "bias_lags", min = 1)
   alpha <- check_alpha(alpha)
   r_max <- check_count(r_max, "r_max", min = 0)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
@@ -104,6 +154,20 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
     }
   }
   ctl <- list(force = force, tol = tol, max_iter = max_iter)
+  if (bias_correction != "none") {
+    if (se == "bootstrap") {
+      abort_mkt("bad_argument", c(
+        "The bias correction comes with analytic standard errors.",
+        i = "Use {.code se = \"analytic\"} (or {.code \"none\"}) with {.arg bias_correction}."
+      ))
+    }
+    if (any(des$mask == 0)) {
+      abort_mkt("unbalanced_panel", c(
+        "The bias correction needs a balanced panel: {sum(des$mask == 0)} cell{?s} {?is/are} missing.",
+        i = "Use {.code bias_correction = \"none\"}, or keep the units and periods observed throughout."
+      ))
+    }
+  }
 
   ic <- NULL
   if (is.null(r)) {
@@ -130,7 +194,20 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
     boot <- ife_unit_bootstrap(des, main, r, ctl, n_boot)
     V <- stats::cov(boot)
   }
-  beta <- ife_beta_table(main$beta, V, names(des$X), alpha, boot)
+  beta_hat <- main$beta
+  bias <- NULL
+  if (p > 0 && bias_correction != "none") {
+    terms <- if (bias_correction == "bai") c("cross_section", "time") else
+      c("cross_section", "time", "predetermined")
+    bt <- ife_bias_terms(des, main, force, bias_lags)
+    total <- rowSums(bt[, terms, drop = FALSE])
+    bias <- data.frame(term = names(des$X), uncorrected = main$beta, bt, total = total,
+                       corrected = main$beta - total, stringsAsFactors = FALSE)
+    for (nm in setdiff(c("cross_section", "time", "predetermined"), terms)) bias[[nm]] <- NA_real_
+    rownames(bias) <- NULL
+    beta_hat <- bias$corrected
+  }
+  beta <- ife_beta_table(beta_hat, V, names(des$X), alpha, boot)
 
   dn_u <- as.character(panel$units)
   dn_t <- as.character(panel$times)
@@ -141,7 +218,9 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   structure(list(
     call = call,
     beta = beta,
-    coefficients = stats::setNames(main$beta, names(des$X)),
+    coefficients = stats::setNames(beta_hat, names(des$X)),
+    bias = bias,
+    bias_correction = bias_correction,
     vcov = V,
     factors = factors,
     loadings = loadings,
@@ -359,6 +438,11 @@ ife_vcov_analytic <- function(des, fit, sigma2, se_type, force) {
   Hinv <- solve(H)
   if (se_type == "homoskedastic") {
     V <- sigma2 * Hinv
+  } else if (se_type == "heteroskedastic") {
+    e2 <- ((des$Y - fit$fit) * mask)^2
+    S <- matrix(0, p, p)
+    for (k in seq_len(p)) for (l in seq_len(k)) S[k, l] <- S[l, k] <- sum(Z[[k]] * Z[[l]] * e2)
+    V <- Hinv %*% S %*% Hinv
   } else {
     e <- (des$Y - fit$fit) * mask
     S <- vapply(Z, function(z) rowSums(z * e), numeric(nrow(e)))
@@ -368,6 +452,60 @@ ife_vcov_analytic <- function(des, fit, sigma2, se_type, force) {
   }
   dimnames(V) <- list(names(des$X), names(des$X))
   V
+}
+
+# The asymptotic bias terms of Bai's estimator on a balanced panel, as
+# Moon and Weidner (2017) write them, each already multiplied by the inverse
+# Hessian so that beta_hat minus a column removes that term. X is used with
+# the additive effects removed; the additive effects are known factors (a
+# constant factor under unit effects) and known loadings (a constant
+# loading under time effects), so they join the projections. With
+# A = L (L'L)^-1 (F'F)^-1 F' and e the residuals:
+#   cross_section: tr(X' M_L diag_i(sum_t e_it^2) A)
+#   time:          tr(diag_t(sum_i e_it^2) M_F X' A)
+#   predetermined: sum over 1 <= s - t <= lags of P_F[s, t] sum_i e_it x_is
+# and each is -H^-1 times the vector over regressors, H the Hessian of
+# ife_vcov_analytic().
+ife_bias_terms <- function(des, fit, force, lags) {
+  N <- nrow(des$Y)
+  Tn <- ncol(des$Y)
+  e <- des$Y - fit$fit
+  unit_fe <- force %in% c("unit", "two-way")
+  time_fe <- force %in% c("time", "two-way")
+  Fa <- cbind(fit$F, if (unit_fe) rep(1, Tn))
+  La <- cbind(fit$L, if (time_fe) rep(1, N))
+  Fq <- if (NCOL(Fa)) qr.Q(qr(Fa)) else matrix(0, Tn, 0)
+  Lq <- if (NCOL(La)) qr.Q(qr(La)) else matrix(0, N, 0)
+  r <- ncol(fit$F)
+  A <- if (r) fit$L %*% solve(crossprod(fit$L)) %*% solve(crossprod(fit$F)) %*% t(fit$F) else
+    matrix(0, N, Tn)
+  PF <- tcrossprod(Fq)
+  s_unit <- rowSums(e^2)
+  s_time <- colSums(e^2)
+  lags <- min(lags, Tn - 1L)
+  p <- length(des$X)
+  raw <- matrix(0, p, 3, dimnames = list(names(des$X), c("cross_section", "time", "predetermined")))
+  Z <- vector("list", p)
+  for (k in seq_len(p)) {
+    x <- ife_within(des$X[[k]], list(F = matrix(0, Tn, 0)), force)
+    xl <- x - Lq %*% crossprod(Lq, x)
+    xf <- x - (x %*% Fq) %*% t(Fq)
+    Z[[k]] <- xl - (xl %*% Fq) %*% t(Fq)
+    raw[k, "cross_section"] <- sum(xl * (s_unit * A))
+    raw[k, "time"] <- sum(xf * A * rep(s_time, each = N))
+    G <- crossprod(e, x)
+    pre <- 0
+    for (d in seq_len(lags)) {
+      t1 <- seq_len(Tn - d)
+      pre <- pre + sum(PF[cbind(t1 + d, t1)] * G[cbind(t1, t1 + d)])
+    }
+    raw[k, "predetermined"] <- pre
+  }
+  H <- matrix(0, p, p)
+  for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  out <- -solve(H, raw)
+  dimnames(out) <- dimnames(raw)
+  out
 }
 
 ife_within <- function(z, fit, force) {
@@ -384,19 +522,27 @@ ife_within <- function(z, fit, force) {
   z
 }
 
+# Replicate b resamples whole units in C++ from stream b of one seed drawn
+# from R's RNG here, so set.seed() fixes the result under any plan and
+# chunking; each chunk of replicates is one C++ call, warm-started from the
+# main fit's factors and beta. The closure holds what the chunk uses, so
+# future's scan for globals is skipped.
 ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
-  N <- nrow(des$Y)
-  F0 <- if (r > 0) main$F else NULL
+  seed <- draw_cpp_seed()
+  F0 <- if (r > 0) main$F else matrix(0, 0, 0)
   res <- resample_chunks(n_boot, function(idx) {
-    t(vapply(idx, function(b) {
-      u <- sample.int(N, N, replace = TRUE)
-      X <- lapply(des$X, function(x) x[u, , drop = FALSE])
-      f <- ife_engine(des$Y[u, , drop = FALSE], des$mask[u, , drop = FALSE], X, r, ctl,
-                      F0 = F0, beta0 = main$beta)
-      f$beta
-    }, numeric(length(des$X))))
-  }, chunk_size = 50L, label = "unit bootstrap")
-  out <- do.call(rbind, lapply(res, function(m) matrix(m, ncol = length(des$X))))
+    cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
+                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
+  }, chunk_size = 50L, label = "unit bootstrap", globals = FALSE)
+  out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
+  failed <- sum(unlist(lapply(res, `[[`, "failed")))
+  if (failed > 0) {
+    warn_mkt("bootstrap_failed", c(
+      "Dropped {failed} of {n_boot} bootstrap replicates: their resampled regressors were collinear.",
+      i = "The standard errors use the other {n_boot - failed}."
+    ))
+    out <- out[stats::complete.cases(out), , drop = FALSE]
+  }
   colnames(out) <- names(des$X)
   out
 }

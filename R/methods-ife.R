@@ -18,7 +18,11 @@
 #' * `"counterfactual"`: the mean observed outcome and mean imputed Y(0) of
 #'   the treated units by event time;
 #' * `"ic"`: the Bai and Ng criteria by r (for [ife()] fits, and for
-#'   counterfactual fits whose r was chosen by a criterion).
+#'   counterfactual fits whose r was chosen by a criterion);
+#' * `"bias"`: for [ife()] fits with a bias correction, one row per
+#'   regressor: the uncorrected estimate, the estimated bias terms
+#'   (`cross_section`, `time`, `predetermined`; `NA` when not corrected),
+#'   their `total` and the `corrected` estimate.
 #'
 #' `glance()` gives one row with at least r, `pre_mspe`, `att` and
 #' `std.error` for counterfactual fits, and r, `sigma2`, `nobs`, `iter` and
@@ -265,10 +269,11 @@ plot_cv <- function(cv) {
 
 #' @rdname ife-methods
 #' @export
-tidy.mkt_ife <- function(x, what = c("beta", "factors", "loadings", "ic"), ...) {
+tidy.mkt_ife <- function(x, what = c("beta", "factors", "loadings", "ic", "bias"), ...) {
   what <- match.arg(what)
   switch(what,
     beta = x$beta,
+    bias = if (is.null(x$bias)) data.frame() else x$bias,
     factors = factors_long(x$factors, x$panel$times),
     loadings = loadings_long(x$loadings, x$panel$units, rep(FALSE, nrow(x$loadings))),
     ic = if (is.null(x$ic)) data.frame() else x$ic
@@ -300,6 +305,9 @@ print.mkt_ife <- function(x, ...) {
   say("{.strong Interactive fixed effects} (Bai 2009): r = {g$r}{if (is.null(x$ic)) '' else paste0(' (', x$criterion, ')')}, {g$force} effects")
   say("{g$n_units} units x {g$n_periods} periods, {g$nobs} observed cells; sigma^2 = {signif(g$sigma2, 4)}; {g$iter} iteration{?s}{if (g$converged) '' else ' (not converged)'}")
   if (nrow(x$beta)) {
+    if (!is.null(x$bias)) {
+      say("Bias-corrected ({x$bias_correction}): {.code tidy(fit, \"bias\")} gives the terms removed.")
+    }
     cat(sprintf("Coefficients (%s standard errors):\n", g$se))
     print.data.frame(x$beta, row.names = FALSE, digits = 4)
   }

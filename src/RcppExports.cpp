@@ -79,6 +79,79 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_cf_cv_project
+Rcpp::NumericVector cpp_cf_cv_project(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& pre, const Eigen::MatrixXi& fold, const Rcpp::List& X, const Eigen::VectorXd& beta, double mu, const Eigen::VectorXd& xi, const Eigen::MatrixXd& F, int force, const std::vector<int>& folds);
+RcppExport SEXP _mktcausal_cpp_cf_cv_project(SEXP YSEXP, SEXP preSEXP, SEXP foldSEXP, SEXP XSEXP, SEXP betaSEXP, SEXP muSEXP, SEXP xiSEXP, SEXP FSEXP, SEXP forceSEXP, SEXP foldsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXi& >::type fold(foldSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< double >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type xi(xiSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F(FSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type folds(foldsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_cv_project(Y, pre, fold, X, beta, mu, xi, F, force, folds));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cf_resample_chunk
+Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool em, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const std::vector<int>& reps, bool jackknife, const Rcpp::IntegerVector& seed);
+RcppExport SEXP _mktcausal_cpp_cf_resample_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP emSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP repsSEXP, SEXP jackknifeSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type obs(obsSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type fit_mask(fit_maskSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type treated(treatedSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type placebo(placeboSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXi& >::type event(eventSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type ever(everSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< bool >::type em(emSEXP);
+    Rcpp::traits::input_parameter< bool >::type soft(softSEXP);
+    Rcpp::traits::input_parameter< double >::type lambda(lambdaSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type event_keys(event_keysSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
+    Rcpp::traits::input_parameter< bool >::type jackknife(jackknifeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_resample_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ife_boot_chunk
+Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const Rcpp::IntegerVector& seed);
+RcppExport SEXP _mktcausal_cpp_ife_boot_chunk(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type mask(maskSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_boot_chunk(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rerandomize_search
 Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double want, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
 RcppExport SEXP _mktcausal_cpp_rerandomize_search(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP wantSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
@@ -254,6 +327,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_honest_vertices", (DL_FUNC) &_mktcausal_cpp_honest_vertices, 2},
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
+    {"_mktcausal_cpp_cf_cv_project", (DL_FUNC) &_mktcausal_cpp_cf_cv_project, 10},
+    {"_mktcausal_cpp_cf_resample_chunk", (DL_FUNC) &_mktcausal_cpp_cf_resample_chunk, 22},
+    {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 11},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},

@@ -5,6 +5,7 @@
 #include <RcppEigen.h>
 
 #include "ife.h"
+#include "ife_resample.h"
 
 namespace {
 
@@ -30,6 +31,23 @@ struct Poll {
   void operator()() const { Rcpp::checkUserInterrupt(); }
 };
 
+uint64_t make_seed(const Rcpp::IntegerVector& seed) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
+         static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+}
+
+mkt::ife::Control make_control(int r, int force, double tol, int max_iter, bool soft,
+                               double lambda) {
+  mkt::ife::Control ctl;
+  ctl.r = r;
+  ctl.force = force;
+  ctl.tol = tol;
+  ctl.max_iter = max_iter;
+  ctl.soft = soft;
+  ctl.lambda = lambda;
+  return ctl;
+}
+
 }  // namespace
 
 // [[Rcpp::export]]
@@ -38,13 +56,7 @@ Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask,
                        bool soft, double lambda, const Eigen::MatrixXd& F0,
                        const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0) {
   const EigenSingleThread one_thread;
-  mkt::ife::Control ctl;
-  ctl.r = r;
-  ctl.force = force;
-  ctl.tol = tol;
-  ctl.max_iter = max_iter;
-  ctl.soft = soft;
-  ctl.lambda = lambda;
+  const mkt::ife::Control ctl = make_control(r, force, tol, max_iter, soft, lambda);
   const mkt::ife::Fit f = mkt::ife::fit(Y, mask, to_mats(X), ctl, F0, beta0, fill0, Poll());
   return Rcpp::List::create(
       Rcpp::_["beta"] = f.beta, Rcpp::_["mu"] = f.mu, Rcpp::_["alpha"] = f.alpha,
@@ -63,4 +75,67 @@ Rcpp::List cpp_ife_project(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& pre,
       mkt::ife::project(Y, pre, to_mats(X), beta, mu, xi, F, force, coefs, status);
   return Rcpp::List::create(Rcpp::_["y0"] = y0, Rcpp::_["coef"] = coefs,
                             Rcpp::_["status"] = Rcpp::wrap(status));
+}
+
+// Cross-validation MSPE pieces of one fit without EM (see cv_project_sse).
+// [[Rcpp::export]]
+Rcpp::NumericVector cpp_cf_cv_project(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& pre,
+                                      const Eigen::MatrixXi& fold, const Rcpp::List& X,
+                                      const Eigen::VectorXd& beta, double mu,
+                                      const Eigen::VectorXd& xi, const Eigen::MatrixXd& F,
+                                      int force, const std::vector<int>& folds) {
+  double sse = 0.0, n = 0.0;
+  mkt::ife::cv_project_sse(Y, pre, fold, to_mats(X), beta, mu, xi, F, force, folds, sse, n);
+  return Rcpp::NumericVector::create(sse, n);
+}
+
+// One chunk of counterfactual() replicates (unit bootstrap or jackknife):
+// `reps` are the replicates' 1-based indices in the whole run.
+// [[Rcpp::export]]
+Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs,
+                                 const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre,
+                                 const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo,
+                                 const Eigen::MatrixXi& event, const std::vector<int>& ever,
+                                 const Rcpp::List& X, int r, int force, double tol, int max_iter,
+                                 bool em, bool soft, double lambda, const Eigen::MatrixXd& F0,
+                                 const Eigen::VectorXd& beta0, const std::vector<int>& event_keys,
+                                 const std::vector<int>& reps, bool jackknife,
+                                 const Rcpp::IntegerVector& seed) {
+  const EigenSingleThread one_thread;
+  mkt::ife::Layout lay;
+  lay.Y = Y;
+  lay.obs = obs;
+  lay.fit_mask = fit_mask;
+  lay.pre = pre;
+  lay.treated = treated;
+  lay.placebo = placebo;
+  lay.event = event;
+  lay.ever = ever;
+  lay.X = to_mats(X);
+  mkt::ife::ReplicateSpec spec;
+  spec.ctl = make_control(r, force, tol, max_iter, soft, lambda);
+  spec.em = em;
+  spec.F0 = F0;
+  spec.beta0 = beta0;
+  spec.event_keys = event_keys;
+  const mkt::ife::ChunkResult res =
+      mkt::ife::cf_chunk(lay, spec, reps, jackknife, make_seed(seed), Poll());
+  return Rcpp::List::create(
+      Rcpp::_["att"] = res.att, Rcpp::_["placebo"] = res.placebo, Rcpp::_["event"] = res.event,
+      Rcpp::_["period"] = res.period, Rcpp::_["unit"] = res.unit,
+      Rcpp::_["failed"] = Rcpp::wrap(res.failed));
+}
+
+// One chunk of ife()'s unit bootstrap: beta of each replicate.
+// [[Rcpp::export]]
+Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask,
+                              const Rcpp::List& X, int r, int force, double tol, int max_iter,
+                              const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0,
+                              const std::vector<int>& reps, const Rcpp::IntegerVector& seed) {
+  const EigenSingleThread one_thread;
+  const mkt::ife::Control ctl = make_control(r, force, tol, max_iter, false, 0.0);
+  std::vector<int> failed;
+  const Eigen::MatrixXd beta = mkt::ife::ife_boot_chunk(Y, mask, to_mats(X), ctl, F0, beta0, reps,
+                                                        make_seed(seed), failed, Poll());
+  return Rcpp::List::create(Rcpp::_["beta"] = beta, Rcpp::_["failed"] = Rcpp::wrap(failed));
 }

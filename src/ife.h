@@ -105,6 +105,94 @@ inline void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd
   L = E * F / Td;
 }
 
+// Leading r eigenpairs of the symmetric positive semi-definite M by
+// subspace iteration with Rayleigh-Ritz, started from the columns of Q0.
+// Inside the alternating least squares the previous iteration's factors are
+// an excellent start, so a few products by M replace a full
+// eigendecomposition (which costs most of an iteration on small panels).
+// Returns false when the residual has not fallen below tol * theta_1 within
+// max_steps; the caller then uses the full solver. A converged subspace is
+// invariant but not necessarily the leading one: fit() checks that against
+// the full solver once, at convergence.
+inline bool leading_subspace(const MatrixXd& M, const MatrixXd& Q0, int max_steps, double tol,
+                             MatrixXd& V, VectorXd& theta) {
+  const Eigen::Index k = M.rows();
+  const Eigen::Index r = Q0.cols();
+  if (r == 0 || Q0.rows() != k || r >= k) return false;
+  // Modified Gram-Schmidt: r is small, so this is cheaper than Householder.
+  auto orthonormalize = [r](MatrixXd& Q) {
+    for (Eigen::Index j = 0; j < r; ++j) {
+      for (Eigen::Index l = 0; l < j; ++l) Q.col(j) -= Q.col(l).dot(Q.col(j)) * Q.col(l);
+      const double nrm = Q.col(j).norm();
+      if (!(nrm > 0)) return false;
+      Q.col(j) /= nrm;
+    }
+    return true;
+  };
+  MatrixXd Q = Q0, Z(k, r), S(r, r);
+  if (!orthonormalize(Q)) return false;
+  Eigen::SelfAdjointEigenSolver<MatrixXd> es;
+  for (int step = 0; step < max_steps; ++step) {
+    Z.noalias() = M * Q;
+    S.noalias() = Q.transpose() * Z;
+    es.compute(S);
+    const MatrixXd W = es.eigenvectors().rowwise().reverse();
+    theta = es.eigenvalues().reverse();
+    Q = Q * W;
+    Z = Z * W;
+    const double res = (Z - Q * theta.asDiagonal()).norm();
+    if (theta[r - 1] > 0 && res <= tol * theta[0]) {
+      V = Q;
+      return true;
+    }
+    Q = Z;
+    if (!orthonormalize(Q)) return false;
+  }
+  return false;
+}
+
+// factors() from given leading eigenvectors V (descending eigenvalues
+// theta) of E'E (on_T) or EE', with the same normalisation.
+inline void factors_from(const MatrixXd& E, int r, bool on_T, const MatrixXd& V,
+                         const VectorXd& theta, MatrixXd& F, MatrixXd& L) {
+  const double Td = static_cast<double>(E.cols());
+  F.resize(E.cols(), r);
+  for (int j = 0; j < r; ++j) {
+    if (on_T) {
+      F.col(j) = V.col(j) * std::sqrt(Td);
+    } else {
+      const VectorXd f = E.transpose() * V.col(j);
+      const double s = std::sqrt(std::max(0.0, theta[j]));
+      F.col(j) = (s > 0 ? f / s : f) * std::sqrt(Td);
+    }
+    Eigen::Index imax;
+    F.col(j).cwiseAbs().maxCoeff(&imax);
+    if (F(imax, j) < 0) F.col(j) *= -1.0;
+  }
+  L = E * F / Td;
+}
+
+// The warm-started factor step: subspace iteration from the previous
+// factors (F_prev, L_prev) on the smaller cross-product of E. Returns false
+// (leaving F and L untouched) when it does not converge.
+inline bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const MatrixXd& L_prev,
+                         double tol, MatrixXd& F, MatrixXd& L, VectorXd& theta) {
+  const Eigen::Index N = E.rows(), T = E.cols();
+  const bool on_T = T <= N;
+  MatrixXd M = MatrixXd::Zero(on_T ? T : N, on_T ? T : N);
+  if (on_T) {
+    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
+  } else {
+    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
+  }
+  M.triangularView<Eigen::StrictlyUpper>() = M.transpose();
+  const MatrixXd& Q0 = on_T ? F_prev : L_prev;
+  MatrixXd V;
+  if (!leading_subspace(M, Q0, 60, tol, V, theta)) return false;
+  factors_from(E, r, on_T, V, theta, F, L);
+  return true;
+}
+
 // Soft-impute step: the low-rank part is E's SVD with singular values shrunk
 // by lambda; F holds the right singular vectors scaled as above.
 inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L,
@@ -201,6 +289,18 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
   MatrixXd fitm(N, T), U(N, T);
   double prev_norm = -1.0;
   MatrixXd prev_fit;
+  // Warm factor steps (see factors_warm) need the previous factors; the
+  // first iteration, and every one after a failed or refuted warm step,
+  // uses the full eigensolver.
+  bool have_prev = false, last_warm = false, warm_ok = !ctl.soft && ctl.r > 0;
+  if (warm_ok && F0.rows() == T && F0.cols() == ctl.r) {
+    F = F0;
+    L = MatrixXd::Zero(N, ctl.r);
+    have_prev = (T <= N);
+  }
+  VectorXd theta;
+  MatrixXd U_last;
+  double last_change = 1.0;
   for (int it = 1; it <= ctl.max_iter; ++it) {
     if (it % 20 == 0) poll();
     U = Yf;
@@ -210,7 +310,16 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
       soft_threshold(U, ctl.lambda, F, L, out.sv);
       LF.noalias() = L * F.transpose();
     } else if (ctl.r > 0) {
-      factors(U, ctl.r, F, L, out.sv);
+      // The eigenvectors need only be accurate well below the current
+      // change of the fit, and to 1e-12 once that change is small.
+      const double eig_tol = std::min(1e-6, std::max(1e-12, 1e-4 * last_change));
+      last_warm = warm_ok && have_prev && factors_warm(U, ctl.r, F, L, eig_tol, F, L, theta);
+      // A warm step that does not converge means a small eigengap: the
+      // full solver is cheaper from then on.
+      if (!last_warm && warm_ok && have_prev) warm_ok = false;
+      if (!last_warm) factors(U, ctl.r, F, L, out.sv);
+      have_prev = true;
+      if (last_warm) U_last = U;
       LF.noalias() = L * F.transpose();
     }
     if (p > 0) {
@@ -230,7 +339,29 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
     out.iter = it;
     if (prev_norm >= 0) {
       const double change = (fitm - prev_fit).norm() / std::max(prev_norm, 1e-300);
-      if (change < ctl.tol) { out.converged = true; break; }
+      last_change = change;
+      if (change < ctl.tol) {
+        if (last_warm) {
+          // Check the warm subspace against the full solver once: the same
+          // leading eigenvalues mean the same leading subspace. Otherwise
+          // continue with full steps only.
+          MatrixXd Ff, Lf;
+          factors(U_last, ctl.r, Ff, Lf, out.sv);
+          const double scale = std::max(out.sv[0] * out.sv[0], 1e-300);
+          bool same = true;
+          for (int j = 0; j < ctl.r; ++j)
+            if (std::abs(out.sv[j] * out.sv[j] - theta[j]) > 1e-8 * scale) same = false;
+          if (!same) {
+            warm_ok = false;
+            last_warm = false;
+            prev_fit = fitm;
+            prev_norm = fitm.norm();
+            continue;
+          }
+        }
+        out.converged = true;
+        break;
+      }
     }
     prev_fit = fitm;
     prev_norm = fitm.norm();
@@ -310,6 +441,31 @@ inline MatrixXd project(const MatrixXd& Y, const MatrixXd& pre, const std::vecto
     out.row(i) += (G * c).transpose();
   }
   return out;
+}
+
+// Cross-validation without EM: the factors do not use the treated units, so
+// a fold only changes which pre-periods each treated unit's loadings come
+// from. fold holds each cell's fold (0 for none); fold k is predicted from
+// the pre cells outside it. Adds the squared prediction errors of the
+// finite predictions to sse and their count to n, per fold in `folds`.
+inline void cv_project_sse(const MatrixXd& Y, const MatrixXd& pre, const Eigen::MatrixXi& fold,
+                           const std::vector<MatrixXd>& X, const VectorXd& beta, double mu,
+                           const VectorXd& xi, const MatrixXd& F, int force,
+                           const std::vector<int>& folds, double& sse, double& n) {
+  MatrixXd coefs;
+  std::vector<int> status;
+  for (int k : folds) {
+    const MatrixXd keep = (fold.array() == k).select(MatrixXd::Zero(pre.rows(), pre.cols()), pre);
+    const MatrixXd y0 = project(Y, keep, X, beta, mu, xi, F, force, coefs, status);
+    for (Eigen::Index i = 0; i < Y.rows(); ++i) {
+      if (status[i] != 0) continue;
+      for (Eigen::Index t = 0; t < Y.cols(); ++t) {
+        if (fold(i, t) != k) continue;
+        const double e = Y(i, t) - y0(i, t);
+        if (std::isfinite(e)) { sse += e * e; n += 1; }
+      }
+    }
+  }
 }
 
 }  // namespace ife

@@ -1,0 +1,247 @@
+// Replicate loops of the interactive fixed effects family, free of R.
+//
+// A chunk of bootstrap or jackknife replicates runs here in one call, so the
+// per-replicate cost is the fit alone (subsetting rows, imputing and
+// averaging gaps in R cost more than the fit on small panels). Replicate b
+// draws its units from its own xoshiro256++ stream, derived from the seed R
+// drew and b itself: the draws depend on neither the chunking nor the plan.
+#ifndef MKTCAUSAL_IFE_RESAMPLE_H
+#define MKTCAUSAL_IFE_RESAMPLE_H
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ife.h"
+#include "rng.h"
+
+namespace mkt {
+namespace ife {
+
+// The treatment structure of a panel for counterfactual(): which cells are
+// fitted, which are treated, placebo or pre-treatment, and event times.
+struct Layout {
+  MatrixXd Y, obs, fit_mask, pre, treated, placebo;  // N x T, 0/1 except Y
+  Eigen::MatrixXi event;                            // N x T, valid where ever
+  std::vector<int> ever;                            // N, 0/1
+  std::vector<MatrixXd> X;                          // p, each N x T
+};
+
+// How each replicate is fitted: em = false is Xu's (2017) estimator (the
+// factors from the never-treated rows, loadings of treated rows projected
+// from their pre-periods); em = true fits every row on its fit_mask cells.
+struct ReplicateSpec {
+  Control ctl;
+  bool em = false;
+  MatrixXd F0;        // warm start (empty for none)
+  VectorXd beta0;     // warm start (empty for none)
+  std::vector<int> event_keys;  // event times reported, in order
+};
+
+// Estimands of one replicate; NaN where a group has no cell (or a gap is not
+// finite, as an NA propagates through R's mean()).
+struct ReplicateStats {
+  double att, placebo;
+  VectorXd event, period, unit;  // by key, by column, by original unit
+};
+
+// Rows of a bootstrap replicate: the ever-treated and the never-treated
+// units resampled separately, treated first.
+inline std::vector<int> boot_rows(const std::vector<int>& tr, const std::vector<int>& co,
+                                  Xoshiro256pp& rng) {
+  std::vector<int> u;
+  u.reserve(tr.size() + co.size());
+  for (size_t j = 0; j < tr.size(); ++j) u.push_back(tr[rng.below(static_cast<uint32_t>(tr.size()))]);
+  for (size_t j = 0; j < co.size(); ++j) u.push_back(co[rng.below(static_cast<uint32_t>(co.size()))]);
+  return u;
+}
+
+inline MatrixXd take_rows(const MatrixXd& A, const std::vector<int>& u) {
+  MatrixXd out(static_cast<Eigen::Index>(u.size()), A.cols());
+  for (size_t j = 0; j < u.size(); ++j) out.row(static_cast<Eigen::Index>(j)) = A.row(u[j]);
+  return out;
+}
+
+inline std::vector<MatrixXd> take_rows(const std::vector<MatrixXd>& A, const std::vector<int>& u) {
+  std::vector<MatrixXd> out;
+  out.reserve(A.size());
+  for (const MatrixXd& a : A) out.push_back(take_rows(a, u));
+  return out;
+}
+
+// Imputed untreated outcomes of the rows u (y0 rows in the order of u; only
+// the ever-treated rows are filled without EM, the others are not used).
+// Throws when a fit fails (collinear covariates in the replicate, ...).
+template <class Poll>
+MatrixXd impute_rows(const Layout& lay, const ReplicateSpec& spec, const std::vector<int>& u,
+                     Poll poll) {
+  const Eigen::Index T = lay.Y.cols();
+  const MatrixXd empty;
+  const VectorXd none;
+  const bool warm_f = !spec.ctl.soft && spec.ctl.r > 0;
+  const MatrixXd& F0 = warm_f ? spec.F0 : empty;
+  const VectorXd& beta0 = spec.ctl.soft ? none : spec.beta0;
+  if (spec.em) {
+    const Fit f = fit(take_rows(lay.Y, u), take_rows(lay.fit_mask, u), take_rows(lay.X, u),
+                      spec.ctl, F0, beta0, empty, poll);
+    return f.fit;
+  }
+  std::vector<int> co, tr;  // positions within u
+  for (size_t j = 0; j < u.size(); ++j) (lay.ever[u[j]] ? tr : co).push_back(static_cast<int>(j));
+  std::vector<int> uc, ut;
+  for (int j : co) uc.push_back(u[j]);
+  for (int j : tr) ut.push_back(u[j]);
+  const Fit f = fit(take_rows(lay.Y, uc), take_rows(lay.fit_mask, uc), take_rows(lay.X, uc),
+                    spec.ctl, F0, beta0, empty, poll);
+  MatrixXd coefs;
+  std::vector<int> status;
+  const MatrixXd yt = project(take_rows(lay.Y, ut), take_rows(lay.pre, ut), take_rows(lay.X, ut),
+                              f.beta, f.mu, f.xi, f.F, spec.ctl.force, coefs, status);
+  MatrixXd y0 = MatrixXd::Constant(static_cast<Eigen::Index>(u.size()), T,
+                                   std::numeric_limits<double>::quiet_NaN());
+  for (size_t j = 0; j < tr.size(); ++j) {
+    if (status[j] == 0) y0.row(tr[j]) = yt.row(static_cast<Eigen::Index>(j));
+  }
+  return y0;
+}
+
+// The estimands of a replicate with rows u and imputed y0, as cf_stats() in
+// R/counterfactual.R computes them; unit estimates are averaged over the
+// copies of each original unit.
+inline ReplicateStats replicate_stats(const Layout& lay, const ReplicateSpec& spec,
+                                      const std::vector<int>& u, const MatrixXd& y0) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
+  const int K = static_cast<int>(spec.event_keys.size());
+  // Event times run from -(T - 1) to T - 1: a direct index into the keys.
+  std::vector<int> key_of(2 * T + 1, -1);
+  for (int k = 0; k < K; ++k) {
+    const long e = spec.event_keys[k];
+    if (e > -T && e < T) key_of[e + T] = k;
+  }
+  double att_s = 0, att_n = 0, pl_s = 0, pl_n = 0;
+  VectorXd ev_s = VectorXd::Zero(K), ev_n = VectorXd::Zero(K);
+  VectorXd pe_s = VectorXd::Zero(T), pe_n = VectorXd::Zero(T);
+  VectorXd un_s = VectorXd::Zero(N), un_n = VectorXd::Zero(N);
+  for (size_t j = 0; j < u.size(); ++j) {
+    const int i = u[j];
+    if (!lay.ever[i]) continue;
+    double row_s = 0, row_n = 0;
+    for (Eigen::Index t = 0; t < T; ++t) {
+      if (lay.obs(i, t) < 0.5) continue;
+      const bool tc = lay.treated(i, t) > 0.5;
+      const int e = lay.event(i, t);
+      const double gap = lay.Y(i, t) - y0(static_cast<Eigen::Index>(j), t);
+      if (tc) {
+        att_s += gap; att_n += 1;
+        pe_s[t] += gap; pe_n[t] += 1;
+        row_s += gap; row_n += 1;
+      }
+      if (lay.placebo(i, t) > 0.5) { pl_s += gap; pl_n += 1; }
+      if (tc || e < 0) {
+        const int k = key_of[e + T];
+        if (k >= 0) { ev_s[k] += gap; ev_n[k] += 1; }
+      }
+    }
+    if (row_n > 0) { un_s[i] += row_s / row_n; un_n[i] += 1; }
+  }
+  ReplicateStats s;
+  s.att = att_n > 0 ? att_s / att_n : nan;
+  s.placebo = pl_n > 0 ? pl_s / pl_n : nan;
+  s.event = VectorXd::Constant(K, nan);
+  for (int k = 0; k < K; ++k) if (ev_n[k] > 0) s.event[k] = ev_s[k] / ev_n[k];
+  s.period = VectorXd::Constant(T, nan);
+  for (Eigen::Index t = 0; t < T; ++t) if (pe_n[t] > 0) s.period[t] = pe_s[t] / pe_n[t];
+  s.unit = VectorXd::Constant(N, nan);
+  for (Eigen::Index i = 0; i < N; ++i) if (un_n[i] > 0) s.unit[i] = un_s[i] / un_n[i];
+  return s;
+}
+
+// Results of a chunk of counterfactual replicates: one row per replicate.
+struct ChunkResult {
+  VectorXd att, placebo;
+  MatrixXd event, period, unit;
+  std::vector<int> failed;
+};
+
+// Replicates `reps` (1-based indices into the whole run): the unit bootstrap
+// (jackknife = false; stream b of `seed`) or leave-one-out (replicate b
+// drops unit b). A replicate whose fit throws is marked failed, its row NaN.
+template <class Poll>
+ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::vector<int>& reps,
+                     bool jackknife, uint64_t seed, Poll poll) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
+  const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
+  const Eigen::Index K = static_cast<Eigen::Index>(spec.event_keys.size());
+  ChunkResult out;
+  out.att = VectorXd::Constant(B, nan);
+  out.placebo = VectorXd::Constant(B, nan);
+  out.event = MatrixXd::Constant(B, K, nan);
+  out.period = MatrixXd::Constant(B, T, nan);
+  out.unit = MatrixXd::Constant(B, N, nan);
+  out.failed.assign(B, 0);
+  std::vector<int> tr, co;
+  for (Eigen::Index i = 0; i < N; ++i) (lay.ever[i] ? tr : co).push_back(static_cast<int>(i));
+  for (Eigen::Index b = 0; b < B; ++b) {
+    poll();
+    std::vector<int> u;
+    if (jackknife) {
+      for (int i = 0; i < N; ++i) if (i != reps[b] - 1) u.push_back(i);
+    } else {
+      Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
+      u = boot_rows(tr, co, rng);
+    }
+    MatrixXd y0;
+    try {
+      y0 = impute_rows(lay, spec, u, poll);
+    } catch (const std::runtime_error&) {
+      out.failed[b] = 1;
+      continue;
+    }
+    const ReplicateStats s = replicate_stats(lay, spec, u, y0);
+    out.att[b] = s.att;
+    out.placebo[b] = s.placebo;
+    out.event.row(b) = s.event.transpose();
+    out.period.row(b) = s.period.transpose();
+    out.unit.row(b) = s.unit.transpose();
+  }
+  return out;
+}
+
+// ife()'s unit bootstrap: replicate b resamples all units from stream b of
+// `seed` and refits warm-started; returns beta per row (NaN and failed when
+// the replicate's fit throws).
+template <class Poll>
+MatrixXd ife_boot_chunk(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
+                        const Control& ctl, const MatrixXd& F0, const VectorXd& beta0,
+                        const std::vector<int>& reps, uint64_t seed, std::vector<int>& failed,
+                        Poll poll) {
+  const Eigen::Index N = Y.rows();
+  const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
+  const Eigen::Index p = static_cast<Eigen::Index>(X.size());
+  MatrixXd out = MatrixXd::Constant(B, p, std::numeric_limits<double>::quiet_NaN());
+  failed.assign(B, 0);
+  const MatrixXd empty;
+  std::vector<int> u(N);
+  for (Eigen::Index b = 0; b < B; ++b) {
+    poll();
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
+    for (Eigen::Index j = 0; j < N; ++j) u[j] = static_cast<int>(rng.below(static_cast<uint32_t>(N)));
+    try {
+      const Fit f = fit(take_rows(Y, u), take_rows(mask, u), take_rows(X, u), ctl, F0, beta0,
+                        empty, poll);
+      out.row(b) = f.beta.transpose();
+    } catch (const std::runtime_error&) {
+      failed[b] = 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace ife
+}  // namespace mkt
+
+#endif  // MKTCAUSAL_IFE_RESAMPLE_H
