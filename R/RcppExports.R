@@ -25,6 +25,14 @@ cpp_cf_resample_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event
     .Call(`_mktcausal_cpp_cf_resample_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed)
 }
 
+cpp_cf_param_errors_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed) {
+    .Call(`_mktcausal_cpp_cf_param_errors_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed)
+}
+
+cpp_cf_param_boot_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed) {
+    .Call(`_mktcausal_cpp_cf_param_boot_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed)
+}
+
 cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed) {
     .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed)
 }

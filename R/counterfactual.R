@@ -576,13 +576,9 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   r_fit <- if (soft) 0L else as.integer(r)
   F0 <- if (!soft && r_fit > 0) main$fit$F else matrix(0, 0, 0)
   beta0 <- if (soft) numeric(0) else main$fit$beta
-  event <- st$event
-  event[is.na(event)] <- 0L
-  storage.mode(event) <- "integer"
-  args <- list(des$Y, st$mask * 1, st$fit_mask * 1, st$pre_cells * 1, st$treated_cells * 1,
-               st$placebo_cells * 1, event, as.integer(st$ever), unname(des$X), r_fit,
-               force_code(ctl$force), max(ctl$tol, 1e-6), as.integer(ctl$max_iter), em, soft,
-               if (soft) lambda else 0, F0, beta0, as.integer(keys$event))
+  args <- c(cf_layout_args(des, st), list(r_fit, force_code(ctl$force), max(ctl$tol, 1e-6),
+            as.integer(ctl$max_iter), em, soft, if (soft) lambda else 0, F0, beta0,
+            as.integer(keys$event)))
   jackknife <- se == "jackknife"
   # The chunk function's closure holds everything it uses, so future's scan
   # for globals (about 20 ms a call) is skipped.
@@ -590,6 +586,16 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
     do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
   }, chunk_size = 50L, label = se, globals = FALSE)
   cf_collect_chunks(res, keys)
+}
+
+# The panel and its treatment structure as the C++ replicate chunks take
+# them (0/1 matrices, integer event times with 0 where undefined).
+cf_layout_args <- function(des, st) {
+  event <- st$event
+  event[is.na(event)] <- 0L
+  storage.mode(event) <- "integer"
+  list(des$Y, st$mask * 1, st$fit_mask * 1, st$pre_cells * 1, st$treated_cells * 1,
+       st$placebo_cells * 1, event, as.integer(st$ever), unname(des$X))
 }
 
 # Stacks the chunks' matrices and keeps the columns named by the main fit's
@@ -610,25 +616,6 @@ cf_collect_chunks <- function(res, keys) {
        failed = sum(unlist(lapply(res, `[[`, "failed"))))
 }
 
-cf_collect <- function(res, keys) {
-  collect <- function(name) {
-    k <- keys[[name]]
-    m <- matrix(NA_real_, length(res), length(k), dimnames = list(NULL, k))
-    for (i in seq_along(res)) {
-      v <- res[[i]][[name]]
-      if (is.null(v)) next
-      if (name == "att") names(v) <- "ATT"
-      if (name == "placebo") names(v) <- "placebo"
-      hit <- intersect(names(v), k)
-      m[i, hit] <- v[hit]
-    }
-    m
-  }
-  out <- lapply(stats::setNames(names(keys), names(keys)), collect)
-  out$failed <- sum(vapply(res, is.null, logical(1)))
-  out
-}
-
 # Xu's (2017) parametric bootstrap. Step 1: each round holds out a random
 # never-treated unit as if treated with the pattern of one treated unit
 # (cycling through them), refits on a resample of the other controls, and
@@ -640,9 +627,6 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
   n_boot <- check_count(n_boot, "n_boot", min = 2)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
-  warm <- main$fit
-  warm$fit <- NULL
-  ctl$tol <- max(ctl$tol, 1e-6)
   tr <- which(st$ever)
   co <- which(st$controls)
   if (length(co) < r + 3L) {
@@ -651,60 +635,30 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
       i = "Use {.code se = \"bootstrap\"} or fewer factors."
     ))
   }
-  Tn <- ncol(des$Y)
-  errors <- resample_chunks(n_boot, function(idx) lapply(idx, function(m) {
-    j <- tr[(m - 1L) %% length(tr) + 1L]
-    c0 <- co[sample.int(length(co), 1L)]
-    rest <- setdiff(co, c0)
-    u <- c(rest[sample.int(length(rest), length(rest), replace = TRUE)], c0)
-    sub <- cf_subset(des, st, u)
-    k <- length(u)
-    s <- sub$st
-    obs <- s$mask[k, ]
-    s$ever[k] <- TRUE
-    s$controls[k] <- FALSE
-    s$n_controls <- sum(s$controls)
-    s$event[k, ] <- st$event[j, ]
-    s$pre_cells[k, ] <- obs & st$pre_cells[j, ]
-    s$fit_mask[k, ] <- 0
-    fit <- tryCatch(cf_fit_once(sub$des, s, FALSE, ctl, r, 0, "ife", warm = warm),
-                    mktcausal_error = function(e) NULL)
-    e <- if (is.null(fit)) rep(NA_real_, Tn) else sub$des$Y[k, ] - fit$y0[k, ]
-    e[!obs] <- 0
-    list(pattern = j, error = e)
-  }), chunk_size = 50L, label = "prediction errors")
-  errors <- unlist(errors, recursive = FALSE)
-  pattern <- vapply(errors, function(e) e$pattern, numeric(1))
-  E <- do.call(rbind, lapply(errors, function(e) e$error))
+  # Both steps run in C++, one call per chunk, warm-started from the main
+  # fit; replicate m draws from stream m of a seed taken from R's RNG here.
+  seed <- draw_cpp_seed()
+  F0 <- if (r > 0) main$fit$F else matrix(0, 0, 0)
+  lay <- cf_layout_args(des, st)
+  fit_args <- list(as.integer(r), force_code(ctl$force), max(ctl$tol, 1e-6),
+                   as.integer(ctl$max_iter), F0, main$fit$beta)
+  # Replicate m of step 1 borrows the pre-periods of treated unit
+  # (m - 1) mod n_treated + 1.
+  pattern_of <- function(m) tr[(m - 1L) %% length(tr) + 1L]
+  errors <- resample_chunks(n_boot, function(idx) {
+    do.call(cpp_cf_param_errors_chunk,
+            c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed)))
+  }, chunk_size = 50L, label = "prediction errors", globals = FALSE)
+  E <- do.call(rbind, errors)
+  pattern <- pattern_of(seq_len(n_boot))
+  ok <- stats::complete.cases(E)
   resid <- (des$Y - main$y0) * des$mask
-  res <- resample_chunks(n_boot, function(idx) lapply(idx, function(b) {
-    Yb <- main$y0
-    Yb[co, ] <- Yb[co, ] + resid[co[sample.int(length(co), length(co), replace = TRUE)], ]
-    for (j in tr) {
-      pool <- which(pattern == j & stats::complete.cases(E))
-      if (!length(pool)) return(NULL)
-      Yb[j, ] <- Yb[j, ] + E[pool[sample.int(length(pool), 1L)], ]
-    }
-    d <- des
-    d$Y <- Yb * des$mask
-    fit <- tryCatch(cf_fit_once(d, st, FALSE, ctl, r, 0, "ife", warm = warm),
-                    mktcausal_error = function(e) NULL)
-    if (is.null(fit)) return(NULL)
-    s <- cf_stats(d$Y, fit$y0, st)
-    list(att = s$att, placebo = s$placebo, event = s$event, period = s$per, unit = s$unit)
-  }), chunk_size = 50L, label = "parametric bootstrap")
-  cf_collect(unlist(res, recursive = FALSE), keys)
-}
-
-# Rows u of the panel (with repeats), as a panel of its own.
-cf_subset <- function(des, st, u) {
-  d <- list(Y = des$Y[u, , drop = FALSE], mask = des$mask[u, , drop = FALSE],
-            X = lapply(des$X, function(x) x[u, , drop = FALSE]))
-  s <- st
-  for (nm in c("treated_cells", "placebo_cells", "event", "pre_cells", "fit_mask", "mask")) {
-    s[[nm]] <- st[[nm]][u, , drop = FALSE]
-  }
-  for (nm in c("ever", "first", "n_pre", "controls")) s[[nm]] <- st[[nm]][u]
-  s$n_controls <- sum(s$controls)
-  list(des = d, st = s)
+  seed2 <- draw_cpp_seed()
+  res <- resample_chunks(n_boot, function(idx) {
+    do.call(cpp_cf_param_boot_chunk,
+            c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
+                                  E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),
+                                  as.integer(idx), seed2)))
+  }, chunk_size = 50L, label = "parametric bootstrap", globals = FALSE)
+  cf_collect_chunks(res, keys)
 }

@@ -117,7 +117,7 @@
 #' fit <- ife(sales ~ price | unit + time, d, r = 1)
 #' fit
 #' tidy(fit)
-#' # Heteroskedastic errors: Bai's bias correction
+#' # Bai's bias correction, with heteroskedasticity-robust standard errors
 #' fit_bc <- ife(sales ~ price | unit + time, d, r = 1, bias_correction = "bai",
 #'               se_type = "heteroskedastic")
 #' tidy(fit_bc, "bias")

@@ -131,6 +131,66 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_cf_param_errors_chunk
+Eigen::MatrixXd cpp_cf_param_errors_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const std::vector<int>& pattern, const Rcpp::IntegerVector& seed);
+RcppExport SEXP _mktcausal_cpp_cf_param_errors_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP patternSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type obs(obsSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type fit_mask(fit_maskSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type treated(treatedSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type placebo(placeboSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXi& >::type event(eventSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type ever(everSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type pattern(patternSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_errors_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cf_param_boot_chunk
+Rcpp::List cpp_cf_param_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const Eigen::MatrixXd& y0_main, const Eigen::MatrixXd& resid, const Eigen::MatrixXd& errors, const std::vector<int>& error_unit, const std::vector<int>& reps, const Rcpp::IntegerVector& seed);
+RcppExport SEXP _mktcausal_cpp_cf_param_boot_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP y0_mainSEXP, SEXP residSEXP, SEXP errorsSEXP, SEXP error_unitSEXP, SEXP repsSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type obs(obsSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type fit_mask(fit_maskSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type pre(preSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type treated(treatedSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type placebo(placeboSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXi& >::type event(eventSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type ever(everSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type r(rSEXP);
+    Rcpp::traits::input_parameter< int >::type force(forceSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type F0(F0SEXP);
+    Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type event_keys(event_keysSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type y0_main(y0_mainSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type resid(residSEXP);
+    Rcpp::traits::input_parameter< const Eigen::MatrixXd& >::type errors(errorsSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type error_unit(error_unitSEXP);
+    Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_boot_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ife_boot_chunk
 Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const Rcpp::IntegerVector& seed);
 RcppExport SEXP _mktcausal_cpp_ife_boot_chunk(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP seedSEXP) {
@@ -329,6 +389,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_cf_cv_project", (DL_FUNC) &_mktcausal_cpp_cf_cv_project, 10},
     {"_mktcausal_cpp_cf_resample_chunk", (DL_FUNC) &_mktcausal_cpp_cf_resample_chunk, 22},
+    {"_mktcausal_cpp_cf_param_errors_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_errors_chunk, 18},
+    {"_mktcausal_cpp_cf_param_boot_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_boot_chunk, 22},
     {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 11},
     {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},

@@ -89,6 +89,49 @@ Rcpp::NumericVector cpp_cf_cv_project(const Eigen::MatrixXd& Y, const Eigen::Mat
   return Rcpp::NumericVector::create(sse, n);
 }
 
+namespace {
+
+// The shared arguments of the counterfactual replicate chunks.
+mkt::ife::Layout make_layout(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs,
+                             const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre,
+                             const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo,
+                             const Eigen::MatrixXi& event, const std::vector<int>& ever,
+                             const Rcpp::List& X) {
+  mkt::ife::Layout lay;
+  lay.Y = Y;
+  lay.obs = obs;
+  lay.fit_mask = fit_mask;
+  lay.pre = pre;
+  lay.treated = treated;
+  lay.placebo = placebo;
+  lay.event = event;
+  lay.ever = ever;
+  lay.X = to_mats(X);
+  return lay;
+}
+
+mkt::ife::ReplicateSpec make_spec(int r, int force, double tol, int max_iter, bool em, bool soft,
+                                  double lambda, const Eigen::MatrixXd& F0,
+                                  const Eigen::VectorXd& beta0,
+                                  const std::vector<int>& event_keys) {
+  mkt::ife::ReplicateSpec spec;
+  spec.ctl = make_control(r, force, tol, max_iter, soft, lambda);
+  spec.em = em;
+  spec.F0 = F0;
+  spec.beta0 = beta0;
+  spec.event_keys = event_keys;
+  return spec;
+}
+
+Rcpp::List wrap_chunk(const mkt::ife::ChunkResult& res) {
+  return Rcpp::List::create(
+      Rcpp::_["att"] = res.att, Rcpp::_["placebo"] = res.placebo, Rcpp::_["event"] = res.event,
+      Rcpp::_["period"] = res.period, Rcpp::_["unit"] = res.unit,
+      Rcpp::_["failed"] = Rcpp::wrap(res.failed));
+}
+
+}  // namespace
+
 // One chunk of counterfactual() replicates (unit bootstrap or jackknife):
 // `reps` are the replicates' 1-based indices in the whole run.
 // [[Rcpp::export]]
@@ -102,28 +145,47 @@ Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd
                                  const std::vector<int>& reps, bool jackknife,
                                  const Rcpp::IntegerVector& seed) {
   const EigenSingleThread one_thread;
-  mkt::ife::Layout lay;
-  lay.Y = Y;
-  lay.obs = obs;
-  lay.fit_mask = fit_mask;
-  lay.pre = pre;
-  lay.treated = treated;
-  lay.placebo = placebo;
-  lay.event = event;
-  lay.ever = ever;
-  lay.X = to_mats(X);
-  mkt::ife::ReplicateSpec spec;
-  spec.ctl = make_control(r, force, tol, max_iter, soft, lambda);
-  spec.em = em;
-  spec.F0 = F0;
-  spec.beta0 = beta0;
-  spec.event_keys = event_keys;
-  const mkt::ife::ChunkResult res =
-      mkt::ife::cf_chunk(lay, spec, reps, jackknife, make_seed(seed), Poll());
-  return Rcpp::List::create(
-      Rcpp::_["att"] = res.att, Rcpp::_["placebo"] = res.placebo, Rcpp::_["event"] = res.event,
-      Rcpp::_["period"] = res.period, Rcpp::_["unit"] = res.unit,
-      Rcpp::_["failed"] = Rcpp::wrap(res.failed));
+  const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
+  const mkt::ife::ReplicateSpec spec =
+      make_spec(r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys);
+  return wrap_chunk(mkt::ife::cf_chunk(lay, spec, reps, jackknife, make_seed(seed), Poll()));
+}
+
+// Step 1 of the parametric bootstrap for one chunk: prediction errors of
+// held-out never-treated units; `pattern` gives, per replicate, the 0-based
+// row of the treated unit whose pre-periods the held-out unit borrows.
+// [[Rcpp::export]]
+Eigen::MatrixXd cpp_cf_param_errors_chunk(
+    const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask,
+    const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo,
+    const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r,
+    int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0,
+    const std::vector<int>& reps, const std::vector<int>& pattern,
+    const Rcpp::IntegerVector& seed) {
+  const EigenSingleThread one_thread;
+  const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
+  const mkt::ife::ReplicateSpec spec =
+      make_spec(r, force, tol, max_iter, false, false, 0.0, F0, beta0, std::vector<int>());
+  return mkt::ife::param_errors_chunk(lay, spec, reps, pattern, make_seed(seed), Poll());
+}
+
+// Step 2 of the parametric bootstrap for one chunk (see param_boot_chunk).
+// [[Rcpp::export]]
+Rcpp::List cpp_cf_param_boot_chunk(
+    const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask,
+    const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo,
+    const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r,
+    int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0,
+    const std::vector<int>& event_keys, const Eigen::MatrixXd& y0_main,
+    const Eigen::MatrixXd& resid, const Eigen::MatrixXd& errors,
+    const std::vector<int>& error_unit, const std::vector<int>& reps,
+    const Rcpp::IntegerVector& seed) {
+  const EigenSingleThread one_thread;
+  const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
+  const mkt::ife::ReplicateSpec spec =
+      make_spec(r, force, tol, max_iter, false, false, 0.0, F0, beta0, event_keys);
+  return wrap_chunk(mkt::ife::param_boot_chunk(lay, spec, y0_main, resid, errors, error_unit,
+                                               reps, make_seed(seed), Poll()));
 }
 
 // One chunk of ife()'s unit bootstrap: beta of each replicate.

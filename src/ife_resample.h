@@ -75,8 +75,8 @@ inline std::vector<MatrixXd> take_rows(const std::vector<MatrixXd>& A, const std
 // the ever-treated rows are filled without EM, the others are not used).
 // Throws when a fit fails (collinear covariates in the replicate, ...).
 template <class Poll>
-MatrixXd impute_rows(const Layout& lay, const ReplicateSpec& spec, const std::vector<int>& u,
-                     Poll poll) {
+MatrixXd impute_rows(const Layout& lay, const MatrixXd& Y, const ReplicateSpec& spec,
+                     const std::vector<int>& u, Poll poll) {
   const Eigen::Index T = lay.Y.cols();
   const MatrixXd empty;
   const VectorXd none;
@@ -84,7 +84,7 @@ MatrixXd impute_rows(const Layout& lay, const ReplicateSpec& spec, const std::ve
   const MatrixXd& F0 = warm_f ? spec.F0 : empty;
   const VectorXd& beta0 = spec.ctl.soft ? none : spec.beta0;
   if (spec.em) {
-    const Fit f = fit(take_rows(lay.Y, u), take_rows(lay.fit_mask, u), take_rows(lay.X, u),
+    const Fit f = fit(take_rows(Y, u), take_rows(lay.fit_mask, u), take_rows(lay.X, u),
                       spec.ctl, F0, beta0, empty, poll);
     return f.fit;
   }
@@ -93,11 +93,11 @@ MatrixXd impute_rows(const Layout& lay, const ReplicateSpec& spec, const std::ve
   std::vector<int> uc, ut;
   for (int j : co) uc.push_back(u[j]);
   for (int j : tr) ut.push_back(u[j]);
-  const Fit f = fit(take_rows(lay.Y, uc), take_rows(lay.fit_mask, uc), take_rows(lay.X, uc),
+  const Fit f = fit(take_rows(Y, uc), take_rows(lay.fit_mask, uc), take_rows(lay.X, uc),
                     spec.ctl, F0, beta0, empty, poll);
   MatrixXd coefs;
   std::vector<int> status;
-  const MatrixXd yt = project(take_rows(lay.Y, ut), take_rows(lay.pre, ut), take_rows(lay.X, ut),
+  const MatrixXd yt = project(take_rows(Y, ut), take_rows(lay.pre, ut), take_rows(lay.X, ut),
                               f.beta, f.mu, f.xi, f.F, spec.ctl.force, coefs, status);
   MatrixXd y0 = MatrixXd::Constant(static_cast<Eigen::Index>(u.size()), T,
                                    std::numeric_limits<double>::quiet_NaN());
@@ -110,8 +110,9 @@ MatrixXd impute_rows(const Layout& lay, const ReplicateSpec& spec, const std::ve
 // The estimands of a replicate with rows u and imputed y0, as cf_stats() in
 // R/counterfactual.R computes them; unit estimates are averaged over the
 // copies of each original unit.
-inline ReplicateStats replicate_stats(const Layout& lay, const ReplicateSpec& spec,
-                                      const std::vector<int>& u, const MatrixXd& y0) {
+inline ReplicateStats replicate_stats(const Layout& lay, const MatrixXd& Y,
+                                      const ReplicateSpec& spec, const std::vector<int>& u,
+                                      const MatrixXd& y0) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
   const int K = static_cast<int>(spec.event_keys.size());
@@ -133,7 +134,7 @@ inline ReplicateStats replicate_stats(const Layout& lay, const ReplicateSpec& sp
       if (lay.obs(i, t) < 0.5) continue;
       const bool tc = lay.treated(i, t) > 0.5;
       const int e = lay.event(i, t);
-      const double gap = lay.Y(i, t) - y0(static_cast<Eigen::Index>(j), t);
+      const double gap = Y(i, t) - y0(static_cast<Eigen::Index>(j), t);
       if (tc) {
         att_s += gap; att_n += 1;
         pe_s[t] += gap; pe_n[t] += 1;
@@ -164,6 +165,22 @@ struct ChunkResult {
   VectorXd att, placebo;
   MatrixXd event, period, unit;
   std::vector<int> failed;
+  ChunkResult(Eigen::Index B, Eigen::Index K, Eigen::Index T, Eigen::Index N) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    att = VectorXd::Constant(B, nan);
+    placebo = VectorXd::Constant(B, nan);
+    event = MatrixXd::Constant(B, K, nan);
+    period = MatrixXd::Constant(B, T, nan);
+    unit = MatrixXd::Constant(B, N, nan);
+    failed.assign(B, 0);
+  }
+  void store(Eigen::Index b, const ReplicateStats& s) {
+    att[b] = s.att;
+    placebo[b] = s.placebo;
+    event.row(b) = s.event.transpose();
+    period.row(b) = s.period.transpose();
+    unit.row(b) = s.unit.transpose();
+  }
 };
 
 // Replicates `reps` (1-based indices into the whole run): the unit bootstrap
@@ -172,17 +189,10 @@ struct ChunkResult {
 template <class Poll>
 ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::vector<int>& reps,
                      bool jackknife, uint64_t seed, Poll poll) {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
   const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
   const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
   const Eigen::Index K = static_cast<Eigen::Index>(spec.event_keys.size());
-  ChunkResult out;
-  out.att = VectorXd::Constant(B, nan);
-  out.placebo = VectorXd::Constant(B, nan);
-  out.event = MatrixXd::Constant(B, K, nan);
-  out.period = MatrixXd::Constant(B, T, nan);
-  out.unit = MatrixXd::Constant(B, N, nan);
-  out.failed.assign(B, 0);
+  ChunkResult out(B, K, T, N);
   std::vector<int> tr, co;
   for (Eigen::Index i = 0; i < N; ++i) (lay.ever[i] ? tr : co).push_back(static_cast<int>(i));
   for (Eigen::Index b = 0; b < B; ++b) {
@@ -196,17 +206,103 @@ ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::ve
     }
     MatrixXd y0;
     try {
-      y0 = impute_rows(lay, spec, u, poll);
+      y0 = impute_rows(lay, lay.Y, spec, u, poll);
     } catch (const std::runtime_error&) {
       out.failed[b] = 1;
       continue;
     }
-    const ReplicateStats s = replicate_stats(lay, spec, u, y0);
-    out.att[b] = s.att;
-    out.placebo[b] = s.placebo;
-    out.event.row(b) = s.event.transpose();
-    out.period.row(b) = s.period.transpose();
-    out.unit.row(b) = s.unit.transpose();
+    out.store(b, replicate_stats(lay, lay.Y, spec, u, y0));
+  }
+  return out;
+}
+
+// Step 1 of Xu's (2017) parametric bootstrap, replicates `reps`: replicate
+// m holds out a random never-treated unit as if it were the treated unit
+// pattern[m] (0-based row, cycling over the treated units), refits on a
+// resample of the other never-treated units and returns the held-out
+// unit's prediction errors (0 on unobserved cells; a NaN row when the fit
+// or the projection fails).
+template <class Poll>
+MatrixXd param_errors_chunk(const Layout& lay, const ReplicateSpec& spec,
+                            const std::vector<int>& reps, const std::vector<int>& pattern,
+                            uint64_t seed, Poll poll) {
+  const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
+  const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
+  MatrixXd out = MatrixXd::Constant(B, T, std::numeric_limits<double>::quiet_NaN());
+  std::vector<int> co;
+  for (Eigen::Index i = 0; i < N; ++i) if (!lay.ever[i]) co.push_back(static_cast<int>(i));
+  const MatrixXd empty;
+  const MatrixXd& F0 = spec.ctl.r > 0 ? spec.F0 : empty;
+  for (Eigen::Index b = 0; b < B; ++b) {
+    poll();
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
+    const int c0 = co[rng.below(static_cast<uint32_t>(co.size()))];
+    std::vector<int> rest;
+    for (int i : co) if (i != c0) rest.push_back(i);
+    std::vector<int> u(rest.size());
+    for (size_t j = 0; j < rest.size(); ++j) u[j] = rest[rng.below(static_cast<uint32_t>(rest.size()))];
+    const int j = pattern[b];
+    try {
+      const Fit f = fit(take_rows(lay.Y, u), take_rows(lay.fit_mask, u), take_rows(lay.X, u),
+                        spec.ctl, F0, spec.beta0, empty, poll);
+      const std::vector<int> one(1, c0);
+      MatrixXd pre = take_rows(lay.obs, one);
+      for (Eigen::Index t = 0; t < T; ++t) pre(0, t) = (pre(0, t) > 0.5 && lay.pre(j, t) > 0.5) ? 1.0 : 0.0;
+      MatrixXd coefs;
+      std::vector<int> status;
+      const MatrixXd y0 = project(take_rows(lay.Y, one), pre, take_rows(lay.X, one), f.beta, f.mu,
+                                 f.xi, f.F, spec.ctl.force, coefs, status);
+      if (status[0] != 0) continue;
+      for (Eigen::Index t = 0; t < T; ++t)
+        out(b, t) = lay.obs(c0, t) > 0.5 ? lay.Y(c0, t) - y0(0, t) : 0.0;
+    } catch (const std::runtime_error&) {
+      continue;
+    }
+  }
+  return out;
+}
+
+// Step 2 of the parametric bootstrap: replicate b rebuilds the panel as the
+// main fit's untreated outcomes y0 plus errors (resampled residual rows of
+// the never-treated units; for each treated unit one step-1 error row of
+// its own pattern), so the effect is zero, and re-estimates. `errors` holds
+// the complete step-1 rows and `error_unit` the treated row each belongs to.
+template <class Poll>
+ChunkResult param_boot_chunk(const Layout& lay, const ReplicateSpec& spec, const MatrixXd& y0_main,
+                             const MatrixXd& resid, const MatrixXd& errors,
+                             const std::vector<int>& error_unit, const std::vector<int>& reps,
+                             uint64_t seed, Poll poll) {
+  const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
+  const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
+  const Eigen::Index K = static_cast<Eigen::Index>(spec.event_keys.size());
+  ChunkResult out(B, K, T, N);
+  std::vector<int> tr, co;
+  for (Eigen::Index i = 0; i < N; ++i) (lay.ever[i] ? tr : co).push_back(static_cast<int>(i));
+  std::vector<std::vector<int>> pool(N);
+  for (size_t e = 0; e < error_unit.size(); ++e) pool[error_unit[e]].push_back(static_cast<int>(e));
+  std::vector<int> all(N);
+  for (Eigen::Index i = 0; i < N; ++i) all[i] = static_cast<int>(i);
+  MatrixXd Yb(N, T);
+  for (Eigen::Index b = 0; b < B; ++b) {
+    poll();
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
+    Yb = y0_main;
+    for (int i : co) Yb.row(i) += resid.row(co[rng.below(static_cast<uint32_t>(co.size()))]);
+    bool ok = true;
+    for (int i : tr) {
+      if (pool[i].empty()) { ok = false; break; }
+      Yb.row(i) += errors.row(pool[i][rng.below(static_cast<uint32_t>(pool[i].size()))]);
+    }
+    if (!ok) { out.failed[b] = 1; continue; }
+    Yb = Yb.cwiseProduct(lay.obs);
+    MatrixXd y0;
+    try {
+      y0 = impute_rows(lay, Yb, spec, all, poll);
+    } catch (const std::runtime_error&) {
+      out.failed[b] = 1;
+      continue;
+    }
+    out.store(b, replicate_stats(lay, Yb, spec, all, y0));
   }
   return out;
 }

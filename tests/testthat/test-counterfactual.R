@@ -185,3 +185,36 @@ test_that("r can be chosen by a Bai and Ng criterion, with the table and the rul
   expect_equal(glance(cv)$r_rule, "cross-validation (smallest MSPE)")
   expect_equal(glance(counterfactual(f_sim, simdata, r = 1))$r_rule, "given")
 })
+
+test_that("replicates run in C++: a jackknife replicate is the refit without its unit, and draws do not depend on chunks", {
+  # Leave-one-out replicate b must equal counterfactual() on the data
+  # without unit b (replicates stop at a relative change of 1e-6).
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  for (em in c(FALSE, TRUE)) {
+    jk <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em, se = "jackknife")
+    for (b in c(2L, 20L)) {
+      refit <- counterfactual(y ~ d + x | unit + time, d[d$unit != b, ], r = 2, em = em)
+      expect_equal(unname(jk$replicates$att[b, "ATT"]), coef(refit)[["ATT"]], tolerance = 1e-4)
+      ev <- tidy(refit, "event")
+      expect_equal(unname(jk$replicates$event[b, as.character(ev$event_time)]), ev$estimate,
+                   tolerance = 1e-4)
+    }
+  }
+  # Replicate b draws from its own stream: with the same seed the first 60
+  # of 100 replicates are the 60 of a shorter run, although chunks of 50
+  # cut the two runs differently.
+  for (se in c("bootstrap", "parametric")) {
+    set.seed(7)
+    short <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = se, n_boot = 60)
+    set.seed(7)
+    long <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = se, n_boot = 100)
+    if (se == "bootstrap") {
+      expect_identical(short$replicates$att, long$replicates$att[1:60, , drop = FALSE])
+      expect_identical(short$replicates$unit, long$replicates$unit[1:60, , drop = FALSE])
+    } else {
+      # The parametric step 2 draws from the pool of all step-1 errors,
+      # which grows with n_boot: only the spread is comparable.
+      expect_lt(abs(log(sd(short$replicates$att) / sd(long$replicates$att))), log(1.5))
+    }
+  }
+})
