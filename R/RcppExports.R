@@ -53,6 +53,10 @@ cpp_lin_stats <- function(y, v, x, assign, threads) {
     .Call(`_mktcausal_cpp_lin_stats`, y, v, x, assign, threads)
 }
 
+cpp_buffer_values <- function(x, stratum, n_treated, weight, nb_start, nb_idx, L, crit_type, block_start, min_controls, w, threads) {
+    .Call(`_mktcausal_cpp_buffer_values`, x, stratum, n_treated, weight, nb_start, nb_idx, L, crit_type, block_start, min_controls, w, threads)
+}
+
 cpp_staggered_gt <- function(y, cohort, w, group, time, base, control_after, not_yet, trim, threads) {
     .Call(`_mktcausal_cpp_staggered_gt`, y, cohort, w, group, time, base, control_after, not_yet, trim, threads)
 }

@@ -601,12 +601,14 @@ check_design <- function(design, call = rlang::caller_env()) {
 
 # --- buffer zones ----------------------------------------------------------------
 
-# What the buffered criterion needs besides the kernel specification.
+# What the buffered criterion needs besides the kernel specification; the
+# neighbour lists also go to C++ in compressed form (0-based).
 buffer_spec <- function(rule, X, strata, alloc, min_per_arm) {
   sizes <- as.vector(table(strata))
   list(nb = rule$nb, A = rule$A, s_idx = as.integer(strata), n1 = as.numeric(alloc),
        pi_s = sizes / length(strata), X = X, min_controls = as.integer(min_per_arm),
-       rate = 1)
+       nb_start = as.integer(c(0L, cumsum(lengths(rule$nb)))),
+       nb_idx = as.integer(unlist(rule$nb) - 1L), rate = 1)
 }
 
 # Criterion values of assignments W (N x R) under the buffer: the
@@ -614,32 +616,17 @@ buffer_spec <- function(rule, X, strata, alloc, min_per_arm) {
 # retained controls, whitened by the base design's covariance (so that, with
 # an empty buffer, it equals the kernel's criterion). Assignments leaving a
 # stratum fewer than `min_controls` controls are inadmissible (value Inf).
-buffered_values <- function(spec, W) {
+# Scored in C++ (src/rerandomize.h); `kept` counts retained controls per
+# stratum (S x R).
+buffered_values <- function(spec, W, threads = mkt_threads()) {
   b <- spec$buffer
-  retained <- W == 0L & !treated_neighbour(b$nb, W)
-  R <- ncol(W)
-  tau <- matrix(0, ncol(b$X), R)
-  admissible <- rep(TRUE, R)
-  for (s in seq_along(b$n1)) {
-    rows <- which(b$s_idx == s)
-    Xs <- b$X[rows, , drop = FALSE]
-    Cs <- retained[rows, , drop = FALSE] * 1
-    n_c <- colSums(Cs)
-    admissible <- admissible & n_c >= b$min_controls
-    tau <- tau + b$pi_s[s] * (crossprod(Xs, W[rows, , drop = FALSE]) / b$n1[s] -
-                                sweep(crossprod(Xs, Cs), 2, pmax(n_c, 1), "/"))
-  }
-  white <- forwardsolve(spec$L, tau)
-  values <- if (spec$crit_type == 1L) {
-    matrix(apply(abs(white), 2, max), 1L)
-  } else {
-    bs <- spec$block_start
-    do.call(rbind, lapply(seq_len(spec$n_blocks), function(k) {
-      colSums(white[(bs[k] + 1L):bs[k + 1L], , drop = FALSE]^2)
-    }))
-  }
-  values[, !admissible] <- Inf
-  list(values = values, tau = tau, retained = retained, admissible = admissible)
+  storage.mode(W) <- "integer"
+  if (as.numeric(ncol(W)) * nrow(W) < 4e6) threads <- 1L
+  res <- cpp_buffer_values(b$X, b$s_idx - 1L, b$n1, b$pi_s, b$nb_start, b$nb_idx,
+                           spec$L, spec$crit_type, spec$block_start, b$min_controls, W,
+                           threads)
+  res$admissible <- is.finite(res$values[1, ])
+  res
 }
 
 # Candidates of the base design (complete randomization within strata) from
@@ -709,9 +696,8 @@ calibrate_buffered <- function(spec, accept, n_calibration, strata,
     v <- buffered_values(spec, W)
     values[[length(values) + 1L]] <- v$values
     tau[[length(tau) + 1L]] <- v$tau
-    n_retained[[length(n_retained) + 1L]] <- colSums(v$retained)
-    per_stratum <- rowsum(v$retained * 1, spec$buffer$s_idx)
-    short <- short + rowSums(per_stratum < spec$buffer$min_controls)
+    n_retained[[length(n_retained) + 1L]] <- colSums(v$kept)
+    short <- short + rowSums(v$kept < spec$buffer$min_controls)
     done <- done + m
   }
   values <- do.call(cbind, values)

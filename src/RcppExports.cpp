@@ -289,6 +289,28 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_buffer_values
+Rcpp::List cpp_buffer_values(const Rcpp::NumericMatrix& x, const Rcpp::IntegerVector& stratum, const Rcpp::NumericVector& n_treated, const Rcpp::NumericVector& weight, const Rcpp::IntegerVector& nb_start, const Rcpp::IntegerVector& nb_idx, const Rcpp::NumericMatrix& L, int crit_type, const Rcpp::IntegerVector& block_start, int min_controls, const Rcpp::IntegerMatrix& w, int threads);
+RcppExport SEXP _mktcausal_cpp_buffer_values(SEXP xSEXP, SEXP stratumSEXP, SEXP n_treatedSEXP, SEXP weightSEXP, SEXP nb_startSEXP, SEXP nb_idxSEXP, SEXP LSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP min_controlsSEXP, SEXP wSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type x(xSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type stratum(stratumSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type n_treated(n_treatedSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type weight(weightSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type nb_start(nb_startSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type nb_idx(nb_idxSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type L(LSEXP);
+    Rcpp::traits::input_parameter< int >::type crit_type(crit_typeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type block_start(block_startSEXP);
+    Rcpp::traits::input_parameter< int >::type min_controls(min_controlsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerMatrix& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_buffer_values(x, stratum, n_treated, weight, nb_start, nb_idx, L, crit_type, block_start, min_controls, w, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_staggered_gt
 Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVector& cohort, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& group, const Rcpp::IntegerVector& time, const Rcpp::IntegerVector& base, const Rcpp::IntegerVector& control_after, bool not_yet, double trim, int threads);
 RcppExport SEXP _mktcausal_cpp_staggered_gt(SEXP ySEXP, SEXP cohortSEXP, SEXP wSEXP, SEXP groupSEXP, SEXP timeSEXP, SEXP baseSEXP, SEXP control_afterSEXP, SEXP not_yetSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
@@ -396,6 +418,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
+    {"_mktcausal_cpp_buffer_values", (DL_FUNC) &_mktcausal_cpp_buffer_values, 12},
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},

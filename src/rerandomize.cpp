@@ -132,3 +132,34 @@ Rcpp::NumericMatrix cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y,
   Rcpp::rownames(out) = Rcpp::CharacterVector::create("A", "B", "P", "Q", "S");
   return out;
 }
+
+// [[Rcpp::export]]
+Rcpp::List cpp_buffer_values(const Rcpp::NumericMatrix& x, const Rcpp::IntegerVector& stratum,
+                             const Rcpp::NumericVector& n_treated,
+                             const Rcpp::NumericVector& weight,
+                             const Rcpp::IntegerVector& nb_start,
+                             const Rcpp::IntegerVector& nb_idx, const Rcpp::NumericMatrix& L,
+                             int crit_type, const Rcpp::IntegerVector& block_start,
+                             int min_controls, const Rcpp::IntegerMatrix& w, int threads) {
+  mkt::BufferSpec b;
+  b.x = x.begin();
+  b.n = x.nrow();
+  b.k = x.ncol();
+  b.stratum.assign(stratum.begin(), stratum.end());
+  b.n_treated.assign(n_treated.begin(), n_treated.end());
+  b.weight.assign(weight.begin(), weight.end());
+  b.nb_start.assign(nb_start.begin(), nb_start.end());
+  b.nb_idx.assign(nb_idx.begin(), nb_idx.end());
+  b.L = L.begin();
+  b.min_controls = min_controls;
+  const int nb = crit_type == 0 ? static_cast<int>(block_start.size()) - 1 : 1;
+  const mkt::CriterionSpec crit =
+      make_criterion(crit_type, block_start, Rcpp::NumericVector(nb, R_PosInf));
+  const int R = w.ncol();
+  Rcpp::NumericMatrix vals(nb, R);
+  Rcpp::NumericMatrix tau(b.k, R);
+  Rcpp::IntegerMatrix kept(b.n_strata(), R);
+  mkt::buffer_score_many(b, crit, w.begin(), R, threads, vals.begin(), tau.begin(), kept.begin());
+  return Rcpp::List::create(Rcpp::_["values"] = vals, Rcpp::_["tau"] = tau,
+                            Rcpp::_["kept"] = kept);
+}

@@ -531,6 +531,105 @@ inline Enumeration enumerate(const Scorer& sc, const std::vector<int>& n_treated
   return res;
 }
 
+// Buffer zones. A candidate's buffer is every untreated cluster with a
+// treated neighbour; the rest of the untreated are the retained controls.
+// The criterion compares treated clusters with retained controls: tau =
+// sum_s pi_s (mean_T,s x - mean_C,s x), whitened by solving L u = tau with
+// the lower-triangular L of the base design's covariance, then scored as in
+// CriterionSpec. Candidates leaving a stratum fewer than min_controls
+// controls are inadmissible (every value +Inf). The draws themselves come
+// from the unchanged kernel above; this only scores them.
+struct BufferSpec {
+  const double* x = nullptr;       // n x k covariates, column-major
+  int n = 0;
+  int k = 0;
+  std::vector<int> stratum;        // 0-based stratum of each cluster
+  std::vector<double> n_treated;   // per stratum
+  std::vector<double> weight;      // pi_s per stratum
+  std::vector<int> nb_start;       // neighbours of i: nb_idx[nb_start[i] .. nb_start[i+1])
+  std::vector<int> nb_idx;
+  const double* L = nullptr;       // k x k lower triangular, column-major
+  int min_controls = 1;
+  int n_strata() const { return static_cast<int>(n_treated.size()); }
+};
+
+// Scores candidate `w` (0/1 per cluster). Writes the criterion values
+// (`vals`, one per block or one for max-abs), the imbalance tau (`tau`, k)
+// and the retained controls per stratum (`kept`, S); `sx` and `u` are
+// scratch of length S * k and k.
+inline void buffer_score(const BufferSpec& b, const CriterionSpec& crit, const int* w,
+                         double* vals, double* tau, int* kept, double* sxt, double* sxc,
+                         double* u) {
+  const int S = b.n_strata();
+  const int k = b.k;
+  std::fill(sxt, sxt + static_cast<std::size_t>(S) * k, 0.0);
+  std::fill(sxc, sxc + static_cast<std::size_t>(S) * k, 0.0);
+  std::fill(kept, kept + S, 0);
+  for (int i = 0; i < b.n; ++i) {
+    const int st = b.stratum[i];
+    double* acc;
+    if (w[i]) {
+      acc = sxt + static_cast<std::size_t>(st) * k;
+    } else {
+      bool exposed = false;
+      for (int p = b.nb_start[i]; p < b.nb_start[i + 1] && !exposed; ++p) exposed = w[b.nb_idx[p]] != 0;
+      if (exposed) continue;
+      ++kept[st];
+      acc = sxc + static_cast<std::size_t>(st) * k;
+    }
+    for (int c = 0; c < k; ++c) acc[c] += b.x[i + static_cast<std::size_t>(c) * b.n];
+  }
+  bool admissible = true;
+  for (int c = 0; c < k; ++c) tau[c] = 0.0;
+  for (int st = 0; st < S; ++st) {
+    if (kept[st] < b.min_controls) admissible = false;
+    const double nc = kept[st] > 0 ? kept[st] : 1.0;
+    for (int c = 0; c < k; ++c) {
+      tau[c] += b.weight[st] * (sxt[st * k + c] / b.n_treated[st] - sxc[st * k + c] / nc);
+    }
+  }
+  // Forward substitution L u = tau.
+  for (int r = 0; r < k; ++r) {
+    double acc = tau[r];
+    for (int c = 0; c < r; ++c) acc -= b.L[r + static_cast<std::size_t>(c) * k] * u[c];
+    u[r] = acc / b.L[r + static_cast<std::size_t>(r) * k];
+  }
+  const double inf = std::numeric_limits<double>::infinity();
+  if (crit.type == 1) {
+    double m = 0.0;
+    for (int c = 0; c < k; ++c) m = std::max(m, std::fabs(u[c]));
+    vals[0] = admissible ? m : inf;
+    return;
+  }
+  for (int blk = 0; blk < crit.n_blocks(); ++blk) {
+    double ss = 0.0;
+    for (int c = crit.block_start[blk]; c < crit.block_start[blk + 1]; ++c) ss += u[c] * u[c];
+    vals[blk] = admissible ? ss : inf;
+  }
+}
+
+// Scores the R candidates in the columns of the n x R matrix `w`.
+inline void buffer_score_many(const BufferSpec& b, const CriterionSpec& crit, const int* w,
+                              int R, int threads, double* vals, double* tau, int* kept) {
+  const int S = b.n_strata();
+  const int nv = crit.type == 1 ? 1 : crit.n_blocks();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+  {
+    std::vector<double> sxt(static_cast<std::size_t>(S) * b.k), sxc(sxt.size()), u(b.k);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int r = 0; r < R; ++r) {
+      buffer_score(b, crit, w + static_cast<std::size_t>(r) * b.n,
+                   vals + static_cast<std::size_t>(r) * nv, tau + static_cast<std::size_t>(r) * b.k,
+                   kept + static_cast<std::size_t>(r) * S, sxt.data(), sxc.data(), u.data());
+    }
+  }
+  (void)threads;
+}
+
 }  // namespace mkt
 
 #endif
