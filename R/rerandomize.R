@@ -620,6 +620,9 @@ buffer_spec <- function(rule, X, strata, alloc, min_per_arm) {
 # stratum (S x R).
 buffered_values <- function(spec, W, threads = mkt_threads()) {
   b <- spec$buffer
+  if (!is.matrix(W) || nrow(W) != nrow(b$X) || anyNA(W)) {
+    abort_mkt("bad_argument", "Assignments must be a complete 0/1 matrix with one row per cluster.")
+  }
   storage.mode(W) <- "integer"
   if (as.numeric(ncol(W)) * nrow(W) < 4e6) threads <- 1L
   res <- cpp_buffer_values(b$X, b$s_idx - 1L, b$n1, b$pi_s, b$nb_start, b$nb_idx,
@@ -642,8 +645,10 @@ base_draws <- function(spec, m, threads = mkt_threads()) {
   )$assignments
 }
 
+# Which buffered candidates pass: admissible (finite values; an open
+# threshold of Inf must not admit them) and within every block's threshold.
 passes <- function(values, threshold) {
-  ok <- rep(TRUE, ncol(values))
+  ok <- is.finite(values[1, ])
   for (k in seq_len(nrow(values))) ok <- ok & values[k, ] <= threshold[k]
   ok
 }

@@ -382,3 +382,18 @@ test_that("buffer errors name the missing clusters and say how many controls rem
                            threshold = "chisq"),
                class = "mktcausal_error_bad_argument")
 })
+
+test_that("without a balance rule, the buffer's admissibility still binds every draw", {
+  sg <- sim_grid(5, 5, seed = 48)
+  set.seed(48)
+  des <- rerandomize(sg$data, ~ x1, n_treated = 7, accept = 1, id = "id",
+                     buffer = sg$adjacency, min_per_arm = 6, n_calibration = 2000)
+  expect_equal(des$threshold, Inf)
+  # Many base draws keep fewer than 6 controls; none of the design's draws do.
+  expect_gt(des$buffer$admissible_rate, 0.05)
+  expect_lt(des$buffer$admissible_rate, 0.95)
+  expect_gte(sum(des$arm == "control"), 6)
+  W <- run_search(des$spec, 500, 1e6)$assignments
+  kept <- colSums(W == 0 & sg$adjacency %*% W == 0)
+  expect_true(all(kept >= 6))
+})
