@@ -105,6 +105,12 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
                          effect_type = c("multiplicative", "additive"),
                          n_draws = 500, chunk_size = 10, pre = NULL) {
   check_design(design)
+  if (!is.null(design$buffer)) {
+    abort_mkt("unsupported_design", c(
+      "Power simulation counts every untreated cluster as a control, so it does not support buffered designs.",
+      i = "Simulate power on the design without {.arg buffer}, then add the buffer at assignment time."
+    ))
+  }
   estimator <- match.arg(estimator)
   test <- match.arg(test)
   effect_type <- match.arg(effect_type)

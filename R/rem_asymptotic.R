@@ -35,6 +35,12 @@
 rem_asymptotic <- function(design, outcome, alpha = 0.05) {
   check_design(design)
   alpha <- check_alpha(alpha)
+  if (!is.null(design$buffer)) {
+    abort_mkt("unsupported_design", c(
+      "The asymptotic theory of Li, Ding and Rubin has no buffer zones: buffered clusters would count as controls.",
+      i = "Use {.fn randomization_test}, which re-applies the buffer rule to every draw."
+    ))
+  }
   if (design$criterion != "mahalanobis") {
     abort_mkt("unsupported_design", c(
       "Asymptotic re-randomization intervals are implemented for the Mahalanobis criterion.",

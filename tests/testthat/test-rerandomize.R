@@ -397,3 +397,14 @@ test_that("without a balance rule, the buffer's admissibility still binds every 
   kept <- colSums(W == 0 & sg$adjacency %*% W == 0)
   expect_true(all(kept >= 6))
 })
+
+test_that("asymptotic intervals and power simulation refuse buffered designs", {
+  sg <- sim_grid(6, 6, seed = 43)
+  set.seed(43)
+  des <- rerandomize(sg$data, ~ x1, n_treated = 8, accept = 0.2, id = "id",
+                     buffer = sg$adjacency, n_calibration = 500)
+  expect_error(rem_asymptotic(des, outcome = stats::rnorm(36)),
+               class = "mktcausal_error_unsupported_design")
+  expect_error(design_power(des, sg$data, cluster = "id", time = "id", outcome = "x1"),
+               class = "mktcausal_error_unsupported_design")
+})
