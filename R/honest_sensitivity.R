@@ -99,23 +99,24 @@ honest_sensitivity.mkt_event_study <- function(object,
       i = "Use `event_study(..., method = \"cs\")`, \"sa\" or \"twfe\" for `honest_sensitivity()`."
     ))
   }
-  ref <- which(is.na(tab$std.error) & tab$estimate == 0)
-  ref <- ref[tab$event[ref] < 0]
-  if (length(ref) != 1) {
+  # Every coefficient of these estimators is relative to event time -1; the
+  # regressions leave it out and "cs" reports it as a zero without an SE.
+  r <- -1
+  at_ref <- tab$event == r
+  if (any(at_ref & !(is.na(tab$std.error) & tab$estimate == 0))) {
     abort_mkt("honest_input", c(
-      "The event study has no single reference period (a pre-period coefficient fixed at zero).",
-      i = "Fit it with a universal base period (the default of `event_study()`)."
+      "Event time -1 is estimated, so the coefficients are not relative to a common reference period.",
+      i = "Fit the event study with `base_period = \"universal\"` (the default of `event_study()`)."
     ))
   }
-  r <- tab$event[ref]
-  ev <- tab$event[-ref]
-  if (any(diff(tab$event) != 1) || !any(ev < r) || !any(ev > r)) {
+  keep <- which(!at_ref)
+  ev <- tab$event[keep]
+  if (any(diff(sort(c(ev, r))) != 1) || !any(ev < r) || !any(ev > r)) {
     abort_mkt("honest_input", c(
-      "The event times must be consecutive, with pre-periods before and post-periods after the reference period.",
+      "The event times must be consecutive, with pre-periods before and post-periods after event time -1.",
       i = "Widen `min_e`/`max_e` in `event_study()` or drop the gaps."
     ))
   }
-  keep <- setdiff(seq_len(nrow(tab)), ref)
   if (anyNA(tab$std.error[keep])) {
     abort_mkt("honest_input", c(
       sprintf("Event time(s) %s have no standard error.",

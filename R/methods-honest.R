@@ -9,7 +9,7 @@
 #' breakdown value and the settings. `plot()` draws the intervals against
 #' `M` from `tidy()`.
 #'
-#' @param x,object A result of [honest_sensitivity()].
+#' @param x A result of [honest_sensitivity()].
 #' @param ... Unused.
 #' @return `tidy()` and `glance()`: data frames; `plot()`: a ggplot.
 #' @name mkt_honest-methods

@@ -124,6 +124,18 @@ test_that("an event-study fit gives the same sets as its coefficients", {
   expect_error(honest_sensitivity(es, target = 7), class = "mktcausal_error_honest_target")
   imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_sim = 50)
   expect_error(honest_sensitivity(imp), class = "mktcausal_error_honest_input")
+  varying <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_sim = 50,
+                         base_period = "varying")
+  expect_error(honest_sensitivity(varying), class = "mktcausal_error_honest_input")
+  # Regressions leave event time -1 out of their table; it is still the reference.
+  sa <- event_study(lemp ~ post | countyreal + year, mp, method = "sa", n_sim = 50)
+  keep <- sa$table$event != -1
+  h_fit <- honest_sensitivity(sa, "smoothness", M = 0.01, breakdown = FALSE)
+  h_num <- honest_sensitivity(sa$table$estimate[keep], sigma = sa$vcov[keep, keep],
+                              n_pre = sum(sa$table$event < -1), type = "smoothness",
+                              M = 0.01, breakdown = FALSE)
+  expect_equal(tidy(h_fit)$conf.low, tidy(h_num)$conf.low, tolerance = 1e-12)
+  expect_equal(h_fit$n_pre, sum(sa$table$event < -1))
 })
 
 test_that("the breakdown value separates sets that exclude zero from sets that do not", {
