@@ -187,6 +187,20 @@ cluster_ols <- function(X, y, cluster, w) {
   list(coef = b, vcov = V, keep = keep)
 }
 
+# Weighted two-way FE regression of the outcome on indicator columns X, with
+# coefficients and covariance padded with NA where a column was collinear.
+es_dummy_fit <- function(X, L) {
+  Xd <- demean_2way(X, L$unit, L$time, L$w)
+  yd <- demean_2way(L$y, L$unit, L$time, L$w)
+  fit <- cluster_ols(Xd, yd, L$cluster, L$w)
+  k <- ncol(X)
+  coef <- rep(NA_real_, k)
+  coef[fit$keep] <- fit$coef
+  V <- matrix(NA_real_, k, k)
+  V[fit$keep, fit$keep] <- fit$vcov
+  list(coef = coef, vcov = V)
+}
+
 es_regression <- function(prep, method) {
   L <- es_long(prep)
   ev <- L$event
@@ -199,28 +213,18 @@ es_regression <- function(prep, method) {
   events <- sort(unique(ev[!is.na(ev) & ev != -1L]))
   if (method == "twfe") {
     X <- vapply(events, function(e) as.numeric(!is.na(ev) & ev == e), numeric(length(ev)))
-    X <- matrix(X, ncol = length(events))
-    Xd <- demean_2way(X, L$unit, L$time, L$w)
-    yd <- demean_2way(L$y, L$unit, L$time, L$w)
-    fit <- cluster_ols(Xd, yd, L$cluster, L$w)
-    estimate <- rep(NA_real_, length(events))
-    estimate[fit$keep] <- fit$coef
-    V <- matrix(NA_real_, length(events), length(events))
-    V[fit$keep, fit$keep] <- fit$vcov
-    return(list(event = events, estimate = estimate, vcov = V))
+    fit <- es_dummy_fit(matrix(X, ncol = length(events)), L)
+    return(list(event = events, estimate = fit$coef, vcov = fit$vcov))
   }
   cells <- unique(data.frame(g = L$cohort, e = ev)[!is.na(ev) & ev != -1L, ])
   cells <- cells[order(cells$e, cells$g), ]
   key <- paste(L$cohort, ev)
   X <- vapply(paste(cells$g, cells$e), function(k) as.numeric(key == k), numeric(length(ev)))
   X <- matrix(X, ncol = nrow(cells))
-  Xd <- demean_2way(X, L$unit, L$time, L$w)
-  yd <- demean_2way(L$y, L$unit, L$time, L$w)
-  fit <- cluster_ols(Xd, yd, L$cluster, L$w)
-  beta <- rep(NA_real_, nrow(cells))
-  beta[fit$keep] <- fit$coef
-  Vb <- matrix(0, nrow(cells), nrow(cells))
-  Vb[fit$keep, fit$keep] <- fit$vcov
+  fit <- es_dummy_fit(X, L)
+  beta <- fit$coef
+  Vb <- fit$vcov
+  Vb[is.na(Vb)] <- 0
   # Interaction weights: each cohort's (weighted) share of the observations
   # at event e.
   nobs <- colSums(X * L$w)
@@ -338,14 +342,10 @@ es_imputation <- function(prep) {
     u0 <- !treated
     X <- vapply(leads, function(e) as.numeric(!is.na(L$event[u0]) & L$event[u0] == e),
                 numeric(sum(u0)))
-    X <- matrix(X, ncol = length(leads))
-    Xd <- demean_2way(X, L$unit[u0], L$time[u0], L$w[u0])
-    yd <- demean_2way(L$y[u0], L$unit[u0], L$time[u0], L$w[u0])
-    fit <- cluster_ols(Xd, yd, L$cluster[u0], L$w[u0])
-    b <- rep(NA_real_, length(leads))
-    b[fit$keep] <- fit$coef
-    Vp <- matrix(NA_real_, length(leads), length(leads))
-    Vp[fit$keep, fit$keep] <- fit$vcov
+    L0 <- lapply(L[c("y", "unit", "time", "w", "cluster")], function(v) v[u0])
+    fit <- es_dummy_fit(matrix(X, ncol = length(leads)), L0)
+    b <- fit$coef
+    Vp <- fit$vcov
   } else {
     b <- numeric()
     Vp <- matrix(0, 0, 0)
