@@ -164,7 +164,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
 
   panel <- mkt_panel(formula, data)
   if (panel$treatment_type != "binary") {
-    abort_mkt("bad_treatment", c(
+    abort_mkt("non_binary_treatment", c(
       "{.fn counterfactual} needs a 0/1 treatment; the panel's treatment is {panel$treatment_type}.",
       i = "Write the treatment first after {.code ~}, coded 0/1. For a continuous exposure use {.fn ife}."
     ))
@@ -236,7 +236,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   warn_not_converged(main$fit)
   est <- cf_stats(des$Y, main$y0, st)
   if (any(!is.finite(main$y0[st$treated_cells]))) {
-    abort_mkt("no_pre_periods", c(
+    abort_mkt("too_few_pre_periods", c(
       "Some treated units have too few pre-treatment cells to estimate their loadings.",
       i = "Drop them, or use fewer factors."
     ))
@@ -324,7 +324,7 @@ cf_structure <- function(panel, des, em, force, placebo = 0L, call = rlang::call
   n_pre <- rowSums(pre_cells)
   if (any(ever & n_pre == 0)) {
     bad <- as.character(panel$units)[ever & n_pre == 0]
-    abort_mkt("no_pre_periods", c(
+    abort_mkt("too_few_pre_periods", c(
       "{length(bad)} treated unit{?s} {?has/have} no observed pre-treatment period{if (placebo > 0) ' before the placebo periods' else ''}: {.val {utils::head(bad, 5)}}.",
       i = "Their loadings cannot be estimated: drop {cli::qty(length(bad))}{?it/them} from {.arg data}, or start the panel earlier."
     ), call = call)

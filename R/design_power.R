@@ -222,14 +222,14 @@ power_panel <- function(design, data, cluster, time, outcome, size,
   cl <- as.character(data[[cluster]])
   miss <- setdiff(design$ids, cl)
   if (length(miss)) {
-    abort_mkt("misaligned_clusters", c(
+    abort_mkt("misaligned", c(
       "{length(miss)} cluster{?s} of {.arg design} {?is/are} not in column {.field {cluster}} of {.arg data}: {.val {utils::head(miss, 5)}}.",
       i = "{.arg cluster} must name the column whose values are the design's ids."
     ), call = call)
   }
   extra <- setdiff(unique(cl), design$ids)
   if (length(extra)) {
-    warn_mkt("dropped_clusters", c(
+    warn_mkt("dropped_rows", c(
       "Dropped {length(extra)} cluster{?s} of {.arg data} that the design does not randomize: {.val {utils::head(extra, 5)}}.",
       i = "Power is simulated for the design's clusters only."
     ))

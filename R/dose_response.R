@@ -136,7 +136,7 @@ dose_twfe <- function(panel, cells, data, design, shape, cluster, weights, n_bin
   X <- M[, -1, drop = FALSE]
   flat <- apply(abs(X[, colnames(B), drop = FALSE]), 2, max) < 1e-10
   if (any(flat)) {
-    abort_mkt("no_dose_variation", c(
+    abort_mkt("no_variation", c(
       "The dose {.field {panel$vars$treatment}} has no within-unit variation in {sum(flat)} of its {shape} terms ({.field {colnames(B)[flat]}}).",
       i = "Use fewer bins or spline degrees of freedom."
     ), call = call)
@@ -170,7 +170,7 @@ dose_twfe <- function(panel, cells, data, design, shape, cluster, weights, n_bin
 check_dose_variation <- function(dose, unit, name, call = rlang::caller_env()) {
   spread <- tapply(dose, unit, function(x) max(x) - min(x))
   if (all(spread <= 1e-12 * max(1, abs(dose)))) {
-    abort_mkt("no_dose_variation", c(
+    abort_mkt("no_variation", c(
       "The dose {.field {name}} never changes within a unit, so unit fixed effects absorb it.",
       i = "A dose fixed per unit needs a before/after contrast: set it to 0 before the campaign, or use {.fn exposure_did} for a common shock with unit-level exposure."
     ), call = call)

@@ -88,7 +88,7 @@ experiment_diagnostics <- function(data, assigned, received = NULL, outcome = NU
   d <- if (!is.null(received)) check_binary_received(data[[received]], received)
   y <- if (!is.null(outcome)) data[[outcome]]
   if (!is.null(y) && !is.numeric(y)) {
-    abort_mkt("non_numeric_column", "The outcome column {.field {outcome}} must be numeric.",
+    abort_mkt("non_numeric", "The outcome column {.field {outcome}} must be numeric.",
               column = outcome)
   }
   unit <- if (!is.null(design) && !is.null(design$id_name) && design$id_name %in% names(data)) {

@@ -133,7 +133,7 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     }
   }
   if (estimand == "mean" && is.null(size)) {
-    abort_mkt("missing_size", c(
+    abort_mkt("bad_argument", c(
       "{.code estimand = \"mean\"} divides outcomes by cluster size, so it needs {.arg size}.",
       i = "Name the population column, e.g. {.code size = \"pop\"}, or use {.code estimand = \"total\"}."
     ))
@@ -269,7 +269,7 @@ check_numeric_column <- function(data, name, role, positive = FALSE,
                                  call = rlang::caller_env()) {
   x <- data[[name]]
   if (!is.numeric(x)) {
-    abort_mkt("non_numeric_column", c(
+    abort_mkt("non_numeric", c(
       "The {role} column {.field {name}} must be numeric.",
       x = "It is of class {.cls {class(x)}}."
     ), column = name, call = call)
@@ -368,21 +368,21 @@ align_design <- function(units, design, treatment, call = rlang::caller_env()) {
     how <- "by id"
     unknown <- unique(units$key[is.na(pos)])
     if (length(unknown)) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "{length(unknown)} id{?s} in {.arg data} {?is/are} not in the design: {.val {utils::head(unknown, 5)}}.",
         i = "Analyse the clusters that {.fn rerandomize} assigned."
       ), call = call)
     }
     missing_ids <- setdiff(design$ids, units$key)
     if (length(missing_ids)) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "{length(missing_ids)} designed cluster{?s} {?has/have} no row in {.arg data}: {.val {utils::head(missing_ids, 5)}}.",
         i = "Every randomized cluster must be analysed; check attrition with {.fn experiment_diagnostics}."
       ), call = call)
     }
   } else {
     if (length(units$treat) != n_design) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "{.arg data} has {length(units$treat)} rows but the design has {n_design} clusters.",
         i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
       ), call = call)
@@ -392,7 +392,7 @@ align_design <- function(units, design, treatment, call = rlang::caller_env()) {
   }
   wrong <- units$treat != design$treated[pos]
   if (any(wrong)) {
-    abort_mkt("misaligned_outcome", c(
+    abort_mkt("misaligned", c(
       "Treatment column {.field {treatment}} disagrees with the design's assignment on {sum(wrong)} row{?s} (matched {how}).",
       i = "Rows must be the design's clusters; if they are sorted differently, keep the id column {.field {id_label}} in {.arg data}."
     ), column = treatment, call = call)
@@ -452,7 +452,7 @@ lin_row <- function(units, X, strata, alpha, buf = NULL, call = rlang::caller_en
       D <- stats::model.matrix(~ strata)[, -1, drop = FALSE]
       X <- cbind(X, D)
     } else if (is.null(X)) {
-      abort_mkt("small_strata", c(
+      abort_mkt("strata_too_small", c(
         "Some strata have a single treated or control cluster, so their variance cannot be estimated.",
         i = "Merge small strata into larger ones, or pair every cluster (all strata of size two)."
       ), call = call)

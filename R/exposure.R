@@ -54,13 +54,13 @@ neighbour_matrix <- function(adjacency, ids, data = NULL, id_col = NULL, radius 
     if (is.null(colnames(A))) colnames(A) <- rownames(A)
     missing_ids <- setdiff(ids, rownames(A))
     if (length(missing_ids)) {
-      abort_mkt("adjacency_mismatch", c(
+      abort_mkt("bad_adjacency", c(
         "{length(missing_ids)} unit{?s} of {.arg data} {?is/are} not in {.arg adjacency}: {.val {utils::head(missing_ids, 5)}}.",
         i = "The matrix needs a row and a column for every unit."
       ), call = call)
     }
     if (!identical(rownames(A), colnames(A))) {
-      abort_mkt("adjacency_mismatch", "The row and column names of {.arg adjacency} differ.",
+      abort_mkt("bad_adjacency", "The row and column names of {.arg adjacency} differ.",
                 call = call)
     }
     A <- A[ids, ids, drop = FALSE]
@@ -123,7 +123,7 @@ pairs_matrix <- function(pairs, ids, call = rlang::caller_env()) {
   }
   unknown <- setdiff(c(from, to), ids)
   if (length(unknown)) {
-    abort_mkt("adjacency_mismatch", c(
+    abort_mkt("bad_adjacency", c(
       "{length(unknown)} id{?s} in the neighbour pairs {?is/are} not among the units: {.val {utils::head(unknown, 5)}}.",
       i = "Pairs must use the same ids as the unit id column."
     ), call = call)

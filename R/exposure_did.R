@@ -155,7 +155,7 @@ unit_exposure <- function(panel, name, call = rlang::caller_env()) {
   rng <- apply(D, 1, function(r) diff(range(r, na.rm = TRUE)))
   if (any(rng > 1e-12 * max(1, abs(D), na.rm = TRUE))) {
     bad <- panel$units[rng > 1e-12 * max(1, abs(D), na.rm = TRUE)]
-    abort_mkt("exposure_varies", c(
+    abort_mkt("varies_within_unit", c(
       "The exposure {.field {name}} changes over time within {length(bad)} unit{?s}, such as {.val {as.character(utils::head(bad, 3))}}.",
       i = "{.fn exposure_did} takes one exposure per unit (for example pre-campaign GRPs); for a dose that varies over time use {.fn dose_response}."
     ), call = call)

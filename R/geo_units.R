@@ -396,7 +396,7 @@ cluster_covariate <- function(v, col, cl, ci, n_cl, ids, un, s_row, in_pre,
   n_val <- tapply(as.character(v), cl, function(z) length(unique(z[!is.na(z)])))
   if (any(n_val > 1L)) {
     bad <- names(n_val)[n_val > 1L]
-    abort_mkt("covariate_varies", c(
+    abort_mkt("varies_within_unit", c(
       "Categorical covariate {.field {col}} takes several values within {.field {cluster}} {.val {utils::head(bad, 5)}}.",
       i = "Categorical covariates must be constant within a cluster; recode them or pass a numeric share instead."
     ), call = call)
@@ -473,7 +473,7 @@ check_size <- function(s, size, un, call = rlang::caller_env()) {
     rng <- tapply(s, un, function(v) max(v) - min(v))
     if (any(rng > 0)) {
       bad <- names(rng)[rng > 0]
-      abort_mkt("size_varies", c(
+      abort_mkt("varies_within_unit", c(
         "The size column {.field {size}} varies over time within unit{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}}.",
         i = "Size must be time-invariant per unit: use e.g. the population at the start of the pre-period."
       ), call = call)

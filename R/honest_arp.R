@@ -39,7 +39,7 @@ arp_prepare <- function(A, d, betahat, sigma, n_pre, l) {
   W <- cbind(sd, A_post %*% basis$N)
   n_bases <- choose(nrow(W), ncol(W))
   if (n_bases > 5e6) {
-    abort_mkt("honest_size", c(
+    abort_mkt("honest_input", c(
       sprintf("The relative-magnitudes test would enumerate %s bases for %d post-periods.",
               format(n_bases, big.mark = ","), length(l)),
       i = "Keep fewer post-periods (`max_e` in `event_study()`), at most 10."

@@ -339,7 +339,7 @@ check_collinear <- function(X, mask, force, call) {
     }
   }
   if (!rank_ok) {
-    abort_mkt("collinear_covariates", c(
+    abort_mkt("collinear", c(
       "The regressors are collinear once the {force} fixed effects are removed.",
       x = "{.field {bad}} {cli::qty(length(bad))}{?is/are} a linear combination of the others.",
       i = "Drop {.field {bad}} from the formula."
@@ -376,7 +376,7 @@ ife_engine <- function(Y, mask, X, r, ctl, F0 = NULL, beta0 = NULL, soft = FALSE
                 as.integer(ctl$max_iter), soft, lambda, F0, beta0, fill0),
     error = function(e) {
       if (grepl("collinear", conditionMessage(e))) {
-        abort_mkt("collinear_covariates", c(
+        abort_mkt("collinear", c(
           "The regressors are collinear with the fixed effects.",
           i = "Drop regressors that are constant within units or periods, or linear combinations of others."
         ), call = call)

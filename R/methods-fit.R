@@ -1,6 +1,323 @@
-# Helpers shared by the methods of every fit whose `estimates` table has the
-# broom columns (term, estimate, std.error, df): one confint() and one coef()
-# for all of them.
+# The methods every fit shares, written once for class `mkt_fit` (see
+# fit.R for the fields they read). A class overrides one only where it really
+# differs; the presentation hooks print_details() and autoplot() are where
+# classes add their own printed details and plots.
+
+#' Methods shared by every mktcausal fit
+#'
+#' Every estimator of the package returns an object of class
+#' `c("mkt_<method>", "mkt_fit")` with the same fields and the same methods,
+#' so fits can be printed, compared, tabulated and plotted alike, and go into
+#' regression tables (`modelsummary`, through `tidy()` and `glance()`) as
+#' they are.
+#'
+#' * `coef()`: the named estimates.
+#' * `vcov()`: their covariance; a fit whose inference gives none (a
+#'   permutation p-value, say) raises an error of class
+#'   `mktcausal_error_not_available` that says why.
+#' * `confint()`: at the fit's own level (`1 - alpha`), the intervals the
+#'   fit's inference produced (randomization, conformal or uniform bands
+#'   included); at another level, normal or t intervals from the standard
+#'   errors where the fit has them, else an error that says how to refit.
+#' * `nobs()`: the number of rows or unit-period cells used.
+#' * `tidy()`: the estimates in broom's columns (`term`, `estimate`,
+#'   `std.error`, `statistic`, `p.value`, `conf.low`, `conf.high`), then the
+#'   class's own columns; `what` names a further table of the fit.
+#' * `glance()`: one row: `nobs`, `n_units`, `n_periods`, `n_treated`,
+#'   `n_clusters` (and further counts), `method`, `inference`, `alpha`, then
+#'   the class's own statistics.
+#' * `print()` and `summary()`: a header (call, estimand, sample, inference)
+#'   and the estimates; `summary()` shows every row and the class's details.
+#' * `plot()` and `autoplot()`: a ggplot.
+#'
+#' @param x,object A fit.
+#' @param parm Terms (names or positions); all by default.
+#' @param level Confidence level.
+#' @param what For `tidy()`: `"estimates"` or the name of a further table of
+#'   the fit (the error lists those available).
+#' @param conf.int Ignored: intervals are always returned (the argument is
+#'   accepted because broom's callers pass it).
+#' @param conf.level Level of `conf.low` and `conf.high`; by default the fit's.
+#' @param digits Significant digits printed.
+#' @param max_rows Largest number of estimate rows printed.
+#' @param ... Passed to the class's plot (for `plot()` and `autoplot()`);
+#'   unused otherwise.
+#' @return `coef()` a named vector, `vcov()` a matrix, `confint()` a matrix
+#'   with one row per term, `nobs()` an integer, `tidy()` and `glance()` data
+#'   frames, `plot()` and `autoplot()` a ggplot; `print()` returns `x`
+#'   invisibly.
+#' @examples
+#' fit <- synth(packspercapita ~ treated | state + year, prop99,
+#'              method = "sdid", inference = "placebo", n_draws = 50)
+#' fit
+#' coef(fit)
+#' confint(fit)
+#' nobs(fit)
+#' glance(fit)
+#' @name mkt_fit
+NULL
+
+#' @rdname mkt_fit
+#' @export
+coef.mkt_fit <- function(object, ...) {
+  stats::setNames(object$estimates$estimate, object$estimates$term)
+}
+
+#' @rdname mkt_fit
+#' @export
+vcov.mkt_fit <- function(object, ...) {
+  if (is.null(object$vcov)) {
+    abort_mkt("not_available", c(
+      "This {object$method} fit has no covariance matrix: {object$no_vcov}.",
+      i = "Use {.code confint()} or {.code tidy()} for its intervals and p-values."
+    ))
+  }
+  object$vcov
+}
+
+#' @rdname mkt_fit
+#' @export
+confint.mkt_fit <- function(object, parm, level = 1 - object$alpha, ...) {
+  est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
+  level <- check_probability(level, "level")
+  lim <- fit_limits(object, est, level)
+  out <- cbind(lim$low, lim$high)
+  a <- (1 - level) / 2
+  dimnames(out) <- list(est$term, paste(format(100 * c(a, 1 - a), trim = TRUE,
+                                               scientific = FALSE, digits = 3), "%"))
+  out
+}
+
+#' @importFrom stats nobs
+#' @rdname mkt_fit
+#' @export
+nobs.mkt_fit <- function(object, ...) {
+  as.integer(object$n$obs)
+}
+
+#' @rdname mkt_fit
+#' @export
+tidy.mkt_fit <- function(x, what = "estimates", conf.int = TRUE,
+                         conf.level = 1 - x$alpha, ...) {
+  available <- c("estimates", names(x$tables))
+  what <- check_choice(what, available)
+  if (what != "estimates") return(x$tables[[what]])
+  est <- x$estimates
+  if (!isTRUE(all.equal(conf.level, 1 - x$alpha))) {
+    lim <- fit_limits(x, est, check_probability(conf.level, "conf.level"))
+    est$conf.low <- lim$low
+    est$conf.high <- lim$high
+  }
+  est
+}
+
+#' @rdname mkt_fit
+#' @export
+glance.mkt_fit <- function(x, ...) {
+  n <- x$n
+  counts <- stats::setNames(lapply(n, function(v) if (is.null(v)) NA_integer_ else v),
+                            ifelse(names(n) == "obs", "nobs", paste0("n_", names(n))))
+  out <- data.frame(counts, method = x$method, inference = x$inference,
+                    alpha = x$alpha, stringsAsFactors = FALSE, check.names = FALSE)
+  if (length(x$glance)) out <- cbind(out, as.data.frame(x$glance, stringsAsFactors = FALSE))
+  out
+}
+
+#' @rdname mkt_fit
+#' @export
+print.mkt_fit <- function(x, digits = 4, max_rows = 12, ...) {
+  print_header(x)
+  cat("\n")
+  print_estimates(x, digits = digits, max_rows = max_rows)
+  print_details(x, summary = FALSE, digits = digits)
+  invisible(x)
+}
+
+#' @rdname mkt_fit
+#' @export
+summary.mkt_fit <- function(object, ...) {
+  structure(list(fit = object, estimates = tidy(object), glance = glance(object)),
+            class = "summary.mkt_fit")
+}
+
+#' @export
+print.summary.mkt_fit <- function(x, digits = 4, max_rows = 60, ...) {
+  print_header(x$fit)
+  cat("\n")
+  print_estimates(x$fit, digits = digits, max_rows = max_rows)
+  print_details(x$fit, summary = TRUE, digits = digits)
+  invisible(x)
+}
+
+#' @rdname mkt_fit
+#' @export
+plot.mkt_fit <- function(x, ...) {
+  autoplot(x, ...)
+}
+
+#' @importFrom ggplot2 autoplot
+#' @rdname mkt_fit
+#' @export
+autoplot.mkt_fit <- function(object, ...) {
+  check_dots(...)
+  td <- object$estimates
+  td$term <- factor(td$term, levels = rev(unique(td$term)))
+  p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$estimate, y = .data$term)) +
+    ggplot2::geom_vline(xintercept = 0, colour = "grey60")
+  if (!all(is.na(td$conf.low))) {
+    p <- p + ggplot2::geom_errorbarh(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high),
+                                     height = 0.2, colour = mkt_colours[["effect"]], na.rm = TRUE)
+  }
+  p + ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2) +
+    ggplot2::labs(x = "estimate", y = NULL, title = object$method,
+                  subtitle = interval_caption(object)) +
+    theme_mkt()
+}
+
+# --- shared pieces ---------------------------------------------------------
+
+# Rows of the estimates table chosen by name or position, with a classed
+# error naming what exists.
+select_terms <- function(est, parm, call = rlang::caller_env()) {
+  if (is.null(parm)) return(est)
+  idx <- if (is.numeric(parm)) parm else match(parm, est$term)
+  if (anyNA(idx) || any(idx < 1L | idx > nrow(est))) {
+    abort_mkt("bad_argument", c(
+      "{.arg parm} names terms the fit does not have.",
+      i = "Its terms are {.val {est$term}}."
+    ), call = call)
+  }
+  est[idx, , drop = FALSE]
+}
+
+# Interval limits at `level`: the fit's own intervals at its own level;
+# otherwise from the standard errors (t with `df` where the fit has one).
+fit_limits <- function(fit, est, level, call = rlang::caller_env()) {
+  own <- isTRUE(all.equal(level, 1 - fit$alpha))
+  if (own && !all(is.na(est$conf.low) & is.na(est$conf.high))) {
+    return(list(low = est$conf.low, high = est$conf.high))
+  }
+  if (all(is.na(est$std.error))) {
+    abort_mkt("not_available", c(
+      "This {fit$method} fit has no interval at level {level}.",
+      x = if (own) "Its inference ({fit$inference}) gives no interval." else
+        "Its intervals come from its inference ({fit$inference}) at level {1 - fit$alpha} and it has no standard errors to rescale.",
+      i = if (!own) "Refit with {.code alpha = {signif(1 - level, 3)}}."
+    ), call = call)
+  }
+  df <- if (is.null(est$df)) rep(Inf, nrow(est)) else ifelse(is.na(est$df), Inf, est$df)
+  crit <- stats::qt(1 - (1 - level) / 2, df)
+  list(low = est$estimate - crit * est$std.error, high = est$estimate + crit * est$std.error)
+}
+
+interval_caption <- function(fit) {
+  sprintf("%g%% intervals; inference: %s", 100 * (1 - fit$alpha), fit$inference)
+}
+
+# The printed header: what was fitted, to what, on what sample, with which
+# inference. Every line fits in 80 columns.
+print_header <- function(x) {
+  cat(x$method, "\n", sep = "")
+  field <- function(label, text) {
+    lines <- strwrap(text, width = 80 - 13)
+    cat(sprintf("  %-10s %s\n", paste0(label, ":"), c(lines[1], rep("", length(lines) - 1L))),
+        sep = "")
+    if (length(lines) > 1L) cat(paste0(strrep(" ", 13), lines[-1], "\n"), sep = "")
+  }
+  if (!is.null(x$call)) field("call", paste(deparse(x$call, width.cutoff = 500L), collapse = " "))
+  field("estimand", x$estimand)
+  field("sample", format_sample(x$n))
+  field("inference", sprintf("%s; alpha = %s", x$inference, format(x$alpha)))
+}
+
+format_sample <- function(n) {
+  num <- function(v) format(v, big.mark = ",", scientific = FALSE, trim = TRUE)
+  has <- function(k) !is.null(n[[k]]) && !is.na(n[[k]])
+  parts <- character()
+  if (has("units") && has("periods")) {
+    parts <- sprintf("%s units x %s periods", num(n$units), num(n$periods))
+    if (has("obs")) parts <- sprintf("%s (%s obs)", parts, num(n$obs))
+  } else if (has("units")) {
+    parts <- sprintf("%s units", num(n$units))
+    if (has("obs") && n$obs != n$units) parts <- sprintf("%s (%s obs)", parts, num(n$obs))
+  } else if (has("obs")) {
+    parts <- sprintf("%s obs", num(n$obs))
+  }
+  extra <- c(if (has("treated")) sprintf("%s treated", num(n$treated)),
+             if (has("clusters") && !(has("units") && n$clusters == n$units))
+               sprintf("%s clusters", num(n$clusters)))
+  others <- setdiff(names(n), sample_sizes)
+  for (k in others) if (has(k)) extra <- c(extra, sprintf("%s %s", num(n[[k]]), gsub("_", " ", k)))
+  paste(c(paste(parts, collapse = ""), extra)[nzchar(c(paste(parts, collapse = ""), extra))],
+        collapse = ", ")
+}
+
+# The estimates as a compact table: estimate, standard error, interval and
+# p-value (the columns a fit has), then the class's `print_columns`.
+print_estimates <- function(x, digits = 4, max_rows = 12) {
+  est <- x$estimates
+  n_all <- nrow(est)
+  if (n_all > max_rows) est <- est[seq_len(max_rows), , drop = FALSE]
+  show <- data.frame(term = format_term(est$term), stringsAsFactors = FALSE)
+  show$estimate <- format_num(est$estimate, digits)
+  if (!all(is.na(est$std.error))) show$std.error <- format_num(est$std.error, digits - 1L)
+  if (!all(is.na(est$conf.low) & is.na(est$conf.high))) {
+    show[[sprintf("%g%% interval", 100 * (1 - x$alpha))]] <-
+      sprintf("[%s, %s]", format_num(est$conf.low, digits), format_num(est$conf.high, digits))
+  }
+  if (!all(is.na(est$p.value))) show$p.value <- format_p(est$p.value)
+  for (col in intersect(names(x$print_columns), names(est))) {
+    v <- est[[col]]
+    show[[x$print_columns[[col]]]] <- if (is.numeric(v)) format_num(v, digits) else as.character(v)
+  }
+  names(show)[1] <- ""
+  print.data.frame(show, row.names = FALSE, right = TRUE)
+  if (n_all > max_rows) {
+    cat(sprintf("# ... %d more rows: tidy() returns all %d\n", n_all - max_rows, n_all))
+  }
+  invisible(x)
+}
+
+format_term <- function(term, width = 24L) {
+  long <- nchar(term) > width
+  term[long] <- paste0(substr(term[long], 1L, width - 3L), "...")
+  formatC(term, width = -max(nchar(term), 1L))
+}
+
+# Numbers in fixed notation with `digits` significant digits: no mix of
+# scientific and fixed notation within a column.
+format_num <- function(x, digits = 4) {
+  out <- formatC(signif(x, digits), digits = digits, format = "fg", flag = "#",
+                 big.mark = ",")
+  out <- sub("\\.$", "", trimws(out))
+  out[is.na(x)] <- "NA"
+  out[is.infinite(x)] <- ifelse(x[is.infinite(x)] > 0, "Inf", "-Inf")
+  out
+}
+
+format_p <- function(p) {
+  ifelse(is.na(p), "NA", ifelse(p < 0.001, "<0.001", sprintf("%.3f", p)))
+}
+
+# Hook for the details a class prints after its estimates (fit quality,
+# weights, first stages); `summary = TRUE` asks for the longer version.
+print_details <- function(x, summary = FALSE, ...) UseMethod("print_details")
+
+#' @export
+print_details.mkt_fit <- function(x, summary = FALSE, ...) invisible(x)
+
+# The look shared by every plot of the package.
+mkt_colours <- c(treated = "#08519c", synthetic = "#e6550d", control = "grey55",
+                 effect = "#b2182b", pre = "grey45", post = "#08519c", band = "#9ecae1")
+
+theme_mkt <- function(base_size = 11) {
+  ggplot2::theme_minimal(base_size = base_size) +
+    ggplot2::theme(panel.grid.minor = ggplot2::element_blank(),
+                   legend.position = "bottom",
+                   plot.title.position = "plot")
+}
+
+# --- helpers for the classes not yet built through new_fit() ----------------
 
 fit_coef <- function(object) stats::setNames(object$estimates$estimate, object$estimates$term)
 

@@ -84,7 +84,7 @@ tidy.mkt_synth <- function(x, what = c("att", "period", "weights", "placebo", "s
     },
     placebo = {
       if (is.null(x$placebo)) {
-        abort_mkt("no_placebo", c(
+        abort_mkt("not_available", c(
           "This fit has no placebo table.",
           i = "Refit with {.code method = \"sc\", inference = \"placebo\"}."))
       }
@@ -190,7 +190,7 @@ plot.mkt_synth <- function(x, type = c("trajectory", "gap", "placebo", "weights"
       ggplot2::labs(x = "donor weight", y = NULL, title = "Donor weights") + base)
   }
   if (is.null(x$placebo)) {
-    abort_mkt("no_placebo", c(
+    abort_mkt("not_available", c(
       "{.code type = \"{type}\"} needs placebos in space.",
       i = "Refit with {.code method = \"sc\", inference = \"placebo\"}."))
   }

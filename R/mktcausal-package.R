@@ -26,3 +26,6 @@ generics::tidy
 
 #' @export
 generics::glance
+
+#' @export
+ggplot2::autoplot

@@ -39,7 +39,7 @@ ols_robust <- function(X, y, cluster = NULL, weights = NULL, se_type = NULL,
   p <- ncol(X)
   if (qx$rank < p) {
     aliased <- colnames(X)[qx$pivot[seq.int(qx$rank + 1L, p)]]
-    abort_mkt("collinear_design", c(
+    abort_mkt("collinear", c(
       "The regression is rank deficient: {.field {aliased}} {?is/are} collinear with other terms.",
       i = "Drop redundant covariates, or strata that leave an arm empty."
     ), call = call)

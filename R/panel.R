@@ -4,6 +4,11 @@
 #' the package's one formula grammar, checks it once, and returns the unit by
 #' time matrices that the estimators need. Every check of user data happens
 #' here, with a classed error that names the column and says what to do.
+#' Besides the formula's columns, the panel carries the other columns an
+#' estimator may need (the standard-error cluster, weights and any extra
+#' column), on the same grid; every estimator accepts a panel in place of
+#' its formula, so data that are used several times are read and checked
+#' once.
 #'
 #' @section Formula grammar:
 #' `outcome ~ treatment + covariates | unit + time`, for example
@@ -22,12 +27,20 @@
 #' counts when the unit's first treated period (`$cohort`) is found, so a
 #' missing outcome never shifts a cohort. A missing treatment on a row with an
 #' outcome is an error: the package will not guess who was treated. Missing
-#' covariate values are kept as `NA` in `X`.
+#' covariate values are kept as `NA` in `X`. The cluster and weights must be
+#' known on every observed cell.
 #'
 #' @param formula A formula `outcome ~ treatment + covariates | unit + time`;
 #'   see Formula grammar.
 #' @param data A long data frame, tibble or data.table with one row per unit
 #'   and period.
+#' @param cluster Optional name of the column of standard-error clusters
+#'   (for example a market or state).
+#' @param weights Optional name (or expression, as a string) of a column of
+#'   non-negative observation weights.
+#' @param extra Optional names of further columns carried on the grid (in
+#'   `$extra`), such as predictors of a synthetic control.
+#' @param ... Must be empty.
 #' @return An object of class `mkt_panel`, a list with
 #'   * `units`, `times`: sorted unique unit labels and periods (periods keep
 #'     their class, such as `Date`);
@@ -35,11 +48,17 @@
 #'     missing; `D` is `NULL` without treatment);
 #'   * `X`: a named list of N x T covariate matrices;
 #'   * `observed`: N x T logical matrix of observed cells;
-#'   * `cohort`: each unit's first treated period (`NA` = never treated);
+#'   * `cohort`: each unit's first treated period (`NA` = never treated), and
+#'     `cohort_index`, the same as a position in `times`;
+#'   * `cluster`: `NULL`, or an N x T integer matrix of cluster codes whose
+#'     labels are `cluster_levels`;
+#'   * `weights`: `NULL`, or an N x T matrix of weights;
+#'   * `extra`: a named list of N x T matrices of the `extra` columns;
 #'   * `balanced`: `TRUE` when every cell is observed;
 #'   * `dropped`: a data frame of the dropped rows (`row` is the row number in
 #'     `data`) with a `reason` column;
-#'   * `vars`: the names of the outcome, treatment, covariates, unit and time;
+#'   * `vars`: the names of the outcome, treatment, covariates, unit, time,
+#'     cluster, weights and extra columns;
 #'   * `treatment_type`: `"binary"`, `"continuous"` or `"none"`;
 #'   * `absorbing`: `TRUE` when no unit leaves treatment once treated (`NA`
 #'     without treatment);
@@ -50,15 +69,19 @@
 #' d <- expand.grid(store = paste0("s", 1:4), week = 1:6)
 #' d$promo <- as.integer(d$store %in% c("s1", "s2") & d$week >= 4)
 #' d$sales <- 100 + 5 * d$promo + rnorm(nrow(d))
-#' p <- mkt_panel(sales ~ promo | store + week, d)
+#' d$region <- ifelse(d$store %in% c("s1", "s3"), "north", "south")
+#' p <- mkt_panel(sales ~ promo | store + week, d, cluster = "region")
 #' p
 #' p$cohort
 #' head(tidy(p, "status"))
 #' @export
-mkt_panel <- function(formula, data) {
+mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NULL, ...) {
+  check_dots(...)
   spec <- parse_panel_formula(formula)
-  data <- check_data_frame(data)
+  if (!is.data.frame(data)) check_data_frame(data)
+  side <- panel_side_names(cluster, weights, extra)
   check_columns(data, spec$columns, "formula")
+  for (arg in names(side)) check_columns(data, side[[arg]], arg)
   n <- nrow(data)
 
   unit <- panel_column(data, spec$unit, "unit")
@@ -70,110 +93,105 @@ mkt_panel <- function(formula, data) {
   X <- lapply(stats::setNames(spec$covariates, spec$covariates), function(v)
     panel_eval(v, data, spec$env, "covariate"))
 
-  reason <- rep(NA_character_, n)
-  reason[is.na(unit)] <- "missing unit"
-  reason[is.na(reason) & is.na(time)] <- "missing time"
-  on_grid <- is.na(reason)
-  reason[on_grid & is.na(y)] <- "missing outcome"
-  keep <- is.na(reason)
-
-  if (any(!is.finite(y[keep]))) {
-    bad <- which(keep & !is.finite(y))
-    abort_mkt("non_finite_outcome", c(
+  on_grid <- !(is.na(unit) | is.na(time))
+  keep <- on_grid & !is.na(y)
+  all_kept <- all(keep)
+  if (any(is.infinite(y))) {
+    bad <- which(keep & is.infinite(y))
+    abort_mkt("non_finite", c(
       "The outcome {.field {spec$outcome}} has {length(bad)} infinite value{?s}.",
       x = "First at {cell_labels(unit, time, bad)}.",
       i = "Replace them with {.code NA} (the cell is then treated as missing) or fix the data."
     ))
   }
-  if (!is.null(d) && anyNA(d[keep])) {
+  if (!is.null(d) && anyNA(if (all_kept) d else d[keep])) {
     bad <- which(keep & is.na(d))
-    abort_mkt("missing_treatment", c(
+    abort_mkt("missing_values", c(
       "The treatment {.field {spec$treatment}} is missing on {length(bad)} row{?s} with an observed outcome.",
       x = "For example {cell_labels(unit, time, bad)}.",
       i = "Fill in the treatment (0 for untreated cells) or drop those rows before calling {.fn mkt_panel}."
     ))
   }
 
-  grid_rows <- which(on_grid)
-  # Integer codes of (unit, time) pairs: much cheaper than pasted strings on
-  # long panels, and equal exactly when the pairs are equal.
-  u_code <- match(unit[grid_rows], unique(unit[grid_rows]))
-  t_code <- match(time[grid_rows], unique(time[grid_rows]))
-  key <- (u_code - 1) * max(t_code, 0L) + t_code
-  if (anyDuplicated(key)) {
-    dup <- grid_rows[duplicated(key) | duplicated(key, fromLast = TRUE)]
-    dup_keys <- unique(key[match(dup, grid_rows)])
-    abort_mkt("duplicated_cells", c(
-      "{length(dup_keys)} ({spec$unit}, {spec$time}) {cli::qty(length(dup_keys))}pair{?s} appear{?s/} on more than one row.",
-      x = "For example {cell_labels(unit, time, dup[!duplicated(key[match(dup, grid_rows)])])}.",
-      i = "A panel has one row per {.field {spec$unit}} and {.field {spec$time}}: aggregate first (sum or mean the outcome within each cell)."
-    ))
-  }
-
-  units <- sort_labels(unit[grid_rows])
-  times <- sort_labels(time[grid_rows])
-  if (length(units) < 2L) {
+  # Labels come from the rows on the grid: a unit seen only on rows without
+  # a period is not part of the panel.
+  uc <- panel_codes(if (all(on_grid)) unit else replace(unit, !on_grid, NA))
+  tc <- panel_codes(if (all(on_grid)) time else replace(time, !on_grid, NA))
+  units <- uc$labels
+  times <- tc$labels
+  N <- length(units)
+  Tn <- length(times)
+  if (N < 2L) {
     abort_mkt("too_few_units", c(
-      "The panel has {length(units)} unit{?s} in {.field {spec$unit}}; at least 2 are needed.",
+      "The panel has {N} unit{?s} in {.field {spec$unit}}; at least 2 are needed.",
       i = "Check that {.field {spec$unit}} is the unit column and that rows were not all dropped."
     ))
   }
-  if (length(times) < 2L) {
+  if (Tn < 2L) {
     abort_mkt("too_few_periods", c(
-      "The panel has {length(times)} period{?s} in {.field {spec$time}}; at least 2 are needed.",
+      "The panel has {Tn} period{?s} in {.field {spec$time}}; at least 2 are needed.",
       i = "Check that {.field {spec$time}} is the time column, or use a cross-sectional design function such as {.fn rerandomize}."
     ))
   }
+  # Position of each row's cell in the column-major N x T matrices.
+  cell <- if (as.double(N) * Tn < .Machine$integer.max) {
+    uc$codes + (tc$codes - 1L) * N
+  } else {
+    uc$codes + (tc$codes - 1) * N
+  }
+  check_unique_cells(cell, on_grid, N * Tn, unit, time, spec)
 
   unit_names <- as.character(units)
   time_names <- as.character(times)
-  # Matching the values themselves (not their text) is exact and avoids
-  # formatting millions of numbers.
-  ij_grid <- cbind(match(unit[grid_rows], units), match(time[grid_rows], times))
-  ij <- ij_grid[keep[grid_rows], , drop = FALSE]
-  rows <- which(keep)
-  blank <- matrix(NA_real_, length(units), length(times),
-                  dimnames = list(unit_names, time_names))
-  fill <- function(v) {
-    m <- blank
-    m[ij] <- as.numeric(v[rows])
+  rows <- if (all_kept) NULL else which(keep)
+  fill <- function(v, na = NA_real_) {
+    m <- rep(na, N * Tn)
+    if (is.null(rows) || length(v) == 1L) {
+      m[if (is.null(rows)) cell else cell[rows]] <- v
+    } else {
+      m[cell[rows]] <- v[rows]
+    }
+    dim(m) <- c(N, Tn)
+    dimnames(m) <- list(unit_names, time_names)
     m
   }
-  observed <- !is.na(blank)
-  observed[ij] <- TRUE
-  Y <- fill(y)
-  D <- if (is.null(d)) NULL else fill(d)
-  Xm <- lapply(X, fill)
+  observed <- fill(TRUE, na = FALSE)
+  Y <- fill(as.numeric(y))
+  D <- if (is.null(d)) NULL else fill(as.numeric(d))
+  Xm <- lapply(X, function(v) fill(as.numeric(v)))
 
-  treatment_type <- if (is.null(d)) "none" else
-    if (all(d[keep] %in% c(0, 1))) "binary" else "continuous"
-  # Cohorts and absorption use every grid row with a known treatment, so a
-  # dropped outcome does not move a unit's first treated period.
-  if (is.null(d)) {
-    cohort <- times[rep(NA_integer_, length(units))]
-    absorbing <- NA
-  } else {
-    Dall <- blank
-    known <- !is.na(d[grid_rows])
-    Dall[ij_grid[known, , drop = FALSE]] <- as.numeric(d[grid_rows][known])
+  treatment_type <- if (is.null(d)) "none" else {
+    dk <- if (all_kept) d else d[keep]
+    if (all(dk == 0 | dk == 1)) "binary" else "continuous"
+  }
+  first <- NULL
+  if (!is.null(d)) {
+    # Cohorts and absorption use every grid row with a known treatment, so a
+    # dropped outcome does not move a unit's first treated period.
+    Dall <- if (all_kept) D else {
+      known <- which(on_grid & !is.na(d))
+      m <- rep(NA_real_, N * Tn)
+      m[cell[known]] <- as.numeric(d[known])
+      dim(m) <- c(N, Tn)
+      m
+    }
     on <- !is.na(Dall) & Dall != 0
-    # Vectorised over units: the first treated column, then absorption means
-    # no known cell after it is untreated.
     first <- max.col(on, ties.method = "first")
     first[rowSums(on) == 0] <- NA_integer_
-    cohort <- times[first]
     after <- col(on) >= first
     absorbing <- !any(after & !is.na(Dall) & !on, na.rm = TRUE)
+  } else {
+    first <- rep(NA_integer_, N)
+    absorbing <- NA
   }
+  cohort <- times[first]
   if (is.factor(cohort)) cohort <- as.character(cohort)
   names(cohort) <- unit_names
+  cohort_index <- stats::setNames(as.integer(first), unit_names)
 
-  dropped_rows <- which(!keep)
-  dropped <- data.frame(row = dropped_rows, stringsAsFactors = FALSE)
-  dropped[[spec$unit]] <- unit[dropped_rows]
-  dropped[[spec$time]] <- time[dropped_rows]
-  dropped$reason <- reason[dropped_rows]
+  side_values <- panel_side_values(data, side, spec, fill, keep, unit, time)
 
+  dropped <- panel_dropped(n, on_grid, keep, unit, time, spec)
   structure(list(
     formula = formula,
     units = units,
@@ -183,14 +201,193 @@ mkt_panel <- function(formula, data) {
     X = Xm,
     observed = observed,
     cohort = cohort,
+    cohort_index = cohort_index,
+    cluster = side_values$cluster,
+    cluster_levels = side_values$cluster_levels,
+    weights = side_values$weights,
+    extra = side_values$extra,
     balanced = all(observed),
     dropped = dropped,
     vars = list(outcome = spec$outcome, treatment = spec$treatment,
-                covariates = spec$covariates, unit = spec$unit, time = spec$time),
+                covariates = spec$covariates, unit = spec$unit, time = spec$time,
+                cluster = side$cluster, weights = side$weights, extra = side$extra),
     treatment_type = treatment_type,
     absorbing = absorbing,
     n_rows = n
   ), class = "mkt_panel")
+}
+
+# --- building blocks of mkt_panel() -------------------------------------------
+
+# The side columns, each NULL or names of columns.
+panel_side_names <- function(cluster, weights, extra, call = rlang::caller_env()) {
+  one <- function(x, arg) {
+    if (is.null(x)) return(NULL)
+    if (!is.character(x) || length(x) != 1L || is.na(x) || !nzchar(x)) {
+      abort_mkt("bad_argument", c(
+        "{.arg {arg}} must be the name of one column of {.arg data}.",
+        x = "You supplied {.obj_type_friendly {x}}."
+      ), call = call)
+    }
+    x
+  }
+  if (!is.null(extra) && (!is.character(extra) || anyNA(extra) || any(!nzchar(extra)))) {
+    abort_mkt("bad_argument", c(
+      "{.arg extra} must be a character vector of column names.",
+      x = "You supplied {.obj_type_friendly {extra}}."
+    ), call = call)
+  }
+  out <- list(cluster = one(cluster, "cluster"), weights = one(weights, "weights"),
+              extra = if (length(extra)) unique(extra))
+  out[!vapply(out, is.null, logical(1))]
+}
+
+# Sorted labels and each row's position among them (factor codes are
+# remapped rather than matched as text).
+panel_codes <- function(x) {
+  if (is.factor(x)) {
+    used <- tabulate(x, nlevels(x)) > 0L
+    # Factors sort in the order of their levels, as sort() sorts them.
+    lev <- levels(x)[used]
+    map <- integer(nlevels(x))
+    map[used] <- seq_along(lev)
+    labels <- if (is.ordered(x)) factor(lev, levels = levels(x), ordered = TRUE) else lev
+    return(list(labels = labels, codes = map[as.integer(x)]))
+  }
+  labels <- sort(unique(x))
+  list(labels = labels, codes = match(x, labels))
+}
+
+check_unique_cells <- function(cell, on_grid, n_cells, unit, time, spec,
+                               call = rlang::caller_env()) {
+  g <- if (all(on_grid)) cell else cell[on_grid]
+  dup <- if (n_cells < .Machine$integer.max && n_cells <= 20 * length(g) + 1e6) {
+    any(tabulate(g, n_cells) > 1L)
+  } else {
+    anyDuplicated(g) > 0L
+  }
+  if (!dup) return(invisible(TRUE))
+  rows <- which(on_grid)
+  dup_rows <- rows[duplicated(g) | duplicated(g, fromLast = TRUE)]
+  n_pairs <- length(unique(cell[dup_rows]))
+  abort_mkt("duplicated_rows", c(
+    "{n_pairs} ({spec$unit}, {spec$time}) {cli::qty(n_pairs)}pair{?s} appear{?s/} on more than one row.",
+    x = "For example {cell_labels(unit, time, dup_rows[!duplicated(cell[dup_rows])])}.",
+    i = "A panel has one row per {.field {spec$unit}} and {.field {spec$time}}: aggregate first (sum or mean the outcome within each cell)."
+  ), call = call)
+}
+
+# The cluster, weights and extra columns on the grid, checked on the
+# observed cells.
+panel_side_values <- function(data, side, spec, fill, keep, unit, time,
+                              call = rlang::caller_env()) {
+  out <- list(cluster = NULL, cluster_levels = NULL, weights = NULL, extra = list())
+  if (!is.null(side$cluster)) {
+    cl <- panel_column(data, side$cluster, "cluster", call = call)
+    if (anyNA(cl[keep])) {
+      bad <- which(keep & is.na(cl))
+      abort_mkt("bad_cluster", c(
+        "The cluster column {.field {side$cluster}} is missing on {length(bad)} observed row{?s}.",
+        x = "For example {cell_labels(unit, time, bad)}.",
+        i = "Fill it in, or leave {.arg cluster} unset to cluster by unit."
+      ), call = call)
+    }
+    codes <- panel_codes(cl)
+    out$cluster <- fill(codes$codes, na = NA_integer_)
+    out$cluster_levels <- codes$labels
+  }
+  if (!is.null(side$weights)) {
+    w <- panel_eval(side$weights, data, spec$env, "weights", call = call)
+    wk <- w[keep]
+    if (anyNA(wk) || any(!is.finite(wk)) || any(wk < 0) || !any(wk > 0)) {
+      abort_mkt("bad_weights", c(
+        "The weights {.field {side$weights}} must be finite, non-negative and not all zero on observed rows.",
+        x = "They have {sum(is.na(wk) | !is.finite(wk))} missing or infinite and {sum(wk < 0, na.rm = TRUE)} negative value{?s}.",
+        i = "Fix or drop the rows with missing or negative weights."
+      ), call = call)
+    }
+    out$weights <- fill(as.numeric(w))
+  }
+  for (v in side$extra) {
+    x <- panel_column(data, v, "extra", call = call)
+    if (is.factor(x)) x <- as.character(x)
+    out$extra[[v]] <- fill(x, na = x[NA_integer_])
+  }
+  out
+}
+
+panel_dropped <- function(n, on_grid, keep, unit, time, spec) {
+  dropped_rows <- which(!keep)
+  reason <- ifelse(is.na(unit[dropped_rows]), "missing unit",
+                   ifelse(is.na(time[dropped_rows]), "missing time", "missing outcome"))
+  dropped <- data.frame(row = dropped_rows, stringsAsFactors = FALSE)
+  dropped[[spec$unit]] <- unit[dropped_rows]
+  dropped[[spec$time]] <- time[dropped_rows]
+  dropped$reason <- reason
+  dropped
+}
+
+# The panel an estimator works on: `formula` may be a panel already (then
+# `data` is not needed, and the panel must carry the side columns the call
+# names), else the panel is built here.
+as_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NULL,
+                     call = rlang::caller_env()) {
+  if (!inherits(formula, "mkt_panel")) {
+    if (missing(data) || is.null(data)) {
+      abort_mkt("bad_argument", c(
+        "{.arg data} is missing.",
+        i = "Give the long data frame after the formula, or pass a {.fn mkt_panel} in place of the formula."
+      ), call = call)
+    }
+    return(mkt_panel(formula, data, cluster = cluster, weights = weights, extra = extra))
+  }
+  panel <- formula
+  if (!missing(data) && !is.null(data)) {
+    abort_mkt("bad_argument", c(
+      "{.arg data} must be left out when a {.fn mkt_panel} is given.",
+      i = "The panel already holds the data."
+    ), call = call)
+  }
+  want <- list(cluster = cluster, weights = weights)
+  for (arg in names(want)) {
+    if (!is.null(want[[arg]]) && !identical(want[[arg]], panel$vars[[arg]])) {
+      abort_mkt("bad_argument", c(
+        "The panel does not carry {.arg {arg}} = {.val {want[[arg]]}}.",
+        i = "Build it with {.code mkt_panel(..., {arg} = \"{want[[arg]]}\")}."
+      ), call = call)
+    }
+  }
+  miss <- setdiff(extra, names(panel$extra))
+  if (length(miss)) {
+    abort_mkt("bad_argument", c(
+      "The panel does not carry the column{?s} {.field {miss}}.",
+      i = "Build it with {.code mkt_panel(..., extra = {deparse(unique(c(names(panel$extra), miss)))})}."
+    ), call = call)
+  }
+  panel
+}
+
+# One value per unit of a side column (the cluster, the weights or an extra
+# column) that a method needs constant within units, checked on the
+# observed cells.
+panel_unit_values <- function(panel, what, call = rlang::caller_env()) {
+  m <- switch(what, cluster = panel$cluster, weights = panel$weights, panel$extra[[what]])
+  if (is.null(m)) return(NULL)
+  obs <- panel$observed
+  first_col <- max.col(obs, ties.method = "first")
+  first <- m[cbind(seq_len(nrow(m)), first_col)]
+  differs <- obs & (m != first)
+  differs[is.na(differs)] <- FALSE
+  bad <- which(rowSums(differs) > 0)
+  if (length(bad)) {
+    col <- switch(what, cluster = panel$vars$cluster, weights = panel$vars$weights, what)
+    abort_mkt("varies_within_unit", c(
+      "The {what} column {.field {col}} varies within {length(bad)} unit{?s}, e.g. {.val {utils::head(as.character(panel$units[bad]), 3)}}.",
+      i = "Give one value per unit: units must nest in clusters, and unit weights are constant over time."
+    ), call = call)
+  }
+  if (what == "cluster") first <- panel$cluster_levels[first]
+  stats::setNames(first, as.character(panel$units))
 }
 
 # --- formula ---------------------------------------------------------------
@@ -269,7 +466,8 @@ panel_column <- function(data, name, role, call = rlang::caller_env()) {
 }
 
 panel_eval <- function(label, data, env, role, call = rlang::caller_env()) {
-  x <- eval(str2lang(label), data, env)
+  # A plain column name (the usual case) needs no evaluation.
+  x <- if (label %in% names(data)) data[[label]] else eval(str2lang(label), data, env)
   if (length(x) != nrow(data) || is.list(x) || is.matrix(x)) {
     abort_mkt("bad_column_type", c(
       "The {role} {.field {label}} must give one value per row of {.arg data}.",
@@ -278,13 +476,12 @@ panel_eval <- function(label, data, env, role, call = rlang::caller_env()) {
   }
   if (is.logical(x)) x <- as.integer(x)
   if (!is.numeric(x)) {
-    what <- switch(role, outcome = "non_numeric_outcome",
-                   treatment = "non_numeric_treatment", "non_numeric_covariate")
     hint <- switch(role,
       treatment = "Code the treatment as 0/1 (or a numeric dose), for example {.code as.integer(group == \"treated\")}.",
       outcome = "Convert it with {.code as.numeric()} after removing thousands separators or units.",
+      weights = "Give weights as numbers, such as population.",
       "Use numeric covariates; turn a category into indicator columns first.")
-    abort_mkt(what, c(
+    abort_mkt("non_numeric", c(
       "The {role} {.field {label}} must be numeric (or logical).",
       x = "It is of class {.cls {class(x)}}.",
       i = hint
@@ -332,12 +529,6 @@ check_time_sortable <- function(time, name, call = rlang::caller_env()) {
   invisible(TRUE)
 }
 
-sort_labels <- function(x) {
-  out <- sort(unique(x[!is.na(x)]))
-  if (is.factor(out) && !is.ordered(out)) out <- as.character(out)
-  out
-}
-
 cell_labels <- function(unit, time, rows, n = 3L) {
   rows <- utils::head(rows, n)
   paste0("(", as.character(unit[rows]), ", ", as.character(time[rows]), ")",
@@ -370,6 +561,11 @@ print.mkt_panel <- function(x, ...) {
     cat(sprintf("  covariates: %s\n", paste(x$vars$covariates, collapse = ", ")))
   }
   cat(sprintf("  unit: %s, time: %s\n", x$vars$unit, x$vars$time))
+  side <- c(if (!is.null(x$cluster)) sprintf("cluster: %s (%d)", x$vars$cluster,
+                                             length(x$cluster_levels)),
+            if (!is.null(x$weights)) sprintf("weights: %s", x$vars$weights),
+            if (length(x$extra)) sprintf("extra: %s", paste(names(x$extra), collapse = ", ")))
+  if (length(side)) cat(sprintf("  %s\n", paste(side, collapse = "; ")))
   if (nrow(x$dropped)) {
     tab <- table(x$dropped$reason)
     cat(sprintf("  dropped rows: %s\n",

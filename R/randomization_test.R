@@ -150,7 +150,7 @@ randomization_test <- function(design, outcome, statistic = c("diff_in_means", "
 # The outcome as a numeric vector in the design's row order.
 design_outcome <- function(design, outcome, call = rlang::caller_env()) {
   if (!is.numeric(outcome)) {
-    abort_mkt("misaligned_outcome", c(
+    abort_mkt("misaligned", c(
       "{.arg outcome} must be a numeric vector with one value per cluster.",
       x = "It is of class {.cls {class(outcome)}}."
     ), call = call)
@@ -159,7 +159,7 @@ design_outcome <- function(design, outcome, call = rlang::caller_env()) {
   if (!is.null(names(outcome))) {
     miss <- setdiff(design$ids, names(outcome))
     if (length(miss) || length(outcome) != n) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "The names of {.arg outcome} do not match the design's cluster ids.",
         i = "{length(miss)} design cluster{?s} {?has/have} no outcome, e.g. {.val {utils::head(miss, 3)}}.",
         i = "Give one value per cluster, named by id or in the design's row order."
@@ -167,7 +167,7 @@ design_outcome <- function(design, outcome, call = rlang::caller_env()) {
     }
     outcome <- outcome[design$ids]
   } else if (length(outcome) != n) {
-    abort_mkt("misaligned_outcome", c(
+    abort_mkt("misaligned", c(
       "{.arg outcome} has {length(outcome)} value{?s}; the design has {n} clusters.",
       i = "Give one value per cluster, in the design's row order or named by id."
     ), call = call)

@@ -260,7 +260,7 @@ design_ids <- function(data, id, call = rlang::caller_env()) {
   }
   if (anyDuplicated(ids)) {
     dup <- unique(ids[duplicated(ids)])
-    abort_mkt("duplicated_ids", c(
+    abort_mkt("duplicated_rows", c(
       "The id column {.field {id}} has duplicated values: {.val {utils::head(dup, 5)}}.",
       i = "A design needs one row per cluster; aggregate first with {.fn geo_units}."
     ), call = call)
@@ -310,7 +310,7 @@ design_covariates <- function(data, tiers, call = rlang::caller_env()) {
     for (term in terms) {
       x <- eval(str2lang(term), data, environment(tiers[[t]]))
       if (!is.numeric(x) || is.matrix(x)) {
-        abort_mkt("non_numeric_covariate", c(
+        abort_mkt("non_numeric", c(
           "Covariate {.field {term}} must be numeric.",
           x = "It is of class {.cls {class(x)}}.",
           i = "Balance on numeric summaries, or stratify on categories with {.fn stratify}."
@@ -331,7 +331,7 @@ design_covariates <- function(data, tiers, call = rlang::caller_env()) {
   const <- apply(X, 2, function(v) stats::sd(v) == 0)
   if (any(const)) {
     dropped <- colnames(X)[const]
-    warn_mkt("constant_covariate", c(
+    warn_mkt("dropped_covariate", c(
       "Dropping constant covariate{?s} {.field {dropped}}.",
       i = "A covariate that never varies carries no balance information."
     ))
@@ -344,7 +344,7 @@ design_covariates <- function(data, tiers, call = rlang::caller_env()) {
   keep <- independent_columns(X)
   if (!all(keep)) {
     dropped <- colnames(X)[!keep]
-    warn_mkt("collinear_covariate", c(
+    warn_mkt("dropped_covariate", c(
       "Dropping collinear covariate{?s} {.field {dropped}}.",
       i = "Balance on the earlier covariates already implies balance on linear combinations of them."
     ))

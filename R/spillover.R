@@ -135,7 +135,7 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   d <- check_treatment(data[[vars$treatment]], vars$treatment)
   ids <- as.character(data[[id]])
   if (anyDuplicated(ids)) {
-    abort_mkt("duplicated_cells", c(
+    abort_mkt("duplicated_rows", c(
       "Unit ids in {.field {id}} must be unique: {.val {utils::head(ids[duplicated(ids)], 3)}} repeat{?s}.",
       i = "Give one row per unit; aggregate finer rows first."
     ))
@@ -150,7 +150,7 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
     X <- cbind(X, scale(Xc, scale = FALSE))
   }
   if (stats::var(h) == 0) {
-    abort_mkt("no_exposure_variation", c(
+    abort_mkt("no_variation", c(
       "Exposure ({exposure}) is the same for every unit, so the spillover effect is not identified.",
       i = "Check {.arg adjacency} (and {.arg radius}): every unit needs neighbours, some treated and some not."
     ))
@@ -166,13 +166,13 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   if (!is.null(design)) {
     pos <- match(ids, design$ids)
     if (anyNA(pos) || length(unique(pos)) != length(design$ids)) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "The ids in {.field {id}} must be exactly the design's clusters.",
         i = "{sum(is.na(pos))} id{?s} of {.arg data} {?is/are} not in the design."
       ))
     }
     if (any(design$treated[pos] != d)) {
-      abort_mkt("misaligned_outcome", c(
+      abort_mkt("misaligned", c(
         "Treatment column {.field {vars$treatment}} disagrees with the design's assignment on {sum(design$treated[pos] != d)} unit{?s}.",
         i = "Estimate on the assignment the design drew."
       ))
@@ -227,7 +227,7 @@ spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster,
               cells$X[keep, covs, drop = FALSE])
   M <- within_transform(cbind(y = cells$y[keep], Xs), fe)
   if (max(abs(M[, "spillover"])) < 1e-10 * max(1, abs(Xs[, "spillover"]))) {
-    abort_mkt("no_exposure_variation", c(
+    abort_mkt("no_variation", c(
       "Exposure ({exposure}) does not vary once unit and time effects are removed, so the spillover effect is not identified.",
       i = "Check {.arg adjacency}: neighbours must switch treatment at different times."
     ), call = call)

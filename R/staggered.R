@@ -163,7 +163,7 @@ staggered_prepare <- function(panel, data, control, cluster, weights, anticipati
     n_distinct <- tapply(v[ok], row_unit[ok], function(z) length(unique(z)))
     if (any(n_distinct > 1)) {
       bad <- unit_names[as.integer(names(n_distinct)[n_distinct > 1])]
-      abort_mkt(if (role == "cluster") "cluster_varies" else "weights_vary", c(
+      abort_mkt("varies_within_unit", c(
         "The {role} column {.field {col}} varies within {length(bad)} unit{?s}, e.g. {.val {utils::head(bad, 3)}}.",
         i = "Give one value per unit: units must nest in clusters, and sampling weights are unit weights."
       ), call = call)
@@ -180,7 +180,7 @@ staggered_prepare <- function(panel, data, control, cluster, weights, anticipati
   }
   cl <- if (is.null(cluster)) seq_len(N) else unit_value(cluster, "cluster")
   if (anyNA(cl)) {
-    abort_mkt("missing_cluster", "The cluster column {.field {cluster}} has missing values.",
+    abort_mkt("missing_values", "The cluster column {.field {cluster}} has missing values.",
               call = call)
   }
 
@@ -195,7 +195,7 @@ staggered_prepare <- function(panel, data, control, cluster, weights, anticipati
       if (any(suppressWarnings(hi - lo) > 1e-10 * pmax(1, abs(lo)), na.rm = TRUE) ||
           anyNA(m[panel$observed])) {
         bad <- unit_names[which(hi - lo > 1e-10 * pmax(1, abs(lo)) | rowSums(is.na(m) & panel$observed) > 0)]
-        abort_mkt("covariate_varies", c(
+        abort_mkt("varies_within_unit", c(
           "The covariate {.field {v}} varies within {length(bad)} unit{?s} or is missing, e.g. {.val {utils::head(bad, 3)}}.",
           x = "Covariates of {.fn staggered} must be fixed unit characteristics.",
           i = "Use the value in a pre-treatment period (or the unit mean) for every row of the unit."
@@ -224,7 +224,7 @@ staggered_prepare <- function(panel, data, control, cluster, weights, anticipati
     ), call = call)
   }
   if (!any(cohort[keep] > 0L)) {
-    abort_mkt("no_treated_units", c(
+    abort_mkt("no_treated", c(
       "No unit adopts the treatment {.field {panel$vars$treatment}} after the first period.",
       i = "Check the treatment column: it should be 1 from each unit's adoption period on."
     ), call = call)

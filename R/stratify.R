@@ -223,7 +223,7 @@ strata_quantile <- function(data, by, size, bins, call = rlang::caller_env()) {
   check_columns(data, size, "size", call = call)
   x <- data[[size]]
   if (!is.numeric(x)) {
-    abort_mkt("non_numeric_covariate", c(
+    abort_mkt("non_numeric", c(
       "The size column {.field {size}} must be numeric.",
       x = "It is of class {.cls {class(x)}}.",
       i = "Use a categorical column in {.arg by} with {.code method = \"exact\"} instead."

@@ -290,7 +290,7 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
   }
   no_pre <- !never & t0_index == 1L
   if (any(no_pre)) {
-    abort_mkt("no_pre_period", c(
+    abort_mkt("too_few_pre_periods", c(
       "{cli::qty(sum(no_pre))}Treated unit{?s} {.val {unit_names[no_pre]}} {cli::qty(sum(no_pre))}{?is/are} treated from the first period, so there is nothing to fit on.",
       i = "Drop {cli::qty(sum(no_pre))}{?it/them} or extend the panel back in time."
     ), call = call)
@@ -350,7 +350,7 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   Y0 <- Y[donors, , drop = FALSE]
   pre_ok <- pre[!is.na(y1[pre])]
   if (!length(pre_ok)) {
-    abort_mkt("no_pre_period", "Treated unit {.val {rownames(Y)[treated]}} has no observed pre-period outcome.")
+    abort_mkt("too_few_pre_periods", "Treated unit {.val {rownames(Y)[treated]}} has no observed pre-period outcome.")
   }
   J <- length(donors)
   lambda <- NULL
@@ -481,7 +481,7 @@ predictor_matrix <- function(panel, predictors, units, t0, call = rlang::caller_
     sub <- M[units, idx, drop = FALSE]
     if (anyNA(sub)) {
       bad <- which(is.na(sub), arr.ind = TRUE)[1, ]
-      abort_mkt("predictor_missing", c(
+      abort_mkt("missing_values", c(
         "Predictor {.field {var}} is missing for unit {.val {rownames(M)[units][bad[1]]}} in period {.val {times[idx][bad[2]]}}.",
         i = "Choose periods in which {.field {var}} is observed for every unit, or drop the unit."
       ), call = call)

@@ -110,15 +110,15 @@ test_that("bad input: r too large, too few controls, no pre-periods, non-converg
   nopre <- d
   nopre$d[nopre$unit == 1] <- 1
   expect_error(counterfactual(y ~ d + x | unit + time, nopre, r = 1),
-               "no observed pre-treatment period", class = "mktcausal_error_no_pre_periods")
+               "no observed pre-treatment period", class = "mktcausal_error_too_few_pre_periods")
   expect_warning(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, max_iter = 2),
                  "after 2 iterations", class = "mktcausal_warning_not_converged")
   d$x2 <- 3 * d$x
   expect_error(counterfactual(y ~ d + x + x2 | unit + time, d, r = 1),
-               class = "mktcausal_error_collinear_covariates")
+               class = "mktcausal_error_collinear")
   cont <- d
   cont$d <- cont$d * 0.5
-  expect_error(counterfactual(y ~ d | unit + time, cont), class = "mktcausal_error_bad_treatment")
+  expect_error(counterfactual(y ~ d | unit + time, cont), class = "mktcausal_error_non_binary_treatment")
 })
 
 test_that("unbalanced panels and time-invariant covariates are handled, not refused", {
@@ -154,7 +154,7 @@ test_that("placebo periods: near zero under the factor model, not under two-way 
   fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", placebo = 3, se = "jackknife")
   expect_lt(tidy(fe, "placebo")$p.value, 0.05)
   expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 16),
-               class = "mktcausal_error_no_pre_periods")
+               class = "mktcausal_error_too_few_pre_periods")
 })
 
 test_that("Xu's parametric bootstrap: reproducible, covers the truth, refused with EM", {

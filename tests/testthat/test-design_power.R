@@ -122,7 +122,7 @@ test_that("bad inputs get classed errors", {
   }
   expect_error(call_dp(design = list(ids = 1)), class = "mktcausal_error_bad_design")
   expect_error(call_dp(data = fx$panel[fx$panel$cluster != "C01", ]),
-               class = "mktcausal_error_misaligned_clusters")
+               class = "mktcausal_error_misaligned")
   expect_error(call_dp(test_length = 41), class = "mktcausal_error_bad_argument")
   expect_error(call_dp(effect = "5%"), class = "mktcausal_error_bad_argument")
   expect_error(call_dp(outcome = "nope"), class = "mktcausal_error_missing_column")

@@ -85,7 +85,7 @@ test_that("dose_response rejects a dose without within-unit variation, naming it
   d$grp <- d$geo / 10
   d$sales <- rnorm(nrow(d))
   expect_error(dose_response(sales ~ grp | geo + week, d),
-               class = "mktcausal_error_no_dose_variation")
+               class = "mktcausal_error_no_variation")
   expect_error(dose_response(sales ~ grp | geo + week, d), "grp")
   d$grp <- d$grp * (d$week > 2)
   expect_error(dose_response(sales ~ grp | geo + week, d, estimator = "cgbs"),

@@ -157,5 +157,5 @@ test_that("unit weights act as frequency weights in every estimator", {
   est <- lw$coefficients[2:(1 + length(setdiff(unique(d$rel), -1)))]
   expect_equal(unname(a$table$estimate[a$table$event != -1]), unname(est), tolerance = 1e-8)
   expect_error(event_study(y ~ post | id + t, transform(d, w = t), method = "sa", weights = "w"),
-               class = "mktcausal_error_weights_vary")
+               class = "mktcausal_error_varies_within_unit")
 })

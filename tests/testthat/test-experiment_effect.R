@@ -141,7 +141,7 @@ test_that("bad treatment, outcome and arguments get classed errors", {
   expect_error(experiment_effect(y ~ treated, d4), class = "mktcausal_error_missing_values")
   expect_error(experiment_effect(y ~ treated + pre, d), class = "mktcausal_error_bad_formula")
   expect_error(experiment_effect(y ~ treated, d, estimand = "mean"),
-               class = "mktcausal_error_missing_size")
+               class = "mktcausal_error_bad_argument")
   s <- fixtures$stores
   s$treated[1] <- 1 - s$treated[1]
   expect_error(experiment_effect(sales ~ treated, s, cluster = "geo"),
@@ -165,14 +165,14 @@ test_that("a design is checked against the data's treatment", {
   # Without the id column, row order must match the design.
   no_id <- shuffled[setdiff(names(shuffled), "geo")]
   expect_error(experiment_effect(y ~ treated, no_id, design = des),
-               class = "mktcausal_error_misaligned_outcome")
+               class = "mktcausal_error_misaligned")
   wrong <- d
   wrong$treated <- 1 - wrong$treated
   expect_error(experiment_effect(y ~ treated, wrong, design = des),
-               class = "mktcausal_error_misaligned_outcome")
+               class = "mktcausal_error_misaligned")
   expect_error(experiment_effect(y ~ treated, wrong, design = des), "treated")
   expect_error(experiment_effect(y ~ treated, d[-1, ], design = des),
-               class = "mktcausal_error_misaligned_outcome")
+               class = "mktcausal_error_misaligned")
   expect_error(experiment_effect(y ~ treated, d, design = list(treated = d$treated)),
                class = "mktcausal_error_bad_design")
 })

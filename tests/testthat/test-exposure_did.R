@@ -38,7 +38,7 @@ test_that("exposure_did recovers a known effect and passes the pre-trend test", 
 
 test_that("exposure_did rejects exposures that vary and bad post arguments", {
   expect_error(exposure_did(sales ~ price | geo + week, pd, post = 8),
-               class = "mktcausal_error_exposure_varies")
+               class = "mktcausal_error_varies_within_unit")
   expect_error(exposure_did(y_exp ~ exposure | geo + week, pd, post = 99),
                class = "mktcausal_error_bad_argument")
   expect_error(exposure_did(y_exp ~ exposure | geo + week, pd),

@@ -130,11 +130,11 @@ test_that("bad input gets classed errors naming the column", {
   bad <- d
   bad$region[2] <- "S"
   expect_error(geo_units(bad, "dma", "week", "sales", covariates = "region", unit = "zone"),
-               regexp = "A", class = "mktcausal_error_covariate_varies")
+               regexp = "A", class = "mktcausal_error_varies_within_unit")
   bad <- d
   bad$pop[2] <- 101
   expect_error(geo_units(bad, "dma", "week", "sales", size = "pop", unit = "zone"),
-               regexp = "a1", class = "mktcausal_error_size_varies")
+               regexp = "a1", class = "mktcausal_error_varies_within_unit")
   bad <- d
   bad$dma[5] <- "B"
   expect_error(geo_units(bad, "dma", "week", "sales", unit = "zone"),

@@ -65,7 +65,7 @@ test_that("bad input: r too large, collinear and absorbed regressors, non-conver
   expect_error(ife(y ~ x | unit + time, d, r = 7), class = "mktcausal_error_r_too_large")
   d$x2 <- 2 * d$x + 1
   expect_error(ife(y ~ x + x2 | unit + time, d, r = 1),
-               class = "mktcausal_error_collinear_covariates")
+               class = "mktcausal_error_collinear")
   d$size <- d$unit %% 3
   expect_message(fit <- ife(y ~ x + size | unit + time, d, r = 1), "absorbed")
   expect_equal(fit$absorbed, "size")

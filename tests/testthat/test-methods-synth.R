@@ -20,8 +20,8 @@ test_that("coef, weights, tidy and glance agree with the fit", {
   expect_identical(nrow(per), 31L)
   expect_equal(mean(per$estimate[per$post]), coef(fit)[["att"]])
   expect_error(weights(fit, type = "time"), class = "mktcausal_error_bad_argument")
-  expect_error(tidy(fit, "placebo"), class = "mktcausal_error_no_placebo")
-  expect_error(plot(fit, "placebo"), class = "mktcausal_error_no_placebo")
+  expect_error(tidy(fit, "placebo"), class = "mktcausal_error_not_available")
+  expect_error(plot(fit, "placebo"), class = "mktcausal_error_not_available")
 })
 
 test_that("summary holds the ADH balance table: treated, synthetic and donor average", {

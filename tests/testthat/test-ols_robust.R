@@ -44,7 +44,7 @@ test_that("HC2 of the regression on treatment is the Neyman variance", {
 
 test_that("rank deficiency, leverage one and bad weights get classed errors", {
   X <- cbind(`(Intercept)` = 1, a = 1:10, b = 2 * (1:10))
-  expect_error(ols_robust(X, rnorm(10)), class = "mktcausal_error_collinear_design")
+  expect_error(ols_robust(X, rnorm(10)), class = "mktcausal_error_collinear")
   expect_error(ols_robust(X, rnorm(10)), "b")
   t <- c(1, rep(0, 9))
   expect_error(ols_robust(cbind(`(Intercept)` = 1, t = t), rnorm(10)),

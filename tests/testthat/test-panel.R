@@ -37,7 +37,9 @@ test_that("a hand-built panel gives the exact matrices, cohorts and missing cell
   expect_true(p$absorbing)
   expect_identical(p$treatment_type, "binary")
   expect_identical(p$vars, list(outcome = "y", treatment = "d", covariates = "x",
-                                unit = "unit", time = "time"))
+                                unit = "unit", time = "time", cluster = NULL,
+                                weights = NULL, extra = NULL))
+  expect_identical(p$cohort_index, c(a = NA, b = 3L, c = 2L))
   expect_identical(p$dropped$row, 6L)
   expect_identical(p$dropped$unit, "a")
   expect_identical(p$dropped$time, 2)
@@ -127,23 +129,23 @@ test_that("bad inputs raise their classed errors", {
 
   dup <- rbind(d, d[c(1, 5), ])
   err <- expect_error(mkt_panel(y ~ d | unit + time, dup),
-                      class = "mktcausal_error_duplicated_cells")
+                      class = "mktcausal_error_duplicated_rows")
   expect_match(conditionMessage(err), "(b, 1)", fixed = TRUE)
   expect_match(conditionMessage(err), "(a, 1)", fixed = TRUE)
 
   chr <- d
   chr$y <- as.character(chr$y)
-  expect_error(mkt_panel(y ~ d | unit + time, chr), class = "mktcausal_error_non_numeric_outcome")
+  expect_error(mkt_panel(y ~ d | unit + time, chr), class = "mktcausal_error_non_numeric")
   grp <- d
   grp$d <- ifelse(grp$d == 1, "treated", "control")
-  expect_error(mkt_panel(y ~ d | unit + time, grp), class = "mktcausal_error_non_numeric_treatment")
+  expect_error(mkt_panel(y ~ d | unit + time, grp), class = "mktcausal_error_non_numeric")
   cov <- d
   cov$x <- letters[seq_len(nrow(cov))]
-  expect_error(mkt_panel(y ~ d + x | unit + time, cov), class = "mktcausal_error_non_numeric_covariate")
+  expect_error(mkt_panel(y ~ d + x | unit + time, cov), class = "mktcausal_error_non_numeric")
 
   na_d <- d
   na_d$d[2] <- NA
-  err <- expect_error(mkt_panel(y ~ d | unit + time, na_d), class = "mktcausal_error_missing_treatment")
+  err <- expect_error(mkt_panel(y ~ d | unit + time, na_d), class = "mktcausal_error_missing_values")
   expect_match(conditionMessage(err), "(b, 2)", fixed = TRUE)
 
   chr_t <- d
@@ -161,7 +163,7 @@ test_that("bad inputs raise their classed errors", {
 
   inf <- d
   inf$y[1] <- Inf
-  expect_error(mkt_panel(y ~ d | unit + time, inf), class = "mktcausal_error_non_finite_outcome")
+  expect_error(mkt_panel(y ~ d | unit + time, inf), class = "mktcausal_error_non_finite")
   # Every error also carries the family class.
   expect_error(mkt_panel(y ~ d | unit + time, dup), class = "mktcausal_error")
 })

@@ -122,11 +122,11 @@ test_that("outcomes are aligned by name and misaligned outcomes are refused", {
   set.seed(1)
   b <- randomization_test(des, rev(y), n_draws = 500)
   expect_identical(a$p.value, b$p.value)
-  expect_error(randomization_test(des, rnorm(39)), class = "mktcausal_error_misaligned_outcome")
+  expect_error(randomization_test(des, rnorm(39)), class = "mktcausal_error_misaligned")
   expect_error(randomization_test(des, stats::setNames(rnorm(40), paste0("x", 1:40))),
-               class = "mktcausal_error_misaligned_outcome")
+               class = "mktcausal_error_misaligned")
   expect_error(randomization_test(des, c(NA, rnorm(39))), class = "mktcausal_error_missing_values")
-  expect_error(randomization_test(des, letters[1:40]), class = "mktcausal_error_misaligned_outcome")
+  expect_error(randomization_test(des, letters[1:40]), class = "mktcausal_error_misaligned")
   expect_error(randomization_test(list(), rnorm(40)), class = "mktcausal_error_bad_design")
 })
 

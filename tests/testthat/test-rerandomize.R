@@ -160,7 +160,7 @@ test_that("bad inputs raise classed errors that name the problem", {
   d_chr <- d
   d_chr$x2 <- letters[1:30]
   expect_error(rerandomize(d_chr, ~ x1 + x2, n_treated = 10),
-               class = "mktcausal_error_non_numeric_covariate")
+               class = "mktcausal_error_non_numeric")
   d_na <- d
   d_na$x1[3] <- NA
   expect_error(rerandomize(d_na, ~ x1 + x2, n_treated = 10), class = "mktcausal_error_missing_values")
@@ -169,15 +169,15 @@ test_that("bad inputs raise classed errors that name the problem", {
   expect_error(rerandomize(d_id, ~ x1, n_treated = 10, id = "id"), class = "mktcausal_error_missing_values")
   d_dup <- d
   d_dup$id[2] <- d_dup$id[1]
-  expect_error(rerandomize(d_dup, ~ x1, n_treated = 10, id = "id"), class = "mktcausal_error_duplicated_ids")
+  expect_error(rerandomize(d_dup, ~ x1, n_treated = 10, id = "id"), class = "mktcausal_error_duplicated_rows")
   d_const <- d
   d_const$k <- 1
   expect_warning(rerandomize(d_const, ~ x1 + k, n_treated = 10, accept = 0.5),
-                 class = "mktcausal_warning_constant_covariate")
+                 class = "mktcausal_warning_dropped_covariate")
   d_col <- d
   d_col$x3 <- 2 * d$x1 - d$x2
   expect_warning(rerandomize(d_col, ~ x1 + x2 + x3, n_treated = 10, accept = 0.5),
-                 class = "mktcausal_warning_collinear_covariate")
+                 class = "mktcausal_warning_dropped_covariate")
   expect_error(rerandomize(d, ~ x1, n_treated = 0), class = "mktcausal_error_bad_argument")
   expect_error(rerandomize(d, ~ x1, n_treated = 30), class = "mktcausal_error_bad_argument")
   expect_error(rerandomize(d, ~ x1, n_treated = 10, accept = 0), class = "mktcausal_error_bad_argument")
@@ -367,10 +367,10 @@ test_that("buffer errors name the missing clusters and say how many controls rem
   sg <- sim_grid(6, 6, seed = 46)
   A <- sg$adjacency[-(1:2), -(1:2)]
   expect_error(rerandomize(sg$data, ~ x1, n_treated = 6, id = "id", buffer = A),
-               class = "mktcausal_error_adjacency_mismatch", regexp = "g001")
+               class = "mktcausal_error_bad_adjacency", regexp = "g001")
   bad_pairs <- data.frame(a = c("g001", "zz9"), b = c("g002", "g003"))
   expect_error(rerandomize(sg$data, ~ x1, n_treated = 6, id = "id", buffer = bad_pairs),
-               class = "mktcausal_error_adjacency_mismatch", regexp = "zz9")
+               class = "mktcausal_error_bad_adjacency", regexp = "zz9")
   set.seed(47)
   err <- expect_error(rerandomize(sg$data, ~ x1, n_treated = 12, id = "id",
                                   buffer = sg$dist, buffer_radius = 2.5, n_calibration = 500,

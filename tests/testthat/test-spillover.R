@@ -142,12 +142,12 @@ test_that("bad inputs to spillover() raise classed errors", {
                   sales = rnorm(6))
   A <- line_adjacency()
   expect_error(spillover(sales ~ treated, d[1:5, ], adjacency = A[1:4, 1:4], id = "id"),
-               class = "mktcausal_error_adjacency_mismatch")
+               class = "mktcausal_error_bad_adjacency")
   expect_error(spillover(sales ~ treated, d, adjacency = A[, 1:5], id = "id"),
                class = "mktcausal_error_bad_adjacency")
   expect_error(spillover(sales ~ treated, d, adjacency = A), class = "mktcausal_error_bad_argument")
   expect_error(spillover(sales ~ treated, d, adjacency = A * 0, id = "id"),
-               class = "mktcausal_error_no_exposure_variation")
+               class = "mktcausal_error_no_variation")
   expect_error(spillover(sales ~ treated, d, adjacency = "nope", id = "id"),
                class = "mktcausal_error_bad_adjacency")
   tryCatch(spillover(sales ~ treated, d, adjacency = A[1:4, 1:4], id = "id"),

@@ -110,7 +110,7 @@ test_that("clustering sums influence functions within clusters", {
   expect_identical(b$n_clusters, length(unique(d$market)))
   d$market[1] <- -1
   expect_error(staggered(y ~ post | unit + time, d, cluster = "market"),
-               class = "mktcausal_error_cluster_varies")
+               class = "mktcausal_error_varies_within_unit")
 })
 
 test_that("sampling weights give weighted means of changes", {
@@ -126,7 +126,7 @@ test_that("sampling weights give weighted means of changes", {
   td <- tidy(fit)
   expect_equal(td$estimate[td$group == 3 & td$time == 4], want, tolerance = 1e-12)
   expect_error(staggered(y ~ post | unit + time, transform(d, pop = pop * time),
-                         weights = "pop"), class = "mktcausal_error_weights_vary")
+                         weights = "pop"), class = "mktcausal_error_varies_within_unit")
 })
 
 test_that("unbalanced panels use units observed in both periods of a cell", {
@@ -179,7 +179,7 @@ test_that("bad input raises the documented classed errors", {
   tv <- d
   tv$x <- tv$time * 0.1 + tv$unit
   expect_error(staggered(y ~ post + x | unit + time, tv, n_boot = 0),
-               class = "mktcausal_error_covariate_varies")
+               class = "mktcausal_error_varies_within_unit")
   expect_error(staggered(y ~ 0 | unit + time, d), class = "mktcausal_error_no_treatment")
   expect_error(staggered(y ~ post | unit + time, d, n_boot = -1), class = "mktcausal_error_bad_argument")
 })

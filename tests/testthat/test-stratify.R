@@ -135,7 +135,7 @@ test_that("bad inputs raise their classed errors", {
   expect_error(stratify(d, by = "area", method = "exact"), class = "mktcausal_error_missing_column")
   expect_error(stratify(d, method = "matched", covariates = ~ income),
                class = "mktcausal_error_missing_column")
-  expect_error(stratify(d, size = "region"), class = "mktcausal_error_non_numeric_covariate")
+  expect_error(stratify(d, size = "region"), class = "mktcausal_error_non_numeric")
   expect_error(stratify(d, by = "population", method = "exact"),
                class = "mktcausal_error_bad_argument")
   na <- d

@@ -188,7 +188,7 @@ test_that("bad input raises classed errors", {
   # A treated unit with no pre-period.
   nopre <- d
   nopre$d[nopre$unit == "u02"] <- 1L
-  expect_error(synth(y ~ d | unit + time, nopre), class = "mktcausal_error_no_pre_period")
+  expect_error(synth(y ~ d | unit + time, nopre), class = "mktcausal_error_too_few_pre_periods")
   # Fewer pre-periods than sdid needs.
   short <- d
   short$d[short$unit == "u02" & short$time >= 2] <- 1L
@@ -200,14 +200,14 @@ test_that("bad input raises classed errors", {
   expect_error(synth(y ~ d | unit + time, off), class = "mktcausal_error_treatment_switches_off")
   # Duplicated unit-time rows.
   expect_error(synth(y ~ d | unit + time, rbind(d, d[1, ])),
-               class = "mktcausal_error_duplicated_cells")
+               class = "mktcausal_error_duplicated_rows")
   # No treated unit.
   none <- d
   none$d <- 0L
   expect_error(synth(y ~ d | unit + time, none), class = "mktcausal_error_no_treated")
   # Predictors with NA in the chosen periods name the unit and the period.
   err <- expect_error(synth(f99, prop99, predictors = list(lnincome = 1970:1975)),
-                      class = "mktcausal_error_predictor_missing")
+                      class = "mktcausal_error_missing_values")
   expect_match(conditionMessage(err), "1970")
   expect_match(conditionMessage(err), "California")
   expect_error(synth(f99, prop99, predictors = list(retprice = 1985:1990)),
