@@ -55,8 +55,6 @@ fit_print_table <- function(x) {
   print.data.frame(show, row.names = FALSE)
 }
 
-`%||%` <- function(a, b) if (is.null(a)) b else a
-
 # --- iv_fe ------------------------------------------------------------------
 
 #' @rdname continuous-methods

@@ -284,7 +284,3 @@ plot.mkt_randomization_test <- function(x, ...) {
     ggplot2::theme(legend.position = "bottom")
 }
 
-# print() methods write to standard output, formatted with cli's inline markup.
-say <- function(..., .envir = parent.frame()) {
-  cat(cli::format_inline(..., .envir = .envir), "\n", sep = "")
-}

@@ -68,7 +68,7 @@ coef.mkt_fit <- function(object, ...) {
 vcov.mkt_fit <- function(object, ...) {
   if (is.null(object$vcov)) {
     abort_mkt("not_available", c(
-      "This {object$method} fit has no covariance matrix: {object$no_vcov}.",
+      "This fit ({object$method}) has no covariance matrix: {object$no_vcov}.",
       i = "Use {.code confint()} or {.code tidy()} for its intervals and p-values."
     ))
   }
@@ -164,11 +164,13 @@ autoplot.mkt_fit <- function(object, ...) {
   td$term <- factor(td$term, levels = rev(unique(td$term)))
   p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$estimate, y = .data$term)) +
     ggplot2::geom_vline(xintercept = 0, colour = "grey60")
-  if (!all(is.na(td$conf.low))) {
-    p <- p + ggplot2::geom_errorbarh(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high),
-                                     height = 0.2, colour = mkt_colours[["effect"]], na.rm = TRUE)
+  p <- if (all(is.na(td$conf.low))) {
+    p + ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2)
+  } else {
+    p + ggplot2::geom_pointrange(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high),
+                                 colour = mkt_colours[["effect"]], na.rm = TRUE)
   }
-  p + ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2) +
+  p +
     ggplot2::labs(x = "estimate", y = NULL, title = object$method,
                   subtitle = interval_caption(object)) +
     theme_mkt()
@@ -199,7 +201,7 @@ fit_limits <- function(fit, est, level, call = rlang::caller_env()) {
   }
   if (all(is.na(est$std.error))) {
     abort_mkt("not_available", c(
-      "This {fit$method} fit has no interval at level {level}.",
+      "This fit ({fit$method}) has no interval at level {level}.",
       x = if (own) "Its inference ({fit$inference}) gives no interval." else
         "Its intervals come from its inference ({fit$inference}) at level {1 - fit$alpha} and it has no standard errors to rescale.",
       i = if (!own) "Refit with {.code alpha = {signif(1 - level, 3)}}."
@@ -210,8 +212,9 @@ fit_limits <- function(fit, est, level, call = rlang::caller_env()) {
   list(low = est$estimate - crit * est$std.error, high = est$estimate + crit * est$std.error)
 }
 
-interval_caption <- function(fit) {
-  sprintf("%g%% intervals; inference: %s", 100 * (1 - fit$alpha), fit$inference)
+interval_caption <- function(fit, width = 75) {
+  text <- sprintf("%g%% intervals; inference: %s", 100 * (1 - fit$alpha), fit$inference)
+  paste(strwrap(text, width = width), collapse = "\n")
 }
 
 # The printed header: what was fitted, to what, on what sample, with which
@@ -220,8 +223,7 @@ print_header <- function(x) {
   cat(x$method, "\n", sep = "")
   field <- function(label, text) {
     lines <- strwrap(text, width = 80 - 13)
-    cat(sprintf("  %-10s %s\n", paste0(label, ":"), c(lines[1], rep("", length(lines) - 1L))),
-        sep = "")
+    cat(sprintf("  %-10s %s\n", paste0(label, ":"), lines[1]), sep = "")
     if (length(lines) > 1L) cat(paste0(strrep(" ", 13), lines[-1], "\n"), sep = "")
   }
   if (!is.null(x$call)) field("call", paste(deparse(x$call, width.cutoff = 500L), collapse = " "))
@@ -287,8 +289,7 @@ format_term <- function(term, width = 24L) {
 # Numbers in fixed notation with `digits` significant digits: no mix of
 # scientific and fixed notation within a column.
 format_num <- function(x, digits = 4) {
-  out <- formatC(signif(x, digits), digits = digits, format = "fg", flag = "#",
-                 big.mark = ",")
+  out <- formatC(signif(x, digits), digits = digits, format = "fg", big.mark = ",")
   out <- sub("\\.$", "", trimws(out))
   out[is.na(x)] <- "NA"
   out[is.infinite(x)] <- ifelse(x[is.infinite(x)] > 0, "Inf", "-Inf")
