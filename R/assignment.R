@@ -36,6 +36,7 @@
 #'   treatment may spill over between units.
 #' @param max_single Largest number of treated units still treated as "a
 #'   few treated units" (the synthetic control row).
+#' @param ... Must be empty.
 #' @return An object of class `mkt_assignment` with `$setting` (one of
 #'   `"randomized"`, `"staggered"`, `"single_treated"`, `"common_shock"`,
 #'   `"continuous"`, `"spillover"`), `$assumption` (in words), `$functions`
@@ -54,7 +55,8 @@
 #' a
 #' a$setting
 #' @export
-assignment <- function(formula, data, design = NULL, adjacency = NULL, max_single = 5) {
+assignment <- function(formula, data, design = NULL, adjacency = NULL, max_single = 5, ...) {
+  check_dots(...)
   data_name <- paste(deparse(substitute(data)), collapse = "")
   max_single <- check_count(max_single, "max_single", min = 1)
   panel <- mkt_panel(formula, data)
@@ -233,11 +235,11 @@ assignment_row <- function(setting, panel, data_name, facts, adjacency_name = "a
 # window, which starts at the first treated period.
 randomized_row <- function(panel, data_name, facts, q) {
   v <- panel$vars
-  src <- sprintf("%s, cluster = %s, time = %s, outcome = %s", data_name, q(v$unit),
-                 q(v$time), q(v$outcome))
+  history <- sprintf("%s ~ 0 | %s + %s, %s", v$outcome, v$unit, v$time, data_name)
   design_checks <- list(
     c("balance(design)", "covariate balance of the drawn assignment"),
-    c(sprintf("design_power(design, %s)", src), "power and A/A size from historical windows")
+    c(sprintf("design_power(%s, design = design)", history),
+      "power and A/A size from historical windows")
   )
   rows <- function(x) {
     data.frame(call = vapply(x, `[[`, "", 1), purpose = vapply(x, `[[`, "", 2),
@@ -245,7 +247,7 @@ randomized_row <- function(panel, data_name, facts, q) {
   }
   if (facts$n_treated == 0L) {
     functions <- rows(design_checks)
-    diagnostics <- rows(list(c(sprintf("geo_units(%s)", src),
+    diagnostics <- rows(list(c(sprintf("geo_units(%s)", history),
                                "cluster-level pre-period features")))
   } else {
     start <- as.character(panel$times[min(match(as.character(panel$cohort), as.character(panel$times)),
@@ -253,13 +255,13 @@ randomized_row <- function(panel, data_name, facts, q) {
     tt <- panel$times
     post_expr <- if (is.numeric(tt)) sprintf("%s:%s", start, as.character(tt[length(tt)])) else
       sprintf("unique(%s[[%s]][%s[[%s]] >= as.Date(%s)])", data_name, q(v$time), data_name, q(v$time), q(start))
+    arms <- sprintf("transform(units, treated = design$treated[match(%s, design$ids)])", v$unit)
     functions <- rows(list(
-      c(sprintf("units <- geo_units(%s, post = %s)", src, post_expr),
+      c(sprintf("units <- geo_units(%s, post = %s)", history, post_expr),
         "cluster-level pre-period features and test-window totals"),
-      c(paste0("experiment_effect(post_total ~ treated, data.frame(design$X, treated = design$treated, ",
-               "post_total = units$post_total[match(design$ids, units$cluster)]), design = design)"),
+      c(sprintf("experiment_effect(post_total ~ treated, %s, design = design)", arms),
         "difference in means and Lin regression adjustment, with randomization inference"),
-      c("randomization_test(design, setNames(units$post_total, units$cluster))",
+      c(sprintf("randomization_test(post_total ~ treated, %s, design = design)", arms),
         "Fisher test conditional on the acceptance rule, with its interval")
     ))
     diagnostics <- rows(design_checks)
@@ -288,34 +290,3 @@ assignment_labels <- c(
   continuous = "continuous treatment",
   spillover = "spillovers"
 )
-
-#' @rdname assignment
-#' @param x An `mkt_assignment` object.
-#' @param ... Unused.
-#' @export
-print.mkt_assignment <- function(x, ...) {
-  fx <- x$facts
-  cat("Assignment map row: ", assignment_labels[[x$setting]], " (", x$setting, ")\n", sep = "")
-  cat(sprintf("%d units x %d periods; treatment %s%s; %d treated (%s timing, %d cohort%s)%s%s\n",
-              fx$n_units, fx$n_periods, fx$treatment_type,
-              if (isTRUE(fx$absorbing)) ", absorbing" else if (isFALSE(fx$absorbing)) ", switches off" else "",
-              fx$n_treated, fx$timing, fx$n_cohorts, if (fx$n_cohorts == 1L) "" else "s",
-              if (fx$randomized) "; randomized design attached" else "",
-              if (fx$spatial) "; neighbour structure supplied" else ""))
-  cat("\nCore assumption:\n  ", x$assumption, "\n", sep = "")
-  cat("\nEstimators:\n")
-  if (!nrow(x$functions)) cat("  none without more information (see below)\n")
-  cat(sprintf("  %s\n      # %s\n", x$functions$call, x$functions$purpose), sep = "")
-  cat("\nDiagnostics:\n")
-  cat(sprintf("  %s\n      # %s\n", x$diagnostics$call, x$diagnostics$purpose), sep = "")
-  cat("\nIf the assumption looks doubtful:\n  ", x$when_doubtful, "\n", sep = "")
-  if (length(x$notes)) cat("\nNotes:\n", paste0("  * ", x$notes, "\n"), sep = "")
-  invisible(x)
-}
-
-#' @rdname assignment
-#' @export
-plot.mkt_assignment <- function(x, ...) {
-  plot_status(x$panel) +
-    ggplot2::labs(title = sprintf("Assignment: %s", assignment_labels[[x$setting]]))
-}

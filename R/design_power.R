@@ -37,13 +37,13 @@
 #' whole grid of effects.
 #'
 #' Tests are two-sided at level `alpha`. `"hc2"` is the t-test of the
-#' treatment coefficient with HC2 standard errors (the same fits as [experiment_effect()],
-#' conventions, \eqn{n - p} degrees of freedom); the difference in means is
+#' treatment coefficient with HC2 standard errors (the same fits as
+#' [experiment_effect()], \eqn{n - p} degrees of freedom); the difference in means is
 #' fitted as Lin's regression on centred stratum indicators, which is the
 #' stratum-weighted difference in means. `"randomization"` is the test of
 #' no effect conditional on the acceptance rule, as in
 #' [randomization_test()], with the difference in means or Lin's HC2
-#' t-statistic as statistic, against one reference pool of `n_draws`
+#' t-statistic as statistic, against one reference pool of `reference_draws`
 #' accepted assignments drawn per call.
 #'
 #' The HC2 variance ignores re-randomization, so after balancing on
@@ -54,56 +54,68 @@
 #' `"randomization"` with `"lin"` runs Lin's fit for every reference draw,
 #' so it costs far more than the other combinations.
 #'
+#' @param formula `outcome ~ 0 | unit + time`: the numeric outcome of the
+#'   untreated history, its unit and time columns (see [mkt_panel()]). A
+#'   [mkt_panel()] carrying the `randomize_by` and `size` columns may be given
+#'   instead, with `data` left out.
+#' @param data A long data frame: one row per unit and period.
 #' @param design A design from [rerandomize()], whose `$ids` are values of
-#'   the `cluster` column.
-#' @param data A long data frame: one or more rows per cluster and period.
-#' @param cluster,time,outcome Names of the cluster id, time and numeric
-#'   outcome columns. Rows of a cluster and period are summed.
-#' @param size `NULL` or the name of a column of unit sizes (e.g.
-#'   population); only used to share an additive effect across clusters.
+#'   the `randomize_by` column (of the unit column without it).
+#' @param randomize_by `NULL` or the name of the column of the design's units
+#'   of randomization, constant within units; the units' outcomes are summed
+#'   to it. With `NULL`, the panel's units are the design's clusters.
+#' @param size `NULL` or the name of a time-invariant column of unit sizes
+#'   (e.g. population); only used to share an additive effect across
+#'   clusters.
 #' @param effect Grid of relative effects \eqn{\delta}, e.g. `0.02` for a 2%
 #'   lift. Include `0` to get the A/A rejection rate.
 #' @param test_length Test lengths in periods.
 #' @param n_windows Number of historical windows (end dates).
-#' @param n_assign Number of assignments drawn from the design's rule.
-#' @param estimator `"diff_in_means"` or `"lin"` (Lin 2013 on the design's
-#'   covariates and strata).
-#' @param test `"hc2"` or `"randomization"`.
-#' @param alpha Two-sided level of the test.
-#' @param target_power Power defining the minimum detectable effect.
-#' @param effect_type `"multiplicative"` or `"additive"`.
-#' @param n_draws Reference assignments of the randomization test.
-#' @param chunk_size Assignments per chunk of the resampling layer; keep it
-#'   unchanged to reproduce results.
 #' @param pre `NULL` or the time values of the pre-period used for the
 #'   design's covariates (the `pre` given to [geo_units()]); see Windows.
-#' @return An object of class `c("mkt_power", "mkt_fit")` with `$power` (the
-#'   table returned by [tidy()][tidy.mkt_power]), `$mde` (the table returned
-#'   by [glance()][glance.mkt_power]), `$windows` (end period index and time
-#'   of each window), `$n_sims`, and the settings.
+#' @param method The planned estimator: `"diff_in_means"` or `"lin"` (Lin
+#'   2013 on the design's covariates and strata).
+#' @param effect_type `"multiplicative"` or `"additive"`.
+#' @param inference The planned test: `"hc2"` or `"randomization"`.
+#' @param n_draws Number of assignments drawn from the design's rule (each
+#'   replayed on every window).
+#' @param reference_draws Reference assignments of the randomization test
+#'   (with `inference = "randomization"`).
+#' @param chunk_size Assignments per chunk of the resampling layer; keep it
+#'   unchanged to reproduce results.
+#' @param target_power Power defining the minimum detectable effect.
+#' @param alpha Two-sided level of the test.
+#' @param ... Must be empty.
+#' @return An object of class `mkt_power` with `$power` (the table returned
+#'   by [tidy()][tidy.mkt_power]), `$mde` (the table returned by
+#'   [glance()][glance.mkt_power]), `$windows` (end period index and time of
+#'   each window), `$n_sims`, and the settings.
 #' @seealso [power_closed_form()] for the closed form, [rerandomize()].
 #' @export
 #' @examples
-#' units <- geo_units(geo_sales, cluster = "dma", time = "week",
-#'                    outcome = "sales", size = "population", pre = 1:52)
+#' units <- geo_units(sales ~ 0 | zone + week, geo_sales, randomize_by = "dma",
+#'                    size = "population", pre = 1:52)
 #' set.seed(1)
 #' des <- rerandomize(units, ~ outcome_mean + outcome_trend,
 #'                    n_treated = 50, accept = 0.05)
-#' pw <- design_power(des, geo_sales, cluster = "dma", time = "week",
-#'                    outcome = "sales", effect = c(0, 0.01, 0.02, 0.04),
-#'                    test_length = c(4, 8), n_windows = 4, n_assign = 40,
-#'                    estimator = "lin", pre = 1:52)
+#' pw <- design_power(sales ~ 0 | zone + week, geo_sales, design = des,
+#'                    randomize_by = "dma", effect = c(0, 0.01, 0.02, 0.04),
+#'                    test_length = c(4, 8), n_windows = 4, pre = 1:52,
+#'                    method = "lin", n_draws = 40)
 #' tidy(pw)
 #' glance(pw)
 #' plot(pw)
-design_power <- function(design, data, cluster, time, outcome, size = NULL,
+design_power <- function(formula, data, design, randomize_by = NULL, size = NULL,
                          effect = seq(0, 0.1, by = 0.02), test_length = c(4, 8, 12),
-                         n_windows = 8, n_assign = 100,
-                         estimator = c("diff_in_means", "lin"),
-                         test = c("hc2", "randomization"), alpha = 0.05,
-                         target_power = 0.8,
+                         n_windows = 8, pre = NULL,
+                         method = c("diff_in_means", "lin"),
                          effect_type = c("multiplicative", "additive"),
-                         n_draws = 500, chunk_size = 10, pre = NULL) {
+                         inference = c("hc2", "randomization"), n_draws = 100,
+                         reference_draws = 500, chunk_size = 10, target_power = 0.8,
+                         alpha = 0.05, ...) {
+  check_dots(...)
+  if (missing(data)) data <- NULL
+  if (missing(design)) design <- NULL
   check_design(design)
   if (!is.null(design$buffer)) {
     abort_mkt("unsupported_design", c(
@@ -111,9 +123,9 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
       i = "Simulate power on the design without {.arg buffer}, then add the buffer at assignment time."
     ))
   }
-  estimator <- match.arg(estimator)
-  test <- match.arg(test)
-  effect_type <- match.arg(effect_type)
+  method <- check_choice(method)
+  inference <- check_choice(inference)
+  effect_type <- check_choice(effect_type)
   alpha <- check_alpha(alpha)
   check_probability(target_power, "target_power")
   if (length(target_power) != 1L || target_power >= 1) {
@@ -127,8 +139,8 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
   }
   effect <- sort(unique(as.numeric(effect)))
   n_windows <- check_count(n_windows, "n_windows", min = 1)
-  n_assign <- check_count(n_assign, "n_assign", min = 2)
-  n_draws <- check_count(n_draws, "n_draws", min = 19, max = 1e7)
+  n_draws <- check_count(n_draws, "n_draws", min = 2)
+  reference_draws <- check_count(reference_draws, "reference_draws", min = 19, max = 1e7)
   chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
   if (!is.numeric(test_length) || !length(test_length) || anyNA(test_length) ||
       any(test_length < 1) || any(test_length != round(test_length))) {
@@ -138,31 +150,49 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
     ))
   }
   test_length <- sort(unique(as.integer(test_length)))
+  if (!is.null(randomize_by)) check_name(randomize_by, "randomize_by")
+  if (!is.null(size)) check_name(size, "size")
+  if (is.data.frame(data)) {
+    check_columns(data, randomize_by, "randomize_by")
+    check_columns(data, size, "size")
+  }
+  panel <- as_panel(formula, data, extra = unique(c(randomize_by, size)))
+  design_power_fit(panel, design, randomize_by, size, effect, test_length, n_windows, pre,
+                   method, effect_type, inference, n_draws, reference_draws, chunk_size,
+                   target_power, alpha)
+}
 
-  panel <- power_panel(design, data, cluster, time, outcome, size)
-  n_t <- ncol(panel$Y)
+# The simulation on a checked panel.
+design_power_fit <- function(panel, design, randomize_by, size, effect, test_length,
+                             n_windows, pre, method, effect_type, inference, n_draws,
+                             reference_draws, chunk_size, target_power, alpha,
+                             call = rlang::caller_env()) {
+  time <- panel$vars$time
+  hist <- power_panel(design, panel, randomize_by, size, call = call)
+  n_t <- ncol(hist$Y)
   if (max(test_length) > n_t) {
     abort_mkt("bad_argument", c(
       "{.arg test_length} {max(test_length)} is longer than the data allow: {.field {time}} has {n_t} period{?s}.",
       i = "Use test lengths of at most {n_t} periods, or give a longer panel."
-    ))
+    ), call = call)
   }
-  ends <- power_window_ends(n_t, max(test_length), n_windows, panel$times, pre, time)
-  windows <- power_window_totals(panel, ends, test_length, time)
+  ends <- power_window_ends(n_t, max(test_length), n_windows, hist$times, pre, time,
+                            call = call)
+  windows <- power_window_totals(hist, ends, test_length, time, call = call)
 
   spec <- design$spec
   # One pool serves every assignment, window and effect, so the reference
   # distribution differs across simulations only through the outcomes.
   # Reference draws are cheap, hence chunks of at least 100.
-  pool <- if (test == "randomization") {
-    reference_pool(spec, design$threshold, exact = FALSE, n_draws = n_draws,
+  pool <- if (inference == "randomization") {
+    reference_pool(spec, design$threshold, exact = FALSE, n_draws = reference_draws,
                    chunk_size = max(chunk_size, 100L),
                    rate = design$acceptance_rate)$assignments
   }
-  x_fit <- if (estimator == "lin") lin_covariates(design) else strata_covariates(design)
+  x_fit <- if (method == "lin") lin_covariates(design) else strata_covariates(design)
   budget <- max(1e6, 100 * chunk_size / max(design$acceptance_rate, 1e-12))
 
-  chunks <- resample_chunks(n_assign, function(idx) {
+  chunks <- resample_chunks(n_draws, function(idx) {
     res <- run_search(spec, want = length(idx), max_candidates = budget)
     if (ncol(res$assignments) < length(idx)) {
       abort_mkt("no_acceptable_assignment", c(
@@ -173,8 +203,8 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
     lapply(seq_len(ncol(res$assignments)), function(i) {
       a <- as.integer(res$assignments[, i])
       lapply(windows, function(w) {
-        power_one_fit(design, a, w, effect, effect_type, panel$size, estimator,
-                      test, x_fit, pool, alpha)
+        power_one_fit(design, a, w, effect, effect_type, hist$size, method,
+                      inference, x_fit, pool, alpha)
       })
     })
   }, chunk_size = chunk_size, label = "simulated experiments")
@@ -187,72 +217,59 @@ design_power <- function(design, data, cluster, time, outcome, size = NULL,
   if (any(!is.na(aa) & aa > alpha + 3 * aa_se)) {
     warn_mkt("aa_rejection", c(
       "At zero effect the test rejects in {.val {signif(max(aa, na.rm = TRUE), 3)}} of simulations, above {.arg alpha} = {alpha}.",
-      i = "The test is anti-conservative on these windows; prefer {.code test = \"randomization\"}."
+      i = "The test is anti-conservative on these windows; prefer {.code inference = \"randomization\"}."
     ))
   }
   structure(list(
     power = power_tab, mde = mde,
-    windows = data.frame(end_index = ends, end_time = panel$times[ends]),
-    n_sims = n_assign * length(ends), n_assign = n_assign, n_windows = length(ends),
-    estimator = estimator, test = test, effect_type = effect_type,
-    alpha = alpha, target_power = target_power, n_draws = if (is.null(pool)) NA else ncol(pool),
+    windows = data.frame(end_index = ends, end_time = hist$times[ends]),
+    n_sims = n_draws * length(ends), n_draws = n_draws, n_windows = length(ends),
+    method = method, inference = inference, effect_type = effect_type,
+    alpha = alpha, target_power = target_power,
+    reference_draws = if (is.null(pool)) NA_integer_ else ncol(pool),
     design = design
-  ), class = c("mkt_power", "mkt_fit"))
+  ), class = "mkt_power")
 }
 
 # Cluster x period totals in the design's cluster order, and cluster sizes.
-power_panel <- function(design, data, cluster, time, outcome, size,
-                        call = rlang::caller_env()) {
-  data <- check_data_frame(data, call = call)
-  check_name(cluster, "cluster", call = call)
-  check_name(time, "time", call = call)
-  check_name(outcome, "outcome", call = call)
-  if (!is.null(size)) check_name(size, "size", call = call)
-  check_columns(data, cluster, "cluster", call = call)
-  check_columns(data, time, "time", call = call)
-  check_columns(data, outcome, "outcome", call = call)
-  if (!is.null(size)) check_columns(data, size, "size", call = call)
-  for (col in c(cluster, time, outcome)) check_no_na(data[[col]], col, call = call)
-  if (!is.numeric(data[[outcome]])) {
-    abort_mkt("non_numeric", c(
-      "The outcome column {.field {outcome}} must be numeric.",
-      x = "It is of class {.cls {class(data[[outcome]])}}."
+power_panel <- function(design, panel, randomize_by, size, call = rlang::caller_env()) {
+  if (!is.null(panel$vars$treatment) || length(panel$vars$covariates)) {
+    abort_mkt("bad_formula", c(
+      "{.fn design_power} replays the experiment on untreated history: write {.code outcome ~ 0 | unit + time}.",
+      i = "Leave out the treatment and covariates; the design holds the covariates."
     ), call = call)
   }
-  cl <- as.character(data[[cluster]])
-  miss <- setdiff(design$ids, cl)
+  live <- rowSums(panel$observed) > 0
+  unit_cl <- randomization_clusters(panel, randomize_by, call = call)
+  col <- if (is.null(randomize_by)) panel$vars$unit else randomize_by
+  present <- unique(unit_cl[live])
+  miss <- setdiff(design$ids, present)
   if (length(miss)) {
     abort_mkt("misaligned", c(
-      "{length(miss)} cluster{?s} of {.arg design} {?is/are} not in column {.field {cluster}} of {.arg data}: {.val {utils::head(miss, 5)}}.",
-      i = "{.arg cluster} must name the column whose values are the design's ids."
+      "{length(miss)} cluster{?s} of {.arg design} {?is/are} not in column {.field {col}} of {.arg data}: {.val {utils::head(miss, 5)}}.",
+      i = "{.arg randomize_by} must name the column whose values are the design's ids (the unit column when it is {.code NULL})."
     ), call = call)
   }
-  extra <- setdiff(unique(cl), design$ids)
+  extra <- setdiff(present, design$ids)
   if (length(extra)) {
     warn_mkt("dropped_rows", c(
       "Dropped {length(extra)} cluster{?s} of {.arg data} that the design does not randomize: {.val {utils::head(extra, 5)}}.",
       i = "Power is simulated for the design's clusters only."
     ))
-    keep <- cl %in% design$ids
-    data <- data[keep, , drop = FALSE]
-    cl <- cl[keep]
   }
-  times <- sort(unique(data[[time]]))
-  ci <- match(cl, design$ids)
-  ti <- match(data[[time]], times)
+  ci <- match(unit_cl, design$ids)
+  ci[!live] <- NA_integer_
   n_cl <- length(design$ids)
-  cell <- ci + (ti - 1L) * n_cl
-  Y <- cell_sums(as.numeric(data[[outcome]]), cell, n_cl, length(times))
+  Y <- cluster_totals(panel, ci, n_cl)
   sz <- NULL
   if (!is.null(size)) {
-    s <- data[[size]]
-    if (!is.numeric(s) || anyNA(s) || any(s < 0)) {
-      abort_mkt("bad_argument", "The size column {.field {size}} must be numeric, complete and non-negative.",
-                call = call)
-    }
-    sz <- rowMeans(cell_sums(as.numeric(s), cell, n_cl, length(times)), na.rm = TRUE)
+    s <- unit_sizes(panel, size, call = call)
+    use <- !is.na(ci)
+    sz <- numeric(n_cl)
+    r <- rowsum(s[use], ci[use])
+    sz[as.integer(rownames(r))] <- r[, 1L]
   }
-  list(Y = Y, times = times, size = sz)
+  list(Y = Y, times = panel$times, size = sz)
 }
 
 # End periods (indices) of the windows; see the Windows section.
@@ -303,24 +320,16 @@ power_window_totals <- function(panel, ends, test_length, time,
   out
 }
 
-# Centred stratum indicators: Lin's regression on them is the
-# stratum-weighted difference in means.
-strata_covariates <- function(design) {
-  if (nlevels(design$strata) < 2L) return(matrix(0, length(design$ids), 0L))
-  x <- stats::model.matrix(~ design$strata)[, -1, drop = FALSE]
-  sweep(x, 2, colMeans(x))
-}
-
 # Estimates (relative to the window's mean) and rejections over the effect
 # grid for one assignment and one window.
-power_one_fit <- function(design, a, w, effect, effect_type, size, estimator,
-                          test, x_fit, pool, alpha) {
+power_one_fit <- function(design, a, w, effect, effect_type, size, method,
+                          inference, x_fit, pool, alpha) {
   y <- w$y
   g <- if (effect_type == "multiplicative") y
        else if (is.null(size)) rep(w$mean, length(y))
        else w$mean * size / mean(size)
   ag <- a * g
-  if (test == "hc2") {
+  if (inference == "hc2") {
     k <- ncol(x_fit)
     X <- cbind(1, a, x_fit, a * x_fit)
     colnames(X) <- c("(Intercept)", "treated", paste0("x", seq_len(k)),
@@ -339,7 +348,7 @@ power_one_fit <- function(design, a, w, effect, effect_type, size, estimator,
     # the outcome with the effect injected under assignment a.
     shifted <- design
     shifted$treated <- -ag
-    stat <- if (estimator == "lin") "lin_t" else "diff_in_means"
+    stat <- if (method == "lin") "lin_t" else "diff_in_means"
     s <- statistic_summary(shifted, y, stat)(cbind(a, pool))
     obs <- s[, 1L, drop = FALSE]
     ref <- s[, -1L, drop = FALSE]
@@ -394,63 +403,4 @@ power_mde <- function(tab, target_power, alpha) {
   out <- do.call(rbind, rows)
   rownames(out) <- NULL
   out
-}
-
-#' Tidy, glance, print and plot simulated power
-#'
-#' `tidy()` gives one row per test length and effect: `power`, its Monte
-#' Carlo standard error `mc_se` \eqn{= \sqrt{p(1-p)/n}} over the `n_sims`
-#' simulated experiments, and the `bias` and `rmse` of the estimator in
-#' percent of the window's mean cluster total (the control mean). `glance()`
-#' gives one row per test length: the minimum detectable effect `mde` (the
-#' smallest effect of the grid with power at least `target_power`, `NA` if
-#' none), `mde_interpolated` (where the linearly interpolated power curve
-#' crosses the target) and `aa_rejection`, the rejection rate at zero
-#' effect, which should be close to `alpha`. `plot()` draws the power curves
-#' by test length with the target line, from `tidy()`.
-#'
-#' @param x A result of [design_power()].
-#' @param ... Unused.
-#' @name power-methods
-NULL
-
-#' @rdname power-methods
-#' @export
-tidy.mkt_power <- function(x, ...) x$power
-
-#' @rdname power-methods
-#' @export
-glance.mkt_power <- function(x, ...) x$mde
-
-#' @rdname power-methods
-#' @export
-print.mkt_power <- function(x, ...) {
-  cli::cli_text("{.strong Simulated power}: {x$estimator} with {x$test} test, {x$effect_type} effect")
-  cli::cli_text("{x$n_assign} assignments from the design's rule x {x$n_windows} historical windows = {x$n_sims} experiments per cell")
-  g <- x$mde
-  for (i in seq_len(nrow(g))) {
-    cli::cli_text("Test length {g$test_length[i]}: MDE {signif(100 * g$mde_interpolated[i], 3)}% at power {g$target_power[i]}; A/A rejection {signif(g$aa_rejection[i], 3)} (alpha {g$alpha[i]})")
-  }
-  invisible(x)
-}
-
-#' @rdname power-methods
-#' @export
-plot.mkt_power <- function(x, ...) {
-  d <- tidy.mkt_power(x)
-  d$test_length <- factor(d$test_length)
-  ggplot2::ggplot(d, ggplot2::aes(x = 100 * .data$effect, y = .data$power,
-                                  colour = .data$test_length)) +
-    ggplot2::geom_hline(yintercept = x$target_power, linetype = "dashed", colour = "grey40") +
-    ggplot2::geom_hline(yintercept = x$alpha, linetype = "dotted", colour = "grey60") +
-    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
-                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
-                           width = 0) +
-    ggplot2::geom_line() +
-    ggplot2::geom_point() +
-    ggplot2::scale_y_continuous(limits = c(0, 1)) +
-    ggplot2::labs(x = "effect (% lift)", y = "power", colour = "test length",
-                  title = "Simulated power by test length",
-                  subtitle = "dashed: target power; dotted: alpha (A/A rejection at zero effect)") +
-    ggplot2::theme_minimal()
 }

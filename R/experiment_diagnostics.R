@@ -48,6 +48,7 @@
 #' @param window The test window, `c(start, end)`, on the scale of `time`.
 #' @param alpha Level below which a test's p-value fails the check. The
 #'   default 0.01 keeps false alarms rare when all checks are run.
+#' @param ... Must be empty.
 #' @return An object of class `mkt_diagnostics`: `$checks` (also from
 #'   [tidy()][tidy.mkt_diagnostics]) with one row per check and columns `check`,
 #'   `statistic`, `p.value`, `verdict` and `message`; `$compliance` (share
@@ -67,7 +68,8 @@
 #' @export
 experiment_diagnostics <- function(data, assigned, received = NULL, outcome = NULL,
                                    expected_prop = NULL, design = NULL, time = NULL,
-                                   window = NULL, alpha = 0.01) {
+                                   window = NULL, alpha = 0.01, ...) {
+  check_dots(...)
   data <- check_data_frame(data)
   alpha <- check_probability(alpha, "alpha")
   for (arg in c("assigned", "received", "outcome", "time")) {
@@ -260,23 +262,4 @@ check_protocol <- function(z, d, in_window, unit, time, window) {
             format(window[1]), format(window[2]))
   }
   list(row = diag_row("protocol_deviation", n_dev, NA_real_, verdict, msg))
-}
-
-#' @rdname experiment_diagnostics
-#' @param x A result of `experiment_diagnostics()`.
-#' @param ... Unused.
-#' @export
-tidy.mkt_diagnostics <- function(x, ...) {
-  x$checks
-}
-
-#' @rdname experiment_diagnostics
-#' @export
-print.mkt_diagnostics <- function(x, ...) {
-  cat("Experiment diagnostics (tests fail below p = ", format(x$alpha), ")\n", sep = "")
-  tab <- x$checks
-  for (i in seq_len(nrow(tab))) {
-    cat(sprintf("  %-8s %-22s %s\n", toupper(tab$verdict[i]), tab$check[i], tab$message[i]))
-  }
-  invisible(x)
 }

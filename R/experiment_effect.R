@@ -72,7 +72,7 @@
 #'   zip codes) with `cluster` naming the cluster column.
 #' @param design Optional design from [rerandomize()]. Its assignment must
 #'   match the treatment column; its strata are used by the estimators and
-#'   its covariates when `covariates` is `NULL`.
+#'   its covariates (read from the design) when `covariates` is `NULL`.
 #' @param covariates Optional one-sided formula of numeric columns of `data`
 #'   for the Lin estimator, such as `~ pre_sales + pop`.
 #' @param estimand `"total"` or `"mean"`; see Estimands.
@@ -80,21 +80,30 @@
 #'   (per cluster, or per row with finer rows).
 #' @param size Name of the column of cluster sizes (population), required
 #'   for `estimand = "mean"`.
-#' @param cluster Optional name of the cluster column when rows are finer
-#'   than the randomized clusters.
-#' @param alpha Significance level for confidence intervals.
+#' @param cluster Optional name of the standard-error cluster column when
+#'   rows are finer than the randomized clusters (each cluster must be wholly
+#'   treated or wholly control).
 #' @param n_draws Number of reference assignments for the randomization test
 #'   when `design` is given.
-#' @return An object of class `c("mkt_effect", "mkt_fit")`. [tidy()] gives one
-#'   row per estimator with `term`, `estimate`, `std.error`, `statistic`,
-#'   `p.value`, `conf.low`, `conf.high`, `df`, `lift_pct` (100 times the
-#'   estimate over the treated arm's counterfactual mean, that is the treated
-#'   mean minus the estimate), `incremental`, `iroas` (incremental outcome
-#'   over incremental spend, the latter being the difference in mean spend
-#'   times the number of treated units) and, with a design,
-#'   `p.value_randomization`, `conf.low_randomization` and
-#'   `conf.high_randomization`. [glance()] gives one row describing the fit;
-#'   `coef()`, `vcov()` and `confint()` work as usual.
+#' @param alpha Significance level for confidence intervals.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_effect", "mkt_fit")` (see [mkt_fit]).
+#'   `tidy()` gives one row per estimator with broom's columns, `df`,
+#'   `lift_pct` (100 times the estimate over the treated arm's
+#'   counterfactual mean, that is the treated mean minus the estimate),
+#'   `incremental`, `iroas` (incremental outcome over incremental spend, the
+#'   latter being the difference in mean spend times the number of treated
+#'   units) and, with a design, `p.value_randomization`,
+#'   `conf.low_randomization` and `conf.high_randomization`. `glance()` adds
+#'   `estimand`, `spend_incremental`, `randomization`, `n_draws` and `n_rows`
+#'   (rows of `data`, buffer clusters included) to the shared columns
+#'   (`n_units` counts the analysed clusters, `n_buffer` the buffer
+#'   clusters left out). `vcov()` is the variance of the one estimate when
+#'   there are no covariates; with two rows (two estimators of one effect)
+#'   it is an error that says so. `tidy(fit, "outcomes")` gives the analysed
+#'   rows; `plot(fit)` draws the estimates with their intervals and lifts,
+#'   `plot(fit, type = "outcomes")` the outcomes by arm with the treated
+#'   arm's counterfactual mean.
 #' @references Lin, W. (2013). Agnostic notes on regression adjustments to
 #'   experimental data: reexamining Freedman's critique. *Annals of Applied
 #'   Statistics* 7(1), 295-318. Bell, R. M. and McCaffrey, D. F. (2002). Bias
@@ -114,17 +123,15 @@
 #' @export
 experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
                               estimand = c("total", "mean"), spend = NULL,
-                              size = NULL, cluster = NULL, alpha = 0.05,
-                              n_draws = 2000) {
+                              size = NULL, cluster = NULL, n_draws = 2000,
+                              alpha = 0.05, ...) {
+  check_dots(...)
   call <- match.call()
   data <- check_data_frame(data)
-  estimand <- match.arg(estimand)
+  estimand <- check_choice(estimand)
   alpha <- check_alpha(alpha)
   vars <- effect_formula(formula)
   if (!is.null(design)) check_design(design)
-  if (is.null(covariates) && !is.null(design)) {
-    covariates <- stats::reformulate(design$covariates)
-  }
   cov_vars <- effect_covariates(covariates)
   for (arg in c("spend", "size", "cluster")) {
     value <- get(arg)
@@ -158,10 +165,25 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     units <- per_capita_units(units)
   }
   pos <- if (!is.null(design)) align_design(units, design, vars$treatment)
+  # Without covariates of its own, the Lin row balances on the design's
+  # covariates, read from the design (checked when it was drawn).
+  if (is.null(units$X) && is.null(covariates) && !is.null(design)) {
+    units$X <- design$X[pos, , drop = FALSE]
+    cov_vars <- design$covariates
+  }
+  vars$covariates <- cov_vars
+  vars$cluster <- cluster
+  experiment_effect_fit(units, design, pos, estimand = estimand, n_draws = n_draws,
+                        alpha = alpha, call = call, vars = vars, n_rows = nrow(data))
+}
+
+# The estimators on the checked analysis rows `units` (aligned with the
+# design at positions `pos` when there is one).
+experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
+                                  call = NULL, vars = NULL, n_rows = length(units$y)) {
   strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
     droplevels(design$strata[pos])
   }
-
   all_units <- units
   all_pos <- pos
   buf <- NULL
@@ -190,148 +212,83 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
   est$iroas <- est$incremental / spend_incremental
 
   if (!is.null(design)) {
-    est <- add_randomization(est, design, all_units, all_pos, estimand, alpha, n_draws)
+    est <- add_randomization(est, design, all_units, all_pos, n_draws, alpha)
   }
 
-  n_clusters <- if (is.null(units$cluster)) length(units$y) else length(unique(units$cluster))
-  n_treated <- if (is.null(units$cluster)) n_treated_units else
-    length(unique(units$cluster[units$treat == 1]))
-  structure(list(
-    call = call,
-    estimates = est,
-    estimand = estimand,
-    outcome = vars$outcome,
-    treatment = vars$treatment,
-    covariates = cov_vars,
-    n_rows = nrow(data),
-    n_clusters = n_clusters,
-    n_treated = n_treated,
-    n_strata = if (is.null(strata)) 1L else nlevels(strata),
-    se_type = if (is.null(units$cluster)) "HC2" else "CR2",
-    n_buffer = if (is.null(buf)) 0L else buf$n_buffer,
-    spend_incremental = spend_incremental,
+  fine <- !is.null(units$cluster)
+  n_clusters <- if (fine) length(unique(units$cluster)) else length(units$y)
+  n_treated <- if (fine) length(unique(units$cluster[units$treat == 1])) else n_treated_units
+  n_strata <- if (is.null(strata)) 1L else nlevels(strata)
+  n_buffer <- if (is.null(buf)) NA_integer_ else buf$n_buffer
+  single <- nrow(est) == 1L
+  print_columns <- c(lift_pct = "lift %", incremental = "incremental",
+                     iroas = if (!is.null(units$spend)) "iROAS",
+                     p.value_randomization = if (!is.null(design)) "p (rand.)")
+  new_fit(
+    "effect", est,
+    method = paste0("Experiment effect: difference in means",
+                    if (!single) " and Lin regression adjustment"),
+    estimand = effect_estimand(estimand, fine, !is.null(buf)),
+    inference = effect_inference(units, strata, buf, design, n_draws, vars$cluster),
     alpha = alpha,
-    design = !is.null(design)
-  ), class = c("mkt_effect", "mkt_fit"))
+    n = list(obs = if (fine) length(units$y) else n_clusters, units = n_clusters,
+             treated = n_treated, clusters = if (fine) n_clusters else NA_integer_,
+             strata = if (n_strata > 1L) n_strata else NA_integer_, buffer = n_buffer),
+    call = call,
+    vcov = if (single) matrix(est$std.error^2, 1L, 1L),
+    no_vcov = if (!single) paste(
+      "its rows are two estimators of one effect (difference in means and Lin",
+      "regression adjustment), so they have no joint covariance"),
+    vars = vars,
+    glance = list(estimand = estimand, spend_incremental = spend_incremental,
+                  randomization = !is.null(design),
+                  n_draws = if (!is.null(design)) as.integer(n_draws) else NA_integer_,
+                  n_rows = as.integer(n_rows)),
+    tables = list(outcomes = effect_outcomes(units, est, buf)),
+    print_columns = print_columns[!is.na(print_columns)]
+  )
+}
+
+effect_estimand <- function(estimand, fine, buffered) {
+  what <- if (estimand == "total") {
+    if (fine) "average effect on one row's outcome (incremental: times the treated rows)" else
+      "average effect on a cluster's total outcome (incremental: times the treated clusters)"
+  } else {
+    "average over clusters of the per-capita effect (incremental: times the treated population)"
+  }
+  if (buffered) paste0(what, ", relative to isolated controls") else what
+}
+
+effect_inference <- function(units, strata, buf, design, n_draws, cluster) {
+  base <- if (!is.null(units$cluster)) {
+    sprintf("CR2 clustered by %s, Bell-McCaffrey df", cluster)
+  } else if (!is.null(buf)) {
+    "HC2 on inverse arm-probability weights"
+  } else if (is.null(strata)) {
+    "HC2 (Neyman); Welch df for the difference in means"
+  } else if (all(table(strata) == 2L)) {
+    "HC2; matched-pair variance for the difference in means"
+  } else {
+    "HC2 with stratum indicators"
+  }
+  if (is.null(design)) return(base)
+  sprintf("%s; randomization p-values conditional on the design's rule (%s draws)",
+          base, format(n_draws, big.mark = ","))
+}
+
+# The analysed rows, for the plot of outcomes by arm.
+effect_outcomes <- function(units, est, buf) {
+  n <- length(units$y)
+  data.frame(
+    id = if (!is.null(units$key)) units$key else as.character(seq_len(n)),
+    treated = units$treat,
+    outcome = units$y,
+    weight = if (is.null(buf)) rep(1, n) else buf$weights,
+    stringsAsFactors = FALSE
+  )
 }
 
 # --- inputs -----------------------------------------------------------------
-
-effect_formula <- function(formula, call = rlang::caller_env()) {
-  ok <- inherits(formula, "formula") && length(formula) == 3L &&
-    length(all.vars(formula[[2]])) == 1L && length(all.vars(formula[[3]])) == 1L &&
-    is.name(formula[[2]]) && is.name(formula[[3]])
-  if (!ok) {
-    abort_mkt("bad_formula", c(
-      "{.arg formula} must be {.code outcome ~ treatment}, two column names.",
-      i = "Covariates go in {.arg covariates}, e.g. {.code covariates = ~ pre_sales}."
-    ), call = call)
-  }
-  list(outcome = as.character(formula[[2]]), treatment = as.character(formula[[3]]))
-}
-
-effect_covariates <- function(covariates, call = rlang::caller_env()) {
-  if (is.null(covariates)) return(character())
-  if (!inherits(covariates, "formula") || length(covariates) != 2L) {
-    abort_mkt("bad_argument", c(
-      "{.arg covariates} must be a one-sided formula such as {.code ~ pre_sales + pop}."
-    ), call = call)
-  }
-  all.vars(covariates)
-}
-
-check_treatment <- function(x, name, call = rlang::caller_env()) {
-  if (anyNA(x)) {
-    abort_mkt("missing_values", c(
-      "Treatment column {.field {name}} has {sum(is.na(x))} missing value{?s}.",
-      i = "Every analysed unit was assigned an arm; recover the assignment or drop those rows."
-    ), column = name, call = call)
-  }
-  if (is.logical(x)) x <- as.integer(x)
-  if (!is.numeric(x) || !all(x %in% c(0, 1))) {
-    bad <- utils::head(unique(x[!(x %in% c(0, 1))]), 5)
-    abort_mkt("non_binary_treatment", c(
-      "Treatment column {.field {name}} must be 0/1 (or logical).",
-      x = "It holds {.val {as.character(bad)}}.",
-      i = "Recode it, e.g. {.code data${name} <- as.integer(data${name} == \"treatment\")}."
-    ), column = name, call = call)
-  }
-  if (length(unique(x)) < 2L) {
-    abort_mkt("single_arm", c(
-      "Treatment column {.field {name}} has only one arm ({unique(x)}).",
-      i = "An effect needs both treated and control units."
-    ), column = name, call = call)
-  }
-  as.integer(x)
-}
-
-check_numeric_column <- function(data, name, role, positive = FALSE,
-                                 call = rlang::caller_env()) {
-  x <- data[[name]]
-  if (!is.numeric(x)) {
-    abort_mkt("non_numeric", c(
-      "The {role} column {.field {name}} must be numeric.",
-      x = "It is of class {.cls {class(x)}}."
-    ), column = name, call = call)
-  }
-  if (anyNA(x) || any(!is.finite(x))) {
-    abort_mkt("missing_values", c(
-      "The {role} column {.field {name}} has {sum(!is.finite(x))} missing or infinite value{?s}.",
-      i = "Check differential attrition with {.fn experiment_diagnostics} before dropping rows."
-    ), column = name, call = call)
-  }
-  if (positive && any(x <= 0)) {
-    abort_mkt("bad_size", c(
-      "The {role} column {.field {name}} must be positive.",
-      x = "It has {sum(x <= 0)} value{?s} at or below zero."
-    ), column = name, call = call)
-  }
-  as.numeric(x)
-}
-
-check_cluster_column <- function(data, name, treat, call = rlang::caller_env()) {
-  cl <- data[[name]]
-  if (anyNA(cl)) {
-    abort_mkt("missing_values", "Cluster column {.field {name}} has {sum(is.na(cl))} missing value{?s}.",
-              column = name, call = call)
-  }
-  varies <- tapply(treat, cl, function(t) length(unique(t)) > 1L)
-  if (any(varies)) {
-    abort_mkt("treatment_varies_within_cluster", c(
-      "Treatment varies within {sum(varies)} cluster{?s} of {.field {name}}: {.val {utils::head(names(varies)[varies], 5)}}.",
-      i = "Clusters are the randomized units; each must be wholly treated or wholly control."
-    ), column = name, call = call)
-  }
-  as.character(cl)
-}
-
-effect_covariate_matrix <- function(data, covariates, cov_vars,
-                                    call = rlang::caller_env()) {
-  if (!length(cov_vars)) return(NULL)
-  terms <- attr(stats::terms(covariates), "term.labels")
-  cols <- lapply(terms, function(term) {
-    x <- eval(str2lang(term), data, environment(covariates))
-    if (!is.numeric(x) || anyNA(x) || any(!is.finite(x))) {
-      abort_mkt("bad_covariate", c(
-        "Covariate {.field {term}} must be numeric without missing values.",
-        i = "Impute or drop, and recode categories as indicator columns."
-      ), column = term, call = call)
-    }
-    as.numeric(x)
-  })
-  X <- do.call(cbind, cols)
-  colnames(X) <- terms
-  X
-}
-
-# The column that ties rows to design ids: the design's id column if the data
-# has it, else the cluster column, else none (row order).
-effect_keys <- function(data, design, cl) {
-  if (!is.null(design) && !is.null(design$id_name) && design$id_name %in% names(data)) {
-    return(as.character(data[[design$id_name]]))
-  }
-  cl
-}
 
 # One row per cluster: per-capita outcome and covariates, total spend.
 per_capita_units <- function(units) {
@@ -356,48 +313,6 @@ per_capita_units <- function(units) {
     cluster = NULL,
     key = if (!is.null(units$key)) units$key[first] else levels(g)
   )
-}
-
-# Position of each analysis row in the design, after checking that the
-# treatment column reproduces the drawn assignment.
-align_design <- function(units, design, treatment, call = rlang::caller_env()) {
-  n_design <- length(design$treated)
-  id_label <- if (is.null(design$id_name)) "id" else design$id_name
-  if (!is.null(units$key) && (!is.null(design$id_name) || !is.null(units$cluster))) {
-    pos <- match(units$key, design$ids)
-    how <- "by id"
-    unknown <- unique(units$key[is.na(pos)])
-    if (length(unknown)) {
-      abort_mkt("misaligned", c(
-        "{length(unknown)} id{?s} in {.arg data} {?is/are} not in the design: {.val {utils::head(unknown, 5)}}.",
-        i = "Analyse the clusters that {.fn rerandomize} assigned."
-      ), call = call)
-    }
-    missing_ids <- setdiff(design$ids, units$key)
-    if (length(missing_ids)) {
-      abort_mkt("misaligned", c(
-        "{length(missing_ids)} designed cluster{?s} {?has/have} no row in {.arg data}: {.val {utils::head(missing_ids, 5)}}.",
-        i = "Every randomized cluster must be analysed; check attrition with {.fn experiment_diagnostics}."
-      ), call = call)
-    }
-  } else {
-    if (length(units$treat) != n_design) {
-      abort_mkt("misaligned", c(
-        "{.arg data} has {length(units$treat)} rows but the design has {n_design} clusters.",
-        i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
-      ), call = call)
-    }
-    pos <- seq_len(n_design)
-    how <- "by row order"
-  }
-  wrong <- units$treat != design$treated[pos]
-  if (any(wrong)) {
-    abort_mkt("misaligned", c(
-      "Treatment column {.field {treatment}} disagrees with the design's assignment on {sum(wrong)} row{?s} (matched {how}).",
-      i = "Rows must be the design's clusters; if they are sorted differently, keep the id column {.field {id_label}} in {.arg data}."
-    ), column = treatment, call = call)
-  }
-  pos
 }
 
 # --- estimators -------------------------------------------------------------
@@ -492,9 +407,9 @@ buffer_units <- function(units, design, pos, strata) {
 }
 
 # Randomization inference conditional on the design's acceptance rule, from
-# randomization_test() on cluster-level outcomes in design order. The Lin row
-# uses the studentized Lin statistic on the design's own covariates.
-add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws) {
+# randomization_test_fit() on cluster-level outcomes in design order. The Lin
+# row uses the studentized Lin statistic on the design's own covariates.
+add_randomization <- function(est, design, units, pos, n_draws, alpha) {
   est$p.value_randomization <- NA_real_
   est$conf.low_randomization <- NA_real_
   est$conf.high_randomization <- NA_real_
@@ -507,8 +422,8 @@ add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws)
   for (i in seq_len(nrow(est))) {
     # lin_t cannot follow a buffer that changes with the assignment.
     if (!is.null(design$buffer) && est$term[i] == "lin") next
-    res <- tidy.mkt_randomization_test(randomization_test(design, outcome = outcome, statistic = statistic[[est$term[i]]],
-                             n_draws = n_draws, alpha = alpha))
+    res <- randomization_test_fit(design, outcome, statistic = statistic[[est$term[i]]],
+                                  n_draws = n_draws, alpha = alpha)$estimates
     est$p.value_randomization[i] <- res$p.value[1]
     if (same_scale) {
       est$conf.low_randomization[i] <- res$conf.low[1]
@@ -516,85 +431,4 @@ add_randomization <- function(est, design, units, pos, estimand, alpha, n_draws)
     }
   }
   est
-}
-
-# --- methods ----------------------------------------------------------------
-
-#' @rdname experiment_effect
-#' @param x,object A fit from `experiment_effect()`.
-#' @param ... Unused.
-#' @export
-tidy.mkt_effect <- function(x, ...) {
-  x$estimates
-}
-
-#' @rdname experiment_effect
-#' @export
-glance.mkt_effect <- function(x, ...) {
-  data.frame(
-    n_clusters = x$n_clusters, n_treated = x$n_treated, n_rows = x$n_rows,
-    n_strata = x$n_strata, n_buffer = if (is.null(x$n_buffer)) 0L else x$n_buffer,
-    estimand = x$estimand, se_type = x$se_type,
-    spend_incremental = x$spend_incremental, alpha = x$alpha,
-    randomization = x$design, stringsAsFactors = FALSE
-  )
-}
-
-#' @rdname experiment_effect
-#' @export
-coef.mkt_effect <- function(object, ...) {
-  stats::setNames(object$estimates$estimate, object$estimates$term)
-}
-
-#' @rdname experiment_effect
-#' @export
-vcov.mkt_effect <- function(object, ...) {
-  v <- diag(object$estimates$std.error^2, nrow(object$estimates))
-  dimnames(v) <- list(object$estimates$term, object$estimates$term)
-  v
-}
-
-#' @rdname experiment_effect
-#' @param parm Estimators to report (names or positions); all by default.
-#' @param level Confidence level.
-#' @export
-confint.mkt_effect <- function(object, parm, level = 1 - object$alpha, ...) {
-  fit_confint(object, if (missing(parm)) NULL else parm, level)
-}
-
-#' @rdname experiment_effect
-#' @export
-print.mkt_effect <- function(x, ...) {
-  est <- x$estimates
-  extra <- c(if (x$n_strata > 1) paste(x$n_strata, "strata"),
-             if (isTRUE(x$n_buffer > 0)) {
-               paste(x$n_buffer, "buffer clusters excluded (arms weighted by their design probabilities)")
-             },
-             if (x$n_rows != x$n_clusters + (if (is.null(x$n_buffer)) 0L else x$n_buffer))
-               paste(x$n_rows, "rows"))
-  cat("Experiment effect (", x$estimand, " estimand, ", x$se_type,
-      " standard errors)\n", x$n_clusters, " clusters, ", x$n_treated, " treated",
-      if (length(extra)) paste0(", ", extra, collapse = ""), "\n\n", sep = "")
-  show <- data.frame(
-    estimator = est$term,
-    estimate = signif(est$estimate, 4),
-    std.error = signif(est$std.error, 3),
-    ci = sprintf("[%s, %s]", signif(est$conf.low, 4), signif(est$conf.high, 4)),
-    p.value = format.pval(est$p.value, digits = 2),
-    lift_pct = round(est$lift_pct, 2),
-    incremental = signif(est$incremental, 4)
-  )
-  names(show)[4] <- sprintf("%g%% CI", 100 * (1 - x$alpha))
-  if (any(!is.na(est$iroas))) show$iroas <- signif(est$iroas, 4)
-  if (!is.null(est$p.value_randomization)) {
-    show$p.value_rand <- format.pval(est$p.value_randomization, digits = 2)
-  }
-  print.data.frame(show, row.names = FALSE)
-  invisible(x)
-}
-
-#' @rdname experiment_effect
-#' @export
-summary.mkt_effect <- function(object, ...) {
-  print.mkt_effect(object, ...)
 }

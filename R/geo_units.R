@@ -1,10 +1,18 @@
-#' Aggregate a unit-level panel to one row per cluster
+#' Aggregate a unit-level panel to one row per unit of randomization
 #'
-#' Turns long panel data at a fine level (e.g. zone x week) into the
-#' cluster table that geo-experiment designs randomize: one row per cluster
-#' (e.g. DMA) with its size, covariates and features of its pre-period
-#' outcome. The table carries `attr(x, "id") == "cluster"`, so design
-#' functions such as [rerandomize()] find the cluster id without being told.
+#' Turns long panel data at a fine level (e.g. zone x week) into the table
+#' that geo-experiment designs randomize: one row per unit of randomization
+#' (e.g. DMA, the `randomize_by` column) with its size, covariates and
+#' features of its pre-period outcome. The panel is read with the package's
+#' one grammar (`outcome ~ 0 | unit + time`, see [mkt_panel()]), so it is
+#' checked once, as for every estimator. The table carries
+#' `attr(x, "id")`, the name of its id column, so design functions such as
+#' [rerandomize()] find the cluster id without being told.
+#'
+#' The panel's unit is the finest unit (a zone); `randomize_by` names the
+#' column of the clusters that will be assigned (a DMA), which must be
+#' constant within each unit (units nest in clusters). Without
+#' `randomize_by`, each unit is randomized on its own.
 #'
 #' Outcome features describe the cluster's **total** outcome series (the sum
 #' over its units in each period) over the `pre` window:
@@ -24,153 +32,109 @@
 #' so that, for example, income per head stays per head. To get a cluster
 #' total of an extensive quantity, pass it as `size` or sum it yourself.
 #'
-#' @param data A data frame, tibble or data.table in long form.
-#' @param cluster Name of the column holding the cluster id (the level at
-#'   which treatment will be assigned).
-#' @param time Name of the time column (numeric, integer or Date).
-#' @param outcome Name of the numeric outcome column. Rows with a missing
-#'   outcome are dropped with a warning.
+#' @param formula `outcome ~ 0 | unit + time`: the numeric outcome, the
+#'   finest unit and the time column (numeric, integer or Date). Rows with a
+#'   missing outcome are dropped with a warning. A [mkt_panel()] carrying
+#'   the `randomize_by`, `size` and covariate columns (as `extra`) may be
+#'   given instead, with `data` left out.
+#' @param data A long data frame, tibble or data.table: one row per unit and
+#'   period.
+#' @param randomize_by `NULL` or the name of the column of the units of
+#'   randomization (e.g. `"dma"`), constant within each unit.
 #' @param size `NULL` or the name of a numeric, time-invariant column giving
 #'   each unit's size (e.g. population). A cluster's size is the sum over its
-#'   units, each counted once. With `NULL`, size is the pre-period outcome
-#'   total.
-#' @param covariates `NULL` or names of columns to carry to the cluster level
-#'   (see Details).
+#'   units. With `NULL`, size is the pre-period outcome total.
+#' @param covariates `NULL` or a one-sided formula of columns to carry to the
+#'   cluster level, such as `~ region + income` (see Details).
 #' @param pre Time values of the pre-period window. Default: every time
 #'   before the first `post` time, or every time when `post` is `NULL`.
 #' @param post `NULL` or the time values of the test window.
-#' @param unit `NULL` or the name of the column identifying units within
-#'   clusters (e.g. `"zone"`). Naming it lets `geo_units()` check that each
-#'   unit has one row per period and nests in one cluster, and count each
-#'   unit's size once even in unbalanced panels. With `NULL`, each row of a
-#'   cluster-period cell is taken as one unit: `n_units` is the largest
-#'   number of rows a cluster has in a period, `size` the largest period
-#'   total of the size column (the same in every period for a balanced
-#'   panel with time-invariant sizes, else with a warning), and only exact
-#'   duplicate rows can be detected.
+#' @param ... Must be empty.
 #' @return A data frame of class `c("mkt_units", "data.frame")`, one row per
-#'   cluster sorted by id, with columns `cluster`, `n_units`, `size`, the
-#'   covariates, `outcome_total`, `outcome_mean`, `outcome_trend`,
-#'   `outcome_sd`, `per_capita_mean` (`outcome_mean / size`, only when `size`
-#'   is given), and `post_total`, `post_mean` (only with `post`). Attributes:
-#'   `id` (`"cluster"`), `cluster_col`, `unit_col`, `outcome_col`, `size_col`,
-#'   `pre`, `post`.
-#' @seealso [compare_clusterings()] to compare candidate cluster definitions.
+#'   cluster sorted by id, with columns named after `randomize_by` (or the
+#'   unit column when it is `NULL`), `n_units`, `size`, the covariates,
+#'   `outcome_total`, `outcome_mean`, `outcome_trend`, `outcome_sd`,
+#'   `per_capita_mean` (`outcome_mean / size`, only when `size` is given), and
+#'   `post_total`, `post_mean` (only with `post`). Attributes: `id` (the name
+#'   of the id column), `randomize_by`, `unit_col`, `time_col`,
+#'   `outcome_col`, `size_col`, `pre`, `post`.
+#' @seealso [compare_clusterings()] to compare candidate units of
+#'   randomization.
 #' @export
 #' @examples
-#' units <- geo_units(geo_sales, cluster = "dma", time = "week",
-#'                    outcome = "sales", size = "population",
-#'                    covariates = "region", post = 79:104, unit = "zone")
+#' units <- geo_units(sales ~ 0 | zone + week, geo_sales, randomize_by = "dma",
+#'                    size = "population", covariates = ~ region, post = 79:104)
 #' head(units)
 #' # Between-DMA R^2 of test-window sales on pre-period sales
 #' summary(lm(post_total ~ outcome_total, data = units))$r.squared
-geo_units <- function(data, cluster, time, outcome, size = NULL,
-                      covariates = NULL, pre = NULL, post = NULL, unit = NULL) {
-  data <- check_data_frame(data)
-  check_name(cluster, "cluster")
-  check_name(time, "time")
-  check_name(outcome, "outcome")
+geo_units <- function(formula, data, randomize_by = NULL, size = NULL, covariates = NULL,
+                      pre = NULL, post = NULL, ...) {
+  check_dots(...)
+  if (missing(data)) data <- NULL
+  if (!is.null(randomize_by)) check_name(randomize_by, "randomize_by")
   if (!is.null(size)) check_name(size, "size")
-  if (!is.null(unit)) check_name(unit, "unit")
-  if (!is.null(covariates) && (!is.character(covariates) || anyNA(covariates))) {
+  cov_vars <- geo_covariates(covariates)
+  if (is.data.frame(data)) {
+    check_columns(data, randomize_by, "randomize_by")
+    check_columns(data, size, "size")
+    check_columns(data, cov_vars, "covariates")
+  }
+  panel <- as_panel(formula, data, extra = unique(c(randomize_by, size, cov_vars)))
+  geo_units_fit(panel, randomize_by, size, cov_vars, pre, post)
+}
+
+# The cluster table from a checked panel.
+geo_units_fit <- function(panel, randomize_by, size, cov_vars, pre, post,
+                          call = rlang::caller_env()) {
+  v <- panel$vars
+  if (identical(randomize_by, v$unit)) randomize_by <- NULL
+  if (!is.null(v$treatment) || length(v$covariates)) {
+    abort_mkt("bad_formula", c(
+      "{.fn geo_units} reads {.code outcome ~ 0 | unit + time}: the pre-period of an experiment has no treatment.",
+      i = "Give covariates in {.arg covariates}, for example {.code covariates = ~ region}."
+    ), call = call)
+  }
+  id_col <- if (is.null(randomize_by)) v$unit else randomize_by
+  if (id_col %in% cov_vars) {
     abort_mkt("bad_argument", c(
-      "{.arg covariates} must be a character vector of column names.",
-      i = "For example {.code covariates = c(\"region\", \"income\")}."
-    ))
+      "Covariate {.field {id_col}} is the id column of the table.",
+      i = "Leave it out of {.arg covariates}."
+    ), call = call)
   }
-  reserved <- intersect(covariates, c("cluster", "n_units", "size",
-                                      "outcome_total", "outcome_mean",
-                                      "outcome_trend", "outcome_sd",
-                                      "per_capita_mean", "post_total", "post_mean"))
-  if (length(reserved)) {
-    abort_mkt("bad_argument", c(
-      "Covariate name{cli::qty(length(reserved))}{?s} {.field {reserved}} would overwrite {cli::qty(length(reserved))}{?a/} column{?s} that {.fn geo_units} computes.",
-      i = "Rename {cli::qty(length(reserved))}{?it/them} in {.arg data} first."
-    ))
-  }
-  check_columns(data, cluster, "cluster")
-  check_columns(data, time, "time")
-  check_columns(data, outcome, "outcome")
-  if (!is.null(size)) check_columns(data, size, "size")
-  if (!is.null(unit)) check_columns(data, unit, "unit")
-  if (!is.null(covariates)) check_columns(data, covariates, "covariates")
+  warn_dropped_rows(panel)
 
-  for (col in c(cluster, unit, time)) check_no_na(data[[col]], col)
-  y <- data[[outcome]]
-  if (!is.numeric(y)) {
-    abort_mkt("non_numeric", c(
-      "The outcome column {.field {outcome}} must be numeric.",
-      x = "It is of class {.cls {class(y)}}.",
-      i = "Convert it first, e.g. {.code data${outcome} <- as.numeric(data${outcome})}."
-    ))
-  }
-  if (anyNA(y)) {
-    warn_mkt("dropped_rows", c(
-      "Dropped {sum(is.na(y))} row{?s} with a missing {.field {outcome}}.",
-      i = "Cluster features use the remaining periods of each cluster."
-    ))
-    data <- data[!is.na(y), , drop = FALSE]
-    y <- data[[outcome]]
-  }
-
-  cl <- as.character(data[[cluster]])
-  un <- if (is.null(unit)) NULL else as.character(data[[unit]])
-  tm <- data[[time]]
-  check_geo_rows(data, cl, un, tm, cluster, unit, time)
-
-  times <- sort(unique(tm))
-  pre_post <- geo_windows(pre, post, times, time)
-  pidx <- match(tm, times)
-  in_pre <- pidx %in% match(pre_post$pre, times)
-
-  ids <- sort(unique(cl))
-  ci <- match(cl, ids)
+  obs <- panel$observed
+  live <- rowSums(obs) > 0
+  unit_cl <- randomization_clusters(panel, randomize_by, call = call)
+  ids <- sort(unique(unit_cl[live]))
+  ci <- match(unit_cl, ids)
+  ci[!live] <- NA_integer_
   n_cl <- length(ids)
-  n_t <- length(times)
-  cell <- ci + (pidx - 1L) * n_cl
-  Y <- cell_sums(y, cell, n_cl, n_t)
-  pre_f <- series_features(Y[, match(pre_post$pre, times), drop = FALSE],
-                           match(pre_post$pre, times))
+  times <- panel$times
+  pre_post <- geo_windows(pre, post, times, v$time, call = call)
+  pre_idx <- match(pre_post$pre, times)
+  Y <- cluster_totals(panel, ci, n_cl)
+  pre_f <- series_features(Y[, pre_idx, drop = FALSE], pre_idx)
   if (anyNA(pre_f$mean)) {
     bad <- ids[is.na(pre_f$mean)]
     warn_mkt("no_pre_data", c(
-      "{.field {cluster}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} {cli::qty(length(bad))}{?has/have} no rows in the pre-period.",
+      "{.field {id_col}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} {cli::qty(length(bad))}{?has/have} no rows in the pre-period.",
       i = "Their pre-period features are missing; drop them or widen {.arg pre}."
     ))
   }
 
-  s <- if (is.null(size)) NULL else check_size(data[[size]], size, un)
-  if (is.null(un)) {
-    # Anonymous units: each row of a cluster-period cell is one unit, so a
-    # cluster holds as many units, and as much size, as its fullest period.
-    cnt <- cell_sums(rep(1, length(cell)), cell, n_cl, n_t)
-    n_units <- as.integer(apply(cnt, 1L, max, na.rm = TRUE))
-    if (!is.null(s)) {
-      S <- cell_sums(s, cell, n_cl, n_t)
-      cl_size <- apply(S, 1L, max, na.rm = TRUE)
-      if (any(apply(S, 1L, function(r) diff(range(r, na.rm = TRUE))) > 0)) {
-        warn_mkt("size_varies", c(
-          "The clusters' total {.field {size}} changes from period to period.",
-          i = "Each cluster's size is its largest period total; name the unit column (e.g. {.code unit = \"zone\"}) to count each unit's size once."
-        ))
-      }
-    }
-  } else {
-    unit_ids <- unique(un)
-    unit_cl <- ci[match(unit_ids, un)]
-    n_units <- tabulate(unit_cl, n_cl)
-    if (!is.null(s)) {
-      cl_size <- as.numeric(rowsum(s[match(unit_ids, un)], unit_cl, reorder = TRUE)[, 1L])
-    }
-  }
-  if (is.null(s)) cl_size <- pre_f$total
+  s_unit <- if (!is.null(size)) unit_sizes(panel, size, call = call)
+  n_units <- tabulate(ci[live], n_cl)
+  cl_size <- if (is.null(size)) pre_f$total else
+    as.vector(rowsum(s_unit[live], ci[live], reorder = TRUE))
 
-  out <- data.frame(cluster = ids, n_units = n_units, size = cl_size,
-                    stringsAsFactors = FALSE)
-  for (cv in covariates) {
-    out[[cv]] <- cluster_covariate(data[[cv]], cv, cl, ci, n_cl, ids, un,
-                                   if (is.null(s)) rep(1, length(cl)) else s,
-                                   in_pre, cluster)
+  out <- data.frame(id = ids, n_units = n_units, size = cl_size, stringsAsFactors = FALSE)
+  names(out)[1] <- id_col
+  in_pre <- matrix(seq_along(times) %in% pre_idx, nrow(obs), ncol(obs), byrow = TRUE)
+  for (cv in cov_vars) {
+    out[[cv]] <- cluster_covariate(panel$extra[[cv]], cv, obs, in_pre, ci, n_cl, ids,
+                                   if (is.null(s_unit)) rep(1, length(ci)) else s_unit,
+                                   id_col, call = call)
   }
   out$outcome_total <- pre_f$total
   out$outcome_mean <- pre_f$mean
@@ -178,25 +142,27 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
   out$outcome_sd <- pre_f$sd
   if (!is.null(size)) out$per_capita_mean <- out$outcome_mean / out$size
   if (!is.null(pre_post$post)) {
-    post_f <- series_features(Y[, match(pre_post$post, times), drop = FALSE],
-                              match(pre_post$post, times))
+    post_idx <- match(pre_post$post, times)
+    post_f <- series_features(Y[, post_idx, drop = FALSE], post_idx)
     out$post_total <- post_f$total
     out$post_mean <- post_f$mean
   }
-  structure(out, class = c("mkt_units", "data.frame"), id = "cluster",
-            cluster_col = cluster, unit_col = unit, outcome_col = outcome,
-            size_col = size, pre = pre_post$pre, post = pre_post$post)
+  structure(out, class = c("mkt_units", "data.frame"), id = id_col,
+            randomize_by = randomize_by, unit_col = v$unit, time_col = v$time,
+            outcome_col = v$outcome, size_col = size, pre = pre_post$pre,
+            post = pre_post$post)
 }
 
-#' Compare candidate cluster definitions by closed-form power
+#' Compare candidate units of randomization by closed-form power
 #'
-#' For each candidate cluster column (e.g. DMA vs zone), builds the cluster
-#' table with [geo_units()] and reports what the choice implies for power:
-#' the number of clusters, the mean and coefficient of variation of cluster
-#' size, the between-cluster \eqn{R^2} of the test-window outcome total on
-#' the pre-period total, and the closed-form MDE ([power_closed_form()]) of
-#' the difference in means of cluster totals and of the pre-outcome-adjusted
-#' estimator, in absolute terms and in percent of the mean cluster total.
+#' For each candidate `randomize_by` column (e.g. DMA vs zone), builds the
+#' cluster table with [geo_units()] and reports what the choice implies for
+#' power: the number of clusters, the mean and coefficient of variation of
+#' cluster size, the between-cluster \eqn{R^2} of the test-window outcome
+#' total on the pre-period total, and the closed-form MDE
+#' ([power_closed_form()]) of the difference in means of cluster totals and
+#' of the pre-outcome-adjusted estimator, in absolute terms and in percent of
+#' the mean cluster total. The panel is read once for all candidates.
 #'
 #' This quantifies the size side of the trade-off in cluster definition
 #' (MMM 303-1): more, smaller clusters give more power, but finer units
@@ -208,17 +174,15 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
 #' not comparable with one at DMA level when spillovers are present.
 #'
 #' @inheritParams geo_units
-#' @param clusterings A named character vector of alternative cluster
-#'   columns, e.g. `c(DMA = "dma", zone = "zone")`.
-#' @param size `NULL` or the name of the unit size column.
+#' @param randomize_by A named character vector of candidate columns of
+#'   units of randomization, e.g. `c(DMA = "dma", zone = "zone")`; the panel's
+#'   unit column stands for randomizing each unit on its own.
 #' @param post Time values of the test window (required).
 #' @param effect Relative lift (e.g. `0.05` for 5%) at which to report power.
-#' @param alpha Two-sided significance level.
 #' @param power Target power for the MDE.
 #' @param prop_treated Share of clusters treated.
-#' @param unit `NULL` or the unit column; by default the clustering with the
-#'   most distinct values, which must be the finest level of the data.
-#' @return A data frame, one row per clustering: `clustering`, `column`,
+#' @param alpha Two-sided significance level.
+#' @return A data frame, one row per candidate: `clustering`, `column`,
 #'   `n_clusters`, `mean_size`, `cv_size`, `r2`, `mean_post`, `sd_post`,
 #'   `mde_dim`, `mde_dim_pct`, `power_dim`, `mde_adj`, `mde_adj_pct`,
 #'   `power_adj`. `dim` is the difference in means of test-window totals
@@ -227,20 +191,22 @@ geo_units <- function(data, cluster, time, outcome, size = NULL,
 #'   they are comparable across clusterings as relative lifts.
 #' @export
 #' @examples
-#' compare_clusterings(geo_sales, c(DMA = "dma", zone = "zone"),
-#'                     time = "week", outcome = "sales", size = "population",
-#'                     post = 79:104)
-compare_clusterings <- function(data, clusterings, time, outcome, size = NULL,
-                                pre = NULL, post, effect = 0.05, alpha = 0.05,
-                                power = 0.8, prop_treated = 0.5, unit = NULL) {
-  data <- check_data_frame(data)
-  if (!is.character(clusterings) || !length(clusterings) || anyNA(clusterings)) {
+#' compare_clusterings(sales ~ 0 | zone + week, geo_sales,
+#'                     randomize_by = c(DMA = "dma", zone = "zone"),
+#'                     size = "population", post = 79:104)
+compare_clusterings <- function(formula, data, randomize_by, size = NULL, pre = NULL,
+                                post = NULL, effect = 0.05, power = 0.8,
+                                prop_treated = 0.5, alpha = 0.05, ...) {
+  check_dots(...)
+  if (missing(data)) data <- NULL
+  if (missing(randomize_by) || !is.character(randomize_by) || !length(randomize_by) ||
+      anyNA(randomize_by)) {
     abort_mkt("bad_argument", c(
-      "{.arg clusterings} must be a named character vector of cluster columns.",
-      i = "For example {.code c(DMA = \"dma\", zone = \"zone\")}."
+      "{.arg randomize_by} must be a named character vector of candidate columns.",
+      i = "For example {.code randomize_by = c(DMA = \"dma\", zone = \"zone\")}."
     ))
   }
-  if (missing(post) || is.null(post)) {
+  if (is.null(post)) {
     abort_mkt("bad_argument", c(
       "{.arg post} must give the time values of the test window.",
       i = "For example {.code post = 79:104} for the last 26 of 104 weeks."
@@ -249,23 +215,22 @@ compare_clusterings <- function(data, clusterings, time, outcome, size = NULL,
   if (!is.numeric(effect) || length(effect) != 1L || is.na(effect) || effect <= 0) {
     abort_mkt("bad_argument", "{.arg effect} must be one positive relative lift, e.g. {.code 0.05}.")
   }
-  check_columns(data, clusterings, "clusterings")
-  if (is.null(names(clusterings))) names(clusterings) <- clusterings
-  names(clusterings)[names(clusterings) == ""] <- clusterings[names(clusterings) == ""]
-  if (is.null(unit)) {
-    n_lvl <- vapply(clusterings, function(col) length(unique(data[[col]])), integer(1))
-    unit <- clusterings[[which.max(n_lvl)]]
+  if (!is.null(size)) check_name(size, "size")
+  if (is.data.frame(data)) {
+    check_columns(data, randomize_by, "randomize_by")
+    check_columns(data, size, "size")
   }
+  if (is.null(names(randomize_by))) names(randomize_by) <- randomize_by
+  names(randomize_by)[names(randomize_by) == ""] <- randomize_by[names(randomize_by) == ""]
+  panel <- as_panel(formula, data, extra = unique(c(randomize_by, size)))
 
-  rows <- lapply(seq_along(clusterings), function(i) {
-    col <- clusterings[[i]]
-    u <- geo_units(data, cluster = col, time = time, outcome = outcome,
-                   size = size, pre = pre, post = post,
-                   unit = if (identical(col, unit)) NULL else unit)
+  rows <- lapply(seq_along(randomize_by), function(i) {
+    col <- randomize_by[[i]]
+    u <- geo_units_fit(panel, col, size, character(), pre, post)
     m <- nrow(u)
     if (m < 4L) {
       abort_mkt("too_few_clusters", c(
-        "Clustering {.field {col}} gives only {m} cluster{?s}.",
+        "Randomizing by {.field {col}} gives only {m} cluster{?s}.",
         i = "A randomized comparison needs at least 4 clusters."
       ))
     }
@@ -286,7 +251,7 @@ compare_clusterings <- function(data, clusterings, time, outcome, size = NULL,
                                 prop_treated = prop_treated,
                                 r2 = min(r2, 1 - 1e-12), df = m - 3)$power
     data.frame(
-      clustering = names(clusterings)[i], column = col, n_clusters = m,
+      clustering = names(randomize_by)[i], column = col, n_clusters = m,
       mean_size = mean(u$size), cv_size = stats::sd(u$size) / mean(u$size),
       r2 = r2, mean_post = mean_post, sd_post = sd_post,
       mde_dim = dim$effect, mde_dim_pct = 100 * dim$effect / mean_post,
@@ -310,14 +275,105 @@ check_name <- function(x, arg, call = rlang::caller_env()) {
   invisible(x)
 }
 
-check_no_na <- function(x, col, call = rlang::caller_env()) {
-  if (anyNA(x)) {
-    abort_mkt("missing_values", c(
-      "Column {.field {col}} has {sum(is.na(x))} missing value{?s}.",
-      i = "Every row needs a {.field {col}}; drop or fill those rows first."
+# Column names of a one-sided covariate formula.
+geo_covariates <- function(covariates, call = rlang::caller_env()) {
+  if (is.null(covariates)) return(character())
+  ok <- inherits(covariates, "formula") && length(covariates) == 2L
+  terms <- if (ok) attr(stats::terms(covariates), "term.labels") else character()
+  if (!ok || !length(terms) || !all(terms %in% all.vars(covariates))) {
+    abort_mkt("bad_argument", c(
+      "{.arg covariates} must be a one-sided formula of column names.",
+      i = "For example {.code covariates = ~ region + income}."
     ), call = call)
   }
-  invisible(x)
+  reserved <- intersect(terms, c("n_units", "size", "outcome_total", "outcome_mean",
+                                 "outcome_trend", "outcome_sd", "per_capita_mean",
+                                 "post_total", "post_mean"))
+  if (length(reserved)) {
+    abort_mkt("bad_argument", c(
+      "Covariate name{cli::qty(length(reserved))}{?s} {.field {reserved}} would overwrite {cli::qty(length(reserved))}{?a/} column{?s} that {.fn geo_units} computes.",
+      i = "Rename {cli::qty(length(reserved))}{?it/them} in {.arg data} first."
+    ), call = call)
+  }
+  terms
+}
+
+# Rows the panel dropped, said once.
+warn_dropped_rows <- function(panel) {
+  dropped <- panel$dropped
+  if (!nrow(dropped)) return(invisible())
+  reasons <- table(dropped$reason)
+  warn_mkt("dropped_rows", c(
+    "Dropped {nrow(dropped)} row{?s}: {paste(as.vector(reasons), names(reasons), collapse = ', ')}.",
+    i = "Cluster features use the remaining periods of each cluster."
+  ))
+}
+
+# The unit of randomization of each unit of the panel (its own label without
+# `randomize_by`): known on every observed cell and constant within units,
+# which must nest in the clusters.
+randomization_clusters <- function(panel, randomize_by, call = rlang::caller_env()) {
+  units <- as.character(panel$units)
+  if (is.null(randomize_by)) return(units)
+  m <- panel$extra[[randomize_by]]
+  miss <- is.na(m) & panel$observed
+  if (any(miss)) {
+    abort_mkt("missing_values", c(
+      "Column {.field {randomize_by}} is missing on {sum(miss)} observed row{?s}, e.g. for {.field {panel$vars$unit}} {.val {utils::head(units[rowSums(miss) > 0], 3)}}.",
+      i = "Every row needs its unit of randomization; fill in those rows first."
+    ), call = call)
+  }
+  lab <- tryCatch(panel_unit_values(panel, randomize_by, call = call),
+    mktcausal_error_varies_within_unit = function(e) {
+      first <- m[cbind(seq_len(nrow(m)), max.col(panel$observed, ties.method = "first"))]
+      differs <- panel$observed & m != first
+      bad <- units[rowSums(differs, na.rm = TRUE) > 0]
+      abort_mkt("not_nested", c(
+        "{.field {panel$vars$unit}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} belong{cli::qty(length(bad))}{?s/} to several {.field {randomize_by}} clusters.",
+        i = "Units must nest in the units of randomization; fix the mapping or randomize at a coarser level."
+      ), call = call, parent = NA)
+    })
+  as.character(lab)
+}
+
+# Each unit's size: numeric, known, non-negative and constant over time.
+unit_sizes <- function(panel, size, call = rlang::caller_env()) {
+  m <- panel$extra[[size]]
+  if (!is.numeric(m)) {
+    abort_mkt("non_numeric", c(
+      "The size column {.field {size}} must be numeric.",
+      x = "It is of class {.cls {class(m)}}."
+    ), call = call)
+  }
+  miss <- is.na(m) & panel$observed
+  if (any(miss)) {
+    abort_mkt("missing_values", c(
+      "Column {.field {size}} has {sum(miss)} missing value{?s}.",
+      i = "Every row needs a {.field {size}}; drop or fill those rows first."
+    ), call = call)
+  }
+  if (any(m[panel$observed] < 0)) {
+    abort_mkt("bad_size", "The size column {.field {size}} has negative values; sizes must be >= 0.",
+              call = call)
+  }
+  s <- panel_unit_values(panel, size, call = call)
+  s[is.na(s)] <- 0
+  as.numeric(s)
+}
+
+# Cluster x period sums of the outcome over the units of each cluster (codes
+# `ci`, NA for units left out), NA where a cluster has no observed cell.
+cluster_totals <- function(panel, ci, n_cl) {
+  obs <- panel$observed
+  use <- !is.na(ci)
+  Yz <- panel$Y[use, , drop = FALSE]
+  Yz[!obs[use, , drop = FALSE]] <- 0
+  tot <- rowsum(Yz, ci[use], reorder = TRUE)
+  cnt <- rowsum(obs[use, , drop = FALSE] * 1, ci[use], reorder = TRUE)
+  out <- matrix(NA_real_, n_cl, ncol(obs))
+  rows <- as.integer(rownames(tot))
+  out[rows, ] <- ifelse(cnt > 0, tot, NA_real_)
+  out
 }
 
 # Validates the windows against the data's times and fills the default pre
@@ -376,108 +432,52 @@ series_features <- function(Y, x) {
        sd = ifelse(n > 2, sqrt(rss / (n - 2)), NA_real_))
 }
 
-cluster_covariate <- function(v, col, cl, ci, n_cl, ids, un, s_row, in_pre,
-                              cluster, call = rlang::caller_env()) {
-  if (is.numeric(v)) {
-    res <- weighted_cluster_mean(v, ci, n_cl, un, s_row, in_pre & !is.na(v))
-    # Clusters without a pre-period value fall back on all their rows.
+
+# A covariate at the cluster level: numeric ones as size-weighted means of
+# each unit's pre-period mean (all periods for clusters without a pre-period
+# value); categorical ones must be constant within each cluster.
+cluster_covariate <- function(m, col, obs, in_pre, ci, n_cl, ids, s_unit, id_col,
+                              call = rlang::caller_env()) {
+  if (is.numeric(m)) {
+    res <- weighted_cluster_mean(m, obs & in_pre, ci, n_cl, s_unit)
     miss <- is.na(res)
-    if (any(miss)) {
-      res[miss] <- weighted_cluster_mean(v, ci, n_cl, un, s_row, !is.na(v))[miss]
-    }
+    if (any(miss)) res[miss] <- weighted_cluster_mean(m, obs, ci, n_cl, s_unit)[miss]
     return(res)
   }
-  if (!(is.character(v) || is.factor(v) || is.logical(v))) {
+  if (!(is.character(m) || is.logical(m))) {
     abort_mkt("bad_covariate", c(
-      "Covariate {.field {col}} is of class {.cls {class(v)}}.",
+      "Covariate {.field {col}} is of class {.cls {class(m)}}.",
       i = "Covariates must be numeric, character, factor or logical."
     ), call = call)
   }
-  n_val <- tapply(as.character(v), cl, function(z) length(unique(z[!is.na(z)])))
+  use <- obs & !is.na(m) & !is.na(ci)
+  vals <- m[use]
+  cl <- ci[row(m)[use]]
+  n_val <- tapply(vals, factor(cl, levels = seq_len(n_cl)), function(z) length(unique(z)))
+  n_val[is.na(n_val)] <- 0L
   if (any(n_val > 1L)) {
-    bad <- names(n_val)[n_val > 1L]
+    bad <- ids[n_val > 1L]
     abort_mkt("varies_within_unit", c(
-      "Categorical covariate {.field {col}} takes several values within {.field {cluster}} {.val {utils::head(bad, 5)}}.",
+      "Categorical covariate {.field {col}} takes several values within {.field {id_col}} {.val {utils::head(bad, 5)}}.",
       i = "Categorical covariates must be constant within a cluster; recode them or pass a numeric share instead."
     ), call = call)
   }
-  first <- match(ids, cl[!is.na(v)])
-  v[!is.na(v)][first]
-}
-
-# Size-weighted mean of each unit's mean: a row of unit u weighs
-# size_u / (rows of u kept), so units count by size, not by row count.
-weighted_cluster_mean <- function(v, ci, n_cl, un, s_row, keep) {
-  res <- rep(NA_real_, n_cl)
-  if (!any(keep)) return(res)
-  w <- s_row[keep]
-  if (!is.null(un)) w <- w / stats::ave(w, un[keep], FUN = length)
-  r <- rowsum(cbind(w * v[keep], w), ci[keep])
-  res[as.integer(rownames(r))] <- r[, 1L] / r[, 2L]
-  res[!is.finite(res)] <- NA_real_
-  res
-}
-
-# Sums of x by cluster-period cell as a clusters x periods matrix, NA where
-# a cluster has no row in a period.
-cell_sums <- function(x, cell, n_cl, n_t) {
-  tot <- rowsum(x, cell, reorder = FALSE)
-  out <- matrix(NA_real_, n_cl, n_t)
-  out[as.integer(rownames(tot))] <- tot[, 1L]
+  out <- vals[match(seq_len(n_cl), cl)]
+  if (is.null(out)) out <- rep(NA, n_cl)
   out
 }
 
-check_geo_rows <- function(data, cl, un, tm, cluster, unit, time,
-                           call = rlang::caller_env()) {
-  if (is.null(un)) {
-    d <- anyDuplicated(data)
-    if (d) {
-      abort_mkt("duplicated_rows", c(
-        "Row {d} of {.arg data} repeats an earlier row exactly.",
-        i = "Drop duplicated rows, or name the unit column (e.g. {.code unit = \"zone\"}) so that each unit is checked to have one row per {.field {time}}."
-      ), call = call)
-    }
-    return(invisible())
-  }
-  d <- anyDuplicated(paste(un, as.character(tm), sep = "\r"))
-  if (d) {
-    abort_mkt("duplicated_rows", c(
-      "Several rows share {.field {unit}} = {.val {un[d]}} and {.field {time}} = {.val {format(tm[d])}}.",
-      i = "Keep one row per {.field {unit}} and {.field {time}}, or aggregate duplicates first."
-    ), call = call)
-  }
-  n_cl <- tapply(cl, un, function(v) length(unique(v)))
-  if (any(n_cl > 1L)) {
-    bad <- names(n_cl)[n_cl > 1L]
-    abort_mkt("not_nested", c(
-      "{.field {unit}} value{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}} belong{cli::qty(length(bad))}{?s/} to several {.field {cluster}} clusters.",
-      i = "Units must nest in clusters; fix the mapping or cluster at a coarser level."
-    ), call = call)
-  }
-  invisible()
-}
-
-check_size <- function(s, size, un, call = rlang::caller_env()) {
-  if (!is.numeric(s)) {
-    abort_mkt("non_numeric", c(
-      "The size column {.field {size}} must be numeric.",
-      x = "It is of class {.cls {class(s)}}."
-    ), call = call)
-  }
-  check_no_na(s, size, call = call)
-  if (any(s < 0)) {
-    abort_mkt("bad_size", "The size column {.field {size}} has negative values; sizes must be >= 0.",
-              call = call)
-  }
-  if (!is.null(un)) {
-    rng <- tapply(s, un, function(v) max(v) - min(v))
-    if (any(rng > 0)) {
-      bad <- names(rng)[rng > 0]
-      abort_mkt("varies_within_unit", c(
-        "The size column {.field {size}} varies over time within unit{cli::qty(length(bad))}{?s} {.val {utils::head(bad, 5)}}.",
-        i = "Size must be time-invariant per unit: use e.g. the population at the start of the pre-period."
-      ), call = call)
-    }
-  }
-  as.numeric(s)
+# Size-weighted mean over a cluster's units of each unit's mean over the
+# cells in `keep`; units without such a cell do not count.
+weighted_cluster_mean <- function(m, keep, ci, n_cl, s_unit) {
+  keep <- keep & !is.na(m)
+  n_u <- rowSums(keep)
+  mean_u <- rowSums(ifelse(keep, m, 0)) / pmax(n_u, 1)
+  has <- n_u > 0 & !is.na(ci)
+  res <- rep(NA_real_, n_cl)
+  if (!any(has)) return(res)
+  r <- rowsum(cbind(s_unit[has] * mean_u[has], s_unit[has]), ci[has])
+  res[as.integer(rownames(r))] <- r[, 1L] / r[, 2L]
+  res[!is.finite(res)] <- NA_real_
+  res
 }

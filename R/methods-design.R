@@ -1,4 +1,7 @@
-# Presentation of designs (rerandomize) and randomization tests.
+# Presentation of the design objects, which are not fits: designs
+# (rerandomize), strata (stratify), simulated power (design_power) and
+# experiment diagnostics. Their plots share the package's look (theme_mkt,
+# mkt_colours) and are drawn from their tidy tables.
 
 #' Covariate balance of a re-randomized design
 #'
@@ -9,7 +12,7 @@
 #' acceptance rule), with the expected variance reduction \eqn{1 - v_a}.
 #'
 #' @param x A design from [rerandomize()].
-#' @param ... Unused.
+#' @param ... Must be empty.
 #' @return A data frame with one row per covariate: `term`, `mean_treated`,
 #'   `mean_control`, `std_diff`, `expected_abs_std_diff_before`,
 #'   `expected_abs_std_diff_after`, `variance_reduction`.
@@ -24,6 +27,7 @@ balance <- function(x, ...) UseMethod("balance")
 #' @rdname balance
 #' @export
 balance.mkt_design <- function(x, ...) {
+  check_dots(...)
   if (!is.null(x$buffer)) return(balance_buffered(x))
   X <- x$X
   w <- x$treated
@@ -66,11 +70,14 @@ balance_buffered <- function(x) {
 
 #' Tidy, glance, print and plot a re-randomized design
 #'
-#' `tidy()` is the balance table of [balance()]. `glance()` gives one row:
-#' the criterion of the chosen assignment, the threshold, the acceptance
-#' probability asked for and the realized acceptance rate in the calibration
-#' draws, the number of candidates drawn, the mean expected variance
-#' reduction, and the expected number of distinct acceptable assignments.
+#' A design is not a fit: it records the rule that drew the assignment, which
+#' [randomization_test()], [rem_asymptotic()], [experiment_effect()],
+#' [design_power()] and [spillover()] condition on. `tidy()` is the balance
+#' table of [balance()]. `glance()` gives one row: the criterion of the
+#' chosen assignment, the threshold, the acceptance probability asked for
+#' and the realized acceptance rate in the calibration draws, the number of
+#' candidates drawn, the mean expected variance reduction, and the expected
+#' number of distinct acceptable assignments.
 #'
 #' With a buffer (see [rerandomize()]), the balance table compares treated
 #' clusters with the retained controls, `glance()` adds `n_control`,
@@ -81,22 +88,25 @@ balance_buffered <- function(x) {
 #' `plot(x, type = "buffer")` draws those probabilities of being a control
 #' against the number of neighbours, marking each cluster's realized arm.
 #'
-#' @param x A design from [rerandomize()].
+#' @param x,object A design from [rerandomize()].
 #' @param what For `tidy()`: `"balance"` (the balance table of [balance()])
 #'   or `"clusters"` (one row per cluster with its arm).
-#' @param type For `plot()`: `"balance"` (a love plot of standardized
-#'   differences, with what complete randomization and the rule lead one to
-#'   expect), `"criterion"` (the criterion's distribution under complete
-#'   randomization, with the threshold and the chosen assignment marked) or,
-#'   for designs with a buffer, `"buffer"`.
-#' @param ... Unused.
+#' @param type For `plot()` and `autoplot()`: `"balance"` (a love plot of
+#'   standardized differences, with what complete randomization and the rule
+#'   lead one to expect), `"criterion"` (the criterion's distribution under
+#'   complete randomization, with the threshold and the chosen assignment
+#'   marked) or, for designs with a buffer, `"buffer"`.
+#' @param ... Must be empty (for `plot()`: passed to `autoplot()`).
+#' @return `tidy()` and `glance()` data frames, `plot()` and `autoplot()` a
+#'   ggplot; `print()` returns `x` invisibly.
 #' @name design-methods
 NULL
 
 #' @rdname design-methods
 #' @export
 tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
-  what <- match.arg(what)
+  check_dots(...)
+  what <- check_choice(what)
   if (what == "balance") return(balance.mkt_design(x))
   arm <- x$arm
   if (is.null(arm)) {
@@ -117,6 +127,7 @@ tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
 #' @rdname design-methods
 #' @export
 glance.mkt_design <- function(x, ...) {
+  check_dots(...)
   data.frame(
     criterion = x$criterion_value,
     threshold = sum(x$threshold),
@@ -141,25 +152,47 @@ glance.mkt_design <- function(x, ...) {
 #' @export
 print.mkt_design <- function(x, ...) {
   g <- glance.mkt_design(x)
-  say("{.strong Re-randomized design} ({x$criterion} criterion, {x$threshold_type} threshold)")
-  say("{g$n_treated} of {g$n_clusters} clusters treated, {g$n_strata} strat{?um/a}; covariates: {.field {x$covariates}}")
-  say("Criterion {signif(g$criterion, 4)} <= threshold {signif(g$threshold, 4)}; accept = {signif(g$accept, 3)}, realized rate {signif(g$acceptance_rate, 3)}")
-  say("Candidates drawn: {format(g$candidates, big.mark = ',')}; expected variance reduction {round(100 * g$variance_reduction, 1)}%")
-  say("About {format(signif(g$n_acceptable, 3))} distinct assignments pass the rule.")
+  lines <- c(
+    sprintf("Re-randomized design (%s criterion, %s threshold)", x$criterion, x$threshold_type),
+    sprintf("  %d of %d clusters treated, %d strat%s; covariates: %s", g$n_treated,
+            g$n_clusters, g$n_strata, if (g$n_strata == 1L) "um" else "a",
+            paste(x$covariates, collapse = ", ")),
+    sprintf("  criterion %s <= threshold %s; accept = %s, realized rate %s",
+            format_num(g$criterion), format_num(g$threshold), format(signif(g$accept, 3)),
+            format(signif(g$acceptance_rate, 3))),
+    sprintf("  %s candidates drawn; expected variance reduction %s%%",
+            format(g$candidates, big.mark = ","), format(round(100 * g$variance_reduction, 1))),
+    sprintf("  about %s distinct assignments pass the rule",
+            format(signif(g$n_acceptable, 3), big.mark = ","))
+  )
   if (!is.null(x$buffer)) {
-    say("Buffer ({x$buffer$source}, {x$buffer$n_links} link{?s}): {g$n_buffer} untreated neighbour{?s} of treated clusters excluded, {g$n_control} control{?s} kept; balance is treated vs kept controls")
-    say("{signif(100 * g$admissible_rate, 3)}% of base draws keep {x$min_per_arm} control{?s} per stratum; {sum(x$arm_prob[, 'control'] < 0.01)} cluster{?s} {?is/are} a control in under 1% of accepted draws")
+    lines <- c(lines, sprintf(
+      "  Buffer (%s, %s links): %d untreated neighbours of treated clusters excluded, %d controls kept; balance is treated vs kept controls",
+      x$buffer$source, format(x$buffer$n_links), g$n_buffer, g$n_control),
+      sprintf("  %s%% of base draws keep %d control%s per stratum; %d cluster%s a control in under 1%% of accepted draws",
+              format(signif(100 * g$admissible_rate, 3)), x$min_per_arm,
+              if (x$min_per_arm == 1L) "" else "s", sum(x$arm_prob[, "control"] < 0.01),
+              if (sum(x$arm_prob[, "control"] < 0.01) == 1L) " is" else "s are"))
   }
+  cat_wrapped(lines)
   invisible(x)
 }
 
 #' @rdname design-methods
 #' @export
-plot.mkt_design <- function(x, type = c("balance", "criterion", "buffer"), ...) {
-  type <- match.arg(type)
+plot.mkt_design <- function(x, ...) {
+  autoplot(x, ...)
+}
+
+#' @rdname design-methods
+#' @export
+autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer"), ...) {
+  check_dots(...)
+  type <- check_choice(type)
+  x <- object
   if (type == "buffer") {
     if (is.null(x$buffer)) {
-      abort_mkt("bad_argument", c(
+      abort_mkt("not_available", c(
         "{.code type = \"buffer\"} needs a design with a buffer.",
         i = "Create one with {.code rerandomize(..., buffer = adjacency)}."
       ))
@@ -168,119 +201,211 @@ plot.mkt_design <- function(x, type = c("balance", "criterion", "buffer"), ...) 
     return(ggplot2::ggplot(cl, ggplot2::aes(x = .data$n_neighbours, y = .data$prob_control,
                                             colour = .data$arm)) +
       ggplot2::geom_jitter(width = 0.15, height = 0, size = 2, alpha = 0.8) +
+      ggplot2::scale_colour_manual(values = c(treated = mkt_colours[["treated"]],
+                                              control = mkt_colours[["control"]],
+                                              buffer = mkt_colours[["synthetic"]]),
+                                   drop = FALSE) +
       ggplot2::labs(x = "number of neighbours", y = "probability of being a control",
                     colour = "realized arm", title = "Buffer zones",
                     subtitle = "clusters with many neighbours are rarely kept as controls") +
-      ggplot2::theme_minimal())
+      theme_mkt())
   }
   if (type == "balance") {
     b <- balance.mkt_design(x)
+    what <- c("expected, complete randomization", "expected, acceptance rule", "realized")
     long <- rbind(
-      data.frame(term = b$term, value = b$expected_abs_std_diff_before,
-                 what = "expected |std. diff.|, complete randomization"),
-      data.frame(term = b$term, value = b$expected_abs_std_diff_after,
-                 what = "expected |std. diff.|, acceptance rule"),
-      data.frame(term = b$term, value = abs(b$std_diff), what = "realized |std. diff.|")
+      data.frame(term = b$term, value = b$expected_abs_std_diff_before, what = what[1]),
+      data.frame(term = b$term, value = b$expected_abs_std_diff_after, what = what[2]),
+      data.frame(term = b$term, value = abs(b$std_diff), what = what[3])
     )
     long$term <- factor(long$term, levels = rev(b$term))
+    long$what <- factor(long$what, levels = what)
     return(ggplot2::ggplot(long, ggplot2::aes(x = .data$value, y = .data$term,
                                               colour = .data$what, shape = .data$what)) +
       ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
       ggplot2::geom_point(size = 2.5) +
+      ggplot2::scale_colour_manual(values = stats::setNames(
+        c(mkt_colours[["control"]], mkt_colours[["band"]], mkt_colours[["treated"]]), what)) +
+      ggplot2::scale_shape_manual(values = stats::setNames(c(1, 2, 16), what)) +
       ggplot2::labs(x = "absolute standardized difference in means", y = NULL,
-                    colour = NULL, shape = NULL, title = "Covariate balance") +
-      ggplot2::theme_minimal() +
-      ggplot2::theme(legend.position = "bottom", legend.direction = "vertical"))
+                    colour = NULL, shape = NULL, title = "Covariate balance",
+                    subtitle = "realized imbalance against what each rule leads one to expect") +
+      theme_mkt())
   }
   cal <- data.frame(value = x$calibration)
   ggplot2::ggplot(cal, ggplot2::aes(x = .data$value)) +
-    ggplot2::geom_histogram(bins = 60, fill = "grey70", colour = "white") +
-    ggplot2::geom_vline(xintercept = sum(x$threshold), colour = "firebrick", linewidth = 0.8) +
-    ggplot2::geom_vline(xintercept = x$criterion_value, colour = "steelblue",
+    ggplot2::geom_histogram(bins = 60, fill = mkt_colours[["band"]], colour = "white") +
+    ggplot2::geom_vline(xintercept = sum(x$threshold), colour = mkt_colours[["effect"]],
+                        linewidth = 0.8) +
+    ggplot2::geom_vline(xintercept = x$criterion_value, colour = mkt_colours[["treated"]],
                         linetype = "dashed", linewidth = 0.8) +
     ggplot2::labs(x = paste(x$criterion, "criterion"), y = "draws",
                   title = "Criterion under complete randomization",
                   subtitle = "red: acceptance threshold; blue dashed: chosen assignment") +
-    ggplot2::theme_minimal()
+    theme_mkt()
 }
 
-#' Tidy, glance, print and plot a randomization test
+# --- strata (stratify) ------------------------------------------------------
+
+#' @rdname stratify
+#' @param x A [stratify()] object.
+#' @export
+print.mkt_strata <- function(x, ...) {
+  what <- switch(x$method,
+    quantile = sprintf("%d quantile bin%s of %s%s", x$bins, if (x$bins == 1) "" else "s",
+                       x$size, if (length(x$by)) paste0(" within ", paste(x$by, collapse = " x ")) else ""),
+    exact = sprintf("exact strata on %s", paste(x$by, collapse = " x ")),
+    matched = sprintf("matched %s on %s",
+                      if (x$block_size == 2L) "pairs" else sprintf("blocks of %d", x$block_size),
+                      paste(deparse(x$covariates), collapse = " "))
+  )
+  cat_wrapped(c(
+    sprintf("<mkt_strata> %d strata of %d clusters: %s", nlevels(x$stratum),
+            length(x$stratum), what),
+    sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
+            format(x$prop_treated), x$min_per_arm),
+    if (!is.null(x$buffer)) {
+      sprintf("Buffer (%s): untreated neighbours of treated clusters are excluded; about %s clusters per draw",
+              x$buffer$source, format(round(sum(x$n_buffer), 1)))
+    }
+  ))
+  print.data.frame(tidy.mkt_strata(x), row.names = FALSE)
+  invisible(x)
+}
+
+#' Tidy strata: clusters and expected arm sizes per stratum
 #'
-#' `tidy()` gives one row: the estimate, the observed statistic, the p-value
-#' conditional on the acceptance rule and the interval from inverting it.
-#' `glance()` adds the p-value and interval that ignore the rule
-#' (`p.value_unconditional`), the number of reference draws, whether they
-#' were enumerated, and the Monte Carlo standard error of the p-value.
-#' `plot()` shows both reference distributions of the statistic under the
-#' null and the observed value.
+#' @param x A [stratify()] object.
+#' @param ... Must be empty.
+#' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
+#'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`), and
+#'   `n_buffer` (expected buffer clusters) when the strata carry a buffer.
+#' @examples
+#' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
+#' tidy(s)
+#' @export
+tidy.mkt_strata <- function(x, ...) {
+  check_dots(...)
+  out <- data.frame(stratum = names(x$table), n = as.integer(x$table),
+                    n_treated = as.integer(x$n_treated), stringsAsFactors = FALSE)
+  if (is.null(x$buffer)) {
+    out$n_control <- as.integer(x$n_control)
+  } else {
+    out$n_control <- round(unname(x$n_control), 1)
+    out$n_buffer <- round(unname(x$n_buffer), 1)
+  }
+  out
+}
+
+# --- simulated power (design_power) -------------------------------------------
+
+#' Tidy, glance, print and plot simulated power
 #'
-#' @param x A result of [randomization_test()].
-#' @param ... Unused.
-#' @name randomization-test-methods
+#' `tidy()` gives one row per test length and effect: `power`, its Monte
+#' Carlo standard error `mc_se` \eqn{= \sqrt{p(1-p)/n}} over the `n_sims`
+#' simulated experiments, and the `bias` and `rmse` of the estimator in
+#' percent of the window's mean cluster total (the control mean). `glance()`
+#' gives one row per test length: the minimum detectable effect `mde` (the
+#' smallest effect of the grid with power at least `target_power`, `NA` if
+#' none), `mde_interpolated` (where the linearly interpolated power curve
+#' crosses the target) and `aa_rejection`, the rejection rate at zero
+#' effect, which should be close to `alpha`. `plot()` draws the power curves
+#' by test length with the target line, from `tidy()`.
+#'
+#' @param x,object A result of [design_power()].
+#' @param ... Must be empty (for `plot()`: passed to `autoplot()`).
+#' @name power-methods
 NULL
 
-#' @rdname randomization-test-methods
+#' @rdname power-methods
 #' @export
-tidy.mkt_randomization_test <- function(x, ...) {
-  data.frame(
-    term = x$statistic_name, estimate = x$estimate, std.error = x$std.error,
-    statistic = x$statistic, p.value = x$p.value,
-    conf.low = x$conf.int[1], conf.high = x$conf.int[2],
-    stringsAsFactors = FALSE
-  )
+tidy.mkt_power <- function(x, ...) {
+  check_dots(...)
+  x$power
 }
 
-#' @rdname randomization-test-methods
+#' @rdname power-methods
 #' @export
-glance.mkt_randomization_test <- function(x, ...) {
-  data.frame(
-    p.value = x$p.value, p.value_unconditional = x$p.value_unconditional,
-    conf.low_unconditional = x$conf.int_unconditional[1],
-    conf.high_unconditional = x$conf.int_unconditional[2],
-    n_draws = x$n_draws[["conditional"]],
-    n_draws_unconditional = x$n_draws[["unconditional"]],
-    exact = x$exact, mc_se = x$mc_se[[1]], null = x$null,
-    alternative = x$alternative, n_assignments = x$n_assignments,
-    stringsAsFactors = FALSE
-  )
+glance.mkt_power <- function(x, ...) {
+  check_dots(...)
+  x$mde
 }
 
-#' @rdname randomization-test-methods
+#' @rdname power-methods
 #' @export
-print.mkt_randomization_test <- function(x, ...) {
-  how <- if (x$exact) "exact enumeration" else
-    paste(format(x$n_draws[["conditional"]], big.mark = ","), "draws")
-  say("{.strong Randomization test} of a constant effect = {x$null} ({x$alternative}; {x$statistic_name}; {how})")
-  say("Estimate {signif(x$estimate, 4)}; {round(100 * (1 - x$alpha))}% interval [{signif(x$conf.int[1], 4)}, {signif(x$conf.int[2], 4)}]")
-  say("p-value conditional on the acceptance rule: {format.pval(x$p.value, digits = 3)}{if (!x$exact) paste0(' (MC s.e. ', signif(x$mc_se[[1]], 2), ')') else ''}")
-  say("Ignoring the rule (conservative): p = {format.pval(x$p.value_unconditional, digits = 3)}, interval [{signif(x$conf.int_unconditional[1], 4)}, {signif(x$conf.int_unconditional[2], 4)}]")
-  if (isTRUE(x$buffer)) {
-    say("Buffer re-applied to every reference assignment; the p-value for no effect at all is exact under any spillover, the interval assumes none")
-  }
-  drift <- x$assignment_prob
-  p <- mean(x$design$treated)
-  off <- abs(drift - p) > 0.1
-  if (!x$exact && any(off)) {
-    say("{sum(off)} cluster{?s} {?is/are} treated with probability outside [{round(p - 0.1, 2)}, {round(p + 0.1, 2)}] under the rule: {.val {utils::head(names(drift)[off], 5)}}")
+print.mkt_power <- function(x, ...) {
+  g <- x$mde
+  lines <- c(
+    sprintf("Simulated power: %s with %s test, %s effect", x$method,
+            if (x$inference == "hc2") "HC2 t" else "randomization", x$effect_type),
+    sprintf("  %d assignments from the design's rule x %d historical windows = %s experiments per cell",
+            x$n_draws, x$n_windows, format(x$n_sims, big.mark = ",")),
+    sprintf("  test length %d: MDE %s at power %s; A/A rejection %s (alpha %s)",
+            g$test_length, ifelse(is.na(g$mde_interpolated), "beyond the grid",
+                                  paste0(format_num(100 * g$mde_interpolated, 3), "%")),
+            format(g$target_power), format_num(g$aa_rejection, 3), format(g$alpha))
+  )
+  cat_wrapped(lines)
+  invisible(x)
+}
+
+#' @rdname power-methods
+#' @export
+plot.mkt_power <- function(x, ...) {
+  autoplot(x, ...)
+}
+
+#' @rdname power-methods
+#' @export
+autoplot.mkt_power <- function(object, ...) {
+  check_dots(...)
+  d <- tidy.mkt_power(object)
+  d$test_length <- factor(d$test_length)
+  ggplot2::ggplot(d, ggplot2::aes(x = 100 * .data$effect, y = .data$power,
+                                  colour = .data$test_length)) +
+    ggplot2::geom_hline(yintercept = object$target_power, linetype = "dashed", colour = "grey40") +
+    ggplot2::geom_hline(yintercept = object$alpha, linetype = "dotted", colour = "grey60") +
+    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
+                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
+                           width = 0) +
+    ggplot2::geom_line() +
+    ggplot2::geom_point() +
+    ggplot2::scale_colour_manual(values = grDevices::colorRampPalette(
+      c(mkt_colours[["band"]], mkt_colours[["treated"]]))(nlevels(d$test_length))) +
+    ggplot2::scale_y_continuous(limits = c(0, 1)) +
+    ggplot2::labs(x = "effect (% lift)", y = "power", colour = "test length (periods)",
+                  title = "Simulated power by test length",
+                  subtitle = "dashed: target power; dotted: alpha (A/A rejection at zero effect)") +
+    theme_mkt()
+}
+
+# --- experiment diagnostics ---------------------------------------------------
+
+#' @rdname experiment_diagnostics
+#' @param x A result of `experiment_diagnostics()`.
+#' @export
+tidy.mkt_diagnostics <- function(x, ...) {
+  check_dots(...)
+  x$checks
+}
+
+#' @rdname experiment_diagnostics
+#' @export
+print.mkt_diagnostics <- function(x, ...) {
+  cat("Experiment diagnostics (tests fail below p = ", format(x$alpha), ")\n", sep = "")
+  tab <- x$checks
+  for (i in seq_len(nrow(tab))) {
+    cat(sprintf("  %-8s %s\n", toupper(tab$verdict[i]), tab$check[i]))
+    cat(paste0(strwrap(tab$message[i], width = 80, indent = 11, exdent = 11), "\n"), sep = "")
   }
   invisible(x)
 }
 
-#' @rdname randomization-test-methods
-#' @export
-plot.mkt_randomization_test <- function(x, ...) {
-  ref <- rbind(
-    data.frame(statistic = x$reference$conditional, reference = "conditional on the acceptance rule"),
-    data.frame(statistic = x$reference$unconditional, reference = "ignoring the rule")
-  )
-  ggplot2::ggplot(ref, ggplot2::aes(x = .data$statistic, colour = .data$reference,
-                                    fill = .data$reference)) +
-    ggplot2::geom_density(alpha = 0.2) +
-    ggplot2::geom_vline(xintercept = x$statistic, linewidth = 0.8) +
-    ggplot2::labs(x = paste(x$statistic_name, "under the null"), y = "density",
-                  colour = "reference distribution", fill = "reference distribution",
-                  title = "Randomization distribution", subtitle = "vertical line: observed statistic") +
-    ggplot2::theme_minimal() +
-    ggplot2::theme(legend.position = "bottom")
+# Lines of text, each wrapped to 80 columns (continuations indented).
+cat_wrapped <- function(lines, width = 80) {
+  for (l in lines) {
+    lead <- nchar(l) - nchar(sub("^ +", "", l))
+    cat(paste0(strwrap(l, width = width, indent = lead, exdent = lead + 2), "\n"), sep = "")
+  }
+  invisible()
 }
-

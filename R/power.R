@@ -16,6 +16,7 @@
 #' @param sizes Numeric vector of cluster sizes (individuals per cluster),
 #'   one per cluster; a single number means equal sizes.
 #' @param icc Intracluster correlation \eqn{\rho}, in \[0, 1\]; may be a vector.
+#' @param ... Must be empty.
 #' @return A numeric vector of design effects, one per value of `icc`, with
 #'   attributes `mean_size` and `cv`.
 #' @references Eldridge, S. M., Ashby, D. and Kerry, S. (2006). Sample size
@@ -28,7 +29,8 @@
 #' design_effect(rep(20, 200), icc = 0.05)          # 1 + 19 * 0.05 = 1.95
 #' sizes <- stats::rgamma(200, shape = 1 / 0.36, scale = 20 * 0.36)
 #' design_effect(sizes, icc = c(0.01, 0.05))         # near 2.31 at 0.05
-design_effect <- function(sizes, icc) {
+design_effect <- function(sizes, icc, ...) {
+  check_dots(...)
   if (!is.numeric(sizes) || length(sizes) < 1L || anyNA(sizes) || any(sizes <= 0)) {
     abort_mkt("bad_argument", c(
       "{.arg sizes} must be a vector of positive cluster sizes without missing values.",
@@ -91,6 +93,7 @@ design_effect <- function(sizes, icc) {
 #'   for the normal.
 #' @param rem `NULL`, or a list with `k` (number of balance covariates) and
 #'   `accept` (acceptance probability) for Mahalanobis re-randomization.
+#' @param ... Must be empty.
 #' @return A data frame with one row per combination of `n_clusters` and
 #'   `effect` (or `power`): `n_clusters`, `prop_treated`, `alpha`, `df`,
 #'   `r2`, `variance_factor` (the multiplier of \eqn{\sigma^2}), `se`,
@@ -112,7 +115,8 @@ design_effect <- function(sizes, icc) {
 #'                   rem = list(k = 4, accept = 0.01))
 power_closed_form <- function(n_clusters, sd, effect = NULL, power = NULL,
                               alpha = 0.05, prop_treated = 0.5, r2 = 0,
-                              df = NULL, rem = NULL) {
+                              df = NULL, rem = NULL, ...) {
+  check_dots(...)
   if (!is.numeric(n_clusters) || !length(n_clusters) || anyNA(n_clusters) ||
       any(n_clusters < 2) || any(n_clusters != round(n_clusters))) {
     abort_mkt("bad_argument", c(

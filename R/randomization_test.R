@@ -43,53 +43,88 @@
 #' [experiment_effect()] (valid in large samples for the weighted contrast of
 #' treated and isolated controls) or [spillover()] for the spillover itself.
 #'
+#' @param formula `outcome ~ treatment`: two columns of `data`, the outcome
+#'   of each cluster and its 0/1 treatment, which must be the design's
+#'   assignment.
+#' @param data A data frame with one row per designed cluster (for example
+#'   a [geo_units()] table with the test-window totals). Rows are matched to
+#'   the design by its id column when `data` has it, otherwise by row order.
 #' @param design A design from [rerandomize()].
-#' @param outcome Numeric outcome per cluster, in the design's row order or
-#'   named by cluster id.
 #' @param statistic `"diff_in_means"` (stratum-weighted difference in means)
 #'   or `"lin_t"` (Lin's regression-adjusted estimator on the design
 #'   covariates and stratum indicators, divided by its HC2 standard error;
 #'   Zhao and Ding 2021 show it also keeps asymptotic validity for the weak
 #'   null).
-#' @param n_draws Number of reference assignments for each reference
-#'   distribution when not enumerating.
 #' @param alternative `"two.sided"`, `"greater"` or `"less"`.
-#' @param alpha One minus the confidence level of the interval.
 #' @param null The constant effect \eqn{\tau_0} under the null hypothesis.
 #' @param exact_max Enumerate when the base design has at most this many
 #'   assignments.
-#' @param chunk_size Reference draws per chunk of the resampling layer.
-#' @return An object of class `mkt_randomization_test`; see [tidy()],
-#'   [glance()] and [plot()][plot.mkt_randomization_test].
+#' @param n_draws Number of reference assignments for each reference
+#'   distribution when not enumerating.
+#' @param chunk_size Reference draws per chunk of the resampling layer; keep
+#'   it unchanged to reproduce results.
+#' @param alpha One minus the confidence level of the interval.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_randomization_test", "mkt_fit")` (see
+#'   [mkt_fit]): one row, the estimate with the p-value conditional on the
+#'   acceptance rule and the interval that inverts it. `glance()` adds the
+#'   p-value and interval that ignore the rule (`p.value_unconditional`,
+#'   `conf.low_unconditional`, `conf.high_unconditional`), the numbers of
+#'   reference draws (`n_draws`, `n_draws_unconditional`), whether they were
+#'   enumerated (`exact`), the Monte Carlo standard error of the p-value
+#'   (`mc_se`) and the number of assignments of the base design.
+#'   `tidy(fit, "reference")` gives the two reference distributions of the
+#'   statistic under the null, `tidy(fit, "clusters")` each cluster's outcome
+#'   and probability of treatment under the rule. `plot(fit)` draws the
+#'   reference distributions; `plot(fit, type = "pvalue")` the p-value as a
+#'   function of the null effect, whose cut at `alpha` is the interval.
 #' @examples
 #' set.seed(3)
 #' n <- 60
-#' d <- data.frame(x1 = rnorm(n), x2 = rnorm(n))
-#' des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05)
-#' y <- 2 * d$x1 + rnorm(n) + 0.8 * des$treated
-#' rt <- randomization_test(des, y, n_draws = 2000)
-#' tidy(rt)
+#' d <- data.frame(id = sprintf("g%02d", 1:n), x1 = rnorm(n), x2 = rnorm(n))
+#' des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05, id = "id")
+#' d$treated <- des$treated
+#' d$sales <- 2 * d$x1 + rnorm(n) + 0.8 * d$treated
+#' rt <- randomization_test(sales ~ treated, d, design = des, n_draws = 2000)
+#' rt
 #' glance(rt)
 #' @export
-randomization_test <- function(design, outcome, statistic = c("diff_in_means", "lin_t"),
-                               n_draws = 10000, alternative = c("two.sided", "greater", "less"),
-                               alpha = 0.05, null = 0, exact_max = 2e5, chunk_size = 1000L) {
+randomization_test <- function(formula, data, design,
+                               statistic = c("diff_in_means", "lin_t"),
+                               alternative = c("two.sided", "greater", "less"),
+                               null = 0, exact_max = 2e5, n_draws = 10000,
+                               chunk_size = 1000L, alpha = 0.05, ...) {
+  check_dots(...)
+  call <- match.call()
+  if (missing(design)) design <- NULL
   check_design(design)
-  statistic <- match.arg(statistic)
-  alternative <- match.arg(alternative)
-  alpha <- check_alpha(alpha)
-  n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7)
+  statistic <- check_choice(statistic)
+  alternative <- check_choice(alternative)
+  input <- design_cluster_outcome(formula, data, design)
+  randomization_test_fit(design, input$y, statistic = statistic,
+                         alternative = alternative, null = null, exact_max = exact_max,
+                         n_draws = n_draws, chunk_size = chunk_size, alpha = alpha,
+                         call = call, vars = input$vars)
+}
+
+# The test on the outcome vector `y` of a checked design, in the design's
+# row order: the core that experiment_effect() also calls.
+randomization_test_fit <- function(design, y, statistic = "diff_in_means",
+                                   alternative = "two.sided", null = 0, exact_max = 2e5,
+                                   n_draws = 10000, chunk_size = 1000L, alpha = 0.05,
+                                   call = NULL, vars = NULL, caller = rlang::caller_env()) {
+  alpha <- check_alpha(alpha, call = caller)
+  n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7, call = caller)
   if (!is.numeric(null) || length(null) != 1L || !is.finite(null)) {
-    abort_mkt("bad_argument", "{.arg null} must be one finite number.")
+    abort_mkt("bad_argument", "{.arg null} must be one finite number.", call = caller)
   }
-  y <- design_outcome(design, outcome)
   spec <- design$spec
   buffered <- !is.null(spec$buffer)
   if (buffered && statistic == "lin_t") {
     abort_mkt("bad_argument", c(
       "{.code statistic = \"lin_t\"} is not available for a design with a buffer.",
       i = "Use {.code statistic = \"diff_in_means\"}, which compares treated clusters with the controls each assignment leaves outside the buffer."
-    ))
+    ), call = caller)
   }
   sizes <- as.vector(table(design$strata))
   n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
@@ -114,103 +149,72 @@ randomization_test <- function(design, outcome, statistic = c("diff_in_means", "
                alpha = alpha, alternative = alternative)
   p <- vapply(curves, function(f) f(null), numeric(1))
   n_ref <- vapply(pools, function(x) ncol(x$assignments), numeric(1))
+  mc_se <- if (exact) c(0, 0) else sqrt(p * (1 - p) / n_ref)
 
-  cond_prob <- rowMeans(pools$conditional$assignments)
-  names(cond_prob) <- design$ids
   if (buffered && null != 0) {
     warn_mkt("buffer_null", c(
       "With a buffer, only the sharp null of no effect at all ({.code null = 0}) is tested without assuming away spillovers.",
       i = "A p-value for {.code null = {null}} assumes a constant effect and no interference; see {.fn randomization_test}."
     ))
   }
-  structure(list(
-    design = design,
-    statistic_name = statistic,
-    estimate = estimate,
+  est <- data.frame(
+    term = statistic, estimate = estimate,
     std.error = if (statistic == "lin_t") sqrt(unname(obs["P", 1])) else NA_real_,
-    statistic = unname(stat_at(null, obs)[1]),
-    null = null,
-    alternative = alternative,
+    statistic = unname(stat_at(null, obs)[1]), p.value = p[["conditional"]],
+    conf.low = ci$conditional[1], conf.high = ci$conditional[2],
+    stringsAsFactors = FALSE
+  )
+  reference <- lapply(refs, function(ref) stat_at(null, ref))
+  arm <- if (buffered) as.character(design$arm) else
+    ifelse(design$treated == 1, "treated", "control")
+  n_strata <- nlevels(design$strata)
+  how <- if (exact) {
+    sprintf("exact enumeration of the %s assignments the rule accepts",
+            format(n_ref[["conditional"]], big.mark = ","))
+  } else {
+    sprintf("%s assignments drawn from the rule", format(n_ref[["conditional"]], big.mark = ","))
+  }
+  new_fit(
+    "randomization_test", est,
+    method = "Randomization test conditional on the design's acceptance rule",
+    estimand = paste0(
+      sprintf("sharp null of a constant effect of %s on every cluster's outcome; ", format(null)),
+      if (statistic == "lin_t") "estimate: Lin's regression-adjusted difference, statistic its HC2 t" else
+        if (buffered) "estimate: weighted difference between treated clusters and controls outside the buffer" else
+        if (n_strata > 1L) "estimate: stratum-weighted difference in means" else
+        "estimate: difference in means"),
+    inference = sprintf("Fisher test, %s; interval by inverting the test", how),
     alpha = alpha,
-    p.value = p[["conditional"]],
-    p.value_unconditional = p[["unconditional"]],
-    mc_se = if (exact) c(0, 0) else sqrt(p * (1 - p) / n_ref),
-    conf.int = unname(ci$conditional),
-    conf.int_unconditional = unname(ci$unconditional),
-    exact = exact,
-    n_draws = n_ref,
-    n_assignments = n_total,
-    candidates = pools$conditional$candidates,
-    reference = lapply(refs, function(ref) stat_at(null, ref)),
-    assignment_prob = cond_prob,
-    buffer = buffered
-  ), class = c("mkt_randomization_test", "mkt_fit"))
-}
-
-# The outcome as a numeric vector in the design's row order.
-design_outcome <- function(design, outcome, call = rlang::caller_env()) {
-  if (!is.numeric(outcome)) {
-    abort_mkt("misaligned", c(
-      "{.arg outcome} must be a numeric vector with one value per cluster.",
-      x = "It is of class {.cls {class(outcome)}}."
-    ), call = call)
-  }
-  n <- length(design$treated)
-  if (!is.null(names(outcome))) {
-    miss <- setdiff(design$ids, names(outcome))
-    if (length(miss) || length(outcome) != n) {
-      abort_mkt("misaligned", c(
-        "The names of {.arg outcome} do not match the design's cluster ids.",
-        i = "{length(miss)} design cluster{?s} {?has/have} no outcome, e.g. {.val {utils::head(miss, 3)}}.",
-        i = "Give one value per cluster, named by id or in the design's row order."
-      ), call = call)
-    }
-    outcome <- outcome[design$ids]
-  } else if (length(outcome) != n) {
-    abort_mkt("misaligned", c(
-      "{.arg outcome} has {length(outcome)} value{?s}; the design has {n} clusters.",
-      i = "Give one value per cluster, in the design's row order or named by id."
-    ), call = call)
-  }
-  if (anyNA(outcome) || any(!is.finite(outcome))) {
-    abort_mkt("missing_values", c(
-      "{.arg outcome} has {sum(!is.finite(outcome))} missing or infinite value{?s}.",
-      i = "A randomization test needs every cluster's outcome; see {.fn experiment_diagnostics} for attrition."
-    ), call = call)
-  }
-  as.numeric(unname(outcome))
-}
-
-# Accepted assignments (columns) of the rule with thresholds `threshold`:
-# all of them when enumerating, otherwise `n_draws` drawn on the resampling layer.
-# With a buffer the same rule is re-applied to every assignment: the buffer
-# is recomputed, inadmissible assignments are dropped, and balance is
-# measured against the retained controls (buffered_values()).
-reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
-  if (exact) {
-    open <- if (is.null(spec$buffer)) threshold else rep(Inf, length(threshold))
-    en <- cpp_rerandomize_enumerate(spec$z, spec$units, spec$start, spec$n_treated,
-                                    spec$crit_type, spec$block_start, open)
-    if (!is.null(spec$buffer)) {
-      keep <- passes(buffered_values(spec, en$assignments)$values, threshold)
-      return(list(assignments = en$assignments[, keep, drop = FALSE], candidates = en$total))
-    }
-    return(list(assignments = en$assignments, candidates = en$total))
-  }
-  budget <- max(1e6, 100 * chunk_size / max(rate, 1e-12))
-  chunks <- resample_chunks(n_draws, function(idx) {
-    res <- run_search(spec, want = length(idx), max_candidates = budget,
-                      threshold = threshold)
-    if (ncol(res$assignments) < length(idx)) {
-      abort_mkt("no_acceptable_assignment", c(
-        "Drawing reference assignments failed: {ncol(res$assignments)} of {length(idx)} found in {format(budget)} candidates.",
-        i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
-      ))
-    }
-    res
-  }, chunk_size = chunk_size, label = "reference assignments")
-  list(assignments = do.call(cbind, lapply(chunks, `[[`, "assignments")),
-       candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")))
+    n = list(obs = length(y), units = length(y), treated = sum(design$treated),
+             strata = if (n_strata > 1L) n_strata else NA_integer_,
+             buffer = if (buffered) sum(design$arm == "buffer") else NA_integer_),
+    call = call,
+    no_vcov = "a randomization test gives a p-value and the interval that inverts it, not a covariance",
+    vars = vars,
+    glance = list(
+      p.value_unconditional = p[["unconditional"]],
+      conf.low_unconditional = ci$unconditional[1],
+      conf.high_unconditional = ci$unconditional[2],
+      n_draws = as.integer(n_ref[["conditional"]]),
+      n_draws_unconditional = as.integer(n_ref[["unconditional"]]),
+      exact = exact, mc_se = mc_se[[1]], null = null, alternative = alternative,
+      n_assignments = n_total
+    ),
+    tables = list(
+      reference = rbind(
+        data.frame(reference = "conditional", statistic = reference$conditional,
+                   stringsAsFactors = FALSE),
+        data.frame(reference = "unconditional", statistic = reference$unconditional,
+                   stringsAsFactors = FALSE)),
+      clusters = data.frame(id = design$ids, stratum = as.character(design$strata),
+                            treated = design$treated, arm = arm, outcome = y,
+                            prob_treated = rowMeans(pools$conditional$assignments),
+                            stringsAsFactors = FALSE)
+    ),
+    exact = exact, reference = reference, summaries = list(obs = obs, refs = refs),
+    statistic_name = statistic, null = null, alternative = alternative,
+    buffered = buffered, mc_se = mc_se
+  )
 }
 
 # Returns a function mapping assignments (n x R) to the 5 x R summaries
@@ -266,28 +270,6 @@ buffered_summary <- function(design, y) {
     }
     rbind(A = A, B = B, P = NA_real_, Q = NA_real_, S = NA_real_)
   }
-}
-
-# Inverse-probability weights of each cluster in the treated and control
-# arms under a buffered design. Probabilities are estimated from a finite set
-# of accepted draws, so they are floored at half a draw: a cluster that was
-# never a control in those draws gets the largest weight, not an infinite one.
-arm_weights <- function(design) {
-  p <- design$arm_prob
-  floor_p <- 0.5 / 2000
-  list(treated = 1 / pmax(p[, "treated"], floor_p), control = 1 / pmax(p[, "control"], floor_p))
-}
-
-# Design covariates plus stratum indicators, centred at the full-sample mean.
-lin_covariates <- function(design) {
-  x <- design$X
-  if (nlevels(design$strata) > 1L) {
-    dummies <- stats::model.matrix(~ design$strata)[, -1, drop = FALSE]
-    x <- cbind(x, dummies)
-  }
-  x <- sweep(x, 2, colMeans(x))
-  storage.mode(x) <- "double"
-  x
 }
 
 # Statistic of each draw (columns of a summary) under the null tau0.

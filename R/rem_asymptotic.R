@@ -14,25 +14,37 @@
 #' Wang, Wang and Liu (2023). Quantiles come from a one-dimensional integral,
 #' not from simulation.
 #'
-#' @param design A Mahalanobis design from [rerandomize()].
-#' @param outcome Numeric outcome, one value per cluster in the design's row
-#'   order, or named by cluster id.
+#' @param formula `outcome ~ treatment`: two columns of `data`, the outcome
+#'   of each cluster and its 0/1 treatment, which must be the design's
+#'   assignment.
+#' @param data A data frame with one row per designed cluster, matched to the
+#'   design by its id column when `data` has it, otherwise by row order.
+#' @param design A Mahalanobis design from [rerandomize()] (without a buffer).
 #' @param alpha One minus the confidence level.
-#' @return A data frame with one row per method (`"rerandomization"` and
-#'   `"complete_randomization"`): `estimate`, `std.error`, `conf.low`,
-#'   `conf.high`, `p.value`, `quantile` (the critical value used) and `r2`.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_rem", "mkt_fit")` (see [mkt_fit]) with two
+#'   rows, the same difference in means under two reference laws:
+#'   `"rerandomization"` (the limit law above) and `"complete_randomization"`
+#'   (the normal law that ignores the rule). Besides broom's columns, its
+#'   estimates carry `quantile` (the critical value used) and `r2`.
+#'   `confint()` and `tidy()` at another level use the law's own quantiles.
+#'   `plot(fit, type = "law")` draws the two laws.
 #' @references Li, X., Ding, P. and Rubin, D. B. (2018). Asymptotic theory of
 #'   rerandomization in treatment-control experiments. *PNAS* 115(37),
 #'   9157-9162.
 #' @examples
 #' set.seed(1)
 #' n <- 100
-#' x <- matrix(rnorm(n * 2), n, 2, dimnames = list(NULL, c("x1", "x2")))
-#' des <- rerandomize(as.data.frame(x), ~ x1 + x2, n_treated = 50, accept = 0.05)
-#' y <- x[, 1] + rnorm(n) + 0.5 * des$treated
-#' rem_asymptotic(des, y)
+#' d <- data.frame(x1 = rnorm(n), x2 = rnorm(n))
+#' des <- rerandomize(d, ~ x1 + x2, n_treated = 50, accept = 0.05)
+#' d$treated <- des$treated
+#' d$y <- d$x1 + rnorm(n) + 0.5 * d$treated
+#' rem_asymptotic(y ~ treated, d, design = des)
 #' @export
-rem_asymptotic <- function(design, outcome, alpha = 0.05) {
+rem_asymptotic <- function(formula, data, design, alpha = 0.05, ...) {
+  check_dots(...)
+  call <- match.call()
+  if (missing(design)) design <- NULL
   check_design(design)
   alpha <- check_alpha(alpha)
   if (!is.null(design$buffer)) {
@@ -47,7 +59,14 @@ rem_asymptotic <- function(design, outcome, alpha = 0.05) {
       i = "Use {.fn randomization_test}, which conditions on any rule exactly."
     ))
   }
-  y <- design_outcome(design, outcome)
+  input <- design_cluster_outcome(formula, data, design)
+  rem_asymptotic_fit(design, input$y, alpha = alpha, call = call, vars = input$vars)
+}
+
+# The intervals for the outcome `y` of a checked Mahalanobis design, in the
+# design's row order.
+rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL,
+                               caller = rlang::caller_env()) {
   w <- design$treated
   s <- design$strata
   n1 <- design$n_treated_by_stratum
@@ -56,7 +75,7 @@ rem_asymptotic <- function(design, outcome, alpha = 0.05) {
     abort_mkt("strata_too_small", c(
       "Within-stratum variances need at least 2 treated and 2 control clusters per stratum.",
       i = "Use {.fn randomization_test} for designs with pairs or tiny strata."
-    ))
+    ), call = caller)
   }
   pi_s <- as.vector(table(s)) / length(y)
   X <- design$X
@@ -81,23 +100,64 @@ rem_asymptotic <- function(design, outcome, alpha = 0.05) {
   z <- stats::qnorm(1 - alpha / 2)
   se <- sqrt(v_tt)
   stat <- tau / se
-  data.frame(
-    method = c("rerandomization", "complete_randomization"),
-    estimate = unname(tau), std.error = unname(se),
-    conf.low = tau - c(q, z) * se, conf.high = tau + c(q, z) * se,
+  est <- data.frame(
+    term = c("rerandomization", "complete_randomization"),
+    estimate = unname(tau), std.error = unname(se), statistic = unname(stat),
     p.value = c(2 * (1 - rem_cdf(abs(stat), k, a, r2)), 2 * stats::pnorm(-abs(stat))),
+    conf.low = tau - c(q, z) * se, conf.high = tau + c(q, z) * se,
     quantile = c(q, z), r2 = r2,
     row.names = NULL, stringsAsFactors = FALSE
   )
+  n_strata <- nlevels(s)
+  new_fit(
+    "rem", est,
+    method = "Asymptotic inference for a re-randomized experiment",
+    estimand = paste("average treatment effect on the cluster outcome;",
+                     if (n_strata > 1L) "stratum-weighted" else "the",
+                     "difference in means under two reference laws"),
+    inference = sprintf(paste(
+      "limit law of Li, Ding and Rubin (2018) for a Mahalanobis rule on %d",
+      "covariate%s (R2 = %.3f), beside the normal law of complete randomization"),
+      k, if (k == 1L) "" else "s", r2),
+    alpha = alpha,
+    n = list(obs = length(y), units = length(y), treated = sum(w),
+             strata = if (n_strata > 1L) n_strata else NA_integer_),
+    call = call,
+    no_vcov = paste("its two rows are one difference in means under two laws, and the",
+                    "re-randomization law is not normal: its intervals come from the law's quantiles"),
+    vars = vars,
+    glance = list(r2 = r2, n_covariates = k, threshold = a, accept = prod(design$accept)),
+    law = list(k = k, a = a, r2 = r2)
+  )
+}
+
+# Limits of both rows at any level: the law's quantiles, not the normal's.
+rem_limits <- function(fit, est, level) {
+  p <- 1 - (1 - level) / 2
+  law <- fit$law
+  q <- ifelse(est$term == "rerandomization", rem_quantile(p, law$k, law$a, law$r2),
+              stats::qnorm(p))
+  list(low = est$estimate - q * est$std.error, high = est$estimate + q * est$std.error)
+}
+
+#' @rdname rem_asymptotic
+#' @param object A fit from `rem_asymptotic()`.
+#' @param parm Rows (names or positions); both by default.
+#' @param level Confidence level.
+#' @export
+confint.mkt_rem <- function(object, parm, level = 1 - object$alpha, ...) {
+  check_dots(...)
+  est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
+  level <- check_probability(level, "level")
+  lim <- rem_limits(object, est, level)
+  a <- (1 - level) / 2
+  out <- cbind(lim$low, lim$high)
+  dimnames(out) <- list(est$term, paste(format(100 * c(a, 1 - a), trim = TRUE,
+                                               scientific = FALSE, digits = 3), "%"))
+  out
 }
 
 # The re-randomization limit law ------------------------------------------
-
-# Variance factor v_a of a Mahalanobis rule with k covariates and threshold a
-# (Morgan and Rubin 2012): Var under the rule / Var under complete randomization.
-rem_va <- function(a, k) {
-  ifelse(is.finite(a), stats::pchisq(a, k + 2) / stats::pchisq(a, k), 1)
-}
 
 # Density of L_{k,a}, the first coordinate of D ~ N_k(0, I) given |D|^2 <= a:
 # phi(x) P(chi2_{k-1} <= a - x^2) / P(chi2_k <= a) on |x| <= sqrt(a).

@@ -71,17 +71,27 @@
 #'   (and the design's ids). Defaults to the design's id column.
 #' @param design Optional design from [rerandomize()] that drew the
 #'   treatment; adds the design-based rows.
-#' @param cluster Optional column for clustered (CR2) regression standard
-#'   errors; HC2 otherwise.
+#' @param cluster Optional standard-error cluster column: CR2 instead of HC2
+#'   for one row per unit; for panels, the clusters of CR1 standard errors
+#'   (the unit by default).
 #' @param n_draws Number of assignments drawn from the design to compute
 #'   exposure probabilities.
 #' @param alpha Significance level for confidence intervals.
-#' @return An object of class `c("mkt_spillover", "mkt_fit")`. [tidy()] gives
-#'   rows with `estimator` (`"regression"`, `"horvitz_thompson"`,
-#'   `"hajek"`), `term` (`"direct"`, `"spillover"`, `"spillover_treated"`),
-#'   `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`, `conf.high`
-#'   and `n_units`. `$exposure` holds each unit's exposure and condition,
-#'   `$exposure_prob` the condition probabilities under the design.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_spillover", "mkt_fit")` (see [mkt_fit]).
+#'   `tidy()` gives one row per estimator and effect: `term` (`"direct"` and
+#'   `"spillover"` for the regression; `"direct_ht"`, `"spillover_ht"`,
+#'   `"spillover_treated_ht"` and the same with `_hajek` for the
+#'   design-based rows), broom's columns, `df`, `estimator`
+#'   (`"regression"`, `"horvitz_thompson"`, `"hajek"`), `effect` (`"direct"`,
+#'   `"spillover"`, `"spillover_treated"`) and `n_units`. `vcov()` is the
+#'   regression's covariance of its two rows; with design-based rows (other
+#'   estimators of the same effects) it is an error that says so.
+#'   `tidy(fit, "exposure")` holds each unit's (or cell's) outcome, exposure
+#'   and condition, and `tidy(fit, "exposure_prob")` the condition
+#'   probabilities under the design (also `$exposure_prob`, a matrix).
+#'   `plot(fit)` draws the estimates by effect; `plot(fit, type =
+#'   "exposure")` the outcome against exposure by own treatment.
 #' @references Aronow, P. M. and Samii, C. (2017). Estimating average causal
 #'   effects under general interference, with application to a social
 #'   network experiment. *Annals of Applied Statistics* 11(4), 1912-1947.
@@ -104,21 +114,31 @@
 #' tidy(fit)
 #' @export
 spillover <- function(formula, data, adjacency, covariates = NULL,
-                      exposure = c("share", "any", "count"), radius = NULL, id = NULL, design = NULL, cluster = NULL,
-                      n_draws = 2000, alpha = 0.05) {
+                      exposure = c("share", "any", "count"), radius = NULL, id = NULL,
+                      design = NULL, cluster = NULL, n_draws = 2000, alpha = 0.05, ...) {
+  check_dots(...)
   call <- match.call()
-  data <- check_data_frame(data)
-  exposure <- rlang::arg_match(exposure)
+  exposure <- check_choice(exposure)
   alpha <- check_alpha(alpha)
-  if (is_panel_formula(formula)) {
+  if (missing(data)) data <- NULL
+  if (inherits(formula, "mkt_panel") || is_panel_formula(formula)) {
     if (!is.null(design) || !is.null(covariates)) {
       abort_mkt("bad_argument", c(
         "With a panel formula, covariates go in the formula and {.arg design} is not used.",
         i = "For design-based estimates give one row per cluster: {.code spillover(sales ~ treated, clusters, adjacency, design = design)}."
       ))
     }
-    return(spillover_panel(formula, data, adjacency, exposure, radius, cluster, alpha, call))
+    group <- if (is.character(adjacency) && length(adjacency) == 1L) adjacency
+    if (!is.null(group) && is.data.frame(data) && !group %in% names(data)) {
+      abort_mkt("bad_adjacency", c(
+        "{.arg adjacency} names column {.field {group}}, which is not in {.arg data}.",
+        i = "Give a column of group labels, or a square matrix with unit ids as dimnames."
+      ))
+    }
+    panel <- as_panel(formula, data, cluster = if (!isFALSE(cluster)) cluster, extra = group)
+    return(spillover_panel_fit(panel, adjacency, exposure, radius, cluster, alpha, call))
   }
+  data <- check_data_frame(data)
   if (!is.null(design)) check_design(design)
   vars <- effect_formula(formula)
   if (is.null(id)) id <- if (!is.null(design)) design$id_name
@@ -128,7 +148,8 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
       i = "For example {.code spillover(sales ~ treated, data, adjacency = adj, id = \"dma\")}."
     ))
   }
-  check_columns(data, c(id, cluster), "id")
+  check_columns(data, id, "id")
+  if (!is.null(cluster)) check_columns(data, cluster, "cluster")
   cov_vars <- effect_covariates(covariates)
   check_columns(data, c(vars$outcome, vars$treatment, cov_vars), "formula")
   y <- check_numeric_column(data, vars$outcome, "outcome")
@@ -141,28 +162,9 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
     ))
   }
   A <- neighbour_matrix(adjacency, ids, data, id, radius)
-  h <- as.vector(exposure_of(A, matrix(d, ncol = 1L), exposure))
-  condition <- as.vector(exposure_condition(A, matrix(d, ncol = 1L)))
-
-  X <- cbind(`(Intercept)` = 1, direct = d, spillover = h)
-  if (length(cov_vars)) {
-    Xc <- effect_covariate_matrix(data, covariates, cov_vars)
-    X <- cbind(X, scale(Xc, scale = FALSE))
-  }
-  if (stats::var(h) == 0) {
-    abort_mkt("no_variation", c(
-      "Exposure ({exposure}) is the same for every unit, so the spillover effect is not identified.",
-      i = "Check {.arg adjacency} (and {.arg radius}): every unit needs neighbours, some treated and some not."
-    ))
-  }
-  fit <- ols_robust(X, y, cluster = if (!is.null(cluster)) data[[cluster]])
-  rows <- lapply(c("direct", "spillover"), function(term) {
-    r <- robust_row(fit$coefficients[[term]], sqrt(fit$vcov[term, term]), fit$df[[term]], alpha)
-    cbind(estimator = "regression", term = term, r, n_units = length(y))
-  })
-  estimates <- do.call(rbind, rows)
-
-  prob <- NULL
+  Xc <- if (length(cov_vars)) effect_covariate_matrix(data, covariates, cov_vars)
+  cl <- if (!is.null(cluster)) data[[cluster]]
+  pos <- NULL
   if (!is.null(design)) {
     pos <- match(ids, design$ids)
     if (anyNA(pos) || length(unique(pos)) != length(design$ids)) {
@@ -177,29 +179,9 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
         i = "Estimate on the assignment the design drew."
       ))
     }
-    n_draws <- check_count(n_draws, "n_draws", min = 100)
-    pool <- exposure_pool(design, n_draws)
-    W <- pool$assignments[pos, , drop = FALSE]
-    dz <- design_based_spillover(y, condition, exposure_condition(A, W), alpha)
-    estimates <- rbind(estimates, dz$rows)
-    prob <- dz$prob
-    dimnames(prob) <- list(ids, exposure_levels)
   }
-  rownames(estimates) <- NULL
-
-  structure(list(
-    call = call,
-    estimates = estimates,
-    exposure = data.frame(id = ids, treated = d, exposure = h,
-                          condition = factor(exposure_levels[condition], exposure_levels),
-                          n_neighbours = rowSums(A > 0), stringsAsFactors = FALSE),
-    exposure_prob = prob,
-    exposure_type = exposure,
-    regression = fit,
-    n_draws = if (!is.null(design)) ncol(W),
-    alpha = alpha,
-    vars = c(vars, id = id)
-  ), class = c("mkt_spillover", "mkt_fit"))
+  spillover_fit(y, d, ids, A, Xc, cl, design, pos, exposure, n_draws, alpha, call,
+                vars = c(vars, id = id, cluster = cluster))
 }
 
 is_panel_formula <- function(formula) {
@@ -207,12 +189,101 @@ is_panel_formula <- function(formula) {
     "|" %in% all.names(formula[[3]])
 }
 
+# One row per unit: the regression on own treatment and exposure, and with a
+# design the Horvitz-Thompson and Hajek contrasts of exposure conditions.
+spillover_fit <- function(y, d, ids, A, Xc, cl, design, pos, exposure, n_draws, alpha,
+                          call, vars, caller = rlang::caller_env()) {
+  h <- as.vector(exposure_of(A, matrix(d, ncol = 1L), exposure))
+  condition <- as.vector(exposure_condition(A, matrix(d, ncol = 1L)))
+  X <- cbind(`(Intercept)` = 1, direct = d, spillover = h)
+  if (!is.null(Xc)) X <- cbind(X, scale(Xc, scale = FALSE))
+  if (stats::var(h) == 0) {
+    abort_mkt("no_variation", c(
+      "Exposure ({exposure}) is the same for every unit, so the spillover effect is not identified.",
+      i = "Check {.arg adjacency} (and {.arg radius}): every unit needs neighbours, some treated and some not."
+    ), call = caller)
+  }
+  fit <- ols_robust(X, y, cluster = cl)
+  terms <- c("direct", "spillover")
+  rows <- lapply(terms, function(term) {
+    r <- robust_row(fit$coefficients[[term]], sqrt(fit$vcov[term, term]), fit$df[[term]], alpha)
+    data.frame(term = term, r, estimator = "regression", effect = term, n_units = length(y),
+               stringsAsFactors = FALSE)
+  })
+  estimates <- do.call(rbind, rows)
+  prob <- NULL
+  n_used <- NULL
+  if (!is.null(design)) {
+    n_draws <- check_count(n_draws, "n_draws", min = 100, call = caller)
+    pool <- exposure_pool(design, n_draws)
+    W <- pool$assignments[pos, , drop = FALSE]
+    n_used <- ncol(W)
+    dz <- design_based_spillover(y, condition, exposure_condition(A, W), alpha)
+    dz$rows$effect <- dz$rows$term
+    dz$rows$term <- paste(dz$rows$term,
+                          ifelse(dz$rows$estimator == "hajek", "hajek", "ht"), sep = "_")
+    estimates <- rbind(estimates, dz$rows[names(estimates)])
+    prob <- dz$prob
+    dimnames(prob) <- list(ids, exposure_levels)
+  }
+  rownames(estimates) <- NULL
+  cond <- factor(exposure_levels[condition], exposure_levels)
+  expo <- data.frame(id = ids, treated = d, outcome = y, exposure = h, condition = cond,
+                     n_neighbours = rowSums(A > 0), stringsAsFactors = FALSE)
+  inference <- if (is.null(cl)) "HC2 (regression)" else
+    sprintf("CR2 clustered by %s, Bell-McCaffrey df (regression)", vars$cluster)
+  if (!is.null(design)) {
+    inference <- sprintf(paste(
+      "%s; Aronow-Samii conservative variance of the Horvitz-Thompson and Hajek rows,",
+      "exposure probabilities from %s assignments of the design"),
+      inference, format(n_used, big.mark = ","))
+  }
+  new_fit(
+    "spillover", estimates,
+    method = sprintf("Direct and spillover effects (exposure: %s)", exposure),
+    estimand = spillover_estimand(exposure, !is.null(design)),
+    inference = inference, alpha = alpha,
+    n = list(obs = length(y), units = length(y), treated = sum(d),
+             clusters = if (is.null(cl)) NA_integer_ else length(unique(cl)),
+             exposed_controls = sum(cond == "control_exposed")),
+    call = call,
+    vcov = if (is.null(design)) fit$vcov[terms, terms],
+    no_vcov = if (!is.null(design)) paste(
+      "its rows are three estimators (regression, Horvitz-Thompson, Hajek) of the same",
+      "effects, so they have no joint covariance; the regression's is in $regression$vcov"),
+    vars = vars,
+    glance = list(exposure = exposure, design_based = !is.null(design),
+                  n_draws = if (is.null(n_used)) NA_integer_ else as.integer(n_used)),
+    tables = c(list(exposure = expo),
+               if (!is.null(prob)) list(exposure_prob = data.frame(
+                 id = ids, prob, row.names = NULL, stringsAsFactors = FALSE))),
+    exposure = expo, exposure_prob = prob, exposure_type = exposure, regression = fit
+  )
+}
+
+spillover_estimand <- function(exposure, design_based) {
+  what <- switch(exposure,
+    share = "the share of treated neighbours going from 0 to 1",
+    any = "having at least one treated neighbour",
+    count = "one more treated neighbour")
+  out <- sprintf("direct: own treatment at fixed exposure; spillover: %s", what)
+  if (design_based) {
+    out <- paste(out, "(design-based rows: contrasts of exposure conditions, any treated neighbour)")
+  }
+  out
+}
+
 # The panel regression: y_it = a_i + l_t + tau D_it + gamma h_it + x_it'b.
-spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster, alpha, call) {
-  panel <- mkt_panel(formula, data)
+spillover_panel_fit <- function(panel, adjacency, exposure, radius, cluster, alpha, call) {
   require_binary_treatment(panel, "spillover", absorbing = FALSE, call = call)
   ids <- as.character(panel$units)
-  A <- neighbour_matrix(adjacency, ids, data, panel$vars$unit, radius)
+  A <- if (is.character(adjacency) && length(adjacency) == 1L) {
+    groups <- data.frame(.id = ids, stringsAsFactors = FALSE)
+    groups[[adjacency]] <- panel_unit_values(panel, adjacency, call = call)
+    neighbour_matrix(adjacency, ids, groups, ".id", radius, call = call)
+  } else {
+    neighbour_matrix(adjacency, ids, radius = radius, call = call)
+  }
   D0 <- panel$D
   D0[is.na(D0)] <- 0
   H <- exposure_of(A, D0, exposure)
@@ -221,7 +292,8 @@ spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster,
   covs <- panel$vars$covariates
   keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
   fe <- list(unit = cells$unit[keep], time = cells$time[keep])
-  cl <- fe_cluster(cluster, panel, data, cells, keep)
+  cl <- if (is.null(cluster)) cells$unit[keep] else if (isFALSE(cluster)) NULL else
+    panel$cluster[cbind(cells$unit, cells$time)][keep]
   se_type <- if (is.null(cl)) "HC1" else "CR1"
   Xs <- cbind(direct = cells$d[keep], spillover = cells$extra$h[keep],
               cells$X[keep, covs, drop = FALSE])
@@ -234,34 +306,35 @@ spillover_panel <- function(formula, data, adjacency, exposure, radius, cluster,
   }
   fit <- ols_robust(M[, -1, drop = FALSE], M[, "y"], cluster = cl, se_type = se_type,
                     n_absorbed = fe_absorbed(fe, cl), call = call)
-  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha,
-                      terms = c("direct", "spillover"))
-  estimates <- data.frame(estimator = "regression", est, n_units = length(unique(fe$unit)),
+  terms <- c("direct", "spillover")
+  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms)
+  n_units <- length(unique(fe$unit))
+  estimates <- data.frame(est, estimator = "regression", effect = terms, n_units = n_units,
                           stringsAsFactors = FALSE)
-  structure(list(
-    call = call,
-    estimates = estimates,
-    exposure = data.frame(id = ids[cells$unit], time = panel$times[cells$time],
-                          treated = cells$d, exposure = cells$extra$h,
-                          condition = factor(exposure_levels[cells$extra$condition], exposure_levels),
-                          n_neighbours = rowSums(A > 0)[cells$unit], stringsAsFactors = FALSE),
-    exposure_prob = NULL,
-    exposure_type = exposure,
-    regression = fit,
-    n_draws = NULL,
+  condition <- factor(exposure_levels[cells$extra$condition], exposure_levels)
+  expo <- data.frame(id = ids[cells$unit], time = panel$times[cells$time],
+                     treated = cells$d, outcome = cells$y, exposure = cells$extra$h,
+                     condition = condition, n_neighbours = rowSums(A > 0)[cells$unit],
+                     stringsAsFactors = FALSE)
+  cl_name <- if (is.null(cluster)) panel$vars$unit else panel$vars$cluster
+  new_fit(
+    "spillover", estimates,
+    method = sprintf("Direct and spillover effects (exposure: %s)", exposure),
+    estimand = paste(spillover_estimand(exposure, FALSE), "(per period)"),
+    inference = if (is.null(cl)) "HC1 with unit and time fixed effects" else
+      sprintf("CR1 clustered by %s, unit and time fixed effects (fixest's small-sample correction)",
+              cl_name),
     alpha = alpha,
-    vars = panel$vars
-  ), class = c("mkt_spillover", "mkt_fit"))
-}
-
-# Accepted assignments of the design (N x R, design order), enumerated when
-# there are few enough, as for the randomization test; reference_pool()
-# re-applies a design's buffer rule.
-exposure_pool <- function(design, n_draws) {
-  sizes <- as.vector(table(design$strata))
-  n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
-  reference_pool(design$spec, design$threshold, n_total <= 2e4, n_draws, 500L,
-                 design$acceptance_rate)
+    n = list(obs = sum(keep), units = n_units, periods = length(panel$times),
+             treated = sum(!is.na(panel$cohort)),
+             clusters = if (is.null(cl)) NA_integer_ else length(unique(cl))),
+    call = call,
+    vcov = fit$vcov[terms, terms],
+    vars = panel$vars,
+    glance = list(exposure = exposure, design_based = FALSE, n_draws = NA_integer_),
+    tables = list(exposure = expo),
+    exposure = expo, exposure_prob = NULL, exposure_type = exposure, regression = fit
+  )
 }
 
 # Horvitz-Thompson and Hajek contrasts of exposure conditions with Aronow
@@ -347,65 +420,4 @@ as_covariance <- function(uk, Ik, pk, ul, Il, pl, P) {
   term <- ifelse(pos, (P - tcrossprod(pk, pl)) / ifelse(pos, P, 1), 0)
   bound <- sum(Ik * uk^2 / (2 * pk) * rowSums(!pos)) + sum(Il * ul^2 / (2 * pl) * colSums(!pos))
   sum(term * outer(ak, al)) - bound
-}
-
-#' @rdname spillover
-#' @param x,object A fit from `spillover()`.
-#' @param ... Unused.
-#' @export
-tidy.mkt_spillover <- function(x, ...) {
-  x$estimates
-}
-
-#' @rdname spillover
-#' @export
-glance.mkt_spillover <- function(x, ...) {
-  data.frame(
-    n_units = nrow(x$exposure), n_treated = sum(x$exposure$treated),
-    n_exposed_controls = sum(x$exposure$condition == "control_exposed"),
-    exposure = x$exposure_type, se_type = x$regression$se_type,
-    design_based = !is.null(x$exposure_prob),
-    n_draws = if (is.null(x$n_draws)) NA_integer_ else as.integer(x$n_draws),
-    alpha = x$alpha, stringsAsFactors = FALSE
-  )
-}
-
-#' @rdname spillover
-#' @export
-coef.mkt_spillover <- function(object, ...) {
-  est <- object$estimates
-  stats::setNames(est$estimate, paste(est$estimator, est$term, sep = ":"))
-}
-
-#' @rdname spillover
-#' @export
-print.mkt_spillover <- function(x, ...) {
-  est <- x$estimates
-  counts <- table(x$exposure$condition)
-  cat("Direct and spillover effects (exposure: ", x$exposure_type, ")\n",
-      nrow(x$exposure), " units: ",
-      paste(sprintf("%d %s", as.vector(counts), gsub("_", " ", names(counts))), collapse = ", "),
-      "\n", if (!is.null(x$n_draws)) sprintf("Design-based rows use %d assignments of the design.\n", x$n_draws),
-      "\n", sep = "")
-  show <- data.frame(
-    estimator = est$estimator, term = est$term,
-    estimate = signif(est$estimate, 4), std.error = signif(est$std.error, 3),
-    ci = sprintf("[%s, %s]", signif(est$conf.low, 4), signif(est$conf.high, 4)),
-    p.value = format.pval(est$p.value, digits = 2), n_units = est$n_units
-  )
-  names(show)[5] <- sprintf("%g%% CI", 100 * (1 - x$alpha))
-  print.data.frame(show, row.names = FALSE)
-  invisible(x)
-}
-
-#' @rdname spillover
-#' @export
-plot.mkt_spillover <- function(x, ...) {
-  est <- x$estimates[!is.na(x$estimates$estimate), , drop = FALSE]
-  ggplot2::ggplot(est, ggplot2::aes(x = .data$estimate, y = .data$estimator)) +
-    ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
-    ggplot2::geom_pointrange(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high)) +
-    ggplot2::facet_wrap(~ term, scales = "free_x") +
-    ggplot2::labs(x = sprintf("Effect (%g%% CI)", 100 * (1 - x$alpha)), y = NULL,
-                  title = "Direct and spillover effects")
 }

@@ -53,6 +53,7 @@
 #'   [rerandomize()] when given as its `strata`.
 #' @param id Name of the cluster id column that labels `buffer`; by default
 #'   the id column of a [geo_units()] table, otherwise row numbers.
+#' @param ... Must be empty.
 #' @return An object of class `mkt_strata`, a list with `stratum` (a factor in
 #'   the row order of `data`), `method`, `table` (clusters per stratum),
 #'   `n_treated` and `n_control` (expected arm sizes per stratum, as
@@ -75,9 +76,11 @@
 stratify <- function(data, by = NULL, size = NULL, bins = 3,
                      method = c("quantile", "exact", "matched"),
                      covariates = NULL, block_size = 2, min_per_arm = 2,
-                     prop_treated = 0.5, buffer = NULL, buffer_radius = NULL, id = NULL) {
+                     prop_treated = 0.5, buffer = NULL, buffer_radius = NULL, id = NULL,
+                     ...) {
+  check_dots(...)
   data <- check_data_frame(data)
-  method <- match.arg(method)
+  method <- check_choice(method)
   M <- nrow(data)
   if (M < 2L) {
     abort_mkt("bad_data", "{.arg data} must have at least 2 rows (clusters); it has {M}.")
@@ -306,51 +309,4 @@ mahalanobis_matrix <- function(X) {
   W <- e$vectors[, keep, drop = FALSE] %*% diag(1 / sqrt(e$values[keep]), sum(keep))
   Z <- X %*% W
   as.matrix(stats::dist(Z))
-}
-
-# --- methods ---------------------------------------------------------------
-
-#' @export
-print.mkt_strata <- function(x, ...) {
-  what <- switch(x$method,
-    quantile = sprintf("%d quantile bin%s of %s%s", x$bins, if (x$bins == 1) "" else "s",
-                       x$size, if (length(x$by)) paste0(" within ", paste(x$by, collapse = " x ")) else ""),
-    exact = sprintf("exact strata on %s", paste(x$by, collapse = " x ")),
-    matched = sprintf("matched %s on %s",
-                      if (x$block_size == 2L) "pairs" else sprintf("blocks of %d", x$block_size),
-                      paste(deparse(x$covariates), collapse = " "))
-  )
-  cat(sprintf("<mkt_strata> %d strata of %d clusters: %s\n", nlevels(x$stratum),
-              length(x$stratum), what))
-  cat(sprintf("Expected arms at prop_treated = %s (at least %d per arm):\n",
-              format(x$prop_treated), x$min_per_arm))
-  if (!is.null(x$buffer)) {
-    cat(sprintf("Buffer (%s): untreated neighbours of treated clusters are excluded; about %s clusters per draw\n",
-                x$buffer$source, format(round(sum(x$n_buffer), 1))))
-  }
-  print.data.frame(tidy.mkt_strata(x), row.names = FALSE)
-  invisible(x)
-}
-
-#' Tidy strata: clusters and expected arm sizes per stratum
-#'
-#' @param x A [stratify()] object.
-#' @param ... Unused.
-#' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
-#'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`), and
-#'   `n_buffer` (expected buffer clusters) when the strata carry a buffer.
-#' @examples
-#' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
-#' tidy(s)
-#' @export
-tidy.mkt_strata <- function(x, ...) {
-  out <- data.frame(stratum = names(x$table), n = as.integer(x$table),
-                    n_treated = as.integer(x$n_treated), stringsAsFactors = FALSE)
-  if (is.null(x$buffer)) {
-    out$n_control <- as.integer(x$n_control)
-  } else {
-    out$n_control <- round(unname(x$n_control), 1)
-    out$n_buffer <- round(unname(x$n_buffer), 1)
-  }
-  out
 }
