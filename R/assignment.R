@@ -255,13 +255,14 @@ randomized_row <- function(panel, data_name, facts, q) {
     tt <- panel$times
     post_expr <- if (is.numeric(tt)) sprintf("%s:%s", start, as.character(tt[length(tt)])) else
       sprintf("unique(%s[[%s]][%s[[%s]] >= as.Date(%s)])", data_name, q(v$time), data_name, q(v$time), q(start))
-    arms <- sprintf("transform(units, treated = design$treated[match(%s, design$ids)])", v$unit)
     functions <- rows(list(
       c(sprintf("units <- geo_units(%s, post = %s)", history, post_expr),
         "cluster-level pre-period features and test-window totals"),
-      c(sprintf("experiment_effect(post_total ~ treated, %s, design = design)", arms),
+      c(sprintf("units$treated <- design$treated[match(units$%s, design$ids)]", v$unit),
+        "the design's assignment, matched by cluster id"),
+      c("experiment_effect(post_total ~ treated, units, design = design)",
         "difference in means and Lin regression adjustment, with randomization inference"),
-      c(sprintf("randomization_test(post_total ~ treated, %s, design = design)", arms),
+      c("randomization_test(post_total ~ treated, units, design = design)",
         "Fisher test conditional on the acceptance rule, with its interval")
     ))
     diagnostics <- rows(design_checks)

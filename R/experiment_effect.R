@@ -221,8 +221,10 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
   n_strata <- if (is.null(strata)) 1L else nlevels(strata)
   n_buffer <- if (is.null(buf)) NA_integer_ else buf$n_buffer
   single <- nrow(est) == 1L
-  print_columns <- c(lift_pct = "lift %", incremental = "incremental",
-                     iroas = if (!is.null(units$spend)) "iROAS",
+  # The table shows the lift and the randomization p-value; the incremental
+  # outcome, iROAS and randomization intervals follow it (print_details), so
+  # that it stays within 80 columns.
+  print_columns <- c(lift_pct = "lift %",
                      p.value_randomization = if (!is.null(design)) "p (rand.)")
   new_fit(
     "effect", est,
@@ -245,7 +247,7 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
                   n_draws = if (!is.null(design)) as.integer(n_draws) else NA_integer_,
                   n_rows = as.integer(n_rows)),
     tables = list(outcomes = effect_outcomes(units, est, buf)),
-    print_columns = print_columns[!is.na(print_columns)]
+    print_columns = print_columns
   )
 }
 

@@ -7,12 +7,13 @@
 print.mkt_assignment <- function(x, ...) {
   fx <- x$facts
   cat("Assignment map row: ", assignment_labels[[x$setting]], " (", x$setting, ")\n", sep = "")
-  cat(sprintf("%d units x %d periods; treatment %s%s; %d treated (%s timing, %d cohort%s)%s%s\n",
+  cat(paste0(strwrap(sprintf("%d units x %d periods; treatment %s%s; %d treated (%s timing, %d cohort%s)%s%s",
               fx$n_units, fx$n_periods, fx$treatment_type,
               if (isTRUE(fx$absorbing)) ", absorbing" else if (isFALSE(fx$absorbing)) ", switches off" else "",
               fx$n_treated, fx$timing, fx$n_cohorts, if (fx$n_cohorts == 1L) "" else "s",
               if (fx$randomized) "; randomized design attached" else "",
-              if (fx$spatial) "; neighbour structure supplied" else ""))
+              if (fx$spatial) "; neighbour structure supplied" else ""), width = 80), "\n"),
+      sep = "")
   cat("\nCore assumption:\n")
   cat(paste0(strwrap(x$assumption, width = 78, indent = 2, exdent = 2), "\n"), sep = "")
   cat("\nEstimators:\n")
@@ -39,7 +40,7 @@ plot.mkt_assignment <- function(x, ...) {
 # Suggested calls, each laid out within 80 columns, with its purpose.
 print_calls <- function(calls) {
   for (i in seq_len(nrow(calls))) {
-    code <- tryCatch(deparse(str2lang(calls$call[i]), width.cutoff = 70L),
+    code <- tryCatch(deparse(str2lang(calls$call[i]), width.cutoff = 60L),
                      error = function(e) calls$call[i])
     cat(paste0("  ", code, "\n"), sep = "")
     cat(paste0(strwrap(calls$purpose[i], width = 78, initial = "      # ", exdent = 8), "\n"),

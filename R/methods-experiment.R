@@ -36,9 +36,9 @@ autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes"), ...) 
                                        format_num(td$lift_pct, 3)))
   ggplot2::ggplot(ints, ggplot2::aes(y = .data$y)) +
     ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
-    ggplot2::geom_errorbarh(ggplot2::aes(xmin = .data$low, xmax = .data$high,
-                                         colour = .data$interval),
-                            height = 0.12, linewidth = 0.8) +
+    ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$low, xmax = .data$high,
+                                        colour = .data$interval),
+                           width = 0.12, linewidth = 0.8, orientation = "y") +
     ggplot2::geom_point(ggplot2::aes(x = .data$estimate), colour = mkt_colours[["effect"]],
                         size = 2.5, data = data.frame(y = rev(seq_len(k)), estimate = td$estimate)) +
     ggplot2::geom_text(ggplot2::aes(x = .data$estimate, label = .data$label), data = labels,
@@ -84,10 +84,18 @@ effect_outcome_plot <- function(object, outcome) {
 #' @export
 print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
   est <- x$estimates
-  lines <- character()
+  g <- x$glance
+  lines <- sprintf("Incremental outcome: %s.", paste(sprintf("%s (%s)",
+    format_num(est$incremental, digits), est$term), collapse = ", "))
+  if (!is.na(g$spend_incremental)) {
+    lines <- c(lines, sprintf("iROAS on an incremental spend of %s: %s.",
+                              format_num(g$spend_incremental, digits),
+                              paste(sprintf("%s (%s)", format_num(est$iroas, 3), est$term),
+                                    collapse = ", ")))
+  }
   if (!is.null(est$conf.low_randomization) && any(!is.na(est$conf.low_randomization))) {
     ok <- !is.na(est$conf.low_randomization)
-    lines <- c(lines, sprintf("Randomization interval%s (conditional on the rule): %s",
+    lines <- c(lines, sprintf("Randomization interval%s (conditional on the rule): %s.",
                               if (sum(ok) > 1L) "s" else "",
                               paste(sprintf("%s [%s, %s]", est$term[ok],
                                             format_num(est$conf.low_randomization[ok], digits),
@@ -99,19 +107,13 @@ print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
       "%d buffer clusters left out; each cluster weighted by one over its probability of its arm.",
       x$n$buffer))
   }
-  if (!is.na(x$glance$spend_incremental)) {
-    lines <- c(lines, sprintf("Incremental spend %s; iROAS is the incremental outcome over it.",
-                              format_num(x$glance$spend_incremental, digits)))
-  }
   if (summary) {
     lines <- c(lines,
       "lift %: the estimate over the treated arm's counterfactual mean (treated mean minus the estimate).",
-      "incremental: the estimate times the treated clusters (\"total\") or population (\"mean\").")
+      "Incremental: the estimate times the treated clusters (\"total\") or population (\"mean\").")
   }
-  if (length(lines)) {
-    cat("\n")
-    cat(paste0(strwrap(lines, width = 80, exdent = 2), "\n"), sep = "")
-  }
+  cat("\n")
+  cat(paste0(strwrap(lines, width = 80, exdent = 2), "\n"), sep = "")
   invisible(x)
 }
 
@@ -224,7 +226,7 @@ autoplot.mkt_rem <- function(object, type = c("intervals", "law"), ...) {
   law <- object$law
   est <- object$estimates
   tau <- est$estimate[1]
-  se <- est$std.error[1]
+  se <- law$se
   z <- seq(-4, 4, length.out = 321)
   cdf <- rem_cdf(z, law$k, law$a, law$r2)
   dens <- c(NA, diff(cdf) / diff(z))
@@ -255,7 +257,8 @@ print_details.mkt_rem <- function(x, summary = FALSE, digits = 4, ...) {
   est <- x$estimates
   lines <- sprintf(paste(
     "The rule (Mahalanobis threshold %s on %d covariate%s) removes %s%% of the",
-    "outcome's variance through R2 = %s: critical value %s against %s."),
+    "variance of the difference in means through R2 = %s: its critical value is",
+    "%s complete-randomization standard errors, against %s."),
     format_num(law$a, 3), law$k, if (law$k == 1L) "" else "s",
     format_num(100 * (1 - rem_va(law$a, law$k)) * law$r2, 3), format_num(law$r2, 3),
     format_num(est$quantile[1], 3), format_num(est$quantile[2], 3))

@@ -270,7 +270,8 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
   if (!all(is.na(est$p.value))) show$p.value <- format_p(est$p.value)
   for (col in intersect(names(x$print_columns), names(est))) {
     v <- est[[col]]
-    show[[x$print_columns[[col]]]] <- if (is.numeric(v)) format_num(v, digits) else as.character(v)
+    show[[x$print_columns[[col]]]] <- if (startsWith(col, "p.value")) format_p(v) else
+      if (is.numeric(v)) format_num(v, digits) else as.character(v)
   }
   names(show)[1] <- ""
   print.data.frame(show, row.names = FALSE, right = TRUE)

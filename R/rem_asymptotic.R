@@ -25,8 +25,12 @@
 #' @return A fit of class `c("mkt_rem", "mkt_fit")` (see [mkt_fit]) with two
 #'   rows, the same difference in means under two reference laws:
 #'   `"rerandomization"` (the limit law above) and `"complete_randomization"`
-#'   (the normal law that ignores the rule). Besides broom's columns, its
-#'   estimates carry `quantile` (the critical value used) and `r2`.
+#'   (the normal law that ignores the rule). `std.error` is each law's
+#'   standard deviation, \eqn{\sqrt{V(1 - (1 - v_a) R^2)}} and
+#'   \eqn{\sqrt{V}}; `statistic` is \eqn{\hat\tau / \sqrt{V}} in both rows,
+#'   referred to the row's law for its p-value. Besides broom's columns, the
+#'   estimates carry `quantile` (the critical value, in units of
+#'   \eqn{\sqrt{V}}) and `r2`.
 #'   `confint()` and `tidy()` at another level use the law's own quantiles.
 #'   `plot(fit, type = "law")` draws the two laws.
 #' @references Li, X., Ding, P. and Rubin, D. B. (2018). Asymptotic theory of
@@ -100,9 +104,12 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
   z <- stats::qnorm(1 - alpha / 2)
   se <- sqrt(v_tt)
   stat <- tau / se
+  # The standard deviation of the re-randomization law: the rule removes the
+  # share (1 - v_a) R^2 of the variance.
+  se_rule <- se * sqrt(1 - (1 - rem_va(a, k)) * r2)
   est <- data.frame(
     term = c("rerandomization", "complete_randomization"),
-    estimate = unname(tau), std.error = unname(se), statistic = unname(stat),
+    estimate = unname(tau), std.error = unname(c(se_rule, se)), statistic = unname(stat),
     p.value = c(2 * (1 - rem_cdf(abs(stat), k, a, r2)), 2 * stats::pnorm(-abs(stat))),
     conf.low = tau - c(q, z) * se, conf.high = tau + c(q, z) * se,
     quantile = c(q, z), r2 = r2,
@@ -127,7 +134,7 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
                     "re-randomization law is not normal: its intervals come from the law's quantiles"),
     vars = vars,
     glance = list(r2 = r2, n_covariates = k, threshold = a, accept = prod(design$accept)),
-    law = list(k = k, a = a, r2 = r2)
+    law = list(k = k, a = a, r2 = r2, se = unname(se))
   )
 }
 
@@ -137,7 +144,7 @@ rem_limits <- function(fit, est, level) {
   law <- fit$law
   q <- ifelse(est$term == "rerandomization", rem_quantile(p, law$k, law$a, law$r2),
               stats::qnorm(p))
-  list(low = est$estimate - q * est$std.error, high = est$estimate + q * est$std.error)
+  list(low = est$estimate - q * law$se, high = est$estimate + q * law$se)
 }
 
 #' @rdname rem_asymptotic

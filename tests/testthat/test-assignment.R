@@ -72,7 +72,8 @@ test_that("a randomized design gives the randomized row with calls on the user's
   panel$sales <- rnorm(nrow(panel), 100)
   a <- assignment(sales ~ 0 | id + week, panel, design = des)
   expect_identical(a$setting, "randomized")
-  expect_match(a$functions$call[2], "design_power(design, panel, cluster = \"id\"", fixed = TRUE)
+  expect_match(a$functions$call[2], "design_power(sales ~ 0 | id + week, panel, design = design)",
+               fixed = TRUE)
   panel$treated <- as.integer(panel$id %in% d$id[des$treated == 1] & panel$week >= 7)
   a <- assignment(sales ~ treated | id + week, panel, design = des)
   expect_match(a$functions$call[1], "post = 7:10", fixed = TRUE)
@@ -80,17 +81,21 @@ test_that("a randomized design gives the randomized row with calls on the user's
   design <- des
   units <- eval(str2lang(a$functions$call[1]))
   expect_equal(nrow(units), 40L)
+  eval(str2lang(a$functions$call[2]))
+  expect_identical(units$treated, des$treated[match(units$id, des$ids)])
   fit <- eval(str2lang(sub("design = design)", "design = design, n_draws = 200)",
-                           a$functions$call[2], fixed = TRUE)))
+                           a$functions$call[3], fixed = TRUE)))
   expect_s3_class(fit, "mkt_effect")
-  rt <- eval(str2lang(sub("units$cluster))", "units$cluster), n_draws = 200)",
-                          a$functions$call[3], fixed = TRUE)))
+  rt <- eval(str2lang(sub("design = design)", "design = design, n_draws = 200)",
+                          a$functions$call[4], fixed = TRUE)))
   expect_s3_class(rt, "mkt_randomization_test")
   # the analysis is aligned with the design by id: the difference in means is
   # the difference of the arms' post-period totals
   tot <- tapply(panel$sales[panel$week >= 7], panel$id[panel$week >= 7], sum)[des$ids]
-  expect_equal(rt$estimate, mean(tot[des$treated == 1]) - mean(tot[des$treated == 0]),
+  expect_equal(coef(rt)[[1]], mean(tot[des$treated == 1]) - mean(tot[des$treated == 0]),
                tolerance = 1e-10)
+  out <- withr::with_options(list(width = 80), capture.output(print(a)))
+  expect_true(all(nchar(out) <= 80))
   expect_error(assignment(sales ~ 0 | id + week, panel), class = "mktcausal_error_bad_formula")
 })
 
@@ -109,9 +114,9 @@ test_that("on each shipped panel, assignment() names the right row", {
   expect_identical(assignment(Y ~ D | id + time, gsynth_simdata)$setting, "single_treated")
   # geo_sales carries no treatment: with its design it is a randomized experiment
   dma_week <- aggregate(sales ~ dma + week, data = geo_sales[geo_sales$week <= 20, ], FUN = sum)
-  units <- geo_units(dma_week, cluster = "dma", time = "week", outcome = "sales")
+  units <- geo_units(sales ~ 0 | dma + week, dma_week)
   set.seed(3)
-  des <- rerandomize(units, ~ outcome_mean, n_treated = 100, accept = 0.5, id = "cluster")
+  des <- rerandomize(units, ~ outcome_mean, n_treated = 100, accept = 0.5, id = "dma")
   expect_identical(assignment(sales ~ 0 | dma + week, dma_week, design = des)$setting,
                    "randomized")
 })

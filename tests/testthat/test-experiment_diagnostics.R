@@ -52,7 +52,7 @@ test_that("the design's allocation is the intended share", {
   set.seed(4)
   d <- data.frame(geo = sprintf("g%02d", 1:30), pre = rnorm(30))
   des <- rerandomize(d, ~ pre, n_treated = 10, accept = 0.5, id = "geo",
-                     n_calibration = 1000)
+                     n_draws = 1000)
   d$assigned <- des$treated
   x <- experiment_diagnostics(d, "assigned", design = des)
   row <- check_row(x, "sample_ratio_mismatch")
@@ -79,7 +79,7 @@ test_that("protocol deviations count units treated outside the window or in cont
   set.seed(5)
   d <- data.frame(geo = sprintf("g%02d", 1:20), pre = rnorm(20))
   des <- rerandomize(d, ~ pre, n_treated = 10, accept = 0.5, id = "geo",
-                     n_calibration = 1000)
+                     n_draws = 1000)
   long <- merge(data.frame(geo = d$geo, assigned = des$treated), data.frame(week = 1:10))
   long$received <- as.integer(long$assigned == 1 & long$week >= 5 & long$week <= 8)
   clean <- experiment_diagnostics(long, "assigned", received = "received", design = des,

@@ -46,7 +46,8 @@ test_that("finer rows with cluster give estimatr's CR2 numbers", {
   g <- glance(fit)
   expect_equal(g$n_clusters, 60L)
   expect_equal(g$n_rows, 300L)
-  expect_equal(g$se_type, "CR2")
+  expect_equal(g$nobs, 300L)
+  expect_match(g$inference, "^CR2 clustered by geo")
   expect_equal(tidy(fit)$incremental, tidy(fit)$estimate * sum(s$treated))
 })
 
@@ -105,14 +106,20 @@ test_that("coef, vcov and confint agree with tidy", {
   td <- tidy(fit)
   expect_equal(unname(coef(fit)), td$estimate)
   expect_equal(names(coef(fit)), c("diff_in_means", "lin"))
-  expect_equal(unname(sqrt(diag(vcov(fit)))), td$std.error)
+  # Two estimators of one effect have no joint covariance; one estimator has
+  # its variance.
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  one <- experiment_effect(y ~ treated, d, alpha = 0.1)
+  expect_equal(unname(sqrt(diag(vcov(one)))), td$std.error[1])
+  expect_identical(dimnames(vcov(one)), list("diff_in_means", "diff_in_means"))
   expect_equal(unname(confint(fit)[, 1]), td$conf.low)
   expect_equal(unname(confint(fit)[, 2]), td$conf.high)
   expect_equal(colnames(confint(fit)), c("5 %", "95 %"))
   ci99 <- confint(fit, "lin", level = 0.99)
   expect_equal(unname(ci99[1]), td$estimate[2] - qt(0.995, td$df[2]) * td$std.error[2])
   expect_output(print(fit), "lin")
-  expect_output(summary(fit), "40 clusters, 20 treated")
+  expect_output(print(summary(fit)), "40 units, 20 treated")
+  expect_identical(nobs(fit), 40L)
 })
 
 test_that("a missing column gets a classed error that names it", {
@@ -152,7 +159,7 @@ test_that("a design is checked against the data's treatment", {
   d <- sim_geos(n = 40, seed = 8)
   set.seed(9)
   des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo",
-                     n_calibration = 1000)
+                     n_draws = 1000)
   d$treated <- des$treated
   fit <- experiment_effect(y ~ treated, d, design = des)
   expect_equal(tidy(fit)$term, c("diff_in_means", "lin"))
@@ -183,7 +190,7 @@ test_that("a stratified design gives the stratum-weighted estimator", {
   d$y <- d$y + 10 * (d$region == "s")
   set.seed(13)
   des <- rerandomize(d, ~ pre, n_treated = 20, strata = "region", accept = 0.5,
-                     id = "geo", n_calibration = 1000)
+                     id = "geo", n_draws = 1000)
   d$treated <- des$treated
   fit <- experiment_effect(y ~ treated, d, design = des, covariates = ~ pre)
   by_stratum <- vapply(split(d, d$region), function(s)
@@ -197,7 +204,7 @@ test_that("randomization columns come from randomization_test()", {
   d <- sim_geos(n = 40, seed = 8)
   set.seed(9)
   des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo",
-                     n_calibration = 1000)
+                     n_draws = 1000)
   d$treated <- des$treated
   set.seed(10)
   fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 500)
@@ -208,7 +215,8 @@ test_that("randomization columns come from randomization_test()", {
   expect_true(all(td$conf.low_randomization <= td$conf.high_randomization))
   # the first row's columns are exactly randomization_test()'s, same seed
   set.seed(10)
-  direct <- tidy(randomization_test(des, d$y, statistic = "diff_in_means", n_draws = 500))
+  direct <- tidy(randomization_test(y ~ treated, d, design = des, statistic = "diff_in_means",
+                                    n_draws = 500))
   expect_equal(td$p.value_randomization[1], direct$p.value)
   expect_equal(td$conf.low_randomization[1], direct$conf.low)
   expect_equal(td$conf.high_randomization[1], direct$conf.high)
@@ -224,7 +232,7 @@ test_that("a buffer removes the bias that spillovers onto adjacent controls caus
   A <- sg$adjacency
   set.seed(70)
   des <- rerandomize(d, ~ x1, n_treated = 20, accept = 0.5, id = "id", buffer = A,
-                     n_calibration = 2000)
+                     n_draws = 2000)
   # Truth: a direct effect of 2; untreated neighbours of treated clusters
   # gain 1.5 (contamination); interior clusters sell 5 more, and they are
   # kept as controls less often than edge clusters.
@@ -241,7 +249,7 @@ test_that("a buffer removes the bias that spillovers onto adjacent controls caus
     sum((ac * d$y)[ctrl]) / sum(ac[ctrl])
   expect_equal(coef(fit)[["diff_in_means"]], unname(hajek), tolerance = 1e-10)
   expect_equal(glance(fit)$n_buffer, sum(des$arm == "buffer"))
-  expect_equal(fit$n_clusters, 100 - sum(des$arm == "buffer"))
+  expect_equal(fit$n$units, 100 - sum(des$arm == "buffer"))
   expect_true(is.na(tidy(fit)$p.value_randomization[2]))
   expect_lt(tidy(fit)$p.value_randomization[1], 0.05)
 
@@ -271,15 +279,15 @@ test_that("with strata and a buffer, the estimate is the randomization test's we
   d$half <- rep(c("a", "b"), each = 32)
   set.seed(73)
   des <- rerandomize(d, ~ x1, n_treated = 16, strata = "half", accept = 0.3, id = "id",
-                     buffer = sg$adjacency, n_calibration = 1000, min_per_arm = 2)
+                     buffer = sg$adjacency, n_draws = 1000, min_per_arm = 2)
   d$treated <- des$treated
   d$y <- 5 + d$x1 + 3 * (d$half == "b") + des$treated + withr::with_seed(74, stats::rnorm(64))
   fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 200)
   set.seed(75)
-  rt <- randomization_test(des, d$y, n_draws = 200)
-  expect_equal(coef(fit)[["diff_in_means"]], rt$estimate, tolerance = 1e-10)
+  rt <- randomization_test(y ~ treated, d, design = des, n_draws = 200)
+  expect_equal(coef(fit)[["diff_in_means"]], coef(rt)[[1]], tolerance = 1e-10)
   # Two independent sets of 200 reference draws: equal up to Monte Carlo error.
-  expect_lt(abs(tidy(fit)$p.value_randomization[1] - rt$p.value), 0.15)
+  expect_lt(abs(tidy(fit)$p.value_randomization[1] - tidy(rt)$p.value), 0.15)
   # Finer rows (two stores per market) give the same estimate on market totals.
   rows <- rbind(transform(d, store = 1, y = y / 2), transform(d, store = 2, y = y / 2))
   fine <- experiment_effect(y ~ treated, rows, design = des, cluster = "id", n_draws = 200)
@@ -289,4 +297,36 @@ test_that("with strata and a buffer, the estimate is the randomization test's we
   des$arm[des$arm == "buffer"][1] <- "control"
   expect_error(experiment_effect(y ~ treated, d, design = des),
                class = "mktcausal_error_design_modified")
+})
+
+test_that("the fit prints within 80 columns and plots its estimates and outcomes", {
+  d <- sim_geos(n = 40, seed = 8)
+  set.seed(9)
+  des <- rerandomize(d, ~ pre, n_treated = 20, accept = 0.5, id = "geo", n_draws = 1000)
+  d$treated <- des$treated
+  d$spend <- 2 * d$treated
+  set.seed(10)
+  fit <- experiment_effect(y ~ treated, d, design = des, spend = "spend", n_draws = 500)
+  out <- withr::with_options(list(width = 80), capture.output(print(fit)))
+  expect_true(all(nchar(out) <= 80))
+  expect_true(any(grepl("p (rand.)", out, fixed = TRUE)))
+  expect_true(any(grepl("iROAS on an incremental spend of 40", out, fixed = TRUE)))
+  expect_true(any(grepl("Randomization intervals", out, fixed = TRUE)))
+  expect_identical(fit$n$units, 40L)
+  expect_identical(glance(fit)$n_draws, 500L)
+  p <- plot(fit)
+  expect_s3_class(p, "ggplot")
+  b <- ggplot2::ggplot_build(p)
+  # one design-based and one randomization interval per estimator
+  expect_equal(nrow(b$data[[2]]), 4L)
+  o <- plot(fit, type = "outcomes")
+  ob <- ggplot2::ggplot_build(o)
+  td <- tidy(fit)
+  seg <- ob$data[[2]]
+  expect_equal(sort(seg$y), sort(c(mean(d$y[d$treated == 0]), mean(d$y[d$treated == 1]),
+                                   mean(d$y[d$treated == 1]) - td$estimate[1])))
+  expect_identical(nrow(tidy(fit, "outcomes")), 40L)
+  expect_error(plot(fit, type = "arms"), class = "mktcausal_error_bad_choice")
+  expect_error(experiment_effect(y ~ treated, d, n_boot = 10),
+               class = "mktcausal_error_unknown_argument")
 })

@@ -1,3 +1,10 @@
+# The cluster table of a design with its assignment and an outcome column y.
+rt_data <- function(d, des, y) {
+  d$treated <- des$treated
+  d$y <- y
+  d
+}
+
 test_that("exact enumeration matches a brute-force randomization test", {
   d <- sim_clusters(12, 2, seed = 30)
   set.seed(30)
@@ -6,7 +13,7 @@ test_that("exact enumeration matches a brute-force randomization test", {
     class = "mktcausal_warning_granular_inference"
   )
   y <- d$x1 + rnorm(12, sd = 0.5) + des$treated
-  rt <- randomization_test(des, y, n_draws = 1000)
+  rt <- randomization_test(y ~ treated, rt_data(d, des, y), design = des, n_draws = 1000)
   expect_true(rt$exact)
   X <- as.matrix(d[, 1:2])
   combos <- utils::combn(12, 6)
@@ -19,10 +26,11 @@ test_that("exact enumeration matches a brute-force randomization test", {
   }
   keep <- crit <= des$threshold + 1e-12
   obs <- mean(y[des$treated == 1]) - mean(y[des$treated == 0])
-  expect_equal(rt$n_draws[["conditional"]], sum(keep))
-  expect_equal(rt$p.value, mean(abs(stats[keep]) >= abs(obs) - 1e-12), tolerance = 1e-12)
-  expect_equal(rt$p.value_unconditional, mean(abs(stats) >= abs(obs) - 1e-12), tolerance = 1e-12)
-  expect_equal(rt$estimate, obs, tolerance = 1e-12)
+  expect_equal(glance(rt)$n_draws, sum(keep))
+  expect_equal(tidy(rt)$p.value, mean(abs(stats[keep]) >= abs(obs) - 1e-12), tolerance = 1e-12)
+  expect_equal(glance(rt)$p.value_unconditional, mean(abs(stats) >= abs(obs) - 1e-12),
+               tolerance = 1e-12)
+  expect_equal(coef(rt)[[1]], obs, tolerance = 1e-12)
 })
 
 test_that("the interval inverts the test: p > alpha inside, <= alpha just outside", {
@@ -30,17 +38,20 @@ test_that("the interval inverts the test: p > alpha inside, <= alpha just outsid
   set.seed(31)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 40, accept = 0.05, id = "id")
   y <- 2 * d$x1 + rnorm(80) + 1.5 * des$treated
+  dd <- rt_data(d, des, y)
   for (stat in c("diff_in_means", "lin_t")) {
     set.seed(32)
-    rt <- randomization_test(des, y, statistic = stat, n_draws = 2000)
-    ci <- rt$conf.int
-    expect_true(ci[1] < rt$estimate && rt$estimate < ci[2])
+    rt <- randomization_test(y ~ treated, dd, design = des, statistic = stat, n_draws = 2000)
+    ci <- unname(confint(rt)[1, ])
+    expect_true(ci[1] < coef(rt)[[1]] && coef(rt)[[1]] < ci[2])
     set.seed(32)
-    lo_in <- randomization_test(des, y, statistic = stat, n_draws = 2000, null = ci[1] + 1e-4)
+    lo_in <- randomization_test(y ~ treated, dd, design = des, statistic = stat,
+                                n_draws = 2000, null = ci[1] + 1e-4)
     set.seed(32)
-    lo_out <- randomization_test(des, y, statistic = stat, n_draws = 2000, null = ci[1] - 1e-4)
-    expect_gt(lo_in$p.value, 0.05)
-    expect_lte(lo_out$p.value, 0.05)
+    lo_out <- randomization_test(y ~ treated, dd, design = des, statistic = stat,
+                                 n_draws = 2000, null = ci[1] - 1e-4)
+    expect_gt(tidy(lo_in)$p.value, 0.05)
+    expect_lte(tidy(lo_out)$p.value, 0.05)
   }
 })
 
@@ -49,7 +60,8 @@ test_that("lin_t's statistic equals Lin's estimate over its HC2 standard error",
   set.seed(33)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 25, accept = 0.2, id = "id")
   y <- d$x1 - d$x2 + rnorm(50) + des$treated
-  rt <- randomization_test(des, y, statistic = "lin_t", n_draws = 500)
+  rt <- randomization_test(y ~ treated, rt_data(d, des, y), design = des, statistic = "lin_t",
+                           n_draws = 500)
   xc <- scale(as.matrix(d[, 1:2]), scale = FALSE)
   w <- des$treated
   X <- cbind(1, w, xc, w * xc)
@@ -57,9 +69,10 @@ test_that("lin_t's statistic equals Lin's estimate over its HC2 standard error",
   bread <- solve(crossprod(X))
   h <- rowSums((X %*% bread) * X)
   V <- bread %*% crossprod(X * (fit$residuals / sqrt(1 - h))) %*% bread
-  expect_equal(rt$estimate, unname(fit$coefficients[2]), tolerance = 1e-10)
-  expect_equal(rt$std.error, sqrt(V[2, 2]), tolerance = 1e-10)
-  expect_equal(rt$statistic, unname(fit$coefficients[2]) / sqrt(V[2, 2]), tolerance = 1e-10)
+  expect_equal(coef(rt)[[1]], unname(fit$coefficients[2]), tolerance = 1e-10)
+  expect_equal(tidy(rt)$std.error, sqrt(V[2, 2]), tolerance = 1e-10)
+  expect_equal(tidy(rt)$statistic, unname(fit$coefficients[2]) / sqrt(V[2, 2]),
+               tolerance = 1e-10)
 })
 
 test_that("under the sharp null the conditional test has its size; ignoring the rule is conservative", {
@@ -101,33 +114,53 @@ test_that("randomization tests are reproducible, sequentially and on 2 workers",
   set.seed(35)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05, id = "id")
   y <- d$x1 + rnorm(60) + 0.5 * des$treated
+  dd <- rt_data(d, des, y)
   set.seed(99)
-  a <- randomization_test(des, y, n_draws = 3000, chunk_size = 500)
+  a <- randomization_test(y ~ treated, dd, design = des, n_draws = 3000, chunk_size = 500)
   oplan <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(oplan), add = TRUE)
   set.seed(99)
-  b <- randomization_test(des, y, n_draws = 3000, chunk_size = 500)
-  expect_identical(a$p.value, b$p.value)
+  b <- randomization_test(y ~ treated, dd, design = des, n_draws = 3000, chunk_size = 500)
+  expect_identical(tidy(a)$p.value, tidy(b)$p.value)
   expect_identical(a$reference, b$reference)
-  expect_identical(a$conf.int, b$conf.int)
+  expect_identical(confint(a), confint(b))
 })
 
 test_that("outcomes are aligned by name and misaligned outcomes are refused", {
   d <- sim_clusters(40, 2, seed = 36)
   set.seed(36)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.2, id = "id")
-  y <- stats::setNames(rnorm(40), d$id)
+  dd <- rt_data(d, des, rnorm(40))
   set.seed(1)
-  a <- randomization_test(des, y, n_draws = 500)
+  a <- randomization_test(y ~ treated, dd, design = des, n_draws = 500)
   set.seed(1)
-  b <- randomization_test(des, rev(y), n_draws = 500)
-  expect_identical(a$p.value, b$p.value)
-  expect_error(randomization_test(des, rnorm(39)), class = "mktcausal_error_misaligned")
-  expect_error(randomization_test(des, stats::setNames(rnorm(40), paste0("x", 1:40))),
+  b <- randomization_test(y ~ treated, dd[40:1, ], design = des, n_draws = 500)
+  expect_identical(tidy(a)$p.value, tidy(b)$p.value)
+  expect_error(randomization_test(y ~ treated, dd[-1, ], design = des),
                class = "mktcausal_error_misaligned")
-  expect_error(randomization_test(des, c(NA, rnorm(39))), class = "mktcausal_error_missing_values")
-  expect_error(randomization_test(des, letters[1:40]), class = "mktcausal_error_misaligned")
-  expect_error(randomization_test(list(), rnorm(40)), class = "mktcausal_error_bad_design")
+  other <- dd
+  other$id <- paste0("x", 1:40)
+  expect_error(randomization_test(y ~ treated, other, design = des),
+               class = "mktcausal_error_misaligned")
+  expect_error(randomization_test(y ~ treated, rbind(dd, dd[1, ]), design = des),
+               class = "mktcausal_error_misaligned")
+  na <- dd
+  na$y[1] <- NA
+  expect_error(randomization_test(y ~ treated, na, design = des),
+               class = "mktcausal_error_missing_values")
+  chr <- dd
+  chr$y <- letters[1:40]
+  expect_error(randomization_test(y ~ treated, chr, design = des),
+               class = "mktcausal_error_non_numeric")
+  flipped <- dd
+  flipped$treated <- 1 - flipped$treated
+  expect_error(randomization_test(y ~ treated, flipped, design = des),
+               class = "mktcausal_error_misaligned")
+  expect_error(randomization_test(y ~ treated, dd, design = list()),
+               class = "mktcausal_error_bad_design")
+  expect_error(randomization_test(y ~ treated, dd), class = "mktcausal_error_bad_design")
+  expect_error(randomization_test(y ~ treated, dd, design = des, statistic = "t"),
+               class = "mktcausal_error_bad_choice")
 })
 
 test_that("tidy, glance and plot report both reference distributions", {
@@ -135,23 +168,33 @@ test_that("tidy, glance and plot report both reference distributions", {
   set.seed(37)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 25, accept = 0.05, id = "id")
   y <- 2 * d$x1 + rnorm(50)
-  rt <- randomization_test(des, y, n_draws = 1000)
+  rt <- randomization_test(y ~ treated, rt_data(d, des, y), design = des, n_draws = 1000)
   tb <- tidy(rt)
   expect_named(tb, c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high"))
   g <- glance(rt)
   expect_equal(g$n_draws, 1000)
   expect_true(g$p.value_unconditional >= 0 && g$p.value_unconditional <= 1)
-  expect_equal(g$mc_se, sqrt(rt$p.value * (1 - rt$p.value) / 1000))
+  expect_equal(g$mc_se, sqrt(tb$p.value * (1 - tb$p.value) / 1000))
   expect_s3_class(plot(rt), "ggplot")
   expect_length(rt$reference$conditional, 1000)
+  ref <- tidy(rt, "reference")
+  expect_identical(as.vector(table(ref$reference)), c(1000L, 1000L))
+  expect_error(vcov(rt), class = "mktcausal_error_not_available")
+  # The p-value function crosses alpha at the interval's ends.
+  pv <- ggplot2::ggplot_build(plot(rt, type = "pvalue"))$data[[3]]
+  cond <- pv[pv$group == 1, ]
+  inside <- cond$x > tb$conf.low + 1e-6 & cond$x < tb$conf.high - 1e-6
+  expect_true(all(cond$y[inside] > 0.05))
+  expect_true(all(cond$y[!inside & (cond$x < tb$conf.low - 1e-3 | cond$x > tb$conf.high + 1e-3)] <= 0.05))
 })
 
 test_that("print states both p-values", {
   d <- sim_clusters(40, 2, seed = 38)
   set.seed(38)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.1, id = "id")
-  rt <- randomization_test(des, d$x1 + rnorm(40), n_draws = 500)
-  expect_output(print(rt), "conditional on the acceptance rule")
+  rt <- randomization_test(y ~ treated, rt_data(d, des, d$x1 + rnorm(40)), design = des,
+                           n_draws = 500)
+  expect_output(print(rt), "conditional on the design's acceptance rule")
   expect_output(print(rt), "Ignoring the rule \\(conservative\\)")
 })
 
@@ -187,24 +230,28 @@ test_that("with a buffer, exact enumeration matches a brute-force test that re-a
   set.seed(60)
   expect_warning(
     des <- rerandomize(sg$data, ~ x1, n_treated = 4, accept = 0.5, id = "id",
-                       buffer = sg$adjacency, n_calibration = 500),
+                       buffer = sg$adjacency, n_draws = 500),
     class = "mktcausal_warning_granular_inference"
   )
   y <- 10 + 3 * sg$data$interior + sg$data$x1 + stats::rnorm(16)
-  rt <- randomization_test(des, y)
+  dd <- rt_data(sg$data, des, y)
+  rt <- randomization_test(y ~ treated, dd, design = des)
   expect_true(rt$exact)
   stats <- brute_buffered(des, sg, y)
-  expect_equal(rt$n_draws[["conditional"]], length(stats))
-  expect_equal(rt$p.value, mean(abs(stats) >= abs(rt$estimate) - 1e-10), tolerance = 1e-12)
+  p <- tidy(rt)$p.value
+  expect_equal(glance(rt)$n_draws, length(stats))
+  expect_equal(p, mean(abs(stats) >= abs(coef(rt)[[1]]) - 1e-10), tolerance = 1e-12)
   # Drawn rather than enumerated: the same p-value up to Monte Carlo error.
   set.seed(61)
-  mc <- randomization_test(des, y, n_draws = 4000, exact_max = 1)
+  mc <- randomization_test(y ~ treated, dd, design = des, n_draws = 4000, exact_max = 1)
   expect_false(mc$exact)
-  expect_lt(abs(mc$p.value - rt$p.value), 4 * sqrt(rt$p.value * (1 - rt$p.value) / 4000) + 1e-3)
-  expect_true(mc$buffer)
-  expect_error(randomization_test(des, y, statistic = "lin_t"),
+  expect_lt(abs(tidy(mc)$p.value - p), 4 * sqrt(p * (1 - p) / 4000) + 1e-3)
+  expect_true(mc$buffered)
+  expect_identical(mc$n$buffer, sum(des$arm == "buffer"))
+  expect_error(randomization_test(y ~ treated, dd, design = des, statistic = "lin_t"),
                class = "mktcausal_error_bad_argument")
-  expect_warning(randomization_test(des, y, null = 1), class = "mktcausal_warning_buffer_null")
+  expect_warning(randomization_test(y ~ treated, dd, design = des, null = 1),
+                 class = "mktcausal_warning_buffer_null")
 })
 
 test_that("under the sharp null, the buffered test rejects at its nominal rate", {
@@ -216,8 +263,8 @@ test_that("under the sharp null, the buffered test rejects at its nominal rate",
   y <- 10 + 3 * sg$data$interior + sg$data$x1 + stats::rnorm(16)
   p <- vapply(1:150, function(r) {
     des <- suppressWarnings(rerandomize(sg$data, ~ x1, n_treated = 4, accept = 0.5, id = "id",
-                                        buffer = sg$adjacency, n_calibration = 100))
-    randomization_test(des, y)$p.value
+                                        buffer = sg$adjacency, n_draws = 100))
+    tidy(randomization_test(y ~ treated, rt_data(sg$data, des, y), design = des))$p.value
   }, numeric(1))
   rate <- mean(p <= 0.2)
   expect_lt(abs(rate - 0.2), 3 * sqrt(0.2 * 0.8 / 150))

@@ -22,15 +22,35 @@ test_that("rem_asymptotic gives a shorter interval than complete randomization",
   set.seed(20)
   des <- rerandomize(d, ~ x1 + x2, n_treated = 100, accept = 0.01, id = "id")
   y <- 3 * d$x1 + d$x2 + rnorm(200) + 1 * des$treated
-  out <- rem_asymptotic(des, y)
-  expect_equal(out$method, c("rerandomization", "complete_randomization"))
+  d$treated <- des$treated
+  d$y <- y
+  fit <- rem_asymptotic(y ~ treated, d, design = des)
+  expect_s3_class(fit, c("mkt_rem", "mkt_fit"))
+  out <- tidy(fit)
+  expect_equal(out$term, c("rerandomization", "complete_randomization"))
   w <- des$treated
   expect_equal(out$estimate[1], mean(y[w == 1]) - mean(y[w == 0]), tolerance = 1e-12)
-  expect_equal(out$std.error[1], sqrt(var(y[w == 1]) / 100 + var(y[w == 0]) / 100), tolerance = 1e-12)
+  se <- sqrt(var(y[w == 1]) / 100 + var(y[w == 0]) / 100)
+  expect_equal(out$std.error[2], se, tolerance = 1e-12)
+  # The re-randomization row's standard error is its law's standard deviation.
+  va <- mktcausal:::rem_va(des$threshold, 2)
+  expect_equal(out$std.error[1], se * sqrt(1 - (1 - va) * out$r2[1]), tolerance = 1e-12)
   expect_gt(out$r2[1], 0.8)
   expect_lt(out$quantile[1], 1.2)
   expect_lt(diff(c(out$conf.low[1], out$conf.high[1])), diff(c(out$conf.low[2], out$conf.high[2])))
   expect_true(out$conf.low[1] < 1 && out$conf.high[1] > 1)
+  # Other levels use the law's own quantiles, in confint() and tidy() alike.
+  ci90 <- confint(fit, level = 0.9)
+  q90 <- mktcausal:::rem_quantile(0.95, 2, des$threshold, out$r2[1])
+  expect_equal(unname(ci90[1, ]), out$estimate[1] + c(-1, 1) * q90 * se, tolerance = 1e-10)
+  expect_equal(unname(ci90[2, ]), out$estimate[1] + c(-1, 1) * qnorm(0.95) * se, tolerance = 1e-10)
+  expect_equal(tidy(fit, conf.level = 0.9)$conf.low, unname(ci90[, 1]))
+  expect_equal(unname(confint(fit)[, 1]), out$conf.low)
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  expect_identical(nobs(fit), 200L)
+  expect_s3_class(plot(fit, type = "law"), "ggplot")
   des_t <- suppressWarnings(rerandomize(d, list(~x1, ~x2), n_treated = 100, accept = c(0.1, 0.5)))
-  expect_error(rem_asymptotic(des_t, y), class = "mktcausal_error_unsupported_design")
+  d$treated <- des_t$treated
+  expect_error(rem_asymptotic(y ~ treated, d, design = des_t),
+               class = "mktcausal_error_unsupported_design")
 })

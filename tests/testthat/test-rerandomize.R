@@ -27,7 +27,7 @@ test_that("E[M] = k under complete randomization, and the acceptance rate is p_a
   d <- sim_clusters(210, 6, seed = 3)
   set.seed(3)
   des <- rerandomize(d, ~ x1 + x2 + x3 + x4 + x5 + x6, n_treated = 105,
-                     accept = 0.01, n_calibration = 2e5, id = "id")
+                     accept = 0.01, n_draws = 2e5, id = "id")
   # sd of the mean of 2e5 chi2_6 draws is about 0.008
   expect_equal(mean(des$calibration), 6, tolerance = 0.04 / 6)
   expect_equal(des$acceptance_rate, 0.01, tolerance = 0.15)
@@ -146,7 +146,7 @@ test_that("no acceptable assignment gives a classed error with the count and the
   set.seed(1)
   err <- expect_error(
     rerandomize(d, ~ x1 + x2 + x3, n_treated = 20, accept = 1e-9, max_candidates = 5000,
-                n_calibration = 1000, id = "id"),
+                n_draws = 1000, id = "id"),
     class = "mktcausal_error_no_acceptable_assignment"
   )
   expect_equal(err$candidates, 5000)
@@ -199,10 +199,13 @@ test_that("an altered design is refused", {
   bad <- des
   bad$treated[1:2] <- bad$treated[2:1] + 0L
   if (identical(bad$treated, des$treated)) bad$treated <- 1L - des$treated
-  expect_error(randomization_test(bad, rnorm(40)), class = "mktcausal_error_design_modified")
+  dd <- data.frame(id = d$id, treated = des$treated, y = rnorm(40))
+  expect_error(randomization_test(y ~ treated, dd, design = bad),
+               class = "mktcausal_error_design_modified")
   bad2 <- des
   bad2$threshold <- 100
-  expect_error(rem_asymptotic(bad2, rnorm(40)), class = "mktcausal_error_design_modified")
+  expect_error(rem_asymptotic(y ~ treated, dd, design = bad2),
+               class = "mktcausal_error_design_modified")
 })
 
 test_that("glance, tidy and plots carry the documented columns", {
@@ -221,6 +224,17 @@ test_that("glance, tidy and plots carry the documented columns", {
   expect_s3_class(plot(des, type = "criterion"), "ggplot")
   expect_output(print(des), "Re-randomized design")
   expect_equal(des$ids, d$id)
+  # A design is not a fit: it has its own methods, and no fit contract.
+  expect_identical(class(des), "mkt_design")
+  out <- withr::with_options(list(width = 80), capture.output(print(des)))
+  expect_true(all(nchar(out) <= 80))
+  expect_s3_class(ggplot2::autoplot(des, type = "criterion"), "ggplot")
+  expect_error(plot(des, type = "love"), class = "mktcausal_error_bad_choice")
+  expect_error(tidy(des, what = "arms"), class = "mktcausal_error_bad_choice")
+  expect_error(balance(des, digits = 3), class = "mktcausal_error_unknown_argument")
+  err <- tryCatch(rerandomize(d, ~ x1, n_treated = 30, n_calibration = 500), error = identity)
+  expect_s3_class(err, "mktcausal_error_unknown_argument")
+  expect_match(conditionMessage(err), "n_draws", fixed = TRUE)
 })
 
 test_that("a long search reports progress and stops at max_candidates", {
@@ -230,7 +244,7 @@ test_that("a long search reports progress and stops at max_candidates", {
   set.seed(1)
   withCallingHandlers(
     expect_error(rerandomize(d, ~ x1 + x2 + x3, n_treated = 20, accept = 1e-12,
-                             max_candidates = 2e5, n_calibration = 1000, id = "id"),
+                             max_candidates = 2e5, n_draws = 1000, id = "id"),
                  class = "mktcausal_error_no_acceptable_assignment"),
     progression = function(cond) {
       if (identical(cond$type, "update")) updates <<- updates + cond$amount
@@ -282,7 +296,7 @@ test_that("a buffer splits clusters into treated, control and buffer by the neig
   sg <- sim_grid(10, 10, seed = 40)
   set.seed(40)
   des <- rerandomize(sg$data, ~ x1 + interior, n_treated = 20, accept = 0.2, id = "id",
-                     buffer = sg$dist, buffer_radius = 1, n_calibration = 2000)
+                     buffer = sg$dist, buffer_radius = 1, n_draws = 2000)
   w <- des$treated
   exposed <- as.vector(sg$adjacency %*% w > 0)
   expect_identical(as.character(des$arm),
@@ -312,7 +326,7 @@ test_that("balance is measured against the controls the buffer keeps", {
   X <- as.matrix(sg$data[, c("x1", "interior")])
   set.seed(41)
   des <- rerandomize(sg$data, ~ x1 + interior, n_treated = 16, accept = 0.1, id = "id",
-                     buffer = sg$adjacency, n_calibration = 2000)
+                     buffer = sg$adjacency, n_draws = 2000)
   w <- des$treated
   ctrl <- des$arm == "control"
   d <- colMeans(X[w == 1, ]) - colMeans(X[ctrl, ])
@@ -329,7 +343,7 @@ test_that("balance is measured against the controls the buffer keeps", {
   none <- matrix(0, 64, 64, dimnames = dimnames(sg$adjacency))
   set.seed(42)
   d0 <- rerandomize(sg$data, ~ x1 + interior, n_treated = 16, accept = 0.1, id = "id",
-                    buffer = none, n_calibration = 500)
+                    buffer = none, n_draws = 500)
   expect_equal(d0$criterion_value, direct_mahalanobis(X, d0$treated), tolerance = 1e-10)
   expect_equal(sum(d0$arm == "buffer"), 0)
 })
@@ -341,7 +355,7 @@ test_that("buffered designs are reproducible and every input form gives the same
   make <- function(buffer, ...) {
     set.seed(44)
     rerandomize(sg$data, ~ x1, n_treated = 6, accept = 0.3, id = "id", buffer = buffer,
-                n_calibration = 500, ...)
+                n_draws = 500, ...)
   }
   a <- make(sg$adjacency)
   expect_identical(make(sg$adjacency)$arm, a$arm)
@@ -355,7 +369,7 @@ test_that("buffered designs are reproducible and every input form gives the same
   set.seed(45)
   expect_warning(
     g <- rerandomize(sg$data, ~ x1, n_treated = 2, accept = 0.5, id = "id", buffer = "row",
-                     n_calibration = 500),
+                     n_draws = 500),
     class = "mktcausal_warning_granular_inference"
   )
   treated_rows <- unique(sg$data$row[g$treated == 1])
@@ -373,7 +387,7 @@ test_that("buffer errors name the missing clusters and say how many controls rem
                class = "mktcausal_error_bad_adjacency", regexp = "zz9")
   set.seed(47)
   err <- expect_error(rerandomize(sg$data, ~ x1, n_treated = 12, id = "id",
-                                  buffer = sg$dist, buffer_radius = 2.5, n_calibration = 500,
+                                  buffer = sg$dist, buffer_radius = 2.5, n_draws = 500,
                                   min_per_arm = 3),
                       class = "mktcausal_error_buffer_too_wide")
   expect_equal(err$n_untreated, 24)
@@ -387,7 +401,7 @@ test_that("without a balance rule, the buffer's admissibility still binds every 
   sg <- sim_grid(5, 5, seed = 48)
   set.seed(48)
   des <- rerandomize(sg$data, ~ x1, n_treated = 7, accept = 1, id = "id",
-                     buffer = sg$adjacency, min_per_arm = 6, n_calibration = 2000)
+                     buffer = sg$adjacency, min_per_arm = 6, n_draws = 2000)
   expect_equal(des$threshold, Inf)
   # Many base draws keep fewer than 6 controls; none of the design's draws do.
   expect_gt(des$buffer$admissible_rate, 0.05)
@@ -402,9 +416,10 @@ test_that("asymptotic intervals and power simulation refuse buffered designs", {
   sg <- sim_grid(6, 6, seed = 43)
   set.seed(43)
   des <- rerandomize(sg$data, ~ x1, n_treated = 8, accept = 0.2, id = "id",
-                     buffer = sg$adjacency, n_calibration = 500)
-  expect_error(rem_asymptotic(des, outcome = stats::rnorm(36)),
+                     buffer = sg$adjacency, n_draws = 500)
+  dd <- data.frame(id = sg$data$id, treated = des$treated, y = stats::rnorm(36))
+  expect_error(rem_asymptotic(y ~ treated, dd, design = des),
                class = "mktcausal_error_unsupported_design")
-  expect_error(design_power(des, sg$data, cluster = "id", time = "id", outcome = "x1"),
+  expect_error(design_power(x1 ~ 0 | id + interior, sg$data, design = des),
                class = "mktcausal_error_unsupported_design")
 })

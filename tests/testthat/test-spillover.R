@@ -51,6 +51,10 @@ test_that("the regression recovers direct and spillover effects and equals OLS",
   expect_equal(fit$exposure$exposure, unname(share), tolerance = 1e-12)
   expect_identical(glance(fit)$design_based, FALSE)
   expect_s3_class(plot(fit), "ggplot")
+  expect_s3_class(plot(fit, type = "exposure"), "ggplot")
+  # The regression's two rows have a joint covariance.
+  expect_equal(vcov(fit), fit$regression$vcov[c("direct", "spillover"), c("direct", "spillover")])
+  expect_identical(nobs(fit), 300L)
 })
 
 test_that("the Aronow-Samii variance matches its double sum", {
@@ -135,6 +139,14 @@ test_that("with a design, spillover() adds Horvitz-Thompson and Hajek rows", {
   expect_equal(unname(rowSums(fit$exposure_prob[, 3:4])), rep(0.4, n), tolerance = 0.08)
   expect_identical(glance(fit)$n_draws, 500L)
   expect_output(print(fit), "Hajek|hajek")
+  expect_identical(tab$term, c("direct", "spillover", paste(
+    rep(c("direct", "spillover", "spillover_treated"), each = 2),
+    c("ht", "hajek"), sep = "_")))
+  expect_setequal(names(tidy(fit, "exposure_prob")),
+                  c("id", "control_isolated", "control_exposed", "treated_isolated",
+                    "treated_exposed"))
+  # Three estimators of the same effects have no joint covariance.
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
 })
 
 test_that("bad inputs to spillover() raise classed errors", {
@@ -181,6 +193,20 @@ test_that("on a panel, spillover() absorbs unit and time effects and recovers th
   expect_equal(tab$estimate, unname(coef(ols)[c("promo", "share")]), tolerance = 1e-8)
   expect_identical(fit$regression$se_type, "CR1")
   expect_equal(nrow(fit$exposure), n * n_t)
+  expect_identical(fit$n$clusters, as.integer(n))
+  # The panel owns the cluster and the group columns: clustering by a
+  # coarser region, and neighbours from a group column, read once.
+  d$region <- paste0("r", (match(d$store, ids) - 1L) %/% 6L)
+  by_region <- spillover(sales ~ promo + price | store + week, d, adjacency = dist,
+                         radius = 0.05, cluster = "region")
+  expect_equal(coef(by_region), coef(fit))
+  expect_identical(by_region$n$clusters, 10L)
+  expect_false(isTRUE(all.equal(tidy(by_region)$std.error, tab$std.error)))
+  groups <- spillover(sales ~ promo + price | store + week, d, adjacency = "region")
+  same <- outer(d$region[1:n], d$region[1:n], "==") * 1
+  dimnames(same) <- list(ids, ids)
+  expect_equal(coef(groups), coef(spillover(sales ~ promo + price | store + week, d,
+                                            adjacency = same)))
   expect_error(spillover(sales ~ promo | store + week, d, adjacency = dist, radius = 0.05,
                          covariates = ~ price), class = "mktcausal_error_bad_argument")
 })
@@ -190,7 +216,7 @@ test_that("design-based exposure probabilities follow the design's buffer rule",
   d <- sg$data
   set.seed(80)
   des <- rerandomize(d, ~ x1 + interior, n_treated = 16, accept = 0.05, id = "id",
-                     buffer = sg$adjacency, n_calibration = 2000)
+                     buffer = sg$adjacency, n_draws = 2000)
   d$treated <- des$treated
   exposed <- as.vector(sg$adjacency %*% des$treated > 0)
   d$y <- 10 + d$x1 + 2 * d$treated + 1.5 * (1 - d$treated) * exposed +
@@ -209,6 +235,6 @@ test_that("design-based exposure probabilities follow the design's buffer rule",
   # probability of being in the buffer, up to Monte Carlo error.
   expect_lt(max(abs(fit$exposure_prob[, "control_exposed"] - des$arm_prob[, "buffer"])), 0.08)
   sp <- tidy(fit)
-  hajek <- sp$estimate[sp$estimator == "hajek" & sp$term == "spillover"]
+  hajek <- sp$estimate[sp$estimator == "hajek" & sp$effect == "spillover"]
   expect_lt(abs(hajek - 1.5), 0.6)
 })

@@ -163,7 +163,7 @@ test_that("print shows counts and expected arm sizes; rerandomize takes the stra
   expect_output(print(s), "north 12         6         6")
   d$x <- rnorm(24)
   set.seed(5)
-  des <- rerandomize(d, ~ x, strata = s, accept = 0.5, n_calibration = 200)
+  des <- rerandomize(d, ~ x, strata = s, accept = 0.5, n_draws = 200)
   expect_identical(as.vector(tapply(des$treated, s$stratum, sum)), c(6L, 6L))
 })
 
@@ -181,7 +181,7 @@ test_that("strata with a buffer report expected controls and pass the rule to re
   # Roughly (1 - 0.25)^5 of an interior cluster's neighbourhood stays untreated.
   expect_true(all(tb$n_control > 6 & tb$n_control < 14))
   set.seed(51)
-  des <- rerandomize(d, ~ x1, strata = s, accept = 0.2, id = "id", n_calibration = 500,
+  des <- rerandomize(d, ~ x1, strata = s, accept = 0.2, id = "id", n_draws = 500,
                      min_per_arm = 2)
   expect_identical(des$buffer$A, s$buffer$A)
   expect_true(all(tapply(des$arm == "control", d$region, sum) >= 2))
