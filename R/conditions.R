@@ -112,7 +112,6 @@ condition_registry <- local({
     c("warning", "no_pre_data", "No pre-period data for a pre-period feature."),
     c("warning", "not_converged", "An optimiser stopped before its tolerance."),
     c("warning", "poor_fit", "The pre-period fit of a synthetic control is poor."),
-    c("warning", "size_varies", "Cluster size changes over time; the largest total is used."),
     c("warning", "treated_first_period", "Units treated in the first period were dropped."),
     c("warning", "twfe_dose", "TWFE on doses mixes causal responses with non-intuitive weights."),
     c("warning", "unbalanced_panel", "Units with missing periods were dropped."),
