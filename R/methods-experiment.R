@@ -63,7 +63,10 @@ effect_outcome_plot <- function(object, outcome) {
   lines <- data.frame(
     x = c(1, 2, 2), what = c("arm mean", "arm mean", "counterfactual mean"),
     y = c(means[["control"]], means[["treated"]], means[["treated"]] - est))
-  ggplot2::ggplot(d, ggplot2::aes(x = as.numeric(.data$arm), y = .data$outcome)) +
+  # Cluster totals are heavy-tailed: over two orders of magnitude, a log
+  # scale keeps the small clusters visible.
+  log_scale <- all(d$outcome > 0) && max(d$outcome) / min(d$outcome) > 100
+  p <- ggplot2::ggplot(d, ggplot2::aes(x = as.numeric(.data$arm), y = .data$outcome)) +
     ggplot2::geom_jitter(ggplot2::aes(colour = .data$arm), width = 0.12, height = 0,
                          alpha = 0.6, size = 1.6) +
     ggplot2::geom_segment(ggplot2::aes(x = .data$x - 0.3, xend = .data$x + 0.3,
@@ -76,9 +79,11 @@ effect_outcome_plot <- function(object, outcome) {
     ggplot2::scale_x_continuous(breaks = 1:2, labels = c("control", "treated")) +
     ggplot2::labs(x = NULL, y = outcome, linetype = NULL,
                   title = "Outcomes by arm",
-                  subtitle = sprintf("the gap between the treated mean and its counterfactual is the %s estimate",
-                                     object$estimates$term[1])) +
+                  subtitle = sprintf("the gap between the treated mean and its counterfactual is the %s estimate%s",
+                                     object$estimates$term[1], if (log_scale) " (log scale)" else "")) +
     theme_mkt()
+  if (log_scale) p <- p + ggplot2::scale_y_log10()
+  p
 }
 
 #' @export

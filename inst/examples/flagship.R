@@ -20,12 +20,11 @@ started <- Sys.time()
 cli::cli_h1("mktcausal flagship: a re-randomized geo experiment")
 
 cli::cli_h2("1. Clusters: zones aggregated to DMAs")
-units <- geo_units(geo_sales, cluster = "dma", time = "week", outcome = "sales",
-                   size = "population", covariates = "region", pre = pre,
-                   unit = "zone")
+units <- geo_units(sales ~ 0 | zone + week, geo_sales, randomize_by = "dma",
+                   size = "population", covariates = ~ region, pre = pre)
 cli::cli_text("{nrow(units)} DMAs from {length(unique(geo_sales$zone))} zones; pre-period weeks {min(pre)}-{max(pre)}.")
-clusterings <- compare_clusterings(geo_sales, c(DMA = "dma", zone = "zone"),
-                                   time = "week", outcome = "sales",
+clusterings <- compare_clusterings(sales ~ 0 | zone + week, geo_sales,
+                                   randomize_by = c(DMA = "dma", zone = "zone"),
                                    size = "population", pre = pre, post = post)
 print(clusterings[, c("clustering", "n_clusters", "cv_size", "r2",
                       "mde_dim_pct", "mde_adj_pct")], digits = 3)
@@ -41,7 +40,7 @@ print(des)
 print(balance(des), digits = 3)
 
 cli::cli_h2("3. The experiment: +{100 * true_lift}% on treated DMAs in weeks {min(post)}-{max(post)}")
-treated_dmas <- units$cluster[des$treated == 1]
+treated_dmas <- units$dma[des$treated == 1]
 zones <- geo_sales
 zones$treated <- as.integer(zones$dma %in% treated_dmas & zones$week %in% post)
 # Extra spend is set so that the true incremental return is known as well.
@@ -49,11 +48,10 @@ baseline_sales <- zones$sales
 zones$sales <- baseline_sales * (1 + true_lift * zones$treated)
 zones$spend <- zones$spend + zones$treated * true_lift * baseline_sales / true_iroas
 
-measured <- geo_units(zones, cluster = "dma", time = "week", outcome = "sales",
-                      size = "population", covariates = "region", pre = pre,
-                      post = post, unit = "zone")
+measured <- geo_units(sales ~ 0 | zone + week, zones, randomize_by = "dma",
+                      size = "population", covariates = ~ region, pre = pre, post = post)
 post_spend <- tapply(zones$spend[zones$week %in% post], zones$dma[zones$week %in% post], sum)
-measured$spend_post <- as.numeric(post_spend[measured$cluster])
+measured$spend_post <- as.numeric(post_spend[measured$dma])
 measured$treated <- des$treated
 truth_incremental <- sum(true_lift * baseline_sales[zones$treated == 1])
 # The total estimand averages each DMA's effect over all 200 DMAs, treated or not.
@@ -62,8 +60,8 @@ cli::cli_text("Truth: incremental sales {round(truth_incremental)} (thousand $) 
 
 cli::cli_h2("4. Checks before estimates")
 # In long form the checks can also see when and where treatment was delivered.
-# Units are identified by the design's id column, which geo_units() names "cluster".
-zones$cluster <- zones$dma
+# Units are identified by the design's id column, which geo_units() names after
+# randomize_by ("dma").
 zones$assigned <- as.integer(zones$dma %in% treated_dmas)
 print(experiment_diagnostics(zones, "assigned", received = "treated", outcome = "sales",
                              design = des, time = "week", window = range(post)))
@@ -78,19 +76,21 @@ print(data.frame(quantity = c("average effect per DMA", "incremental sales", "iR
                  lin_estimate = c(lin$estimate, lin$incremental, lin$iroas)), digits = 4)
 
 cli::cli_h2("6. Randomization test conditional on the acceptance rule")
-rt <- randomization_test(des, measured$post_total, n_draws = 2000)
+rt <- randomization_test(post_total ~ treated, measured, design = des, n_draws = 2000)
 print(rt)
 
 cli::cli_h2("7. Li-Ding-Rubin asymptotic interval")
-print(rem_asymptotic(des, measured$post_total), digits = 4)
+print(rem_asymptotic(post_total ~ treated, measured, design = des), digits = 4)
 
 cli::cli_h2("8. Plots")
 save_plot(plot(des, type = "balance"), "balance.png")
 save_plot(plot(des, type = "criterion"), "criterion.png")
 save_plot(plot(rt), "randomization-distribution.png")
+save_plot(plot(fit), "effect.png")
+save_plot(plot(fit, type = "outcomes"), "outcomes-by-arm.png")
 # Tile borders would swamp the colours of all 726 zones, so the heatmap
 # shows the zones of 8 treated and 8 control DMAs.
-shown <- c(head(treated_dmas, 8), head(setdiff(units$cluster, treated_dmas), 8))
+shown <- c(head(treated_dmas, 8), head(setdiff(units$dma, treated_dmas), 8))
 status <- plot_status(sales ~ treated | zone + week, zones[zones$dma %in% shown, ]) +
   ggplot2::theme(axis.text.y = ggplot2::element_text(size = 5)) +
   ggplot2::labs(title = "Treatment status: zones of 16 DMAs, treated in weeks 79-90")
