@@ -654,7 +654,7 @@ print.summary.mkt_panel <- function(x, ...) {
 #' head(tidy(p, "status"))
 #' @export
 tidy.mkt_panel <- function(x, what = c("status", "cohorts"), ...) {
-  what <- match.arg(what)
+  what <- check_choice(what)
   N <- length(x$units)
   Tn <- length(x$times)
   if (what == "cohorts") {
@@ -719,6 +719,7 @@ as.data.frame.mkt_panel <- function(x, row.names = NULL, optional = FALSE, ...) 
 #'
 #' @param x A [mkt_panel()] object, or a panel formula (then give `data`).
 #' @param data The data when `x` is a formula.
+#' @param ... Must be empty.
 #' @return A ggplot object.
 #' @examples
 #' d <- expand.grid(unit = paste0("u", 1:5), time = 1:8)
@@ -726,7 +727,8 @@ as.data.frame.mkt_panel <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' d$y <- rnorm(nrow(d))
 #' plot_status(y ~ d | unit + time, d)
 #' @export
-plot_status <- function(x, data = NULL) {
+plot_status <- function(x, data = NULL, ...) {
+  check_dots(...)
   if (inherits(x, "formula")) {
     if (is.null(data)) {
       abort_mkt("bad_argument", c(

@@ -8,8 +8,9 @@
 #    words joined by "_" inside a function's name and "-" between a prefix
 #    (methods, data, plot) or an estimator and the part of it the file holds.
 # 3. Presentation lives in presentation files: print, summary, tidy, glance,
-#    plot and autoplot methods are defined only in R/methods-*.R, R/panel.R
-#    (the panel's own) and R/fit.R's neighbours listed below.
+#    plot and autoplot methods are defined only in R/methods-*.R (and
+#    R/panel.R, the panel's own).
+# 4. The vocabulary table of CONTRIBUTING.md is the one in R/vocabulary.R.
 # Exits with status 1 and a list of problems when a rule is broken.
 
 files <- sort(list.files("R", pattern = "\\.R$", full.names = TRUE))
@@ -136,6 +137,19 @@ allowed <- function(f) grepl("^(methods-|plot-)", f) || f %in% c("panel.R")
 for (fn in grep(present, names(defs), value = TRUE)) {
   if (!allowed(defs[[fn]])) {
     problems <- c(problems, sprintf("%s() is presentation but lives in %s", fn, defs[[fn]]))
+  }
+}
+
+# --- the vocabulary table of CONTRIBUTING.md matches R/vocabulary.R ----------
+voc_env <- new.env()
+sys.source(file.path("R", "vocabulary.R"), envir = voc_env)
+doc <- readLines("CONTRIBUTING.md")
+for (i in seq_len(nrow(voc_env$vocabulary))) {
+  v <- voc_env$vocabulary[i, ]
+  row <- sprintf("| `%s` | %s |", v$name, gsub(" ", ", ", v$aliases, fixed = TRUE))
+  if (!any(grepl(row, doc, fixed = TRUE))) {
+    problems <- c(problems, sprintf("CONTRIBUTING.md's vocabulary table lacks the row for `%s`: %s",
+                                    v$name, row))
   }
 }
 
