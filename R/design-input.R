@@ -380,21 +380,3 @@ design_cluster_outcome <- function(formula, data, design, call = rlang::caller_e
   out[pos] <- y
   list(y = out, vars = c(vars, id = design$id_name), n_rows = nrow(data))
 }
-
-
-# One value per unit of an extra column of a panel, through panel_unit_values().
-# An extra column named like a side column ("cluster", "weights") is put in
-# that slot of a copy of the panel first, where panel_unit_values() looks.
-extra_unit_values <- function(panel, name, call = rlang::caller_env()) {
-  m <- panel$extra[[name]]
-  if (identical(name, "cluster")) {
-    lev <- unique(as.vector(m[!is.na(m)]))
-    panel$cluster <- matrix(match(m, lev), nrow(m), ncol(m))
-    panel$cluster_levels <- lev
-    panel$vars$cluster <- name
-  } else if (identical(name, "weights")) {
-    panel$weights <- m
-    panel$vars$weights <- name
-  }
-  panel_unit_values(panel, name, call = call)
-}

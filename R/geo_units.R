@@ -323,7 +323,7 @@ randomization_clusters <- function(panel, randomize_by, call = rlang::caller_env
       i = "Every row needs its unit of randomization; fill in those rows first."
     ), call = call)
   }
-  lab <- tryCatch(extra_unit_values(panel, randomize_by, call = call),
+  lab <- tryCatch(panel_unit_values(panel, randomize_by, extra = TRUE, call = call),
     mktcausal_error_varies_within_unit = function(e) {
       first <- m[cbind(seq_len(nrow(m)), max.col(panel$observed, ties.method = "first"))]
       differs <- panel$observed & m != first
@@ -356,7 +356,7 @@ unit_sizes <- function(panel, size, call = rlang::caller_env()) {
     abort_mkt("bad_size", "The size column {.field {size}} has negative values; sizes must be >= 0.",
               call = call)
   }
-  s <- extra_unit_values(panel, size, call = call)
+  s <- panel_unit_values(panel, size, extra = TRUE, call = call)
   s[is.na(s)] <- 0
   as.numeric(s)
 }

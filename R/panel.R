@@ -367,11 +367,14 @@ as_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NULL
   panel
 }
 
-# One value per unit of a side column (the cluster, the weights or an extra
-# column) that a method needs constant within units, checked on the
-# observed cells.
-panel_unit_values <- function(panel, what, call = rlang::caller_env()) {
-  m <- switch(what, cluster = panel$cluster, weights = panel$weights, panel$extra[[what]])
+# One value per unit of a column a method needs constant within units: the
+# standard-error cluster (`what = "cluster"`), the weights (`"weights"`) or,
+# with `extra = TRUE`, the extra column named `what`. Checked on the observed
+# cells; a column that varies within a unit is a classed error.
+panel_unit_values <- function(panel, what, extra = FALSE, call = rlang::caller_env()) {
+  extra <- extra || !what %in% c("cluster", "weights")
+  m <- if (extra) panel$extra[[what]] else switch(what, cluster = panel$cluster,
+                                                   weights = panel$weights)
   if (is.null(m)) return(NULL)
   obs <- panel$observed
   first_col <- max.col(obs, ties.method = "first")
@@ -380,13 +383,14 @@ panel_unit_values <- function(panel, what, call = rlang::caller_env()) {
   differs[is.na(differs)] <- FALSE
   bad <- which(rowSums(differs) > 0)
   if (length(bad)) {
-    col <- switch(what, cluster = panel$vars$cluster, weights = panel$vars$weights, what)
+    col <- if (extra) what else panel$vars[[what]]
+    role <- if (extra) "column" else paste(what, "column")
     abort_mkt("varies_within_unit", c(
-      "The {what} column {.field {col}} varies within {length(bad)} unit{?s}, e.g. {.val {utils::head(as.character(panel$units[bad]), 3)}}.",
+      "The {role} {.field {col}} varies within {length(bad)} unit{?s}, e.g. {.val {utils::head(as.character(panel$units[bad]), 3)}}.",
       i = "Give one value per unit: units must nest in clusters, and unit weights are constant over time."
     ), call = call)
   }
-  if (what == "cluster") first <- panel$cluster_levels[first]
+  if (!extra && what == "cluster") first <- panel$cluster_levels[first]
   stats::setNames(first, as.character(panel$units))
 }
 

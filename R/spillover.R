@@ -279,7 +279,7 @@ spillover_panel_fit <- function(panel, adjacency, exposure, radius, cluster, alp
   ids <- as.character(panel$units)
   A <- if (is.character(adjacency) && length(adjacency) == 1L) {
     groups <- data.frame(.id = ids, stringsAsFactors = FALSE)
-    groups[[adjacency]] <- extra_unit_values(panel, adjacency, call = call)
+    groups[[adjacency]] <- panel_unit_values(panel, adjacency, extra = TRUE, call = call)
     neighbour_matrix(adjacency, ids, groups, ".id", radius, call = call)
   } else {
     neighbour_matrix(adjacency, ids, radius = radius, call = call)
