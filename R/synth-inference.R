@@ -1,22 +1,30 @@
-# Inference for synth(): one labelled method per fit. Every replicate loop
-# runs through resample_chunks(), so plans, progress and seeds behave the
-# same as everywhere else in the package.
+# Inference for synth(): one labelled method per fit. Placebos of the
+# outcome-only synthetic control are solved in one compiled call
+# (placebo_gaps() in synth-core.R); every other replicate loop runs through
+# resample_chunks(), so plans, progress and seeds behave the same as
+# everywhere else in the package. Each function returns the pieces of the fit
+# its inference fills in (estimate columns, vcov, tables), never the fit.
 
-# Inference that permutes or conformalises around one treated unit.
-require_one_treated <- function(setup, what, call) {
-  if (length(setup$treated) > 1L) {
+# Refuses, before any fitting, an inference the fit cannot have.
+check_synth_inference <- function(setup, method, inference, predictors, pool,
+                                  call = rlang::caller_env()) {
+  if (inference == "none") return(invisible(TRUE))
+  if (pool > 0 && length(setup$groups) > 1L) {
     abort_mkt("inference_unsupported", c(
-      paste(what, "needs exactly one treated unit; there are {length(setup$treated)}."),
-      i = "Use {.code method = \"sdid\"} with {.code inference = \"placebo\"} for several treated units."
+      "Inference for partially pooled weights is not available.",
+      i = "Use {.code pool = 0}, or {.code method = \"sdid\"} with placebo standard errors."
     ), call = call)
   }
-  invisible(TRUE)
-}
-
-synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_periods,
-                            drop_poor_placebos, alpha, call = rlang::caller_env()) {
-  method <- fit$method
-  if (inference == "conformal") return(synth_conformal(fit, setup, alpha, call = call))
+  if (inference == "conformal") {
+    if (!method %in% c("sc", "asc") || !is.null(predictors)) {
+      abort_mkt("inference_unsupported", c(
+        "Conformal inference is implemented for outcome-only {.code \"sc\"} and {.code \"asc\"}.",
+        i = "Drop {.arg predictors}, or use {.code inference = \"placebo\"}."
+      ), call = call)
+    }
+    require_one_treated(setup, "Conformal inference", call)
+    return(invisible(TRUE))
+  }
   if (method %in% c("sc", "asc")) {
     if (inference != "placebo") {
       abort_mkt("inference_unsupported", c(
@@ -25,7 +33,7 @@ synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_peri
       ), call = call)
     }
     require_one_treated(setup, "Placebo in space for {.code method = \"sc\"}", call)
-    return(placebo_in_space(fit, setup, predictors, fit_periods, drop_poor_placebos))
+    return(invisible(TRUE))
   }
   if (inference %in% c("jackknife", "bootstrap") && length(setup$treated) < 2L) {
     abort_mkt("inference_unsupported", c(
@@ -39,11 +47,17 @@ synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_peri
       i = "Use {.code inference = \"jackknife\"} or {.code \"bootstrap\"}."
     ), call = call)
   }
+  invisible(TRUE)
+}
+
+# Standard errors of sdid and did from replications: the placebo (Algorithm
+# 4), unit bootstrap (Algorithm 2) or jackknife (Algorithm 3) of
+# Arkhangelsky et al. (2021), with normal intervals and p-values.
+synth_standard_error <- function(setup, fits, att, method, inference, n_draws, alpha) {
   draws <- switch(inference,
-    placebo = placebo_draws(setup, method, n_draws,
-                            lapply(fit$fits, function(f) f$sigma)),
+    placebo = placebo_draws(setup, method, n_draws, lapply(fits, `[[`, "sigma")),
     bootstrap = bootstrap_draws(setup, method, n_draws),
-    jackknife = jackknife_draws(fit, setup))
+    jackknife = jackknife_draws(setup, fits))
   n <- length(draws)
   se <- if (inference == "jackknife") {
     sqrt((n - 1) / n * sum((draws - mean(draws))^2))
@@ -51,63 +65,81 @@ synth_inference <- function(fit, setup, inference, n_draws, predictors, fit_peri
     sqrt((n - 1) / n) * stats::sd(draws)
   }
   z <- stats::qnorm(1 - alpha / 2)
-  fit$std.error <- se
-  fit$conf.low <- fit$estimate - z * se
-  fit$conf.high <- fit$estimate + z * se
-  fit$p.value <- 2 * stats::pnorm(-abs(fit$estimate / se))
-  fit$draws <- draws
-  fit
+  list(estimates = list(std.error = se, conf.low = att - z * se, conf.high = att + z * se,
+                        p.value = 2 * stats::pnorm(-abs(att / se))),
+       vcov = matrix(se^2), draws = draws,
+       label = switch(inference,
+         placebo = sprintf("placebo standard error from %d draws of donors as treated units (Arkhangelsky et al. 2021, Algorithm 4); normal interval", n),
+         bootstrap = sprintf("unit bootstrap standard error from %d draws, weights re-estimated (Arkhangelsky et al. 2021, Algorithm 2); normal interval", n),
+         jackknife = sprintf("jackknife standard error over %d units, weights held fixed (Arkhangelsky et al. 2021, Algorithm 3); normal interval", n)))
 }
 
 # Placebo in space (Abadie et al. 2010): each donor in turn plays the treated
-# unit, fitted from the other donors with the same specification.
-placebo_in_space <- function(fit, setup, predictors, fit_periods, drop_poor_placebos) {
+# unit, fitted from the other donors with the same specification. The
+# p-value is the treated unit's rank by post/pre RMSPE ratio among the units
+# kept. Outcome-only sc placebos are solved in one compiled call; predictor
+# (nested) and asc placebos are refitted through resample_chunks().
+placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
+                             drop_poor_placebos) {
   g <- setup$groups[[1]]
   donors <- setup$donors
-  chunks <- resample_chunks(length(donors), function(idx) {
-    lapply(idx, function(k) {
-      f <- fit_one(setup, donors[k], g$t0, donors[-k], fit$method, predictors, fit_periods)
-      list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
-    })
-  }, chunk_size = 10L, label = "placebos in space")
-  pl <- unlist(chunks, recursive = FALSE)
-  unit_names <- as.character(setup$panel$units)
-  tr <- fit$att_fit
-  tab <- data.frame(
-    unit = c(unit_names[g$treated], unit_names[donors]),
-    treated = c(TRUE, rep(FALSE, length(donors))),
-    att = c(tr$att, vapply(pl, `[[`, numeric(1), "att")),
-    pre_rmspe = c(tr$pre_rmspe, vapply(pl, `[[`, numeric(1), "pre")),
-    post_rmspe = c(tr$post_rmspe, vapply(pl, `[[`, numeric(1), "post")),
-    stringsAsFactors = FALSE)
-  tab$ratio <- tab$post_rmspe / tab$pre_rmspe
-  tab$kept <- tab$treated | tab$pre_rmspe^2 <= drop_poor_placebos * tr$pre_rmspe^2
-  kept <- tab[tab$kept, ]
+  t0 <- g$t0
+  Tn <- length(setup$panel$times)
+  if (method == "sc" && is.null(predictors)) {
+    gaps <- placebo_gaps(setup, t0)$gaps
+    is_post <- seq_len(Tn) >= t0
+    att <- colMeans(gaps[is_post, , drop = FALSE])
+    pre <- sqrt(colMeans(gaps[!is_post, , drop = FALSE]^2))
+    post <- sqrt(colMeans(gaps[is_post, , drop = FALSE]^2))
+    gap_all <- c(fit$gap, as.vector(gaps))
+  } else {
+    chunks <- resample_chunks(length(donors), function(idx) {
+      lapply(idx, function(k) {
+        f <- fit_one(setup, donors[k], t0, donors[-k], method, predictors, fit_periods)
+        list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
+      })
+    }, chunk_size = 10L, label = "placebos in space", globals = list())
+    pl <- unlist(chunks, recursive = FALSE)
+    att <- vapply(pl, `[[`, 1, "att")
+    pre <- vapply(pl, `[[`, 1, "pre")
+    post <- vapply(pl, `[[`, 1, "post")
+    gap_all <- c(fit$gap, unlist(lapply(pl, `[[`, "gap"), use.names = FALSE))
+  }
+  unit_names <- rownames(setup$panel$Y)
+  units <- c(unit_names[g$treated], unit_names[donors])
+  is_tr <- c(TRUE, rep(FALSE, length(donors)))
+  pre_rmspe <- c(fit$pre_rmspe, unname(pre))
+  post_rmspe <- c(fit$post_rmspe, unname(post))
+  ratio <- post_rmspe / pre_rmspe
+  kept <- is_tr | pre_rmspe^2 <= drop_poor_placebos * fit$pre_rmspe^2
   # Rank of the treated unit's ratio among all kept units (ties count
   # against the treated unit), as in Abadie et al.
-  fit$p.value <- mean(kept$ratio >= kept$ratio[kept$treated])
-  tab$rank <- rank(-tab$ratio, ties.method = "max")
+  p_value <- mean(ratio[kept] >= ratio[1])
+  tab <- new_df(unit = units, treated = is_tr, att = c(fit$att, unname(att)),
+                pre_rmspe = pre_rmspe, post_rmspe = post_rmspe, ratio = ratio,
+                kept = kept, rank = rank(-ratio, ties.method = "max"))
   times <- setup$panel$times
-  fit$placebo <- tab
-  fit$placebo_series <- data.frame(
-    unit = rep(tab$unit, each = length(times)),
-    treated = rep(tab$treated, each = length(times)),
-    kept = rep(tab$kept, each = length(times)),
-    time = rep(times, nrow(tab)),
-    event_time = rep(seq_along(times) - g$t0, nrow(tab)),
-    gap = c(fit$fits[[1]]$gap, unlist(lapply(pl, `[[`, "gap"))),
-    stringsAsFactors = FALSE)
-  fit
+  n <- length(units)
+  series <- new_df(unit = rep(units, each = Tn), treated = rep(is_tr, each = Tn),
+                   kept = rep(kept, each = Tn), time = rep(times, n),
+                   event_time = rep(seq_len(Tn) - t0, n), gap = gap_all)
+  list(estimates = list(p.value = p_value),
+       tables = list(placebo = tab, placebo_series = series),
+       label = sprintf("placebo in space over %d donors: permutation p-value of the post/pre-period RMSPE ratio%s",
+                       length(donors),
+                       if (sum(!kept)) sprintf(" (%d poorly fitted placebos left out)", sum(!kept)) else ""),
+       no_vcov = "placebo-in-space inference gives a permutation p-value, not a covariance")
 }
 
 # The overall ATT of a set of treated groups fitted from `donors`.
 synth_tau <- function(setup, groups, donors, method, sigma = NULL) {
-  fits <- lapply(seq_along(groups), function(k) {
+  att <- n_tr <- numeric(length(groups))
+  for (k in seq_along(groups)) {
     g <- groups[[k]]
-    fit_one(setup, g$treated, g$t0, donors, method, NULL, NULL, sigma = sigma[[k]])
-  })
-  n_tr <- vapply(groups, function(g) length(g$treated), numeric(1))
-  sum(n_tr * vapply(fits, `[[`, numeric(1), "att")) / sum(n_tr)
+    att[k] <- fit_one(setup, g$treated, g$t0, donors, method, NULL, NULL, sigma = sigma[[k]])$att
+    n_tr[k] <- length(g$treated)
+  }
+  sum(n_tr * att) / sum(n_tr)
 }
 
 # Algorithm 4 of Arkhangelsky et al.: donors drawn at random take the place
@@ -116,14 +148,14 @@ placebo_draws <- function(setup, method, n_draws, sigma) {
   donors <- setup$donors
   groups <- setup$groups
   sizes <- vapply(groups, function(g) length(g$treated), integer(1))
+  cut <- rep(seq_along(groups), sizes)
   chunks <- resample_chunks(n_draws, function(idx) {
     vapply(idx, function(r) {
       pick <- sample(donors, sum(sizes))
-      cut <- rep(seq_along(groups), sizes)
       pg <- lapply(seq_along(groups), function(k) list(treated = pick[cut == k], t0 = groups[[k]]$t0))
       synth_tau(setup, pg, setdiff(donors, pick), method, sigma)
     }, numeric(1))
-  }, chunk_size = 50L, label = "placebo replications")
+  }, chunk_size = 50L, label = "placebo replications", globals = list())
   unlist(chunks)
 }
 
@@ -143,20 +175,20 @@ bootstrap_draws <- function(setup, method, n_draws) {
       groups <- lapply(split(tr, t0[tr]), function(ii) list(treated = ii, t0 = t0[ii[1]]))
       synth_tau(setup, groups, units[b][!is_tr[b]], method)
     }, numeric(1))
-  }, chunk_size = 50L, label = "bootstrap replications")
+  }, chunk_size = 50L, label = "bootstrap replications", globals = list())
   unlist(chunks)
 }
 
 # Algorithm 3: leave one unit out with the unit and time weights held fixed
 # (donor weights renormalised).
-jackknife_draws <- function(fit, setup) {
+jackknife_draws <- function(setup, fits) {
   Y <- setup$panel$Y
   units <- c(setup$treated, setup$donors)
   chunks <- resample_chunks(length(units), function(idx) {
     vapply(idx, function(k) {
       drop <- units[k]
       att <- n <- numeric(0)
-      for (f in fit$fits) {
+      for (f in fits) {
         tr <- setdiff(f$treated, drop)
         if (!length(tr)) next
         keep <- setup$donors != drop
@@ -169,6 +201,6 @@ jackknife_draws <- function(fit, setup) {
       }
       sum(n * att) / sum(n)
     }, numeric(1))
-  }, chunk_size = 50L, label = "jackknife")
+  }, chunk_size = 50L, label = "jackknife", globals = list())
   unlist(chunks)
 }
