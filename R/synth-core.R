@@ -8,8 +8,9 @@
 # (which cost more than the fits they describe).
 new_df <- function(...) {
   cols <- list(...)
-  structure(cols, class = "data.frame",
-            row.names = c(NA_integer_, -length(cols[[1L]])))
+  attr(cols, "row.names") <- c(NA_integer_, -length(cols[[1L]]))
+  class(cols) <- "data.frame"
+  cols
 }
 
 # --- setup ------------------------------------------------------------------
@@ -173,13 +174,18 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   synthetic <- drop(crossprod(Y0, w))
   offset <- if (is.null(lambda)) 0 else sum(lambda * (y1 - synthetic), na.rm = TRUE)
   gap <- y1 - synthetic - offset
-  is_post <- seq_len(Tn) >= t0
+  g_pre <- gap[pre]
+  g_post <- gap[post]
+  if (anyNA(gap)) {
+    g_pre <- g_pre[!is.na(g_pre)]
+    g_post <- g_post[!is.na(g_post)]
+  }
   list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge,
        sigma = if (method == "sdid") sigma, v = v, v_loss = v_loss,
        balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
-       att = mean(gap[is_post], na.rm = TRUE),
-       pre_rmspe = sqrt(mean(gap[!is_post]^2, na.rm = TRUE)),
-       post_rmspe = sqrt(mean(gap[is_post]^2, na.rm = TRUE)),
+       att = sum(g_post) / length(g_post),
+       pre_rmspe = sqrt(sum(g_pre^2) / length(g_pre)),
+       post_rmspe = sqrt(sum(g_post^2) / length(g_post)),
        convergence = conv)
 }
 
@@ -329,7 +335,11 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
     p(amount = now - done)
     done <<- now
   }
-  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, mkt_threads(), progress)
+  # Threads pay off only when the loop is long: on Prop 99 (38 problems of
+  # 19 x 37) the whole loop takes about a millisecond on one thread, less
+  # than the cost of waking a second one on a busy machine.
+  threads <- if (as.double(J)^2 * (t0 - 1) < 5e5) 1L else mkt_threads()
+  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, threads, progress)
   if (r$failed) {
     abort_mkt("fit_failed", c(
       "The placebo weight problems could not be solved.",
@@ -342,27 +352,50 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
 
 # What every synth fit reports, from its per-group fits: the overall ATT
 # (each fit weighted by its number of treated units), the tables behind
-# tidy(), the donor weights and the fit quality.
+# tidy(), the donor weights and the fit quality. Written with plain vectors:
+# on a small panel this bookkeeping, not the solver, sets the fit's time.
 summarise_fits <- function(setup, fits, method) {
   panel <- setup$panel
   times <- panel$times
   Tn <- length(times)
   K <- length(fits)
   labels <- names(setup$groups)
-  n_tr <- vapply(fits, function(f) length(f$treated), 1L)
+  if (K == 1L) {
+    f <- fits[[1L]]
+    n_tr <- length(f$treated)
+    att_fit <- f$att
+    pre_fit <- f$pre_rmspe
+    post_fit <- f$post_rmspe
+    t0 <- f$t0
+    conv <- isTRUE(f$convergence$converged)
+    kkt <- f$convergence$kkt
+    gap <- unname(f$gap)
+    event <- seq_len(Tn) - t0
+    series <- new_df(fit = rep.int(labels, Tn), time = times, event_time = event,
+                     post = event >= 0L, treated = unname(f$y1),
+                     synthetic = unname(f$synthetic), gap = gap)
+  } else {
+    n_tr <- att_fit <- pre_fit <- post_fit <- kkt <- numeric(K)
+    t0 <- integer(K)
+    conv <- logical(K)
+    for (k in seq_len(K)) {
+      f <- fits[[k]]
+      n_tr[k] <- length(f$treated)
+      att_fit[k] <- f$att
+      pre_fit[k] <- f$pre_rmspe
+      post_fit[k] <- f$post_rmspe
+      t0[k] <- f$t0
+      conv[k] <- isTRUE(f$convergence$converged)
+      kkt[k] <- f$convergence$kkt
+    }
+    event <- rep.int(seq_len(Tn), K) - rep(t0, each = Tn)
+    gap <- unlist(lapply(fits, `[[`, "gap"), use.names = FALSE)
+    series <- new_df(
+      fit = rep(labels, each = Tn), time = rep(times, K), event_time = event,
+      post = event >= 0L, treated = unlist(lapply(fits, `[[`, "y1"), use.names = FALSE),
+      synthetic = unlist(lapply(fits, `[[`, "synthetic"), use.names = FALSE), gap = gap)
+  }
   share <- n_tr / sum(n_tr)
-  att_fit <- vapply(fits, `[[`, 1, "att")
-  pre_fit <- vapply(fits, `[[`, 1, "pre_rmspe")
-  post_fit <- vapply(fits, `[[`, 1, "post_rmspe")
-  t0 <- vapply(fits, `[[`, 1L, "t0")
-  event <- rep(seq_len(Tn), K) - rep(t0, each = Tn)
-  gap <- unlist(lapply(fits, `[[`, "gap"), use.names = FALSE)
-  series <- new_df(
-    fit = rep(labels, each = Tn), time = rep(times, K), event_time = event,
-    post = event >= 0L,
-    treated = unlist(lapply(fits, `[[`, "y1"), use.names = FALSE),
-    synthetic = unlist(lapply(fits, `[[`, "synthetic"), use.names = FALSE),
-    gap = gap)
   # ATT by event time: the share-weighted mean gap over the fits observed
   # at that event time.
   ok <- !is.na(gap)
@@ -378,13 +411,19 @@ summarise_fits <- function(setup, fits, method) {
   period <- new_df(term = paste0("event_time_", e), event_time = e,
                    estimate = unname(by_event), post = e >= 0L)
   donors <- rownames(panel$Y)[setup$donors]
-  W <- matrix(unlist(lapply(fits, `[[`, "w"), use.names = FALSE), nrow = length(donors),
-              dimnames = list(donors, labels))
-  w_avg <- if (K == 1L) W[, 1] else drop(W %*% share)
+  if (K == 1L) {
+    w_avg <- unname(fits[[1]]$w)
+    W <- matrix(w_avg, ncol = 1L, dimnames = list(donors, labels))
+  } else {
+    W <- matrix(unlist(lapply(fits, `[[`, "w"), use.names = FALSE), nrow = length(donors),
+                dimnames = list(donors, labels))
+    w_avg <- drop(W %*% share)
+  }
   names(w_avg) <- donors
-  ord <- order(-w_avg)
+  ord <- order(w_avg, decreasing = TRUE, method = "radix")
   weights_tab <- new_df(term = donors[ord], estimate = unname(w_avg[ord]))
-  lambda <- if (!is.null(fits[[1]]$lambda)) stats::setNames(fits[[1]]$lambda, as.character(times))
+  lambda <- fits[[1]]$lambda
+  if (!is.null(lambda)) names(lambda) <- as.character(times)
   balance <- if (!is.null(fits[[1]]$balance)) {
     b <- fits[[1]]$balance
     if (K > 1L) {
@@ -398,11 +437,8 @@ summarise_fits <- function(setup, fits, method) {
   }
   first <- times[t0]
   if (is.factor(first)) first <- as.character(first)
-  fits_tab <- new_df(term = labels, estimate = unname(att_fit), n_treated = unname(n_tr),
-                     first_treated = unname(first), pre_rmspe = unname(pre_fit),
-                     post_rmspe = unname(post_fit))
-  conv <- vapply(fits, function(f) isTRUE(f$convergence$converged), TRUE)
-  pre_all <- seq_len(min(t0) - 1L)
+  fits_tab <- new_df(term = labels, estimate = att_fit, n_treated = as.integer(n_tr),
+                     first_treated = first, pre_rmspe = pre_fit, post_rmspe = post_fit)
   list(
     att = sum(share * att_fit),
     tables = list(fits = fits_tab, period = period, weights = weights_tab,
@@ -416,26 +452,36 @@ summarise_fits <- function(setup, fits, method) {
     pre_rmspe = sqrt(sum(share * pre_fit^2)),
     post_rmspe = sqrt(sum(share * post_fit^2)),
     converged = all(conv),
-    kkt = max(vapply(fits, function(f) f$convergence$kkt, 1)),
-    outcome_sd = stats::sd(panel$Y[c(setup$treated, setup$donors), pre_all], na.rm = TRUE)
+    kkt = max(kkt),
+    outcome_sd = sd_finite(panel$Y[c(setup$treated, setup$donors), seq_len(min(t0) - 1L)])
   )
+}
+
+# stats::sd() of the finite values, without its dispatch.
+sd_finite <- function(x) {
+  x <- x[!is.na(x)]
+  n <- length(x)
+  if (n < 2L) return(NA_real_)
+  m <- sum(x) / n
+  sqrt(sum((x - m)^2) / (n - 1L))
 }
 
 # Balance without predictors: the outcome's pre-period mean and its value in
 # the last pre-period, treated vs synthetic vs donor average.
 outcome_balance <- function(panel, fits, donors, share) {
-  Y0 <- panel$Y[donors, , drop = FALSE]
-  m <- 0
+  m <- numeric(6L)
   for (k in seq_along(fits)) {
     f <- fits[[k]]
-    pre <- seq_len(f$t0 - 1L)
     last <- f$t0 - 1L
-    m <- m + share[k] * c(mean(f$y1[pre], na.rm = TRUE), f$y1[last],
-                          mean(f$synthetic[pre]), f$synthetic[last],
-                          mean(Y0[, pre]), mean(Y0[, last]))
+    pre <- seq_len(last)
+    y1 <- f$y1[pre]
+    dm <- .colMeans(panel$Y[donors, pre, drop = FALSE], length(donors), last)
+    m <- m + share[k] * c(sum(y1, na.rm = TRUE) / sum(!is.na(y1)), f$y1[[last]],
+                          sum(f$synthetic[pre]) / last, f$synthetic[[last]],
+                          sum(dm) / last, dm[[last]])
   }
   new_df(term = paste(panel$vars$outcome, c("(pre-period mean)", "(last pre-period)")),
-         treated = unname(m[1:2]), synthetic = unname(m[3:4]), donor_mean = unname(m[5:6]))
+         treated = m[1:2], synthetic = m[3:4], donor_mean = m[5:6])
 }
 
 # Classed warnings about the quality of a fit: an optimiser that stopped

@@ -175,8 +175,8 @@ synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predict
                   inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
                   n_draws = 200L, drop_poor_placebos = Inf, alpha = 0.05, ...) {
   check_dots(...)
-  method <- check_choice(method)
-  inference <- check_choice(inference)
+  method <- check_choice(method, arg = "method")
+  inference <- check_choice(inference, arg = "inference")
   n_draws <- check_count(n_draws, "n_draws", min = 2)
   alpha <- check_alpha(alpha)
   check_synth_options(method, predictors, pool, poor_fit, drop_poor_placebos)
@@ -348,7 +348,8 @@ synth_result <- function(setup, fits, smry, inf, spec, alpha, call, estimand = N
                        p.value = est$p.value, conf.low = est$conf.low,
                        conf.high = est$conf.high),
     method = label, estimand = estimand, inference = inference_label, alpha = alpha,
-    n = list(obs = sum(panel$observed[units, ]), units = length(units),
+    n = list(obs = if (panel$balanced) length(units) * length(panel$times) else
+               sum(panel$observed[units, ]), units = length(units),
              periods = length(panel$times), treated = n_tr, clusters = NA_integer_,
              donors = length(setup$donors)),
     call = call, vcov = inf$vcov, no_vcov = no_vcov, vars = panel$vars,

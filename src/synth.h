@@ -441,7 +441,7 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
   for (int start = 0; start < J; start += round) {
     const int stop = std::min(J, start + round);
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
 #endif
     for (int k = start; k < stop; ++k) {
       int id = 0;
