@@ -79,6 +79,6 @@ synth_conformal <- function(setup, f, method, alpha) {
                         conf.high = unname(m[1, "conf.high"])),
        period = new_df(event_time = post_all - f$t0, conf.low = unname(m[-1, "conf.low"]),
                        conf.high = unname(m[-1, "conf.high"]), p.value = unname(m[-1, "p.value"])),
-       label = "conformal test of a zero effect over cyclic shifts of the residuals (Chernozhukov, Wuthrich and Zhu 2021); interval by test inversion",
+       label = "conformal test over cyclic shifts of the residuals (Chernozhukov et al. 2021); interval by test inversion",
        no_vcov = "conformal inference gives a test-inversion interval, not a covariance")
 }

@@ -69,9 +69,9 @@ synth_standard_error <- function(setup, fits, att, method, inference, n_draws, a
                         p.value = 2 * stats::pnorm(-abs(att / se))),
        vcov = matrix(se^2), draws = draws,
        label = switch(inference,
-         placebo = sprintf("placebo standard error from %d draws of donors as treated units (Arkhangelsky et al. 2021, Algorithm 4); normal interval", n),
-         bootstrap = sprintf("unit bootstrap standard error from %d draws, weights re-estimated (Arkhangelsky et al. 2021, Algorithm 2); normal interval", n),
-         jackknife = sprintf("jackknife standard error over %d units, weights held fixed (Arkhangelsky et al. 2021, Algorithm 3); normal interval", n)))
+         placebo = sprintf("placebo SE, %d draws of donors as treated (Arkhangelsky et al. 2021, Alg. 4); normal interval", n),
+         bootstrap = sprintf("unit bootstrap SE, %d draws (Arkhangelsky et al. 2021, Alg. 2); normal interval", n),
+         jackknife = sprintf("jackknife SE over %d units, weights fixed (Arkhangelsky et al. 2021, Alg. 3); normal interval", n)))
 }
 
 # Placebo in space (Abadie et al. 2010): each donor in turn plays the treated
@@ -125,7 +125,7 @@ placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
                    event_time = rep(seq_len(Tn) - t0, n), gap = gap_all)
   list(estimates = list(p.value = p_value),
        tables = list(placebo = tab, placebo_series = series),
-       label = sprintf("placebo in space over %d donors: permutation p-value of the post/pre-period RMSPE ratio%s",
+       label = sprintf("placebo in space, %d donors: permutation p-value of the post/pre RMSPE ratio%s",
                        length(donors),
                        if (sum(!kept)) sprintf(" (%d poorly fitted placebos left out)", sum(!kept)) else ""),
        no_vcov = "placebo-in-space inference gives a permutation p-value, not a covariance")

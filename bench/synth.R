@@ -46,7 +46,17 @@ if (requireNamespace("quadprog", quietly = TRUE) && requireNamespace("bench", qu
     w <- qp_solve(t(Y[-tr, pre]), Y[tr, pre])
     mean(Y[tr, -pre] - crossprod(Y[-tr, -pre], w))
   }
-  stopifnot(abs(hand_sc(prop99) - coef(synth(f99, prop99))[["att"]]) < 1e-6)
+  # The same with base R's xtabs() for the reshape.
+  xtabs_sc <- function(d) {
+    Y <- unclass(stats::xtabs(packspercapita ~ state + year, d))
+    D <- unclass(stats::xtabs(treated ~ state + year, d))
+    tr <- which(rowSums(D) > 0)
+    pre <- seq_len(which(D[tr, ] > 0)[1] - 1L)
+    w <- qp_solve(t(Y[-tr, pre]), Y[tr, pre])
+    mean(Y[tr, -pre] - crossprod(Y[-tr, -pre], w))
+  }
+  stopifnot(abs(hand_sc(prop99) - coef(synth(f99, prop99))[["att"]]) < 1e-6,
+            abs(xtabs_sc(prop99) - hand_sc(prop99)) < 1e-9)
   p99 <- mkt_panel(f99, prop99)
   Y <- p99$Y
   tr <- which(rownames(Y) == "California")
@@ -72,7 +82,8 @@ if (requireNamespace("quadprog", quietly = TRUE) && requireNamespace("bench", qu
   one_run <- function() {
     m <- bench::mark(
       synth = synth(f99, prop99), synth_on_panel = synth(p99), panel = mkt_panel(f99, prop99),
-      hand_reshape_qp = hand_sc(prop99), bare_qp = qp_solve(X1, y1),
+      hand_reshape_qp = hand_sc(prop99), xtabs_reshape_qp = xtabs_sc(prop99),
+      bare_qp = qp_solve(X1, y1),
       check = FALSE, min_iterations = 200, time_unit = "us")
     pl <- bench::mark(
       placebo = synth(f99, prop99, inference = "placebo"),
@@ -94,6 +105,7 @@ if (requireNamespace("quadprog", quietly = TRUE) && requireNamespace("bench", qu
   ratios <- t(vapply(runs, function(r) {
     t <- r$min
     c(synth_vs_hand = t[["synth"]] / t[["hand_reshape_qp"]],
+      synth_vs_xtabs = t[["synth"]] / t[["xtabs_reshape_qp"]],
       synth_vs_bare_qp = t[["synth"]] / t[["bare_qp"]],
       synth_no_panel_vs_hand = t[["synth_on_panel"]] / t[["hand_reshape_qp"]],
       synth_no_panel_vs_bare_qp = t[["synth_on_panel"]] / t[["bare_qp"]],
@@ -101,7 +113,7 @@ if (requireNamespace("quadprog", quietly = TRUE) && requireNamespace("bench", qu
       placebo_vs_qp_loop = t[["placebo"]] / t[["bare_qp_loop"]],
       placebo_no_panel_vs_qp_loop = t[["placebo_on_panel"]] / t[["bare_qp_loop"]],
       resample_vs_future_scan = t[["resample_chunks"]] / t[["future_lapply_scan"]])
-  }, numeric(8)))
+  }, numeric(9)))
   cat("\nMinimum times (microseconds) per run:\n")
   print(round(do.call(rbind, lapply(runs, `[[`, "min")), 1))
   cat("\nMedian times (microseconds) per run:\n")
