@@ -354,7 +354,7 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
 # (each fit weighted by its number of treated units), the tables behind
 # tidy(), the donor weights and the fit quality. Written with plain vectors:
 # on a small panel this bookkeeping, not the solver, sets the fit's time.
-summarise_fits <- function(setup, fits, method) {
+summarise_fits <- function(setup, fits) {
   panel <- setup$panel
   times <- panel$times
   Tn <- length(times)

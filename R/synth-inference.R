@@ -186,12 +186,12 @@ jackknife_draws <- function(setup, fits) {
   units <- c(setup$treated, setup$donors)
   chunks <- resample_chunks(length(units), function(idx) {
     vapply(idx, function(k) {
-      drop <- units[k]
+      left_out <- units[k]
       att <- n <- numeric(0)
       for (f in fits) {
-        tr <- setdiff(f$treated, drop)
+        tr <- setdiff(f$treated, left_out)
         if (!length(tr)) next
-        keep <- setup$donors != drop
+        keep <- setup$donors != left_out
         w <- f$w[keep] / sum(f$w[keep])
         y1 <- colMeans(Y[tr, , drop = FALSE])
         gap <- y1 - drop(crossprod(Y[setup$donors[keep], , drop = FALSE], w))

@@ -55,7 +55,7 @@ synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit
   fits <- lapply(fake$groups, function(g) {
     fit_one(fake, g$treated, g$t0, fake$donors, method, predictors, fit_periods)
   })
-  smry <- summarise_fits(fake, fits, method)
+  smry <- summarise_fits(fake, fits)
   spec <- fit$spec
   spec$inference <- "none"
   spec$pool <- 0

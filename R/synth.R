@@ -221,7 +221,7 @@ synth_fit <- function(panel, method, predictors = NULL, fit_periods = NULL, pool
     fits <- Map(function(f, w) refit_gaps(setup, f, w), fits, pooled$W)
     for (k in seq_along(fits)) fits[[k]]$convergence$converged <- pooled$converged
   }
-  smry <- summarise_fits(setup, fits, method)
+  smry <- summarise_fits(setup, fits)
   rel <- if (method != "did" && is.finite(smry$outcome_sd) && smry$outcome_sd > 0) {
     stats::setNames(smry$tables$fits$pre_rmspe / smry$outcome_sd, names(setup$groups))
   }
