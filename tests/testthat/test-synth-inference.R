@@ -133,23 +133,3 @@ test_that("inference that does not apply raises a classed error", {
                class = "mktcausal_error_inference_unsupported")
 })
 
-test_that("the compiled placebo loop gives the same gaps for any thread count", {
-  withr::local_seed(13)
-  Y <- matrix(rnorm(60 * 30), 60) + outer(rnorm(60), seq_len(30) / 10)
-  one <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 1L, NULL)
-  two <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, NULL)
-  expect_identical(one$gaps, two$gaps)
-  expect_true(all(one$converged == 1L))
-  # Column k is unit k fitted from the others on the first 20 periods.
-  r <- cpp_simplex_ls(t(Y[-7, 1:20]), Y[7, 1:20], 0, numeric(0), 1e-12, 100000L)
-  expect_equal(one$gaps[, 7], Y[7, ] - drop(crossprod(Y[-7, ], r$w)), tolerance = 1e-12)
-  # Progress is reported once per round, on the calling thread.
-  done <- integer()
-  cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, function(k) done <<- c(done, k))
-  expect_identical(done, c(8L, 16L, 24L, 32L, 40L, 48L, 56L, 60L))
-  fit <- withr::with_options(list(mktcausal.threads = 1L),
-                             synth(f99, prop99, inference = "placebo"))
-  fit2 <- withr::with_options(list(mktcausal.threads = 2L),
-                              synth(f99, prop99, inference = "placebo"))
-  expect_identical(tidy(fit, "placebo"), tidy(fit2, "placebo"))
-})

@@ -17,23 +17,6 @@ test_that("Prop 99 outcome-only weights are the exact QP solution", {
   expect_lt(fit$kkt, 1e-10)
 })
 
-test_that("the simplex solver meets KKT on a large panel and agrees with itself warm-started", {
-  withr::local_seed(3)
-  X <- matrix(rnorm(60 * 300), 60) + outer(rnorm(60), rnorm(300))
-  y <- X[, 1:4] %*% c(0.4, 0.3, 0.2, 0.1) + rnorm(60, sd = 0.3)
-  cold <- cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)
-  expect_true(cold$converged)
-  expect_lt(cold$kkt, 1e-10)
-  warm <- cpp_simplex_ls(X, y, 0, cold$w, 1e-12, 100000L)
-  expect_lt(max(abs(warm$w - cold$w)), 1e-9)
-  expect_lte(warm$iterations, 1L)
-  # KKT by hand: the gradient is equal on the support and no smaller off it.
-  g <- drop(crossprod(X, X %*% cold$w - y))
-  on <- cold$w > 0
-  expect_lt(diff(range(g[on])) / max(abs(g)), 1e-8)
-  expect_gte(min(g[!on]) - max(g[on]), -1e-8 * max(abs(g)))
-})
-
 test_that("Prop 99 with the ADH 2010 predictors: the paper's donors and a fit no worse than Synth's", {
   fit <- synth(f99, prop99, predictors = adh)
   w <- weights(fit)
@@ -269,14 +252,6 @@ test_that("time-invariant and time-varying predictors work together", {
   pr2 <- pr
   pr2$price70 <- 1975:1980
   expect_equal(weights(synth(f99, d, predictors = pr2)), weights(fit))
-})
-
-test_that("an optimiser that stops short raises a classed warning", {
-  withr::local_seed(9)
-  r <- cpp_simplex_ls(matrix(rnorm(200), 10), rnorm(10), 0, numeric(0), 1e-12, 1L)
-  expect_false(r$converged)
-  expect_warning(warn_fit_quality(FALSE, r$kkt, NULL, poor_fit = 0.25),
-                 class = "mktcausal_warning_not_converged")
 })
 
 test_that("a panel in place of the formula gives the same fit", {
