@@ -1,34 +1,34 @@
-#' Read a synthetic control fit: coefficients, weights, tables and plots
+#' Weights and plots of a synthetic control fit
 #'
-#' * `coef()`: the ATT (average post-period gap), with the per-fit ATTs
-#'   (one per treated unit for `"sc"`, per cohort otherwise) when
-#'   `by_unit = TRUE`.
+#' A [synth()] fit has every method shared by the package's fits
+#' ([mkt_fit]: `coef()`, `vcov()`, `confint()`, `nobs()`, `tidy()`,
+#' `glance()`, `print()`, `summary()`); these are the ones of its own.
+#'
 #' * `weights()`: named donor weights summing to 1 (averaged over treated
-#'   units when there are several, weighted by their number); `type = "time"`
-#'   gives the pre-period time weights of `"sdid"` and `"did"`.
-#' * `tidy()`: a data frame with broom columns; `what = "att"` (one row, with
-#'   the inference method in `inference`), `"period"` (ATT by event time,
-#'   with conformal intervals and p-values when the fit has them),
-#'   `"weights"`, `"placebo"` (placebo-in-space table), `"series"` (treated,
-#'   synthetic and gap by period), `"balance"` (predictor balance).
-#' * `glance()`: one row with `pre_rmspe`, `post_rmspe`, `p.value` and the
-#'   sizes.
-#' * `summary()`: the ATT, fit quality and the predictor balance table of
-#'   Abadie et al. (2010, Table 1): treated, synthetic and donor average.
-#' * `plot()`: `type = "trajectory"` (treated vs synthetic), `"gap"`,
-#'   `"placebo"` (placebo gaps, needs `inference = "placebo"` with `"sc"`),
-#'   `"weights"` or `"ratio"` (post/pre RMSPE ratios).
+#'   units when there are several, weighted by their number); `type =
+#'   "time"` gives the pre-period time weights of `"sdid"` and `"did"`.
+#' * `plot()` and `autoplot()`: `type = "trajectory"` (treated and
+#'   synthetic outcome), `"gap"` (treated minus synthetic), `"placebo"` (the
+#'   treated unit's gap drawn over the placebos' gaps; needs `inference =
+#'   "placebo"` with `"sc"` or `"asc"`), `"weights"` or `"ratio"` (post/pre
+#'   RMSPE ratios of the treated unit and the placebos). Each plot is drawn
+#'   from a table that `tidy(fit, what)` returns (`"series"`, `"weights"`,
+#'   `"placebo_series"`, `"placebo"`), so it can be restyled or redrawn.
+#'   In the placebo plot the vertical scale is set by the treated unit and
+#'   the placebos whose pre-period MSPE is at most five times the treated
+#'   unit's (Abadie et al. 2010); worse-fitted placebos run off the plot.
+#' * `summary()` prints, after the estimate, the ATT of each treated unit or
+#'   cohort and the balance table of Abadie et al. (2010, Table 1): treated,
+#'   synthetic and donor average of each predictor.
 #'
-#' @param object,x A [synth()] fit (for `print()`, also its `summary()`).
-#' @param by_unit Return the ATT of each fit rather than the overall one.
-#' @param type For `weights()`: `"unit"` or `"time"`. For `plot()`: see
-#'   above.
-#' @param what Which table `tidy()` returns.
-#' @param ... Unused.
-#' @return See the list above; `plot()` returns a ggplot.
+#' @param object A [synth()] fit.
+#' @param type For `weights()`: `"unit"` or `"time"`. For `autoplot()` (and
+#'   `plot()`): see above.
+#' @param ... Must be empty.
+#' @return `weights()` a named numeric vector; `autoplot()` a ggplot.
 #' @examples
 #' fit <- synth(packspercapita ~ treated | state + year, prop99)
-#' coef(fit)
+#' head(sort(weights(fit), decreasing = TRUE))
 #' tidy(fit, "weights")[1:5, ]
 #' glance(fit)
 #' plot(fit, "gap")
@@ -36,186 +36,154 @@
 NULL
 
 #' @rdname synth-methods
-#' @export
-coef.mkt_synth <- function(object, by_unit = FALSE, ...) {
-  if (by_unit) return(stats::setNames(object$att_fit$att, object$att_fit$fit))
-  c(att = object$estimate)
-}
-
-#' @rdname synth-methods
 #' @importFrom stats weights
 #' @export
 weights.mkt_synth <- function(object, type = c("unit", "time"), ...) {
-  type <- rlang::arg_match(type)
+  check_dots(...)
+  type <- check_choice(type)
   if (type == "unit") return(object$weights)
   if (is.null(object$time_weights)) {
-    abort_mkt("bad_argument", c(
-      "A {.code method = \"{object$method}\"} fit has no time weights.",
+    abort_mkt("not_available", c(
+      "A {.code method = \"{object$spec$method}\"} fit has no time weights.",
       i = "Time weights come with {.code method = \"sdid\"} or {.code \"did\"}."))
   }
   object$time_weights
 }
 
-#' @rdname synth-methods
 #' @export
-tidy.mkt_synth <- function(x, what = c("att", "period", "weights", "placebo", "series",
-                                       "balance"), ...) {
-  what <- rlang::arg_match(what)
-  switch(what,
-    att = data.frame(term = "att", estimate = x$estimate, std.error = x$std.error,
-                     conf.low = x$conf.low, conf.high = x$conf.high, p.value = x$p.value,
-                     method = x$method, inference = x$inference, stringsAsFactors = FALSE),
-    period = {
-      out <- data.frame(term = paste0("event_time_", x$att_event$event_time),
-                        event_time = x$att_event$event_time, estimate = x$att_event$estimate,
-                        post = x$att_event$post, stringsAsFactors = FALSE)
-      if (!is.null(x$conformal)) {
-        cf <- x$conformal[-1, ]
-        i <- match(out$event_time, cf$event_time)
-        out$conf.low <- cf$conf.low[i]
-        out$conf.high <- cf$conf.high[i]
-        out$p.value <- cf$p.value[i]
-      }
-      out
-    },
-    weights = {
-      w <- sort(x$weights, decreasing = TRUE)
-      data.frame(term = names(w), estimate = unname(w), stringsAsFactors = FALSE)
-    },
-    placebo = {
-      if (is.null(x$placebo)) {
-        abort_mkt("not_available", c(
-          "This fit has no placebo table.",
-          i = "Refit with {.code method = \"sc\", inference = \"placebo\"}."))
-      }
-      x$placebo
-    },
-    series = x$series,
-    balance = x$balance)
-}
-
-#' @rdname synth-methods
-#' @export
-glance.mkt_synth <- function(x, ...) {
-  data.frame(method = x$method, inference = x$inference, estimate = x$estimate,
-             pre_rmspe = x$pre_rmspe, post_rmspe = x$post_rmspe, p.value = x$p.value,
-             n_treated = x$n_treated, n_donors = x$n_donors,
-             v_loss = if (is.null(x$v_loss)) NA_real_ else sum(x$v_loss),
-             converged = x$converged, stringsAsFactors = FALSE)
-}
-
-#' @rdname synth-methods
-#' @export
-print.mkt_synth <- function(x, ...) {
-  label <- c(sc = "Synthetic control", asc = "Augmented synthetic control (ridge)", sdid = "Synthetic difference-in-differences",
-             did = "Difference-in-differences")[[x$method]]
-  say("{.strong {label}}: {x$n_treated} treated unit{?s}, {x$n_donors} donors; outcome {.field {x$vars$outcome}}")
-  line <- sprintf("ATT = %s", format(signif(x$estimate, 4)))
-  if (!is.na(x$std.error)) {
-    line <- sprintf("%s (SE %s, %g%% CI %s to %s)", line, format(signif(x$std.error, 3)),
-                    100 * (1 - x$alpha), format(signif(x$conf.low, 4)),
-                    format(signif(x$conf.high, 4)))
-  }
-  if (!is.na(x$p.value)) line <- sprintf("%s, p = %s [%s]", line, format(signif(x$p.value, 3)), x$inference)
-  cat(line, "\n", sep = "")
-  cat(sprintf("Pre-period RMSPE %s, post-period RMSPE %s\n", format(signif(x$pre_rmspe, 4)),
-              format(signif(x$post_rmspe, 4))))
-  w <- x$weights[abs(x$weights) > 1e-6]
-  w <- w[order(-abs(w))]
-  if (x$method != "did") {
+print_details.mkt_synth <- function(x, summary = FALSE, digits = 4, ...) {
+  gl <- x$glance
+  cat(sprintf("\nPre-period RMSPE %s, post-period RMSPE %s%s\n", format_num(gl$pre_rmspe, digits),
+              format_num(gl$post_rmspe, digits), if (gl$converged) "" else " (not converged)"))
+  if (x$spec$method != "did") {
+    w <- x$weights[abs(x$weights) > 1e-6]
+    w <- w[order(-abs(w))]
     top <- utils::head(w, 8)
-    cat("Donor weights: ", paste0(names(top), " ", format(round(top, 3), nsmall = 3), collapse = ", "),
-        if (length(w) > 8) sprintf(" (+%d more)", length(w) - 8), "\n", sep = "")
+    items <- paste0(names(top), "\u00a0", formatC(top, format = "f", digits = 3))
+    items[-length(items)] <- paste0(items[-length(items)], ",")
+    if (length(w) > 8) items <- c(items, sprintf("(+%d\u00a0more)", length(w) - 8))
+    lines <- strwrap(paste(c("Donor weights:", items), collapse = " "), width = 78, exdent = 2)
+    cat(paste0(gsub("\u00a0", " ", lines, fixed = TRUE), "\n"), sep = "")
   }
-  invisible(x)
-}
-
-#' @rdname synth-methods
-#' @export
-summary.mkt_synth <- function(object, ...) {
-  structure(list(fit = object, att = tidy.mkt_synth(object, "att"),
-                 att_fit = object$att_fit, balance = object$balance,
-                 glance = glance.mkt_synth(object)),
-            class = "summary.mkt_synth")
-}
-
-#' @rdname synth-methods
-#' @export
-print.summary.mkt_synth <- function(x, ...) {
-  print.mkt_synth(x$fit)
-  if (nrow(x$att_fit) > 1L) {
-    cat("\nATT by fit:\n")
-    print.data.frame(x$att_fit, row.names = FALSE, digits = 4)
+  if (!is.null(x$ridge_lambda)) {
+    cat(sprintf("Ridge penalty (leave-one-donor-out): %s\n",
+                paste(format_num(x$ridge_lambda, digits), collapse = ", ")))
   }
-  cat("\nBalance (treated, synthetic, donor average):\n")
-  print.data.frame(x$balance, row.names = FALSE, digits = 4)
-  if (!is.null(x$fit$v_loss)) {
-    cat(sprintf("\nNested V search: pre-period MSPE %s\n", format(signif(sum(x$fit$v_loss), 5))))
+  if (!is.null(x$pooled_imbalance)) {
+    cat(sprintf("Pooled pre-period imbalance (RMSE of the average): %s\n",
+                format_num(x$pooled_imbalance, digits)))
   }
-  invisible(x)
-}
-
-#' @rdname synth-methods
-#' @export
-plot.mkt_synth <- function(x, type = c("trajectory", "gap", "placebo", "weights", "ratio"), ...) {
-  type <- rlang::arg_match(type)
-  base <- ggplot2::theme_minimal()
-  if (type %in% c("trajectory", "gap")) {
-    s <- tidy.mkt_synth(x, "series")
-    start <- s$time[s$event_time == 0]
-    vline <- ggplot2::geom_vline(xintercept = unique(start), linetype = "dashed", colour = "grey50")
-    if (type == "gap") {
-      return(ggplot2::ggplot(s, ggplot2::aes(x = .data$time, y = .data$gap, group = .data$fit)) +
-        ggplot2::geom_hline(yintercept = 0, colour = "grey60") + vline +
-        ggplot2::geom_line(colour = "firebrick") +
-        ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome),
-                      title = "Treated minus synthetic") + base)
+  if (!is.na(gl$v_loss)) {
+    cat(sprintf("Nested V search: pre-period MSPE %s\n", format_num(gl$v_loss, digits + 1L)))
+  }
+  if (summary) {
+    fits <- x$tables$fits
+    if (nrow(fits) > 1L) {
+      cat("\nATT by fit:\n")
+      print.data.frame(fits, row.names = FALSE, digits = digits)
     }
-    long <- rbind(data.frame(s[c("fit", "time")], value = s$treated, series = "treated"),
-                  data.frame(s[c("fit", "time")], value = s$synthetic, series = "synthetic"))
-    return(ggplot2::ggplot(long, ggplot2::aes(x = .data$time, y = .data$value,
-                                              colour = .data$series,
-                                              group = interaction(.data$fit, .data$series))) +
-      vline + ggplot2::geom_line() +
-      ggplot2::scale_colour_manual(values = c(treated = "black", synthetic = "steelblue")) +
-      ggplot2::labs(x = x$vars$time, y = x$vars$outcome, colour = NULL,
-                    title = "Treated and synthetic trajectories") + base)
+    cat("\nBalance (treated, synthetic, donor average):\n")
+    print.data.frame(x$tables$balance, row.names = FALSE, digits = digits)
   }
+  invisible(x)
+}
+
+#' @rdname synth-methods
+#' @export
+autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "placebo", "weights", "ratio"),
+                               ...) {
+  check_dots(...)
+  type <- check_choice(type)
+  x <- object
+  if (type %in% c("trajectory", "gap")) return(plot_synth_series(x, type))
   if (type == "weights") {
-    w <- tidy.mkt_synth(x, "weights")
-    w <- w[w$estimate > 1e-6, ]
+    w <- x$tables$weights
+    w <- w[w$estimate > 1e-6, , drop = FALSE]
     w$term <- factor(w$term, levels = rev(w$term))
     return(ggplot2::ggplot(w, ggplot2::aes(x = .data$estimate, y = .data$term)) +
-      ggplot2::geom_col(fill = "steelblue") +
-      ggplot2::labs(x = "donor weight", y = NULL, title = "Donor weights") + base)
+      ggplot2::geom_col(fill = mkt_colours[["synthetic"]]) +
+      ggplot2::labs(x = "donor weight", y = NULL, title = "Donor weights",
+                    subtitle = x$method) +
+      theme_mkt())
   }
-  if (is.null(x$placebo)) {
+  if (is.null(x$tables$placebo)) {
     abort_mkt("not_available", c(
       "{.code type = \"{type}\"} needs placebos in space.",
       i = "Refit with {.code method = \"sc\", inference = \"placebo\"}."))
   }
-  if (type == "placebo") {
-    ps <- x$placebo_series[x$placebo_series$kept, ]
-    ps <- ps[order(ps$treated), ]
-    return(ggplot2::ggplot(ps, ggplot2::aes(x = .data$time, y = .data$gap, group = .data$unit,
-                                            colour = .data$treated, linewidth = .data$treated)) +
-      ggplot2::geom_hline(yintercept = 0, colour = "grey60") +
-      ggplot2::geom_vline(xintercept = unique(ps$time[ps$event_time == 0]), linetype = "dashed",
-                          colour = "grey50") +
-      ggplot2::geom_line() +
-      ggplot2::scale_colour_manual(values = c(`FALSE` = "grey75", `TRUE` = "firebrick"),
-                                   labels = c("placebo", "treated")) +
-      ggplot2::scale_linewidth_manual(values = c(`FALSE` = 0.3, `TRUE` = 0.9), guide = "none") +
-      ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome), colour = NULL,
-                    title = "Placebos in space",
-                    subtitle = sprintf("permutation p = %s", format(signif(x$p.value, 3)))) + base)
-  }
-  pl <- tidy.mkt_synth(x, "placebo")
-  pl <- pl[pl$kept, ]
+  p_text <- sprintf("permutation p = %s", format_num(x$estimates$p.value[1], 3))
+  if (type == "placebo") return(plot_synth_placebo(x, p_text))
+  pl <- x$tables$placebo
+  pl <- pl[pl$kept, , drop = FALSE]
   pl$unit <- factor(pl$unit, levels = pl$unit[order(pl$ratio)])
   ggplot2::ggplot(pl, ggplot2::aes(x = .data$ratio, y = .data$unit, fill = .data$treated)) +
     ggplot2::geom_col() +
-    ggplot2::scale_fill_manual(values = c(`FALSE` = "grey70", `TRUE` = "firebrick"), guide = "none") +
+    ggplot2::scale_fill_manual(values = c(`FALSE` = mkt_colours[["control"]],
+                                          `TRUE` = mkt_colours[["effect"]]), guide = "none") +
     ggplot2::labs(x = "post/pre-period RMSPE ratio", y = NULL, title = "RMSPE ratios",
-                  subtitle = sprintf("permutation p = %s", format(signif(x$p.value, 3)))) + base
+                  subtitle = p_text) +
+    theme_mkt()
+}
+
+plot_synth_series <- function(x, type) {
+  s <- x$tables$series
+  start <- unique(s$time[s$event_time == 0])
+  several <- length(unique(s$fit)) > 1L
+  vline <- ggplot2::geom_vline(xintercept = start, linetype = "dashed",
+                               colour = mkt_colours[["pre"]])
+  facet <- if (several) ggplot2::facet_wrap(ggplot2::vars(.data$fit))
+  if (type == "gap") {
+    return(ggplot2::ggplot(s, ggplot2::aes(x = .data$time, y = .data$gap)) +
+      ggplot2::geom_hline(yintercept = 0, colour = mkt_colours[["control"]]) + vline +
+      ggplot2::geom_line(colour = mkt_colours[["effect"]]) + facet +
+      ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome),
+                    title = "Treated minus synthetic", subtitle = x$method) +
+      theme_mkt())
+  }
+  n <- nrow(s)
+  long <- new_df(fit = rep(s$fit, 2L), time = rep(s$time, 2L),
+                 value = c(s$treated, s$synthetic),
+                 series = rep(c("treated", "synthetic"), each = n))
+  ggplot2::ggplot(long, ggplot2::aes(x = .data$time, y = .data$value, colour = .data$series,
+                                     linetype = .data$series)) +
+    vline + ggplot2::geom_line() + facet +
+    ggplot2::scale_colour_manual(values = mkt_colours[c("treated", "synthetic")]) +
+    ggplot2::scale_linetype_manual(values = c(treated = "solid", synthetic = "dashed")) +
+    ggplot2::labs(x = x$vars$time, y = x$vars$outcome, colour = NULL, linetype = NULL,
+                  title = "Treated and synthetic trajectories", subtitle = x$method) +
+    theme_mkt()
+}
+
+# The placebo gaps in grey with the treated unit's gap drawn last, on top.
+# The vertical range is that of the treated gap and of the placebos fitted
+# at most five times worse (in pre-period MSPE) than the treated unit, so a
+# few badly fitted placebos do not flatten the picture.
+plot_synth_placebo <- function(x, p_text) {
+  tab <- x$tables$placebo
+  ps <- x$tables$placebo_series
+  ps <- ps[ps$kept, , drop = FALSE]
+  tr_mspe <- tab$pre_rmspe[tab$treated]^2
+  close <- tab$unit[tab$kept & tab$pre_rmspe^2 <= 5 * tr_mspe]
+  lim <- range(ps$gap[ps$unit %in% close], na.rm = TRUE)
+  n_out <- sum(tab$kept) - length(close)
+  sub <- if (n_out > 0) {
+    sprintf("%s; %d placebo%s fitted over 5x worse before treatment run off the scale",
+            p_text, n_out, if (n_out > 1) "s" else "")
+  } else {
+    p_text
+  }
+  treated <- ps[ps$treated, , drop = FALSE]
+  placebos <- ps[!ps$treated, , drop = FALSE]
+  ggplot2::ggplot(placebos, ggplot2::aes(x = .data$time, y = .data$gap, group = .data$unit)) +
+    ggplot2::geom_hline(yintercept = 0, colour = mkt_colours[["pre"]]) +
+    ggplot2::geom_vline(xintercept = unique(ps$time[ps$event_time == 0]), linetype = "dashed",
+                        colour = mkt_colours[["pre"]]) +
+    ggplot2::geom_line(colour = mkt_colours[["control"]], linewidth = 0.3, alpha = 0.7) +
+    ggplot2::geom_line(data = treated, colour = mkt_colours[["effect"]], linewidth = 0.9) +
+    ggplot2::coord_cartesian(ylim = lim) +
+    ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome),
+                  title = sprintf("Placebos in space: %s (red) and %d placebos",
+                                  tab$unit[tab$treated], length(unique(placebos$unit))),
+                  subtitle = paste(strwrap(sub, 75), collapse = "\n")) +
+    theme_mkt()
 }

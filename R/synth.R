@@ -84,11 +84,15 @@
 #' * `"bootstrap"` (`"sdid"`, `"did"`; at least two treated units): units
 #'   resampled with replacement, weights re-estimated (their Algorithm 2).
 #'
-#' Every loop runs through [resample_chunks()]: the user's future plan,
-#' progress reporting and `set.seed()` reproducibility.
+#' The placebos in space of the outcome-only synthetic control are solved in
+#' one compiled call on [mkt_threads()] threads (the answer does not depend
+#' on their number); every other loop runs through [resample_chunks()]: the
+#' user's future plan, progress reporting and `set.seed()` reproducibility.
 #'
 #' @param formula `outcome ~ treatment | unit + time`, with a 0/1 absorbing
-#'   treatment column (see [mkt_panel()]).
+#'   treatment column (see [mkt_panel()]), or a panel from [mkt_panel()]
+#'   (built with `extra =` the predictor columns, if any), in which case
+#'   `data` is left out.
 #' @param data A long data frame, tibble or data.table.
 #' @param method `"sc"`, `"asc"`, `"sdid"` or `"did"`; see Methods.
 #' @param predictors For `"sc"` only: `NULL` (fit on the pre-period outcome)
@@ -119,10 +123,20 @@
 #'   time) plus \eqn{1 - \nu} times the mean of the units' own mean squared
 #'   pre-period gaps. `0` (the default) fits each unit separately; `1` fits
 #'   only the average. No inference is offered for `pool > 0`.
-#' @param ... Must be empty.
-#' @return An object of class `c("mkt_synth", "mkt_fit")`. Use [coef()],
-#'   [weights()][weights.mkt_synth], [tidy()][tidy.mkt_synth],
-#'   [glance()][glance.mkt_synth], `summary()` and `plot()` on it.
+#' @param ... Must be empty: a misspelled or foreign argument name is an
+#'   error that names the nearest argument.
+#' @return A fit of class `c("mkt_synth", "mkt_fit")`, with the methods
+#'   shared by every fit ([mkt_fit]): `coef()` and `tidy()` give the ATT
+#'   (term `"att"`) with the p-value and interval of the chosen inference;
+#'   `vcov()` a 1 x 1 matrix where the inference gives a standard error
+#'   (sdid/did placebo, jackknife, bootstrap) and otherwise a classed error
+#'   that says why; `glance()` adds `pre_rmspe`, `post_rmspe`, `v_loss` and
+#'   `converged`. Further tables come from `tidy(fit, what)`: `"fits"` (the
+#'   ATT of each treated unit or cohort), `"period"` (ATT by event time, with
+#'   conformal intervals when the fit has them), `"weights"`, `"series"`
+#'   (treated, synthetic and gap by period), `"balance"`, and with placebos
+#'   in space `"placebo"` and `"placebo_series"`. See [synth-methods] for
+#'   `weights()` and the plots.
 #' @references Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic
 #'   control methods for comparative case studies. *Journal of the American
 #'   Statistical Association* 105(490), 493-505.
@@ -149,76 +163,116 @@
 #' fit <- synth(packspercapita ~ treated | state + year, prop99)
 #' fit
 #' head(sort(weights(fit), decreasing = TRUE))
-#' sdid <- synth(packspercapita ~ treated | state + year, prop99, method = "sdid")
-#' coef(sdid)
+#' pl <- synth(packspercapita ~ treated | state + year, prop99, inference = "placebo")
+#' tidy(pl)
+#' # A panel built once serves several fits.
+#' p <- mkt_panel(packspercapita ~ treated | state + year, prop99)
+#' sdid <- synth(p, method = "sdid", inference = "placebo", n_draws = 50)
+#' confint(sdid)
 #' @export
 synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predictors = NULL,
+                  fit_periods = NULL, pool = 0, poor_fit = 0.25,
                   inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
-                  n_draws = 200L, fit_periods = NULL, drop_poor_placebos = Inf,
-                  alpha = 0.05, poor_fit = 0.25, pool = 0, ...) {
-  rlang::check_dots_empty()
-  method <- rlang::arg_match(method)
-  inference <- rlang::arg_match(inference)
+                  n_draws = 200L, drop_poor_placebos = Inf, alpha = 0.05, ...) {
+  check_dots(...)
+  method <- check_choice(method, arg = "method")
+  inference <- check_choice(inference, arg = "inference")
   n_draws <- check_count(n_draws, "n_draws", min = 2)
   alpha <- check_alpha(alpha)
-  if (!is.numeric(drop_poor_placebos) || length(drop_poor_placebos) != 1L ||
-      is.na(drop_poor_placebos) || drop_poor_placebos < 1) {
-    abort_mkt("bad_argument", c(
-      "{.arg drop_poor_placebos} must be a single number of at least 1 (or {.code Inf}).",
-      x = "You supplied {.val {format(drop_poor_placebos)}}."))
+  check_synth_options(method, predictors, pool, poor_fit, drop_poor_placebos)
+  extra <- NULL
+  if (!is.null(predictors)) {
+    pred_vars <- check_predictor_list(predictors)
+    outcome <- if (inherits(formula, "mkt_panel")) {
+      formula$vars$outcome
+    } else if (inherits(formula, "formula") && length(formula) == 3L) {
+      paste(deparse(formula[[2]], width.cutoff = 500L), collapse = " ")
+    }
+    extra <- setdiff(pred_vars, outcome)
+    if (length(extra) && !missing(data) && is.data.frame(data)) {
+      check_columns(data, extra, "predictors")
+    }
   }
-  if (!is.null(predictors) && method != "sc") {
-    abort_mkt("bad_argument", c(
-      "{.arg predictors} are used by {.code method = \"sc\"} only.",
-      i = "Drop {.arg predictors} or use {.code method = \"sc\"}."))
-  }
-  if (length(pool) != 1L) {
-    abort_mkt("bad_argument", "{.arg pool} must be a single number in [0, 1].")
-  }
-  check_probability(pool, "pool", open_left = FALSE)
-  if (pool > 0 && (method != "sc" || !is.null(predictors))) {
-    abort_mkt("bad_argument", c(
-      "{.arg pool} applies to outcome-only {.code method = \"sc\"}.",
-      i = "Set {.code pool = 0} or drop {.arg predictors}."))
-  }
-  pred_vars <- if (is.null(predictors)) character() else check_predictor_list(predictors)
-  panel <- synth_panel(formula, data, pred_vars)
-  setup <- synth_setup(panel, method)
+  panel <- as_panel(formula, if (!missing(data)) data, extra = extra)
+  synth_fit(panel, method = method, predictors = predictors, fit_periods = fit_periods,
+            pool = pool, poor_fit = poor_fit, inference = inference, n_draws = n_draws,
+            drop_poor_placebos = drop_poor_placebos, alpha = alpha, call = match.call())
+}
 
+# The core: everything after the panel. Arguments are checked by the front.
+synth_fit <- function(panel, method, predictors = NULL, fit_periods = NULL, pool = 0,
+                      poor_fit = 0.25, inference = "none", n_draws = 200L,
+                      drop_poor_placebos = Inf, alpha = 0.05, call = NULL,
+                      error_call = rlang::caller_env()) {
+  if (length(panel$vars$covariates)) {
+    abort_mkt("bad_formula", c(
+      "{.fn synth} takes no covariates in the formula.",
+      i = "Give covariates as {.arg predictors}, with the periods they are averaged over."
+    ), call = error_call)
+  }
+  setup <- synth_setup(panel, method, call = error_call)
+  check_synth_inference(setup, method, inference, predictors, pool, call = error_call)
   fits <- lapply(setup$groups, function(g) {
     fit_one(setup, g$treated, g$t0, setup$donors, method, predictors, fit_periods)
   })
   pooled <- NULL
   if (pool > 0 && length(fits) > 1L) {
-    if (inference != "none") {
-      abort_mkt("inference_unsupported", c(
-        "Inference for partially pooled weights is not available.",
-        i = "Use {.code pool = 0}, or {.code method = \"sdid\"} with placebo standard errors."))
-    }
     pooled <- pool_weights(setup, fits, pool)
     fits <- Map(function(f, w) refit_gaps(setup, f, w), fits, pooled$W)
     for (k in seq_along(fits)) fits[[k]]$convergence$converged <- pooled$converged
   }
-  out <- assemble_synth(setup, fits, method, predictors)
-  out$pool <- pool
-  out$pooled_imbalance <- pooled$pooled_imbalance
-  out$call <- match.call()
-  # Kept for the robustness checks, which refit the same specification.
-  out$setup <- setup
-  out$fit_periods <- fit_periods
-  out$poor_fit <- poor_fit
-  out$alpha <- alpha
-  out$inference <- inference
-  warn_fit_quality(out, poor_fit)
-
-  if (inference != "none") {
-    out <- synth_inference(out, setup, inference, n_draws, predictors, fit_periods,
-                           drop_poor_placebos, alpha)
+  smry <- summarise_fits(setup, fits)
+  rel <- if (method != "did" && is.finite(smry$outcome_sd) && smry$outcome_sd > 0) {
+    stats::setNames(smry$tables$fits$pre_rmspe / smry$outcome_sd, names(setup$groups))
   }
-  out
+  warn_fit_quality(smry$converged, smry$kkt, rel, poor_fit)
+  inf <- switch(inference,
+    none = NULL,
+    conformal = synth_conformal(setup, fits[[1]], method, alpha),
+    placebo = if (method %in% c("sc", "asc")) {
+      placebo_in_space(setup, fits[[1]], method, predictors, fit_periods, drop_poor_placebos)
+    } else {
+      synth_standard_error(setup, fits, smry$att, method, inference, n_draws, alpha)
+    },
+    synth_standard_error(setup, fits, smry$att, method, inference, n_draws, alpha))
+  spec <- list(method = method, inference = inference, predictors = predictors,
+               fit_periods = fit_periods, pool = pool, poor_fit = poor_fit,
+               n_draws = n_draws, drop_poor_placebos = drop_poor_placebos)
+  synth_result(setup, fits, smry, inf, spec, alpha, call,
+               pooled_imbalance = pooled$pooled_imbalance)
 }
 
 # --- input ----------------------------------------------------------------
+
+check_synth_options <- function(method, predictors, pool, poor_fit, drop_poor_placebos,
+                                call = rlang::caller_env()) {
+  if (!is.numeric(drop_poor_placebos) || length(drop_poor_placebos) != 1L ||
+      is.na(drop_poor_placebos) || drop_poor_placebos < 1) {
+    abort_mkt("bad_argument", c(
+      "{.arg drop_poor_placebos} must be a single number of at least 1 (or {.code Inf}).",
+      x = "You supplied {.val {format(drop_poor_placebos)}}."), call = call)
+  }
+  if (!is.numeric(poor_fit) || length(poor_fit) != 1L || is.na(poor_fit) || poor_fit <= 0) {
+    abort_mkt("bad_argument", c(
+      "{.arg poor_fit} must be a single positive number (a share of the outcome's standard deviation).",
+      x = "You supplied {.val {format(poor_fit)}}."), call = call)
+  }
+  if (!is.null(predictors) && method != "sc") {
+    abort_mkt("bad_argument", c(
+      "{.arg predictors} are used by {.code method = \"sc\"} only.",
+      i = "Drop {.arg predictors} or use {.code method = \"sc\"}."), call = call)
+  }
+  if (length(pool) != 1L) {
+    abort_mkt("bad_argument", "{.arg pool} must be a single number in [0, 1].", call = call)
+  }
+  check_probability(pool, "pool", open_left = FALSE, call = call)
+  if (pool > 0 && (method != "sc" || !is.null(predictors))) {
+    abort_mkt("bad_argument", c(
+      "{.arg pool} applies to outcome-only {.code method = \"sc\"}.",
+      i = "Set {.code pool = 0} or drop {.arg predictors}."), call = call)
+  }
+  invisible(TRUE)
+}
 
 check_predictor_list <- function(predictors, call = rlang::caller_env()) {
   nm <- names(predictors)
@@ -238,425 +292,73 @@ check_predictor_list <- function(predictors, call = rlang::caller_env()) {
   unique(nm)
 }
 
-# Reads the panel through mkt_panel(), with the predictor columns appended as
-# covariates so that their matrices come out on the same grid.
-synth_panel <- function(formula, data, pred_vars, call = rlang::caller_env()) {
-  spec <- parse_panel_formula(formula, call = call)
-  if (is.null(spec$treatment)) {
-    abort_mkt("no_treatment", c(
-      "The formula has no treatment column.",
-      i = "Write {.code outcome ~ treatment | unit + time} with a 0/1 treatment."
-    ), call = call)
-  }
-  if (length(spec$covariates)) {
-    abort_mkt("bad_formula", c(
-      "{.fn synth} takes no covariates in the formula.",
-      i = "Give covariates as {.arg predictors}, with the periods they are averaged over."
-    ), call = call)
-  }
-  extra <- setdiff(pred_vars, spec$outcome)
-  if (length(extra)) {
-    check_columns(check_data_frame(data, call = call), extra, "predictors", call = call)
-    # Append the predictor columns to the treatment side of the formula.
-    lhs_rhs <- formula[[3]]
-    for (v in extra) lhs_rhs[[2]] <- call("+", lhs_rhs[[2]], as.name(v))
-    f <- formula
-    f[[3]] <- lhs_rhs
-    formula <- f
-  }
-  panel <- mkt_panel(formula, data)
-  names(panel$X) <- gsub("`", "", names(panel$X), fixed = TRUE)
-  panel
-}
+# --- the fit object ---------------------------------------------------------
 
-# Donors, treated units, their first treated periods and the checks that
-# belong to this estimator rather than to the panel.
-synth_setup <- function(panel, method, call = rlang::caller_env()) {
-  require_binary_treatment(panel, "synth", call = call)
-  t0_index <- match(as.character(panel$cohort), as.character(panel$times))
-  never <- is.na(t0_index)
-  unit_names <- as.character(panel$units)
-  if (!any(never)) {
-    abort_mkt("no_donors", c(
-      "No unit is never treated, so there is no donor pool.",
-      i = "Synthetic control compares treated units with never-treated ones; keep some untreated units in {.arg data}."
-    ), call = call)
-  }
-  if (all(never)) {
-    abort_mkt("no_treated", c(
-      "No unit is ever treated by {.field {panel$vars$treatment}}.",
-      i = "Check the treatment column: treated unit-periods are coded 1."
-    ), call = call)
-  }
-  no_pre <- !never & t0_index == 1L
-  if (any(no_pre)) {
-    abort_mkt("too_few_pre_periods", c(
-      "{cli::qty(sum(no_pre))}Treated unit{?s} {.val {unit_names[no_pre]}} {cli::qty(sum(no_pre))}{?is/are} treated from the first period, so there is nothing to fit on.",
-      i = "Drop {cli::qty(sum(no_pre))}{?it/them} or extend the panel back in time."
-    ), call = call)
-  }
-  min_pre <- if (method == "sdid") 2L else 1L
-  short <- !never & t0_index - 1L < min_pre
-  if (any(short)) {
-    abort_mkt("too_few_pre_periods", c(
-      "{.code method = \"{method}\"} needs at least {min_pre} pre-treatment periods.",
-      x = "{.val {unit_names[short]}} {cli::qty(sum(short))}ha{?s/ve} {t0_index[short][1] - 1L}.",
-      i = "Use a longer panel or {.code method = \"sc\"}."
-    ), call = call)
-  }
-  # Documented rule for unbalanced panels: donors with any missing outcome
-  # are dropped and named.
-  donors <- which(never)
-  incomplete <- donors[rowSums(!panel$observed[donors, , drop = FALSE]) > 0]
-  if (length(incomplete)) {
-    cli::cli_inform(c(
-      "i" = "Dropping {length(incomplete)} donor{?s} with missing outcomes: {.val {unit_names[incomplete]}}."
-    ))
-    donors <- setdiff(donors, incomplete)
-    if (!length(donors)) {
-      abort_mkt("no_donors", c(
-        "Every never-treated unit has a missing outcome, so no donor is left.",
-        i = "Fill or impute the donors' missing periods."
-      ), call = call)
-    }
-  }
-  treated <- which(!never)
-  groups <- if (method %in% c("sc", "asc")) {
-    lapply(treated, function(i) list(treated = i, t0 = t0_index[i]))
-  } else {
-    lapply(split(treated, t0_index[treated]), function(ii) list(treated = ii, t0 = t0_index[ii[1]]))
-  }
-  names(groups) <- vapply(groups, function(g) {
-    if (method %in% c("sc", "asc")) unit_names[g$treated] else as.character(panel$times[g$t0])
-  }, character(1))
-  list(panel = panel, donors = donors, treated = treated, t0_index = t0_index,
-       groups = groups, method = method)
-}
+synth_method_labels <- c(sc = "Synthetic control", asc = "Augmented synthetic control (ridge)",
+                         sdid = "Synthetic difference-in-differences",
+                         did = "Difference-in-differences")
 
-# --- one fit ----------------------------------------------------------------
-
-# Fits one treated series (a unit, or the mean of a cohort) from `donors`
-# whose treatment starts at column t0. Returns the weights and the gap of
-# every period.
-fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
-                    sigma = NULL) {
+# The mkt_synth fit through the shared constructor. `inf` holds what the
+# inference adds (estimate columns, vcov or the reason there is none,
+# tables, a label); NULL for none. `estimand` and `inference_label` override
+# the defaults (the placebo-in-time fit says what it is).
+synth_result <- function(setup, fits, smry, inf, spec, alpha, call, estimand = NULL,
+                         inference_label = NULL, pooled_imbalance = NULL) {
+  method <- spec$method
   panel <- setup$panel
-  Y <- panel$Y
-  Tn <- ncol(Y)
-  pre <- seq_len(t0 - 1L)
-  post <- t0:Tn
-  y1 <- colMeans(Y[treated, , drop = FALSE], na.rm = TRUE)
-  y1[colSums(!is.na(Y[treated, , drop = FALSE])) == 0] <- NA
-  Y0 <- Y[donors, , drop = FALSE]
-  pre_ok <- pre[!is.na(y1[pre])]
-  if (!length(pre_ok)) {
-    abort_mkt("too_few_pre_periods", "Treated unit {.val {rownames(Y)[treated]}} has no observed pre-period outcome.")
+  n_tr <- length(setup$treated)
+  est <- list(term = "att", estimate = smry$att, std.error = NA_real_, conf.low = NA_real_,
+              conf.high = NA_real_, p.value = NA_real_)
+  est[names(inf$estimates)] <- inf$estimates
+  tables <- smry$tables
+  if (!is.null(inf$period)) {
+    per <- tables$period
+    i <- match(per$event_time, inf$period$event_time)
+    per$conf.low <- inf$period$conf.low[i]
+    per$conf.high <- inf$period$conf.high[i]
+    per$p.value <- inf$period$p.value[i]
+    tables$period <- per
   }
-  J <- length(donors)
-  lambda <- NULL
-  ridge <- NULL
-  v <- NULL
-  v_loss <- NULL
-  balance <- NULL
-  conv <- list(converged = TRUE, kkt = 0, iterations = 0L)
-  if (method == "did") {
-    w <- rep(1 / J, J)
-    lambda <- rep(0, Tn)
-    lambda[pre_ok] <- 1 / length(pre_ok)
-  } else if (method == "sdid") {
-    n_tr <- length(treated)
-    diffs <- diff(t(Y0[, pre, drop = FALSE]))
-    # The noise level sets both penalties; placebo replications pass the
-    # original fit's value, as the reference implementation does.
-    if (is.null(sigma)) sigma <- if (length(diffs) > 1L) stats::sd(as.vector(diffs)) else 0
-    zeta_w <- (n_tr * length(post))^(1 / 4) * sigma
-    # Intercepts: centre over time for the unit weights, over donors for the
-    # time weights; the ridge scale is the number of rows, as in the paper.
-    A <- t(Y0[, pre_ok, drop = FALSE])
-    b <- y1[pre_ok]
-    rw <- solve_simplex(sweep(A, 2, colMeans(A)), b - mean(b),
-                        length(pre_ok) * zeta_w^2)
-    w <- rw$w
-    B <- Y0[, pre_ok, drop = FALSE]
-    c0 <- rowMeans(Y0[, post, drop = FALSE])
-    zeta_l <- 1e-6 * sigma
-    rl <- solve_simplex(sweep(B, 2, colMeans(B)), c0 - mean(c0), J * zeta_l^2)
-    lambda <- rep(0, Tn)
-    lambda[pre_ok] <- rl$w
-    conv <- list(converged = rw$converged && rl$converged, kkt = max(rw$kkt, rl$kkt),
-                 iterations = rw$iterations + rl$iterations)
-  } else if (is.null(predictors)) {
-    r <- solve_simplex(t(Y0[, pre_ok, drop = FALSE]), y1[pre_ok], 0)
-    w <- r$w
-    conv <- r[c("converged", "kkt", "iterations")]
-    if (method == "asc") {
-      aug <- ridge_augment(Y0[, pre_ok, drop = FALSE], y1[pre_ok], w, Y0[, post, drop = FALSE])
-      w <- w + aug$adjust
-      ridge <- aug$lambda
+  tables[names(inf$tables)] <- inf$tables
+  label <- synth_method_labels[[method]]
+  if (!is.null(spec$predictors)) label <- paste(label, "with predictors (nested V)")
+  if (spec$pool > 0 && length(fits) > 1L) {
+    label <- sprintf("%s, partially pooled (pool = %s)", label, format(spec$pool))
+  }
+  if (is.null(estimand)) {
+    what <- if (n_tr == 1L) {
+      sprintf("the treated unit (%s)", rownames(panel$Y)[setup$treated])
+    } else {
+      sprintf("the %d treated units", n_tr)
     }
-  } else {
-    pm <- predictor_matrix(panel, predictors, c(treated, donors), t0)
-    fp <- synth_fit_periods(panel, fit_periods, t0, pre_ok)
-    nested <- nested_weights(pm, Y[treated, fp], Y0[, fp, drop = FALSE])
-    w <- nested$w
-    v <- stats::setNames(nested$v, rownames(pm))
-    v_loss <- nested$loss
-    conv <- list(converged = nested$converged, kkt = nested$kkt, iterations = nested$evaluations)
-    balance <- data.frame(
-      term = rownames(pm), treated = pm[, 1], synthetic = drop(pm[, -1, drop = FALSE] %*% w),
-      donor_mean = rowMeans(pm[, -1, drop = FALSE]), v = nested$v,
-      stringsAsFactors = FALSE, row.names = NULL)
+    estimand <- switch(method,
+      sc = , asc = sprintf("ATT: mean post-treatment gap between %s and %s", what,
+                           if (n_tr == 1L) "its synthetic control" else "their synthetic controls"),
+      sdid = sprintf("ATT: mean post-treatment gap of %s, net of the time-weighted pre-period gap", what),
+      did = sprintf("ATT: change in the gap between %s and the donors' mean, post vs pre", what))
   }
-  names(w) <- rownames(Y)[donors]
-  synthetic <- drop(crossprod(Y0, w))
-  offset <- if (is.null(lambda)) 0 else sum(lambda * (y1 - synthetic), na.rm = TRUE)
-  gap <- y1 - synthetic - offset
-  list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge,
-       sigma = if (method == "sdid") sigma, v = v, v_loss = v_loss,
-       balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
-       att = mean(gap[post], na.rm = TRUE),
-       pre_rmspe = sqrt(mean(gap[pre]^2, na.rm = TRUE)),
-       post_rmspe = sqrt(mean(gap[post]^2, na.rm = TRUE)),
-       convergence = conv)
-}
-
-solve_simplex <- function(X, y, eta, w0 = numeric(0)) {
-  ok <- is.finite(y)
-  cpp_simplex_ls(X[ok, , drop = FALSE], y[ok], eta, w0, 1e-12, 100000L)
-}
-
-# Ridge augmentation (Ben-Michael, Feller and Rothstein 2021): a ridge
-# regression of the donors' post-period outcomes on their pre-period outcomes
-# corrects the synthetic control for its remaining pre-period imbalance
-# d = x1 - X0'w. In weight form the correction is Xc (Xc'Xc + lambda I)^-1 d
-# with Xc the centred donor pre-period matrix, so the augmented weights still
-# sum to one (they may be negative). lambda minimises the leave-one-donor-out
-# error of predicting the donors' post-period outcomes, computed in closed
-# form from one SVD.
-ridge_augment <- function(X0, x1, w, Ypost) {
-  mu <- colMeans(X0)
-  Xc <- sweep(X0, 2, mu)
-  sv <- svd(Xc)
-  d <- sv$d[sv$d > 1e-10 * sv$d[1]]
-  U <- sv$u[, seq_along(d), drop = FALSE]
-  V <- sv$v[, seq_along(d), drop = FALSE]
-  grid <- d[1]^2 * 10^seq(-6, 2, length.out = 41)
-  n <- nrow(X0)
-  Yc <- sweep(Ypost, 2, colMeans(Ypost))
-  UtY <- crossprod(U, Yc)
-  cv <- vapply(grid, function(l) {
-    shrink <- d^2 / (d^2 + l)
-    fitted <- U %*% (shrink * UtY)
-    h <- 1 / n + rowSums(sweep(U^2, 2, shrink, `*`))
-    mean(((Yc - fitted) / (1 - h))^2)
-  }, numeric(1))
-  lambda <- grid[which.min(cv)]
-  gap <- x1 - drop(crossprod(X0, w))
-  adjust <- drop(U %*% ((d / (d^2 + lambda)) * crossprod(V, gap)))
-  list(adjust = adjust, lambda = lambda, cv = cv, grid = grid)
-}
-
-# Predictors: each column averaged over its periods, one row per predictor
-# and one column per unit (treated first). Missing values are an error that
-# names the unit and the period.
-predictor_matrix <- function(panel, predictors, units, t0, call = rlang::caller_env()) {
-  times <- as.character(panel$times)
-  rows <- lapply(seq_along(predictors), function(k) {
-    var <- names(predictors)[k]
-    per <- as.character(predictors[[k]])
-    idx <- match(per, times)
-    if (anyNA(idx)) {
-      abort_mkt("bad_predictors", c(
-        "Predictor {.field {var}} names period{?s} {.val {per[is.na(idx)]}} that {?is/are} not in the panel.",
-        i = "Use periods of the time column {.field {panel$vars$time}}."
-      ), call = call)
-    }
-    if (any(idx >= t0)) {
-      abort_mkt("bad_predictors", c(
-        "Predictor {.field {var}} uses period{?s} {.val {per[idx >= t0]}}, on or after the first treated period {.val {times[t0]}}.",
-        i = "Predictors must be measured before treatment."
-      ), call = call)
-    }
-    M <- if (var == panel$vars$outcome) panel$Y else panel$X[[var]]
-    sub <- M[units, idx, drop = FALSE]
-    if (anyNA(sub)) {
-      bad <- which(is.na(sub), arr.ind = TRUE)[1, ]
-      abort_mkt("missing_values", c(
-        "Predictor {.field {var}} is missing for unit {.val {rownames(M)[units][bad[1]]}} in period {.val {times[idx][bad[2]]}}.",
-        i = "Choose periods in which {.field {var}} is observed for every unit, or drop the unit."
-      ), call = call)
-    }
-    rowMeans(sub)
-  })
-  pm <- do.call(rbind, rows)
-  labels <- vapply(seq_along(predictors), function(k) {
-    per <- predictors[[k]]
-    rng <- if (length(per) == 1L) format(per) else paste0(format(min(per)), "-", format(max(per)))
-    paste0(names(predictors)[k], " (", rng, ")")
-  }, character(1))
-  dimnames(pm) <- list(labels, rownames(panel$Y)[units])
-  pm
-}
-
-synth_fit_periods <- function(panel, fit_periods, t0, pre_ok, call = rlang::caller_env()) {
-  if (is.null(fit_periods)) return(pre_ok)
-  idx <- match(as.character(fit_periods), as.character(panel$times))
-  if (anyNA(idx) || any(idx >= t0)) {
-    abort_mkt("bad_argument", c(
-      "{.arg fit_periods} must be periods of the panel before the first treated period.",
-      x = "Problem with {.val {fit_periods[is.na(idx) | idx >= t0][1]}}."
-    ), call = call)
+  if (is.null(inference_label)) {
+    inference_label <- if (is.null(inf)) "none (inference = \"none\")" else inf$label
   }
-  intersect(idx, pre_ok)
-}
-
-# The nested V search. Predictors are scaled by their standard deviation
-# across all units (as Synth does) so that V is unit-free.
-nested_weights <- function(pm, y1, Y0) {
-  s <- apply(pm, 1, stats::sd)
-  s[!(s > 0)] <- 1
-  ps <- pm / s
-  X1 <- ps[, 1]
-  X0 <- ps[, -1, drop = FALSE]
-  k <- nrow(ps)
-  starts <- cbind(rep(1 / k, k), regression_v(ps, cbind(y1, t(Y0))))
-  starts <- cbind(starts, starts[, 2]^2 / sum(starts[, 2]^2))
-  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k, 1e-8)
-}
-
-# Regression-based start: each predictor's weight is proportional to the sum
-# over fit periods of its squared coefficient when the outcome is regressed
-# across units on the scaled predictors (a small ridge keeps it defined when
-# there are more predictors than units).
-regression_v <- function(ps, Yfit) {
-  Xc <- t(ps - rowMeans(ps))
-  Yc <- sweep(t(Yfit), 2, colMeans(t(Yfit)))
-  G <- crossprod(Xc)
-  beta <- solve(G + diag(1e-8 * max(1, sum(diag(G))), ncol(G)), crossprod(Xc, Yc))
-  v <- rowSums(beta^2)
-  if (!(sum(v) > 0) || anyNA(v)) return(rep(1 / length(v), length(v)))
-  v <- v / sum(v)
-  # Keep every predictor in play: Nelder-Mead cannot revive an exact zero.
-  v <- pmax(v, 1e-4)
-  v / sum(v)
-}
-
-# --- assemble ---------------------------------------------------------------
-
-assemble_synth <- function(setup, fits, method, predictors) {
-  panel <- setup$panel
-  times <- panel$times
-  unit_names <- as.character(panel$units)
-  n_tr <- vapply(fits, function(f) length(f$treated), numeric(1))
-  share <- n_tr / sum(n_tr)
-  att_fit <- vapply(fits, `[[`, numeric(1), "att")
-  estimate <- sum(share * att_fit)
-  series <- do.call(rbind, lapply(seq_along(fits), function(k) {
-    f <- fits[[k]]
-    data.frame(fit = names(setup$groups)[k], time = times, event_time = seq_along(times) - f$t0,
-               post = seq_along(times) >= f$t0, treated = f$y1, synthetic = f$synthetic,
-               gap = f$gap, stringsAsFactors = FALSE, row.names = NULL)
-  }))
-  by_event <- event_time_att(series, fits, share)
-  donors <- unit_names[setup$donors]
-  W <- vapply(fits, `[[`, numeric(length(donors)), "w")
-  W <- matrix(W, nrow = length(donors), dimnames = list(donors, names(setup$groups)))
-  w_avg <- drop(W %*% share)
-  names(w_avg) <- donors
-  lambda <- if (!is.null(fits[[1]]$lambda)) {
-    stats::setNames(fits[[1]]$lambda, as.character(times))
-  }
-  conv <- vapply(fits, function(f) isTRUE(f$convergence$converged), logical(1))
-  balance <- if (!is.null(fits[[1]]$balance)) {
-    b <- fits[[1]]$balance
-    if (length(fits) > 1L) {
-      for (col in c("treated", "synthetic", "donor_mean", "v")) {
-        b[[col]] <- Reduce(`+`, lapply(seq_along(fits), function(k) share[k] * fits[[k]]$balance[[col]]))
-      }
-    }
-    b
-  } else {
-    outcome_balance(panel, fits, setup$donors, share)
-  }
-  structure(list(
-    method = method,
-    estimate = estimate,
-    std.error = NA_real_, conf.low = NA_real_, conf.high = NA_real_, p.value = NA_real_,
-    att_fit = data.frame(fit = names(setup$groups), n_treated = n_tr, att = att_fit,
-                         pre_rmspe = vapply(fits, `[[`, numeric(1), "pre_rmspe"),
-                         post_rmspe = vapply(fits, `[[`, numeric(1), "post_rmspe"),
-                         first_treated = times[vapply(fits, `[[`, numeric(1), "t0")],
-                         stringsAsFactors = FALSE, row.names = NULL),
-    att_event = by_event,
-    weights = w_avg,
-    weight_matrix = W,
-    time_weights = lambda,
-    v = if (length(fits) == 1L) fits[[1]]$v else NULL,
-    ridge_lambda = if (!is.null(fits[[1]]$ridge)) unname(vapply(fits, `[[`, numeric(1), "ridge")),
-    v_loss = if (!is.null(fits[[1]]$v_loss)) unname(vapply(fits, `[[`, numeric(1), "v_loss")),
-    balance = balance,
-    series = series,
-    pre_rmspe = sqrt(sum(share * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
-    post_rmspe = sqrt(sum(share * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)),
-    converged = all(conv),
-    kkt = max(vapply(fits, function(f) f$convergence$kkt, numeric(1))),
-    predictors = predictors,
-    fits = fits,
-    n_treated = sum(n_tr),
-    n_donors = length(donors),
-    vars = panel$vars,
-    outcome_sd = stats::sd(as.vector(panel$Y[c(setup$treated, setup$donors),
-                                             seq_len(min(setup$t0_index, na.rm = TRUE) - 1L)]),
-                           na.rm = TRUE)
-  ), class = c("mkt_synth", "mkt_fit"))
-}
-
-# ATT by event time: the share-weighted mean gap over the fits observed at
-# that event time.
-event_time_att <- function(series, fits, share) {
-  series$share <- share[match(series$fit, unique(series$fit))]
-  ok <- !is.na(series$gap)
-  e <- sort(unique(series$event_time[ok]))
-  att <- vapply(e, function(k) {
-    s <- series[ok & series$event_time == k, ]
-    sum(s$share * s$gap) / sum(s$share)
-  }, numeric(1))
-  data.frame(event_time = e, estimate = att, post = e >= 0)
-}
-
-# Balance without predictors: the outcome's pre-period mean and its value in
-# the last pre-period, treated vs synthetic vs donor average.
-outcome_balance <- function(panel, fits, donors, share) {
-  rows <- lapply(fits, function(f) {
-    pre <- seq_len(f$t0 - 1L)
-    last <- f$t0 - 1L
-    Y0 <- panel$Y[donors, , drop = FALSE]
-    c(treated = c(mean(f$y1[pre], na.rm = TRUE), f$y1[last]),
-      synthetic = c(mean(f$synthetic[pre]), f$synthetic[last]),
-      donor_mean = c(mean(Y0[, pre]), mean(Y0[, last])))
-  })
-  m <- Reduce(`+`, Map(function(r, s) r * s, rows, share))
-  data.frame(term = c(paste(panel$vars$outcome, "(pre-period mean)"),
-                      paste(panel$vars$outcome, "(last pre-period)")),
-             treated = m[1:2], synthetic = m[3:4], donor_mean = m[5:6],
-             stringsAsFactors = FALSE, row.names = NULL)
-}
-
-warn_fit_quality <- function(fit, poor_fit) {
-  if (!fit$converged) {
-    warn_mkt("not_converged", c(
-      "The weight optimiser did not reach its KKT tolerance (residual {signif(fit$kkt, 3)}).",
-      i = "The weights may be inexact; check for duplicated or constant donors."
-    ))
-  }
-  if (fit$method %in% c("sc", "asc", "sdid") && is.finite(fit$outcome_sd) && fit$outcome_sd > 0) {
-    rel <- fit$att_fit$pre_rmspe / fit$outcome_sd
-    bad <- rel > poor_fit
-    if (any(bad)) {
-      warn_mkt("poor_fit", c(
-        "The pre-period fit is poor for {.val {fit$att_fit$fit[bad]}}: RMSPE is {signif(100 * max(rel[bad]), 3)}% of the outcome's standard deviation.",
-        i = "The treated unit may lie outside the donors' range; the estimate then rests on extrapolation. Consider {.code method = \"sdid\"}."
-      ))
-    }
-  }
+  no_vcov <- if (is.null(inf)) "no inference was requested (inference = \"none\")" else inf$no_vcov
+  units <- c(setup$treated, setup$donors)
+  new_fit(
+    "synth",
+    estimates = new_df(term = est$term, estimate = est$estimate, std.error = est$std.error,
+                       p.value = est$p.value, conf.low = est$conf.low,
+                       conf.high = est$conf.high),
+    method = label, estimand = estimand, inference = inference_label, alpha = alpha,
+    n = list(obs = if (panel$balanced) length(units) * length(panel$times) else
+               sum(panel$observed[units, ]), units = length(units),
+             periods = length(panel$times), treated = n_tr, clusters = NA_integer_,
+             donors = length(setup$donors)),
+    call = call, vcov = inf$vcov, no_vcov = no_vcov, vars = panel$vars,
+    glance = list(pre_rmspe = smry$pre_rmspe, post_rmspe = smry$post_rmspe,
+                  v_loss = smry$v_loss, converged = smry$converged),
+    tables = tables,
+    weights = smry$weights, weight_matrix = smry$weight_matrix,
+    time_weights = smry$time_weights, v = smry$v, ridge_lambda = smry$ridge_lambda,
+    kkt = smry$kkt, pooled_imbalance = pooled_imbalance, draws = inf$draws,
+    fits = fits, setup = setup, spec = spec
+  )
 }

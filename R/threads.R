@@ -8,11 +8,13 @@
 #' block of work has its own random stream derived from a seed drawn from R.
 #'
 #' @param n Number of threads to use from now on, or `NULL` to only report.
+#' @param ... Must be empty.
 #' @return The number of threads in force (invisibly when setting).
 #' @examples
 #' mkt_threads()
 #' @export
-mkt_threads <- function(n = NULL) {
+mkt_threads <- function(n = NULL, ...) {
+  check_dots(...)
   if (!is.null(n)) {
     n <- check_count(n, "n", min = 1)
     options(mktcausal.threads = n)

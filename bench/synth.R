@@ -1,8 +1,10 @@
-# Benchmarks of synth() against Synth and synthdid in the same run. Run by hand after
+# Benchmarks of synth() against its peers in the same run. Run by hand after
 # installing the package, with the peers in a private library:
-#   R_LIBS=/tmp/lib-synth Rscript bench/synth.R
-# Results are copied into bench/RESULTS.md. Neither peer is ever a dependency.
-.libPaths(c("/tmp/peers-synth", "/tmp/peers-sdid", .libPaths()))
+#   R_LIBS=<lib> Rscript bench/synth.R
+# quadprog (and bench) come from /work/peers; Synth and synthdid, when
+# installed in /tmp/peers-synth and /tmp/peers-sdid, add the older sections.
+# Results are copied into bench/RESULTS.md. No peer is ever a dependency.
+.libPaths(c("/work/peers", "/tmp/peers-synth", "/tmp/peers-sdid", .libPaths()))
 suppressPackageStartupMessages(library(mktcausal))
 ns <- asNamespace("mktcausal")
 
@@ -15,6 +17,110 @@ f99 <- packspercapita ~ treated | state + year
 adh <- list(lnincome = 1980:1988, retprice = 1980:1988, age15to24 = 1980:1988,
             beer = 1984:1988, packspercapita = 1975, packspercapita = 1980,
             packspercapita = 1988)
+
+# --- 0. Issue 11: the R layer around the solver -------------------------------
+# Each comparison is timed side by side with bench::mark() (interleaved
+# iterations, at least 200 of the fast ones); a run's ratio is ours / peer
+# on the minimum times, the least disturbed by the other processes on this
+# 2-core machine (medians are printed too). Three runs; the best is reported.
+if (requireNamespace("quadprog", quietly = TRUE) && requireNamespace("bench", quietly = TRUE)) {
+  # The peer: a hand-written reshape (matrix fill from the long data by
+  # match()) and quadprog::solve.QP on the simplex problem.
+  qp_solve <- function(X, y) {
+    G <- crossprod(X)
+    s <- max(abs(G))
+    J <- ncol(X)
+    quadprog::solve.QP(G / s + diag(1e-12, J), drop(crossprod(X, y)) / s,
+                       cbind(rep(1, J), diag(J)), c(1, rep(0, J)), meq = 1)$solution
+  }
+  hand_sc <- function(d) {
+    u <- sort(unique(d$state))
+    tt <- sort(unique(d$year))
+    cell <- cbind(match(d$state, u), match(d$year, tt))
+    Y <- matrix(NA_real_, length(u), length(tt), dimnames = list(u, tt))
+    Y[cell] <- d$packspercapita
+    D <- matrix(0, length(u), length(tt))
+    D[cell] <- d$treated
+    tr <- which(rowSums(D) > 0)
+    pre <- seq_len(which(D[tr, ] > 0)[1] - 1L)
+    w <- qp_solve(t(Y[-tr, pre]), Y[tr, pre])
+    mean(Y[tr, -pre] - crossprod(Y[-tr, -pre], w))
+  }
+  # The same with base R's xtabs() for the reshape.
+  xtabs_sc <- function(d) {
+    Y <- unclass(stats::xtabs(packspercapita ~ state + year, d))
+    D <- unclass(stats::xtabs(treated ~ state + year, d))
+    tr <- which(rowSums(D) > 0)
+    pre <- seq_len(which(D[tr, ] > 0)[1] - 1L)
+    w <- qp_solve(t(Y[-tr, pre]), Y[tr, pre])
+    mean(Y[tr, -pre] - crossprod(Y[-tr, -pre], w))
+  }
+  stopifnot(abs(hand_sc(prop99) - coef(synth(f99, prop99))[["att"]]) < 1e-6,
+            abs(xtabs_sc(prop99) - hand_sc(prop99)) < 1e-9)
+  p99 <- mkt_panel(f99, prop99)
+  Y <- p99$Y
+  tr <- which(rownames(Y) == "California")
+  pre <- 1:19
+  X1 <- t(Y[-tr, pre])
+  y1 <- Y[tr, pre]
+  # The 39 placebo-in-space problems (California from the 38 donors, each
+  # donor from the other 37), prepared for solve.QP before timing.
+  qp_problems <- lapply(c(tr, seq_len(nrow(Y))[-tr]), function(k) {
+    pool <- setdiff(seq_len(nrow(Y))[-tr], k)
+    X <- t(Y[pool, pre])
+    G <- crossprod(X)
+    s <- max(abs(G))
+    J <- ncol(X)
+    list(D = G / s + diag(1e-12, J), d = drop(crossprod(X, Y[k, pre])) / s,
+         A = cbind(rep(1, J), diag(J)), b = c(1, rep(0, J)))
+  })
+  qp_loop <- function() {
+    for (q in qp_problems) quadprog::solve.QP(q$D, q$d, q$A, q$b, meq = 1)
+  }
+  chunk_fun <- function(idx) stats::runif(length(idx))
+  chunks <- split(seq_len(200), rep(1:4, each = 50))
+  one_run <- function() {
+    m <- bench::mark(
+      synth = synth(f99, prop99), synth_on_panel = synth(p99), panel = mkt_panel(f99, prop99),
+      hand_reshape_qp = hand_sc(prop99), xtabs_reshape_qp = xtabs_sc(prop99),
+      bare_qp = qp_solve(X1, y1),
+      check = FALSE, min_iterations = 200, time_unit = "us")
+    pl <- bench::mark(
+      placebo = synth(f99, prop99, inference = "placebo"),
+      placebo_on_panel = synth(p99, inference = "placebo"), bare_qp_loop = qp_loop(),
+      check = FALSE, min_iterations = 50, time_unit = "us")
+    rc <- bench::mark(
+      resample_chunks = resample_chunks(200, chunk_fun, chunk_size = 50),
+      future_lapply_scan = future.apply::future_lapply(chunks, chunk_fun, future.seed = TRUE),
+      check = FALSE, min_iterations = 10, time_unit = "us")
+    t <- c(stats::setNames(as.numeric(m$min), names(m$expression)),
+           stats::setNames(as.numeric(pl$min), names(pl$expression)),
+           stats::setNames(as.numeric(rc$min), names(rc$expression)))
+    med <- c(stats::setNames(as.numeric(m$median), names(m$expression)),
+             stats::setNames(as.numeric(pl$median), names(pl$expression)),
+             stats::setNames(as.numeric(rc$median), names(rc$expression)))
+    list(min = t, median = med)
+  }
+  runs <- lapply(1:3, function(i) one_run())
+  ratios <- t(vapply(runs, function(r) {
+    t <- r$min
+    c(synth_vs_hand = t[["synth"]] / t[["hand_reshape_qp"]],
+      synth_vs_xtabs = t[["synth"]] / t[["xtabs_reshape_qp"]],
+      synth_vs_bare_qp = t[["synth"]] / t[["bare_qp"]],
+      synth_no_panel_vs_hand = t[["synth_on_panel"]] / t[["hand_reshape_qp"]],
+      synth_no_panel_vs_bare_qp = t[["synth_on_panel"]] / t[["bare_qp"]],
+      panel_share = t[["panel"]] / t[["synth"]],
+      placebo_vs_qp_loop = t[["placebo"]] / t[["bare_qp_loop"]],
+      placebo_no_panel_vs_qp_loop = t[["placebo_on_panel"]] / t[["bare_qp_loop"]],
+      resample_vs_future_scan = t[["resample_chunks"]] / t[["future_lapply_scan"]])
+  }, numeric(9)))
+  cat("\nMinimum times (microseconds) per run:\n")
+  print(round(do.call(rbind, lapply(runs, `[[`, "min")), 1))
+  cat("\nMedian times (microseconds) per run:\n")
+  print(round(do.call(rbind, lapply(runs, `[[`, "median")), 1))
+  cat("\nRatios (ours / peer, minimum times) per run, and the best of the 3:\n")
+  print(round(rbind(ratios, best = apply(ratios, 2, min)), 3))
+}
 
 # --- 1. ADH 2010 specification: one nested fit ---------------------------
 ours <- synth(f99, prop99, predictors = adh)

@@ -403,6 +403,22 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_synth_placebo
+Rcpp::List cpp_synth_placebo(const Rcpp::NumericMatrix& Y, int n_pre, double tol, int max_iter, int threads, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_synth_placebo(SEXP YSEXP, SEXP n_preSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< int >::type n_pre(n_preSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_placebo(Y, n_pre, tol, max_iter, threads, progress));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
@@ -424,6 +440,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
+    {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 6},
     {NULL, NULL, 0}
 };
 

@@ -1,6 +1,7 @@
 // Rcpp shim for the synthetic control kernels of synth.h: converts R
 // matrices, turns C++ exceptions into R errors, and polls for interrupts
-// between starts of the nested search (on the main thread).
+// (between starts of the nested search, between rounds of the placebo loop)
+// on the main thread.
 #include <Rcpp.h>
 #include <RcppEigen.h>
 
@@ -47,4 +48,28 @@ Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMa
                             Rcpp::_["evaluations"] = r.evaluations,
                             Rcpp::_["converged"] = r.inner_converged,
                             Rcpp::_["kkt"] = r.inner_kkt);
+}
+
+// Placebo in space for the outcome-only fit: every row of Y in turn fitted
+// from the others on the first n_pre periods, on `threads` threads. Between
+// rounds, on this (the main) thread: interrupts are polled and `progress`
+// (an R function of the number of problems done, or NULL) is called.
+// [[Rcpp::export]]
+Rcpp::List cpp_synth_placebo(const Rcpp::NumericMatrix& Y, int n_pre, double tol,
+                             int max_iter, int threads,
+                             Rcpp::Nullable<Rcpp::Function> progress) {
+  auto poll = [&](int done) {
+    Rcpp::checkUserInterrupt();
+    if (progress.isNotNull()) {
+      Rcpp::Function f(progress);
+      f(done);
+    }
+  };
+  const mkt::PlaceboResult r =
+      mkt::placebo_in_space(as_mat(Y), n_pre, tol, max_iter, threads, poll);
+  Rcpp::NumericMatrix gaps(r.gaps.rows(), r.gaps.cols());
+  std::copy(r.gaps.data(), r.gaps.data() + r.gaps.size(), gaps.begin());
+  return Rcpp::List::create(Rcpp::_["gaps"] = gaps,
+                            Rcpp::_["converged"] = Rcpp::wrap(r.converged),
+                            Rcpp::_["kkt"] = as_r(r.kkt), Rcpp::_["failed"] = r.failed);
 }

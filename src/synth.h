@@ -24,6 +24,10 @@
 
 #include <Eigen/Dense>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -398,6 +402,80 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
   out.v = best_v;
   out.w = best_w;
   out.evaluations = prob.evaluations;
+  return out;
+}
+
+// Placebo in space for the outcome-only synthetic control (Abadie, Diamond
+// and Hainmueller 2010): each row k of Y (J units x T periods, complete) in
+// turn plays the treated unit and is fitted on the first n_pre periods from
+// the other J - 1 rows. The problems are independent and each is solved
+// exactly, so the answer does not depend on the number of threads. They run
+// in rounds; between rounds `poll(done)` runs on the calling thread (it
+// reports progress and may throw on a user interrupt). The matrices of each
+// thread are allocated before the parallel region; a failure inside a
+// problem (memory exhaustion in the solver's small work arrays) is recorded
+// and raised after the region.
+struct PlaceboResult {
+  Eigen::MatrixXd gaps;          // T x J: unit k's gap in column k
+  std::vector<int> converged;    // per problem
+  Eigen::VectorXd kkt;           // per problem
+  bool failed = false;
+};
+
+template <class Poll>
+inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, double tol,
+                                      int max_iter, int threads, Poll&& poll) {
+  const int J = static_cast<int>(Y.rows());
+  const int T = static_cast<int>(Y.cols());
+  PlaceboResult out;
+  out.gaps.setZero(T, J);
+  out.converged.assign(J, 0);
+  out.kkt.setZero(J);
+  if (J < 2) return out;
+  threads = std::max(1, threads);
+  const Eigen::MatrixXd P = Y.leftCols(n_pre).transpose();  // n_pre x J
+  std::vector<Eigen::MatrixXd> Z(threads, Eigen::MatrixXd(n_pre, J - 1));
+  const Eigen::VectorXd none;
+  const int round = std::max(8, 2 * threads);
+  int failed = 0;
+  for (int start = 0; start < J; start += round) {
+    const int stop = std::min(J, start + round);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+#endif
+    for (int k = start; k < stop; ++k) {
+      int id = 0;
+#ifdef _OPENMP
+      id = omp_get_thread_num();
+#endif
+      try {
+        Eigen::MatrixXd& Zk = Z[id];
+        for (int j = 0, c = 0; j < J; ++j) {
+          if (j == k) continue;
+          Zk.col(c++) = P.col(j) - P.col(k);
+        }
+        const SimplexResult r = simplex_min_norm(Zk, 0.0, none, tol, max_iter);
+        for (int t = 0; t < T; ++t) {
+          double s = 0.0;
+          for (int j = 0, c = 0; j < J; ++j) {
+            if (j == k) continue;
+            s += r.w(c++) * Y(j, t);
+          }
+          out.gaps(t, k) = Y(k, t) - s;
+        }
+        out.converged[k] = r.converged ? 1 : 0;
+        out.kkt(k) = r.kkt;
+      } catch (...) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+        failed = 1;
+      }
+    }
+    if (failed) break;
+    poll(stop);
+  }
+  out.failed = failed != 0;
   return out;
 }
 

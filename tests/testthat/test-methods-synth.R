@@ -10,24 +10,26 @@ test_that("coef, weights, tidy and glance agree with the fit", {
   expect_equal(s$gap, s$treated - s$synthetic)
   expect_equal(glance(fit)$pre_rmspe, sqrt(mean(s$gap[!s$post]^2)))
   expect_equal(glance(fit)$post_rmspe, sqrt(mean(s$gap[s$post]^2)))
-  expect_true(is.na(glance(fit)$p.value))
-  expect_named(tidy(fit), c("term", "estimate", "std.error", "conf.low", "conf.high",
-                            "p.value", "method", "inference"))
+  expect_true(is.na(tidy(fit)$p.value))
+  expect_named(tidy(fit), c("term", "estimate", "std.error", "statistic", "p.value",
+                            "conf.low", "conf.high"))
+  expect_identical(names(glance(fit))[-(1:9)], c("pre_rmspe", "post_rmspe", "v_loss", "converged"))
   tw <- tidy(fit, "weights")
   expect_equal(sum(tw$estimate), 1, tolerance = 1e-12)
   expect_identical(tw$term[1], "Utah")
   per <- tidy(fit, "period")
   expect_identical(nrow(per), 31L)
   expect_equal(mean(per$estimate[per$post]), coef(fit)[["att"]])
-  expect_error(weights(fit, type = "time"), class = "mktcausal_error_bad_argument")
-  expect_error(tidy(fit, "placebo"), class = "mktcausal_error_not_available")
+  expect_error(weights(fit, type = "time"), class = "mktcausal_error_not_available")
+  expect_error(weights(fit, type = "tim"), class = "mktcausal_error_bad_choice")
+  expect_error(tidy(fit, "placebo"), class = "mktcausal_error_bad_choice")
   expect_error(plot(fit, "placebo"), class = "mktcausal_error_not_available")
 })
 
 test_that("summary holds the ADH balance table: treated, synthetic and donor average", {
   fit <- synth(f99, prop99, predictors = adh)
   sm <- summary(fit)
-  b <- sm$balance
+  b <- tidy(fit, "balance")
   expect_named(b, c("term", "treated", "synthetic", "donor_mean", "v"))
   Y <- unclass(stats::xtabs(packspercapita ~ state + year, prop99))
   expect_equal(b$donor_mean[b$term == "packspercapita (1975)"],
@@ -39,7 +41,7 @@ test_that("summary holds the ADH balance table: treated, synthetic and donor ave
   out <- capture.output(print(sm))
   expect_true(any(grepl("Balance", out)))
   expect_true(any(grepl("Nested V search", out)))
-  plain <- summary(synth(f99, prop99))$balance
+  plain <- tidy(synth(f99, prop99), "balance")
   expect_equal(plain$treated[1], mean(Y["California", as.character(1970:1988)]))
 })
 
@@ -51,7 +53,19 @@ test_that("every plot type builds from tidy data", {
     expect_gt(nrow(ggplot2::layer_data(p, length(p$layers))), 0)
   }
   expect_identical(nrow(plot(fit, "weights")$data), sum(weights(fit) > 1e-6))
-  expect_output(print(fit), "ATT = -19.51")
+  expect_output(print(fit), "att +-19.51")
+  expect_error(plot(fit, "gapp"), class = "mktcausal_error_bad_choice")
+  expect_error(plot(fit, "gap", colour = "red"), class = "mktcausal_error_unknown_argument")
+  # The treated gap is drawn last, over the placebos, and sets the scale
+  # with the placebos fitted at most 5 times worse.
+  p <- plot(fit, "placebo")
+  last <- ggplot2::layer_data(p, length(p$layers))
+  tab <- tidy(fit, "placebo")
+  expect_equal(last$y, tidy(fit, "series")$gap)
+  close <- tab$unit[tab$pre_rmspe^2 <= 5 * tab$pre_rmspe[tab$treated]^2]
+  ps <- tidy(fit, "placebo_series")
+  expect_equal(p$coordinates$limits$y, range(ps$gap[ps$unit %in% close]))
+  expect_lt(diff(p$coordinates$limits$y), diff(range(ps$gap)))
 })
 
 test_that("sdid time weights are returned by weights(type = 'time')", {

@@ -13,25 +13,8 @@ test_that("Prop 99 outcome-only weights are the exact QP solution", {
   expect_true(all(w >= 0))
   expect_equal(round(coef(fit)[["att"]], 2), -19.51)
   expect_equal(coef(fit)[["att"]], fx$prop99_qp$att, tolerance = 1e-6)
-  expect_true(fit$converged)
+  expect_true(glance(fit)$converged)
   expect_lt(fit$kkt, 1e-10)
-})
-
-test_that("the simplex solver meets KKT on a large panel and agrees with itself warm-started", {
-  withr::local_seed(3)
-  X <- matrix(rnorm(60 * 300), 60) + outer(rnorm(60), rnorm(300))
-  y <- X[, 1:4] %*% c(0.4, 0.3, 0.2, 0.1) + rnorm(60, sd = 0.3)
-  cold <- cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)
-  expect_true(cold$converged)
-  expect_lt(cold$kkt, 1e-10)
-  warm <- cpp_simplex_ls(X, y, 0, cold$w, 1e-12, 100000L)
-  expect_lt(max(abs(warm$w - cold$w)), 1e-9)
-  expect_lte(warm$iterations, 1L)
-  # KKT by hand: the gradient is equal on the support and no smaller off it.
-  g <- drop(crossprod(X, X %*% cold$w - y))
-  on <- cold$w > 0
-  expect_lt(diff(range(g[on])) / max(abs(g)), 1e-8)
-  expect_gte(min(g[!on]) - max(g[on]), -1e-8 * max(abs(g)))
 })
 
 test_that("Prop 99 with the ADH 2010 predictors: the paper's donors and a fit no worse than Synth's", {
@@ -40,12 +23,12 @@ test_that("Prop 99 with the ADH 2010 predictors: the paper's donors and a fit no
   expect_setequal(names(w)[w > 0.01], c("Colorado", "Connecticut", "Montana", "Nevada", "Utah"))
   expect_equal(unname(w[c("Colorado", "Connecticut", "Montana", "Nevada", "Utah")]),
                c(0.164, 0.069, 0.199, 0.234, 0.334), tolerance = 0.05)
-  s <- fit$series
+  s <- tidy(fit, "series")
   mspe <- mean(s$gap[!s$post]^2)
-  expect_equal(mspe, fit$v_loss, tolerance = 1e-10)
+  expect_equal(mspe, glance(fit)$v_loss, tolerance = 1e-10)
   expect_lte(mspe, fx$prop99_adh$mspe)
   expect_equal(sum(fit$v), 1, tolerance = 1e-12)
-  b <- fit$balance
+  b <- tidy(fit, "balance")
   expect_identical(nrow(b), 7L)
   expect_equal(b$treated[b$term == "packspercapita (1988)"], 90.1, tolerance = 1e-6)
   expect_equal(b$synthetic, drop(fit$fits[[1]]$balance$synthetic))
@@ -64,7 +47,7 @@ test_that("Basque with Synth's example specification gives Cataluna 0.851 and Ma
   expect_equal(unname(w["Cataluna"]), 0.851, tolerance = 0.002)
   expect_equal(unname(w["Madrid (Comunidad De)"]), 0.149, tolerance = 0.01)
   expect_lt(max(abs(w - fx$basque$w[names(w)])), 0.002)
-  expect_lte(fit$v_loss, fx$basque$mspe * (1 + 1e-3))
+  expect_lte(glance(fit)$v_loss, fx$basque$mspe * (1 + 1e-3))
 })
 
 test_that("sdid and did reproduce Arkhangelsky et al. (2021), Table 1", {
@@ -140,10 +123,11 @@ test_that("known truth: several treated units with staggered adoption", {
   d <- sim_synth_panel(n_donors = 30, n_periods = 40, first_treated = c(28, 31, 34),
                         effect = 3, seed = 5)
   fit <- synth(y ~ d | unit + time, d)
-  expect_identical(nrow(fit$att_fit), 3L)
-  expect_identical(fit$att_fit$first_treated, c(28L, 31L, 34L))
-  expect_equal(unname(coef(fit, by_unit = TRUE)), rep(3, 3), tolerance = 0.3 / 3)
-  expect_equal(coef(fit)[["att"]], mean(coef(fit, by_unit = TRUE)), tolerance = 1e-12)
+  by_fit <- tidy(fit, "fits")
+  expect_identical(nrow(by_fit), 3L)
+  expect_identical(by_fit$first_treated, c(28L, 31L, 34L))
+  expect_equal(by_fit$estimate, rep(3, 3), tolerance = 0.3 / 3)
+  expect_equal(coef(fit)[["att"]], mean(by_fit$estimate), tolerance = 1e-12)
   ev <- tidy(fit, "period")
   # Event time 10 to 12 is reached only by the unit treated first.
   late <- ev$estimate[ev$event_time == 12]
@@ -151,7 +135,7 @@ test_that("known truth: several treated units with staggered adoption", {
   expect_equal(mean(ev$estimate[ev$post & ev$event_time <= 6]), 3, tolerance = 0.1)
   expect_equal(sum(weights(fit)), 1, tolerance = 1e-12)
   sd <- synth(y ~ d | unit + time, d, method = "sdid")
-  expect_identical(nrow(sd$att_fit), 3L)
+  expect_identical(nrow(tidy(sd, "fits")), 3L)
   expect_equal(coef(sd)[["att"]], 3, tolerance = 0.3 / 3)
 })
 
@@ -168,7 +152,7 @@ test_that("donors with missing outcomes are dropped and named", {
   d <- prop99[!(prop99$state == "Utah" & prop99$year == 1975), ]
   expect_message(fit <- synth(f99, d), "Utah")
   expect_false("Utah" %in% names(weights(fit)))
-  expect_identical(fit$n_donors, 37L)
+  expect_identical(fit$n$donors, 37L)
 })
 
 test_that("a poor pre-period fit raises a classed warning", {
@@ -218,14 +202,16 @@ test_that("bad input raises classed errors", {
                class = "mktcausal_error_bad_argument")
   expect_error(synth(packspercapita ~ treated + beer | state + year, prop99),
                class = "mktcausal_error_bad_formula")
-  expect_error(synth(f99, prop99, typo = 1), class = "rlib_error_dots_nonempty")
+  expect_error(synth(f99, prop99, typo = 1), class = "mktcausal_error_unknown_argument")
+  expect_error(synth(f99, prop99, method = "sdi"), class = "mktcausal_error_bad_choice")
+  expect_error(synth(f99, prop99, poor_fit = 0), class = "mktcausal_error_bad_argument")
 })
 
 test_that("asc: ridge augmentation with a leave-one-donor-out penalty", {
   sc <- synth(f99, prop99)
   asc <- synth(f99, prop99, method = "asc")
   expect_equal(sum(weights(asc)), 1, tolerance = 1e-12)
-  expect_lt(asc$pre_rmspe, sc$pre_rmspe)
+  expect_lt(glance(asc)$pre_rmspe, glance(sc)$pre_rmspe)
   s <- tidy(asc, "series")
   Y <- unclass(stats::xtabs(packspercapita ~ state + year, prop99))
   dn <- names(weights(asc))
@@ -257,7 +243,7 @@ test_that("time-invariant and time-varying predictors work together", {
   pr <- list(price70 = 1985, retprice = 1980:1988, packspercapita = 1975,
              packspercapita = 1988)
   fit <- synth(f99, d, predictors = pr)
-  b <- fit$balance
+  b <- tidy(fit, "balance")
   expect_equal(b$treated[1], d$retprice[d$state == "California" & d$year == 1970])
   expect_equal(b$term, c("price70 (1985)", "retprice (1980-1988)", "packspercapita (1975)",
                          "packspercapita (1988)"))
@@ -268,12 +254,29 @@ test_that("time-invariant and time-varying predictors work together", {
   expect_equal(weights(synth(f99, d, predictors = pr2)), weights(fit))
 })
 
-test_that("an optimiser that stops short raises a classed warning", {
-  withr::local_seed(9)
-  r <- cpp_simplex_ls(matrix(rnorm(200), 10), rnorm(10), 0, numeric(0), 1e-12, 1L)
-  expect_false(r$converged)
+test_that("a panel in place of the formula gives the same fit", {
+  p <- mkt_panel(f99, prop99)
+  expect_equal(coef(synth(p)), coef(synth(f99, prop99)))
+  expect_equal(weights(synth(p, method = "sdid")), weights(synth(f99, prop99, method = "sdid")))
+  pa <- mkt_panel(f99, prop99, extra = c("lnincome", "retprice", "age15to24", "beer"))
+  expect_equal(weights(synth(pa, predictors = adh)), weights(synth(f99, prop99, predictors = adh)))
+  expect_error(synth(p, predictors = adh), class = "mktcausal_error_bad_argument")
+  expect_error(synth(p, prop99), class = "mktcausal_error_bad_argument")
+})
+
+test_that("the fit follows the contract: ATT row, sizes, vcov only with a standard error", {
   fit <- synth(f99, prop99)
-  fit$converged <- FALSE
-  fit$kkt <- r$kkt
-  expect_warning(warn_fit_quality(fit, poor_fit = 0.25), class = "mktcausal_warning_not_converged")
+  expect_identical(tidy(fit)$term, "att")
+  expect_identical(nobs(fit), 1209L)
+  expect_identical(fit$n$donors, 38L)
+  expect_identical(fit$n$treated, 1L)
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  set.seed(3)
+  sd <- synth(f99, prop99, method = "sdid", inference = "placebo", n_draws = 50)
+  expect_equal(vcov(sd), matrix(tidy(sd)$std.error^2, 1, 1, dimnames = list("att", "att")))
+  expect_equal(unname(confint(sd)[1, ]), c(tidy(sd)$conf.low, tidy(sd)$conf.high))
+  expect_equal(unname(confint(sd, level = 0.9)[1, ]),
+               coef(sd)[["att"]] + c(-1, 1) * qnorm(0.95) * tidy(sd)$std.error)
+  expect_error(vcov(synth(f99, prop99, inference = "placebo")),
+               class = "mktcausal_error_not_available")
 })

@@ -1,7 +1,6 @@
-pool_objective <- function(fit, nu) {
+pool_objective <- function(fit, nu, s = tidy(fit, "series")) {
   # Recompute the partially pooled objective from the fit's own series.
-  s <- fit$series
-  L <- min(fit$att_fit$first_treated) - 1L
+  L <- min(tidy(fit, "fits")$first_treated) - 1L
   lags <- do.call(cbind, lapply(split(s, s$fit)[unique(s$fit)], function(d) {
     d$gap[d$event_time < 0 & d$event_time >= -L]
   }))
@@ -17,8 +16,8 @@ test_that("pool = 0 is the separate fit and pooling lowers the pooled imbalance"
   half <- synth(y ~ d | unit + time, d, pool = 0.5)
   # Fitting only the average leaves single units poorly fitted, by design.
   full <- suppressWarnings(synth(y ~ d | unit + time, d, pool = 1), classes = "mktcausal_warning_poor_fit")
-  expect_true(full$converged)
-  expect_true(half$converged)
+  expect_true(glance(full)$converged)
+  expect_true(glance(half)$converged)
   expect_lte(pool_objective(half, 0.5), pool_objective(sep, 0.5) + 1e-10)
   expect_lte(pool_objective(full, 1), pool_objective(half, 1) + 1e-10)
   expect_lte(pool_objective(half, 1), pool_objective(sep, 1) + 1e-10)
@@ -33,12 +32,14 @@ test_that("pool = 0 is the separate fit and pooling lowers the pooled imbalance"
     alt_w <- half$weight_matrix
     alt_w[, k] <- sep$weight_matrix[, k]
     f2 <- synth(y ~ d | unit + time, d)
-    f2$series$gap <- unlist(lapply(1:3, function(j) {
-      s <- half$series[half$series$fit == unique(half$series$fit)[j], ]
+    s2 <- tidy(f2, "series")
+    hs <- tidy(half, "series")
+    s2$gap <- unlist(lapply(1:3, function(j) {
+      s <- hs[hs$fit == unique(hs$fit)[j], ]
       Y0 <- unclass(stats::xtabs(y ~ unit + time, d))[rownames(alt_w), ]
       s$treated - drop(crossprod(Y0, alt_w[, j]))
     }))
-    expect_gte(pool_objective(f2, 0.5), obj - 1e-10)
+    expect_gte(pool_objective(f2, 0.5, s2), obj - 1e-10)
   }
   expect_equal(coef(half)[["att"]], 2, tolerance = 0.15)
 })

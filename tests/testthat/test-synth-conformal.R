@@ -8,10 +8,12 @@ test_that("the conformal p-value is the rank of the statistic over cyclic shifts
   r <- cpp_simplex_ls(t(Y[dn, ]), Y["California", ], 0, numeric(0), 1e-12, 1e5L)
   u <- abs(Y["California", ] - drop(crossprod(Y[dn, ], r$w)))
   stat <- vapply(0:30, function(j) mean(u[(20:31 - 1 + j) %% 31 + 1]), numeric(1))
-  expect_equal(fit$p.value, mean(stat >= stat[1]))
+  expect_equal(tidy(fit)$p.value, mean(stat >= stat[1]))
   td <- tidy(fit)
-  expect_identical(td$inference, "conformal")
-  expect_identical(td$p.value, fit$p.value)
+  expect_match(fit$inference, "conformal")
+  expect_identical(td$p.value, tidy(fit)$p.value)
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  expect_equal(unname(confint(fit)[1, ]), c(td$conf.low, td$conf.high))
   # The interval is where the same test does not reject at alpha.
   p_at <- function(theta) conformal_pvalue(Y["California", ], Y[dn, ], 1:19, 20:31, theta, "sc")
   expect_gt(p_at(td$conf.high - 1e-3), 0.05)
@@ -33,16 +35,16 @@ test_that("the conformal p-value is the rank of the statistic over cyclic shifts
 test_that("conformal intervals cover a known effect in a factor model", {
   d <- sim_synth_panel(n_periods = 40, first_treated = 31, effect = 3, sd = 0.3, seed = 4)
   fit <- synth(y ~ d | unit + time, d, inference = "conformal")
-  expect_lt(fit$conf.low, 3)
-  expect_gt(fit$conf.high, 3)
+  expect_lt(tidy(fit)$conf.low, 3)
+  expect_gt(tidy(fit)$conf.high, 3)
   per <- tidy(fit, "period")
   per <- per[per$post, ]
   expect_gte(mean(per$conf.low <= 3 & 3 <= per$conf.high), 0.8)
   # Each period alone rejects a zero effect at the smallest attainable p.
   expect_equal(per$p.value, rep(1 / 31, 10))
   asc <- synth(y ~ d | unit + time, d, method = "asc", inference = "conformal")
-  expect_lt(asc$conf.low, 3)
-  expect_gt(asc$conf.high, 3)
+  expect_lt(tidy(asc)$conf.low, 3)
+  expect_gt(tidy(asc)$conf.high, 3)
 })
 
 test_that("conformal inference refuses what it does not cover", {

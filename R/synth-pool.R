@@ -42,7 +42,7 @@ pool_weights <- function(setup, fits, nu, tol = 1e-12, max_sweeps = 5000L) {
       b <- sqrt((1 - nu) / (J * length(pre[[j]])))
       X <- rbind(a * t(Y0[, lag_idx[[j]], drop = FALSE]), b * t(Y0[, pre[[j]], drop = FALSE]))
       y <- c(a * fits[[j]]$y1[lag_idx[[j]]] + sqrt(nu / L) * others, b * fits[[j]]$y1[pre[[j]]])
-      r <- cpp_simplex_ls(X, y, 0, W[[j]], 1e-12, 100000L)
+      r <- solve_simplex(X, y, 0, W[[j]])
       W[[j]] <- r$w
       R[[j]] <- resid_lag(j, W[[j]])
     }

@@ -14,7 +14,7 @@ conformal_pvalue <- function(y1, Y0, pre, post, theta, method) {
   y <- y1[used]
   y[seq_along(post) + length(pre)] <- y[seq_along(post) + length(pre)] - theta
   X <- t(Y0[, used, drop = FALSE])
-  w <- cpp_simplex_ls(X, y, 0, numeric(0), 1e-12, 100000L)$w
+  w <- solve_simplex(X, y, 0)$w
   if (method == "asc") {
     aug <- ridge_augment(Y0[, pre, drop = FALSE], y[seq_along(pre)], w,
                          Y0[, post, drop = FALSE])
@@ -51,15 +51,10 @@ conformal_interval <- function(pfun, estimate, scale, alpha) {
   c(lo, hi)
 }
 
-synth_conformal <- function(fit, setup, alpha, call = rlang::caller_env()) {
-  if (!fit$method %in% c("sc", "asc") || !is.null(fit$predictors)) {
-    abort_mkt("inference_unsupported", c(
-      "Conformal inference is implemented for outcome-only {.code \"sc\"} and {.code \"asc\"}.",
-      i = "Drop {.arg predictors}, or use {.code inference = \"placebo\"}."
-    ), call = call)
-  }
-  require_one_treated(setup, "Conformal inference", call)
-  f <- fit$fits[[1]]
+# The conformal p-value of a zero effect and the test-inversion intervals,
+# for the constant effect over the post-period (the fit's estimate) and for
+# each post period alone (the rows of the "period" table).
+synth_conformal <- function(setup, f, method, alpha) {
   Y0 <- setup$panel$Y[setup$donors, , drop = FALSE]
   y1 <- f$y1
   Tn <- length(y1)
@@ -73,19 +68,17 @@ synth_conformal <- function(fit, setup, alpha, call = rlang::caller_env()) {
     lapply(tasks[idx], function(k) {
       post <- if (k == 0L) post_all else post_all[k]
       est <- mean(f$gap[post])
-      pfun <- function(theta) conformal_pvalue(y1, Y0, pre, post, theta, fit$method)
+      pfun <- function(theta) conformal_pvalue(y1, Y0, pre, post, theta, method)
       ci <- conformal_interval(pfun, est, scale, alpha)
       c(estimate = est, conf.low = ci[1], conf.high = ci[2], p.value = pfun(0))
     })
-  }, chunk_size = 4L, label = "conformal tests")
+  }, chunk_size = 4L, label = "conformal tests", globals = list())
   m <- do.call(rbind, unlist(res, recursive = FALSE))
-  fit$conformal <- data.frame(
-    term = c("att", paste0("event_time_", post_all - f$t0)),
-    event_time = c(NA, post_all - f$t0),
-    estimate = m[, "estimate"], conf.low = m[, "conf.low"], conf.high = m[, "conf.high"],
-    p.value = m[, "p.value"], stringsAsFactors = FALSE, row.names = NULL)
-  fit$p.value <- unname(m[1, "p.value"])
-  fit$conf.low <- unname(m[1, "conf.low"])
-  fit$conf.high <- unname(m[1, "conf.high"])
-  fit
+  list(estimates = list(p.value = unname(m[1, "p.value"]),
+                        conf.low = unname(m[1, "conf.low"]),
+                        conf.high = unname(m[1, "conf.high"])),
+       period = new_df(event_time = post_all - f$t0, conf.low = unname(m[-1, "conf.low"]),
+                       conf.high = unname(m[-1, "conf.high"]), p.value = unname(m[-1, "p.value"])),
+       label = "conformal test over cyclic shifts of the residuals (Chernozhukov et al. 2021); interval by test inversion",
+       no_vcov = "conformal inference gives a test-inversion interval, not a covariance")
 }

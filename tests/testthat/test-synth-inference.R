@@ -5,24 +5,25 @@ adh <- list(lnincome = 1980:1988, retprice = 1980:1988, age15to24 = 1980:1988,
 
 test_that("placebo in space with the ADH specification gives p = 1/39", {
   fit <- synth(f99, prop99, predictors = adh, inference = "placebo")
-  expect_equal(fit$p.value, 1 / 39)
+  expect_equal(tidy(fit)$p.value, 1 / 39)
   pl <- tidy(fit, "placebo")
   expect_identical(nrow(pl), 39L)
   expect_identical(pl$rank[pl$treated], 1L)
   expect_equal(pl$ratio, pl$post_rmspe / pl$pre_rmspe)
-  expect_identical(glance(fit)$p.value, 1 / 39)
+  expect_identical(tidy(fit)$p.value, 1 / 39)
+  expect_error(vcov(fit), class = "mktcausal_error_not_available")
   # Dropping placebos whose pre-MSPE exceeds twice California's shrinks the
   # reference set, and the p-value is the rank among those kept.
   fit2 <- synth(f99, prop99, predictors = adh, inference = "placebo", drop_poor_placebos = 2)
   kept <- tidy(fit2, "placebo")$kept
   expect_lt(sum(kept), 39L)
-  expect_equal(fit2$p.value, 1 / sum(kept))
+  expect_equal(tidy(fit2)$p.value, 1 / sum(kept))
 })
 
 test_that("outcome-only placebo p-value is the rank of the RMSPE ratio", {
   fit <- synth(f99, prop99, inference = "placebo")
-  pl <- fit$placebo
-  expect_equal(fit$p.value, mean(pl$ratio >= pl$ratio[pl$treated]))
+  pl <- tidy(fit, "placebo")
+  expect_equal(tidy(fit)$p.value, mean(pl$ratio >= pl$ratio[pl$treated]))
   # Each placebo is an exact outcome-only fit from the other donors.
   Y <- unclass(stats::xtabs(packspercapita ~ state + year, prop99))
   dn <- setdiff(rownames(Y), c("California", "Alabama"))
@@ -92,20 +93,21 @@ test_that("sdid and did reproduce Table 1 of Arkhangelsky et al. with placebo st
   fs <- synth(f99, prop99, method = "sdid", inference = "placebo", n_draws = 200)
   set.seed(42)
   again <- synth(f99, prop99, method = "sdid", inference = "placebo", n_draws = 200)
-  expect_identical(fs$std.error, again$std.error)
+  expect_identical(tidy(fs)$std.error, tidy(again)$std.error)
   expect_equal(round(coef(fs)[["att"]], 1), -15.6)
-  expect_lt(abs(fs$std.error - 8.4), 2 * mc_sd(sdid, 200))
+  expect_lt(abs(tidy(fs)$std.error - 8.4), 2 * mc_sd(sdid, 200))
   expect_true(all(fs$draws %in% sdid))
   set.seed(42)
   fd <- synth(f99, prop99, method = "did", inference = "placebo", n_draws = 200)
   expect_equal(round(coef(fd)[["att"]], 1), -27.3)
-  expect_lt(abs(fd$std.error - 17.7), 2 * mc_sd(did, 200))
+  expect_lt(abs(tidy(fd)$std.error - 17.7), 2 * mc_sd(did, 200))
   n <- length(fd$draws)
-  expect_equal(fd$std.error, sqrt((n - 1) / n) * sd(fd$draws))
+  expect_equal(tidy(fd)$std.error, sqrt((n - 1) / n) * sd(fd$draws))
   td <- tidy(fs)
-  expect_equal(td$conf.high - td$conf.low, 2 * qnorm(0.975) * fs$std.error)
+  expect_equal(td$conf.high - td$conf.low, 2 * qnorm(0.975) * tidy(fs)$std.error)
   expect_equal(td$p.value, 2 * pnorm(-abs(td$estimate / td$std.error)))
-  expect_identical(td$inference, "placebo")
+  expect_match(fs$inference, "placebo")
+  expect_equal(vcov(fs)[1, 1], td$std.error^2)
 })
 
 test_that("jackknife and bootstrap work with several treated units and cover the truth", {
@@ -113,12 +115,12 @@ test_that("jackknife and bootstrap work with several treated units and cover the
                         sd = 0.5, seed = 8)
   jk <- synth(y ~ d | unit + time, d, method = "sdid", inference = "jackknife")
   expect_identical(length(jk$draws), 29L)
-  expect_gt(jk$std.error, 0)
-  expect_lt(abs(coef(jk)[["att"]] - 2), 3 * jk$std.error)
+  expect_gt(tidy(jk)$std.error, 0)
+  expect_lt(abs(coef(jk)[["att"]] - 2), 3 * tidy(jk)$std.error)
   set.seed(1)
   bs <- synth(y ~ d | unit + time, d, method = "did", inference = "bootstrap", n_draws = 50)
-  expect_gt(bs$std.error, 0)
-  expect_lt(abs(coef(bs)[["att"]] - 2), 3 * bs$std.error)
+  expect_gt(tidy(bs)$std.error, 0)
+  expect_lt(abs(coef(bs)[["att"]] - 2), 3 * tidy(bs)$std.error)
 })
 
 test_that("inference that does not apply raises a classed error", {
@@ -130,3 +132,4 @@ test_that("inference that does not apply raises a classed error", {
   expect_error(synth(y ~ d | unit + time, d, inference = "placebo"),
                class = "mktcausal_error_inference_unsupported")
 })
+

@@ -16,11 +16,14 @@
 #' @param fit_periods Periods whose outcome MSPE the V search minimises
 #'   (default: all periods before the fake date).
 #' @param min_weight Donors with at least this weight are left out in turn.
+#' @param ... Must be empty.
 #' @return `synth_placebo_time()`: a `mkt_synth` fit on the periods before the
-#'   real treatment with the fake date, labelled `inference = "placebo_time"`;
-#'   all methods work on it. `synth_loo()`: a data frame with one row per
-#'   dropped donor: `term` (the donor), `estimate` (the ATT without it),
-#'   `pre_rmspe`, `post_rmspe` and `weight` (its weight in the full fit).
+#'   real treatment with the fake date; its estimand and inference say so,
+#'   and all methods work on it. `synth_loo()`: a data frame (a diagnostic
+#'   table, not a fit: each row is a different estimator of the same ATT)
+#'   with one row per dropped donor: `term` (the donor), `estimate` (the ATT
+#'   without it), `pre_rmspe`, `post_rmspe` and `weight` (its weight in the
+#'   full fit).
 #' @references Abadie, A., Diamond, A. and Hainmueller, J. (2015).
 #'   Comparative politics and the synthetic control method. *American Journal
 #'   of Political Science* 59(2), 495-510.
@@ -29,54 +32,67 @@
 #' coef(synth_placebo_time(fit, shift = 8))
 #' synth_loo(fit)
 #' @export
-synth_placebo_time <- function(fit, shift, predictors = fit$predictors, fit_periods = NULL) {
+synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit_periods = NULL,
+                               ...) {
+  check_dots(...)
   check_synth_fit(fit)
   setup <- fit$setup
-  t0 <- min(vapply(setup$groups, `[[`, numeric(1), "t0"))
-  min_pre <- if (fit$method == "sdid") 2L else 1L
+  method <- fit$spec$method
+  t0 <- min(vapply(setup$groups, `[[`, 1L, "t0"))
+  min_pre <- if (method == "sdid") 2L else 1L
   shift <- check_count(shift, "shift", min = 1, max = t0 - 1L - min_pre)
   keep <- seq_len(t0 - 1L)
   p <- setup$panel
   p$Y <- p$Y[, keep, drop = FALSE]
   p$observed <- p$observed[, keep, drop = FALSE]
-  p$X <- lapply(p$X, function(m) m[, keep, drop = FALSE])
+  p$extra <- lapply(p$extra, function(m) m[, keep, drop = FALSE])
   p$times <- p$times[keep]
+  p$balanced <- all(p$observed)
   fake <- setup
   fake$panel <- p
   fake$groups <- lapply(setup$groups, function(g) list(treated = g$treated, t0 = t0 - shift))
   fake$t0_index[!is.na(fake$t0_index)] <- t0 - shift
   fits <- lapply(fake$groups, function(g) {
-    fit_one(fake, g$treated, g$t0, fake$donors, fit$method, predictors, fit_periods)
+    fit_one(fake, g$treated, g$t0, fake$donors, method, predictors, fit_periods)
   })
-  out <- assemble_synth(fake, fits, fit$method, predictors)
-  out$call <- match.call()
-  out$alpha <- fit$alpha
-  out$inference <- "placebo_time"
-  out$setup <- fake
-  out$fit_periods <- fit_periods
-  out
+  smry <- summarise_fits(fake, fits)
+  spec <- fit$spec
+  spec$inference <- "none"
+  spec$pool <- 0
+  spec$predictors <- predictors
+  spec$fit_periods <- fit_periods
+  fake_date <- format(p$times[t0 - shift])
+  synth_result(
+    fake, fits, smry, NULL, spec, fit$alpha, match.call(),
+    estimand = sprintf("placebo ATT: mean gap over the %d periods from the fake date %s to the real treatment, where the true effect is zero",
+                       shift, fake_date),
+    inference_label = sprintf("none: placebo in time, treatment moved back %d period%s to %s (a diagnostic)",
+                              shift, if (shift > 1) "s" else "", fake_date))
 }
 
 #' @rdname synth_placebo_time
 #' @export
-synth_loo <- function(fit, min_weight = 1e-6) {
+synth_loo <- function(fit, min_weight = 1e-6, ...) {
+  check_dots(...)
   check_synth_fit(fit)
-  if (fit$method == "did") {
+  method <- fit$spec$method
+  if (method == "did") {
     abort_mkt("bad_argument", c(
       "Leave-one-out donors is meant for weighted fits ({.code \"sc\"} or {.code \"sdid\"}).",
       i = "Every donor weighs the same in {.code method = \"did\"}."))
   }
   setup <- fit$setup
-  unit_names <- as.character(setup$panel$units)
   drop <- which(fit$weights >= min_weight)
   if (length(setup$donors) < 2L) {
     abort_mkt("no_donors", "Leaving a donor out needs at least two donors.")
   }
+  predictors <- fit$spec$predictors
+  fit_periods <- fit$spec$fit_periods
   rows <- resample_chunks(length(drop), function(idx) {
     lapply(idx, function(k) {
       donors <- setup$donors[-drop[k]]
       fits <- lapply(setup$groups, function(g) {
-        fit_one(setup, g$treated, g$t0, donors, fit$method, fit$predictors, fit$fit_periods)
+        fit_one(setup, g$treated, g$t0, donors, method, predictors, fit_periods)
       })
       n <- vapply(setup$groups, function(g) length(g$treated), numeric(1))
       s <- n / sum(n)
@@ -84,7 +100,7 @@ synth_loo <- function(fit, min_weight = 1e-6) {
         pre_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
         post_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
     })
-  }, chunk_size = 10L, label = "leave-one-out donors")
+  }, chunk_size = 10L, label = "leave-one-out donors", globals = list())
   m <- do.call(rbind, unlist(rows, recursive = FALSE))
   out <- data.frame(term = names(fit$weights)[drop], estimate = m[, "estimate"],
                     pre_rmspe = m[, "pre_rmspe"], post_rmspe = m[, "post_rmspe"],

@@ -4,8 +4,9 @@ test_that("placebo in time backdates the treatment and refits on earlier data", 
   fit <- synth(f99, prop99)
   pt <- synth_placebo_time(fit, shift = 8)
   expect_s3_class(pt, "mkt_synth")
-  expect_identical(pt$inference, "placebo_time")
-  expect_identical(pt$att_fit$first_treated, 1981L)
+  expect_match(pt$inference, "placebo in time")
+  expect_identical(tidy(pt, "fits")$first_treated, 1981L)
+  expect_error(vcov(pt), class = "mktcausal_error_not_available")
   s <- tidy(pt, "series")
   expect_identical(range(s$time), c(1970L, 1988L))
   # The outcome-only fit on 1970-1980 by hand.
@@ -36,4 +37,5 @@ test_that("leave-one-out donors refits without each weighted donor", {
   expect_equal(loo$estimate[1], att, tolerance = 1e-10)
   expect_error(synth_loo(synth(f99, prop99, method = "did")), class = "mktcausal_error_bad_argument")
   expect_error(synth_loo(list()), class = "mktcausal_error_bad_argument")
+  expect_error(synth_loo(fit, min_wieght = 0.1), class = "mktcausal_error_unknown_argument")
 })
