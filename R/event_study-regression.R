@@ -22,7 +22,11 @@ es_regression <- function(prep, method, call = rlang::caller_env()) {
       i = "Drop the periods after the last cohort adopts and use it as control, or use {.code method = \"cs\"} with {.code control = \"not_yet\"}."
     ), call = call)
   }
-  if (!anyNA(prep$Y)) return(es_regression_balanced(prep, method))
+  if (!anyNA(prep$Y)) es_regression_balanced(prep, method) else es_regression_design(prep, method)
+}
+
+# The general path: the indicator design on the observed cells.
+es_regression_design <- function(prep, method) {
   L <- es_long(prep)
   ev <- L$event
   events <- sort(unique(ev[!is.na(ev) & ev != -1L]))

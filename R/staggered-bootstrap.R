@@ -12,8 +12,20 @@ rowsum_clusters <- function(inf, cluster_id) {
 }
 
 # Covariance of estimates from their clustered influence sums S (G x K).
-influence_vcov <- function(S, n) {
-  crossprod(S) / n^2
+# With `blocks` (see bootstrap_blocks()) only the columns each group of rows
+# can touch enter its cross-product, which is exact since S is zero
+# elsewhere.
+influence_vcov <- function(S, n, blocks = NULL) {
+  if (is.null(blocks)) return(crossprod(S) / n^2)
+  K <- ncol(S)
+  V <- matrix(0, K, K)
+  for (q in seq_along(blocks$size)) {
+    cols <- which(blocks$use[q, ] != 0L)
+    if (!length(cols) || blocks$size[q] == 0L) next
+    rows <- blocks$order[blocks$start[q] + seq_len(blocks$size[q]) - 1L]
+    V[cols, cols] <- V[cols, cols] + crossprod(S[rows, cols, drop = FALSE])
+  }
+  V / n^2
 }
 
 # Multiplier bootstrap draws (n_draws x length(cols)) of the columns `cols`

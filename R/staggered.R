@@ -17,7 +17,12 @@
 #' cells at once in compiled code. Covariates enter through their
 #' (time-invariant) unit values; a covariate that varies within a unit is an
 #' error. As in the did package, the doubly robust and IPW estimators drop
-#' control units whose estimated propensity score is 0.995 or more.
+#' control units whose estimated propensity score is 0.995 or more. The
+#' nuisance models (propensity score, outcome-regression design) depend on
+#' a cell only through its units, so cells that share a cohort and a control
+#' group on a complete panel share one fit (one per cohort with
+#' never-treated controls), and their changes in the outcome are projected
+#' together.
 #'
 #' @section Base period and controls:
 #' With `base_period = "varying"` a pre-treatment cell compares period `t`
@@ -40,12 +45,15 @@
 #' statistic across all cells, hence simultaneous (uniform) bands. On a
 #' balanced panel without covariates clustered by unit, the draws are
 #' computed from multiplier-weighted cohort sums of the outcomes rather than
-#' from the N x K influence matrix (same multipliers, much less work).
+#' from the N x K influence matrix (same multipliers, much less work);
+#' otherwise each group of clusters is multiplied only into the cells its
+#' cohorts enter. `vcov()` is the covariance of the cells from the clustered
+#' influence functions (its diagonal gives `std.error`).
 #'
 #' @section Data handling:
 #' * Units treated in the first period (or, with anticipation, before any
 #'   clean base period exists) have no untreated base period: they are
-#'   dropped with a warning and listed in `$dropped_units`.
+#'   dropped with a warning and listed in `tidy(fit, "dropped_units")`.
 #' * A treatment that switches off is an error (the estimator needs absorbing
 #'   treatment); so is `control = "never"` without never-treated units.
 #' * Unbalanced panels: each ATT(g,t) uses the units observed in both
@@ -142,24 +150,22 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
 
   n <- prep$n
   S <- rowsum_clusters(est$inf, prep$cluster_id)
-  ss <- if (is.null(est$sumsq) || anyDuplicated(prep$cluster_id)) colSums(S * S) else est$sumsq
+  # Which clusters can touch which cells: the covariance and the bootstrap
+  # skip the zeros of S.
+  blocks <- bootstrap_blocks(prep$cohort, prep$cluster_id,
+                             staggered_cell_uses(prep, cells, not_yet))
+  V <- influence_vcov(S, n, blocks)
+  ss <- if (is.null(est$sumsq) || anyDuplicated(prep$cluster_id)) diag(V) * n^2 else est$sumsq
   se <- sqrt(ss) / n
   se[se <= sqrt(.Machine$double.eps) * 10 | is.na(cells$estimate)] <- NA_real_
   cells$std.error <- se
   seed <- draw_cpp_seed()
   draws_fun <- NULL
-  blocks <- NULL
-  if (n_draws > 0L) {
-    if (!covariates && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
-      draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_draws, seed)
-    } else {
-      blocks <- bootstrap_blocks(prep$cohort, prep$cluster_id,
-                                 staggered_cell_uses(prep, cells, not_yet))
-    }
+  if (n_draws > 0L && !covariates && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
+    draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_draws, seed)
   }
   boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks)
 
-  V <- influence_vcov(S, n)
   na_cell <- is.na(cells$estimate)
   V[na_cell, ] <- NA_real_
   V[, na_cell] <- NA_real_
@@ -223,21 +229,23 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   covs <- panel$vars$covariates
   X <- NULL
   if (length(covs)) {
+    obs <- panel$observed
+    first_col <- if (panel$balanced) rep(1L, N) else max.col(obs, ties.method = "first")
     X <- vapply(covs, function(v) {
       m <- panel$X[[v]]
-      m[!panel$observed] <- NA
-      lo <- apply(m, 1, min, na.rm = TRUE)
-      hi <- apply(m, 1, max, na.rm = TRUE)
-      if (any(suppressWarnings(hi - lo) > 1e-10 * pmax(1, abs(lo)), na.rm = TRUE) ||
-          anyNA(m[panel$observed])) {
-        bad <- unit_names[which(hi - lo > 1e-10 * pmax(1, abs(lo)) | rowSums(is.na(m) & panel$observed) > 0)]
+      first <- m[cbind(seq_len(N), first_col)]
+      # Relative deviation from the unit's first observed value.
+      dev <- abs(m - first) > 1e-10 * pmax(1, abs(first))
+      bad_unit <- rowSums(obs & (is.na(dev) | dev)) > 0
+      if (any(bad_unit)) {
+        bad <- unit_names[bad_unit]
         abort_mkt("varies_within_unit", c(
           "The covariate {.field {v}} varies within {length(bad)} unit{?s} or is missing, e.g. {.val {utils::head(bad, 3)}}.",
           x = "Covariates of {.fn staggered} must be fixed unit characteristics.",
           i = "Use the value in a pre-treatment period (or the unit mean) for every row of the unit."
         ), call = call)
       }
-      lo
+      unname(first)
     }, numeric(N))
     X <- matrix(X, nrow = N, dimnames = list(NULL, covs))
   }
@@ -340,53 +348,54 @@ staggered_gt_covariates <- function(prep, cells, method, not_yet) {
   note <- character(K)
   Xint <- cbind("(Intercept)" = 1, prep$X)
   kx <- ncol(Xint)
-  cache <- list()
-  for (k in seq_len(K)) {
-    g <- cells$group_idx[k]
-    treated <- prep$cohort == g
-    ctrl <- prep$cohort == 0L |
-      (not_yet & prep$cohort > cells$control_after[k] & prep$cohort != g)
-    dy <- prep$Y[, cells$time_idx[k]] - prep$Y[, cells$base_idx[k]]
-    cand <- treated | ctrl
-    use <- cand & !is.na(dy)
-    n1[k] <- sum(treated & use)
-    n0[k] <- sum(ctrl & use)
-    if (n1[k] == 0L) {
-      note[k] <- cell_notes(1L)
+  complete <- !anyNA(prep$Y)
+  cohorts <- sort(unique(prep$cohort))
+  ctrl_sets <- lapply(seq_len(K), function(k) {
+    cohorts[cohorts == 0L |
+              (not_yet & cohorts > cells$control_after[k] & cohorts != cells$group_idx[k])]
+  })
+  # Cells that share their cohort and control cohorts share their units on
+  # a complete panel: one group, fitted together.
+  key <- paste(cells$group_idx, vapply(ctrl_sets, paste, character(1), collapse = ","))
+  group <- if (complete) match(key, unique(key)) else seq_len(K)
+  for (q in unique(group)) {
+    ks <- which(group == q)
+    g <- cells$group_idx[ks[1]]
+    ids <- which(prep$cohort == g | prep$cohort %in% ctrl_sets[[ks[1]]])
+    if (!complete) {
+      # One cell per group here: the units observed in both of its periods.
+      dy1 <- prep$Y[ids, cells$time_idx[ks]] - prep$Y[ids, cells$base_idx[ks]]
+      ids <- ids[!is.na(dy1)]
+    }
+    D <- as.numeric(prep$cohort[ids] == g)
+    n1[ks] <- sum(D)
+    n0[ks] <- length(ids) - sum(D)
+    if (n1[ks[1]] == 0L) {
+      note[ks] <- cell_notes(1L)
       next
     }
-    if (n0[k] == 0L) {
-      note[k] <- cell_notes(2L)
+    if (n0[ks[1]] == 0L) {
+      note[ks] <- cell_notes(2L)
       next
     }
-    if (cells$time_idx[k] == cells$base_idx[k]) {
-      att[k] <- 0
+    base <- cells$time_idx[ks] == cells$base_idx[ks]
+    att[ks[base]] <- 0
+    ks <- ks[!base]
+    if (!length(ks)) next
+    if (n0[ks[1]] <= kx || (method != "reg" && length(ids) <= kx + 1L)) {
+      note[ks] <- "too few units to fit the covariates"
       next
     }
-    if (n0[k] <= kx || (method != "reg" && n1[k] + n0[k] <= kx + 1L)) {
-      note[k] <- "too few units to fit the covariates"
-      next
-    }
-    # The set of units used: its cohort and controls when none is missing in
-    # the two periods (the usual case), else the exact set.
-    key <- if (sum(use) == sum(cand)) {
-      paste(g, paste(sort(unique(prep$cohort[ctrl])), collapse = ","))
-    } else {
-      NULL
-    }
-    nuis <- if (!is.null(key)) cache[[key]]
-    if (is.null(nuis)) {
-      nuis <- sz_nuisance(as.numeric(treated[use]), Xint[use, , drop = FALSE],
-                          prep$w[use], method)
-      if (!is.null(key)) cache[[key]] <- nuis
-    }
+    nuis <- sz_nuisance(D, Xint[ids, , drop = FALSE], prep$w[ids], method)
     if (is.character(nuis)) {
-      note[k] <- nuis
+      note[ks] <- nuis
       next
     }
-    r <- sz_panel_did(dy[use], nuis, method)
-    att[k] <- r$att
-    inf[use, k] <- r$inf * n / sum(use)
+    dY <- prep$Y[ids, cells$time_idx[ks], drop = FALSE] -
+      prep$Y[ids, cells$base_idx[ks], drop = FALSE]
+    r <- sz_panel_did(dY, nuis, method)
+    att[ks] <- r$att
+    inf[ids, ks] <- r$inf * (n / length(ids))
   }
   list(att = att, n_treated = n1, n_control = n0, note = note, inf = inf)
 }
@@ -416,12 +425,10 @@ sz_nuisance <- function(D, X, w, method) {
     out$M <- solve(crossprod(w_ols * X, X) / n)
   }
   if (method != "reg") {
-    ps <- suppressWarnings(stats::glm.fit(X, D, weights = w, family = stats::binomial()))
-    if (ps$rank < k || !ps$converged) return("propensity score model did not converge")
-    p <- pmin(ps$fitted.values, 1 - 1e-6)
-    # vcov of the logit as glm reports it (unit dispersion), times n.
-    H <- chol2inv(ps$qr$qr[seq_len(k), seq_len(k), drop = FALSE]) * n
-    out$lin_ps <- (w * (D - p) * X) %*% H
+    ps <- logit_fit(X, D, w)
+    if (is.null(ps)) return("propensity score model did not converge")
+    p <- pmin(ps$p, 1 - 1e-6)
+    out$lin_ps <- (w * (D - p) * X) %*% (ps$vcov * n)
     keep <- ifelse(D == 1, p < 1.01, p < 0.995)
     out$w1 <- keep * w * D
     out$w0 <- keep * w * p * (1 - D) / (1 - p)
@@ -430,43 +437,96 @@ sz_nuisance <- function(D, X, w, method) {
   out
 }
 
-# Sant'Anna & Zhao (2020) panel DiD estimators on the change dy, given the
-# nuisance parts of sz_nuisance(): outcome regression, stabilised IPW and
-# the locally efficient doubly robust one, with their influence functions.
-sz_panel_did <- function(dy, nuis, method) {
+# Weighted logistic regression of D on X by Newton's method, to full
+# precision: fitted probabilities and the covariance of the coefficients
+# (X'WX)^-1 at the fit, as glm reports it. Much less overhead than glm.fit()
+# for the small designs of the propensity score; a fit that does not
+# converge falls back to glm.fit(), and NULL means it failed there too.
+logit_fit <- function(X, D, w, max_iter = 50L) {
+  k <- ncol(X)
+  mu <- (w * D + 0.5) / (w + 1)
+  eta <- log(mu / (1 - mu))
+  beta <- NULL
+  dev_old <- Inf
+  converged <- FALSE
+  for (it in seq_len(max_iter)) {
+    vw <- w * mu * (1 - mu)
+    z <- eta + (D - mu) / (mu * (1 - mu))
+    XtW <- t(X * vw)
+    beta_new <- tryCatch(solve(XtW %*% X, XtW %*% z), error = function(e) NULL)
+    if (is.null(beta_new) || anyNA(beta_new)) break
+    eta <- drop(X %*% beta_new)
+    mu <- 1 / (1 + exp(-eta))
+    dev <- -2 * sum(w * ifelse(D == 1, log(mu), log1p(-mu)))
+    if (!is.finite(dev)) break
+    if (!is.null(beta) && max(abs(beta_new - beta)) <= 1e-12 * max(1, max(abs(beta_new))) &&
+        abs(dev - dev_old) <= 1e-12 * (abs(dev) + 0.1)) {
+      converged <- TRUE
+      beta <- beta_new
+      break
+    }
+    beta <- beta_new
+    dev_old <- dev
+  }
+  if (converged && all(mu > 1e-10 & mu < 1 - 1e-10)) {
+    vw <- w * mu * (1 - mu)
+    qw <- qr(X * sqrt(vw))
+    if (qw$rank == k) return(list(p = mu, vcov = chol2inv(qr.R(qw))))
+  }
+  ps <- suppressWarnings(stats::glm.fit(X, D, weights = w, family = stats::binomial()))
+  if (ps$rank < k || !ps$converged) return(NULL)
+  list(p = ps$fitted.values, vcov = chol2inv(ps$qr$qr[seq_len(k), seq_len(k), drop = FALSE]))
+}
+
+# Sant'Anna & Zhao (2020) panel DiD estimators on the changes dY (units x
+# cells, all cells on the same units), given the nuisance parts of
+# sz_nuisance(): outcome regression, stabilised IPW and the locally
+# efficient doubly robust one, with their influence functions (units x
+# cells).
+sz_panel_did <- function(dY, nuis, method) {
   X <- nuis$X
   w <- nuis$w
   D <- nuis$D
+  n <- nuis$n
+  dY <- as.matrix(dY)
+  cols <- rep(1, ncol(dY))
   if (method != "ipw") {
-    beta <- qr.coef(nuis$qr0, dy[nuis$c0] * nuis$sw0)
-    out <- drop(X %*% beta)
-    # lin_ols %*% v without forming lin_ols (n x k): the OLS residual of each
-    # control times x_i' M v.
-    e_ols <- nuis$w_ols * (dy - out)
-    lin_ols <- function(v) e_ols * drop(X %*% (nuis$M %*% v))
+    beta <- qr.coef(nuis$qr0, dY[nuis$c0, , drop = FALSE] * nuis$sw0)
+    out <- X %*% beta
+    # The OLS part of the influence function, lin_ols %*% v for the v that
+    # does not depend on the cell: each control's residual times x_i' M v.
+    e_ols <- nuis$w_ols * (dY - out)
+    xm <- function(v) drop(X %*% (nuis$M %*% v))
   }
   if (method == "reg") {
     w1 <- w * D
-    eta1 <- mean(w1 * dy) / mean(w1)
-    eta0 <- mean(w1 * out) / mean(w1)
-    inf_t <- (w1 * dy - w1 * eta1) / mean(w1)
-    inf_c <- (w1 * out - w1 * eta0 + lin_ols(colMeans(w1 * X))) / mean(w1)
+    m1 <- mean(w1)
+    eta1 <- colSums(w1 * dY) / n / m1
+    eta0 <- colSums(w1 * out) / n / m1
+    inf_t <- (w1 * dY - w1 %o% eta1) / m1
+    inf_c <- (w1 * out - w1 %o% eta0 + e_ols * xm(colMeans(w1 * X))) / m1
   } else if (method == "ipw") {
     w1 <- nuis$w1
     w0 <- nuis$w0
-    eta1 <- mean(w1 * dy) / mean(w1)
-    eta0 <- mean(w0 * dy) / mean(w0)
-    inf_t <- (w1 * dy - w1 * eta1) / mean(w1)
-    inf_c <- (w0 * dy - w0 * eta0 + nuis$lin_ps %*% colMeans(w0 * (dy - eta0) * X)) / mean(w0)
+    m1 <- mean(w1)
+    m0 <- mean(w0)
+    eta1 <- colSums(w1 * dY) / n / m1
+    eta0 <- colSums(w0 * dY) / n / m0
+    r0 <- dY - rep(eta0, each = nrow(dY))
+    inf_t <- (w1 * dY - w1 %o% eta1) / m1
+    inf_c <- (w0 * r0 + nuis$lin_ps %*% (crossprod(X, w0 * r0) / n)) / m0
   } else {
     w1 <- nuis$w1
     w0 <- nuis$w0
-    r <- dy - out
-    eta1 <- mean(w1 * r) / mean(w1)
-    eta0 <- mean(w0 * r) / mean(w0)
-    inf_t <- (w1 * r - w1 * eta1 - lin_ols(colMeans(w1 * X))) / mean(w1)
-    inf_c <- (w0 * r - w0 * eta0 + nuis$lin_ps %*% colMeans(w0 * (r - eta0) * X) -
-                lin_ols(colMeans(w0 * X))) / mean(w0)
+    m1 <- mean(w1)
+    m0 <- mean(w0)
+    r <- dY - out
+    eta1 <- colSums(w1 * r) / n / m1
+    eta0 <- colSums(w0 * r) / n / m0
+    r0 <- r - rep(eta0, each = nrow(r))
+    inf_t <- (w1 * (r - rep(eta1, each = nrow(r))) - e_ols * xm(colMeans(w1 * X))) / m1
+    inf_c <- (w0 * r0 + nuis$lin_ps %*% (crossprod(X, w0 * r0) / n) -
+                e_ols * xm(colMeans(w0 * X))) / m0
   }
-  list(att = eta1 - eta0, inf = drop(inf_t - inf_c))
+  list(att = eta1 - eta0, inf = inf_t - inf_c)
 }

@@ -182,3 +182,27 @@ test_that("unit weights act as frequency weights in every estimator", {
   expect_error(event_study(y ~ post | id + t, transform(d, w = t), method = "sa", weights = "w"),
                class = "mktcausal_error_varies_within_unit")
 })
+
+test_that("balanced panels: the cohort-by-period moments give the design-matrix answers", {
+  d <- sim_staggered(n = 150, noise = 1, seed = 41)
+  d$pop <- round(d$pop, 1)
+  panel <- mkt_panel(y ~ post | unit + time, d, cluster = "market", weights = "pop")
+  prep <- mktcausal:::staggered_prepare(panel, "not_yet", 0L)
+  no_never <- mkt_panel(y ~ post | unit + time, d[d$cohort > 0, ], weights = "pop")
+  prep_nn <- mktcausal:::staggered_prepare(no_never, "not_yet", 0L)
+  for (m in c("sa", "twfe")) {
+    fast <- mktcausal:::es_regression_balanced(prep, m)
+    slow <- mktcausal:::es_regression_design(prep, m)
+    expect_identical(fast$event, slow$event)
+    expect_equal(fast$estimate, slow$estimate, tolerance = 1e-9)
+    expect_equal(fast$vcov, slow$vcov, tolerance = 1e-9)
+  }
+  # Without never-treated units the TWFE design is rank deficient: the same
+  # column is dropped on both paths.
+  fast <- mktcausal:::es_regression_balanced(prep_nn, "twfe")
+  slow <- mktcausal:::es_regression_design(prep_nn, "twfe")
+  expect_identical(is.na(fast$estimate), is.na(slow$estimate))
+  expect_true(any(is.na(fast$estimate)))
+  expect_equal(fast$estimate, slow$estimate, tolerance = 1e-9)
+  expect_equal(fast$vcov, slow$vcov, tolerance = 1e-9)
+})

@@ -223,6 +223,28 @@ test_that("the cohort-sum bootstrap gives the same draws as the influence-matrix
   }
 })
 
+test_that("the block bootstrap (covariates, clusters) gives the dense draws, for any thread count", {
+  d <- sim_staggered(n = 300, noise = 1, seed = 14)
+  d$x <- stats::rnorm(300)[d$unit]
+  old <- mkt_threads()
+  on.exit(mkt_threads(old))
+  for (cl in list(NULL, "market")) {
+    fits <- lapply(1:2, function(th) {
+      mkt_threads(th)
+      set.seed(6)
+      staggered(y ~ post + x | unit + time, d, control = "not_yet", cluster = cl, n_draws = 200)
+    })
+    expect_identical(fits[[1]]$boot_se, fits[[2]]$boot_se)
+    expect_identical(fits[[1]]$crit, fits[[2]]$crit)
+    fit <- fits[[1]]
+    S <- rowsum(fit$inf, fit$cluster_id, reorder = FALSE)
+    dense <- staggered_bootstrap(S, fit$n$units, 200L, fit$seed, 0.05)
+    expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
+    expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
+    expect_equal(unname(vcov(fit)), crossprod(S) / fit$n$units^2, tolerance = 1e-12)
+  }
+})
+
 test_that("Date periods and data.table input give the same effects", {
   skip_if_not_installed("data.table")
   d <- sim_staggered(n = 150, noise = 1, seed = 17)
