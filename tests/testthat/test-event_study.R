@@ -100,6 +100,16 @@ test_that("one output shape for the four methods; methods work", {
                class = "mktcausal_error_bad_choice")
   expect_error(event_study(lemp ~ post | countyreal + year, d, n_sim = 10),
                class = "mktcausal_error_unknown_argument")
+  # A panel in place of the formula gives the same fit; it must carry the
+  # cluster named.
+  p <- mkt_panel(lemp ~ post | countyreal + year, d)
+  set.seed(2)
+  from_panel <- event_study(p, method = "sa", n_draws = 50)
+  set.seed(2)
+  from_formula <- event_study(lemp ~ post | countyreal + year, d, method = "sa", n_draws = 50)
+  expect_identical(tidy(from_panel), tidy(from_formula))
+  expect_error(event_study(p, method = "sa", cluster = "state"),
+               class = "mktcausal_error_bad_argument")
   # The CS sub-estimator and its options are named arguments, not `...`.
   set.seed(1)
   a <- event_study(lemp ~ post + lpop | countyreal + year, d, method = "cs", cs_method = "reg",

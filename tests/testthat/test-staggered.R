@@ -148,6 +148,15 @@ test_that("unbalanced panels use units observed in both periods of a cell", {
   uses4 <- td$time == 4 | (td$time == 5 & td$event < 0)
   expect_equal(td$estimate[uses4], tf$estimate[uses4], tolerance = 1e-12)
   expect_identical(fit$n$units, 200L)
+  # The same with a covariate: cells are fitted on their own units.
+  d$x <- stats::rnorm(200)[d$unit]
+  for (m in c("dr", "ipw", "reg")) {
+    fit <- staggered(y ~ post + x | unit + time, d[!drop, ], method = m, n_draws = 0)
+    full <- staggered(y ~ post + x | unit + time, d[!(d$unit %in% 1:30), ], method = m,
+                      n_draws = 0)
+    expect_equal(tidy(fit)$estimate[uses4], tidy(full)$estimate[uses4], tolerance = 1e-10)
+    expect_false(isTRUE(all.equal(tidy(fit)$estimate[untouched], tidy(full)$estimate[untouched])))
+  }
 })
 
 test_that("a cohort with no unit observed in a cell gives NA with a reason", {
