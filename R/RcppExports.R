@@ -69,6 +69,14 @@ cpp_staggered_boot_cohort <- function(y, w, cohort_slot, order, H, cell_time, ce
     .Call(`_mktcausal_cpp_staggered_boot_cohort`, y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads)
 }
 
+cpp_staggered_boot_blocks <- function(S, n, B, seed, order, start, size, use, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot_blocks`, S, n, B, seed, order, start, size, use, threads)
+}
+
+cpp_cluster_cohort_moments <- function(y, w, slot, H, order, cluster) {
+    .Call(`_mktcausal_cpp_cluster_cohort_moments`, y, w, slot, H, order, cluster)
+}
+
 cpp_simplex_ls <- function(X, y, eta, w0, tol, max_iter) {
     .Call(`_mktcausal_cpp_simplex_ls`, X, y, eta, w0, tol, max_iter)
 }

@@ -24,32 +24,45 @@
 #' Never-treated units are the untreated group. The treatment must be an
 #' absorbing 0/1 indicator, and the formula may not contain covariates.
 #'
-#' @param formula `outcome ~ treatment | unit + time`, see [mkt_panel()].
+#' @param formula `outcome ~ treatment | unit + time`, see [mkt_panel()],
+#'   or a [mkt_panel()] in place of the formula.
 #' @param data A long data frame, tibble or data.table.
-#' @return An object of class `c("mkt_bacon", "mkt_fit")` with `twfe` (the
-#'   coefficient), `comparisons` (the table `tidy()` returns) and `dropped`.
-#'   `tidy()` gives one row per 2x2 comparison: `treated` and `control` (the
-#'   cohorts' first treated periods; `NA` control for never treated),
-#'   `type`, `estimate`, `weight` (summing to one); `glance()` gives the TWFE
-#'   coefficient and the weight and average estimate by type.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_bacon", "mkt_fit")` (see [mkt_fit]). Its
+#'   estimates are the TWFE coefficient (term `"TWFE"`) and, for each type
+#'   of comparison, the weighted average of its 2x2 estimates, with the
+#'   column `weight` (the type's total weight; the TWFE row has weight 1).
+#'   The decomposition is an identity of point estimates, so the fit has no
+#'   standard errors or `vcov()`. `tidy(fit, "comparisons")` gives one row
+#'   per 2x2 comparison: `treated` and `control` (the cohorts' first treated
+#'   periods; `NA` control for never treated), `type`, `estimate` and
+#'   `weight` (summing to one). `glance()` adds the TWFE coefficient, the
+#'   weighted sum of the 2x2 estimates and the weight of comparisons that use
+#'   already-treated units as controls.
 #' @references Goodman-Bacon, A. (2021). Difference-in-differences with
 #'   variation in treatment timing. *Journal of Econometrics* 225(2),
 #'   254-277.
 #' @examples
 #' b <- bacon(l_homicide ~ post | state + year, castle)
 #' b
-#' head(tidy(b))
-#' sum(tidy(b)$estimate * tidy(b)$weight)
+#' head(tidy(b, "comparisons"))
+#' plot(b)
 #' @export
-bacon <- function(formula, data) {
-  panel <- mkt_panel(formula, data)
-  require_binary_treatment(panel, "bacon")
+bacon <- function(formula, data, ...) {
+  check_dots(...)
+  panel <- as_panel(formula, data)
+  bacon_fit(panel, call = match.call())
+}
+
+# The core of bacon(): the decomposition of the panel's TWFE coefficient.
+bacon_fit <- function(panel, call = NULL, error_call = rlang::caller_env()) {
+  require_binary_treatment(panel, "bacon", call = error_call)
   if (length(panel$vars$covariates)) {
     abort_mkt("covariates_not_supported", c(
       "{.fn bacon} decomposes the TWFE estimator without covariates.",
       x = "The formula has covariates {.field {panel$vars$covariates}}.",
       i = "Drop them from the formula, or partial them out of the outcome first."
-    ))
+    ), call = error_call)
   }
   complete <- rowSums(!panel$observed) == 0
   dropped <- panel$units[!complete]
@@ -63,13 +76,13 @@ bacon <- function(formula, data) {
   D <- panel$D[complete, , drop = FALSE]
   Tn <- ncol(Y)
   N <- nrow(Y)
-  first <- match(as.character(panel$cohort[complete]), as.character(panel$times))
+  first <- unname(panel$cohort_index[complete])
   first[is.na(first)] <- Tn + 1L  # never treated: "adopts" after the sample
   if (length(unique(first)) < 2L) {
     abort_mkt("no_variation", c(
       "All units share the same treatment timing, so there is no 2x2 comparison.",
       i = "The decomposition needs at least two timing groups (cohorts or never treated)."
-    ))
+    ), call = error_call)
   }
   # TWFE by the within transformation (exact on a balanced panel).
   Dt <- D - rowMeans(D) - rep(colMeans(D), each = N) + mean(D)
@@ -123,81 +136,39 @@ bacon <- function(formula, data) {
     weight = vapply(rows, `[[`, numeric(1), 5),
     stringsAsFactors = FALSE
   )
-  structure(list(
-    twfe = twfe, comparisons = tab, times = panel$times, dropped = dropped,
-    n_units = N, n_periods = Tn, vars = panel$vars
-  ), class = c("mkt_bacon", "mkt_fit"))
-}
-
-#' Methods for the Goodman-Bacon decomposition
-#'
-#' @param x A [bacon()] fit.
-#' @param ... Unused.
-#' @return `tidy()`: one row per 2x2 comparison (`term`, `treated`,
-#'   `control`, `type`, `estimate`, `weight`); `glance()`: one row with the
-#'   TWFE coefficient, the weighted sum of the 2x2 estimates and the weight
-#'   of comparisons that use already-treated units as controls; `plot()`: a
-#'   ggplot of estimate against weight by type, with the TWFE coefficient as
-#'   a horizontal line.
-#' @name bacon-methods
-#' @examples
-#' b <- bacon(l_homicide ~ post | state + year, castle)
-#' glance(b)
-#' plot(b)
-NULL
-
-#' @rdname bacon-methods
-#' @export
-tidy.mkt_bacon <- function(x, ...) {
-  tab <- x$comparisons
-  treated <- x$times[tab$treated_idx]
-  control <- x$times[tab$control_idx]
-  data.frame(
+  times <- panel$times
+  treated <- times[tab$treated_idx]
+  control <- times[tab$control_idx]
+  comparisons <- data.frame(
     term = paste0(as.character(treated), " vs ",
                   ifelse(is.na(tab$control_idx), "never", as.character(control))),
     treated = treated, control = control, type = tab$type,
     estimate = tab$estimate, weight = tab$weight, stringsAsFactors = FALSE
   )
-}
-
-#' @rdname bacon-methods
-#' @export
-glance.mkt_bacon <- function(x, ...) {
-  tab <- x$comparisons
-  bad <- tab$type %in% c("Later vs Earlier Treated", "Later vs Always Treated")
-  data.frame(
-    twfe = x$twfe, weighted_sum = sum(tab$estimate * tab$weight),
-    weight_already_treated_controls = sum(tab$weight[bad]),
-    n_comparisons = nrow(tab), n_units = x$n_units, n_periods = x$n_periods,
-    n_dropped_units = length(x$dropped)
+  types <- unique(tab$type)
+  by_type <- vapply(types, function(ty) {
+    s <- tab[tab$type == ty, ]
+    c(sum(s$weight), sum(s$weight * s$estimate) / sum(s$weight))
+  }, numeric(2))
+  estimates <- data.frame(term = c("TWFE", types), estimate = c(twfe, by_type[2, ]),
+                          weight = c(1, by_type[1, ]), stringsAsFactors = FALSE)
+  already <- tab$type %in% c("Later vs Earlier Treated", "Later vs Always Treated")
+  new_fit(
+    "bacon", estimates = estimates,
+    method = "Goodman-Bacon decomposition of two-way fixed effects",
+    estimand = "the static TWFE coefficient on the treatment, as a weighted average of 2x2 DiD comparisons",
+    inference = "none: the decomposition is an identity of point estimates",
+    alpha = 0.05,
+    n = list(obs = N * Tn, units = N, periods = Tn, treated = sum(first <= Tn),
+             clusters = NA_integer_, cohorts = length(unique(first[first <= Tn]))),
+    call = call, vcov = NULL,
+    no_vcov = "the decomposition is an identity of point estimates, without a sampling distribution",
+    vars = panel$vars,
+    glance = list(twfe = twfe, weighted_sum = sum(tab$estimate * tab$weight),
+                  weight_already_treated_controls = sum(tab$weight[already]),
+                  n_comparisons = nrow(tab), n_dropped_units = length(dropped)),
+    tables = list(comparisons = comparisons),
+    twfe = twfe, comparisons = tab, times = times, dropped = dropped,
+    print_columns = c(weight = "weight")
   )
-}
-
-#' @rdname bacon-methods
-#' @export
-print.mkt_bacon <- function(x, ...) {
-  g <- glance.mkt_bacon(x)
-  cat(sprintf("<mkt_bacon> Goodman-Bacon decomposition: TWFE = %.4f from %d 2x2 comparisons\n",
-              g$twfe, g$n_comparisons))
-  tab <- x$comparisons
-  by_type <- do.call(rbind, lapply(split(tab, factor(tab$type, unique(tab$type))), function(s) {
-    data.frame(type = s$type[1], weight = sum(s$weight),
-               avg_estimate = sum(s$weight * s$estimate) / sum(s$weight))
-  }))
-  print.data.frame(by_type, row.names = FALSE, digits = 4)
-  if (g$n_dropped_units) cat(sprintf("%d unbalanced units dropped\n", g$n_dropped_units))
-  invisible(x)
-}
-
-#' @rdname bacon-methods
-#' @export
-plot.mkt_bacon <- function(x, ...) {
-  td <- tidy.mkt_bacon(x)
-  ggplot2::ggplot(td, ggplot2::aes(x = .data$weight, y = .data$estimate, colour = .data$type,
-                                   shape = .data$type)) +
-    ggplot2::geom_hline(yintercept = x$twfe, linetype = "dashed") +
-    ggplot2::geom_point(size = 2.5) +
-    ggplot2::labs(x = "weight", y = "2x2 estimate", colour = NULL, shape = NULL,
-                  caption = sprintf("dashed line: TWFE = %.4f", x$twfe)) +
-    ggplot2::theme_minimal()
 }

@@ -32,7 +32,7 @@
 #' the target either side of its estimate, widened while the set touches an
 #' end) and then refines both ends by testing two successively finer
 #' grids inside the boundary cells (`refine = FALSE` keeps the grid values). The hybrid's least-favourable critical value is simulated
-#' from `n_sim` normal draws taken from R's generator, reproducible with
+#' from `n_draws` normal draws taken from R's generator, reproducible with
 #' [set.seed()]; the same draws serve every restriction and every `Mbar`.
 #'
 #' The breakdown value is the largest `M` (or `Mbar`) at which a zero
@@ -53,21 +53,27 @@
 #'   over post-periods), one post-period event time (for a fit: the event
 #'   time itself, for example `2`; for a vector: its position), or a numeric
 #'   weight vector with one entry per post-period.
-#' @param method For relative magnitudes: `"hybrid"` (conditional test with
-#'   a least-favourable first stage of size `alpha / 10`) or
-#'   `"conditional"`.
+#' @param inference For relative magnitudes, the test inverted into the
+#'   set: `"hybrid"` (conditional test with a least-favourable first stage
+#'   of size `alpha / 10`) or `"conditional"`. Smoothness sets are always
+#'   the FLCI.
 #' @param alpha Significance level.
-#' @param n_sim Draws for the least-favourable critical value.
+#' @param n_draws Draws for the least-favourable critical value.
 #' @param grid_points,grid_lb,grid_ub The grid of target values tested for
 #'   relative magnitudes; `NULL` bounds give the default grid.
 #' @param refine Refine the ends of relative-magnitude sets beyond the grid.
 #' @param breakdown Compute the breakdown value.
-#' @param ... Passed to methods: `sigma` and `n_pre` for a numeric vector.
-#' @return An object of class `c("mkt_honest", "mkt_fit")`: `table` (what
-#'   `tidy()` returns: one row per value of `M`, plus the conventional
-#'   interval, with `term`, `M`, `conf.low`, `conf.high`, `method`),
-#'   `breakdown`, `estimate` and `std.error` of the target, `weights` (the
-#'   target vector `l`), and the settings.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_honest", "mkt_fit")` (see [mkt_fit]). Its
+#'   estimates have one row for the conventional interval (term
+#'   `"original"`) and one per value of `M` (terms `"M = 0.5"`): `estimate`
+#'   is the target's estimate on every row, `std.error` its standard error
+#'   (original row), `conf.low` and `conf.high` the sets, with the columns
+#'   `M`, `method` (`"original"`, `"C-LF"`, `"Conditional"` or `"FLCI"`),
+#'   `open` (the set reached the end of its grid) and `target`. The sets are
+#'   not Wald intervals, so the fit has no `vcov()`. `glance()` adds the
+#'   breakdown value; the fit also holds `breakdown`, `estimate`,
+#'   `std.error` and `weights` (the target vector `l`).
 #' @references Rambachan, A. and Roth, J. (2023). A more credible approach
 #'   to parallel trends. *Review of Economic Studies* 90(5), 2555-2591.
 #'
@@ -82,18 +88,35 @@
 #' es <- event_study(lemp ~ post | countyreal + year, mpdta, method = "sa")
 #' set.seed(1)
 #' hs <- honest_sensitivity(es, "relative_magnitudes", M = c(0, 0.5, 1))
-#' tidy(hs)
+#' hs
 #' honest_sensitivity(es, "smoothness", M = c(0, 0.01, 0.02))
 #' @export
 honest_sensitivity <- function(object, ...) UseMethod("honest_sensitivity")
 
 #' @rdname honest_sensitivity
 #' @export
+honest_sensitivity.default <- function(object, ...) {
+  abort_mkt("honest_input", c(
+    "{.fn honest_sensitivity} needs an {.fn event_study} fit or a numeric vector of coefficients.",
+    x = "You supplied {.obj_type_friendly {object}}."
+  ))
+}
+
+#' @rdname honest_sensitivity
+#' @export
 honest_sensitivity.mkt_event_study <- function(object,
                                                type = c("relative_magnitudes", "smoothness"),
-                                               M = NULL, target = "first", ...) {
-  tab <- object$table
-  if (identical(object$method, "imputation")) {
+                                               M = NULL, target = "first",
+                                               inference = c("hybrid", "conditional"),
+                                               alpha = 0.05, n_draws = 1000,
+                                               grid_points = 1000, grid_lb = NULL,
+                                               grid_ub = NULL, refine = TRUE,
+                                               breakdown = TRUE, ...) {
+  check_dots(...)
+  type <- check_choice(type)
+  inference <- check_choice(inference)
+  tab <- object$estimates
+  if (identical(object$estimator, "imputation")) {
     abort_mkt("honest_input", c(
       "The imputation estimator's pre-period coefficients are not relative to the period before adoption.",
       i = "Use `event_study(..., method = \"cs\")`, \"sa\" or \"twfe\" for `honest_sensitivity()`."
@@ -134,8 +157,13 @@ honest_sensitivity.mkt_event_study <- function(object,
     }
     target <- match(target, post_events)
   }
-  out <- honest_sensitivity.numeric(tab$estimate[keep], sigma = object$vcov[keep, keep, drop = FALSE],
-                                    n_pre = sum(ev < r), type = type, M = M, target = target, ...)
+  out <- honest_fit(tab$estimate[keep], sigma = object$vcov[keep, keep, drop = FALSE],
+                    n_pre = sum(ev < r), type = type, M = M, target = target,
+                    inference = inference, alpha = alpha, n_draws = n_draws,
+                    grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
+                    refine = refine, breakdown = breakdown, n = object$n,
+                    vars = object$vars, call = method_call(match.call(), "honest_sensitivity"),
+                    post_events = post_events)
   out$events <- ev
   out$post_events <- post_events
   out
@@ -148,13 +176,32 @@ honest_sensitivity.mkt_event_study <- function(object,
 honest_sensitivity.numeric <- function(object, sigma, n_pre,
                                        type = c("relative_magnitudes", "smoothness"),
                                        M = NULL, target = "first",
-                                       method = c("hybrid", "conditional"), alpha = 0.05,
-                                       n_sim = 1000, grid_points = 1000, grid_lb = NULL,
+                                       inference = c("hybrid", "conditional"), alpha = 0.05,
+                                       n_draws = 1000, grid_points = 1000, grid_lb = NULL,
                                        grid_ub = NULL, refine = TRUE, breakdown = TRUE, ...) {
-  type <- match.arg(type)
-  method <- match.arg(method)
+  check_dots(...)
+  type <- check_choice(type)
+  inference <- check_choice(inference)
+  honest_fit(object, sigma = sigma, n_pre = n_pre, type = type, M = M, target = target,
+             inference = inference, alpha = alpha, n_draws = n_draws,
+             grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
+             refine = refine, breakdown = breakdown,
+             call = method_call(match.call(), "honest_sensitivity"))
+}
+
+# A method's call as the user wrote it: the generic's name, not the method's.
+method_call <- function(call, generic) {
+  call[[1]] <- as.name(generic)
+  call
+}
+
+# The core of honest_sensitivity(): robust sets for the target l'beta_post
+# from coefficients and their covariance, as a fit.
+honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, n_draws,
+                       grid_points, grid_lb, grid_ub, refine, breakdown, n = NULL,
+                       vars = NULL, call = NULL, post_events = NULL) {
   alpha <- check_alpha(alpha)
-  n_sim <- check_count(n_sim, "n_sim", min = 10)
+  n_draws <- check_count(n_draws, "n_draws", min = 10)
   grid_points <- check_count(grid_points, "grid_points", min = 10)
   betahat <- as.numeric(object)
   k <- length(betahat)
@@ -189,9 +236,8 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
   }
   M <- sort(unique(M))
   z <- stats::qnorm(1 - alpha / 2)
-  settings <- list(type = type, method = if (type == "smoothness") "FLCI" else
-                     switch(method, hybrid = "C-LF", conditional = "Conditional"),
-                   alpha = alpha)
+  set_method <- if (type == "smoothness") "FLCI" else
+    switch(inference, hybrid = "C-LF", conditional = "Conditional")
   # For each M: the set, and whether it rejects a zero effect (what the
   # breakdown value tracks).
   if (type == "smoothness") {
@@ -204,12 +250,13 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
       s$conf.low > 0 || s$conf.high < 0
     }
   } else {
-    Z <- matrix(stats::rnorm(n_sim * 2 * n_post), n_sim, 2 * n_post, byrow = TRUE)
+    Z <- matrix(stats::rnorm(n_draws * 2 * n_post), n_draws, 2 * n_post, byrow = TRUE)
+    hybrid <- inference == "hybrid"
     user_grid <- !is.null(grid_lb) || !is.null(grid_ub)
     lb <- grid_lb %||% (estimate - 20 * se)
     ub <- grid_ub %||% (estimate + 20 * se)
     set_at <- function(m) {
-      accept <- rm_acceptance(betahat, sigma, n_pre, l, m, alpha, method == "hybrid", Z)
+      accept <- rm_acceptance(betahat, sigma, n_pre, l, m, alpha, hybrid, Z)
       lo <- lb
       hi <- ub
       for (widen in 0:4) {
@@ -222,37 +269,61 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
       res
     }
     rejects_zero <- function(m) {
-      !rm_acceptance(betahat, sigma, n_pre, l, m, alpha, method == "hybrid", Z)(0)
+      !rm_acceptance(betahat, sigma, n_pre, l, m, alpha, hybrid, Z)(0)
     }
   }
   rows <- lapply(M, set_at)
-  table <- data.frame(
-    term = honest_target_label(target, n_post), M = M,
-    conf.low = vapply(rows, `[[`, numeric(1), "conf.low"),
-    conf.high = vapply(rows, `[[`, numeric(1), "conf.high"),
-    method = settings$method, open = vapply(rows, `[[`, logical(1), "open"),
-    stringsAsFactors = FALSE
+  label <- honest_target_label(target, n_post, post_events)
+  m_name <- if (type == "smoothness") "M" else "Mbar"
+  terms <- paste(m_name, "=", trimws(formatC(signif(M, 4), digits = 4, format = "fg")))
+  terms <- make.unique(terms)
+  estimates <- data.frame(
+    term = c("original", terms), estimate = estimate,
+    std.error = c(se, rep(NA_real_, length(M))),
+    p.value = c(2 * stats::pnorm(-abs(estimate / se)), rep(NA_real_, length(M))),
+    conf.low = c(estimate - z * se, vapply(rows, `[[`, numeric(1), "conf.low")),
+    conf.high = c(estimate + z * se, vapply(rows, `[[`, numeric(1), "conf.high")),
+    M = c(NA_real_, M), method = c("original", rep(set_method, length(M))),
+    open = c(FALSE, vapply(rows, `[[`, logical(1), "open")),
+    target = label, stringsAsFactors = FALSE
   )
-  original <- data.frame(term = table$term[1], M = NA_real_, conf.low = estimate - z * se,
-                         conf.high = estimate + z * se, method = "original", open = FALSE,
-                         stringsAsFactors = FALSE)
   bd <- if (breakdown) honest_breakdown(rejects_zero, max(M)) else NA_real_
-  if (any(table$open)) {
+  if (any(estimates$open)) {
     warn_mkt("honest_open", c(
       "The robust set reaches the end of the grid of target values for some `M`.",
       i = "Its bounds are the grid's ends; widen `grid_lb`/`grid_ub`."
     ))
   }
-  structure(c(list(table = rbind(original, table), breakdown = bd, estimate = estimate,
-                   std.error = se, weights = l, n_pre = n_pre, n_post = n_post,
-                   target = target), settings),
-            class = c("mkt_honest", "mkt_fit"))
+  restriction <- if (type == "smoothness") "smoothness, Delta^SD(M)" else
+    "relative magnitudes, Delta^RM(Mbar)"
+  inference_label <- if (type == "smoothness") {
+    "fixed-length confidence intervals (Armstrong-Kolesar FLCI)"
+  } else if (inference == "hybrid") {
+    sprintf("conditional-least-favourable hybrid test (Andrews-Roth-Pakes), %s draws",
+            format(n_draws, big.mark = ","))
+  } else {
+    "conditional test (Andrews-Roth-Pakes)"
+  }
+  new_fit(
+    "honest", estimates = estimates,
+    method = sprintf("Rambachan-Roth sensitivity: %s", restriction),
+    estimand = sprintf("the %s under violations of parallel trends bounded by %s",
+                       label, if (type == "smoothness") "M" else "Mbar"),
+    inference = inference_label, alpha = alpha,
+    n = n %||% list(obs = NA_integer_), call = call, vcov = NULL,
+    no_vcov = "robust confidence sets are found by test inversion, not from a covariance",
+    vars = vars,
+    glance = list(type = type, breakdown = bd, estimate = estimate, std.error = se,
+                  n_pre = n_pre, n_post = n_post),
+    breakdown = bd, estimate = estimate, std.error = se, weights = l, n_pre = n_pre,
+    n_post = n_post, target = target, type = type, set_method = set_method
+  )
 }
 
 # The target weights l over post-periods.
 honest_target <- function(target, n_post) {
   if (is.character(target)) {
-    target <- match.arg(target, c("first", "average"))
+    target <- check_choice(target, c("first", "average"))
     return(if (target == "first") c(1, rep(0, n_post - 1)) else rep(1 / n_post, n_post))
   }
   if (is.numeric(target) && length(target) == 1 && n_post >= 1 &&
@@ -270,9 +341,14 @@ honest_target <- function(target, n_post) {
   ))
 }
 
-honest_target_label <- function(target, n_post) {
-  if (is.character(target)) return(paste(match.arg(target, c("first", "average")), "post-period effect"))
-  if (length(target) == 1) return(sprintf("post-period %d effect", target))
+honest_target_label <- function(target, n_post, post_events = NULL) {
+  if (is.character(target)) {
+    return(paste(check_choice(target, c("first", "average")), "post-period effect"))
+  }
+  if (length(target) == 1) {
+    if (!is.null(post_events)) return(sprintf("effect at event time %s", post_events[target]))
+    return(sprintf("post-period %d effect", target))
+  }
   "weighted post-period effect"
 }
 

@@ -19,46 +19,104 @@
 #' the rest rescaled. The first row of `tidy()` is always the overall
 #' estimate. With a bootstrap in the fit, the detail rows get a uniform band
 #' from the same multipliers (sup-t over the rows), and the overall row a
-#' pointwise interval from its bootstrap standard error.
+#' pointwise interval from its bootstrap standard error; `vcov()` is the
+#' covariance of all rows from their influence functions.
 #'
-#' @param x A [staggered()] fit (for `aggregate()`), or an aggregation (for
-#'   its methods).
-#' @param object An aggregation, for `coef()`.
+#' @param x A [staggered()] fit.
 #' @param type `"simple"`, `"event"`, `"group"` or `"calendar"`.
 #' @param min_e,max_e Event times kept (in periods). `max_e` also limits the
 #'   post-treatment cells of `"simple"` and `"group"`.
 #' @param balance_e For `"event"`: keep only the cohorts observed for at
 #'   least `balance_e` periods after adoption, so that every event time up to
 #'   `balance_e` averages the same cohorts.
-#' @param ... Unused.
-#' @return An object of class `c("mkt_staggered_agg", "mkt_fit")`; `tidy()`
-#'   gives `term`, `type`, `event`/`group`/`time` (as applies), `estimate`,
-#'   `std.error`, `conf.low`, `conf.high`, `p.value` and `std.error.boot`.
+#' @param ... Must be empty.
+#' @return A fit of class `c("mkt_staggered_agg", "mkt_fit")` (see
+#'   [mkt_fit]): its estimates have the terms `"overall"` then `"event e"`,
+#'   `"group g"` or `"time t"`, with the columns `type`, `event`, `group` or
+#'   `time` (as applies) and `std.error.boot` besides broom's.
 #' @examples
 #' mpdta$post <- as.integer(mpdta$first.treat > 0 & mpdta$year >= mpdta$first.treat)
-#' fit <- staggered(lemp ~ post | countyreal + year, mpdta, n_boot = 0)
-#' tidy(aggregate(fit, "event"))
+#' fit <- staggered(lemp ~ post | countyreal + year, mpdta, n_draws = 0)
+#' aggregate(fit, "event")
 #' tidy(aggregate(fit, "group"))
 #' @importFrom stats aggregate
 #' @export
 aggregate.mkt_staggered <- function(x, type = c("simple", "event", "group", "calendar"),
                                     min_e = -Inf, max_e = Inf, balance_e = NULL, ...) {
-  type <- match.arg(type)
+  check_dots(...)
+  type <- check_choice(type)
   if (!is.numeric(min_e) || !is.numeric(max_e) || length(min_e) != 1L ||
-      length(max_e) != 1L || min_e > max_e) {
+      length(max_e) != 1L || is.na(min_e) || is.na(max_e) || min_e > max_e) {
     abort_mkt("bad_argument", c(
       "{.arg min_e} and {.arg max_e} must be single numbers with {.code min_e <= max_e}.",
       x = "You supplied {.val {min_e}} and {.val {max_e}}."
     ))
   }
   if (!is.null(balance_e)) balance_e <- check_count(balance_e, "balance_e", min = 0)
+  call <- match.call()
+  call[[1]] <- as.name("aggregate")
+  staggered_aggregate_fit(x, type, min_e, max_e, balance_e, n_draws = x$n_draws, call = call)
+}
+
+# The core of aggregate(): the aggregated estimates and their influence
+# functions (n units x rows, the overall row first), as a fit.
+# `n_draws = 0` skips the bootstrap (for printing a fit's overall effect).
+staggered_aggregate_fit <- function(x, type, min_e = -Inf, max_e = Inf, balance_e = NULL,
+                                    n_draws = x$n_draws, call = NULL) {
+  agg <- staggered_combine(x, type, min_e, max_e, balance_e)
+  n <- x$n_units
+  S <- rowsum_clusters(agg$inf, x$cluster_id)
+  se <- sqrt(colSums(S^2)) / n
+  se[se <= sqrt(.Machine$double.eps) * 10] <- NA_real_
+  k <- length(agg$est)
+  boot <- staggered_bootstrap(S, n, n_draws, x$seed, x$alpha,
+                              band = if (k > 1L) 2:k else integer())
+  crit <- if (k > 1L) boot$crit else NA_real_
+  z <- stats::qnorm(1 - x$alpha / 2)
+  se_overall <- if (n_draws > 0 && !is.na(boot$se[1])) boot$se[1] else se[1]
+  low <- c(agg$est[1] - z * se_overall, rep(NA_real_, k - 1L))
+  high <- c(agg$est[1] + z * se_overall, rep(NA_real_, k - 1L))
+  if (k > 1L) {
+    idx <- 2:k
+    lim <- band_limits(agg$est[idx], se[idx], boot$se[idx], crit, x$alpha)
+    low[idx] <- lim$low
+    high[idx] <- lim$high
+  }
+  col <- switch(type, event = "event", group = "group", calendar = "time", simple = NULL)
+  labv <- if (is.null(col)) NULL else if (type == "event") agg$label else x$times[agg$label]
+  term <- c("overall", if (length(agg$label)) paste(col, as.character(labv)) else character())
+  est <- data.frame(term = term, estimate = agg$est, std.error = se,
+                    p.value = 2 * stats::pnorm(-abs(agg$est / se)),
+                    conf.low = low, conf.high = high, type = type, stringsAsFactors = FALSE)
+  if (!is.null(col)) est[[col]] <- c(labv[NA_integer_], labv)
+  est$std.error.boot <- boot$se
+  what <- c(simple = "the mean over all post-treatment cells",
+            event = "by event time (periods since adoption); overall: the mean over event times >= 0",
+            group = "by cohort (mean of its post-treatment cells); overall: cohorts weighted by size",
+            calendar = "by period; overall: the mean over periods")[[type]]
+  new_fit(
+    "staggered_agg", estimates = est,
+    method = sprintf("Callaway-Sant'Anna ATT, %s aggregation", type),
+    estimand = sprintf("ATT(g,t) averaged with cohort-size weights %s", what),
+    inference = staggered_inference_label(x$vars$cluster, n_draws, crit),
+    alpha = x$alpha, n = x$n, call = call,
+    vcov = influence_vcov(S, n), vars = x$vars,
+    glance = list(type = type, n_draws = n_draws, crit = crit),
+    type = type, label = agg$label, times = x$times, inf = agg$inf,
+    balance_e = balance_e, boot_se = boot$se, crit = crit, n_draws = n_draws
+  )
+}
+
+# The aggregated estimates and their influence functions (did's aggte()),
+# including the estimation of the cohort-share weights.
+staggered_combine <- function(x, type, min_e, max_e, balance_e) {
   cl <- x$cells
   ok <- !is.na(cl$estimate)
   g <- cl$group_idx
   t <- cl$time_idx
   e <- t - g
   att <- cl$estimate
-  n <- x$n
+  n <- x$n_units
   w <- x$unit_weight / mean(x$unit_weight)
   G <- x$unit_cohort
   groups <- sort(unique(g))
@@ -79,10 +137,13 @@ aggregate.mkt_staggered <- function(x, type = c("simple", "event", "group", "cal
          inf = drop(inf[, keep, drop = FALSE] %*% wt + wif(keep, pg, g) %*% att[keep]))
   }
 
-  rows <- list()
   label <- NULL
   if (type == "simple") {
     keep <- which(ok & t >= g & e <= max_e)
+    if (!length(keep)) {
+      abort_mkt("no_post_cells", c("No post-treatment cell is left to aggregate.",
+                                   i = "Widen {.arg max_e}."))
+    }
     overall <- combine(keep)
     detail <- list()
   } else if (type == "event") {
@@ -128,92 +189,7 @@ aggregate.mkt_staggered <- function(x, type = c("simple", "event", "group", "cal
     overall <- list(est = mean(vapply(detail, `[[`, numeric(1), "est")),
                     inf = rowMeans(matrix(vapply(detail, `[[`, numeric(n), "inf"), nrow = n)))
   }
-  if (type == "simple" && !length(keep)) {
-    abort_mkt("no_post_cells", "No post-treatment cell is left to aggregate.",
-              i = "Widen {.arg max_e}.")
-  }
-  est <- c(overall$est, vapply(detail, `[[`, numeric(1), "est"))
-  IF <- cbind(overall$inf, matrix(vapply(detail, `[[`, numeric(n), "inf"), nrow = n))
-  S <- rowsum_clusters(IF, x$cluster_id)
-  se <- sqrt(colSums(S^2)) / n
-  se[se <= sqrt(.Machine$double.eps) * 10] <- NA_real_
-  boot <- staggered_bootstrap(S, n, x$n_boot, x$seed, x$alpha)
-  detail_boot <- if (length(detail) && x$n_boot > 0) {
-    staggered_bootstrap(S[, -1, drop = FALSE], n, x$n_boot, x$seed, x$alpha)
-  } else {
-    list(se = rep(NA_real_, length(detail)), crit = NA_real_)
-  }
-  out <- structure(list(
-    type = type, estimate = est, std.error = se, boot_se = boot$se,
-    crit = detail_boot$crit, label = label, times = x$times, alpha = x$alpha,
-    n_boot = x$n_boot, inf = IF, vars = x$vars, balance_e = balance_e,
-    table = NULL
-  ), class = c("mkt_staggered_agg", "mkt_fit"))
-  out$table <- tidy.mkt_staggered_agg(out)
-  out
-}
-
-#' @rdname aggregate.mkt_staggered
-#' @export
-tidy.mkt_staggered_agg <- function(x, ...) {
-  k <- length(x$estimate)
-  z <- stats::qnorm(1 - x$alpha / 2)
-  se_for_overall <- if (x$n_boot > 0 && !is.na(x$boot_se[1])) x$boot_se[1] else x$std.error[1]
-  low <- c(x$estimate[1] - z * se_for_overall, rep(NA_real_, k - 1L))
-  high <- c(x$estimate[1] + z * se_for_overall, rep(NA_real_, k - 1L))
-  if (k > 1L) {
-    idx <- 2:k
-    lim <- band_limits(x$estimate[idx], x$std.error[idx], x$boot_se[idx], x$crit, x$alpha)
-    low[idx] <- lim$low
-    high[idx] <- lim$high
-  }
-  lab <- x$label
-  col <- switch(x$type, event = "event", group = "group", calendar = "time", simple = NULL)
-  labv <- if (is.null(col)) NULL else if (x$type == "event") lab else x$times[lab]
-  term <- c("overall", if (length(lab)) paste(col, as.character(labv)) else character())
-  out <- data.frame(term = term, type = x$type, stringsAsFactors = FALSE)
-  if (!is.null(col)) {
-    out[[col]] <- c(labv[NA_integer_], labv)
-  }
-  out$estimate <- x$estimate
-  out$std.error <- x$std.error
-  out$conf.low <- low
-  out$conf.high <- high
-  out$p.value <- 2 * stats::pnorm(-abs(x$estimate / x$std.error))
-  out$std.error.boot <- x$boot_se
-  out
-}
-
-#' @rdname aggregate.mkt_staggered
-#' @export
-print.mkt_staggered_agg <- function(x, ...) {
-  cat(sprintf("<mkt_staggered_agg> %s aggregation of ATT(g,t)\n", x$type))
-  print.data.frame(x$table, row.names = FALSE, digits = 4)
-  invisible(x)
-}
-
-#' @rdname aggregate.mkt_staggered
-#' @export
-coef.mkt_staggered_agg <- function(object, ...) {
-  stats::setNames(object$table$estimate, object$table$term)
-}
-
-#' @rdname aggregate.mkt_staggered
-#' @export
-plot.mkt_staggered_agg <- function(x, ...) {
-  td <- x$table[-1, , drop = FALSE]
-  if (!nrow(td)) {
-    abort_mkt("bad_argument", "A {.val simple} aggregation has no detail rows to plot.",
-              i = "Use {.code aggregate(fit, \"event\")}.")
-  }
-  xcol <- switch(x$type, event = "event", group = "group", calendar = "time")
-  td$x <- td[[xcol]]
-  td$phase <- if (x$type == "event") ifelse(td$event >= 0, "post", "pre") else "post"
-  ggplot2::ggplot(td, ggplot2::aes(x = .data$x, y = .data$estimate, colour = .data$phase)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
-    ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
-                             na.rm = TRUE) +
-    ggplot2::scale_colour_manual(values = c(pre = "grey40", post = "#08519c")) +
-    ggplot2::labs(x = xcol, y = "ATT", colour = NULL) +
-    ggplot2::theme_minimal()
+  list(est = c(overall$est, vapply(detail, `[[`, numeric(1), "est")),
+       inf = cbind(overall$inf, matrix(vapply(detail, `[[`, numeric(n), "inf"), nrow = n)),
+       label = label)
 }

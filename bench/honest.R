@@ -10,9 +10,9 @@ has_peer <- requireNamespace("HonestDiD", quietly = TRUE)
 mp <- mpdta
 mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
 es <- event_study(lemp ~ post | countyreal + year, mp, method = "cs")
-keep <- !is.na(es$table$std.error)
+keep <- !is.na(tidy(es)$std.error)
 inputs <- list(
-  mpdta = list(b = es$table$estimate[keep], V = es$vcov[keep, keep], n_pre = 3L)
+  mpdta = list(b = tidy(es)$estimate[keep], V = vcov(es)[keep, keep], n_pre = 3L)
 )
 if (has_peer) {
   data(BCdata_EventStudy, package = "HonestDiD")

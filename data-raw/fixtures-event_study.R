@@ -1,7 +1,8 @@
 # Reference numbers from fixest for tests/testthat/test-event_study.R. Run by
-# hand from the package root with fixest in a private library:
-#   R_LIBS=/tmp/peers-staggered Rscript data-raw/fixtures-event_study.R
+# hand from the package root with fixest in the private library of peers:
+#   Rscript data-raw/fixtures-event_study.R
 # fixest is not a dependency of mktcausal; it is needed only here.
+.libPaths(c("/work/peers", .libPaths()))
 library(fixest)
 
 load("data/mpdta.rda")

@@ -82,9 +82,9 @@ bc_avg <- rep(1 / 4, 4)
 mp <- mpdta
 mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
 es <- event_study(lemp ~ post | countyreal + year, mp, method = "cs")
-keep <- !is.na(es$table$std.error)
-mp_beta <- es$table$estimate[keep]
-mp_sigma <- es$vcov[keep, keep]
+keep <- !is.na(tidy(es)$std.error)
+mp_beta <- tidy(es)$estimate[keep]
+mp_sigma <- vcov(es)[keep, keep]
 mp_first <- c(1, 0, 0, 0)
 mp_avg <- rep(1 / 4, 4)
 

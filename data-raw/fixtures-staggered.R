@@ -1,9 +1,10 @@
 # Reference numbers from did for tests/testthat/test-staggered.R and
 # test-staggered-aggregate.R. Run by hand from the package root with did
-# installed in a private library:
-#   R_LIBS=/tmp/peers-staggered Rscript data-raw/fixtures-staggered.R
+# installed in the private library of peers:
+#   Rscript data-raw/fixtures-staggered.R
 # did is not a dependency of mktcausal; it is needed only here. Analytic
 # standard errors (bstrap = FALSE) are stored, since bootstrap draws differ.
+.libPaths(c("/work/peers", .libPaths()))
 library(did)
 
 load("data/mpdta.rda")

@@ -368,6 +368,41 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_staggered_boot_blocks
+Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n, int B, const Rcpp::IntegerVector& seed, const Rcpp::IntegerVector& order, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& size, const Eigen::Map<Eigen::MatrixXi> use, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot_blocks(SEXP SSEXP, SEXP nSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP orderSEXP, SEXP startSEXP, SEXP sizeSEXP, SEXP useSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type S(SSEXP);
+    Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type B(BSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type order(orderSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type start(startSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type size(sizeSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXi> >::type use(useSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_blocks(S, n, B, seed, order, start, size, use, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cluster_cohort_moments
+Rcpp::NumericMatrix cpp_cluster_cohort_moments(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& slot, int H, const Rcpp::IntegerVector& order, const Rcpp::IntegerVector& cluster);
+RcppExport SEXP _mktcausal_cpp_cluster_cohort_moments(SEXP ySEXP, SEXP wSEXP, SEXP slotSEXP, SEXP HSEXP, SEXP orderSEXP, SEXP clusterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w(wSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type slot(slotSEXP);
+    Rcpp::traits::input_parameter< int >::type H(HSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type order(orderSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cluster(clusterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cluster_cohort_moments(y, w, slot, H, order, cluster));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_simplex_ls
 Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVector& y, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
 RcppExport SEXP _mktcausal_cpp_simplex_ls(SEXP XSEXP, SEXP ySEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
@@ -438,6 +473,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
+    {"_mktcausal_cpp_staggered_boot_blocks", (DL_FUNC) &_mktcausal_cpp_staggered_boot_blocks, 9},
+    {"_mktcausal_cpp_cluster_cohort_moments", (DL_FUNC) &_mktcausal_cpp_cluster_cohort_moments, 6},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 6},

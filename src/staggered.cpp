@@ -64,3 +64,31 @@ Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, cons
       [](int) { Rcpp::checkUserInterrupt(); });
   return Rcpp::wrap(out);
 }
+
+// [[Rcpp::export]]
+Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n, int B,
+                                              const Rcpp::IntegerVector& seed,
+                                              const Rcpp::IntegerVector& order,
+                                              const Rcpp::IntegerVector& start,
+                                              const Rcpp::IntegerVector& size,
+                                              const Eigen::Map<Eigen::MatrixXi> use, int threads) {
+  const uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
+                     static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+  Eigen::setNbThreads(1);
+  const Eigen::MatrixXd out = mkt::multiplier_bootstrap_blocks(
+      S, n, B, s, order.begin(), start.begin(), size.begin(), static_cast<int>(size.size()), use,
+      threads, [](int) { Rcpp::checkUserInterrupt(); });
+  return Rcpp::wrap(out);
+}
+
+// [[Rcpp::export]]
+Rcpp::NumericMatrix cpp_cluster_cohort_moments(const Rcpp::NumericMatrix& y,
+                                               const Rcpp::NumericVector& w,
+                                               const Rcpp::IntegerVector& slot, int H,
+                                               const Rcpp::IntegerVector& order,
+                                               const Rcpp::IntegerVector& cluster) {
+  const Eigen::MatrixXd Q = mkt::cluster_cohort_moments(y.begin(), y.nrow(), y.ncol(), w.begin(),
+                                                        slot.begin(), H, order.begin(),
+                                                        cluster.begin());
+  return Rcpp::wrap(Q);
+}

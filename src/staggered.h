@@ -261,6 +261,113 @@ Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, cons
   return out;
 }
 
+// The same draws when the rows of S fall into groups that are zero outside
+// a few columns: a cell's influence function lives on its cohort and its
+// controls, so with clusters grouped by the cohorts they hold, group q
+// touches only the columns with use(q, k) != 0. `order` lists the rows group
+// by group (group q occupies order[start[q] .. start[q] + size[q] - 1]).
+// Row c's multipliers come from stream (seed, c) as in
+// multiplier_bootstrap(); threads split the draws, and every entry is
+// summed over the rows in the same order whatever the number of threads.
+template <class Poll>
+Eigen::MatrixXd multiplier_bootstrap_blocks(const Eigen::Ref<const Eigen::MatrixXd>& S, double n,
+                                            int B, uint64_t seed, const int* order,
+                                            const int* start, const int* size, int n_groups,
+                                            const Eigen::Ref<const Eigen::MatrixXi>& use,
+                                            int threads, Poll poll) {
+  const int K = static_cast<int>(S.cols());
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
+  std::vector<std::vector<int>> cols(n_groups);
+  for (int q = 0; q < n_groups; ++q) {
+    for (int k = 0; k < K; ++k) {
+      if (use(q, k) != 0) cols[q].push_back(k);
+    }
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+  {
+    int tid = 0, nth = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+    nth = omp_get_num_threads();
+#endif
+    const int nb = (B + nth - 1) / nth;
+    const int b0 = std::min(B, tid * nb);
+    const int len = std::min(B, b0 + nb) - b0;
+    if (len > 0) {
+      const int block = 256;
+      Eigen::MatrixXd V(len, block), Sub(block, K), acc(len, K);
+      for (int q = 0; q < n_groups; ++q) {
+        const int kc = static_cast<int>(cols[q].size());
+        if (kc == 0 || size[q] == 0) continue;
+        acc.leftCols(kc).setZero();
+        for (int s0 = 0; s0 < size[q]; s0 += block) {
+          const int m = std::min(block, size[q] - s0);
+          for (int j = 0; j < m; ++j) {
+            const int c = order[start[q] + s0 + j];
+            Xoshiro256pp rng(seed, static_cast<uint64_t>(c));
+            for (int b = 0; b < b0; ++b) rng.next();
+            for (int b = 0; b < len; ++b) V(b, j) = mammen(rng.unif());
+            for (int l = 0; l < kc; ++l) Sub(j, l) = S(c, cols[q][l]);
+          }
+          acc.leftCols(kc).noalias() += V.leftCols(m) * Sub.topLeftCorner(m, kc);
+        }
+        for (int l = 0; l < kc; ++l) out.block(b0, cols[q][l], len, 1) += acc.col(l);
+      }
+    }
+  }
+  poll(static_cast<int>(S.rows()));
+  out /= n;
+  return out;
+}
+
+// Second moments of the cluster-by-cohort sums that the clustered scores of
+// an event-study regression on a balanced panel depend on (see
+// R/event_study-regression.R). For cluster c, z_c stacks, cohort by cohort
+// (slot 0..H-1), the T weighted outcome sums sum_{i in c, cohort h} w_i
+// y_it and the weight sum sum_{i in c, cohort h} w_i; the result is
+// Q = sum_c z_c z_c', of size H (T + 1). `order` lists the units cluster by
+// cluster and `cluster` gives each unit's cluster, so a cluster is a run of
+// `order`. One pass over the units; work per cluster is the square of the
+// number of cohorts it holds times (T + 1)^2.
+inline Eigen::MatrixXd cluster_cohort_moments(const double* y, int n, int nt, const double* w,
+                                              const int* slot, int H, const int* order,
+                                              const int* cluster) {
+  const int width = nt + 1;
+  const int64_t D = static_cast<int64_t>(H) * width;
+  Eigen::MatrixXd Q = Eigen::MatrixXd::Zero(D, D);
+  Eigen::MatrixXd Z = Eigen::MatrixXd::Zero(width, H);  // column h: block of cohort h
+  std::vector<int> touched;
+  std::vector<char> seen(H, 0);
+  int pos = 0;
+  while (pos < n) {
+    const int c = cluster[order[pos]];
+    touched.clear();
+    while (pos < n && cluster[order[pos]] == c) {
+      const int i = order[pos];
+      const int h = slot[i];
+      if (!seen[h]) {
+        seen[h] = 1;
+        touched.push_back(h);
+        Z.col(h).setZero();
+      }
+      const double wi = w[i];
+      for (int t = 0; t < nt; ++t) Z(t, h) += wi * y[static_cast<int64_t>(t) * n + i];
+      Z(nt, h) += wi;
+      ++pos;
+    }
+    for (int a : touched) {
+      for (int b : touched) {
+        Q.block(static_cast<int64_t>(a) * width, static_cast<int64_t>(b) * width, width, width)
+            .noalias() += Z.col(a) * Z.col(b).transpose();
+      }
+    }
+    for (int a : touched) seen[a] = 0;
+  }
+  return Q;
+}
+
 }  // namespace mkt
 
 #endif

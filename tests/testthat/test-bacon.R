@@ -1,5 +1,5 @@
 match_bacondecomp <- function(ours, ref) {
-  td <- tidy(ours)
+  td <- tidy(ours, "comparisons")
   ctrl <- ifelse(is.na(td$control), 99999, td$control)
   key_ours <- paste(td$treated, ctrl, td$type)
   key_ref <- paste(ref$treated, ref$untreated, ref$type)
@@ -15,7 +15,7 @@ test_that("castle: weights and 2x2 estimates equal bacondecomp's, sum is TWFE 0.
   diffs <- match_bacondecomp(b, ref$castle)
   expect_lt(diffs[["estimate"]], 1e-10)
   expect_lt(diffs[["weight"]], 1e-10)
-  td <- tidy(b)
+  td <- tidy(b, "comparisons")
   expect_identical(nrow(td), 25L)
   expect_equal(sum(td$weight), 1, tolerance = 1e-12)
   twfe <- stats::coef(stats::lm(l_homicide ~ post + factor(state) + factor(year), castle))[["post"]]
@@ -24,6 +24,17 @@ test_that("castle: weights and 2x2 estimates equal bacondecomp's, sum is TWFE 0.
   expect_equal(round(b$twfe, 4), 0.0818)
   g <- glance(b)
   expect_equal(g$weight_already_treated_controls, 0.03190, tolerance = 1e-3)
+  # The estimates: TWFE, then the weighted average of each type's 2x2s.
+  est <- tidy(b)
+  expect_identical(est$term[1], "TWFE")
+  expect_equal(coef(b)[["TWFE"]], twfe, tolerance = 1e-10)
+  expect_equal(sum(est$weight[-1]), 1, tolerance = 1e-12)
+  expect_equal(sum(est$estimate[-1] * est$weight[-1]), twfe, tolerance = 1e-10)
+  tu <- td[td$type == "Treated vs Untreated", ]
+  expect_equal(coef(b)[["Treated vs Untreated"]], sum(tu$estimate * tu$weight) / sum(tu$weight),
+               tolerance = 1e-12)
+  expect_error(vcov(b), class = "mktcausal_error_not_available")
+  expect_identical(nobs(b), 550L)
 })
 
 test_that("always-treated units enter as controls as in bacondecomp", {
@@ -32,14 +43,15 @@ test_that("always-treated units enter as controls as in bacondecomp", {
   diffs <- match_bacondecomp(b, ref$sim)
   expect_lt(max(diffs), 1e-10)
   twfe <- stats::coef(stats::lm(y ~ post + factor(id) + factor(time), ref$sim_data))[["post"]]
-  expect_lt(abs(sum(tidy(b)$estimate * tidy(b)$weight) - twfe), 1e-10)
-  expect_true("Later vs Always Treated" %in% tidy(b)$type)
+  cmp <- tidy(b, "comparisons")
+  expect_lt(abs(sum(cmp$estimate * cmp$weight) - twfe), 1e-10)
+  expect_true("Later vs Always Treated" %in% cmp$type)
 })
 
 test_that("dynamic effects: later-vs-earlier comparisons are biased, as the theory says", {
   d <- sim_staggered(n = 300, noise = 0)
   b <- bacon(y ~ post | unit + time, d)
-  td <- tidy(b)
+  td <- tidy(b, "comparisons")
   # cohort 3's effect grows by 1 a period; used as a control after adopting,
   # it makes the 2x2 estimate for cohort 5 fall below cohort 5's true effects.
   late <- td[td$type == "Later vs Earlier Treated" & td$treated == 5 & td$control == 3, ]
@@ -72,4 +84,6 @@ test_that("bad input raises classed errors; methods work", {
   b <- bacon(l_homicide ~ post | state + year, castle)
   expect_output(print(b), "TWFE = 0.0818")
   expect_s3_class(plot(b), "ggplot")
+  expect_error(bacon(y ~ post | unit + time, d, cluster = "market"),
+               class = "mktcausal_error_unknown_argument")
 })

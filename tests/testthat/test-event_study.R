@@ -15,7 +15,7 @@ test_that("noise-free rollout: cs, sa and imputation recover the event-time trut
   }
   for (m in c("cs", "sa", "imputation")) {
     set.seed(1)
-    es <- event_study(y ~ post | unit + time, d, method = m, n_sim = 200)
+    es <- event_study(y ~ post | unit + time, d, method = m, n_draws = 200)
     td <- tidy(es)
     post <- td[td$event >= 0, ]
     want <- vapply(post$event, truth_e, numeric(1))
@@ -24,7 +24,7 @@ test_that("noise-free rollout: cs, sa and imputation recover the event-time trut
     expect_gt(nrow(pre), 2)
     expect_lt(max(abs(pre$estimate)), 1e-9)
   }
-  tw <- tidy(event_study(y ~ post | unit + time, d, method = "twfe", n_sim = 200))
+  tw <- tidy(event_study(y ~ post | unit + time, d, method = "twfe", n_draws = 200))
   post <- tw[tw$event >= 0, ]
   want <- vapply(post$event, truth_e, numeric(1))
   expect_gt(max(abs(post$estimate - want)), 0.3)
@@ -33,8 +33,8 @@ test_that("noise-free rollout: cs, sa and imputation recover the event-time trut
 test_that("with a universal base period CS equals Sun-Abraham (and fixest::sunab) on mpdta", {
   d <- mpdta_es()
   set.seed(1)
-  cs <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "cs", n_sim = 200))
-  sa <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "sa", n_sim = 200))
+  cs <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "cs", n_draws = 200))
+  sa <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "sa", n_draws = 200))
   cs <- cs[cs$event != -1, ]
   expect_identical(cs$event, sa$event)
   expect_lt(max(abs(cs$estimate - sa$estimate)), 1e-10)
@@ -42,7 +42,7 @@ test_that("with a universal base period CS equals Sun-Abraham (and fixest::sunab
   expect_identical(as.numeric(sa$event), as.numeric(ref$sunab$event))
   expect_lt(max(abs(sa$estimate - ref$sunab$estimate)), 1e-8)
   expect_lt(max(abs(cs$estimate - ref$sunab$estimate)), 1e-8)
-  tw <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "twfe", n_sim = 200))
+  tw <- tidy(event_study(lemp ~ post | countyreal + year, d, method = "twfe", n_draws = 200))
   expect_lt(max(abs(tw$estimate - ref$twfe$estimate)), 1e-8)
   expect_lt(max(abs(tw$std.error - ref$twfe$std.error)), 1e-8)
 })
@@ -52,7 +52,7 @@ test_that("pre-trend Wald test and uniform bands", {
   # a violation: cohort 7 drifts up before adopting
   d$y <- d$y + ifelse(d$cohort == 7, 0.4 * d$time, 0)
   set.seed(3)
-  es <- event_study(y ~ post | unit + time, d, method = "cs", n_sim = 1000)
+  es <- event_study(y ~ post | unit + time, d, method = "cs", n_draws = 1000)
   td <- tidy(es)
   expect_lt(es$pretest$p.value, 1e-6)
   expect_identical(es$pretest$df, sum(td$event < 0 & !is.na(td$std.error)))
@@ -66,33 +66,66 @@ test_that("pre-trend Wald test and uniform bands", {
   expect_gt(es$crit, stats::qnorm(0.975))
   expect_lt(es$crit, 4)
   clean <- event_study(y ~ post | unit + time, sim_staggered(n = 400, seed = 21), method = "sa",
-                       n_sim = 200)
+                       n_draws = 200)
   expect_gt(clean$pretest$p.value, 0.001)
 })
 
 test_that("one output shape for the four methods; methods work", {
   d <- mpdta_es()
-  cols <- c("term", "event", "estimate", "std.error", "conf.low", "conf.high",
-            "conf.low.uniform", "conf.high.uniform", "p.value")
+  cols <- c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high",
+            "event", "conf.low.uniform", "conf.high.uniform")
+  labels <- c(cs = "Callaway-Sant'Anna", sa = "Sun-Abraham", imputation = "imputation",
+              twfe = "dynamic two-way")
   for (m in c("cs", "sa", "imputation", "twfe")) {
-    es <- event_study(lemp ~ post | countyreal + year, d, method = m, n_sim = 100,
+    es <- event_study(lemp ~ post | countyreal + year, d, method = m, n_draws = 100,
                       min_e = -3, max_e = 2)
     expect_named(tidy(es), cols)
     expect_true(all(tidy(es)$event >= -3 & tidy(es)$event <= 2))
     expect_identical(dim(vcov(es)), rep(nrow(tidy(es)), 2))
-    expect_identical(glance(es)$method, m)
+    expect_match(glance(es)$method, labels[[m]], fixed = TRUE)
+    expect_identical(es$estimator, m)
+    expect_identical(glance(es)$pretest_df, es$pretest$df)
+    expect_identical(tidy(es, "pretest"), es$pretest)
   }
   expect_s3_class(plot(es), "ggplot")
   expect_output(print(es), "Pre-trend Wald test")
   d2 <- d[d$first.treat > 0, ]
   expect_error(event_study(lemp ~ post | countyreal + year, d2, method = "sa"),
                class = "mktcausal_error_no_never_treated")
+  expect_error(event_study(lemp ~ post | countyreal + year, d, method = "sa", control = "not_yet"),
+               class = "mktcausal_error_bad_argument")
+  expect_error(event_study(lemp ~ post + lpop | countyreal + year, d, method = "twfe"),
+               class = "mktcausal_error_covariates_not_supported")
+  expect_error(event_study(lemp ~ post | countyreal + year, d, method = "ss"),
+               class = "mktcausal_error_bad_choice")
+  expect_error(event_study(lemp ~ post | countyreal + year, d, n_sim = 10),
+               class = "mktcausal_error_unknown_argument")
+  # A panel in place of the formula gives the same fit; it must carry the
+  # cluster named.
+  p <- mkt_panel(lemp ~ post | countyreal + year, d)
+  set.seed(2)
+  from_panel <- event_study(p, method = "sa", n_draws = 50)
+  set.seed(2)
+  from_formula <- event_study(lemp ~ post | countyreal + year, d, method = "sa", n_draws = 50)
+  expect_identical(tidy(from_panel), tidy(from_formula))
+  expect_error(event_study(p, method = "sa", cluster = "state"),
+               class = "mktcausal_error_bad_argument")
+  # The CS sub-estimator and its options are named arguments, not `...`.
+  set.seed(1)
+  a <- event_study(lemp ~ post + lpop | countyreal + year, d, method = "cs", cs_method = "reg",
+                   control = "not_yet", n_draws = 50)
+  b <- staggered(lemp ~ post + lpop | countyreal + year, d, method = "reg", control = "not_yet",
+                 base_period = "universal", n_draws = 0)
+  ev <- tidy(aggregate(b, "event"))[-1, ]
+  expect_equal(tidy(a)$estimate, ev$estimate, tolerance = 1e-12)
+  expect_equal(tidy(a)$std.error[!is.na(ev$std.error)], ev$std.error[!is.na(ev$std.error)],
+               tolerance = 1e-12)
 })
 
 test_that("imputation standard errors follow BJS Theorem 3 on a small panel", {
   d <- sim_staggered(n = 60, n_periods = 5, noise = 1, seed = 4)
   d <- d[d$cohort %in% c(0, 3), ]
-  es <- event_study(y ~ post | unit + time, d, method = "imputation", n_sim = 100)
+  es <- event_study(y ~ post | unit + time, d, method = "imputation", n_draws = 100)
   td <- tidy(es)
   # Direct construction with explicit dummy matrices.
   untr <- d$post == 0
@@ -120,7 +153,7 @@ test_that("regressions on an unbalanced panel equal lm with unit and period dumm
   d <- sim_staggered(n = 80, noise = 1, seed = 31)
   # Missing outcomes (rows kept, so cohorts stay known) make it unbalanced.
   d$y[d$unit %% 7 == 0 & d$time %in% c(2, 5)] <- NA
-  es <- event_study(y ~ post | unit + time, d, method = "twfe", n_sim = 100)
+  es <- event_study(y ~ post | unit + time, d, method = "twfe", n_draws = 100)
   td <- tidy(es)
   ev <- ifelse(is.na(d$event), -99, d$event)
   X <- vapply(td$event, function(e) as.numeric(ev == e), numeric(nrow(d)))
@@ -144,18 +177,42 @@ test_that("unit weights act as frequency weights in every estimator", {
   dup$id <- dup$id + 1000
   d2 <- rbind(d, dup)
   for (m in c("twfe", "sa", "imputation", "cs")) {
-    a <- event_study(y ~ post | id + t, d, method = m, weights = "w", n_sim = 20)
-    b <- event_study(y ~ post | id + t, d2, method = m, n_sim = 20)
-    expect_equal(a$table$estimate, b$table$estimate, tolerance = 1e-8, info = m)
+    a <- event_study(y ~ post | id + t, d, method = m, weights = "w", n_draws = 20)
+    b <- event_study(y ~ post | id + t, d2, method = m, n_draws = 20)
+    expect_equal(tidy(a)$estimate, tidy(b)$estimate, tolerance = 1e-8, info = m)
   }
   # Weighted dynamic TWFE equals weighted least squares with dummies.
-  a <- event_study(y ~ post | id + t, d, method = "twfe", weights = "w", n_sim = 20)
+  a <- event_study(y ~ post | id + t, d, method = "twfe", weights = "w", n_draws = 20)
   d$rel <- ifelse(d$first > 0, d$t - d$first, -1)
   X <- stats::model.matrix(~ factor(rel, levels = c(-1, setdiff(sort(unique(rel)), -1))) +
                              factor(id) + factor(t), d)
   lw <- stats::lm.wfit(X, d$y, d$w)
   est <- lw$coefficients[2:(1 + length(setdiff(unique(d$rel), -1)))]
-  expect_equal(unname(a$table$estimate[a$table$event != -1]), unname(est), tolerance = 1e-8)
+  expect_equal(unname(tidy(a)$estimate[tidy(a)$event != -1]), unname(est), tolerance = 1e-8)
   expect_error(event_study(y ~ post | id + t, transform(d, w = t), method = "sa", weights = "w"),
                class = "mktcausal_error_varies_within_unit")
+})
+
+test_that("balanced panels: the cohort-by-period moments give the design-matrix answers", {
+  d <- sim_staggered(n = 150, noise = 1, seed = 41)
+  d$pop <- round(d$pop, 1)
+  panel <- mkt_panel(y ~ post | unit + time, d, cluster = "market", weights = "pop")
+  prep <- mktcausal:::staggered_prepare(panel, "not_yet", 0L)
+  no_never <- mkt_panel(y ~ post | unit + time, d[d$cohort > 0, ], weights = "pop")
+  prep_nn <- mktcausal:::staggered_prepare(no_never, "not_yet", 0L)
+  for (m in c("sa", "twfe")) {
+    fast <- mktcausal:::es_regression_balanced(prep, m)
+    slow <- mktcausal:::es_regression_design(prep, m)
+    expect_identical(fast$event, slow$event)
+    expect_equal(fast$estimate, slow$estimate, tolerance = 1e-9)
+    expect_equal(fast$vcov, slow$vcov, tolerance = 1e-9)
+  }
+  # Without never-treated units the TWFE design is rank deficient: the same
+  # column is dropped on both paths.
+  fast <- mktcausal:::es_regression_balanced(prep_nn, "twfe")
+  slow <- mktcausal:::es_regression_design(prep_nn, "twfe")
+  expect_identical(is.na(fast$estimate), is.na(slow$estimate))
+  expect_true(any(is.na(fast$estimate)))
+  expect_equal(fast$estimate, slow$estimate, tolerance = 1e-9)
+  expect_equal(fast$vcov, slow$vcov, tolerance = 1e-9)
 })

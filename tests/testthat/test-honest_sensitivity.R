@@ -5,7 +5,7 @@ ours_rm <- function(data, row) {
   set.seed(0)
   hs <- honest_sensitivity(data$betahat, sigma = data$sigma, n_pre = data$n_pre,
                            M = row$Mbar, target = l,
-                           method = if (row$method == "C-LF") "hybrid" else "conditional",
+                           inference = if (row$method == "C-LF") "hybrid" else "conditional",
                            grid_lb = row$grid_lb, grid_ub = row$grid_ub, refine = FALSE,
                            breakdown = FALSE)
   tidy(hs)[2, ]
@@ -101,7 +101,7 @@ test_that("robust sets cover the truth under violations inside the restriction",
   delta_rm <- c(-0.03, -0.01, 0, 0.02, 0.04) # pre -3..-1, post 1..2
   hit_rm <- replicate(60, {
     b <- c(rep(0, n_pre), tau) + delta_rm + drop(stats::rnorm(5) %*% R)
-    hs <- honest_sensitivity(b, sigma = Sigma, n_pre = n_pre, M = 1, n_sim = 200,
+    hs <- honest_sensitivity(b, sigma = Sigma, n_pre = n_pre, M = 1, n_draws = 200,
                              grid_points = 200, breakdown = FALSE, refine = FALSE)
     s <- tidy(hs)[2, ]
     s$conf.low <= tau[1] && tau[1] <= s$conf.high
@@ -112,7 +112,7 @@ test_that("robust sets cover the truth under violations inside the restriction",
 test_that("an event-study fit gives the same sets as its coefficients", {
   mp <- mpdta
   mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
-  es <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_sim = 50)
+  es <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50)
   set.seed(2)
   a <- honest_sensitivity(es, M = c(0, 1), target = 2, breakdown = FALSE)
   set.seed(2)
@@ -120,22 +120,29 @@ test_that("an event-study fit gives the same sets as its coefficients", {
                           M = c(0, 1), target = c(0, 0, 1, 0), breakdown = FALSE)
   expect_equal(tidy(a)$conf.low, tidy(b)$conf.low, tolerance = 1e-8)
   expect_equal(tidy(a)$conf.high, tidy(b)$conf.high, tolerance = 1e-8)
-  expect_equal(a$estimate, es$table$estimate[es$table$event == 2])
+  expect_equal(a$estimate, tidy(es)$estimate[tidy(es)$event == 2])
   expect_error(honest_sensitivity(es, target = 7), class = "mktcausal_error_honest_target")
-  imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_sim = 50)
+  imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_draws = 50)
   expect_error(honest_sensitivity(imp), class = "mktcausal_error_honest_input")
-  varying <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_sim = 50,
+  varying <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50,
                          base_period = "varying")
   expect_error(honest_sensitivity(varying), class = "mktcausal_error_honest_input")
   # Regressions leave event time -1 out of their table; it is still the reference.
-  sa <- event_study(lemp ~ post | countyreal + year, mp, method = "sa", n_sim = 50)
-  keep <- sa$table$event != -1
+  sa <- event_study(lemp ~ post | countyreal + year, mp, method = "sa", n_draws = 50)
+  keep <- tidy(sa)$event != -1
   h_fit <- honest_sensitivity(sa, "smoothness", M = 0.01, breakdown = FALSE)
-  h_num <- honest_sensitivity(sa$table$estimate[keep], sigma = sa$vcov[keep, keep],
-                              n_pre = sum(sa$table$event < -1), type = "smoothness",
+  h_num <- honest_sensitivity(tidy(sa)$estimate[keep], sigma = vcov(sa)[keep, keep],
+                              n_pre = sum(tidy(sa)$event < -1), type = "smoothness",
                               M = 0.01, breakdown = FALSE)
   expect_equal(tidy(h_fit)$conf.low, tidy(h_num)$conf.low, tolerance = 1e-12)
-  expect_equal(h_fit$n_pre, sum(sa$table$event < -1))
+  expect_equal(h_fit$n_pre, sum(tidy(sa)$event < -1))
+  expect_identical(nobs(h_fit), nobs(sa))
+  expect_error(honest_sensitivity(sa, "smoothness", n_sim = 10),
+               class = "mktcausal_error_unknown_argument")
+  expect_error(honest_sensitivity(sa, method = "hybrid"),
+               class = "mktcausal_error_unknown_argument")
+  expect_error(honest_sensitivity(staggered(lemp ~ post | countyreal + year, mp, n_draws = 0)),
+               class = "mktcausal_error_honest_input")
 })
 
 test_that("the breakdown value separates sets that exclude zero from sets that do not", {
@@ -162,13 +169,18 @@ test_that("the breakdown value separates sets that exclude zero from sets that d
 test_that("results are reproducible under set.seed and methods return tidy data", {
   b <- fx$mpdta
   set.seed(5)
-  h1 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_sim = 300)
+  h1 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_draws = 300)
   set.seed(5)
-  h2 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_sim = 300)
+  h2 <- honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, M = c(0.5, 1), n_draws = 300)
   expect_identical(tidy(h1), tidy(h2))
   td <- tidy(h1)
-  expect_named(td, c("term", "M", "conf.low", "conf.high", "method", "open"))
+  expect_named(td, c("term", "estimate", "std.error", "statistic", "p.value", "conf.low",
+                     "conf.high", "M", "method", "open", "target"))
+  expect_identical(td$term, c("original", "Mbar = 0.5", "Mbar = 1"))
   expect_equal(td$method, c("original", "C-LF", "C-LF"))
+  expect_equal(td$M, c(NA, 0.5, 1))
+  expect_error(vcov(h1), class = "mktcausal_error_not_available")
+  expect_equal(unname(confint(h1)[, 1]), td$conf.low)
   expect_equal(td$conf.low[1], b$betahat[4] - stats::qnorm(0.975) * sqrt(b$sigma[4, 4]))
   # Larger Mbar allows more: the sets grow.
   expect_lte(td$conf.low[3], td$conf.low[2])
@@ -190,6 +202,10 @@ test_that("bad input gets classed errors", {
                class = "mktcausal_error_honest_input")
   expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, target = c(1, 2)),
                class = "mktcausal_error_honest_target")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, type = "smooth"),
+               class = "mktcausal_error_bad_choice")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, inference = "lf"),
+               class = "mktcausal_error_bad_choice")
   bad <- b$sigma
   bad[1, 1] <- -1
   expect_error(honest_sensitivity(b$betahat, sigma = bad, n_pre = 3),

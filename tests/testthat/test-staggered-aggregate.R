@@ -7,7 +7,7 @@ test_that("aggregations equal did's aggte on mpdta", {
     control <- if (parts[1] == "not") "not_yet" else "never"
     rest <- if (parts[1] == "not") parts[-(1:2)] else parts[-1]
     f <- if (rest[2] == "lpop") lemp ~ post + lpop | countyreal + year else lemp ~ post | countyreal + year
-    fit <- staggered(f, d, control = control, method = rest[1], n_boot = 0)
+    fit <- staggered(f, d, method = rest[1], control = control, n_draws = 0)
     r <- ref$aggte[[key]]
     ours <- list(
       simple = aggregate(fit, "simple"), event = aggregate(fit, "event"),
@@ -34,7 +34,7 @@ test_that("aggregations equal did's aggte on mpdta", {
 test_that("aggregate bands: uniform from the bootstrap, first row overall", {
   d <- sim_staggered(n = 400, noise = 1, seed = 12)
   set.seed(2)
-  fit <- staggered(y ~ post | unit + time, d, n_boot = 400)
+  fit <- staggered(y ~ post | unit + time, d, n_draws = 400)
   ev <- aggregate(fit, "event")
   td <- tidy(ev)
   expect_identical(td$term[1], "overall")
@@ -45,6 +45,10 @@ test_that("aggregate bands: uniform from the bootstrap, first row overall", {
   expect_s3_class(plot(ev), "ggplot")
   expect_equal(unname(coef(ev)), td$estimate)
   expect_error(aggregate(fit, "event", min_e = 3, max_e = 1), class = "mktcausal_error_bad_argument")
+  expect_error(aggregate(fit, "events"), class = "mktcausal_error_bad_choice")
+  expect_error(aggregate(fit, "event", n_boot = 9), class = "mktcausal_error_unknown_argument")
+  # vcov() from the influence functions: its diagonal gives the standard errors.
+  expect_equal(sqrt(diag(vcov(ev))), td$std.error, tolerance = 1e-12, ignore_attr = TRUE)
 })
 
 test_that("sampling weights: ATT(g,t), SEs and aggregations equal did's", {
@@ -54,7 +58,7 @@ test_that("sampling weights: ATT(g,t), SEs and aggregations equal did's", {
   d$pop <- exp(d$lpop)
   for (m in names(ref)) {
     f <- if (m == "dr") lemp ~ post + lpop | countyreal + year else lemp ~ post | countyreal + year
-    fit <- staggered(f, d, method = m, weights = "pop", n_boot = 0)
+    fit <- staggered(f, d, method = m, weights = "pop", n_draws = 0)
     td <- tidy(fit)
     expect_lt(max(abs(td$estimate - ref[[m]]$attgt$att)), 1e-6)
     expect_lt(max(abs(td$std.error - ref[[m]]$attgt$se)), 1e-6)

@@ -12,7 +12,7 @@ test_that("ATT(g,t) and analytic SEs equal did's on mpdta for every variant", {
     control <- if (parts[1] == "not") "not_yet" else "never"
     rest <- if (parts[1] == "not") parts[-(1:2)] else parts[-1]
     f <- if (rest[2] == "lpop") lemp ~ post + lpop | countyreal + year else lemp ~ post | countyreal + year
-    fit <- staggered(f, d, control = control, method = rest[1], base_period = rest[3], n_boot = 0)
+    fit <- staggered(f, d, method = rest[1], control = control, base_period = rest[3], n_draws = 0)
     td <- tidy(fit)
     r <- ref$attgt[[key]]
     expect_identical(as.numeric(td$group), as.numeric(r$group), info = key)
@@ -27,7 +27,7 @@ test_that("ATT(g,t) and analytic SEs equal did's on mpdta for every variant", {
 test_that("anticipation shifts base periods and controls as in did", {
   ref <- readRDS(test_path("fixtures", "staggered-did.rds"))$anticipation
   d <- mpdta_post()
-  expect_warning(fit <- staggered(lemp ~ post | countyreal + year, d, anticipation = 1, n_boot = 0),
+  expect_warning(fit <- staggered(lemp ~ post | countyreal + year, d, anticipation = 1, n_draws = 0),
                  class = "mktcausal_warning_treated_first_period")
   td <- tidy(fit)
   key <- paste(td$group, td$time)
@@ -38,7 +38,7 @@ test_that("anticipation shifts base periods and controls as in did", {
 })
 
 test_that("the overall simple ATT on mpdta is -0.0400 (SE 0.0120)", {
-  fit <- staggered(lemp ~ post | countyreal + year, mpdta_post(), n_boot = 0)
+  fit <- staggered(lemp ~ post | countyreal + year, mpdta_post(), n_draws = 0)
   o <- tidy(aggregate(fit, "simple"))
   expect_identical(o$term, "overall")
   expect_equal(round(o$estimate, 4), -0.0400)
@@ -50,13 +50,13 @@ test_that("noise-free staggered panel: every ATT(g,t) equals the truth and TWFE 
   truth <- unique(d[d$cohort > 0, c("cohort", "time", "effect")])
   for (ctrl in c("never", "not_yet")) {
     for (m in c("dr", "reg")) {
-      fit <- staggered(y ~ post | unit + time, d, control = ctrl, method = m, n_boot = 0)
+      fit <- staggered(y ~ post | unit + time, d, control = ctrl, method = m, n_draws = 0)
       td <- tidy(fit)
       want <- truth$effect[match(paste(td$group, td$time), paste(truth$cohort, truth$time))]
       expect_lt(max(abs(td$estimate - want)), 1e-10)
     }
   }
-  fit <- staggered(y ~ post | unit + time, d, n_boot = 0)
+  fit <- staggered(y ~ post | unit + time, d, n_draws = 0)
   shares <- table(d$cohort[d$time == 1 & d$cohort > 0])
   post <- truth[truth$time >= truth$cohort, ]
   w <- as.numeric(shares[as.character(post$cohort)])
@@ -72,7 +72,7 @@ test_that("noise-free staggered panel: every ATT(g,t) equals the truth and TWFE 
 test_that("with noise the estimates cover the truth", {
   d <- sim_staggered(n = 800, noise = 1, seed = 3)
   set.seed(4)
-  fit <- staggered(y ~ post | unit + time, d, n_boot = 499)
+  fit <- staggered(y ~ post | unit + time, d, n_draws = 499)
   td <- tidy(fit)
   truth <- unique(d[d$cohort > 0, c("cohort", "time", "effect")])
   want <- truth$effect[match(paste(td$group, td$time), paste(truth$cohort, truth$time))]
@@ -90,11 +90,12 @@ test_that("bootstrap is reproducible with set.seed and independent of threads", 
   on.exit(mkt_threads(old))
   mkt_threads(1)
   set.seed(11)
-  a <- staggered(lemp ~ post | countyreal + year, d, n_boot = 300)
+  a <- staggered(lemp ~ post | countyreal + year, d, n_draws = 300)
   mkt_threads(2)
   set.seed(11)
-  b <- staggered(lemp ~ post | countyreal + year, d, n_boot = 300)
+  b <- staggered(lemp ~ post | countyreal + year, d, n_draws = 300)
   expect_identical(a$boot_se, b$boot_se)
+  expect_identical(tidy(a), tidy(b))
   expect_identical(a$crit, b$crit)
   expect_true(all(is.finite(a$boot_se)))
 })
@@ -102,12 +103,16 @@ test_that("bootstrap is reproducible with set.seed and independent of threads", 
 test_that("clustering sums influence functions within clusters", {
   d <- sim_staggered(n = 200, noise = 1, seed = 5)
   d$market <- d$cohort * 100 + (d$unit %% 7)  # markets nest cohorts
-  a <- staggered(y ~ post | unit + time, d, n_boot = 0)
-  b <- staggered(y ~ post | unit + time, d, n_boot = 0, cluster = "market")
+  a <- staggered(y ~ post | unit + time, d, n_draws = 0)
+  b <- staggered(y ~ post | unit + time, d, n_draws = 0, cluster = "market")
   expect_identical(a$cells$estimate, b$cells$estimate)
   S <- rowsum(a$inf, match(d$market[d$time == 1][order(unique(d$unit))], unique(d$market)))
   expect_equal(b$cells$std.error, sqrt(colSums(S^2)) / 200, tolerance = 1e-12)
-  expect_identical(b$n_clusters, length(unique(d$market)))
+  expect_identical(b$n$clusters, length(unique(d$market)))
+  # vcov() is the covariance of the cells from the clustered influence sums.
+  expect_equal(unname(vcov(b)), crossprod(S) / 200^2, tolerance = 1e-12)
+  expect_equal(sqrt(diag(vcov(b))), b$cells$std.error, tolerance = 1e-12,
+               ignore_attr = TRUE)
   d$market[1] <- -1
   expect_error(staggered(y ~ post | unit + time, d, cluster = "market"),
                class = "mktcausal_error_varies_within_unit")
@@ -115,7 +120,7 @@ test_that("clustering sums influence functions within clusters", {
 
 test_that("sampling weights give weighted means of changes", {
   d <- sim_staggered(n = 200, noise = 1, seed = 6)
-  fit <- staggered(y ~ post | unit + time, d, weights = "pop", n_boot = 0)
+  fit <- staggered(y ~ post | unit + time, d, weights = "pop", n_draws = 0)
   wide <- stats::reshape(d[c("unit", "time", "y")], idvar = "unit", timevar = "time",
                          direction = "wide")
   u <- d[d$time == 1, ]
@@ -132,8 +137,8 @@ test_that("sampling weights give weighted means of changes", {
 test_that("unbalanced panels use units observed in both periods of a cell", {
   d <- sim_staggered(n = 200, noise = 1, seed = 7)
   drop <- d$unit %in% 1:30 & d$time == 4
-  fit <- staggered(y ~ post | unit + time, d[!drop, ], n_boot = 0)
-  full <- staggered(y ~ post | unit + time, d[!(d$unit %in% 1:30), ], n_boot = 0)
+  fit <- staggered(y ~ post | unit + time, d[!drop, ], n_draws = 0)
+  full <- staggered(y ~ post | unit + time, d[!(d$unit %in% 1:30), ], n_draws = 0)
   td <- tidy(fit)
   tf <- tidy(full)
   untouched <- td$time != 4 & !(td$time == 5 & td$event < 0)
@@ -142,13 +147,22 @@ test_that("unbalanced panels use units observed in both periods of a cell", {
   # cells that use period 4 equal the fit without those units
   uses4 <- td$time == 4 | (td$time == 5 & td$event < 0)
   expect_equal(td$estimate[uses4], tf$estimate[uses4], tolerance = 1e-12)
-  expect_identical(fit$n, 200L)
+  expect_identical(fit$n$units, 200L)
+  # The same with a covariate: cells are fitted on their own units.
+  d$x <- stats::rnorm(200)[d$unit]
+  for (m in c("dr", "ipw", "reg")) {
+    fit <- staggered(y ~ post + x | unit + time, d[!drop, ], method = m, n_draws = 0)
+    full <- staggered(y ~ post + x | unit + time, d[!(d$unit %in% 1:30), ], method = m,
+                      n_draws = 0)
+    expect_equal(tidy(fit)$estimate[uses4], tidy(full)$estimate[uses4], tolerance = 1e-10)
+    expect_false(isTRUE(all.equal(tidy(fit)$estimate[untouched], tidy(full)$estimate[untouched])))
+  }
 })
 
 test_that("a cohort with no unit observed in a cell gives NA with a reason", {
   d <- sim_staggered(n = 200, noise = 1, seed = 8)
   d <- d[!(d$cohort == 7 & d$time == 8), ]
-  fit <- staggered(y ~ post | unit + time, d, n_boot = 0)
+  fit <- staggered(y ~ post | unit + time, d, n_draws = 0)
   td <- tidy(fit)
   bad <- td$group == 7 & td$time == 8
   expect_true(is.na(td$estimate[bad]) && is.na(td$std.error[bad]))
@@ -161,16 +175,17 @@ test_that("bad input raises the documented classed errors", {
   d <- sim_staggered(n = 120, noise = 1, seed = 9)
   early <- d
   early$post[early$unit %in% 1:3] <- 1L
-  expect_warning(fit <- staggered(y ~ post | unit + time, early, n_boot = 0),
+  expect_warning(fit <- staggered(y ~ post | unit + time, early, n_draws = 0),
                  class = "mktcausal_warning_treated_first_period")
   expect_identical(sort(as.integer(fit$dropped_units)), 1:3)
-  expect_identical(fit$n, 117L)
+  expect_identical(sort(as.integer(tidy(fit, "dropped_units")$unit)), 1:3)
+  expect_identical(fit$n$units, 117L)
 
   never_none <- d[d$cohort > 0, ]
-  expect_error(staggered(y ~ post | unit + time, never_none, n_boot = 0),
+  expect_error(staggered(y ~ post | unit + time, never_none, n_draws = 0),
                class = "mktcausal_error_no_never_treated")
   expect_s3_class(staggered(y ~ post | unit + time, never_none, control = "not_yet",
-                            n_boot = 0), "mkt_staggered")
+                            n_draws = 0), "mkt_staggered")
 
   off <- d
   off$post[off$cohort == 3 & off$time == 8] <- 0L
@@ -178,44 +193,74 @@ test_that("bad input raises the documented classed errors", {
 
   tv <- d
   tv$x <- tv$time * 0.1 + tv$unit
-  expect_error(staggered(y ~ post + x | unit + time, tv, n_boot = 0),
+  expect_error(staggered(y ~ post + x | unit + time, tv, n_draws = 0),
                class = "mktcausal_error_varies_within_unit")
   expect_error(staggered(y ~ 0 | unit + time, d), class = "mktcausal_error_no_treatment")
-  expect_error(staggered(y ~ post | unit + time, d, n_boot = -1), class = "mktcausal_error_bad_argument")
+  expect_error(staggered(y ~ post | unit + time, d, n_draws = -1), class = "mktcausal_error_bad_argument")
+  expect_error(staggered(y ~ post | unit + time, d, method = "drr"), class = "mktcausal_error_bad_choice")
+  expect_error(staggered(y ~ post | unit + time, d, n_boots = 9),
+               class = "mktcausal_error_unknown_argument")
 })
 
 test_that("tibble input and the methods work", {
   skip_if_not_installed("tibble")
   d <- tibble::as_tibble(mpdta_post())
-  fit <- staggered(lemp ~ post | countyreal + year, d, n_boot = 0)
-  expect_named(tidy(fit)[1:8], c("term", "group", "time", "event", "estimate",
-                                 "std.error", "conf.low", "conf.high"))
+  fit <- staggered(lemp ~ post | countyreal + year, d, n_draws = 0)
+  expect_named(tidy(fit)[1:10], c("term", "estimate", "std.error", "statistic", "p.value",
+                                  "conf.low", "conf.high", "group", "time", "event"))
   expect_identical(nrow(tidy(fit)), 12L)
   expect_identical(glance(fit)$n_cohorts, 3L)
+  expect_identical(nobs(fit), 2500L)
   expect_equal(unname(coef(fit)[1]), tidy(fit)$estimate[1])
+  expect_identical(names(coef(fit))[1], "ATT(2004,2004)")
   expect_output(print(fit), "Overall ATT")
   expect_s3_class(plot(fit), "ggplot")
   expect_output(print(summary(fit)), "Group-time")
+  # A panel passed in place of the formula gives the same fit.
+  p <- mkt_panel(lemp ~ post | countyreal + year, d)
+  expect_identical(tidy(staggered(p, n_draws = 0)), tidy(fit))
 })
 
 test_that("the cohort-sum bootstrap gives the same draws as the influence-matrix one", {
   d <- sim_staggered(n = 300, noise = 1, seed = 13)
   for (ctrl in c("never", "not_yet")) {
     set.seed(5)
-    fit <- staggered(y ~ post | unit + time, d, control = ctrl, n_boot = 200)
-    dense <- staggered_bootstrap(fit$inf, fit$n, 200L, fit$seed, 0.05)
+    fit <- staggered(y ~ post | unit + time, d, control = ctrl, n_draws = 200)
+    dense <- staggered_bootstrap(fit$inf, fit$n$units, 200L, fit$seed, 0.05)
     expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
     expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
+  }
+})
+
+test_that("the block bootstrap (covariates, clusters) gives the dense draws, for any thread count", {
+  d <- sim_staggered(n = 300, noise = 1, seed = 14)
+  d$x <- stats::rnorm(300)[d$unit]
+  old <- mkt_threads()
+  on.exit(mkt_threads(old))
+  for (cl in list(NULL, "market")) {
+    fits <- lapply(1:2, function(th) {
+      mkt_threads(th)
+      set.seed(6)
+      staggered(y ~ post + x | unit + time, d, control = "not_yet", cluster = cl, n_draws = 200)
+    })
+    expect_identical(fits[[1]]$boot_se, fits[[2]]$boot_se)
+    expect_identical(fits[[1]]$crit, fits[[2]]$crit)
+    fit <- fits[[1]]
+    S <- rowsum(fit$inf, fit$cluster_id, reorder = FALSE)
+    dense <- staggered_bootstrap(S, fit$n$units, 200L, fit$seed, 0.05)
+    expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
+    expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
+    expect_equal(unname(vcov(fit)), crossprod(S) / fit$n$units^2, tolerance = 1e-12)
   }
 })
 
 test_that("Date periods and data.table input give the same effects", {
   skip_if_not_installed("data.table")
   d <- sim_staggered(n = 150, noise = 1, seed = 17)
-  base <- tidy(staggered(y ~ post | unit + time, d, n_boot = 0))
+  base <- tidy(staggered(y ~ post | unit + time, d, n_draws = 0))
   d$week <- as.Date("2025-01-06") + 7 * (d$time - 1)
   dt <- data.table::as.data.table(d)
-  fit <- staggered(y ~ post | unit + week, dt, n_boot = 0)
+  fit <- staggered(y ~ post | unit + week, dt, n_draws = 0)
   td <- tidy(fit)
   expect_s3_class(td$group, "Date")
   expect_identical(td$event, base$event)

@@ -51,7 +51,7 @@ arp_prepare <- function(A, d, betahat, sigma, n_pre, l) {
 
 # Least-favourable critical value of the first stage: the 1 - kappa
 # quantile of eta under y ~ N(0, Sigma_y), from standard normal draws Z
-# (n_sim x rows) mapped through the symmetric square root of Sigma_y.
+# (n_draws x rows) mapped through the symmetric square root of Sigma_y.
 arp_lf_cv <- function(prep, Z, kappa) {
   G <- prep$vertices
   if (!ncol(G)) return(-Inf)

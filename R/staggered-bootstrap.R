@@ -1,0 +1,151 @@
+# Inference shared by the staggered-adoption estimators (staggered(), its
+# aggregations and the "cs" event study): influence functions summed within
+# clusters, the multiplier bootstrap over them and the bands it gives. This
+# file calls nothing in the other staggered files, so they can all use it
+# without calling each other in a loop.
+
+# Influence functions (n units x K) summed within clusters; `cluster_id`
+# numbers each unit's cluster 1..G in order of first appearance.
+rowsum_clusters <- function(inf, cluster_id) {
+  if (!anyDuplicated(cluster_id)) return(inf)
+  rowsum(inf, cluster_id, reorder = FALSE)
+}
+
+# Covariance of estimates from their clustered influence sums S (G x K).
+# With `blocks` (see bootstrap_blocks()) only the columns each group of rows
+# can touch enter its cross-product, which is exact since S is zero
+# elsewhere.
+influence_vcov <- function(S, n, blocks = NULL) {
+  if (is.null(blocks)) return(crossprod(S) / n^2)
+  K <- ncol(S)
+  V <- matrix(0, K, K)
+  for (q in seq_along(blocks$size)) {
+    cols <- which(blocks$use[q, ] != 0L)
+    if (!length(cols) || blocks$size[q] == 0L) next
+    rows <- blocks$order[blocks$start[q] + seq_len(blocks$size[q]) - 1L]
+    V[cols, cols] <- V[cols, cols] + crossprod(S[rows, cols, drop = FALSE])
+  }
+  V / n^2
+}
+
+# Multiplier bootstrap draws (n_draws x length(cols)) of the columns `cols`
+# of S, the cluster sums of influence functions. Cluster c's multipliers come
+# from its own stream (seed, c), whichever path computes the draws, so all
+# paths give the same draws up to rounding:
+# * `draws_fun` (a function of `cols`), when the caller has a cheaper exact
+#   path (cohort sums of the outcomes);
+# * the block-sparse path, when `blocks` says which cluster rows can be
+#   non-zero in which columns (rows grouped by cohort pattern);
+# * else the dense product over all rows.
+staggered_boot_draws <- function(S, n, n_draws, seed, cols, draws_fun = NULL, blocks = NULL) {
+  if (!is.null(draws_fun)) return(draws_fun(cols))
+  if (!is.null(blocks)) {
+    use <- blocks$use[, cols, drop = FALSE]
+    return(cpp_staggered_boot_blocks(S[, cols, drop = FALSE], n, n_draws, seed,
+                                     blocks$order - 1L, blocks$start - 1L, blocks$size,
+                                     use, mkt_threads()))
+  }
+  cpp_staggered_boot(S[, cols, drop = FALSE], n, n_draws, seed, mkt_threads())
+}
+
+# Bootstrap standard errors (interquartile range / 1.349) of every column of
+# S with a positive analytic variance, and the sup-t critical value over
+# the columns `band` (all by default) at level 1 - alpha. One set of draws
+# serves both, so a caller wanting a band over a subset of columns (the
+# detail rows of an aggregation) does not draw again.
+staggered_bootstrap <- function(S, n, n_draws, seed, alpha, draws_fun = NULL, ss = NULL,
+                                band = NULL, blocks = NULL) {
+  K <- ncol(S)
+  se <- rep(NA_real_, K)
+  if (n_draws == 0L || K == 0L) return(list(se = se, crit = NA_real_))
+  if (is.null(ss)) ss <- colSums(S * S)
+  ok <- which(is.finite(ss) & ss > 0)
+  if (!length(ok)) return(list(se = se, crit = NA_real_))
+  draws <- staggered_boot_draws(S, n, n_draws, seed, ok, draws_fun, blocks)
+  q <- apply(draws, 2, stats::quantile, probs = c(0.25, 0.75), type = 1, names = FALSE)
+  sig <- (q[2, ] - q[1, ]) / (stats::qnorm(0.75) - stats::qnorm(0.25))
+  good <- sig > 0
+  se[ok[good]] <- sig[good]
+  in_band <- good & (if (is.null(band)) TRUE else ok %in% band)
+  crit <- NA_real_
+  if (any(in_band)) {
+    tmax <- apply(abs(draws[, in_band, drop = FALSE]) /
+                    matrix(sig[in_band], n_draws, sum(in_band), byrow = TRUE), 1, max)
+    crit <- unname(stats::quantile(tmax, 1 - alpha, type = 1))
+  }
+  list(se = se, crit = crit)
+}
+
+# Which cluster rows of S can be non-zero in which columns: a cell's
+# influence function lives on its cohort and its controls only, so with the
+# clusters grouped by the set of cohorts they contain, the bootstrap needs
+# one product per group over the columns that group can touch. NULL when
+# grouping would not pay (few groups relative to columns touched, or more
+# than 50 cohorts).
+bootstrap_blocks <- function(unit_cohort, cluster_id, cell_uses) {
+  cohorts <- sort(unique(unit_cohort))
+  H <- length(cohorts)
+  if (H > 50L) return(NULL)
+  slot <- match(unit_cohort, cohorts)
+  G <- max(cluster_id)
+  member <- matrix(FALSE, G, H)
+  member[cbind(cluster_id, slot)] <- TRUE
+  key <- drop(member %*% 2^(seq_len(H) - 1L))
+  keys <- sort(unique(key))
+  group <- match(key, keys)
+  first <- match(keys, key)
+  # cell_uses: H x K logical, cohort h enters cell k (treated or control).
+  use <- (member[first, , drop = FALSE] %*% cell_uses) > 0
+  if (sum(use * tabulate(group, length(keys))) > 0.8 * G * ncol(cell_uses)) return(NULL)
+  order <- order(group)
+  size <- tabulate(group, length(keys))
+  list(order = order, start = cumsum(c(1L, size))[seq_along(size)], size = size,
+       use = matrix(as.integer(use), nrow(use)))
+}
+
+# Bootstrap draws of the cells `cols` through cohort sums (balanced panel,
+# no covariates, unit clusters): the same multipliers as the generic path.
+cohort_sum_draws <- function(prep, cells, est, not_yet, cols, n_draws, seed) {
+  cohorts <- sort(unique(prep$cohort))
+  slot <- match(prep$cohort, cohorts) - 1L
+  H <- length(cohorts)
+  K <- length(cols)
+  coef <- matrix(0, H, K)
+  centre <- matrix(0, H, K)
+  n <- prep$n
+  for (j in seq_len(K)) {
+    k <- cols[j]
+    if (est$status[k] != 0L) next
+    g <- cells$group_idx[k]
+    ctrl <- cohorts == 0L | (not_yet & cohorts > cells$control_after[k] & cohorts != g)
+    tr <- cohorts == g
+    coef[tr, j] <- n / est$wsum1[k]
+    centre[tr, j] <- est$mean1[k]
+    coef[ctrl, j] <- -n / est$wsum0[k]
+    centre[ctrl, j] <- est$mean0[k]
+  }
+  cpp_staggered_boot_cohort(prep$Y, prep$w, slot, order(slot) - 1L, H,
+                            cells$time_idx[cols] - 1L, cells$base_idx[cols] - 1L,
+                            coef, centre, n_draws, seed, mkt_threads())
+}
+
+# Confidence limits: the uniform band when the bootstrap ran, else pointwise.
+band_limits <- function(estimate, se, boot_se, crit, alpha) {
+  if (is.na(crit)) {
+    z <- stats::qnorm(1 - alpha / 2)
+    return(list(low = estimate - z * se, high = estimate + z * se))
+  }
+  list(low = estimate - crit * boot_se, high = estimate + crit * boot_se)
+}
+
+# Words for the inference of a staggered fit or aggregation.
+staggered_inference_label <- function(cluster_var, n_draws, crit) {
+  by <- if (is.null(cluster_var)) "unit" else cluster_var
+  bands <- if (n_draws > 0L && !is.na(crit)) {
+    sprintf("uniform bands from %s multiplier-bootstrap draws",
+            format(n_draws, big.mark = ","))
+  } else {
+    "pointwise normal intervals"
+  }
+  sprintf("influence function, clustered by %s; %s", by, bands)
+}
