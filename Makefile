@@ -49,8 +49,11 @@ check: build
 test: install
 	$(RSCRIPT) -e 'testthat::test_local(".", reporter = "summary")'
 
+# roxygen compiles src/ without optimisation to load the package; the
+# objects are removed so that a later install does not reuse them.
 document:
 	$(RSCRIPT) -e 'Rcpp::compileAttributes(); roxygen2::roxygenise()'
+	rm -f src/*.o src/*.so
 
 bench: install
 	$(RSCRIPT) bench/run.R

@@ -37,11 +37,13 @@ new_fit <- function(class, estimates, method, estimand, inference, alpha,
   } else if (is.null(no_vcov)) {
     no_vcov <- "its inference does not give a covariance matrix"
   }
-  stopifnot(is.character(method), length(method) == 1L,
-            is.character(estimand), length(estimand) == 1L,
-            is.character(inference), length(inference) == 1L,
-            is.numeric(alpha), length(alpha) == 1L,
-            is.null(tables) || (is.list(tables) && !is.null(names(tables))))
+  one_string <- function(x) is.character(x) && length(x) == 1L
+  if (!(one_string(method) && one_string(estimand) && one_string(inference) &&
+        is.numeric(alpha) && length(alpha) == 1L &&
+        (is.null(tables) || (is.list(tables) && !is.null(names(tables)))))) {
+    stop("Internal error: new_fit() needs one string each for method, estimand and ",
+         "inference, one number for alpha, and named tables.", call. = FALSE)
+  }
   structure(list(
     call = call, method = method, estimand = estimand, inference = inference,
     estimates = estimates, vcov = vcov, no_vcov = no_vcov, alpha = alpha,
@@ -50,22 +52,32 @@ new_fit <- function(class, estimates, method, estimand, inference, alpha,
 }
 
 # The estimates table with broom's columns first, in broom's order; a column
-# a fit does not have is NA.
+# a fit does not have is NA. Built with list operations: it runs once per fit,
+# and fits run inside placebo and simulation loops.
 fit_estimates <- function(est) {
-  est <- as.data.frame(est, stringsAsFactors = FALSE)
-  stopifnot(all(c("term", "estimate") %in% names(est)))
+  if (identical(class(est), "data.frame") && identical(names(est)[1:7], broom_columns) &&
+      is.character(est$term) && .row_names_info(est) < 0L) {
+    return(est)
+  }
+  est <- as.list(est)
+  nm <- names(est)
+  if (!all(c("term", "estimate") %in% nm)) {
+    stop("Internal error: a fit's estimates need `term` and `estimate`.", call. = FALSE)
+  }
+  k <- length(est$estimate)
   est$term <- as.character(est$term)
-  for (col in setdiff(broom_columns, names(est))) est[[col]] <- rep(NA_real_, nrow(est))
+  for (col in broom_columns[!broom_columns %in% nm]) est[[col]] <- rep(NA_real_, k)
   if (all(is.na(est$statistic)) && !all(is.na(est$std.error))) {
     est$statistic <- est$estimate / est$std.error
   }
-  est <- est[c(broom_columns, setdiff(names(est), broom_columns))]
-  rownames(est) <- NULL
-  est
+  cols <- c(broom_columns, nm[!nm %in% broom_columns])
+  structure(lapply(est[cols], unname), names = cols, class = "data.frame",
+            row.names = .set_row_names(k))
 }
 
 fit_sample_sizes <- function(n) {
   n <- as.list(n)
-  for (k in setdiff(sample_sizes, names(n))) n[[k]] <- NA_integer_
-  n[c(sample_sizes, setdiff(names(n), sample_sizes))]
+  nm <- names(n)
+  for (k in sample_sizes[!sample_sizes %in% nm]) n[[k]] <- NA_integer_
+  n[c(sample_sizes, nm[!nm %in% sample_sizes])]
 }

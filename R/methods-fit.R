@@ -281,9 +281,13 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
   invisible(x)
 }
 
-format_term <- function(term, width = 24L) {
+# Long terms are shortened in the middle, so that terms which differ only at
+# their end ("ATT(2025-01-20,2025-02-03)") stay distinct.
+format_term <- function(term, width = 28L) {
   long <- nchar(term) > width
-  term[long] <- paste0(substr(term[long], 1L, width - 3L), "...")
+  keep <- (width - 3L) %/% 2L
+  term[long] <- paste0(substr(term[long], 1L, width - 3L - keep), "...",
+                       substring(term[long], nchar(term[long]) - keep + 1L))
   formatC(term, width = -max(nchar(term), 1L))
 }
 

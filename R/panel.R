@@ -254,7 +254,11 @@ panel_codes <- function(x) {
     labels <- if (is.ordered(x)) factor(lev, levels = levels(x), ordered = TRUE) else lev
     return(list(labels = labels, codes = map[as.integer(x)]))
   }
-  labels <- sort(unique(x))
+  u <- unique(x)
+  u <- u[!is.na(u)]
+  # Numbers and dates sort the same by radix, which is much faster; text
+  # keeps the locale's collation.
+  labels <- if (is.character(u)) sort.int(u) else u[order(u, method = "radix")]
   list(labels = labels, codes = match(x, labels))
 }
 
@@ -317,14 +321,15 @@ panel_side_values <- function(data, side, spec, fill, keep, unit, time,
 }
 
 panel_dropped <- function(n, on_grid, keep, unit, time, spec) {
-  dropped_rows <- which(!keep)
-  reason <- ifelse(is.na(unit[dropped_rows]), "missing unit",
-                   ifelse(is.na(time[dropped_rows]), "missing time", "missing outcome"))
-  dropped <- data.frame(row = dropped_rows, stringsAsFactors = FALSE)
-  dropped[[spec$unit]] <- unit[dropped_rows]
-  dropped[[spec$time]] <- time[dropped_rows]
-  dropped$reason <- reason
-  dropped
+  rows <- which(!keep)
+  reason <- if (length(rows)) {
+    ifelse(is.na(unit[rows]), "missing unit",
+           ifelse(is.na(time[rows]), "missing time", "missing outcome"))
+  } else character()
+  # Built directly: data.frame() costs more than the rest of a small panel.
+  out <- list(rows, unit[rows], time[rows], reason)
+  names(out) <- c("row", spec$unit, spec$time, "reason")
+  structure(out, class = "data.frame", row.names = .set_row_names(length(rows)))
 }
 
 # The panel an estimator works on: `formula` may be a panel already (then
@@ -438,13 +443,12 @@ parse_panel_formula <- function(formula, call = rlang::caller_env()) {
     bad("The only numbers allowed before {.code |} are {.code 0} or {.code 1}, meaning no treatment.")
   }
   if (any(is_const[-1])) bad("Write {.code 0} or {.code 1} first, in place of the treatment.")
-  labels <- vapply(terms, function(t) paste(deparse(t, width.cutoff = 500L), collapse = " "),
-                   character(1))
+  labels <- vapply(terms, expr_label, character(1))
   treatment <- if (is_const[1]) NULL else labels[1]
   covariates <- labels[-1]
   unit <- as.character(idx[[1]])
   time <- as.character(idx[[2]])
-  outcome <- paste(deparse(lhs, width.cutoff = 500L), collapse = " ")
+  outcome <- expr_label(lhs)
   used <- c(outcome, treatment, covariates)
   if (anyDuplicated(c(used, unit, time))) {
     bad("Each variable may appear only once; {.val {unique(c(used, unit, time)[duplicated(c(used, unit, time))])}} is repeated.")
@@ -454,6 +458,11 @@ parse_panel_formula <- function(formula, call = rlang::caller_env()) {
     unit = unit, time = time, env = environment(formula),
     columns = unique(c(all.vars(lhs), all.vars(rhs[[2]]), unit, time))
   )
+}
+
+# The text of a term: a column name as it is, an expression deparsed.
+expr_label <- function(e) {
+  if (is.name(e)) as.character(e) else paste(deparse(e, width.cutoff = 500L), collapse = " ")
 }
 
 # --- columns ---------------------------------------------------------------
