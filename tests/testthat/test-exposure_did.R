@@ -67,7 +67,8 @@ test_that("an exposure switched on at the shock gives the same fit without post"
   expect_equal(a$estimates$estimate, b$estimates$estimate, tolerance = 1e-12)
   expect_equal(a$estimates$std.error, b$estimates$std.error, tolerance = 1e-12)
   expect_equal(b$first_post, 6L)
-  expect_equal(b$event_study$estimate, a$event_study$estimate, tolerance = 1e-12)
+  expect_equal(tidy(b, "event_study")$estimate, tidy(a, "event_study")$estimate,
+               tolerance = 1e-12)
 })
 
 test_that("with factors, exposure_did() survives a shock that loads on exposure", {

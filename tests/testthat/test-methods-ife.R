@@ -3,8 +3,9 @@ f_sim <- Y ~ D + X1 + X2 | id + time
 test_that("counterfactual fits: tidy, glance, coef and plot give the documented shapes", {
   simdata <- gsynth_simdata
   fit <- counterfactual(f_sim, simdata, r = 2)
-  expect_named(tidy(fit), c("term", "estimate", "std.error", "p.value", "conf.low",
-                            "conf.high", "n_cells"))
+  expect_named(tidy(fit), c("term", "estimate", "std.error", "statistic", "p.value",
+                            "conf.low", "conf.high", "n_cells"))
+  expect_equal(tidy(fit)$term, c("ATT", "X1", "X2"))
   expect_equal(nrow(tidy(fit, "event")), 30L)
   expect_equal(tidy(fit, "period")$period, 21:30)
   expect_equal(tidy(fit, "unit")$unit, 101:105)
@@ -18,7 +19,7 @@ test_that("counterfactual fits: tidy, glance, coef and plot give the documented 
   expect_equal(mean(cp$observed[cp$event_time >= 0] - cp$counterfactual[cp$event_time >= 0]),
                coef(fit)[["ATT"]], tolerance = 1e-10)
   g <- glance(fit)
-  expect_true(all(c("r", "pre_mspe", "att", "std.error") %in% names(g)))
+  expect_true(all(c("r", "pre_mspe", "r_rule") %in% names(g)))
   expect_equal(g$r, 2L)
   for (type in c("gap", "counterfactual", "factors", "loadings", "status")) {
     expect_s3_class(plot(fit, type), "ggplot")
