@@ -128,16 +128,17 @@ fe_estimates <- function(beta, vcov, df, alpha, terms = names(beta)) {
 # column is known there and its weight is positive. With weights the columns
 # come back multiplied by sqrt(weight), so ordinary least squares on them is
 # weighted least squares.
-fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-13,
+fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-12,
                     max_iter = 10000L, call = rlang::caller_env()) {
   cols <- lapply(cols, function(x) {
     if (!is.double(x)) storage.mode(x) <- "double"
     x
   })
+  threads <- mkt_threads()
   res <- cpp_demean_grid(panel$observed, unname(cols),
                          if (is.null(weights)) numeric(0) else as.double(weights),
                          if (is.null(cluster)) integer(0) else as.integer(cluster),
-                         TRUE, tol, as.integer(max_iter), mkt_threads())
+                         TRUE, tol, as.integer(max_iter), threads)
   if (!isTRUE(res$converged)) {
     abort_mkt("fe_not_converged", c(
       "Removing the fixed effects did not converge in {res$iterations} iterations.",
@@ -147,6 +148,7 @@ fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-13,
   colnames(res$x) <- names(cols)
   res$n <- nrow(res$x)
   res$weighted <- !is.null(weights)
+  res$threads <- threads
   res
 }
 
@@ -172,7 +174,7 @@ fe_moments <- function(fg, clustered) {
               cols = colnames(A))
   if (clustered) {
     G_all <- max(fg$cluster)
-    cg <- cpp_cluster_gram(A, fg$cluster, G_all, mkt_threads())
+    cg <- cpp_cluster_gram(A, fg$cluster, G_all, fg$threads)
     out$cgram <- cg$gram
     out$G_all <- G_all
     out$G <- sum(cg$count > 0L)

@@ -371,8 +371,12 @@ ar_curve <- function(p, ar_set, estimate, se, alpha, df, n_grid = 401) {
   finite <- finite[is.finite(finite)]
   half <- max(4 * se, abs(finite - estimate) * 1.3)
   b <- seq(estimate - half, estimate + half, length.out = n_grid)
-  data.frame(effect = b, statistic = vapply(b, ar_stat, numeric(1), p = p) / k,
-             critical = stats::qf(1 - alpha, k, df))
+  stat <- if (k == 1L) {
+    (p$a[[1]] - b * p$c[[1]])^2 / (p$Vaa[1, 1] - 2 * b * p$Vac[1, 1] + b^2 * p$Vcc[1, 1])
+  } else {
+    vapply(b, ar_stat, numeric(1), p = p)
+  }
+  data.frame(effect = b, statistic = stat / k, critical = stats::qf(1 - alpha, k, df))
 }
 
 ar_rows <- function(low, high) {

@@ -68,7 +68,7 @@ Rcpp::List cpp_demean_grid(const Rcpp::LogicalMatrix& observed, const Rcpp::List
   const double* w = weights.size() ? weights.begin() : nullptr;
   if (w && weights.size() != NT) Rcpp::stop("weights must have one value per cell");
   if (cluster.size() && cluster.size() != NT) Rcpp::stop("cluster must have one code per cell");
-  const mkt::GridLayout g = mkt::grid_layout(N, T, observed.begin(), ptr, w);
+  const mkt::GridLayout g = mkt::grid_layout(N, T, observed.begin(), ptr, w, threads);
   const int m = static_cast<int>(ptr.size());
   Rcpp::NumericMatrix out(static_cast<int>(g.n), m);
   const mkt::DemeanStatus st = mkt::demean_grid(g, ptr, out.begin(), scale_sqrt_w && w, tol,
@@ -77,18 +77,15 @@ Rcpp::List cpp_demean_grid(const Rcpp::LogicalMatrix& observed, const Rcpp::List
   Rcpp::IntegerVector unit(g.n), time(g.n), cl(g.n);
   std::vector<int> unit_first(N, 0), time_first(T, 0);
   bool unit_nested = true, time_nested = true;
-  R_xlen_t pos = 0;
   for (int t = 0; t < T; ++t) {
-    for (int i = 0; i < N; ++i) {
-      const R_xlen_t c = static_cast<R_xlen_t>(t) * N + i;
-      if (g.omega[c] == 0.0) continue;
-      const int code = cluster.size() ? cluster[c] : i + 1;
-      unit[pos] = i + 1;
-      time[pos] = t + 1;
-      cl[pos] = code;
+    for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) {
+      const int i = g.unit[k];
+      const int code = cluster.size() ? cluster[static_cast<R_xlen_t>(t) * N + i] : i + 1;
+      unit[k] = i + 1;
+      time[k] = t + 1;
+      cl[k] = code;
       if (unit_first[i] == 0) unit_first[i] = code; else if (unit_first[i] != code) unit_nested = false;
       if (time_first[t] == 0) time_first[t] = code; else if (time_first[t] != code) time_nested = false;
-      ++pos;
     }
   }
   int n_units = 0, n_periods = 0;

@@ -148,77 +148,126 @@ inline DemeanStatus demean_columns(Eigen::Ref<Eigen::MatrixXd> X,
 // symmetric positive semi-definite; its null space holds the shifts between
 // a and b, which cancel in the residual. It is solved by conjugate gradients
 // with a Jacobi preconditioner, all columns together, so each iteration is
-// two passes over the grid's weights whatever the number of columns. On a
+// two passes over the used cells whatever the number of columns. On a
 // balanced panel S is a multiple of the identity on the complement of its
 // null space and one iteration is exact; missing cells add a few. A column
 // has converged when its residual is at most tol times its right-hand side.
+//
+// The used cells are kept as a list, period by period and unit within
+// period (the order of the output), so that sparse panels (units observed
+// in short windows) cost their cells, not N x T.
 
 struct GridLayout {
   int N = 0, T = 0;
-  std::vector<double> omega;   // N*T weights, 0 on unused cells
-  std::vector<double> W, V;    // unit and period totals of omega
-  std::vector<int64_t> offset; // first output row of each period's cells
-  int64_t n = 0;               // cells used
+  std::vector<int> unit;        // unit (0-based) of each used cell
+  std::vector<double> w;        // weight of each used cell (empty: all 1)
+  std::vector<int64_t> offset;  // first cell of each period; offset[T] = n
+  std::vector<double> W, V;     // unit and period totals of the weights
+  int64_t n = 0;                // cells used
 };
 
 // A cell is used when observed, every column is not NaN there and (with
-// weights) its weight is positive. Builds omega and the totals.
+// weights) its weight is positive.
 inline GridLayout grid_layout(int N, int T, const int* observed,
-                              const std::vector<const double*>& cols, const double* w) {
+                              const std::vector<const double*>& cols, const double* w,
+                              int threads) {
   GridLayout g;
   g.N = N;
   g.T = T;
   const int64_t NT = static_cast<int64_t>(N) * T;
-  g.omega.assign(NT, 0.0);
+  threads = NT * static_cast<int64_t>(cols.size() + 1) < (int64_t(1) << 24) ? 1 : threads;
+  std::vector<unsigned char> use(NT, 0);
+  std::vector<int64_t> count(T, 0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+  for (int t = 0; t < T; ++t) {
+    int64_t c0 = static_cast<int64_t>(t) * N, k = 0;
+    for (int i = 0; i < N; ++i) {
+      const int64_t c = c0 + i;
+      if (!observed[c]) continue;
+      bool ok = !w || w[c] > 0.0;
+      for (std::size_t j = 0; ok && j < cols.size(); ++j) ok = !std::isnan(cols[j][c]);
+      if (!ok) continue;
+      use[c] = 1;
+      ++k;
+    }
+    count[t] = k;
+  }
+  g.offset.assign(T + 1, 0);
+  for (int t = 0; t < T; ++t) g.offset[t + 1] = g.offset[t] + count[t];
+  g.n = g.offset[T];
+  g.unit.resize(g.n);
+  if (w) g.w.resize(g.n);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+  for (int t = 0; t < T; ++t) {
+    int64_t c0 = static_cast<int64_t>(t) * N, k = g.offset[t];
+    for (int i = 0; i < N; ++i) {
+      if (!use[c0 + i]) continue;
+      g.unit[k] = i;
+      if (w) g.w[k] = w[c0 + i];
+      ++k;
+    }
+  }
   g.W.assign(N, 0.0);
   g.V.assign(T, 0.0);
-  g.offset.assign(T + 1, 0);
   for (int t = 0; t < T; ++t) {
-    int64_t count = 0;
-    for (int i = 0; i < N; ++i) {
-      const int64_t c = static_cast<int64_t>(t) * N + i;
-      if (!observed[c]) continue;
-      bool use = true;
-      for (const double* x : cols) {
-        if (std::isnan(x[c])) {
-          use = false;
-          break;
-        }
-      }
-      const double om = w ? w[c] : 1.0;
-      if (!use || !(om > 0.0)) continue;
-      g.omega[c] = om;
-      g.W[i] += om;
-      g.V[t] += om;
-      ++count;
+    double s = 0.0;
+    for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) {
+      const double om = w ? g.w[k] : 1.0;
+      g.W[g.unit[k]] += om;
+      s += om;
     }
-    g.offset[t + 1] = g.offset[t] + count;
+    g.V[t] = s;
   }
-  g.n = g.offset[T];
   return g;
 }
 
 namespace grid_detail {
 
-// out(i, j) = sum_t omega_it v(t, j): rows split among threads.
+// The first cell of period t whose unit is at least i0 (cells of a period
+// are sorted by unit).
+inline int64_t first_at(const GridLayout& g, int t, int i0) {
+  const int* b = g.unit.data() + g.offset[t];
+  const int* e = g.unit.data() + g.offset[t + 1];
+  return g.offset[t] + (std::lower_bound(b, e, i0) - b);
+}
+
+// out(i, j) = sum_t omega_it v(t, j). Threads own ranges of units and
+// accumulate their units' cells in period order, so the sums do not depend
+// on the number of threads.
 inline void row_agg(const GridLayout& g, const Eigen::MatrixXd& v, Eigen::MatrixXd& out,
                     int threads) {
   const int N = g.N, T = g.T;
   const int m = static_cast<int>(v.cols());
   out.setZero(N, m);
-  const int block = 2048;
-  const int n_blocks = (N + block - 1) / block;
+  const bool weighted = !g.w.empty();
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel num_threads(threads)
 #endif
-  for (int bl = 0; bl < n_blocks; ++bl) {
-    const int i0 = bl * block, i1 = std::min(N, i0 + block);
-    for (int t = 0; t < T; ++t) {
-      const double* om = g.omega.data() + static_cast<int64_t>(t) * N;
-      for (int j = 0; j < m; ++j) {
-        const double vt = v(t, j);
-        double* o = out.col(j).data();
-        for (int i = i0; i < i1; ++i) o[i] += om[i] * vt;
+  {
+    int tid = 0, nth = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+    nth = omp_get_num_threads();
+#endif
+    const int per = (N + nth - 1) / nth;
+    const int i0 = std::min(N, tid * per), i1 = std::min(N, i0 + per);
+    if (i0 < i1) {
+      for (int t = 0; t < T; ++t) {
+        const int64_t k0 = nth == 1 ? g.offset[t] : first_at(g, t, i0);
+        const int64_t k1 = nth == 1 ? g.offset[t + 1] : first_at(g, t, i1);
+        for (int j = 0; j < m; ++j) {
+          const double vt = v(t, j);
+          double* o = out.col(j).data();
+          if (weighted) {
+            for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += g.w[k] * vt;
+          } else {
+            for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += vt;
+          }
+        }
       }
     }
   }
@@ -227,18 +276,23 @@ inline void row_agg(const GridLayout& g, const Eigen::MatrixXd& v, Eigen::Matrix
 // out(t, j) = sum_i omega_it u(i, j): periods split among threads.
 inline void col_agg(const GridLayout& g, const Eigen::MatrixXd& u, Eigen::MatrixXd& out,
                     int threads) {
-  const int N = g.N, T = g.T;
+  const int T = g.T;
   const int m = static_cast<int>(u.cols());
   out.setZero(T, m);
+  const bool weighted = !g.w.empty();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
-    const double* om = g.omega.data() + static_cast<int64_t>(t) * N;
+    const int64_t k0 = g.offset[t], k1 = g.offset[t + 1];
     for (int j = 0; j < m; ++j) {
       const double* x = u.col(j).data();
       double s = 0.0;
-      for (int i = 0; i < N; ++i) s += om[i] * x[i];
+      if (weighted) {
+        for (int64_t k = k0; k < k1; ++k) s += g.w[k] * x[g.unit[k]];
+      } else {
+        for (int64_t k = k0; k < k1; ++k) s += x[g.unit[k]];
+      }
       out(t, j) = s;
     }
   }
@@ -266,57 +320,49 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
   DemeanStatus status;
   const int N = g.N, T = g.T;
   const int m = static_cast<int>(cols.size());
-  if (m == 0 || g.n == 0) return status;
-  threads = std::max(1, threads);
+  const int64_t n = g.n;
+  if (m == 0 || n == 0) return status;
+  // Each pass is short: below some 16 million cell-columns a team of threads
+  // costs more in start-up and waiting (on a busy machine) than it saves.
+  threads = n * m < (int64_t(1) << 24) ? 1 : std::max(1, threads);
+  const bool weighted = !g.w.empty();
   const Eigen::VectorXd invW = grid_detail::safe_inverse(g.W);
   const Eigen::VectorXd invV = grid_detail::safe_inverse(g.V);
 
-  // Right-hand sides: weighted row and column totals of each column.
-  Eigen::MatrixXd rx = Eigen::MatrixXd::Zero(N, m), cx = Eigen::MatrixXd::Zero(T, m);
-  {
-    const int block = 2048;
-    const int n_blocks = (N + block - 1) / block;
+  // The used cells' values, and their weighted unit and period totals.
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
 #endif
-    for (int bl = 0; bl < n_blocks; ++bl) {
-      const int i0 = bl * block, i1 = std::min(N, i0 + block);
-      for (int j = 0; j < m; ++j) {
-        double* o = rx.col(j).data();
-        for (int t = 0; t < T; ++t) {
-          const int64_t base = static_cast<int64_t>(t) * N;
-          const double* om = g.omega.data() + base;
-          const double* x = cols[j] + base;
-          for (int i = i0; i < i1; ++i) {
-            if (om[i] != 0.0) o[i] += om[i] * x[i];
-          }
-        }
-      }
+  for (int t = 0; t < T; ++t) {
+    const int64_t base = static_cast<int64_t>(t) * N;
+    for (int j = 0; j < m; ++j) {
+      double* o = out + static_cast<int64_t>(j) * n;
+      const double* x = cols[j] + base;
+      for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) o[k] = x[g.unit[k]];
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
-#endif
+  }
+  Eigen::MatrixXd rx = Eigen::MatrixXd::Zero(N, m), cx = Eigen::MatrixXd::Zero(T, m);
+  for (int j = 0; j < m; ++j) {
+    const double* o = out + static_cast<int64_t>(j) * n;
+    double* r = rx.col(j).data();
     for (int t = 0; t < T; ++t) {
-      const int64_t base = static_cast<int64_t>(t) * N;
-      const double* om = g.omega.data() + base;
-      for (int j = 0; j < m; ++j) {
-        const double* x = cols[j] + base;
-        double s = 0.0;
-        for (int i = 0; i < N; ++i) {
-          if (om[i] != 0.0) s += om[i] * x[i];
-        }
-        cx(t, j) = s;
+      double s = 0.0;
+      for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) {
+        const double v = weighted ? g.w[k] * o[k] : o[k];
+        r[g.unit[k]] += v;
+        s += v;
       }
+      cx(t, j) = s;
     }
   }
 
   // The smaller dimension is solved for; `on_time` when it is the periods.
   const bool on_time = T <= N;
   const int K = on_time ? T : N;
-  const Eigen::VectorXd& dsmall = on_time ? Eigen::Map<const Eigen::VectorXd>(g.V.data(), T)
-                                          : Eigen::Map<const Eigen::VectorXd>(g.W.data(), N);
+  Eigen::VectorXd dsmall(K);
+  for (int k = 0; k < K; ++k) dsmall[k] = on_time ? g.V[k] : g.W[k];
   const Eigen::VectorXd& inv_large = on_time ? invW : invV;
-  Eigen::MatrixXd tmp_large, tmp_small;
+  Eigen::MatrixXd tmp_large;
   // S p for every column of p.
   auto apply_S = [&](const Eigen::MatrixXd& p, Eigen::MatrixXd& q) {
     if (on_time) {
@@ -345,17 +391,12 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
   }
   // Jacobi preconditioner: the diagonal of S.
   Eigen::VectorXd diag = dsmall;
-  {
-    Eigen::VectorXd sq = Eigen::VectorXd::Zero(K);
-    for (int t = 0; t < T; ++t) {
-      const double* om = g.omega.data() + static_cast<int64_t>(t) * N;
-      for (int i = 0; i < N; ++i) {
-        const double o2 = om[i] * om[i];
-        if (o2 == 0.0) continue;
-        if (on_time) sq[t] += o2 * invW[i]; else sq[i] += o2 * invV[t];
-      }
+  for (int t = 0; t < T; ++t) {
+    for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) {
+      const double om = weighted ? g.w[k] : 1.0;
+      const int i = g.unit[k];
+      if (on_time) diag[t] -= om * om * invW[i]; else diag[i] -= om * om * invV[t];
     }
-    diag -= sq;
   }
   Eigen::VectorXd invdiag(K);
   for (int k = 0; k < K; ++k) {
@@ -419,23 +460,17 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
     col_agg(g, a_unit, b_time, threads);
     b_time = ((cx - b_time).array().colwise() * invV.array()).matrix();
   }
-  const int64_t n = g.n;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
-    const int64_t base = static_cast<int64_t>(t) * N;
-    const double* om = g.omega.data() + base;
     for (int j = 0; j < m; ++j) {
-      const double* x = cols[j] + base;
-      double* o = out + static_cast<int64_t>(j) * n + g.offset[t];
+      double* o = out + static_cast<int64_t>(j) * n;
       const double bt = b_time(t, j);
       const double* a = a_unit.col(j).data();
-      int64_t pos = 0;
-      for (int i = 0; i < N; ++i) {
-        if (om[i] == 0.0) continue;
-        const double v = x[i] - a[i] - bt;
-        o[pos++] = scale_sqrt_w ? v * std::sqrt(om[i]) : v;
+      for (int64_t k = g.offset[t]; k < g.offset[t + 1]; ++k) {
+        const double v = o[k] - a[g.unit[k]] - bt;
+        o[k] = scale_sqrt_w && weighted ? v * std::sqrt(g.w[k]) : v;
       }
     }
   }
@@ -454,7 +489,7 @@ inline void cluster_gram(const double* A, int64_t n, int m, const int* code, int
   const int64_t GM = static_cast<int64_t>(G) * m;
   std::fill(C, C + GM * m, 0.0);
   std::fill(count, count + G, 0);
-  threads = std::max(1, threads);
+  threads = n * m * m < (int64_t(1) << 24) ? 1 : std::max(1, threads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
