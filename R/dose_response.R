@@ -229,13 +229,12 @@ dose_vars <- function(panel, cluster = NULL) {
 
 # The dose must move within some unit, or the unit effects absorb it.
 check_dose_variation <- function(D, keep, name, call = rlang::caller_env()) {
-  D[!keep] <- NA
-  cols <- lapply(seq_len(ncol(D)), function(t) D[, t])
-  hi <- do.call(pmax, c(cols, na.rm = TRUE))
-  lo <- do.call(pmin, c(cols, na.rm = TRUE))
-  spread <- hi - lo
-  scale <- max(1, abs(D), na.rm = TRUE)
-  if (all(is.na(spread) | spread <= 1e-12 * scale)) {
+  D[!keep] <- 0
+  k <- rowSums(keep)
+  centre <- rowSums(D) / pmax(k, 1)
+  dev <- rowSums(((D - centre) * keep)^2)
+  scale <- max(1, abs(D))
+  if (all(dev <= (1e-12 * scale)^2 * k)) {
     abort_mkt("no_variation", c(
       "The dose {.field {name}} never changes within a unit, so unit fixed effects absorb it.",
       i = "A dose fixed per unit needs a before/after contrast: set it to 0 before the campaign, or use {.fn exposure_did} for a common shock with unit-level exposure."
