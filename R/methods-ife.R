@@ -88,9 +88,10 @@ print_details.mkt_counterfactual <- function(x, summary = FALSE, digits = 4, ...
   tuning <- if (x$options$method == "mc") sprintf("lambda = %s", format_num(x$lambda, 4)) else
     sprintf("r = %d", x$r)
   cat("\n")
-  wrap_line(sprintf("ATT = %s over %d treated cells; %s (%s); pre-period MSPE %s",
+  rule <- if (identical(g$r_rule, "given")) "" else paste(" chosen by", g$r_rule)
+  wrap_line(sprintf("ATT = %s over %d treated cells; %s%s; pre-period MSPE %s",
                     format(signif(att$estimate, 5)), as.integer(att$n_cells), tuning,
-                    g$r_rule, format_num(g$pre_mspe, 4)))
+                    rule, format_num(g$pre_mspe, 4)))
   if (nrow(x$tables$placebo)) {
     wrap_line(sprintf("Placebo test (%d pre-period%s held out): mean gap %s%s",
                       x$options$placebo, if (x$options$placebo == 1L) "" else "s",
