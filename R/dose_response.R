@@ -408,6 +408,8 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha, call = NULL) {
     alpha = alpha, call = call,
     n = list(obs = length(dose), units = length(dose), periods = ncol(Y), treated = n1,
              clusters = NA_integer_, untreated = n0),
+    # With bins there is no ACRT and the one row's variance is the covariance.
+    vcov = if (nrow(est) == 1L) matrix(est$std.error^2, 1, 1),
     no_vcov = "ATT and ACRT come from separate regressions, so their joint covariance is not estimated",
     vars = dose_vars(panel),
     glance = list(shape = shape, reference_dose = 0, twfe_slope = twfe),

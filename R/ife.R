@@ -248,7 +248,7 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
     } else {
       sprintf("A pure factor model of %s: no regressors", panel$vars$outcome)
     },
-    inference = ife_inference_label(inference, n_draws, N),
+    inference = if (p) ife_inference_label(inference, n_draws, N) else "none (no regressors)",
     alpha = alpha, call = call,
     n = list(obs = as.integer(main$nobs), units = N, periods = Tn, treated = NA_integer_,
              clusters = if (inference %in% c("cluster", "bootstrap")) N else NA_integer_),

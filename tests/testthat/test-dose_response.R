@@ -92,3 +92,21 @@ test_that("dose_response rejects a dose without within-unit variation, naming it
                class = "mktcausal_error_not_continuous_did")
   expect_error(dose_response(sales ~ 0 | geo + week, d), class = "mktcausal_error_bad_formula")
 })
+
+test_that("a panel can stand in for the formula, and the inference arguments are checked", {
+  p <- mkt_panel(sales ~ dose | geo + week, pd, cluster = "region")
+  a <- dose_response(p, cluster = "region")
+  b <- dose_response(sales ~ dose | geo + week, pd, cluster = "region")
+  expect_equal(coef(a), coef(b))
+  expect_equal(vcov(a), vcov(b))
+  expect_equal(glance(a)$n_clusters, length(unique(pd$region)))
+  expect_error(dose_response(p, cluster = "geo"), class = "mktcausal_error_bad_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, inference = "heteroskedastic",
+                             cluster = "region"), class = "mktcausal_error_bad_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, method = "cgbs", cluster = "region"),
+               class = "mktcausal_error_inference_unsupported")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, estimator = "cgbs"),
+               class = "mktcausal_error_unknown_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, method = "cgb"),
+               class = "mktcausal_error_bad_choice")
+})

@@ -93,3 +93,15 @@ test_that("with factors, exposure_did() survives a shock that loads on exposure"
   expect_error(exposure_did(sales ~ grp | dma + week, d, post = 12, factors = -1),
                class = "mktcausal_error_bad_argument")
 })
+
+test_that("a panel carrying the post column gives the same fit", {
+  p <- mkt_panel(y_exp ~ exposure | geo + week, pd, extra = "post")
+  a <- exposure_did(p, post = "post", event_study = FALSE)
+  b <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, event_study = FALSE)
+  expect_equal(coef(a), coef(b))
+  expect_equal(vcov(a), vcov(b))
+  h <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, event_study = FALSE,
+                    inference = "heteroskedastic")
+  expect_equal(coef(h), coef(b))
+  expect_true(is.na(glance(h)$n_clusters))
+})

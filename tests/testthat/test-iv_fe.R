@@ -122,3 +122,21 @@ test_that("iv_fe rejects bad formulas and absorbed instruments with classed erro
   expect_error(iv_fe(sales ~ 1 | geo + week | grp ~ cost, pd, cluster = "nope"),
                class = "mktcausal_error_missing_column")
 })
+
+test_that("iv_fe checks its inference arguments and returns the contract's fields", {
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, inference = "heteroskedastic",
+                     cluster = "region"), class = "mktcausal_error_bad_argument")
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, inference = "hc1"),
+               class = "mktcausal_error_bad_choice")
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, se = "cluster"),
+               class = "mktcausal_error_unknown_argument")
+  m <- iv_fe(sales ~ price | geo + week | grp ~ cost, pd, cluster = "region")
+  expect_identical(names(coef(m)), c("grp", "price"))
+  expect_equal(nobs(m), nrow(pd))
+  expect_equal(glance(m)$n_clusters, length(unique(pd$region)))
+  expect_equal(glance(m)$f_robust, tidy(m, "first_stage")$f_robust)
+  expect_s3_class(ggplot2::autoplot(m, "estimates"), "ggplot")
+  out <- capture.output(print(m))
+  expect_true(any(grepl("First stage of grp", out)))
+  expect_true(any(grepl("Anderson-Rubin", out)))
+})

@@ -47,3 +47,25 @@ test_that("ife fits: tidy, glance, coef, vcov, summary and plot", {
   fixed <- ife(y ~ x | unit + time, d, r = 0)
   expect_error(plot(fixed, "factors"), class = "mktcausal_error_bad_argument")
 })
+
+test_that("the fixed effects of ife and counterfactual fits are named unit_effects and time_effects", {
+  fit <- ife(Y ~ D + X1 + X2 | id + time, gsynth_simdata, r = 2)
+  expect_equal(fit$alpha, 0.05)
+  expect_length(fit$unit_effects, 50L)
+  expect_identical(names(fit$unit_effects), as.character(101:150))
+  expect_length(fit$time_effects, 30L)
+  # The fitted model reproduces the fitted cells: mu + alpha_i + xi_t + x'beta + lambda_i'f_t.
+  d <- gsynth_simdata
+  lf <- rowSums(fit$loadings[as.character(d$id), ] * fit$factors[as.character(d$time), ])
+  fitted <- fit$intercept + fit$unit_effects[as.character(d$id)] +
+    fit$time_effects[as.character(d$time)] + as.matrix(d[, c("D", "X1", "X2")]) %*% coef(fit) + lf
+  expect_lt(sqrt(mean((d$Y - fitted)^2)), 1.2)
+  none <- ife(Y ~ D + X1 + X2 | id + time, gsynth_simdata, r = 2, inference = "none")
+  expect_error(vcov(none), class = "mktcausal_error_not_available")
+  expect_equal(coef(none), coef(fit))
+  cf <- counterfactual(Y ~ D + X1 + X2 | id + time, gsynth_simdata, r = 2, em = TRUE)
+  expect_equal(cf$alpha, 0.05)
+  expect_length(cf$unit_effects, 50L)
+  expect_error(vcov(cf), class = "mktcausal_error_not_available")
+  expect_error(confint(cf), class = "mktcausal_error_not_available")
+})
