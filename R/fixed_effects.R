@@ -1,17 +1,17 @@
-# The fixed-effects engine shared by every estimator with absorbed effects
-# (iv_fe, dose_response, exposure_did, dml). One piece of code removes unit,
-# time (and any further) fixed effects, so that every estimator partials them
-# out the same way and agrees with fixest on the same data.
-#
-# The within transformation is the projection onto the orthogonal complement
-# of the span of the fixed-effect indicators. With one factor it is a group
-# demeaning; with several on an unbalanced panel there is no closed form, so
-# we alternate the one-factor projections (the method of alternating
-# projections, von Neumann / Halperin), which converges to the projection onto
-# the intersection of the complements. On a balanced panel without weights
-# one sweep is exact for unit + time. The sweeps run in the C++ kernel
-# src/demean.h (column by column, interrupts polled on the main thread);
-# this file prepares its inputs and checks them.
+# The fixed-effects engine shared by every estimator with absorbed effects.
+# Two entry points:
+# * demean_fe() removes any number of fixed effects given as group codes
+#   from long columns, by alternating projections (the method of von Neumann
+#   and Halperin), which converges to the projection onto the intersection
+#   of the complements; on a balanced panel one sweep is exact for unit +
+#   time. event_study() and spillover() use it. Columns run in parallel on
+#   mkt_threads() threads in the C++ kernel src/demean.h.
+# * fe_grid() removes unit and time effects from a panel's N x T matrices in
+#   one C++ pass over the used cells (solving for the effects through the
+#   smaller dimension), and the fe_*() helpers below it run every regression
+#   of iv_fe(), dose_response(), exposure_did() and dml() from the Gram
+#   matrices of the demeaned columns. Both agree with fixest on the same
+#   data.
 
 # M: n x k numeric matrix (or vector); fe: list of integer group codes, each
 # of length n (1..G); weights: NULL or positive weights (the projection is then

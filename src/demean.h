@@ -47,8 +47,8 @@ struct DemeanStatus {
 inline int demean_one_column(double* x, Eigen::Index n, const std::vector<FactorCodes>& fe,
                              const double* w, const std::vector<std::vector<double>>& wsum,
                              double tol, int max_iter, std::vector<double>& sums,
-                             std::vector<double>& old, bool& done,
-                             const std::atomic<bool>& stop) {
+                             std::vector<double>& old, bool& done, std::atomic<bool>& stop,
+                             const std::function<bool()>* interrupted) {
   const std::size_t n_fe = fe.size();
   double scale = 0.0;
   for (Eigen::Index i = 0; i < n; ++i) scale = std::max(scale, std::abs(x[i]));
@@ -78,7 +78,11 @@ inline int demean_one_column(double* x, Eigen::Index n, const std::vector<Factor
     double change = 0.0;
     for (Eigen::Index i = 0; i < n; ++i) change = std::max(change, std::abs(x[i] - old[i]));
     done = change <= tol * scale;
-    if (iter % 16 == 0 && stop.load(std::memory_order_relaxed)) break;
+    if (iter % 64 == 0) {
+      // Only the calling thread asks R; the others see the flag.
+      if (interrupted && (*interrupted)()) stop.store(true);
+      if (stop.load(std::memory_order_relaxed)) break;
+    }
   }
   return iter;
 }
@@ -123,7 +127,7 @@ inline DemeanStatus demean_columns(Eigen::Ref<Eigen::MatrixXd> X,
     if (stop.load(std::memory_order_relaxed)) continue;
     bool done = true;
     iters[j] = demean_one_column(X.col(j).data(), n, fe, w, wsum, tol, max_iter, sums[tid],
-                                 old[tid], done, stop);
+                                 old[tid], done, stop, tid == 0 ? &interrupted : nullptr);
     ok[j] = done;
     if (tid == 0 && interrupted()) stop.store(true);
   }
