@@ -3,10 +3,11 @@
 # benchmarking only; the package never needs it. Run from the package root
 # after installing mktcausal:
 #   Rscript bench/continuous.R
-# Each time is the best of 3 elapsed times (bench/time_it.R). The machine
-# this was written on has 2 cores shared with other jobs: times move by 2x
-# from one minute to the next, so compare the ratios of one run, and rerun
-# when in doubt. Both packages run on 1 thread and then on 2 (fixest's
+# Each time is the best of 5 elapsed times, the contenders taking turns
+# (one run of each, then the next round), so that a burst of load from other
+# jobs hits both sides. The machine this was written on has 2 cores shared
+# with other jobs: times move by 2x from one minute to the next, so compare
+# the ratios of one run, and rerun when in doubt. Both packages run on 1 thread and then on 2 (fixest's
 # default on 2 cores is 1). Results are copied by hand into bench/RESULTS.md.
 .libPaths(c("/work/peers", .libPaths()))
 suppressPackageStartupMessages({
@@ -14,7 +15,20 @@ suppressPackageStartupMessages({
   library(fixest)
 })
 
-source(file.path("bench", "time_it.R"))
+
+# Best elapsed time of each expression over `reps` rounds in which every
+# expression runs once, in turn.
+race <- function(exprs, reps = 5, env = parent.frame()) {
+  best <- rep(Inf, length(exprs))
+  names(best) <- names(exprs)
+  for (r in seq_len(reps)) {
+    for (k in seq_along(exprs)) {
+      gc(FALSE)
+      best[k] <- min(best[k], system.time(eval(exprs[[k]], env))[["elapsed"]])
+    }
+  }
+  best
+}
 
 make_panel <- function(n_units, n_periods, missing_share, seed = 7) {
   set.seed(seed)
@@ -49,10 +63,13 @@ rows <- list()
 for (th in 1:2) {
   mkt_threads(th)
   setFixest_nthreads(th)
-  t_ours <- time_it(iv_fe(f_iv, d))
-  t_panel <- time_it(mkt_panel(spec_formula, d))
-  t_fx <- time_it(feols(f_iv, d, cluster = ~geo))
-  t_fx_tight <- time_it(feols(f_iv, d, cluster = ~geo, fixef.tol = 3e-12))
+  tm <- race(list(ours = quote(iv_fe(f_iv, d)), panel = quote(mkt_panel(spec_formula, d)),
+                  fx = quote(feols(f_iv, d, cluster = ~geo)),
+                  fx_tight = quote(feols(f_iv, d, cluster = ~geo, fixef.tol = 3e-12))))
+  t_ours <- tm[["ours"]]
+  t_panel <- tm[["panel"]]
+  t_fx <- tm[["fx"]]
+  t_fx_tight <- tm[["fx_tight"]]
   ours <- iv_fe(f_iv, d)
   ag <- agreement(ours, feols(f_iv, d, cluster = ~geo))
   ag_tight <- agreement(ours, feols(f_iv, d, cluster = ~geo, fixef.tol = 3e-12))
@@ -86,10 +103,13 @@ for (size in list(c(500, 52, 0), c(2000, 52, 0.05), c(5000, 104, 0.05))) {
   d <- make_panel(size[1], size[2], size[3])
   lab <- sprintf("%d x %d, %d%% missing (%s rows)", size[1], size[2], round(100 * size[3]),
                  format(nrow(d), big.mark = ","))
-  t_iv <- time_it(iv_fe(f_iv, d))
-  t_iv_fx <- time_it(feols(f_iv, d, cluster = ~geo))
-  t_dr <- time_it(suppressWarnings(dose_response(sales ~ grp + x | geo + week, d)))
-  t_dr_fx <- time_it(feols(sales ~ grp + x | geo + week, d, cluster = ~geo))
+  tm <- race(list(iv = quote(iv_fe(f_iv, d)), iv_fx = quote(feols(f_iv, d, cluster = ~geo)),
+                  dr = quote(suppressWarnings(dose_response(sales ~ grp + x | geo + week, d))),
+                  dr_fx = quote(feols(sales ~ grp + x | geo + week, d, cluster = ~geo))))
+  t_iv <- tm[["iv"]]
+  t_iv_fx <- tm[["iv_fx"]]
+  t_dr <- tm[["dr"]]
+  t_dr_fx <- tm[["dr_fx"]]
   ag <- agreement(iv_fe(f_iv, d), feols(f_iv, d, cluster = ~geo, fixef.tol = 3e-12))
   rows[[length(rows) + 1L]] <- data.frame(
     panel = lab, iv_fe = t_iv, feols_iv = t_iv_fx, iv_speedup = t_iv_fx / t_iv,
