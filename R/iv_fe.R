@@ -121,6 +121,12 @@ iv_fe <- function(formula, data, weak_threshold = 10,
       weak_threshold < 0) {
     abort_mkt("bad_argument", "{.arg weak_threshold} must be one non-negative number.")
   }
+  if (inherits(formula, "mkt_panel")) {
+    abort_mkt("bad_formula", c(
+      "{.fn iv_fe} reads the endogenous variables and instruments from its formula, so it takes no panel.",
+      i = "Give {.code outcome ~ exogenous | unit + time | endogenous ~ instruments} and the data."
+    ))
+  }
   spec <- parse_iv_formula(formula)
   panel <- as_panel(spec$panel_formula, data,
                     cluster = if (inference == "cluster") cluster, weights = weights)
