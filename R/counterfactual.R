@@ -31,19 +31,19 @@
 #' `cv_block` consecutive periods counting back from adoption (the period
 #' just before adoption is in fold 1), refits, and predicts them. The folds
 #' are fixed by the data, so the choice involves no random numbers and is the
-#' same under any seed (with EM, blocks are grouped into `cv_folds` folds,
+#' same under any seed (with EM, blocks are grouped into `n_folds` folds,
 #' also without randomness). The value with the smallest mean squared prediction
 #' error (MSPE) is chosen, the smaller r on ties; `tidy(fit, "cv")` gives the
 #' table.
 #'
 #' @section Inference:
-#' `se = "bootstrap"` resamples units with replacement, separately among
+#' `inference = "bootstrap"` resamples units with replacement, separately among
 #' ever-treated and never-treated units, and refits each replicate in C++
 #' warm-started from the main fit's factors and \eqn{\beta}; intervals are
-#' percentile intervals. `se = "jackknife"` leaves out one unit at a time.
-#' `se = "parametric"` (for `"ife"` with `em = FALSE`) is Xu's (2017)
+#' percentile intervals. `inference = "jackknife"` leaves out one unit at a
+#' time. `inference = "parametric"` (for `"ife"` with `em = FALSE`) is Xu's (2017)
 #' parametric bootstrap: prediction errors of never-treated units held out as
-#' if treated (with each treated unit's timing in turn), then `n_boot`
+#' if treated (with each treated unit's timing in turn), then `n_draws`
 #' panels of fitted untreated outcomes plus resampled errors, on which the
 #' effect is zero; the interval is the estimate minus the quantiles of the
 #' re-estimates.
@@ -57,7 +57,7 @@
 #' out of the fit (a placebo-period test, Liu, Wang and Xu 2024): they are
 #' predicted like treated cells, so their average gap (`tidy(fit,
 #' "placebo")`) estimates zero when the model is right, and its p-value tests
-#' that. With standard errors, `tidy(fit, "equivalence")` adds an equivalence
+#' that. With an `inference`, `tidy(fit, "equivalence")` adds an equivalence
 #' test: two one-sided tests that each placebo period's gap lies within
 #' `+/- equivalence_bound` (default 0.36 times the residual standard
 #' deviation of the fit, as in Liu, Wang and Xu), with the largest p-value as
@@ -71,8 +71,9 @@
 #' differently over time, interact it with period indicators in the data.
 #'
 #' @param formula `outcome ~ treatment + covariates | unit + time`, with a
-#'   0/1 treatment; see [mkt_panel()].
-#' @param data A long data frame, tibble or data.table.
+#'   0/1 treatment (see [mkt_panel()]), or a [mkt_panel()].
+#' @param data A long data frame, tibble or data.table (`NULL` when
+#'   `formula` is a panel).
 #' @param method `"ife"`, `"mc"` or `"fe"`; see Methods.
 #' @param r Number of factors for `"ife"`, or `NULL` to choose it by
 #'   cross-validation over `0:r_max`.
@@ -84,19 +85,17 @@
 #'   cross-validation over `n_lambda` values.
 #' @param n_lambda Number of penalties tried for `"mc"`, log-spaced from the
 #'   largest singular value of the untreated residuals down by 10^2.
-#' @param cv_block Consecutive pre-periods left out together in
-#'   cross-validation.
 #' @param criterion How r is chosen when it is `NULL`: `"cv"` (cross-validation,
 #'   the default) or a Bai and Ng (2002) criterion, `"IC_p1"`, `"IC_p2"` or
 #'   `"PC_p1"`, computed on the cells the factors are learned from (the
 #'   never-treated units, or every untreated cell with EM); the table is in
 #'   `tidy(fit, "ic")`.
-#' @param cv_folds With EM (`em = TRUE`, `"mc"`), each fold is a refit, so
-#'   the blocks are dealt in turn into at most this many folds (block k goes
-#'   to fold ((k - 1) mod cv_folds) + 1); without EM every block is a fold.
-#' @param se `"none"`, `"bootstrap"`, `"jackknife"` or `"parametric"`.
-#' @param n_boot Bootstrap replications.
-#' @param alpha Significance level of the intervals.
+#' @param cv_block Consecutive pre-periods left out together in
+#'   cross-validation.
+#' @param n_folds With EM (`em = TRUE`, `"mc"`), each fold of the
+#'   cross-validation is a refit, so the blocks are dealt in turn into at
+#'   most this many folds (block k goes to fold ((k - 1) mod n_folds) + 1);
+#'   without EM every block is a fold.
 #' @param placebo Number of pre-treatment periods held out as placebo
 #'   periods; 0 for none. See Pre-trend diagnostics.
 #' @param equivalence_bound Bound of the equivalence test, in outcome units,
@@ -104,9 +103,25 @@
 #' @param tol,max_iter Convergence tolerance (relative change of the fitted
 #'   matrix) and maximum iterations of each fit. `tol = NULL` means 1e-8, or
 #'   1e-6 for `"mc"`, whose soft-impute iterations converge more slowly.
-#' @return An object of class `c("mkt_counterfactual", "mkt_fit")`; use
-#'   [tidy()][tidy.mkt_counterfactual], [glance()], `coef()` and
-#'   [plot()][plot.mkt_counterfactual].
+#' @param inference `"none"`, `"bootstrap"`, `"jackknife"` or
+#'   `"parametric"`; see Inference.
+#' @param n_draws Bootstrap draws (`"bootstrap"`, `"parametric"`).
+#' @param alpha Significance level of the intervals.
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_counterfactual", "mkt_fit")` (see
+#'   [mkt_fit]): the ATT (with `n_cells`, the treated cells averaged) and the
+#'   covariate coefficients of the untreated-outcome model. `tidy(fit, what)`
+#'   gives the further tables: `"event"` (the average gap by event time, 0 =
+#'   first treated period; negative event times are pre-treatment fit
+#'   errors), `"period"` (the ATT by calendar period), `"unit"` (the ATT of
+#'   each treated unit), `"counterfactual"` (mean observed outcome and mean
+#'   imputed Y(0) of the treated units by event time), `"factors"`,
+#'   `"loadings"`, `"cv"`, `"ic"`, `"placebo"` and `"equivalence"` (empty
+#'   when not computed). `plot(fit, type)` draws `"gap"` (default),
+#'   `"counterfactual"`, `"factors"`, `"loadings"`, `"cv"` or `"status"`.
+#'   The fit also holds the imputed `y0` (N x T), `factors`, `loadings`,
+#'   `unit_effects` and `time_effects` (of the model fitted, `NA` where the
+#'   method has none), `r`, `lambda` and `pre_mspe`.
 #' @references Xu, Y. (2017). Generalized synthetic control method: causal
 #'   inference with interactive fixed effects models. *Political Analysis*
 #'   25(1), 57-76. Athey, S., Bayati, M., Doudchenko, N., Imbens, G. and
@@ -126,26 +141,30 @@
 #' @export
 counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NULL,
                            force = c("two-way", "unit", "time", "none"), em = FALSE,
-                           r_max = 5, lambda = NULL, n_lambda = 10, cv_block = 1,
-                           cv_folds = 10, criterion = c("cv", "IC_p1", "IC_p2", "PC_p1"),
-                           se = c("none", "bootstrap", "jackknife", "parametric"),
-                           n_boot = 200,
-                           alpha = 0.05, placebo = 0, equivalence_bound = NULL,
-                           tol = NULL, max_iter = 1000) {
-  call <- match.call()
-  method <- match.arg(method)
-  force <- match.arg(force)
-  criterion <- match.arg(criterion)
-  se <- match.arg(se)
+                           r_max = 5, lambda = NULL, n_lambda = 10,
+                           criterion = c("cv", "IC_p1", "IC_p2", "PC_p1"), cv_block = 1,
+                           n_folds = 10, placebo = 0, equivalence_bound = NULL,
+                           tol = NULL, max_iter = 1000,
+                           inference = c("none", "bootstrap", "jackknife", "parametric"),
+                           n_draws = 200, alpha = 0.05, ...) {
+  check_dots(...)
+  method <- check_choice(method)
+  force <- check_choice(force)
+  criterion <- check_choice(criterion)
+  inference <- check_choice(inference)
   alpha <- check_alpha(alpha)
   if (is.null(tol)) tol <- if (method == "mc") 1e-6 else 1e-8
   check_tol(tol)
   r_max <- check_count(r_max, "r_max", min = 0)
   cv_block <- check_count(cv_block, "cv_block", min = 1)
-  cv_folds <- check_count(cv_folds, "cv_folds", min = 2)
+  n_folds <- check_count(n_folds, "n_folds", min = 2)
   n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
   placebo <- check_count(placebo, "placebo", min = 0)
+  if (inference %in% c("bootstrap", "parametric")) {
+    n_draws <- check_count(n_draws, "n_draws", min = 2)
+  }
+  if (!is.null(r)) r <- check_count(r, "r", min = 0)
   if (!is.null(equivalence_bound) && (!is.numeric(equivalence_bound) ||
       length(equivalence_bound) != 1L || is.na(equivalence_bound) || equivalence_bound <= 0)) {
     abort_mkt("bad_argument", "{.arg equivalence_bound} must be one positive number (outcome units).")
@@ -154,15 +173,29 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     abort_mkt("bad_argument", "{.arg em} must be {.code TRUE} or {.code FALSE}.")
   }
   if (method != "ife") em <- TRUE
-  if (se == "parametric" && (method != "ife" || em)) {
+  if (inference == "parametric" && (method != "ife" || em)) {
     abort_mkt("bad_argument", c(
       "The parametric bootstrap is Xu's (2017) algorithm for {.code method = \"ife\"} with {.code em = FALSE}.",
-      i = "Use {.code se = \"bootstrap\"} or {.code se = \"jackknife\"} with EM, matrix completion or fixed effects."
+      i = "Use {.code inference = \"bootstrap\"} or {.code inference = \"jackknife\"} with EM, matrix completion or fixed effects."
     ))
   }
-  if (method == "fe") r <- 0L
+  panel <- as_panel(formula, data)
+  counterfactual_fit(panel, method = method, r = r, force = force, em = em, r_max = r_max,
+                     lambda = lambda, n_lambda = n_lambda, criterion = criterion,
+                     cv_block = cv_block, n_folds = n_folds, placebo = placebo,
+                     equivalence_bound = equivalence_bound, tol = tol, max_iter = max_iter,
+                     inference = inference, n_draws = n_draws, alpha = alpha,
+                     call = match.call())
+}
 
-  panel <- mkt_panel(formula, data)
+# The core: a panel in, a fit out.
+counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way", em = FALSE,
+                               r_max = 5L, lambda = NULL, n_lambda = 10L, criterion = "cv",
+                               cv_block = 1L, n_folds = 10L, placebo = 0L,
+                               equivalence_bound = NULL, tol = 1e-8, max_iter = 1000L,
+                               inference = "none", n_draws = 200L, alpha = 0.05,
+                               call = NULL) {
+  if (method == "fe") r <- 0L
   if (panel$treatment_type != "binary") {
     abort_mkt("non_binary_treatment", c(
       "{.fn counterfactual} needs a 0/1 treatment; the panel's treatment is {panel$treatment_type}.",
@@ -178,15 +211,12 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   r_limit <- min(st$n_pre[st$ever] - unit_fe,
                  if (em) min(st$untreated_per_period) - 1L else st$n_controls - 2L,
                  min(dim(des$Y)) - 2L)
-  if (!is.null(r)) {
-    r <- check_count(r, "r", min = 0)
-    if (r > r_limit) {
-      abort_mkt("r_too_large", c(
-        "{.arg r} = {r} factors is more than the data allow.",
-        x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s}; never-treated units: {st$n_controls}.",
-        i = "Use {.code r <= {max(r_limit, 0)}}, or drop treated units with few pre-periods."
-      ))
-    }
+  if (!is.null(r) && r > r_limit) {
+    abort_mkt("r_too_large", c(
+      "{.arg r} = {r} factors is more than the data allow.",
+      x = "The shortest pre-period has {min(st$n_pre[st$ever])} cell{?s}; never-treated units: {st$n_controls}.",
+      i = "Use {.code r <= {max(r_limit, 0)}}, or drop treated units with few pre-periods."
+    ))
   }
 
   cv <- NULL
@@ -212,7 +242,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     if (r_top < r_max) {
       cli::cli_inform(c(i = "Cross-validating r over 0 to {r_top}: the shortest pre-period allows no more."))
     }
-    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, r_values = 0:r_top)
+    cv <- cf_cv(des, st, em, ctl, cv_block, n_folds, r_values = 0:r_top)
     r <- cv$r[which.min(cv$mspe)]
     cv$selected <- cv$r == r
   }
@@ -221,7 +251,7 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
     resid <- (des$Y - base$fit) * st$fit_mask
     top <- svd(resid, nu = 0, nv = 0)$d[1]
     grid <- top * 10^seq(0, -2, length.out = n_lambda)
-    cv <- cf_cv(des, st, em, ctl, cv_block, cv_folds, lambda_values = grid)
+    cv <- cf_cv(des, st, em, ctl, cv_block, n_folds, lambda_values = grid)
     lambda <- cv$lambda[which.min(cv$mspe)]
     cv$selected <- cv$lambda == lambda
   }
@@ -243,57 +273,120 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   }
 
   reps <- NULL
-  if (se != "none") {
-    reps <- if (se == "parametric") {
-      cf_parametric(des, st, ctl, r, main, est, n_boot)
+  if (inference != "none") {
+    reps <- if (inference == "parametric") {
+      cf_parametric(des, st, ctl, r, main, est, n_draws)
     } else {
-      cf_resample(des, st, em, ctl, r, lambda, method, main, est, se, n_boot)
+      cf_resample(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws)
     }
   }
-  tables <- cf_tables(est, reps, se, alpha)
-  pre_cells <- st$pre_cells
-  pre_mspe <- mean((des$Y - main$y0)[pre_cells]^2)
+  tabs <- cf_tables(est, reps, inference, alpha)
+  pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2)
   equivalence <- NULL
-  if (placebo > 0 && se != "none") {
+  if (placebo > 0 && inference != "none") {
     if (is.null(equivalence_bound)) {
       fitted_cells <- st$fit_mask > 0
       equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[fitted_cells])
     }
-    equivalence <- cf_equivalence(tables$event, placebo, equivalence_bound)
+    equivalence <- cf_equivalence(tabs$event, placebo, equivalence_bound)
   }
+  beta <- ife_beta_table(main$fit$beta, NULL, names(des$X), alpha)
+  estimates <- rbind(tabs$att[c("term", "estimate", "std.error", "p.value", "conf.low",
+                                "conf.high", "n_cells")],
+                     if (nrow(beta)) cbind(beta[c("term", "estimate", "std.error", "p.value",
+                                                  "conf.low", "conf.high")],
+                                           n_cells = NA_integer_))
+  n_draws_used <- switch(inference, bootstrap = , parametric = n_draws,
+                         jackknife = nrow(des$Y), none = 0L)
+  criterion_used <- if (!is.null(cv)) "cv" else if (!is.null(ic)) criterion else "user"
+  units <- panel$units
+  effects <- cf_effects(main, st, panel)
+  new_fit(
+    "counterfactual", estimates = estimates,
+    method = cf_method_label(method, em, r, lambda),
+    estimand = sprintf("ATT: mean of %s - Y(0) over the %d treated cells, Y(0) imputed from the untreated cells",
+                       panel$vars$outcome, est$n_att),
+    inference = cf_inference_label(inference, n_draws_used),
+    alpha = alpha, call = call,
+    n = list(obs = as.integer(sum(des$mask)), units = nrow(des$Y), periods = ncol(des$Y),
+             treated = sum(st$ever), clusters = NA_integer_,
+             never_treated = st$n_controls, treated_cells = as.integer(est$n_att)),
+    no_vcov = if (inference == "none") "it was fitted with inference = \"none\"" else
+      "the resampling gives intervals for the ATT, not a covariance of the ATT and the covariate coefficients",
+    vars = list(outcome = panel$vars$outcome, treatment = panel$vars$treatment,
+                covariates = names(des$X), unit = panel$vars$unit, time = panel$vars$time),
+    glance = list(
+      r = r, r_rule = switch(criterion_used, cv = "cross-validation (smallest MSPE)",
+                             user = "given", criterion_used),
+      lambda = if (method == "mc") lambda else NA_real_,
+      pre_mspe = pre_mspe,
+      placebo_estimate = if (placebo > 0) tabs$placebo$estimate else NA_real_,
+      placebo_p.value = if (placebo > 0) tabs$placebo$p.value else NA_real_,
+      equivalence_p.value = if (is.null(equivalence)) NA_real_ else max(equivalence$p.value),
+      iterations = as.integer(main$fit$iter), converged = isTRUE(main$fit$converged)),
+    tables = list(
+      event = tabs$event,
+      period = cbind(period = panel$times[tabs$period$period_index], tabs$period[, -1]),
+      unit = cbind(unit = units[tabs$unit$unit_index], tabs$unit[, -1]),
+      counterfactual = cf_paths(panel, st, main$y0),
+      factors = factors_long(main$factors, panel$times),
+      loadings = loadings_long(main$loadings, units, st$ever),
+      cv = if (is.null(cv)) data.frame() else cv,
+      ic = if (is.null(ic)) data.frame() else ic,
+      placebo = if (placebo > 0) tabs$placebo else data.frame(),
+      equivalence = if (is.null(equivalence)) data.frame() else equivalence
+    ),
+    print_columns = c(n_cells = "cells"),
+    y0 = main$y0, factors = main$factors, loadings = main$loadings,
+    unit_effects = effects$unit, time_effects = effects$time,
+    r = r, lambda = if (method == "mc") lambda else NULL, em = em, force = force,
+    pre_mspe = pre_mspe, replicates = reps, iterations = as.integer(main$fit$iter),
+    converged = isTRUE(main$fit$converged), absorbed = des$absorbed, structure = st,
+    panel = panel,
+    options = list(method = method, inference = inference, n_draws = n_draws_used,
+                   criterion = criterion_used, em = em, force = force, placebo = placebo)
+  )
+}
 
-  structure(list(
-    call = call,
-    method = method,
-    em = em,
-    force = force,
-    r = r,
-    lambda = if (method == "mc") lambda else NULL,
-    att = tables$att,
-    placebo = if (placebo > 0) tables$placebo else NULL,
-    equivalence = equivalence,
-    event = tables$event,
-    period = tables$period,
-    unit_att = tables$unit,
-    beta = ife_beta_table(main$fit$beta, NULL, names(des$X), alpha),
-    y0 = main$y0,
-    factors = main$factors,
-    loadings = main$loadings,
-    cv = cv,
-    ic = ic,
-    criterion = if (!is.null(cv)) "cv" else if (!is.null(ic)) criterion else "user",
-    pre_mspe = pre_mspe,
-    se = se,
-    n_boot = if (se %in% c("bootstrap", "parametric")) n_boot else
-      if (se == "jackknife") nrow(des$Y) else 0L,
-    replicates = reps,
-    iter = main$fit$iter,
-    converged = main$fit$converged,
-    absorbed = des$absorbed,
-    alpha_level = alpha,
-    structure = st,
-    panel = panel
-  ), class = c("mkt_counterfactual", "mkt_fit"))
+cf_method_label <- function(method, em, r, lambda) {
+  switch(method,
+    ife = sprintf("%s, r = %d", if (em) "Interactive fixed effects counterfactual (EM)" else
+      "Generalized synthetic control (Xu 2017)", r),
+    mc = sprintf("Matrix completion counterfactual, lambda = %s", format(signif(lambda, 4))),
+    fe = "Two-way fixed effects imputation")
+}
+
+cf_inference_label <- function(inference, n_draws) {
+  switch(inference,
+    none = "none",
+    bootstrap = sprintf("unit bootstrap within treated and never-treated units, %d draws (percentile intervals)", n_draws),
+    jackknife = sprintf("jackknife over %d units", n_draws),
+    parametric = sprintf("parametric bootstrap of Xu (2017), %d draws", n_draws))
+}
+
+# The additive effects of the fitted untreated-outcome model, one per unit
+# and period: from the fit over every untreated cell (EM, matrix
+# completion), or from the never-treated units' fit (the treated units'
+# effects come with their loadings, so they are NA here).
+cf_effects <- function(main, st, panel) {
+  unit <- rep(NA_real_, length(panel$units))
+  fa <- main$fit$alpha
+  if (length(fa) == length(unit)) unit <- fa else if (length(fa) == sum(st$controls)) {
+    unit[st$controls] <- fa
+  }
+  time <- if (length(main$fit$xi) == length(panel$times)) main$fit$xi else
+    rep(NA_real_, length(panel$times))
+  list(unit = stats::setNames(as.numeric(unit), as.character(panel$units)),
+       time = stats::setNames(as.numeric(time), as.character(panel$times)))
+}
+
+# Observed and imputed means of the treated units by event time.
+cf_paths <- function(panel, st, y0) {
+  cells <- st$mask & st$ever & (st$treated_cells | st$event < 0)
+  ev <- st$event[cells]
+  data.frame(event_time = sort(unique(ev)),
+             observed = as.numeric(tapply(panel$Y[cells], ev, mean)),
+             counterfactual = as.numeric(tapply(y0[cells], ev, mean)))
 }
 
 # --- structure of the treatment ---------------------------------------------
@@ -435,20 +528,20 @@ cf_stats <- function(Y, y0, st) {
        unit = un$mean, n_unit = un$n)
 }
 
-cf_tables <- function(est, reps, se, alpha) {
+cf_tables <- function(est, reps, inference, alpha) {
   z <- stats::qnorm(1 - alpha / 2)
   mk <- function(estimate, key, name) {
     sd <- rep(NA_real_, length(estimate))
     lo <- hi <- rep(NA_real_, length(estimate))
     if (!is.null(reps)) {
       R <- reps[[name]][, key, drop = FALSE]
-      if (se == "jackknife") {
+      if (inference == "jackknife") {
         n <- colSums(!is.na(R))
         m <- colMeans(R, na.rm = TRUE)
         sd <- sqrt((n - 1) / n * colSums(sweep(R, 2, m)^2, na.rm = TRUE))
         lo <- estimate - z * sd
         hi <- estimate + z * sd
-      } else if (se == "parametric") {
+      } else if (inference == "parametric") {
         # Replicates are estimates on data with no effect: their spread is
         # the estimator's error, so the interval subtracts its quantiles.
         sd <- apply(R, 2, stats::sd, na.rm = TRUE)
@@ -494,13 +587,13 @@ cf_equivalence <- function(event, placebo, bound) {
 
 # Folds: blocks of cv_block consecutive pre-periods counting back from each
 # treated unit's adoption. No randomness, so no seed dependence.
-cf_cv <- function(des, st, em, ctl, cv_block, cv_folds, r_values = NULL,
+cf_cv <- function(des, st, em, ctl, cv_block, n_folds, r_values = NULL,
                   lambda_values = NULL) {
   fold <- ceiling((-st$event - st$placebo) / cv_block)
   fold[!st$pre_cells] <- NA
   # A refit per block is cheap without EM (only the projection changes);
-  # with EM, blocks are dealt round-robin into at most cv_folds folds.
-  if (em) fold <- (fold - 1L) %% cv_folds + 1L
+  # with EM, blocks are dealt round-robin into at most n_folds folds.
+  if (em) fold <- (fold - 1L) %% n_folds + 1L
   folds <- sort(unique(fold[!is.na(fold)]))
   method <- if (is.null(lambda_values)) "ife" else "mc"
   values <- if (method == "ife") r_values else lambda_values
@@ -560,11 +653,11 @@ cf_cv <- function(des, st, em, ctl, cv_block, cv_folds, r_values = NULL,
 
 # --- resampling --------------------------------------------------------------
 
-cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_boot) {
+cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws) {
   N <- nrow(des$Y)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
-  n_rep <- if (se == "jackknife") N else check_count(n_boot, "n_boot", min = 2)
+  n_rep <- if (inference == "jackknife") N else n_draws
   # Replicate b draws its units in C++ from stream b of one seed taken from
   # R's RNG here, so set.seed() fixes the draws and neither the chunking nor
   # the plan changes them. Replicates reuse the main fit's factors and beta
@@ -579,12 +672,12 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, se, n_bo
   args <- c(cf_layout_args(des, st), list(r_fit, force_code(ctl$force), max(ctl$tol, 1e-6),
             as.integer(ctl$max_iter), em, soft, if (soft) lambda else 0, F0, beta0,
             as.integer(keys$event)))
-  jackknife <- se == "jackknife"
+  jackknife <- inference == "jackknife"
   # The chunk function's closure holds everything it uses, so future's scan
   # for globals (about 20 ms a call) is skipped.
   res <- resample_chunks(n_rep, function(idx) {
     do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
-  }, chunk_size = 50L, label = se, globals = FALSE)
+  }, chunk_size = 50L, label = inference, globals = FALSE)
   cf_collect_chunks(res, keys)
 }
 
@@ -623,8 +716,7 @@ cf_collect_chunks <- function(res, keys) {
 # the panel as the fitted untreated outcomes plus errors (resampled control
 # residual vectors for controls, step-1 prediction errors of the matching
 # pattern for treated units), so the effect is zero, and re-estimates.
-cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
-  n_boot <- check_count(n_boot, "n_boot", min = 2)
+cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
   tr <- which(st$ever)
@@ -632,7 +724,7 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
   if (length(co) < r + 3L) {
     abort_mkt("too_few_controls", c(
       "The parametric bootstrap holds out one never-treated unit, which leaves too few for r = {r}.",
-      i = "Use {.code se = \"bootstrap\"} or fewer factors."
+      i = "Use {.code inference = \"bootstrap\"} or fewer factors."
     ))
   }
   # Both steps run in C++, one call per chunk, warm-started from the main
@@ -645,16 +737,16 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_boot) {
   # Replicate m of step 1 borrows the pre-periods of treated unit
   # (m - 1) mod n_treated + 1.
   pattern_of <- function(m) tr[(m - 1L) %% length(tr) + 1L]
-  errors <- resample_chunks(n_boot, function(idx) {
+  errors <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_errors_chunk,
             c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed)))
   }, chunk_size = 50L, label = "prediction errors", globals = FALSE)
   E <- do.call(rbind, errors)
-  pattern <- pattern_of(seq_len(n_boot))
+  pattern <- pattern_of(seq_len(n_draws))
   ok <- stats::complete.cases(E)
   resid <- (des$Y - main$y0) * des$mask
   seed2 <- draw_cpp_seed()
-  res <- resample_chunks(n_boot, function(idx) {
+  res <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_boot_chunk,
             c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
                                   E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),

@@ -40,35 +40,40 @@
 #'   fold and the nuisance function being learned.
 #'
 #' @section Inference:
-#' Standard errors are clustered by unit: \eqn{\hat V = \frac{G}{G-1}
-#' \sum_g (\sum_{i \in g} \hat\psi_i)^2 / (\sum_i \hat v_i^2)^2} with
-#' \eqn{\hat\psi_i = (\hat u_i - \hat\theta \hat v_i)\hat v_i};
-#' `cluster = FALSE` gives the heteroskedasticity-robust version without the
-#' factor (as DoubleML's default). With `n_rep` repetitions of the random
-#' split, the estimate is the median of the \eqn{\hat\theta_r} and the
-#' variance the median of \eqn{\hat V_r + (\hat\theta_r - \hat\theta)^2}.
-#' Repetitions run through [resample_chunks()], so `set.seed()` reproduces
-#' them under any future plan.
+#' Standard errors are clustered by unit (or by `cluster`): \eqn{\hat V =
+#' \frac{G}{G-1} \sum_g (\sum_{i \in g} \hat\psi_i)^2 / (\sum_i \hat
+#' v_i^2)^2} with \eqn{\hat\psi_i = (\hat u_i - \hat\theta \hat v_i)\hat
+#' v_i}; `inference = "heteroskedastic"` gives the heteroskedasticity-robust
+#' version without the factor (as DoubleML's default). With `n_draws`
+#' random sample splits, the estimate is the median of the
+#' \eqn{\hat\theta_r} and the variance the median of \eqn{\hat V_r +
+#' (\hat\theta_r - \hat\theta)^2}. The splits run through
+#' [resample_chunks()], so `set.seed()` reproduces them under any future
+#' plan.
 #'
-#' @param formula `outcome ~ treatment + controls | unit + time`; at least one
-#'   control.
-#' @param data A long data frame, tibble or data.table.
+#' @param formula `outcome ~ treatment + controls | unit + time`, with at
+#'   least one control, or a [mkt_panel()].
+#' @param data A long data frame, tibble or data.table (`NULL` when
+#'   `formula` is a panel).
 #' @param learner `"ridge"`, `"linear"`, `"lasso"`, `"forest"` or a function;
 #'   see Learners. A list of two gives the outcome and treatment learners.
-#' @param n_folds Number of folds of units.
-#' @param n_rep Number of repetitions of the random split.
 #' @param basis Expand the controls before removing the fixed effects (see
 #'   Learners); `FALSE` gives the learners the demeaned controls only.
-#' @param folds Optional name of a column giving each unit's fold (integers
-#'   1 to `n_folds`, constant within units); the split is then fixed and
-#'   `n_rep` is 1.
-#' @param cluster `NULL` (default) clusters by unit; `FALSE` for
-#'   heteroskedasticity-robust standard errors.
+#' @param n_folds Number of folds of units.
+#' @param fold_by Optional name of a column giving each unit's fold
+#'   (integers 1 to `n_folds`, constant within units); the split is then
+#'   fixed and there is one draw.
+#' @param inference `"cluster"` (default: clustered by `cluster`) or
+#'   `"heteroskedastic"`.
+#' @param cluster Name of the column of standard-error clusters, in which
+#'   units must nest; `NULL` (default) clusters by the unit.
+#' @param n_draws Number of random sample splits (repetitions of the
+#'   cross-fitting).
 #' @param alpha Level for confidence intervals.
-#' @param ... Unused.
-#' @return An object of class `c("mkt_dml", "mkt_fit")` with `estimates` (one
-#'   row, the treatment), `vcov`, `repetitions` (one row per repetition:
-#'   `estimate`, `std.error`), the learner names and counts.
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_dml", "mkt_fit")` (see [mkt_fit]): one
+#'   row, the treatment, with its variance; `tidy(fit, "splits")` gives the
+#'   estimate and standard error of each split.
 #' @references Chernozhukov, V., Chetverikov, D., Demirer, M., Duflo, E.,
 #'   Hansen, C., Newey, W. and Robins, J. (2018). Double/debiased machine
 #'   learning for treatment and structural parameters. *The Econometrics
@@ -79,37 +84,65 @@
 #' d$temp <- rnorm(nrow(d))
 #' d$discount <- sin(d$temp) + rnorm(nrow(d))
 #' d$sales <- 0.5 * d$discount + d$temp^2 + d$store / 20 + rnorm(nrow(d))
-#' fit <- dml(sales ~ discount + temp | store + week, d, n_rep = 2)
+#' fit <- dml(sales ~ discount + temp | store + week, d, n_draws = 2)
 #' fit
 #' @export
-dml <- function(formula, data, learner = "ridge", n_folds = 5, n_rep = 3,
-                basis = TRUE, folds = NULL, cluster = NULL, alpha = 0.05, ...) {
+dml <- function(formula, data, learner = "ridge", basis = TRUE, n_folds = 5, fold_by = NULL,
+                inference = c("cluster", "heteroskedastic"), cluster = NULL, n_draws = 3,
+                alpha = 0.05, ...) {
+  check_dots(...)
+  inference <- check_choice(inference)
+  check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
   n_folds <- check_count(n_folds, "n_folds", min = 2)
-  n_rep <- check_count(n_rep, "n_rep", min = 1)
+  n_draws <- check_count(n_draws, "n_draws", min = 1)
   learners <- resolve_learners(learner)
-  panel <- mkt_panel(formula, data)
+  if (!is.null(fold_by) && (!is.character(fold_by) || length(fold_by) != 1L || is.na(fold_by))) {
+    abort_mkt("bad_argument", "{.arg fold_by} must be the name of one column.")
+  }
+  panel <- as_panel(formula, data, cluster = if (inference == "cluster") cluster,
+                    extra = fold_by)
+  dml_fit(panel, learners = learners, basis = basis, n_folds = n_folds, fold_by = fold_by,
+          inference = inference, cluster = cluster, n_draws = n_draws, alpha = alpha,
+          call = match.call())
+}
+
+# The core: a panel in, a fit out.
+dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
+                    inference = "cluster", cluster = NULL, n_draws = 3L, alpha = 0.05,
+                    call = NULL) {
   if (is.null(panel$D) || !length(panel$vars$covariates)) {
     abort_mkt("bad_formula", c(
       "{.fn dml} needs a treatment and at least one control: {.code outcome ~ treatment + controls | unit + time}.",
       i = "Without controls, {.fn dose_response} (continuous) or a fixed-effects regression is the estimator."
     ))
   }
-  cells <- panel_cells(panel)
   covs <- panel$vars$covariates
-  keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
-  fe <- list(unit = cells$unit[keep], time = cells$time[keep])
-  raw <- cells$X[keep, covs, drop = FALSE]
+  keep <- panel$observed
+  for (x in panel$X) keep <- keep & !is.na(x)
+  cells <- which(keep)
+  raw <- vapply(panel$X, function(m) m[cells], numeric(length(cells)))
+  raw <- matrix(raw, nrow = length(cells), dimnames = list(NULL, covs))
   # The nuisance g(x_it) enters the within-transformed outcome as the within
   # transform of g, which is not a function of the demeaned controls. Expanding
   # the controls into a basis before the transformation keeps learners that
   # are linear in their inputs exact: within(B(x)) beta = within(B(x) beta).
   feats <- if (isTRUE(basis)) control_basis(raw)(raw) else raw
-  M <- within_transform(cbind(y = cells$y[keep], d = cells$d[keep], feats), fe)
+  feat_grid <- lapply(seq_len(ncol(feats)), function(k) {
+    m <- matrix(NA_real_, nrow(keep), ncol(keep))
+    m[cells] <- feats[, k]
+    m
+  })
+  names(feat_grid) <- paste0(".f", seq_len(ncol(feats)))
+  clustered <- inference == "cluster"
+  fg <- fe_grid(panel, c(list(.y = panel$Y, .d = panel$D), feat_grid),
+                cluster = fe_cluster_codes(panel, inference, cluster))
+  M <- fg$x
   X <- M[, -(1:2), drop = FALSE]
-  y <- M[, "y"]
-  d <- M[, "d"]
-  unit <- fe$unit
+  colnames(X) <- colnames(feats)
+  y <- M[, 1]
+  d <- M[, 2]
+  unit <- fg$unit
   units <- sort(unique(unit))
   if (length(units) < n_folds) {
     abort_mkt("bad_argument", c(
@@ -118,22 +151,21 @@ dml <- function(formula, data, learner = "ridge", n_folds = 5, n_rep = 3,
     ))
   }
   fixed <- NULL
-  if (!is.null(folds)) {
-    m <- panel_side_column(panel, data, folds, "folds")
-    fu <- suppressWarnings(as.integer(m[cbind(cells$unit, cells$time)][keep]))
+  if (!is.null(fold_by)) {
+    fu <- suppressWarnings(as.integer(panel$extra[[fold_by]][cbind(fg$unit, fg$time)]))
     per_unit <- tapply(fu, unit, function(f) unique(f))
     if (anyNA(fu) || is.list(per_unit) || !all(per_unit %in% seq_len(n_folds))) {
       abort_mkt("bad_argument", c(
-        "The folds column {.field {folds}} must hold one integer from 1 to {n_folds} per unit.",
+        "The folds column {.field {fold_by}} must hold one integer from 1 to {n_folds} per unit.",
         i = "Assign whole units to folds."
       ))
     }
     fixed <- fu
-    n_rep <- 1L
+    n_draws <- 1L
   }
-  cl <- if (isFALSE(cluster)) NULL else unit
+  cl <- if (clustered) fg$cluster else NULL
 
-  one_rep <- function(r) {
+  one_split <- function(r) {
     fold <- if (is.null(fixed)) {
       unit_fold <- sample(rep_len(seq_len(n_folds), length(units)))
       unit_fold[match(unit, units)]
@@ -148,22 +180,43 @@ dml <- function(formula, data, learner = "ridge", n_folds = 5, n_rep = 3,
     }
     dml_score(y - l_hat, d - m_hat, cl)
   }
-  reps <- resample_chunks(n_rep, function(idx) lapply(idx, one_rep), chunk_size = 1L,
+  reps <- resample_chunks(n_draws, function(idx) lapply(idx, one_split), chunk_size = 1L,
                           label = "cross-fits")
   reps <- do.call(rbind, lapply(unlist(reps, recursive = FALSE), as.data.frame))
-  theta <- stats::median(reps$estimate)
-  v <- stats::median(reps$std.error^2 + (reps$estimate - theta)^2)
+  splits <- data.frame(split = seq_len(nrow(reps)), estimate = reps$estimate,
+                       std.error = reps$std.error)
+  theta <- stats::median(splits$estimate)
+  v <- stats::median(splits$std.error^2 + (splits$estimate - theta)^2)
   name <- panel$vars$treatment
-  G <- length(units)
-  df <- if (is.null(cl)) length(y) - 1 else G - 1
-  est <- fe_estimates(stats::setNames(theta, name),
-                      matrix(v, 1, 1, dimnames = list(name, name)), df, alpha)
-  structure(list(
-    estimates = est, vcov = matrix(v, 1, 1, dimnames = list(name, name)),
-    repetitions = reps, learner = learners$names, n_folds = n_folds, n_rep = n_rep,
-    alpha = alpha, n = length(y), n_units = G, n_periods = length(unique(fe$time)),
-    se_type = if (is.null(cl)) "HC0" else "CR1", panel = panel
-  ), class = c("mkt_dml", "mkt_fit"))
+  G <- if (clustered) length(unique(cl)) else NA_integer_
+  df <- if (clustered) G - 1 else length(y) - 1
+  V <- matrix(v, 1, 1, dimnames = list(name, name))
+  est <- fe_estimates(stats::setNames(theta, name), V, df, alpha)
+  by <- if (is.null(cluster)) panel$vars$unit else cluster
+  new_fit(
+    "dml", estimates = est,
+    method = "Double machine learning, partially linear model with unit and time effects",
+    estimand = sprintf("Effect on %s of one unit of %s given the controls and the fixed effects (constant, or a variance-weighted average)",
+                       panel$vars$outcome, name),
+    inference = sprintf("%s; median over %d random sample split%s",
+                        if (clustered) sprintf("clustered by %s (%d clusters)", by, G) else
+                          "heteroskedasticity-robust (HC0)",
+                        n_draws, if (n_draws == 1L) "" else "s"),
+    alpha = alpha, call = call,
+    n = list(obs = length(y), units = fg$n_units, periods = fg$n_periods, treated = NA_integer_,
+             clusters = G),
+    vcov = V,
+    vars = list(outcome = panel$vars$outcome, treatment = name, covariates = covs,
+                unit = panel$vars$unit, time = panel$vars$time,
+                cluster = if (clustered) by),
+    glance = list(n_folds = n_folds, n_draws = n_draws, learner_outcome = learners$names[1],
+                  learner_treatment = learners$names[2],
+                  estimate_spread = diff(range(splits$estimate))),
+    tables = list(splits = splits),
+    learner = learners$names, n_folds = n_folds,
+    options = list(inference = inference, cluster = cluster, basis = isTRUE(basis),
+                   fold_by = fold_by, n_draws = n_draws)
+  )
 }
 
 # The partialling-out score: theta from pooled residuals and its variance,

@@ -4,7 +4,7 @@
 #' depth of discount, spend) on a panel. Two estimators answer two
 #' questions under two assumptions.
 #'
-#' @section Two-way fixed effects (`estimator = "twfe"`):
+#' @section Two-way fixed effects (`method = "twfe"`):
 #' Regresses the outcome on the dose (or a binned or spline curve of it)
 #' after removing unit and time fixed effects, with clustered (CR1) standard
 #' errors. Identification is conditional unconfoundedness of the dose's
@@ -13,11 +13,11 @@
 #' `fixest::feols(y ~ dose | unit + time, cluster = ~unit)`. `"bins"` puts
 #' positive doses into `n_bins` quantile bins (reference: dose 0 when the
 #' data have zeros, else the lowest bin); `"spline"` uses a natural cubic
-#' spline with `df` degrees of freedom, centred at the reference dose (0, or
+#' spline with `spline_df` degrees of freedom, centred at the reference dose (0, or
 #' the smallest dose). `tidy(fit, "curve")` gives the effect of moving from
 #' the reference dose to each dose, with delta-method intervals.
 #'
-#' @section Continuous DiD (`estimator = "cgbs"`):
+#' @section Continuous DiD (`method = "cgbs"`):
 #' For a design in which no unit is dosed before a common date, each dosed
 #' unit keeps one dose afterwards, and some units stay at dose 0 (the
 #' untreated group), Callaway, Goodman-Bacon and Sant'Anna (2024) define
@@ -27,12 +27,14 @@
 #' needs the stronger assumption that trends are parallel across all doses
 #' (strong parallel trends). Here \eqn{\Delta Y} is each unit's mean outcome
 #' after minus before. The curve is fitted on dosed units by least squares
-#' on the `shape` basis (a cubic B-spline with `df` degrees of freedom for
+#' on the `shape` basis (a cubic B-spline with `spline_df` degrees of freedom for
 #' `"spline"`; ACRT is not reported for `"bins"`), with HC2 standard errors
 #' plus the sampling variance of the untreated mean. `tidy()` gives the
 #' overall averages: `ATT` (the mean of \eqn{ATT(D)} over dosed units) and
-#' `ACRT` (the mean of \eqn{ACRT(D)} over dosed units); `glance()` puts the
-#' TWFE slope beside them.
+#' `ACRT` (the mean of \eqn{ACRT(D)} over dosed units), each with its own
+#' standard error (they come from separate regressions, so the fit has no
+#' joint covariance: `vcov()` says so); `glance()` puts the TWFE slope
+#' beside them. This estimator takes no covariates, weights or clusters.
 #'
 #' @section What TWFE on doses estimates:
 #' In the same design, the TWFE slope is a weighted average of
@@ -40,27 +42,32 @@
 #' (mass in the middle of the dose distribution, none at its tails), not
 #' the dose distribution itself; and with parallel trends only (not strong)
 #' it adds selection bias from units choosing their dose. When effects are
-#' heterogeneous in the dose it differs from `ACRT`. `estimator = "twfe"` on
+#' heterogeneous in the dose it differs from `ACRT`. `method = "twfe"` on
 #' such a design warns with class `mktcausal_warning_twfe_dose`. A `"cgbs"`
-#' fit holds these weights in `twfe_weights` (columns `dose`, `weight`, and
-#' `dose_density`, a kernel density of the dosed units' doses, for
-#' comparison); `tidy(fit, "twfe_weights")` returns them.
+#' fit holds these weights in `tidy(fit, "twfe_weights")` (columns `dose`,
+#' `weight`, and `dose_density`, a kernel density of the dosed units' doses,
+#' for comparison).
 #'
-#' @param formula `outcome ~ dose + covariates | unit + time`.
-#' @param data A long data frame, tibble or data.table.
+#' @param formula `outcome ~ dose + covariates | unit + time`, or a
+#'   [mkt_panel()].
+#' @param data A long data frame, tibble or data.table (`NULL` when
+#'   `formula` is a panel).
+#' @param method `"twfe"` (default) or `"cgbs"`; see the sections.
 #' @param shape `"linear"` (default), `"bins"` or `"spline"`.
-#' @param estimator `"twfe"` (default) or `"cgbs"`; see the sections.
-#' @param cluster `NULL` (default) clusters by unit; a column name, or
-#'   `FALSE` for HC1 (TWFE only).
-#' @param weights Optional name of a column of positive weights (TWFE only).
 #' @param n_bins Number of quantile bins of positive doses for `"bins"`.
-#' @param df Degrees of freedom of the spline for `"spline"`.
+#' @param spline_df Degrees of freedom of the spline for `"spline"`.
+#' @param inference For `"twfe"`: `"cluster"` (default, CR1 clustered by
+#'   `cluster`) or `"heteroskedastic"` (HC1).
+#' @param cluster Name of the column of standard-error clusters; `NULL`
+#'   (default) clusters by the unit.
+#' @param weights Optional name of a column of non-negative weights
+#'   (`"twfe"` only); cells of weight zero are left out.
 #' @param alpha Level for confidence intervals.
-#' @param ... Unused.
-#' @return An object of class `c("mkt_dose_response", "mkt_fit")` with
-#'   `estimates` (see [tidy()][continuous-methods]), `vcov`, `curve` (the
-#'   table of `tidy(fit, "curve")`: `dose`, `estimand`, `estimate`,
-#'   `std.error`, `conf.low`, `conf.high`), `estimator`, `shape` and counts.
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_dose_response", "mkt_fit")` (see
+#'   [mkt_fit]): the dose terms (`"twfe"`) or `ATT` and `ACRT` (`"cgbs"`);
+#'   `tidy(fit, "curve")` gives the curve (`dose`, `estimand`, `estimate`,
+#'   `std.error`, `conf.low`, `conf.high`) that `plot()` draws.
 #' @references Callaway, B., Goodman-Bacon, A. and Sant'Anna, P. H. C.
 #'   (2024). Difference-in-differences with a continuous treatment. NBER
 #'   Working Paper 32117.
@@ -70,32 +77,55 @@
 #' dose <- ifelse(runif(200) < 0.3, 0, runif(200))
 #' d$grp <- ifelse(d$week >= 3, dose[d$geo], 0)
 #' d$sales <- d$geo / 50 + d$week + d$grp^2 + rnorm(nrow(d), sd = 0.2)
-#' fit <- dose_response(sales ~ grp | geo + week, d, estimator = "cgbs",
+#' fit <- dose_response(sales ~ grp | geo + week, d, method = "cgbs",
 #'                      shape = "spline")
-#' tidy(fit)
+#' fit
+#' tidy(fit, "curve")[1:3, ]
 #' plot(fit)
 #' @export
-dose_response <- function(formula, data, shape = c("linear", "bins", "spline"),
-                          estimator = c("twfe", "cgbs"), cluster = NULL,
-                          weights = NULL, n_bins = 5, df = 4, alpha = 0.05, ...) {
-  shape <- match.arg(shape)
-  estimator <- match.arg(estimator)
+dose_response <- function(formula, data, method = c("twfe", "cgbs"),
+                          shape = c("linear", "bins", "spline"), n_bins = 5, spline_df = 4,
+                          inference = c("cluster", "heteroskedastic"), cluster = NULL,
+                          weights = NULL, alpha = 0.05, ...) {
+  check_dots(...)
+  inference_given <- !missing(inference)
+  method <- check_choice(method)
+  shape <- check_choice(shape)
+  inference <- check_choice(inference)
+  check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
   n_bins <- check_count(n_bins, "n_bins", min = 2)
-  df <- check_count(df, "df", min = 1)
-  panel <- mkt_panel(formula, data)
+  spline_df <- check_count(spline_df, "spline_df", min = 1)
+  if (method == "cgbs" && (!is.null(cluster) || !is.null(weights) || inference_given)) {
+    abort_mkt("inference_unsupported", c(
+      "{.code method = \"cgbs\"} has its own inference (HC2 over units) and takes no {.arg inference}, {.arg cluster} or {.arg weights}.",
+      i = "Drop them, or use {.code method = \"twfe\"}."
+    ))
+  }
+  panel <- as_panel(formula, data, cluster = if (inference == "cluster") cluster,
+                    weights = weights)
+  dose_response_fit(panel, method = method, shape = shape, n_bins = n_bins,
+                    spline_df = spline_df,
+                    inference = inference, cluster = cluster, alpha = alpha,
+                    call = match.call())
+}
+
+# The core: a panel in, a fit out.
+dose_response_fit <- function(panel, method = "twfe", shape = "linear", n_bins = 5L,
+                              spline_df = 4L,
+                              inference = "cluster", cluster = NULL, alpha = 0.05,
+                              call = NULL) {
   if (is.null(panel$D)) {
     abort_mkt("bad_formula", c(
       "{.fn dose_response} needs a dose: the first term after {.code ~}.",
       i = "Write {.code sales ~ grp | geo + week}."
     ))
   }
-  cells <- panel_cells(panel)
   design <- cgbs_design(panel)
-  if (estimator == "cgbs") {
-    return(dose_cgbs(panel, design, shape, n_bins, df, alpha))
+  if (method == "cgbs") {
+    return(dose_cgbs(panel, design, shape, n_bins, spline_df, alpha, call))
   }
-  dose_twfe(panel, cells, data, design, shape, cluster, weights, n_bins, df, alpha)
+  dose_twfe(panel, design, shape, inference, cluster, n_bins, spline_df, alpha, call)
 }
 
 # Is the panel a continuous DiD design (common start, constant dose after,
@@ -119,32 +149,40 @@ cgbs_design <- function(panel) {
   list(ok = TRUE, first = first, dose = dose)
 }
 
-dose_twfe <- function(panel, cells, data, design, shape, cluster, weights, n_bins,
-                      df, alpha, call = rlang::caller_env()) {
+dose_twfe <- function(panel, design, shape, inference, cluster, n_bins, df, alpha,
+                      call = NULL) {
   covs <- panel$vars$covariates
-  keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
-  w <- check_weights_column(weights, panel, data, cells, call = call)
-  if (!is.null(w)) w <- w[keep]
-  fe <- list(unit = cells$unit[keep], time = cells$time[keep])
-  cl <- fe_cluster(cluster, panel, data, cells, keep, call = call)
-  dose <- cells$d[keep]
-  check_dose_variation(dose, fe$unit, panel$vars$treatment, call = call)
-  basis <- dose_basis(dose, shape, n_bins, df, panel$vars$treatment)
+  name <- panel$vars$treatment
+  # The cells used: observed, covariates known, positive weight.
+  keep <- panel$observed
+  for (x in panel$X) keep <- keep & !is.na(x)
+  if (!is.null(panel$weights)) keep <- keep & panel$weights > 0
+  cells <- which(keep)
+  dose <- panel$D[cells]
+  check_dose_variation(panel$D, keep, name)
+  basis <- dose_basis(dose, shape, n_bins, df, name)
   B <- basis$B(dose)
-  M <- within_transform(cbind(y = cells$y[keep], B, cells$X[keep, covs, drop = FALSE]),
-                        fe, weights = w, call = call)
-  X <- M[, -1, drop = FALSE]
-  flat <- apply(abs(X[, colnames(B), drop = FALSE]), 2, max) < 1e-10
+  grid_of <- function(v) {
+    m <- matrix(NA_real_, nrow(keep), ncol(keep))
+    m[cells] <- v
+    m
+  }
+  B_cols <- if (shape == "linear") stats::setNames(list(panel$D), name) else
+    stats::setNames(lapply(seq_len(ncol(B)), function(k) grid_of(B[, k])), colnames(B))
+  clustered <- inference == "cluster"
+  fg <- fe_grid(panel, c(list(.outcome = panel$Y), B_cols, panel$X), weights = panel$weights,
+                cluster = fe_cluster_codes(panel, inference, cluster))
+  mom <- fe_moments(fg, clustered)
+  terms <- colnames(B)
+  flat <- sqrt(pmax(diag(mom$gram)[terms], 0) / mom$n) <
+    1e-10 * pmax(1, sqrt(colMeans(B^2)))
   if (any(flat)) {
     abort_mkt("no_variation", c(
-      "The dose {.field {panel$vars$treatment}} has no within-unit variation in {sum(flat)} of its {shape} terms ({.field {colnames(B)[flat]}}).",
+      "The dose {.field {name}} has no within-unit variation in {sum(flat)} of its {shape} terms ({.field {terms[flat]}}).",
       i = "Use fewer bins or spline degrees of freedom."
-    ), call = call)
+    ))
   }
-  se_type <- if (is.null(cl)) "HC1" else "CR1"
-  fit <- ols_robust(X, M[, "y"], cluster = cl, weights = w, se_type = se_type,
-                    n_absorbed = fe_absorbed(fe, cl), call = call)
-  terms <- colnames(B)
+  fit <- fe_ols(mom, ".outcome", c(terms, covs), fe_grid_absorbed(fg, clustered))
   est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms)
   V <- fit$vcov[terms, terms, drop = FALSE]
   grid <- basis$grid
@@ -155,21 +193,48 @@ dose_twfe <- function(panel, cells, data, design, shape, cluster, weights, n_bin
   if (design$ok) {
     warn_mkt("twfe_dose", c(
       "TWFE on doses is a weighted average of the causal responses ACRT(d), weighted towards the middle of the dose distribution, plus selection bias unless trends are parallel across all doses.",
-      i = "This panel has an untreated group and a common start: {.code estimator = \"cgbs\"} estimates ATT(d) and ACRT(d) (Callaway, Goodman-Bacon and Sant'Anna 2024)."
+      i = "This panel has an untreated group and a common start: {.code method = \"cgbs\"} estimates ATT(d) and ACRT(d) (Callaway, Goodman-Bacon and Sant'Anna 2024)."
     ))
   }
-  structure(list(
-    estimates = est, vcov = V, curve = curve, estimator = "twfe", shape = shape,
-    reference = basis$reference, alpha = alpha, n = nrow(X),
-    n_units = length(unique(fe$unit)), n_periods = length(unique(fe$time)),
-    n_clusters = fit$n_clusters, se_type = se_type, panel = panel,
-    twfe_slope = NA_real_
-  ), class = c("mkt_dose_response", "mkt_fit"))
+  dosed <- rowSums(keep & !is.na(panel$D) & panel$D != 0) > 0
+  new_fit(
+    "dose_response", estimates = est,
+    method = sprintf("Dose-response with unit and time fixed effects (%s)", shape),
+    estimand = if (shape == "linear") {
+      sprintf("Change in %s per unit of %s within units, net of period effects",
+              panel$vars$outcome, name)
+    } else {
+      sprintf("Effect on %s of each %s term relative to dose %s, within units, net of period effects",
+              panel$vars$outcome, name, format(signif(basis$reference, 4)))
+    },
+    inference = fe_inference_label(inference, panel, cluster, mom$G),
+    alpha = alpha, call = call,
+    n = list(obs = fg$n, units = fg$n_units, periods = fg$n_periods, treated = sum(dosed),
+             clusters = if (clustered) mom$G else NA_integer_),
+    vcov = V,
+    vars = dose_vars(panel, cluster = if (clustered) cluster %||% panel$vars$unit),
+    glance = list(shape = shape, reference_dose = basis$reference, twfe_slope = NA_real_),
+    tables = list(curve = curve),
+    shape = shape, reference = basis$reference,
+    options = list(method = "twfe", shape = shape, inference = inference, cluster = cluster,
+                   weights = panel$vars$weights)
+  )
 }
 
-check_dose_variation <- function(dose, unit, name, call = rlang::caller_env()) {
-  spread <- tapply(dose, unit, function(x) max(x) - min(x))
-  if (all(spread <= 1e-12 * max(1, abs(dose)))) {
+dose_vars <- function(panel, cluster = NULL) {
+  list(outcome = panel$vars$outcome, treatment = panel$vars$treatment,
+       covariates = panel$vars$covariates, unit = panel$vars$unit, time = panel$vars$time,
+       cluster = cluster, weights = panel$vars$weights)
+}
+
+# The dose must move within some unit, or the unit effects absorb it.
+check_dose_variation <- function(D, keep, name, call = rlang::caller_env()) {
+  D[!keep] <- 0
+  k <- rowSums(keep)
+  centre <- rowSums(D) / pmax(k, 1)
+  dev <- rowSums(((D - centre) * keep)^2)
+  scale <- max(1, abs(D))
+  if (all(dev <= (1e-12 * scale)^2 * k)) {
     abort_mkt("no_variation", c(
       "The dose {.field {name}} never changes within a unit, so unit fixed effects absorb it.",
       i = "A dose fixed per unit needs a before/after contrast: set it to 0 before the campaign, or use {.fn exposure_did} for a common shock with unit-level exposure."
@@ -232,18 +297,17 @@ curve_table <- function(dose, estimand, estimate, se, df, alpha) {
 
 # Continuous DiD: each unit's change (mean after minus mean before), a curve
 # of the change on the dose among dosed units, minus the untreated mean.
-dose_cgbs <- function(panel, design, shape, n_bins, df, alpha,
-                      call = rlang::caller_env()) {
+dose_cgbs <- function(panel, design, shape, n_bins, df, alpha, call = NULL) {
   if (!design$ok) {
     abort_mkt("not_continuous_did", c(
-      "{.code estimator = \"cgbs\"} needs a continuous DiD design, but {design$why}.",
-      i = "It needs periods with no dose for anyone, then one dose per unit from a common start, and some units left at dose 0; otherwise use {.code estimator = \"twfe\"}."
+      "{.code method = \"cgbs\"} needs a continuous DiD design, but {design$why}.",
+      i = "It needs periods with no dose for anyone, then one dose per unit from a common start, and some units left at dose 0; otherwise use {.code method = \"twfe\"}."
     ), call = call)
   }
   if (length(panel$vars$covariates)) {
     abort_mkt("bad_argument", c(
-      "{.code estimator = \"cgbs\"} takes no covariates; the formula has {.field {panel$vars$covariates}}.",
-      i = "Remove them, or use {.code estimator = \"twfe\"} or {.fn dml} to adjust for covariates."
+      "{.code method = \"cgbs\"} takes no covariates; the formula has {.field {panel$vars$covariates}}.",
+      i = "Remove them, or use {.code method = \"twfe\"} or {.fn dml} to adjust for covariates."
     ), call = call)
   }
   Y <- panel$Y
@@ -260,7 +324,7 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha,
   if (n0 < 2L || n1 < 4L) {
     abort_mkt("not_continuous_did", c(
       "Continuous DiD needs at least 2 untreated and 4 dosed units with outcomes before and after; there are {n0} and {n1}.",
-      i = "Use {.code estimator = \"twfe\"} on small designs."
+      i = "Use {.code method = \"twfe\"} on small designs."
     ), call = call)
   }
   m0 <- mean(change[!treated])
@@ -322,8 +386,6 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha,
                                      matrix(acrt_se^2, 1, 1, dimnames = list("ACRT", "ACRT")),
                                      dfree, alpha)
   )
-  V_out <- diag(est$std.error^2, nrow(est))
-  dimnames(V_out) <- list(est$term, est$term)
   twfe <- stats::cov(dose, change) / stats::var(dose)
   # What TWFE weights: w(l) = E[(D - E D) 1{D >= l}] / Var(D) over all units
   # (dosed and untreated), which integrates to one over [0, max dose].
@@ -334,10 +396,26 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha,
                                                           numeric(1)) / vpop,
                             dose_density = stats::approx(stats::density(d1, from = 0, to = rng[2], n = 101),
                                                          xout = wgrid)$y)
-  structure(list(
-    estimates = est, vcov = V_out, curve = curve, estimator = "cgbs", shape = shape,
-    reference = 0, alpha = alpha, n = length(dose), n_units = length(dose),
-    n_periods = ncol(Y), n_untreated = n0, n_treated = n1, n_clusters = length(dose),
-    se_type = "HC2", twfe_slope = twfe, twfe_weights = weights_tab, panel = panel
-  ), class = c("mkt_dose_response", "mkt_fit"))
+  new_fit(
+    "dose_response", estimates = est,
+    method = sprintf("Continuous DiD (Callaway, Goodman-Bacon, Sant'Anna), %s curve", shape),
+    estimand = sprintf("ATT: mean over dosed units of ATT(d), the effect on %s of dose d of %s%s",
+                       panel$vars$outcome, panel$vars$treatment,
+                       if (is.null(dpsi)) "" else
+                         "; ACRT: mean of its derivative ATT'(d) (needs strong parallel trends)"),
+    inference = sprintf("HC2 over %d dosed units plus the variance of the %d untreated units' mean",
+                        n1, n0),
+    alpha = alpha, call = call,
+    n = list(obs = length(dose), units = length(dose), periods = ncol(Y), treated = n1,
+             clusters = NA_integer_, untreated = n0),
+    # With bins there is no ACRT and the one row's variance is the covariance.
+    vcov = if (nrow(est) == 1L) matrix(est$std.error^2, 1, 1),
+    no_vcov = "ATT and ACRT come from separate regressions, so their joint covariance is not estimated",
+    vars = dose_vars(panel),
+    glance = list(shape = shape, reference_dose = 0, twfe_slope = twfe),
+    tables = list(curve = curve, twfe_weights = weights_tab),
+    shape = shape, reference = 0,
+    options = list(method = "cgbs", shape = shape, inference = "HC2", cluster = NULL,
+                   weights = NULL)
+  )
 }

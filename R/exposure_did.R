@@ -21,38 +21,45 @@
 #' `fixest::feols(y ~ I(exposure * post) | unit + time, cluster = ~unit)` and
 #' the event study `feols(y ~ i(time, exposure, ref = base) | unit + time)`.
 #'
-#' @param formula `outcome ~ exposure + covariates | unit + time`. The
-#'   exposure column is either constant within each unit (then give
-#'   `post`), or the exposure switched on at the shock: zero for every unit
-#'   before one common period and constant within each unit from then on
-#'   (for example GRPs recorded only while the campaign airs). In the second
-#'   form the exposure is read from the post periods and `post` defaults to
-#'   the first of them.
-#' @param data A long data frame, tibble or data.table.
+#' @param formula `outcome ~ exposure + covariates | unit + time`, or a
+#'   [mkt_panel()]. The exposure column is either constant within each unit
+#'   (then give `post`), or the exposure switched on at the shock: zero for
+#'   every unit before one common period and constant within each unit from
+#'   then on (for example GRPs recorded only while the campaign airs). In
+#'   the second form the exposure is read from the post periods and `post`
+#'   defaults to the first of them.
+#' @param data A long data frame, tibble or data.table (`NULL` when
+#'   `formula` is a panel).
 #' @param post The first period of the shock, on the scale of the time
 #'   column (for example `as.Date("2024-03-04")` or `8`), or the name of a
-#'   0/1 column of `data` marking post periods. Optional when the exposure
-#'   column switches on at the shock.
+#'   0/1 column of `data` marking post periods (carried by the panel as an
+#'   extra column). Optional when the exposure column switches on at the
+#'   shock.
 #' @param factors `NULL` (parallel trends across exposure), or the number
 #'   of interactive factors \eqn{r}: the model then adds
 #'   \eqn{\lambda_i'f_t}, so that units may load differently on common
-#'   shocks, and \eqn{\beta} is estimated by [ife()] (Bai 2009) with its
-#'   analytic standard errors (`se_type = "cluster"`, clustered by unit). The
-#'   event study is not fitted with factors.
+#'   shocks, and \eqn{\beta} is estimated by the core of [ife()] (Bai 2009)
+#'   on the same panel, with its analytic standard errors clustered by unit.
+#'   The event study is not fitted with factors.
 #' @param event_study Also fit the event study (default `TRUE`).
 #' @param base Base period of the event study (its coefficient is 0); the
 #'   last period before the shock by default.
-#' @param cluster `NULL` (default) clusters by unit; a column name, or
-#'   `FALSE` for HC1.
-#' @param weights Optional name of a column of positive weights.
+#' @param inference `"cluster"` (default, CR1 clustered by `cluster`) or
+#'   `"heteroskedastic"` (HC1). With `factors`, Bai's analytic variance
+#'   clustered by unit.
+#' @param cluster Name of the column of standard-error clusters; `NULL`
+#'   (default) clusters by the unit.
+#' @param weights Optional name of a column of non-negative weights; cells
+#'   of weight zero are left out.
 #' @param alpha Level for confidence intervals.
-#' @param ... Unused.
-#' @return An object of class `c("mkt_exposure_did", "mkt_fit")` with
-#'   `estimates` (one row, term `"<exposure>:post"`), `vcov`,
-#'   `event_study` (the table of `tidy(fit, "event_study")`: `time`,
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_exposure_did", "mkt_fit")` (see
+#'   [mkt_fit]): one coefficient, term `"<exposure>:post"`, with its
+#'   covariance. `tidy(fit, "event_study")` gives the event study (`time`,
 #'   `relative_period`, `term`, `estimate`, `std.error`, `conf.low`,
-#'   `conf.high`, `p.value`, with the base period at 0), its covariance
-#'   `vcov_event_study`, and the pre-trend test.
+#'   `conf.high`, `p.value`, with the base period at 0) that `plot()` draws;
+#'   `glance()` adds the pre-trend test (`pretrend_stat`, `pretrend_df`,
+#'   `pretrend_p.value`) and the first post period.
 #' @examples
 #' set.seed(1)
 #' d <- expand.grid(dma = 1:50, week = 1:12)
@@ -63,10 +70,29 @@
 #' fit
 #' plot(fit)
 #' @export
-exposure_did <- function(formula, data, post, factors = NULL, event_study = TRUE, base = NULL,
+exposure_did <- function(formula, data, post = NULL, factors = NULL, event_study = TRUE,
+                         base = NULL, inference = c("cluster", "heteroskedastic"),
                          cluster = NULL, weights = NULL, alpha = 0.05, ...) {
+  check_dots(...)
+  inference <- check_choice(inference)
+  check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
-  panel <- mkt_panel(formula, data)
+  if (!is.null(factors)) factors <- check_count(factors, "factors", min = 0)
+  # A post column travels with the panel as an extra column.
+  post_column <- is.character(post) && length(post) == 1L && !is.na(post) &&
+    (if (inherits(formula, "mkt_panel")) post %in% names(formula$extra) else
+      is.data.frame(data) && post %in% names(data))
+  panel <- as_panel(formula, data, cluster = if (inference == "cluster") cluster,
+                    weights = weights, extra = if (post_column) post)
+  exposure_did_fit(panel, post = post, post_column = post_column, factors = factors,
+                   event_study = event_study, base = base, inference = inference,
+                   cluster = cluster, alpha = alpha, call = match.call())
+}
+
+# The core: a panel in, a fit out.
+exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = NULL,
+                             event_study = TRUE, base = NULL, inference = "cluster",
+                             cluster = NULL, alpha = 0.05, call = NULL) {
   expo_name <- panel$vars$treatment
   if (is.null(expo_name)) {
     abort_mkt("bad_formula", c(
@@ -74,78 +100,91 @@ exposure_did <- function(formula, data, post, factors = NULL, event_study = TRUE
       i = "Write {.code sales ~ grp | dma + week}."
     ))
   }
-  cells <- panel_cells(panel)
   switched <- exposure_switched_on(panel)
   if (!is.null(switched)) {
     expo <- switched$exposure
-    if (missing(post) || is.null(post)) post <- switched$start
+    if (is.null(post)) post <- switched$start
   } else {
     expo <- unit_exposure(panel, expo_name)
   }
-  post_t <- post_periods(post, panel, data)
+  post_t <- post_periods(post, post_column, panel)
+  first_post <- panel$times[which(post_t == 1)[1]]
+  term <- paste0(expo_name, ":post")
+  N <- length(panel$units)
+  regressor <- outer(expo, post_t)
   if (!is.null(factors)) {
-    return(exposure_did_factors(panel, data, expo, post_t, expo_name, factors, alpha))
+    return(exposure_did_factors(panel, regressor, expo, term, first_post, factors,
+                                alpha, call))
   }
   covs <- panel$vars$covariates
-  keep <- stats::complete.cases(cells$X[, covs, drop = FALSE])
-  w <- check_weights_column(weights, panel, data, cells)
-  if (!is.null(w)) w <- w[keep]
-  fe <- list(unit = cells$unit[keep], time = cells$time[keep])
-  cl <- fe_cluster(cluster, panel, data, cells, keep)
-  se_type <- if (is.null(cl)) "HC1" else "CR1"
-  n_abs <- fe_absorbed(fe, cl)
-  e <- expo[fe$unit]
-  term <- paste0(expo_name, ":post")
-  Xs <- cbind(e * post_t[fe$time], cells$X[keep, covs, drop = FALSE])
-  colnames(Xs)[1] <- term
-  M <- within_transform(cbind(y = cells$y[keep], Xs), fe, weights = w)
-  fit <- ols_robust(M[, -1, drop = FALSE], M[, "y"], cluster = cl, weights = w,
-                    se_type = se_type, n_absorbed = n_abs)
+  clustered <- inference == "cluster"
+  codes <- fe_cluster_codes(panel, inference, cluster)
+  fg <- fe_grid(panel, c(list(.outcome = panel$Y), stats::setNames(list(regressor), term),
+                         panel$X), weights = panel$weights, cluster = codes)
+  mom <- fe_moments(fg, clustered)
+  n_abs <- fe_grid_absorbed(fg, clustered)
+  fit <- fe_ols(mom, ".outcome", c(term, covs), n_abs)
   est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = term)
 
   es <- NULL
-  V_es <- NULL
   pre <- c(stat = NA_real_, p = NA_real_, df1 = NA_real_)
   if (isTRUE(event_study)) {
     times <- panel$times
     base_idx <- event_base(base, times, post_t)
     others <- setdiff(seq_along(times), base_idx)
-    E <- vapply(others, function(s) e * (fe$time == s), numeric(length(e)))
-    E <- matrix(E, nrow = length(e))
-    colnames(E) <- paste0(expo_name, ":", as.character(times[others]))
-    Me <- within_transform(cbind(y = cells$y[keep], E, cells$X[keep, covs, drop = FALSE]),
-                           fe, weights = w)
-    fe_fit <- ols_robust(Me[, -1, drop = FALSE], Me[, "y"], cluster = cl, weights = w,
-                         se_type = se_type, n_absorbed = n_abs)
-    tab <- fe_estimates(fe_fit$coefficients, fe_fit$vcov, fe_fit$df, alpha,
-                        terms = colnames(E))
-    V_es <- fe_fit$vcov[colnames(E), colnames(E), drop = FALSE]
-    first_post <- which(post_t == 1)[1]
+    es_terms <- paste0(expo_name, ":", as.character(times[others]))
+    E <- lapply(others, function(s) {
+      m <- matrix(0, N, length(times))
+      m[, s] <- expo
+      m
+    })
+    names(E) <- es_terms
+    fge <- fe_grid(panel, c(list(.outcome = panel$Y), E, panel$X), weights = panel$weights,
+                   cluster = codes)
+    mome <- fe_moments(fge, clustered)
+    es_fit <- fe_ols(mome, ".outcome", c(es_terms, covs), n_abs)
+    tab <- fe_estimates(es_fit$coefficients, es_fit$vcov, es_fit$df, alpha, terms = es_terms)
+    first_idx <- which(post_t == 1)[1]
     base_row <- data.frame(term = paste0(expo_name, ":", as.character(times[base_idx])),
                            estimate = 0, std.error = 0, statistic = NA_real_,
                            p.value = NA_real_, conf.low = 0, conf.high = 0,
-                           df = fe_fit$df[[1]])
+                           df = es_fit$df[[1]])
     tab <- rbind(tab, base_row)
     idx <- c(others, base_idx)
-    es <- data.frame(time = times[idx], relative_period = idx - first_post, tab,
+    es <- data.frame(time = times[idx], relative_period = idx - first_idx, tab,
                      stringsAsFactors = FALSE, row.names = NULL)
     es <- es[order(idx), , drop = FALSE]
     rownames(es) <- NULL
-    pre_terms <- colnames(E)[post_t[others] == 0]
+    pre_terms <- es_terms[post_t[others] == 0]
     if (length(pre_terms)) {
-      b <- fe_fit$coefficients[pre_terms]
+      b <- es_fit$coefficients[pre_terms]
       k <- length(pre_terms)
-      stat <- as.numeric(t(b) %*% solve(fe_fit$vcov[pre_terms, pre_terms, drop = FALSE], b)) / k
-      pre <- c(stat = stat, p = stats::pf(stat, k, fe_fit$df[[1]], lower.tail = FALSE), df1 = k)
+      stat <- as.numeric(t(b) %*% solve(es_fit$vcov[pre_terms, pre_terms, drop = FALSE], b)) / k
+      pre <- c(stat = stat, p = stats::pf(stat, k, es_fit$df[[1]], lower.tail = FALSE), df1 = k)
     }
   }
-  structure(list(
-    estimates = est, vcov = fit$vcov[term, term, drop = FALSE], event_study = es,
-    vcov_event_study = V_es, pretrend = pre, alpha = alpha, n = nrow(M),
-    n_units = length(unique(fe$unit)), n_periods = length(unique(fe$time)),
-    n_clusters = fit$n_clusters, se_type = se_type, exposure = expo,
-    first_post = panel$times[which(post_t == 1)[1]], panel = panel
-  ), class = c("mkt_exposure_did", "mkt_fit"))
+  new_fit(
+    "exposure_did", estimates = est,
+    method = "Exposure difference-in-differences (unit and time fixed effects)",
+    estimand = sprintf("Effect on %s of one unit of %s after the shock (from %s), under parallel trends across exposure",
+                       panel$vars$outcome, expo_name, format(first_post)),
+    inference = fe_inference_label(inference, panel, cluster, mom$G),
+    alpha = alpha, call = call,
+    n = list(obs = fg$n, units = fg$n_units, periods = fg$n_periods,
+             treated = sum(expo != 0, na.rm = TRUE),
+             clusters = if (clustered) mom$G else NA_integer_),
+    vcov = fit$vcov[term, term, drop = FALSE],
+    vars = list(outcome = panel$vars$outcome, treatment = expo_name,
+                covariates = covs, unit = panel$vars$unit, time = panel$vars$time,
+                cluster = if (clustered) cluster %||% panel$vars$unit,
+                weights = panel$vars$weights),
+    glance = list(first_post = format(first_post), pretrend_stat = pre[["stat"]],
+                  pretrend_df = pre[["df1"]], pretrend_p.value = pre[["p"]]),
+    tables = if (!is.null(es)) list(event_study = es),
+    exposure = stats::setNames(expo, as.character(panel$units)), first_post = first_post,
+    options = list(inference = inference, cluster = cluster, weights = panel$vars$weights,
+                   factors = NULL)
+  )
 }
 
 # Each unit's exposure; an exposure that changes within a unit is not a
@@ -164,33 +203,36 @@ unit_exposure <- function(panel, name, call = rlang::caller_env()) {
 }
 
 # The exposure-response model with interactive fixed effects: the regressor
-# exposure_i * post_t goes through ife(), the package's Bai estimator.
-exposure_did_factors <- function(panel, data, expo, post_t, expo_name, factors, alpha,
-                                 call = rlang::caller_env()) {
-  r <- check_count(factors, "factors", min = 0, call = call)
-  v <- panel$vars
-  d <- data.frame(unit = rep(panel$units, times = length(panel$times)),
-                  time = rep(panel$times, each = length(panel$units)),
-                  y = as.vector(panel$Y), exposure_post = expo * rep(post_t, each = length(panel$units)))
-  for (k in v$covariates) d[[k]] <- as.vector(panel$X[[k]])
-  d <- d[as.vector(panel$observed), , drop = FALSE]
-  rhs <- paste(c("exposure_post", sprintf("`%s`", v$covariates)), collapse = " + ")
-  fit <- ife(stats::as.formula(paste("y ~", rhs, "| unit + time")), d, r = r,
-             se_type = "cluster", alpha = alpha)
-  term <- paste0(expo_name, ":post")
-  est <- fit$beta[fit$beta$term == "exposure_post", , drop = FALSE]
-  est$term <- term
-  est$df <- Inf
+# exposure_i * post_t goes, with the covariates, through ife()'s core on the
+# same panel (Bai's estimator, analytic variance clustered by unit).
+exposure_did_factors <- function(panel, regressor, expo, term, first_post, r, alpha, call) {
+  regs <- c(stats::setNames(list(regressor), term), panel$X)
+  fit <- ife_fit(panel, r = r, inference = "cluster", alpha = alpha, regressors = regs,
+                 call = call)
+  est <- fit$estimates[fit$estimates$term == term, , drop = FALSE]
   rownames(est) <- NULL
-  V <- fit$vcov["exposure_post", "exposure_post", drop = FALSE]
-  dimnames(V) <- list(term, term)
-  structure(list(
-    estimates = est, vcov = V, event_study = NULL, vcov_event_study = NULL,
-    pretrend = c(stat = NA_real_, p = NA_real_, df1 = NA_real_), alpha = alpha,
-    n = sum(panel$observed), n_units = length(panel$units), n_periods = length(panel$times),
-    n_clusters = length(panel$units), se_type = "IFE cluster", exposure = expo,
-    first_post = panel$times[which(post_t == 1)[1]], panel = panel, factors = r, ife = fit
-  ), class = c("mkt_exposure_did", "mkt_fit"))
+  V <- fit$vcov[term, term, drop = FALSE]
+  new_fit(
+    "exposure_did", estimates = est,
+    method = sprintf("Exposure difference-in-differences with %d interactive factor%s", r,
+                     if (r == 1L) "" else "s"),
+    estimand = sprintf("Effect on %s of one unit of %s after the shock (from %s), allowing units to load differently on %d common factor%s",
+                       panel$vars$outcome, panel$vars$treatment, format(first_post), r,
+                       if (r == 1L) "" else "s"),
+    inference = fit$inference, alpha = alpha, call = call,
+    n = list(obs = fit$n$obs, units = fit$n$units, periods = fit$n$periods,
+             treated = sum(expo != 0, na.rm = TRUE), clusters = fit$n$units),
+    vcov = V,
+    vars = list(outcome = panel$vars$outcome, treatment = panel$vars$treatment,
+                covariates = panel$vars$covariates, unit = panel$vars$unit,
+                time = panel$vars$time),
+    glance = list(first_post = format(first_post), pretrend_stat = NA_real_,
+                  pretrend_df = NA_real_, pretrend_p.value = NA_real_, r = r),
+    tables = list(factors = fit$tables$factors, loadings = fit$tables$loadings),
+    exposure = stats::setNames(expo, as.character(panel$units)), first_post = first_post,
+    factors = r, ife = fit,
+    options = list(inference = "cluster", cluster = NULL, weights = NULL, factors = r)
+  )
 }
 
 # An exposure recorded only once the shock starts: zero for every unit before
@@ -210,26 +252,28 @@ exposure_switched_on <- function(panel) {
 }
 
 # 0/1 for each period of the panel: after the shock or not.
-post_periods <- function(post, panel, data, call = rlang::caller_env()) {
+post_periods <- function(post, post_column, panel, call = rlang::caller_env()) {
   times <- panel$times
-  if (missing(post) || is.null(post) || length(post) != 1L || is.na(post)) {
+  if (is.null(post) || length(post) != 1L || is.na(post)) {
     abort_mkt("bad_argument", c(
       "{.arg post} must be the first period of the shock or the name of a 0/1 column.",
       i = "For example {.code post = 8} or {.code post = \"campaign_on\"}."
     ), call = call)
   }
-  if (is.character(post) && post %in% names(data)) {
-    m <- panel_side_column(panel, data, post, "post", call = call)
+  if (isTRUE(post_column)) {
+    m <- panel$extra[[post]]
     val <- suppressWarnings(as.numeric(m))
-    per_time <- apply(matrix(val, nrow = nrow(m)), 2, function(v) unique(v[!is.na(v)]))
-    ok <- is.list(per_time) == FALSE && all(per_time %in% c(0, 1))
-    if (!ok) {
+    val[!as.vector(panel$observed)] <- NA
+    val <- matrix(val, nrow = nrow(m))
+    lo <- suppressWarnings(apply(val, 2, min, na.rm = TRUE))
+    hi <- suppressWarnings(apply(val, 2, max, na.rm = TRUE))
+    if (any(!is.finite(lo)) || any(lo != hi) || !all(lo %in% c(0, 1))) {
       abort_mkt("bad_argument", c(
         "The post column {.field {post}} must be 0/1 and the same for every unit in a period.",
         i = "A common shock starts at one date for all units."
       ), call = call)
     }
-    out <- as.numeric(per_time)
+    out <- as.numeric(lo)
   } else {
     out <- tryCatch(as.numeric(times >= post), error = function(e) NULL)
     if (is.null(out) || anyNA(out)) {

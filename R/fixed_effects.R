@@ -1,17 +1,17 @@
-# The fixed-effects engine shared by every estimator with absorbed effects
-# (iv_fe, dose_response, exposure_did, dml). One piece of code removes unit,
-# time (and any further) fixed effects, so that every estimator partials them
-# out the same way and agrees with fixest on the same data.
-#
-# The within transformation is the projection onto the orthogonal complement
-# of the span of the fixed-effect indicators. With one factor it is a group
-# demeaning; with several on an unbalanced panel there is no closed form, so
-# we alternate the one-factor projections (the method of alternating
-# projections, von Neumann / Halperin), which converges to the projection onto
-# the intersection of the complements. On a balanced panel without weights
-# one sweep is exact for unit + time. The sweeps run in the C++ kernel
-# src/demean.h (column by column, interrupts polled on the main thread);
-# this file prepares its inputs and checks them.
+# The fixed-effects engine shared by every estimator with absorbed effects.
+# Two entry points:
+# * demean_fe() removes any number of fixed effects given as group codes
+#   from long columns, by alternating projections (the method of von Neumann
+#   and Halperin), which converges to the projection onto the intersection
+#   of the complements; on a balanced panel one sweep is exact for unit +
+#   time. event_study() and spillover() use it. Columns run in parallel on
+#   mkt_threads() threads in the C++ kernel src/demean.h.
+# * fe_grid() removes unit and time effects from a panel's N x T matrices in
+#   one C++ pass over the used cells (solving for the effects through the
+#   smaller dimension), and the fe_*() helpers below it run every regression
+#   of iv_fe(), dose_response(), exposure_did() and dml() from the Gram
+#   matrices of the demeaned columns. Both agree with fixest on the same
+#   data.
 
 # M: n x k numeric matrix (or vector); fe: list of integer group codes, each
 # of length n (1..G); weights: NULL or positive weights (the projection is then
@@ -34,7 +34,7 @@ demean_fe <- function(M, fe, weights = NULL, tol = 1e-13, max_iter = 10000L) {
     abort_mkt("bad_data", "Fixed effects can only be removed from complete columns and weights.")
   }
   dn <- dimnames(M)
-  res <- cpp_demean(M, codes, n_groups, w, tol, as.integer(max_iter))
+  res <- cpp_demean(M, codes, n_groups, w, tol, as.integer(max_iter), mkt_threads())
   M <- res$x
   dimnames(M) <- dn
   if (vec) M <- M[, 1]
@@ -79,6 +79,237 @@ within_transform <- function(M, fe, weights = NULL, call = rlang::caller_env()) 
   out
 }
 
+# Absorbed fixed-effect parameters that count in the small-sample correction:
+# as fixest does by default, a factor nested in the clusters (every level
+# inside one cluster) is not counted, and then no level of the others is
+# dropped for the shared constant either (the nested factor held it).
+fe_absorbed <- function(fe, cluster) {
+  if (is.null(cluster)) return(fe_dof(fe))
+  cl <- match(cluster, unique(cluster))
+  # Nested: no level of the factor meets two clusters.
+  nested <- vapply(fe, function(g) {
+    length(unique(as.numeric(g) * (length(cl) + 1) + cl)) == length(unique(g))
+  }, logical(1))
+  if (!any(nested)) return(fe_dof(fe))
+  sum(vapply(fe[!nested], function(g) length(unique(g)), integer(1)))
+}
+
+# The broom columns for coefficients with a t reference distribution.
+fe_estimates <- function(beta, vcov, df, alpha, terms = names(beta)) {
+  se <- sqrt(diag(vcov))[terms]
+  est <- beta[terms]
+  df <- rep_len(df, length(terms))
+  stat <- est / se
+  crit <- stats::qt(1 - alpha / 2, df)
+  data.frame(term = terms, estimate = unname(est), std.error = unname(se),
+             statistic = unname(stat), p.value = unname(2 * stats::pt(-abs(stat), df)),
+             conf.low = unname(est - crit * se), conf.high = unname(est + crit * se),
+             df = unname(df), stringsAsFactors = FALSE, row.names = NULL)
+}
+
+# --- regressions on the panel's grid ------------------------------------------
+#
+# The estimators of this family (iv_fe, dose_response, exposure_did, dml)
+# regress on unit and time fixed effects of a panel. fe_grid() removes the
+# effects from columns held as N x T matrices in one C++ pass over the grid
+# (src/demean.h: the Schur complement of the smaller dimension, solved by
+# conjugate gradients for all columns at once) and returns the used cells as
+# an n x m matrix A. Every regression after that is a small computation:
+# with the Gram matrix A'A and, for clustered errors, the Gram matrix of
+# each cluster's rows, any least-squares fit whose regressors are linear
+# combinations of A's columns (X = A Gamma) and whose residual is one too
+# (e = A c) has its coefficients and its clustered sandwich without another
+# pass over the n rows. First stages, reduced forms, two-stage least squares
+# and the Anderson-Rubin pieces of iv_fe() all share one pair of passes.
+
+# cols: named list of N x T matrices (the first is usually the outcome);
+# weights: NULL or an N x T matrix; cluster: NULL (each unit its own
+# cluster) or N x T integer codes. A cell is used when observed, every
+# column is known there and its weight is positive. With weights the columns
+# come back multiplied by sqrt(weight), so ordinary least squares on them is
+# weighted least squares.
+fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-12,
+                    max_iter = 10000L, call = rlang::caller_env()) {
+  cols <- lapply(cols, function(x) {
+    if (!is.double(x)) storage.mode(x) <- "double"
+    x
+  })
+  threads <- mkt_threads()
+  res <- cpp_demean_grid(panel$observed, unname(cols),
+                         if (is.null(weights)) numeric(0) else as.double(weights),
+                         if (is.null(cluster)) integer(0) else as.integer(cluster),
+                         TRUE, tol, as.integer(max_iter), threads)
+  if (!isTRUE(res$converged)) {
+    abort_mkt("fe_not_converged", c(
+      "Removing the fixed effects did not converge in {res$iterations} iterations.",
+      i = "The panel may be split into disconnected pieces; check which units share periods."
+    ), call = call)
+  }
+  colnames(res$x) <- names(cols)
+  res$n <- nrow(res$x)
+  res$weighted <- !is.null(weights)
+  res$threads <- threads
+  res
+}
+
+# Weights of the used cells of an fe_grid(), in its row order.
+fe_grid_values <- function(fg, m) {
+  m[cbind(fg$unit, fg$time)]
+}
+
+# An N x T matrix holding `values` on the used cells of an fe_grid() and NA
+# elsewhere (to bring columns built on the cells back to the grid).
+fe_grid_matrix <- function(fg, panel, values) {
+  out <- matrix(NA_real_, length(panel$units), length(panel$times))
+  out[cbind(fg$unit, fg$time)] <- values
+  out
+}
+
+# The moments every regression on A needs: its Gram matrix and, for
+# clustered errors, the per-cluster Gram matrices (stacked as G*m x m, see
+# cpp_cluster_gram) and the number of non-empty clusters.
+fe_moments <- function(fg, clustered) {
+  A <- fg$x
+  out <- list(A = A, gram = crossprod(A), n = nrow(A), m = ncol(A), clustered = clustered,
+              cols = colnames(A))
+  if (clustered) {
+    G_all <- max(fg$cluster)
+    cg <- cpp_cluster_gram(A, fg$cluster, G_all, fg$threads)
+    out$cgram <- cg$gram
+    out$G_all <- G_all
+    out$G <- sum(cg$count > 0L)
+  } else {
+    out$G <- out$n
+  }
+  out
+}
+
+# Absorbed fixed-effect parameters counted in the small-sample correction,
+# as fe_absorbed() counts them: a factor nested in the clusters is not
+# counted, and then no level is dropped for the shared constant.
+fe_grid_absorbed <- function(fg, clustered) {
+  levels <- c(fg$n_units, fg$n_periods)
+  if (!clustered) return(sum(levels) - 1L)
+  nested <- c(fg$unit_nested, fg$time_nested)
+  if (!any(nested)) return(sum(levels) - 1L)
+  sum(levels[!nested])
+}
+
+# Selection of columns of A as a coefficient matrix (m x length(cols)).
+fe_select <- function(mom, cols) {
+  out <- matrix(0, mom$m, length(cols), dimnames = list(mom$cols, cols))
+  out[cbind(match(cols, mom$cols), seq_along(cols))] <- 1
+  out
+}
+
+# Least squares of the target A t on the regressors A Gamma, from the Gram
+# matrix: coefficients, the residual as coefficients on A's columns, and
+# the inverse of X'X (the bread).
+fe_ls <- function(mom, Gamma, target, call = rlang::caller_env()) {
+  XtX <- crossprod(Gamma, mom$gram %*% Gamma)
+  fe_check_rank(XtX, colnames(Gamma), call = call)
+  bread <- solve(XtX)
+  beta <- drop(bread %*% crossprod(Gamma, mom$gram %*% target))
+  names(beta) <- colnames(Gamma)
+  dimnames(bread) <- list(colnames(Gamma), colnames(Gamma))
+  list(coefficients = beta, resid = drop(target - Gamma %*% beta), bread = bread,
+       Gamma = Gamma)
+}
+
+# Rank check on X'X: the columns scaled to unit length, then a pivoted
+# Cholesky; the error names the aliased columns as ols_robust() does.
+fe_check_rank <- function(XtX, names, call = rlang::caller_env()) {
+  p <- ncol(XtX)
+  d <- sqrt(pmax(diag(XtX), 0))
+  bad <- names[d <= 0]
+  if (!length(bad) && p > 1L) {
+    C <- XtX / outer(d, d)
+    ch <- suppressWarnings(chol(C, pivot = TRUE, tol = 1e-12))
+    rk <- attr(ch, "rank")
+    if (rk < p) bad <- names[attr(ch, "pivot")[seq.int(rk + 1L, p)]]
+  }
+  if (length(bad)) {
+    abort_mkt("collinear", c(
+      "The regression is rank deficient: {.field {bad}} {?is/are} collinear with other terms or the fixed effects.",
+      i = "Drop redundant covariates, or terms that the unit and time effects absorb."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+# The score sums of a fit with regressors A Gamma and residual A c: one row
+# per cluster (or per row without clusters), one column per regressor.
+fe_scores <- function(mom, Gamma, c) {
+  if (mom$clustered) {
+    Cc <- matrix(mom$cgram %*% c, nrow = mom$G_all, ncol = mom$m)
+    return(Cc %*% Gamma)
+  }
+  e <- drop(mom$A %*% c)
+  (mom$A %*% Gamma) * e
+}
+
+# The CR1 (clustered) or HC1 sandwich of a fit, with fixest's small-sample
+# correction: G/(G-1) (n-1)/(n-K) and G - 1 degrees of freedom, or n/(n-K)
+# and n - K, where K counts the regressors and the absorbed effects.
+fe_vcov <- function(mom, fit, n_abs) {
+  n <- mom$n
+  p <- ncol(fit$Gamma)
+  K <- p + n_abs
+  S <- fe_scores(mom, fit$Gamma, fit$resid)
+  if (mom$clustered) {
+    G <- mom$G
+    adj <- G / (G - 1) * (n - 1) / (n - K)
+    df <- G - 1
+  } else {
+    adj <- n / (n - K)
+    df <- n - K
+  }
+  V <- adj * fit$bread %*% crossprod(S) %*% fit$bread
+  dimnames(V) <- dimnames(fit$bread)
+  list(vcov = V, df = stats::setNames(rep(df, p), colnames(fit$Gamma)))
+}
+
+# Residual sum of squares of a fit (on the sqrt-weighted scale).
+fe_rss <- function(mom, fit) {
+  as.numeric(crossprod(fit$resid, mom$gram %*% fit$resid))
+}
+
+# An ordinary least-squares fit of column `y` on columns `x` with its
+# sandwich, as ols_robust(se_type = "CR1" / "HC1") gives it.
+fe_ols <- function(mom, y, x, n_abs, call = rlang::caller_env()) {
+  fit <- fe_ls(mom, fe_select(mom, x), fe_select(mom, y)[, 1], call = call)
+  c(fit, fe_vcov(mom, fit, n_abs))
+}
+
+# The clusters of a fit: `inference` "cluster" with cluster = NULL clusters
+# by unit, with a column name by panel$cluster; "heteroskedastic" has none.
+fe_cluster_codes <- function(panel, inference, cluster) {
+  if (inference != "cluster" || is.null(cluster)) return(NULL)
+  panel$cluster
+}
+
+# `cluster` names a column of clusters and means clustered errors.
+check_fe_inference <- function(inference, cluster, call = rlang::caller_env()) {
+  if (inference != "cluster" && !is.null(cluster)) {
+    abort_mkt("bad_argument", c(
+      "{.arg cluster} is given but {.code inference = \"{inference}\"} does not cluster.",
+      i = "Use {.code inference = \"cluster\"} (the default) with {.arg cluster}."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+fe_inference_label <- function(inference, panel, cluster, G) {
+  if (inference == "heteroskedastic") return("HC1 (heteroskedasticity-robust)")
+  by <- if (is.null(cluster)) panel$vars$unit else cluster
+  sprintf("CR1 clustered by %s (%s clusters)", by, format(G, big.mark = ","))
+}
+
+# --- legacy helpers for spillover.R -----------------------------------------
+# spillover.R (not part of this family) still reads its cluster column from
+# the raw data through these two; the fixed-effects estimators of this file's
+# family read panel$cluster instead. Remove them once spillover.R does too.
+
 # One value per observed cell of a column that is not part of the formula
 # (a cluster label, weights): matched to the panel's cells through the unit
 # and time columns, so that the row order of `data` does not matter.
@@ -114,45 +345,4 @@ fe_cluster <- function(cluster, panel, data, cells, keep, call = rlang::caller_e
     ), call = call)
   }
   lab
-}
-
-# Absorbed fixed-effect parameters that count in the small-sample correction:
-# as fixest does by default, a factor nested in the clusters (every level
-# inside one cluster) is not counted, and then no level of the others is
-# dropped for the shared constant either (the nested factor held it).
-fe_absorbed <- function(fe, cluster) {
-  if (is.null(cluster)) return(fe_dof(fe))
-  cl <- match(cluster, unique(cluster))
-  # Nested: no level of the factor meets two clusters.
-  nested <- vapply(fe, function(g) {
-    length(unique(as.numeric(g) * (length(cl) + 1) + cl)) == length(unique(g))
-  }, logical(1))
-  if (!any(nested)) return(fe_dof(fe))
-  sum(vapply(fe[!nested], function(g) length(unique(g)), integer(1)))
-}
-
-# The broom columns for coefficients with a t reference distribution.
-fe_estimates <- function(beta, vcov, df, alpha, terms = names(beta)) {
-  se <- sqrt(diag(vcov))[terms]
-  est <- beta[terms]
-  df <- rep_len(df, length(terms))
-  stat <- est / se
-  crit <- stats::qt(1 - alpha / 2, df)
-  data.frame(term = terms, estimate = unname(est), std.error = unname(se),
-             statistic = unname(stat), p.value = unname(2 * stats::pt(-abs(stat), df)),
-             conf.low = unname(est - crit * se), conf.high = unname(est + crit * se),
-             df = unname(df), stringsAsFactors = FALSE, row.names = NULL)
-}
-
-check_weights_column <- function(weights, panel, data, cells, call = rlang::caller_env()) {
-  if (is.null(weights)) return(NULL)
-  m <- panel_side_column(panel, data, weights, "weights", call = call)
-  w <- suppressWarnings(as.numeric(m[cbind(cells$unit, cells$time)]))
-  if (anyNA(w) || any(w <= 0)) {
-    abort_mkt("bad_weights", c(
-      "The weights column {.field {weights}} must be positive and complete on observed cells.",
-      i = "Drop the cells with zero or missing weight first."
-    ), call = call)
-  }
-  w
 }

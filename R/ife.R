@@ -26,16 +26,16 @@
 #' the minimiser of the Bai and Ng (2002) criterion named by `criterion`;
 #' `tidy(fit, "ic")` reports IC_p1, IC_p2 and PC_p1 for every r.
 #'
-#' @section Standard errors:
-#' `se = "analytic"` gives Bai's (2009) variance with the nuisance directions
-#' (additive effects, loadings and factors) projected out of each regressor:
-#' homoskedastic (`se_type = "homoskedastic"`) or clustered by unit
-#' (`"cluster"`), the latter robust to heteroskedasticity and serial
-#' correlation within units, or robust to heteroskedasticity only
-#' (`"heteroskedastic"`, the sandwich of Moon and Weidner 2017 without
-#' serial correlation). `se = "bootstrap"` resamples whole units
-#' (`n_boot` times, through [resample_chunks()]) and refits each replicate in
-#' C++ warm-started from the main fit.
+#' @section Inference:
+#' `inference` chooses among Bai's (2009) analytic variances, with the
+#' nuisance directions (additive effects, loadings and factors) projected
+#' out of each regressor: `"homoskedastic"` (default), `"cluster"`
+#' (clustered by unit, robust to heteroskedasticity and serial correlation
+#' within units) and `"heteroskedastic"` (the sandwich of Moon and Weidner
+#' 2017 without serial correlation); `"bootstrap"` resamples whole units
+#' (`n_draws` times, through [resample_chunks()]) and refits each replicate
+#' in C++ warm-started from the main fit, with percentile intervals; and
+#' `"none"`. Analytic intervals use the normal distribution.
 #'
 #' @section Bias correction:
 #' With N and T both large the least-squares \eqn{\hat\beta} is
@@ -45,7 +45,7 @@
 #' bias has up to three terms, each estimated from the residuals, the
 #' regressors with the additive effects removed, the loadings
 #' \eqn{\Lambda} and the factors \eqn{F}; `tidy(fit, "bias")` reports
-#' them and `$beta` holds \eqn{\hat\beta} minus their sum:
+#' them and the estimates are \eqn{\hat\beta} minus their sum:
 #' * **cross-section** (order 1/N): error variances that differ across
 #'   units, \eqn{\sigma_i^2}, combined with regressors that load on the
 #'   factors. Needs errors independent across units and over time (their
@@ -68,36 +68,41 @@
 #' Weidner); `"dynamic"` removes all three (Moon and Weidner 2017). The
 #' corrected estimator has the same limiting variance, so the analytic
 #' standard errors are unchanged; it needs a balanced panel, at least one
-#' factor for the cross-section and time terms to be non-zero, and
-#' analytic standard errors. Serial or cross-sectional correlation of the
+#' factor for the cross-section and time terms to be non-zero, and an
+#' analytic `inference` (or `"none"`). Serial or cross-sectional correlation of the
 #' errors beyond this (which create further bias terms) is not corrected.
 #'
-#' @param formula `outcome ~ regressors | unit + time`; see [mkt_panel()].
-#' @param data A long data frame, tibble or data.table.
+#' @param formula `outcome ~ regressors | unit + time` (see [mkt_panel()]),
+#'   or a [mkt_panel()].
+#' @param data A long data frame, tibble or data.table (`NULL` when
+#'   `formula` is a panel).
 #' @param r Number of factors, or `NULL` to choose it by `criterion`.
 #' @param force Additive effects: `"two-way"` (unit and time), `"unit"`,
 #'   `"time"` or `"none"` (a grand mean only).
 #' @param r_max Largest r tried when r is `NULL`.
 #' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
 #'   `"IC_p2"` or `"PC_p1"`.
-#' @param se `"analytic"`, `"bootstrap"` or `"none"`.
-#' @param se_type For analytic standard errors: `"homoskedastic"`,
-#'   `"heteroskedastic"` or `"cluster"` (by unit).
 #' @param bias_correction `"none"`, `"bai"` (heteroskedasticity across units
 #'   and periods) or `"dynamic"` (also predetermined regressors); see Bias
 #'   correction.
 #' @param bias_lags Lags of the regressor-error covariances estimated by the
 #'   predetermined-regressor term of `bias_correction = "dynamic"`.
-#' @param n_boot Bootstrap replications.
-#' @param alpha Significance level of the intervals.
 #' @param tol Convergence tolerance: relative change of the fitted matrix
 #'   between iterations.
 #' @param max_iter Maximum iterations.
-#' @return An object of class `c("mkt_ife", "mkt_fit")` with `beta` (a data
-#'   frame like `tidy()`; bias-corrected when asked), `bias` (the table of
-#'   `tidy(fit, "bias")`, `NULL` without correction), `factors` (T x r), `loadings` (N x r), `alpha`,
-#'   `xi`, `mu`, `sigma2`, r, `force`, `ic` (the criteria table, `NULL`
-#'   when r was given), `iter`, `converged`, `vcov` and the `panel`.
+#' @param inference `"homoskedastic"`, `"heteroskedastic"`, `"cluster"` (by
+#'   unit), `"bootstrap"` or `"none"`; see Inference.
+#' @param n_draws Bootstrap draws for `inference = "bootstrap"`.
+#' @param alpha Significance level of the intervals.
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_ife", "mkt_fit")` (see [mkt_fit]):
+#'   the coefficients (bias-corrected when asked) with their covariance, and
+#'   `factors` (T x r), `loadings` (N x r), `unit_effects`, `time_effects`,
+#'   `intercept`, `sigma2`, `r`, `force`, `iterations`, `converged` and
+#'   `absorbed`. `tidy(fit, what)` gives the tables `"factors"` and
+#'   `"loadings"` (long form), `"ic"` (the Bai and Ng criteria by r, empty
+#'   when r was given) and `"bias"` (empty without correction); `glance()`
+#'   adds r, `sigma2` and the criteria at the fitted r.
 #' @references Bai, J. (2009). Panel data models with interactive fixed
 #'   effects. *Econometrica* 77(4), 1229-1279. Bai, J. and Ng, S. (2002).
 #'   Determining the number of factors in approximate factor models.
@@ -119,46 +124,57 @@
 #' tidy(fit)
 #' # Bai's bias correction, with heteroskedasticity-robust standard errors
 #' fit_bc <- ife(sales ~ price | unit + time, d, r = 1, bias_correction = "bai",
-#'               se_type = "heteroskedastic")
+#'               inference = "heteroskedastic")
 #' tidy(fit_bc, "bias")
 #' @export
 ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "none"),
                 r_max = 5, criterion = c("IC_p1", "IC_p2", "PC_p1"),
-                se = c("analytic", "bootstrap", "none"),
-                se_type = c("homoskedastic", "heteroskedastic", "cluster"), n_boot = 200,
-                alpha = 0.05, bias_correction = c("none", "bai", "dynamic"), bias_lags = 4,
-                tol = 1e-8, max_iter = 1000) {
-  call <- match.call()
-  force <- match.arg(force)
-  criterion <- match.arg(criterion)
-  se <- match.arg(se)
-  se_type <- match.arg(se_type)
-  bias_correction <- match.arg(bias_correction)
+                bias_correction = c("none", "bai", "dynamic"), bias_lags = 4,
+                tol = 1e-8, max_iter = 1000,
+                inference = c("homoskedastic", "heteroskedastic", "cluster", "bootstrap", "none"),
+                n_draws = 200, alpha = 0.05, ...) {
+  check_dots(...)
+  force <- check_choice(force)
+  criterion <- check_choice(criterion)
+  bias_correction <- check_choice(bias_correction)
+  inference <- check_choice(inference)
   bias_lags <- check_count(bias_lags, "bias_lags", min = 1)
   alpha <- check_alpha(alpha)
   r_max <- check_count(r_max, "r_max", min = 0)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
+  if (inference == "bootstrap") n_draws <- check_count(n_draws, "n_draws", min = 2)
+  if (!is.null(r)) r <- check_count(r, "r", min = 0)
   check_tol(tol)
-  panel <- mkt_panel(formula, data)
-  des <- ife_design(panel, force)
+  panel <- as_panel(formula, data)
+  ife_fit(panel, r = r, force = force, r_max = r_max, criterion = criterion,
+          bias_correction = bias_correction, bias_lags = bias_lags, tol = tol,
+          max_iter = max_iter, inference = inference, n_draws = n_draws, alpha = alpha,
+          call = match.call())
+}
+
+# The core: a panel in, a fit out. `regressors` (a named list of N x T
+# matrices) replaces the panel's treatment and covariates, so that other
+# estimators (exposure_did) fit a constructed regressor on the same panel.
+ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = "IC_p1",
+                    bias_correction = "none", bias_lags = 4L, tol = 1e-8, max_iter = 1000L,
+                    inference = "homoskedastic", n_draws = 200L, alpha = 0.05,
+                    regressors = NULL, call = NULL) {
+  des <- ife_design(panel, force, regressors = regressors)
   N <- nrow(des$Y)
   Tn <- ncol(des$Y)
   limit <- min(N, Tn) - 2L
-  if (!is.null(r)) {
-    r <- check_count(r, "r", min = 0)
-    if (r > limit) {
-      abort_mkt("r_too_large", c(
-        "{.arg r} = {r} factors is too many for a panel of {N} units x {Tn} periods.",
-        i = "Use at most {max(limit, 0)} factors (min(N, T) - 2)."
-      ))
-    }
+  if (!is.null(r) && r > limit) {
+    abort_mkt("r_too_large", c(
+      "{.arg r} = {r} factors is too many for a panel of {N} units x {Tn} periods.",
+      i = "Use at most {max(limit, 0)} factors (min(N, T) - 2)."
+    ))
   }
   ctl <- list(force = force, tol = tol, max_iter = max_iter)
   if (bias_correction != "none") {
-    if (se == "bootstrap") {
+    if (inference == "bootstrap") {
       abort_mkt("bad_argument", c(
         "The bias correction comes with analytic standard errors.",
-        i = "Use {.code se = \"analytic\"} (or {.code \"none\"}) with {.arg bias_correction}."
+        i = "Use an analytic {.arg inference} (or {.code \"none\"}) with {.arg bias_correction}."
       ))
     }
     if (any(des$mask == 0)) {
@@ -170,6 +186,7 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   }
 
   ic <- NULL
+  given_r <- !is.null(r)
   if (is.null(r)) {
     ks <- 0:min(r_max, limit)
     fits <- lapply(ks, function(k) ife_fit_started(des, k, ctl))
@@ -187,12 +204,12 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   sigma2 <- main$ssr / max(dof, 1)
   V <- NULL
   boot <- NULL
-  if (p > 0 && se == "analytic") {
-    V <- ife_vcov_analytic(des, main, sigma2, se_type, force)
-  } else if (p > 0 && se == "bootstrap") {
-    n_boot <- check_count(n_boot, "n_boot", min = 2)
-    boot <- ife_unit_bootstrap(des, main, r, ctl, n_boot)
+  if (p > 0 && inference %in% c("homoskedastic", "heteroskedastic", "cluster")) {
+    V <- ife_vcov_analytic(des, main, sigma2, inference, force)
+  } else if (p > 0 && inference == "bootstrap") {
+    boot <- ife_unit_bootstrap(des, main, r, ctl, n_draws)
     V <- stats::cov(boot)
+    dimnames(V) <- list(names(des$X), names(des$X))
   }
   beta_hat <- main$beta
   bias <- NULL
@@ -207,7 +224,7 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
     rownames(bias) <- NULL
     beta_hat <- bias$corrected
   }
-  beta <- ife_beta_table(beta_hat, V, names(des$X), alpha, boot)
+  est <- ife_beta_table(beta_hat, V, names(des$X), alpha, boot)
 
   dn_u <- as.character(panel$units)
   dn_t <- as.character(panel$times)
@@ -215,33 +232,73 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   loadings <- main$L
   dimnames(factors) <- list(dn_t, if (r) paste0("f", seq_len(r)))
   dimnames(loadings) <- list(dn_u, if (r) paste0("f", seq_len(r)))
-  structure(list(
-    call = call,
-    beta = beta,
-    coefficients = stats::setNames(beta_hat, names(des$X)),
-    bias = bias,
-    bias_correction = bias_correction,
+  ic_fit <- bai_ng_table(list(main), r, N, Tn)
+  r_rule <- if (given_r) "given" else criterion
+  empty_bias <- data.frame(term = character(0), uncorrected = numeric(0),
+                           cross_section = numeric(0), time = numeric(0),
+                           predetermined = numeric(0), total = numeric(0),
+                           corrected = numeric(0))
+  new_fit(
+    "ife", estimates = est,
+    method = sprintf("Interactive fixed effects (Bai 2009), r = %d, %s effects", r, force),
+    estimand = if (p) {
+      sprintf("Effect on %s of one unit of each regressor, net of %s effects and %d common factor%s%s",
+              panel$vars$outcome, force, r, if (r == 1L) "" else "s",
+              if (bias_correction != "none") sprintf(" (bias-corrected: %s)", bias_correction) else "")
+    } else {
+      sprintf("A pure factor model of %s: no regressors", panel$vars$outcome)
+    },
+    inference = if (p) ife_inference_label(inference, n_draws, N) else "none (no regressors)",
+    alpha = alpha, call = call,
+    n = list(obs = as.integer(main$nobs), units = N, periods = Tn, treated = NA_integer_,
+             clusters = if (inference %in% c("cluster", "bootstrap")) N else NA_integer_),
     vcov = V,
-    factors = factors,
-    loadings = loadings,
-    alpha = stats::setNames(main$alpha, dn_u),
-    xi = stats::setNames(main$xi, dn_t),
-    mu = main$mu,
-    sigma2 = sigma2,
-    r = r,
-    force = force,
-    criterion = criterion,
-    ic = ic,
-    iter = main$iter,
-    converged = main$converged,
-    se = se,
-    se_type = if (se == "analytic") se_type else se,
-    n_boot = if (se == "bootstrap") n_boot else 0L,
-    absorbed = des$absorbed,
-    nobs = main$nobs,
-    alpha_level = alpha,
-    panel = panel
-  ), class = c("mkt_ife", "mkt_fit"))
+    no_vcov = if (is.null(V)) {
+      if (p == 0) "the model has no regressors" else "it was fitted with inference = \"none\""
+    },
+    vars = list(outcome = panel$vars$outcome, treatment = names(des$X)[1],
+                regressors = names(des$X), unit = panel$vars$unit, time = panel$vars$time),
+    glance = list(r = as.integer(r), r_rule = r_rule, force = force, sigma2 = sigma2,
+                  IC_p1 = ic_fit$IC_p1, IC_p2 = ic_fit$IC_p2,
+                  iterations = as.integer(main$iter), converged = isTRUE(main$converged)),
+    tables = list(factors = factors_long(factors, panel$times),
+                  loadings = loadings_long(loadings, panel$units, rep(FALSE, N)),
+                  ic = if (is.null(ic)) data.frame() else ic,
+                  bias = if (is.null(bias)) empty_bias else bias),
+    factors = factors, loadings = loadings,
+    unit_effects = stats::setNames(main$alpha, dn_u),
+    time_effects = stats::setNames(main$xi, dn_t),
+    intercept = main$mu, sigma2 = sigma2, r = as.integer(r), force = force,
+    iterations = as.integer(main$iter), converged = isTRUE(main$converged),
+    absorbed = des$absorbed, bias_correction = bias_correction,
+    options = list(inference = inference, n_draws = if (inference == "bootstrap") n_draws else 0L,
+                   criterion = criterion, force = force, bias_correction = bias_correction)
+  )
+}
+
+ife_inference_label <- function(inference, n_draws, N) {
+  switch(inference,
+    homoskedastic = "Bai (2009) analytic variance, homoskedastic errors",
+    heteroskedastic = "Bai (2009) analytic variance, heteroskedasticity-robust",
+    cluster = sprintf("Bai (2009) analytic variance clustered by unit (%d clusters)", N),
+    bootstrap = sprintf("unit bootstrap, %d draws (percentile intervals)", n_draws),
+    none = "none")
+}
+
+# The factors and loadings in long form, one row per period (unit) and factor.
+factors_long <- function(Fm, times) {
+  r <- ncol(Fm)
+  if (!r) return(data.frame(time = times[0], factor = character(0), value = numeric(0)))
+  data.frame(time = rep(times, r), factor = rep(paste0("f", seq_len(r)), each = length(times)),
+             value = as.vector(Fm), stringsAsFactors = FALSE)
+}
+
+loadings_long <- function(L, units, treated) {
+  r <- ncol(L)
+  if (!r) return(data.frame(unit = units[0], factor = character(0), value = numeric(0),
+                            treated = logical(0)))
+  data.frame(unit = rep(units, r), factor = rep(paste0("f", seq_len(r)), each = length(units)),
+             value = as.vector(L), treated = rep(treated, r), stringsAsFactors = FALSE)
 }
 
 # --- shared with counterfactual() ------------------------------------------
@@ -425,7 +482,7 @@ bai_ng_table <- function(fits, ks, N, Tn) {
 # effects, then M_L (.) M_F for the factor part. The cross-product of these
 # is Bai's D_0 (times NT), so the variance is its inverse times sigma^2, or
 # the unit-clustered sandwich around it.
-ife_vcov_analytic <- function(des, fit, sigma2, se_type, force) {
+ife_vcov_analytic <- function(des, fit, sigma2, inference, force) {
   mask <- des$mask
   Z <- lapply(des$X, function(x) {
     z <- x * mask
@@ -436,9 +493,9 @@ ife_vcov_analytic <- function(des, fit, sigma2, se_type, force) {
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
   Hinv <- solve(H)
-  if (se_type == "homoskedastic") {
+  if (inference == "homoskedastic") {
     V <- sigma2 * Hinv
-  } else if (se_type == "heteroskedastic") {
+  } else if (inference == "heteroskedastic") {
     e2 <- ((des$Y - fit$fit) * mask)^2
     S <- matrix(0, p, p)
     for (k in seq_len(p)) for (l in seq_len(k)) S[k, l] <- S[l, k] <- sum(Z[[k]] * Z[[l]] * e2)
@@ -527,10 +584,10 @@ ife_within <- function(z, fit, force) {
 # chunking; each chunk of replicates is one C++ call, warm-started from the
 # main fit's factors and beta. The closure holds what the chunk uses, so
 # future's scan for globals is skipped.
-ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
+ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
   seed <- draw_cpp_seed()
   F0 <- if (r > 0) main$F else matrix(0, 0, 0)
-  res <- resample_chunks(n_boot, function(idx) {
+  res <- resample_chunks(n_draws, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
                        ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
   }, chunk_size = 50L, label = "unit bootstrap", globals = FALSE)
@@ -538,8 +595,8 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_boot) {
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
   if (failed > 0) {
     warn_mkt("bootstrap_failed", c(
-      "Dropped {failed} of {n_boot} bootstrap replicates: their resampled regressors were collinear.",
-      i = "The standard errors use the other {n_boot - failed}."
+      "Dropped {failed} of {n_draws} bootstrap replicates: their resampled regressors were collinear.",
+      i = "The standard errors use the other {n_draws - failed}."
     ))
     out <- out[stats::complete.cases(out), , drop = FALSE]
   }

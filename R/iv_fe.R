@@ -21,8 +21,10 @@
 #' regressors and the fixed effects not nested in the clusters, and \eqn{G - 1}
 #' degrees of freedom. So `coef()` and `vcov()` equal those of
 #' `fixest::feols(y ~ x | unit + time | d ~ z, cluster = ~unit)`.
+#' `inference = "heteroskedastic"` gives HC1 standard errors with
+#' \eqn{n/(n-K)} and \eqn{n - K} degrees of freedom.
 #'
-#' For each endogenous variable, `first_stage` reports the first-stage F
+#' For each endogenous variable, `tidy(fit, "first_stage")` reports the first-stage F
 #' (classical, `f_stat`), the cluster-robust Wald F (`f_robust`) and the
 #' effective F of Montiel Olea and Pflueger (2013) (`f_effective`), which is
 #' \eqn{\hat\pi' \tilde Z'\tilde Z \hat\pi / \mathrm{tr}(\hat V_\pi \tilde
@@ -38,12 +40,21 @@
 #' \eqn{b} for which the instruments have no effect on \eqn{y - b d} by the
 #' clustered Wald test at level `alpha`. It may be a bounded interval, the
 #' union of two rays, the whole line (when the instruments carry no
-#' information), or empty; `ar_set` holds one row per interval, with
+#' information), or empty; `tidy(fit, "ar_set")` holds one row per interval, with
 #' infinite ends when unbounded. With one instrument the set is solved
 #' exactly (a quadratic inequality); with several it is found on a grid of
 #' 4,001 points over the 2SLS estimate plus or minus 100 standard errors,
 #' each crossing refined by root finding, and its ends are unbounded exactly
 #' when the first-stage Wald statistic is below the critical value.
+#'
+#' @section Computation:
+#' The panel's columns are demeaned in one pass of a C++ kernel that solves
+#' for the unit and time effects through the smaller of the two dimensions
+#' (conjugate gradients on the Schur complement, exact in one iteration on a
+#' balanced panel). Every regression after that -- first stages, reduced
+#' forms, 2SLS, the Anderson-Rubin pieces -- comes from the cross-product
+#' matrix of the demeaned columns and, for clustered standard errors, the
+#' cross-products within each cluster, so the rows are read twice in all.
 #'
 #' @section Geo experiments with non-compliance:
 #' Put the experiment in long form with a pre and a test period, the
@@ -59,21 +70,27 @@
 #'   see Formula grammar.
 #' @param data A long data frame, tibble or data.table, one row per unit and
 #'   period.
-#' @param cluster `NULL` (default) clusters by the unit; a column name
-#'   clusters by that column; `FALSE` gives heteroskedasticity-robust (HC1)
-#'   standard errors.
-#' @param weights Optional name of a column of positive weights.
-#' @param alpha Level for confidence intervals and the Anderson-Rubin set.
 #' @param weak_threshold Effective F below which the instruments are called
 #'   weak (10, the rule of thumb of Staiger and Stock, by default).
-#' @param ... Unused.
-#' @return An object of class `c("mkt_iv_fe", "mkt_fit")` with `estimates`
-#'   (the broom table of [tidy()]), `vcov`, `first_stage` (one row per
-#'   endogenous variable), `ar_set`, `n`, `n_clusters`, `se_type`, `alpha`
-#'   and the `panel`. With one endogenous variable, `tidy(fit, "ar")` gives
-#'   the Anderson-Rubin statistic (divided by the number of instruments)
-#'   over a grid of hypothesised effects with its critical value, and
-#'   `plot(fit)` draws it.
+#' @param inference `"cluster"` (default): CR1 standard errors clustered by
+#'   `cluster`; `"heteroskedastic"`: HC1 standard errors.
+#' @param cluster Name of the column of standard-error clusters; `NULL`
+#'   (default) clusters by the unit, as fixest does with unit fixed effects
+#'   first.
+#' @param weights Optional name of a column of non-negative weights; cells
+#'   of weight zero are left out.
+#' @param alpha Level for confidence intervals and the Anderson-Rubin set.
+#' @param ... Must be empty.
+#' @return An object of class `c("mkt_iv_fe", "mkt_fit")` (see [mkt_fit]):
+#'   the 2SLS coefficients (endogenous variables first) with their clustered
+#'   covariance. `tidy(fit, "first_stage")` gives one row per endogenous
+#'   variable with `f_stat`, `f_robust`, `f_effective` and the p-value of the
+#'   robust first-stage test; with one endogenous variable,
+#'   `tidy(fit, "ar_set")` gives the Anderson-Rubin set (one row per
+#'   interval) and `tidy(fit, "ar")` the Anderson-Rubin statistic (divided
+#'   by the number of instruments) over a grid of hypothesised effects with
+#'   its critical value, which `plot(fit)` draws. `glance()` adds the
+#'   smallest effective and robust first-stage F and the Anderson-Rubin set.
 #' @references Montiel Olea, J. L. and Pflueger, C. (2013). A robust test for
 #'   weak instruments. *Journal of Business & Economic Statistics*, 31(3),
 #'   358-369. Anderson, T. W. and Rubin, H. (1949). Estimation of the
@@ -90,62 +107,112 @@
 #' d$sales <- 2 * d$grp + d$geo / 10 + d$week + 2 * u + rnorm(nrow(d))
 #' fit <- iv_fe(sales ~ 1 | geo + week | grp ~ z, d)
 #' fit
-#' tidy(fit)
-#' fit$first_stage
+#' tidy(fit, "first_stage")
+#' tidy(fit, "ar_set")
 #' @export
-iv_fe <- function(formula, data, cluster = NULL, weights = NULL, alpha = 0.05,
-                  weak_threshold = 10, ...) {
+iv_fe <- function(formula, data, weak_threshold = 10,
+                  inference = c("cluster", "heteroskedastic"), cluster = NULL,
+                  weights = NULL, alpha = 0.05, ...) {
+  check_dots(...)
+  inference <- check_choice(inference)
+  check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
+  if (!is.numeric(weak_threshold) || length(weak_threshold) != 1L || is.na(weak_threshold) ||
+      weak_threshold < 0) {
+    abort_mkt("bad_argument", "{.arg weak_threshold} must be one non-negative number.")
+  }
+  if (inherits(formula, "mkt_panel")) {
+    abort_mkt("bad_formula", c(
+      "{.fn iv_fe} reads the endogenous variables and instruments from its formula, so it takes no panel.",
+      i = "Give {.code outcome ~ exogenous | unit + time | endogenous ~ instruments} and the data."
+    ))
+  }
   spec <- parse_iv_formula(formula)
-  panel <- mkt_panel(spec$panel_formula, data)
-  cells <- panel_cells(panel)
-  cols <- c(spec$exogenous, spec$endogenous, spec$instruments)
-  keep <- stats::complete.cases(cells$X[, cols, drop = FALSE])
-  w <- check_weights_column(weights, panel, data, cells)
-  if (!is.null(w)) w <- w[keep]
-  fe <- list(unit = cells$unit[keep], time = cells$time[keep])
-  cl <- fe_cluster(cluster, panel, data, cells, keep)
-  M <- within_transform(cbind(y = cells$y[keep], cells$X[keep, cols, drop = FALSE]),
-                        fe, weights = w)
-  y <- M[, "y"]
-  W <- M[, spec$exogenous, drop = FALSE]
-  E <- M[, spec$endogenous, drop = FALSE]
-  Z <- M[, spec$instruments, drop = FALSE]
-  n_abs <- fe_absorbed(fe, cl)
-  se_type <- if (is.null(cl)) "HC1" else "CR1"
+  panel <- as_panel(spec$panel_formula, data,
+                    cluster = if (inference == "cluster") cluster, weights = weights)
+  iv_fe_fit(panel, spec, weak_threshold = weak_threshold, inference = inference,
+            cluster = cluster, alpha = alpha, call = match.call())
+}
 
-  check_instruments(Z, cells$X[keep, spec$instruments, drop = FALSE], spec)
-  # The classical F counts every absorbed fixed effect in its residual
-  # degrees of freedom, nested in the clusters or not.
-  first <- first_stage_fits(E, W, Z, y, cl, w, se_type, n_abs, fe_dof(fe))
-  fitted_E <- vapply(first$fits, function(f) f$fitted, numeric(nrow(E)))
-  if (!is.matrix(fitted_E)) fitted_E <- matrix(fitted_E, nrow = nrow(E))
-  colnames(fitted_E) <- spec$endogenous
-  Xhat <- cbind(W, fitted_E)
-  fit <- ols_robust(Xhat, y, cluster = cl, weights = w, se_type = se_type,
-                    n_absorbed = n_abs, resid_X = cbind(W, E))
-  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha,
-                      terms = c(spec$endogenous, spec$exogenous))
+# The core: two-stage least squares on a panel whose covariates hold the
+# exogenous, endogenous and instrument columns named by `spec`. One pass of
+# the fixed-effects kernel demeans every column, and one more (with
+# clusters) sums each cluster's cross-products; every regression below --
+# the first stages, 2SLS and the Anderson-Rubin pieces -- is then algebra on
+# the (m x m) Gram matrices (see fe_ls() in fixed_effects.R).
+iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", cluster = NULL,
+                      alpha = 0.05, call = NULL) {
+  y_name <- ".outcome"
+  cols <- c(stats::setNames(list(panel$Y), y_name),
+            panel$X[unique(c(spec$exogenous, spec$endogenous, spec$instruments))])
+  clustered <- inference == "cluster"
+  fg <- fe_grid(panel, cols, weights = panel$weights,
+                cluster = fe_cluster_codes(panel, inference, cluster))
+  if (fg$n == 0L) {
+    abort_mkt("missing_values", "No cell has the outcome and every variable of the model.")
+  }
+  mom <- fe_moments(fg, clustered)
+  n_abs <- fe_grid_absorbed(fg, clustered)
+  fe_total <- fg$n_units + fg$n_periods - 1L
+  check_instruments(mom, panel, spec)
+
+  sel <- function(v) fe_select(mom, v)
+  target_y <- sel(y_name)[, 1]
+  W <- spec$exogenous
+  E <- spec$endogenous
+  Zf <- c(W, spec$instruments)
+  GZ <- sel(Zf)
+  first <- iv_first_stages(mom, spec, n_abs, fe_total)
+  Pi <- vapply(first$fits, function(f) f$coefficients, numeric(length(Zf)))
+  Pi <- matrix(Pi, nrow = length(Zf), dimnames = list(Zf, E))
+  Gamma <- cbind(sel(W), GZ %*% Pi)
+  colnames(Gamma) <- c(W, E)
+  fit <- fe_ls(mom, Gamma, target_y)
+  # Residuals use the structural regressors, not their first-stage fits.
+  fit$resid <- drop(target_y - sel(c(W, E)) %*% fit$coefficients)
+  vc <- fe_vcov(mom, fit, n_abs)
+  terms <- c(E, W)
+  est <- fe_estimates(fit$coefficients, vc$vcov, vc$df, alpha, terms = terms)
+  df_res <- vc$df[[1]]
 
   ar <- NULL
-  if (length(spec$endogenous) == 1L) {
-    ar <- ar_confidence_set(first$ar_parts, alpha, fit$df[[1]],
-                            est$estimate[1], est$std.error[1])
+  ar_curve_tab <- NULL
+  ar_parts <- NULL
+  if (length(E) == 1L) {
+    ar_parts <- iv_ar_parts(mom, spec, first$fits[[1]], target_y, n_abs)
+    ar <- ar_confidence_set(ar_parts, alpha, df_res, est$estimate[1], est$std.error[1])
+    ar_curve_tab <- ar_curve(ar_parts, ar, est$estimate[1], est$std.error[1], alpha, df_res)
     f_eff <- first$table$f_effective[1]
     if (is.finite(f_eff) && f_eff < weak_threshold) {
       warn_mkt("weak_instruments", c(
-        "The instruments are weak: effective F = {signif(f_eff, 3)} < {weak_threshold} for {.field {spec$endogenous}}.",
+        "The instruments are weak: effective F = {signif(f_eff, 3)} < {weak_threshold} for {.field {E}}.",
         i = "The 2SLS estimate and its Wald interval are unreliable; the Anderson-Rubin {100 * (1 - alpha)}% set, valid however weak the instruments, is {format_ar_set(ar)}."
       ))
     }
   }
-  structure(list(
-    estimates = est, vcov = fit$vcov[est$term, est$term, drop = FALSE],
-    first_stage = first$table, ar_set = ar, ar_parts = first$ar_parts, alpha = alpha,
-    n = length(y), n_clusters = fit$n_clusters, se_type = se_type,
-    n_units = length(unique(fe$unit)), n_periods = length(unique(fe$time)),
-    spec = spec, panel = panel, formula = formula
-  ), class = c("mkt_iv_fe", "mkt_fit"))
+  fs <- first$table
+  new_fit(
+    "iv_fe", estimates = est,
+    method = "2SLS with unit and time fixed effects",
+    estimand = sprintf("Effect of one unit of %s on %s, identified by %s (a local average effect when effects vary)",
+                       paste(E, collapse = ", "), panel$vars$outcome,
+                       paste(spec$instruments, collapse = ", ")),
+    inference = fe_inference_label(inference, panel, cluster, mom$G),
+    alpha = alpha, call = call,
+    n = list(obs = fg$n, units = fg$n_units, periods = fg$n_periods, treated = NA_integer_,
+             clusters = if (clustered) mom$G else NA_integer_),
+    vcov = vc$vcov[terms, terms, drop = FALSE],
+    vars = list(outcome = panel$vars$outcome, treatment = E, unit = panel$vars$unit,
+                time = panel$vars$time, exogenous = W, instruments = spec$instruments,
+                cluster = if (clustered) cluster %||% panel$vars$unit),
+    glance = list(n_instruments = length(spec$instruments),
+                  f_effective = min(fs$f_effective), f_robust = min(fs$f_robust),
+                  ar_set = if (is.null(ar)) NA_character_ else format_ar_set(ar)),
+    tables = c(list(first_stage = fs),
+               if (!is.null(ar)) list(ar_set = ar, ar = ar_curve_tab)),
+    spec = spec, ar_parts = ar_parts, weak_threshold = weak_threshold,
+    options = list(inference = inference, cluster = cluster, weights = panel$vars$weights)
+  )
 }
 
 # Splits `y ~ x | unit + time | d ~ z` (which R parses as
@@ -194,65 +261,74 @@ parse_iv_formula <- function(formula, call = rlang::caller_env()) {
 
 # An instrument is absorbed when the fixed effects leave it (numerically) no
 # variation relative to its raw scale.
-check_instruments <- function(Z, Z_raw, spec, call = rlang::caller_env()) {
-  flat <- apply(abs(Z), 2, max) <= 1e-10 * pmax(1, apply(abs(Z_raw), 2, max))
+check_instruments <- function(mom, panel, spec, call = rlang::caller_env()) {
+  inst <- spec$instruments
+  left <- sqrt(pmax(diag(mom$gram)[inst], 0) / mom$n)
+  raw <- vapply(panel$X[inst], function(x) max(abs(x), na.rm = TRUE), numeric(1))
+  wmax <- if (is.null(panel$weights)) 1 else sqrt(max(panel$weights, na.rm = TRUE))
+  flat <- left <= 1e-10 * pmax(1, raw) * wmax
   if (any(flat)) {
     abort_mkt("instrument_absorbed", c(
-      "The instrument{?s} {.field {spec$instruments[flat]}} {?has/have} no variation left once unit and time fixed effects are removed.",
+      "The instrument{?s} {.field {inst[flat]}} {?has/have} no variation left once unit and time fixed effects are removed.",
       i = "A unit-level assignment is absorbed by the unit fixed effects: interact it with the post period, for example {.code I(assigned * post)}."
     ), call = call)
   }
   invisible(TRUE)
 }
 
-# First stages of each endogenous variable on exogenous covariates and
-# instruments (all already within-transformed), with the classical, the
-# cluster-robust and the effective F, and the pieces the Anderson-Rubin set
-# needs: reduced-form and first-stage coefficients on the instruments and the
-# three blocks of their joint clustered covariance.
-first_stage_fits <- function(E, W, Z, y, cl, w, se_type, n_abs, fe_total) {
-  Zfull <- cbind(W, Z)
-  k <- ncol(Z)
-  inst <- colnames(Z)
-  # Instruments net of the exogenous covariates, for the effective F.
-  Zt <- if (ncol(W)) qr_resid_weighted(W, Z, w) else Z
-  ZtZ <- crossprod(Zt * if (is.null(w)) 1 else sqrt(w))
+# First stages of each endogenous variable on the exogenous covariates and
+# the instruments (all within-transformed), with the classical, the
+# cluster-robust and the effective F (Montiel Olea and Pflueger 2013). The
+# classical F counts every absorbed fixed effect in its residual degrees of
+# freedom (fe_total), nested in the clusters or not.
+iv_first_stages <- function(mom, spec, n_abs, fe_total) {
+  W <- spec$exogenous
+  inst <- spec$instruments
+  Zf <- c(W, inst)
+  k <- length(inst)
+  GZ <- fe_select(mom, Zf)
+  # The instruments' cross-product net of the exogenous covariates.
+  ZtZ <- mom$gram[inst, inst, drop = FALSE]
+  if (length(W)) {
+    ZtZ <- ZtZ - mom$gram[inst, W, drop = FALSE] %*%
+      solve(mom$gram[W, W, drop = FALSE], mom$gram[W, inst, drop = FALSE])
+  }
   fits <- list()
   rows <- list()
-  for (j in seq_len(ncol(E))) {
-    f <- ols_robust(Zfull, E[, j], cluster = cl, weights = w, se_type = se_type,
-                    n_absorbed = n_abs)
+  for (e in spec$endogenous) {
+    f <- fe_ls(mom, GZ, fe_select(mom, e)[, 1])
+    f <- c(f, fe_vcov(mom, f, n_abs))
     pi_hat <- f$coefficients[inst]
     V <- f$vcov[inst, inst, drop = FALSE]
-    rss <- sum((f$residuals)^2)
-    sigma2 <- rss / (length(y) - ncol(Zfull) - fe_total)
-    f_stat <- as.numeric(t(pi_hat) %*% ZtZ %*% pi_hat) / k / sigma2
+    sigma2 <- fe_rss(mom, f) / (mom$n - length(Zf) - fe_total)
+    quad <- as.numeric(t(pi_hat) %*% ZtZ %*% pi_hat)
     f_rob <- as.numeric(t(pi_hat) %*% solve(V, pi_hat)) / k
-    f_eff <- as.numeric(t(pi_hat) %*% ZtZ %*% pi_hat) / sum(diag(V %*% ZtZ))
-    fits[[j]] <- list(fitted = as.vector(Zfull %*% f$coefficients), fit = f)
-    rows[[j]] <- data.frame(endogenous = colnames(E)[j], f_stat = f_stat,
-                            f_robust = f_rob, f_effective = f_eff,
+    fits[[e]] <- f
+    rows[[e]] <- data.frame(endogenous = e, f_stat = quad / k / sigma2, f_robust = f_rob,
+                            f_effective = quad / sum(diag(V %*% ZtZ)),
                             p.value = stats::pf(f_rob, k, f$df[[1]], lower.tail = FALSE),
                             n_instruments = k, stringsAsFactors = FALSE)
   }
-  ar_parts <- NULL
-  if (ncol(E) == 1L) {
-    ry <- ols_robust(Zfull, y, cluster = cl, weights = w, se_type = se_type, n_absorbed = n_abs)
-    r1 <- ols_robust(Zfull, y - E[, 1], cluster = cl, weights = w, se_type = se_type,
-                     n_absorbed = n_abs)
-    Vaa <- ry$vcov[inst, inst, drop = FALSE]
-    Vcc <- fits[[1]]$fit$vcov[inst, inst, drop = FALSE]
-    V1 <- r1$vcov[inst, inst, drop = FALSE]
-    ar_parts <- list(a = ry$coefficients[inst], c = fits[[1]]$fit$coefficients[inst],
-                     Vaa = Vaa, Vcc = Vcc, Vac = (Vaa + Vcc - V1) / 2)
-  }
-  list(fits = fits, table = do.call(rbind, rows), ar_parts = ar_parts)
+  tab <- do.call(rbind, rows)
+  rownames(tab) <- NULL
+  list(fits = fits, table = tab)
 }
 
-# Residuals of each column of Z on W by (weighted) least squares.
-qr_resid_weighted <- function(W, Z, w) {
-  sw <- if (is.null(w)) 1 else sqrt(w)
-  qr.resid(qr(W * sw), Z * sw) / sw
+# The pieces of the Anderson-Rubin statistic with one endogenous variable:
+# reduced-form and first-stage coefficients on the instruments and the three
+# blocks of their joint clustered covariance (the cross block from the fit
+# of y - d, since the sandwich is bilinear in the residuals).
+iv_ar_parts <- function(mom, spec, first, target_y, n_abs) {
+  inst <- spec$instruments
+  GZ <- fe_select(mom, c(spec$exogenous, inst))
+  ry <- fe_ls(mom, GZ, target_y)
+  Vy <- fe_vcov(mom, ry, n_abs)$vcov
+  r1 <- fe_ls(mom, GZ, target_y - fe_select(mom, spec$endogenous)[, 1])
+  V1 <- fe_vcov(mom, r1, n_abs)$vcov
+  Vaa <- Vy[inst, inst, drop = FALSE]
+  Vcc <- first$vcov[inst, inst, drop = FALSE]
+  list(a = ry$coefficients[inst], c = first$coefficients[inst],
+       Vaa = Vaa, Vcc = Vcc, Vac = (Vaa + Vcc - V1[inst, inst, drop = FALSE]) / 2)
 }
 
 # The Anderson-Rubin statistic at b: Wald test that the instruments have no
@@ -295,16 +371,18 @@ ar_confidence_set <- function(p, alpha, df, est, se) {
 
 # The Anderson-Rubin statistic over a grid of hypothesised effects, for
 # tidy(fit, "ar") and the plot: the set is where it lies below `critical`.
-ar_curve <- function(fit, n_grid = 401) {
-  p <- fit$ar_parts
-  est <- fit$estimates[1, ]
+ar_curve <- function(p, ar_set, estimate, se, alpha, df, n_grid = 401) {
   k <- length(p$a)
-  finite <- c(fit$ar_set$conf.low, fit$ar_set$conf.high)
+  finite <- c(ar_set$conf.low, ar_set$conf.high)
   finite <- finite[is.finite(finite)]
-  half <- max(4 * est$std.error, abs(finite - est$estimate) * 1.3)
-  b <- seq(est$estimate - half, est$estimate + half, length.out = n_grid)
-  data.frame(effect = b, statistic = vapply(b, ar_stat, numeric(1), p = p) / k,
-             critical = stats::qf(1 - fit$alpha, k, est$df))
+  half <- max(4 * se, abs(finite - estimate) * 1.3)
+  b <- seq(estimate - half, estimate + half, length.out = n_grid)
+  stat <- if (k == 1L) {
+    (p$a[[1]] - b * p$c[[1]])^2 / (p$Vaa[1, 1] - 2 * b * p$Vac[1, 1] + b^2 * p$Vcc[1, 1])
+  } else {
+    vapply(b, ar_stat, numeric(1), p = p)
+  }
+  data.frame(effect = b, statistic = stat / k, critical = stats::qf(1 - alpha, k, df))
 }
 
 ar_rows <- function(low, high) {

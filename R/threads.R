@@ -30,8 +30,20 @@ default_threads <- function() {
       nzchar(Sys.getenv("_R_CHECK_PACKAGE_NAME_"))) {
     return(1L)
   }
-  n <- min(2L, parallel::detectCores(logical = FALSE), na.rm = TRUE)
+  n <- min(2L, physical_cores(), na.rm = TRUE)
   limit <- suppressWarnings(as.integer(Sys.getenv("OMP_THREAD_LIMIT")))
   if (!is.na(limit) && limit > 0) n <- min(n, limit)
   max(1L, as.integer(n))
 }
+
+# parallel::detectCores(logical = FALSE) runs a shell command on Linux (a
+# fork of the whole R process, 2 ms on a quiet machine and 100 ms on a busy
+# one); the number of cores does not change within a session, so it is
+# asked once.
+physical_cores <- local({
+  cores <- NULL
+  function() {
+    if (is.null(cores)) cores <<- parallel::detectCores(logical = FALSE)
+    cores
+  }
+})

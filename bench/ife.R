@@ -3,7 +3,7 @@
 #   Rscript bench/ife.R            (from the package root, mktcausal installed)
 # The CRAN archive (gsynth 1.2.1) was unreachable here, so the peer is the
 # current gsynth (1.4.0, a wrapper of fect).
-.libPaths(c("/tmp/peers-ife", .libPaths()))
+.libPaths(c("/work/peers", "/tmp/peers-ife", .libPaths()))
 suppressPackageStartupMessages(library(mktcausal))
 have_gsynth <- requireNamespace("gsynth", quietly = TRUE)
 if (have_gsynth) suppressPackageStartupMessages(library(gsynth))
@@ -17,7 +17,8 @@ res <- list()
 # 1. simdata: cross-validation over r = 0..5 and 200 bootstrap replications.
 res$sim_mkt <- time_it({
   set.seed(1)
-  counterfactual(Y ~ D + X1 + X2 | id + time, sim, r_max = 5, se = "bootstrap", n_boot = 200)
+  counterfactual(Y ~ D + X1 + X2 | id + time, sim, r_max = 5, inference = "bootstrap",
+                 n_draws = 200)
 })
 if (have_gsynth) {
   res$sim_gsynth <- time_it(suppressMessages(capture.output(
@@ -50,7 +51,7 @@ if (have_gsynth) {
 d20 <- big_panel(20000)
 invisible(gc(reset = TRUE))
 res$n20000_mkt <- time_it(counterfactual(Y ~ D + X1 + X2 | id + time, d20, r = 3), reps = 1)
-res$n20000_ife <- time_it(ife(Y ~ D + X1 + X2 | id + time, d20, r = 3, se = "none"), reps = 1)
+res$n20000_ife <- time_it(ife(Y ~ D + X1 + X2 | id + time, d20, r = 3, inference = "none"), reps = 1)
 # R's peak heap (Vcells and Ncells "max used") since the reset, in MB.
 g <- gc()
 res$n20000_peak_r_heap_mb <- sum(g[, ncol(g)])

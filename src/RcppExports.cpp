@@ -12,8 +12,8 @@ Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
 // cpp_demean
-Rcpp::List cpp_demean(Rcpp::NumericMatrix x, const Rcpp::List& codes, const Rcpp::IntegerVector& n_groups, const Rcpp::NumericVector& weights, double tol, int max_iter);
-RcppExport SEXP _mktcausal_cpp_demean(SEXP xSEXP, SEXP codesSEXP, SEXP n_groupsSEXP, SEXP weightsSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+Rcpp::List cpp_demean(Rcpp::NumericMatrix x, const Rcpp::List& codes, const Rcpp::IntegerVector& n_groups, const Rcpp::NumericVector& weights, double tol, int max_iter, int threads);
+RcppExport SEXP _mktcausal_cpp_demean(SEXP xSEXP, SEXP codesSEXP, SEXP n_groupsSEXP, SEXP weightsSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -23,7 +23,40 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type weights(weightsSEXP);
     Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
     Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_demean(x, codes, n_groups, weights, tol, max_iter));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_demean(x, codes, n_groups, weights, tol, max_iter, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_demean_grid
+Rcpp::List cpp_demean_grid(const Rcpp::LogicalMatrix& observed, const Rcpp::List& cols, const Rcpp::NumericVector& weights, const Rcpp::IntegerVector& cluster, bool scale_sqrt_w, double tol, int max_iter, int threads);
+RcppExport SEXP _mktcausal_cpp_demean_grid(SEXP observedSEXP, SEXP colsSEXP, SEXP weightsSEXP, SEXP clusterSEXP, SEXP scale_sqrt_wSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::LogicalMatrix& >::type observed(observedSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type weights(weightsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cluster(clusterSEXP);
+    Rcpp::traits::input_parameter< bool >::type scale_sqrt_w(scale_sqrt_wSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_demean_grid(observed, cols, weights, cluster, scale_sqrt_w, tol, max_iter, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cluster_gram
+Rcpp::List cpp_cluster_gram(const Rcpp::NumericMatrix& A, const Rcpp::IntegerVector& code, int G, int threads);
+RcppExport SEXP _mktcausal_cpp_cluster_gram(SEXP ASEXP, SEXP codeSEXP, SEXP GSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type A(ASEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type code(codeSEXP);
+    Rcpp::traits::input_parameter< int >::type G(GSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cluster_gram(A, code, G, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -456,7 +489,9 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
-    {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 6},
+    {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 7},
+    {"_mktcausal_cpp_demean_grid", (DL_FUNC) &_mktcausal_cpp_demean_grid, 8},
+    {"_mktcausal_cpp_cluster_gram", (DL_FUNC) &_mktcausal_cpp_cluster_gram, 4},
     {"_mktcausal_cpp_honest_vertices", (DL_FUNC) &_mktcausal_cpp_honest_vertices, 2},
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},

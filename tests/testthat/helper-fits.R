@@ -113,7 +113,8 @@ contract_cases <- list(
     dose_response(log(sales) ~ spend_index | dma + week, contract_dma_week())
   },
   dml = function() {
-    withr::with_seed(6, dml(log(sales) ~ spend_index | dma + week, contract_dma_week(),
+    # dml() needs at least one control for its learners.
+    withr::with_seed(6, dml(log(sales) ~ spend_index + cost | dma + week, contract_dma_week(),
                             n_folds = 2, n_draws = 1))
   },
   iv_fe = function() {

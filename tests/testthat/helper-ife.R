@@ -48,3 +48,9 @@ plain_als <- function(Y, X, r, tol = 1e-13, max_iter = 20000) {
   }
   b
 }
+
+# The ATT row of a counterfactual() fit's estimates.
+att_row <- function(fit) {
+  td <- tidy(fit)
+  td[td$term == "ATT", , drop = FALSE]
+}

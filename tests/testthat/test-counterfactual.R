@@ -26,18 +26,18 @@ test_that("ATT and beta equal gsynth's at r = 2 (simdata and turnout, both algor
 
 test_that("cross-validation picks r = 2 on simdata, the same under any seed, and the SE covers the truth", {
   set.seed(1)
-  a <- counterfactual(f_sim, simdata, se = "bootstrap", n_boot = 100)
+  a <- counterfactual(f_sim, simdata, inference = "bootstrap", n_draws = 100)
   set.seed(12345)
-  b <- counterfactual(f_sim, simdata, se = "bootstrap", n_boot = 20)
+  b <- counterfactual(f_sim, simdata, inference = "bootstrap", n_draws = 20)
   expect_equal(a$r, 2L)
-  expect_identical(a$cv, b$cv)
+  expect_identical(tidy(a, "cv"), tidy(b, "cv"))
   cv <- tidy(a, "cv")
   expect_equal(cv$r, 0:5)
   expect_equal(cv$r[which.min(cv$mspe)], 2L)
   truth <- mean(simdata$eff[simdata$D == 1])
   expect_equal(truth, 5.462032, tolerance = 1e-6)
-  g <- glance(a)
-  expect_lt(abs(g$att - truth), g$std.error)
+  g <- att_row(a)
+  expect_lt(abs(g$estimate - truth), g$std.error)
   expect_true(g$conf.low < truth && truth < g$conf.high)
 })
 
@@ -49,10 +49,10 @@ test_that("homogeneous, dynamic and staggered effects are recovered where two-wa
                           dynamic = spec$dynamic, staggered = spec$staggered, seed = 21)
     truth <- mean(d$tau[d$d == 1])
     for (em in c(FALSE, TRUE)) {
-      fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em, se = "bootstrap",
-                            n_boot = 40)
-      g <- glance(fit)
-      expect_lt(abs(g$att - truth), 2 * g$std.error)
+      fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em,
+                            inference = "bootstrap", n_draws = 40)
+      g <- att_row(fit)
+      expect_lt(abs(g$estimate - truth), 2 * g$std.error)
       ev <- tidy(fit, "event")
       post <- ev[ev$event_time >= 0, ]
       true_ev <- tapply(d$tau[d$d == 1], (d$time - ave(ifelse(d$d == 1, d$time, Inf), d$unit,
@@ -60,8 +60,8 @@ test_that("homogeneous, dynamic and staggered effects are recovered where two-wa
       expect_equal(post$event_time, as.integer(names(true_ev)))
       expect_lt(max(abs(post$estimate - true_ev)), 1.5)
     }
-    fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", se = "jackknife")
-    expect_gt(abs(glance(fe)$att - truth), 2 * glance(fe)$std.error)
+    fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", inference = "jackknife")
+    expect_gt(abs(att_row(fe)$estimate - truth), 2 * att_row(fe)$std.error)
   }
 })
 
@@ -94,7 +94,8 @@ test_that("bootstrap intervals cover the truth at about their nominal rate", {
   hits <- vapply(1:30, function(s) {
     d <- sim_factor_panel(N = 30, Tn = 15, n_treated = 6, T0 = 10, effect = 2, seed = 100 + s)
     set.seed(s)
-    g <- glance(counterfactual(y ~ d + x | unit + time, d, r = 2, se = "bootstrap", n_boot = 49))
+    g <- att_row(counterfactual(y ~ d + x | unit + time, d, r = 2, inference = "bootstrap",
+                                n_draws = 49))
     g$conf.low <= 2 && 2 <= g$conf.high
   }, logical(1))
   expect_gte(mean(hits), 0.8)
@@ -127,8 +128,9 @@ test_that("unbalanced panels and time-invariant covariates are handled, not refu
   holes <- d[-sample(which(d$d == 0), 60), ]
   d$region <- d$unit %% 4
   for (em in c(FALSE, TRUE)) {
-    fit <- counterfactual(y ~ d + x | unit + time, holes, r = 2, em = em, se = "jackknife")
-    expect_lt(abs(glance(fit)$att - 3), 2 * glance(fit)$std.error)
+    fit <- counterfactual(y ~ d + x | unit + time, holes, r = 2, em = em,
+                          inference = "jackknife")
+    expect_lt(abs(att_row(fit)$estimate - 3), 2 * att_row(fit)$std.error)
   }
   expect_message(fit <- counterfactual(y ~ d + x + region | unit + time, d, r = 2), "absorbed")
   expect_equal(names(coef(fit)), c("ATT", "x"))
@@ -137,8 +139,8 @@ test_that("unbalanced panels and time-invariant covariates are handled, not refu
 
 test_that("placebo periods: near zero under the factor model, not under two-way FE; TOST p-values", {
   d <- sim_factor_panel(N = 50, Tn = 24, n_treated = 10, T0 = 16, seed = 21)
-  fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 3, se = "jackknife",
-                        equivalence_bound = 1)
+  fit <- counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 3,
+                        inference = "jackknife", equivalence_bound = 1)
   pl <- tidy(fit, "placebo")
   expect_equal(pl$n_cells, 30L)
   expect_gt(pl$p.value, 0.05)
@@ -151,7 +153,8 @@ test_that("placebo periods: near zero under the factor model, not under two-way 
   expect_equal(eq$p.value, p_ref)
   expect_lt(glance(fit)$equivalence_p.value, 0.05)
   expect_equal(glance(fit)$equivalence_p.value, max(eq$p.value))
-  fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", placebo = 3, se = "jackknife")
+  fe <- counterfactual(y ~ d + x | unit + time, d, method = "fe", placebo = 3,
+                       inference = "jackknife")
   expect_lt(tidy(fe, "placebo")$p.value, 0.05)
   expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, placebo = 16),
                class = "mktcausal_error_too_few_pre_periods")
@@ -160,17 +163,20 @@ test_that("placebo periods: near zero under the factor model, not under two-way 
 test_that("Xu's parametric bootstrap: reproducible, covers the truth, refused with EM", {
   d <- sim_factor_panel(N = 40, Tn = 20, n_treated = 6, T0 = 14, effect = 3, seed = 31)
   set.seed(5)
-  a <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = "parametric", n_boot = 60)
+  a <- counterfactual(y ~ d + x | unit + time, d, r = 2, inference = "parametric",
+                      n_draws = 60)
   set.seed(5)
-  b <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = "parametric", n_boot = 60)
+  b <- counterfactual(y ~ d + x | unit + time, d, r = 2, inference = "parametric",
+                      n_draws = 60)
   expect_identical(tidy(a), tidy(b))
-  g <- glance(a)
-  expect_equal(g$se, "parametric")
-  expect_lt(abs(g$att - 3), 2 * g$std.error)
+  g <- att_row(a)
+  expect_equal(a$options$inference, "parametric")
+  expect_lt(abs(g$estimate - 3), 2 * g$std.error)
   expect_true(g$conf.low < 3 && 3 < g$conf.high)
   # The replicates estimate data with no effect: centred near zero.
   expect_lt(abs(mean(a$replicates$att)), g$std.error)
-  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, se = "parametric"),
+  expect_error(counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE,
+                              inference = "parametric"),
                class = "mktcausal_error_bad_argument")
 })
 
@@ -191,7 +197,7 @@ test_that("replicates run in C++: a jackknife replicate is the refit without its
   # without unit b (replicates stop at a relative change of 1e-6).
   d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
   for (em in c(FALSE, TRUE)) {
-    jk <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em, se = "jackknife")
+    jk <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = em, inference = "jackknife")
     for (b in c(2L, 20L)) {
       refit <- counterfactual(y ~ d + x | unit + time, d[d$unit != b, ], r = 2, em = em)
       expect_equal(unname(jk$replicates$att[b, "ATT"]), coef(refit)[["ATT"]], tolerance = 1e-4)
@@ -203,17 +209,19 @@ test_that("replicates run in C++: a jackknife replicate is the refit without its
   # Replicate b draws from its own stream: with the same seed the first 60
   # of 100 replicates are the 60 of a shorter run, although chunks of 50
   # cut the two runs differently.
-  for (se in c("bootstrap", "parametric")) {
+  for (inference in c("bootstrap", "parametric")) {
     set.seed(7)
-    short <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = se, n_boot = 60)
+    short <- counterfactual(y ~ d + x | unit + time, d, r = 2, inference = inference,
+                            n_draws = 60)
     set.seed(7)
-    long <- counterfactual(y ~ d + x | unit + time, d, r = 2, se = se, n_boot = 100)
-    if (se == "bootstrap") {
+    long <- counterfactual(y ~ d + x | unit + time, d, r = 2, inference = inference,
+                           n_draws = 100)
+    if (inference == "bootstrap") {
       expect_identical(short$replicates$att, long$replicates$att[1:60, , drop = FALSE])
       expect_identical(short$replicates$unit, long$replicates$unit[1:60, , drop = FALSE])
     } else {
       # The parametric step 2 draws from the pool of all step-1 errors,
-      # which grows with n_boot: only the spread is comparable.
+      # which grows with n_draws: only the spread is comparable.
       expect_lt(abs(log(sd(short$replicates$att) / sd(long$replicates$att))), log(1.5))
     }
   }

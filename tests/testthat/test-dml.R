@@ -16,19 +16,19 @@ sim_plm <- function(n_units = 100, n_periods = 6, seed = 21) {
 test_that("dml with the built-in ridge learner recovers theta where linear controls do not", {
   d <- sim_plm()
   set.seed(1)
-  m <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 3)
+  m <- dml(sales ~ price + x1 + x2 | store + week, d, n_draws = 3)
   td <- tidy(m)
   expect_equal(td$term, "price")
   expect_lt(abs(td$estimate - 0.5), 4 * td$std.error)
-  expect_equal(nrow(m$repetitions), 3L)
-  expect_equal(td$estimate, stats::median(m$repetitions$estimate))
+  expect_equal(nrow(tidy(m, "splits")), 3L)
+  expect_equal(td$estimate, stats::median(tidy(m, "splits")$estimate))
   set.seed(1)
-  lin <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "linear", n_rep = 1,
+  lin <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "linear", n_draws = 1,
              basis = FALSE)
   expect_gt(abs(coef(lin) - 0.5), abs(coef(m) - 0.5))
   # set.seed reproduces the cross-fits.
   set.seed(1)
-  m2 <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 3)
+  m2 <- dml(sales ~ price + x1 + x2 | store + week, d, n_draws = 3)
   expect_equal(coef(m2), coef(m))
   expect_s3_class(plot(m), "ggplot")
   expect_equal(glance(m)$n_units, 100L)
@@ -38,7 +38,7 @@ test_that("with linear learners and fixed folds, dml is the FWL partialling-out 
   d <- sim_plm(n_units = 40, n_periods = 5)
   d$fold <- (d$store %% 4) + 1
   m <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "linear", n_folds = 4,
-           folds = "fold", cluster = FALSE, basis = FALSE)
+           fold_by = "fold", inference = "heteroskedastic", basis = FALSE)
   M <- demean_fe(cbind(d$sales, d$price, d$x1, d$x2), list(d$store, d$week))
   u <- v <- numeric(nrow(d))
   for (k in 1:4) {
@@ -57,11 +57,12 @@ test_that("lasso and forest learners run when installed", {
   d <- sim_plm(n_units = 60, n_periods = 4)
   skip_if_not_installed("glmnet")
   set.seed(2)
-  m <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "lasso", n_rep = 1)
+  m <- dml(sales ~ price + x1 + x2 | store + week, d, learner = "lasso", n_draws = 1)
   expect_lt(abs(coef(m) - 0.5), 0.3)
   skip_if_not_installed("ranger")
   set.seed(2)
-  f <- dml(sales ~ price + x1 + x2 | store + week, d, learner = list("forest", "ridge"), n_rep = 1)
+  f <- dml(sales ~ price + x1 + x2 | store + week, d, learner = list("forest", "ridge"),
+           n_draws = 1)
   expect_equal(f$learner, c("forest", "ridge"))
   expect_lt(abs(coef(f) - 0.5), 4 * tidy(f)$std.error)
 })
@@ -74,12 +75,12 @@ test_that("a failing learner gives a classed error naming the fold", {
   }
   d$fold <- ifelse(d$store <= 25, (d$store %% 2) + 1, 3)
   expect_error(dml(sales ~ price + x1 | store + week, d, learner = bad, n_folds = 3,
-                   folds = "fold"),
+                   fold_by = "fold"),
                class = "mktcausal_error_learner_failed")
   expect_error(dml(sales ~ price + x1 | store + week, d, learner = bad, n_folds = 3,
-                   folds = "fold"), "fold 3")
+                   fold_by = "fold"), "fold 3")
   short <- function(x, y, newx) 1
-  expect_error(dml(sales ~ price + x1 | store + week, d, learner = short, n_rep = 1),
+  expect_error(dml(sales ~ price + x1 | store + week, d, learner = short, n_draws = 1),
                class = "mktcausal_error_learner_failed")
   expect_error(dml(sales ~ price | store + week, d), class = "mktcausal_error_bad_formula")
   expect_error(dml(sales ~ price + x1 | store + week, d, learner = "boosting"),
@@ -92,7 +93,7 @@ dbl <- readRDS(test_path("fixtures", "doubleml.rds"))
 
 test_that("dml equals DoubleML's partially linear estimate with linear learners and shared folds", {
   m <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, learner = "linear",
-           basis = FALSE, folds = "fold", cluster = FALSE)
+           basis = FALSE, fold_by = "fold", inference = "heteroskedastic")
   expect_equal(coef(m)[["price"]], dbl$linear$coef, tolerance = 1e-8)
   expect_equal(tidy(m)$std.error, dbl$linear$se, tolerance = 1e-8)
 })
@@ -105,14 +106,14 @@ test_that("dml with forests is close to DoubleML with forests, and the basis rem
   # standard error. Tolerance: one DoubleML standard error.
   set.seed(1)
   f <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, learner = "forest",
-           basis = FALSE, n_rep = 3)
+           basis = FALSE, n_draws = 3)
   expect_lt(abs(coef(f)[["price"]] - dbl$forest$coef), dbl$forest$se)
   # Both are far from the truth (0.5): g(x) enters the demeaned outcome as
   # the within transform of g, which no learner of the demeaned controls can
   # fit. The default expands the controls before demeaning and recovers it.
   expect_gt(dbl$forest$coef - 0.5, 4 * dbl$forest$se)
   set.seed(1)
-  r <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, n_rep = 3)
+  r <- dml(sales ~ price + x1 + x2 | store + week, dbl$panel, n_draws = 3)
   expect_lt(abs(coef(r)[["price"]] - 0.5), 3 * tidy(r)$std.error)
 })
 
@@ -122,11 +123,11 @@ test_that("set.seed reproduces dml's repeated cross-fits under a parallel plan",
   skip_if_not(future::supportsMulticore())
   d <- sim_plm(n_units = 40, n_periods = 4)
   set.seed(3)
-  a <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 2)
+  a <- dml(sales ~ price + x1 + x2 | store + week, d, n_draws = 2)
   oplan <- future::plan(future::multicore, workers = 2)
   on.exit(future::plan(oplan), add = TRUE)
   set.seed(3)
-  b <- dml(sales ~ price + x1 + x2 | store + week, d, n_rep = 2)
-  expect_equal(b$repetitions, a$repetitions, tolerance = 1e-12)
+  b <- dml(sales ~ price + x1 + x2 | store + week, d, n_draws = 2)
+  expect_equal(tidy(b, "splits"), tidy(a, "splits"), tolerance = 1e-12)
   expect_equal(coef(b), coef(a))
 })

@@ -32,7 +32,7 @@ test_that("continuous DiD recovers ATT(d) and ACRT where TWFE on doses is biased
                  class = "mktcausal_warning_twfe_dose")
   expect_lt(abs(coef(tw)[["grp"]] - 0.842), 4 * tidy(tw)$std.error)
   expect_gt(abs(coef(tw)[["grp"]] - 1), 6 * tidy(tw)$std.error)
-  cg <- dose_response(sales ~ grp | geo + week, d, estimator = "cgbs", shape = "spline")
+  cg <- dose_response(sales ~ grp | geo + week, d, method = "cgbs", shape = "spline")
   td <- tidy(cg)
   expect_equal(td$term, c("ATT", "ACRT"))
   expect_lt(abs(td$estimate[2] - 1), 4 * td$std.error[2])
@@ -57,7 +57,7 @@ test_that("continuous DiD recovers ATT(d) and ACRT where TWFE on doses is biased
   implied <- sum(diff(w$dose) * (head(2 * w$dose * w$weight, -1) + tail(2 * w$dose * w$weight, -1)) / 2)
   expect_lt(abs(implied - coef(tw)[["grp"]]), 4 * tidy(tw)$std.error)
   # Linear CGBS: ACRT is the slope of the change on the dose among the dosed.
-  cl <- dose_response(sales ~ grp | geo + week, d, estimator = "cgbs")
+  cl <- dose_response(sales ~ grp | geo + week, d, method = "cgbs")
   expect_lt(abs(coef(cl)[["ACRT"]] - 1), 4 * tidy(cl)$std.error[2])
   expect_s3_class(plot(cg), "ggplot")
 })
@@ -73,7 +73,7 @@ test_that("binned and spline TWFE curves recover a known dose-response", {
     stats::quantile(d$grp[d$grp > 0], 0:4 / 4), include.lowest = TRUE)), function(x) mean(sqrt(x)))
   expect_equal(nrow(tidy(b)), 4L)
   expect_true(all(abs(tidy(b)$estimate - truth) < 4 * tidy(b)$std.error))
-  s <- dose_response(sales ~ grp | geo + week, d, shape = "spline", df = 5)
+  s <- dose_response(sales ~ grp | geo + week, d, shape = "spline", spline_df = 5)
   cv <- tidy(s, "curve")
   pick <- cv[abs(cv$dose - 1) < 0.05, ]
   expect_true(all(abs(pick$estimate - 3 * sqrt(pick$dose)) < 4 * pick$std.error + 0.05))
@@ -88,7 +88,25 @@ test_that("dose_response rejects a dose without within-unit variation, naming it
                class = "mktcausal_error_no_variation")
   expect_error(dose_response(sales ~ grp | geo + week, d), "grp")
   d$grp <- d$grp * (d$week > 2)
-  expect_error(dose_response(sales ~ grp | geo + week, d, estimator = "cgbs"),
+  expect_error(dose_response(sales ~ grp | geo + week, d, method = "cgbs"),
                class = "mktcausal_error_not_continuous_did")
   expect_error(dose_response(sales ~ 0 | geo + week, d), class = "mktcausal_error_bad_formula")
+})
+
+test_that("a panel can stand in for the formula, and the inference arguments are checked", {
+  p <- mkt_panel(sales ~ dose | geo + week, pd, cluster = "region")
+  a <- dose_response(p, cluster = "region")
+  b <- dose_response(sales ~ dose | geo + week, pd, cluster = "region")
+  expect_equal(coef(a), coef(b))
+  expect_equal(vcov(a), vcov(b))
+  expect_equal(glance(a)$n_clusters, length(unique(pd$region)))
+  expect_error(dose_response(p, cluster = "geo"), class = "mktcausal_error_bad_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, inference = "heteroskedastic",
+                             cluster = "region"), class = "mktcausal_error_bad_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, method = "cgbs", cluster = "region"),
+               class = "mktcausal_error_inference_unsupported")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, estimator = "cgbs"),
+               class = "mktcausal_error_unknown_argument")
+  expect_error(dose_response(sales ~ dose | geo + week, pd, method = "cgb"),
+               class = "mktcausal_error_bad_choice")
 })

@@ -67,7 +67,8 @@ test_that("an exposure switched on at the shock gives the same fit without post"
   expect_equal(a$estimates$estimate, b$estimates$estimate, tolerance = 1e-12)
   expect_equal(a$estimates$std.error, b$estimates$std.error, tolerance = 1e-12)
   expect_equal(b$first_post, 6L)
-  expect_equal(b$event_study$estimate, a$event_study$estimate, tolerance = 1e-12)
+  expect_equal(tidy(b, "event_study")$estimate, tidy(a, "event_study")$estimate,
+               tolerance = 1e-12)
 })
 
 test_that("with factors, exposure_did() survives a shock that loads on exposure", {
@@ -91,4 +92,16 @@ test_that("with factors, exposure_did() survives a shock that loads on exposure"
   expect_equal(fac$ife$r, 1L)
   expect_error(exposure_did(sales ~ grp | dma + week, d, post = 12, factors = -1),
                class = "mktcausal_error_bad_argument")
+})
+
+test_that("a panel carrying the post column gives the same fit", {
+  p <- mkt_panel(y_exp ~ exposure | geo + week, pd, extra = "post")
+  a <- exposure_did(p, post = "post", event_study = FALSE)
+  b <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, event_study = FALSE)
+  expect_equal(coef(a), coef(b))
+  expect_equal(vcov(a), vcov(b))
+  h <- exposure_did(y_exp ~ exposure | geo + week, pd, post = 8, event_study = FALSE,
+                    inference = "heteroskedastic")
+  expect_equal(coef(h), coef(b))
+  expect_true(is.na(glance(h)$n_clusters))
 })

@@ -43,3 +43,92 @@ test_that("non-convergence is reported, and becomes a classed error in estimator
   one <- demean_fe(x, list(d$u))
   expect_equal(one, x - ave(x, d$u), ignore_attr = TRUE, tolerance = 1e-14)
 })
+
+test_that("the grid kernel equals the dummy-variable residuals, weighted or not, either way round", {
+  set.seed(11)
+  for (shape in list(c(30, 8), c(8, 30))) {
+    d <- expand.grid(u = seq_len(shape[1]), t = seq_len(shape[2]))
+    d$x <- rnorm(nrow(d))
+    d$z <- rexp(nrow(d)) * 1e4
+    d$w <- runif(nrow(d), 0.5, 2)
+    d <- d[-sample(nrow(d), round(0.2 * nrow(d))), ]
+    p <- mkt_panel(x ~ 0 + z | u + t, d, weights = "w")
+    # The kernel returns the cells period by period, units within periods.
+    dd <- d[order(d$t, d$u), ]
+    M <- stats::model.matrix(~ factor(u) + factor(t), dd)
+    fg <- fe_grid(p, list(x = p$Y, z = p$X$z))
+    ref <- stats::lm.fit(M, cbind(dd$x, dd$z))$residuals
+    expect_lt(max(abs(fg$x - ref) / c(1, 1e4)[col(ref)]), 1e-10)
+    expect_identical(fg$unit, dd$u)
+    expect_identical(fg$time, dd$t)
+    fw <- fe_grid(p, list(x = p$Y, z = p$X$z), weights = p$weights)
+    refw <- (cbind(dd$x, dd$z) - stats::lm.wfit(M, cbind(dd$x, dd$z), dd$w)$fitted.values) *
+      sqrt(dd$w)
+    expect_lt(max(abs(fw$x - refw) / c(1, 1e4)[col(refw)]), 1e-10)
+    expect_equal(c(fg$n_units, fg$n_periods), shape)
+  }
+})
+
+test_that("the grid kernel is exact in one iteration on a balanced panel and handles disconnected pieces", {
+  d <- expand.grid(u = 1:50, t = 1:7)
+  d$x <- sin(seq_len(nrow(d)))
+  p <- mkt_panel(x ~ 0 | u + t, d)
+  fg <- fe_grid(p, list(x = p$Y))
+  expect_equal(fg$iterations, 1L)
+  ref <- stats::lm.fit(stats::model.matrix(~ factor(u) + factor(t), d), d$x)$residuals
+  expect_lt(max(abs(fg$x[, 1] - ref)), 1e-12)
+  two <- rbind(expand.grid(u = 1:5, t = 1:4), expand.grid(u = 6:10, t = 5:8))
+  two$x <- cos(seq_len(nrow(two)))
+  p <- mkt_panel(x ~ 0 | u + t, two)
+  fg <- fe_grid(p, list(x = p$Y))
+  dd <- two[order(two$t, two$u), ]
+  ref <- stats::lm.fit(stats::model.matrix(~ factor(u) + factor(t), dd), dd$x)$residuals
+  expect_lt(max(abs(fg$x[, 1] - ref)), 1e-12)
+})
+
+test_that("regressions from the Gram matrices equal ols_robust()'s CR1 and HC1 fits", {
+  set.seed(5)
+  d <- expand.grid(u = 1:40, t = 1:6)
+  d <- d[-sample(nrow(d), 30), ]
+  d$a <- rnorm(nrow(d))
+  d$b <- rnorm(nrow(d)) + d$a
+  d$y <- d$a - 2 * d$b + d$u / 10 + rnorm(nrow(d))
+  d$region <- d$u %% 7
+  p <- mkt_panel(y ~ 0 + a + b | u + t, d, cluster = "region")
+  for (clustered in c(TRUE, FALSE)) {
+    fg <- fe_grid(p, list(y = p$Y, a = p$X$a, b = p$X$b),
+                  cluster = if (clustered) p$cluster)
+    mom <- fe_moments(fg, clustered)
+    fit <- fe_ols(mom, "y", c("a", "b"), fe_grid_absorbed(fg, clustered))
+    cl <- if (clustered) fg$cluster
+    n_abs <- fe_absorbed(list(fg$unit, fg$time), cl)
+    ref <- ols_robust(fg$x[, c("a", "b")], fg$x[, "y"], cluster = cl,
+                      se_type = if (clustered) "CR1" else "HC1", n_absorbed = n_abs)
+    expect_equal(fit$coefficients, ref$coefficients, tolerance = 1e-12)
+    expect_equal(fit$vcov, ref$vcov, tolerance = 1e-10)
+    expect_equal(fit$df, ref$df)
+  }
+  # The per-cluster cross-products are sums of the rows' outer products.
+  fg <- fe_grid(p, list(y = p$Y, a = p$X$a), cluster = p$cluster)
+  cg <- cpp_cluster_gram(fg$x, fg$cluster, max(fg$cluster), 1L)
+  G <- max(fg$cluster)
+  ref <- rowsum(fg$x[, 1] * fg$x[, 2], fg$cluster)
+  expect_equal(cg$gram[G + sort(unique(fg$cluster)), 1], ref[, 1], ignore_attr = TRUE)
+  expect_equal(sum(cg$count), nrow(fg$x))
+})
+
+test_that("results do not depend on the number of threads", {
+  set.seed(3)
+  d <- expand.grid(u = 1:60, t = 1:12)
+  d <- d[-sample(nrow(d), 100), ]
+  x <- cbind(rnorm(nrow(d)), rnorm(nrow(d)), rnorm(nrow(d)))
+  old <- mkt_threads()
+  on.exit(mkt_threads(old), add = TRUE)
+  mkt_threads(1)
+  one <- demean_fe(x, list(d$u, d$t))
+  mkt_threads(2)
+  two <- demean_fe(x, list(d$u, d$t))
+  expect_identical(one, two)
+  cg <- list(cpp_cluster_gram(x, d$u, 60L, 1L), cpp_cluster_gram(x, d$u, 60L, 2L))
+  expect_identical(cg[[1]], cg[[2]])
+})

@@ -18,7 +18,7 @@ test_that("the known beta lies within two standard errors; two-way FE without fa
   expect_lt(abs(b$estimate - 1.5), 2 * b$std.error)
   twfe <- ife(y ~ x | unit + time, d, r = 0)
   expect_gt(abs(coef(twfe) - 1.5), 10 * tidy(twfe)$std.error)
-  cl <- ife(y ~ x | unit + time, d, r = 2, se_type = "cluster")
+  cl <- ife(y ~ x | unit + time, d, r = 2, inference = "cluster")
   expect_lt(abs(coef(cl) - 1.5), 2 * tidy(cl)$std.error)
 })
 
@@ -45,18 +45,18 @@ test_that("every force option recovers beta, and unbalanced panels are handled b
   set.seed(2)
   holes <- d[-sample(nrow(d), 50), ]
   fit_u <- ife(y ~ x | unit + time, holes, r = 2)
-  expect_equal(fit_u$nobs, nrow(holes))
+  expect_equal(nobs(fit_u), nrow(holes))
   expect_lt(abs(coef(fit_u) - 1.5), 2 * tidy(fit_u)$std.error)
 })
 
 test_that("the unit bootstrap is reproducible and close to the analytic standard error", {
   d <- sim_factor_panel(N = 50, Tn = 20, n_treated = 0, seed = 4)
   set.seed(9)
-  a <- ife(y ~ x | unit + time, d, r = 2, se = "bootstrap", n_boot = 60)
+  a <- ife(y ~ x | unit + time, d, r = 2, inference = "bootstrap", n_draws = 60)
   set.seed(9)
-  b <- ife(y ~ x | unit + time, d, r = 2, se = "bootstrap", n_boot = 60)
+  b <- ife(y ~ x | unit + time, d, r = 2, inference = "bootstrap", n_draws = 60)
   expect_identical(tidy(a), tidy(b))
-  an <- ife(y ~ x | unit + time, d, r = 2, se_type = "cluster")
+  an <- ife(y ~ x | unit + time, d, r = 2, inference = "cluster")
   expect_lt(abs(log(tidy(a)$std.error / tidy(an)$std.error)), log(2))
 })
 
@@ -135,10 +135,12 @@ test_that("the cross-section and time terms swap when the panel is transposed", 
   d$y <- d$y + stats::rnorm(nrow(d), sd = 0.3 + d$unit / 20) + stats::rnorm(nrow(d), sd = d$time / 6)
   a <- ife(y ~ x | unit + time, d, r = 2, tol = 1e-12, max_iter = 1e5, bias_correction = "bai")
   b <- ife(y ~ x | time + unit, d, r = 2, tol = 1e-12, max_iter = 1e5, bias_correction = "bai")
-  expect_equal(a$bias$uncorrected, b$bias$uncorrected, tolerance = 1e-8)
-  expect_equal(a$bias$cross_section, b$bias$time, tolerance = 1e-7)
-  expect_equal(a$bias$time, b$bias$cross_section, tolerance = 1e-7)
-  expect_true(is.na(a$bias$predetermined))
+  ba <- tidy(a, "bias")
+  bb <- tidy(b, "bias")
+  expect_equal(ba$uncorrected, bb$uncorrected, tolerance = 1e-8)
+  expect_equal(ba$cross_section, bb$time, tolerance = 1e-7)
+  expect_equal(ba$time, bb$cross_section, tolerance = 1e-7)
+  expect_true(is.na(ba$predetermined))
 })
 
 test_that("the predetermined term removes most of the Nickell bias of the within estimator", {
@@ -165,8 +167,10 @@ test_that("Monte Carlo: the corrections shrink the bias of a lagged outcome and 
   skip_on_cran()
   est <- vapply(1:25, function(s) {
     d <- sim_dynamic_panel(N = 60, Tn = 15, seed = 100 + s)
-    fit <- ife(y ~ ylag + x | unit + time, d, r = 1, se = "none", bias_correction = "dynamic")
-    c(fit$bias$uncorrected[1], fit$bias$corrected[1])
+    fit <- ife(y ~ ylag + x | unit + time, d, r = 1, inference = "none",
+               bias_correction = "dynamic")
+    b <- tidy(fit, "bias")
+    c(b$uncorrected[1], b$corrected[1])
   }, numeric(2))
   bias <- rowMeans(est) - 0.5
   expect_lt(bias[1], -0.04)
@@ -185,9 +189,10 @@ test_that("Monte Carlo: the corrections shrink the bias of a lagged outcome and 
                y = as.vector(y), x = as.vector(x))
   }
   est <- vapply(1:12, function(s) {
-    fit <- ife(y ~ x | unit + time, sim_het(200, 40, s), r = 1, force = "none", se = "none",
-               bias_correction = "bai")
-    c(fit$bias$uncorrected, fit$bias$corrected)
+    fit <- ife(y ~ x | unit + time, sim_het(200, 40, s), r = 1, force = "none",
+               inference = "none", bias_correction = "bai")
+    b <- tidy(fit, "bias")
+    c(b$uncorrected, b$corrected)
   }, numeric(2))
   bias <- rowMeans(est) - 1
   expect_lt(bias[1], -0.015)
@@ -197,14 +202,16 @@ test_that("Monte Carlo: the corrections shrink the bias of a lagged outcome and 
 test_that("bias correction: heteroskedastic standard errors and bad input", {
   d <- sim_factor_panel(N = 40, Tn = 15, n_treated = 0, seed = 3)
   homo <- ife(y ~ x | unit + time, d, r = 2)
-  het <- ife(y ~ x | unit + time, d, r = 2, se_type = "heteroskedastic", bias_correction = "bai")
+  het <- ife(y ~ x | unit + time, d, r = 2, inference = "heteroskedastic",
+             bias_correction = "bai")
   expect_lt(abs(log(tidy(het)$std.error / tidy(homo)$std.error)), log(1.3))
-  expect_equal(het$se_type, "heteroskedastic")
+  expect_equal(het$options$inference, "heteroskedastic")
   expect_output(print(het), "Bias-corrected")
   expect_equal(nrow(tidy(homo, "bias")), 0L)
   expect_error(ife(y ~ x | unit + time, d[-1, ], r = 2, bias_correction = "bai"),
                class = "mktcausal_error_unbalanced_panel")
-  expect_error(ife(y ~ x | unit + time, d, r = 2, se = "bootstrap", bias_correction = "bai"),
+  expect_error(ife(y ~ x | unit + time, d, r = 2, inference = "bootstrap",
+                   bias_correction = "bai"),
                class = "mktcausal_error_bad_argument")
   expect_error(ife(y ~ x | unit + time, d, r = 2, bias_correction = "dynamic", bias_lags = 0),
                class = "mktcausal_error_bad_argument")

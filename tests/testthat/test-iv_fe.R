@@ -5,18 +5,19 @@ test_that("iv_fe equals fixest feols IV with fixed effects (coefficients and SEs
   m <- iv_fe(sales ~ price | geo + week | grp ~ cost + cost2, pd)
   expect_equal(unname(coef(m)), unname(fx$iv_cluster_unit$coef), tolerance = 1e-8)
   expect_equal(unname(sqrt(diag(vcov(m)))), unname(fx$iv_cluster_unit$se), tolerance = 1e-8)
-  expect_equal(m$first_stage$f_robust, fx$iv_wald_first_stage, tolerance = 1e-8)
+  expect_equal(tidy(m, "first_stage")$f_robust, fx$iv_wald_first_stage, tolerance = 1e-8)
   m2 <- iv_fe(sales ~ price | geo + week | grp ~ cost, pd, cluster = "region")
   expect_equal(unname(coef(m2)), unname(fx$iv_cluster_region$coef), tolerance = 1e-8)
   expect_equal(unname(tidy(m2)$std.error), unname(fx$iv_cluster_region$se), tolerance = 1e-8)
-  m3 <- iv_fe(sales ~ price | geo + week | grp ~ cost, pd, cluster = FALSE, weights = "w")
+  m3 <- iv_fe(sales ~ price | geo + week | grp ~ cost, pd, inference = "heteroskedastic",
+              weights = "w")
   expect_equal(unname(coef(m3)), unname(fx$iv_hetero_weights$coef), tolerance = 1e-8)
   expect_equal(unname(tidy(m3)$std.error), unname(fx$iv_hetero_weights$se), tolerance = 1e-8)
   m4 <- iv_fe(sales2 ~ price | geo + week | grp + search ~ cost + cost2 + cost3, pd)
   expect_equal(unname(coef(m4)), unname(fx$iv_two_endogenous$coef), tolerance = 1e-8)
   expect_equal(unname(tidy(m4)$std.error), unname(fx$iv_two_endogenous$se), tolerance = 1e-8)
-  expect_equal(nrow(m4$first_stage), 2L)
-  expect_null(m4$ar_set)
+  expect_equal(nrow(tidy(m4, "first_stage")), 2L)
+  expect_error(tidy(m4, "ar_set"), class = "mktcausal_error_bad_choice")
   # tibble and data.table input give the same fit.
   skip_if_not_installed("tibble")
   mt <- iv_fe(sales ~ price | geo + week | grp ~ cost + cost2, tibble::as_tibble(pd))
@@ -33,23 +34,25 @@ test_that("iv_fe recovers a known effect and its AR set covers it", {
   d$sales <- 3 * d$grp + d$geo / 10 + d$week + 2 * u + rnorm(n)
   m <- iv_fe(sales ~ 1 | geo + week | grp ~ z, d)
   expect_lt(abs(coef(m)[["grp"]] - 3), 3 * tidy(m)$std.error[1])
-  expect_gt(m$first_stage$f_effective, 100)
-  expect_equal(nrow(m$ar_set), 1L)
-  expect_true(m$ar_set$conf.low < 3 && m$ar_set$conf.high > 3)
+  expect_gt(tidy(m, "first_stage")$f_effective, 100)
+  ar_set <- tidy(m, "ar_set")
+  expect_equal(nrow(ar_set), 1L)
+  expect_true(ar_set$conf.low < 3 && ar_set$conf.high > 3)
   # With one strong instrument the AR set is close to the Wald interval.
-  expect_equal(unlist(m$ar_set), c(conf.low = tidy(m)$conf.low, conf.high = tidy(m)$conf.high),
+  expect_equal(unlist(ar_set), c(conf.low = tidy(m)$conf.low, conf.high = tidy(m)$conf.high),
                tolerance = 0.05)
   # OLS is biased upwards by the confounder u; 2SLS is not.
   ols <- stats::lm(sales ~ grp + factor(geo) + factor(week), d)
   expect_gt(coef(ols)[["grp"]], 3.5)
   g <- glance(m)
-  expect_equal(g$n, 800)
+  expect_equal(g$nobs, 800L)
   expect_equal(confint(m)[1, ], c(tidy(m)$conf.low, tidy(m)$conf.high), ignore_attr = TRUE)
 })
 
 test_that("the AR set with several instruments ends where its statistic hits the critical value", {
   m <- iv_fe(sales ~ price | geo + week | grp ~ cost + cost2, pd)
-  expect_equal(nrow(m$ar_set), 1L)
+  ar_set <- tidy(m, "ar_set")
+  expect_equal(nrow(ar_set), 1L)
   fe <- list(pd$geo, pd$week)
   M <- demean_fe(cbind(pd$sales, pd$grp, pd$price, pd$cost, pd$cost2), fe)
   Zf <- cbind(price = M[, 3], cost = M[, 4], cost2 = M[, 5])
@@ -60,15 +63,15 @@ test_that("the AR set with several instruments ends where its statistic hits the
     as.numeric(t(g) %*% solve(f$vcov[c("cost", "cost2"), c("cost", "cost2")], g))
   }
   crit <- 2 * stats::qf(0.95, 2, 59)
-  expect_equal(wald_at(m$ar_set$conf.low), crit, tolerance = 1e-6)
-  expect_equal(wald_at(m$ar_set$conf.high), crit, tolerance = 1e-6)
+  expect_equal(wald_at(ar_set$conf.low), crit, tolerance = 1e-6)
+  expect_equal(wald_at(ar_set$conf.high), crit, tolerance = 1e-6)
   expect_lt(wald_at(coef(m)[["grp"]]), crit)
   # tidy(fit, "ar") is the same statistic (over the number of instruments).
   ar <- tidy(m, "ar")
   expect_equal(ar$statistic[c(1, 201, 401)] * 2,
                vapply(ar$effect[c(1, 201, 401)], wald_at, numeric(1)), tolerance = 1e-8)
   inside <- ar$effect[ar$statistic <= ar$critical]
-  expect_true(min(inside) >= m$ar_set$conf.low && max(inside) <= m$ar_set$conf.high)
+  expect_true(min(inside) >= ar_set$conf.low && max(inside) <= ar_set$conf.high)
   expect_s3_class(plot(m), "ggplot")
 })
 
@@ -82,8 +85,8 @@ test_that("weak instruments warn with the AR set, which can be unbounded", {
   d$sales <- d$grp + 2 * u + rnorm(n)
   expect_warning(m <- iv_fe(sales ~ 1 | geo + week | grp ~ z, d),
                  class = "mktcausal_warning_weak_instruments")
-  expect_lt(m$first_stage$f_effective, 10)
-  expect_true(any(is.infinite(unlist(m$ar_set))))
+  expect_lt(tidy(m, "first_stage")$f_effective, 10)
+  expect_true(any(is.infinite(unlist(tidy(m, "ar_set")))))
   expect_match(glance(m)$ar_set, "Inf")
 })
 
@@ -118,4 +121,22 @@ test_that("iv_fe rejects bad formulas and absorbed instruments with classed erro
                class = "mktcausal_error_missing_column")
   expect_error(iv_fe(sales ~ 1 | geo + week | grp ~ cost, pd, cluster = "nope"),
                class = "mktcausal_error_missing_column")
+})
+
+test_that("iv_fe checks its inference arguments and returns the contract's fields", {
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, inference = "heteroskedastic",
+                     cluster = "region"), class = "mktcausal_error_bad_argument")
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, inference = "hc1"),
+               class = "mktcausal_error_bad_choice")
+  expect_error(iv_fe(sales ~ price | geo + week | grp ~ cost, pd, se = "cluster"),
+               class = "mktcausal_error_unknown_argument")
+  m <- iv_fe(sales ~ price | geo + week | grp ~ cost, pd, cluster = "region")
+  expect_identical(names(coef(m)), c("grp", "price"))
+  expect_equal(nobs(m), nrow(pd))
+  expect_equal(glance(m)$n_clusters, length(unique(pd$region)))
+  expect_equal(glance(m)$f_robust, tidy(m, "first_stage")$f_robust)
+  expect_s3_class(ggplot2::autoplot(m, "estimates"), "ggplot")
+  out <- capture.output(print(m))
+  expect_true(any(grepl("First stage of grp", out)))
+  expect_true(any(grepl("Anderson-Rubin", out)))
 })
