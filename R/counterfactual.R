@@ -677,7 +677,7 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inferenc
   # for globals (about 20 ms a call) is skipped.
   res <- resample_chunks(n_rep, function(idx) {
     do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
-  }, chunk_size = 50L, label = inference, globals = FALSE)
+  }, chunk_size = 50L, label = inference, globals = list())
   cf_collect_chunks(res, keys)
 }
 
@@ -740,7 +740,7 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
   errors <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_errors_chunk,
             c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed)))
-  }, chunk_size = 50L, label = "prediction errors", globals = FALSE)
+  }, chunk_size = 50L, label = "prediction errors", globals = list())
   E <- do.call(rbind, errors)
   pattern <- pattern_of(seq_len(n_draws))
   ok <- stats::complete.cases(E)
@@ -751,6 +751,6 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
             c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
                                   E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),
                                   as.integer(idx), seed2)))
-  }, chunk_size = 50L, label = "parametric bootstrap", globals = FALSE)
+  }, chunk_size = 50L, label = "parametric bootstrap", globals = list())
   cf_collect_chunks(res, keys)
 }
