@@ -113,7 +113,17 @@ nearest_name <- function(x, valid) {
   if (min(d) <= max(2L, nchar(x) %/% 3L)) valid[which.min(d)] else NA_character_
 }
 
+# The name of the function running in frame `call`; a function called
+# through do.call() is found among the package's exports.
 format_fn_name <- function(call) {
   fn <- tryCatch(rlang::frame_call(call)[[1]], error = function(e) NULL)
-  if (is.name(fn)) as.character(fn) else "this function"
+  if (is.name(fn)) return(as.character(fn))
+  if (is.call(fn) && identical(fn[[1]], as.name("::"))) return(as.character(fn[[3]]))
+  if (is.function(fn)) {
+    ns <- asNamespace("mktcausal")
+    for (nm in getNamespaceExports(ns)) {
+      if (identical(get0(nm, envir = ns, inherits = FALSE), fn)) return(nm)
+    }
+  }
+  "this function"
 }

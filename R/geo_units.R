@@ -241,15 +241,15 @@ compare_clusterings <- function(formula, data, randomize_by, size = NULL, pre = 
     mean_post <- mean(u$post_total)
     lift <- effect * mean_post
     dim <- power_closed_form(m, sd_post, power = power, alpha = alpha,
-                             prop_treated = prop_treated, dof = m - 2)
+                             prop_treated = prop_treated, df = m - 2)
     adj <- power_closed_form(m, sd_post, power = power, alpha = alpha,
                              prop_treated = prop_treated, r2 = min(r2, 1 - 1e-12),
-                             dof = m - 3)
+                             df = m - 3)
     pw_dim <- power_closed_form(m, sd_post, effect = lift, alpha = alpha,
-                                prop_treated = prop_treated, dof = m - 2)$power
+                                prop_treated = prop_treated, df = m - 2)$power
     pw_adj <- power_closed_form(m, sd_post, effect = lift, alpha = alpha,
                                 prop_treated = prop_treated,
-                                r2 = min(r2, 1 - 1e-12), dof = m - 3)$power
+                                r2 = min(r2, 1 - 1e-12), df = m - 3)$power
     data.frame(
       clustering = names(randomize_by)[i], column = col, n_clusters = m,
       mean_size = mean(u$size), cv_size = stats::sd(u$size) / mean(u$size),

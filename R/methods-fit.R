@@ -259,6 +259,10 @@ format_sample <- function(n) {
 print_estimates <- function(x, digits = 4, max_rows = 12) {
   est <- x$estimates
   n_all <- nrow(est)
+  if (n_all == 0L) {
+    cat("No coefficients are estimated; tidy(fit, what) gives the fit's tables.\n")
+    return(invisible(x))
+  }
   if (n_all > max_rows) est <- est[seq_len(max_rows), , drop = FALSE]
   show <- data.frame(term = format_term(est$term), stringsAsFactors = FALSE)
   show$estimate <- format_num(est$estimate, digits)
@@ -321,21 +325,4 @@ theme_mkt <- function(base_size = 11) {
     ggplot2::theme(panel.grid.minor = ggplot2::element_blank(),
                    legend.position = "bottom",
                    plot.title.position = "plot")
-}
-
-# --- helpers for the classes not yet built through new_fit() ----------------
-
-fit_coef <- function(object) stats::setNames(object$estimates$estimate, object$estimates$term)
-
-fit_confint <- function(object, parm, level) {
-  est <- object$estimates
-  if (missing(parm) || is.null(parm)) parm <- est$term
-  if (is.numeric(parm)) parm <- est$term[parm]
-  est <- est[match(parm, est$term), , drop = FALSE]
-  crit <- stats::qt(1 - (1 - level) / 2, est$df)
-  out <- cbind(est$estimate - crit * est$std.error, est$estimate + crit * est$std.error)
-  pct <- paste(format(100 * c((1 - level) / 2, 1 - (1 - level) / 2), trim = TRUE,
-                      scientific = FALSE, digits = 3), "%")
-  dimnames(out) <- list(est$term, pct)
-  out
 }

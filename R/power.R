@@ -54,7 +54,7 @@ design_effect <- function(sizes, icc, ...) {
 #' randomized, a share `prop_treated` to treatment:
 #' \deqn{MDE = (t_{1-\alpha/2,df} + t_{power,df})
 #'   \sqrt{\frac{\sigma^2 (1 - R^2)}{M p (1 - p)}},}
-#' with normal quantiles when `dof` is `NULL` or `Inf`. Give `effect` to get
+#' with normal quantiles when `df` is `NULL` or `Inf`. Give `effect` to get
 #' power, or `power` to get the MDE.
 #'
 #' `r2` is the share of the between-cluster variance of the outcome
@@ -88,7 +88,7 @@ design_effect <- function(sizes, icc, ...) {
 #' @param alpha Two-sided significance level.
 #' @param prop_treated Share of clusters treated, \eqn{p}.
 #' @param r2 Share of the outcome variance explained by covariates, in \[0, 1).
-#' @param dof Degrees of freedom of the t reference, e.g. `M - 2` for the
+#' @param df Degrees of freedom of the t reference, e.g. `M - 2` for the
 #'   difference in means, `M - 2 - k` with `k` covariates; `NULL` or `Inf`
 #'   for the normal.
 #' @param rem `NULL`, or a list with `k` (number of balance covariates) and
@@ -109,13 +109,13 @@ design_effect <- function(sizes, icc, ...) {
 #' @export
 #' @examples
 #' # MDE of a 50-geo test, outcome sd 100, pre-period R^2 0.9
-#' power_closed_form(50, sd = 100, power = 0.8, r2 = 0.9, dof = 47)
+#' power_closed_form(50, sd = 100, power = 0.8, r2 = 0.9, df = 47)
 #' # Power for effects of 10 and 20, unadjusted, re-randomized on 4 covariates
 #' power_closed_form(50, sd = 100, effect = c(10, 20), r2 = 0.9,
 #'                   rem = list(k = 4, accept = 0.01))
 power_closed_form <- function(n_clusters, sd, effect = NULL, power = NULL,
                               alpha = 0.05, prop_treated = 0.5, r2 = 0,
-                              dof = NULL, rem = NULL, ...) {
+                              df = NULL, rem = NULL, ...) {
   check_dots(...)
   if (!is.numeric(n_clusters) || !length(n_clusters) || anyNA(n_clusters) ||
       any(n_clusters < 2) || any(n_clusters != round(n_clusters))) {
@@ -156,14 +156,14 @@ power_closed_form <- function(n_clusters, sd, effect = NULL, power = NULL,
       x = "You supplied {.val {format(r2)}}."
     ))
   }
-  if (is.null(dof)) dof <- Inf
-  if (!is.numeric(dof) || length(dof) != 1L || is.na(dof) || dof <= 0) {
-    abort_mkt("bad_argument", "{.arg dof} must be one positive number, {.code Inf} or {.code NULL}.")
+  if (is.null(df)) df <- Inf
+  if (!is.numeric(df) || length(df) != 1L || is.na(df) || df <= 0) {
+    abort_mkt("bad_argument", "{.arg df} must be one positive number, {.code Inf} or {.code NULL}.")
   }
   vf <- if (is.null(rem)) 1 - r2 else 1 - (1 - rem_variance_ratio(rem)) * r2
 
-  q <- function(p) if (is.finite(dof)) stats::qt(p, dof) else stats::qnorm(p)
-  cdf <- function(x) if (is.finite(dof)) stats::pt(x, dof) else stats::pnorm(x)
+  q <- function(p) if (is.finite(df)) stats::qt(p, df) else stats::qnorm(p)
+  cdf <- function(x) if (is.finite(df)) stats::pt(x, df) else stats::pnorm(x)
   crit <- q(1 - alpha / 2)
 
   target <- if (is.null(effect)) power else effect
@@ -180,7 +180,7 @@ power_closed_form <- function(n_clusters, sd, effect = NULL, power = NULL,
   }
   data.frame(
     n_clusters = grid$n_clusters, prop_treated = prop_treated, alpha = alpha,
-    df = dof, r2 = r2, variance_factor = vf, se = se, multiplier = mult,
+    df = df, r2 = r2, variance_factor = vf, se = se, multiplier = mult,
     effect = eff, power = pow
   )
 }

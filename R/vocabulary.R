@@ -11,7 +11,7 @@ vocabulary <- local({
       "model fml"),
     c("the data", "data",
       "a data frame; second after `formula`, first in design functions",
-      "df dat panel_data"),
+      "dat panel_data"),
     c("significance level", "alpha",
       "intervals have level 1 - alpha; confint() keeps the generic's `level`",
       "level conf_level conf.level sig_level significance"),

@@ -57,7 +57,7 @@ test_that("the MDE matches the closed form on iid data", {
   for (t in c(4, 8)) {
     # Cluster totals over t iid periods: sd sqrt(t) * 10, mean 100 * t.
     cf <- power_closed_form(60, sd = sqrt(t) * 10, power = 0.8, prop_treated = 0.5,
-                            dof = 58)$effect / (100 * t)
+                            df = 58)$effect / (100 * t)
     sim <- g$mde_interpolated[g$test_length == t]
     expect_lt(abs(sim / cf - 1), 0.25)
     # The grid MDE is the smallest effect on the grid with power >= 0.8,

@@ -4,14 +4,14 @@ test_that("MDE multipliers match the normal and t_48 quantile sums", {
   expect_equal(z$se, 1)
   expect_equal(z$multiplier, 2.8016, tolerance = 1e-4)
   expect_equal(z$effect, 2.8016, tolerance = 1e-4)
-  t48 <- power_closed_form(4, sd = 1, power = 0.8, dof = 48)
+  t48 <- power_closed_form(4, sd = 1, power = 0.8, df = 48)
   expect_equal(t48$multiplier, 2.8598, tolerance = 1e-4)
-  expect_equal(power_closed_form(4, sd = 1, power = 0.8, dof = Inf)$multiplier,
+  expect_equal(power_closed_form(4, sd = 1, power = 0.8, df = Inf)$multiplier,
                z$multiplier)
 })
 
 test_that("the MDE scales with sd, r2, M and p as the formula says", {
-  res <- power_closed_form(50, sd = 100, power = 0.8, r2 = 0.9, dof = 47,
+  res <- power_closed_form(50, sd = 100, power = 0.8, r2 = 0.9, df = 47,
                            prop_treated = 0.3)
   se <- sqrt(100^2 * 0.1 / (50 * 0.3 * 0.7))
   expect_equal(res$se, se)
@@ -20,8 +20,8 @@ test_that("the MDE scales with sd, r2, M and p as the formula says", {
 })
 
 test_that("power at the MDE is the target, and grows with the effect", {
-  mde <- power_closed_form(c(20, 80), sd = 3, power = 0.9, r2 = 0.5, dof = 30)
-  back <- power_closed_form(20, sd = 3, effect = mde$effect[1], r2 = 0.5, dof = 30)
+  mde <- power_closed_form(c(20, 80), sd = 3, power = 0.9, r2 = 0.5, df = 30)
+  back <- power_closed_form(20, sd = 3, effect = mde$effect[1], r2 = 0.5, df = 30)
   expect_equal(back$power, 0.9)
   expect_equal(mde$effect[1] / mde$effect[2], 2)
   pw <- power_closed_form(50, sd = 1, effect = c(0.2, 0.5, 1))
