@@ -226,10 +226,47 @@ print_header <- function(x) {
     cat(sprintf("  %-10s %s\n", paste0(label, ":"), lines[1]), sep = "")
     if (length(lines) > 1L) cat(paste0(strrep(" ", 13), lines[-1], "\n"), sep = "")
   }
-  if (!is.null(x$call)) field("call", paste(deparse(x$call, width.cutoff = 500L), collapse = " "))
+  if (!is.null(x$call)) {
+    lines <- format_call(x$call)
+    cat(sprintf("  %-10s %s\n", "call:", lines[1]), sep = "")
+    if (length(lines) > 1L) cat(paste0(strrep(" ", 13), lines[-1], "\n"), sep = "")
+  }
   field("estimand", x$estimand)
   field("sample", format_sample(x$n))
   field("inference", sprintf("%s; alpha = %s", x$inference, format(x$alpha)))
+}
+
+# The call as the user would write it (formula and data unnamed), broken
+# between arguments to fit the header's 67 columns.
+format_call <- function(call, width = 67L) {
+  fn <- paste(deparse(call[[1]]), collapse = "")
+  args <- as.list(call)[-1]
+  if (!length(args)) return(paste0(fn, "()"))
+  nm <- names(args)
+  if (is.null(nm)) nm <- rep("", length(args))
+  # The leading object or formula-and-data need no names.
+  if (nm[1] %in% c("formula", "x", "object", "fit")) {
+    if (nm[1] == "formula" && length(nm) >= 2L && nm[2] == "data") nm[2] <- ""
+    nm[1] <- ""
+  }
+  parts <- vapply(seq_along(args), function(i) {
+    value <- paste(trimws(deparse(args[[i]], width.cutoff = 500L)), collapse = " ")
+    if (nzchar(nm[i])) paste(nm[i], "=", value) else value
+  }, character(1))
+  parts <- paste0(parts, c(rep(",", length(parts) - 1L), ")"))
+  lines <- character()
+  current <- paste0(fn, "(")
+  for (p in parts) {
+    fresh <- endsWith(current, "(")
+    if (!fresh && nchar(current) + 1L + nchar(p) > width) {
+      lines <- c(lines, current)
+      current <- p
+    } else {
+      current <- paste0(current, if (!fresh) " ", p)
+    }
+  }
+  lines <- c(lines, current)
+  unlist(lapply(lines, function(l) if (nchar(l) > width) strwrap(l, width) else l))
 }
 
 format_sample <- function(n) {
