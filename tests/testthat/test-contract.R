@@ -83,6 +83,19 @@ for (case in names(contract_cases)) {
   })
 }
 
+test_that("every estimator has a case in the contract test", {
+  fns <- exported_functions()
+  estimators <- names(fns)[vapply(fns, function(f) {
+    identical(names(formals(f))[1:2], c("formula", "data"))
+  }, logical(1))]
+  # Functions that read the formula grammar but return no fit: a panel, a
+  # table of clusters, a comparison of clusterings, simulated power, the
+  # front door's answer.
+  not_fits <- c("mkt_panel", "geo_units", "compare_clusterings", "design_power",
+                "assignment")
+  expect_identical(setdiff(estimators, c(not_fits, names(contract_cases))), character())
+})
+
 test_that("a quantity a fit does not have is a classed error that says why", {
   fit <- synth(packspercapita ~ treated | state + year, prop99)
   expect_error(vcov(fit), class = "mktcausal_error_not_available")

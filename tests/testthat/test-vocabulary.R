@@ -1,17 +1,6 @@
 # The vocabulary test: one name per concept across every export (the table
 # in R/vocabulary.R), the same argument order, and every `...` checked.
 
-exported_functions <- function() {
-  ns <- asNamespace("mktcausal")
-  ex <- sort(getNamespaceExports("mktcausal"))
-  # Generics re-exported from other packages, and the package's own S3
-  # generics (their methods check their arguments).
-  generics <- c("tidy", "glance", "autoplot", "balance", "honest_sensitivity")
-  ex <- setdiff(ex, generics)
-  fns <- mget(ex, envir = ns)
-  fns[vapply(fns, is.function, logical(1))]
-}
-
 test_that("no exported function uses an alias of a vocabulary name", {
   fns <- exported_functions()
   aliases <- unlist(strsplit(mktcausal:::vocabulary$aliases, " ", fixed = TRUE))
