@@ -25,6 +25,8 @@
 #include <functional>
 #include <vector>
 
+#include "parallel.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -252,13 +254,8 @@ inline void row_agg(const GridLayout& g, const Eigen::MatrixXd& v, Eigen::Matrix
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    int tid = 0, nth = 1;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-    const int per = (N + nth - 1) / nth;
-    const int i0 = std::min(N, tid * per), i1 = std::min(N, i0 + per);
+    const ThreadShare share = thread_share(N);
+    const int nth = share.threads, i0 = share.lo, i1 = share.hi;
     if (i0 < i1) {
       for (int t = 0; t < T; ++t) {
         const int64_t k0 = nth == 1 ? g.offset[t] : first_at(g, t, i0);
@@ -498,13 +495,8 @@ inline void cluster_gram(const double* A, int64_t n, int m, const int* code, int
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    int tid = 0, nth = 1;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-    const int per = (G + nth - 1) / nth;
-    const int g0 = tid * per, g1 = std::min(G, g0 + per);
+    const ThreadShare share = thread_share(G);
+    const int g0 = share.lo, g1 = share.hi;
     if (g0 < g1) {
       for (int64_t i = 0; i < n; ++i) {
         const int g = code[i];

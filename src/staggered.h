@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "parallel.h"
 #include "rng.h"
 
 #ifdef _OPENMP
@@ -214,14 +215,9 @@ Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, cons
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    int tid = 0, nth = 1;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-    const int nb = (B + nth - 1) / nth;
-    const int b0 = std::min(B, tid * nb);
-    const int len = std::min(B, b0 + nb) - b0;
+    const ThreadShare share = thread_share(B);
+    const int b0 = share.lo;
+    const int len = share.hi - share.lo;
     if (len > 0) {
       // Blocks of at most 256 units of one cohort: a small product whose
       // inner dimension stays within one GEMM depth panel.
@@ -287,14 +283,9 @@ Eigen::MatrixXd multiplier_bootstrap_blocks(const Eigen::Ref<const Eigen::Matrix
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    int tid = 0, nth = 1;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-    nth = omp_get_num_threads();
-#endif
-    const int nb = (B + nth - 1) / nth;
-    const int b0 = std::min(B, tid * nb);
-    const int len = std::min(B, b0 + nb) - b0;
+    const ThreadShare share = thread_share(B);
+    const int b0 = share.lo;
+    const int len = share.hi - share.lo;
     if (len > 0) {
       const int block = 256;
       Eigen::MatrixXd V(len, block), Sub(block, K), acc(len, K);
