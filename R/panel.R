@@ -373,9 +373,10 @@ as_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NULL
 }
 
 # One value per unit of a column a method needs constant within units: the
-# standard-error cluster (`what = "cluster"`), the weights (`"weights"`) or,
-# with `extra = TRUE`, the extra column named `what`. Checked on the observed
-# cells; a column that varies within a unit is a classed error.
+# standard-error cluster (`what = "cluster"`), the weights (`"weights"`) or
+# the extra column named `what` (`extra = TRUE` says so for an extra column
+# called "cluster" or "weights"). Checked on the observed cells; a column
+# that varies within a unit is a classed error.
 panel_unit_values <- function(panel, what, extra = FALSE, call = rlang::caller_env()) {
   extra <- extra || !what %in% c("cluster", "weights")
   m <- if (extra) panel$extra[[what]] else switch(what, cluster = panel$cluster,
