@@ -229,7 +229,7 @@ reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
       ))
     }
     res
-  }, chunk_size = chunk_size, label = "reference assignments")
+  }, chunk_size = chunk_size, label = "reference assignments", globals = list())
   list(assignments = do.call(cbind, lapply(chunks, `[[`, "assignments")),
        candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")))
 }

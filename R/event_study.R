@@ -247,6 +247,6 @@ sup_t_crit <- function(V, n_draws, alpha) {
   draws <- resample_chunks(n_draws, function(idx) {
     z <- matrix(stats::rnorm(length(idx) * k), length(idx), k) %*% root
     apply(abs(z), 1, max)
-  }, chunk_size = 500L, label = "sup-t draws")
+  }, chunk_size = 500L, label = "sup-t draws", globals = list())
   unname(stats::quantile(unlist(draws), 1 - alpha, type = 1))
 }
