@@ -59,10 +59,10 @@ check_columns <- function(data, cols, arg, call = rlang::caller_env()) {
   invisible(cols)
 }
 
-# The classed replacement for match.arg(): `x` must be one of `choices`. With
+# The classed replacement for base R's match.arg: `x` must be one of `choices`. With
 # `choices` omitted they are read from the calling function's default, so a
 # signature `method = c("a", "b")` is written once; an untouched default gives
-# its first element, as match.arg() does.
+# its first element, as match.arg does.
 check_choice <- function(x, choices = NULL, arg = rlang::caller_arg(x),
                          call = rlang::caller_env()) {
   if (is.null(choices)) {
