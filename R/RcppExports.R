@@ -85,6 +85,10 @@ cpp_cluster_cohort_moments <- function(y, w, slot, H, order, cluster) {
     .Call(`_mktcausal_cpp_cluster_cohort_moments`, y, w, slot, H, order, cluster)
 }
 
+cpp_replicate_seeds <- function(base, first, count) {
+    .Call(`_mktcausal_cpp_replicate_seeds`, base, first, count)
+}
+
 cpp_simplex_ls <- function(X, y, eta, w0, tol, max_iter) {
     .Call(`_mktcausal_cpp_simplex_ls`, X, y, eta, w0, tol, max_iter)
 }

@@ -677,7 +677,8 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inferenc
   # for globals (about 20 ms a call) is skipped.
   res <- resample_chunks(n_rep, function(idx) {
     do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
-  }, chunk_size = 50L, label = inference, globals = list())
+  }, chunk_size = 50L, label = inference, each = "chunk",
+    globals = list())
   cf_collect_chunks(res, keys)
 }
 
@@ -740,7 +741,8 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
   errors <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_errors_chunk,
             c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed)))
-  }, chunk_size = 50L, label = "prediction errors", globals = list())
+  }, chunk_size = 50L, label = "prediction errors", each = "chunk",
+    globals = list())
   E <- do.call(rbind, errors)
   pattern <- pattern_of(seq_len(n_draws))
   ok <- stats::complete.cases(E)
@@ -751,6 +753,7 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
             c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
                                   E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),
                                   as.integer(idx), seed2)))
-  }, chunk_size = 50L, label = "parametric bootstrap", globals = list())
+  }, chunk_size = 50L, label = "parametric bootstrap", each = "chunk",
+    globals = list())
   cf_collect_chunks(res, keys)
 }

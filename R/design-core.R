@@ -229,7 +229,8 @@ reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
       ))
     }
     res
-  }, chunk_size = chunk_size, label = "reference assignments", globals = list())
+  }, chunk_size = chunk_size, label = "reference assignments", each = "chunk",
+    globals = list())
   list(assignments = do.call(cbind, lapply(chunks, `[[`, "assignments")),
        candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")))
 }

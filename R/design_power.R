@@ -207,7 +207,8 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
                       inference, x_fit, pool, alpha)
       })
     })
-  }, chunk_size = chunk_size, label = "simulated experiments", globals = list())
+  }, chunk_size = chunk_size, label = "simulated experiments", each = "chunk",
+    globals = list())
   sims <- unlist(chunks, recursive = FALSE)
 
   power_tab <- power_summarise(sims, windows, effect, test_length)

@@ -180,9 +180,9 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
     }
     dml_score(y - l_hat, d - m_hat, cl)
   }
-  reps <- resample_chunks(n_draws, function(idx) lapply(idx, one_split), chunk_size = 1L,
-                          label = "cross-fits", globals = list())
-  reps <- do.call(rbind, lapply(unlist(reps, recursive = FALSE), as.data.frame))
+  reps <- resample_chunks(n_draws, one_split, chunk_size = 1L, label = "cross-fits",
+                          globals = list())
+  reps <- do.call(rbind, lapply(reps, as.data.frame))
   splits <- data.frame(split = seq_len(nrow(reps)), estimate = reps$estimate,
                        std.error = reps$std.error)
   theta <- stats::median(splits$estimate)

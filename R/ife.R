@@ -590,7 +590,8 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
   res <- resample_chunks(n_draws, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
                        ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
-  }, chunk_size = 50L, label = "unit bootstrap", globals = list())
+  }, chunk_size = 50L, label = "unit bootstrap", each = "chunk",
+    globals = list())
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
   if (failed > 0) {

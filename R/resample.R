@@ -2,44 +2,54 @@
 # loop in the package that runs R code per replicate goes through
 # resample_chunks().
 #
-# Replicates are cut into chunks whose boundaries depend only on `n_draws`
-# and `chunk_size`, never on the plan or the number of workers. Each chunk
-# gets its own L'Ecuyer-CMRG stream, derived here from the caller's
-# .Random.seed exactly as future.apply derives its streams with
-# `future.seed = TRUE` (stream k is the substream of the k-th stream), and
-# the caller's generator moves on by the same two draws whatever the plan.
-# So set.seed() fixes the answer whether the plan is sequential,
-# multisession or a cluster. On the sequential plan (the default) the chunks
-# run in this process without creating futures: a future costs about 10 ms
-# of set-up however small the chunk, more than a whole placebo loop. On any
-# other plan the chunks run through future.apply with these streams, and
+# Randomness: replicate i draws from its own L'Ecuyer-CMRG stream, the
+# substream of stream i counted from a base state taken from the caller's
+# .Random.seed (src/streams.h jumps to it directly). So the answer depends
+# only on set.seed() and the replicate's index: not on the chunk size, the
+# plan, the number of workers or of threads. The caller's generator moves on
+# by the same two draws whatever happens inside.
+#
+# Chunks are only the unit of work and of progress: on the sequential plan
+# (the default) they run in this process, one after another, without
+# creating futures (a future costs about 10 ms of set-up however small the
+# chunk); an interrupt stops the loop at once. On any other plan the chunks
+# are grouped into one future per worker (a future on a cluster costs about
+# 0.6 s), each worker runs its compiled loops on its share of the cores, and
 # with `globals` given explicitly future does not scan the chunk function.
 # Progress goes through progressr; the package never calls plan().
 
 #' Run replicate loops in chunks on the user's future plan
 #'
 #' `resample_chunks()` is the engine behind the placebo, bootstrap,
-#' permutation and simulation loops of mktcausal that run R code per
-#' replicate. It is exported so that users can run their own simulations
-#' with the same guarantees.
+#' permutation and simulation loops of mktcausal. It is exported so that
+#' users can run their own simulations with the same guarantees.
 #'
-#' The `n_draws` replicates are cut into chunks of `chunk_size`; `fun` is
-#' called once per chunk with the indices of its replicates and should
-#' return one result per chunk. Chunks run on the current [future::plan()]
-#' (sequential unless the user chose otherwise; on the sequential plan they
-#' run in the calling process without the overhead of creating futures),
-#' report progress through [progressr::progressor()] when the user has asked
-#' for it with [progressr::handlers()] or [progressr::with_progress()], and
-#' draw random numbers from one L'Ecuyer-CMRG stream per chunk that depends
-#' only on the seed set with [set.seed()] before the call: the same seed
-#' gives the same results under any plan and any number of workers.
+#' With `each = "replicate"` (the default) `fun` is called once per
+#' replicate, with its index, and R's random number generator is set to that
+#' replicate's own stream first: the results depend only on the seed set
+#' with [set.seed()] and on the replicate's index, whatever `chunk_size`,
+#' the [future::plan()] or the number of workers and threads. With
+#' `each = "chunk"` `fun` is called once per chunk with the indices of its
+#' replicates (for compiled loops that take a whole chunk); it must then
+#' draw its random numbers from the indices (for example a seed drawn with
+#' [set.seed()] beforehand and each replicate's index), not from R's
+#' generator, whose stream in a chunk is that of the chunk's first replicate.
+#'
+#' Replicates are cut into chunks of `chunk_size`. On the sequential plan
+#' (the default) the chunks run in the calling process; on other plans they
+#' are grouped into one future per worker, and each worker runs the
+#' package's compiled loops on its share of the cores (see [mkt_threads()]).
+#' Progress is reported through [progressr::progressor()] when the user has
+#' asked for it with [progressr::handlers()] or [progressr::with_progress()].
 #'
 #' @param n_draws Number of replicates.
-#' @param fun A function of one argument, the integer indices of the
-#'   replicates in a chunk. It may use R's random number generator.
-#' @param chunk_size Replicates per chunk. It fixes the random streams, so
-#'   keep it unchanged to reproduce earlier results.
+#' @param fun A function of one argument: a replicate's index (`each =
+#'   "replicate"`) or the indices of a chunk's replicates (`each =
+#'   "chunk"`).
+#' @param chunk_size Replicates per chunk: the unit of work sent to a worker
+#'   and of progress reports. It does not change the results.
 #' @param label Text shown beside the progress bar.
+#' @param each `"replicate"` or `"chunk"`; see Details.
 #' @param globals `TRUE` to let future find the objects `fun` uses (a scan
 #'   of its code), or a named list of those objects: then no scan is made.
 #'   `fun` is shipped to the workers with its enclosing environment, so a
@@ -49,18 +59,22 @@
 #' @param packages Packages the workers attach (mktcausal always), passed as
 #'   `future.packages`.
 #' @param ... Must be empty.
-#' @return A list with one element per chunk, in order.
+#' @return With `each = "replicate"`, a list with one element per replicate;
+#'   with `each = "chunk"`, a list with one element per chunk; in order.
 #' @examples
 #' set.seed(1)
-#' draws <- resample_chunks(1000, function(idx) rnorm(length(idx)),
-#'                          chunk_size = 250)
-#' length(unlist(draws))
+#' draws <- resample_chunks(1000, function(i) rnorm(1), chunk_size = 250)
+#' set.seed(1)
+#' same <- resample_chunks(1000, function(i) rnorm(1), chunk_size = 7)
+#' identical(draws, same)
 #' @export
 resample_chunks <- function(n_draws, fun, chunk_size = 250L, label = "replicates",
-                            globals = TRUE, packages = NULL, ...) {
+                            each = c("replicate", "chunk"), globals = TRUE,
+                            packages = NULL, ...) {
   check_dots(...)
   n_draws <- check_count(n_draws, "n_draws", min = 1)
   chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
+  each <- check_choice(each)
   if (!is.function(fun)) {
     abort_mkt("bad_argument", "{.arg fun} must be a function of the replicate indices.")
   }
@@ -71,55 +85,68 @@ resample_chunks <- function(n_draws, fun, chunk_size = 250L, label = "replicates
   }
   starts <- seq.int(1L, n_draws, by = chunk_size)
   chunks <- lapply(starts, function(s) seq.int(s, min(n_draws, s + chunk_size - 1L)))
-  streams <- chunk_streams(length(chunks))
-  on.exit(assign(".Random.seed", streams$after, envir = globalenv()), add = TRUE)
+  rng <- replicate_rng()
+  on.exit(assign(".Random.seed", rng$after, envir = globalenv()), add = TRUE)
+  base <- rng$base
   p <- progressr::progressor(steps = n_draws, label = label)
-  if (inherits(future::plan(), "sequential")) {
-    out <- vector("list", length(chunks))
-    for (k in seq_along(chunks)) {
-      assign(".Random.seed", streams$seeds[[k]], envir = globalenv())
-      out[[k]] <- fun(chunks[[k]])
-      p(amount = length(chunks[[k]]))
-    }
-    return(out)
-  }
   run_chunk <- function(idx) {
-    out <- fun(idx)
+    seeds <- cpp_replicate_seeds(base, idx[1], if (each == "chunk") 1L else length(idx))
+    env <- globalenv()
+    if (each == "chunk") {
+      assign(".Random.seed", seeds[, 1], envir = env)
+      out <- fun(idx)
+    } else {
+      out <- vector("list", length(idx))
+      for (j in seq_along(idx)) {
+        assign(".Random.seed", seeds[, j], envir = env)
+        out[j] <- list(fun(idx[j]))
+      }
+    }
     p(amount = length(idx))
     out
   }
-  future.apply::future_lapply(
-    chunks, run_chunk,
-    future.seed = streams$seeds, future.chunk.size = 1L,
-    future.globals = globals, future.packages = unique(c("mktcausal", packages))
-  )
+
+  if (inherits(future::plan(), "sequential")) {
+    out <- lapply(chunks, run_chunk)
+  } else {
+    threads <- worker_threads()
+    run_in_worker <- function(idx) {
+      old <- options(mktcausal.threads = threads)
+      on.exit(options(old), add = TRUE)
+      run_chunk(idx)
+    }
+    # future.seed only keeps future from flagging the generator's use: each
+    # chunk sets its replicates' own streams itself.
+    out <- future.apply::future_lapply(
+      chunks, run_in_worker,
+      future.seed = lapply(chunks, function(idx) cpp_replicate_seeds(base, idx[1], 1L)[, 1]),
+      future.globals = globals, future.packages = unique(c("mktcausal", packages))
+    )
+  }
+  if (each == "replicate") out <- unlist(out, recursive = FALSE)
+  out
 }
 
-# One L'Ecuyer-CMRG seed per chunk, made from the caller's generator as
-# future.apply makes them with `future.seed = TRUE`: from the current state
-# (switched to L'Ecuyer-CMRG first if need be), chunk k gets the substream of
-# the k-th stream. `after` is the caller's state once the loop is done: the
-# state before it advanced by two draws of sample.int(1), as future.apply
-# leaves it, so code after a loop sees the same numbers under any plan.
-chunk_streams <- function(n) {
+# The base state of the replicate streams and the caller's state once the
+# loop is done. The base is the caller's L'Ecuyer-CMRG state (the caller's
+# generator is switched to L'Ecuyer-CMRG first if need be, as future.apply
+# does); the caller's generator then moves on by two draws of
+# sample.int(1), as future.apply leaves it, so code after a loop sees the
+# same numbers under any plan.
+replicate_rng <- function() {
   env <- globalenv()
   if (is.null(env[[".Random.seed"]])) stats::runif(1L)
   before <- env[[".Random.seed"]]
-  s <- before
-  if (!(length(s) == 7L && s[1] %% 10000L == 407L)) {
+  base <- before
+  if (!(length(base) == 7L && base[1] %% 10000L == 407L)) {
     kind <- RNGkind("L'Ecuyer-CMRG")[1]
-    s <- env[[".Random.seed"]]
+    base <- env[[".Random.seed"]]
     RNGkind(kind)
     assign(".Random.seed", before, envir = env)
   }
-  seeds <- vector("list", n)
-  for (k in seq_len(n)) {
-    seeds[[k]] <- parallel::nextRNGSubStream(s)
-    s <- parallel::nextRNGStream(s)
-  }
   sample.int(1L, 1L)
   sample.int(1L, 1L)
-  list(seeds = seeds, after = env[[".Random.seed"]])
+  list(base = base, after = env[[".Random.seed"]])
 }
 
 # A 64-bit seed for a C++ kernel, drawn from R's RNG (two 32-bit halves).

@@ -64,16 +64,15 @@ synth_conformal <- function(setup, f, method, alpha) {
   # Task 0 is the constant effect over all post periods; task k the k-th
   # post period alone.
   tasks <- c(0L, seq_along(post_all))
-  res <- resample_chunks(length(tasks), function(idx) {
-    lapply(tasks[idx], function(k) {
-      post <- if (k == 0L) post_all else post_all[k]
-      est <- mean(f$gap[post])
-      pfun <- function(theta) conformal_pvalue(y1, Y0, pre, post, theta, method)
-      ci <- conformal_interval(pfun, est, scale, alpha)
-      c(estimate = est, conf.low = ci[1], conf.high = ci[2], p.value = pfun(0))
-    })
+  res <- resample_chunks(length(tasks), function(i) {
+    k <- tasks[i]
+    post <- if (k == 0L) post_all else post_all[k]
+    est <- mean(f$gap[post])
+    pfun <- function(theta) conformal_pvalue(y1, Y0, pre, post, theta, method)
+    ci <- conformal_interval(pfun, est, scale, alpha)
+    c(estimate = est, conf.low = ci[1], conf.high = ci[2], p.value = pfun(0))
   }, chunk_size = 4L, label = "conformal tests", globals = list())
-  m <- do.call(rbind, unlist(res, recursive = FALSE))
+  m <- do.call(rbind, res)
   list(estimates = list(p.value = unname(m[1, "p.value"]),
                         conf.low = unname(m[1, "conf.low"]),
                         conf.high = unname(m[1, "conf.high"])),

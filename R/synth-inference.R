@@ -93,13 +93,10 @@ placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
     post <- sqrt(colMeans(gaps[is_post, , drop = FALSE]^2))
     gap_all <- c(fit$gap, as.vector(gaps))
   } else {
-    chunks <- resample_chunks(length(donors), function(idx) {
-      lapply(idx, function(k) {
-        f <- fit_one(setup, donors[k], t0, donors[-k], method, predictors, fit_periods)
-        list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
-      })
+    pl <- resample_chunks(length(donors), function(k) {
+      f <- fit_one(setup, donors[k], t0, donors[-k], method, predictors, fit_periods)
+      list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
     }, chunk_size = 10L, label = "placebos in space", globals = list())
-    pl <- unlist(chunks, recursive = FALSE)
     att <- vapply(pl, `[[`, 1, "att")
     pre <- vapply(pl, `[[`, 1, "pre")
     post <- vapply(pl, `[[`, 1, "post")
@@ -149,14 +146,12 @@ placebo_draws <- function(setup, method, n_draws, sigma) {
   groups <- setup$groups
   sizes <- vapply(groups, function(g) length(g$treated), integer(1))
   cut <- rep(seq_along(groups), sizes)
-  chunks <- resample_chunks(n_draws, function(idx) {
-    vapply(idx, function(r) {
-      pick <- sample(donors, sum(sizes))
-      pg <- lapply(seq_along(groups), function(k) list(treated = pick[cut == k], t0 = groups[[k]]$t0))
-      synth_tau(setup, pg, setdiff(donors, pick), method, sigma)
-    }, numeric(1))
+  draws <- resample_chunks(n_draws, function(r) {
+    pick <- sample(donors, sum(sizes))
+    pg <- lapply(seq_along(groups), function(k) list(treated = pick[cut == k], t0 = groups[[k]]$t0))
+    synth_tau(setup, pg, setdiff(donors, pick), method, sigma)
   }, chunk_size = 50L, label = "placebo replications", globals = list())
-  unlist(chunks)
+  unlist(draws)
 }
 
 # Algorithm 2: units resampled with replacement, weights re-estimated. Draws
@@ -165,18 +160,16 @@ bootstrap_draws <- function(setup, method, n_draws) {
   units <- c(setup$treated, setup$donors)
   is_tr <- units %in% setup$treated
   t0 <- setup$t0_index
-  chunks <- resample_chunks(n_draws, function(idx) {
-    vapply(idx, function(r) {
-      repeat {
-        b <- sample.int(length(units), replace = TRUE)
-        if (any(is_tr[b]) && any(!is_tr[b])) break
-      }
-      tr <- units[b][is_tr[b]]
-      groups <- lapply(split(tr, t0[tr]), function(ii) list(treated = ii, t0 = t0[ii[1]]))
-      synth_tau(setup, groups, units[b][!is_tr[b]], method)
-    }, numeric(1))
+  draws <- resample_chunks(n_draws, function(r) {
+    repeat {
+      b <- sample.int(length(units), replace = TRUE)
+      if (any(is_tr[b]) && any(!is_tr[b])) break
+    }
+    tr <- units[b][is_tr[b]]
+    groups <- lapply(split(tr, t0[tr]), function(ii) list(treated = ii, t0 = t0[ii[1]]))
+    synth_tau(setup, groups, units[b][!is_tr[b]], method)
   }, chunk_size = 50L, label = "bootstrap replications", globals = list())
-  unlist(chunks)
+  unlist(draws)
 }
 
 # Algorithm 3: leave one unit out with the unit and time weights held fixed
@@ -184,23 +177,21 @@ bootstrap_draws <- function(setup, method, n_draws) {
 jackknife_draws <- function(setup, fits) {
   Y <- setup$panel$Y
   units <- c(setup$treated, setup$donors)
-  chunks <- resample_chunks(length(units), function(idx) {
-    vapply(idx, function(k) {
-      left_out <- units[k]
-      att <- n <- numeric(0)
-      for (f in fits) {
-        tr <- setdiff(f$treated, left_out)
-        if (!length(tr)) next
-        keep <- setup$donors != left_out
-        w <- f$w[keep] / sum(f$w[keep])
-        y1 <- colMeans(Y[tr, , drop = FALSE])
-        gap <- y1 - drop(crossprod(Y[setup$donors[keep], , drop = FALSE], w))
-        post <- seq_along(gap) >= f$t0
-        att <- c(att, mean(gap[post]) - sum(f$lambda * gap))
-        n <- c(n, length(tr))
-      }
-      sum(n * att) / sum(n)
-    }, numeric(1))
+  draws <- resample_chunks(length(units), function(k) {
+    left_out <- units[k]
+    att <- n <- numeric(0)
+    for (f in fits) {
+      tr <- setdiff(f$treated, left_out)
+      if (!length(tr)) next
+      keep <- setup$donors != left_out
+      w <- f$w[keep] / sum(f$w[keep])
+      y1 <- colMeans(Y[tr, , drop = FALSE])
+      gap <- y1 - drop(crossprod(Y[setup$donors[keep], , drop = FALSE], w))
+      post <- seq_along(gap) >= f$t0
+      att <- c(att, mean(gap[post]) - sum(f$lambda * gap))
+      n <- c(n, length(tr))
+    }
+    sum(n * att) / sum(n)
   }, chunk_size = 50L, label = "jackknife", globals = list())
-  unlist(chunks)
+  unlist(draws)
 }

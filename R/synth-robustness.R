@@ -88,20 +88,18 @@ synth_loo <- function(fit, min_weight = 1e-6, ...) {
   }
   predictors <- fit$spec$predictors
   fit_periods <- fit$spec$fit_periods
-  rows <- resample_chunks(length(drop), function(idx) {
-    lapply(idx, function(k) {
-      donors <- setup$donors[-drop[k]]
-      fits <- lapply(setup$groups, function(g) {
-        fit_one(setup, g$treated, g$t0, donors, method, predictors, fit_periods)
-      })
-      n <- vapply(setup$groups, function(g) length(g$treated), numeric(1))
-      s <- n / sum(n)
-      c(estimate = sum(s * vapply(fits, `[[`, numeric(1), "att")),
-        pre_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
-        post_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
+  rows <- resample_chunks(length(drop), function(k) {
+    donors <- setup$donors[-drop[k]]
+    fits <- lapply(setup$groups, function(g) {
+      fit_one(setup, g$treated, g$t0, donors, method, predictors, fit_periods)
     })
+    n <- vapply(setup$groups, function(g) length(g$treated), numeric(1))
+    s <- n / sum(n)
+    c(estimate = sum(s * vapply(fits, `[[`, numeric(1), "att")),
+      pre_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
+      post_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
   }, chunk_size = 10L, label = "leave-one-out donors", globals = list())
-  m <- do.call(rbind, unlist(rows, recursive = FALSE))
+  m <- do.call(rbind, rows)
   out <- data.frame(term = names(fit$weights)[drop], estimate = m[, "estimate"],
                     pre_rmspe = m[, "pre_rmspe"], post_rmspe = m[, "post_rmspe"],
                     weight = unname(fit$weights[drop]), stringsAsFactors = FALSE,

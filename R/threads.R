@@ -4,7 +4,10 @@
 #' `mkt_threads(n)` sets it for the session (it is stored in the option
 #' `mktcausal.threads`). The default is two threads, capped by the number of
 #' cores and by the environment variable `OMP_THREAD_LIMIT`, and one thread
-#' under `R CMD check`. Results never depend on the number of threads: each
+#' under `R CMD check`. Inside the workers of a parallel [future::plan()]
+#' the setting is passed on when it was set with `mkt_threads(n)`; otherwise
+#' each worker gets its share of the cores (at least one thread), so that
+#' workers times threads do not exceed the cores. Results never depend on the number of threads: each
 #' block of work has its own random stream derived from a seed drawn from R.
 #'
 #' @param n Number of threads to use from now on, or `NULL` to only report.
@@ -47,3 +50,15 @@ physical_cores <- local({
     cores
   }
 })
+
+# Threads for the compiled loops inside each future worker: the session's
+# setting when the user chose one (mkt_threads(n)), else the cores shared
+# out among the workers, at least one each, so that workers times threads do
+# not exceed the cores by default.
+worker_threads <- function() {
+  opt <- getOption("mktcausal.threads")
+  if (!is.null(opt)) return(as.integer(opt))
+  workers <- suppressWarnings(as.numeric(future::nbrOfWorkers()))
+  if (!is.finite(workers) || workers < 1) return(1L)
+  max(1L, as.integer(floor(physical_cores() / workers)))
+}

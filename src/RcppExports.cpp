@@ -436,6 +436,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_replicate_seeds
+Rcpp::IntegerMatrix cpp_replicate_seeds(const Rcpp::IntegerVector& base, double first, int count);
+RcppExport SEXP _mktcausal_cpp_replicate_seeds(SEXP baseSEXP, SEXP firstSEXP, SEXP countSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type base(baseSEXP);
+    Rcpp::traits::input_parameter< double >::type first(firstSEXP);
+    Rcpp::traits::input_parameter< int >::type count(countSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_replicate_seeds(base, first, count));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_simplex_ls
 Rcpp::List cpp_simplex_ls(const Rcpp::NumericMatrix& X, const Rcpp::NumericVector& y, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
 RcppExport SEXP _mktcausal_cpp_simplex_ls(SEXP XSEXP, SEXP ySEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
@@ -510,6 +523,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
     {"_mktcausal_cpp_staggered_boot_blocks", (DL_FUNC) &_mktcausal_cpp_staggered_boot_blocks, 9},
     {"_mktcausal_cpp_cluster_cohort_moments", (DL_FUNC) &_mktcausal_cpp_cluster_cohort_moments, 6},
+    {"_mktcausal_cpp_replicate_seeds", (DL_FUNC) &_mktcausal_cpp_replicate_seeds, 3},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 6},

@@ -1,47 +1,76 @@
-test_that("chunks follow n and chunk_size, and results are in order", {
+test_that("replicates come back in order, one result each; chunks when asked", {
   set.seed(1)
-  out <- resample_chunks(10, function(idx) idx, chunk_size = 4)
+  expect_equal(resample_chunks(10, function(i) i, chunk_size = 4), as.list(1:10))
+  set.seed(1)
+  out <- resample_chunks(10, function(idx) idx, chunk_size = 4, each = "chunk")
   expect_equal(out, list(1:4, 5:8, 9:10))
 })
 
-test_that("the same seed gives the same draws sequentially and with 2 workers", {
-  skip_on_cran()
-  f <- function(idx) stats::runif(length(idx))
-  set.seed(42)
-  a <- unlist(resample_chunks(200, f, chunk_size = 25))
-  set.seed(42)
-  b <- unlist(resample_chunks(200, f, chunk_size = 25))
-  expect_identical(a, b)
-  oplan <- future::plan(future::multisession, workers = 2)
-  on.exit(future::plan(oplan), add = TRUE)
-  set.seed(42)
-  c <- unlist(resample_chunks(200, f, chunk_size = 25))
-  expect_identical(a, c)
-  # the package never changes the user's plan
-  expect_s3_class(future::plan(), "multisession")
+test_that("the same seed gives the same draws for any chunk size", {
+  f <- function(i) stats::runif(2)
+  draws <- lapply(c(1, 50, 1000), function(cs) {
+    set.seed(42)
+    unlist(resample_chunks(200, f, chunk_size = cs))
+  })
+  expect_identical(draws[[1]], draws[[2]])
+  expect_identical(draws[[1]], draws[[3]])
+  expect_length(unique(draws[[1]]), 400L)
 })
 
-test_that("the streams and the caller's generator match future.apply's", {
-  # The sequential plan runs the chunks in process, with the streams that
-  # future_lapply(future.seed = TRUE) gives them, and leaves the caller's
-  # generator where future_lapply leaves it.
-  f <- function(idx) stats::runif(length(idx))
+test_that("replicate i gets the stream future.apply gives element i", {
+  # Replicate streams are jumped to directly in C++ (src/streams.h); they
+  # equal parallel::nextRNGSubStream() of the i-th parallel::nextRNGStream(),
+  # which is what future_lapply(future.seed = TRUE) uses, and the caller's
+  # generator is left where future_lapply leaves it.
+  f <- function(i) stats::runif(1)
   for (kind in c("Mersenne-Twister", "L'Ecuyer-CMRG")) {
     withr::local_seed(7, .rng_kind = kind)
     ours <- unlist(resample_chunks(90, f, chunk_size = 25))
     next_ours <- stats::runif(3)
     withr::local_seed(7, .rng_kind = kind)
-    chunks <- list(1:25, 26:50, 51:75, 76:90)
-    theirs <- unlist(future.apply::future_lapply(chunks, f, future.seed = TRUE))
+    theirs <- unlist(future.apply::future_lapply(1:90, f, future.seed = TRUE))
     next_theirs <- stats::runif(3)
     expect_identical(ours, theirs)
     expect_identical(next_ours, next_theirs)
   }
+  # Far into the sequence the jump equals stepping stream by stream.
+  base <- c(10407L, 1806547166L, -983674937L, 643431772L, 1297226385L, -1699131666L, 1311452581L)
+  s <- base
+  for (i in 1:999) s <- parallel::nextRNGStream(s)
+  expect_identical(mktcausal:::cpp_replicate_seeds(base, 1000, 2)[, 1],
+                   parallel::nextRNGSubStream(s))
+})
+
+test_that("the same seed gives the same draws sequentially and with 2 workers", {
+  skip_on_cran()
+  f <- function(i) stats::runif(1)
+  set.seed(42)
+  a <- unlist(resample_chunks(200, f, chunk_size = 25))
+  oplan <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(oplan), add = TRUE)
+  set.seed(42)
+  b <- unlist(resample_chunks(200, f, chunk_size = 7))
+  expect_identical(a, b)
+  # the package never changes the user's plan
+  expect_s3_class(future::plan(), "multisession")
+})
+
+test_that("workers inherit the thread setting and share the cores otherwise", {
+  skip_on_cran()
+  oplan <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(oplan), add = TRUE)
+  withr::local_options(mktcausal.threads = 3L)
+  seen <- unlist(resample_chunks(2, function(i) mkt_threads(), chunk_size = 1))
+  expect_identical(seen, c(3L, 3L))
+  withr::local_options(mktcausal.threads = NULL)
+  seen <- unlist(resample_chunks(2, function(i) mkt_threads(), chunk_size = 1))
+  expect_identical(seen, rep(mktcausal:::worker_threads(), 2))
+  expect_lte(2 * seen[1], max(2L, parallel::detectCores(logical = FALSE)))
 })
 
 test_that("explicit globals skip the scan and give the same draws on workers", {
   skip_on_cran()
-  make_fun <- function(shift) function(idx) stats::rnorm(length(idx)) + shift
+  make_fun <- function(shift) function(i) stats::rnorm(1) + shift
   f <- make_fun(10)
   set.seed(5)
   a <- unlist(resample_chunks(60, f, chunk_size = 20, globals = list()))
@@ -67,7 +96,7 @@ test_that("progress is reported through progressr", {
   withr::local_options(progressr.enable = TRUE)
   steps <- 0
   withCallingHandlers(
-    resample_chunks(30, function(idx) idx, chunk_size = 10),
+    resample_chunks(30, function(i) i, chunk_size = 10),
     progression = function(cond) {
       if (identical(cond$type, "update")) steps <<- steps + cond$amount
     }
@@ -80,5 +109,6 @@ test_that("bad arguments are classed errors", {
   expect_error(resample_chunks(10, "x"), class = "mktcausal_error_bad_argument")
   expect_error(resample_chunks(10, identity, chunk_size = 0), class = "mktcausal_error_bad_argument")
   expect_error(resample_chunks(10, identity, globals = "x"), class = "mktcausal_error_bad_argument")
+  expect_error(resample_chunks(10, identity, each = "draw"), class = "mktcausal_error_bad_choice")
   expect_error(resample_chunks(10, identity, n_boot = 10), class = "mktcausal_error_unknown_argument")
 })
