@@ -1,14 +1,18 @@
 # Argument checks shared by every function: each names the argument and the fix.
-check_count <- function(x, arg, min = 1, max = Inf, call = rlang::caller_env()) {
-  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && x == round(x) &&
+# Counts pass to compiled code as 32-bit integers unless the caller says the
+# count may be larger (`large = TRUE`, for counts the kernels keep in 64
+# bits): then up to 2^53, returned as a double.
+check_count <- function(x, arg, min = 1, max = NULL, large = FALSE, call = rlang::caller_env()) {
+  if (is.null(max)) max <- if (large) 2^53 else .Machine$integer.max
+  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && is.finite(x) && x == round(x) &&
     x >= min && x <= max
   if (!ok) {
     abort_mkt("bad_argument", c(
-      "{.arg {arg}} must be a whole number between {min} and {max}.",
+      "{.arg {arg}} must be a whole number between {format(min, big.mark = ',', scientific = FALSE)} and {format(max, big.mark = ',', scientific = FALSE)}.",
       x = "You supplied {.val {format(x)}}."
     ), call = call)
   }
-  as.integer(x)
+  if (x > .Machine$integer.max) as.numeric(x) else as.integer(x)
 }
 
 check_probability <- function(x, arg, open_left = TRUE, call = rlang::caller_env()) {

@@ -43,6 +43,7 @@ condition_registry <- local({
     c("error", "not_available", "The fit has no such quantity (vcov, interval, table or plot)."),
     c("error", "inference_unsupported", "The requested inference is not defined for this fit."),
     c("error", "missing_package", "An optional package needed for this option is not installed."),
+    c("error", "too_large", "The request cannot fit in memory or exceeds a count limit."),
     # Data and columns
     c("error", "bad_data", "`data` is not a data frame, or its columns are unusable."),
     c("error", "missing_column", "A column named in an argument is not in `data`."),

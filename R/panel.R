@@ -133,6 +133,14 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
       i = "Check that {.field {spec$time}} is the time column, or use a cross-sectional design function such as {.fn rerandomize}."
     ))
   }
+  # The outcome, treatment, covariate and side matrices, and the observed
+  # mask: refuse a grid too large to hold before allocating it.
+  n_matrices <- 2 + !is.null(d) + length(X) + length(side$cluster) + length(side$weights) +
+    length(side$extra)
+  check_memory(8 * as.double(N) * Tn * n_matrices,
+               sprintf("A panel of %s units x %s periods", format(N, big.mark = ","),
+                       format(Tn, big.mark = ",")),
+               "Check that unit and time are the right columns, or aggregate the periods.")
   # Position of each row's cell in the column-major N x T matrices.
   cell <- if (as.double(N) * Tn < .Machine$integer.max) {
     uc$codes + (tc$codes - 1L) * N

@@ -156,7 +156,7 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     }
     threshold <- "empirical"
   }
-  max_candidates <- check_count(max_candidates, "max_candidates", min = 1, max = 1e12)
+  max_candidates <- check_count(max_candidates, "max_candidates", min = 1, max = 1e12, large = TRUE)
   n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e8)
 
   ids <- design_ids(data, id)
