@@ -112,3 +112,11 @@ test_that("bad arguments are classed errors", {
   expect_error(resample_chunks(10, identity, each = "draw"), class = "mktcausal_error_bad_choice")
   expect_error(resample_chunks(10, identity, n_boot = 10), class = "mktcausal_error_unknown_argument")
 })
+
+test_that("an interrupt stops a replicate loop within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  took <- seconds_to_stop(
+    "resample_chunks(1e6, function(i) { Sys.sleep(0.001); i }, chunk_size = 1000)")
+  expect_lt(took, 1)
+})
