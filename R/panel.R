@@ -27,7 +27,8 @@
 #' counts when the unit's first treated period (`$cohort`) is found, so a
 #' missing outcome never shifts a cohort. A missing treatment on a row with an
 #' outcome is an error: the package will not guess who was treated. Missing
-#' covariate values are kept as `NA` in `X`. The cluster and weights must be
+#' covariate values are kept as `NA` in `X`; infinite values of the outcome,
+#' treatment or covariates are an error. The cluster and weights must be
 #' known on every observed cell.
 #'
 #' @param formula A formula `outcome ~ treatment + covariates | unit + time`;
@@ -49,7 +50,9 @@
 #'   * `X`: a named list of N x T covariate matrices;
 #'   * `observed`: N x T logical matrix of observed cells;
 #'   * `cohort`: each unit's first treated period (`NA` = never treated), and
-#'     `cohort_index`, the same as a position in `times`;
+#'     `cohort_index`, the same as a position in `times`; `cohort_known` is
+#'     `FALSE` for a unit whose period just before its first treated one is
+#'     missing, so that it may have adopted earlier than `cohort` says;
 #'   * `cluster`: `NULL`, or an N x T integer matrix of cluster codes whose
 #'     labels are `cluster_levels`;
 #'   * `weights`: `NULL`, or an N x T matrix of weights;
@@ -102,6 +105,24 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
       "The outcome {.field {spec$outcome}} has {length(bad)} infinite value{?s}.",
       x = "First at {cell_labels(unit, time, bad)}.",
       i = "Replace them with {.code NA} (the cell is then treated as missing) or fix the data."
+    ))
+  }
+  for (v in names(X)) {
+    if (any(is.infinite(X[[v]][keep]))) {
+      bad <- which(keep & is.infinite(X[[v]]))
+      abort_mkt("non_finite", c(
+        "The covariate {.field {v}} has {length(bad)} infinite value{?s}.",
+        x = "First at {cell_labels(unit, time, bad)}.",
+        i = "Replace them with {.code NA} (a missing covariate) or fix the data."
+      ))
+    }
+  }
+  if (!is.null(d) && any(is.infinite(if (all_kept) d else d[keep]))) {
+    bad <- which(keep & is.infinite(d))
+    abort_mkt("non_finite", c(
+      "The treatment {.field {spec$treatment}} has {length(bad)} infinite value{?s}.",
+      x = "First at {cell_labels(unit, time, bad)}.",
+      i = "Fix the data: a dose must be a finite number."
     ))
   }
   if (!is.null(d) && anyNA(if (all_kept) d else d[keep])) {
@@ -188,14 +209,21 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
     first[rowSums(on) == 0] <- NA_integer_
     after <- col(on) >= first
     absorbing <- !any(after & !is.na(Dall) & !on, na.rm = TRUE)
+    # A unit's first treated period is known only when the period before it
+    # was seen untreated: with that row absent (or its treatment missing) the
+    # unit may have adopted earlier.
+    before <- cbind(seq_len(N), pmax(first - 1L, 1L))
+    cohort_known <- is.na(first) | first == 1L | !is.na(Dall[before])
   } else {
     first <- rep(NA_integer_, N)
     absorbing <- NA
+    cohort_known <- rep(TRUE, N)
   }
   cohort <- times[first]
   if (is.factor(cohort)) cohort <- as.character(cohort)
   names(cohort) <- unit_names
   cohort_index <- stats::setNames(as.integer(first), unit_names)
+  names(cohort_known) <- unit_names
 
   side_values <- panel_side_values(data, side, spec, fill, keep, unit, time)
 
@@ -210,6 +238,7 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
     observed = observed,
     cohort = cohort,
     cohort_index = cohort_index,
+    cohort_known = cohort_known,
     cluster = side_values$cluster,
     cluster_levels = side_values$cluster_levels,
     weights = side_values$weights,
@@ -576,8 +605,10 @@ print.mkt_panel <- function(x, ...) {
                 if (isTRUE(x$absorbing)) "absorbing" else "units switch off"))
     n_never <- sum(is.na(x$cohort))
     n_coh <- length(unique(x$cohort[!is.na(x$cohort)]))
-    cat(sprintf("  cohorts:    %d (treated units %d, never treated %d)\n",
-                n_coh, N - n_never, n_never))
+    n_unsure <- sum(!x$cohort_known)
+    cat(sprintf("  cohorts:    %d (treated units %d, never treated %d)%s\n",
+                n_coh, N - n_never, n_never,
+                if (n_unsure) sprintf("; %d with an uncertain first period", n_unsure) else ""))
   }
   if (length(x$vars$covariates)) {
     cat(sprintf("  covariates: %s\n", paste(x$vars$covariates, collapse = ", ")))

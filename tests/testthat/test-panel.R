@@ -235,3 +235,29 @@ test_that("plot_status draws one tile per cell, units ordered by cohort", {
   expect_identical(nrow(gc$data), 15L)
   expect_s3_class(ggplot2::ggplot_build(gc), "ggplot_built")
 })
+
+test_that("infinite covariates and doses are refused where they are", {
+  d <- hand_panel()
+  d$x[3] <- Inf
+  err <- tryCatch(mkt_panel(y ~ d + x | unit + time, d), error = identity)
+  expect_s3_class(err, "mktcausal_error_non_finite")
+  expect_match(conditionMessage(err), "x", fixed = TRUE)
+  d <- hand_panel()
+  d$d[d$d == 1][1] <- -Inf
+  expect_error(mkt_panel(y ~ d | unit + time, d), class = "mktcausal_error_non_finite")
+})
+
+test_that("a cohort whose adoption row is absent is flagged as uncertain", {
+  d <- expand.grid(unit = c("a", "b", "c"), time = 1:6, stringsAsFactors = FALSE)
+  d$d <- as.integer((d$unit == "a" & d$time >= 3) | (d$unit == "b" & d$time >= 4))
+  d$y <- seq_len(nrow(d))
+  # b's adoption period (4) is missing: it may have adopted in 3 or 4.
+  gap <- d[!(d$unit == "b" & d$time == 3), ]
+  p <- mkt_panel(y ~ d | unit + time, gap)
+  expect_identical(p$cohort_known, c(a = TRUE, b = FALSE, c = TRUE))
+  expect_identical(p$cohort_index[["b"]], 4L)
+  expect_output(print(p), "1 with an uncertain first period")
+  # A missing outcome with a known treatment keeps the cohort known.
+  d$y[d$unit == "b" & d$time == 3] <- NA
+  expect_true(all(mkt_panel(y ~ d | unit + time, d)$cohort_known))
+})
