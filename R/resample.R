@@ -36,9 +36,13 @@
 #' generator, whose stream in a chunk is that of the chunk's first replicate.
 #'
 #' Replicates are cut into chunks of `chunk_size`. On the sequential plan
-#' (the default) the chunks run in the calling process; on other plans they
-#' are grouped into one future per worker, and each worker runs the
-#' package's compiled loops on its share of the cores (see [mkt_threads()]).
+#' (the default) the chunks run in the calling process; on other plans the
+#' first chunk runs in the calling process and is timed, and the rest go to
+#' the workers (grouped into one future per worker, each running the
+#' package's compiled loops on its share of the cores, see [mkt_threads()])
+#' unless they would take less time here than the futures cost (one second,
+#' or the option `mktcausal.future_overhead`): a parallel plan is then never
+#' much slower than the sequential one.
 #' Progress is reported through [progressr::progressor()] when the user has
 #' asked for it with [progressr::handlers()] or [progressr::with_progress()].
 #'
@@ -109,22 +113,42 @@ resample_chunks <- function(n_draws, fun, chunk_size = 250L, label = "replicates
   if (inherits(future::plan(), "sequential")) {
     out <- lapply(chunks, run_chunk)
   } else {
-    threads <- worker_threads()
-    run_in_worker <- function(idx) {
-      old <- options(mktcausal.threads = threads)
-      on.exit(options(old), add = TRUE)
-      run_chunk(idx)
+    # The first chunk runs here and is timed. When the rest would take less
+    # here than sending it to the workers costs, it runs here too: so a
+    # parallel plan is never much slower than the sequential one for a small
+    # loop. The answer is the same either way (per-replicate streams).
+    started <- proc.time()[["elapsed"]]
+    first <- run_chunk(chunks[[1]])
+    per_chunk <- proc.time()[["elapsed"]] - started
+    rest <- chunks[-1]
+    if (!length(rest) || per_chunk * length(rest) < future_overhead()) {
+      out <- c(list(first), lapply(rest, run_chunk))
+    } else {
+      threads <- worker_threads()
+      run_in_worker <- function(idx) {
+        old <- options(mktcausal.threads = threads)
+        on.exit(options(old), add = TRUE)
+        run_chunk(idx)
+      }
+      # future.seed only keeps future from flagging the generator's use:
+      # each chunk sets its replicates' own streams itself.
+      out <- c(list(first), future.apply::future_lapply(
+        rest, run_in_worker,
+        future.seed = lapply(rest, function(idx) cpp_replicate_seeds(base, idx[1], 1L)[, 1]),
+        future.globals = globals, future.packages = unique(c("mktcausal", packages))
+      ))
     }
-    # future.seed only keeps future from flagging the generator's use: each
-    # chunk sets its replicates' own streams itself.
-    out <- future.apply::future_lapply(
-      chunks, run_in_worker,
-      future.seed = lapply(chunks, function(idx) cpp_replicate_seeds(base, idx[1], 1L)[, 1]),
-      future.globals = globals, future.packages = unique(c("mktcausal", packages))
-    )
   }
   if (each == "replicate") out <- unlist(out, recursive = FALSE)
   out
+}
+
+# Seconds of work below which a loop is not worth sending to future's
+# workers: about what creating and collecting futures costs on a cluster
+# (0.6 s a future there; less on multisession). Settable with the option
+# `mktcausal.future_overhead`.
+future_overhead <- function() {
+  as.numeric(getOption("mktcausal.future_overhead", 1))
 }
 
 # The base state of the replicate streams and the caller's state once the

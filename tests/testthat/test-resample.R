@@ -48,6 +48,7 @@ test_that("the same seed gives the same draws sequentially and with 2 workers", 
   a <- unlist(resample_chunks(200, f, chunk_size = 25))
   oplan <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(oplan), add = TRUE)
+  withr::local_options(mktcausal.future_overhead = 0)
   set.seed(42)
   b <- unlist(resample_chunks(200, f, chunk_size = 7))
   expect_identical(a, b)
@@ -59,13 +60,14 @@ test_that("workers inherit the thread setting and share the cores otherwise", {
   skip_on_cran()
   oplan <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(oplan), add = TRUE)
-  withr::local_options(mktcausal.threads = 3L)
-  seen <- unlist(resample_chunks(2, function(i) mkt_threads(), chunk_size = 1))
-  expect_identical(seen, c(3L, 3L))
+  withr::local_options(mktcausal.threads = 3L, mktcausal.future_overhead = 0)
+  seen <- unlist(resample_chunks(3, function(i) c(mkt_threads(), Sys.getpid()), chunk_size = 1))
+  expect_identical(seen[c(1, 3, 5)], c(3L, 3L, 3L))
+  expect_true(any(seen[c(4, 6)] != Sys.getpid()))
   withr::local_options(mktcausal.threads = NULL)
-  seen <- unlist(resample_chunks(2, function(i) mkt_threads(), chunk_size = 1))
-  expect_identical(seen, rep(mktcausal:::worker_threads(), 2))
-  expect_lte(2 * seen[1], max(2L, parallel::detectCores(logical = FALSE)))
+  seen <- unlist(resample_chunks(3, function(i) mkt_threads(), chunk_size = 1))
+  expect_identical(seen[2:3], rep(mktcausal:::worker_threads(), 2))
+  expect_lte(2 * seen[2], max(2L, parallel::detectCores(logical = FALSE)))
 })
 
 test_that("explicit globals skip the scan and give the same draws on workers", {
@@ -76,6 +78,7 @@ test_that("explicit globals skip the scan and give the same draws on workers", {
   a <- unlist(resample_chunks(60, f, chunk_size = 20, globals = list()))
   oplan <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(oplan), add = TRUE)
+  withr::local_options(mktcausal.future_overhead = 0)
   set.seed(5)
   b <- unlist(resample_chunks(60, f, chunk_size = 20, globals = list()))
   expect_identical(a, b)
@@ -89,6 +92,14 @@ test_that("explicit globals skip the scan and give the same draws on workers", {
   here <- synth(packspercapita ~ treated | state + year, prop99, method = "sdid",
                 inference = "placebo", n_draws = 40)
   expect_identical(on_workers$draws, here$draws)
+})
+
+test_that("a small loop stays in process on a parallel plan", {
+  skip_on_cran()
+  oplan <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(oplan), add = TRUE)
+  pids <- unlist(resample_chunks(20, function(i) Sys.getpid(), chunk_size = 2))
+  expect_identical(unique(pids), Sys.getpid())
 })
 
 test_that("progress is reported through progressr", {
