@@ -45,8 +45,12 @@ cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, r
     .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed)
 }
 
-cpp_rerandomize_search <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress) {
-    .Call(`_mktcausal_cpp_rerandomize_search`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress)
+cpp_rerandomize_first <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress) {
+    .Call(`_mktcausal_cpp_rerandomize_first`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress)
+}
+
+cpp_rerandomize_each <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, replicates, budget, threads, buffer, progress) {
+    .Call(`_mktcausal_cpp_rerandomize_each`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, replicates, budget, threads, buffer, progress)
 }
 
 cpp_rerandomize_score <- function(z, units, start, n_small, small_treated, crit_type, block_start, seed, n_draws, block_size, threads) {

@@ -50,32 +50,70 @@ design_spec <- function(X, strata, alloc, tier, criterion) {
   )
 }
 
-# Draws `want` accepted assignments (columns) from the design's rule.
-# Long searches report progress through progressr: the kernel calls back
-# between rounds on the main thread, where it also polls for interrupts.
+# Accepted assignments (columns) of the design's rule. One assignment
+# (rerandomize()) is the first accepted candidate of one stream, searched on
+# all threads; several are one per replicate, each from its own stream
+# (draw_assignments()), with `max_candidates` shared out among them. Long
+# searches report progress through progressr; the kernel polls for
+# interrupts on the main thread.
 run_search <- function(spec, want, max_candidates, threshold = spec$threshold,
                        label = NULL, threads = mkt_threads()) {
-  if (!is.null(spec$buffer)) {
-    return(buffered_search(spec, want, max_candidates, threshold, threads))
+  if (want > 1 || !is.null(spec$buffer)) {
+    return(draw_assignments(spec, seq_len(want), draw_cpp_seed(),
+                            budget = ceiling(max_candidates / want), threshold = threshold,
+                            threads = threads))
   }
-  progress <- NULL
-  if (!is.null(label)) {
-    p <- progressr::progressor(steps = 100L, label = label)
-    reported <- 0L
-    progress <- function(done) {
-      now <- as.integer(floor(100 * done / max_candidates))
-      if (now > reported) {
-        p(amount = now - reported)
-        reported <<- now
-      }
-      invisible(NULL)
-    }
-  }
-  cpp_rerandomize_search(
+  progress <- search_progress(label, max_candidates)
+  res <- cpp_rerandomize_first(
     spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
     spec$crit_type, spec$block_start, threshold, draw_cpp_seed(),
-    want, max_candidates, 4096L, threads, progress
+    max_candidates, 4096L, threads, progress
   )
+  if (!is.null(progress)) progress(res$candidates)
+  res
+}
+
+# A progress callback for a search of at most `max_candidates`, or NULL.
+search_progress <- function(label, max_candidates) {
+  if (is.null(label)) return(NULL)
+  p <- progressr::progressor(steps = 100L, label = label)
+  reported <- 0L
+  function(done) {
+    now <- as.integer(floor(100 * done / max_candidates))
+    if (now > reported) {
+      p(amount = now - reported)
+      reported <<- now
+    }
+    invisible(NULL)
+  }
+}
+
+# One accepted assignment per replicate index in `replicates`, replicate i
+# drawing from stream i of `seed` until a candidate passes (at most `budget`
+# candidates): the assignment of replicate i depends only on the seed and i,
+# so a resampling loop gives the same draws for any chunk size, plan or
+# thread count. A design with a buffer re-applies its rule to every
+# candidate (unless `buffered = FALSE`: then the base design's candidates).
+# Returns the found assignments in replicate order, their criterion values,
+# the candidates drawn, the best criterion seen and which replicates found one.
+draw_assignments <- function(spec, replicates, seed, budget, threshold = spec$threshold,
+                             threads = mkt_threads(), buffered = !is.null(spec$buffer)) {
+  res <- cpp_rerandomize_each(
+    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
+    spec$crit_type, spec$block_start, as.numeric(threshold), seed, as.numeric(replicates),
+    budget, threads, if (buffered) buffer_kernel_spec(spec), NULL
+  )
+  found <- res$found == 1L
+  list(assignments = res$assignments[, found, drop = FALSE],
+       values = res$values[, found, drop = FALSE], candidates = sum(res$candidates),
+       best = min(res$best, Inf), found = found, coin_flips = res$coin_flips)
+}
+
+# The buffer rule as the kernel reads it.
+buffer_kernel_spec <- function(spec) {
+  b <- spec$buffer
+  list(X = b$X, L = spec$L, s_idx0 = b$s_idx - 1L, n1 = b$n1, pi_s = b$pi_s,
+       nb_start = b$nb_start, nb_idx = b$nb_idx, min_controls = b$min_controls)
 }
 
 expected_acceptable <- function(strata, alloc, p_accept) {
@@ -150,17 +188,12 @@ buffered_values <- function(spec, W, threads = mkt_threads()) {
   res
 }
 
-# Candidates of the base design (complete randomization within strata) from
-# the C++ kernel, with every threshold open. Small requests run on one
-# thread: starting a parallel region costs more than they take, and the
-# draws do not depend on the thread count.
+# Candidates of the base design (complete randomization within strata),
+# every threshold open, one per replicate stream.
 base_draws <- function(spec, m, threads = mkt_threads()) {
-  if (as.numeric(m) * length(spec$units) < 4e6) threads <- 1L
-  cpp_rerandomize_search(
-    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
-    spec$crit_type, spec$block_start, rep(Inf, spec$n_blocks), draw_cpp_seed(),
-    m, m, 4096L, threads, NULL
-  )$assignments
+  draw_assignments(spec, seq_len(m), draw_cpp_seed(), budget = 1,
+                   threshold = rep(Inf, spec$n_blocks), threads = threads,
+                   buffered = FALSE)$assignments
 }
 
 # Which buffered candidates pass: admissible (finite values; an open
@@ -171,68 +204,66 @@ passes <- function(values, threshold) {
   ok
 }
 
-# The buffered counterpart of the kernel search: base candidates are drawn
-# in C++ in chunks, the buffer and the criterion are applied in R, and the
-# first `want` that pass are kept, in the order drawn.
-buffered_search <- function(spec, want, max_candidates, threshold, threads = mkt_threads()) {
-  cap <- max(256, floor(4e6 / length(spec$units)))
-  found <- list()
-  vals <- list()
-  n_found <- 0
-  candidates <- 0
-  best <- Inf
-  while (n_found < want && candidates < max_candidates) {
-    need <- ceiling(1.5 * (want - n_found) / max(spec$buffer$rate, 1e-6)) + 64
-    m <- min(cap, max_candidates - candidates, need)
-    W <- base_draws(spec, m, threads)
-    v <- buffered_values(spec, W)
-    total <- colSums(v$values)
-    best <- min(best, total)
-    ok <- which(passes(v$values, threshold))
-    if (length(ok) > want - n_found) {
-      ok <- ok[seq_len(want - n_found)]
-      m <- max(ok)
-    }
-    candidates <- candidates + m
-    n_found <- n_found + length(ok)
-    found[[length(found) + 1L]] <- W[, ok, drop = FALSE]
-    vals[[length(vals) + 1L]] <- v$values[, ok, drop = FALSE]
-  }
-  list(assignments = do.call(cbind, found), values = do.call(cbind, vals),
-       candidates = candidates, best = best)
-}
-
-# Accepted assignments (columns) of the rule with thresholds `threshold`:
-# all of them when enumerating, otherwise `n_draws` drawn on the resampling layer.
-# With a buffer the same rule is re-applied to every assignment: the buffer
-# is recomputed, inadmissible assignments are dropped, and balance is
-# measured against the retained controls (buffered_values()).
-reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate) {
+# Accepted assignments of the rule with thresholds `threshold`: all of them
+# when enumerating, otherwise `n_draws` drawn on the resampling layer, one
+# per replicate from the replicate's own stream (draw_assignments()), so the
+# pool is the same for any chunk size, plan and thread count. With a buffer
+# the same rule is re-applied to every assignment: the buffer is recomputed,
+# inadmissible assignments are dropped, and balance is measured against the
+# retained controls.
+#
+# Without `summarise` the assignments (N x R) are returned. With it, each
+# chunk is reduced at once to summarise(W) (columns bound over chunks) and
+# the number of times each cluster is treated, so a pool of ten million draws
+# never holds their assignments. `rate` is the rule's acceptance rate: each
+# replicate may draw 100 / rate candidates (at least a million) before the
+# rule is declared too rare.
+reference_pool <- function(spec, threshold, exact, n_draws, chunk_size, rate,
+                           summarise = NULL, call = rlang::caller_env()) {
+  n <- length(spec$units)
   if (exact) {
+    n_total <- exp(sum(lchoose(diff(spec$start), spec$n_treated)))
+    check_memory(4 * n * n_total, "Enumerating every assignment",
+                 "Lower {.arg exact_max} so that the assignments are drawn instead.", call = call)
     open <- if (is.null(spec$buffer)) threshold else rep(Inf, length(threshold))
     en <- cpp_rerandomize_enumerate(spec$z, spec$units, spec$start, spec$n_treated,
                                     spec$crit_type, spec$block_start, open)
+    W <- en$assignments
     if (!is.null(spec$buffer)) {
-      keep <- passes(buffered_values(spec, en$assignments)$values, threshold)
-      return(list(assignments = en$assignments[, keep, drop = FALSE], candidates = en$total))
+      W <- W[, passes(buffered_values(spec, W)$values, threshold), drop = FALSE]
     }
-    return(list(assignments = en$assignments, candidates = en$total))
+    if (is.null(summarise)) return(list(assignments = W, candidates = en$total))
+    return(list(summaries = summarise(W), row_sums = rowSums(W), n = ncol(W),
+                candidates = en$total))
   }
-  budget <- max(1e6, 100 * chunk_size / max(rate, 1e-12))
+  per_draw <- if (is.null(summarise)) 4 * n else 5 * 8
+  check_memory(2 * per_draw * n_draws, "The reference assignments",
+               "Use fewer {.arg n_draws}.", call = call)
+  budget <- max(1e6, ceiling(100 / max(rate, 1e-12)))
+  seed <- draw_cpp_seed()
   chunks <- resample_chunks(n_draws, function(idx) {
-    res <- run_search(spec, want = length(idx), max_candidates = budget,
-                      threshold = threshold)
-    if (ncol(res$assignments) < length(idx)) {
+    res <- draw_assignments(spec, idx, seed, budget, threshold)
+    if (!all(res$found)) {
       abort_mkt("no_acceptable_assignment", c(
-        "Drawing reference assignments failed: {ncol(res$assignments)} of {length(idx)} found in {format(budget)} candidates.",
+        "Drawing reference assignments failed: {sum(!res$found)} of {length(idx)} draws found no accepted assignment in {format(budget, big.mark = ',')} candidates each.",
         i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
       ))
     }
-    res
+    if (is.null(summarise)) {
+      return(list(assignments = res$assignments, candidates = res$candidates))
+    }
+    list(summaries = summarise(res$assignments), row_sums = rowSums(res$assignments),
+         candidates = res$candidates)
   }, chunk_size = chunk_size, label = "reference assignments", each = "chunk",
     globals = list())
-  list(assignments = do.call(cbind, lapply(chunks, `[[`, "assignments")),
-       candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")))
+  candidates <- sum(vapply(chunks, `[[`, numeric(1), "candidates"))
+  if (is.null(summarise)) {
+    return(list(assignments = do.call(cbind, lapply(chunks, `[[`, "assignments")),
+                candidates = candidates))
+  }
+  list(summaries = do.call(cbind, lapply(chunks, `[[`, "summaries")),
+       row_sums = Reduce(`+`, lapply(chunks, `[[`, "row_sums")), n = n_draws,
+       candidates = candidates)
 }
 
 # Inverse-probability weights of each cluster in the treated and control
@@ -245,23 +276,39 @@ arm_weights <- function(design) {
   list(treated = 1 / pmax(p[, "treated"], floor_p), control = 1 / pmax(p[, "control"], floor_p))
 }
 
-# Design covariates plus stratum indicators, centred at the full-sample mean.
-lin_covariates <- function(design) {
-  x <- design$X
-  if (nlevels(design$strata) > 1L) {
-    dummies <- stats::model.matrix(~ design$strata)[, -1, drop = FALSE]
-    x <- cbind(x, dummies)
+# The regressors of Lin's estimator besides the treatment, decided here
+# once for experiment_effect(), randomization_test(statistic = "lin_t") and
+# design_power(method = "lin"): the covariates X and, when every stratum
+# holds at least two clusters in each arm (`n_treated`, `n_control` per
+# stratum), the stratum indicators. Smaller strata (matched pairs) leave
+# their indicators out: with them every arm would need a parameter per
+# stratum (31 for 15 pairs of 30 clusters), more than it has clusters.
+lin_regressors <- function(X, strata, n_treated, n_control) {
+  if (!is.null(strata) && nlevels(strata) > 1L && all(n_treated >= 2L & n_control >= 2L)) {
+    X <- cbind(X, stats::model.matrix(~ strata)[, -1, drop = FALSE])
   }
+  X
+}
+
+# Lin's regressors of a design (lin_regressors()), centred at the
+# full-sample mean.
+lin_covariates <- function(design) {
+  alloc <- design$n_treated_by_stratum
+  x <- lin_regressors(design$X, design$strata, alloc, as.vector(table(design$strata)) - alloc)
   x <- sweep(x, 2, colMeans(x))
   storage.mode(x) <- "double"
   x
 }
 
 # Centred stratum indicators: Lin's regression on them is the
-# stratum-weighted difference in means.
+# stratum-weighted difference in means. When strata are too small for them
+# (lin_regressors(): matched pairs) they are left out as in the Lin rows of
+# experiment_effect(); with pairs, treating one of two in every pair, the
+# plain difference in means is the stratum-weighted one.
 strata_covariates <- function(design) {
-  if (nlevels(design$strata) < 2L) return(matrix(0, length(design$ids), 0L))
-  x <- stats::model.matrix(~ design$strata)[, -1, drop = FALSE]
+  alloc <- design$n_treated_by_stratum
+  x <- lin_regressors(matrix(0, length(design$ids), 0L), design$strata, alloc,
+                      as.vector(table(design$strata)) - alloc)
   sweep(x, 2, colMeans(x))
 }
 

@@ -81,8 +81,10 @@
 #'   replayed on every window).
 #' @param reference_draws Reference assignments of the randomization test
 #'   (with `inference = "randomization"`).
-#' @param chunk_size Assignments per chunk of the resampling layer; keep it
-#'   unchanged to reproduce results.
+#' @param chunk_size Assignments per chunk of the resampling layer. It does
+#'   not change the results: simulated experiment i replays the assignment
+#'   drawn from its own random stream, fixed by the seed and i, for any chunk
+#'   size, future plan and number of threads.
 #' @param target_power Power defining the minimum detectable effect.
 #' @param alpha Two-sided level of the test.
 #' @param ... Must be empty.
@@ -190,13 +192,16 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
                    rate = design$acceptance_rate)$assignments
   }
   x_fit <- if (method == "lin") lin_covariates(design) else strata_covariates(design)
-  budget <- max(1e6, 100 * chunk_size / max(design$acceptance_rate, 1e-12))
+  # Simulated experiment i replays the assignment of stream i of one seed:
+  # the same for any chunk size, plan and thread count.
+  budget <- max(1e6, ceiling(100 / max(design$acceptance_rate, 1e-12)))
+  seed <- draw_cpp_seed()
 
   chunks <- resample_chunks(n_draws, function(idx) {
-    res <- run_search(spec, want = length(idx), max_candidates = budget)
-    if (ncol(res$assignments) < length(idx)) {
+    res <- draw_assignments(spec, idx, seed, budget)
+    if (!all(res$found)) {
       abort_mkt("no_acceptable_assignment", c(
-        "Drawing assignments failed: {ncol(res$assignments)} of {length(idx)} found in {format(budget)} candidates.",
+        "Drawing assignments failed: {sum(!res$found)} of {length(idx)} draws found no accepted assignment in {format(budget, big.mark = ',')} candidates each.",
         i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
       ))
     }

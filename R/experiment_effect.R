@@ -362,13 +362,11 @@ fit_lin <- function(units, strata, alpha, buf = NULL) {
 # than over the clusters that happen to stay outside the buffer.
 lin_row <- function(units, X, strata, alpha, buf = NULL, call = rlang::caller_env()) {
   if (!is.null(strata)) {
-    arm_counts <- table(strata, units$treat)
-    n_arm <- if (is.null(units$cluster)) arm_counts else
-      table(strata[!duplicated(units$cluster)], units$treat[!duplicated(units$cluster)])
-    if (all(n_arm >= 2L)) {
-      D <- stats::model.matrix(~ strata)[, -1, drop = FALSE]
-      X <- cbind(X, D)
-    } else if (is.null(X)) {
+    first <- if (is.null(units$cluster)) TRUE else !duplicated(units$cluster)
+    n_arm <- table(strata[first], factor(units$treat[first], levels = 0:1))
+    # The same rule as the randomization test's Lin statistic.
+    X <- lin_regressors(X, strata, n_arm[, "1"], n_arm[, "0"])
+    if (is.null(X)) {
       abort_mkt("strata_too_small", c(
         "Some strata have a single treated or control cluster, so their variance cannot be estimated.",
         i = "Merge small strata into larger ones, or pair every cluster (all strata of size two)."

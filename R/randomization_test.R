@@ -52,17 +52,25 @@
 #' @param design A design from [rerandomize()].
 #' @param statistic `"diff_in_means"` (stratum-weighted difference in means)
 #'   or `"lin_t"` (Lin's regression-adjusted estimator on the design
-#'   covariates and stratum indicators, divided by its HC2 standard error;
-#'   Zhao and Ding 2021 show it also keeps asymptotic validity for the weak
-#'   null).
+#'   covariates, divided by its HC2 standard error; Zhao and Ding 2021 show
+#'   it also keeps asymptotic validity for the weak null). Stratum indicators
+#'   join the covariates when every stratum holds at least two clusters in
+#'   each arm, exactly as in the Lin row of [experiment_effect()]; matched
+#'   pairs therefore use the covariates alone. When Lin's regression cannot
+#'   be fitted under some assignment (an arm with fewer clusters than
+#'   regressors, or a covariate constant within an arm), the error
+#'   `mktcausal_error_collinear` says so.
 #' @param alternative `"two.sided"`, `"greater"` or `"less"`.
 #' @param null The constant effect \eqn{\tau_0} under the null hypothesis.
 #' @param exact_max Enumerate when the base design has at most this many
 #'   assignments.
 #' @param n_draws Number of reference assignments for each reference
 #'   distribution when not enumerating.
-#' @param chunk_size Reference draws per chunk of the resampling layer; keep
-#'   it unchanged to reproduce results.
+#' @param chunk_size Reference draws per chunk of the resampling layer: the
+#'   unit of work and of progress. It does not change the results: each
+#'   reference draw comes from its own random stream, fixed by the seed and
+#'   the draw's index, so the same seed gives the same p-value for any chunk
+#'   size, future plan and number of threads.
 #' @param alpha One minus the confidence level of the interval.
 #' @param ... Must be empty.
 #' @return A fit of class `c("mkt_randomization_test", "mkt_fit")` (see
@@ -115,6 +123,8 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
                                    call = NULL, vars = NULL, caller = rlang::caller_env()) {
   alpha <- check_alpha(alpha, call = caller)
   n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7, call = caller)
+  exact_max <- check_count(exact_max, "exact_max", min = 0, large = TRUE, call = caller)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1, call = caller)
   if (!is.numeric(null) || length(null) != 1L || !is.finite(null)) {
     abort_mkt("bad_argument", "{.arg null} must be one finite number.", call = caller)
   }
@@ -130,15 +140,19 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
   n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
   exact <- n_total <= exact_max
 
-  pools <- list(
-    conditional = reference_pool(spec, design$threshold, exact, n_draws, chunk_size,
-                                 design$acceptance_rate),
-    unconditional = reference_pool(spec, rep(Inf, length(design$threshold)), exact,
-                                   n_draws, chunk_size, 1)
-  )
   summarise <- statistic_summary(design, y, statistic)
   obs <- summarise(matrix(design$treated, ncol = 1L))
-  refs <- lapply(pools, function(p) summarise(p$assignments))
+  check_statistic(obs, statistic, "the observed assignment", caller)
+  # Each chunk of reference draws is reduced to its summaries at once.
+  pools <- list(
+    conditional = reference_pool(spec, design$threshold, exact, n_draws, chunk_size,
+                                 design$acceptance_rate, summarise = summarise, call = caller),
+    unconditional = reference_pool(spec, rep(Inf, length(design$threshold)), exact,
+                                   n_draws, chunk_size, 1, summarise = summarise, call = caller)
+  )
+  refs <- lapply(pools, `[[`, "summaries")
+  check_statistic(refs$conditional, statistic, "some reference assignments", caller)
+  check_statistic(refs$unconditional, statistic, "some reference assignments", caller)
 
   curves <- lapply(refs, function(ref) {
     function(tau0) randomization_p(tau0, obs, ref, alternative, exact)
@@ -148,7 +162,7 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
   ci <- lapply(curves, invert_test, estimate = estimate, scale = scale,
                alpha = alpha, alternative = alternative)
   p <- vapply(curves, function(f) f(null), numeric(1))
-  n_ref <- vapply(pools, function(x) ncol(x$assignments), numeric(1))
+  n_ref <- vapply(pools, `[[`, numeric(1), "n")
   mc_se <- if (exact) c(0, 0) else sqrt(p * (1 - p) / n_ref)
 
   if (buffered && null != 0) {
@@ -208,13 +222,26 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
                    stringsAsFactors = FALSE)),
       clusters = data.frame(id = design$ids, stratum = as.character(design$strata),
                             treated = design$treated, arm = arm, outcome = y,
-                            prob_treated = rowMeans(pools$conditional$assignments),
+                            prob_treated = pools$conditional$row_sums / n_ref[["conditional"]],
                             stringsAsFactors = FALSE)
     ),
     exact = exact, reference = reference, summaries = list(obs = obs, refs = refs),
     statistic_name = statistic, null = null, alternative = alternative,
     buffered = buffered, mc_se = mc_se
   )
+}
+
+# The statistic must exist for every assignment: Lin's estimator needs more
+# clusters in each arm than it has regressors, and regressors that vary
+# within each arm.
+check_statistic <- function(s, statistic, what, call) {
+  bad <- !is.finite(s["A", ]) | !is.finite(s["B", ]) |
+    (statistic == "lin_t" & (!is.finite(s["P", ]) | !is.finite(s["Q", ]) | !is.finite(s["S", ])))
+  if (!any(bad)) return(invisible(TRUE))
+  abort_mkt("collinear", c(
+    "Lin's regression cannot be fitted under {what}: an arm has fewer clusters than regressors, or a covariate that does not vary within it.",
+    i = "Balance on fewer covariates in {.fn rerandomize}, or use {.code statistic = \"diff_in_means\"}."
+  ), call = call)
 }
 
 # Returns a function mapping assignments (n x R) to the 5 x R summaries

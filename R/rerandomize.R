@@ -75,7 +75,9 @@
 #' @param id Name of the column holding cluster ids; by default the id column
 #'   of a [geo_units()] table, otherwise row numbers.
 #' @param max_candidates Largest number of candidates to draw before giving
-#'   up with the error `mktcausal_error_no_acceptable_assignment`.
+#'   up with the error `mktcausal_error_no_acceptable_assignment`, up to
+#'   `1e12`. The search stops at the first accepted candidate; `$candidates`
+#'   (a double) is its position in the stream of candidates.
 #' @param n_draws Number of base-design draws used to calibrate and
 #'   describe the criterion.
 #' @param min_per_arm Smallest number of treated and of control clusters
@@ -217,8 +219,11 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     calibration = calib$values,
     n_acceptable = expected_acceptable(strata, alloc, prod(accept)) *
       if (is.null(rule)) 1 else calib$admissible_rate,
-    variance_reduction = if (is.null(rule)) variance_reduction(spec, cov$X, strata, alloc) else
-      calib$variance_reduction,
+    variance_reduction = if (is.null(rule)) {
+      variance_reduction(spec, cov$X, strata, alloc, calib$acceptance_rate)
+    } else {
+      calib$variance_reduction
+    },
     min_per_arm = min_per_arm,
     spec = spec
   ), class = "mkt_design")
@@ -270,11 +275,11 @@ calibrate_threshold <- function(spec, accept, threshold, n_draws) {
 # (1 - v_a). In whitened coordinates each block b shrinks its variance by
 # v_b = P(chi2_{k_b+2} <= a_b) / P(chi2_{k_b} <= a_b); a covariate mixes the
 # blocks through the rows of the Cholesky factor.
-variance_reduction <- function(spec, X, strata, alloc) {
+variance_reduction <- function(spec, X, strata, alloc, rate) {
   k <- diff(spec$block_start)
   a <- spec$threshold
   if (spec$crit_type == 1L) {
-    return(empirical_variance_reduction(spec, X))
+    return(empirical_variance_reduction(spec, X, rate))
   }
   v <- rem_va(a, k)
   vb <- rep(v, k)
@@ -284,8 +289,8 @@ variance_reduction <- function(spec, X, strata, alloc) {
   red
 }
 
-empirical_variance_reduction <- function(spec, X, n = 2000L) {
-  acc <- run_search(spec, want = n, max_candidates = 1e8)
+empirical_variance_reduction <- function(spec, X, rate, n = 2000L) {
+  acc <- run_search(spec, want = n, max_candidates = n * max(1e6, 100 / max(rate, 1e-9)))
   imb <- crossprod(acc$assignments, t(spec$z))  # n x k standardized imbalances
   red <- 1 - apply(imb, 2, stats::var)
   names(red) <- colnames(X)
@@ -347,7 +352,7 @@ calibrate_buffered <- function(spec, accept, n_draws, strata,
 # design's whole rule, from accepted draws. Fixed once the design is made, so
 # statistics weighted by them are fixed functions of the assignment.
 arm_probabilities <- function(spec, threshold, ids, n = 2000L) {
-  res <- buffered_search(spec, n, max(1e6, 100 * n / max(spec$buffer$rate, 1e-9)), threshold)
+  res <- run_search(spec, n, n * max(1e6, 100 / max(spec$buffer$rate, 1e-9)), threshold)
   W <- res$assignments
   retained <- W == 0L & !treated_neighbour(spec$buffer$nb, W)
   p <- cbind(treated = rowMeans(W), control = rowMeans(retained))

@@ -245,9 +245,9 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_rerandomize_search
-Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double want, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
-RcppExport SEXP _mktcausal_cpp_rerandomize_search(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP wantSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
+// cpp_rerandomize_first
+Rcpp::List cpp_rerandomize_first(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_rerandomize_first(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -260,12 +260,35 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type block_start(block_startSEXP);
     Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type threshold(thresholdSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
-    Rcpp::traits::input_parameter< double >::type want(wantSEXP);
     Rcpp::traits::input_parameter< double >::type max_candidates(max_candidatesSEXP);
     Rcpp::traits::input_parameter< int >::type block_size(block_sizeSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_rerandomize_search(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, want, max_candidates, block_size, threads, progress));
+    rcpp_result_gen = Rcpp::wrap(cpp_rerandomize_first(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_rerandomize_each
+Rcpp::List cpp_rerandomize_each(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, const Rcpp::NumericVector& replicates, double budget, int threads, Rcpp::Nullable<Rcpp::List> buffer, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_rerandomize_each(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP replicatesSEXP, SEXP budgetSEXP, SEXP threadsSEXP, SEXP bufferSEXP, SEXP progressSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type z(zSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type units(unitsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type start(startSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type n_small(n_smallSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type small_treated(small_treatedSEXP);
+    Rcpp::traits::input_parameter< int >::type crit_type(crit_typeSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type block_start(block_startSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type threshold(thresholdSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type replicates(replicatesSEXP);
+    Rcpp::traits::input_parameter< double >::type budget(budgetSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::List> >::type buffer(bufferSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_rerandomize_each(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, replicates, budget, threads, buffer, progress));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -513,7 +536,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_cf_param_errors_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_errors_chunk, 18},
     {"_mktcausal_cpp_cf_param_boot_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_boot_chunk, 22},
     {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 11},
-    {"_mktcausal_cpp_rerandomize_search", (DL_FUNC) &_mktcausal_cpp_rerandomize_search, 14},
+    {"_mktcausal_cpp_rerandomize_first", (DL_FUNC) &_mktcausal_cpp_rerandomize_first, 13},
+    {"_mktcausal_cpp_rerandomize_each", (DL_FUNC) &_mktcausal_cpp_rerandomize_each, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},

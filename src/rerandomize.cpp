@@ -1,6 +1,7 @@
 // Rcpp shim for the re-randomization kernels: maps R objects onto the plain
-// C++ structures of rerandomize.h and lin_stats.h, and polls for interrupts
-// on the main thread.
+// C++ structures of rerandomize.h and lin_stats.h, polls for interrupts (and
+// reports progress) on the main thread, and turns an interrupt into R's once
+// the kernel's threads are done.
 #include <Rcpp.h>
 #include <RcppEigen.h>
 
@@ -34,45 +35,135 @@ uint64_t make_seed(const Rcpp::IntegerVector& seed) {
          static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
 }
 
-struct Poller {
-  Rcpp::Nullable<Rcpp::Function> progress;
-  bool operator()(int64_t done) const {
-    Rcpp::checkUserInterrupt();
-    if (progress.isNotNull()) {
-      Rcpp::Function f(progress);
-      f(static_cast<double>(done));
+void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
+
+struct ProgressCall {
+  SEXP fn;
+  double done;
+};
+
+void call_progress_fn(void* data) {
+  const ProgressCall* pc = static_cast<const ProgressCall*>(data);
+  SEXP arg = PROTECT(Rf_ScalarReal(pc->done));
+  SEXP call = PROTECT(Rf_lang2(pc->fn, arg));
+  Rf_eval(call, R_GlobalEnv);
+  UNPROTECT(2);
+}
+
+// Runs on R's main thread (thread 0 of the kernels' parallel regions), and
+// never jumps out of C++: R_ToplevelExec catches the interrupt (or an error
+// of the progress handler, which then stops the loop too). Returns true to
+// stop; the shim turns that into an R interrupt once the threads are done.
+struct RPoll {
+  SEXP progress = R_NilValue;
+  bool operator()(double done) {
+    if (R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE) return true;
+    if (progress != R_NilValue) {
+      ProgressCall pc{progress, done};
+      if (R_ToplevelExec(call_progress_fn, &pc) == FALSE) return true;
     }
     return false;
   }
 };
 
+SEXP progress_sexp(const Rcpp::Nullable<Rcpp::Function>& progress) {
+  return progress.isNotNull() ? static_cast<SEXP>(progress) : R_NilValue;
+}
+
+[[noreturn]] void interrupted() { throw Rcpp::internal::InterruptedException(); }
+
 }  // namespace
 
+// The first accepted candidate of the seed's stream (rerandomize()).
 // [[Rcpp::export]]
-Rcpp::List cpp_rerandomize_search(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units,
-                                  const Rcpp::IntegerVector& start,
-                                  const Rcpp::IntegerVector& n_small,
-                                  const Rcpp::IntegerVector& small_treated, int crit_type,
-                                  const Rcpp::IntegerVector& block_start,
-                                  const Rcpp::NumericVector& threshold,
-                                  const Rcpp::IntegerVector& seed, double want,
-                                  double max_candidates, int block_size, int threads,
-                                  Rcpp::Nullable<Rcpp::Function> progress) {
+Rcpp::List cpp_rerandomize_first(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units,
+                                 const Rcpp::IntegerVector& start,
+                                 const Rcpp::IntegerVector& n_small,
+                                 const Rcpp::IntegerVector& small_treated, int crit_type,
+                                 const Rcpp::IntegerVector& block_start,
+                                 const Rcpp::NumericVector& threshold,
+                                 const Rcpp::IntegerVector& seed, double max_candidates,
+                                 int block_size, int threads,
+                                 Rcpp::Nullable<Rcpp::Function> progress) {
   const mkt::StrataSpec strata = make_strata(units, start, n_small, small_treated);
   const mkt::CriterionSpec crit = make_criterion(crit_type, block_start, threshold);
   const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
-  Poller poll{progress};
-  const mkt::SearchResult res =
-      mkt::search(sc, make_seed(seed), static_cast<int64_t>(want),
-                  static_cast<int64_t>(max_candidates), block_size, threads, poll);
-  Rcpp::IntegerMatrix assign(sc.n, static_cast<int>(res.n_found));
-  std::copy(res.assignments.begin(), res.assignments.end(), assign.begin());
-  Rcpp::NumericMatrix values(sc.n_values(), static_cast<int>(res.n_found));
+  RPoll poll{progress_sexp(progress)};
+  const mkt::FirstResult res =
+      mkt::search_first(sc, make_seed(seed), static_cast<int64_t>(max_candidates), block_size,
+                        threads, poll);
+  if (res.interrupted) interrupted();
+  const int n_found = res.found ? 1 : 0;
+  Rcpp::IntegerMatrix assign(sc.n, n_found);
+  std::copy(res.assignment.begin(), res.assignment.end(), assign.begin());
+  Rcpp::NumericMatrix values(sc.n_values(), n_found);
   std::copy(res.values.begin(), res.values.end(), values.begin());
   return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
-                            Rcpp::_["candidates"] = static_cast<double>(res.candidates),
+                            Rcpp::_["candidates"] = res.candidates,
                             Rcpp::_["best"] = res.best,
                             Rcpp::_["coin_flips"] = sc.coin_flips);
+}
+
+// One accepted assignment per replicate index (each from its own stream),
+// optionally under a buffer rule (a list from R/design-core.R's
+// buffer_spec(), with L, crit thresholds in `threshold`).
+// [[Rcpp::export]]
+Rcpp::List cpp_rerandomize_each(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units,
+                                const Rcpp::IntegerVector& start,
+                                const Rcpp::IntegerVector& n_small,
+                                const Rcpp::IntegerVector& small_treated, int crit_type,
+                                const Rcpp::IntegerVector& block_start,
+                                const Rcpp::NumericVector& threshold,
+                                const Rcpp::IntegerVector& seed,
+                                const Rcpp::NumericVector& replicates, double budget,
+                                int threads, Rcpp::Nullable<Rcpp::List> buffer,
+                                Rcpp::Nullable<Rcpp::Function> progress) {
+  const mkt::StrataSpec strata = make_strata(units, start, n_small, small_treated);
+  const bool buffered = buffer.isNotNull();
+  const int nb = crit_type == 0 ? static_cast<int>(block_start.size()) - 1 : 1;
+  // With a buffer the base draws are unrestricted and the rule's thresholds
+  // apply to the buffered criterion.
+  const mkt::CriterionSpec crit = make_criterion(
+      crit_type, block_start, buffered ? Rcpp::NumericVector(nb, R_PosInf) : threshold);
+  const mkt::CriterionSpec buf_crit = make_criterion(crit_type, block_start, threshold);
+  const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
+  mkt::BufferSpec b;
+  Rcpp::NumericMatrix bx, bL;
+  if (buffered) {
+    const Rcpp::List bl(buffer.get());
+    bx = Rcpp::as<Rcpp::NumericMatrix>(bl["X"]);
+    bL = Rcpp::as<Rcpp::NumericMatrix>(bl["L"]);
+    const Rcpp::IntegerVector s_idx = bl["s_idx0"];
+    const Rcpp::NumericVector n1 = bl["n1"];
+    const Rcpp::NumericVector pi_s = bl["pi_s"];
+    const Rcpp::IntegerVector nb_start = bl["nb_start"];
+    const Rcpp::IntegerVector nb_idx = bl["nb_idx"];
+    b.x = bx.begin();
+    b.n = bx.nrow();
+    b.k = bx.ncol();
+    b.stratum.assign(s_idx.begin(), s_idx.end());
+    b.n_treated.assign(n1.begin(), n1.end());
+    b.weight.assign(pi_s.begin(), pi_s.end());
+    b.nb_start.assign(nb_start.begin(), nb_start.end());
+    b.nb_idx.assign(nb_idx.begin(), nb_idx.end());
+    b.L = bL.begin();
+    b.min_controls = Rcpp::as<int>(bl["min_controls"]);
+  }
+  const int64_t R = replicates.size();
+  const int nv = buffered ? nb : sc.n_values();
+  Rcpp::IntegerMatrix assign(sc.n, static_cast<int>(R));
+  Rcpp::NumericMatrix values(nv, static_cast<int>(R));
+  Rcpp::NumericVector candidates(R), best(R);
+  Rcpp::IntegerVector found(R);
+  RPoll poll{progress_sexp(progress)};
+  const bool done = mkt::search_each(sc, buffered ? &b : nullptr, &buf_crit, make_seed(seed),
+                                     replicates.begin(), R, static_cast<int64_t>(budget),
+                                     threads, poll, assign.begin(), values.begin(),
+                                     candidates.begin(), best.begin(), found.begin());
+  if (!done) interrupted();
+  return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
+                            Rcpp::_["candidates"] = candidates, Rcpp::_["best"] = best,
+                            Rcpp::_["found"] = found, Rcpp::_["coin_flips"] = sc.coin_flips);
 }
 
 // [[Rcpp::export]]
@@ -89,12 +180,12 @@ Rcpp::NumericMatrix cpp_rerandomize_score(const Rcpp::NumericMatrix& z,
   const mkt::CriterionSpec crit =
       make_criterion(crit_type, block_start, Rcpp::NumericVector(nb, R_PosInf));
   const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
-  Poller poll{R_NilValue};
-  bool interrupted = false;
-  const std::vector<double> vals = mkt::score(sc, make_seed(seed), static_cast<int64_t>(n_draws),
-                                              block_size, threads, poll, interrupted);
   Rcpp::NumericMatrix out(sc.n_values(), static_cast<int>(n_draws));
-  std::copy(vals.begin(), vals.end(), out.begin());
+  RPoll poll;
+  if (!mkt::score(sc, make_seed(seed), static_cast<int64_t>(n_draws), block_size, threads, poll,
+                  out.begin())) {
+    interrupted();
+  }
   return out;
 }
 
@@ -111,7 +202,10 @@ Rcpp::List cpp_rerandomize_enumerate(const Rcpp::NumericMatrix& z,
   const mkt::CriterionSpec crit = make_criterion(crit_type, block_start, threshold);
   const mkt::Scorer sc(z.begin(), z.nrow(), z.ncol(), strata, crit);
   const std::vector<int> nt(n_treated.begin(), n_treated.end());
-  const mkt::Enumeration res = mkt::enumerate(sc, nt);
+  RPoll poll;
+  bool stopped = false;
+  const mkt::Enumeration res = mkt::enumerate(sc, nt, poll, stopped);
+  if (stopped) interrupted();
   Rcpp::IntegerMatrix assign(sc.n, static_cast<int>(res.n_found));
   std::copy(res.assignments.begin(), res.assignments.end(), assign.begin());
   Rcpp::NumericMatrix values(sc.n_values(), static_cast<int>(res.n_found));
@@ -127,8 +221,15 @@ Rcpp::NumericMatrix cpp_lin_stats(const Eigen::Map<Eigen::VectorXd> y,
                                   const Rcpp::IntegerMatrix& assign, int threads) {
   const int n = assign.nrow();
   const int R = assign.ncol();
+  if (y.size() != n || v.size() != n || x.rows() != n) {
+    Rcpp::stop("cpp_lin_stats: y, v, x and the assignments need %d rows", n);
+  }
   Rcpp::NumericMatrix out(5, R);
-  mkt::lin_many(y, v, x, assign.begin(), n, R, threads, out.begin());
+  RPoll poll;
+  if (!mkt::lin_many(y.data(), v.data(), x.data(), n, static_cast<int>(x.cols()) + 1,
+                     assign.begin(), R, threads, poll, out.begin())) {
+    interrupted();
+  }
   Rcpp::rownames(out) = Rcpp::CharacterVector::create("A", "B", "P", "Q", "S");
   return out;
 }

@@ -16,18 +16,29 @@
 // Its sum then takes one table lookup per 8 clusters instead of one addition
 // per treated cluster. Which way a design draws depends only on its shape.
 //
-// Work is cut into blocks of `block_size` candidates. Block b always uses
-// stream b of the seed and starts from the identity permutation, so the
-// candidates, and which one is accepted first, do not depend on threads.
+// A search for one assignment (rerandomize()) cuts its stream into blocks of
+// `block_size` candidates. Block b always uses stream b of the seed and
+// starts from the identity permutation, so the candidates, and which one is
+// accepted first, do not depend on threads. Searches for many assignments
+// (reference draws, simulations) give each replicate its own stream, indexed
+// by the replicate's number in the resampling loop, so a replicate's
+// assignment does not depend on the chunk it is drawn in either.
 #ifndef MKTCAUSAL_RERANDOMIZE_H
 #define MKTCAUSAL_RERANDOMIZE_H
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "lin_stats.h"
 #include "rng.h"
 
 namespace mkt {
@@ -53,6 +64,17 @@ struct DrawState {
   std::vector<int> perm;
   std::vector<uint64_t> mask;
 };
+
+// Memory that threads write all the time must not share a cache line with
+// another thread's (false sharing made two threads slower than one). Each
+// thread's slice of a shared array is `padded(n)` doubles apart, and each
+// thread's own vectors keep 128 bytes of spare capacity after their data.
+inline std::size_t padded(std::size_t n) { return (n + 7) / 8 * 8 + 8; }
+
+template <class T>
+inline void pad(std::vector<T>& v) {
+  v.reserve(v.size() + 128 / sizeof(T) + 1);
+}
 
 // Bit count without the library call that __builtin_popcountll becomes when
 // the target does not promise a popcnt instruction (R's default flags).
@@ -95,12 +117,20 @@ struct Scorer {
     if (coin_flips) build_table();
   }
 
+  // Back to the identity permutation (the mask needs nothing: every draw
+  // overwrites it); never allocates.
+  void reset_state(DrawState& state) const {
+    if (!coin_flips) std::copy(strata.units.begin(), strata.units.end(), state.perm.begin());
+  }
+
   DrawState new_state() const {
     DrawState state;
     if (coin_flips) {
       state.mask.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+      pad(state.mask);
     } else {
       state.perm = strata.units;
+      pad(state.perm);
     }
     return state;
   }
@@ -351,184 +381,241 @@ struct Scorer {
   }
 };
 
-// Result of one block: accepted candidates (as their within-block index and
-// 0/1 assignment) and the best total criterion seen.
-struct BlockResult {
-  std::vector<int> accepted_index;
-  std::vector<int> assignments;  // n per accepted candidate
-  std::vector<double> values;    // n_values per accepted candidate
-  double best = std::numeric_limits<double>::infinity();
-  int64_t drawn = 0;
-};
+// --- running independent items on threads ------------------------------------
+//
+// Every parallel loop of this file (blocks of candidates, replicates, Lin
+// fits of reference draws) is a set of items whose results depend only on
+// their index, never on the thread that runs them. ItemQueue runs them:
+//
+// * the calling thread first runs items alone for `warmup` seconds, so a
+//   short job never pays for starting (and, on a busy machine, waiting for)
+//   a second thread;
+// * what is left runs in ONE parallel region, each thread claiming the next
+//   item from a shared counter: no barrier between items, and a thread that
+//   the system deschedules delays only the item it holds;
+// * the calling thread (thread 0, R's main thread) polls every `poll_every`
+//   seconds through `poll`, which returns true to stop (a user interrupt);
+//   every thread then stops at its next check.
+//
+// Items must neither allocate nor throw: their scratch is allocated before
+// (one slot per thread) and they write into memory allocated before. A job
+// can shrink itself with limit_to() (a search that has found what it needs):
+// items at or past the limit are not started, and running ones may stop
+// early (cancelled()).
+template <class Poll>
+class ItemQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
 
-inline void run_block(const Scorer& sc, uint64_t seed, int64_t block, int64_t size,
-                      int64_t max_accept, BlockResult& out) {
-  Xoshiro256pp rng(seed, static_cast<uint64_t>(block));
-  DrawState state = sc.new_state();
-  std::vector<double> s(sc.k), vals(sc.n_values());
-  out = BlockResult();
-  for (int64_t i = 0; i < size; ++i) {
-    sc.draw(rng, state, s.data(), vals.data());
-    ++out.drawn;
-    const double tot = sc.total(vals.data());
-    if (tot < out.best) out.best = tot;
-    if (sc.accepted(vals.data())) {
-      out.accepted_index.push_back(static_cast<int>(i));
-      const std::size_t off = out.assignments.size();
-      out.assignments.resize(off + sc.n);
-      sc.assignment(state, out.assignments.data() + off);
-      out.values.insert(out.values.end(), vals.begin(), vals.end());
-      if (static_cast<int64_t>(out.accepted_index.size()) >= max_accept) return;
+  ItemQueue(int64_t n_items, Poll& poll, double poll_every = 0.1)
+      : poll_(poll), poll_every_(poll_every), next_(0), limit_(n_items), stop_(false),
+        last_poll_(Clock::now()) {}
+
+  bool cancelled(int64_t item) const {
+    return stop_.load(std::memory_order_relaxed) ||
+           item >= limit_.load(std::memory_order_relaxed);
+  }
+  bool interrupted() const { return stop_.load(); }
+  int64_t limit() const { return limit_.load(); }
+  int64_t claimed() const { return std::min(next_.load(), limit_.load()); }
+
+  // Items from `n` on are no longer needed.
+  void limit_to(int64_t n) {
+    int64_t cur = limit_.load();
+    while (n < cur && !limit_.compare_exchange_weak(cur, n)) {
     }
   }
-}
 
-struct SearchResult {
-  std::vector<int> assignments;  // n x n_found, column-major
-  std::vector<double> values;    // n_values x n_found
-  int64_t n_found = 0;
-  int64_t candidates = 0;        // candidates drawn, in stream order, up to the last kept
+  // Called by items now and then; polls on thread 0 only.
+  void tick(int thread) {
+    if (thread != 0) return;
+    const Clock::time_point now = Clock::now();
+    if (std::chrono::duration<double>(now - last_poll_).count() < poll_every_) return;
+    last_poll_ = now;
+    if (poll_(claimed())) stop_.store(true);
+  }
+
+  // Runs item(i, thread) for i = 0, 1, ... below the limit.
+  template <class Item>
+  void run(int threads, double warmup, Item item) {
+    const Clock::time_point start = Clock::now();
+    while (!stop_.load()) {
+      const int64_t i = next_.load();
+      if (i >= limit_.load()) return;
+      if (threads > 1 && limit_.load() - i > 1 &&
+          std::chrono::duration<double>(Clock::now() - start).count() >= warmup) {
+        break;
+      }
+      next_.store(i + 1);
+      item(i, 0);
+      tick(0);
+    }
+    if (stop_.load()) return;
+    const int64_t left = limit_.load() - next_.load();
+    const int nth = static_cast<int>(std::min<int64_t>(threads, left));
+    if (nth <= 1) {
+      for (int64_t i = next_.fetch_add(1); i < limit_.load() && !stop_.load();
+           i = next_.fetch_add(1)) {
+        item(i, 0);
+        tick(0);
+      }
+      return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth)
+#endif
+    {
+      int thread = 0;
+#ifdef _OPENMP
+      thread = omp_get_thread_num();
+#endif
+      for (int64_t i = next_.fetch_add(1); i < limit_.load() && !stop_.load();
+           i = next_.fetch_add(1)) {
+        item(i, thread);
+        tick(thread);
+      }
+    }
+  }
+
+ private:
+  Poll& poll_;
+  double poll_every_;
+  std::atomic<int64_t> next_;
+  std::atomic<int64_t> limit_;
+  std::atomic<bool> stop_;
+  Clock::time_point last_poll_;  // touched by thread 0 only
+};
+
+// Seconds a job runs on the calling thread alone before it takes more
+// threads: longer than starting a region costs on a busy machine (a
+// descheduled thread can take a scheduler slice, a few milliseconds, to
+// join), short enough to be nothing beside a job worth sharing.
+const double kWarmup = 0.02;
+
+// How often a long item lets the calling thread poll: every this many
+// candidates.
+const int64_t kTick = 256;
+
+// --- searches ------------------------------------------------------------------
+
+// The first accepted candidate of the stream (blocks 0, 1, ... of
+// `block_size` candidates, block b drawn from stream b of the seed from the
+// identity permutation), drawing at most `max_candidates`.
+struct FirstResult {
+  bool found = false;
+  std::vector<int> assignment;  // n, when found
+  std::vector<double> values;   // n_values, when found
+  double candidates = 0;        // drawn up to and including the accepted one
   double best = std::numeric_limits<double>::infinity();
   bool interrupted = false;
 };
 
-// Collects the first `want` accepted candidates of the stream (in stream
-// order), drawing at most `max_candidates`. `poll` runs on the calling
-// thread between rounds and returns true to stop (a user interrupt).
 template <class Poll>
-SearchResult search(const Scorer& sc, uint64_t seed, int64_t want,
-                    int64_t max_candidates, int64_t block_size, int threads,
-                    Poll poll) {
-  SearchResult res;
-  const int64_t n_blocks_total = (max_candidates + block_size - 1) / block_size;
-  const int64_t round = std::max<int64_t>(8, 2 * static_cast<int64_t>(threads));
-  std::vector<BlockResult> blocks(static_cast<std::size_t>(round));
-  int64_t next_block = 0;
-  while (next_block < n_blocks_total && res.n_found < want) {
-    const int64_t nb = std::min<int64_t>(round, n_blocks_total - next_block);
-    const int64_t need = want - res.n_found;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-#endif
-    for (int64_t i = 0; i < nb; ++i) {
-      const int64_t b = next_block + i;
-      const int64_t size = std::min<int64_t>(block_size, max_candidates - b * block_size);
-      run_block(sc, seed, b, size, need, blocks[static_cast<std::size_t>(i)]);
-    }
-    for (int64_t i = 0; i < nb && res.n_found < want; ++i) {
-      const BlockResult& br = blocks[static_cast<std::size_t>(i)];
-      const int64_t b = next_block + i;
-      res.best = std::min(res.best, br.best);
-      const int64_t take = std::min<int64_t>(want - res.n_found,
-                                             static_cast<int64_t>(br.accepted_index.size()));
-      res.assignments.insert(res.assignments.end(), br.assignments.begin(),
-                             br.assignments.begin() + take * sc.n);
-      res.values.insert(res.values.end(), br.values.begin(),
-                        br.values.begin() + take * sc.n_values());
-      res.n_found += take;
-      if (res.n_found >= want && take > 0) {
-        res.candidates = b * block_size + br.accepted_index[static_cast<std::size_t>(take - 1)] + 1;
-      } else {
-        res.candidates = b * block_size + br.drawn;
+FirstResult search_first(const Scorer& sc, uint64_t seed, int64_t max_candidates,
+                         int64_t block_size, int threads, Poll& poll) {
+  FirstResult res;
+  const int64_t n_blocks = (max_candidates + block_size - 1) / block_size;
+  threads = std::max(1, threads);
+  const int nv = sc.n_values();
+  std::vector<DrawState> states;
+  for (int t = 0; t < threads; ++t) states.push_back(sc.new_state());
+  const std::size_t stride = padded(sc.k + nv);
+  std::vector<double> scratch(threads * stride);
+  // best, hit block and hit index of thread t at [8 * t]
+  std::vector<double> best(8 * threads, std::numeric_limits<double>::infinity());
+  const int64_t none = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> hit_block(8 * threads, none), hit_index(8 * threads, -1);
+  auto blocks_to_candidates = [&](int64_t blocks) {
+    return static_cast<double>(std::min<int64_t>(max_candidates, blocks * block_size));
+  };
+  auto poll_candidates = [&](int64_t blocks) { return poll(blocks_to_candidates(blocks)); };
+  ItemQueue<decltype(poll_candidates)> queue(n_blocks, poll_candidates);
+  queue.run(threads, kWarmup, [&](int64_t b, int t) {
+    DrawState& state = states[t];
+    sc.reset_state(state);
+    double* s = scratch.data() + t * stride;
+    double* vals = s + sc.k;
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(b));
+    const int64_t size = std::min<int64_t>(block_size, max_candidates - b * block_size);
+    for (int64_t i = 0; i < size; ++i) {
+      if ((i & (kTick - 1)) == kTick - 1) {
+        if (queue.cancelled(b)) return;
+        queue.tick(t);
+      }
+      sc.draw(rng, state, s, vals);
+      const double tot = sc.total(vals);
+      if (tot < best[8 * t]) best[8 * t] = tot;
+      if (sc.accepted(vals)) {
+        // Blocks are claimed in order, so every block before b is drawn
+        // in full unless it holds an earlier acceptance.
+        hit_block[8 * t] = b;
+        hit_index[8 * t] = i;
+        queue.limit_to(b + 1);
+        return;
       }
     }
-    next_block += nb;
-    if (res.n_found < want && poll(res.candidates)) {
-      res.interrupted = true;
-      break;
+  });
+  res.interrupted = queue.interrupted();
+  if (res.interrupted) return res;
+  int64_t b = none, idx = -1;
+  for (int t = 0; t < threads; ++t) {
+    if (hit_block[8 * t] < b) {
+      b = hit_block[8 * t];
+      idx = hit_index[8 * t];
     }
   }
+  if (b == none) {
+    res.candidates = static_cast<double>(max_candidates);
+    res.best = *std::min_element(best.begin(), best.end());
+    return res;
+  }
+  // Replay the accepted candidate's block up to it.
+  DrawState state = sc.new_state();
+  std::vector<double> s(sc.k);
+  res.values.assign(nv, 0.0);
+  Xoshiro256pp rng(seed, static_cast<uint64_t>(b));
+  for (int64_t i = 0; i <= idx; ++i) sc.draw(rng, state, s.data(), res.values.data());
+  res.assignment.assign(sc.n, 0);
+  sc.assignment(state, res.assignment.data());
+  res.found = true;
+  res.best = sc.total(res.values.data());
+  res.candidates = static_cast<double>(b * block_size + idx + 1);
   return res;
 }
 
 // Criterion values of `n_draws` candidates under the base design (complete or
-// stratified randomization), for empirical thresholds and plots.
+// stratified randomization), for empirical thresholds and plots, written to
+// `out` (n_values x n_draws). Returns false when interrupted.
 template <class Poll>
-std::vector<double> score(const Scorer& sc, uint64_t seed, int64_t n_draws,
-                          int64_t block_size, int threads, Poll poll, bool& interrupted) {
+bool score(const Scorer& sc, uint64_t seed, int64_t n_draws, int64_t block_size,
+           int threads, Poll& poll, double* out) {
+  threads = std::max(1, threads);
   const int nv = sc.n_values();
-  std::vector<double> out(static_cast<std::size_t>(n_draws) * nv);
-  const int64_t n_blocks_total = (n_draws + block_size - 1) / block_size;
-  const int64_t round = std::max<int64_t>(8, 2 * static_cast<int64_t>(threads));
-  interrupted = false;
-  for (int64_t first = 0; first < n_blocks_total; first += round) {
-    const int64_t nb = std::min<int64_t>(round, n_blocks_total - first);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-#endif
-    for (int64_t i = 0; i < nb; ++i) {
-      const int64_t b = first + i;
-      Xoshiro256pp rng(seed, static_cast<uint64_t>(b));
-      DrawState state = sc.new_state();
-      std::vector<double> s(sc.k);
-      const int64_t lo = b * block_size;
-      const int64_t hi = std::min<int64_t>(n_draws, lo + block_size);
-      for (int64_t d = lo; d < hi; ++d) sc.draw(rng, state, s.data(), out.data() + d * nv);
-    }
-    if (first + nb < n_blocks_total && poll(first + nb)) {
-      interrupted = true;
-      break;
-    }
-  }
-  return out;
-}
-
-// Every assignment of the base design, in lexicographic order within each
-// stratum and an odometer across strata; keeps those the rule accepts.
-struct Enumeration {
-  std::vector<int> assignments;
-  std::vector<double> values;
-  int64_t n_total = 0;
-  int64_t n_found = 0;
-};
-
-inline Enumeration enumerate(const Scorer& sc, const std::vector<int>& n_treated) {
-  Enumeration res;
-  const int S = sc.strata.n_strata();
-  std::vector<std::vector<int>> comb(S);
-  for (int st = 0; st < S; ++st) {
-    comb[st].resize(n_treated[st]);
-    for (int i = 0; i < n_treated[st]; ++i) comb[st][i] = i;
-  }
-  std::vector<int> w(sc.n);
-  std::vector<double> s(sc.k), vals(sc.n_values());
-  while (true) {
-    std::fill(w.begin(), w.end(), 0);
-    std::fill(s.begin(), s.end(), 0.0);
-    for (int st = 0; st < S; ++st) {
-      const int a = sc.strata.start[st];
-      for (int idx : comb[st]) {
-        const int j = sc.strata.units[a + idx];
-        w[j] = 1;
-        const double* zj = sc.z + static_cast<std::size_t>(j) * sc.k;
-        for (int c = 0; c < sc.k; ++c) s[c] += zj[c];
+  std::vector<DrawState> states;
+  for (int t = 0; t < threads; ++t) states.push_back(sc.new_state());
+  const std::size_t stride = padded(sc.k);
+  std::vector<double> scratch(threads * stride);
+  const int64_t n_blocks = (n_draws + block_size - 1) / block_size;
+  auto poll_draws = [&](int64_t blocks) {
+    return poll(static_cast<double>(std::min<int64_t>(n_draws, blocks * block_size)));
+  };
+  ItemQueue<decltype(poll_draws)> queue(n_blocks, poll_draws);
+  queue.run(threads, kWarmup, [&](int64_t b, int t) {
+    DrawState& state = states[t];
+    sc.reset_state(state);
+    double* s = scratch.data() + t * stride;
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(b));
+    const int64_t lo = b * block_size;
+    const int64_t hi = std::min<int64_t>(n_draws, lo + block_size);
+    for (int64_t d = lo; d < hi; ++d) {
+      if (((d - lo) & (kTick - 1)) == kTick - 1) {
+        if (queue.cancelled(b)) return;
+        queue.tick(t);
       }
+      sc.draw(rng, state, s, out + d * nv);
     }
-    sc.evaluate(s.data(), vals.data());
-    ++res.n_total;
-    if (sc.accepted(vals.data())) {
-      res.assignments.insert(res.assignments.end(), w.begin(), w.end());
-      res.values.insert(res.values.end(), vals.begin(), vals.end());
-      ++res.n_found;
-    }
-    // Advance the odometer: the last stratum moves fastest.
-    int st = S - 1;
-    for (; st >= 0; --st) {
-      std::vector<int>& c = comb[st];
-      const int m = sc.strata.start[st + 1] - sc.strata.start[st];
-      const int r = static_cast<int>(c.size());
-      int i = r - 1;
-      while (i >= 0 && c[i] == m - r + i) --i;
-      if (i >= 0) {
-        ++c[i];
-        for (int j = i + 1; j < r; ++j) c[j] = c[j - 1] + 1;
-        break;
-      }
-      for (int j = 0; j < r; ++j) c[j] = j;  // wrap and carry
-    }
-    if (st < 0) break;
-  }
-  return res;
+  });
+  return !queue.interrupted();
 }
 
 // Buffer zones. A candidate's buffer is every untreated cluster with a
@@ -538,7 +625,7 @@ inline Enumeration enumerate(const Scorer& sc, const std::vector<int>& n_treated
 // the lower-triangular L of the base design's covariance, then scored as in
 // CriterionSpec. Candidates leaving a stratum fewer than min_controls
 // controls are inadmissible (every value +Inf). The draws themselves come
-// from the unchanged kernel above; this only scores them.
+// from the Scorer; this only scores them.
 struct BufferSpec {
   const double* x = nullptr;       // n x k covariates, column-major
   int n = 0;
@@ -608,26 +695,232 @@ inline void buffer_score(const BufferSpec& b, const CriterionSpec& crit, const i
   }
 }
 
-// Scores the R candidates in the columns of the n x R matrix `w`.
+// Scratch of buffer_score for one thread.
+struct BufferScratch {
+  std::vector<int> w, kept;
+  std::vector<double> tau, sxt, sxc, u;
+  BufferScratch() = default;
+  BufferScratch(const BufferSpec& b, int n) : w(n), kept(b.n_strata()), tau(b.k),
+      sxt(static_cast<std::size_t>(b.n_strata()) * b.k), sxc(sxt.size()), u(b.k) {
+    pad(w);
+    pad(kept);
+    pad(tau);
+    pad(sxt);
+    pad(sxc);
+    pad(u);
+  }
+};
+
+// One accepted assignment per replicate. Replicate r (its index in the
+// resampling loop, `replicates[r]`) draws candidates from its own stream of
+// the seed, from the identity permutation, until one passes, at most
+// `budget` of them: so each replicate's assignment depends only on the seed
+// and its index, not on which other replicates are drawn with it (a chunk)
+// nor on the thread. With a buffer (`buf` not null) a candidate passes when
+// it is admissible and its buffered criterion (`buf_crit`, whose thresholds
+// are the rule's) passes; without, when the scorer's criterion passes.
+// Writes assignments (n x R), values (n_values x R), candidates drawn and
+// the best total criterion seen per replicate, and found (0/1). Returns
+// false when interrupted.
+template <class Poll>
+bool search_each(const Scorer& sc, const BufferSpec* buf, const CriterionSpec* buf_crit,
+                 uint64_t seed, const double* replicates, int64_t R, int64_t budget,
+                 int threads, Poll& poll, int* assign, double* values, double* candidates,
+                 double* best, int* found) {
+  threads = std::max(1, threads);
+  const int nv = buf ? (buf_crit->type == 0 ? buf_crit->n_blocks() : 1) : sc.n_values();
+  std::vector<DrawState> states;
+  std::vector<BufferScratch> bufs;
+  for (int t = 0; t < threads; ++t) {
+    states.push_back(sc.new_state());
+    if (buf) bufs.emplace_back(*buf, sc.n);
+  }
+  const std::size_t stride = padded(sc.k + sc.n_values() + nv);
+  std::vector<double> scratch(threads * stride);
+  auto poll_replicates = [&](int64_t done) { return poll(static_cast<double>(done)); };
+  ItemQueue<decltype(poll_replicates)> queue(R, poll_replicates);
+  queue.run(threads, kWarmup, [&](int64_t r, int t) {
+    DrawState& state = states[t];
+    sc.reset_state(state);
+    double* s = scratch.data() + t * stride;
+    double* vals = s + sc.k;
+    double* bvals = vals + sc.n_values();
+    int* out = assign + static_cast<std::size_t>(r) * sc.n;
+    double* vout = values + static_cast<std::size_t>(r) * nv;
+    Xoshiro256pp rng(seed, static_cast<uint64_t>(replicates[r]));
+    double lowest = std::numeric_limits<double>::infinity();
+    found[r] = 0;
+    int64_t i = 0;
+    while (i < budget) {
+      if ((i & (kTick - 1)) == kTick - 1) {
+        if (queue.cancelled(r)) break;
+        queue.tick(t);
+      }
+      sc.draw(rng, state, s, vals);
+      ++i;
+      bool ok;
+      double tot;
+      if (buf) {
+        BufferScratch& bs = bufs[t];
+        sc.assignment(state, bs.w.data());
+        buffer_score(*buf, *buf_crit, bs.w.data(), bvals, bs.tau.data(), bs.kept.data(),
+                     bs.sxt.data(), bs.sxc.data(), bs.u.data());
+        // Inadmissible candidates score +Inf, which an open threshold
+        // (+Inf) must not admit.
+        ok = true;
+        tot = 0.0;
+        for (int v = 0; v < nv; ++v) {
+          if (!std::isfinite(bvals[v]) || !(bvals[v] <= buf_crit->threshold[v])) ok = false;
+          tot = buf_crit->type == 0 ? tot + bvals[v] : bvals[v];
+        }
+      } else {
+        ok = sc.accepted(vals);
+        tot = sc.total(vals);
+      }
+      if (tot < lowest) lowest = tot;
+      if (ok) {
+        if (buf) {
+          std::copy(bufs[t].w.begin(), bufs[t].w.end(), out);
+        } else {
+          sc.assignment(state, out);
+        }
+        std::copy(buf ? bvals : vals, (buf ? bvals : vals) + nv, vout);
+        found[r] = 1;
+        break;
+      }
+    }
+    candidates[r] = static_cast<double>(i);
+    best[r] = lowest;
+  });
+  return !queue.interrupted();
+}
+
+// Every assignment of the base design, in lexicographic order within each
+// stratum and an odometer across strata; keeps those the rule accepts. Runs
+// on the calling thread, polling through `poll` every tenth of a second.
+struct Enumeration {
+  std::vector<int> assignments;
+  std::vector<double> values;
+  int64_t n_total = 0;
+  int64_t n_found = 0;
+};
+
+template <class Poll>
+Enumeration enumerate(const Scorer& sc, const std::vector<int>& n_treated, Poll& poll,
+                      bool& interrupted) {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last = Clock::now();
+  interrupted = false;
+  Enumeration res;
+  const int S = sc.strata.n_strata();
+  std::vector<std::vector<int>> comb(S);
+  for (int st = 0; st < S; ++st) {
+    comb[st].resize(n_treated[st]);
+    for (int i = 0; i < n_treated[st]; ++i) comb[st][i] = i;
+  }
+  std::vector<int> w(sc.n);
+  std::vector<double> s(sc.k), vals(sc.n_values());
+  while (true) {
+    std::fill(w.begin(), w.end(), 0);
+    std::fill(s.begin(), s.end(), 0.0);
+    for (int st = 0; st < S; ++st) {
+      const int a = sc.strata.start[st];
+      for (int idx : comb[st]) {
+        const int j = sc.strata.units[a + idx];
+        w[j] = 1;
+        const double* zj = sc.z + static_cast<std::size_t>(j) * sc.k;
+        for (int c = 0; c < sc.k; ++c) s[c] += zj[c];
+      }
+    }
+    sc.evaluate(s.data(), vals.data());
+    ++res.n_total;
+    if ((res.n_total & 4095) == 0 &&
+        std::chrono::duration<double>(Clock::now() - last).count() >= 0.1) {
+      last = Clock::now();
+      if (poll(static_cast<double>(res.n_total))) {
+        interrupted = true;
+        break;
+      }
+    }
+    if (sc.accepted(vals.data())) {
+      res.assignments.insert(res.assignments.end(), w.begin(), w.end());
+      res.values.insert(res.values.end(), vals.begin(), vals.end());
+      ++res.n_found;
+    }
+    // Advance the odometer: the last stratum moves fastest.
+    int st = S - 1;
+    for (; st >= 0; --st) {
+      std::vector<int>& c = comb[st];
+      const int m = sc.strata.start[st + 1] - sc.strata.start[st];
+      const int r = static_cast<int>(c.size());
+      int i = r - 1;
+      while (i >= 0 && c[i] == m - r + i) --i;
+      if (i >= 0) {
+        ++c[i];
+        for (int j = i + 1; j < r; ++j) c[j] = c[j - 1] + 1;
+        break;
+      }
+      for (int j = 0; j < r; ++j) c[j] = j;  // wrap and carry
+    }
+    if (st < 0) break;
+  }
+  return res;
+}
+
+// Scores the R candidates in the columns of the n x R matrix `w`, with
+// every thread's scratch allocated before the parallel region.
 inline void buffer_score_many(const BufferSpec& b, const CriterionSpec& crit, const int* w,
                               int R, int threads, double* vals, double* tau, int* kept) {
   const int S = b.n_strata();
   const int nv = crit.type == 1 ? 1 : crit.n_blocks();
+  threads = std::max(1, std::min(threads, R));
+  std::vector<BufferScratch> scratch;
+  for (int t = 0; t < threads; ++t) scratch.emplace_back(b, 0);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    std::vector<double> sxt(static_cast<std::size_t>(S) * b.k), sxc(sxt.size()), u(b.k);
+    int thread = 0;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+#endif
+    BufferScratch& sc = scratch[thread];
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
     for (int r = 0; r < R; ++r) {
       buffer_score(b, crit, w + static_cast<std::size_t>(r) * b.n,
                    vals + static_cast<std::size_t>(r) * nv, tau + static_cast<std::size_t>(r) * b.k,
-                   kept + static_cast<std::size_t>(r) * S, sxt.data(), sxc.data(), u.data());
+                   kept + static_cast<std::size_t>(r) * S, sc.sxt.data(), sc.sxc.data(),
+                   sc.u.data());
     }
   }
-  (void)threads;
+}
+
+// Lin summaries (src/lin_stats.h: A, B, P, Q, S; 5 x R into `out`) of the R
+// assignments in the columns of `assign` (n x R), with y, v and the n x
+// (p - 1) centred covariates x. Items are runs of 64 assignments. Returns
+// false when interrupted.
+template <class Poll>
+bool lin_many(const double* y, const double* v, const double* x, int n, int p,
+              const int* assign, int64_t R, int threads, Poll& poll, double* out) {
+  threads = std::max(1, threads);
+  std::vector<LinWork> work;
+  for (int t = 0; t < threads; ++t) work.emplace_back(n, p);
+  const int64_t per = 64;
+  const int64_t n_items = (R + per - 1) / per;
+  auto poll_fits = [&](int64_t items) {
+    return poll(static_cast<double>(std::min<int64_t>(R, items * per)));
+  };
+  ItemQueue<decltype(poll_fits)> queue(n_items, poll_fits);
+  queue.run(threads, kWarmup, [&](int64_t item, int t) {
+    const int64_t hi = std::min<int64_t>(R, (item + 1) * per);
+    for (int64_t r = item * per; r < hi; ++r) {
+      lin_one(y, v, x, n, assign + static_cast<std::size_t>(r) * n, work[t],
+              out + static_cast<std::size_t>(r) * 5);
+    }
+  });
+  return !queue.interrupted();
 }
 
 }  // namespace mkt

@@ -188,3 +188,36 @@ test_that("units finer than the design's clusters are summed to them", {
   expect_true(all(nchar(out) <= 80))
   expect_match(out[1], "Simulated power: diff_in_means with HC2 t test")
 })
+
+test_that("the same seed gives the same simulations for chunk sizes 1, 50 and 1000", {
+  fx <- power_fixture()
+  run <- function(chunk, threads = 1L) {
+    withr::local_options(mktcausal.threads = threads)
+    set.seed(101)
+    pw <- design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des,
+                       effect = c(0, 0.05), test_length = 4, n_windows = 2, n_draws = 60,
+                       method = "lin", inference = "randomization", reference_draws = 200,
+                       chunk_size = chunk, pre = 1:20)
+    pw$power
+  }
+  a <- run(1)
+  expect_identical(run(50), a)
+  expect_identical(run(1000), a)
+  expect_identical(run(50, threads = 2L), a)
+})
+
+test_that("an interrupt stops design_power() within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste(
+    "units <- geo_units(sales ~ 0 | zone + week, geo_sales, randomize_by = 'dma',",
+    "  size = 'population', pre = 1:52)",
+    "set.seed(1)",
+    "des <- rerandomize(units, ~ outcome_mean + outcome_trend, n_treated = 50, accept = 0.05)",
+    sep = "\n")
+  took <- seconds_to_stop(paste(
+    "design_power(sales ~ 0 | zone + week, geo_sales, design = des, randomize_by = 'dma',",
+    "  n_draws = 1e5, method = 'lin', inference = 'randomization', reference_draws = 1e6)"),
+    setup, delay = 3)
+  expect_lt(took, 1)
+})

@@ -269,3 +269,114 @@ test_that("under the sharp null, the buffered test rejects at its nominal rate",
   rate <- mean(p <= 0.2)
   expect_lt(abs(rate - 0.2), 3 * sqrt(0.2 * 0.8 / 150))
 })
+
+# --- matched pairs, chunks, threads and interrupts ---------------------------------
+
+# Lin's regression y ~ t * (x - mean(x)) with HC2 standard errors, by hand.
+lin_by_hand <- function(y, w, x) {
+  xc <- x - mean(x)
+  fit <- stats::lm(y ~ w * xc)
+  M <- stats::model.matrix(fit)
+  bread <- solve(crossprod(M))
+  h <- rowSums((M %*% bread) * M)
+  V <- bread %*% crossprod(M * (stats::residuals(fit) / sqrt(1 - h))) %*% bread
+  c(estimate = unname(stats::coef(fit)[["w"]]), se = sqrt(V[2, 2]))
+}
+
+test_that("a matched-pairs design is analysed with its design: Lin without pair indicators", {
+  d <- sim_clusters(30, 1, seed = 81)
+  d$pair <- rep(1:15, each = 2)
+  set.seed(81)
+  des <- withCallingHandlers(
+    rerandomize(d, ~ x1, strata = "pair", accept = 0.2, id = "id", n_draws = 1000),
+    mktcausal_warning_granular_inference = function(w) invokeRestart("muffleWarning"))
+  expect_true(all(tapply(des$treated, d$pair, sum) == 1))
+  d$treated <- des$treated
+  d$y <- 2 * d$x1 + withr::with_seed(82, stats::rnorm(30)) + d$treated
+  # Fifteen pair indicators would leave Lin's regression 16 parameters per
+  # arm of 15 clusters: both paths use the covariate alone.
+  expect_equal(ncol(mktcausal:::lin_covariates(des)), 1L)
+  ref <- lin_by_hand(d$y, d$treated, d$x1)
+  rt <- randomization_test(y ~ treated, d, design = des, statistic = "lin_t", n_draws = 500)
+  expect_equal(tidy(rt)$estimate, ref[["estimate"]], tolerance = 1e-10)
+  expect_equal(tidy(rt)$std.error, ref[["se"]], tolerance = 1e-10)
+  expect_equal(tidy(rt)$statistic, ref[["estimate"]] / ref[["se"]], tolerance = 1e-10)
+  expect_true(tidy(rt)$p.value > 0 && tidy(rt)$p.value <= 1)
+  expect_true(tidy(rt)$conf.low < ref[["estimate"]] && ref[["estimate"]] < tidy(rt)$conf.high)
+
+  fit <- experiment_effect(y ~ treated, d, design = des, n_draws = 500)
+  est <- tidy(fit)
+  expect_equal(est$estimate[2], ref[["estimate"]], tolerance = 1e-10)
+  expect_equal(est$std.error[2], ref[["se"]], tolerance = 1e-10)
+  # The pairs' difference in means: mean of the pair differences, with
+  # their standard deviation over sqrt(15).
+  diffs <- tapply(d$y * (2 * d$treated - 1), d$pair, sum)
+  expect_equal(est$estimate[1], mean(diffs), tolerance = 1e-10)
+  expect_equal(est$std.error[1], stats::sd(diffs) / sqrt(15), tolerance = 1e-10)
+  expect_true(all(is.finite(est$p.value_randomization)))
+  # Its Lin row's randomization p-value is the lin_t test's (same draws).
+  set.seed(83)
+  fit2 <- experiment_effect(y ~ treated, d, design = des, n_draws = 500)
+  set.seed(83)
+  rt_dim <- randomization_test(y ~ treated, d, design = des, n_draws = 500)
+  rt_lin <- randomization_test(y ~ treated, d, design = des, statistic = "lin_t", n_draws = 500)
+  expect_equal(tidy(fit2)$p.value_randomization, c(tidy(rt_dim)$p.value, tidy(rt_lin)$p.value))
+})
+
+test_that("a statistic that cannot be fitted is a classed error, not NA", {
+  d <- sim_clusters(12, 1, seed = 84)
+  d$pair <- rep(1:6, each = 2)
+  d$z <- c(1, rep(0, 11))
+  set.seed(84)
+  des <- suppressWarnings(rerandomize(d, ~ x1 + z, strata = "pair", accept = 1, id = "id",
+                                     n_draws = 100))
+  d$treated <- des$treated
+  d$y <- stats::rnorm(12)
+  # z is non-zero for one cluster only: in the arm without it, it never varies.
+  expect_error(randomization_test(y ~ treated, d, design = des, statistic = "lin_t"),
+               class = "mktcausal_error_collinear")
+})
+
+test_that("the same seed gives the same p-values for chunk sizes 1, 50 and 1000 and any thread count", {
+  d <- sim_clusters(60, 2, seed = 85)
+  set.seed(85)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05, id = "id", n_draws = 2000)
+  dd <- rt_data(d, des, 2 * d$x1 + withr::with_seed(86, stats::rnorm(60)) + 0.5 * des$treated)
+  withr::local_options(mktcausal.threads = NULL)
+  out <- list()
+  for (statistic in c("diff_in_means", "lin_t")) {
+    for (chunk in c(1, 50, 1000)) {
+      for (threads in 1:2) {
+        mkt_threads(threads)
+        set.seed(87)
+        rt <- randomization_test(y ~ treated, dd, design = des, statistic = statistic,
+                                 n_draws = 2000, chunk_size = chunk)
+        out[[paste(statistic, chunk, threads)]] <- list(
+          p = c(tidy(rt)$p.value, glance(rt)$p.value_unconditional),
+          ci = unname(confint(rt)), reference = rt$reference)
+      }
+    }
+    runs <- out[startsWith(names(out), statistic)]
+    for (r in runs[-1]) expect_identical(r, runs[[1]])
+  }
+  expect_false(identical(out[[1]]$p, out[[length(out)]]$p))
+})
+
+test_that("an interrupt stops randomization_test() within a second, even with 1e7 draws", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste(
+    "set.seed(3); n <- 60",
+    "d <- data.frame(id = sprintf('g%02d', 1:n), x1 = rnorm(n), x2 = rnorm(n))",
+    "des <- suppressWarnings(rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05,",
+    "  id = 'id', n_draws = 1000))",
+    "d$treated <- des$treated; d$sales <- d$x1 + rnorm(n) + d$treated", sep = "\n")
+  for (n_draws in c("1e6", "1e7")) {
+    for (statistic in c("diff_in_means", "lin_t")) {
+      took <- seconds_to_stop(sprintf(
+        "randomization_test(sales ~ treated, d, design = des, n_draws = %s, statistic = '%s')",
+        n_draws, statistic), setup, delay = 2)
+      expect_lt(took, 1)
+    }
+  }
+})

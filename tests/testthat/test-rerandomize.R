@@ -423,3 +423,92 @@ test_that("asymptotic intervals and power simulation refuse buffered designs", {
   expect_error(design_power(x1 ~ 0 | id + interior, sg$data, design = des),
                class = "mktcausal_error_unsupported_design")
 })
+
+# --- arguments, counts, threads and interrupts ------------------------------------
+
+test_that("max_candidates = 1e12 searches until the first acceptance and counts as a double", {
+  d <- sim_clusters(60, 3, seed = 92)
+  set.seed(92)
+  des <- rerandomize(d, ~ x1 + x2 + x3, n_treated = 30, accept = 0.001, id = "id",
+                     max_candidates = 1e12, n_draws = 1e4)
+  expect_type(des$candidates, "double")
+  expect_gt(des$candidates, 0)
+  expect_lt(des$candidates, 1e7)
+  expect_lte(des$criterion_value, des$threshold)
+  # The count is the position of the accepted candidate in the stream: the
+  # same search with exactly that many candidates finds it, one fewer does not.
+  spec <- des$spec
+  seed <- c(5L, 6L)
+  first <- mktcausal:::cpp_rerandomize_first(
+    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated, spec$crit_type,
+    spec$block_start, spec$threshold, seed, 1e12, 4096L, 1L, NULL)
+  again <- mktcausal:::cpp_rerandomize_first(
+    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated, spec$crit_type,
+    spec$block_start, spec$threshold, seed, first$candidates, 4096L, 1L, NULL)
+  short <- mktcausal:::cpp_rerandomize_first(
+    spec$z, spec$units, spec$start, spec$n_small, spec$small_treated, spec$crit_type,
+    spec$block_start, spec$threshold, seed, first$candidates - 1, 4096L, 1L, NULL)
+  expect_identical(again$assignments, first$assignments)
+  expect_identical(ncol(short$assignments), 0L)
+  expect_identical(short$candidates, first$candidates - 1)
+  err <- tryCatch(rerandomize(d, ~ x1 + x2 + x3, n_treated = 30, accept = 1e-12, id = "id",
+                              max_candidates = 3000, n_draws = 1000), error = identity)
+  expect_s3_class(err, "mktcausal_error_no_acceptable_assignment")
+  expect_identical(err$candidates, 3000)
+  expect_match(conditionMessage(err), "3,000 candidates", fixed = TRUE)
+})
+
+test_that("searches and draws are identical for 1 and 2 threads", {
+  d <- sim_clusters(120, 4, seed = 93)
+  d$region <- rep(c("a", "b", "c"), 40)
+  withr::local_options(mktcausal.threads = NULL)
+  run <- function(threads, strata = NULL, n_treated = 60) {
+    mkt_threads(threads)
+    set.seed(93)
+    des <- rerandomize(d, ~ x1 + x2 + x3 + x4, n_treated = n_treated, strata = strata,
+                       accept = 0.001, id = "id", n_draws = 2e4)
+    draws <- mktcausal:::draw_assignments(des$spec, 1:3000, c(7L, 8L), budget = 1e6)
+    score <- mktcausal:::cpp_rerandomize_score(
+      des$spec$z, des$spec$units, des$spec$start, des$spec$n_small, des$spec$small_treated,
+      des$spec$crit_type, des$spec$block_start, c(9L, 10L), 2e5, 4096L, threads)
+    list(des = des[c("treated", "candidates", "calibration", "threshold")], draws = draws,
+         score = score)
+  }
+  # coin flips (half treated) and partial shuffles (a third treated, strata)
+  expect_identical(run(1), run(2))
+  expect_identical(run(1, "region", 40), run(2, "region", 40))
+})
+
+test_that("reference draws depend on the seed and the replicate's index only", {
+  d <- sim_clusters(50, 2, seed = 94)
+  set.seed(94)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 20, accept = 0.05, id = "id", n_draws = 2000)
+  all <- mktcausal:::draw_assignments(des$spec, 1:400, c(1L, 2L), budget = 1e6)
+  some <- mktcausal:::draw_assignments(des$spec, c(7, 300, 51), c(1L, 2L), budget = 1e6)
+  expect_identical(some$assignments, all$assignments[, c(7, 300, 51)])
+  # every draw passes the rule
+  expect_true(all(colSums((des$spec$z %*% all$assignments)^2) <= des$threshold + 1e-9))
+  for (chunk in c(1, 50, 1000)) {
+    set.seed(95)
+    pool <- mktcausal:::reference_pool(des$spec, des$threshold, FALSE, 400, chunk,
+                                       des$acceptance_rate)
+    if (chunk == 1) first <- pool$assignments else expect_identical(pool$assignments, first)
+  }
+})
+
+test_that("an interrupt stops a long search within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste(
+    "set.seed(1); d <- data.frame(id = 1:200, x1 = rnorm(200), x2 = rnorm(200))",
+    "spec <- mktcausal:::design_spec(as.matrix(d[, 2:3]), factor(rep('a', 200)), 100L,",
+    "  c(1L, 1L), 'mahalanobis')", sep = "\n")
+  took <- seconds_to_stop(
+    "rerandomize(d, ~ x1 + x2, n_treated = 100, accept = 1e-12, n_draws = 1000, max_candidates = 1e12)",
+    setup)
+  expect_lt(took, 1)
+  took <- seconds_to_stop(
+    "mktcausal:::draw_assignments(spec, 1:1e5, c(1L, 2L), budget = 1e6, threshold = 0)",
+    setup)
+  expect_lt(took, 1)
+})
