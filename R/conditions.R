@@ -88,6 +88,7 @@ condition_registry <- local({
     c("error", "saturated_design", "The design has no randomness left to test with."),
     c("error", "misaligned", "Data rows do not match the design's clusters or assignment."),
     c("error", "treatment_varies_within_cluster", "Treatment differs within a randomized cluster."),
+    c("error", "long_panel", "Data hold several rows per randomized cluster where one per cluster is needed."),
     c("error", "bad_strata", "Strata are malformed."),
     c("error", "strata_too_small", "A stratum cannot hold enough clusters per arm."),
     c("error", "no_acceptable_assignment", "No assignment passed the balance rule."),

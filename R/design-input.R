@@ -380,3 +380,81 @@ design_cluster_outcome <- function(formula, data, design, call = rlang::caller_e
   out[pos] <- y
   list(y = out, vars = c(vars, id = design$id_name), n_rows = nrow(data))
 }
+
+# --- long panels given as one row per cluster -----------------------------------
+
+# The columns that make `data` a long panel, several rows per randomized
+# unit over time: a unit column (every value on several rows, the treatment
+# constant within it, at least three values) and a time column (varying
+# within units, its values shared by most units: at least 90% of rows hold a
+# value that half the units have). Coarsest units are tried first. Returns
+# list(unit, time) or NULL. Columns in `skip` (outcome, treatment,
+# covariates, ...) are never taken for either. A store number within
+# markets looks like time too, and rows are not clusters then either.
+long_panel_columns <- function(data, treat, skip) {
+  n <- nrow(data)
+  if (n < 4L) return(NULL)
+  atomic <- vapply(data, function(v) is.atomic(v) && is.null(dim(v)), logical(1))
+  cols <- setdiff(names(data)[atomic], skip)
+  codes <- lapply(data[cols], function(v) match(v, unique(v)))
+  is_unit <- vapply(cols, function(cn) {
+    g <- codes[[cn]]
+    n_g <- max(g, 0L)
+    if (n_g < 3L || n_g >= n || anyNA(g)) return(FALSE)
+    share <- rowsum(treat, g, reorder = FALSE)[, 1] / tabulate(g, n_g)
+    all(share == 0 | share == 1)
+  }, logical(1))
+  units <- cols[is_unit]
+  units <- units[order(vapply(codes[units], max, integer(1)))]
+  for (u in units) {
+    g <- codes[[u]]
+    n_g <- max(g)
+    for (tc in setdiff(cols, u)) {
+      tt <- codes[[tc]]
+      if (anyNA(tt)) next
+      first <- !duplicated(cbind(g, tt))
+      # distinct values of the column per unit, and units per value
+      if (sum(first) < 1.5 * n_g) next
+      units_per_value <- tabulate(tt[first], max(tt))
+      shared <- units_per_value >= max(2, 0.5 * n_g)
+      if (mean(shared[tt]) >= 0.9) return(list(unit = u, time = tc))
+    }
+  }
+  NULL
+}
+
+# experiment_effect() without `cluster` analyses each row as a randomized
+# cluster, so rows must be clusters. A long panel (several rows per unit over
+# time, long_panel_columns()) or several rows of one designed cluster is
+# refused, with the code that sums it to one row per cluster; with
+# `cluster` named, finer rows get standard errors clustered at that level.
+check_one_row_per_cluster <- function(data, units, design, vars, skip,
+                                      call = rlang::caller_env()) {
+  y <- vars$outcome
+  d <- vars$treatment
+  long <- long_panel_columns(data, units$treat, c(y, d, skip))
+  if (!is.null(long)) {
+    unit <- long$unit
+    time <- long$time
+    n_units <- length(unique(data[[unit]]))
+    abort_mkt("long_panel", c(
+      "{.arg data} is a long panel: {nrow(data)} rows for {n_units} values of {.field {unit}}, repeated over {.field {time}}.",
+      x = "Analysed row by row, each of its rows would count as a separately randomized cluster, with standard errors far too small.",
+      i = "Sum the test window to one row per cluster first:",
+      " " = "{.code units <- aggregate({y} ~ {unit} + {d}, data = subset(data, {time} %in% test_window), FUN = sum)}",
+      " " = "{.code experiment_effect({y} ~ {d}, units)}",
+      i = "Or name the cluster to keep the rows, with standard errors clustered by it: {.code experiment_effect({y} ~ {d}, data, cluster = \"{unit}\")}."
+    ), unit = unit, time = time, call = call)
+  }
+  if (!is.null(design) && !is.null(units$key) && anyDuplicated(units$key)) {
+    id <- design$id_name
+    dup <- unique(units$key[duplicated(units$key)])
+    abort_mkt("long_panel", c(
+      "{.arg data} has several rows for {length(dup)} designed cluster{?s} of {.field {id}}: {.val {utils::head(dup, 5)}}.",
+      x = "Analysed row by row, rows of one cluster would count as separately randomized.",
+      i = "Sum them to one row per cluster: {.code units <- aggregate({y} ~ {id} + {d}, data = data, FUN = sum)}.",
+      i = "Or name the cluster to keep the rows: {.code cluster = \"{id}\"}."
+    ), call = call)
+  }
+  invisible(TRUE)
+}

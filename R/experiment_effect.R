@@ -69,7 +69,13 @@
 #'
 #' @param formula `outcome ~ treatment`, with a 0/1 treatment column.
 #' @param data A data frame with one row per cluster, or finer rows (stores,
-#'   zip codes) with `cluster` naming the cluster column.
+#'   zip codes, weeks) with `cluster` naming the cluster column. Without
+#'   `cluster`, every row is analysed as a randomized cluster, so a long panel
+#'   (a column whose values each span several rows with one arm, and a time
+#'   column repeating across them, as in a DMA x week table) or several rows
+#'   of one designed cluster is refused with the error
+#'   `mktcausal_error_long_panel`, whose message shows the code that sums
+#'   the rows to one per cluster.
 #' @param design Optional design from [rerandomize()]. Its assignment must
 #'   match the treatment column; its strata are used by the estimators and
 #'   its covariates (read from the design) when `covariates` is `NULL`.
@@ -161,6 +167,9 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
 
   units <- list(y = y, treat = treat, X = X, spend = sp, size = sz, cluster = cl,
                 key = effect_keys(data, design, cl))
+  if (is.null(cluster)) {
+    check_one_row_per_cluster(data, units, design, vars, c(cov_vars, spend, size))
+  }
   if (estimand == "mean") {
     units <- per_capita_units(units)
   }

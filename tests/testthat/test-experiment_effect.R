@@ -336,3 +336,43 @@ test_that("the fit prints within 80 columns and plots its estimates and outcomes
   expect_error(experiment_effect(y ~ treated, d, n_boot = 10),
                class = "mktcausal_error_unknown_argument")
 })
+
+test_that("a long DMA x week panel is refused with the code that sums it, never analysed by unit-week", {
+  panel <- stats::aggregate(sales ~ dma + week, geo_sales, sum)
+  dmas <- sort(unique(panel$dma))
+  panel$treated <- as.integer(panel$dma %in% dmas[seq(1, length(dmas), by = 2)])
+  test <- panel[panel$week > 92, ]
+  err <- tryCatch(experiment_effect(sales ~ treated, test), error = identity)
+  expect_s3_class(err, "mktcausal_error_long_panel")
+  msg <- conditionMessage(err)
+  expect_match(msg, "2400 rows for 200 values of dma", fixed = TRUE)
+  expect_match(msg, "aggregate(sales ~ dma + treated", fixed = TRUE)
+  expect_match(msg, "cluster = \"dma\"", fixed = TRUE)
+  # geo_sales itself (zone x week rows within DMAs) is refused too.
+  zones <- transform(geo_sales, treated = as.integer(dma %in% dmas[1:100]))
+  expect_error(experiment_effect(sales ~ treated, zones), class = "mktcausal_error_long_panel")
+
+  # The code in the message: one row per DMA, whose difference in means and
+  # Welch standard error are t.test()'s.
+  units <- stats::aggregate(sales ~ dma + treated, data = subset(test, week %in% 93:104),
+                            FUN = sum)
+  fit <- experiment_effect(sales ~ treated, units)
+  tt <- stats::t.test(units$sales[units$treated == 1], units$sales[units$treated == 0])
+  expect_equal(coef(fit)[["diff_in_means"]], unname(tt$estimate[1] - tt$estimate[2]))
+  expect_equal(tidy(fit)$std.error, tt$stderr)
+  # Naming the cluster keeps the 12 weekly rows of each DMA with standard
+  # errors clustered by DMA: the same contrast per DMA-week.
+  by_dma <- experiment_effect(sales ~ treated, test, cluster = "dma")
+  expect_equal(12 * coef(by_dma)[["diff_in_means"]], coef(fit)[["diff_in_means"]])
+  expect_identical(by_dma$n$clusters, 200L)
+})
+
+test_that("several rows of one designed cluster need `cluster`", {
+  g <- contract_geo()
+  rows <- rbind(transform(g$units, sales = sales / 2), transform(g$units, sales = sales / 2))
+  expect_error(experiment_effect(sales ~ treated, rows, design = g$design),
+               class = "mktcausal_error_long_panel")
+  fit <- experiment_effect(sales ~ treated, rows, design = g$design, cluster = "dma",
+                           n_draws = 100)
+  expect_identical(fit$n$clusters, 200L)
+})
