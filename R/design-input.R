@@ -55,6 +55,14 @@ design_tiers <- function(covariates, criterion, call = rlang::caller_env()) {
       i = "Use {.code criterion = \"tiers\"} or give one formula."
     ), call = call)
   }
+  if (criterion == "tiers" && length(tiers) < 2L) {
+    abort_mkt("bad_argument", c(
+      "{.code criterion = \"tiers\"} needs at least two tiers of covariates.",
+      x = "{.arg covariates} holds one.",
+      i = "Give a list of one-sided formulas in order of importance, e.g. {.code list(~ pre_sales, ~ population + region_share)}, with one {.arg accept} per tier.",
+      i = "With one set of covariates use {.code criterion = \"mahalanobis\"}."
+    ), call = call)
+  }
   tiers
 }
 
@@ -156,6 +164,13 @@ design_strata <- function(data, strata, call = rlang::caller_env()) {
 allocate_treated <- function(strata, n, n_treated, prop_treated,
                              call = rlang::caller_env()) {
   sizes <- as.vector(table(strata))
+  if (!is.null(n_treated) && !is.null(prop_treated)) {
+    abort_mkt("bad_argument", c(
+      "Give {.arg n_treated} or {.arg prop_treated}, not both.",
+      x = "You supplied {.code n_treated = {format(n_treated)}} and {.code prop_treated = {format(prop_treated)}}.",
+      i = "{.arg n_treated} counts treated clusters; {.arg prop_treated} is their share."
+    ), call = call)
+  }
   if (!is.null(n_treated)) {
     n_treated <- check_count(n_treated, "n_treated", min = 1, max = n - 1, call = call)
     prop <- n_treated / n
@@ -379,6 +394,75 @@ design_cluster_outcome <- function(formula, data, design, call = rlang::caller_e
   out <- numeric(length(design$treated))
   out[pos] <- y
   list(y = out, vars = c(vars, id = design$id_name), n_rows = nrow(data))
+}
+
+# Neighbour inputs (spillover()'s `adjacency`, rerandomize()'s and
+# stratify()'s `buffer`) with their radius, checked before
+# neighbour_matrix() reads them. Distances given without a radius would be
+# read as neighbour weights, so that farther units count more: refused. A
+# radius given with anything but distances would be ignored (groups, pairs)
+# or make every non-neighbour (0 <= radius) a neighbour: refused too.
+# Distances are a dist object, or a square matrix that is symmetric, zero
+# on the diagonal, positive off it, not 0/1, and satisfies the triangle
+# inequality (which weights decaying with distance break); weights that
+# happen to look like that are passed as they are with I(). Returns the
+# input without the AsIs class.
+check_neighbour_input <- function(adjacency, radius, arg, radius_arg,
+                                  call = rlang::caller_env()) {
+  as_is <- inherits(adjacency, "AsIs")
+  if (as_is) class(adjacency) <- setdiff(class(adjacency), "AsIs")
+  if (!is.null(radius)) {
+    if (!is.numeric(radius) || length(radius) != 1L || !is.finite(radius) || radius <= 0) {
+      abort_mkt("bad_argument", c(
+        "{.arg {radius_arg}} must be one positive number.",
+        x = "You supplied {.val {format(radius)}}."
+      ), call = call)
+    }
+    matrix_like <- is.matrix(adjacency) || inherits(adjacency, "dist")
+    binary <- is.matrix(adjacency) && is.numeric(adjacency) &&
+      all(adjacency %in% c(0, 1))
+    if (!matrix_like || binary || as_is) {
+      abort_mkt("bad_argument", c(
+        "{.arg {radius_arg}} applies only when {.arg {arg}} is a matrix of distances.",
+        x = if (as_is) "{.arg {arg}} is marked with {.fn I} as weights to use as they are." else
+          if (binary) "{.arg {arg}} is a 0/1 adjacency matrix: with a radius every non-neighbour (0) would become a neighbour." else
+          "{.arg {arg}} is a group column or a table of neighbour pairs, which has no distances.",
+        i = "Leave out {.arg {radius_arg}}, or give distances."
+      ), call = call)
+    }
+    return(adjacency)
+  }
+  if (!as_is && looks_like_distances(adjacency)) {
+    abort_mkt("bad_adjacency", c(
+      "{.arg {arg}} looks like a matrix of distances, but {.arg {radius_arg}} is missing.",
+      x = "Without {.arg {radius_arg}} its entries would be read as neighbour weights, so that farther units would count more.",
+      i = "Give {.arg {radius_arg}}: units within that distance of each other are neighbours, e.g. {.code {radius_arg} = 50}.",
+      i = "If these are weights (larger for closer units), pass them as they are with {.code {arg} = I(weights)}."
+    ), call = call)
+  }
+  adjacency
+}
+
+# TRUE for a dist object, or a square numeric matrix that is symmetric, zero
+# on the diagonal, positive off it, not all 0/1, and satisfies the triangle
+# inequality d_ij <= d_ik + d_kj. The inequality is checked through up to 40
+# pivots k spread over the units (every k would cost N^3), enough to catch
+# weights, which break it for most k.
+looks_like_distances <- function(x) {
+  if (inherits(x, "dist")) return(TRUE)
+  if (!is.matrix(x) || !is.numeric(x) || nrow(x) != ncol(x) || nrow(x) < 3L ||
+      anyNA(x) || any(!is.finite(x))) {
+    return(FALSE)
+  }
+  off <- x[row(x) != col(x)]
+  if (any(diag(x) != 0) || any(off <= 0) || all(off == 1)) return(FALSE)
+  if (!isTRUE(all.equal(x, t(x), check.attributes = FALSE))) return(FALSE)
+  n <- nrow(x)
+  tol <- 1e-8 * max(off)
+  for (k in unique(round(seq(1, n, length.out = min(n, 40L))))) {
+    if (any(x > outer(x[, k], x[k, ], "+") + tol)) return(FALSE)
+  }
+  TRUE
 }
 
 # --- long panels given as one row per cluster -----------------------------------

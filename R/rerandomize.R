@@ -59,13 +59,13 @@
 #'   [experiment_effect()] reweights by these probabilities.
 #'
 #' @param data A data frame with one row per cluster (for example from
-#'   [geo_units()]).
+#'   [geo_units()]), at least two.
 #' @param covariates A one-sided formula of numeric cluster-level covariates,
-#'   or a list of them for tiers.
+#'   or, for tiers, a list of at least two of them.
 #' @param n_treated Number of treated clusters. With strata it is shared out
 #'   across strata in proportion to their sizes.
 #' @param prop_treated Share of treated clusters, used when `n_treated` is
-#'   `NULL`. Defaults to one half.
+#'   `NULL` (give one of the two). Defaults to one half.
 #' @param strata `NULL`, the name of a column of `data`, a vector with one
 #'   stratum label per row, or the result of [stratify()].
 #' @param accept Acceptance probability \eqn{p_a} in (0, 1] (one per tier for
@@ -84,13 +84,17 @@
 #'   allowed in a stratum. With a buffer, an assignment is admissible only if
 #'   every stratum keeps at least this many controls outside the buffer.
 #' @param buffer Optional buffer rule: a square matrix with cluster ids as
-#'   dimnames (0/1 adjacency or weights, or distances with `buffer_radius`),
+#'   dimnames (0/1 adjacency or weights, or distances with `buffer_radius`;
+#'   a matrix that looks like distances, symmetric with a zero diagonal,
+#'   positive entries and the triangle inequality, needs `buffer_radius`,
+#'   and weights that look like that are passed as they are with [I()]),
 #'   a labelled [stats::dist()] object, a data frame whose first two columns
 #'   are pairs of neighbouring cluster ids, or the name of a column of
 #'   group labels (clusters of a group are neighbours). Defaults to the
 #'   buffer of a [stratify()] object given as `strata`. See Buffer zones.
 #' @param buffer_radius With a distance matrix in `buffer`: clusters within
-#'   this distance of each other are neighbours.
+#'   this distance of each other are neighbours. Refused with anything but
+#'   distances.
 #' @param ... Must be empty.
 #' @return An object of class `mkt_design` with, among others, `$treated` (0/1
 #'   in the row order of `data`), `$criterion`, `$threshold`, `$strata`,
@@ -133,13 +137,36 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
   check_dots(...)
   call <- match.call()
   threshold_missing <- missing(threshold)
+  if (missing(covariates)) {
+    abort_mkt("bad_argument", c(
+      "{.arg covariates} is missing: name the cluster covariates to balance.",
+      i = "For example {.code rerandomize(units, ~ pre_sales + population, n_treated = 20)}."
+    ))
+  }
   data <- check_data_frame(data)
-  criterion <- if (is.list(covariates) && !inherits(covariates, "formula") &&
-                   missing(criterion)) "tiers" else check_choice(criterion)
-  threshold <- check_choice(threshold)
+  if (nrow(data) < 2L) {
+    abort_mkt("bad_data", c(
+      "{.arg data} must have at least 2 rows (clusters) to randomize; it has {nrow(data)}.",
+      i = "Give one row per cluster, for example from {.fn geo_units}."
+    ))
+  }
+  min_per_arm <- check_count(min_per_arm, "min_per_arm", min = 1)
   if (is.null(buffer) && inherits(strata, "mkt_strata") && !is.null(strata$buffer)) {
     buffer <- strata$buffer
   }
+  if (!is.null(buffer_radius) && (is.null(buffer) || inherits(buffer, "mkt_buffer"))) {
+    abort_mkt("bad_argument", c(
+      "{.arg buffer_radius} is used only with a distance matrix as {.arg buffer}.",
+      i = if (is.null(buffer)) "Give the distance matrix as {.arg buffer}, or leave out {.arg buffer_radius}." else
+        "{.arg buffer} already holds its rule; leave out {.arg buffer_radius}."
+    ))
+  }
+  if (!is.null(buffer) && !inherits(buffer, "mkt_buffer")) {
+    buffer <- check_neighbour_input(buffer, buffer_radius, "buffer", "buffer_radius")
+  }
+  criterion <- if (is.list(covariates) && !inherits(covariates, "formula") &&
+                   missing(criterion)) "tiers" else check_choice(criterion)
+  threshold <- check_choice(threshold)
   if (!is.null(buffer) && threshold == "chisq") {
     if (!threshold_missing) {
       abort_mkt("bad_argument", c(

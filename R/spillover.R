@@ -62,11 +62,18 @@
 #'   for the regression, such as `~ pre_sales`.
 #' @param adjacency A square matrix with unit ids as row and column names
 #'   (0/1 adjacency, non-negative weights, or distances with `radius`), a
-#'   [stats::dist()] object with labels, or the name of a column of `data`
-#'   giving each unit's group (units of the same group are neighbours).
+#'   [stats::dist()] object with labels (distances), or the name of a column
+#'   of `data` giving each unit's group (units of the same group are
+#'   neighbours). Distances are never read as weights (farther units would
+#'   count more): a `dist` object, or a matrix that is symmetric with a zero
+#'   diagonal, positive entries off it and the triangle inequality, needs
+#'   `radius` (error `mktcausal_error_bad_adjacency` otherwise). Weights that
+#'   decay with distance break the triangle inequality and are used as they
+#'   are; any matrix wrapped in [I()] is used as weights.
 #' @param exposure `"share"`, `"any"` or `"count"`; see Exposure mappings.
 #' @param radius With a distance matrix: units within `radius` are
-#'   neighbours.
+#'   neighbours. Refused with a 0/1 matrix, a group column or neighbour
+#'   pairs, which have no distances.
 #' @param id Name of the unit id column matching the names of `adjacency`
 #'   (and the design's ids). Defaults to the design's id column.
 #' @param design Optional design from [rerandomize()] that drew the
@@ -121,6 +128,13 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   exposure <- check_choice(exposure)
   alpha <- check_alpha(alpha)
   if (missing(data)) data <- NULL
+  if (missing(adjacency)) {
+    abort_mkt("bad_adjacency", c(
+      "{.arg adjacency} is missing: {.fn spillover} needs to know who neighbours whom.",
+      i = "Give a 0/1 adjacency matrix, distances with {.arg radius}, neighbour pairs, or a group column."
+    ))
+  }
+  adjacency <- check_neighbour_input(adjacency, radius, "adjacency", "radius")
   if (inherits(formula, "mkt_panel") || is_panel_formula(formula)) {
     if (!is.null(design) || !is.null(covariates)) {
       abort_mkt("bad_argument", c(

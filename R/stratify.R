@@ -111,7 +111,16 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
   n_control <- stats::setNames(as.integer(tab) - alloc, names(alloc))
   rule <- NULL
   n_buffer <- NULL
+  if (!is.null(buffer_radius) && is.null(buffer)) {
+    abort_mkt("bad_argument", c(
+      "{.arg buffer_radius} is used only with a distance matrix as {.arg buffer}.",
+      i = "Give the distance matrix as {.arg buffer}, or leave out {.arg buffer_radius}."
+    ))
+  }
   if (!is.null(buffer)) {
+    if (!inherits(buffer, "mkt_buffer")) {
+      buffer <- check_neighbour_input(buffer, buffer_radius, "buffer", "buffer_radius")
+    }
     ids <- design_ids(data, id)
     rule <- buffer_rule(buffer, ids, data, attr(ids, "id_name"), buffer_radius)
     arms <- strata_buffer_arms(rule, stratum, alloc, min_per_arm)

@@ -426,6 +426,47 @@ test_that("asymptotic intervals and power simulation refuse buffered designs", {
 
 # --- arguments, counts, threads and interrupts ------------------------------------
 
+test_that("degenerate tables and contradictory or unused arguments are classed errors", {
+  d <- sim_clusters(30, 2, seed = 90)
+  expect_error(rerandomize(d[0, ], ~ x1), class = "mktcausal_error_bad_data")
+  expect_error(rerandomize(d[1, ], ~ x1), class = "mktcausal_error_bad_data")
+  err <- tryCatch(rerandomize(d, ~ x1, n_treated = 10, prop_treated = 0.5), error = identity)
+  expect_s3_class(err, "mktcausal_error_bad_argument")
+  expect_match(conditionMessage(err), "not both")
+  err <- tryCatch(rerandomize(d, ~ x1 + x2, criterion = "tiers"), error = identity)
+  expect_s3_class(err, "mktcausal_error_bad_argument")
+  expect_match(conditionMessage(err), "two tiers")
+  expect_error(rerandomize(d, list(~ x1), accept = 0.1), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, min_per_arm = -1), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, min_per_arm = NA), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(d, ~ x1, buffer_radius = 1), class = "mktcausal_error_bad_argument")
+  expect_error(stratify(d, size = "x1", bins = 2, buffer_radius = 1),
+               class = "mktcausal_error_bad_argument")
+})
+
+test_that("a distance matrix as buffer needs buffer_radius", {
+  sg <- sim_grid(6, 6, seed = 91)
+  err <- tryCatch(rerandomize(sg$data, ~ x1, n_treated = 8, id = "id", buffer = sg$dist,
+                              n_draws = 500), error = identity)
+  expect_s3_class(err, "mktcausal_error_bad_adjacency")
+  expect_match(conditionMessage(err), "buffer_radius", fixed = TRUE)
+  expect_error(stratify(sg$data, size = "x1", bins = 2, id = "id", buffer = sg$dist),
+               class = "mktcausal_error_bad_adjacency")
+  expect_error(rerandomize(sg$data, ~ x1, n_treated = 8, id = "id", buffer = sg$adjacency,
+                           buffer_radius = 1, n_draws = 500),
+               class = "mktcausal_error_bad_argument")
+  # With the radius, the buffer is the one the 0/1 adjacency gives.
+  set.seed(91)
+  a <- rerandomize(sg$data, ~ x1, n_treated = 8, id = "id", buffer = sg$dist,
+                   buffer_radius = 1, accept = 0.5, n_draws = 500)
+  set.seed(91)
+  b <- rerandomize(sg$data, ~ x1, n_treated = 8, id = "id", buffer = sg$adjacency,
+                   accept = 0.5, n_draws = 500)
+  expect_identical(a$treated, b$treated)
+  expect_identical(unname(a$buffer$A), unname(b$buffer$A))
+})
+
 test_that("max_candidates = 1e12 searches until the first acceptance and counts as a double", {
   d <- sim_clusters(60, 3, seed = 92)
   set.seed(92)

@@ -238,3 +238,43 @@ test_that("design-based exposure probabilities follow the design's buffer rule",
   hajek <- sp$estimate[sp$estimator == "hajek" & sp$effect == "spillover"]
   expect_lt(abs(hajek - 1.5), 0.6)
 })
+
+test_that("distances without a radius are refused, never read as weights", {
+  set.seed(31)
+  n <- 40
+  geo <- data.frame(id = sprintf("g%02d", 1:n), x = stats::runif(n), y = stats::runif(n))
+  D <- as.matrix(stats::dist(geo[, c("x", "y")]))
+  dimnames(D) <- list(geo$id, geo$id)
+  geo$treated <- rep(0:1, 20)
+  near <- (D <= 0.1) * 1
+  diag(near) <- 0
+  geo$sales <- 10 + 2 * geo$treated + 3 * as.vector(near %*% geo$treated > 0) + stats::rnorm(n)
+  for (adj in list(D, stats::dist(geo[, c("x", "y")]))) {
+    if (inherits(adj, "dist")) attr(adj, "Labels") <- geo$id
+    err <- tryCatch(spillover(sales ~ treated, geo, adjacency = adj, id = "id"),
+                    error = identity)
+    expect_s3_class(err, "mktcausal_error_bad_adjacency")
+    expect_match(conditionMessage(err), "radius", fixed = TRUE)
+  }
+  # With the radius, units within it are neighbours: the same fit as the
+  # 0/1 adjacency built by hand.
+  by_radius <- spillover(sales ~ treated, geo, adjacency = D, radius = 0.1, id = "id",
+                         exposure = "any")
+  by_hand <- spillover(sales ~ treated, geo, adjacency = near, id = "id", exposure = "any")
+  expect_equal(coef(by_radius), coef(by_hand))
+  # Weights that fall with distance are weights: they break the triangle
+  # inequality and are used as they are; I() passes any matrix as weights.
+  W <- exp(-D / 0.1)
+  diag(W) <- 0
+  w_fit <- spillover(sales ~ treated, geo, adjacency = W, id = "id")
+  expect_equal(w_fit$exposure$exposure,
+               unname(as.vector(W %*% geo$treated) / rowSums(W)))
+  expect_equal(coef(spillover(sales ~ treated, geo, adjacency = I(W), id = "id")), coef(w_fit))
+  # A radius with anything but distances is refused.
+  expect_error(spillover(sales ~ treated, geo, adjacency = near, radius = 0.1, id = "id"),
+               class = "mktcausal_error_bad_argument")
+  geo$region <- rep(letters[1:4], 10)
+  expect_error(spillover(sales ~ treated, geo, adjacency = "region", radius = 1, id = "id"),
+               class = "mktcausal_error_bad_argument")
+  expect_error(spillover(sales ~ treated, geo, id = "id"), class = "mktcausal_error_bad_adjacency")
+})
