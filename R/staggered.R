@@ -54,6 +54,14 @@
 #' * Units treated in the first period (or, with anticipation, before any
 #'   clean base period exists) have no untreated base period: they are
 #'   dropped with a warning and listed in `tidy(fit, "dropped_units")`.
+#' * A unit whose rows between its last untreated and its first treated
+#'   period are absent (`cohort_known` of [mkt_panel()] is `FALSE`) may have
+#'   adopted in any of those periods. Counting it in the cohort of its first
+#'   observed treated period would create small spurious cohorts (and make
+#'   the uniform bands undercover), so it is dropped with a warning of class
+#'   `mktcausal_warning_uncertain_cohort` and listed, with the reason, in
+#'   `tidy(fit, "dropped_units")`. Rows with the treatment and a missing
+#'   outcome fix a unit's cohort without adding data.
 #' * A treatment that switches off is an error (the estimator needs absorbing
 #'   treatment); so is `control = "never"` without never-treated units.
 #' * Unbalanced panels: each ATT(g,t) uses the units observed in both
@@ -202,6 +210,7 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
                   n_cells = nrow(cells), n_na_cells = sum(na_cell),
                   n_dropped_units = length(prep$dropped_units)),
     tables = list(dropped_units = data.frame(unit = prep$dropped_units,
+                                             reason = prep$drop_reason,
                                              stringsAsFactors = FALSE)),
     cells = cells, inf = est$inf, unit_cohort = prep$cohort, unit_weight = prep$w,
     cluster_id = prep$cluster_id, n_units = n, times = times, control = control,
@@ -253,14 +262,31 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   cohort <- unname(panel$cohort_index)
   cohort[is.na(cohort)] <- 0L
   early <- cohort > 0L & cohort <= 1L + anticipation
-  dropped_units <- panel$units[early]
+  # A unit whose rows between its last untreated and first treated period
+  # are absent may have adopted in any of those periods. Putting it in the
+  # cohort of its first observed treated period would make small spurious
+  # cohorts (and wrong event times), so it is left out.
+  known <- unname(panel$cohort_known %||% rep(TRUE, N))
+  unsure <- !early & !known
+  drop_reason <- ifelse(early, "treated before any untreated base period",
+                        ifelse(unsure, "adoption period unknown (rows absent)", NA_character_))
   if (any(early)) {
+    first <- panel$units[early]
     warn_mkt("treated_first_period", c(
       "{sum(early)} unit{?s} {?is/are} treated from the first period{if (anticipation > 0) ' (allowing for anticipation)' else ''} and {?has/have} no untreated base period; dropped.",
-      i = "Dropped: {.val {utils::head(as.character(dropped_units), 5)}}{if (sum(early) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")})."
+      i = "Dropped: {.val {utils::head(as.character(first), 5)}}{if (sum(early) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")})."
     ))
   }
-  keep <- !early
+  if (any(unsure)) {
+    which_unsure <- panel$units[unsure]
+    warn_mkt("uncertain_cohort", c(
+      "{sum(unsure)} unit{?s} {?has/have} no row between {?its/their} last untreated and first treated period, so {?its/their} adoption period is unknown; dropped.",
+      i = "Dropped: {.val {utils::head(as.character(which_unsure), 5)}}{if (sum(unsure) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")}).",
+      i = "Where the adoption period is known, add the missing rows with the treatment and an {.code NA} outcome: they fix the cohort without adding data."
+    ))
+  }
+  keep <- !early & !unsure
+  dropped_units <- panel$units[!keep]
   if (control == "never" && !any(cohort[keep] == 0L)) {
     abort_mkt("no_never_treated", c(
       "No unit is never treated, so {.code control = \"never\"} has no control group.",
@@ -279,7 +305,7 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
     X = if (is.null(X)) NULL else X[keep, , drop = FALSE],
     cluster_id = match(cl[keep], unique(cl[keep])),
     n = sum(keep), n_periods = length(panel$times),
-    dropped_units = dropped_units
+    dropped_units = dropped_units, drop_reason = drop_reason[!keep]
   )
 }
 
