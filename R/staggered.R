@@ -16,7 +16,10 @@
 #' reduce to the difference of (weighted) mean changes, computed for all
 #' cells at once in compiled code. Covariates enter through their
 #' (time-invariant) unit values; a covariate that varies within a unit is an
-#' error. As in the did package, the doubly robust and IPW estimators drop
+#' error, and one that is constant across the units used, or collinear with
+#' the others, is dropped with a warning of class
+#' `mktcausal_warning_dropped_covariate` (it could not be fitted, and would
+#' make every cell `NA`). As in the did package, the doubly robust and IPW estimators drop
 #' control units whose estimated propensity score is 0.995 or more. The
 #' nuisance models (propensity score, outcome-regression design) depend on
 #' a cell only through its units, so cells that share a cohort and a control
@@ -142,7 +145,7 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   prep <- staggered_prepare(panel, control, anticipation, call = error_call)
   cells <- staggered_cells(prep, base_period, anticipation)
   not_yet <- control == "not_yet"
-  covariates <- length(panel$vars$covariates) > 0L
+  covariates <- !is.null(prep$X)
   est <- if (covariates) {
     staggered_gt_covariates(prep, cells, method, not_yet)
   } else {
@@ -300,13 +303,37 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
     ), call = call)
   }
   Y <- if (all(keep)) panel$Y else panel$Y[keep, , drop = FALSE]
+  if (!is.null(X)) X <- drop_aliased_covariates(X[keep, , drop = FALSE])
   list(
-    Y = Y, cohort = cohort[keep], w = w[keep], keep = keep,
-    X = if (is.null(X)) NULL else X[keep, , drop = FALSE],
+    Y = Y, cohort = cohort[keep], w = w[keep], keep = keep, X = X,
     cluster_id = match(cl[keep], unique(cl[keep])),
     n = sum(keep), n_periods = length(panel$times),
     dropped_units = dropped_units, drop_reason = drop_reason[!keep]
   )
+}
+
+# The unit-level covariates (units x covariates) without those that are
+# constant across the units used or collinear with the intercept and the
+# covariates before them (the pivoted QR of lm(), tolerance 1e-7). Such a
+# covariate makes every cell's outcome regression and propensity score
+# rank-deficient, so every ATT(g,t) would be NA; like lm(), which aliases
+# it, the fit goes on without it, and says so. NULL when none is left:
+# then the cells are the covariate-free DiD of mean changes.
+drop_aliased_covariates <- function(X) {
+  q <- qr(cbind(1, X), tol = 1e-7)
+  kept <- sort(q$pivot[seq_len(q$rank)])[-1] - 1L
+  if (length(kept) == ncol(X)) return(X)
+  bad <- setdiff(seq_len(ncol(X)), kept)
+  const <- apply(X[, bad, drop = FALSE], 2, function(v) diff(range(v)) == 0)
+  names_bad <- colnames(X)[bad]
+  what <- if (all(const)) "constant" else if (any(const)) "constant or collinear with the others" else
+    "collinear with the others (and the intercept)"
+  warn_mkt("dropped_covariate", c(
+    "{cli::qty(length(bad))}The covariate{?s} {.field {names_bad}} {?is/are} {what} across the units used and cannot be fitted; dropped.",
+    i = "{cli::qty(length(bad))}Remove {?it/them} from the formula to silence this warning."
+  ))
+  out <- X[, kept, drop = FALSE]
+  if (ncol(out)) out else NULL
 }
 
 # The (g, t) cells with their base periods and control cut-offs, following

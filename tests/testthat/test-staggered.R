@@ -224,6 +224,38 @@ test_that("with 10% of rows absent the uniform bands cover 95% of the time (200 
   expect_gte(mean(covered), 0.92)
 })
 
+test_that("a constant or collinear covariate is dropped with a warning, not all cells NA", {
+  d <- sim_staggered(n = 200, noise = 1, seed = 22)
+  d$x <- stats::rnorm(200)[d$unit]
+  d$one <- 1
+  d$x2 <- 2 * d$x - 3
+  for (m in c("dr", "ipw", "reg")) {
+    ref <- staggered(y ~ post + x | unit + time, d, method = m, n_draws = 0)
+    expect_warning(a <- staggered(y ~ post + one + x | unit + time, d, method = m, n_draws = 0),
+                   class = "mktcausal_warning_dropped_covariate")
+    expect_warning(b <- staggered(y ~ post + x + x2 | unit + time, d, method = m, n_draws = 0),
+                   "x2", class = "mktcausal_warning_dropped_covariate")
+    expect_false(anyNA(tidy(a)$estimate))
+    expect_equal(tidy(a)$estimate, tidy(ref)$estimate, tolerance = 1e-10)
+    expect_equal(tidy(b)$estimate, tidy(ref)$estimate, tolerance = 1e-10)
+    expect_equal(tidy(b)$std.error, tidy(ref)$std.error, tolerance = 1e-10)
+  }
+  # Only a constant covariate: the DiD of mean changes, computed by hand.
+  expect_warning(c1 <- staggered(y ~ post + one | unit + time, d, n_draws = 0),
+                 "constant", class = "mktcausal_warning_dropped_covariate")
+  wide <- stats::reshape(d[c("unit", "time", "y")], idvar = "unit", timevar = "time",
+                         direction = "wide")
+  u <- d[d$time == 1, ]
+  dy <- wide$y.6 - wide$y.4
+  want <- mean(dy[u$cohort == 5]) - mean(dy[u$cohort == 0])
+  td <- tidy(c1)
+  expect_equal(td$estimate[td$group == 5 & td$time == 6], want, tolerance = 1e-12)
+  # The event study's "cs" method goes through the same fit.
+  expect_warning(es <- event_study(y ~ post + one | unit + time, d),
+                 class = "mktcausal_warning_dropped_covariate")
+  expect_false(anyNA(tidy(es)$estimate))
+})
+
 test_that("bad input raises the documented classed errors", {
   d <- sim_staggered(n = 120, noise = 1, seed = 9)
   early <- d
