@@ -173,9 +173,10 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   seed <- draw_cpp_seed()
   draws_fun <- NULL
   if (n_draws > 0L && !covariates && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
-    draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_draws, seed)
+    draws_fun <- function(cols) cohort_sum_kernel(prep, cells, est, not_yet, cols, seed)
   }
-  boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks)
+  boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks,
+                              call = error_call)
 
   na_cell <- is.na(cells$estimate)
   V[na_cell, ] <- NA_real_

@@ -339,6 +339,84 @@ test_that("the block bootstrap (covariates, clusters) gives the dense draws, for
   }
 })
 
+test_that("a bootstrap too large for memory is a classed error before any work, not a crash", {
+  # On 9570aec n_draws = 1e8 aborted R (std::bad_alloc inside the OpenMP
+  # region of the multiplier bootstrap).
+  d <- mpdta_post()
+  withr::local_options(mktcausal.max_memory = 16e9)
+  for (f in list(lemp ~ post | countyreal + year, lemp ~ post + lpop | countyreal + year)) {
+    expect_error(staggered(f, d, n_draws = 1e8), class = "mktcausal_error_too_large")
+    expect_error(staggered(f, d, n_draws = 1e8), "n_draws")
+  }
+  expect_error(staggered(lemp ~ post | countyreal + year, d, n_draws = 2^31),
+               class = "mktcausal_error_bad_argument")
+  fit <- staggered(lemp ~ post | countyreal + year, d, n_draws = 0)
+  fit$n_draws <- 1e8
+  expect_error(aggregate(fit, "event"), class = "mktcausal_error_too_large")
+})
+
+test_that("bootstrap draws do not depend on how they are chunked, and progress is reported", {
+  d <- sim_staggered(n = 300, noise = 1, seed = 15)
+  d$x <- stats::rnorm(300)[d$unit]
+  withr::local_options(progressr.enable = TRUE)
+  steps <- 0
+  set.seed(3)
+  fit <- withCallingHandlers(
+    staggered(y ~ post + x | unit + time, d, method = "reg", n_draws = 300),
+    progression = function(cond) {
+      if (identical(cond$type, "update")) steps <<- steps + cond$amount
+    }
+  )
+  expect_equal(steps, 300)
+  S <- fit$inf
+  kernels <- list(
+    boot_kernel_dense(S, 300, fit$seed),
+    cohort_sum_kernel(
+      list(Y = matrix(d$y, 300, byrow = TRUE), w = rep(1, 300), n = 300,
+           cohort = match(d$cohort[d$time == 1], c(0, 1:8)) - 1L),
+      fit$cells, list(status = integer(nrow(fit$cells)), wsum1 = rep(1, nrow(fit$cells)),
+                      wsum0 = rep(1, nrow(fit$cells)), mean1 = numeric(nrow(fit$cells)),
+                      mean0 = numeric(nrow(fit$cells))),
+      FALSE, seq_len(nrow(fit$cells)), fit$seed)
+  )
+  for (k in kernels) {
+    whole <- k(1:200)
+    # Chunks in whole slices of 64 draws give the very same numbers; any
+    # other split the same multipliers (equal up to rounding).
+    expect_identical(rbind(k(1:128), k(129:200)), whole)
+    expect_equal(rbind(k(1:50), k(51:200)), whole, tolerance = 1e-12)
+    expect_false(isTRUE(all.equal(k(1:50), k(51:100))))
+  }
+  # Each draw's multipliers are Mammen's: mean 0, variance 1, and every
+  # cluster's draws are independent of the others'.
+  v <- boot_kernel_dense(diag(2000), 1, fit$seed)(1:500)
+  expect_equal(sort(unique(round(as.vector(v), 12))),
+               round(c((1 - sqrt(5)) / 2, (1 + sqrt(5)) / 2), 12))
+  expect_lt(abs(mean(v)), 0.01)
+  expect_lt(abs(stats::var(as.vector(v)) - 1), 0.01)
+  expect_lt(max(abs(stats::cor(v[, 1:20])[upper.tri(diag(20))])), 0.2)
+})
+
+test_that("the bootstrap stops within a second of an interrupt", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste(
+    "set.seed(1); N <- 30000L; Tn <- 20L",
+    "coh <- sample(c(0L, 5L, 9L, 13L, 17L), N, replace = TRUE)",
+    "d <- data.frame(unit = rep(seq_len(N), each = Tn), time = rep(seq_len(Tn), N))",
+    "d$post <- as.integer(coh[d$unit] > 0 & d$time >= coh[d$unit])",
+    "d$y <- rnorm(nrow(d)); d$x <- rnorm(N)[d$unit]; d$m <- d$unit %% 500",
+    "p <- mkt_panel(y ~ post | unit + time, d)",
+    "px <- mkt_panel(y ~ post + x | unit + time, d)",
+    "pc <- mkt_panel(y ~ post | unit + time, d, cluster = 'm')",
+    "f <- staggered(p, n_draws = 0); f$n_draws <- 1e5", sep = "\n")
+  # The cohort-sum, block and dense kernels (the last through aggregate()).
+  for (code in c("staggered(p, n_draws = 1e5)", "staggered(px, n_draws = 1e5, method = 'reg')",
+                 "staggered(pc, n_draws = 1e5)", "aggregate(f, 'event')")) {
+    expect_lt(seconds_to_stop(code, setup, delay = 2), 1)
+  }
+})
+
 test_that("Date periods and data.table input give the same effects", {
   skip_if_not_installed("data.table")
   d <- sim_staggered(n = 150, noise = 1, seed = 17)
