@@ -177,6 +177,16 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   }
   boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks,
                               call = error_call)
+  # Back to the outcome's units (the fit ran on the rescaled outcome, see
+  # staggered_prepare()); the influence functions stay on that scale, with
+  # `scale`, for the aggregations. The covariance of outcomes near 1e300
+  # overflows (its square scale does not exist), the standard errors do not.
+  sc <- prep$scale
+  cells$estimate <- cells$estimate * sc
+  se <- se * sc
+  cells$std.error <- se
+  boot$se <- boot$se * sc
+  V <- V * sc^2
 
   na_cell <- is.na(cells$estimate)
   V[na_cell, ] <- NA_real_
@@ -216,7 +226,7 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
     tables = list(dropped_units = data.frame(unit = prep$dropped_units,
                                              reason = prep$drop_reason,
                                              stringsAsFactors = FALSE)),
-    cells = cells, inf = est$inf, unit_cohort = prep$cohort, unit_weight = prep$w,
+    cells = cells, inf = est$inf, scale = sc, unit_cohort = prep$cohort, unit_weight = prep$w,
     cluster_id = prep$cluster_id, n_units = n, times = times, control = control,
     estimator = method, anticipation = anticipation, base_period = base_period,
     n_draws = n_draws, seed = seed, boot_se = boot$se, crit = boot$crit,
@@ -304,13 +314,30 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
     ), call = call)
   }
   Y <- if (all(keep)) panel$Y else panel$Y[keep, , drop = FALSE]
+  # Every estimate here (ATT(g,t), its influence function, the aggregations
+  # and the event-study regressions) is equivariant in the outcome, so the
+  # estimators run on Y / scale, a power of two near the largest absolute
+  # value (an exact division), and the callers scale the estimates and
+  # standard errors back: outcomes near 1e300 do not overflow in sums of
+  # squares, outcomes near 1e-300 do not fall below the tolerances.
+  scale <- outcome_scale(Y)
+  if (scale != 1) Y <- Y / scale
   if (!is.null(X)) X <- drop_aliased_covariates(X[keep, , drop = FALSE])
   list(
-    Y = Y, cohort = cohort[keep], w = w[keep], keep = keep, X = X,
+    Y = Y, scale = scale, cohort = cohort[keep], w = w[keep], keep = keep, X = X,
     cluster_id = match(cl[keep], unique(cl[keep])),
     n = sum(keep), n_periods = length(panel$times),
     dropped_units = dropped_units, drop_reason = drop_reason[!keep]
   )
+}
+
+# A power of two near the largest absolute value of the outcome (1 when
+# there is none): dividing by it is exact, so ordinary outcomes give the same
+# numbers to the last bit, and it brings any outcome to a unit scale.
+outcome_scale <- function(Y) {
+  top <- suppressWarnings(max(abs(Y), na.rm = TRUE))
+  if (!is.finite(top) || top <= 0) return(1)
+  2^round(log2(top))
 }
 
 # The unit-level covariates (units x covariates) without those that are

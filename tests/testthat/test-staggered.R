@@ -106,7 +106,9 @@ test_that("clustering sums influence functions within clusters", {
   a <- staggered(y ~ post | unit + time, d, n_draws = 0)
   b <- staggered(y ~ post | unit + time, d, n_draws = 0, cluster = "market")
   expect_identical(a$cells$estimate, b$cells$estimate)
-  S <- rowsum(a$inf, match(d$market[d$time == 1][order(unique(d$unit))], unique(d$market)))
+  # The influence functions are kept on the fit's internal scale of the outcome.
+  S <- rowsum(a$inf * a$scale,
+              match(d$market[d$time == 1][order(unique(d$unit))], unique(d$market)))
   expect_equal(b$cells$std.error, sqrt(colSums(S^2)) / 200, tolerance = 1e-12)
   expect_identical(b$n$clusters, length(unique(d$market)))
   # vcov() is the covariance of the cells from the clustered influence sums.
@@ -311,7 +313,7 @@ test_that("the cohort-sum bootstrap gives the same draws as the influence-matrix
   for (ctrl in c("never", "not_yet")) {
     set.seed(5)
     fit <- staggered(y ~ post | unit + time, d, control = ctrl, n_draws = 200)
-    dense <- staggered_bootstrap(fit$inf, fit$n$units, 200L, fit$seed, 0.05)
+    dense <- staggered_bootstrap(fit$inf * fit$scale, fit$n$units, 200L, fit$seed, 0.05)
     expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
     expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
   }
@@ -331,7 +333,7 @@ test_that("the block bootstrap (covariates, clusters) gives the dense draws, for
     expect_identical(fits[[1]]$boot_se, fits[[2]]$boot_se)
     expect_identical(fits[[1]]$crit, fits[[2]]$crit)
     fit <- fits[[1]]
-    S <- rowsum(fit$inf, fit$cluster_id, reorder = FALSE)
+    S <- rowsum(fit$inf * fit$scale, fit$cluster_id, reorder = FALSE)
     dense <- staggered_bootstrap(S, fit$n$units, 200L, fit$seed, 0.05)
     expect_equal(fit$boot_se, dense$se, tolerance = 1e-10)
     expect_equal(fit$crit, dense$crit, tolerance = 1e-10)
