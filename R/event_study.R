@@ -33,6 +33,14 @@
 #' pre-period coefficients are zero (in `glance()` and `tidy(fit,
 #' "pretest")`).
 #'
+#' @section Scale:
+#' Every estimator here is equivariant in the outcome: it runs on the outcome
+#' divided by a power of two near its largest absolute value, and the
+#' estimates, standard errors and limits are scaled back, so outcomes near
+#' 1e300 or 1e-300 give the scaled answer. `vcov()` holds squares of the
+#' outcome's scale (and so overflows near 1e300); the fit also keeps the
+#' covariance on the internal scale, which [honest_sensitivity()] uses.
+#'
 #' @section Computation:
 #' On a balanced panel the regressions `"sa"` and `"twfe"` never form their
 #' design matrix: after removing unit and period effects every cohort x
@@ -49,7 +57,10 @@
 #' @param data A long data frame, tibble or data.table.
 #' @param method `"cs"`, `"sa"`, `"imputation"` or `"twfe"`.
 #' @param min_e,max_e Event times reported; regressions bin nothing and
-#'   estimate all event times, then keep this window.
+#'   estimate all event times, then keep this window. `min_e > max_e` is an
+#'   error of class `mktcausal_error_bad_argument`, and a window that holds
+#'   no estimated event time one of class `mktcausal_error_bad_window`,
+#'   whose message lists the event times estimated.
 #' @param control,anticipation,base_period For `"cs"` only: the controls,
 #'   anticipation and base period of [staggered()]. `base_period` defaults
 #'   to `"universal"` here, so that every coefficient is relative to event

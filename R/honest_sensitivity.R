@@ -43,7 +43,10 @@
 #' @param object An [event_study()] fit (methods `"cs"`, `"sa"` or
 #'   `"twfe"`, whose coefficients are relative to the period before
 #'   adoption), or a numeric vector of event-study coefficients, pre-periods
-#'   first and the reference period left out, with `sigma` and `n_pre`.
+#'   first and the reference period left out, with `sigma` and `n_pre`. Any
+#'   other object, or a vector without `sigma` and `n_pre`, is an error of
+#'   class `mktcausal_error_honest_input`. A request whose draws or grid
+#'   cannot fit in memory is one of class `mktcausal_error_too_large`.
 #' @param type `"relative_magnitudes"` or `"smoothness"`.
 #' @param M The values of `Mbar` (relative magnitudes) or `M` (smoothness)
 #'   to report. By default `Mbar` runs from 0 to 2 and `M` from 0 to the

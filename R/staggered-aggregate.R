@@ -25,7 +25,11 @@
 #' @param x A [staggered()] fit.
 #' @param type `"simple"`, `"event"`, `"group"` or `"calendar"`.
 #' @param min_e,max_e Event times kept (in periods). `max_e` also limits the
-#'   post-treatment cells of `"simple"` and `"group"`.
+#'   post-treatment cells of `"simple"` and `"group"` (none left is an error
+#'   of class `mktcausal_error_no_post_cells`). For `"event"`, a window with
+#'   no estimated event time is an error of class
+#'   `mktcausal_error_bad_window`; a window of pre-periods only has an `NA`
+#'   overall row.
 #' @param balance_e For `"event"`: keep only the cohorts observed for at
 #'   least `balance_e` periods after adoption, so that every event time up to
 #'   `balance_e` averages the same cohorts.

@@ -53,6 +53,21 @@
 #' cohorts enter. `vcov()` is the covariance of the cells from the clustered
 #' influence functions (its diagonal gives `std.error`).
 #'
+#' A cluster's multiplier in a draw depends only on the seed, the cluster and
+#' the draw, so the draws are the same for any number of threads
+#' ([mkt_threads()]) and any [future::plan()]. They are computed in chunks
+#' through [resample_chunks()]: a progress bar shows where
+#' [progressr::handlers()] are set, and an interrupt (Esc, Ctrl-C) stops the
+#' bootstrap within a fraction of a second. The draws (`n_draws` x cells)
+#' are held in memory: a request that cannot fit is refused with an error of
+#' class `mktcausal_error_too_large` before any draw is made.
+#'
+#' The estimates are equivariant in the outcome: the fit runs on the outcome
+#' divided by a power of two near its largest absolute value and scales the
+#' results back, so outcomes of any magnitude (1e300 or 1e-300) give the
+#' scaled answer. `vcov()` of an outcome near 1e300 overflows (it holds
+#' squares of the outcome's scale); the standard errors do not.
+#'
 #' @section Data handling:
 #' * Units treated in the first period (or, with anticipation, before any
 #'   clean base period exists) have no untreated base period: they are
