@@ -73,16 +73,16 @@ cpp_staggered_gt <- function(y, cohort, w, group, time, base, control_after, not
     .Call(`_mktcausal_cpp_staggered_gt`, y, cohort, w, group, time, base, control_after, not_yet, trim, threads)
 }
 
-cpp_staggered_boot <- function(S, n, B, seed, threads) {
-    .Call(`_mktcausal_cpp_staggered_boot`, S, n, B, seed, threads)
+cpp_staggered_boot <- function(S, n, b0, B, seed, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot`, S, n, b0, B, seed, threads)
 }
 
-cpp_staggered_boot_cohort <- function(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads) {
-    .Call(`_mktcausal_cpp_staggered_boot_cohort`, y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads)
+cpp_staggered_boot_cohort <- function(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, b0, B, seed, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot_cohort`, y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, b0, B, seed, threads)
 }
 
-cpp_staggered_boot_blocks <- function(S, n, B, seed, order, start, size, use, threads) {
-    .Call(`_mktcausal_cpp_staggered_boot_blocks`, S, n, B, seed, order, start, size, use, threads)
+cpp_staggered_boot_blocks <- function(S, n, b0, B, seed, order, start, size, use, threads) {
+    .Call(`_mktcausal_cpp_staggered_boot_blocks`, S, n, b0, B, seed, order, start, size, use, threads)
 }
 
 cpp_cluster_cohort_moments <- function(y, w, slot, H, order, cluster) {

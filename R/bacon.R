@@ -73,6 +73,11 @@ bacon_fit <- function(panel, call = NULL, error_call = rlang::caller_env()) {
     ))
   }
   Y <- panel$Y[complete, , drop = FALSE]
+  # The decomposition is linear in the outcome: it runs on Y / scale (an
+  # exact power of two, see outcome_scale()) and the estimates are scaled
+  # back, so outcomes near 1e300 do not overflow in the sums.
+  scale <- outcome_scale(Y)
+  if (scale != 1) Y <- Y / scale
   D <- panel$D[complete, , drop = FALSE]
   Tn <- ncol(Y)
   N <- nrow(Y)
@@ -87,7 +92,7 @@ bacon_fit <- function(panel, call = NULL, error_call = rlang::caller_env()) {
   # TWFE by the within transformation (exact on a balanced panel).
   Dt <- D - rowMeans(D) - rep(colMeans(D), each = N) + mean(D)
   vd <- mean(Dt^2)
-  twfe <- sum(Dt * Y) / sum(Dt^2)
+  twfe <- sum(Dt * Y) / sum(Dt^2) * scale
 
   groups <- sort(unique(first))
   share <- as.numeric(table(factor(first, levels = groups))) / N
@@ -132,7 +137,7 @@ bacon_fit <- function(panel, call = NULL, error_call = rlang::caller_env()) {
     treated_idx = vapply(rows, function(r) as.integer(r[[1]]), integer(1)),
     control_idx = vapply(rows, function(r) as.integer(r[[2]]), integer(1)),
     type = vapply(rows, `[[`, character(1), 3),
-    estimate = vapply(rows, `[[`, numeric(1), 4),
+    estimate = vapply(rows, `[[`, numeric(1), 4) * scale,
     weight = vapply(rows, `[[`, numeric(1), 5),
     stringsAsFactors = FALSE
   )

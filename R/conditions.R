@@ -115,6 +115,7 @@ condition_registry <- local({
     c("warning", "not_converged", "An optimiser stopped before its tolerance."),
     c("warning", "poor_fit", "The pre-period fit of a synthetic control is poor."),
     c("warning", "treated_first_period", "Units treated in the first period were dropped."),
+    c("warning", "uncertain_cohort", "Units whose adoption period is unknown (absent rows) were dropped."),
     c("warning", "twfe_dose", "TWFE on doses mixes causal responses with non-intuitive weights."),
     c("warning", "unbalanced_panel", "Units with missing periods were dropped."),
     c("warning", "weak_instruments", "The instruments are weak."),

@@ -33,6 +33,14 @@
 #' pre-period coefficients are zero (in `glance()` and `tidy(fit,
 #' "pretest")`).
 #'
+#' @section Scale:
+#' Every estimator here is equivariant in the outcome: it runs on the outcome
+#' divided by a power of two near its largest absolute value, and the
+#' estimates, standard errors and limits are scaled back, so outcomes near
+#' 1e300 or 1e-300 give the scaled answer. `vcov()` holds squares of the
+#' outcome's scale (and so overflows near 1e300); the fit also keeps the
+#' covariance on the internal scale, which [honest_sensitivity()] uses.
+#'
 #' @section Computation:
 #' On a balanced panel the regressions `"sa"` and `"twfe"` never form their
 #' design matrix: after removing unit and period effects every cohort x
@@ -49,7 +57,10 @@
 #' @param data A long data frame, tibble or data.table.
 #' @param method `"cs"`, `"sa"`, `"imputation"` or `"twfe"`.
 #' @param min_e,max_e Event times reported; regressions bin nothing and
-#'   estimate all event times, then keep this window.
+#'   estimate all event times, then keep this window. `min_e > max_e` is an
+#'   error of class `mktcausal_error_bad_argument`, and a window that holds
+#'   no estimated event time one of class `mktcausal_error_bad_window`,
+#'   whose message lists the event times estimated.
 #' @param control,anticipation,base_period For `"cs"` only: the controls,
 #'   anticipation and base period of [staggered()]. `base_period` defaults
 #'   to `"universal"` here, so that every coefficient is relative to event
@@ -113,10 +124,16 @@ event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twf
       length(max_e) != 1L || is.na(min_e) || is.na(max_e) || min_e > max_e) {
     abort_mkt("bad_argument", c(
       "{.arg min_e} and {.arg max_e} must be single numbers with {.code min_e <= max_e}.",
-      x = "You supplied {.val {min_e}} and {.val {max_e}}."
+      x = "You supplied {.arg min_e} = {format(min_e)} and {.arg max_e} = {format(max_e)}.",
+      i = "For example {.code min_e = -4, max_e = 4} keeps four periods either side of adoption."
     ))
   }
   n_draws <- check_count(n_draws, "n_draws", min = 1)
+  # The band's draws are held as one R number each (about 64 bytes until
+  # they are unlisted): refuse what cannot fit before any work.
+  check_memory(72 * as.double(n_draws),
+               sprintf("The uniform band's %s draws", format(n_draws, big.mark = ",", scientific = FALSE)),
+               "Use fewer draws: the default {.code n_draws = 2000} is plenty for a critical value.")
   alpha <- check_alpha(alpha)
   panel <- as_panel(formula, data, cluster = cluster, weights = weights)
   event_study_fit(panel, method = method, min_e = min_e, max_e = max_e, control = control,
@@ -134,9 +151,14 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
     fit <- staggered_fit(panel, method = cs_method, control = control,
                          anticipation = anticipation, base_period = base_period,
                          n_draws = 0L, alpha = alpha, error_call = error_call)
+    cl <- fit$cells
+    check_event_window(sort(unique((cl$time_idx - cl$group_idx)[!is.na(cl$estimate)])),
+                       min_e, max_e, call = error_call)
     agg <- staggered_aggregate_fit(fit, "event", min_e = min_e, max_e = max_e, n_draws = 0L)
     S <- rowsum_clusters(agg$inf[, -1, drop = FALSE], fit$cluster_id)
-    est <- list(event = agg$label, estimate = agg$estimates$estimate[-1],
+    # On the fit's internal scale, as the influence functions.
+    scale <- fit$scale
+    est <- list(event = agg$label, estimate = agg$estimates$estimate[-1] / scale,
                 vcov = influence_vcov(S, fit$n_units))
     n <- fit$n
   } else {
@@ -148,11 +170,13 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
       ), call = error_call)
     }
     prep <- staggered_prepare(panel, "not_yet", 0L, call = error_call)
+    scale <- prep$scale
     est <- switch(method,
       sa = es_regression(prep, "sa", call = error_call),
       twfe = es_regression(prep, "twfe", call = error_call),
       imputation = es_imputation(prep)
     )
+    check_event_window(est$event, min_e, max_e, call = error_call)
     keep <- est$event >= min_e & est$event <= max_e
     est$event <- est$event[keep]
     est$estimate <- est$estimate[keep]
@@ -163,13 +187,17 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
   }
   es_finish(est, method, n_draws, alpha, n = n, panel = panel, call = call,
             base_period = if (method == "cs") base_period else "universal",
-            cs_method = cs_method, control = control)
+            cs_method = cs_method, control = control, scale = scale)
 }
 
 # Standard errors, bands and the pre-trend Wald test, for every method; the
-# fit.
+# fit. `est` is on the internal scale of the outcome (see
+# staggered_prepare()): the estimates, standard errors and limits go back to
+# the outcome's units with `scale`, the tests and the band's critical value
+# do not depend on it. The fit keeps the covariance on the internal scale
+# too (`vcov_scaled`), since that of outcomes near 1e300 overflows.
 es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
-                      cs_method, control) {
+                      cs_method, control, scale = 1) {
   V <- est$vcov
   se <- sqrt(pmax(diag(V), 0))
   se[se <= sqrt(.Machine$double.eps) * 10 | !is.finite(est$estimate)] <- NA_real_
@@ -190,6 +218,8 @@ es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
   } else {
     data.frame(statistic = NA_real_, df = 0L, p.value = NA_real_)
   }
+  est$estimate <- est$estimate * scale
+  se <- se * scale
   estimates <- data.frame(
     term = paste("event", est$event), estimate = est$estimate, std.error = se,
     p.value = 2 * stats::pnorm(-abs(est$estimate / se)),
@@ -227,12 +257,12 @@ es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
   V <- as.matrix(V)
   new_fit(
     "event_study", estimates = estimates, method = label, estimand = estimand, inference = inference,
-    alpha = alpha, n = n, call = call, vcov = V, vars = panel$vars,
+    alpha = alpha, n = n, call = call, vcov = V * scale^2, vars = panel$vars,
     glance = list(n_events = nrow(estimates), pretest_statistic = pretest$statistic,
                   pretest_df = pretest$df, pretest_p.value = pretest$p.value, crit = crit),
     tables = list(pretest = pretest),
     pretest = pretest, crit = crit, estimator = method, base_period = base_period,
-    times = panel$times
+    times = panel$times, scale = scale, vcov_scaled = V
   )
 }
 

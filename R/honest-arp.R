@@ -55,6 +55,10 @@ arp_prepare <- function(A, d, betahat, sigma, n_pre, l) {
 arp_lf_cv <- function(prep, Z, kappa) {
   G <- prep$vertices
   if (!ncol(G)) return(-Inf)
+  check_memory(8 * as.double(nrow(Z)) * (ncol(Z) + 2 * ncol(G)),
+               sprintf("The hybrid test's %s draws over %d dual vertices",
+                       format(nrow(Z), big.mark = ",", scientific = FALSE), ncol(G)),
+               "Use fewer draws ({.arg n_draws}) or fewer post-periods.")
   e <- eigen(prep$sigma_y, symmetric = TRUE)
   root <- e$vectors %*% (t(e$vectors) * sqrt(pmax(e$values, 0)))
   xi <- Z %*% root
@@ -67,6 +71,10 @@ arp_lf_cv <- function(prep, Z, kappa) {
 arp_accept <- function(prep, theta, alpha, lf_cv = NULL, kappa = alpha / 10) {
   G <- prep$vertices
   if (!ncol(G)) return(rep(TRUE, length(theta)))
+  check_memory(8 * as.double(length(theta)) * ncol(G) * 4,
+               sprintf("Testing %s values over %d dual vertices",
+                       format(length(theta), big.mark = ",", scientific = FALSE), ncol(G)),
+               "Use fewer {.arg grid_points} or fewer post-periods.")
   vals <- crossprod(G, prep$y0) %*% rep(1, length(theta)) -
     crossprod(G, prep$slope) %*% t(theta)
   best <- max.col(t(vals), ties.method = "first")

@@ -43,7 +43,10 @@
 #' @param object An [event_study()] fit (methods `"cs"`, `"sa"` or
 #'   `"twfe"`, whose coefficients are relative to the period before
 #'   adoption), or a numeric vector of event-study coefficients, pre-periods
-#'   first and the reference period left out, with `sigma` and `n_pre`.
+#'   first and the reference period left out, with `sigma` and `n_pre`. Any
+#'   other object, or a vector without `sigma` and `n_pre`, is an error of
+#'   class `mktcausal_error_honest_input`. A request whose draws or grid
+#'   cannot fit in memory is one of class `mktcausal_error_too_large`.
 #' @param type `"relative_magnitudes"` or `"smoothness"`.
 #' @param M The values of `Mbar` (relative magnitudes) or `M` (smoothness)
 #'   to report. By default `Mbar` runs from 0 to 2 and `M` from 0 to the
@@ -157,13 +160,18 @@ honest_sensitivity.mkt_event_study <- function(object,
     }
     target <- match(target, post_events)
   }
-  out <- honest_fit(tab$estimate[keep], sigma = object$vcov[keep, keep, drop = FALSE],
+  # Event-study fits keep their covariance on the internal scale of the
+  # outcome (that of outcomes near 1e300 overflows): the sets are found on
+  # that scale and reported in the outcome's units.
+  scale <- object$scale %||% 1
+  sigma <- object$vcov_scaled %||% object$vcov
+  out <- honest_fit(tab$estimate[keep] / scale, sigma = sigma[keep, keep, drop = FALSE],
                     n_pre = sum(ev < r), type = type, M = M, target = target,
                     inference = inference, alpha = alpha, n_draws = n_draws,
                     grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
                     refine = refine, breakdown = breakdown, n = object$n,
                     vars = object$vars, call = method_call(match.call(), "honest_sensitivity"),
-                    post_events = post_events)
+                    post_events = post_events, scale = scale)
   out$events <- ev
   out$post_events <- post_events
   out
@@ -182,6 +190,20 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
   check_dots(...)
   type <- check_choice(type)
   inference <- check_choice(inference)
+  if (missing(sigma) || missing(n_pre)) {
+    abort_mkt("honest_input", c(
+      "A numeric vector of coefficients needs {.arg sigma} (their covariance) and {.arg n_pre} (how many are pre-periods).",
+      x = "{.arg {c('sigma', 'n_pre')[c(missing(sigma), missing(n_pre))]}} {?is/are} missing.",
+      i = "Call {.code honest_sensitivity(beta, sigma = V, n_pre = 3)}, or pass an {.fn event_study} fit."
+    ))
+  }
+  if (length(dim(object)) > 1L && sum(dim(object) > 1L) > 1L) {
+    abort_mkt("honest_input", c(
+      "{.arg object} must be a vector of event-study coefficients, not a matrix.",
+      x = "You supplied a {nrow(object)} x {ncol(object)} matrix.",
+      i = "Pass the coefficients (pre-periods first) with {.arg sigma} and {.arg n_pre}, or an {.fn event_study} fit."
+    ))
+  }
   honest_fit(object, sigma = sigma, n_pre = n_pre, type = type, M = M, target = target,
              inference = inference, alpha = alpha, n_draws = n_draws,
              grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
@@ -196,13 +218,34 @@ method_call <- function(call, generic) {
 }
 
 # The core of honest_sensitivity(): robust sets for the target l'beta_post
-# from coefficients and their covariance, as a fit.
+# from coefficients and their covariance, as a fit. With `scale`, the
+# coefficients and covariance are those of the outcome divided by `scale`,
+# while `M` (for smoothness; Mbar has no unit), the grid bounds and the
+# results are in the outcome's units.
 honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, n_draws,
                        grid_points, grid_lb, grid_ub, refine, breakdown, n = NULL,
-                       vars = NULL, call = NULL, post_events = NULL) {
+                       vars = NULL, call = NULL, post_events = NULL, scale = 1) {
   alpha <- check_alpha(alpha)
   n_draws <- check_count(n_draws, "n_draws", min = 10)
   grid_points <- check_count(grid_points, "grid_points", min = 10)
+  for (arg in c("refine", "breakdown")) {
+    flag <- get(arg)
+    if (!is.logical(flag) || length(flag) != 1L || is.na(flag)) {
+      abort_mkt("bad_argument", c("{.arg {arg}} must be {.code TRUE} or {.code FALSE}.",
+                                  x = "You supplied {.obj_type_friendly {flag}}."))
+    }
+  }
+  for (arg in c("grid_lb", "grid_ub")) {
+    b <- get(arg)
+    if (!is.null(b) && (!is.numeric(b) || length(b) != 1L || !is.finite(b))) {
+      abort_mkt("bad_argument", c("{.arg {arg}} must be {.code NULL} or one finite number.",
+                                  x = "You supplied {.obj_type_friendly {b}}."))
+    }
+  }
+  if (!is.null(grid_lb) && !is.null(grid_ub) && grid_lb >= grid_ub) {
+    abort_mkt("bad_argument", c("{.arg grid_lb} must be below {.arg grid_ub}.",
+                                x = "You supplied {grid_lb} and {grid_ub}."))
+  }
   betahat <- as.numeric(object)
   k <- length(betahat)
   n_pre <- check_count(n_pre, "n_pre", min = 1)
@@ -213,9 +256,10 @@ honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, 
     ))
   }
   sigma <- as.matrix(sigma)
-  if (!is.numeric(sigma) || !identical(dim(sigma), c(k, k)) || anyNA(sigma) || anyNA(betahat)) {
+  if (!is.numeric(sigma) || !identical(dim(sigma), c(k, k)) || !all(is.finite(sigma)) ||
+      !all(is.finite(betahat))) {
     abort_mkt("honest_input", c(
-      sprintf("`sigma` must be a %d x %d covariance matrix without missing values.", k, k),
+      sprintf("`sigma` must be a %d x %d covariance matrix of finite numbers, and the coefficients finite.", k, k),
       i = "Pass the covariance of exactly the coefficients in `object`."
     ))
   }
@@ -225,16 +269,30 @@ honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, 
                                 i = "Check the covariance matrix of the event study."))
   }
   n_post <- k - n_pre
+  # The hybrid's normal draws (n_draws x 2 n_post, with their products) and
+  # the grid of tested values are held in memory: a request that cannot fit
+  # is refused before any work (the tests check again with the number of
+  # dual vertices, see honest-arp.R).
+  if (type == "relative_magnitudes") {
+    check_memory(8 * as.double(n_draws) * (4 * n_post + 2),
+                 sprintf("The hybrid test's %s draws", format(n_draws, big.mark = ",", scientific = FALSE)),
+                 "Use fewer draws: the default {.code n_draws = 1000} is usually enough.")
+    check_memory(8 * as.double(grid_points) * (2 * n_post + 8),
+                 sprintf("A grid of %s values", format(grid_points, big.mark = ",", scientific = FALSE)),
+                 "Use fewer {.arg grid_points}: the ends of the set are refined beyond the grid anyway.")
+  }
   l <- honest_target(target, n_post)
   post <- n_pre + seq_len(n_post)
   estimate <- sum(l * betahat[post])
   se <- sqrt(drop(crossprod(l, sigma[post, post, drop = FALSE] %*% l)))
-  if (is.null(M)) M <- honest_default_M(type, betahat, sigma, n_pre)
-  if (!is.numeric(M) || anyNA(M) || any(M < 0)) {
-    abort_mkt("honest_input", c("`M` must be non-negative numbers.",
+  m_unit <- if (type == "smoothness") scale else 1
+  if (is.null(M)) M <- honest_default_M(type, betahat, sigma, n_pre) * m_unit
+  if (!is.numeric(M) || !length(M) || anyNA(M) || any(M < 0) || any(!is.finite(M))) {
+    abort_mkt("honest_input", c("`M` must be finite non-negative numbers.",
                                 i = "For example `M = seq(0, 2, by = 0.5)`."))
   }
   M <- sort(unique(M))
+  M_int <- M / m_unit
   z <- stats::qnorm(1 - alpha / 2)
   set_method <- if (type == "smoothness") "FLCI" else
     switch(inference, hybrid = "C-LF", conditional = "Conditional")
@@ -253,8 +311,8 @@ honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, 
     Z <- matrix(stats::rnorm(n_draws * 2 * n_post), n_draws, 2 * n_post, byrow = TRUE)
     hybrid <- inference == "hybrid"
     user_grid <- !is.null(grid_lb) || !is.null(grid_ub)
-    lb <- grid_lb %||% (estimate - 20 * se)
-    ub <- grid_ub %||% (estimate + 20 * se)
+    lb <- if (is.null(grid_lb)) estimate - 20 * se else grid_lb / scale
+    ub <- if (is.null(grid_ub)) estimate + 20 * se else grid_ub / scale
     set_at <- function(m) {
       accept <- rm_acceptance(betahat, sigma, n_pre, l, m, alpha, hybrid, Z)
       lo <- lb
@@ -272,22 +330,24 @@ honest_fit <- function(object, sigma, n_pre, type, M, target, inference, alpha, 
       !rm_acceptance(betahat, sigma, n_pre, l, m, alpha, hybrid, Z)(0)
     }
   }
-  rows <- lapply(M, set_at)
+  rows <- lapply(M_int, set_at)
   label <- honest_target_label(target, n_post, post_events)
   m_name <- if (type == "smoothness") "M" else "Mbar"
   terms <- paste(m_name, "=", trimws(formatC(signif(M, 4), digits = 4, format = "fg")))
   terms <- make.unique(terms)
   estimates <- data.frame(
-    term = c("original", terms), estimate = estimate,
-    std.error = c(se, rep(NA_real_, length(M))),
+    term = c("original", terms), estimate = estimate * scale,
+    std.error = c(se * scale, rep(NA_real_, length(M))),
     p.value = c(2 * stats::pnorm(-abs(estimate / se)), rep(NA_real_, length(M))),
-    conf.low = c(estimate - z * se, vapply(rows, `[[`, numeric(1), "conf.low")),
-    conf.high = c(estimate + z * se, vapply(rows, `[[`, numeric(1), "conf.high")),
+    conf.low = c(estimate - z * se, vapply(rows, `[[`, numeric(1), "conf.low")) * scale,
+    conf.high = c(estimate + z * se, vapply(rows, `[[`, numeric(1), "conf.high")) * scale,
     M = c(NA_real_, M), method = c("original", rep(set_method, length(M))),
     open = c(FALSE, vapply(rows, `[[`, logical(1), "open")),
     target = label, stringsAsFactors = FALSE
   )
-  bd <- if (breakdown) honest_breakdown(rejects_zero, max(M)) else NA_real_
+  bd <- if (breakdown) honest_breakdown(rejects_zero, max(M_int)) * m_unit else NA_real_
+  estimate <- estimate * scale
+  se <- se * scale
   if (any(estimates$open)) {
     warn_mkt("honest_open", c(
       "The robust set reaches the end of the grid of target values for some `M`.",

@@ -142,8 +142,9 @@ print_details.mkt_staggered <- function(x, summary = FALSE, digits = 4, ...) {
                 if (sum(na) > 1L) "s are" else " is"))
   }
   if (length(x$dropped_units)) {
-    cat(sprintf("%d unit%s treated from the first period dropped (tidy(fit, \"dropped_units\")).\n",
-                length(x$dropped_units), if (length(x$dropped_units) > 1L) "s" else ""))
+    why <- table(x$tables$dropped_units$reason)
+    cat(sprintf("Units dropped: %s (tidy(fit, \"dropped_units\")).\n",
+                paste0(as.integer(why), " ", names(why), collapse = "; ")))
   }
   if (summary) {
     cat(sprintf("Group-time cells: %d over %d cohorts, %d NA.\n", nrow(cells),

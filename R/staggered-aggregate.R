@@ -25,7 +25,11 @@
 #' @param x A [staggered()] fit.
 #' @param type `"simple"`, `"event"`, `"group"` or `"calendar"`.
 #' @param min_e,max_e Event times kept (in periods). `max_e` also limits the
-#'   post-treatment cells of `"simple"` and `"group"`.
+#'   post-treatment cells of `"simple"` and `"group"` (none left is an error
+#'   of class `mktcausal_error_no_post_cells`). For `"event"`, a window with
+#'   no estimated event time is an error of class
+#'   `mktcausal_error_bad_window`; a window of pre-periods only has an `NA`
+#'   overall row.
 #' @param balance_e For `"event"`: keep only the cohorts observed for at
 #'   least `balance_e` periods after adoption, so that every event time up to
 #'   `balance_e` averages the same cohorts.
@@ -72,6 +76,13 @@ staggered_aggregate_fit <- function(x, type, min_e = -Inf, max_e = Inf, balance_
   boot <- staggered_bootstrap(S, n, n_draws, x$seed, x$alpha,
                               band = if (k > 1L) 2:k else integer())
   crit <- if (k > 1L) boot$crit else NA_real_
+  # The influence functions are on the fit's internal scale (see
+  # staggered_fit()); the estimates and standard errors go back to the
+  # outcome's units.
+  sc <- x$scale %||% 1
+  agg$est <- agg$est * sc
+  se <- se * sc
+  boot$se <- boot$se * sc
   z <- stats::qnorm(1 - x$alpha / 2)
   se_overall <- if (n_draws > 0 && !is.na(boot$se[1])) boot$se[1] else se[1]
   low <- c(agg$est[1] - z * se_overall, rep(NA_real_, k - 1L))
@@ -100,11 +111,25 @@ staggered_aggregate_fit <- function(x, type, min_e = -Inf, max_e = Inf, balance_
     estimand = sprintf("ATT(g,t) averaged with cohort-size weights %s", what),
     inference = staggered_inference_label(x$vars$cluster, n_draws, crit),
     alpha = x$alpha, n = x$n, call = call,
-    vcov = influence_vcov(S, n), vars = x$vars,
+    vcov = influence_vcov(S, n) * sc^2, vars = x$vars,
     glance = list(type = type, n_draws = n_draws, crit = crit),
-    type = type, label = agg$label, times = x$times, inf = agg$inf,
+    type = type, label = agg$label, times = x$times, inf = agg$inf, scale = sc,
     balance_e = balance_e, boot_se = boot$se, crit = crit, n_draws = n_draws
   )
+}
+
+# An event window [min_e, max_e] must hold at least one of the event times
+# `events` that were estimated; the message lists them.
+check_event_window <- function(events, min_e, max_e, call = rlang::caller_env()) {
+  if (any(events >= min_e & events <= max_e)) return(invisible(TRUE))
+  abort_mkt("bad_window", c(
+    "No estimated event time lies between {.arg min_e} = {format(min_e)} and {.arg max_e} = {format(max_e)}.",
+    i = if (length(events)) {
+      "The event times estimated are {.val {events}}{if (!(-1 %in% events) && any(events < -1)) ' (-1 is the reference period)' else ''}; choose the window among them."
+    } else {
+      "No event time has an estimate."
+    }
+  ), call = call)
 }
 
 # The aggregated estimates and their influence functions (did's aggte()),
@@ -115,7 +140,8 @@ staggered_combine <- function(x, type, min_e, max_e, balance_e) {
   g <- cl$group_idx
   t <- cl$time_idx
   e <- t - g
-  att <- cl$estimate
+  # On the scale of the influence functions.
+  att <- cl$estimate / (x$scale %||% 1)
   n <- x$n_units
   w <- x$unit_weight / mean(x$unit_weight)
   G <- x$unit_cohort
@@ -154,13 +180,25 @@ staggered_combine <- function(x, type, min_e, max_e, balance_e) {
       incl <- (Tn - g) >= balance_e
       es <- sort(unique(e[ok & incl]))
       es <- es[es <= balance_e & es >= balance_e - (Tn - 1)]
+      if (!length(es)) {
+        abort_mkt("bad_argument", c(
+          "{.arg balance_e} = {balance_e} keeps no cohort: none is observed that many periods after adopting.",
+          i = "The longest is {max(Tn - g[ok])} period{?s}; use a smaller {.arg balance_e}."
+        ))
+      }
     }
+    check_event_window(es, min_e, max_e)
     es <- es[es >= min_e & es <= max_e]
     detail <- lapply(es, function(ev) combine(which(ok & incl & e == ev)))
     label <- es
     pos <- es >= 0
-    overall <- list(est = mean(vapply(detail[pos], `[[`, numeric(1), "est")),
-                    inf = rowMeans(matrix(vapply(detail[pos], `[[`, numeric(n), "inf"), nrow = n)))
+    # A window of pre-periods only has no overall effect.
+    overall <- if (any(pos)) {
+      list(est = mean(vapply(detail[pos], `[[`, numeric(1), "est")),
+           inf = rowMeans(matrix(vapply(detail[pos], `[[`, numeric(n), "inf"), nrow = n)))
+    } else {
+      list(est = NA_real_, inf = numeric(n))
+    }
   } else if (type == "group") {
     detail <- lapply(groups, function(h) {
       keep <- which(ok & g == h & t >= g & e <= max_e)
@@ -168,6 +206,10 @@ staggered_combine <- function(x, type, min_e, max_e, balance_e) {
       list(est = mean(att[keep]), inf = rowMeans(inf[, keep, drop = FALSE]))
     })
     has <- !vapply(detail, is.null, logical(1))
+    if (!any(has)) {
+      abort_mkt("no_post_cells", c("No post-treatment cell is left to aggregate.",
+                                   i = "Widen {.arg max_e}."))
+    }
     detail <- detail[has]
     label <- groups[has]
     att_g <- vapply(detail, `[[`, numeric(1), "est")

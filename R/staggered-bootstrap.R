@@ -29,48 +29,104 @@ influence_vcov <- function(S, n, blocks = NULL) {
 }
 
 # Multiplier bootstrap draws (n_draws x length(cols)) of the columns `cols`
-# of S, the cluster sums of influence functions. Cluster c's multipliers come
-# from its own stream (seed, c), whichever path computes the draws, so all
-# paths give the same draws up to rounding:
-# * `draws_fun` (a function of `cols`), when the caller has a cheaper exact
-#   path (cohort sums of the outcomes);
+# of S, the cluster sums of influence functions. Cluster c's multiplier in
+# draw b depends only on (seed, c, b) (src/staggered.h), whichever path
+# computes the draws, so all paths give the same draws up to rounding:
+# * `draws_fun` (a function of `cols` returning a kernel, see
+#   cohort_sum_kernel()), when the caller has a cheaper exact path (cohort
+#   sums of the outcomes);
 # * the block-sparse path, when `blocks` says which cluster rows can be
 #   non-zero in which columns (rows grouped by cohort pattern);
 # * else the dense product over all rows.
+# The draws are computed chunk by chunk through resample_chunks(), which
+# reports progress (progressr) and lets an interrupt stop the loop; the
+# kernels also poll within a chunk. Chunks hold whole slices of 64 draws, so
+# every draw is computed the same way whatever the chunk size, the plan or
+# the number of threads.
 staggered_boot_draws <- function(S, n, n_draws, seed, cols, draws_fun = NULL, blocks = NULL) {
-  if (!is.null(draws_fun)) return(draws_fun(cols))
-  if (!is.null(blocks)) {
-    use <- blocks$use[, cols, drop = FALSE]
-    return(cpp_staggered_boot_blocks(S[, cols, drop = FALSE], n, n_draws, seed,
-                                     blocks$order - 1L, blocks$start - 1L, blocks$size,
-                                     use, mkt_threads()))
+  kernel <- if (!is.null(draws_fun)) {
+    draws_fun(cols)
+  } else if (!is.null(blocks)) {
+    boot_kernel_blocks(S[, cols, drop = FALSE], n, seed, blocks$order - 1L,
+                       blocks$start - 1L, blocks$size, blocks$use[, cols, drop = FALSE])
+  } else {
+    boot_kernel_dense(S[, cols, drop = FALSE], n, seed)
   }
-  cpp_staggered_boot(S[, cols, drop = FALSE], n, n_draws, seed, mkt_threads())
+  chunks <- resample_chunks(n_draws, kernel,
+                            chunk_size = boot_chunk_size(attr(kernel, "work"), n_draws),
+                            label = "multiplier bootstrap", each = "chunk", globals = list())
+  if (length(chunks) == 1L) return(chunks[[1]])
+  do.call(rbind, chunks)
+}
+
+# The kernels as functions of a chunk's draw indices, with the work of one
+# draw (multiply-adds) in attribute "work". Made by these small factories so
+# that a function sent to future's workers carries only what it needs.
+boot_kernel_dense <- function(S, n, seed) {
+  structure(function(idx) {
+    cpp_staggered_boot(S, n, idx[1] - 1, length(idx), seed, mkt_threads())
+  }, work = as.double(nrow(S)) * ncol(S))
+}
+
+boot_kernel_blocks <- function(S, n, seed, order, start, size, use) {
+  structure(function(idx) {
+    cpp_staggered_boot_blocks(S, n, idx[1] - 1, length(idx), seed, order, start, size, use,
+                              mkt_threads())
+  }, work = sum(as.double(size) * rowSums(use != 0L)))
+}
+
+boot_kernel_cohort <- function(Y, w, slot, order, H, cell_time, cell_base, coef, centre,
+                               seed) {
+  structure(function(idx) {
+    cpp_staggered_boot_cohort(Y, w, slot, order, H, cell_time, cell_base, coef, centre,
+                              idx[1] - 1, length(idx), seed, mkt_threads())
+  }, work = as.double(nrow(Y)) * (ncol(Y) + 1))
+}
+
+# Draws per chunk: whole slices of 64 draws (the kernels' unit of work, so
+# that the chunking never changes a draw), at least one slice per thread,
+# and about 5e7 multiply-adds of work, a few hundredths of a second: the
+# step of the progress bar and the longest an interrupt waits for R.
+boot_chunk_size <- function(work, n_draws) {
+  slices <- max(mkt_threads(), floor(5e7 / (64 * max(1, work))))
+  as.integer(min(64 * slices, 64 * ceiling(n_draws / 64)))
 }
 
 # Bootstrap standard errors (interquartile range / 1.349) of every column of
 # S with a positive analytic variance, and the sup-t critical value over
 # the columns `band` (all by default) at level 1 - alpha. One set of draws
 # serves both, so a caller wanting a band over a subset of columns (the
-# detail rows of an aggregation) does not draw again.
+# detail rows of an aggregation) does not draw again. The draws are held in
+# memory (n_draws x columns, twice while the chunks are joined): a request
+# that cannot fit is refused before any draw is made.
 staggered_bootstrap <- function(S, n, n_draws, seed, alpha, draws_fun = NULL, ss = NULL,
-                                band = NULL, blocks = NULL) {
+                                band = NULL, blocks = NULL, call = rlang::caller_env()) {
   K <- ncol(S)
   se <- rep(NA_real_, K)
   if (n_draws == 0L || K == 0L) return(list(se = se, crit = NA_real_))
   if (is.null(ss)) ss <- colSums(S * S)
   ok <- which(is.finite(ss) & ss > 0)
   if (!length(ok)) return(list(se = se, crit = NA_real_))
+  check_memory(
+    8 * as.double(n_draws) * (2 * length(ok) + 4),
+    sprintf("A multiplier bootstrap of %s draws over %d estimates",
+            format(n_draws, big.mark = ",", scientific = FALSE), length(ok)),
+    "Use fewer draws: {.code n_draws = 1000} to {.code 10000} is plenty for standard errors and uniform bands.",
+    call = call
+  )
   draws <- staggered_boot_draws(S, n, n_draws, seed, ok, draws_fun, blocks)
-  q <- apply(draws, 2, stats::quantile, probs = c(0.25, 0.75), type = 1, names = FALSE)
-  sig <- (q[2, ] - q[1, ]) / (stats::qnorm(0.75) - stats::qnorm(0.25))
+  # Column by column, so that nothing of the size of the draws is copied.
+  sig <- vapply(seq_along(ok), function(j) {
+    q <- stats::quantile(draws[, j], probs = c(0.25, 0.75), type = 1, names = FALSE)
+    (q[2] - q[1]) / (stats::qnorm(0.75) - stats::qnorm(0.25))
+  }, numeric(1))
   good <- sig > 0
   se[ok[good]] <- sig[good]
   in_band <- good & (if (is.null(band)) TRUE else ok %in% band)
   crit <- NA_real_
   if (any(in_band)) {
-    tmax <- apply(abs(draws[, in_band, drop = FALSE]) /
-                    matrix(sig[in_band], n_draws, sum(in_band), byrow = TRUE), 1, max)
+    tmax <- numeric(n_draws)
+    for (j in which(in_band)) tmax <- pmax(tmax, abs(draws[, j]) / sig[j])
     crit <- unname(stats::quantile(tmax, 1 - alpha, type = 1))
   }
   list(se = se, crit = crit)
@@ -103,9 +159,10 @@ bootstrap_blocks <- function(unit_cohort, cluster_id, cell_uses) {
        use = matrix(as.integer(use), nrow(use)))
 }
 
-# Bootstrap draws of the cells `cols` through cohort sums (balanced panel,
-# no covariates, unit clusters): the same multipliers as the generic path.
-cohort_sum_draws <- function(prep, cells, est, not_yet, cols, n_draws, seed) {
+# The bootstrap kernel of the cells `cols` through cohort sums (balanced
+# panel, no covariates, unit clusters): the same multipliers as the generic
+# path.
+cohort_sum_kernel <- function(prep, cells, est, not_yet, cols, seed) {
   cohorts <- sort(unique(prep$cohort))
   slot <- match(prep$cohort, cohorts) - 1L
   H <- length(cohorts)
@@ -124,9 +181,8 @@ cohort_sum_draws <- function(prep, cells, est, not_yet, cols, n_draws, seed) {
     coef[ctrl, j] <- -n / est$wsum0[k]
     centre[ctrl, j] <- est$mean0[k]
   }
-  cpp_staggered_boot_cohort(prep$Y, prep$w, slot, order(slot) - 1L, H,
-                            cells$time_idx[cols] - 1L, cells$base_idx[cols] - 1L,
-                            coef, centre, n_draws, seed, mkt_threads())
+  boot_kernel_cohort(prep$Y, prep$w, slot, order(slot) - 1L, H, cells$time_idx[cols] - 1L,
+                     cells$base_idx[cols] - 1L, coef, centre, seed)
 }
 
 # Confidence limits: the uniform band when the bootstrap ran, else pointwise.

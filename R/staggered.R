@@ -16,7 +16,10 @@
 #' reduce to the difference of (weighted) mean changes, computed for all
 #' cells at once in compiled code. Covariates enter through their
 #' (time-invariant) unit values; a covariate that varies within a unit is an
-#' error. As in the did package, the doubly robust and IPW estimators drop
+#' error, and one that is constant across the units used, or collinear with
+#' the others, is dropped with a warning of class
+#' `mktcausal_warning_dropped_covariate` (it could not be fitted, and would
+#' make every cell `NA`). As in the did package, the doubly robust and IPW estimators drop
 #' control units whose estimated propensity score is 0.995 or more. The
 #' nuisance models (propensity score, outcome-regression design) depend on
 #' a cell only through its units, so cells that share a cohort and a control
@@ -50,10 +53,33 @@
 #' cohorts enter. `vcov()` is the covariance of the cells from the clustered
 #' influence functions (its diagonal gives `std.error`).
 #'
+#' A cluster's multiplier in a draw depends only on the seed, the cluster and
+#' the draw, so the draws are the same for any number of threads
+#' ([mkt_threads()]) and any [future::plan()]. They are computed in chunks
+#' through [resample_chunks()]: a progress bar shows where
+#' [progressr::handlers()] are set, and an interrupt (Esc, Ctrl-C) stops the
+#' bootstrap within a fraction of a second. The draws (`n_draws` x cells)
+#' are held in memory: a request that cannot fit is refused with an error of
+#' class `mktcausal_error_too_large` before any draw is made.
+#'
+#' The estimates are equivariant in the outcome: the fit runs on the outcome
+#' divided by a power of two near its largest absolute value and scales the
+#' results back, so outcomes of any magnitude (1e300 or 1e-300) give the
+#' scaled answer. `vcov()` of an outcome near 1e300 overflows (it holds
+#' squares of the outcome's scale); the standard errors do not.
+#'
 #' @section Data handling:
 #' * Units treated in the first period (or, with anticipation, before any
 #'   clean base period exists) have no untreated base period: they are
 #'   dropped with a warning and listed in `tidy(fit, "dropped_units")`.
+#' * A unit whose rows between its last untreated and its first treated
+#'   period are absent (`cohort_known` of [mkt_panel()] is `FALSE`) may have
+#'   adopted in any of those periods. Counting it in the cohort of its first
+#'   observed treated period would create small spurious cohorts (and make
+#'   the uniform bands undercover), so it is dropped with a warning of class
+#'   `mktcausal_warning_uncertain_cohort` and listed, with the reason, in
+#'   `tidy(fit, "dropped_units")`. Rows with the treatment and a missing
+#'   outcome fix a unit's cohort without adding data.
 #' * A treatment that switches off is an error (the estimator needs absorbing
 #'   treatment); so is `control = "never"` without never-treated units.
 #' * Unbalanced panels: each ATT(g,t) uses the units observed in both
@@ -134,7 +160,7 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   prep <- staggered_prepare(panel, control, anticipation, call = error_call)
   cells <- staggered_cells(prep, base_period, anticipation)
   not_yet <- control == "not_yet"
-  covariates <- length(panel$vars$covariates) > 0L
+  covariates <- !is.null(prep$X)
   est <- if (covariates) {
     staggered_gt_covariates(prep, cells, method, not_yet)
   } else {
@@ -162,9 +188,20 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   seed <- draw_cpp_seed()
   draws_fun <- NULL
   if (n_draws > 0L && !covariates && !anyNA(prep$Y) && !anyDuplicated(prep$cluster_id)) {
-    draws_fun <- function(cols) cohort_sum_draws(prep, cells, est, not_yet, cols, n_draws, seed)
+    draws_fun <- function(cols) cohort_sum_kernel(prep, cells, est, not_yet, cols, seed)
   }
-  boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks)
+  boot <- staggered_bootstrap(S, n, n_draws, seed, alpha, draws_fun, ss, blocks = blocks,
+                              call = error_call)
+  # Back to the outcome's units (the fit ran on the rescaled outcome, see
+  # staggered_prepare()); the influence functions stay on that scale, with
+  # `scale`, for the aggregations. The covariance of outcomes near 1e300
+  # overflows (its square scale does not exist), the standard errors do not.
+  sc <- prep$scale
+  cells$estimate <- cells$estimate * sc
+  se <- se * sc
+  cells$std.error <- se
+  boot$se <- boot$se * sc
+  V <- V * sc^2
 
   na_cell <- is.na(cells$estimate)
   V[na_cell, ] <- NA_real_
@@ -202,8 +239,9 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
                   n_cells = nrow(cells), n_na_cells = sum(na_cell),
                   n_dropped_units = length(prep$dropped_units)),
     tables = list(dropped_units = data.frame(unit = prep$dropped_units,
+                                             reason = prep$drop_reason,
                                              stringsAsFactors = FALSE)),
-    cells = cells, inf = est$inf, unit_cohort = prep$cohort, unit_weight = prep$w,
+    cells = cells, inf = est$inf, scale = sc, unit_cohort = prep$cohort, unit_weight = prep$w,
     cluster_id = prep$cluster_id, n_units = n, times = times, control = control,
     estimator = method, anticipation = anticipation, base_period = base_period,
     n_draws = n_draws, seed = seed, boot_se = boot$se, crit = boot$crit,
@@ -253,14 +291,31 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   cohort <- unname(panel$cohort_index)
   cohort[is.na(cohort)] <- 0L
   early <- cohort > 0L & cohort <= 1L + anticipation
-  dropped_units <- panel$units[early]
+  # A unit whose rows between its last untreated and first treated period
+  # are absent may have adopted in any of those periods. Putting it in the
+  # cohort of its first observed treated period would make small spurious
+  # cohorts (and wrong event times), so it is left out.
+  known <- unname(panel$cohort_known %||% rep(TRUE, N))
+  unsure <- !early & !known
+  drop_reason <- ifelse(early, "treated before any untreated base period",
+                        ifelse(unsure, "adoption period unknown (rows absent)", NA_character_))
   if (any(early)) {
+    first <- panel$units[early]
     warn_mkt("treated_first_period", c(
       "{sum(early)} unit{?s} {?is/are} treated from the first period{if (anticipation > 0) ' (allowing for anticipation)' else ''} and {?has/have} no untreated base period; dropped.",
-      i = "Dropped: {.val {utils::head(as.character(dropped_units), 5)}}{if (sum(early) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")})."
+      i = "Dropped: {.val {utils::head(as.character(first), 5)}}{if (sum(early) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")})."
     ))
   }
-  keep <- !early
+  if (any(unsure)) {
+    which_unsure <- panel$units[unsure]
+    warn_mkt("uncertain_cohort", c(
+      "{sum(unsure)} unit{?s} {?has/have} no row between {?its/their} last untreated and first treated period, so {?its/their} adoption period is unknown; dropped.",
+      i = "Dropped: {.val {utils::head(as.character(which_unsure), 5)}}{if (sum(unsure) > 5) ', ...' else ''} (see {.code tidy(fit, \"dropped_units\")}).",
+      i = "Where the adoption period is known, add the missing rows with the treatment and an {.code NA} outcome: they fix the cohort without adding data."
+    ))
+  }
+  keep <- !early & !unsure
+  dropped_units <- panel$units[!keep]
   if (control == "never" && !any(cohort[keep] == 0L)) {
     abort_mkt("no_never_treated", c(
       "No unit is never treated, so {.code control = \"never\"} has no control group.",
@@ -274,13 +329,54 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
     ), call = call)
   }
   Y <- if (all(keep)) panel$Y else panel$Y[keep, , drop = FALSE]
+  # Every estimate here (ATT(g,t), its influence function, the aggregations
+  # and the event-study regressions) is equivariant in the outcome, so the
+  # estimators run on Y / scale, a power of two near the largest absolute
+  # value (an exact division), and the callers scale the estimates and
+  # standard errors back: outcomes near 1e300 do not overflow in sums of
+  # squares, outcomes near 1e-300 do not fall below the tolerances.
+  scale <- outcome_scale(Y)
+  if (scale != 1) Y <- Y / scale
+  if (!is.null(X)) X <- drop_aliased_covariates(X[keep, , drop = FALSE])
   list(
-    Y = Y, cohort = cohort[keep], w = w[keep], keep = keep,
-    X = if (is.null(X)) NULL else X[keep, , drop = FALSE],
+    Y = Y, scale = scale, cohort = cohort[keep], w = w[keep], keep = keep, X = X,
     cluster_id = match(cl[keep], unique(cl[keep])),
     n = sum(keep), n_periods = length(panel$times),
-    dropped_units = dropped_units
+    dropped_units = dropped_units, drop_reason = drop_reason[!keep]
   )
+}
+
+# A power of two near the largest absolute value of the outcome (1 when
+# there is none): dividing by it is exact, so ordinary outcomes give the same
+# numbers to the last bit, and it brings any outcome to a unit scale.
+outcome_scale <- function(Y) {
+  top <- suppressWarnings(max(abs(Y), na.rm = TRUE))
+  if (!is.finite(top) || top <= 0) return(1)
+  2^round(log2(top))
+}
+
+# The unit-level covariates (units x covariates) without those that are
+# constant across the units used or collinear with the intercept and the
+# covariates before them (the pivoted QR of lm(), tolerance 1e-7). Such a
+# covariate makes every cell's outcome regression and propensity score
+# rank-deficient, so every ATT(g,t) would be NA; like lm(), which aliases
+# it, the fit goes on without it, and says so. NULL when none is left:
+# then the cells are the covariate-free DiD of mean changes.
+drop_aliased_covariates <- function(X) {
+  q <- qr(cbind(1, X), tol = 1e-7)
+  kept <- sort(q$pivot[seq_len(q$rank)])[-1] - 1L
+  if (length(kept) == ncol(X)) return(X)
+  bad <- setdiff(seq_len(ncol(X)), kept)
+  const <- apply(X[, bad, drop = FALSE], 2, function(v) diff(range(v)) == 0)
+  names_bad <- colnames(X)[bad]
+  what <- if (all(const)) "constant" else if (any(const)) "constant or collinear with the others" else
+    "collinear with the others (and the intercept)"
+  warn_mkt("dropped_covariate", c(
+    "{cli::qty(length(bad))}The covariate{?s} {.field {names_bad}} {?is/are} {what} across the units used and cannot be fitted; dropped.",
+    i = "{cli::qty(length(bad))}Remove {?it/them} from the formula to silence this warning."
+  ))
+  out <- X[, kept, drop = FALSE]
+  if (ncol(out)) out else NULL
 }
 
 # The (g, t) cells with their base periods and control cut-offs, following

@@ -388,23 +388,24 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_staggered_boot
-Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, int B, const Rcpp::IntegerVector& seed, int threads);
-RcppExport SEXP _mktcausal_cpp_staggered_boot(SEXP SSEXP, SEXP nSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, double b0, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot(SEXP SSEXP, SEXP nSEXP, SEXP b0SEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type S(SSEXP);
     Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    Rcpp::traits::input_parameter< double >::type b0(b0SEXP);
     Rcpp::traits::input_parameter< int >::type B(BSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot(S, n, B, seed, threads));
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot(S, n, b0, B, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_staggered_boot_cohort
-Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& cohort_slot, const Rcpp::IntegerVector& order, int H, const Rcpp::IntegerVector& cell_time, const Rcpp::IntegerVector& cell_base, const Eigen::Map<Eigen::MatrixXd> coef, const Eigen::Map<Eigen::MatrixXd> centre, int B, const Rcpp::IntegerVector& seed, int threads);
-RcppExport SEXP _mktcausal_cpp_staggered_boot_cohort(SEXP ySEXP, SEXP wSEXP, SEXP cohort_slotSEXP, SEXP orderSEXP, SEXP HSEXP, SEXP cell_timeSEXP, SEXP cell_baseSEXP, SEXP coefSEXP, SEXP centreSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& cohort_slot, const Rcpp::IntegerVector& order, int H, const Rcpp::IntegerVector& cell_time, const Rcpp::IntegerVector& cell_base, const Eigen::Map<Eigen::MatrixXd> coef, const Eigen::Map<Eigen::MatrixXd> centre, double b0, int B, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot_cohort(SEXP ySEXP, SEXP wSEXP, SEXP cohort_slotSEXP, SEXP orderSEXP, SEXP HSEXP, SEXP cell_timeSEXP, SEXP cell_baseSEXP, SEXP coefSEXP, SEXP centreSEXP, SEXP b0SEXP, SEXP BSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -417,21 +418,23 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type cell_base(cell_baseSEXP);
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type coef(coefSEXP);
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< double >::type b0(b0SEXP);
     Rcpp::traits::input_parameter< int >::type B(BSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_cohort(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, B, seed, threads));
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_cohort(y, w, cohort_slot, order, H, cell_time, cell_base, coef, centre, b0, B, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_staggered_boot_blocks
-Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n, int B, const Rcpp::IntegerVector& seed, const Rcpp::IntegerVector& order, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& size, const Eigen::Map<Eigen::MatrixXi> use, int threads);
-RcppExport SEXP _mktcausal_cpp_staggered_boot_blocks(SEXP SSEXP, SEXP nSEXP, SEXP BSEXP, SEXP seedSEXP, SEXP orderSEXP, SEXP startSEXP, SEXP sizeSEXP, SEXP useSEXP, SEXP threadsSEXP) {
+Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n, double b0, int B, const Rcpp::IntegerVector& seed, const Rcpp::IntegerVector& order, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& size, const Eigen::Map<Eigen::MatrixXi> use, int threads);
+RcppExport SEXP _mktcausal_cpp_staggered_boot_blocks(SEXP SSEXP, SEXP nSEXP, SEXP b0SEXP, SEXP BSEXP, SEXP seedSEXP, SEXP orderSEXP, SEXP startSEXP, SEXP sizeSEXP, SEXP useSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type S(SSEXP);
     Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    Rcpp::traits::input_parameter< double >::type b0(b0SEXP);
     Rcpp::traits::input_parameter< int >::type B(BSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type order(orderSEXP);
@@ -439,7 +442,7 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type size(sizeSEXP);
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXi> >::type use(useSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_blocks(S, n, B, seed, order, start, size, use, threads));
+    rcpp_result_gen = Rcpp::wrap(cpp_staggered_boot_blocks(S, n, b0, B, seed, order, start, size, use, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -543,9 +546,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
     {"_mktcausal_cpp_buffer_values", (DL_FUNC) &_mktcausal_cpp_buffer_values, 12},
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
-    {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 5},
-    {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 12},
-    {"_mktcausal_cpp_staggered_boot_blocks", (DL_FUNC) &_mktcausal_cpp_staggered_boot_blocks, 9},
+    {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 6},
+    {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 13},
+    {"_mktcausal_cpp_staggered_boot_blocks", (DL_FUNC) &_mktcausal_cpp_staggered_boot_blocks, 10},
     {"_mktcausal_cpp_cluster_cohort_moments", (DL_FUNC) &_mktcausal_cpp_cluster_cohort_moments, 6},
     {"_mktcausal_cpp_replicate_seeds", (DL_FUNC) &_mktcausal_cpp_replicate_seeds, 3},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},

@@ -6,6 +6,21 @@
 
 #include "staggered.h"
 
+namespace {
+
+void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
+
+// TRUE when the user pressed Ctrl-C (or Esc); never jumps out of C++. Called
+// on the main thread only.
+bool interrupt_pending() { return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE; }
+
+uint64_t make_seed(const Rcpp::IntegerVector& seed) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
+         static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+}
+
+}  // namespace
+
 // [[Rcpp::export]]
 Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVector& cohort,
                             const Rcpp::NumericVector& w, const Rcpp::IntegerVector& group,
@@ -33,16 +48,21 @@ Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVec
                             Rcpp::_["inf"] = inf);
 }
 
+// Draws b0 .. b0 + B - 1 of the multiplier bootstrap (see staggered.h),
+// written straight into the R matrix returned. An interrupt stops the
+// kernel; the shim then raises it as R's interrupt.
 // [[Rcpp::export]]
-Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, int B,
-                                       const Rcpp::IntegerVector& seed, int threads) {
-  const uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
-                     static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+Rcpp::NumericMatrix cpp_staggered_boot(const Eigen::Map<Eigen::MatrixXd> S, double n, double b0,
+                                       int B, const Rcpp::IntegerVector& seed, int threads) {
+  Rcpp::NumericMatrix out(B, S.cols());
+  Eigen::Map<Eigen::MatrixXd> O(out.begin(), B, S.cols());
   // The draws are split over threads by hand; Eigen's own GEMM threads stay off.
   Eigen::setNbThreads(1);
-  const Eigen::MatrixXd out = mkt::multiplier_bootstrap(
-      S, n, B, s, threads, [](int) { Rcpp::checkUserInterrupt(); });
-  return Rcpp::wrap(out);
+  if (mkt::multiplier_bootstrap(S, n, static_cast<int64_t>(b0), B, make_seed(seed), threads, O,
+                                interrupt_pending)) {
+    throw Rcpp::internal::InterruptedException();
+  }
+  return out;
 }
 
 // [[Rcpp::export]]
@@ -52,33 +72,38 @@ Rcpp::NumericMatrix cpp_staggered_boot_cohort(const Rcpp::NumericMatrix& y, cons
                                               const Rcpp::IntegerVector& cell_time,
                                               const Rcpp::IntegerVector& cell_base,
                                               const Eigen::Map<Eigen::MatrixXd> coef,
-                                              const Eigen::Map<Eigen::MatrixXd> centre, int B,
-                                              const Rcpp::IntegerVector& seed, int threads) {
-  const uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
-                     static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+                                              const Eigen::Map<Eigen::MatrixXd> centre, double b0,
+                                              int B, const Rcpp::IntegerVector& seed, int threads) {
+  Rcpp::NumericMatrix out(B, coef.cols());
+  Eigen::Map<Eigen::MatrixXd> O(out.begin(), B, coef.cols());
   Eigen::setNbThreads(1);
   const Eigen::MatrixXd cf = coef, ce = centre;
-  const Eigen::MatrixXd out = mkt::multiplier_bootstrap_cohort(
-      y.begin(), y.nrow(), y.ncol(), w.begin(), cohort_slot.begin(), order.begin(), H,
-      cell_time.begin(), cell_base.begin(), cf, ce, B, s, threads,
-      [](int) { Rcpp::checkUserInterrupt(); });
-  return Rcpp::wrap(out);
+  if (mkt::multiplier_bootstrap_cohort(y.begin(), y.nrow(), y.ncol(), w.begin(), cohort_slot.begin(),
+                                       order.begin(), H, cell_time.begin(), cell_base.begin(), cf,
+                                       ce, static_cast<int64_t>(b0), B, make_seed(seed), threads,
+                                       O, interrupt_pending)) {
+    throw Rcpp::internal::InterruptedException();
+  }
+  return out;
 }
 
 // [[Rcpp::export]]
-Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n, int B,
-                                              const Rcpp::IntegerVector& seed,
+Rcpp::NumericMatrix cpp_staggered_boot_blocks(const Eigen::Map<Eigen::MatrixXd> S, double n,
+                                              double b0, int B, const Rcpp::IntegerVector& seed,
                                               const Rcpp::IntegerVector& order,
                                               const Rcpp::IntegerVector& start,
                                               const Rcpp::IntegerVector& size,
                                               const Eigen::Map<Eigen::MatrixXi> use, int threads) {
-  const uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
-                     static_cast<uint64_t>(static_cast<uint32_t>(seed[1]));
+  Rcpp::NumericMatrix out(B, S.cols());
+  Eigen::Map<Eigen::MatrixXd> O(out.begin(), B, S.cols());
   Eigen::setNbThreads(1);
-  const Eigen::MatrixXd out = mkt::multiplier_bootstrap_blocks(
-      S, n, B, s, order.begin(), start.begin(), size.begin(), static_cast<int>(size.size()), use,
-      threads, [](int) { Rcpp::checkUserInterrupt(); });
-  return Rcpp::wrap(out);
+  if (mkt::multiplier_bootstrap_blocks(S, n, static_cast<int64_t>(b0), B, make_seed(seed),
+                                       order.begin(), start.begin(), size.begin(),
+                                       static_cast<int>(size.size()), use, threads, O,
+                                       interrupt_pending)) {
+    throw Rcpp::internal::InterruptedException();
+  }
+  return out;
 }
 
 // [[Rcpp::export]]

@@ -7,9 +7,14 @@
 
 #include <Eigen/Dense>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "parallel.h"
@@ -143,47 +148,156 @@ inline double mammen(double u) {
   return u < p_lo ? lo : hi;
 }
 
-// Multiplier bootstrap draws T(b, k) = (1/n) sum_c v(c, b) S(c, k), where S
-// holds the influence functions summed within clusters (rows) and v are
-// Mammen multipliers. Cluster c's B multipliers come from its own stream
-// (seed, c), so a draw never depends on the blocking or on the thread count;
-// blocks of clusters are added in a fixed order, and threads split the
-// draws, so every entry is summed in the same order whatever the threads.
-template <class Poll>
-Eigen::MatrixXd multiplier_bootstrap(const Eigen::Ref<const Eigen::MatrixXd>& S, double n, int B,
-                                     uint64_t seed, int threads, Poll poll) {
-  const int C = static_cast<int>(S.rows());
-  const int K = static_cast<int>(S.cols());
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
-  const int block = 1024;
-  Eigen::MatrixXd V(B, block);
-  for (int start = 0; start < C; start += block) {
-    const int m = std::min(block, C - start);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
-#endif
-    for (int j = 0; j < m; ++j) {
-      Xoshiro256pp rng(seed, static_cast<uint64_t>(start + j));
-      for (int b = 0; b < B; ++b) V(b, j) = mammen(rng.unif());
-    }
-    const int nb = (B + threads - 1) / threads;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
-#endif
-    for (int t = 0; t < threads; ++t) {
-      const int b0 = t * nb;
-      const int len = std::min(B, b0 + nb) - b0;
-      if (len > 0) {
-        out.middleRows(b0, len).noalias() +=
-            V.block(b0, 0, len, m) * S.middleRows(start, m);
-      }
-    }
-    poll(start + m);
+// --- the multiplier bootstrap ----------------------------------------------
+//
+// Draws are made in slices of kBootSlice consecutive draws. The multipliers
+// of cluster c in slice s come from their own stream (boot_slice_seed(seed,
+// s), c), so the multiplier of cluster c in draw b depends only on (seed, c,
+// b): not on which draws a call computes (R asks for the draws chunk by
+// chunk, for progress), nor on the thread that computes them. A call
+// computes draws [b0, b0 + B); its work units are the parts of global
+// slices inside that range, and each unit runs the same operations in the
+// same order whatever the number of threads, so the draws are identical for
+// any thread count (and for any chunking in whole slices).
+//
+// Memory: every buffer is allocated before the parallel region, one set per
+// thread; anything thrown inside the region (an allocation of Eigen's
+// product temporaries) is caught there and rethrown after it, where the
+// shim turns it into an R error. Interrupts: the calling thread polls
+// (through `poll`, at most every 50 ms) between blocks of clusters and,
+// once it has no work left, while the other threads finish theirs; a
+// request to stop is seen by every thread at its next block.
+
+constexpr int kBootSlice = 64;
+constexpr int kBootBlock = 256;  // clusters per product: one GEMM depth panel
+
+inline uint64_t boot_slice_seed(uint64_t seed, uint64_t slice) {
+  uint64_t x = seed + 0x632be59bd9b4e019ULL * (slice + 1);
+  return splitmix64(x);
+}
+
+// One work unit: `len` draws starting at global draw `first`, written to
+// rows `row` .. row + len - 1 of the output.
+struct BootUnit {
+  int row;
+  int len;
+  int64_t first;
+};
+
+inline std::vector<BootUnit> boot_units(int64_t b0, int B) {
+  std::vector<BootUnit> out;
+  int row = 0;
+  while (row < B) {
+    const int64_t b = b0 + row;
+    const int64_t slice_end = (b / kBootSlice + 1) * kBootSlice;
+    const int len = static_cast<int>(std::min<int64_t>(slice_end - b, B - row));
+    out.push_back(BootUnit{row, len, b});
+    row += len;
   }
-  out /= n;
   return out;
 }
 
+// Fills column j of V (rows 0..len-1) with the multipliers of cluster c for
+// the unit's draws.
+inline void boot_multipliers(Eigen::MatrixXd& V, int j, uint64_t seed, const BootUnit& u,
+                             int64_t c) {
+  const int64_t slice = u.first / kBootSlice;
+  Xoshiro256pp rng(boot_slice_seed(seed, static_cast<uint64_t>(slice)), static_cast<uint64_t>(c));
+  for (int64_t skip = slice * kBootSlice; skip < u.first; ++skip) rng.next();
+  for (int r = 0; r < u.len; ++r) V(r, j) = mammen(rng.unif());
+}
+
+// Runs work(unit, thread, check) over the units on `threads` threads
+// (dynamic scheduling; a unit's result does not depend on the thread).
+// check() returns true when the work should stop: on the calling thread it
+// polls for an interrupt. Returns true when interrupted.
+template <class Work, class Poll>
+bool boot_run(const std::vector<BootUnit>& units, int threads, Work work, Poll poll) {
+  const int n_units = static_cast<int>(units.size());
+  std::atomic<int> next(0), done(0);
+  std::atomic<bool> stop(false), interrupted(false), failed(false);
+  std::exception_ptr error = nullptr;
+  auto last = std::chrono::steady_clock::now();
+  auto main_check = [&]() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last >= std::chrono::milliseconds(50)) {
+      last = now;
+      if (poll()) {
+        interrupted.store(true);
+        stop.store(true);
+      }
+    }
+    return stop.load(std::memory_order_relaxed);
+  };
+  auto other_check = [&]() { return stop.load(std::memory_order_relaxed); };
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    try {
+      while (!stop.load(std::memory_order_relaxed)) {
+        const int u = next.fetch_add(1);
+        if (u >= n_units) break;
+        if (tid == 0) {
+          work(units[u], tid, main_check);
+        } else {
+          work(units[u], tid, other_check);
+        }
+        done.fetch_add(1);
+      }
+    } catch (...) {
+#ifdef _OPENMP
+#pragma omp critical(mkt_boot_error)
+#endif
+      {
+        if (!failed.load()) error = std::current_exception();
+        failed.store(true);
+      }
+      stop.store(true);
+    }
+    if (tid == 0) {
+      // Keep polling while the other threads finish their units.
+      while (!stop.load() && done.load() < n_units) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        last = std::chrono::steady_clock::time_point();
+        main_check();
+      }
+    }
+  }
+  if (failed.load() && error) std::rethrow_exception(error);
+  return interrupted.load();
+}
+
+// Multiplier bootstrap draws b0 .. b0 + B - 1 of T(b, k) = (1/n) sum_c v(c, b)
+// S(c, k), where S holds the influence functions summed within clusters
+// (rows) and v are Mammen multipliers; written to `out` (B x K, zeroed
+// here). Clusters are added block by block in row order.
+template <class Poll>
+bool multiplier_bootstrap(const Eigen::Ref<const Eigen::MatrixXd>& S, double n, int64_t b0,
+                          int B, uint64_t seed, int threads, Eigen::Ref<Eigen::MatrixXd> out,
+                          Poll poll) {
+  const int C = static_cast<int>(S.rows());
+  const std::vector<BootUnit> units = boot_units(b0, B);
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(units.size())));
+  std::vector<Eigen::MatrixXd> Vs(threads, Eigen::MatrixXd(kBootSlice, kBootBlock));
+  out.setZero();
+  const bool stopped = boot_run(units, threads, [&](const BootUnit& u, int tid, auto& check) {
+    Eigen::MatrixXd& V = Vs[tid];
+    for (int start = 0; start < C; start += kBootBlock) {
+      if (check()) return;
+      const int m = std::min(kBootBlock, C - start);
+      for (int j = 0; j < m; ++j) boot_multipliers(V, j, seed, u, start + j);
+      out.middleRows(u.row, u.len).noalias() +=
+          V.topLeftCorner(u.len, m) * S.middleRows(start, m);
+    }
+  }, poll);
+  out /= n;
+  return stopped;
+}
 
 // The same bootstrap draws for a balanced panel without covariates,
 // clustered by unit, without forming the N x K influence matrix. There the
@@ -191,70 +305,63 @@ Eigen::MatrixXd multiplier_bootstrap(const Eigen::Ref<const Eigen::MatrixXd>& S,
 // cohort h that the cell uses, so each draw needs only the multiplier-
 // weighted sums A(h, t) = sum_{i in h} v_i w_i Y_it and B(h) = sum_{i in h}
 // v_i w_i: N x (T + 1) work per draw instead of N x K. Unit i's multipliers
-// come from stream (seed, i) exactly as in multiplier_bootstrap(), so both
-// paths give the same draws up to rounding. `order` lists the units sorted
-// by cohort; `coef` (H x K) holds c_k(h), 0 where cell k does not use cohort
-// h, and `centre` (H x K) holds m_k(h).
+// are those of cluster i in multiplier_bootstrap(), so both give the same
+// draws up to rounding. `order` lists the units sorted by cohort; `coef`
+// (H x K) holds c_k(h), 0 where cell k does not use cohort h, and `centre`
+// (H x K) holds m_k(h).
 template <class Poll>
-Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, const double* w,
-                                            const int* cohort_slot, const int* order, int H,
-                                            const int* cell_time, const int* cell_base,
-                                            const Eigen::MatrixXd& coef,
-                                            const Eigen::MatrixXd& centre, int B,
-                                            uint64_t seed, int threads, Poll poll) {
+bool multiplier_bootstrap_cohort(const double* y, int n, int nt, const double* w,
+                                 const int* cohort_slot, const int* order, int H,
+                                 const int* cell_time, const int* cell_base,
+                                 const Eigen::MatrixXd& coef, const Eigen::MatrixXd& centre,
+                                 int64_t b0, int B, uint64_t seed, int threads,
+                                 Eigen::Ref<Eigen::MatrixXd> out, Poll poll) {
   const int K = static_cast<int>(coef.cols());
   const int width = nt + 1;
-  // A for cohort h sits in columns h * width .. h * width + nt - 1, B in the last one.
-  Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(B, static_cast<int64_t>(H) * width);
-  // One parallel region: each thread owns a range of draws and walks all
-  // units in cohort order, so there is no barrier per block (which stalls on
-  // a busy machine). A thread draws each unit's stream up to the end of its
-  // range and keeps its part; entries are accumulated unit by unit in the
-  // same order whatever the number of threads.
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-  {
-    const ThreadShare share = thread_share(B);
-    const int b0 = share.lo;
-    const int len = share.hi - share.lo;
-    if (len > 0) {
-      // Blocks of at most 256 units of one cohort: a small product whose
-      // inner dimension stays within one GEMM depth panel.
-      const int block = 256;
-      Eigen::MatrixXd V(len, block), M(block, width);
-      int start = 0;
-      while (start < n) {
-        const int h = cohort_slot[order[start]];
-        int m = 0;
-        while (m < block && start + m < n && cohort_slot[order[start + m]] == h) ++m;
-        for (int j = 0; j < m; ++j) {
-          const int i = order[start + j];
-          Xoshiro256pp rng(seed, static_cast<uint64_t>(i));
-          for (int b = 0; b < b0; ++b) rng.next();
-          for (int b = 0; b < len; ++b) V(b, j) = mammen(rng.unif());
-          for (int t = 0; t < nt; ++t) M(j, t) = w[i] * y[static_cast<int64_t>(t) * n + i];
-          M(j, nt) = w[i];
-        }
-        acc.block(b0, static_cast<int64_t>(h) * width, len, width).noalias() +=
-            V.leftCols(m) * M.topRows(m);
-        start += m;
+  const std::vector<BootUnit> units = boot_units(b0, B);
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(units.size())));
+  // Per thread: multipliers, weighted outcomes of a block of units, and A
+  // for cohort h in columns h * width .. h * width + nt - 1, B in the last.
+  std::vector<Eigen::MatrixXd> Vs(threads, Eigen::MatrixXd(kBootSlice, kBootBlock));
+  std::vector<Eigen::MatrixXd> Ms(threads, Eigen::MatrixXd(kBootBlock, width));
+  std::vector<Eigen::MatrixXd> accs(threads,
+                                    Eigen::MatrixXd(kBootSlice, static_cast<int64_t>(H) * width));
+  out.setZero();
+  const bool stopped = boot_run(units, threads, [&](const BootUnit& u, int tid, auto& check) {
+    Eigen::MatrixXd& V = Vs[tid];
+    Eigen::MatrixXd& M = Ms[tid];
+    Eigen::MatrixXd& acc = accs[tid];
+    acc.setZero();
+    // Blocks of at most kBootBlock units of one cohort.
+    int start = 0;
+    while (start < n) {
+      if (check()) return;
+      const int h = cohort_slot[order[start]];
+      int m = 0;
+      while (m < kBootBlock && start + m < n && cohort_slot[order[start + m]] == h) ++m;
+      for (int j = 0; j < m; ++j) {
+        const int i = order[start + j];
+        boot_multipliers(V, j, seed, u, i);
+        for (int t = 0; t < nt; ++t) M(j, t) = w[i] * y[static_cast<int64_t>(t) * n + i];
+        M(j, nt) = w[i];
+      }
+      acc.block(0, static_cast<int64_t>(h) * width, u.len, width).noalias() +=
+          V.topLeftCorner(u.len, m) * M.topRows(m);
+      start += m;
+    }
+    for (int k = 0; k < K; ++k) {
+      for (int hh = 0; hh < H; ++hh) {
+        const double c = coef(hh, k);
+        if (c == 0.0) continue;
+        const int64_t col = static_cast<int64_t>(hh) * width;
+        out.col(k).segment(u.row, u.len) +=
+            c * (acc.col(col + cell_time[k]).head(u.len) - acc.col(col + cell_base[k]).head(u.len) -
+                 centre(hh, k) * acc.col(col + nt).head(u.len));
       }
     }
-  }
-  poll(n);
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
-  for (int k = 0; k < K; ++k) {
-    for (int h = 0; h < H; ++h) {
-      const double c = coef(h, k);
-      if (c == 0.0) continue;
-      const int64_t col = static_cast<int64_t>(h) * width;
-      out.col(k) += c * (acc.col(col + cell_time[k]) - acc.col(col + cell_base[k]) -
-                         centre(h, k) * acc.col(col + nt));
-    }
-  }
+  }, poll);
   out /= static_cast<double>(n);
-  return out;
+  return stopped;
 }
 
 // The same draws when the rows of S fall into groups that are zero outside
@@ -262,55 +369,53 @@ Eigen::MatrixXd multiplier_bootstrap_cohort(const double* y, int n, int nt, cons
 // controls, so with clusters grouped by the cohorts they hold, group q
 // touches only the columns with use(q, k) != 0. `order` lists the rows group
 // by group (group q occupies order[start[q] .. start[q] + size[q] - 1]).
-// Row c's multipliers come from stream (seed, c) as in
-// multiplier_bootstrap(); threads split the draws, and every entry is
+// Row c's multipliers are those of multiplier_bootstrap(); every entry is
 // summed over the rows in the same order whatever the number of threads.
 template <class Poll>
-Eigen::MatrixXd multiplier_bootstrap_blocks(const Eigen::Ref<const Eigen::MatrixXd>& S, double n,
-                                            int B, uint64_t seed, const int* order,
-                                            const int* start, const int* size, int n_groups,
-                                            const Eigen::Ref<const Eigen::MatrixXi>& use,
-                                            int threads, Poll poll) {
+bool multiplier_bootstrap_blocks(const Eigen::Ref<const Eigen::MatrixXd>& S, double n,
+                                 int64_t b0, int B, uint64_t seed, const int* order,
+                                 const int* start, const int* size, int n_groups,
+                                 const Eigen::Ref<const Eigen::MatrixXi>& use, int threads,
+                                 Eigen::Ref<Eigen::MatrixXd> out, Poll poll) {
   const int K = static_cast<int>(S.cols());
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(B, K);
   std::vector<std::vector<int>> cols(n_groups);
   for (int q = 0; q < n_groups; ++q) {
     for (int k = 0; k < K; ++k) {
       if (use(q, k) != 0) cols[q].push_back(k);
     }
   }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-  {
-    const ThreadShare share = thread_share(B);
-    const int b0 = share.lo;
-    const int len = share.hi - share.lo;
-    if (len > 0) {
-      const int block = 256;
-      Eigen::MatrixXd V(len, block), Sub(block, K), acc(len, K);
-      for (int q = 0; q < n_groups; ++q) {
-        const int kc = static_cast<int>(cols[q].size());
-        if (kc == 0 || size[q] == 0) continue;
-        acc.leftCols(kc).setZero();
-        for (int s0 = 0; s0 < size[q]; s0 += block) {
-          const int m = std::min(block, size[q] - s0);
-          for (int j = 0; j < m; ++j) {
-            const int c = order[start[q] + s0 + j];
-            Xoshiro256pp rng(seed, static_cast<uint64_t>(c));
-            for (int b = 0; b < b0; ++b) rng.next();
-            for (int b = 0; b < len; ++b) V(b, j) = mammen(rng.unif());
-            for (int l = 0; l < kc; ++l) Sub(j, l) = S(c, cols[q][l]);
-          }
-          acc.leftCols(kc).noalias() += V.leftCols(m) * Sub.topLeftCorner(m, kc);
+  const std::vector<BootUnit> units = boot_units(b0, B);
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(units.size())));
+  std::vector<Eigen::MatrixXd> Vs(threads, Eigen::MatrixXd(kBootSlice, kBootBlock));
+  std::vector<Eigen::MatrixXd> Subs(threads, Eigen::MatrixXd(kBootBlock, K));
+  std::vector<Eigen::MatrixXd> accs(threads, Eigen::MatrixXd(kBootSlice, K));
+  out.setZero();
+  const bool stopped = boot_run(units, threads, [&](const BootUnit& u, int tid, auto& check) {
+    Eigen::MatrixXd& V = Vs[tid];
+    Eigen::MatrixXd& Sub = Subs[tid];
+    Eigen::MatrixXd& acc = accs[tid];
+    for (int q = 0; q < n_groups; ++q) {
+      const int kc = static_cast<int>(cols[q].size());
+      if (kc == 0 || size[q] == 0) continue;
+      acc.topLeftCorner(u.len, kc).setZero();
+      for (int s0 = 0; s0 < size[q]; s0 += kBootBlock) {
+        if (check()) return;
+        const int m = std::min(kBootBlock, size[q] - s0);
+        for (int j = 0; j < m; ++j) {
+          const int c = order[start[q] + s0 + j];
+          boot_multipliers(V, j, seed, u, c);
+          for (int l = 0; l < kc; ++l) Sub(j, l) = S(c, cols[q][l]);
         }
-        for (int l = 0; l < kc; ++l) out.block(b0, cols[q][l], len, 1) += acc.col(l);
+        acc.topLeftCorner(u.len, kc).noalias() +=
+            V.topLeftCorner(u.len, m) * Sub.topLeftCorner(m, kc);
+      }
+      for (int l = 0; l < kc; ++l) {
+        out.col(cols[q][l]).segment(u.row, u.len) += acc.col(l).head(u.len);
       }
     }
-  }
-  poll(static_cast<int>(S.rows()));
+  }, poll);
   out /= n;
-  return out;
+  return stopped;
 }
 
 // Second moments of the cluster-by-cohort sums that the clustered scores of

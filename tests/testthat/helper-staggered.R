@@ -31,3 +31,28 @@ ginv_sym <- function(A, tol = 1e-10) {
   keep <- e$values > tol * max(e$values)
   e$vectors[, keep] %*% (t(e$vectors[, keep]) / e$values[keep])
 }
+
+# sim_staggered() with a share `absent` of its rows removed at random: some
+# units then lose the row of their adoption period (or the one before), so
+# their first treated period is unknown.
+sim_staggered_absent <- function(n = 400, absent = 0.1, seed = 1) {
+  d <- sim_staggered(n = n, noise = 1, seed = seed)
+  withr::with_seed(seed + 1e5, d[stats::runif(nrow(d)) >= absent, ])
+}
+
+# Whether the uniform band of a staggered() fit on sim_staggered_absent()
+# data covers every cell's true ATT(g,t) (0 before adoption, and for any
+# cohort that sim_staggered() does not have).
+staggered_band_covers <- function(seed, n = 400, absent = 0.1, n_draws = 199) {
+  d <- sim_staggered_absent(n, absent, seed)
+  set.seed(seed)
+  fit <- suppressWarnings(staggered(y ~ post | unit + time, d, n_draws = n_draws))
+  td <- tidy(fit)
+  level <- c(`3` = 1, `5` = 2, `7` = 0.5)
+  slope <- c(`3` = 1, `5` = 0.5, `7` = 0)
+  g <- as.character(td$group)
+  truth <- ifelse(td$time >= td$group & g %in% names(level),
+                  level[g] + slope[g] * (td$time - td$group), 0)
+  ok <- !is.na(td$estimate) & !is.na(td$conf.low)
+  all(td$conf.low[ok] <= truth[ok] & truth[ok] <= td$conf.high[ok])
+}

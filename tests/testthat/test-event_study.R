@@ -216,3 +216,93 @@ test_that("balanced panels: the cohort-by-period moments give the design-matrix 
   expect_equal(fast$estimate, slow$estimate, tolerance = 1e-9)
   expect_equal(fast$vcov, slow$vcov, tolerance = 1e-9)
 })
+
+test_that("invalid or empty event windows are classed errors naming min_e and max_e", {
+  d <- sim_staggered(n = 150, noise = 1, seed = 31)
+  f <- y ~ post | unit + time
+  for (m in c("cs", "sa", "imputation", "twfe")) {
+    expect_error(event_study(f, d, method = m, min_e = 2, max_e = -2),
+                 "min_e", class = "mktcausal_error_bad_argument")
+    # On 9570aec each of these stopped with "arguments imply differing
+    # number of rows".
+    for (w in list(c(100, 200), c(-200, -100), c(0.5, 0.7), c(Inf, Inf), c(-Inf, -Inf))) {
+      expect_error(event_study(f, d, method = m, min_e = w[1], max_e = w[2]),
+                   "max_e", class = "mktcausal_error_bad_window")
+    }
+  }
+  # Event time -1 is the regressions' reference: not a window of its own.
+  expect_error(event_study(f, d, method = "sa", min_e = -1, max_e = -1),
+               class = "mktcausal_error_bad_window")
+  for (bad in list(NA, "a", c(1, 2), NULL)) {
+    expect_error(event_study(f, d, min_e = bad), class = "mktcausal_error_bad_argument")
+  }
+  fit <- staggered(f, d, n_draws = 0)
+  expect_error(aggregate(fit, "event", min_e = 100, max_e = 200),
+               class = "mktcausal_error_bad_window")
+  expect_error(aggregate(fit, "event", balance_e = 100), "balance_e",
+               class = "mktcausal_error_bad_argument")
+  # On 9570aec a cohort aggregation without post-treatment cells returned 0.
+  expect_error(aggregate(fit, "group", max_e = -3), class = "mktcausal_error_no_post_cells")
+  # Pre-periods only: no overall effect, the event times as asked.
+  pre <- tidy(aggregate(fit, "event", max_e = -2))
+  expect_true(is.na(pre$estimate[1]))
+  e <- fit$cells$time_idx - fit$cells$group_idx
+  expect_identical(pre$event[-1], sort(unique(e[e <= -2])))
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer, not NaN", {
+  d <- sim_staggered(n = 150, noise = 1, seed = 32)
+  d$x <- stats::rnorm(150)[d$unit]
+  d$mid <- d$unit %% 40
+  for (s in c(1e300, 1e-300)) {
+    d$ys <- d$y * s
+    set.seed(1)
+    a <- staggered(y ~ post | unit + time, d, n_draws = 99, cluster = "mid")
+    set.seed(1)
+    b <- staggered(ys ~ post | unit + time, d, n_draws = 99, cluster = "mid")
+    cols <- c("estimate", "std.error", "conf.low", "conf.high", "std.error.boot")
+    expect_equal(as.matrix(tidy(b)[cols]) / s, as.matrix(tidy(a)[cols]), tolerance = 1e-8)
+    expect_equal(b$crit, a$crit)
+    for (type in c("simple", "event", "group", "calendar")) {
+      expect_equal(tidy(aggregate(b, type))$std.error / s, tidy(aggregate(a, type))$std.error,
+                   tolerance = 1e-8)
+    }
+    a <- staggered(y ~ post + x | unit + time, d, n_draws = 0, method = "dr")
+    b <- staggered(ys ~ post + x | unit + time, d, n_draws = 0, method = "dr")
+    expect_equal(tidy(b)$std.error / s, tidy(a)$std.error, tolerance = 1e-8)
+    for (m in c("cs", "sa", "imputation", "twfe")) {
+      a <- event_study(y ~ post | unit + time, d, method = m, n_draws = 50)
+      b <- event_study(ys ~ post | unit + time, d, method = m, n_draws = 50)
+      expect_false(anyNA(tidy(b)$std.error[tidy(a)$event != -1]))
+      expect_equal(tidy(b)$estimate / s, tidy(a)$estimate, tolerance = 1e-8)
+      expect_equal(tidy(b)$std.error / s, tidy(a)$std.error, tolerance = 1e-8)
+      expect_equal(glance(b)$pretest_statistic, glance(a)$pretest_statistic, tolerance = 1e-8)
+    }
+    a <- bacon(y ~ post | unit + time, d)
+    b <- bacon(ys ~ post | unit + time, d)
+    expect_equal(tidy(b)$estimate / s, tidy(a)$estimate, tolerance = 1e-8)
+    expect_equal(tidy(b, "comparisons")$estimate / s, tidy(a, "comparisons")$estimate,
+                 tolerance = 1e-8)
+    # The TWFE coefficient against lm() on the unscaled outcome.
+    twfe <- stats::coef(stats::lm(y ~ post + factor(unit) + factor(time), d))[["post"]]
+    expect_equal(glance(b)$twfe / s, twfe, tolerance = 1e-8)
+  }
+})
+
+test_that("counts beyond 32 bits and draws beyond memory are classed errors", {
+  d <- sim_staggered(n = 100, noise = 1, seed = 33)
+  f <- y ~ post | unit + time
+  for (arg in c("n_draws", "anticipation")) {
+    for (v in c(2^31, 1e12)) {
+      args <- stats::setNames(list(v), arg)
+      expect_error(do.call(staggered, c(list(f, d), args)), arg,
+                   class = "mktcausal_error_bad_argument")
+      expect_error(do.call(event_study, c(list(f, d), args)), arg,
+                   class = "mktcausal_error_bad_argument")
+    }
+  }
+  fit <- staggered(f, d, n_draws = 0)
+  expect_error(aggregate(fit, "event", balance_e = 2^31), class = "mktcausal_error_bad_argument")
+  withr::local_options(mktcausal.max_memory = 16e9)
+  expect_error(event_study(f, d, n_draws = 2^31 - 1), class = "mktcausal_error_too_large")
+})

@@ -211,3 +211,68 @@ test_that("bad input gets classed errors", {
   expect_error(honest_sensitivity(b$betahat, sigma = bad, n_pre = 3),
                class = "mktcausal_error_honest_input")
 })
+
+test_that("objects and arguments it does not support are classed errors, never internal ones", {
+  b <- fx$mpdta
+  # On 9570aec: "argument "n_pre" is missing, with no default".
+  expect_error(honest_sensitivity(b$betahat), "sigma",
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma), "n_pre",
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(matrix(1:4, 2), sigma = diag(4), n_pre = 2),
+               class = "mktcausal_error_honest_input")
+  for (obj in list("a", list(1), NULL, TRUE, stats::lm(dist ~ speed, cars),
+                   data.frame(x = 1))) {
+    expect_error(honest_sensitivity(obj), class = "mktcausal_error_honest_input")
+  }
+  d <- mpdta
+  d$post <- as.integer(d$first.treat > 0 & d$year >= d$first.treat)
+  expect_error(honest_sensitivity(staggered(lemp ~ post | countyreal + year, d, n_draws = 0)),
+               class = "mktcausal_error_honest_input")
+  es <- event_study(lemp ~ post | countyreal + year, d, method = "sa")
+  expect_error(honest_sensitivity(es, type = "smoothness", M = c(0, Inf)),
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(es, grid_lb = 1, grid_ub = -1), "grid_lb",
+               class = "mktcausal_error_bad_argument")
+  expect_error(honest_sensitivity(es, grid_lb = "a"), class = "mktcausal_error_bad_argument")
+  expect_error(honest_sensitivity(es, refine = NA), class = "mktcausal_error_bad_argument")
+  expect_error(honest_sensitivity(es, breakdown = "yes"), class = "mktcausal_error_bad_argument")
+  inf_sigma <- b$sigma
+  inf_sigma[1, 1] <- Inf
+  expect_error(honest_sensitivity(b$betahat, sigma = inf_sigma, n_pre = 3),
+               class = "mktcausal_error_honest_input")
+})
+
+test_that("counts beyond 32 bits or beyond memory are classed errors", {
+  b <- fx$mpdta
+  for (arg in c("n_draws", "grid_points", "n_pre")) {
+    args <- list(b$betahat, sigma = b$sigma, n_pre = 3)
+    args[[arg]] <- 2^31
+    expect_error(do.call(honest_sensitivity, args), arg, class = "mktcausal_error_bad_argument")
+  }
+  # On 9570aec grid_points = 2^31 - 1 had the session killed for memory.
+  withr::local_options(mktcausal.max_memory = 16e9)
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3, n_draws = 2^31 - 1),
+               class = "mktcausal_error_too_large")
+  expect_error(honest_sensitivity(b$betahat, sigma = b$sigma, n_pre = 3,
+                                  grid_points = 2^31 - 1),
+               class = "mktcausal_error_too_large")
+})
+
+test_that("an event study of an outcome near 1e300 gives the scaled sets", {
+  d <- mpdta
+  d$post <- as.integer(d$first.treat > 0 & d$year >= d$first.treat)
+  d$big <- d$lemp * 1e300
+  a <- event_study(lemp ~ post | countyreal + year, d, method = "sa")
+  b <- event_study(big ~ post | countyreal + year, d, method = "sa")
+  for (type in c("relative_magnitudes", "smoothness")) {
+    M <- if (type == "smoothness") c(0, 0.01) else c(0, 0.5)
+    set.seed(2)
+    ha <- honest_sensitivity(a, type, M = M, breakdown = FALSE)
+    set.seed(2)
+    hb <- honest_sensitivity(b, type, M = M * if (type == "smoothness") 1e300 else 1,
+                             breakdown = FALSE)
+    cols <- c("estimate", "conf.low", "conf.high")
+    expect_equal(as.matrix(tidy(hb)[cols]) / 1e300, as.matrix(tidy(ha)[cols]), tolerance = 1e-8)
+  }
+})
