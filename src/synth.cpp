@@ -92,9 +92,10 @@ Rcpp::List cpp_synth_nested(const Rcpp::NumericVector& X1, const Rcpp::NumericMa
 
 // Placebo in space for the outcome-only fit: every row of Y in turn fitted
 // from the others on the first n_pre periods, on up to `threads` threads
-// (one when the loop would take less than serial_seconds). Between parallel
-// regions, on this (the main) thread, `progress` (an R function of the
-// number of problems done, or NULL) is called.
+// (one when the loop would take less than serial_seconds; a negative value
+// puts every round on the threads). Between rounds, on this (the main)
+// thread, `progress` (an R function of the number of problems done, or NULL)
+// is called.
 // [[Rcpp::export]]
 Rcpp::List cpp_synth_placebo(const Rcpp::NumericMatrix& Y, int n_pre, double tol,
                              int max_iter, int threads, double serial_seconds,

@@ -455,12 +455,13 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
 // exactly, so the answer does not depend on the number of threads.
 //
 // Threads pay only when the loop is long enough to amortise waking them: the
-// first problem is solved alone and timed, and when the whole loop would take
-// less than `serial_seconds` at that pace it stays on one thread. Otherwise
-// the problems run in a few parallel regions sized to take about a quarter of
-// a second each (not many small ones, whose barriers cost idle threads their
-// spin on a busy machine); between regions `progress(done)` runs on the
-// calling thread. Inside a region the calling thread (thread 0) polls
+// first problems are solved on the calling thread and timed, and when the
+// whole loop would take less than `serial_seconds` at that pace it stays on
+// one thread. Otherwise the problems run in rounds of about a quarter of a
+// second, each on one thread or in one parallel region on all of them,
+// whichever has been measured faster (not many small regions, whose barriers
+// cost idle threads their spin on a busy machine); between rounds
+// `progress(done)` runs on the calling thread. Inside a region the calling thread (thread 0) polls
 // `interrupted()` and raises a flag that every solver polls, so an interrupt
 // stops the loop within one solver step; the caller turns `interrupted` into
 // an R interrupt after the region. The work matrices of each thread are
@@ -472,7 +473,7 @@ struct PlaceboResult {
   Eigen::VectorXd kkt;           // per problem
   bool failed = false;
   bool interrupted = false;
-  int threads_used = 1;
+  int threads_used = 1;          // threads of the widest round
 };
 
 template <class Progress>
@@ -524,20 +525,51 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
     }
   };
 
-  // The first problem, alone on this thread, times the loop.
-  const clock::time_point t_first = clock::now();
-  solve(0, 0);
-  double per = std::chrono::duration<double>(clock::now() - t_first).count();
-  if (per * (J - 1) < serial_seconds) threads = 1;
-  out.threads_used = threads;
-  int start = 1;
-  while (start < J && !stop.load() && !failed.load()) {
-    // About a quarter of a second per region, at least one problem a thread.
-    const double target = per > 0 ? 0.25 / per : static_cast<double>(J);
-    const int size = static_cast<int>(std::min<double>(J - start, std::max<double>(threads, target)));
-    const int end = start + size;
+  // Problems per second on one thread and on all of them, as measured so
+  // far (0: not yet). A busy machine can give the process no more CPU for
+  // two threads than for one (a fair share per session), and then two
+  // threads only add the waits at the end of each region. So the loop first
+  // times a few problems on this thread (about 50 ms; when the whole loop
+  // would take less than serial_seconds at that pace it stays here), then as
+  // many on the threads; after that each round runs in the mode measured
+  // faster, where the threads must beat one by 15% (the noise of a busy
+  // machine is no reason to wake them), and every 6th round probes the other
+  // mode for 50 ms, since the load changes.
+  // A negative serial_seconds puts every round on the threads (for tests
+  // and benchmarks of the parallel path).
+  const bool forced = serial_seconds < 0 && threads > 1;
+  double rate[2] = {0.0, 0.0};
+  int start = 0;
+  for (int round = forced ? 1 : 0; start < J && !stop.load() && !failed.load(); ++round) {
+    int mode = 0;
+    bool probe = round <= 1;
+    if (forced) {
+      mode = 1;
+      probe = false;
+    } else if (round == 1) {
+      if (rate[0] > 0 && (J - start) / rate[0] < serial_seconds) threads = 1;
+      mode = threads > 1 ? 1 : 0;
+    } else if (round > 1 && threads > 1) {
+      const int best = rate[1] > 1.15 * rate[0] ? 1 : 0;
+      probe = round % 6 == 0;
+      mode = probe ? 1 - best : best;
+    }
+    if (mode == 1) out.threads_used = threads;
+    // A quarter of a second a round (a twentieth for the first and for a
+    // probe), at least one problem a thread.
+    const double r = rate[mode] > 0 ? rate[mode] : rate[0] * threads;
+    const double secs_target = probe ? 0.05 : 0.25;
+    int size = 1;
+    if (round == 0) {
+      size = J;  // stopped by time below
+    } else {
+      const double target = r > 0 ? secs_target * r : static_cast<double>(J);
+      size = static_cast<int>(
+          std::min<double>(J - start, std::max<double>(mode == 1 ? threads : 1, target)));
+    }
+    int end = start + size;
     const clock::time_point t_round = clock::now();
-    if (threads > 1) {
+    if (mode == 1) {
       std::atomic<int> finished(0);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
@@ -559,14 +591,23 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
         if (id == 0) {
           while (finished.load() < size) {
             main_stop();
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
           }
         }
       }
     } else {
-      for (int k = start; k < end && !stop.load() && !failed.load(); ++k) solve(k, 0);
+      for (int k = start; k < end && !stop.load() && !failed.load(); ++k) {
+        solve(k, 0);
+        // The first round stops after about 50 ms.
+        if (round == 0 &&
+            std::chrono::duration<double>(clock::now() - t_round).count() >= secs_target) {
+          end = k + 1;
+          size = end - start;
+        }
+      }
     }
-    per = std::chrono::duration<double>(clock::now() - t_round).count() / size;
+    const double secs = std::chrono::duration<double>(clock::now() - t_round).count();
+    if (secs > 0) rate[mode] = rate[mode] > 0 ? 0.5 * rate[mode] + 0.5 * size / secs : size / secs;
     start = end;
     if (!stop.load() && !failed.load()) progress(start);
   }

@@ -29,9 +29,9 @@ test_that("an optimiser that stops short raises a classed warning", {
 test_that("the compiled placebo loop gives the same gaps for any thread count", {
   withr::local_seed(13)
   Y <- matrix(rnorm(60 * 30), 60) + outer(rnorm(60), seq_len(30) / 10)
-  one <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 1L, 0, NULL)
-  # serial_seconds = 0: two threads whatever the loop's length.
-  two <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, 0, NULL)
+  one <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 1L, 0.1, NULL)
+  # A negative serial_seconds: two threads whatever the loop's length.
+  two <- cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, -1, NULL)
   expect_identical(two$threads, 2L)
   expect_identical(one$gaps, two$gaps)
   expect_identical(one$converged, two$converged)
@@ -42,7 +42,7 @@ test_that("the compiled placebo loop gives the same gaps for any thread count", 
   # Progress is reported after each parallel region, on the calling thread,
   # up to the number of problems; a loop this short is one region or a few.
   done <- integer()
-  cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, 0, function(k) done <<- c(done, k))
+  cpp_synth_placebo(Y, 20L, 1e-12, 100000L, 2L, -1, function(k) done <<- c(done, k))
   expect_identical(done[length(done)], 60L)
   expect_true(all(diff(done) > 0))
   expect_lte(length(done), 59L)
