@@ -472,8 +472,9 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
   # 19 x 37) the whole loop takes a few milliseconds on one thread, less than
   # the cost of waking a second one on a busy machine (forced onto two
   # threads it ran 2.6x slower on a loaded 2-core machine; a loop of 40 ms,
-  # 1.2x slower; from 0.1 s on, 0.8x). So the kernel times its first problem
-  # and stays on one thread when the loop would take less than 0.1 s.
+  # 1.2x slower; from 0.1 s on, 0.8x). So the kernel times its first
+  # problems and stays on one thread when the loop would take less than
+  # 0.1 s; past that it runs each round in the mode measured faster.
   r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, mkt_threads(), 0.1, progress)
   if (r$failed) {
     abort_mkt("fit_failed", c(
