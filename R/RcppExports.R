@@ -101,7 +101,7 @@ cpp_synth_nested <- function(X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ft
     .Call(`_mktcausal_cpp_synth_nested`, X1, X0, Y1, Y0, starts, tol, max_iter, max_eval, ftol)
 }
 
-cpp_synth_placebo <- function(Y, n_pre, tol, max_iter, threads, progress) {
-    .Call(`_mktcausal_cpp_synth_placebo`, Y, n_pre, tol, max_iter, threads, progress)
+cpp_synth_placebo <- function(Y, n_pre, tol, max_iter, threads, serial_seconds, progress) {
+    .Call(`_mktcausal_cpp_synth_placebo`, Y, n_pre, tol, max_iter, threads, serial_seconds, progress)
 }
 

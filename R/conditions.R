@@ -114,6 +114,7 @@ condition_registry <- local({
     c("warning", "no_pre_data", "No pre-period data for a pre-period feature."),
     c("warning", "not_converged", "An optimiser stopped before its tolerance."),
     c("warning", "poor_fit", "The pre-period fit of a synthetic control is poor."),
+    c("warning", "too_few_pre_periods", "Few pre-treatment periods: the fit rests on little data."),
     c("warning", "treated_first_period", "Units treated in the first period were dropped."),
     c("warning", "uncertain_cohort", "Units whose adoption period is unknown (absent rows) were dropped."),
     c("warning", "twfe_dose", "TWFE on doses mixes causal responses with non-intuitive weights."),

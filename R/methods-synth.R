@@ -66,15 +66,24 @@ print_details.mkt_synth <- function(x, summary = FALSE, digits = 4, ...) {
     cat(paste0(gsub("\u00a0", " ", lines, fixed = TRUE), "\n"), sep = "")
   }
   if (!is.null(x$ridge_lambda)) {
-    cat(sprintf("Ridge penalty (leave-one-donor-out): %s\n",
-                paste(format_num(x$ridge_lambda, digits), collapse = ", ")))
+    if (all(is.na(x$ridge_lambda))) {
+      cat("Ridge penalty: none (the donors' pre-period outcomes do not differ)\n")
+    } else {
+      cat(sprintf("Ridge penalty (leave-one-donor-out): %s\n",
+                  paste(format_num(x$ridge_lambda, digits), collapse = ", ")))
+    }
   }
   if (!is.null(x$pooled_imbalance)) {
     cat(sprintf("Pooled pre-period imbalance (RMSE of the average): %s\n",
                 format_num(x$pooled_imbalance, digits)))
   }
   if (!is.na(gl$v_loss)) {
-    cat(sprintf("Nested V search: pre-period MSPE %s\n", format_num(gl$v_loss, digits + 1L)))
+    cat(sprintf("Nested V search: pre-period MSPE %s%s\n", format_num(gl$v_loss, digits + 1L),
+                if (isFALSE(gl$v_converged)) ", not converged" else ""))
+    if (isFALSE(gl$v_converged)) {
+      cat(sprintf("  (stopped at its cap of %d evaluations a run; raise max_iter)\n",
+                  as.integer(x$v_search$max_eval)))
+    }
   }
   if (summary) {
     fits <- x$tables$fits

@@ -24,7 +24,9 @@ conformal_pvalue <- function(y1, Y0, pre, post, theta, method) {
   n <- length(u)
   tail_idx <- seq.int(n - length(post) + 1L, n)
   stat <- vapply(0:(n - 1L), function(j) mean(u[(tail_idx - 1L + j) %% n + 1L]), numeric(1))
-  mean(stat >= stat[1] - 1e-12 * max(1, abs(stat[1])))
+  # Ties to rounding count against the null; the tolerance is relative, so
+  # that the test is the same in any units of the outcome.
+  mean(stat >= stat[1] - 1e-12 * max(abs(stat)))
 }
 
 # Interval {theta : p(theta) > alpha}, found on a grid around the estimate
@@ -61,6 +63,9 @@ synth_conformal <- function(setup, f, method, alpha) {
   pre <- which(seq_len(Tn) < f$t0 & !is.na(y1))
   post_all <- which(seq_len(Tn) >= f$t0 & !is.na(y1))
   scale <- max(f$pre_rmspe, 1e-8 * max(abs(y1), na.rm = TRUE))
+  # An outcome that is zero everywhere gives no scale of its own (the fit
+  # runs on an outcome of order 1, see pow2_scale()).
+  if (!(scale > 0)) scale <- 1
   # Task 0 is the constant effect over all post periods; task k the k-th
   # post period alone.
   tasks <- c(0L, seq_along(post_all))

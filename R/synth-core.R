@@ -17,7 +17,7 @@ new_df <- function(...) {
 
 # Donors, treated units, their first treated periods and the checks that
 # belong to this estimator rather than to the panel.
-synth_setup <- function(panel, method, call = rlang::caller_env()) {
+synth_setup <- function(panel, method, predictors = NULL, call = rlang::caller_env()) {
   require_binary_treatment(panel, "synth", call = call)
   t0_index <- unname(panel$cohort_index)
   never <- is.na(t0_index)
@@ -41,15 +41,6 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
       i = "Drop {cli::qty(sum(no_pre))}{?it/them} or extend the panel back in time."
     ), call = call)
   }
-  min_pre <- if (method == "sdid") 2L else 1L
-  short <- !never & t0_index - 1L < min_pre
-  if (any(short)) {
-    abort_mkt("too_few_pre_periods", c(
-      "{.code method = \"{method}\"} needs at least {min_pre} pre-treatment periods.",
-      x = "{.val {unit_names[short]}} {cli::qty(sum(short))}ha{?s/ve} {t0_index[short][1] - 1L}.",
-      i = "Use a longer panel or {.code method = \"sc\"}."
-    ), call = call)
-  }
   # Documented rule for unbalanced panels: donors with any missing outcome
   # are dropped and named.
   donors <- which(never)
@@ -68,6 +59,12 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
       }
     }
   }
+  if (method == "asc" && length(donors) < 2L) {
+    abort_mkt("too_few_controls", c(
+      "{.code method = \"asc\"} needs at least two donors; there {?is/are} {length(donors)}.",
+      i = "The ridge augmentation regresses across donors. With one donor use {.code method = \"sc\"} (the synthetic control is that donor) or {.code method = \"did\"}."
+    ), call = call)
+  }
   treated <- which(!never)
   if (method %in% c("sc", "asc")) {
     groups <- lapply(treated, function(i) list(treated = i, t0 = t0_index[i]))
@@ -77,8 +74,115 @@ synth_setup <- function(panel, method, call = rlang::caller_env()) {
                      function(ii) list(treated = ii, t0 = t0_index[ii[1]]))
     names(groups) <- as.character(panel$times[vapply(groups, `[[`, 1L, "t0")])
   }
+  check_pre_periods(panel, groups, method, predictors, call = call)
   list(panel = panel, donors = donors, treated = treated, t0_index = t0_index,
        groups = groups, method = method)
+}
+
+# Pre-treatment periods each fit needs. With one pre-period the
+# outcome-only weights are not identified: any mix of donors that matches
+# the treated value in that period fits it exactly, and which mix the solver
+# returns sets the estimate. sdid needs two (its noise level is a standard
+# deviation of first differences). did is the classic two-period design.
+# With predictors the weights rest on the predictors, so one pre-period is
+# allowed, with a warning: the V search then fits a single period.
+check_pre_periods <- function(panel, groups, method, predictors, call = rlang::caller_env()) {
+  min_pre <- switch(method, sdid = 2L, did = 1L, if (is.null(predictors)) 2L else 1L)
+  times <- panel$times
+  n_pre <- vapply(groups, function(g) {
+    pre <- seq_len(g$t0 - 1L)
+    sum(colSums(panel$observed[g$treated, pre, drop = FALSE]) > 0)
+  }, integer(1))
+  short <- n_pre < min_pre
+  if (any(short)) {
+    g <- groups[[which(short)[1]]]
+    seen <- which(colSums(panel$observed[g$treated, seq_len(g$t0 - 1L), drop = FALSE]) > 0)
+    why <- switch(method,
+      sdid = "its noise level is the standard deviation of the donors' first differences before treatment",
+      "with one, any mix of donors that matches the treated value in that period fits it exactly, so the weights and the estimate are not identified")
+    fix <- if (method %in% c("sc", "asc")) {
+      "Use a panel with more periods before treatment, give {.arg predictors} (with {.code method = \"sc\"}), or use {.code method = \"did\"}."
+    } else {
+      "Use a panel with more periods before treatment, or {.code method = \"did\"}."
+    }
+    had <- if (length(seen)) {
+      "{.val {names(groups)[short]}} {cli::qty(sum(short))}ha{?s/ve} {n_pre[short][1]}: {.val {format(times[seen])}}."
+    } else {
+      "{.val {names(groups)[short]}} {cli::qty(sum(short))}ha{?s/ve} none observed."
+    }
+    abort_mkt("too_few_pre_periods", c(
+      "{.code method = \"{method}\"} needs at least {min_pre} pre-treatment periods: {why}.",
+      x = had, i = fix), call = call)
+  }
+  if (method == "sc" && !is.null(predictors) && any(n_pre == 1L)) {
+    one <- which(n_pre == 1L)
+    g <- groups[[one[1]]]
+    seen <- which(colSums(panel$observed[g$treated, seq_len(g$t0 - 1L), drop = FALSE]) > 0)
+    warn_mkt("too_few_pre_periods", c(
+      "{.val {names(groups)[one]}} {cli::qty(length(one))}ha{?s/ve} one pre-treatment period ({format(times[seen])}): the V search fits that single period, and the weights rest on the predictors alone.",
+      i = "Use a panel with more periods before treatment to check the fit out of the predictors' sample."
+    ))
+  }
+  invisible(n_pre)
+}
+
+# --- scale ------------------------------------------------------------------
+
+# Every estimator of the family is equivariant in the outcome: multiplying
+# it by c multiplies gaps, effects, RMSPEs and standard errors by c (squared
+# errors and ridge penalties by c^2) and leaves every weight unchanged. So
+# the fits run on the outcome divided by a power of two near its largest
+# absolute value and are scaled back afterwards. The division is exact, so an
+# ordinary outcome gives bit for bit the numbers it gave unscaled, and one
+# near 1e300 or 1e-300 no longer overflows or underflows in the solvers'
+# squares.
+pow2_scale <- function(x) {
+  m <- suppressWarnings(max(abs(x), na.rm = TRUE))
+  if (!is.finite(m) || m == 0) return(1)
+  # floor(): 2^1024 would overflow for outcomes near the largest double.
+  2^floor(log2(m))
+}
+
+scale_setup <- function(setup, s) {
+  if (s != 1) setup$panel$Y <- setup$panel$Y / s
+  setup
+}
+
+# c^2 x as (x c) c: a zero stays zero where c^2 alone would overflow.
+times_sq <- function(x, s) x * s * s
+
+# A fit_one() result in the outcome's own units.
+unscale_fit <- function(f, s) {
+  if (s == 1) return(f)
+  for (nm in c("y1", "synthetic", "gap", "att", "pre_rmspe", "post_rmspe", "sigma")) {
+    if (!is.null(f[[nm]])) f[[nm]] <- f[[nm]] * s
+  }
+  if (!is.null(f$v_loss)) f$v_loss <- times_sq(f$v_loss, s)
+  if (!is.null(f$ridge)) f$ridge <- times_sq(f$ridge, s)
+  if (!is.null(f$balance)) f$balance <- unscale_balance(f$balance, s, f$outcome_rows)
+  f
+}
+
+# Balance rows that read the outcome (all of them without predictors).
+unscale_balance <- function(b, s, rows = NULL) {
+  if (is.null(rows)) rows <- rep(TRUE, nrow(b))
+  for (col in c("treated", "synthetic", "donor_mean")) b[[col]][rows] <- b[[col]][rows] * s
+  b
+}
+
+# A summarise_fits() result in the outcome's own units.
+unscale_summary <- function(smry, s, outcome_rows = NULL) {
+  if (s == 1) return(smry)
+  for (nm in c("att", "pre_rmspe", "post_rmspe", "outcome_sd")) smry[[nm]] <- smry[[nm]] * s
+  smry$v_loss <- times_sq(smry$v_loss, s)
+  if (!is.null(smry$ridge_lambda)) smry$ridge_lambda <- times_sq(smry$ridge_lambda, s)
+  tb <- smry$tables
+  for (col in c("estimate", "pre_rmspe", "post_rmspe")) tb$fits[[col]] <- tb$fits[[col]] * s
+  tb$period$estimate <- tb$period$estimate * s
+  for (col in c("treated", "synthetic", "gap")) tb$series[[col]] <- tb$series[[col]] * s
+  tb$balance <- unscale_balance(tb$balance, s, outcome_rows)
+  smry$tables <- tb
+  smry
 }
 
 # Inference that permutes or conformalises around one treated unit.
@@ -98,7 +202,7 @@ require_one_treated <- function(setup, what, call = rlang::caller_env()) {
 # whose treatment starts at column t0. Returns the weights and the gap of
 # every period.
 fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
-                    sigma = NULL) {
+                    sigma = NULL, max_iter = NULL) {
   panel <- setup$panel
   Y <- panel$Y
   Tn <- ncol(Y)
@@ -121,7 +225,8 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   v <- NULL
   v_loss <- NULL
   balance <- NULL
-  conv <- list(converged = TRUE, kkt = 0, iterations = 0L)
+  conv <- list(converged = TRUE, kkt = 0, iterations = 0L, v_converged = NA)
+  outcome_rows <- NULL
   if (method == "did") {
     w <- rep(1 / J, J)
     lambda <- rep(0, Tn)
@@ -160,11 +265,15 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   } else {
     pm <- predictor_matrix(panel, predictors, c(treated, donors), t0)
     fp <- synth_fit_periods(panel, fit_periods, t0, pre_ok)
-    nested <- nested_weights(pm, Y[treated, fp], Y0[, fp, drop = FALSE])
+    nested <- nested_weights(pm, Y[treated, fp], Y0[, fp, drop = FALSE], max_iter)
     w <- nested$w
     v <- stats::setNames(nested$v, rownames(pm))
     v_loss <- nested$loss
-    conv <- list(converged = nested$converged, kkt = nested$kkt, iterations = nested$evaluations)
+    conv <- list(converged = nested$converged, kkt = nested$kkt, iterations = nested$evaluations,
+                 v_converged = nested$v_converged, capped_starts = nested$capped_starts,
+                 starts = length(nested$start_loss), max_eval = nested$max_eval)
+    # Balance rows read from the outcome are in the outcome's (scaled) units.
+    outcome_rows <- names(predictors) == panel$vars$outcome
     balance <- new_df(
       term = rownames(pm), treated = unname(pm[, 1]),
       synthetic = unname(drop(pm[, -1, drop = FALSE] %*% w)),
@@ -182,7 +291,8 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
   }
   list(treated = treated, t0 = t0, w = w, lambda = lambda, ridge = ridge,
        sigma = if (method == "sdid") sigma, v = v, v_loss = v_loss,
-       balance = balance, y1 = y1, synthetic = synthetic + offset, gap = gap,
+       balance = balance, outcome_rows = outcome_rows, y1 = y1,
+       synthetic = synthetic + offset, gap = gap,
        att = sum(g_post) / length(g_post),
        pre_rmspe = sqrt(sum(g_pre^2) / length(g_pre)),
        post_rmspe = sqrt(sum(g_post^2) / length(g_post)),
@@ -211,12 +321,17 @@ solve_simplex <- function(X, y, eta, w0 = numeric(0)) {
 ridge_augment <- function(X0, x1, w, Ypost) {
   mu <- colMeans(X0)
   Xc <- sweep(X0, 2, mu)
+  n <- nrow(X0)
   sv <- svd(Xc)
   d <- sv$d[sv$d > 1e-10 * sv$d[1]]
+  if (!length(d) || n < 2L) {
+    # The donors' pre-period outcomes do not differ (or there is one donor):
+    # the regression has no direction to correct along, and no penalty.
+    return(list(adjust = numeric(n), lambda = NA_real_, cv = numeric(0), grid = numeric(0)))
+  }
   U <- sv$u[, seq_along(d), drop = FALSE]
   V <- sv$v[, seq_along(d), drop = FALSE]
   grid <- d[1]^2 * 10^seq(-6, 2, length.out = 41)
-  n <- nrow(X0)
   Yc <- sweep(Ypost, 2, colMeans(Ypost))
   UtY <- crossprod(U, Yc)
   cv <- vapply(grid, function(l) {
@@ -289,21 +404,39 @@ synth_fit_periods <- function(panel, fit_periods, t0, pre_ok, call = rlang::call
       x = "Problem with {.val {fit_periods[is.na(idx) | idx >= t0][1]}}."
     ), call = call)
   }
-  intersect(idx, pre_ok)
+  fp <- intersect(idx, pre_ok)
+  if (!length(fp)) {
+    abort_mkt("bad_argument", c(
+      "{.arg fit_periods} leaves no period in which the treated unit's outcome is observed before treatment.",
+      i = "Give pre-treatment periods of {.field {panel$vars$time}} in which the outcome is observed, or leave {.arg fit_periods} out."
+    ), call = call)
+  }
+  fp
 }
 
 # The nested V search. Predictors are scaled by their standard deviation
-# across all units (as Synth does) so that V is unit-free.
-nested_weights <- function(pm, y1, Y0) {
-  s <- apply(pm, 1, stats::sd)
+# across all units (as Synth does) so that V is unit-free; each row is first
+# brought near 1 by a power of two (exact), so that the standard deviation
+# of a predictor measured in units of 1e300 does not overflow. `max_iter`
+# caps the evaluations of each Nelder-Mead run (default 200 per predictor:
+# at 100 the Prop 99 fit with the ADH predictors stops at the cap in two of
+# its three starts; at 200 their restarts converge).
+nested_weights <- function(pm, y1, Y0, max_iter = NULL) {
+  s <- apply(pm, 1, function(r) {
+    p2 <- pow2_scale(r)
+    stats::sd(r / p2) * p2
+  })
   s[!(s > 0)] <- 1
   ps <- pm / s
   X1 <- ps[, 1]
   X0 <- ps[, -1, drop = FALSE]
   k <- nrow(ps)
+  max_eval <- if (is.null(max_iter)) 200L * k else as.integer(max_iter)
   starts <- cbind(rep(1 / k, k), regression_v(ps, cbind(y1, t(Y0))))
   starts <- cbind(starts, starts[, 2]^2 / sum(starts[, 2]^2))
-  cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, 100L * k, 1e-8)
+  r <- cpp_synth_nested(X1, X0, y1, t(Y0), starts, 1e-12, 100000L, max_eval, 1e-8)
+  r$max_eval <- max_eval
+  r
 }
 
 # Regression-based start: each predictor's weight is proportional to the sum
@@ -336,10 +469,13 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
     done <<- now
   }
   # Threads pay off only when the loop is long: on Prop 99 (38 problems of
-  # 19 x 37) the whole loop takes about a millisecond on one thread, less
-  # than the cost of waking a second one on a busy machine.
-  threads <- if (as.double(J)^2 * (t0 - 1) < 5e5) 1L else mkt_threads()
-  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, threads, progress)
+  # 19 x 37) the whole loop takes a few milliseconds on one thread, less than
+  # the cost of waking a second one on a busy machine (forced onto two
+  # threads it ran 2.6x slower on a loaded 2-core machine; a loop of 40 ms,
+  # 1.2x slower; from 0.1 s on, 0.8x). So the kernel times its first
+  # problems and stays on one thread when the loop would take less than
+  # 0.1 s; past that it runs each round in the mode measured faster.
+  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, mkt_threads(), 0.1, progress)
   if (r$failed) {
     abort_mkt("fit_failed", c(
       "The placebo weight problems could not be solved.",
@@ -453,8 +589,22 @@ summarise_fits <- function(setup, fits) {
     post_rmspe = sqrt(sum(share * post_fit^2)),
     converged = all(conv),
     kkt = max(kkt),
+    v_search = v_search_status(fits),
     outcome_sd = sd_finite(panel$Y[c(setup$treated, setup$donors), seq_len(min(t0) - 1L)])
   )
+}
+
+# Whether every nested V search stopped on its tolerance (NA without
+# predictors), the evaluation cap of each Nelder-Mead run and how many
+# starts hit it.
+v_search_status <- function(fits) {
+  conv <- fits[[1]]$convergence
+  if (is.null(conv$max_eval)) {
+    return(list(converged = NA, max_eval = NA_integer_, capped = 0L, starts = 0L))
+  }
+  capped <- sum(vapply(fits, function(f) as.integer(f$convergence$capped_starts), integer(1)))
+  list(converged = capped == 0L, max_eval = conv$max_eval, capped = capped,
+       starts = sum(vapply(fits, function(f) f$convergence$starts, integer(1))))
 }
 
 # stats::sd() of the finite values, without its dispatch.
@@ -485,13 +635,20 @@ outcome_balance <- function(panel, fits, donors, share) {
 }
 
 # Classed warnings about the quality of a fit: an optimiser that stopped
-# short, and treated units whose pre-period RMSPE is a large share
-# (`rel`, named by fit) of the outcome's standard deviation.
-warn_fit_quality <- function(converged, kkt, rel, poor_fit) {
+# short (the weights' solver, or the nested V search at its evaluation cap),
+# and treated units whose pre-period RMSPE is a large share (`rel`, named by
+# fit) of the outcome's standard deviation.
+warn_fit_quality <- function(converged, kkt, rel, poor_fit, v_search = NULL) {
   if (!converged) {
     warn_mkt("not_converged", c(
       "The weight optimiser did not reach its KKT tolerance (residual {signif(kkt, 3)}).",
       i = "The weights may be inexact; check for duplicated or constant donors."
+    ))
+  }
+  if (isFALSE(v_search$converged)) {
+    warn_mkt("not_converged", c(
+      "The nested V search stopped at its cap of {v_search$max_eval} evaluations per Nelder-Mead run before converging (from {v_search$capped} of {v_search$starts} start{?s}).",
+      i = "The predictor weights V, and so the donor weights, may not be the best; raise {.arg max_iter} (for example {.code max_iter = {4L * v_search$max_eval}})."
     ))
   }
   bad <- !is.na(rel) & rel > poor_fit

@@ -33,7 +33,22 @@ check_synth_inference <- function(setup, method, inference, predictors, pool,
       ), call = call)
     }
     require_one_treated(setup, "Placebo in space for {.code method = \"sc\"}", call)
+    # Each placebo is fitted from the other donors: sc needs one left, asc
+    # two (its ridge regression runs across donors).
+    need <- if (method == "asc") 3L else 2L
+    if (length(setup$donors) < need) {
+      abort_mkt("too_few_controls", c(
+        "Placebos in space for {.code method = \"{method}\"} need at least {need} donors; there {?is/are} {length(setup$donors)}.",
+        i = "Each donor in turn is fitted from the others. Add donors, or use {.code inference = \"conformal\"}."
+      ), call = call)
+    }
     return(invisible(TRUE))
+  }
+  if (inference == "jackknife" && length(setup$donors) < 2L) {
+    abort_mkt("too_few_controls", c(
+      "The jackknife needs at least two donors; there is one.",
+      i = "Leaving the only donor out leaves no comparison. Use {.code inference = \"bootstrap\"} or add donors."
+    ), call = call)
   }
   if (inference %in% c("jackknife", "bootstrap") && length(setup$treated) < 2L) {
     abort_mkt("inference_unsupported", c(
@@ -66,7 +81,9 @@ synth_standard_error <- function(setup, fits, att, method, inference, n_draws, a
   }
   z <- stats::qnorm(1 - alpha / 2)
   list(estimates = list(std.error = se, conf.low = att - z * se, conf.high = att + z * se,
-                        p.value = 2 * stats::pnorm(-abs(att / se))),
+                        # A placebo distribution with no spread (a constant
+                        # outcome) and a zero effect: no evidence, not NaN.
+                        p.value = if (se == 0 && att == 0) 1 else 2 * stats::pnorm(-abs(att / se))),
        vcov = matrix(se^2), draws = draws,
        label = switch(inference,
          placebo = sprintf("placebo SE, %d draws of donors as treated (Arkhangelsky et al. 2021, Alg. 4); normal interval", n),
@@ -80,13 +97,16 @@ synth_standard_error <- function(setup, fits, att, method, inference, n_draws, a
 # kept. Outcome-only sc placebos are solved in one compiled call; predictor
 # (nested) and asc placebos are refitted through resample_chunks().
 placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
-                             drop_poor_placebos) {
+                             drop_poor_placebos, max_iter = NULL) {
   g <- setup$groups[[1]]
   donors <- setup$donors
   t0 <- g$t0
   Tn <- length(setup$panel$times)
+  capped <- 0L
   if (method == "sc" && is.null(predictors)) {
-    gaps <- placebo_gaps(setup, t0)$gaps
+    pg <- placebo_gaps(setup, t0)
+    gaps <- pg$gaps
+    conv <- pg$converged == 1L
     is_post <- seq_len(Tn) >= t0
     att <- colMeans(gaps[is_post, , drop = FALSE])
     pre <- sqrt(colMeans(gaps[!is_post, , drop = FALSE]^2))
@@ -94,9 +114,15 @@ placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
     gap_all <- c(fit$gap, as.vector(gaps))
   } else {
     pl <- resample_chunks(length(donors), function(k) {
-      f <- fit_one(setup, donors[k], t0, donors[-k], method, predictors, fit_periods)
-      list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att)
+      f <- fit_one(setup, donors[k], t0, donors[-k], method, predictors, fit_periods,
+                   max_iter = max_iter)
+      list(gap = f$gap, pre = f$pre_rmspe, post = f$post_rmspe, att = f$att,
+           converged = isTRUE(f$convergence$converged),
+           v_converged = !isFALSE(f$convergence$v_converged))
     }, chunk_size = 10L, label = "placebos in space", globals = list())
+    v_conv <- vapply(pl, `[[`, TRUE, "v_converged")
+    capped <- sum(!v_conv)
+    conv <- vapply(pl, `[[`, TRUE, "converged") & v_conv
     att <- vapply(pl, `[[`, 1, "att")
     pre <- vapply(pl, `[[`, 1, "pre")
     post <- vapply(pl, `[[`, 1, "post")
@@ -107,14 +133,20 @@ placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
   is_tr <- c(TRUE, rep(FALSE, length(donors)))
   pre_rmspe <- c(fit$pre_rmspe, unname(pre))
   post_rmspe <- c(fit$post_rmspe, unname(post))
-  ratio <- post_rmspe / pre_rmspe
-  kept <- is_tr | pre_rmspe^2 <= drop_poor_placebos * fit$pre_rmspe^2
+  # A unit fitted exactly before treatment has ratio Inf when its post-period
+  # gap is not zero; when that is zero too (a constant outcome, a duplicated
+  # donor) it shows no departure at all, and ranks lowest (ratio 0), not NaN.
+  ratio <- ifelse(post_rmspe == 0, 0, post_rmspe / pre_rmspe)
+  kept <- is_tr | is.infinite(drop_poor_placebos) |
+    pre_rmspe^2 <= drop_poor_placebos * fit$pre_rmspe^2
   # Rank of the treated unit's ratio among all kept units (ties count
   # against the treated unit), as in Abadie et al.
   p_value <- mean(ratio[kept] >= ratio[1])
   tab <- new_df(unit = units, treated = is_tr, att = c(fit$att, unname(att)),
                 pre_rmspe = pre_rmspe, post_rmspe = post_rmspe, ratio = ratio,
-                kept = kept, rank = rank(-ratio, ties.method = "max"))
+                kept = kept, rank = rank(-ratio, ties.method = "max"),
+                converged = c(isTRUE(fit$convergence$converged) &&
+                                !isFALSE(fit$convergence$v_converged), conv))
   times <- setup$panel$times
   n <- length(units)
   series <- new_df(unit = rep(units, each = Tn), treated = rep(is_tr, each = Tn),
@@ -122,9 +154,11 @@ placebo_in_space <- function(setup, fit, method, predictors, fit_periods,
                    event_time = rep(seq_len(Tn) - t0, n), gap = gap_all)
   list(estimates = list(p.value = p_value),
        tables = list(placebo = tab, placebo_series = series),
-       label = sprintf("placebo in space, %d donors: permutation p-value of the post/pre RMSPE ratio%s",
+       label = sprintf("placebo in space, %d donors: permutation p-value of the post/pre RMSPE ratio%s%s",
                        length(donors),
-                       if (sum(!kept)) sprintf(" (%d poorly fitted placebos left out)", sum(!kept)) else ""),
+                       if (sum(!kept)) sprintf(" (%d poorly fitted placebos left out)", sum(!kept)) else "",
+                       if (capped) sprintf("; the V search of %d placebo%s stopped at max_iter",
+                                           capped, if (capped > 1L) "s" else "") else ""),
        no_vcov = "placebo-in-space inference gives a permutation p-value, not a covariance")
 }
 
@@ -184,7 +218,9 @@ jackknife_draws <- function(setup, fits) {
       tr <- setdiff(f$treated, left_out)
       if (!length(tr)) next
       keep <- setup$donors != left_out
-      w <- f$w[keep] / sum(f$w[keep])
+      # A donor holding all the weight leaves none behind: the other donors
+      # then weigh the same, as in synthdid's jackknife (sum_normalize).
+      w <- if (sum(f$w[keep]) > 0) f$w[keep] / sum(f$w[keep]) else rep(1 / sum(keep), sum(keep))
       y1 <- colMeans(Y[tr, , drop = FALSE])
       gap <- y1 - drop(crossprod(Y[setup$donors[keep], , drop = FALSE], w))
       post <- seq_along(gap) >= f$t0
@@ -194,4 +230,29 @@ jackknife_draws <- function(setup, fits) {
     sum(n * att) / sum(n)
   }, chunk_size = 50L, label = "jackknife", globals = list())
   unlist(draws)
+}
+
+# The pieces an inference adds to a fit, in the outcome's own units (the
+# inference ran on the rescaled outcome; see pow2_scale()). p-values and
+# RMSPE ratios do not change with the scale.
+unscale_inference <- function(inf, s) {
+  if (is.null(inf) || s == 1) return(inf)
+  for (nm in c("std.error", "conf.low", "conf.high")) {
+    if (!is.null(inf$estimates[[nm]])) inf$estimates[[nm]] <- inf$estimates[[nm]] * s
+  }
+  if (!is.null(inf$vcov)) inf$vcov <- times_sq(inf$vcov, s)
+  if (!is.null(inf$draws)) inf$draws <- inf$draws * s
+  if (!is.null(inf$period)) {
+    inf$period$conf.low <- inf$period$conf.low * s
+    inf$period$conf.high <- inf$period$conf.high * s
+  }
+  if (!is.null(inf$tables$placebo)) {
+    for (col in c("att", "pre_rmspe", "post_rmspe")) {
+      inf$tables$placebo[[col]] <- inf$tables$placebo[[col]] * s
+    }
+  }
+  if (!is.null(inf$tables$placebo_series)) {
+    inf$tables$placebo_series$gap <- inf$tables$placebo_series$gap * s
+  }
+  inf
 }

@@ -10,12 +10,15 @@
 #'
 #' @param fit A [synth()] fit.
 #' @param shift Number of periods the treatment date moves back. It must
-#'   leave at least one pre-period (two for `"sdid"`).
+#'   leave the pre-periods the method needs (see [synth()]): two for
+#'   outcome-only `"sc"` and `"asc"` and for `"sdid"`, one for `"did"` and
+#'   for `"sc"` with predictors.
 #' @param predictors Predictor specification for the backdated fit (default:
 #'   the fit's). Its periods must lie before the fake treatment date.
 #' @param fit_periods Periods whose outcome MSPE the V search minimises
 #'   (default: all periods before the fake date).
-#' @param min_weight Donors with at least this weight are left out in turn.
+#' @param min_weight Donors with at least this weight are left out in turn
+#'   (a number in \[0, 1\]).
 #' @param ... Must be empty.
 #' @return `synth_placebo_time()`: a `mkt_synth` fit on the periods before the
 #'   real treatment with the fake date; its estimand and inference say so,
@@ -38,8 +41,31 @@ synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit
   check_synth_fit(fit)
   setup <- fit$setup
   method <- fit$spec$method
+  if (!is.null(predictors)) {
+    if (method != "sc") {
+      abort_mkt("bad_argument", c(
+        "{.arg predictors} are used by {.code method = \"sc\"} only; this fit is {.code method = \"{method}\"}.",
+        i = "Drop {.arg predictors}."))
+    }
+    vars <- check_predictor_list(predictors)
+    known <- c(setup$panel$vars$outcome, names(setup$panel$extra))
+    if (!all(vars %in% known)) {
+      abort_mkt("missing_column", c(
+        "Predictor{?s} {.field {setdiff(vars, known)}} {?is/are} not in the fit's panel.",
+        i = "Refit {.fn synth} with these {.arg predictors}, so that their columns come with the panel."))
+    }
+  } else if (!is.null(fit_periods)) {
+    abort_mkt("bad_argument", c(
+      "{.arg fit_periods} is used by the nested V search, which runs with {.arg predictors} only.",
+      i = "Drop {.arg fit_periods}, or give {.arg predictors}."))
+  }
   t0 <- min(vapply(setup$groups, `[[`, 1L, "t0"))
-  min_pre <- if (method == "sdid") 2L else 1L
+  min_pre <- switch(method, sdid = 2L, did = 1L, if (is.null(predictors)) 2L else 1L)
+  if (t0 - 1L - min_pre < 1L) {
+    abort_mkt("too_few_pre_periods", c(
+      "Moving the treatment date back needs more than {min_pre} pre-treatment period{?s} for {.code method = \"{method}\"}; the fit has {t0 - 1L}.",
+      i = "Use a panel with more periods before treatment."))
+  }
   shift <- check_count(shift, "shift", min = 1, max = t0 - 1L - min_pre)
   keep <- seq_len(t0 - 1L)
   p <- setup$panel
@@ -52,10 +78,15 @@ synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit
   fake$panel <- p
   fake$groups <- lapply(setup$groups, function(g) list(treated = g$treated, t0 = t0 - shift))
   fake$t0_index[!is.na(fake$t0_index)] <- t0 - shift
-  fits <- lapply(fake$groups, function(g) {
-    fit_one(fake, g$treated, g$t0, fake$donors, method, predictors, fit_periods)
+  check_pre_periods(fake$panel, fake$groups, method, predictors)
+  s <- pow2_scale(p$Y)
+  work <- scale_setup(fake, s)
+  fits <- lapply(work$groups, function(g) {
+    fit_one(work, g$treated, g$t0, work$donors, method, predictors, fit_periods,
+            max_iter = fit$spec$max_iter)
   })
-  smry <- summarise_fits(fake, fits)
+  smry <- unscale_summary(summarise_fits(work, fits), s, fits[[1]]$outcome_rows)
+  fits <- lapply(fits, unscale_fit, s)
   spec <- fit$spec
   spec$inference <- "none"
   spec$pool <- 0
@@ -75,6 +106,12 @@ synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit
 synth_loo <- function(fit, min_weight = 1e-6, ...) {
   check_dots(...)
   check_synth_fit(fit)
+  if (!is.numeric(min_weight) || length(min_weight) != 1L || is.na(min_weight) ||
+      min_weight < 0 || min_weight > 1) {
+    abort_mkt("bad_argument", c(
+      "{.arg min_weight} must be a single number in [0, 1] (a donor weight).",
+      x = "You supplied {.val {format(min_weight)}}."))
+  }
   method <- fit$spec$method
   if (method == "did") {
     abort_mkt("bad_argument", c(
@@ -84,22 +121,37 @@ synth_loo <- function(fit, min_weight = 1e-6, ...) {
   setup <- fit$setup
   drop <- which(fit$weights >= min_weight)
   if (length(setup$donors) < 2L) {
-    abort_mkt("no_donors", "Leaving a donor out needs at least two donors.")
+    abort_mkt("no_donors", c(
+      "Leaving a donor out needs at least two donors; the fit has one.",
+      i = "With one donor the estimate rests on it entirely; there is nothing to vary."))
   }
+  if (!length(drop)) {
+    abort_mkt("bad_argument", c(
+      "No donor has a weight of at least {.arg min_weight} = {format(min_weight)}.",
+      i = "Lower {.arg min_weight}; the largest weight is {format(max(fit$weights), digits = 3)}."))
+  }
+  if (method == "asc" && length(setup$donors) < 3L) {
+    abort_mkt("too_few_controls", c(
+      "Leaving a donor out of {.code method = \"asc\"} needs at least three donors; the fit has {length(setup$donors)}.",
+      i = "The ridge augmentation needs two donors in each refit."))
+  }
+  s <- pow2_scale(setup$panel$Y)
+  work <- scale_setup(setup, s)
   predictors <- fit$spec$predictors
   fit_periods <- fit$spec$fit_periods
   rows <- resample_chunks(length(drop), function(k) {
-    donors <- setup$donors[-drop[k]]
-    fits <- lapply(setup$groups, function(g) {
-      fit_one(setup, g$treated, g$t0, donors, method, predictors, fit_periods)
+    donors <- work$donors[-drop[k]]
+    fits <- lapply(work$groups, function(g) {
+      fit_one(work, g$treated, g$t0, donors, method, predictors, fit_periods,
+              max_iter = fit$spec$max_iter)
     })
-    n <- vapply(setup$groups, function(g) length(g$treated), numeric(1))
-    s <- n / sum(n)
-    c(estimate = sum(s * vapply(fits, `[[`, numeric(1), "att")),
-      pre_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
-      post_rmspe = sqrt(sum(s * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
+    n <- vapply(work$groups, function(g) length(g$treated), numeric(1))
+    share <- n / sum(n)
+    c(estimate = sum(share * vapply(fits, `[[`, numeric(1), "att")),
+      pre_rmspe = sqrt(sum(share * vapply(fits, `[[`, numeric(1), "pre_rmspe")^2)),
+      post_rmspe = sqrt(sum(share * vapply(fits, `[[`, numeric(1), "post_rmspe")^2)))
   }, chunk_size = 10L, label = "leave-one-out donors", globals = list())
-  m <- do.call(rbind, rows)
+  m <- do.call(rbind, rows) * s
   out <- data.frame(term = names(fit$weights)[drop], estimate = m[, "estimate"],
                     pre_rmspe = m[, "pre_rmspe"], post_rmspe = m[, "post_rmspe"],
                     weight = unname(fit$weights[drop]), stringsAsFactors = FALSE,

@@ -19,7 +19,11 @@
 #'   V is searched by Nelder-Mead from three starts: equal weights, weights
 #'   proportional to each predictor's squared regression coefficients for the
 #'   pre-period outcomes, and a sharper version of the latter. The loss
-#'   reached is reported (`fit$v_loss`).
+#'   reached is reported (`fit$v_loss`). Each Nelder-Mead run stops when its
+#'   values agree to a relative 1e-8 or after `max_iter` evaluations; a run
+#'   stopped by the cap is flagged (`glance(fit)$v_converged` is `FALSE`, and
+#'   a warning of class `mktcausal_warning_not_converged` says to raise
+#'   `max_iter`).
 #' * `"asc"`: the ridge-augmented synthetic control of Ben-Michael, Feller
 #'   and Rothstein (2021): the outcome-only synthetic control plus a ridge
 #'   regression of the donors' post-period outcomes on their pre-period
@@ -33,6 +37,19 @@
 #'   treatment, and time weights with an intercept and a negligible penalty,
 #'   both solved exactly.
 #' * `"did"`: the plain difference in differences of means, as a reference.
+#'
+#' Outcome-only `"sc"` and `"asc"` need at least two pre-treatment periods
+#' (with one, any mix of donors that matches the treated value fits exactly,
+#' so the weights are not identified), `"sdid"` two and `"did"` one; with
+#' `predictors` one pre-period is allowed, with a warning of class
+#' `mktcausal_warning_too_few_pre_periods`. `"asc"` needs two donors.
+#'
+#' Every method is equivariant in the outcome (multiplying it by c multiplies
+#' the effect, gaps and standard errors by c and leaves the weights
+#' unchanged): the fit runs on the outcome divided by a power of two near its
+#' largest absolute value, so outcomes near 1e300 or 1e-300 give the scaled
+#' answer. (Squared quantities, the V search's MSPE, ridge penalties and
+#' variances, can then exceed the range of a double and show as `Inf` or 0.)
 #'
 #' @section Several treated units:
 #' Treated units and their first treated period come from the treatment
@@ -105,12 +122,17 @@
 #' @param inference `"none"`, `"placebo"`, `"conformal"`, `"jackknife"` or
 #'   `"bootstrap"`;
 #'   see Inference.
-#' @param n_draws Replications for the sdid/did placebo and bootstrap.
+#' @param n_draws Replications for the sdid/did placebo and bootstrap (an
+#'   error with any other inference, which does not draw).
 #' @param fit_periods Pre-treatment periods whose outcome MSPE is minimised
-#'   over V (default: all periods before treatment). Used with `predictors`.
+#'   over V (default: all periods before treatment). Used with `predictors`
+#'   only.
+#' @param max_iter Cap on the evaluations of each Nelder-Mead run of the
+#'   nested V search (with `predictors` only); `NULL` (the default) allows
+#'   200 per predictor. A run that reaches the cap is reported (see Methods).
 #' @param drop_poor_placebos Placebos with a pre-period MSPE above this
 #'   multiple of the treated unit's are dropped (`Inf` keeps all; Abadie et
-#'   al. 2010 show 20, 5 and 2).
+#'   al. 2010 show 20, 5 and 2). Used with placebos in space only.
 #' @param alpha Significance level for intervals.
 #' @param poor_fit A classed warning (`mktcausal_warning_poor_fit`) is
 #'   raised when a treated unit's pre-period RMSPE exceeds this fraction of
@@ -130,12 +152,15 @@
 #'   (term `"att"`) with the p-value and interval of the chosen inference;
 #'   `vcov()` a 1 x 1 matrix where the inference gives a standard error
 #'   (sdid/did placebo, jackknife, bootstrap) and otherwise a classed error
-#'   that says why; `glance()` adds `pre_rmspe`, `post_rmspe`, `v_loss` and
-#'   `converged`. Further tables come from `tidy(fit, what)`: `"fits"` (the
-#'   ATT of each treated unit or cohort), `"period"` (ATT by event time, with
-#'   conformal intervals when the fit has them), `"weights"`, `"series"`
-#'   (treated, synthetic and gap by period), `"balance"`, and with placebos
-#'   in space `"placebo"` and `"placebo_series"`. See [synth-methods] for
+#'   that says why; `glance()` adds `pre_rmspe`, `post_rmspe`, `v_loss`,
+#'   `converged` (every optimiser reached its tolerance) and `v_converged`
+#'   (the nested V search stopped on its tolerance, not at `max_iter`; `NA`
+#'   without predictors). Further tables come from `tidy(fit, what)`:
+#'   `"fits"` (the ATT of each treated unit or cohort), `"period"` (ATT by
+#'   event time, with conformal intervals when the fit has them),
+#'   `"weights"`, `"series"` (treated, synthetic and gap by period),
+#'   `"balance"`, and with placebos in space `"placebo"` (each unit's RMSPEs,
+#'   ratio, rank and whether its fit converged) and `"placebo_series"`. See [synth-methods] for
 #'   `weights()` and the plots.
 #' @references Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic
 #'   control methods for comparative case studies. *Journal of the American
@@ -173,13 +198,20 @@
 synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predictors = NULL,
                   fit_periods = NULL, pool = 0, poor_fit = 0.25,
                   inference = c("none", "placebo", "conformal", "jackknife", "bootstrap"),
-                  n_draws = 200L, drop_poor_placebos = Inf, alpha = 0.05, ...) {
+                  n_draws = 200L, drop_poor_placebos = Inf, alpha = 0.05, max_iter = NULL, ...) {
   check_dots(...)
+  # Before n_draws is reassigned (missing() is FALSE after that).
+  draws_given <- !missing(n_draws)
+  drop_given <- !missing(drop_poor_placebos)
   method <- check_choice(method, arg = "method")
   inference <- check_choice(inference, arg = "inference")
   n_draws <- check_count(n_draws, "n_draws", min = 2)
+  if (!is.null(max_iter)) max_iter <- check_count(max_iter, "max_iter", min = 1)
   alpha <- check_alpha(alpha)
   check_synth_options(method, predictors, pool, poor_fit, drop_poor_placebos)
+  check_synth_unused(method, inference, predictors, fit_periods, max_iter,
+                     n_draws = if (draws_given) n_draws,
+                     drop_poor_placebos = if (drop_given) drop_poor_placebos)
   extra <- NULL
   if (!is.null(predictors)) {
     pred_vars <- check_predictor_list(predictors)
@@ -196,13 +228,14 @@ synth <- function(formula, data, method = c("sc", "asc", "sdid", "did"), predict
   panel <- as_panel(formula, if (!missing(data)) data, extra = extra)
   synth_fit(panel, method = method, predictors = predictors, fit_periods = fit_periods,
             pool = pool, poor_fit = poor_fit, inference = inference, n_draws = n_draws,
-            drop_poor_placebos = drop_poor_placebos, alpha = alpha, call = match.call())
+            drop_poor_placebos = drop_poor_placebos, alpha = alpha, max_iter = max_iter,
+            call = match.call())
 }
 
 # The core: everything after the panel. Arguments are checked by the front.
 synth_fit <- function(panel, method, predictors = NULL, fit_periods = NULL, pool = 0,
                       poor_fit = 0.25, inference = "none", n_draws = 200L,
-                      drop_poor_placebos = Inf, alpha = 0.05, call = NULL,
+                      drop_poor_placebos = Inf, alpha = 0.05, max_iter = NULL, call = NULL,
                       error_call = rlang::caller_env()) {
   if (length(panel$vars$covariates)) {
     abort_mkt("bad_formula", c(
@@ -210,36 +243,45 @@ synth_fit <- function(panel, method, predictors = NULL, fit_periods = NULL, pool
       i = "Give covariates as {.arg predictors}, with the periods they are averaged over."
     ), call = error_call)
   }
-  setup <- synth_setup(panel, method, call = error_call)
+  setup <- synth_setup(panel, method, predictors, call = error_call)
   check_synth_inference(setup, method, inference, predictors, pool, call = error_call)
-  fits <- lapply(setup$groups, function(g) {
-    fit_one(setup, g$treated, g$t0, setup$donors, method, predictors, fit_periods)
+  # Everything from here to the summaries runs on the rescaled outcome
+  # (see pow2_scale()); the results are put back in the outcome's units.
+  s <- pow2_scale(panel$Y)
+  work <- scale_setup(setup, s)
+  fits <- lapply(work$groups, function(g) {
+    fit_one(work, g$treated, g$t0, work$donors, method, predictors, fit_periods,
+            max_iter = max_iter)
   })
   pooled <- NULL
   if (pool > 0 && length(fits) > 1L) {
-    pooled <- pool_weights(setup, fits, pool)
-    fits <- Map(function(f, w) refit_gaps(setup, f, w), fits, pooled$W)
+    pooled <- pool_weights(work, fits, pool)
+    fits <- Map(function(f, w) refit_gaps(work, f, w), fits, pooled$W)
     for (k in seq_along(fits)) fits[[k]]$convergence$converged <- pooled$converged
   }
-  smry <- summarise_fits(setup, fits)
+  smry <- summarise_fits(work, fits)
   rel <- if (method != "did" && is.finite(smry$outcome_sd) && smry$outcome_sd > 0) {
-    stats::setNames(smry$tables$fits$pre_rmspe / smry$outcome_sd, names(setup$groups))
+    stats::setNames(smry$tables$fits$pre_rmspe / smry$outcome_sd, names(work$groups))
   }
-  warn_fit_quality(smry$converged, smry$kkt, rel, poor_fit)
+  warn_fit_quality(smry$converged, smry$kkt, rel, poor_fit, smry$v_search)
   inf <- switch(inference,
     none = NULL,
-    conformal = synth_conformal(setup, fits[[1]], method, alpha),
+    conformal = synth_conformal(work, fits[[1]], method, alpha),
     placebo = if (method %in% c("sc", "asc")) {
-      placebo_in_space(setup, fits[[1]], method, predictors, fit_periods, drop_poor_placebos)
+      placebo_in_space(work, fits[[1]], method, predictors, fit_periods, drop_poor_placebos,
+                       max_iter)
     } else {
-      synth_standard_error(setup, fits, smry$att, method, inference, n_draws, alpha)
+      synth_standard_error(work, fits, smry$att, method, inference, n_draws, alpha)
     },
-    synth_standard_error(setup, fits, smry$att, method, inference, n_draws, alpha))
+    synth_standard_error(work, fits, smry$att, method, inference, n_draws, alpha))
+  smry <- unscale_summary(smry, s, fits[[1]]$outcome_rows)
+  fits <- lapply(fits, unscale_fit, s)
+  inf <- unscale_inference(inf, s)
   spec <- list(method = method, inference = inference, predictors = predictors,
                fit_periods = fit_periods, pool = pool, poor_fit = poor_fit,
-               n_draws = n_draws, drop_poor_placebos = drop_poor_placebos)
+               n_draws = n_draws, drop_poor_placebos = drop_poor_placebos, max_iter = max_iter)
   synth_result(setup, fits, smry, inf, spec, alpha, call,
-               pooled_imbalance = pooled$pooled_imbalance)
+               pooled_imbalance = if (!is.null(pooled)) pooled$pooled_imbalance * s)
 }
 
 # --- input ----------------------------------------------------------------
@@ -270,6 +312,39 @@ check_synth_options <- function(method, predictors, pool, poor_fit, drop_poor_pl
     abort_mkt("bad_argument", c(
       "{.arg pool} applies to outcome-only {.code method = \"sc\"}.",
       i = "Set {.code pool = 0} or drop {.arg predictors}."), call = call)
+  }
+  invisible(TRUE)
+}
+
+# Arguments that the chosen method and inference do not use are refused
+# rather than ignored: a user who sets them expects them to matter. n_draws
+# and drop_poor_placebos are NULL here unless the user gave them.
+check_synth_unused <- function(method, inference, predictors, fit_periods, max_iter,
+                               n_draws = NULL, drop_poor_placebos = NULL,
+                               call = rlang::caller_env()) {
+  if (is.null(predictors)) {
+    given <- list(fit_periods = fit_periods, max_iter = max_iter)
+    for (arg in names(given)) {
+      if (!is.null(given[[arg]])) {
+        abort_mkt("bad_argument", c(
+          "{.arg {arg}} is used by the nested V search, which runs with {.arg predictors} only.",
+          i = "Drop {.arg {arg}}, or give {.arg predictors} with {.code method = \"sc\"}."
+        ), call = call)
+      }
+    }
+  }
+  draws <- inference == "bootstrap" || (inference == "placebo" && method %in% c("sdid", "did"))
+  if (!is.null(n_draws) && !draws) {
+    abort_mkt("bad_argument", c(
+      "{.arg n_draws} is not used with {.code method = \"{method}\"} and {.code inference = \"{inference}\"}, which draws nothing at random.",
+      i = "Drop {.arg n_draws}; it sets the replications of the sdid/did placebo and of the bootstrap."
+    ), call = call)
+  }
+  if (!is.null(drop_poor_placebos) && !(inference == "placebo" && method %in% c("sc", "asc"))) {
+    abort_mkt("bad_argument", c(
+      "{.arg drop_poor_placebos} is used by placebos in space only ({.code method = \"sc\"} or {.code \"asc\"} with {.code inference = \"placebo\"}).",
+      i = "Drop {.arg drop_poor_placebos}, or use {.code inference = \"placebo\"}."
+    ), call = call)
   }
   invisible(TRUE)
 }
@@ -354,11 +429,13 @@ synth_result <- function(setup, fits, smry, inf, spec, alpha, call, estimand = N
              donors = length(setup$donors)),
     call = call, vcov = inf$vcov, no_vcov = no_vcov, vars = panel$vars,
     glance = list(pre_rmspe = smry$pre_rmspe, post_rmspe = smry$post_rmspe,
-                  v_loss = smry$v_loss, converged = smry$converged),
+                  v_loss = smry$v_loss, converged = smry$converged && !isFALSE(smry$v_search$converged),
+                  v_converged = smry$v_search$converged),
     tables = tables,
     weights = smry$weights, weight_matrix = smry$weight_matrix,
     time_weights = smry$time_weights, v = smry$v, ridge_lambda = smry$ridge_lambda,
-    kkt = smry$kkt, pooled_imbalance = pooled_imbalance, draws = inf$draws,
+    kkt = smry$kkt, v_search = smry$v_search, pooled_imbalance = pooled_imbalance,
+    draws = inf$draws,
     fits = fits, setup = setup, spec = spec
   )
 }

@@ -511,8 +511,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_synth_placebo
-Rcpp::List cpp_synth_placebo(const Rcpp::NumericMatrix& Y, int n_pre, double tol, int max_iter, int threads, Rcpp::Nullable<Rcpp::Function> progress);
-RcppExport SEXP _mktcausal_cpp_synth_placebo(SEXP YSEXP, SEXP n_preSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
+Rcpp::List cpp_synth_placebo(const Rcpp::NumericMatrix& Y, int n_pre, double tol, int max_iter, int threads, double serial_seconds, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_synth_placebo(SEXP YSEXP, SEXP n_preSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP threadsSEXP, SEXP serial_secondsSEXP, SEXP progressSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -521,8 +521,9 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
     Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< double >::type serial_seconds(serial_secondsSEXP);
     Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_synth_placebo(Y, n_pre, tol, max_iter, threads, progress));
+    rcpp_result_gen = Rcpp::wrap(cpp_synth_placebo(Y, n_pre, tol, max_iter, threads, serial_seconds, progress));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -553,7 +554,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_replicate_seeds", (DL_FUNC) &_mktcausal_cpp_replicate_seeds, 3},
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
-    {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 6},
+    {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 7},
     {NULL, NULL, 0}
 };
 

@@ -29,8 +29,12 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <thread>
 #include <vector>
 
 namespace mkt {
@@ -39,17 +43,27 @@ struct SimplexResult {
   Eigen::VectorXd w;
   int iterations = 0;     // major (vertex-adding) steps
   bool converged = false;
+  bool stopped = false;   // stop() asked the solver to give up (a user interrupt)
   double kkt = 0.0;       // KKT residual relative to the largest column norm
   double objective = 0.0; // ||Z w||^2 + eta ||w||^2
 };
 
+// A request to stop, polled by the long loops between steps: null (never),
+// or a function that returns true once the user has asked to stop. The
+// kernels never ask R themselves; the shim decides who may (the main thread).
+using StopFn = std::function<bool()>;
+
+inline bool stop_requested(const StopFn* stop) { return stop && (*stop)(); }
+
 // Minimum-norm point of the hull of the columns of Z (m x J), with ridge eta.
 // tol is relative to the largest squared column norm. w0 (length J, or
 // empty) is a warm start whose support seeds S when it is affinely
-// independent.
+// independent. `stop` is polled once per step (a step costs O(m J) plus a
+// small factorisation), so a large problem can be abandoned mid-way; the
+// result then has stopped = true and is not an optimum.
 inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
                                       const Eigen::VectorXd& w0, double tol,
-                                      int max_iter) {
+                                      int max_iter, const StopFn* stop = nullptr) {
   const int J = static_cast<int>(Z.cols());
   SimplexResult out;
   out.w = Eigen::VectorXd::Zero(J);
@@ -157,6 +171,10 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
       // Minor cycle: move to the affine minimiser of S, dropping members whose
       // weight would turn negative, until the minimiser lies inside hull(S).
       for (int guard = 0; guard < 4 * J + 10; ++guard) {
+        if (stop_requested(stop)) {
+          out.stopped = true;
+          break;
+        }
         if (!affine_min(v)) {
           // S lost affine independence to rounding: drop its newest member
           // and stop, since adding it again would cycle.
@@ -213,8 +231,10 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
     const double xx = x.squaredNorm() + eta * wnorm2;
     int j = 0;
     const double gmin = g.minCoeff(&j);
-    if (xx - gmin <= gap_tol || in_s[j] || stalled || iter >= max_iter) {
-      out.converged = xx - gmin <= ((in_s[j] || stalled) ? loose_tol : gap_tol);
+    if (!out.stopped && stop_requested(stop)) out.stopped = true;
+    if (xx - gmin <= gap_tol || in_s[j] || stalled || iter >= max_iter || out.stopped) {
+      out.converged = !out.stopped &&
+                      xx - gmin <= ((in_s[j] || stalled) ? loose_tol : gap_tol);
       double kkt = std::max(0.0, xx - gmin);
       for (int s : S) kkt = std::max(kkt, std::abs(g(s) - xx));
       out.kkt = kkt / scale;
@@ -238,9 +258,9 @@ inline SimplexResult simplex_min_norm(const Eigen::MatrixXd& Z, double eta,
 // Least squares on the simplex: min ||y - X w||^2 + eta ||w||^2.
 inline SimplexResult simplex_ls(const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
                                 double eta, const Eigen::VectorXd& w0, double tol,
-                                int max_iter) {
+                                int max_iter, const StopFn* stop = nullptr) {
   Eigen::MatrixXd Z = X.colwise() - y;
-  return simplex_min_norm(Z, eta, w0, tol, max_iter);
+  return simplex_min_norm(Z, eta, w0, tol, max_iter, stop);
 }
 
 struct NestedResult {
@@ -251,6 +271,10 @@ struct NestedResult {
   int evaluations = 0;      // inner solves
   bool inner_converged = true;
   double inner_kkt = 0.0;
+  // Each start's last Nelder-Mead run stopped on its tolerance, not on the
+  // evaluation cap. A capped run may have stopped short of a better V.
+  bool v_converged = true;
+  int capped_starts = 0;
 };
 
 // Pre-period outcome MSPE of the weights that predictor weights v give.
@@ -260,12 +284,13 @@ class NestedProblem {
  public:
   NestedProblem(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X0,
                 const Eigen::VectorXd& Y1, const Eigen::MatrixXd& Y0, double tol,
-                int max_iter)
-      : D_(X0.colwise() - X1), Y1_(Y1), Y0_(Y0), tol_(tol), max_iter_(max_iter) {}
+                int max_iter, const StopFn* stop)
+      : D_(X0.colwise() - X1), Y1_(Y1), Y0_(Y0), tol_(tol), max_iter_(max_iter),
+        stop_(stop) {}
 
   double loss(const Eigen::VectorXd& v, Eigen::VectorXd& w_warm, SimplexResult* keep) {
     Eigen::MatrixXd Zv = v.array().sqrt().matrix().asDiagonal() * D_;
-    SimplexResult r = simplex_min_norm(Zv, 0.0, w_warm, tol_, max_iter_);
+    SimplexResult r = simplex_min_norm(Zv, 0.0, w_warm, tol_, max_iter_, stop_);
     ++evaluations;
     w_warm = r.w;
     if (keep) *keep = r;
@@ -279,6 +304,7 @@ class NestedProblem {
   Eigen::MatrixXd Y0_;
   double tol_;
   int max_iter_;
+  const StopFn* stop_;
 };
 
 // v = u^2 / sum(u^2): any real u maps onto the simplex and weights can reach 0.
@@ -289,10 +315,12 @@ inline Eigen::VectorXd to_simplex(const Eigen::VectorXd& u) {
   return v / s;
 }
 
-// Nelder-Mead on u from start u0; returns the best u found.
+// Nelder-Mead on u from start u0; returns the best u found. `converged` says
+// whether the run stopped because the simplex's values agreed to ftol
+// (true) or because it used its max_eval evaluations (false).
 template <class F>
 inline Eigen::VectorXd nelder_mead(F&& f, const Eigen::VectorXd& u0, int max_eval,
-                                   double ftol, double& fbest) {
+                                   double ftol, double& fbest, bool& converged) {
   const int k = static_cast<int>(u0.size());
   std::vector<Eigen::VectorXd> P(k + 1, u0);
   std::vector<double> fv(k + 1);
@@ -305,12 +333,17 @@ inline Eigen::VectorXd nelder_mead(F&& f, const Eigen::VectorXd& u0, int max_eva
     fv[i] = f(P[i]);
     ++evals;
   }
+  converged = false;
   std::vector<int> ord(k + 1);
-  while (evals < max_eval) {
+  for (;;) {
     for (int i = 0; i <= k; ++i) ord[i] = i;
     std::sort(ord.begin(), ord.end(), [&](int a, int b) { return fv[a] < fv[b]; });
     const int best = ord[0], worst = ord[k], second = ord[k - 1];
-    if (std::abs(fv[worst] - fv[best]) <= ftol * (std::abs(fv[best]) + 1e-300)) break;
+    if (std::abs(fv[worst] - fv[best]) <= ftol * (std::abs(fv[best]) + 1e-300)) {
+      converged = true;
+      break;
+    }
+    if (evals >= max_eval) break;
     Eigen::VectorXd c = Eigen::VectorXd::Zero(k);
     for (int i = 0; i <= k; ++i)
       if (i != worst) c += P[i];
@@ -360,13 +393,18 @@ inline Eigen::VectorXd nelder_mead(F&& f, const Eigen::VectorXd& u0, int max_eva
 
 // Nested V search from each column of `starts` (k x n_start, each on the
 // simplex). Each start runs Nelder-Mead, then restarts it once from its own
-// optimum (a standard guard against a collapsed simplex).
+// optimum (a standard guard against a collapsed simplex); max_eval caps the
+// evaluations of each run. `poll` runs on the calling thread before every
+// evaluation (it may throw on a user interrupt: nothing here is parallel);
+// `stop` reaches the inner solver, so that a large inner problem is
+// abandoned too.
 template <class Poll>
 inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X0,
                              const Eigen::VectorXd& Y1, const Eigen::MatrixXd& Y0,
                              const Eigen::MatrixXd& starts, double tol, int max_iter,
-                             int max_eval, double ftol, Poll&& poll) {
-  NestedProblem prob(X1, X0, Y1, Y0, tol, max_iter);
+                             int max_eval, double ftol, Poll&& poll,
+                             const StopFn* stop = nullptr) {
+  NestedProblem prob(X1, X0, Y1, Y0, tol, max_iter, stop);
   const int k = static_cast<int>(X1.size());
   NestedResult out;
   out.start_loss.resize(starts.cols());
@@ -378,6 +416,7 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
   Eigen::VectorXd best_w;
   SimplexResult r;
   auto f = [&](const Eigen::VectorXd& u) {
+    poll();
     const Eigen::VectorXd v = to_simplex(u);
     const double l = prob.loss(v, warm, &r);
     if (l < best) {
@@ -390,14 +429,18 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
     return l;
   };
   for (int s = 0; s < starts.cols(); ++s) {
-    poll();
     Eigen::VectorXd u = starts.col(s).array().sqrt().matrix();
     double fb = f(u);
+    bool converged = true;
     if (k > 1) {
-      for (int round = 0; round < 2; ++round) u = nelder_mead(f, u, max_eval, ftol, fb);
+      for (int round = 0; round < 2; ++round) {
+        u = nelder_mead(f, u, max_eval, ftol, fb, converged);
+      }
     }
+    if (!converged) ++out.capped_starts;
     out.start_loss(s) = fb;
   }
+  out.v_converged = out.capped_starts == 0;
   out.loss = best;
   out.v = best_v;
   out.w = best_w;
@@ -409,22 +452,35 @@ inline NestedResult nested_v(const Eigen::VectorXd& X1, const Eigen::MatrixXd& X
 // and Hainmueller 2010): each row k of Y (J units x T periods, complete) in
 // turn plays the treated unit and is fitted on the first n_pre periods from
 // the other J - 1 rows. The problems are independent and each is solved
-// exactly, so the answer does not depend on the number of threads. They run
-// in rounds; between rounds `poll(done)` runs on the calling thread (it
-// reports progress and may throw on a user interrupt). The matrices of each
-// thread are allocated before the parallel region; a failure inside a
-// problem (memory exhaustion in the solver's small work arrays) is recorded
-// and raised after the region.
+// exactly, so the answer does not depend on the number of threads.
+//
+// Threads pay only when the loop is long enough to amortise waking them: the
+// first problems are solved on the calling thread and timed, and when the
+// whole loop would take less than `serial_seconds` at that pace it stays on
+// one thread. Otherwise the problems run in rounds of about a quarter of a
+// second, each on one thread or in one parallel region on all of them,
+// whichever has been measured faster (not many small regions, whose barriers
+// cost idle threads their spin on a busy machine); between rounds
+// `progress(done)` runs on the calling thread. Inside a region the calling thread (thread 0) polls
+// `interrupted()` and raises a flag that every solver polls, so an interrupt
+// stops the loop within one solver step; the caller turns `interrupted` into
+// an R interrupt after the region. The work matrices of each thread are
+// allocated before any region; a failure inside a problem (memory exhaustion
+// in the solver's small work arrays) is recorded and raised after the region.
 struct PlaceboResult {
   Eigen::MatrixXd gaps;          // T x J: unit k's gap in column k
   std::vector<int> converged;    // per problem
   Eigen::VectorXd kkt;           // per problem
   bool failed = false;
+  bool interrupted = false;
+  int threads_used = 1;          // threads of the widest round
 };
 
-template <class Poll>
+template <class Progress>
 inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, double tol,
-                                      int max_iter, int threads, Poll&& poll) {
+                                      int max_iter, int threads, double serial_seconds,
+                                      const StopFn& interrupted, Progress&& progress) {
+  using clock = std::chrono::steady_clock;
   const int J = static_cast<int>(Y.rows());
   const int T = static_cast<int>(Y.cols());
   PlaceboResult out;
@@ -432,50 +488,131 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
   out.converged.assign(J, 0);
   out.kkt.setZero(J);
   if (J < 2) return out;
-  threads = std::max(1, threads);
+  threads = std::max(1, std::min(threads, J));
   const Eigen::MatrixXd P = Y.leftCols(n_pre).transpose();  // n_pre x J
   std::vector<Eigen::MatrixXd> Z(threads, Eigen::MatrixXd(n_pre, J - 1));
-  const Eigen::VectorXd none;
-  const int round = std::max(8, 2 * threads);
-  int failed = 0;
-  for (int start = 0; start < J; start += round) {
-    const int stop = std::min(J, start + round);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-#endif
-    for (int k = start; k < stop; ++k) {
-      int id = 0;
-#ifdef _OPENMP
-      id = omp_get_thread_num();
-#endif
-      try {
-        Eigen::MatrixXd& Zk = Z[id];
+  std::atomic<bool> stop(false);
+  std::atomic<int> failed(0);
+  // Thread 0 is the caller's thread: it alone asks R.
+  const StopFn main_stop = [&]() {
+    if (stop.load(std::memory_order_relaxed)) return true;
+    if (interrupted()) stop.store(true);
+    return stop.load(std::memory_order_relaxed);
+  };
+  const StopFn worker_stop = [&]() { return stop.load(std::memory_order_relaxed); };
+
+  auto solve = [&](int k, int id) {
+    try {
+      Eigen::MatrixXd& Zk = Z[id];
+      for (int j = 0, c = 0; j < J; ++j) {
+        if (j == k) continue;
+        Zk.col(c++) = P.col(j) - P.col(k);
+      }
+      const SimplexResult r = simplex_min_norm(Zk, 0.0, Eigen::VectorXd(), tol, max_iter,
+                                               id == 0 ? &main_stop : &worker_stop);
+      for (int t = 0; t < T; ++t) {
+        double s = 0.0;
         for (int j = 0, c = 0; j < J; ++j) {
           if (j == k) continue;
-          Zk.col(c++) = P.col(j) - P.col(k);
+          s += r.w(c++) * Y(j, t);
         }
-        const SimplexResult r = simplex_min_norm(Zk, 0.0, none, tol, max_iter);
-        for (int t = 0; t < T; ++t) {
-          double s = 0.0;
-          for (int j = 0, c = 0; j < J; ++j) {
-            if (j == k) continue;
-            s += r.w(c++) * Y(j, t);
-          }
-          out.gaps(t, k) = Y(k, t) - s;
-        }
-        out.converged[k] = r.converged ? 1 : 0;
-        out.kkt(k) = r.kkt;
-      } catch (...) {
+        out.gaps(t, k) = Y(k, t) - s;
+      }
+      out.converged[k] = r.converged ? 1 : 0;
+      out.kkt(k) = r.kkt;
+    } catch (...) {
+      failed.store(1);
+    }
+  };
+
+  // Problems per second on one thread and on all of them, as measured so
+  // far (0: not yet). A busy machine can give the process no more CPU for
+  // two threads than for one (a fair share per session), and then two
+  // threads only add the waits at the end of each region. So the loop first
+  // times a few problems on this thread (about 50 ms; when the whole loop
+  // would take less than serial_seconds at that pace it stays here), then as
+  // many on the threads; after that each round runs in the mode measured
+  // faster, where the threads must beat one by 15% (the noise of a busy
+  // machine is no reason to wake them), and every 6th round probes the other
+  // mode for 50 ms, since the load changes.
+  // A negative serial_seconds puts every round on the threads (for tests
+  // and benchmarks of the parallel path).
+  const bool forced = serial_seconds < 0 && threads > 1;
+  double rate[2] = {0.0, 0.0};
+  int start = 0;
+  for (int round = forced ? 1 : 0; start < J && !stop.load() && !failed.load(); ++round) {
+    int mode = 0;
+    bool probe = round <= 1;
+    if (forced) {
+      mode = 1;
+      probe = false;
+    } else if (round == 1) {
+      if (rate[0] > 0 && (J - start) / rate[0] < serial_seconds) threads = 1;
+      mode = threads > 1 ? 1 : 0;
+    } else if (round > 1 && threads > 1) {
+      const int best = rate[1] > 1.15 * rate[0] ? 1 : 0;
+      probe = round % 6 == 0;
+      mode = probe ? 1 - best : best;
+    }
+    if (mode == 1) out.threads_used = threads;
+    // A quarter of a second a round (a twentieth for the first and for a
+    // probe), at least one problem a thread.
+    const double r = rate[mode] > 0 ? rate[mode] : rate[0] * threads;
+    const double secs_target = probe ? 0.05 : 0.25;
+    int size = 1;
+    if (round == 0) {
+      size = J;  // stopped by time below
+    } else {
+      const double target = r > 0 ? secs_target * r : static_cast<double>(J);
+      size = static_cast<int>(
+          std::min<double>(J - start, std::max<double>(mode == 1 ? threads : 1, target)));
+    }
+    int end = start + size;
+    const clock::time_point t_round = clock::now();
+    if (mode == 1) {
+      std::atomic<int> finished(0);
 #ifdef _OPENMP
-#pragma omp atomic write
+#pragma omp parallel num_threads(threads)
 #endif
-        failed = 1;
+      {
+        int id = 0;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+        for (int k = start; k < end; ++k) {
+          if (!stop.load(std::memory_order_relaxed) && !failed.load(std::memory_order_relaxed)) {
+            solve(k, id);
+          }
+          finished.fetch_add(1);
+        }
+        // Out of problems, the calling thread keeps polling while the others
+        // finish theirs, so a long last problem still stops on an interrupt.
+        if (id == 0) {
+          while (finished.load() < size) {
+            main_stop();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        }
+      }
+    } else {
+      for (int k = start; k < end && !stop.load() && !failed.load(); ++k) {
+        solve(k, 0);
+        // The first round stops after about 50 ms.
+        if (round == 0 &&
+            std::chrono::duration<double>(clock::now() - t_round).count() >= secs_target) {
+          end = k + 1;
+          size = end - start;
+        }
       }
     }
-    if (failed) break;
-    poll(stop);
+    const double secs = std::chrono::duration<double>(clock::now() - t_round).count();
+    if (secs > 0) rate[mode] = rate[mode] > 0 ? 0.5 * rate[mode] + 0.5 * size / secs : size / secs;
+    start = end;
+    if (!stop.load() && !failed.load()) progress(start);
   }
-  out.failed = failed != 0;
+  out.failed = failed.load() != 0;
+  out.interrupted = stop.load();
   return out;
 }
 

@@ -13,7 +13,9 @@ test_that("coef, weights, tidy and glance agree with the fit", {
   expect_true(is.na(tidy(fit)$p.value))
   expect_named(tidy(fit), c("term", "estimate", "std.error", "statistic", "p.value",
                             "conf.low", "conf.high"))
-  expect_identical(names(glance(fit))[-(1:9)], c("pre_rmspe", "post_rmspe", "v_loss", "converged"))
+  expect_identical(names(glance(fit))[-(1:9)],
+                   c("pre_rmspe", "post_rmspe", "v_loss", "converged", "v_converged"))
+  expect_true(is.na(glance(fit)$v_converged))
   tw <- tidy(fit, "weights")
   expect_equal(sum(tw$estimate), 1, tolerance = 1e-12)
   expect_identical(tw$term[1], "Utah")

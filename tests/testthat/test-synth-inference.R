@@ -134,3 +134,96 @@ test_that("inference that does not apply raises a classed error", {
                class = "mktcausal_error_inference_unsupported")
 })
 
+
+test_that("placebos in space need enough donors, and a degenerate placebo ranks, not NaN", {
+  two <- prop99[prop99$state %in% c("California", "Utah"), ]
+  expect_error(synth(f99, two, inference = "placebo"), class = "mktcausal_error_too_few_controls")
+  three <- prop99[prop99$state %in% c("California", "Utah", "Nevada"), ]
+  expect_error(synth(f99, three, method = "asc", inference = "placebo"),
+               class = "mktcausal_error_too_few_controls")
+  # The jackknife leaves each donor out: one donor leaves nothing.
+  one <- prop99[prop99$state %in% c("California", "Utah", "Nevada"), ]
+  one$treated[one$state == "Nevada" & one$year >= 1989] <- 1L
+  expect_error(synth(f99, one, method = "sdid", inference = "jackknife"),
+               class = "mktcausal_error_too_few_controls")
+  # A duplicated donor fits its twin exactly before and after treatment: its
+  # RMSPE ratio is 0/0, which ranks as no departure (0), and the p-value is
+  # the treated unit's rank computed by hand.
+  twin <- prop99[prop99$state == "Utah", ]
+  twin$state <- "Utah2"
+  dup <- rbind(prop99, twin)
+  fit <- synth(f99, dup, inference = "placebo")
+  pl <- tidy(fit, "placebo")
+  expect_identical(pl$ratio[pl$unit == "Utah2"], 0)
+  r <- pl$post_rmspe / pl$pre_rmspe
+  r[pl$post_rmspe == 0] <- 0
+  expect_equal(tidy(fit)$p.value, mean(r >= r[pl$treated]))
+  expect_true(is.finite(tidy(fit)$p.value))
+  # A constant outcome: every gap is zero, no evidence of an effect.
+  flat <- prop99
+  flat$packspercapita <- 5
+  expect_identical(tidy(synth(f99, flat, inference = "placebo"))$p.value, 1)
+  set.seed(1)
+  sd0 <- synth(f99, flat, method = "sdid", inference = "placebo", n_draws = 20)
+  expect_identical(tidy(sd0)$std.error, 0)
+  expect_identical(tidy(sd0)$p.value, 1)
+  cf <- tidy(synth(f99, flat, inference = "conformal"))
+  expect_identical(cf$p.value, 1)
+  expect_true(cf$conf.low <= 0 && cf$conf.high >= 0)
+})
+
+test_that("the same seed gives the same answer for any chunk size", {
+  # synth() fixes its loops' chunk sizes; the test swaps resample_chunks()
+  # in the namespace for one that forces `cs`, and puts it back.
+  ns <- asNamespace("mktcausal")
+  real <- get("resample_chunks", envir = ns)
+  draw_with <- function(cs, expr) {
+    unlockBinding("resample_chunks", ns)
+    assign("resample_chunks", function(n_draws, fun, chunk_size, ...) {
+      real(n_draws, fun, chunk_size = cs, ...)
+    }, envir = ns)
+    on.exit({
+      assign("resample_chunks", real, envir = ns)
+      lockBinding("resample_chunks", ns)
+    })
+    set.seed(11)
+    force(expr)
+  }
+  d <- sim_synth_panel(n_donors = 20, first_treated = c(31, 31, 33), effect = 2, seed = 8)
+  runs <- lapply(c(1L, 50L, 1000L), function(cs) {
+    list(pl = draw_with(cs, synth(f99, prop99, method = "sdid", inference = "placebo",
+                                  n_draws = 60)),
+         bs = draw_with(cs, synth(y ~ d | unit + time, d, method = "did",
+                                  inference = "bootstrap", n_draws = 60)),
+         jk = draw_with(cs, synth(y ~ d | unit + time, d, method = "sdid",
+                                  inference = "jackknife")))
+  })
+  for (what in c("pl", "bs", "jk")) {
+    expect_identical(runs[[2]][[what]]$draws, runs[[1]][[what]]$draws, label = what)
+    expect_identical(runs[[3]][[what]]$draws, runs[[1]][[what]]$draws, label = what)
+    expect_identical(tidy(runs[[3]][[what]]), tidy(runs[[1]][[what]]), label = what)
+  }
+})
+
+test_that("an interrupt stops the synth replicate loops within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  f <- "packspercapita ~ treated | state + year"
+  took <- seconds_to_stop(sprintf(
+    "synth(%s, prop99, method = 'sdid', inference = 'placebo', n_draws = 1e5)", f))
+  expect_lt(took, 1)
+  # Placebos in space refitting the nested V search, through resample_chunks().
+  took <- seconds_to_stop(sprintf(
+    "synth(%s, prop99, predictors = adh, inference = 'placebo', max_iter = 1e5)", f),
+    setup = "adh <- list(lnincome = 1980:1988, retprice = 1980:1988, beer = 1984:1988, packspercapita = 1975, packspercapita = 1988)")
+  expect_lt(took, 1)
+  # The conformal test inversion on a larger panel.
+  took <- seconds_to_stop(
+    "synth(y ~ d | unit + time, d, inference = 'conformal')",
+    setup = paste(
+      "set.seed(1); J <- 200; Tn <- 60;",
+      "Y <- matrix(rnorm(J * Tn), J) + outer(rnorm(J), cumsum(rnorm(Tn)));",
+      "d <- data.frame(unit = rep(seq_len(J), Tn), time = rep(seq_len(Tn), each = J),",
+      "y = as.vector(Y), d = as.integer(rep(seq_len(J), Tn) == 1 & rep(seq_len(Tn), each = J) > 40))"))
+  expect_lt(took, 1)
+})

@@ -39,3 +39,45 @@ test_that("leave-one-out donors refits without each weighted donor", {
   expect_error(synth_loo(list()), class = "mktcausal_error_bad_argument")
   expect_error(synth_loo(fit, min_wieght = 0.1), class = "mktcausal_error_unknown_argument")
 })
+
+test_that("robustness checks refuse arguments they cannot use", {
+  fit <- synth(f99, prop99)
+  for (bad in list(2, -1, NA, "a", c(0.1, 0.2))) {
+    expect_error(synth_loo(fit, min_weight = bad), class = "mktcausal_error_bad_argument")
+  }
+  # A threshold above every weight names the largest weight, not n_draws.
+  err <- expect_error(synth_loo(fit, min_weight = 0.9), class = "mktcausal_error_bad_argument")
+  expect_match(conditionMessage(err), "min_weight")
+  # Outcome-only sc needs two pre-periods after the move: at most 17 of 19.
+  expect_s3_class(synth_placebo_time(fit, shift = 17), "mkt_synth")
+  expect_error(synth_placebo_time(fit, shift = 18), class = "mktcausal_error_bad_argument")
+  expect_error(synth_placebo_time(fit, shift = 1e12), class = "mktcausal_error_bad_argument")
+  sdid <- synth(f99, prop99, method = "sdid")
+  expect_error(synth_placebo_time(sdid, shift = 5, predictors = list(retprice = 1975:1980)),
+               class = "mktcausal_error_bad_argument")
+  expect_error(synth_placebo_time(fit, shift = 5, fit_periods = 1975:1980),
+               class = "mktcausal_error_bad_argument")
+  # A predictor whose column did not come with the fit's panel.
+  err <- expect_error(synth_placebo_time(fit, shift = 5, predictors = list(beer = 1984)),
+                      class = "mktcausal_error_missing_column")
+  expect_match(conditionMessage(err), "beer")
+  # A fit with too few pre-periods to move the date back at all.
+  short <- synth(f99, prop99[prop99$year >= 1987, ])
+  expect_error(synth_placebo_time(short, shift = 1), class = "mktcausal_error_too_few_pre_periods")
+})
+
+test_that("robustness checks of an outcome near 1e300 are the scaled ones", {
+  big <- prop99
+  big$packspercapita <- big$packspercapita * 1e300
+  a <- synth(f99, big)
+  b <- synth(f99, prop99)
+  la <- synth_loo(a)
+  lb <- synth_loo(b)
+  expect_identical(la$term, lb$term)
+  expect_equal(la$estimate / 1e300, lb$estimate, tolerance = 1e-8)
+  expect_equal(la$pre_rmspe / 1e300, lb$pre_rmspe, tolerance = 1e-8)
+  pa <- synth_placebo_time(a, shift = 8)
+  pb <- synth_placebo_time(b, shift = 8)
+  expect_equal(coef(pa) / 1e300, coef(pb), tolerance = 1e-8)
+  expect_equal(glance(pa)$pre_rmspe / 1e300, glance(pb)$pre_rmspe, tolerance = 1e-8)
+})
