@@ -263,6 +263,11 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
   }
 
   main <- cf_fit_once(des, st, em, ctl, r, lambda, method)
+  if (method == "ife") {
+    rows <- if (em) rep(TRUE, nrow(des$Y)) else st$controls
+    ife_check_attained(des$Y[rows, , drop = FALSE], st$fit_mask[rows, , drop = FALSE],
+                       lapply(des$X, function(x) x[rows, , drop = FALSE]), main$fit, r, ctl)
+  }
   warn_not_converged(main$fit)
   est <- cf_stats(des$Y, main$y0, st)
   if (any(!is.finite(main$y0[st$treated_cells]))) {

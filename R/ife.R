@@ -78,7 +78,12 @@
 #'   `formula` is a panel).
 #' @param r Number of factors, or `NULL` to choose it by `criterion`.
 #' @param force Additive effects: `"two-way"` (unit and time), `"unit"`,
-#'   `"time"` or `"none"` (a grand mean only).
+#'   `"time"` or `"none"` (a grand mean only, fitted jointly with the
+#'   factors). With a grand mean only the least-squares fit need not exist:
+#'   a grand mean growing against a factor tends to additive unit and time
+#'   effects with one factor fewer, and when those fit at least as well the
+#'   fit is refused with an error of class
+#'   `mktcausal_error_fit_not_attained`.
 #' @param r_max Largest r tried when r is `NULL`.
 #' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
 #'   `"IC_p2"` or `"PC_p1"`.
@@ -197,6 +202,7 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   } else {
     main <- ife_fit_started(des, r, ctl)
   }
+  ife_check_attained(des$Y, des$mask, des$X, main, r, ctl)
   warn_not_converged(main)
 
   p <- length(des$X)
@@ -448,6 +454,31 @@ ife_project <- function(Y, pre, X, fit, force) {
   cpp_ife_project(Y, pre * 1, unname(X), fit$beta, fit$mu, fit$xi, fit$F, force_code(force))
 }
 
+# With a grand mean only the fits mu 11' + L F' (r factors) do not form a
+# closed set: letting mu grow without bound against a factor whose loadings
+# are nearly constant, mu 11' + L F' tends to a_i + b_t plus r - 1 factors,
+# additive unit and time effects. When that edge fits the data at least as
+# well as anything inside, the least-squares fit does not exist: the
+# iterations drift towards the edge and wherever they stop is arbitrary.
+# The edge is fitted (two-way effects, r - 1 factors, the regressors that
+# two-way effects do not absorb) and the fit refused when it is not better.
+ife_check_attained <- function(Y, mask, X, fit, r, ctl, call = rlang::caller_env()) {
+  if (ctl$force != "none" || is.na(r) || r < 1L) return(invisible(TRUE))
+  keep <- vapply(X, function(x) {
+    x[mask == 0] <- NA
+    !(constant_within(x, 1L) || constant_within(x, 2L))
+  }, logical(1))
+  edge_ctl <- list(force = "two-way", tol = ctl$tol, max_iter = ctl$max_iter)
+  edge <- tryCatch(ife_engine(Y, mask, X[keep], r - 1L, edge_ctl),
+                   mktcausal_error = function(e) NULL)
+  if (is.null(edge) || edge$ssr > fit$ssr * (1 + 1e-9)) return(invisible(TRUE))
+  abort_mkt("fit_not_attained", c(
+    "With a grand mean only ({.code force = \"none\"}) and {r} factor{?s}, the least-squares fit does not exist for these data.",
+    x = "The fit keeps improving as the grand mean grows against a factor, towards additive unit and time effects with {r - 1} factor{?s} (sum of squared residuals {signif(edge$ssr, 6)}, against {signif(fit$ssr, 6)} after {fit$iter} iterations).",
+    i = "Use {.code force = \"two-way\"} with {.code r = {r - 1}} (the limit), or {.code force = \"two-way\"} with more factors."
+  ), call = call)
+}
+
 warn_not_converged <- function(fit) {
   if (!isTRUE(fit$converged)) {
     warn_mkt("not_converged", c(
@@ -558,6 +589,8 @@ ife_bias_terms <- function(des, fit, force, lags) {
     }
     raw[k, "predetermined"] <- pre
   }
+  # With a grand mean only, the Hessian's projection is ife_within()'s.
+  if (force == "none" && r > 0) Z <- lapply(des$X, function(x) ife_within(x, fit, force))
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
   out <- -solve(H, raw)
@@ -565,11 +598,30 @@ ife_bias_terms <- function(des, fit, force, lags) {
   out
 }
 
+# z with the nuisance directions of the fit projected out: the additive
+# effects, then M_L (.) M_F. Under unit (time) effects the factors
+# (loadings) are orthogonal to the constant, so demeaning first and then
+# projecting is the projection on the complement of both. A grand mean alone
+# is not orthogonal to L f' + g F', so there the constant's own residual
+# direction, M_L 11' M_F, is removed after the factor projections.
 ife_within <- function(z, fit, force) {
+  r <- ncol(fit$F)
+  if (force == "none" && r > 0) {
+    mf <- function(m) {
+      m <- m - (m %*% Fq) %*% t(Fq)
+      m - Lq %*% crossprod(Lq, m)
+    }
+    Fq <- qr.Q(qr(fit$F))
+    Lq <- qr.Q(qr(fit$L))
+    z <- mf(z)
+    v <- mf(matrix(1, nrow(z), ncol(z)))
+    vv <- sum(v * v)
+    if (vv > 1e-12 * length(v)) z <- z - (sum(z * v) / vv) * v
+    return(z)
+  }
   z <- z - mean(z)
   if (force %in% c("unit", "two-way")) z <- z - rowMeans(z)
   if (force %in% c("time", "two-way")) z <- z - rep(colMeans(z), each = nrow(z))
-  r <- ncol(fit$F)
   if (r > 0) {
     Fq <- qr.Q(qr(fit$F))
     Lq <- qr.Q(qr(fit$L))

@@ -14,6 +14,10 @@
 // cross-product on the smaller dimension (T x T or N x N), so a 20,000 x 100
 // panel costs one 100 x 100 eigenproblem per iteration.
 //
+// With a grand mean only (force 0) the mean is not orthogonal to the factor
+// part, so it is iterated with beta and the factors (see
+// mean_beta_given_factors) rather than removed once.
+//
 // Normalisation: F'F / T = I, L = E F / T (so L'L is diagonal), the additive
 // effects sum to zero, each factor's largest entry is positive.
 //
@@ -207,6 +211,57 @@ inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, Matrix
   for (int j = 0; j < k; ++j) L.col(j) = Lall.col(j) * ((sv[j] - lambda) / sv[j]);
 }
 
+// The grand mean and beta given the factors F (F'F/T = I), with the
+// loadings profiled out (Bai's 2009 step): least squares of Y M_F on
+// 11' M_F and X_k M_F, M_F = I - F F'/T. Profiling the loadings, rather
+// than holding the product L F' fixed, matters for a grand mean: the mean
+// and a factor whose loadings are far from zero on average trade off, and
+// holding L F' fixed lets each step move the mean very little. When the
+// constant lies in the span of the factors the mean is not identified and
+// is left at zero (the factors hold it). Throws when the regressors are
+// collinear once the factors are projected out.
+inline void mean_beta_given_factors(const MatrixXd& Y, const std::vector<MatrixXd>& X,
+                                    const MatrixXd& F, double& mu, VectorXd& beta) {
+  const Eigen::Index N = Y.rows(), T = Y.cols();
+  const int p = static_cast<int>(X.size());
+  const MatrixXd Fq = F / std::sqrt(static_cast<double>(T));
+  auto project_out = [&Fq](const MatrixXd& M) -> MatrixXd {
+    return M - (M * Fq) * Fq.transpose();
+  };
+  // 11' M_F = 1 c' with c = M_F 1.
+  const VectorXd c = VectorXd::Ones(T) - Fq * Fq.transpose().rowwise().sum();
+  const double cc = c.squaredNorm();
+  const bool with_mean = cc > 1e-10 * static_cast<double>(T);
+  const int q = p + (with_mean ? 1 : 0);
+  if (q == 0) {
+    mu = 0.0;
+    return;
+  }
+  std::vector<MatrixXd> Z;
+  Z.reserve(p);
+  for (int k = 0; k < p; ++k) Z.push_back(project_out(X[k]));
+  const MatrixXd zy = project_out(Y);
+  MatrixXd G(q, q);
+  VectorXd b(q);
+  const int o = with_mean ? 1 : 0;
+  if (with_mean) {
+    G(0, 0) = static_cast<double>(N) * cc;
+    b[0] = zy.colwise().sum().dot(c);
+    for (int k = 0; k < p; ++k) G(0, k + 1) = G(k + 1, 0) = Z[k].colwise().sum().dot(c);
+  }
+  for (int k = 0; k < p; ++k) {
+    b[k + o] = (Z[k].array() * zy.array()).sum();
+    for (int l = 0; l <= k; ++l)
+      G(k + o, l + o) = G(l + o, k + o) = (Z[k].array() * Z[l].array()).sum();
+  }
+  Eigen::LDLT<MatrixXd> f(G);
+  if (f.info() != Eigen::Success || f.vectorD().minCoeff() <= 1e-12 * G.diagonal().maxCoeff())
+    throw std::runtime_error("the covariates are collinear with the grand mean and the factors");
+  const VectorXd sol = f.solve(b);
+  mu = with_mean ? sol[0] : 0.0;
+  beta = sol.tail(p);
+}
+
 // X: p covariate matrices, each N x T, finite on every cell (the caller puts
 // any value on masked cells: they do not move the fixed point). mask: N x T of
 // 0/1. F0/beta0/fill0 (values for the masked cells): optional warm start
@@ -269,6 +324,17 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
 
   VectorXd beta = VectorXd::Zero(p);
   MatrixXd LF = MatrixXd::Zero(N, T);
+  // With a grand mean only (force 0) the factor step does not remove the
+  // mean of the residual: a grand mean is not orthogonal to the factor part
+  // as unit (time) effects are to factors (loadings) of a row- (column-)
+  // demeaned matrix, so subtracting it once and fitting factors to what is
+  // left is not the least-squares fit. The mean is a parameter of the
+  // iteration instead: the factors are fitted to the residual net of the
+  // current mean, and the mean (with beta) to the residual net of the
+  // factors, until all three settle together.
+  const bool joint_mean = ctl.force == 0 && (ctl.soft || ctl.r > 0);
+  bool have_mu = false;
+  double mu_cur = 0.0;
   if (beta0.size() == p && p > 0) {
     beta = beta0;
   } else if (p > 0) {
@@ -284,6 +350,12 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
     demean(U, ctl.force, m, a, x);
     LF = (U * F0 / Td) * F0.transpose();
     if (p > 0) beta = solve_beta(Yf - LF);
+    if (joint_mean) {
+      U = Yf - LF;
+      for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+      mu_cur = U.mean();
+      have_mu = true;
+    }
   }
 
   MatrixXd fitm(N, T), U(N, T);
@@ -305,7 +377,16 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
     if (it % 20 == 0) poll();
     U = Yf;
     for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
-    demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    if (joint_mean) {
+      if (!have_mu) mu_cur = U.mean();
+      have_mu = true;
+      U.array() -= mu_cur;
+      out.mu = mu_cur;
+      out.alpha = VectorXd::Zero(N);
+      out.xi = VectorXd::Zero(T);
+    } else {
+      demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    }
     if (ctl.soft) {
       soft_threshold(U, ctl.lambda, F, L, out.sv);
       LF.noalias() = L * F.transpose();
@@ -322,14 +403,24 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
       if (last_warm) U_last = U;
       LF.noalias() = L * F.transpose();
     }
-    if (p > 0) {
+    if (joint_mean && !ctl.soft) {
+      mean_beta_given_factors(Yf, X, F, out.mu, beta);
+      U = Yf;
+      U.array() -= out.mu;
+      for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+      L = U * F / Td;
+      LF.noalias() = L * F.transpose();
+    } else if (p > 0) {
       beta = solve_beta(Yf - LF);
       // The additive effects must belong to the new beta, or the EM fill
       // mixes two parameter values and drifts.
       U = Yf - LF;
       for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
       demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    } else if (joint_mean) {
+      out.mu = (Yf - LF).mean();
     }
+    mu_cur = out.mu;
     fitm = LF;
     fitm.array() += out.mu;
     fitm.colwise() += out.alpha;
