@@ -203,6 +203,13 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
     ))
   }
   des <- ife_design(panel, force, regressors = panel$X)
+  # Every step is equivariant in the outcome: the fits run on the outcome
+  # divided by a power of two near its largest value (see outcome_scale()),
+  # so that outcomes near 1e300 or 1e-300 neither overflow nor underflow, and
+  # the answers are scaled back below. A given lambda is in outcome units.
+  s <- outcome_scale(des$Y[des$mask > 0])
+  des$Y <- des$Y / s
+  if (method == "mc" && is.numeric(lambda)) lambda <- lambda / s
   st <- cf_structure(panel, des, em, force, placebo)
   ctl <- list(force = force, tol = tol, max_iter = max_iter)
   unit_fe <- as.integer(force %in% c("unit", "two-way"))
@@ -285,14 +292,29 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
       cf_resample(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws)
     }
   }
-  tabs <- cf_tables(est, reps, inference, alpha)
-  pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2)
+  # Mean squares and the default equivalence bound from the scaled fit.
+  pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2) * s^2
+  if (placebo > 0 && inference != "none" && is.null(equivalence_bound)) {
+    equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[st$fit_mask > 0]) * s
+  }
+  # Back on the outcome's scale.
+  tabs <- lapply(cf_tables(est, reps, inference, alpha), unscale_table, s = s)
+  if (!is.null(reps)) {
+    for (nm in c("att", "placebo", "event", "period", "unit")) reps[[nm]] <- reps[[nm]] * s
+  }
+  main$y0 <- main$y0 * s
+  main$loadings <- main$loadings * s
+  main$fit$alpha <- main$fit$alpha * s
+  main$fit$xi <- main$fit$xi * s
+  main$fit$beta <- main$fit$beta * s
+  if (!is.null(cv)) {
+    cv$mspe <- cv$mspe * s^2
+    if (method == "mc") cv$lambda <- cv$lambda * s
+  }
+  if (!is.null(ic)) ic <- ife_unscale_ic(ic, s)
+  if (method == "mc") lambda <- lambda * s
   equivalence <- NULL
   if (placebo > 0 && inference != "none") {
-    if (is.null(equivalence_bound)) {
-      fitted_cells <- st$fit_mask > 0
-      equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[fitted_cells])
-    }
     equivalence <- cf_equivalence(tabs$event, placebo, equivalence_bound)
   }
   beta <- ife_beta_table(main$fit$beta, NULL, names(des$X), alpha)

@@ -165,6 +165,12 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
                     inference = "homoskedastic", n_draws = 200L, alpha = 0.05,
                     regressors = NULL, call = NULL) {
   des <- ife_design(panel, force, regressors = regressors)
+  # The fit is equivariant in the outcome: it runs on the outcome divided by
+  # a power of two near its largest value (see outcome_scale()), so that
+  # outcomes near 1e300 or 1e-300 do not overflow or underflow, and the
+  # answers are scaled back below.
+  s <- outcome_scale(des$Y[des$mask > 0])
+  des$Y <- des$Y / s
   N <- nrow(des$Y)
   Tn <- ncol(des$Y)
   limit <- min(N, Tn) - 2L
@@ -232,13 +238,25 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   }
   est <- ife_beta_table(beta_hat, V, names(des$X), alpha, boot)
 
+  # Back on the outcome's scale: coefficients, effects and loadings scale
+  # with it, variances with its square; the factors are normalised.
+  est <- unscale_table(est, s)
+  if (!is.null(V)) V <- V * s^2
+  bias <- unscale_table(bias, s, c("uncorrected", "cross_section", "time", "predetermined",
+                                   "total", "corrected"))
+  sigma2 <- sigma2 * s^2
+  main$L <- main$L * s
+  main$mu <- main$mu * s
+  main$alpha <- main$alpha * s
+  main$xi <- main$xi * s
   dn_u <- as.character(panel$units)
   dn_t <- as.character(panel$times)
   factors <- main$F
   loadings <- main$L
   dimnames(factors) <- list(dn_t, if (r) paste0("f", seq_len(r)))
   dimnames(loadings) <- list(dn_u, if (r) paste0("f", seq_len(r)))
-  ic_fit <- bai_ng_table(list(main), r, N, Tn)
+  ic_fit <- ife_unscale_ic(bai_ng_table(list(main), r, N, Tn), s)
+  if (!is.null(ic)) ic <- ife_unscale_ic(ic, s)
   r_rule <- if (given_r) "given" else criterion
   empty_bias <- data.frame(term = character(0), uncorrected = numeric(0),
                            cross_section = numeric(0), time = numeric(0),
@@ -353,6 +371,17 @@ ife_design <- function(panel, force, regressors = NULL, call = rlang::caller_env
     x[!mask] <- 0
     x
   })
+  # An outcome that the additive effects fit exactly leaves nothing for the
+  # factors and the regressors: every coefficient is zero with no error.
+  # (Relative to its largest value, so that tiny outcomes do not underflow.)
+  y_max <- max(abs(Y))
+  if (any(mask) && (y_max == 0 ||
+      sqrt(sum(mask_within(Y / y_max, mask, force)^2)) <= 1e-10 * sqrt(sum(mask)))) {
+    abort_mkt("no_variation", c(
+      "The outcome {.field {panel$vars$outcome}} has no variation left once the {switch(force, 'two-way' = 'unit and time effects are', unit = 'unit effects are', time = 'time effects are', none = 'grand mean is')} removed.",
+      i = "Every effect on it is exactly zero, with no sampling error to test against; check that {.field {panel$vars$outcome}} is the outcome you meant."
+    ), call = call)
+  }
   if (length(X)) check_collinear(X, mask, force, call)
   list(Y = Y, mask = mask * 1, X = X, absorbed = absorbed)
 }
@@ -372,19 +401,7 @@ constant_within <- function(x, margin) {
 # a pivoted Cholesky of the correlation of what is left.
 check_collinear <- function(X, mask, force, call) {
   w <- mask > 0
-  nr <- pmax(rowSums(w), 1)
-  nc <- pmax(colSums(w), 1)
-  R <- lapply(X, function(x) {
-    z <- x * w
-    for (pass in 1:100) {
-      old <- z
-      z <- (z - sum(z) / sum(w)) * w
-      if (force %in% c("unit", "two-way")) z <- (z - rowSums(z) / nr) * w
-      if (force %in% c("time", "two-way")) z <- (z - rep(colSums(z) / nc, each = nrow(z))) * w
-      if (all(w) || max(abs(z - old)) < 1e-10 * max(1, max(abs(x)))) break
-    }
-    z
-  })
+  R <- lapply(X, mask_within, mask = mask, force = force)
   p <- length(R)
   H <- matrix(0, p, p, dimnames = list(names(X), names(X)))
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(R[[k]] * R[[l]])
@@ -409,6 +426,24 @@ check_collinear <- function(X, mask, force, call) {
     ), call = call)
   }
   invisible(TRUE)
+}
+
+# x (N x T) with the additive effects of `force` removed on the cells where
+# mask is true: weighted alternating demeaning, one pass when the panel is
+# balanced. Zero on the other cells.
+mask_within <- function(x, mask, force) {
+  w <- mask > 0
+  nr <- pmax(rowSums(w), 1)
+  nc <- pmax(colSums(w), 1)
+  z <- x * w
+  for (pass in 1:100) {
+    old <- z
+    z <- (z - sum(z) / sum(w)) * w
+    if (force %in% c("unit", "two-way")) z <- (z - rowSums(z) / nr) * w
+    if (force %in% c("time", "two-way")) z <- (z - rep(colSums(z) / nc, each = nrow(z))) * w
+    if (all(w) || max(abs(z - old)) <= 1e-10 * max(abs(x))) break
+  }
+  z
 }
 
 ife_fe_dof <- function(force, N, Tn) {
@@ -507,6 +542,18 @@ bai_ng_table <- function(fits, ks, N, Tn) {
   )
 }
 
+# The Bai and Ng table of a fit of the outcome divided by s, on the
+# outcome's scale: V and PC_p1 are variances, and the log criteria move by
+# log(s^2) (so the choice of r does not change).
+ife_unscale_ic <- function(tab, s) {
+  if (s == 1) return(tab)
+  tab$V <- tab$V * s^2
+  tab$IC_p1 <- tab$IC_p1 + 2 * log(s)
+  tab$IC_p2 <- tab$IC_p2 + 2 * log(s)
+  tab$PC_p1 <- tab$PC_p1 * s^2
+  tab
+}
+
 # --- inference --------------------------------------------------------------
 
 # Each regressor with the nuisance directions projected out: the additive
@@ -523,6 +570,7 @@ ife_vcov_analytic <- function(des, fit, sigma2, inference, force) {
   p <- length(Z)
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  ife_check_hessian(H, des$X, Z)
   Hinv <- solve(H)
   if (inference == "homoskedastic") {
     V <- sigma2 * Hinv
@@ -540,6 +588,30 @@ ife_vcov_analytic <- function(des, fit, sigma2, inference, force) {
   }
   dimnames(V) <- list(names(des$X), names(des$X))
   V
+}
+
+# A regressor that the additive effects, the loadings and the factors
+# explain entirely (for example exactly lambda_i f_t) has no variation left
+# to estimate its coefficient from: a pivoted Cholesky of the correlation of
+# what is left (Z) finds it, relative to each regressor's own size.
+ife_check_hessian <- function(H, X, Z, call = rlang::caller_env()) {
+  p <- ncol(H)
+  size <- vapply(X, function(x) sum(x^2), numeric(1))
+  ok <- diag(H) > 1e-20 * size
+  bad <- names(X)[!ok]
+  if (!length(bad) && p > 1L) {
+    d <- sqrt(diag(H))
+    ch <- suppressWarnings(chol(H / outer(d, d), pivot = TRUE, tol = 1e-10))
+    rk <- attr(ch, "rank")
+    if (rk < p) bad <- names(X)[attr(ch, "pivot")[seq.int(rk + 1L, p)]]
+  }
+  if (length(bad)) {
+    abort_mkt("collinear", c(
+      "Once the fixed effects, the loadings and the factors are projected out, nothing of {.field {bad}} is left (or {?it is/they are} collinear with the other regressors).",
+      i = "Drop {.field {bad}}, or fit fewer factors."
+    ), call = call)
+  }
+  invisible(TRUE)
 }
 
 # The asymptotic bias terms of Bai's estimator on a balanced panel, as
@@ -593,6 +665,7 @@ ife_bias_terms <- function(des, fit, force, lags) {
   if (force == "none" && r > 0) Z <- lapply(des$X, function(x) ife_within(x, fit, force))
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  ife_check_hessian(H, des$X, Z)
   out <- -solve(H, raw)
   dimnames(out) <- dimnames(raw)
   out

@@ -226,3 +226,33 @@ test_that("replicates run in C++: a jackknife replicate is the refit without its
     }
   }
 })
+
+test_that("a constant outcome gives a classed error rather than a misleading one", {
+  d <- sim_factor_panel(N = 20, Tn = 12, n_treated = 4, T0 = 8, seed = 3)
+  d$y <- 4
+  expect_error(counterfactual(y ~ d | unit + time, d, r = 1), "y",
+               class = "mktcausal_error_no_variation")
+  expect_error(counterfactual(y ~ d | unit + time, d, method = "mc"),
+               class = "mktcausal_error_no_variation")
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  for (inference in c("bootstrap", "jackknife", "parametric")) {
+    fit <- function(y, data) {
+      set.seed(5)
+      counterfactual(y ~ d + x | unit + time, data, r = 2, inference = inference,
+                     n_draws = 20, placebo = 1)
+    }
+    expect_outcome_scaled(fit, d)
+    expect_outcome_scaled(fit, d, "event")
+  }
+  expect_outcome_scaled(function(y, data) {
+    counterfactual(y ~ d + x | unit + time, data, method = "mc", n_lambda = 3)
+  }, d, "event")
+  big <- d
+  big$y <- d$y * 1e300
+  a <- counterfactual(y ~ d + x | unit + time, d, method = "mc", n_lambda = 3)
+  b <- counterfactual(y ~ d + x | unit + time, big, method = "mc", n_lambda = 3)
+  expect_equal(b$lambda / 1e300, a$lambda, tolerance = 1e-10)
+})

@@ -132,3 +132,42 @@ test_that("results do not depend on the number of threads", {
   cg <- list(cpp_cluster_gram(x, d$u, 60L, 1L), cpp_cluster_gram(x, d$u, 60L, 2L))
   expect_identical(cg[[1]], cg[[2]])
 })
+
+test_that("Inf and NaN in every role of the panel estimators: a classed error or a finite fit", {
+  d <- hard_panel()
+  calls <- list(
+    ife = function(dd) ife(y ~ dose + x | unit + time, dd, r = 1),
+    dml = function(dd) dml(y ~ dose + x | unit + time, dd, n_draws = 1),
+    iv_fe = function(dd) iv_fe(y ~ x | unit + time | dose ~ z, dd, weights = "w"),
+    exposure_did = function(dd) exposure_did(y ~ expo + x | unit + time, dd, post = 5,
+                                             weights = "w"),
+    dose_response = function(dd) dose_response(y ~ dose + x | unit + time, dd, weights = "w")
+  )
+  # The columns each call reads (outcome, treatment or dose, instrument,
+  # covariate, weights): an infinite value there is refused.
+  used <- list(ife = c("y", "dose", "x"), dml = c("y", "dose", "x"),
+               iv_fe = c("y", "dose", "x", "z", "w"), exposure_did = c("y", "expo", "x", "w"),
+               dose_response = c("y", "dose", "x", "w"))
+  quiet <- function(expr) {
+    withCallingHandlers(expr, mktcausal_warning = function(w) invokeRestart("muffleWarning"),
+                        message = function(m) invokeRestart("muffleMessage"))
+  }
+  for (nm in names(calls)) {
+    for (col in c("y", "dose", "x", "z", "w", "expo")) {
+      for (bad in c(Inf, -Inf, NaN)) {
+        dd <- d
+        dd[[col]][c(5, 77)] <- bad
+        res <- tryCatch(quiet(calls[[nm]](dd)), mktcausal_error = function(e) e)
+        label <- paste(nm, col, bad)
+        if (is.infinite(bad) && col %in% used[[nm]]) {
+          expect_true(inherits(res, c("mktcausal_error_non_finite", "mktcausal_error_bad_weights")),
+                      label = label)
+          expect_match(conditionMessage(res), col, fixed = TRUE)
+        } else if (!inherits(res, "mktcausal_error")) {
+          td <- tidy(res)
+          expect_true(all(is.finite(c(td$estimate, td$std.error))), label = label)
+        }
+      }
+    }
+  }
+})

@@ -337,3 +337,36 @@ test_that("bias correction: heteroskedastic standard errors and bad input", {
   expect_error(ife(y ~ x | unit + time, d, r = 2, bias_correction = "dynamic", bias_lags = 0),
                class = "mktcausal_error_bad_argument")
 })
+
+test_that("an outcome the additive effects fit exactly gives a classed error, not 0/0", {
+  d <- hard_panel()
+  d$y0 <- 2 + d$unit / 10 + d$time
+  expect_error(ife(y0 ~ x | unit + time, d, r = 1), "y0", class = "mktcausal_error_no_variation")
+  expect_error(ife(y0 ~ x | unit + time, d, r = 1, bias_correction = "bai"),
+               class = "mktcausal_error_no_variation")
+  d$y1 <- 7
+  expect_error(ife(y1 ~ x | unit + time, d, r = 1, force = "none"), "y1",
+               class = "mktcausal_error_no_variation")
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  expect_outcome_scaled(function(y, data) ife(y ~ dose + x | unit + time, data, r = 1), d)
+  expect_outcome_scaled(function(y, data) {
+    ife(y ~ dose + x | unit + time, data, r = 1, inference = "cluster", bias_correction = "bai")
+  }, d, "bias", cols = c("uncorrected", "cross_section", "time", "total", "corrected"))
+  expect_outcome_scaled(function(y, data) {
+    set.seed(3)
+    ife(y ~ dose + x | unit + time, data, r = 1, inference = "bootstrap", n_draws = 20)
+  }, d)
+  expect_outcome_scaled(function(y, data) ife(y ~ dose + x | unit + time, data, r = 0,
+                                              force = "none"), d)
+  # r chosen by Bai and Ng: the same r, and the criteria move by log(s^2).
+  big <- d
+  big$y <- d$y * 1e300
+  a <- ife(y ~ dose + x | unit + time, d, r_max = 3)
+  b <- ife(y ~ dose + x | unit + time, big, r_max = 3)
+  expect_equal(b$r, a$r)
+  expect_equal(tidy(b, "ic")$IC_p1, tidy(a, "ic")$IC_p1 + 2 * log(1e300), tolerance = 1e-12)
+  expect_equal(unname(b$loadings) / 1e300, unname(a$loadings), tolerance = 1e-8)
+})
