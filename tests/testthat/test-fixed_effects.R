@@ -129,6 +129,15 @@ test_that("results do not depend on the number of threads", {
   mkt_threads(2)
   two <- demean_fe(x, list(d$u, d$t))
   expect_identical(one, two)
+  # Columns of more than 2^20 rows run on the threads.
+  n <- 2^20 + 5
+  fe <- list(sample(5000, n, TRUE), sample(300, n, TRUE))
+  big <- matrix(rnorm(2 * n), n)
+  mkt_threads(1)
+  one <- demean_fe(big, fe, tol = 1e-10)
+  mkt_threads(2)
+  two <- demean_fe(big, fe, tol = 1e-10)
+  expect_identical(one, two)
   cg <- list(cpp_cluster_gram(x, d$u, 60L, 1L), cpp_cluster_gram(x, d$u, 60L, 2L))
   expect_identical(cg[[1]], cg[[2]])
 })
@@ -170,4 +179,16 @@ test_that("Inf and NaN in every role of the panel estimators: a classed error or
       }
     }
   }
+})
+
+test_that("an interrupt stops the alternating projections within a second, and stops them", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  # Before, the kernel asked R every 64 sweeps and then returned its
+  # unfinished columns as if done: R went on with them.
+  took <- seconds_to_stop(
+    "mktcausal:::demean_fe(M, fe, tol = 1e-300, max_iter = 1e5); Sys.sleep(30)",
+    setup = paste("set.seed(1); n <- 1e6; M <- matrix(rnorm(2 * n), n);",
+                  "fe <- list(sample(5e4, n, TRUE), sample(5e4, n, TRUE), sample(100, n, TRUE))"))
+  expect_lt(took, 1)
 })
