@@ -98,6 +98,10 @@
 #' @param inference `"homoskedastic"`, `"heteroskedastic"`, `"cluster"` (by
 #'   unit), `"bootstrap"` or `"none"`; see Inference.
 #' @param n_draws Bootstrap draws for `inference = "bootstrap"`.
+#' @param chunk_size Bootstrap replicates per chunk of [resample_chunks()]:
+#'   the unit of work sent to a future worker and of progress. Each
+#'   replicate draws from its own stream, so the answer does not depend on
+#'   it (nor on the plan or [mkt_threads()]).
 #' @param alpha Significance level of the intervals.
 #' @param ... Must be empty.
 #' @return An object of class `c("mkt_ife", "mkt_fit")` (see [mkt_fit]):
@@ -137,11 +141,12 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
                 bias_correction = c("none", "bai", "dynamic"), bias_lags = 4,
                 tol = 1e-8, max_iter = 1000,
                 inference = c("homoskedastic", "heteroskedastic", "cluster", "bootstrap", "none"),
-                n_draws = 200, alpha = 0.05, ...) {
+                n_draws = 200, chunk_size = 50, alpha = 0.05, ...) {
   check_dots(...)
   force <- check_choice(force)
   criterion <- check_choice(criterion)
   bias_correction <- check_choice(bias_correction)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
   inference <- check_choice(inference)
   bias_lags <- check_count(bias_lags, "bias_lags", min = 1)
   alpha <- check_alpha(alpha)
@@ -153,8 +158,8 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   panel <- as_panel(formula, data)
   ife_fit(panel, r = r, force = force, r_max = r_max, criterion = criterion,
           bias_correction = bias_correction, bias_lags = bias_lags, tol = tol,
-          max_iter = max_iter, inference = inference, n_draws = n_draws, alpha = alpha,
-          call = match.call())
+          max_iter = max_iter, inference = inference, n_draws = n_draws,
+          chunk_size = chunk_size, alpha = alpha, call = match.call())
 }
 
 # The core: a panel in, a fit out. `regressors` (a named list of N x T
@@ -162,8 +167,8 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
 # estimators (exposure_did) fit a constructed regressor on the same panel.
 ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = "IC_p1",
                     bias_correction = "none", bias_lags = 4L, tol = 1e-8, max_iter = 1000L,
-                    inference = "homoskedastic", n_draws = 200L, alpha = 0.05,
-                    regressors = NULL, call = NULL) {
+                    inference = "homoskedastic", n_draws = 200L, chunk_size = 50L,
+                    alpha = 0.05, regressors = NULL, call = NULL) {
   des <- ife_design(panel, force, regressors = regressors)
   # The fit is equivariant in the outcome: it runs on the outcome divided by
   # a power of two near its largest value (see outcome_scale()), so that
@@ -219,7 +224,7 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   if (p > 0 && inference %in% c("homoskedastic", "heteroskedastic", "cluster")) {
     V <- ife_vcov_analytic(des, main, sigma2, inference, force)
   } else if (p > 0 && inference == "bootstrap") {
-    boot <- ife_unit_bootstrap(des, main, r, ctl, n_draws)
+    boot <- ife_unit_bootstrap(des, main, r, ctl, n_draws, chunk_size)
     V <- stats::cov(boot)
     dimnames(V) <- list(names(des$X), names(des$X))
   }
@@ -709,13 +714,17 @@ ife_within <- function(z, fit, force) {
 # chunking; each chunk of replicates is one C++ call, warm-started from the
 # main fit's factors and beta. The closure holds what the chunk uses, so
 # future's scan for globals is skipped.
-ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
+ife_unit_bootstrap <- function(des, main, r, ctl, n_draws, chunk_size = 50L) {
   seed <- draw_cpp_seed()
   F0 <- if (r > 0) main$F else matrix(0, 0, 0)
+  ife_check_replicate_memory(dim(des$Y), length(des$X), "The unit bootstrap")
+  # The replicates of a chunk run on mkt_threads() threads (read in the
+  # process that runs the chunk, so a future worker uses its own share).
   res <- resample_chunks(n_draws, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
-                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
-  }, chunk_size = 50L, label = "unit bootstrap", each = "chunk",
+                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed,
+                       mkt_threads())
+  }, chunk_size = chunk_size, label = "unit bootstrap", each = "chunk",
     globals = list())
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
@@ -728,6 +737,14 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
   }
   colnames(out) <- names(des$X)
   out
+}
+
+# Each thread of a replicate loop holds one replicate's fit: the resampled
+# outcome, mask and regressors and about a dozen N x T work matrices.
+ife_check_replicate_memory <- function(dims, p, what, call = rlang::caller_env()) {
+  bytes <- mkt_threads() * (p + 14) * prod(as.numeric(dims)) * 8
+  check_memory(bytes, paste(what, "with", mkt_threads(), "threads"),
+               "Use fewer threads ({.code mkt_threads(1)}) or a smaller panel.", call = call)
 }
 
 ife_beta_table <- function(beta, V, terms, alpha, boot = NULL) {

@@ -74,21 +74,52 @@ inline void demean(MatrixXd& Z, int force, double& mu, VectorXd& alpha, VectorXd
   if (force == 2 || force == 3) Z.rowwise() -= xi.transpose();
 }
 
+struct NoPoll {
+  void operator()() const {}
+};
+
+// The smaller cross-product of E, E'E (T <= N) or EE', lower triangle. On a
+// large panel it is summed over blocks of rows (columns) of about 5e7
+// multiply-adds each, with poll() between them, so that an interrupt is
+// heard within a fraction of a second even when one product takes many.
+template <class Poll>
+MatrixXd small_gram(const MatrixXd& E, Poll& poll) {
+  const Eigen::Index N = E.rows(), T = E.cols();
+  const bool on_T = T <= N;
+  const Eigen::Index k = on_T ? T : N, len = on_T ? N : T;
+  MatrixXd M = MatrixXd::Zero(k, k);
+  const double work = static_cast<double>(len) * static_cast<double>(k) * static_cast<double>(k);
+  if (work <= 1e8) {
+    if (on_T) {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
+    } else {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E);
+    }
+    return M;
+  }
+  const Eigen::Index block =
+      std::max<Eigen::Index>(64, static_cast<Eigen::Index>(5e7 / (static_cast<double>(k) * k)));
+  for (Eigen::Index b = 0; b < len; b += block) {
+    const Eigen::Index m = std::min(block, len - b);
+    if (on_T) {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.middleRows(b, m).transpose());
+    } else {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.middleCols(b, m));
+    }
+    poll();
+  }
+  return M;
+}
+
 // Leading r factors of E: F (T x r) with F'F/T = I and L = E F / T. Works on
 // the smaller of E'E and EE'. Also returns the singular values of E.
-inline void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd& sv) {
+template <class Poll = NoPoll>
+void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd& sv,
+             Poll&& poll = Poll()) {
   const Eigen::Index N = E.rows(), T = E.cols();
   const double Td = static_cast<double>(T);
   Eigen::SelfAdjointEigenSolver<MatrixXd> es;
-  if (T <= N) {
-    MatrixXd M = MatrixXd::Zero(T, T);
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
-    es.compute(M);
-  } else {
-    MatrixXd M = MatrixXd::Zero(N, N);
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
-    es.compute(M);
-  }
+  es.compute(small_gram(E, poll));
   const Eigen::Index k = es.eigenvalues().size();
   sv.resize(k);
   for (Eigen::Index j = 0; j < k; ++j) sv[j] = std::sqrt(std::max(0.0, es.eigenvalues()[k - 1 - j]));
@@ -179,16 +210,12 @@ inline void factors_from(const MatrixXd& E, int r, bool on_T, const MatrixXd& V,
 // The warm-started factor step: subspace iteration from the previous
 // factors (F_prev, L_prev) on the smaller cross-product of E. Returns false
 // (leaving F and L untouched) when it does not converge.
-inline bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const MatrixXd& L_prev,
-                         double tol, MatrixXd& F, MatrixXd& L, VectorXd& theta) {
+template <class Poll>
+bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const MatrixXd& L_prev,
+                  double tol, MatrixXd& F, MatrixXd& L, VectorXd& theta, Poll& poll) {
   const Eigen::Index N = E.rows(), T = E.cols();
   const bool on_T = T <= N;
-  MatrixXd M = MatrixXd::Zero(on_T ? T : N, on_T ? T : N);
-  if (on_T) {
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
-  } else {
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
-  }
+  MatrixXd M = small_gram(E, poll);
   M.triangularView<Eigen::StrictlyUpper>() = M.transpose();
   const MatrixXd& Q0 = on_T ? F_prev : L_prev;
   MatrixXd V;
@@ -199,11 +226,12 @@ inline bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const
 
 // Soft-impute step: the low-rank part is E's SVD with singular values shrunk
 // by lambda; F holds the right singular vectors scaled as above.
-inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L,
-                           VectorXd& sv) {
+template <class Poll>
+void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L, VectorXd& sv,
+                    Poll& poll) {
   MatrixXd Fall, Lall;
   const int kmax = static_cast<int>(std::min(E.rows(), E.cols()));
-  factors(E, kmax, Fall, Lall, sv);
+  factors(E, kmax, Fall, Lall, sv, poll);
   int k = 0;
   while (k < kmax && sv[k] > lambda) ++k;
   F = Fall.leftCols(k);
@@ -374,7 +402,8 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
   MatrixXd U_last;
   double last_change = 1.0;
   for (int it = 1; it <= ctl.max_iter; ++it) {
-    if (it % 20 == 0) poll();
+    // Every iteration: the shim's poll asks R at most a few times a second.
+    poll();
     U = Yf;
     for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
     if (joint_mean) {
@@ -388,21 +417,22 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
       demean(U, ctl.force, out.mu, out.alpha, out.xi);
     }
     if (ctl.soft) {
-      soft_threshold(U, ctl.lambda, F, L, out.sv);
+      soft_threshold(U, ctl.lambda, F, L, out.sv, poll);
       LF.noalias() = L * F.transpose();
     } else if (ctl.r > 0) {
       // The eigenvectors need only be accurate well below the current
       // change of the fit, and to 1e-12 once that change is small.
       const double eig_tol = std::min(1e-6, std::max(1e-12, 1e-4 * last_change));
-      last_warm = warm_ok && have_prev && factors_warm(U, ctl.r, F, L, eig_tol, F, L, theta);
+      last_warm = warm_ok && have_prev && factors_warm(U, ctl.r, F, L, eig_tol, F, L, theta, poll);
       // A warm step that does not converge means a small eigengap: the
       // full solver is cheaper from then on.
       if (!last_warm && warm_ok && have_prev) warm_ok = false;
-      if (!last_warm) factors(U, ctl.r, F, L, out.sv);
+      if (!last_warm) factors(U, ctl.r, F, L, out.sv, poll);
       have_prev = true;
       if (last_warm) U_last = U;
       LF.noalias() = L * F.transpose();
     }
+    poll();  // a large panel's iteration is several passes over N x T
     if (joint_mean && !ctl.soft) {
       mean_beta_given_factors(Yf, X, F, out.mu, beta);
       U = Yf;
@@ -421,6 +451,7 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
       out.mu = (Yf - LF).mean();
     }
     mu_cur = out.mu;
+    poll();
     fitm = LF;
     fitm.array() += out.mu;
     fitm.colwise() += out.alpha;
@@ -437,7 +468,7 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
           // leading eigenvalues mean the same leading subspace. Otherwise
           // continue with full steps only.
           MatrixXd Ff, Lf;
-          factors(U_last, ctl.r, Ff, Lf, out.sv);
+          factors(U_last, ctl.r, Ff, Lf, out.sv, poll);
           const double scale = std::max(out.sv[0] * out.sv[0], 1e-300);
           bool same = true;
           for (int j = 0; j < ctl.r; ++j)

@@ -256,3 +256,45 @@ test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
   b <- counterfactual(y ~ d + x | unit + time, big, method = "mc", n_lambda = 3)
   expect_equal(b$lambda / 1e300, a$lambda, tolerance = 1e-10)
 })
+
+test_that("replicates do not depend on the chunk size or the number of threads", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  old <- mkt_threads()
+  on.exit(mkt_threads(old), add = TRUE)
+  for (inference in c("bootstrap", "parametric")) {
+    fits <- list()
+    for (cs in c(1, 50, 1000)) {
+      for (th in 1:2) {
+        mkt_threads(th)
+        set.seed(8)
+        fits[[paste(cs, th)]] <- counterfactual(y ~ d + x | unit + time, d, r = 2,
+                                                inference = inference, n_draws = 40,
+                                                chunk_size = cs)
+      }
+    }
+    for (f in fits[-1]) {
+      expect_identical(f$replicates, fits[[1]]$replicates)
+      expect_identical(tidy(f, "event"), tidy(fits[[1]], "event"))
+    }
+  }
+  mkt_threads(1)
+  one <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, inference = "jackknife")
+  mkt_threads(2)
+  two <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, inference = "jackknife",
+                        chunk_size = 7)
+  expect_identical(one$replicates, two$replicates)
+})
+
+test_that("an interrupt stops the bootstrap and the parametric bootstrap within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste("d <- expand.grid(unit = 1:60, time = 1:20); set.seed(1);",
+                 "lf <- rnorm(60)[d$unit] * rnorm(20)[d$time]; d$x <- rnorm(nrow(d));",
+                 "d$d <- as.integer(d$unit <= 6 & d$time > 14); d$y <- d$x + lf + rnorm(nrow(d))")
+  for (inference in c("bootstrap", "parametric")) {
+    took <- seconds_to_stop(
+      sprintf("counterfactual(y ~ d + x | unit + time, d, r = 1, inference = '%s', n_draws = 1e6)",
+              inference), setup = setup)
+    expect_lt(took, 1)
+  }
+})

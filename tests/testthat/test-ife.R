@@ -370,3 +370,41 @@ test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
   expect_equal(tidy(b, "ic")$IC_p1, tidy(a, "ic")$IC_p1 + 2 * log(1e300), tolerance = 1e-12)
   expect_equal(unname(b$loadings) / 1e300, unname(a$loadings), tolerance = 1e-8)
 })
+
+test_that("the bootstrap does not depend on the chunk size or the number of threads", {
+  d <- sim_factor_panel(N = 40, Tn = 15, n_treated = 0, seed = 6)
+  old <- mkt_threads()
+  on.exit(mkt_threads(old), add = TRUE)
+  fits <- list()
+  for (cs in c(1, 50, 1000)) {
+    for (th in 1:2) {
+      mkt_threads(th)
+      set.seed(11)
+      fits[[paste(cs, th)]] <- ife(y ~ x | unit + time, d, r = 2, inference = "bootstrap",
+                                   n_draws = 60, chunk_size = cs)
+    }
+  }
+  for (f in fits[-1]) expect_identical(tidy(f), tidy(fits[[1]]))
+  expect_error(ife(y ~ x | unit + time, d, r = 2, chunk_size = 0),
+               class = "mktcausal_error_bad_argument")
+})
+
+test_that("an interrupt stops the bootstrap and the iterations of a large fit within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- function(N, Tn) {
+    sprintf(paste("d <- expand.grid(unit = 1:%d, time = 1:%d); set.seed(1);",
+                  "lf <- rnorm(%d)[d$unit] * rnorm(%d)[d$time];",
+                  "d$x <- rnorm(nrow(d)) + lf; d$y <- d$x + lf + rnorm(nrow(d))"),
+            N, Tn, N, Tn)
+  }
+  boot <- seconds_to_stop(
+    "ife(y ~ x | unit + time, d, r = 1, inference = 'bootstrap', n_draws = 1e6)",
+    setup = setup(60, 20))
+  expect_lt(boot, 1)
+  # Iterations of about 0.1 s each: the old poll every 20 iterations took
+  # seconds to answer.
+  als <- seconds_to_stop("ife(y ~ x | unit + time, d, r = 4, tol = 1e-15, max_iter = 1e6)",
+                         setup = setup(4000, 200), delay = 3)
+  expect_lt(als, 1)
+})
