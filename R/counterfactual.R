@@ -297,6 +297,14 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
       cf_resample(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws,
                   chunk_size)
     }
+    n_rep <- nrow(reps$att)
+    check_replicates_left(n_rep, reps$failed, inference)
+    if (reps$failed > 0) {
+      warn_mkt("bootstrap_failed", c(
+        "Dropped {reps$failed} of {n_rep} {inference} replicates: their fits failed (collinear resampled covariates).",
+        i = "The intervals use the other {n_rep - reps$failed}."
+      ))
+    }
   }
   # Mean squares and the default equivalence bound from the scaled fit.
   pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2) * s^2

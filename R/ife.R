@@ -728,6 +728,7 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws, chunk_size = 50L) {
     globals = list())
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
+  check_replicates_left(n_draws, failed, "bootstrap")
   if (failed > 0) {
     warn_mkt("bootstrap_failed", c(
       "Dropped {failed} of {n_draws} bootstrap replicates: their resampled regressors were collinear.",
@@ -737,6 +738,18 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws, chunk_size = 50L) {
   }
   colnames(out) <- names(des$X)
   out
+}
+
+# A variance needs two replicates: when (almost) every replicate's fit
+# failed, there is no standard error to report.
+check_replicates_left <- function(n, failed, what, call = rlang::caller_env()) {
+  if (n - failed < 2L) {
+    abort_mkt("fit_failed", c(
+      "{failed} of the {n} {what} replicates failed (their resampled regressors were collinear, or a treated unit had too few pre-periods), which leaves no standard error.",
+      i = "Use fewer covariates or factors, or another {.arg inference}."
+    ), call = call)
+  }
+  invisible(TRUE)
 }
 
 # Each thread of a replicate loop holds one replicate's fit: the resampled

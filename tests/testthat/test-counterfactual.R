@@ -298,3 +298,16 @@ test_that("an interrupt stops the bootstrap and the parametric bootstrap within 
     expect_lt(took, 1)
   }
 })
+
+test_that("replicates whose fit fails are reported, not silently dropped", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  # A covariate that moves for one never-treated cell only: a resample
+  # without that unit has it all zero, and the fit refuses it as collinear.
+  d$rare <- as.numeric(d$unit == 20 & d$time == 3)
+  set.seed(4)
+  expect_warning(fit <- counterfactual(y ~ d + x + rare | unit + time, d, r = 1,
+                                       inference = "bootstrap", n_draws = 40),
+                 class = "mktcausal_warning_bootstrap_failed")
+  expect_true(is.finite(tidy(fit)$std.error[1]))
+  expect_gt(sum(!is.finite(fit$replicates$att)), 0)
+})
