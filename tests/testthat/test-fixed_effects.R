@@ -142,6 +142,20 @@ test_that("results do not depend on the number of threads", {
   expect_identical(cg[[1]], cg[[2]])
 })
 
+test_that("the grid kernel gives the same bits on one and two threads above its threshold", {
+  skip_on_cran()
+  # 4,200 x 1,000 cells, 4 columns: just over the 2^24 cell-columns from
+  # which the grid kernel uses threads; 10% of cells missing.
+  set.seed(5)
+  N <- 4200
+  Tn <- 1000
+  obs <- matrix(stats::runif(N * Tn) > 0.1, N, Tn)
+  cols <- lapply(1:4, function(k) matrix(stats::rnorm(N * Tn), N, Tn))
+  one <- cpp_demean_grid(obs, cols, numeric(0), integer(0), TRUE, 1e-12, 10000L, 1L)
+  two <- cpp_demean_grid(obs, cols, numeric(0), integer(0), TRUE, 1e-12, 10000L, 2L)
+  expect_identical(one, two)
+})
+
 test_that("Inf and NaN in every role of the panel estimators: a classed error or a finite fit", {
   d <- hard_panel()
   calls <- list(
