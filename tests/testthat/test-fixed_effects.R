@@ -201,7 +201,7 @@ test_that("an interrupt stops the alternating projections within a second, and s
   # Before, the kernel asked R every 64 sweeps and then returned its
   # unfinished columns as if done: R went on with them.
   took <- seconds_to_stop(
-    "mktcausal:::demean_fe(M, fe, tol = 1e-300, max_iter = 1e5); Sys.sleep(30)",
+    "r <- mktcausal:::demean_fe(M, fe, tol = 1e-300, max_iter = 1e5); Sys.sleep(30)",
     setup = paste("set.seed(1); n <- 1e6; M <- matrix(rnorm(2 * n), n);",
                   "fe <- list(sample(5e4, n, TRUE), sample(5e4, n, TRUE), sample(100, n, TRUE))"))
   expect_lt(took, 1)

@@ -402,9 +402,10 @@ test_that("an interrupt stops the bootstrap and the iterations of a large fit wi
     "ife(y ~ x | unit + time, d, r = 1, inference = 'bootstrap', n_draws = 1e6)",
     setup = setup(60, 20))
   expect_lt(boot, 1)
-  # Iterations of about 0.1 s each: the old poll every 20 iterations took
-  # seconds to answer.
-  als <- seconds_to_stop("ife(y ~ x | unit + time, d, r = 4, tol = 1e-15, max_iter = 1e6)",
-                         setup = setup(4000, 200), delay = 3)
+  # 10,000 x 300 cells: iterations of a few tenths of a second, so the old
+  # poll every 20 iterations took 6 to 10 seconds to answer.
+  als <- seconds_to_stop("ife(p, r = 3, tol = 1e-15, max_iter = 1e6)",
+                         setup = paste(setup(10000, 300), "; p <- mkt_panel(y ~ x | unit + time, d)"),
+                         delay = 4, timeout = 300)
   expect_lt(als, 1)
 })
