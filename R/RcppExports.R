@@ -29,20 +29,20 @@ cpp_cf_cv_project <- function(Y, pre, fold, X, beta, mu, xi, F, force, folds) {
     .Call(`_mktcausal_cpp_cf_cv_project`, Y, pre, fold, X, beta, mu, xi, F, force, folds)
 }
 
-cpp_cf_resample_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed) {
-    .Call(`_mktcausal_cpp_cf_resample_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed)
+cpp_cf_resample_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed, threads) {
+    .Call(`_mktcausal_cpp_cf_resample_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed, threads)
 }
 
-cpp_cf_param_errors_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed) {
-    .Call(`_mktcausal_cpp_cf_param_errors_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed)
+cpp_cf_param_errors_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed, threads) {
+    .Call(`_mktcausal_cpp_cf_param_errors_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed, threads)
 }
 
-cpp_cf_param_boot_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed) {
-    .Call(`_mktcausal_cpp_cf_param_boot_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed)
+cpp_cf_param_boot_chunk <- function(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed, threads) {
+    .Call(`_mktcausal_cpp_cf_param_boot_chunk`, Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed, threads)
 }
 
-cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed) {
-    .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed)
+cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed, threads) {
+    .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed, threads)
 }
 
 cpp_rerandomize_first <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress) {

@@ -99,6 +99,7 @@ condition_registry <- local({
     c("error", "fit_failed", "The numerical fit failed."),
     c("error", "learner_failed", "A machine-learning nuisance learner failed."),
     c("error", "r_too_large", "Too many factors for the panel's dimensions."),
+    c("error", "fit_not_attained", "The least-squares fit does not exist: it tends to a simpler model at the edge of the parameter space."),
     c("error", "honest_input", "Inputs to the sensitivity analysis are unusable."),
     c("error", "honest_target", "The sensitivity target is malformed."),
     # Warnings

@@ -106,6 +106,10 @@
 #' @param inference `"none"`, `"bootstrap"`, `"jackknife"` or
 #'   `"parametric"`; see Inference.
 #' @param n_draws Bootstrap draws (`"bootstrap"`, `"parametric"`).
+#' @param chunk_size Replicates per chunk of [resample_chunks()]: the unit
+#'   of work sent to a future worker and of progress. Each replicate draws
+#'   from its own stream, so the answer does not depend on it (nor on the
+#'   plan or [mkt_threads()]).
 #' @param alpha Significance level of the intervals.
 #' @param ... Must be empty.
 #' @return An object of class `c("mkt_counterfactual", "mkt_fit")` (see
@@ -146,8 +150,9 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
                            n_folds = 10, placebo = 0, equivalence_bound = NULL,
                            tol = NULL, max_iter = 1000,
                            inference = c("none", "bootstrap", "jackknife", "parametric"),
-                           n_draws = 200, alpha = 0.05, ...) {
+                           n_draws = 200, chunk_size = 50, alpha = 0.05, ...) {
   check_dots(...)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
   method <- check_choice(method)
   force <- check_choice(force)
   criterion <- check_choice(criterion)
@@ -184,8 +189,8 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
                      lambda = lambda, n_lambda = n_lambda, criterion = criterion,
                      cv_block = cv_block, n_folds = n_folds, placebo = placebo,
                      equivalence_bound = equivalence_bound, tol = tol, max_iter = max_iter,
-                     inference = inference, n_draws = n_draws, alpha = alpha,
-                     call = match.call())
+                     inference = inference, n_draws = n_draws, chunk_size = chunk_size,
+                     alpha = alpha, call = match.call())
 }
 
 # The core: a panel in, a fit out.
@@ -193,8 +198,8 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
                                r_max = 5L, lambda = NULL, n_lambda = 10L, criterion = "cv",
                                cv_block = 1L, n_folds = 10L, placebo = 0L,
                                equivalence_bound = NULL, tol = 1e-8, max_iter = 1000L,
-                               inference = "none", n_draws = 200L, alpha = 0.05,
-                               call = NULL) {
+                               inference = "none", n_draws = 200L, chunk_size = 50L,
+                               alpha = 0.05, call = NULL) {
   if (method == "fe") r <- 0L
   if (panel$treatment_type != "binary") {
     abort_mkt("non_binary_treatment", c(
@@ -203,6 +208,13 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
     ))
   }
   des <- ife_design(panel, force, regressors = panel$X)
+  # Every step is equivariant in the outcome: the fits run on the outcome
+  # divided by a power of two near its largest value (see outcome_scale()),
+  # so that outcomes near 1e300 or 1e-300 neither overflow nor underflow, and
+  # the answers are scaled back below. A given lambda is in outcome units.
+  s <- outcome_scale(des$Y[des$mask > 0])
+  des$Y <- des$Y / s
+  if (method == "mc" && is.numeric(lambda)) lambda <- lambda / s
   st <- cf_structure(panel, des, em, force, placebo)
   ctl <- list(force = force, tol = tol, max_iter = max_iter)
   unit_fe <- as.integer(force %in% c("unit", "two-way"))
@@ -263,6 +275,11 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
   }
 
   main <- cf_fit_once(des, st, em, ctl, r, lambda, method)
+  if (method == "ife") {
+    rows <- if (em) rep(TRUE, nrow(des$Y)) else st$controls
+    ife_check_attained(des$Y[rows, , drop = FALSE], st$fit_mask[rows, , drop = FALSE],
+                       lapply(des$X, function(x) x[rows, , drop = FALSE]), main$fit, r, ctl)
+  }
   warn_not_converged(main$fit)
   est <- cf_stats(des$Y, main$y0, st)
   if (any(!is.finite(main$y0[st$treated_cells]))) {
@@ -275,19 +292,43 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
   reps <- NULL
   if (inference != "none") {
     reps <- if (inference == "parametric") {
-      cf_parametric(des, st, ctl, r, main, est, n_draws)
+      cf_parametric(des, st, ctl, r, main, est, n_draws, chunk_size)
     } else {
-      cf_resample(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws)
+      cf_resample(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws,
+                  chunk_size)
+    }
+    n_rep <- nrow(reps$att)
+    check_replicates_left(n_rep, reps$failed, inference)
+    if (reps$failed > 0) {
+      warn_mkt("bootstrap_failed", c(
+        "Dropped {reps$failed} of {n_rep} {inference} replicates: their fits failed (collinear resampled covariates).",
+        i = "The intervals use the other {n_rep - reps$failed}."
+      ))
     }
   }
-  tabs <- cf_tables(est, reps, inference, alpha)
-  pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2)
+  # Mean squares and the default equivalence bound from the scaled fit.
+  pre_mspe <- mean((des$Y - main$y0)[st$pre_cells]^2) * s^2
+  if (placebo > 0 && inference != "none" && is.null(equivalence_bound)) {
+    equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[st$fit_mask > 0]) * s
+  }
+  # Back on the outcome's scale.
+  tabs <- lapply(cf_tables(est, reps, inference, alpha), unscale_table, s = s)
+  if (!is.null(reps)) {
+    for (nm in c("att", "placebo", "event", "period", "unit")) reps[[nm]] <- reps[[nm]] * s
+  }
+  main$y0 <- main$y0 * s
+  main$loadings <- main$loadings * s
+  main$fit$alpha <- main$fit$alpha * s
+  main$fit$xi <- main$fit$xi * s
+  main$fit$beta <- main$fit$beta * s
+  if (!is.null(cv)) {
+    cv$mspe <- cv$mspe * s^2
+    if (method == "mc") cv$lambda <- cv$lambda * s
+  }
+  if (!is.null(ic)) ic <- ife_unscale_ic(ic, s)
+  if (method == "mc") lambda <- lambda * s
   equivalence <- NULL
   if (placebo > 0 && inference != "none") {
-    if (is.null(equivalence_bound)) {
-      fitted_cells <- st$fit_mask > 0
-      equivalence_bound <- 0.36 * stats::sd((des$Y - main$y0)[fitted_cells])
-    }
     equivalence <- cf_equivalence(tabs$event, placebo, equivalence_bound)
   }
   beta <- ife_beta_table(main$fit$beta, NULL, names(des$X), alpha)
@@ -653,7 +694,8 @@ cf_cv <- function(des, st, em, ctl, cv_block, n_folds, r_values = NULL,
 
 # --- resampling --------------------------------------------------------------
 
-cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws) {
+cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inference, n_draws,
+                        chunk_size = 50L) {
   N <- nrow(des$Y)
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
@@ -673,11 +715,14 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inferenc
             as.integer(ctl$max_iter), em, soft, if (soft) lambda else 0, F0, beta0,
             as.integer(keys$event)))
   jackknife <- inference == "jackknife"
+  ife_check_replicate_memory(dim(des$Y), length(des$X), paste("The", inference))
   # The chunk function's closure holds everything it uses, so future's scan
-  # for globals (about 20 ms a call) is skipped.
+  # for globals (about 20 ms a call) is skipped. A chunk's replicates run on
+  # mkt_threads() threads, read where the chunk runs.
   res <- resample_chunks(n_rep, function(idx) {
-    do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed)))
-  }, chunk_size = 50L, label = inference, each = "chunk",
+    do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed,
+                                                mkt_threads())))
+  }, chunk_size = chunk_size, label = inference, each = "chunk",
     globals = list())
   cf_collect_chunks(res, keys)
 }
@@ -717,7 +762,7 @@ cf_collect_chunks <- function(res, keys) {
 # the panel as the fitted untreated outcomes plus errors (resampled control
 # residual vectors for controls, step-1 prediction errors of the matching
 # pattern for treated units), so the effect is zero, and re-estimates.
-cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
+cf_parametric <- function(des, st, ctl, r, main, est, n_draws, chunk_size = 50L) {
   keys <- list(att = "ATT", placebo = "placebo", event = names(est$event),
                period = names(est$per), unit = names(est$unit))
   tr <- which(st$ever)
@@ -738,10 +783,12 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
   # Replicate m of step 1 borrows the pre-periods of treated unit
   # (m - 1) mod n_treated + 1.
   pattern_of <- function(m) tr[(m - 1L) %% length(tr) + 1L]
+  ife_check_replicate_memory(dim(des$Y), length(des$X), "The parametric bootstrap")
   errors <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_errors_chunk,
-            c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed)))
-  }, chunk_size = 50L, label = "prediction errors", each = "chunk",
+            c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed,
+                                  mkt_threads())))
+  }, chunk_size = chunk_size, label = "prediction errors", each = "chunk",
     globals = list())
   E <- do.call(rbind, errors)
   pattern <- pattern_of(seq_len(n_draws))
@@ -752,8 +799,8 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws) {
     do.call(cpp_cf_param_boot_chunk,
             c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
                                   E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),
-                                  as.integer(idx), seed2)))
-  }, chunk_size = 50L, label = "parametric bootstrap", each = "chunk",
+                                  as.integer(idx), seed2, mkt_threads())))
+  }, chunk_size = chunk_size, label = "parametric bootstrap", each = "chunk",
     globals = list())
   cf_collect_chunks(res, keys)
 }

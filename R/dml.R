@@ -135,13 +135,21 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
   })
   names(feat_grid) <- paste0(".f", seq_len(ncol(feats)))
   clustered <- inference == "cluster"
-  fg <- fe_grid(panel, c(list(.y = panel$Y, .d = panel$D), feat_grid),
+  # The built-in learners are equivariant in their response (ridge, least
+  # squares, the lasso's path relative to its largest penalty, forests), so
+  # the outcome is fitted on a scale near 1 (see outcome_scale()) and the
+  # answers scaled back; a user's learner sees the outcome as it is.
+  s <- if (any(learners$names == "custom")) 1 else outcome_scale(panel$Y[keep])
+  fg <- fe_grid(panel, c(list(.y = panel$Y / s, .d = panel$D), feat_grid),
                 cluster = fe_cluster_codes(panel, inference, cluster))
   M <- fg$x
   X <- M[, -(1:2), drop = FALSE]
   colnames(X) <- colnames(feats)
   y <- M[, 1]
   d <- M[, 2]
+  name <- panel$vars$treatment
+  dml_check_variation(y, panel$Y[cells] / s, panel$vars$outcome, "outcome")
+  dml_check_variation(d, panel$D[cells], name, "treatment")
   unit <- fg$unit
   units <- sort(unique(unit))
   if (length(units) < n_folds) {
@@ -164,6 +172,12 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
     n_draws <- 1L
   }
   cl <- if (clustered) fg$cluster else NULL
+  if (clustered && length(unique(cl)) < 2L) {
+    abort_mkt("too_few_clusters", c(
+      "Clustered standard errors need at least two clusters; the cells used lie in one cluster of {.field {cluster %||% panel$vars$unit}}.",
+      i = "Cluster by a finer grouping, or use {.code inference = \"heteroskedastic\"}."
+    ))
+  }
 
   one_split <- function(r) {
     fold <- if (is.null(fixed)) {
@@ -178,7 +192,14 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
       m_hat[test] <- run_learner(learners$treatment, X[!test, , drop = FALSE], d[!test],
                                  X[test, , drop = FALSE], r, k, "treatment")
     }
-    dml_score(y - l_hat, d - m_hat, cl)
+    v <- d - m_hat
+    if (sum(v^2) <= 1e-20 * sum(d^2)) {
+      abort_mkt("no_variation", c(
+        "The controls predict the treatment {.field {name}} exactly (repetition {r}): no variation is left to estimate its effect from.",
+        i = "Drop controls that are functions of the treatment."
+      ), call = NULL)
+    }
+    dml_score(y - l_hat, v, cl)
   }
   reps <- resample_chunks(n_draws, one_split, chunk_size = 1L, label = "cross-fits",
                           globals = list())
@@ -187,11 +208,13 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
                        std.error = reps$std.error)
   theta <- stats::median(splits$estimate)
   v <- stats::median(splits$std.error^2 + (splits$estimate - theta)^2)
-  name <- panel$vars$treatment
   G <- if (clustered) length(unique(cl)) else NA_integer_
   df <- if (clustered) G - 1 else length(y) - 1
   V <- matrix(v, 1, 1, dimnames = list(name, name))
-  est <- fe_estimates(stats::setNames(theta, name), V, df, alpha)
+  # Back on the outcome's scale.
+  est <- unscale_table(fe_estimates(stats::setNames(theta, name), V, df, alpha), s)
+  splits <- unscale_table(splits, s)
+  V <- V * s^2
   by <- if (is.null(cluster)) panel$vars$unit else cluster
   new_fit(
     "dml", estimates = est,
@@ -217,6 +240,21 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
     options = list(inference = inference, cluster = cluster, basis = isTRUE(basis),
                    fold_by = fold_by, n_draws = n_draws)
   )
+}
+
+# A within-transformed column `x` (raw values on the used cells: `raw`)
+# with nothing left: a constant, or a sum of unit and period effects.
+dml_check_variation <- function(x, raw, name, what, call = rlang::caller_env()) {
+  size <- suppressWarnings(max(abs(raw), na.rm = TRUE))
+  if (!is.finite(size)) size <- 0
+  if (sqrt(mean(x^2)) <= 1e-10 * size) {
+    abort_mkt("no_variation", c(
+      "The {what} {.field {name}} has no variation left once unit and time fixed effects are removed: it is constant, or the sum of a unit and a period effect.",
+      i = if (what == "treatment") "A treatment constant within units (or periods) is absorbed by the fixed effects; {.fn dml} needs one that changes within units." else
+        "Every effect on it is exactly zero, with no sampling error to test against; check that {.field {name}} is the outcome you meant."
+    ), call = call)
+  }
+  invisible(TRUE)
 }
 
 # The partialling-out score: theta from pooled residuals and its variance,
@@ -302,6 +340,8 @@ learner_ridge <- function(x, y, newx) {
   xc <- sweep(sweep(x, 2, mu), 2, sdv, "/")
   yc <- y - mean(y)
   s <- svd(xc)
+  # Controls that the fixed effects absorbed entirely carry no information.
+  if (!length(s$d) || max(s$d) == 0) return(rep(mean(y), nrow(newx)))
   Uy <- crossprod(s$u, yc)
   n <- length(y)
   lambdas <- max(s$d)^2 * 10^seq(-8, 2, by = 0.25)

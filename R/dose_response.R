@@ -170,9 +170,13 @@ dose_twfe <- function(panel, design, shape, inference, cluster, n_bins, df, alph
   B_cols <- if (shape == "linear") stats::setNames(list(panel$D), name) else
     stats::setNames(lapply(seq_len(ncol(B)), function(k) grid_of(B[, k])), colnames(B))
   clustered <- inference == "cluster"
-  fg <- fe_grid(panel, c(list(.outcome = panel$Y), B_cols, panel$X), weights = panel$weights,
+  # The outcome on a scale near 1 (see outcome_scale()), scaled back below.
+  s <- outcome_scale(panel$Y[keep])
+  Ys <- panel$Y / s
+  fg <- fe_grid(panel, c(list(.outcome = Ys), B_cols, panel$X), weights = panel$weights,
                 cluster = fe_cluster_codes(panel, inference, cluster))
-  mom <- fe_moments(fg, clustered)
+  mom <- fe_moments(fg, clustered, by = cluster %||% panel$vars$unit)
+  fe_check_outcome(mom, ".outcome", Ys, panel$vars$outcome, panel$weights)
   terms <- colnames(B)
   flat <- sqrt(pmax(diag(mom$gram)[terms], 0) / mom$n) <
     1e-10 * pmax(1, sqrt(colMeans(B^2)))
@@ -183,13 +187,15 @@ dose_twfe <- function(panel, design, shape, inference, cluster, n_bins, df, alph
     ))
   }
   fit <- fe_ols(mom, ".outcome", c(terms, covs), fe_grid_absorbed(fg, clustered))
-  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms)
+  est <- unscale_table(fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms), s)
   V <- fit$vcov[terms, terms, drop = FALSE]
   grid <- basis$grid
   G <- basis$B(grid) - matrix(basis$B(basis$reference), length(grid), length(terms),
                               byrow = TRUE)
-  curve <- curve_table(grid, "effect", as.vector(G %*% fit$coefficients[terms]),
-                       sqrt(pmax(rowSums((G %*% V) * G), 0)), fit$df[[1]], alpha)
+  curve <- unscale_table(curve_table(grid, "effect", as.vector(G %*% fit$coefficients[terms]),
+                                     sqrt(pmax(rowSums((G %*% V) * G), 0)), fit$df[[1]], alpha),
+                         s)
+  V <- V * s^2
   if (design$ok) {
     warn_mkt("twfe_dose", c(
       "TWFE on doses is a weighted average of the causal responses ACRT(d), weighted towards the middle of the dose distribution, plus selection bias unless trends are parallel across all doses.",
@@ -310,7 +316,9 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha, call = NULL) {
       i = "Remove them, or use {.code method = \"twfe\"} or {.fn dml} to adjust for covariates."
     ), call = call)
   }
-  Y <- panel$Y
+  # The outcome on a scale near 1 (see outcome_scale()), scaled back below.
+  s <- outcome_scale(panel$Y[panel$observed])
+  Y <- panel$Y / s
   pre <- seq_len(design$first - 1L)
   post <- seq.int(design$first, ncol(Y))
   change <- rowMeans(Y[, post, drop = FALSE], na.rm = TRUE) -
@@ -318,6 +326,12 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha, call = NULL) {
   ok <- is.finite(change) & !is.na(design$dose)
   dose <- design$dose[ok]
   change <- change[ok]
+  if (length(change) && max(change) - min(change) <= 1e-10 * max(abs(Y), na.rm = TRUE)) {
+    abort_mkt("no_variation", c(
+      "The outcome {.field {panel$vars$outcome}} changes by the same amount in every unit from before to after, so every effect is exactly zero with no sampling error.",
+      i = "Check that {.field {panel$vars$outcome}} is the outcome you meant."
+    ), call = call)
+  }
   treated <- dose > 0
   n0 <- sum(!treated)
   n1 <- sum(treated)
@@ -386,7 +400,10 @@ dose_cgbs <- function(panel, design, shape, n_bins, df, alpha, call = NULL) {
                                      matrix(acrt_se^2, 1, 1, dimnames = list("ACRT", "ACRT")),
                                      dfree, alpha)
   )
-  twfe <- stats::cov(dose, change) / stats::var(dose)
+  # Back on the outcome's scale.
+  est <- unscale_table(est, s)
+  curve <- unscale_table(curve, s)
+  twfe <- stats::cov(dose, change) / stats::var(dose) * s
   # What TWFE weights: w(l) = E[(D - E D) 1{D >= l}] / Var(D) over all units
   # (dosed and untreated), which integrates to one over [0, max dose].
   wgrid <- seq(0, rng[2], length.out = 101)

@@ -111,6 +111,7 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
   first_post <- panel$times[which(post_t == 1)[1]]
   term <- paste0(expo_name, ":post")
   N <- length(panel$units)
+  check_exposure_variation(expo, expo_name)
   regressor <- outer(expo, post_t)
   if (!is.null(factors)) {
     return(exposure_did_factors(panel, regressor, expo, term, first_post, factors,
@@ -119,12 +120,17 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
   covs <- panel$vars$covariates
   clustered <- inference == "cluster"
   codes <- fe_cluster_codes(panel, inference, cluster)
-  fg <- fe_grid(panel, c(list(.outcome = panel$Y), stats::setNames(list(regressor), term),
+  by <- cluster %||% panel$vars$unit
+  # The outcome on a scale near 1 (see outcome_scale()), scaled back below.
+  s <- outcome_scale(panel$Y[panel$observed])
+  Ys <- panel$Y / s
+  fg <- fe_grid(panel, c(list(.outcome = Ys), stats::setNames(list(regressor), term),
                          panel$X), weights = panel$weights, cluster = codes)
-  mom <- fe_moments(fg, clustered)
+  mom <- fe_moments(fg, clustered, by = by)
+  fe_check_outcome(mom, ".outcome", Ys, panel$vars$outcome, panel$weights)
   n_abs <- fe_grid_absorbed(fg, clustered)
   fit <- fe_ols(mom, ".outcome", c(term, covs), n_abs)
-  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = term)
+  est <- unscale_table(fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = term), s)
 
   es <- NULL
   pre <- c(stat = NA_real_, p = NA_real_, df1 = NA_real_)
@@ -139,11 +145,12 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
       m
     })
     names(E) <- es_terms
-    fge <- fe_grid(panel, c(list(.outcome = panel$Y), E, panel$X), weights = panel$weights,
+    fge <- fe_grid(panel, c(list(.outcome = Ys), E, panel$X), weights = panel$weights,
                    cluster = codes)
-    mome <- fe_moments(fge, clustered)
+    mome <- fe_moments(fge, clustered, by = by)
     es_fit <- fe_ols(mome, ".outcome", c(es_terms, covs), n_abs)
-    tab <- fe_estimates(es_fit$coefficients, es_fit$vcov, es_fit$df, alpha, terms = es_terms)
+    tab <- unscale_table(fe_estimates(es_fit$coefficients, es_fit$vcov, es_fit$df, alpha,
+                                      terms = es_terms), s)
     first_idx <- which(post_t == 1)[1]
     base_row <- data.frame(term = paste0(expo_name, ":", as.character(times[base_idx])),
                            estimate = 0, std.error = 0, statistic = NA_real_,
@@ -157,10 +164,8 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     rownames(es) <- NULL
     pre_terms <- es_terms[post_t[others] == 0]
     if (length(pre_terms)) {
-      b <- es_fit$coefficients[pre_terms]
-      k <- length(pre_terms)
-      stat <- as.numeric(t(b) %*% solve(es_fit$vcov[pre_terms, pre_terms, drop = FALSE], b)) / k
-      pre <- c(stat = stat, p = stats::pf(stat, k, es_fit$df[[1]], lower.tail = FALSE), df1 = k)
+      pre <- pretrend_wald(es_fit$coefficients[pre_terms],
+                           es_fit$vcov[pre_terms, pre_terms, drop = FALSE], es_fit$df[[1]])
     }
   }
   new_fit(
@@ -173,7 +178,7 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     n = list(obs = fg$n, units = fg$n_units, periods = fg$n_periods,
              treated = sum(expo != 0, na.rm = TRUE),
              clusters = if (clustered) mom$G else NA_integer_),
-    vcov = fit$vcov[term, term, drop = FALSE],
+    vcov = fit$vcov[term, term, drop = FALSE] * s^2,
     vars = list(outcome = panel$vars$outcome, treatment = expo_name,
                 covariates = covs, unit = panel$vars$unit, time = panel$vars$time,
                 cluster = if (clustered) cluster %||% panel$vars$unit,
@@ -185,6 +190,34 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     options = list(inference = inference, cluster = cluster, weights = panel$vars$weights,
                    factors = NULL)
   )
+}
+
+# The joint Wald test that the pre-period coefficients are zero, F-scaled.
+# A clustered covariance from fewer clusters than pre-periods is singular:
+# the test then uses the directions it identifies (a generalized inverse,
+# with as many numerator degrees of freedom as its rank), as Stata drops
+# the constraints it cannot test.
+pretrend_wald <- function(b, V, df) {
+  e <- eigen((V + t(V)) / 2, symmetric = TRUE)
+  keep <- e$values > 1e-12 * max(e$values, 0)
+  k <- sum(keep)
+  if (k == 0L) return(c(stat = NA_real_, p = NA_real_, df1 = 0))
+  z <- crossprod(e$vectors[, keep, drop = FALSE], b)
+  stat <- sum(z^2 / e$values[keep]) / k
+  c(stat = stat, p = stats::pf(stat, k, df, lower.tail = FALSE), df1 = k)
+}
+
+# A common shock with the same exposure everywhere leaves no contrast: the
+# exposure-by-post regressor is then a time effect.
+check_exposure_variation <- function(expo, name, call = rlang::caller_env()) {
+  e <- expo[is.finite(expo)]
+  if (length(e) < 2L || max(e) - min(e) <= 1e-12 * max(abs(e))) {
+    abort_mkt("no_variation", c(
+      "The exposure {.field {name}} is the same for every unit, so the time effects absorb exposure x post.",
+      i = "The design compares more and less exposed units: it needs exposures that differ across units."
+    ), call = call)
+  }
+  invisible(TRUE)
 }
 
 # Each unit's exposure; an exposure that changes within a unit is not a

@@ -167,8 +167,9 @@ fe_grid_matrix <- function(fg, panel, values) {
 
 # The moments every regression on A needs: its Gram matrix and, for
 # clustered errors, the per-cluster Gram matrices (stacked as G*m x m, see
-# cpp_cluster_gram) and the number of non-empty clusters.
-fe_moments <- function(fg, clustered) {
+# cpp_cluster_gram) and the number of non-empty clusters, of which a
+# clustered variance needs two (`by` names the clusters in the error).
+fe_moments <- function(fg, clustered, by = NULL, call = rlang::caller_env()) {
   A <- fg$x
   out <- list(A = A, gram = crossprod(A), n = nrow(A), m = ncol(A), clustered = clustered,
               cols = colnames(A))
@@ -178,10 +179,64 @@ fe_moments <- function(fg, clustered) {
     out$cgram <- cg$gram
     out$G_all <- G_all
     out$G <- sum(cg$count > 0L)
+    if (out$G < 2L) {
+      abort_mkt("too_few_clusters", c(
+        "Clustered standard errors need at least two clusters; the cells used lie in {out$G} cluster{?s} of {.field {by %||% 'the clusters'}}.",
+        i = "Cluster by a finer grouping, or use {.code inference = \"heteroskedastic\"}."
+      ), call = call)
+    }
   } else {
     out$G <- out$n
   }
   out
+}
+
+# TRUE for each of `cols` with nothing left once the unit and time effects
+# are removed (constant, or a sum of a unit and a period effect), relative to
+# the largest absolute value of its raw N x T matrix (times the largest
+# square-root weight, as fe_grid() scales the columns).
+fe_flat <- function(mom, cols, raw, weights = NULL) {
+  left <- sqrt(pmax(diag(mom$gram)[cols], 0) / mom$n)
+  size <- vapply(raw, function(x) suppressWarnings(max(abs(x), na.rm = TRUE)), numeric(1))
+  size[!is.finite(size)] <- 0
+  wmax <- if (is.null(weights)) 1 else sqrt(max(weights, na.rm = TRUE))
+  left <= 1e-10 * size * wmax
+}
+
+# An outcome with no variation left after the fixed effects makes every
+# coefficient exactly zero (or the fit exact) with no sampling error: the
+# standard errors would be zero and the tests 0/0.
+fe_check_outcome <- function(mom, col, Y, name, weights = NULL, call = rlang::caller_env()) {
+  if (fe_flat(mom, col, list(Y), weights)) {
+    abort_mkt("no_variation", c(
+      "The outcome {.field {name}} has no variation left once unit and time fixed effects are removed: it is constant, or the sum of a unit and a period effect.",
+      i = "Every effect on it is exactly zero, with no sampling error to test against; check that {.field {name}} is the outcome you meant."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+# --- outcome scale ----------------------------------------------------------
+#
+# The estimators of this family are equivariant in the outcome: multiplying
+# it by s multiplies the estimates, standard errors and intervals by s (the
+# variances by s^2) and leaves test statistics unchanged. They fit the
+# outcome divided by a power of two near its largest absolute value and
+# scale the answers back, so that outcomes near 1e300 or 1e-300 neither
+# overflow nor underflow in the cross-products (a power of two makes the
+# division exact: on ordinary data the answer is the same to the last bit).
+outcome_scale <- function(y) {
+  s <- suppressWarnings(max(abs(y), na.rm = TRUE))
+  if (!is.finite(s) || s <= 0) return(1)
+  2^round(log2(s))
+}
+
+# The outcome-scaled columns of an estimates (or curve) table back on the
+# outcome's scale.
+unscale_table <- function(tab, s, cols = c("estimate", "std.error", "conf.low", "conf.high")) {
+  if (s == 1 || is.null(tab)) return(tab)
+  for (cl in intersect(cols, names(tab))) tab[[cl]] <- tab[[cl]] * s
+  tab
 }
 
 # Absorbed fixed-effect parameters counted in the small-sample correction,

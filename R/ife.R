@@ -78,7 +78,12 @@
 #'   `formula` is a panel).
 #' @param r Number of factors, or `NULL` to choose it by `criterion`.
 #' @param force Additive effects: `"two-way"` (unit and time), `"unit"`,
-#'   `"time"` or `"none"` (a grand mean only).
+#'   `"time"` or `"none"` (a grand mean only, fitted jointly with the
+#'   factors). With a grand mean only the least-squares fit need not exist:
+#'   a grand mean growing against a factor tends to additive unit and time
+#'   effects with one factor fewer, and when those fit at least as well the
+#'   fit is refused with an error of class
+#'   `mktcausal_error_fit_not_attained`.
 #' @param r_max Largest r tried when r is `NULL`.
 #' @param criterion Bai and Ng criterion used when r is `NULL`: `"IC_p1"`,
 #'   `"IC_p2"` or `"PC_p1"`.
@@ -93,6 +98,10 @@
 #' @param inference `"homoskedastic"`, `"heteroskedastic"`, `"cluster"` (by
 #'   unit), `"bootstrap"` or `"none"`; see Inference.
 #' @param n_draws Bootstrap draws for `inference = "bootstrap"`.
+#' @param chunk_size Bootstrap replicates per chunk of [resample_chunks()]:
+#'   the unit of work sent to a future worker and of progress. Each
+#'   replicate draws from its own stream, so the answer does not depend on
+#'   it (nor on the plan or [mkt_threads()]).
 #' @param alpha Significance level of the intervals.
 #' @param ... Must be empty.
 #' @return An object of class `c("mkt_ife", "mkt_fit")` (see [mkt_fit]):
@@ -132,11 +141,12 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
                 bias_correction = c("none", "bai", "dynamic"), bias_lags = 4,
                 tol = 1e-8, max_iter = 1000,
                 inference = c("homoskedastic", "heteroskedastic", "cluster", "bootstrap", "none"),
-                n_draws = 200, alpha = 0.05, ...) {
+                n_draws = 200, chunk_size = 50, alpha = 0.05, ...) {
   check_dots(...)
   force <- check_choice(force)
   criterion <- check_choice(criterion)
   bias_correction <- check_choice(bias_correction)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
   inference <- check_choice(inference)
   bias_lags <- check_count(bias_lags, "bias_lags", min = 1)
   alpha <- check_alpha(alpha)
@@ -148,8 +158,8 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   panel <- as_panel(formula, data)
   ife_fit(panel, r = r, force = force, r_max = r_max, criterion = criterion,
           bias_correction = bias_correction, bias_lags = bias_lags, tol = tol,
-          max_iter = max_iter, inference = inference, n_draws = n_draws, alpha = alpha,
-          call = match.call())
+          max_iter = max_iter, inference = inference, n_draws = n_draws,
+          chunk_size = chunk_size, alpha = alpha, call = match.call())
 }
 
 # The core: a panel in, a fit out. `regressors` (a named list of N x T
@@ -157,9 +167,15 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
 # estimators (exposure_did) fit a constructed regressor on the same panel.
 ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = "IC_p1",
                     bias_correction = "none", bias_lags = 4L, tol = 1e-8, max_iter = 1000L,
-                    inference = "homoskedastic", n_draws = 200L, alpha = 0.05,
-                    regressors = NULL, call = NULL) {
+                    inference = "homoskedastic", n_draws = 200L, chunk_size = 50L,
+                    alpha = 0.05, regressors = NULL, call = NULL) {
   des <- ife_design(panel, force, regressors = regressors)
+  # The fit is equivariant in the outcome: it runs on the outcome divided by
+  # a power of two near its largest value (see outcome_scale()), so that
+  # outcomes near 1e300 or 1e-300 do not overflow or underflow, and the
+  # answers are scaled back below.
+  s <- outcome_scale(des$Y[des$mask > 0])
+  des$Y <- des$Y / s
   N <- nrow(des$Y)
   Tn <- ncol(des$Y)
   limit <- min(N, Tn) - 2L
@@ -197,6 +213,7 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   } else {
     main <- ife_fit_started(des, r, ctl)
   }
+  ife_check_attained(des$Y, des$mask, des$X, main, r, ctl)
   warn_not_converged(main)
 
   p <- length(des$X)
@@ -207,7 +224,7 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   if (p > 0 && inference %in% c("homoskedastic", "heteroskedastic", "cluster")) {
     V <- ife_vcov_analytic(des, main, sigma2, inference, force)
   } else if (p > 0 && inference == "bootstrap") {
-    boot <- ife_unit_bootstrap(des, main, r, ctl, n_draws)
+    boot <- ife_unit_bootstrap(des, main, r, ctl, n_draws, chunk_size)
     V <- stats::cov(boot)
     dimnames(V) <- list(names(des$X), names(des$X))
   }
@@ -226,13 +243,25 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   }
   est <- ife_beta_table(beta_hat, V, names(des$X), alpha, boot)
 
+  # Back on the outcome's scale: coefficients, effects and loadings scale
+  # with it, variances with its square; the factors are normalised.
+  est <- unscale_table(est, s)
+  if (!is.null(V)) V <- V * s^2
+  bias <- unscale_table(bias, s, c("uncorrected", "cross_section", "time", "predetermined",
+                                   "total", "corrected"))
+  sigma2 <- sigma2 * s^2
+  main$L <- main$L * s
+  main$mu <- main$mu * s
+  main$alpha <- main$alpha * s
+  main$xi <- main$xi * s
   dn_u <- as.character(panel$units)
   dn_t <- as.character(panel$times)
   factors <- main$F
   loadings <- main$L
   dimnames(factors) <- list(dn_t, if (r) paste0("f", seq_len(r)))
   dimnames(loadings) <- list(dn_u, if (r) paste0("f", seq_len(r)))
-  ic_fit <- bai_ng_table(list(main), r, N, Tn)
+  ic_fit <- ife_unscale_ic(bai_ng_table(list(main), r, N, Tn), s)
+  if (!is.null(ic)) ic <- ife_unscale_ic(ic, s)
   r_rule <- if (given_r) "given" else criterion
   empty_bias <- data.frame(term = character(0), uncorrected = numeric(0),
                            cross_section = numeric(0), time = numeric(0),
@@ -347,6 +376,17 @@ ife_design <- function(panel, force, regressors = NULL, call = rlang::caller_env
     x[!mask] <- 0
     x
   })
+  # An outcome that the additive effects fit exactly leaves nothing for the
+  # factors and the regressors: every coefficient is zero with no error.
+  # (Relative to its largest value, so that tiny outcomes do not underflow.)
+  y_max <- max(abs(Y))
+  if (any(mask) && (y_max == 0 ||
+      sqrt(sum(mask_within(Y / y_max, mask, force)^2)) <= 1e-10 * sqrt(sum(mask)))) {
+    abort_mkt("no_variation", c(
+      "The outcome {.field {panel$vars$outcome}} has no variation left once the {switch(force, 'two-way' = 'unit and time effects are', unit = 'unit effects are', time = 'time effects are', none = 'grand mean is')} removed.",
+      i = "Every effect on it is exactly zero, with no sampling error to test against; check that {.field {panel$vars$outcome}} is the outcome you meant."
+    ), call = call)
+  }
   if (length(X)) check_collinear(X, mask, force, call)
   list(Y = Y, mask = mask * 1, X = X, absorbed = absorbed)
 }
@@ -366,19 +406,7 @@ constant_within <- function(x, margin) {
 # a pivoted Cholesky of the correlation of what is left.
 check_collinear <- function(X, mask, force, call) {
   w <- mask > 0
-  nr <- pmax(rowSums(w), 1)
-  nc <- pmax(colSums(w), 1)
-  R <- lapply(X, function(x) {
-    z <- x * w
-    for (pass in 1:100) {
-      old <- z
-      z <- (z - sum(z) / sum(w)) * w
-      if (force %in% c("unit", "two-way")) z <- (z - rowSums(z) / nr) * w
-      if (force %in% c("time", "two-way")) z <- (z - rep(colSums(z) / nc, each = nrow(z))) * w
-      if (all(w) || max(abs(z - old)) < 1e-10 * max(1, max(abs(x)))) break
-    }
-    z
-  })
+  R <- lapply(X, mask_within, mask = mask, force = force)
   p <- length(R)
   H <- matrix(0, p, p, dimnames = list(names(X), names(X)))
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(R[[k]] * R[[l]])
@@ -403,6 +431,24 @@ check_collinear <- function(X, mask, force, call) {
     ), call = call)
   }
   invisible(TRUE)
+}
+
+# x (N x T) with the additive effects of `force` removed on the cells where
+# mask is true: weighted alternating demeaning, one pass when the panel is
+# balanced. Zero on the other cells.
+mask_within <- function(x, mask, force) {
+  w <- mask > 0
+  nr <- pmax(rowSums(w), 1)
+  nc <- pmax(colSums(w), 1)
+  z <- x * w
+  for (pass in 1:100) {
+    old <- z
+    z <- (z - sum(z) / sum(w)) * w
+    if (force %in% c("unit", "two-way")) z <- (z - rowSums(z) / nr) * w
+    if (force %in% c("time", "two-way")) z <- (z - rep(colSums(z) / nc, each = nrow(z))) * w
+    if (all(w) || max(abs(z - old)) <= 1e-10 * max(abs(x))) break
+  }
+  z
 }
 
 ife_fe_dof <- function(force, N, Tn) {
@@ -448,6 +494,31 @@ ife_project <- function(Y, pre, X, fit, force) {
   cpp_ife_project(Y, pre * 1, unname(X), fit$beta, fit$mu, fit$xi, fit$F, force_code(force))
 }
 
+# With a grand mean only the fits mu 11' + L F' (r factors) do not form a
+# closed set: letting mu grow without bound against a factor whose loadings
+# are nearly constant, mu 11' + L F' tends to a_i + b_t plus r - 1 factors,
+# additive unit and time effects. When that edge fits the data at least as
+# well as anything inside, the least-squares fit does not exist: the
+# iterations drift towards the edge and wherever they stop is arbitrary.
+# The edge is fitted (two-way effects, r - 1 factors, the regressors that
+# two-way effects do not absorb) and the fit refused when it is not better.
+ife_check_attained <- function(Y, mask, X, fit, r, ctl, call = rlang::caller_env()) {
+  if (ctl$force != "none" || is.na(r) || r < 1L) return(invisible(TRUE))
+  keep <- vapply(X, function(x) {
+    x[mask == 0] <- NA
+    !(constant_within(x, 1L) || constant_within(x, 2L))
+  }, logical(1))
+  edge_ctl <- list(force = "two-way", tol = ctl$tol, max_iter = ctl$max_iter)
+  edge <- tryCatch(ife_engine(Y, mask, X[keep], r - 1L, edge_ctl),
+                   mktcausal_error = function(e) NULL)
+  if (is.null(edge) || edge$ssr > fit$ssr * (1 + 1e-9)) return(invisible(TRUE))
+  abort_mkt("fit_not_attained", c(
+    "With a grand mean only ({.code force = \"none\"}) and {r} factor{?s}, the least-squares fit does not exist for these data.",
+    x = "The fit keeps improving as the grand mean grows against a factor, towards additive unit and time effects with {r - 1} factor{?s} (sum of squared residuals {signif(edge$ssr, 6)}, against {signif(fit$ssr, 6)} after {fit$iter} iterations).",
+    i = "Use {.code force = \"two-way\"} with {.code r = {r - 1}} (the limit), or {.code force = \"two-way\"} with more factors."
+  ), call = call)
+}
+
 warn_not_converged <- function(fit) {
   if (!isTRUE(fit$converged)) {
     warn_mkt("not_converged", c(
@@ -476,6 +547,18 @@ bai_ng_table <- function(fits, ks, N, Tn) {
   )
 }
 
+# The Bai and Ng table of a fit of the outcome divided by s, on the
+# outcome's scale: V and PC_p1 are variances, and the log criteria move by
+# log(s^2) (so the choice of r does not change).
+ife_unscale_ic <- function(tab, s) {
+  if (s == 1) return(tab)
+  tab$V <- tab$V * s^2
+  tab$IC_p1 <- tab$IC_p1 + 2 * log(s)
+  tab$IC_p2 <- tab$IC_p2 + 2 * log(s)
+  tab$PC_p1 <- tab$PC_p1 * s^2
+  tab
+}
+
 # --- inference --------------------------------------------------------------
 
 # Each regressor with the nuisance directions projected out: the additive
@@ -492,6 +575,7 @@ ife_vcov_analytic <- function(des, fit, sigma2, inference, force) {
   p <- length(Z)
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  ife_check_hessian(H, des$X, Z)
   Hinv <- solve(H)
   if (inference == "homoskedastic") {
     V <- sigma2 * Hinv
@@ -509,6 +593,30 @@ ife_vcov_analytic <- function(des, fit, sigma2, inference, force) {
   }
   dimnames(V) <- list(names(des$X), names(des$X))
   V
+}
+
+# A regressor that the additive effects, the loadings and the factors
+# explain entirely (for example exactly lambda_i f_t) has no variation left
+# to estimate its coefficient from: a pivoted Cholesky of the correlation of
+# what is left (Z) finds it, relative to each regressor's own size.
+ife_check_hessian <- function(H, X, Z, call = rlang::caller_env()) {
+  p <- ncol(H)
+  size <- vapply(X, function(x) sum(x^2), numeric(1))
+  ok <- diag(H) > 1e-20 * size
+  bad <- names(X)[!ok]
+  if (!length(bad) && p > 1L) {
+    d <- sqrt(diag(H))
+    ch <- suppressWarnings(chol(H / outer(d, d), pivot = TRUE, tol = 1e-10))
+    rk <- attr(ch, "rank")
+    if (rk < p) bad <- names(X)[attr(ch, "pivot")[seq.int(rk + 1L, p)]]
+  }
+  if (length(bad)) {
+    abort_mkt("collinear", c(
+      "Once the fixed effects, the loadings and the factors are projected out, nothing of {.field {bad}} is left (or {?it is/they are} collinear with the other regressors).",
+      i = "Drop {.field {bad}}, or fit fewer factors."
+    ), call = call)
+  }
+  invisible(TRUE)
 }
 
 # The asymptotic bias terms of Bai's estimator on a balanced panel, as
@@ -558,18 +666,40 @@ ife_bias_terms <- function(des, fit, force, lags) {
     }
     raw[k, "predetermined"] <- pre
   }
+  # With a grand mean only, the Hessian's projection is ife_within()'s.
+  if (force == "none" && r > 0) Z <- lapply(des$X, function(x) ife_within(x, fit, force))
   H <- matrix(0, p, p)
   for (k in seq_len(p)) for (l in seq_len(k)) H[k, l] <- H[l, k] <- sum(Z[[k]] * Z[[l]])
+  ife_check_hessian(H, des$X, Z)
   out <- -solve(H, raw)
   dimnames(out) <- dimnames(raw)
   out
 }
 
+# z with the nuisance directions of the fit projected out: the additive
+# effects, then M_L (.) M_F. Under unit (time) effects the factors
+# (loadings) are orthogonal to the constant, so demeaning first and then
+# projecting is the projection on the complement of both. A grand mean alone
+# is not orthogonal to L f' + g F', so there the constant's own residual
+# direction, M_L 11' M_F, is removed after the factor projections.
 ife_within <- function(z, fit, force) {
+  r <- ncol(fit$F)
+  if (force == "none" && r > 0) {
+    mf <- function(m) {
+      m <- m - (m %*% Fq) %*% t(Fq)
+      m - Lq %*% crossprod(Lq, m)
+    }
+    Fq <- qr.Q(qr(fit$F))
+    Lq <- qr.Q(qr(fit$L))
+    z <- mf(z)
+    v <- mf(matrix(1, nrow(z), ncol(z)))
+    vv <- sum(v * v)
+    if (vv > 1e-12 * length(v)) z <- z - (sum(z * v) / vv) * v
+    return(z)
+  }
   z <- z - mean(z)
   if (force %in% c("unit", "two-way")) z <- z - rowMeans(z)
   if (force %in% c("time", "two-way")) z <- z - rep(colMeans(z), each = nrow(z))
-  r <- ncol(fit$F)
   if (r > 0) {
     Fq <- qr.Q(qr(fit$F))
     Lq <- qr.Q(qr(fit$L))
@@ -584,16 +714,21 @@ ife_within <- function(z, fit, force) {
 # chunking; each chunk of replicates is one C++ call, warm-started from the
 # main fit's factors and beta. The closure holds what the chunk uses, so
 # future's scan for globals is skipped.
-ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
+ife_unit_bootstrap <- function(des, main, r, ctl, n_draws, chunk_size = 50L) {
   seed <- draw_cpp_seed()
   F0 <- if (r > 0) main$F else matrix(0, 0, 0)
+  ife_check_replicate_memory(dim(des$Y), length(des$X), "The unit bootstrap")
+  # The replicates of a chunk run on mkt_threads() threads (read in the
+  # process that runs the chunk, so a future worker uses its own share).
   res <- resample_chunks(n_draws, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
-                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed)
-  }, chunk_size = 50L, label = "unit bootstrap", each = "chunk",
+                       ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed,
+                       mkt_threads())
+  }, chunk_size = chunk_size, label = "unit bootstrap", each = "chunk",
     globals = list())
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))
   failed <- sum(unlist(lapply(res, `[[`, "failed")))
+  check_replicates_left(n_draws, failed, "bootstrap")
   if (failed > 0) {
     warn_mkt("bootstrap_failed", c(
       "Dropped {failed} of {n_draws} bootstrap replicates: their resampled regressors were collinear.",
@@ -603,6 +738,26 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws) {
   }
   colnames(out) <- names(des$X)
   out
+}
+
+# A variance needs two replicates: when (almost) every replicate's fit
+# failed, there is no standard error to report.
+check_replicates_left <- function(n, failed, what, call = rlang::caller_env()) {
+  if (n - failed < 2L) {
+    abort_mkt("fit_failed", c(
+      "{failed} of the {n} {what} replicates failed (their resampled regressors were collinear, or a treated unit had too few pre-periods), which leaves no standard error.",
+      i = "Use fewer covariates or factors, or another {.arg inference}."
+    ), call = call)
+  }
+  invisible(TRUE)
+}
+
+# Each thread of a replicate loop holds one replicate's fit: the resampled
+# outcome, mask and regressors and about a dozen N x T work matrices.
+ife_check_replicate_memory <- function(dims, p, what, call = rlang::caller_env()) {
+  bytes <- mkt_threads() * (p + 14) * prod(as.numeric(dims)) * 8
+  check_memory(bytes, paste(what, "with", mkt_threads(), "threads"),
+               "Use fewer threads ({.code mkt_threads(1)}) or a smaller panel.", call = call)
 }
 
 ife_beta_table <- function(beta, V, terms, alpha, boot = NULL) {

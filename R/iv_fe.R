@@ -143,7 +143,10 @@ iv_fe <- function(formula, data, weak_threshold = 10,
 iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", cluster = NULL,
                       alpha = 0.05, call = NULL) {
   y_name <- ".outcome"
-  cols <- c(stats::setNames(list(panel$Y), y_name),
+  # The outcome on a scale near 1 (see outcome_scale()); answers are scaled
+  # back at the end.
+  s <- outcome_scale(panel$Y[panel$observed])
+  cols <- c(stats::setNames(list(panel$Y / s), y_name),
             panel$X[unique(c(spec$exogenous, spec$endogenous, spec$instruments))])
   clustered <- inference == "cluster"
   fg <- fe_grid(panel, cols, weights = panel$weights,
@@ -151,9 +154,10 @@ iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", c
   if (fg$n == 0L) {
     abort_mkt("missing_values", "No cell has the outcome and every variable of the model.")
   }
-  mom <- fe_moments(fg, clustered)
+  mom <- fe_moments(fg, clustered, by = cluster %||% panel$vars$unit)
   n_abs <- fe_grid_absorbed(fg, clustered)
   fe_total <- fg$n_units + fg$n_periods - 1L
+  fe_check_outcome(mom, y_name, panel$Y / s, panel$vars$outcome, panel$weights)
   check_instruments(mom, panel, spec)
 
   sel <- function(v) fe_select(mom, v)
@@ -161,6 +165,14 @@ iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", c
   W <- spec$exogenous
   E <- spec$endogenous
   Zf <- c(W, spec$instruments)
+  flat <- fe_flat(mom, E, panel$X[E], panel$weights)
+  if (any(flat)) {
+    abort_mkt("no_variation", c(
+      "The endogenous variable{?s} {.field {E[flat]}} {?has/have} no variation left once unit and time fixed effects are removed.",
+      i = "A variable constant within units (or periods) is absorbed by the fixed effects and has no effect to estimate; drop it or give one that changes within units."
+    ))
+  }
+  fe_check_rank(mom$gram[Zf, Zf, drop = FALSE], Zf)
   GZ <- sel(Zf)
   first <- iv_first_stages(mom, spec, n_abs, fe_total)
   Pi <- vapply(first$fits, function(f) f$coefficients, numeric(length(Zf)))
@@ -191,6 +203,19 @@ iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", c
     }
   }
   fs <- first$table
+  # Back on the outcome's scale: the estimates, their covariance, the
+  # Anderson-Rubin set and curve (in effect units) and the reduced-form
+  # pieces; the F statistics and the AR statistic do not change.
+  est <- unscale_table(est, s)
+  vc$vcov <- vc$vcov * s^2
+  if (!is.null(ar)) {
+    ar$conf.low <- ar$conf.low * s
+    ar$conf.high <- ar$conf.high * s
+    ar_curve_tab$effect <- ar_curve_tab$effect * s
+    ar_parts$a <- ar_parts$a * s
+    ar_parts$Vaa <- ar_parts$Vaa * s^2
+    ar_parts$Vac <- ar_parts$Vac * s
+  }
   new_fit(
     "iv_fe", estimates = est,
     method = "2SLS with unit and time fixed effects",
@@ -302,7 +327,7 @@ iv_first_stages <- function(mom, spec, n_abs, fe_total) {
     V <- f$vcov[inst, inst, drop = FALSE]
     sigma2 <- fe_rss(mom, f) / (mom$n - length(Zf) - fe_total)
     quad <- as.numeric(t(pi_hat) %*% ZtZ %*% pi_hat)
-    f_rob <- as.numeric(t(pi_hat) %*% solve(V, pi_hat)) / k
+    f_rob <- wald_quad(pi_hat, V, paste("first stage of", e)) / k
     fits[[e]] <- f
     rows[[e]] <- data.frame(endogenous = e, f_stat = quad / k / sigma2, f_robust = f_rob,
                             f_effective = quad / sum(diag(V %*% ZtZ)),
@@ -337,6 +362,21 @@ iv_ar_parts <- function(mom, spec, first, target_y, n_abs) {
 ar_stat <- function(b, p) {
   g <- p$a - b * p$c
   V <- p$Vaa - 2 * b * p$Vac + b^2 * p$Vcc
+  wald_quad(g, V, "Anderson-Rubin test")
+}
+
+# g' V^-1 g of a Wald test. A clustered covariance from fewer clusters than
+# coefficients is singular, and the test is then not defined.
+# An exact fit (a first stage without residual) has V = 0: the statistic is
+# then infinite.
+wald_quad <- function(g, V, what, call = rlang::caller_env()) {
+  if (all(V == 0)) return(if (any(g != 0)) Inf else 0)
+  if (length(g) > 1L && rcond(V) < 1e-12) {
+    abort_mkt("too_few_clusters", c(
+      "The covariance of the {what} is singular: too few clusters for {length(g)} instruments.",
+      i = "Use fewer instruments, more clusters, or {.code inference = \"heteroskedastic\"}."
+    ), call = call)
+  }
   as.numeric(t(g) %*% solve(V, g))
 }
 
@@ -360,7 +400,7 @@ ar_confidence_set <- function(p, alpha, df, est, se) {
   f <- function(b) ar_stat(b, p) - q
   grid <- est + se * seq(-100, 100, length.out = 4001)
   inside <- vapply(grid, f, numeric(1)) <= 0
-  unbounded <- as.numeric(t(p$c) %*% solve(p$Vcc, p$c)) < q
+  unbounded <- wald_quad(p$c, p$Vcc, "first stage") < q
   cross <- which(diff(inside) != 0)
   ends <- vapply(cross, function(i) stats::uniroot(f, grid[c(i, i + 1)], tol = 1e-10)$root,
                  numeric(1))

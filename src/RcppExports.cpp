@@ -133,8 +133,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_cf_resample_chunk
-Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool em, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const std::vector<int>& reps, bool jackknife, const Rcpp::IntegerVector& seed);
-RcppExport SEXP _mktcausal_cpp_cf_resample_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP emSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP repsSEXP, SEXP jackknifeSEXP, SEXP seedSEXP) {
+Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool em, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const std::vector<int>& reps, bool jackknife, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_cf_resample_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP emSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP repsSEXP, SEXP jackknifeSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -160,13 +160,14 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
     Rcpp::traits::input_parameter< bool >::type jackknife(jackknifeSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_cf_resample_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_resample_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys, reps, jackknife, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_cf_param_errors_chunk
-Eigen::MatrixXd cpp_cf_param_errors_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const std::vector<int>& pattern, const Rcpp::IntegerVector& seed);
-RcppExport SEXP _mktcausal_cpp_cf_param_errors_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP patternSEXP, SEXP seedSEXP) {
+Eigen::MatrixXd cpp_cf_param_errors_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const std::vector<int>& pattern, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_cf_param_errors_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP patternSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -188,13 +189,14 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
     Rcpp::traits::input_parameter< const std::vector<int>& >::type pattern(patternSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_errors_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_errors_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, reps, pattern, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_cf_param_boot_chunk
-Rcpp::List cpp_cf_param_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const Eigen::MatrixXd& y0_main, const Eigen::MatrixXd& resid, const Eigen::MatrixXd& errors, const std::vector<int>& error_unit, const std::vector<int>& reps, const Rcpp::IntegerVector& seed);
-RcppExport SEXP _mktcausal_cpp_cf_param_boot_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP y0_mainSEXP, SEXP residSEXP, SEXP errorsSEXP, SEXP error_unitSEXP, SEXP repsSEXP, SEXP seedSEXP) {
+Rcpp::List cpp_cf_param_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& obs, const Eigen::MatrixXd& fit_mask, const Eigen::MatrixXd& pre, const Eigen::MatrixXd& treated, const Eigen::MatrixXd& placebo, const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& event_keys, const Eigen::MatrixXd& y0_main, const Eigen::MatrixXd& resid, const Eigen::MatrixXd& errors, const std::vector<int>& error_unit, const std::vector<int>& reps, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_cf_param_boot_chunk(SEXP YSEXP, SEXP obsSEXP, SEXP fit_maskSEXP, SEXP preSEXP, SEXP treatedSEXP, SEXP placeboSEXP, SEXP eventSEXP, SEXP everSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP event_keysSEXP, SEXP y0_mainSEXP, SEXP residSEXP, SEXP errorsSEXP, SEXP error_unitSEXP, SEXP repsSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -220,13 +222,14 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const std::vector<int>& >::type error_unit(error_unitSEXP);
     Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_boot_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cf_param_boot_chunk(Y, obs, fit_mask, pre, treated, placebo, event, ever, X, r, force, tol, max_iter, F0, beta0, event_keys, y0_main, resid, errors, error_unit, reps, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_ife_boot_chunk
-Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const Rcpp::IntegerVector& seed);
-RcppExport SEXP _mktcausal_cpp_ife_boot_chunk(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP seedSEXP) {
+Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const std::vector<int>& reps, const Rcpp::IntegerVector& seed, int threads);
+RcppExport SEXP _mktcausal_cpp_ife_boot_chunk(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP repsSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -241,7 +244,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Eigen::VectorXd& >::type beta0(beta0SEXP);
     Rcpp::traits::input_parameter< const std::vector<int>& >::type reps(repsSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_ife_boot_chunk(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ife_boot_chunk(Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -536,10 +540,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_cf_cv_project", (DL_FUNC) &_mktcausal_cpp_cf_cv_project, 10},
-    {"_mktcausal_cpp_cf_resample_chunk", (DL_FUNC) &_mktcausal_cpp_cf_resample_chunk, 22},
-    {"_mktcausal_cpp_cf_param_errors_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_errors_chunk, 18},
-    {"_mktcausal_cpp_cf_param_boot_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_boot_chunk, 22},
-    {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 11},
+    {"_mktcausal_cpp_cf_resample_chunk", (DL_FUNC) &_mktcausal_cpp_cf_resample_chunk, 23},
+    {"_mktcausal_cpp_cf_param_errors_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_errors_chunk, 19},
+    {"_mktcausal_cpp_cf_param_boot_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_boot_chunk, 23},
+    {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 12},
     {"_mktcausal_cpp_rerandomize_first", (DL_FUNC) &_mktcausal_cpp_rerandomize_first, 13},
     {"_mktcausal_cpp_rerandomize_each", (DL_FUNC) &_mktcausal_cpp_rerandomize_each, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},

@@ -3,6 +3,7 @@
 // thread (without a long jump: the kernel stops and the shim raises R's
 // interrupt once it has returned).
 #include <Rcpp.h>
+#include <chrono>
 #include <RcppEigen.h>
 
 #include "demean.h"
@@ -11,8 +12,23 @@ namespace {
 
 void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
 
-// TRUE when the user pressed Ctrl-C; never jumps out of C++.
-bool interrupt_pending() { return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE; }
+// TRUE when the user pressed Ctrl-C; never jumps out of C++. The kernels
+// call it often (between the factors of a sweep, every iteration), so R is
+// asked at most every 50 ms. Asking R consumes the interrupt: the shim
+// raises it again once the kernel has returned.
+struct InterruptPending {
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  bool operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(50)) return false;
+    last = now;
+    return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE;
+  }
+};
+
+// R's interrupt, raised after a kernel that stopped for one (the check
+// above cleared R's pending flag, so Rcpp::checkUserInterrupt() would not).
+[[noreturn]] void raise_interrupt() { throw Rcpp::internal::InterruptedException(); }
 
 std::vector<const double*> column_pointers(const Rcpp::List& cols, R_xlen_t len) {
   std::vector<const double*> out;
@@ -45,8 +61,8 @@ Rcpp::List cpp_demean(Rcpp::NumericMatrix x, const Rcpp::List& codes,
   }
   const double* w = weights.size() ? weights.begin() : nullptr;
   const mkt::DemeanStatus st =
-      mkt::demean_columns(X, fe, w, tol, max_iter, threads, interrupt_pending);
-  if (st.interrupted) Rcpp::checkUserInterrupt();
+      mkt::demean_columns(X, fe, w, tol, max_iter, threads, InterruptPending());
+  if (st.interrupted) raise_interrupt();
   return Rcpp::List::create(Rcpp::Named("x") = out,
                             Rcpp::Named("iterations") = st.iterations,
                             Rcpp::Named("converged") = st.converged);
@@ -72,8 +88,8 @@ Rcpp::List cpp_demean_grid(const Rcpp::LogicalMatrix& observed, const Rcpp::List
   const int m = static_cast<int>(ptr.size());
   Rcpp::NumericMatrix out(static_cast<int>(g.n), m);
   const mkt::DemeanStatus st = mkt::demean_grid(g, ptr, out.begin(), scale_sqrt_w && w, tol,
-                                                max_iter, threads, interrupt_pending);
-  if (st.interrupted) Rcpp::checkUserInterrupt();
+                                                max_iter, threads, InterruptPending());
+  if (st.interrupted) raise_interrupt();
   Rcpp::IntegerVector unit(g.n), time(g.n), cl(g.n);
   std::vector<int> unit_first(N, 0), time_first(T, 0);
   bool unit_nested = true, time_nested = true;

@@ -20,9 +20,11 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "parallel.h"
@@ -71,6 +73,11 @@ inline int demean_one_column(double* x, Eigen::Index n, const std::vector<Factor
       }
       for (int h = 0; h < fe[k].n_groups; ++h) sums[h] /= wsum[k][h];
       for (Eigen::Index i = 0; i < n; ++i) x[i] -= sums[g[i]];
+      // Between factors (a pass over every row): only the calling thread
+      // asks R (interrupted() limits itself to a few calls a second); the
+      // others see the flag.
+      if (interrupted && (*interrupted)()) stop.store(true);
+      if (stop.load(std::memory_order_relaxed)) return iter;
     }
     // One factor: a single sweep is the exact projection.
     if (n_fe == 1) {
@@ -80,11 +87,6 @@ inline int demean_one_column(double* x, Eigen::Index n, const std::vector<Factor
     double change = 0.0;
     for (Eigen::Index i = 0; i < n; ++i) change = std::max(change, std::abs(x[i] - old[i]));
     done = change <= tol * scale;
-    if (iter % 64 == 0) {
-      // Only the calling thread asks R; the others see the flag.
-      if (interrupted && (*interrupted)()) stop.store(true);
-      if (stop.load(std::memory_order_relaxed)) break;
-    }
   }
   return iter;
 }
@@ -92,8 +94,9 @@ inline int demean_one_column(double* x, Eigen::Index n, const std::vector<Factor
 // X (n x k) is modified in place. w is null for unweighted projections.
 // Columns run on `threads` threads, each column by one thread, so the result
 // does not depend on the number of threads. interrupted() is called on the
-// calling thread only (between columns, or by the first thread of the team
-// between its columns) and returns true when the user asked to stop.
+// calling thread only (thread 0 of the team: between factors of its own
+// columns, and, once it has no column left, every few milliseconds while
+// the others finish theirs) and returns true when the user asked to stop.
 inline DemeanStatus demean_columns(Eigen::Ref<Eigen::MatrixXd> X,
                                    const std::vector<FactorCodes>& fe, const double* w,
                                    double tol, int max_iter, int threads,
@@ -111,27 +114,43 @@ inline DemeanStatus demean_columns(Eigen::Ref<Eigen::MatrixXd> X,
     max_groups = std::max(max_groups, fe[f].n_groups);
     for (Eigen::Index i = 0; i < n; ++i) wsum[f][fe[f].code[i]] += w ? w[i] : 1.0;
   }
-  threads = std::max(1, std::min(threads, k));
+  // A column is the unit of work: below some million rows a column takes
+  // less than a team of threads costs to start and to wait for.
+  threads = n < (Eigen::Index(1) << 20) ? 1 : std::max(1, std::min(threads, k));
   // Work space per thread, allocated before the parallel region.
   std::vector<std::vector<double>> sums(threads, std::vector<double>(max_groups));
   std::vector<std::vector<double>> old(threads, std::vector<double>(n));
   std::vector<int> iters(k, 0);
   std::vector<char> ok(k, 1);
   std::atomic<bool> stop(false);
+  std::atomic<int> next(0), finished(0);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#pragma omp parallel num_threads(threads)
 #endif
-  for (int j = 0; j < k; ++j) {
+  {
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    if (stop.load(std::memory_order_relaxed)) continue;
-    bool done = true;
-    iters[j] = demean_one_column(X.col(j).data(), n, fe, w, wsum, tol, max_iter, sums[tid],
-                                 old[tid], done, stop, tid == 0 ? &interrupted : nullptr);
-    ok[j] = done;
-    if (tid == 0 && interrupted()) stop.store(true);
+    for (;;) {
+      const int j = next.fetch_add(1);
+      if (j >= k) break;
+      if (!stop.load(std::memory_order_relaxed)) {
+        bool done = true;
+        iters[j] = demean_one_column(X.col(j).data(), n, fe, w, wsum, tol, max_iter,
+                                     sums[tid], old[tid], done, stop,
+                                     tid == 0 ? &interrupted : nullptr);
+        ok[j] = done;
+      }
+      finished.fetch_add(1);
+    }
+    // The calling thread keeps listening while the others finish.
+    if (tid == 0) {
+      while (finished.load() < k) {
+        if (interrupted()) stop.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
   }
   status.interrupted = stop.load();
   for (int j = 0; j < k; ++j) {
@@ -442,7 +461,7 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
       p.col(j) = z.col(j) + (rz_new / rz[j]) * p.col(j);
       rz[j] = rz_new;
     }
-    if (iter % 8 == 0 && interrupted()) {
+    if (interrupted()) {
       status.interrupted = true;
       return status;
     }

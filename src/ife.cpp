@@ -2,6 +2,7 @@
 // matrices into Eigen, turns C++ exceptions into R errors (Rcpp does this for
 // std::exception) and polls for interrupts between iterations.
 #include <Rcpp.h>
+#include <chrono>
 #include <RcppEigen.h>
 
 #include "ife.h"
@@ -27,9 +28,39 @@ struct EigenSingleThread {
   ~EigenSingleThread() { Eigen::setNbThreads(saved); }
 };
 
+// The fit's poll between iterations (and between blocks of a large
+// cross-product): R is asked at most every 50 ms, and an interrupt leaves
+// C++ as Rcpp's exception, which Rcpp turns into R's interrupt.
 struct Poll {
-  void operator()() const { Rcpp::checkUserInterrupt(); }
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(50)) return;
+    last = now;
+    Rcpp::checkUserInterrupt();
+  }
 };
+
+void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
+
+// For the replicate loops, whose fits run on several threads: TRUE when the
+// user pressed Ctrl-C, without jumping out of C++ (the kernel stops its
+// threads and returns); asked at most every 50 ms, on the calling thread
+// only. Asking consumes R's interrupt, so the shim raises it again with
+// finish().
+struct InterruptPending {
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  bool operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(50)) return false;
+    last = now;
+    return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE;
+  }
+};
+
+void finish(bool interrupted) {
+  if (interrupted) throw Rcpp::internal::InterruptedException();
+}
 
 uint64_t make_seed(const Rcpp::IntegerVector& seed) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(seed[0])) << 32) |
@@ -143,12 +174,17 @@ Rcpp::List cpp_cf_resample_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd
                                  bool em, bool soft, double lambda, const Eigen::MatrixXd& F0,
                                  const Eigen::VectorXd& beta0, const std::vector<int>& event_keys,
                                  const std::vector<int>& reps, bool jackknife,
-                                 const Rcpp::IntegerVector& seed) {
+                                 const Rcpp::IntegerVector& seed, int threads) {
   const EigenSingleThread one_thread;
   const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
   const mkt::ife::ReplicateSpec spec =
       make_spec(r, force, tol, max_iter, em, soft, lambda, F0, beta0, event_keys);
-  return wrap_chunk(mkt::ife::cf_chunk(lay, spec, reps, jackknife, make_seed(seed), Poll()));
+  InterruptPending interrupted;
+  bool stopped = false;
+  const mkt::ife::ChunkResult res = mkt::ife::cf_chunk(lay, spec, reps, jackknife, make_seed(seed),
+                                                       threads, interrupted, stopped);
+  finish(stopped);
+  return wrap_chunk(res);
 }
 
 // Step 1 of the parametric bootstrap for one chunk: prediction errors of
@@ -161,12 +197,17 @@ Eigen::MatrixXd cpp_cf_param_errors_chunk(
     const Eigen::MatrixXi& event, const std::vector<int>& ever, const Rcpp::List& X, int r,
     int force, double tol, int max_iter, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0,
     const std::vector<int>& reps, const std::vector<int>& pattern,
-    const Rcpp::IntegerVector& seed) {
+    const Rcpp::IntegerVector& seed, int threads) {
   const EigenSingleThread one_thread;
   const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
   const mkt::ife::ReplicateSpec spec =
       make_spec(r, force, tol, max_iter, false, false, 0.0, F0, beta0, std::vector<int>());
-  return mkt::ife::param_errors_chunk(lay, spec, reps, pattern, make_seed(seed), Poll());
+  InterruptPending interrupted;
+  bool stopped = false;
+  Eigen::MatrixXd out = mkt::ife::param_errors_chunk(lay, spec, reps, pattern, make_seed(seed),
+                                                     threads, interrupted, stopped);
+  finish(stopped);
+  return out;
 }
 
 // Step 2 of the parametric bootstrap for one chunk (see param_boot_chunk).
@@ -179,13 +220,18 @@ Rcpp::List cpp_cf_param_boot_chunk(
     const std::vector<int>& event_keys, const Eigen::MatrixXd& y0_main,
     const Eigen::MatrixXd& resid, const Eigen::MatrixXd& errors,
     const std::vector<int>& error_unit, const std::vector<int>& reps,
-    const Rcpp::IntegerVector& seed) {
+    const Rcpp::IntegerVector& seed, int threads) {
   const EigenSingleThread one_thread;
   const mkt::ife::Layout lay = make_layout(Y, obs, fit_mask, pre, treated, placebo, event, ever, X);
   const mkt::ife::ReplicateSpec spec =
       make_spec(r, force, tol, max_iter, false, false, 0.0, F0, beta0, event_keys);
-  return wrap_chunk(mkt::ife::param_boot_chunk(lay, spec, y0_main, resid, errors, error_unit,
-                                               reps, make_seed(seed), Poll()));
+  InterruptPending interrupted;
+  bool stopped = false;
+  const mkt::ife::ChunkResult res =
+      mkt::ife::param_boot_chunk(lay, spec, y0_main, resid, errors, error_unit, reps,
+                                 make_seed(seed), threads, interrupted, stopped);
+  finish(stopped);
+  return wrap_chunk(res);
 }
 
 // One chunk of ife()'s unit bootstrap: beta of each replicate.
@@ -193,11 +239,16 @@ Rcpp::List cpp_cf_param_boot_chunk(
 Rcpp::List cpp_ife_boot_chunk(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask,
                               const Rcpp::List& X, int r, int force, double tol, int max_iter,
                               const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0,
-                              const std::vector<int>& reps, const Rcpp::IntegerVector& seed) {
+                              const std::vector<int>& reps, const Rcpp::IntegerVector& seed,
+                              int threads) {
   const EigenSingleThread one_thread;
   const mkt::ife::Control ctl = make_control(r, force, tol, max_iter, false, 0.0);
   std::vector<int> failed;
-  const Eigen::MatrixXd beta = mkt::ife::ife_boot_chunk(Y, mask, to_mats(X), ctl, F0, beta0, reps,
-                                                        make_seed(seed), failed, Poll());
+  InterruptPending interrupted;
+  bool stopped = false;
+  const Eigen::MatrixXd beta =
+      mkt::ife::ife_boot_chunk(Y, mask, to_mats(X), ctl, F0, beta0, reps, make_seed(seed), failed,
+                               threads, interrupted, stopped);
+  finish(stopped);
   return Rcpp::List::create(Rcpp::_["beta"] = beta, Rcpp::_["failed"] = Rcpp::wrap(failed));
 }

@@ -14,6 +14,10 @@
 // cross-product on the smaller dimension (T x T or N x N), so a 20,000 x 100
 // panel costs one 100 x 100 eigenproblem per iteration.
 //
+// With a grand mean only (force 0) the mean is not orthogonal to the factor
+// part, so it is iterated with beta and the factors (see
+// mean_beta_given_factors) rather than removed once.
+//
 // Normalisation: F'F / T = I, L = E F / T (so L'L is diagonal), the additive
 // effects sum to zero, each factor's largest entry is positive.
 //
@@ -70,21 +74,52 @@ inline void demean(MatrixXd& Z, int force, double& mu, VectorXd& alpha, VectorXd
   if (force == 2 || force == 3) Z.rowwise() -= xi.transpose();
 }
 
+struct NoPoll {
+  void operator()() const {}
+};
+
+// The smaller cross-product of E, E'E (T <= N) or EE', lower triangle. On a
+// large panel it is summed over blocks of rows (columns) of about 5e7
+// multiply-adds each, with poll() between them, so that an interrupt is
+// heard within a fraction of a second even when one product takes many.
+template <class Poll>
+MatrixXd small_gram(const MatrixXd& E, Poll& poll) {
+  const Eigen::Index N = E.rows(), T = E.cols();
+  const bool on_T = T <= N;
+  const Eigen::Index k = on_T ? T : N, len = on_T ? N : T;
+  MatrixXd M = MatrixXd::Zero(k, k);
+  const double work = static_cast<double>(len) * static_cast<double>(k) * static_cast<double>(k);
+  if (work <= 1e8) {
+    if (on_T) {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
+    } else {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E);
+    }
+    return M;
+  }
+  const Eigen::Index block =
+      std::max<Eigen::Index>(64, static_cast<Eigen::Index>(5e7 / (static_cast<double>(k) * k)));
+  for (Eigen::Index b = 0; b < len; b += block) {
+    const Eigen::Index m = std::min(block, len - b);
+    if (on_T) {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.middleRows(b, m).transpose());
+    } else {
+      M.selfadjointView<Eigen::Lower>().rankUpdate(E.middleCols(b, m));
+    }
+    poll();
+  }
+  return M;
+}
+
 // Leading r factors of E: F (T x r) with F'F/T = I and L = E F / T. Works on
 // the smaller of E'E and EE'. Also returns the singular values of E.
-inline void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd& sv) {
+template <class Poll = NoPoll>
+void factors(const MatrixXd& E, int r, MatrixXd& F, MatrixXd& L, VectorXd& sv,
+             Poll&& poll = Poll()) {
   const Eigen::Index N = E.rows(), T = E.cols();
   const double Td = static_cast<double>(T);
   Eigen::SelfAdjointEigenSolver<MatrixXd> es;
-  if (T <= N) {
-    MatrixXd M = MatrixXd::Zero(T, T);
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
-    es.compute(M);
-  } else {
-    MatrixXd M = MatrixXd::Zero(N, N);
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
-    es.compute(M);
-  }
+  es.compute(small_gram(E, poll));
   const Eigen::Index k = es.eigenvalues().size();
   sv.resize(k);
   for (Eigen::Index j = 0; j < k; ++j) sv[j] = std::sqrt(std::max(0.0, es.eigenvalues()[k - 1 - j]));
@@ -175,16 +210,12 @@ inline void factors_from(const MatrixXd& E, int r, bool on_T, const MatrixXd& V,
 // The warm-started factor step: subspace iteration from the previous
 // factors (F_prev, L_prev) on the smaller cross-product of E. Returns false
 // (leaving F and L untouched) when it does not converge.
-inline bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const MatrixXd& L_prev,
-                         double tol, MatrixXd& F, MatrixXd& L, VectorXd& theta) {
+template <class Poll>
+bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const MatrixXd& L_prev,
+                  double tol, MatrixXd& F, MatrixXd& L, VectorXd& theta, Poll& poll) {
   const Eigen::Index N = E.rows(), T = E.cols();
   const bool on_T = T <= N;
-  MatrixXd M = MatrixXd::Zero(on_T ? T : N, on_T ? T : N);
-  if (on_T) {
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E.transpose());
-  } else {
-    M.selfadjointView<Eigen::Lower>().rankUpdate(E);
-  }
+  MatrixXd M = small_gram(E, poll);
   M.triangularView<Eigen::StrictlyUpper>() = M.transpose();
   const MatrixXd& Q0 = on_T ? F_prev : L_prev;
   MatrixXd V;
@@ -195,16 +226,68 @@ inline bool factors_warm(const MatrixXd& E, int r, const MatrixXd& F_prev, const
 
 // Soft-impute step: the low-rank part is E's SVD with singular values shrunk
 // by lambda; F holds the right singular vectors scaled as above.
-inline void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L,
-                           VectorXd& sv) {
+template <class Poll>
+void soft_threshold(const MatrixXd& E, double lambda, MatrixXd& F, MatrixXd& L, VectorXd& sv,
+                    Poll& poll) {
   MatrixXd Fall, Lall;
   const int kmax = static_cast<int>(std::min(E.rows(), E.cols()));
-  factors(E, kmax, Fall, Lall, sv);
+  factors(E, kmax, Fall, Lall, sv, poll);
   int k = 0;
   while (k < kmax && sv[k] > lambda) ++k;
   F = Fall.leftCols(k);
   L.resize(E.rows(), k);
   for (int j = 0; j < k; ++j) L.col(j) = Lall.col(j) * ((sv[j] - lambda) / sv[j]);
+}
+
+// The grand mean and beta given the factors F (F'F/T = I), with the
+// loadings profiled out (Bai's 2009 step): least squares of Y M_F on
+// 11' M_F and X_k M_F, M_F = I - F F'/T. Profiling the loadings, rather
+// than holding the product L F' fixed, matters for a grand mean: the mean
+// and a factor whose loadings are far from zero on average trade off, and
+// holding L F' fixed lets each step move the mean very little. When the
+// constant lies in the span of the factors the mean is not identified and
+// is left at zero (the factors hold it). Throws when the regressors are
+// collinear once the factors are projected out.
+inline void mean_beta_given_factors(const MatrixXd& Y, const std::vector<MatrixXd>& X,
+                                    const MatrixXd& F, double& mu, VectorXd& beta) {
+  const Eigen::Index N = Y.rows(), T = Y.cols();
+  const int p = static_cast<int>(X.size());
+  const MatrixXd Fq = F / std::sqrt(static_cast<double>(T));
+  auto project_out = [&Fq](const MatrixXd& M) -> MatrixXd {
+    return M - (M * Fq) * Fq.transpose();
+  };
+  // 11' M_F = 1 c' with c = M_F 1.
+  const VectorXd c = VectorXd::Ones(T) - Fq * Fq.transpose().rowwise().sum();
+  const double cc = c.squaredNorm();
+  const bool with_mean = cc > 1e-10 * static_cast<double>(T);
+  const int q = p + (with_mean ? 1 : 0);
+  if (q == 0) {
+    mu = 0.0;
+    return;
+  }
+  std::vector<MatrixXd> Z;
+  Z.reserve(p);
+  for (int k = 0; k < p; ++k) Z.push_back(project_out(X[k]));
+  const MatrixXd zy = project_out(Y);
+  MatrixXd G(q, q);
+  VectorXd b(q);
+  const int o = with_mean ? 1 : 0;
+  if (with_mean) {
+    G(0, 0) = static_cast<double>(N) * cc;
+    b[0] = zy.colwise().sum().dot(c);
+    for (int k = 0; k < p; ++k) G(0, k + 1) = G(k + 1, 0) = Z[k].colwise().sum().dot(c);
+  }
+  for (int k = 0; k < p; ++k) {
+    b[k + o] = (Z[k].array() * zy.array()).sum();
+    for (int l = 0; l <= k; ++l)
+      G(k + o, l + o) = G(l + o, k + o) = (Z[k].array() * Z[l].array()).sum();
+  }
+  Eigen::LDLT<MatrixXd> f(G);
+  if (f.info() != Eigen::Success || f.vectorD().minCoeff() <= 1e-12 * G.diagonal().maxCoeff())
+    throw std::runtime_error("the covariates are collinear with the grand mean and the factors");
+  const VectorXd sol = f.solve(b);
+  mu = with_mean ? sol[0] : 0.0;
+  beta = sol.tail(p);
 }
 
 // X: p covariate matrices, each N x T, finite on every cell (the caller puts
@@ -269,6 +352,17 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
 
   VectorXd beta = VectorXd::Zero(p);
   MatrixXd LF = MatrixXd::Zero(N, T);
+  // With a grand mean only (force 0) the factor step does not remove the
+  // mean of the residual: a grand mean is not orthogonal to the factor part
+  // as unit (time) effects are to factors (loadings) of a row- (column-)
+  // demeaned matrix, so subtracting it once and fitting factors to what is
+  // left is not the least-squares fit. The mean is a parameter of the
+  // iteration instead: the factors are fitted to the residual net of the
+  // current mean, and the mean (with beta) to the residual net of the
+  // factors, until all three settle together.
+  const bool joint_mean = ctl.force == 0 && (ctl.soft || ctl.r > 0);
+  bool have_mu = false;
+  double mu_cur = 0.0;
   if (beta0.size() == p && p > 0) {
     beta = beta0;
   } else if (p > 0) {
@@ -284,6 +378,12 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
     demean(U, ctl.force, m, a, x);
     LF = (U * F0 / Td) * F0.transpose();
     if (p > 0) beta = solve_beta(Yf - LF);
+    if (joint_mean) {
+      U = Yf - LF;
+      for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+      mu_cur = U.mean();
+      have_mu = true;
+    }
   }
 
   MatrixXd fitm(N, T), U(N, T);
@@ -302,34 +402,56 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
   MatrixXd U_last;
   double last_change = 1.0;
   for (int it = 1; it <= ctl.max_iter; ++it) {
-    if (it % 20 == 0) poll();
+    // Every iteration: the shim's poll asks R at most a few times a second.
+    poll();
     U = Yf;
     for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
-    demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    if (joint_mean) {
+      if (!have_mu) mu_cur = U.mean();
+      have_mu = true;
+      U.array() -= mu_cur;
+      out.mu = mu_cur;
+      out.alpha = VectorXd::Zero(N);
+      out.xi = VectorXd::Zero(T);
+    } else {
+      demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    }
     if (ctl.soft) {
-      soft_threshold(U, ctl.lambda, F, L, out.sv);
+      soft_threshold(U, ctl.lambda, F, L, out.sv, poll);
       LF.noalias() = L * F.transpose();
     } else if (ctl.r > 0) {
       // The eigenvectors need only be accurate well below the current
       // change of the fit, and to 1e-12 once that change is small.
       const double eig_tol = std::min(1e-6, std::max(1e-12, 1e-4 * last_change));
-      last_warm = warm_ok && have_prev && factors_warm(U, ctl.r, F, L, eig_tol, F, L, theta);
+      last_warm = warm_ok && have_prev && factors_warm(U, ctl.r, F, L, eig_tol, F, L, theta, poll);
       // A warm step that does not converge means a small eigengap: the
       // full solver is cheaper from then on.
       if (!last_warm && warm_ok && have_prev) warm_ok = false;
-      if (!last_warm) factors(U, ctl.r, F, L, out.sv);
+      if (!last_warm) factors(U, ctl.r, F, L, out.sv, poll);
       have_prev = true;
       if (last_warm) U_last = U;
       LF.noalias() = L * F.transpose();
     }
-    if (p > 0) {
+    poll();  // a large panel's iteration is several passes over N x T
+    if (joint_mean && !ctl.soft) {
+      mean_beta_given_factors(Yf, X, F, out.mu, beta);
+      U = Yf;
+      U.array() -= out.mu;
+      for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
+      L = U * F / Td;
+      LF.noalias() = L * F.transpose();
+    } else if (p > 0) {
       beta = solve_beta(Yf - LF);
       // The additive effects must belong to the new beta, or the EM fill
       // mixes two parameter values and drifts.
       U = Yf - LF;
       for (int k = 0; k < p; ++k) U.noalias() -= beta[k] * X[k];
       demean(U, ctl.force, out.mu, out.alpha, out.xi);
+    } else if (joint_mean) {
+      out.mu = (Yf - LF).mean();
     }
+    mu_cur = out.mu;
+    poll();
     fitm = LF;
     fitm.array() += out.mu;
     fitm.colwise() += out.alpha;
@@ -346,7 +468,7 @@ Fit fit(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
           // leading eigenvalues mean the same leading subspace. Otherwise
           // continue with full steps only.
           MatrixXd Ff, Lf;
-          factors(U_last, ctl.r, Ff, Lf, out.sv);
+          factors(U_last, ctl.r, Ff, Lf, out.sv, poll);
           const double scale = std::max(out.sv[0] * out.sv[0], 1e-300);
           bool same = true;
           for (int j = 0; j < ctl.r; ++j)

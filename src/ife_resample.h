@@ -9,16 +9,91 @@
 #define MKTCAUSAL_IFE_RESAMPLE_H
 
 #include <Eigen/Dense>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <new>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "ife.h"
 #include "rng.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace mkt {
 namespace ife {
+
+// --- replicates on threads ----------------------------------------------------
+//
+// A chunk's replicates are independent fits, each run whole by one thread
+// from its own stream (seed, replicate index): the answer is the same for
+// any number of threads. Replicates are handed out one at a time, so a
+// thread slowed by other work on its core takes fewer of them and two
+// threads are never slower than one. `interrupted()` asks R whether the user
+// pressed Ctrl-C without jumping out of C++; only the calling thread (thread
+// 0 of the team) calls it, between the iterations of its own fits and, once
+// it has no replicate left, every few milliseconds while the others finish.
+// Each fit's poll throws Stopped once the flag is set, so every thread stops
+// within an iteration. Nothing escapes the parallel region: a replicate that
+// fails in an unexpected way (out of memory) stops the chunk and becomes an
+// error after the region.
+
+struct Stopped {};
+
+// Runs body(b, poll) for b in 0..B-1; body catches its own expected failures
+// (std::runtime_error: a replicate with collinear regressors). Returns true
+// when interrupted; throws std::runtime_error after the region when a
+// replicate failed otherwise.
+template <class Body, class Interrupt>
+bool parallel_replicates(Eigen::Index B, int threads, Interrupt& interrupted, Body body) {
+  std::atomic<bool> stop(false), crashed(false);
+  std::atomic<Eigen::Index> next(0), finished(0);
+  threads = static_cast<int>(std::max<Eigen::Index>(1, std::min<Eigen::Index>(threads, B)));
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    auto poll = [&stop, &interrupted, tid]() {
+      if (tid == 0 && interrupted()) stop.store(true);
+      if (stop.load(std::memory_order_relaxed)) throw Stopped();
+    };
+    for (;;) {
+      const Eigen::Index b = next.fetch_add(1);
+      if (b >= B) break;
+      if (!stop.load(std::memory_order_relaxed)) {
+        try {
+          poll();
+          body(b, poll);
+        } catch (const Stopped&) {
+        } catch (...) {
+          crashed.store(true);
+          stop.store(true);
+        }
+      }
+      finished.fetch_add(1);
+    }
+    if (tid == 0) {
+      while (finished.load() < B) {
+        if (interrupted()) stop.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+  if (crashed.load()) {
+    throw std::runtime_error("a replicate fit failed (out of memory?); use fewer threads");
+  }
+  return stop.load();
+}
 
 // The treatment structure of a panel for counterfactual(): which cells are
 // fitted, which are treated, placebo or pre-treatment, and event times.
@@ -186,17 +261,17 @@ struct ChunkResult {
 // Replicates `reps` (1-based indices into the whole run): the unit bootstrap
 // (jackknife = false; stream b of `seed`) or leave-one-out (replicate b
 // drops unit b). A replicate whose fit throws is marked failed, its row NaN.
-template <class Poll>
+template <class Interrupt>
 ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::vector<int>& reps,
-                     bool jackknife, uint64_t seed, Poll poll) {
+                     bool jackknife, uint64_t seed, int threads, Interrupt& interrupted,
+                     bool& was_interrupted) {
   const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
   const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
   const Eigen::Index K = static_cast<Eigen::Index>(spec.event_keys.size());
   ChunkResult out(B, K, T, N);
   std::vector<int> tr, co;
   for (Eigen::Index i = 0; i < N; ++i) (lay.ever[i] ? tr : co).push_back(static_cast<int>(i));
-  for (Eigen::Index b = 0; b < B; ++b) {
-    poll();
+  was_interrupted = parallel_replicates(B, threads, interrupted, [&](Eigen::Index b, auto& poll) {
     std::vector<int> u;
     if (jackknife) {
       for (int i = 0; i < N; ++i) if (i != reps[b] - 1) u.push_back(i);
@@ -209,10 +284,10 @@ ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::ve
       y0 = impute_rows(lay, lay.Y, spec, u, poll);
     } catch (const std::runtime_error&) {
       out.failed[b] = 1;
-      continue;
+      return;
     }
     out.store(b, replicate_stats(lay, lay.Y, spec, u, y0));
-  }
+  });
   return out;
 }
 
@@ -222,10 +297,11 @@ ChunkResult cf_chunk(const Layout& lay, const ReplicateSpec& spec, const std::ve
 // resample of the other never-treated units and returns the held-out
 // unit's prediction errors (0 on unobserved cells; a NaN row when the fit
 // or the projection fails).
-template <class Poll>
+template <class Interrupt>
 MatrixXd param_errors_chunk(const Layout& lay, const ReplicateSpec& spec,
                             const std::vector<int>& reps, const std::vector<int>& pattern,
-                            uint64_t seed, Poll poll) {
+                            uint64_t seed, int threads, Interrupt& interrupted,
+                            bool& was_interrupted) {
   const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
   const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
   MatrixXd out = MatrixXd::Constant(B, T, std::numeric_limits<double>::quiet_NaN());
@@ -233,8 +309,7 @@ MatrixXd param_errors_chunk(const Layout& lay, const ReplicateSpec& spec,
   for (Eigen::Index i = 0; i < N; ++i) if (!lay.ever[i]) co.push_back(static_cast<int>(i));
   const MatrixXd empty;
   const MatrixXd& F0 = spec.ctl.r > 0 ? spec.F0 : empty;
-  for (Eigen::Index b = 0; b < B; ++b) {
-    poll();
+  was_interrupted = parallel_replicates(B, threads, interrupted, [&](Eigen::Index b, auto& poll) {
     Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
     const int c0 = co[rng.below(static_cast<uint32_t>(co.size()))];
     std::vector<int> rest;
@@ -252,13 +327,13 @@ MatrixXd param_errors_chunk(const Layout& lay, const ReplicateSpec& spec,
       std::vector<int> status;
       const MatrixXd y0 = project(take_rows(lay.Y, one), pre, take_rows(lay.X, one), f.beta, f.mu,
                                  f.xi, f.F, spec.ctl.force, coefs, status);
-      if (status[0] != 0) continue;
+      if (status[0] != 0) return;
       for (Eigen::Index t = 0; t < T; ++t)
         out(b, t) = lay.obs(c0, t) > 0.5 ? lay.Y(c0, t) - y0(0, t) : 0.0;
     } catch (const std::runtime_error&) {
-      continue;
+      return;
     }
-  }
+  });
   return out;
 }
 
@@ -267,11 +342,12 @@ MatrixXd param_errors_chunk(const Layout& lay, const ReplicateSpec& spec,
 // the never-treated units; for each treated unit one step-1 error row of
 // its own pattern), so the effect is zero, and re-estimates. `errors` holds
 // the complete step-1 rows and `error_unit` the treated row each belongs to.
-template <class Poll>
+template <class Interrupt>
 ChunkResult param_boot_chunk(const Layout& lay, const ReplicateSpec& spec, const MatrixXd& y0_main,
                              const MatrixXd& resid, const MatrixXd& errors,
                              const std::vector<int>& error_unit, const std::vector<int>& reps,
-                             uint64_t seed, Poll poll) {
+                             uint64_t seed, int threads, Interrupt& interrupted,
+                             bool& was_interrupted) {
   const Eigen::Index N = lay.Y.rows(), T = lay.Y.cols();
   const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
   const Eigen::Index K = static_cast<Eigen::Index>(spec.event_keys.size());
@@ -282,49 +358,46 @@ ChunkResult param_boot_chunk(const Layout& lay, const ReplicateSpec& spec, const
   for (size_t e = 0; e < error_unit.size(); ++e) pool[error_unit[e]].push_back(static_cast<int>(e));
   std::vector<int> all(N);
   for (Eigen::Index i = 0; i < N; ++i) all[i] = static_cast<int>(i);
-  MatrixXd Yb(N, T);
-  for (Eigen::Index b = 0; b < B; ++b) {
-    poll();
+  was_interrupted = parallel_replicates(B, threads, interrupted, [&](Eigen::Index b, auto& poll) {
     Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
-    Yb = y0_main;
+    MatrixXd Yb = y0_main;
     for (int i : co) Yb.row(i) += resid.row(co[rng.below(static_cast<uint32_t>(co.size()))]);
     bool ok = true;
     for (int i : tr) {
       if (pool[i].empty()) { ok = false; break; }
       Yb.row(i) += errors.row(pool[i][rng.below(static_cast<uint32_t>(pool[i].size()))]);
     }
-    if (!ok) { out.failed[b] = 1; continue; }
+    if (!ok) { out.failed[b] = 1; return; }
     Yb = Yb.cwiseProduct(lay.obs);
     MatrixXd y0;
     try {
       y0 = impute_rows(lay, Yb, spec, all, poll);
     } catch (const std::runtime_error&) {
       out.failed[b] = 1;
-      continue;
+      return;
     }
     out.store(b, replicate_stats(lay, Yb, spec, all, y0));
-  }
+  });
   return out;
 }
 
 // ife()'s unit bootstrap: replicate b resamples all units from stream b of
 // `seed` and refits warm-started; returns beta per row (NaN and failed when
 // the replicate's fit throws).
-template <class Poll>
+template <class Interrupt>
 MatrixXd ife_boot_chunk(const MatrixXd& Y, const MatrixXd& mask, const std::vector<MatrixXd>& X,
                         const Control& ctl, const MatrixXd& F0, const VectorXd& beta0,
                         const std::vector<int>& reps, uint64_t seed, std::vector<int>& failed,
-                        Poll poll) {
+                        int threads, Interrupt& interrupted, bool& was_interrupted) {
   const Eigen::Index N = Y.rows();
   const Eigen::Index B = static_cast<Eigen::Index>(reps.size());
   const Eigen::Index p = static_cast<Eigen::Index>(X.size());
   MatrixXd out = MatrixXd::Constant(B, p, std::numeric_limits<double>::quiet_NaN());
   failed.assign(B, 0);
   const MatrixXd empty;
-  std::vector<int> u(N);
-  for (Eigen::Index b = 0; b < B; ++b) {
-    poll();
+  was_interrupted = parallel_replicates(B, threads, interrupted, [&](Eigen::Index b, auto& poll) {
     Xoshiro256pp rng(seed, static_cast<uint64_t>(reps[b]));
+    std::vector<int> u(N);
     for (Eigen::Index j = 0; j < N; ++j) u[j] = static_cast<int>(rng.below(static_cast<uint32_t>(N)));
     try {
       const Fit f = fit(take_rows(Y, u), take_rows(mask, u), take_rows(X, u), ctl, F0, beta0,
@@ -333,7 +406,7 @@ MatrixXd ife_boot_chunk(const MatrixXd& Y, const MatrixXd& mask, const std::vect
     } catch (const std::runtime_error&) {
       failed[b] = 1;
     }
-  }
+  });
   return out;
 }
 

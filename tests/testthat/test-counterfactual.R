@@ -226,3 +226,88 @@ test_that("replicates run in C++: a jackknife replicate is the refit without its
     }
   }
 })
+
+test_that("a constant outcome gives a classed error rather than a misleading one", {
+  d <- sim_factor_panel(N = 20, Tn = 12, n_treated = 4, T0 = 8, seed = 3)
+  d$y <- 4
+  expect_error(counterfactual(y ~ d | unit + time, d, r = 1), "y",
+               class = "mktcausal_error_no_variation")
+  expect_error(counterfactual(y ~ d | unit + time, d, method = "mc"),
+               class = "mktcausal_error_no_variation")
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  for (inference in c("bootstrap", "jackknife", "parametric")) {
+    fit <- function(y, data) {
+      set.seed(5)
+      counterfactual(y ~ d + x | unit + time, data, r = 2, inference = inference,
+                     n_draws = 20, placebo = 1)
+    }
+    expect_outcome_scaled(fit, d)
+    expect_outcome_scaled(fit, d, "event")
+  }
+  expect_outcome_scaled(function(y, data) {
+    counterfactual(y ~ d + x | unit + time, data, method = "mc", n_lambda = 3)
+  }, d, "event")
+  big <- d
+  big$y <- d$y * 1e300
+  a <- counterfactual(y ~ d + x | unit + time, d, method = "mc", n_lambda = 3)
+  b <- counterfactual(y ~ d + x | unit + time, big, method = "mc", n_lambda = 3)
+  expect_equal(b$lambda / 1e300, a$lambda, tolerance = 1e-10)
+})
+
+test_that("replicates do not depend on the chunk size or the number of threads", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  old <- mkt_threads()
+  on.exit(mkt_threads(old), add = TRUE)
+  for (inference in c("bootstrap", "parametric")) {
+    fits <- list()
+    for (cs in c(1, 50, 1000)) {
+      for (th in 1:2) {
+        mkt_threads(th)
+        set.seed(8)
+        fits[[paste(cs, th)]] <- counterfactual(y ~ d + x | unit + time, d, r = 2,
+                                                inference = inference, n_draws = 40,
+                                                chunk_size = cs)
+      }
+    }
+    for (f in fits[-1]) {
+      expect_identical(f$replicates, fits[[1]]$replicates)
+      expect_identical(tidy(f, "event"), tidy(fits[[1]], "event"))
+    }
+  }
+  mkt_threads(1)
+  one <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, inference = "jackknife")
+  mkt_threads(2)
+  two <- counterfactual(y ~ d + x | unit + time, d, r = 2, em = TRUE, inference = "jackknife",
+                        chunk_size = 7)
+  expect_identical(one$replicates, two$replicates)
+})
+
+test_that("an interrupt stops the bootstrap and the parametric bootstrap within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- paste("d <- expand.grid(unit = 1:60, time = 1:20); set.seed(1);",
+                 "lf <- rnorm(60)[d$unit] * rnorm(20)[d$time]; d$x <- rnorm(nrow(d));",
+                 "d$d <- as.integer(d$unit <= 6 & d$time > 14); d$y <- d$x + lf + rnorm(nrow(d))")
+  for (inference in c("bootstrap", "parametric")) {
+    took <- seconds_to_stop(
+      sprintf("counterfactual(y ~ d + x | unit + time, d, r = 1, inference = '%s', n_draws = 1e6)",
+              inference), setup = setup)
+    expect_lt(took, 1)
+  }
+})
+
+test_that("replicates whose fit fails are reported, not silently dropped", {
+  d <- sim_factor_panel(N = 30, Tn = 16, n_treated = 6, T0 = 11, effect = 3, seed = 41)
+  # A covariate that moves for one never-treated cell only: a resample
+  # without that unit has it all zero, and the fit refuses it as collinear.
+  d$rare <- as.numeric(d$unit == 20 & d$time == 3)
+  set.seed(4)
+  expect_warning(fit <- counterfactual(y ~ d + x + rare | unit + time, d, r = 1,
+                                       inference = "bootstrap", n_draws = 40),
+                 class = "mktcausal_warning_bootstrap_failed")
+  expect_true(is.finite(tidy(fit)$std.error[1]))
+  expect_gt(sum(!is.finite(fit$replicates$att)), 0)
+})

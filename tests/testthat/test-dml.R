@@ -131,3 +131,43 @@ test_that("set.seed reproduces dml's repeated cross-fits under a parallel plan",
   expect_equal(tidy(b, "splits"), tidy(a, "splits"), tolerance = 1e-12)
   expect_equal(coef(b), coef(a))
 })
+
+test_that("degenerate treatments, outcomes and clusters give classed errors naming the column", {
+  d <- hard_panel()
+  d$flat <- 2
+  expect_error(dml(y ~ flat + x | unit + time, d, n_draws = 1),
+               "flat", class = "mktcausal_error_no_variation")
+  # A treatment constant within units is absorbed by the unit effects.
+  expect_error(dml(y ~ expo + x | unit + time, d, n_draws = 1),
+               "expo", class = "mktcausal_error_no_variation")
+  d$y0 <- 5
+  expect_error(dml(y0 ~ dose + x | unit + time, d, n_draws = 1),
+               "y0", class = "mktcausal_error_no_variation")
+  expect_error(dml(y ~ dose + x | unit + time, d, cluster = "one_cluster", n_draws = 1),
+               class = "mktcausal_error_too_few_clusters")
+  # Controls that predict the treatment exactly leave nothing to estimate.
+  exact <- function(x, y, newx) newx[, 1]
+  d$dose_copy <- d$dose
+  expect_error(dml(y ~ dose + dose_copy | unit + time, d, learner = exact, basis = FALSE,
+                   n_draws = 1), "dose", class = "mktcausal_error_no_variation")
+  # A control that the fixed effects absorb leaves the ridge learner nothing
+  # to learn: it predicts the mean, and theta is finite and near the
+  # two-way regression's.
+  set.seed(2)
+  m <- dml(y ~ dose + const | unit + time, d, n_draws = 1)
+  ref <- stats::lm(y ~ dose + factor(unit) + factor(time), d)
+  expect_true(is.finite(tidy(m)$std.error))
+  expect_lt(abs(coef(m)[["dose"]] - stats::coef(ref)[["dose"]]), tidy(m)$std.error)
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  expect_outcome_scaled(function(y, data) {
+    set.seed(3)
+    dml(y ~ dose + x | unit + time, data, n_draws = 2)
+  }, d)
+  expect_outcome_scaled(function(y, data) {
+    set.seed(3)
+    dml(y ~ dose + x | unit + time, data, n_draws = 1, learner = "linear")
+  }, d, "splits")
+})

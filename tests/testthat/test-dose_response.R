@@ -110,3 +110,30 @@ test_that("a panel can stand in for the formula, and the inference arguments are
   expect_error(dose_response(sales ~ dose | geo + week, pd, method = "cgb"),
                class = "mktcausal_error_bad_choice")
 })
+
+test_that("a constant outcome and one cluster give classed errors", {
+  d <- hard_panel()
+  d$y0 <- 5
+  expect_error(dose_response(y0 ~ dose | unit + time, d), "y0",
+               class = "mktcausal_error_no_variation")
+  expect_error(dose_response(y ~ dose | unit + time, d, cluster = "one_cluster"),
+               class = "mktcausal_error_too_few_clusters")
+  # Continuous DiD: every unit's outcome moves by the same amount.
+  dc <- sim_cdid(n = 200)
+  dc$y0 <- dc$geo %% 3 + dc$week
+  expect_error(dose_response(y0 ~ grp | geo + week, dc, method = "cgbs"), "y0",
+               class = "mktcausal_error_no_variation")
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  fit <- function(y, data) dose_response(y ~ dose + x | unit + time, data, weights = "w")
+  expect_outcome_scaled(fit, d)
+  expect_outcome_scaled(fit, d, "curve")
+  dc <- sim_cdid(n = 300)
+  dc$y <- dc$sales
+  cg <- function(y, data) dose_response(y ~ grp | geo + week, data, method = "cgbs",
+                                        shape = "spline")
+  expect_outcome_scaled(cg, dc)
+  expect_outcome_scaled(cg, dc, "curve")
+})

@@ -105,3 +105,47 @@ test_that("a panel carrying the post column gives the same fit", {
   expect_equal(coef(h), coef(b))
   expect_true(is.na(glance(h)$n_clusters))
 })
+
+test_that("a constant outcome or exposure, collinear covariates and one cluster give classed errors", {
+  d <- hard_panel()
+  d$y0 <- 5
+  expect_error(exposure_did(y0 ~ expo | unit + time, d, post = 5), "y0",
+               class = "mktcausal_error_no_variation")
+  expect_error(exposure_did(y0 ~ expo | unit + time, d, post = 5, factors = 1), "y0",
+               class = "mktcausal_error_no_variation")
+  d$flat <- 1
+  expect_error(exposure_did(y ~ flat | unit + time, d, post = 5), "flat",
+               class = "mktcausal_error_no_variation")
+  expect_error(exposure_did(y ~ flat | unit + time, d, post = 5, factors = 1), "flat",
+               class = "mktcausal_error_no_variation")
+  d$x2 <- 2 * d$x
+  expect_error(exposure_did(y ~ expo + x + x2 | unit + time, d, post = 5), "x2",
+               class = "mktcausal_error_collinear")
+  expect_error(exposure_did(y ~ expo | unit + time, d, post = 5, cluster = "one_cluster"),
+               class = "mktcausal_error_too_few_clusters")
+})
+
+test_that("with fewer clusters than pre-periods the pre-trend test uses the directions it can test", {
+  d <- hard_panel()
+  m <- exposure_did(y ~ expo | unit + time, d, post = 5, cluster = "two_clusters")
+  g <- glance(m)
+  es <- tidy(m, "event_study")
+  pre <- es[es$relative_period < -1, ]
+  # Two clusters: the clustered covariance of the three pre-period
+  # coefficients has rank one.
+  expect_equal(nrow(pre), 3L)
+  expect_equal(g$pretrend_df, 1)
+  expect_true(is.finite(g$pretrend_stat) && g$pretrend_stat >= 0)
+  expect_true(g$pretrend_p.value >= 0 && g$pretrend_p.value <= 1)
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  fit <- function(y, data) exposure_did(y ~ expo + x | unit + time, data, post = 5,
+                                        weights = "w")
+  expect_outcome_scaled(fit, d)
+  expect_outcome_scaled(fit, d, "event_study")
+  expect_outcome_scaled(function(y, data) {
+    exposure_did(y ~ expo + x | unit + time, data, post = 5, factors = 1)
+  }, d)
+})

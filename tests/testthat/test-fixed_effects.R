@@ -129,6 +129,80 @@ test_that("results do not depend on the number of threads", {
   mkt_threads(2)
   two <- demean_fe(x, list(d$u, d$t))
   expect_identical(one, two)
+  # Columns of more than 2^20 rows run on the threads.
+  n <- 2^20 + 5
+  fe <- list(sample(5000, n, TRUE), sample(300, n, TRUE))
+  big <- matrix(rnorm(2 * n), n)
+  mkt_threads(1)
+  one <- demean_fe(big, fe, tol = 1e-10)
+  mkt_threads(2)
+  two <- demean_fe(big, fe, tol = 1e-10)
+  expect_identical(one, two)
   cg <- list(cpp_cluster_gram(x, d$u, 60L, 1L), cpp_cluster_gram(x, d$u, 60L, 2L))
   expect_identical(cg[[1]], cg[[2]])
+})
+
+test_that("the grid kernel gives the same bits on one and two threads above its threshold", {
+  skip_on_cran()
+  # 4,200 x 1,000 cells, 4 columns: just over the 2^24 cell-columns from
+  # which the grid kernel uses threads; 10% of cells missing.
+  set.seed(5)
+  N <- 4200
+  Tn <- 1000
+  obs <- matrix(stats::runif(N * Tn) > 0.1, N, Tn)
+  cols <- lapply(1:4, function(k) matrix(stats::rnorm(N * Tn), N, Tn))
+  one <- cpp_demean_grid(obs, cols, numeric(0), integer(0), TRUE, 1e-12, 10000L, 1L)
+  two <- cpp_demean_grid(obs, cols, numeric(0), integer(0), TRUE, 1e-12, 10000L, 2L)
+  expect_identical(one, two)
+})
+
+test_that("Inf and NaN in every role of the panel estimators: a classed error or a finite fit", {
+  d <- hard_panel()
+  calls <- list(
+    ife = function(dd) ife(y ~ dose + x | unit + time, dd, r = 1),
+    dml = function(dd) dml(y ~ dose + x | unit + time, dd, n_draws = 1),
+    iv_fe = function(dd) iv_fe(y ~ x | unit + time | dose ~ z, dd, weights = "w"),
+    exposure_did = function(dd) exposure_did(y ~ expo + x | unit + time, dd, post = 5,
+                                             weights = "w"),
+    dose_response = function(dd) dose_response(y ~ dose + x | unit + time, dd, weights = "w")
+  )
+  # The columns each call reads (outcome, treatment or dose, instrument,
+  # covariate, weights): an infinite value there is refused.
+  used <- list(ife = c("y", "dose", "x"), dml = c("y", "dose", "x"),
+               iv_fe = c("y", "dose", "x", "z", "w"), exposure_did = c("y", "expo", "x", "w"),
+               dose_response = c("y", "dose", "x", "w"))
+  quiet <- function(expr) {
+    withCallingHandlers(expr, mktcausal_warning = function(w) invokeRestart("muffleWarning"),
+                        message = function(m) invokeRestart("muffleMessage"))
+  }
+  for (nm in names(calls)) {
+    for (col in c("y", "dose", "x", "z", "w", "expo")) {
+      for (bad in c(Inf, -Inf, NaN)) {
+        dd <- d
+        dd[[col]][c(5, 77)] <- bad
+        res <- tryCatch(quiet(calls[[nm]](dd)), mktcausal_error = function(e) e)
+        label <- paste(nm, col, bad)
+        if (is.infinite(bad) && col %in% used[[nm]]) {
+          expect_true(inherits(res, c("mktcausal_error_non_finite", "mktcausal_error_bad_weights")),
+                      label = label)
+          expect_match(conditionMessage(res), col, fixed = TRUE)
+        } else if (!inherits(res, "mktcausal_error")) {
+          td <- tidy(res)
+          expect_true(all(is.finite(c(td$estimate, td$std.error))), label = label)
+        }
+      }
+    }
+  }
+})
+
+test_that("an interrupt stops the alternating projections within a second, and stops them", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  # Before, the kernel asked R every 64 sweeps and then returned its
+  # unfinished columns as if done: R went on with them.
+  took <- seconds_to_stop(
+    "r <- mktcausal:::demean_fe(M, fe, tol = 1e-300, max_iter = 1e5); Sys.sleep(30)",
+    setup = paste("set.seed(1); n <- 1e6; M <- matrix(rnorm(2 * n), n);",
+                  "fe <- list(sample(5e4, n, TRUE), sample(5e4, n, TRUE), sample(100, n, TRUE))"))
+  expect_lt(took, 1)
 })

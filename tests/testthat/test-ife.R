@@ -37,16 +37,137 @@ test_that("every force option recovers beta, and unbalanced panels are handled b
   d <- sim_factor_panel(N = 50, Tn = 20, n_treated = 0, seed = 8)
   # A missing additive effect costs one factor: xi_t is a factor with equal
   # loadings, alpha_i a loading on a constant factor.
-  for (force in c("two-way", "unit", "time", "none")) {
-    r <- c("two-way" = 2, unit = 3, time = 3, none = 4)[[force]]
+  for (force in c("two-way", "unit", "time")) {
+    r <- c("two-way" = 2, unit = 3, time = 3)[[force]]
     fit <- ife(y ~ x | unit + time, d, r = r, force = force)
     expect_lt(abs(coef(fit) - 1.5), 3 * tidy(fit)$std.error)
   }
+  # A grand mean with r factors tends to two-way effects with r - 1 factors
+  # (the grand mean growing against a factor), and with two-way effects in
+  # the data that edge fits better: the least-squares fit does not exist.
+  expect_error(ife(y ~ x | unit + time, d, r = 4, force = "none"),
+               class = "mktcausal_error_fit_not_attained")
   set.seed(2)
   holes <- d[-sample(nrow(d), 50), ]
   fit_u <- ife(y ~ x | unit + time, holes, r = 2)
   expect_equal(nobs(fit_u), nrow(holes))
   expect_lt(abs(coef(fit_u) - 1.5), 2 * tidy(fit_u)$std.error)
+})
+
+# The grand-mean model by plain alternating least squares: given the
+# factors, the grand mean and beta by least squares with the loadings
+# profiled out (Y M_F on 11' M_F and X M_F); given those, the factors by SVD.
+plain_none <- function(Y, X, r, tol = 1e-12, max_iter = 20000) {
+  J <- matrix(1, nrow(Y), ncol(Y))
+  mu <- mean(Y)
+  b <- 0
+  path <- numeric(0)
+  for (i in seq_len(max_iter)) {
+    V <- svd(Y - mu - b * X, nu = 0, nv = r)$v
+    MF <- function(M) as.vector(M - M %*% V %*% t(V))
+    co <- unname(qr.coef(qr(cbind(MF(J), MF(X))), MF(Y)))
+    done <- max(abs(co - c(mu, b))) < tol
+    mu <- co[1]
+    b <- co[2]
+    E <- Y - mu - b * X
+    path <- c(path, sum((E - E %*% V %*% t(V))^2))
+    if (done) break
+  }
+  list(mu = mu, beta = b, ssr = path[length(path)], path = path)
+}
+
+prop99_logs <- function() {
+  d <- prop99[order(prop99$year, prop99$state), ]
+  d$lsales <- log(d$packspercapita)
+  d$lprice <- log(d$retprice)
+  d
+}
+
+test_that("force = \"none\" is the joint least-squares fit of the grand mean, beta and factors", {
+  d <- prop99_logs()
+  N <- 39
+  Tn <- 31
+  Y <- matrix(d$lsales, N, Tn)
+  X <- matrix(d$lprice, N, Tn)
+  ref <- plain_none(Y, X, r = 2)
+  fit <- ife(lsales ~ lprice | state + year, d, r = 2, force = "none", tol = 1e-13,
+             max_iter = 20000)
+  fv <- fit$intercept + coef(fit)[[1]] * X + fit$loadings %*% t(fit$factors)
+  ssr <- sum((Y - fv)^2)
+  # Subtracting the grand mean once and fitting factors to the rest stopped
+  # at beta -0.7587, SSR 2.362 (not converged after 1000 iterations).
+  expect_equal(ssr, ref$ssr, tolerance = 1e-9)
+  expect_equal(ssr, 2.2538122, tolerance = 1e-7)
+  expect_equal(unname(coef(fit)), ref$beta, tolerance = 1e-7)
+  expect_equal(fit$intercept, ref$mu, tolerance = 1e-7)
+  expect_true(fit$converged)
+  # The homoskedastic variance: sigma^2 over what is left of x once every
+  # nuisance direction is projected out -- the grand mean, each loading
+  # (a column of F in its unit's row) and each factor (a column of L in
+  # its period's column), from the Jacobian of the fitted values.
+  r <- 2
+  cols <- list(rep(1, N * Tn))
+  for (k in seq_len(r)) {
+    for (i in seq_len(N)) {
+      m <- matrix(0, N, Tn)
+      m[i, ] <- fit$factors[, k]
+      cols[[length(cols) + 1L]] <- as.vector(m)
+    }
+    for (t in seq_len(Tn)) {
+      m <- matrix(0, N, Tn)
+      m[, t] <- fit$loadings[, k]
+      cols[[length(cols) + 1L]] <- as.vector(m)
+    }
+  }
+  h <- sum(qr.resid(qr(do.call(cbind, cols)), as.vector(X))^2)
+  sigma2 <- ssr / (N * Tn - 2 - r * (N + Tn - r))
+  expect_equal(tidy(fit)$std.error, sqrt(sigma2 / h), tolerance = 1e-6)
+})
+
+test_that("force = \"none\" matches plain least squares on a grand-mean panel and refuses an unattained fit", {
+  set.seed(1)
+  N <- 40
+  Tn <- 25
+  l <- stats::rnorm(N, 1)
+  f <- stats::rnorm(Tn, 1)
+  X <- matrix(stats::rnorm(N * Tn), N) + outer(l, f)
+  Y <- 3 + 1.5 * X + outer(l, f) + matrix(stats::rnorm(N * Tn, sd = 0.5), N)
+  d <- data.frame(unit = rep(seq_len(N), Tn), time = rep(seq_len(Tn), each = N),
+                  y = as.vector(Y), x = as.vector(X))
+  # The other plain algorithm: the product L F' held fixed while the mean
+  # and beta are regressed, then the factors of what is left.
+  mu <- mean(Y)
+  b <- 0
+  for (i in 1:5000) {
+    s <- svd(Y - mu - b * X, nu = 1, nv = 1)
+    LF <- s$d[1] * s$u %*% t(s$v)
+    co <- unname(stats::lm.fit(cbind(1, as.vector(X)), as.vector(Y - LF))$coefficients)
+    done <- max(abs(co - c(mu, b))) < 1e-13
+    mu <- co[1]
+    b <- co[2]
+    if (done) break
+  }
+  fit <- ife(y ~ x | unit + time, d, r = 1, force = "none", tol = 1e-13, max_iter = 20000)
+  expect_equal(unname(coef(fit)), b, tolerance = 1e-8)
+  expect_equal(fit$intercept, mu, tolerance = 1e-8)
+  fv <- fit$intercept + coef(fit)[[1]] * X + fit$loadings %*% t(fit$factors)
+  expect_equal(sum((Y - fv)^2), sum((Y - mu - b * X - LF)^2), tolerance = 1e-10)
+
+  # On prop99 with one factor the fit is not attained: the plain iterations
+  # keep lowering the SSR as the grand mean grows, towards the two-way
+  # fixed-effects regression without factors (lm()).
+  d <- prop99_logs()
+  path <- plain_none(matrix(d$lsales, 39, 31), matrix(d$lprice, 39, 31), r = 1,
+                     max_iter = 300)
+  edge <- sum(stats::resid(stats::lm(lsales ~ lprice + factor(state) + factor(year), d))^2)
+  expect_true(all(diff(path$path) < 0))
+  expect_true(all(path$path > edge))
+  expect_lt(path$ssr - edge, 0.1)
+  expect_gt(path$mu, 20)
+  expect_error(ife(lsales ~ lprice | state + year, d, r = 1, force = "none"),
+               class = "mktcausal_error_fit_not_attained")
+  expect_error(counterfactual(lsales ~ treated + lprice | state + year, d, r = 1, force = "none"),
+               class = "mktcausal_error_fit_not_attained")
 })
 
 test_that("the unit bootstrap is reproducible and close to the analytic standard error", {
@@ -215,4 +336,76 @@ test_that("bias correction: heteroskedastic standard errors and bad input", {
                class = "mktcausal_error_bad_argument")
   expect_error(ife(y ~ x | unit + time, d, r = 2, bias_correction = "dynamic", bias_lags = 0),
                class = "mktcausal_error_bad_argument")
+})
+
+test_that("an outcome the additive effects fit exactly gives a classed error, not 0/0", {
+  d <- hard_panel()
+  d$y0 <- 2 + d$unit / 10 + d$time
+  expect_error(ife(y0 ~ x | unit + time, d, r = 1), "y0", class = "mktcausal_error_no_variation")
+  expect_error(ife(y0 ~ x | unit + time, d, r = 1, bias_correction = "bai"),
+               class = "mktcausal_error_no_variation")
+  d$y1 <- 7
+  expect_error(ife(y1 ~ x | unit + time, d, r = 1, force = "none"), "y1",
+               class = "mktcausal_error_no_variation")
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  expect_outcome_scaled(function(y, data) ife(y ~ dose + x | unit + time, data, r = 1), d)
+  expect_outcome_scaled(function(y, data) {
+    ife(y ~ dose + x | unit + time, data, r = 1, inference = "cluster", bias_correction = "bai")
+  }, d, "bias", cols = c("uncorrected", "cross_section", "time", "total", "corrected"))
+  expect_outcome_scaled(function(y, data) {
+    set.seed(3)
+    ife(y ~ dose + x | unit + time, data, r = 1, inference = "bootstrap", n_draws = 20)
+  }, d)
+  expect_outcome_scaled(function(y, data) ife(y ~ dose + x | unit + time, data, r = 0,
+                                              force = "none"), d)
+  # r chosen by Bai and Ng: the same r, and the criteria move by log(s^2).
+  big <- d
+  big$y <- d$y * 1e300
+  a <- ife(y ~ dose + x | unit + time, d, r_max = 3)
+  b <- ife(y ~ dose + x | unit + time, big, r_max = 3)
+  expect_equal(b$r, a$r)
+  expect_equal(tidy(b, "ic")$IC_p1, tidy(a, "ic")$IC_p1 + 2 * log(1e300), tolerance = 1e-12)
+  expect_equal(unname(b$loadings) / 1e300, unname(a$loadings), tolerance = 1e-8)
+})
+
+test_that("the bootstrap does not depend on the chunk size or the number of threads", {
+  d <- sim_factor_panel(N = 40, Tn = 15, n_treated = 0, seed = 6)
+  old <- mkt_threads()
+  on.exit(mkt_threads(old), add = TRUE)
+  fits <- list()
+  for (cs in c(1, 50, 1000)) {
+    for (th in 1:2) {
+      mkt_threads(th)
+      set.seed(11)
+      fits[[paste(cs, th)]] <- ife(y ~ x | unit + time, d, r = 2, inference = "bootstrap",
+                                   n_draws = 60, chunk_size = cs)
+    }
+  }
+  for (f in fits[-1]) expect_identical(tidy(f), tidy(fits[[1]]))
+  expect_error(ife(y ~ x | unit + time, d, r = 2, chunk_size = 0),
+               class = "mktcausal_error_bad_argument")
+})
+
+test_that("an interrupt stops the bootstrap and the iterations of a large fit within a second", {
+  skip_on_cran()
+  skip_if_not_installed("processx")
+  setup <- function(N, Tn) {
+    sprintf(paste("d <- expand.grid(unit = 1:%d, time = 1:%d); set.seed(1);",
+                  "lf <- rnorm(%d)[d$unit] * rnorm(%d)[d$time];",
+                  "d$x <- rnorm(nrow(d)) + lf; d$y <- d$x + lf + rnorm(nrow(d))"),
+            N, Tn, N, Tn)
+  }
+  boot <- seconds_to_stop(
+    "ife(y ~ x | unit + time, d, r = 1, inference = 'bootstrap', n_draws = 1e6)",
+    setup = setup(60, 20))
+  expect_lt(boot, 1)
+  # 10,000 x 300 cells: iterations of a few tenths of a second, so the old
+  # poll every 20 iterations took 6 to 10 seconds to answer.
+  als <- seconds_to_stop("ife(p, r = 3, tol = 1e-15, max_iter = 1e6)",
+                         setup = paste(setup(10000, 300), "; p <- mkt_panel(y ~ x | unit + time, d)"),
+                         delay = 4, timeout = 300)
+  expect_lt(als, 1)
 })

@@ -140,3 +140,44 @@ test_that("iv_fe checks its inference arguments and returns the contract's field
   expect_true(any(grepl("First stage of grp", out)))
   expect_true(any(grepl("Anderson-Rubin", out)))
 })
+
+test_that("degenerate endogenous variables, outcomes, exogenous columns and clusters give classed errors", {
+  d <- hard_panel()
+  expect_error(iv_fe(y ~ 1 | unit + time | const ~ z, d), "const",
+               class = "mktcausal_error_no_variation")
+  # Constant within units: the unit effects absorb it.
+  expect_error(iv_fe(y ~ 1 | unit + time | expo ~ z, d), "expo",
+               class = "mktcausal_error_no_variation")
+  d$y0 <- 5
+  expect_error(iv_fe(y0 ~ 1 | unit + time | dose ~ z, d), "y0",
+               class = "mktcausal_error_no_variation")
+  d$x2 <- 2 * d$x
+  expect_error(iv_fe(y ~ x + x2 | unit + time | dose ~ z, d), "x2",
+               class = "mktcausal_error_collinear")
+  expect_error(iv_fe(y ~ 1 | unit + time | dose ~ z, d, cluster = "one_cluster"),
+               class = "mktcausal_error_too_few_clusters")
+  # Two clusters cannot estimate the covariance of three first-stage
+  # coefficients.
+  d$z2 <- stats::rnorm(nrow(d))
+  d$z3 <- stats::rnorm(nrow(d))
+  expect_error(suppressWarnings(iv_fe(y ~ 1 | unit + time | dose ~ z + z2 + z3, d,
+                                      cluster = "two_clusters")),
+               class = "mktcausal_error_too_few_clusters")
+  # An exact first stage has an infinite first-stage F and a 2SLS equal to
+  # least squares.
+  d$dz <- 2 * d$z
+  m <- iv_fe(y ~ 1 | unit + time | dz ~ z, d)
+  expect_true(all(is.finite(tidy(m)$std.error)))
+  expect_gt(tidy(m, "first_stage")$f_robust, 1e10)
+})
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
+  d <- hard_panel()
+  fit <- function(y, data) iv_fe(y ~ x | unit + time | dose ~ z, data, weights = "w")
+  expect_outcome_scaled(fit, d)
+  expect_outcome_scaled(fit, d, "ar_set")
+  big <- d
+  big$y <- d$y * 1e300
+  expect_equal(tidy(fit(big$y, big), "first_stage")$f_effective,
+               tidy(fit(d$y, d), "first_stage")$f_effective, tolerance = 1e-10)
+})
