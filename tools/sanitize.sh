@@ -13,6 +13,8 @@
 #   SANITIZE_TESTS  regex of the test files to run (default: every file that
 #                   reaches a C++ kernel, listed below)
 #   SANITIZE_LOG    log of the test run (default: $TMPDIR/mktcausal-sanitize.log)
+#   SANITIZE_REUSE  "true" to reuse an instrumented build already in
+#                   SANITIZE_LIB (only the tests run)
 #
 # R itself is not instrumented, so the ASan runtime is preloaded
 # (LD_PRELOAD of gcc's libasan) and leak detection is off: R frees its heap
@@ -65,12 +67,38 @@ CXX20FLAGS = $flags
 LDFLAGS = -fsanitize=address,undefined
 EOF
 
-echo "sanitize: building with $flags into $lib"
-R_MAKEVARS_USER="$makevars" "$R" CMD INSTALL --no-multiarch --no-test-load \
-  --library="$lib" "$src" > "$log.install" 2>&1 || {
-  tail -40 "$log.install"; echo "sanitize: the instrumented build failed" >&2; exit 1; }
+if [ "${SANITIZE_REUSE:-}" = "true" ] && [ -d "$lib/mktcausal" ]; then
+  echo "sanitize: reusing the instrumented build in $lib"
+else
+  echo "sanitize: building with $flags into $lib"
+  R_MAKEVARS_USER="$makevars" "$R" CMD INSTALL --no-multiarch --no-test-load \
+    --library="$lib" "$src" > "$log.install" 2>&1 || {
+    tail -40 "$log.install"; echo "sanitize: the instrumented build failed" >&2; exit 1; }
+fi
 built=$(date +%s)
 echo "sanitize: built in $((built - started)) s; running tests matching '$tests'"
+
+# A canary: a one-line heap overflow built with the same flags must be
+# reported, else a clean run below would prove nothing (sanitizer runtime
+# not loaded, flags not applied).
+canary=$(mktemp -d)
+printf '%s\n' '#include <stdlib.h>' \
+  'void canary(int *n) { int *x = malloc(4 * sizeof(int)); x[*n] = 1; free(x); }' \
+  > "$canary/canary.c"
+(cd "$canary" && R_MAKEVARS_USER="$makevars" "$R" CMD SHLIB -o canary.so canary.c > /dev/null 2>&1)
+env LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:log_path=$canary/report" \
+  UBSAN_OPTIONS="halt_on_error=1:log_path=$canary/report" \
+  "$RSCRIPT" -e "dyn.load('$canary/canary.so'); invisible(.C('canary', 4L))" \
+  > "$canary/stderr" 2>&1 || true
+# UBSan's object-size check usually sees the store first (on stderr), else
+# ASan (in its log).
+if ! grep -qsE "heap-buffer-overflow|insufficient space" "$canary"/report* "$canary/stderr"; then
+  echo "sanitize: the canary overflow was not reported: the sanitizers are not active" >&2
+  rm -rf "$canary"
+  exit 1
+fi
+rm -rf "$canary"
+echo "sanitize: canary overflow reported, the sanitizers are active"
 
 status=0
 env LD_PRELOAD="$libasan" \
@@ -81,7 +109,8 @@ env LD_PRELOAD="$libasan" \
     suppressPackageStartupMessages(library(mktcausal, lib.loc = '$lib'))
     stopifnot(grepl('$lib', find.package('mktcausal'), fixed = TRUE))
     res <- testthat::test_dir('tests/testthat', filter = '$tests', reporter = 'summary',
-                              load_package = 'installed', stop_on_failure = FALSE)
+                              package = 'mktcausal', load_package = 'installed',
+                              stop_on_failure = FALSE)
     df <- as.data.frame(res)
     cat('\nPASSED', sum(df\$passed), 'FAILED', sum(df\$failed), 'SKIPPED', sum(df\$skipped),
         'ERROR', sum(df\$error), '\n')
@@ -91,6 +120,8 @@ finished=$(date +%s)
 
 tail -25 "$log"
 # A report from any process (a child R process included) fails the run.
+# (UBSan may write to stderr despite log_path; it then halts the process,
+# so the test that ran it fails and the run fails with it.)
 if [ -n "$(ls -A "$reports")" ] || grep -qE "ERROR: AddressSanitizer|runtime error:" "$log"; then
   echo "sanitize: sanitizer report(s):" >&2
   for f in "$reports"/*; do [ -f "$f" ] && { echo "== $f" >&2; head -60 "$f" >&2; }; done
