@@ -58,5 +58,11 @@ document:
 bench: install
 	$(RSCRIPT) bench/run.R
 
+# AddressSanitizer and UBSan: an instrumented build in a separate library,
+# then the tests of every C++ kernel against it; fails on any report.
+.PHONY: sanitize
+sanitize: deps
+	R="$(R)" RSCRIPT="$(RSCRIPT)" tools/sanitize.sh
+
 clean:
 	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so

@@ -61,6 +61,12 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
   max_single <- check_count(max_single, "max_single", min = 1)
   panel <- mkt_panel(formula, data)
   if (!is.null(design)) check_design(design)
+  # The neighbour structure is read as spillover() will read it, so a
+  # malformed one is refused here rather than sending the user to a row of
+  # the map whose estimator cannot use it.
+  if (!is.null(adjacency)) {
+    neighbour_matrix(adjacency, panel$units, data = data, id_col = panel$vars$unit)
+  }
   facts <- assignment_facts(panel, design, adjacency)
   if (facts$treatment_type == "none" && is.null(design)) {
     abort_mkt("bad_formula", c(

@@ -27,6 +27,19 @@ check_probability <- function(x, arg, open_left = TRUE, call = rlang::caller_env
   x
 }
 
+# A confidence level: one number strictly between 0 and 1 (a level of 1
+# would give infinite intervals, one of 0 empty ones).
+check_level <- function(level, arg = "level", call = rlang::caller_env()) {
+  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1) {
+    abort_mkt("bad_argument", c(
+      "{.arg {arg}} must be a single number strictly between 0 and 1.",
+      x = "You supplied {.val {format(level)}}.",
+      i = "Use {.code {arg} = 0.95} for 95% intervals."
+    ), call = call)
+  }
+  level
+}
+
 check_alpha <- function(alpha, call = rlang::caller_env()) {
   if (!is.numeric(alpha) || length(alpha) != 1L || is.na(alpha) ||
       alpha <= 0 || alpha >= 0.5) {

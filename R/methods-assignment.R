@@ -2,9 +2,10 @@
 
 #' @rdname assignment
 #' @param x An `mkt_assignment` object.
-#' @param ... Must be empty (for `plot()`: unused).
+#' @param ... Must be empty.
 #' @export
 print.mkt_assignment <- function(x, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   fx <- x$facts
   cat("Assignment map row: ", assignment_labels[[x$setting]], " (", x$setting, ")\n", sep = "")
   cat(paste0(strwrap(sprintf("%d units x %d periods; treatment %s%s; %d treated (%s timing, %d cohort%s)%s%s",
@@ -33,6 +34,7 @@ print.mkt_assignment <- function(x, ...) {
 #' @rdname assignment
 #' @export
 plot.mkt_assignment <- function(x, ...) {
+  check_dots(...)
   plot_status(x$panel) +
     ggplot2::labs(title = sprintf("Assignment: %s", assignment_labels[[x$setting]]))
 }

@@ -41,7 +41,10 @@
 #' @param digits Significant digits printed.
 #' @param max_rows Largest number of estimate rows printed.
 #' @param ... Passed to the class's plot (for `plot()` and `autoplot()`);
-#'   unused otherwise.
+#'   must be empty otherwise: in a call of yours, an argument the method
+#'   does not use is an error of class `mktcausal_error_unknown_argument`,
+#'   not silently ignored. (Options that table packages such as
+#'   `modelsummary` pass through `...` are accepted from their code.)
 #' @return `coef()` a named vector, `vcov()` a matrix, `confint()` a matrix
 #'   with one row per term, `nobs()` an integer, `tidy()` and `glance()` data
 #'   frames, `plot()` and `autoplot()` a ggplot; `print()` returns `x`
@@ -60,12 +63,14 @@ NULL
 #' @rdname mkt_fit
 #' @export
 coef.mkt_fit <- function(object, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   stats::setNames(object$estimates$estimate, object$estimates$term)
 }
 
 #' @rdname mkt_fit
 #' @export
 vcov.mkt_fit <- function(object, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   if (is.null(object$vcov)) {
     abort_mkt("not_available", c(
       "This fit ({object$method}) has no covariance matrix: {object$no_vcov}.",
@@ -78,8 +83,9 @@ vcov.mkt_fit <- function(object, ...) {
 #' @rdname mkt_fit
 #' @export
 confint.mkt_fit <- function(object, parm, level = 1 - object$alpha, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
-  level <- check_probability(level, "level")
+  level <- check_level(level, "level")
   lim <- fit_limits(object, est, level)
   out <- cbind(lim$low, lim$high)
   a <- (1 - level) / 2
@@ -92,6 +98,7 @@ confint.mkt_fit <- function(object, parm, level = 1 - object$alpha, ...) {
 #' @rdname mkt_fit
 #' @export
 nobs.mkt_fit <- function(object, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   as.integer(object$n$obs)
 }
 
@@ -99,12 +106,15 @@ nobs.mkt_fit <- function(object, ...) {
 #' @export
 tidy.mkt_fit <- function(x, what = "estimates", conf.int = TRUE,
                          conf.level = 1 - x$alpha, ...) {
-  available <- c("estimates", names(x$tables))
-  what <- check_choice(what, available)
-  if (what != "estimates") return(x$tables[[what]])
+  if (!called_from_package(parent.frame())) check_dots(...)
+  # A table slot left NULL (a part the fit did not compute) is not offered.
+  tables <- x$tables[!vapply(x$tables, is.null, logical(1))]
+  what <- check_choice(what, c("estimates", names(tables)))
+  if (what != "estimates") return(tables[[what]])
   est <- x$estimates
+  conf.level <- check_level(conf.level, "conf.level")
   if (!isTRUE(all.equal(conf.level, 1 - x$alpha))) {
-    lim <- fit_limits(x, est, check_probability(conf.level, "conf.level"))
+    lim <- fit_limits(x, est, conf.level)
     est$conf.low <- lim$low
     est$conf.high <- lim$high
   }
@@ -114,6 +124,7 @@ tidy.mkt_fit <- function(x, what = "estimates", conf.int = TRUE,
 #' @rdname mkt_fit
 #' @export
 glance.mkt_fit <- function(x, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   n <- x$n
   counts <- stats::setNames(lapply(n, function(v) if (is.null(v)) NA_integer_ else v),
                             ifelse(names(n) == "obs", "nobs", paste0("n_", names(n))))
@@ -126,6 +137,9 @@ glance.mkt_fit <- function(x, ...) {
 #' @rdname mkt_fit
 #' @export
 print.mkt_fit <- function(x, digits = 4, max_rows = 12, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
+  digits <- check_count(digits, "digits", min = 1, max = 15)
+  max_rows <- check_count(max_rows, "max_rows", min = 0)
   print_header(x)
   cat("\n")
   print_estimates(x, digits = digits, max_rows = max_rows)
@@ -136,12 +150,16 @@ print.mkt_fit <- function(x, digits = 4, max_rows = 12, ...) {
 #' @rdname mkt_fit
 #' @export
 summary.mkt_fit <- function(object, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   structure(list(fit = object, estimates = tidy(object), glance = glance(object)),
             class = "summary.mkt_fit")
 }
 
 #' @export
 print.summary.mkt_fit <- function(x, digits = 4, max_rows = 60, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
+  digits <- check_count(digits, "digits", min = 1, max = 15)
+  max_rows <- check_count(max_rows, "max_rows", min = 0)
   print_header(x$fit)
   cat("\n")
   print_estimates(x$fit, digits = digits, max_rows = max_rows)
@@ -177,6 +195,19 @@ autoplot.mkt_fit <- function(object, ...) {
 }
 
 # --- shared pieces ---------------------------------------------------------
+
+# Whether a method was called from another package's code. Table and
+# model-summary packages pass their own options through the generics' `...`
+# (modelsummary gives tidy() its `vcov` and `coef_rename`, glance() its
+# `gof_map`), as broom's convention allows, so those calls are let through;
+# a user's call (from the global environment, a script or a function of
+# their own) with an argument the method does not use is a typo, refused
+# by check_dots().
+called_from_package <- function(env) {
+  top <- topenv(env)
+  # Compared by name: test runners evaluate in a copy of the namespace.
+  isNamespace(top) && !identical(getNamespaceName(top), getNamespaceName(topenv()))
+}
 
 # Rows of the estimates table chosen by name or position, with a classed
 # error naming what exists.

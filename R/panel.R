@@ -140,6 +140,8 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
   tc <- panel_codes(if (all(on_grid)) time else replace(time, !on_grid, NA))
   units <- uc$labels
   times <- tc$labels
+  check_distinct_labels(units, spec$unit, "unit")
+  check_distinct_labels(times, spec$time, "time")
   N <- length(units)
   Tn <- length(times)
   if (N < 2L) {
@@ -297,6 +299,21 @@ panel_codes <- function(x) {
   # keeps the locale's collation.
   labels <- if (is.character(u)) sort.int(u) else u[order(u, method = "radix")]
   list(labels = labels, codes = match(x, labels))
+}
+
+# Units and periods are labelled by their text (matrix dimnames, cohorts,
+# tables): numbers that differ only beyond 15 significant digits (1e15 + 1
+# and 1e15 + 2) print alike and would be merged or mismatched downstream.
+check_distinct_labels <- function(labels, name, role, call = rlang::caller_env()) {
+  if (!is.numeric(labels)) return(invisible(TRUE))
+  text <- as.character(labels)
+  if (!anyDuplicated(text)) return(invisible(TRUE))
+  clash <- labels[text %in% text[duplicated(text)]]
+  abort_mkt("bad_data", c(
+    "The {role} column {.field {name}} has distinct values that print alike, e.g. {.val {utils::head(format(clash, digits = 17), 2)}}.",
+    x = "Values that differ only beyond 15 significant digits cannot label {role}s.",
+    i = "Number them instead, for example {.code match({name}, sort(unique({name})))}."
+  ), call = call)
 }
 
 check_unique_cells <- function(cell, on_grid, n_cells, unit, time, spec,
@@ -590,6 +607,7 @@ cell_labels <- function(unit, time, rows, n = 3L) {
 
 #' @export
 print.mkt_panel <- function(x, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   N <- length(x$units)
   Tn <- length(x$times)
   n_miss <- sum(!x$observed)
@@ -630,7 +648,7 @@ print.mkt_panel <- function(x, ...) {
 #' Summarise a panel: cohorts, missing cells and dropped rows
 #'
 #' @param object A [mkt_panel()] object.
-#' @param ... Unused.
+#' @param ... Must be empty.
 #' @return An object of class `summary.mkt_panel` with `dims`, `cohorts` (from
 #'   `tidy(object, "cohorts")`), `missing_by_unit`, `missing_by_time` and
 #'   `dropped` (a data frame of dropped rows by `reason`).
@@ -641,6 +659,7 @@ print.mkt_panel <- function(x, ...) {
 #' summary(mkt_panel(y ~ 0 | unit + time, d))
 #' @export
 summary.mkt_panel <- function(object, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   miss_u <- rowSums(!object$observed)
   miss_t <- colSums(!object$observed)
   structure(list(
@@ -665,6 +684,7 @@ dropped_by_reason <- function(dropped) {
 
 #' @export
 print.summary.mkt_panel <- function(x, ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   d <- x$dims
   cat(sprintf("Panel of %d units x %d periods: %d of %d cells observed (%s), from %d rows.\n",
               d[["units"]], d[["periods"]], d[["observed"]], d[["cells"]],
@@ -696,7 +716,7 @@ print.summary.mkt_panel <- function(x, ...) {
 #'   treatment is not absorbing, `"missing"`; `"observed"` when the panel has
 #'   no treatment). `"cohorts"`: one row per cohort with `cohort` (`NA` for
 #'   never treated) and `n_units`.
-#' @param ... Unused.
+#' @param ... Must be empty.
 #' @return A data frame. Rows of `"status"` are ordered by unit, then time.
 #' @examples
 #' d <- expand.grid(unit = c("a", "b", "c"), time = 1:4)
@@ -707,6 +727,7 @@ print.summary.mkt_panel <- function(x, ...) {
 #' head(tidy(p, "status"))
 #' @export
 tidy.mkt_panel <- function(x, what = c("status", "cohorts"), ...) {
+  if (!called_from_package(parent.frame())) check_dots(...)
   what <- check_choice(what)
   N <- length(x$units)
   Tn <- length(x$times)

@@ -139,3 +139,21 @@ test_that("the common-shock calls run as written", {
   expect_match(b$when_doubtful, "post = 6", fixed = TRUE)
   expect_output(print(b), "none without more information")
 })
+
+test_that("a malformed neighbour structure is refused, not taken as the spillover row", {
+  ids <- sprintf("u%02d", 1:20)
+  d <- sim_rollout(setNames(rep(c(4, 7, 9, NA), 5), ids))
+  for (bad in list("a", matrix(1, 2, 2), NA, diag(3))) {
+    expect_error(assignment(y ~ treat | unit + week, d, adjacency = bad),
+                 class = "mktcausal_error_bad_adjacency")
+  }
+  adj <- diag(20)
+  dimnames(adj) <- list(ids, ids)
+  adj[1, 2] <- -1
+  expect_error(assignment(y ~ treat | unit + week, d, adjacency = adj),
+               class = "mktcausal_error_bad_adjacency")
+  # A group column of the data is a neighbour structure too.
+  d$region <- ifelse(d$unit %in% ids[1:10], "east", "west")
+  expect_identical(assignment(y ~ treat | unit + week, d, adjacency = "region")$setting,
+                   "spillover")
+})

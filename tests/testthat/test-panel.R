@@ -261,3 +261,35 @@ test_that("a cohort whose adoption row is absent is flagged as uncertain", {
   d$y[d$unit == "b" & d$time == 3] <- NA
   expect_true(all(mkt_panel(y ~ d | unit + time, d)$cohort_known))
 })
+
+test_that("numeric units or periods that print alike are refused, not merged", {
+  d <- expand.grid(unit = 1:3, time = 1e15 + 1:4)
+  d$y <- seq_len(nrow(d))
+  expect_error(mkt_panel(y ~ 0 | unit + time, d), class = "mktcausal_error_bad_data")
+  d <- expand.grid(unit = c(0.1 + 0.2, 0.3, 1), time = 1:4)
+  d$y <- seq_len(nrow(d))
+  err <- tryCatch(mkt_panel(y ~ 0 | unit + time, d), error = identity)
+  expect_s3_class(err, "mktcausal_error_bad_data")
+  expect_match(conditionMessage(err), "unit", fixed = TRUE)
+  # Large but distinguishable periods are fine.
+  d <- expand.grid(unit = 1:3, time = 2^31 + 1:4)
+  d$y <- seq_len(nrow(d))
+  p <- mkt_panel(y ~ 0 | unit + time, d)
+  expect_identical(nrow(tidy(p, "status")), 12L)
+})
+
+test_that("the panel's and the assignment's methods refuse arguments they do not use", {
+  d <- expand.grid(unit = c("a", "b", "c"), time = 1:4)
+  d$d <- as.integer(d$unit == "a" & d$time >= 3)
+  d$y <- seq_len(nrow(d))
+  p <- mkt_panel(y ~ d | unit + time, d)
+  expect_error(print(p, digits = 3), class = "mktcausal_error_unknown_argument")
+  expect_error(summary(p, foo = 1), class = "mktcausal_error_unknown_argument")
+  expect_error(print(summary(p), foo = 1), class = "mktcausal_error_unknown_argument")
+  expect_error(tidy(p, "status", conf.level = 0.9), class = "mktcausal_error_unknown_argument")
+  expect_identical(nrow(tidy(p, "cohorts")), 2L)
+  a <- assignment(y ~ d | unit + time, d)
+  expect_error(print(a, foo = 1), class = "mktcausal_error_unknown_argument")
+  expect_error(plot(a, type = "status"), class = "mktcausal_error_unknown_argument")
+  expect_output(print(a), "Assignment map row")
+})
