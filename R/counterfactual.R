@@ -47,8 +47,10 @@
 #' panels of fitted untreated outcomes plus resampled errors, on which the
 #' effect is zero; the interval is the estimate minus the quantiles of the
 #' re-estimates.
-#' Both run through [resample_chunks()], so [set.seed()] fixes the result
-#' under any [future::plan()]. r (or lambda) is held at its chosen value in
+#' They run through [resample_chunks()], and the replicates of a chunk on
+#' [mkt_threads()] threads, each from its own random stream, so
+#' [set.seed()] fixes the result under any [future::plan()], number of
+#' threads and `chunk_size`. r (or lambda) is held at its chosen value in
 #' the replicates, whose fits stop at a relative change of 1e-6 (or `tol`
 #' if looser).
 #'

@@ -39,6 +39,11 @@
 #'   error (class `mktcausal_error_learner_failed`) names the repetition, the
 #'   fold and the nuisance function being learned.
 #'
+#' The built-in learners are equivariant in the outcome, so they learn it
+#' divided by a power of two near its largest value (and the answer is
+#' scaled back): outcomes near 1e300 or 1e-300 give the scaled answer. A
+#' custom learner sees the outcome as it is.
+#'
 #' @section Inference:
 #' Standard errors are clustered by unit (or by `cluster`): \eqn{\hat V =
 #' \frac{G}{G-1} \sum_g (\sum_{i \in g} \hat\psi_i)^2 / (\sum_i \hat

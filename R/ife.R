@@ -34,8 +34,11 @@
 #' within units) and `"heteroskedastic"` (the sandwich of Moon and Weidner
 #' 2017 without serial correlation); `"bootstrap"` resamples whole units
 #' (`n_draws` times, through [resample_chunks()]) and refits each replicate
-#' in C++ warm-started from the main fit, with percentile intervals; and
-#' `"none"`. Analytic intervals use the normal distribution.
+#' in C++ warm-started from the main fit, with percentile intervals (the
+#' replicates of a chunk run on [mkt_threads()] threads, each from its own
+#' random stream, so the answer depends on neither the threads nor
+#' `chunk_size`); and `"none"`. Analytic intervals use the normal
+#' distribution.
 #'
 #' @section Bias correction:
 #' With N and T both large the least-squares \eqn{\hat\beta} is

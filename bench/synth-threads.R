@@ -14,6 +14,7 @@ p99 <- mkt_panel(f99, prop99)
 Y99 <- p99$Y[rownames(p99$Y) != "California", ]
 set.seed(1)
 big <- matrix(rnorm(600 * 60), 600) + outer(rnorm(600), cumsum(rnorm(60)))
+bigger <- matrix(rnorm(1500 * 60), 1500) + outer(rnorm(1500), cumsum(rnorm(60)))
 
 # Elapsed and CPU seconds of f() on 1 and on 2 threads, alternating.
 compare <- function(f, reps) {
@@ -32,10 +33,10 @@ compare <- function(f, reps) {
 cases <- list(
   # The user's call: threads as mkt_threads() says, the kernel's own rule
   # (one thread below 0.1 s of work) deciding.
-  "Prop 99 synth(inference = \"placebo\"), 20 calls" = list(function(th) {
+  "Prop 99 synth(inference = \"placebo\"), 100 calls" = list(function(th) {
     mkt_threads(th)
-    for (i in 1:20) synth(p99, inference = "placebo")
-  }, 15),
+    for (i in 1:100) synth(p99, inference = "placebo")
+  }, 11),
   # The kernel made to use its threads (serial_seconds < 0): the cost of a
   # parallel region on a loop of a few milliseconds.
   "Prop 99 kernel forced onto the threads, 20 calls" = list(function(th) {
@@ -43,7 +44,10 @@ cases <- list(
   }, 15),
   "600 donors x 50 pre-periods, kernel as chosen" = list(function(th) {
     placebo_kernel(big, 50L, 1e-12, 100000L, th, 0.1, NULL)
-  }, 7)
+  }, 11),
+  "1500 donors x 50 pre-periods, kernel as chosen" = list(function(th) {
+    placebo_kernel(bigger, 50L, 1e-12, 100000L, th, 0.1, NULL)
+  }, 3)
 )
 
 spin <- function() {
@@ -54,7 +58,7 @@ for (load in c("idle", "busy")) {
   cat(sprintf("\n%s (load average %s)\n", load, paste(readLines("/proc/loadavg", warn = FALSE))))
   for (nm in names(cases)) {
     r <- compare(cases[[nm]][[1]], cases[[nm]][[2]])
-    cat(sprintf("  %-50s 1 thread %.3f s, 2 threads %.3f s: ratio %.2f (CPU %.3f vs %.3f s)\n",
+    cat(sprintf("  %-48s 1 thread %.3f s, 2 threads %.3f s: ratio %.2f (CPU %.3f vs %.3f s)\n",
                 nm, r[["one"]], r[["two"]], r[["ratio"]], r[["cpu_one"]], r[["cpu_two"]]))
   }
   if (!is.null(bg)) bg$kill()

@@ -204,7 +204,7 @@ inline GridLayout grid_layout(int N, int T, const int* observed,
   std::vector<unsigned char> use(NT, 0);
   std::vector<int64_t> count(T, 0);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
     int64_t c0 = static_cast<int64_t>(t) * N, k = 0;
@@ -225,7 +225,7 @@ inline GridLayout grid_layout(int N, int T, const int* observed,
   g.unit.resize(g.n);
   if (w) g.w.resize(g.n);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
     int64_t c0 = static_cast<int64_t>(t) * N, k = g.offset[t];
@@ -260,33 +260,35 @@ inline int64_t first_at(const GridLayout& g, int t, int i0) {
   return g.offset[t] + (std::lower_bound(b, e, i0) - b);
 }
 
-// out(i, j) = sum_t omega_it v(t, j). Threads own ranges of units and
-// accumulate their units' cells in period order, so the sums do not depend
-// on the number of threads.
+// out(i, j) = sum_t omega_it v(t, j). The units are cut into blocks that
+// threads take one at a time (a thread slowed by other work on its core then
+// takes fewer, rather than holding the others at the barrier); each block's
+// units accumulate their cells in period order, so the sums do not depend on
+// the number of threads.
 inline void row_agg(const GridLayout& g, const Eigen::MatrixXd& v, Eigen::MatrixXd& out,
                     int threads) {
   const int N = g.N, T = g.T;
   const int m = static_cast<int>(v.cols());
   out.setZero(N, m);
   const bool weighted = !g.w.empty();
+  const int n_blocks = threads == 1 ? 1 : std::min(N, 16 * threads);
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
-  {
-    const ThreadShare share = thread_share(N);
-    const int nth = share.threads, i0 = share.lo, i1 = share.hi;
-    if (i0 < i1) {
-      for (int t = 0; t < T; ++t) {
-        const int64_t k0 = nth == 1 ? g.offset[t] : first_at(g, t, i0);
-        const int64_t k1 = nth == 1 ? g.offset[t + 1] : first_at(g, t, i1);
-        for (int j = 0; j < m; ++j) {
-          const double vt = v(t, j);
-          double* o = out.col(j).data();
-          if (weighted) {
-            for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += g.w[k] * vt;
-          } else {
-            for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += vt;
-          }
+  for (int blk = 0; blk < n_blocks; ++blk) {
+    const int i0 = static_cast<int>(static_cast<int64_t>(N) * blk / n_blocks);
+    const int i1 = static_cast<int>(static_cast<int64_t>(N) * (blk + 1) / n_blocks);
+    if (i0 >= i1) continue;
+    for (int t = 0; t < T; ++t) {
+      const int64_t k0 = n_blocks == 1 ? g.offset[t] : first_at(g, t, i0);
+      const int64_t k1 = n_blocks == 1 ? g.offset[t + 1] : first_at(g, t, i1);
+      for (int j = 0; j < m; ++j) {
+        const double vt = v(t, j);
+        double* o = out.col(j).data();
+        if (weighted) {
+          for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += g.w[k] * vt;
+        } else {
+          for (int64_t k = k0; k < k1; ++k) o[g.unit[k]] += vt;
         }
       }
     }
@@ -301,7 +303,7 @@ inline void col_agg(const GridLayout& g, const Eigen::MatrixXd& u, Eigen::Matrix
   out.setZero(T, m);
   const bool weighted = !g.w.empty();
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
     const int64_t k0 = g.offset[t], k1 = g.offset[t + 1];
@@ -351,7 +353,7 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
 
   // The used cells' values, and their weighted unit and period totals.
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
     const int64_t base = static_cast<int64_t>(t) * N;
@@ -481,7 +483,7 @@ inline DemeanStatus demean_grid(const GridLayout& g, const std::vector<const dou
     b_time = ((cx - b_time).array().colwise() * invV.array()).matrix();
   }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
 #endif
   for (int t = 0; t < T; ++t) {
     for (int j = 0; j < m; ++j) {

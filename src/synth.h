@@ -533,7 +533,7 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
   // would take less than serial_seconds at that pace it stays here), then as
   // many on the threads; after that each round runs in the mode measured
   // faster, where the threads must beat one by 15% (the noise of a busy
-  // machine is no reason to wake them), and every 6th round probes the other
+  // machine is no reason to wake them), and every 12th round probes the other
   // mode for 50 ms, since the load changes.
   // A negative serial_seconds puts every round on the threads (for tests
   // and benchmarks of the parallel path).
@@ -551,7 +551,7 @@ inline PlaceboResult placebo_in_space(const Eigen::MatrixXd& Y, int n_pre, doubl
       mode = threads > 1 ? 1 : 0;
     } else if (round > 1 && threads > 1) {
       const int best = rate[1] > 1.15 * rate[0] ? 1 : 0;
-      probe = round % 6 == 0;
+      probe = round % 12 == 0;
       mode = probe ? 1 - best : best;
     }
     if (mode == 1) out.threads_used = threads;
