@@ -76,7 +76,7 @@ condition_registry <- local({
     c("error", "non_binary_treatment", "The treatment must be coded 0/1."),
     c("error", "treatment_switches_off", "The treatment is not absorbing."),
     c("error", "single_arm", "All units are in the same arm."),
-    c("error", "no_variation", "The treatment, dose or exposure has no usable variation."),
+    c("error", "no_variation", "The outcome, treatment, dose or exposure has no usable variation."),
     c("error", "collinear", "Covariates or design columns are collinear."),
     c("error", "covariates_not_supported", "The method takes no covariates."),
     c("error", "not_continuous_did", "The panel is not a continuous-DiD design."),

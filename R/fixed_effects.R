@@ -216,19 +216,15 @@ fe_check_outcome <- function(mom, col, Y, name, weights = NULL, call = rlang::ca
   invisible(TRUE)
 }
 
-# --- outcome scale ----------------------------------------------------------
-#
-# The estimators of this family are equivariant in the outcome: multiplying
-# it by s multiplies the estimates, standard errors and intervals by s (the
-# variances by s^2) and leaves test statistics unchanged. They fit the
-# outcome divided by a power of two near its largest absolute value and
-# scale the answers back, so that outcomes near 1e300 or 1e-300 neither
-# overflow nor underflow in the cross-products (a power of two makes the
-# division exact: on ordinary data the answer is the same to the last bit).
-outcome_scale <- function(y) {
-  s <- suppressWarnings(max(abs(y), na.rm = TRUE))
-  if (!is.finite(s) || s <= 0) return(1)
-  2^round(log2(s))
+# A regression from ols_robust() fitted on the outcome divided by s, back
+# on the outcome's scale (coefficients times s, variances times s^2; the
+# variances of an outcome near 1e300 are then infinite, never NaN).
+unscale_ols <- function(fit, s) {
+  if (s == 1) return(fit)
+  fit$coefficients <- fit$coefficients * s
+  fit$vcov <- fit$vcov * s^2
+  for (nm in intersect(c("residuals", "fitted.values"), names(fit))) fit[[nm]] <- fit[[nm]] * s
+  fit
 }
 
 # The outcome-scaled columns of an estimates (or curve) table back on the

@@ -24,6 +24,14 @@
 #' @export
 balance <- function(x, ...) UseMethod("balance")
 
+#' @export
+balance.default <- function(x, ...) {
+  abort_mkt("bad_argument", c(
+    "{.fn balance} needs a design from {.fn rerandomize}.",
+    x = "You supplied {.obj_type_friendly {x}}."
+  ))
+}
+
 #' @rdname balance
 #' @export
 balance.mkt_design <- function(x, ...) {

@@ -99,6 +99,14 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
   on_grid <- !(is.na(unit) | is.na(time))
   keep <- on_grid & !is.na(y)
   all_kept <- all(keep)
+  # A panel without one observed outcome has nothing for any estimator: say
+  # so here rather than let each fail on empty matrices.
+  if (!any(keep)) {
+    abort_mkt("missing_values", c(
+      "The outcome {.field {spec$outcome}} is missing on every row (or its unit or time is).",
+      i = "Check the outcome column and the {.arg data} passed."
+    ))
+  }
   if (any(is.infinite(y))) {
     bad <- which(keep & is.infinite(y))
     abort_mkt("non_finite", c(

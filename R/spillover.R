@@ -217,14 +217,18 @@ spillover_fit <- function(y, d, ids, A, Xc, cl, design, pos, exposure, n_draws, 
       i = "Check {.arg adjacency} (and {.arg radius}): every unit needs neighbours, some treated and some not."
     ), call = caller)
   }
-  fit <- ols_robust(X, y, cluster = cl)
+  # The regression runs on the outcome on a scale near 1 (see
+  # outcome_scale()) and its answers are scaled back.
+  s <- outcome_scale(y)
+  fit <- ols_robust(X, y / s, cluster = cl)
   terms <- c("direct", "spillover")
   rows <- lapply(terms, function(term) {
     r <- robust_row(fit$coefficients[[term]], sqrt(fit$vcov[term, term]), fit$df[[term]], alpha)
     data.frame(term = term, r, estimator = "regression", effect = term, n_units = length(y),
                stringsAsFactors = FALSE)
   })
-  estimates <- do.call(rbind, rows)
+  estimates <- unscale_table(do.call(rbind, rows), s)
+  fit <- unscale_ols(fit, s)
   prob <- NULL
   n_used <- NULL
   if (!is.null(design)) {
@@ -318,10 +322,12 @@ spillover_panel_fit <- function(panel, adjacency, exposure, radius, cluster, alp
       i = "Check {.arg adjacency}: neighbours must switch treatment at different times."
     ), call = call)
   }
-  fit <- ols_robust(M[, -1, drop = FALSE], M[, "y"], cluster = cl, se_type = se_type,
+  s <- outcome_scale(M[, "y"])
+  fit <- ols_robust(M[, -1, drop = FALSE], M[, "y"] / s, cluster = cl, se_type = se_type,
                     n_absorbed = fe_absorbed(fe, cl), call = call)
   terms <- c("direct", "spillover")
-  est <- fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms)
+  est <- unscale_table(fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = terms), s)
+  fit <- unscale_ols(fit, s)
   n_units <- length(unique(fe$unit))
   estimates <- data.frame(est, estimator = "regression", effect = terms, n_units = n_units,
                           stringsAsFactors = FALSE)

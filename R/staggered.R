@@ -346,15 +346,6 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   )
 }
 
-# A power of two near the largest absolute value of the outcome (1 when
-# there is none): dividing by it is exact, so ordinary outcomes give the same
-# numbers to the last bit, and it brings any outcome to a unit scale.
-outcome_scale <- function(Y) {
-  top <- suppressWarnings(max(abs(Y), na.rm = TRUE))
-  if (!is.finite(top) || top <= 0) return(1)
-  2^round(log2(top))
-}
-
 # The unit-level covariates (units x covariates) without those that are
 # constant across the units used or collinear with the intercept and the
 # covariates before them (the pivoted QR of lm(), tolerance 1e-7). Such a

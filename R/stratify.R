@@ -117,6 +117,9 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
       i = "Give the distance matrix as {.arg buffer}, or leave out {.arg buffer_radius}."
     ))
   }
+  # An id is checked even without a buffer, so that a misspelt column is
+  # caught where it is given rather than ignored.
+  if (!is.null(id)) design_ids(data, id)
   if (!is.null(buffer)) {
     if (!inherits(buffer, "mkt_buffer")) {
       buffer <- check_neighbour_input(buffer, buffer_radius, "buffer", "buffer_radius")

@@ -64,7 +64,7 @@ synth_conformal <- function(setup, f, method, alpha) {
   post_all <- which(seq_len(Tn) >= f$t0 & !is.na(y1))
   scale <- max(f$pre_rmspe, 1e-8 * max(abs(y1), na.rm = TRUE))
   # An outcome that is zero everywhere gives no scale of its own (the fit
-  # runs on an outcome of order 1, see pow2_scale()).
+  # runs on an outcome of order 1, see outcome_scale()).
   if (!(scale > 0)) scale <- 1
   # Task 0 is the constant effect over all post periods; task k the k-th
   # post period alone.

@@ -128,21 +128,6 @@ check_pre_periods <- function(panel, groups, method, predictors, call = rlang::c
 
 # --- scale ------------------------------------------------------------------
 
-# Every estimator of the family is equivariant in the outcome: multiplying
-# it by c multiplies gaps, effects, RMSPEs and standard errors by c (squared
-# errors and ridge penalties by c^2) and leaves every weight unchanged. So
-# the fits run on the outcome divided by a power of two near its largest
-# absolute value and are scaled back afterwards. The division is exact, so an
-# ordinary outcome gives bit for bit the numbers it gave unscaled, and one
-# near 1e300 or 1e-300 no longer overflows or underflows in the solvers'
-# squares.
-pow2_scale <- function(x) {
-  m <- suppressWarnings(max(abs(x), na.rm = TRUE))
-  if (!is.finite(m) || m == 0) return(1)
-  # floor(): 2^1024 would overflow for outcomes near the largest double.
-  2^floor(log2(m))
-}
-
 scale_setup <- function(setup, s) {
   if (s != 1) setup$panel$Y <- setup$panel$Y / s
   setup
@@ -423,7 +408,7 @@ synth_fit_periods <- function(panel, fit_periods, t0, pre_ok, call = rlang::call
 # its three starts; at 200 their restarts converge).
 nested_weights <- function(pm, y1, Y0, max_iter = NULL) {
   s <- apply(pm, 1, function(r) {
-    p2 <- pow2_scale(r)
+    p2 <- outcome_scale(r)
     stats::sd(r / p2) * p2
   })
   s[!(s > 0)] <- 1

@@ -233,7 +233,7 @@ jackknife_draws <- function(setup, fits) {
 }
 
 # The pieces an inference adds to a fit, in the outcome's own units (the
-# inference ran on the rescaled outcome; see pow2_scale()). p-values and
+# inference ran on the rescaled outcome; see outcome_scale()). p-values and
 # RMSPE ratios do not change with the scale.
 unscale_inference <- function(inf, s) {
   if (is.null(inf) || s == 1) return(inf)

@@ -79,7 +79,7 @@ synth_placebo_time <- function(fit, shift, predictors = fit$spec$predictors, fit
   fake$groups <- lapply(setup$groups, function(g) list(treated = g$treated, t0 = t0 - shift))
   fake$t0_index[!is.na(fake$t0_index)] <- t0 - shift
   check_pre_periods(fake$panel, fake$groups, method, predictors)
-  s <- pow2_scale(p$Y)
+  s <- outcome_scale(p$Y)
   work <- scale_setup(fake, s)
   fits <- lapply(work$groups, function(g) {
     fit_one(work, g$treated, g$t0, work$donors, method, predictors, fit_periods,
@@ -135,7 +135,7 @@ synth_loo <- function(fit, min_weight = 1e-6, ...) {
       "Leaving a donor out of {.code method = \"asc\"} needs at least three donors; the fit has {length(setup$donors)}.",
       i = "The ridge augmentation needs two donors in each refit."))
   }
-  s <- pow2_scale(setup$panel$Y)
+  s <- outcome_scale(setup$panel$Y)
   work <- scale_setup(setup, s)
   predictors <- fit$spec$predictors
   fit_periods <- fit$spec$fit_periods

@@ -246,8 +246,8 @@ synth_fit <- function(panel, method, predictors = NULL, fit_periods = NULL, pool
   setup <- synth_setup(panel, method, predictors, call = error_call)
   check_synth_inference(setup, method, inference, predictors, pool, call = error_call)
   # Everything from here to the summaries runs on the rescaled outcome
-  # (see pow2_scale()); the results are put back in the outcome's units.
-  s <- pow2_scale(panel$Y)
+  # (see outcome_scale()); the results are put back in the outcome's units.
+  s <- outcome_scale(panel$Y)
   work <- scale_setup(setup, s)
   fits <- lapply(work$groups, function(g) {
     fit_one(work, g$treated, g$t0, work$donors, method, predictors, fit_periods,

@@ -293,3 +293,8 @@ test_that("the panel's and the assignment's methods refuse arguments they do not
   expect_error(plot(a, type = "status"), class = "mktcausal_error_unknown_argument")
   expect_output(print(a), "Assignment map row")
 })
+
+test_that("a panel whose outcome is missing on every row is a classed error", {
+  d <- data.frame(unit = rep(1:3, each = 2), time = rep(1:2, 3), y = NA_real_, x = 1:6)
+  expect_error(mkt_panel(y ~ x | unit + time, d), class = "mktcausal_error_missing_values")
+})

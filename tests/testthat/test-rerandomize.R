@@ -553,3 +553,8 @@ test_that("an interrupt stops a long search within a second", {
     setup)
   expect_lt(took, 1)
 })
+
+test_that("balance() of something that is not a design is a classed error", {
+  expect_error(balance(list()), class = "mktcausal_error_bad_argument")
+  expect_error(balance(data.frame(x = 1)), class = "mktcausal_error_bad_argument")
+})

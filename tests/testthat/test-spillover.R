@@ -278,3 +278,19 @@ test_that("distances without a radius are refused, never read as weights", {
                class = "mktcausal_error_bad_argument")
   expect_error(spillover(sales ~ treated, geo, id = "id"), class = "mktcausal_error_bad_adjacency")
 })
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled spillover answer", {
+  set.seed(3)
+  n <- 40
+  d <- data.frame(id = seq_len(n), group = rep(1:10, each = 4), treated = rbinom(n, 1, 0.5))
+  d$sales <- 10 + 2 * d$treated + rnorm(n)
+  base <- spillover(sales ~ treated, data = d, adjacency = "group", exposure = "share", id = "id")
+  for (k in c(1e300, 1e-300)) {
+    dk <- d
+    dk$sales <- d$sales * k
+    fit <- spillover(sales ~ treated, data = dk, adjacency = "group", exposure = "share", id = "id")
+    expect_equal(fit$estimates$estimate / k, base$estimates$estimate, tolerance = 1e-8)
+    expect_equal(fit$estimates$std.error / k, base$estimates$std.error, tolerance = 1e-8)
+    expect_false(any(is.nan(fit$vcov)))
+  }
+})

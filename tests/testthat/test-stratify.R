@@ -190,3 +190,11 @@ test_that("strata with a buffer report expected controls and pass the rule to re
                         buffer = sg$dist, buffer_radius = 3, id = "id"),
                class = "mktcausal_error_buffer_too_wide", regexp = "east")
 })
+
+test_that("an id that is not a column is refused even without a buffer", {
+  d <- data.frame(region = rep(c("a", "b"), 10), pop = 1:20)
+  expect_error(stratify(d, by = "region", size = "pop", bins = 2, id = "nope"),
+               class = "mktcausal_error_missing_column")
+  expect_error(stratify(d, by = "region", size = "pop", bins = 2, id = TRUE),
+               class = "mktcausal_error_bad_argument")
+})
