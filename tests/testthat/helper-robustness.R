@@ -1359,8 +1359,8 @@ rb_report <- function(res, path, title = "Robustness sweep", seconds = NA) {
     for (g in sort(unique(ff$group))) {
       fg <- ff[ff$group == g, , drop = FALSE]
       lines <- c(lines, sprintf("### %s (%d)", g, nrow(fg)), "",
-                 "| call | outcome | condition raised | where |", "| --- | --- | --- | --- |")
-      lines <- c(lines, sprintf("| `%s` | %s | %s | %s |", md(fg$call), fg$outcome,
+                 "| call (id) | outcome | condition raised | where |", "| --- | --- | --- | --- |")
+      lines <- c(lines, sprintf("| `%s` (`%s`) | %s | %s | %s |", md(fg$call), md(fg$id), fg$outcome,
                                 md(ifelse(is.na(fg$class), fg$message,
                                           paste0(fg$class, ": ", fg$message))),
                                 ifelse(is.na(fg$where), "", md(fg$where))), "")
