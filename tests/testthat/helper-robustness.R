@@ -1130,6 +1130,11 @@ rb_run_case <- function(case, plots = TRUE) {
   # A case may set the thread option (mkt_threads(n)): the next starts clean.
   old_threads <- getOption("mktcausal.threads")
   on.exit(options(mktcausal.threads = old_threads), add = TRUE)
+  # Plots (a ggplot printed, base graphics) draw on a null device, not into
+  # Rplots.pdf in the working directory.
+  grDevices::pdf(NULL)
+  device <- grDevices::dev.cur()
+  on.exit(if (device %in% grDevices::dev.list()) grDevices::dev.off(device), add = TRUE)
   where <- NA_character_
   verdict <- function(status, outcome, cnd = NULL, detail = NULL) {
     list(id = case$id, status = status, outcome = outcome, where = where,
