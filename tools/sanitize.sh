@@ -35,8 +35,9 @@ log=${SANITIZE_LOG:-$tmp/mktcausal-sanitize.log}
 # the re-randomization search and randomization inference, the staggered
 # bootstrap, the synthetic-control solvers, the honest-DiD ARP test, the
 # replicate streams; and the robustness sample, whose bad inputs reach
-# the kernels through every export.
-tests=${SANITIZE_TESTS:-'fixed_effects|ife|counterfactual|rerandomize|randomization_test|design_power|experiment_effect|spillover|staggered|event_study|bacon|synth|honest|resample|dose_response|exposure_did|iv_fe|dml|robustness'}
+# the kernels through every export; the contract test walks one fit of every
+# estimator.
+tests=${SANITIZE_TESTS:-'fixed_effects|ife|counterfactual|rerandomize|randomization_test|rem_asymptotic|design_power|experiment_effect|spillover|staggered|event_study|bacon|synth|honest|resample|dose_response|exposure_did|iv_fe|dml|contract|robustness'}
 
 libasan=$(gcc -print-file-name=libasan.so)
 if [ ! -f "$libasan" ]; then

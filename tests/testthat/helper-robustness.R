@@ -1130,6 +1130,11 @@ rb_run_case <- function(case, plots = TRUE) {
   # A case may set the thread option (mkt_threads(n)): the next starts clean.
   old_threads <- getOption("mktcausal.threads")
   on.exit(options(mktcausal.threads = old_threads), add = TRUE)
+  # Plots (a ggplot printed, base graphics) draw on a null device, not into
+  # Rplots.pdf in the working directory.
+  grDevices::pdf(NULL)
+  device <- grDevices::dev.cur()
+  on.exit(if (device %in% grDevices::dev.list()) grDevices::dev.off(device), add = TRUE)
   where <- NA_character_
   verdict <- function(status, outcome, cnd = NULL, detail = NULL) {
     list(id = case$id, status = status, outcome = outcome, where = where,
@@ -1359,8 +1364,8 @@ rb_report <- function(res, path, title = "Robustness sweep", seconds = NA) {
     for (g in sort(unique(ff$group))) {
       fg <- ff[ff$group == g, , drop = FALSE]
       lines <- c(lines, sprintf("### %s (%d)", g, nrow(fg)), "",
-                 "| call | outcome | condition raised | where |", "| --- | --- | --- | --- |")
-      lines <- c(lines, sprintf("| `%s` | %s | %s | %s |", md(fg$call), fg$outcome,
+                 "| call (id) | outcome | condition raised | where |", "| --- | --- | --- | --- |")
+      lines <- c(lines, sprintf("| `%s` (`%s`) | %s | %s | %s |", md(fg$call), md(fg$id), fg$outcome,
                                 md(ifelse(is.na(fg$class), fg$message,
                                           paste0(fg$class, ": ", fg$message))),
                                 ifelse(is.na(fg$where), "", md(fg$where))), "")

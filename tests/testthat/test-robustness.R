@@ -14,6 +14,13 @@
 # parallel (issue 12), skipped until those fixes are merged; each is a real
 # failure, listed in the sweep's report. Empty this list after the merge.
 rb_known_failures <- c(
+  # design/experiment
+  "balance|x = list()",                        # "no applicable method for 'balance'"
+  "stratify|id = \"nope\"",                     # a missing id column accepted (no buffer)
+  "stratify|id = TRUE",                        # a non-name id accepted (no buffer)
+  "spillover_group|outcome sales=scale_1e300", # infinite std.error, NaN vcov
+  # ife/dml/iv_fe/exposure_did
+  "dml|outcome y=all_na"                       # unclassed "length of 'dimnames'" in dml_fit
 )
 
 rb_format_failures <- function(res, seed) {
