@@ -87,6 +87,18 @@ resample_chunks <- function(n_draws, fun, chunk_size = 250L, label = "replicates
       "{.arg globals} must be {.code TRUE} or a named list of the objects {.arg fun} uses.",
       x = "You supplied {.obj_type_friendly {globals}}."))
   }
+  if (!is.null(packages) && !(is.character(packages) && !anyNA(packages) &&
+                               all(nzchar(packages)))) {
+    abort_mkt("bad_argument", c(
+      "{.arg packages} must be {.code NULL} or names of packages.",
+      x = "You supplied {.obj_type_friendly {packages}}{if (is.character(packages)) ' with a missing or empty name' else ''}."))
+  }
+  missing_pkgs <- packages[!vapply(packages, requireNamespace, logical(1), quietly = TRUE)]
+  if (length(missing_pkgs)) {
+    abort_mkt("missing_package", c(
+      "{.arg packages} names {?a package/packages} that {?is/are} not installed: {.pkg {missing_pkgs}}.",
+      i = "Install {?it/them} or leave {?it/them} out of {.arg packages}."))
+  }
   starts <- seq.int(1L, n_draws, by = chunk_size)
   chunks <- lapply(starts, function(s) seq.int(s, min(n_draws, s + chunk_size - 1L)))
   rng <- replicate_rng()

@@ -131,3 +131,13 @@ test_that("an interrupt stops a replicate loop within a second", {
     "resample_chunks(1e6, function(i) { Sys.sleep(0.001); i }, chunk_size = 1000)")
   expect_lt(took, 1)
 })
+
+test_that("packages must name installed packages", {
+  f <- function(i) i
+  expect_error(resample_chunks(10, f, packages = NA), class = "mktcausal_error_bad_argument")
+  expect_error(resample_chunks(10, f, packages = ""), class = "mktcausal_error_bad_argument")
+  expect_error(resample_chunks(10, f, packages = 1), class = "mktcausal_error_bad_argument")
+  expect_error(resample_chunks(10, f, packages = "surely.not.a.package"),
+               class = "mktcausal_error_missing_package")
+  expect_length(resample_chunks(10, f, packages = "stats"), 10)
+})

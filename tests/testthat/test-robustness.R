@@ -10,18 +10,10 @@
 # every call runs with MKTCAUSAL_FULL_SWEEP=true, or through
 # tools/robustness-sweep.R, which writes a report.
 
-# Generated calls that fail today in the estimator families being fixed in
-# parallel (issue 12), skipped until those fixes are merged; each is a real
-# failure, listed in the sweep's report. Empty this list after the merge.
-rb_known_failures <- c(
-  # design/experiment
-  "balance|x = list()",                        # "no applicable method for 'balance'"
-  "stratify|id = \"nope\"",                     # a missing id column accepted (no buffer)
-  "stratify|id = TRUE",                        # a non-name id accepted (no buffer)
-  "spillover_group|outcome sales=scale_1e300", # infinite std.error, NaN vcov
-  # ife/dml/iv_fe/exposure_did
-  "dml|outcome y=all_na"                       # unclassed "length of 'dimnames'" in dml_fit
-)
+# Generated calls known to fail, skipped while their fix is under way; each
+# is listed with its reason and the list is emptied when the fix lands.
+# Empty: every generated call passes.
+rb_known_failures <- character()
 
 rb_format_failures <- function(res, seed) {
   f <- res[res$status != "pass", , drop = FALSE]
