@@ -36,6 +36,11 @@ mpdta_post <- transform(mpdta, post = as.integer(first.treat > 0 & year >= first
 fe_M <- matrix(rnorm(2e5 * 4), ncol = 4)
 fe_groups <- list(factor(sample(2000, 2e5, TRUE)), factor(sample(100, 2e5, TRUE)))
 
+# Large donor pools for the synthetic-control placebo kernel, where threads
+# have enough work to pay for themselves (Prop 99 alone stays on one thread).
+placebo_kernel <- ns$cpp_synth_placebo
+big_pool <- matrix(rnorm(600 * 60), 600) + outer(rnorm(600), cumsum(rnorm(60)))
+
 cases <- list(
   "rerandomize: one search, 4e6 candidates (none accepted)" = function()
     ns$run_search(spec, 1, 4e6, threshold = 0)$candidates,
@@ -54,6 +59,8 @@ cases <- list(
     ns$demean_fe(fe_M, fe_groups)[1:5],
   "synth(): placebo inference, prop99" = function()
     synth(packspercapita ~ treated | state + year, prop99, inference = "placebo")$estimates$p.value,
+  "synth placebo kernel: 600 donors x 50 pre-periods" = function()
+    placebo_kernel(big_pool, 50L, 1e-12, 100000L, mkt_threads(), 0.1, NULL),
   "ife(): gsynth_simdata, r = 2" = function()
     ife(Y ~ D + X1 + X2 | id + time, gsynth_simdata, r = 2)$estimates$estimate
 )
