@@ -96,8 +96,8 @@ resample_chunks <- function(n_draws, fun, chunk_size = 250L, label = "replicates
   missing_pkgs <- packages[!vapply(packages, requireNamespace, logical(1), quietly = TRUE)]
   if (length(missing_pkgs)) {
     abort_mkt("missing_package", c(
-      "{.arg packages} names {?a package/packages} that {?is/are} not installed: {.pkg {missing_pkgs}}.",
-      i = "Install {?it/them} or leave {?it/them} out of {.arg packages}."))
+      "{.arg packages} names {length(missing_pkgs)} package{?s} that {?is/are} not installed: {.pkg {missing_pkgs}}.",
+      i = "Install what is missing, or leave it out of {.arg packages}."))
   }
   starts <- seq.int(1L, n_draws, by = chunk_size)
   chunks <- lapply(starts, function(s) seq.int(s, min(n_draws, s + chunk_size - 1L)))

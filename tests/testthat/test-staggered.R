@@ -411,11 +411,11 @@ test_that("the bootstrap stops within a second of an interrupt", {
     "p <- mkt_panel(y ~ post | unit + time, d)",
     "px <- mkt_panel(y ~ post + x | unit + time, d)",
     "pc <- mkt_panel(y ~ post | unit + time, d, cluster = 'm')",
-    "f <- staggered(p, n_draws = 0); f$n_draws <- 1e5", sep = "\n")
+    "f <- staggered(p, n_draws = 0); f$n_draws <- 4e5", sep = "\n")
   # The cohort-sum, block and dense kernels (the last through aggregate()).
-  for (code in c("staggered(p, n_draws = 1e5)", "staggered(px, n_draws = 1e5, method = 'reg')",
-                 "staggered(pc, n_draws = 1e5)", "aggregate(f, 'event')")) {
-    expect_lt(seconds_to_stop(code, setup, delay = 2), 1)
+  for (code in c("staggered(p, n_draws = 4e5)", "staggered(px, n_draws = 4e5, method = 'reg')",
+                 "staggered(pc, n_draws = 4e5)", "aggregate(f, 'event')")) {
+    expect_lt(seconds_to_stop(code, setup, delay = 1), 1)
   }
 })
 

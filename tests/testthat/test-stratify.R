@@ -192,7 +192,7 @@ test_that("strata with a buffer report expected controls and pass the rule to re
 })
 
 test_that("an id that is not a column is refused even without a buffer", {
-  d <- data.frame(region = rep(c("a", "b"), 10), pop = 1:20)
+  d <- data.frame(region = rep(c("a", "b"), 30), pop = 1:60)
   expect_error(stratify(d, by = "region", size = "pop", bins = 2, id = "nope"),
                class = "mktcausal_error_missing_column")
   expect_error(stratify(d, by = "region", size = "pop", bins = 2, id = TRUE),
