@@ -60,7 +60,7 @@ cases <- list(
   "synth(): placebo inference, prop99" = function()
     synth(packspercapita ~ treated | state + year, prop99, inference = "placebo")$estimates$p.value,
   "synth placebo kernel: 600 donors x 50 pre-periods" = function()
-    placebo_kernel(big_pool, 50L, 1e-12, 100000L, mkt_threads(), 0.1, NULL),
+    placebo_kernel(big_pool, 50L, 1e-12, 100000L, mkt_threads(), 0.1, NULL)$gaps,
   "ife(): gsynth_simdata, r = 2" = function()
     ife(Y ~ D + X1 + X2 | id + time, gsynth_simdata, r = 2)$estimates$estimate
 )
