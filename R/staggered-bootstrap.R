@@ -52,6 +52,15 @@ staggered_boot_draws <- function(S, n, n_draws, seed, cols, draws_fun = NULL, bl
   } else {
     boot_kernel_dense(S[, cols, drop = FALSE], n, seed)
   }
+  # A small bootstrap (under about 1e8 multiply-adds, a few hundredths of a
+  # second) runs on one thread: there a parallel region costs as much as the
+  # work, and on a busy core two threads took twice as long as one. The
+  # draws do not depend on the number of threads.
+  work <- attr(kernel, "work")
+  if (!is.null(work) && work * n_draws < 1e8) {
+    old <- options(mktcausal.threads = 1L)
+    on.exit(options(old), add = TRUE)
+  }
   chunks <- resample_chunks(n_draws, kernel,
                             chunk_size = boot_chunk_size(attr(kernel, "work"), n_draws),
                             label = "multiplier bootstrap", each = "chunk", globals = list())
