@@ -723,7 +723,7 @@ cf_resample <- function(des, st, em, ctl, r, lambda, method, main, est, inferenc
   # mkt_threads() threads, read where the chunk runs.
   res <- resample_chunks(n_rep, function(idx) {
     do.call(cpp_cf_resample_chunk, c(args, list(as.integer(idx), jackknife, seed,
-                                                mkt_threads())))
+                                                threads_for())))
   }, chunk_size = chunk_size, label = inference, each = "chunk",
     globals = list())
   cf_collect_chunks(res, keys)
@@ -789,7 +789,7 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws, chunk_size = 50L)
   errors <- resample_chunks(n_draws, function(idx) {
     do.call(cpp_cf_param_errors_chunk,
             c(lay, fit_args, list(as.integer(idx), as.integer(pattern_of(idx) - 1L), seed,
-                                  mkt_threads())))
+                                  threads_for())))
   }, chunk_size = chunk_size, label = "prediction errors", each = "chunk",
     globals = list())
   E <- do.call(rbind, errors)
@@ -801,7 +801,7 @@ cf_parametric <- function(des, st, ctl, r, main, est, n_draws, chunk_size = 50L)
     do.call(cpp_cf_param_boot_chunk,
             c(lay, fit_args, list(as.integer(keys$event), main$y0, resid,
                                   E[ok, , drop = FALSE], as.integer(pattern[ok] - 1L),
-                                  as.integer(idx), seed2, mkt_threads())))
+                                  as.integer(idx), seed2, threads_for())))
   }, chunk_size = chunk_size, label = "parametric bootstrap", each = "chunk",
     globals = list())
   cf_collect_chunks(res, keys)

@@ -57,7 +57,7 @@ design_spec <- function(X, strata, alloc, tier, criterion) {
 # searches report progress through progressr; the kernel polls for
 # interrupts on the main thread.
 run_search <- function(spec, want, max_candidates, threshold = spec$threshold,
-                       label = NULL, threads = mkt_threads()) {
+                       label = NULL, threads = threads_for()) {
   if (want > 1 || !is.null(spec$buffer)) {
     return(draw_assignments(spec, seq_len(want), draw_cpp_seed(),
                             budget = ceiling(max_candidates / want), threshold = threshold,
@@ -97,7 +97,7 @@ search_progress <- function(label, max_candidates) {
 # Returns the found assignments in replicate order, their criterion values,
 # the candidates drawn, the best criterion seen and which replicates found one.
 draw_assignments <- function(spec, replicates, seed, budget, threshold = spec$threshold,
-                             threads = mkt_threads(), buffered = !is.null(spec$buffer)) {
+                             threads = threads_for(), buffered = !is.null(spec$buffer)) {
   res <- cpp_rerandomize_each(
     spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
     spec$crit_type, spec$block_start, as.numeric(threshold), seed, as.numeric(replicates),
@@ -174,7 +174,7 @@ buffer_spec <- function(rule, X, strata, alloc, min_per_arm) {
 # stratum fewer than `min_controls` controls are inadmissible (value Inf).
 # Scored in C++ (src/rerandomize.h); `kept` counts retained controls per
 # stratum (S x R).
-buffered_values <- function(spec, W, threads = mkt_threads()) {
+buffered_values <- function(spec, W, threads = threads_for()) {
   b <- spec$buffer
   if (!is.matrix(W) || nrow(W) != nrow(b$X) || anyNA(W)) {
     abort_mkt("bad_argument", "Assignments must be a complete 0/1 matrix with one row per cluster.")
@@ -190,7 +190,7 @@ buffered_values <- function(spec, W, threads = mkt_threads()) {
 
 # Candidates of the base design (complete randomization within strata),
 # every threshold open, one per replicate stream.
-base_draws <- function(spec, m, threads = mkt_threads()) {
+base_draws <- function(spec, m, threads = threads_for()) {
   draw_assignments(spec, seq_len(m), draw_cpp_seed(), budget = 1,
                    threshold = rep(Inf, spec$n_blocks), threads = threads,
                    buffered = FALSE)$assignments

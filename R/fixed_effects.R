@@ -34,7 +34,7 @@ demean_fe <- function(M, fe, weights = NULL, tol = 1e-13, max_iter = 10000L) {
     abort_mkt("bad_data", "Fixed effects can only be removed from complete columns and weights.")
   }
   dn <- dimnames(M)
-  res <- cpp_demean(M, codes, n_groups, w, tol, as.integer(max_iter), mkt_threads())
+  res <- cpp_demean(M, codes, n_groups, w, tol, as.integer(max_iter), threads_for())
   M <- res$x
   dimnames(M) <- dn
   if (vec) M <- M[, 1]
@@ -134,7 +134,7 @@ fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-12,
     if (!is.double(x)) storage.mode(x) <- "double"
     x
   })
-  threads <- mkt_threads()
+  threads <- threads_for()
   res <- cpp_demean_grid(panel$observed, unname(cols),
                          if (is.null(weights)) numeric(0) else as.double(weights),
                          if (is.null(cluster)) integer(0) else as.integer(cluster),

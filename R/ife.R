@@ -726,7 +726,7 @@ ife_unit_bootstrap <- function(des, main, r, ctl, n_draws, chunk_size = 50L) {
   res <- resample_chunks(n_draws, function(idx) {
     cpp_ife_boot_chunk(des$Y, des$mask, unname(des$X), as.integer(r), force_code(ctl$force),
                        ctl$tol, as.integer(ctl$max_iter), F0, main$beta, as.integer(idx), seed,
-                       mkt_threads())
+                       threads_for())
   }, chunk_size = chunk_size, label = "unit bootstrap", each = "chunk",
     globals = list())
   out <- do.call(rbind, lapply(res, function(x) matrix(x$beta, ncol = length(des$X))))

@@ -265,7 +265,7 @@ statistic_summary <- function(design, y, statistic) {
     })
   }
   x <- lin_covariates(design)
-  function(W) cpp_lin_stats(y, as.numeric(w_obs), x, W, mkt_threads())
+  function(W) cpp_lin_stats(y, as.numeric(w_obs), x, W, threads_for())
 }
 
 # With a buffer, the statistic is the stratum-weighted Hajek difference

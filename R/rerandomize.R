@@ -281,7 +281,7 @@ calibrate_threshold <- function(spec, accept, threshold, n_draws) {
   values <- cpp_rerandomize_score(
     spec$z, spec$units, spec$start, spec$n_small, spec$small_treated,
     spec$crit_type, spec$block_start, draw_cpp_seed(), n_draws,
-    4096L, mkt_threads()
+    4096L, threads_for()
   )
   if (threshold == "chisq") {
     k <- diff(spec$block_start)

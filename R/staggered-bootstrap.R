@@ -52,12 +52,10 @@ staggered_boot_draws <- function(S, n, n_draws, seed, cols, draws_fun = NULL, bl
   } else {
     boot_kernel_dense(S[, cols, drop = FALSE], n, seed)
   }
-  # A small bootstrap (under about 1e8 multiply-adds, a few hundredths of a
-  # second) runs on one thread: there a parallel region costs as much as the
-  # work, and on a busy core two threads took twice as long as one. The
-  # draws do not depend on the number of threads.
+  # A small bootstrap (a few hundredths of a second) runs on one thread
+  # (threads_for()); the kernels read the option where each chunk runs.
   work <- attr(kernel, "work")
-  if (!is.null(work) && work * n_draws < 1e8) {
+  if (!is.null(work) && threads_for(work * n_draws, min_work = 1e8) == 1L) {
     old <- options(mktcausal.threads = 1L)
     on.exit(options(old), add = TRUE)
   }
@@ -73,14 +71,14 @@ staggered_boot_draws <- function(S, n, n_draws, seed, cols, draws_fun = NULL, bl
 # that a function sent to future's workers carries only what it needs.
 boot_kernel_dense <- function(S, n, seed) {
   structure(function(idx) {
-    cpp_staggered_boot(S, n, idx[1] - 1, length(idx), seed, mkt_threads())
+    cpp_staggered_boot(S, n, idx[1] - 1, length(idx), seed, threads_for())
   }, work = as.double(nrow(S)) * ncol(S))
 }
 
 boot_kernel_blocks <- function(S, n, seed, order, start, size, use) {
   structure(function(idx) {
     cpp_staggered_boot_blocks(S, n, idx[1] - 1, length(idx), seed, order, start, size, use,
-                              mkt_threads())
+                              threads_for())
   }, work = sum(as.double(size) * rowSums(use != 0L)))
 }
 
@@ -88,7 +86,7 @@ boot_kernel_cohort <- function(Y, w, slot, order, H, cell_time, cell_base, coef,
                                seed) {
   structure(function(idx) {
     cpp_staggered_boot_cohort(Y, w, slot, order, H, cell_time, cell_base, coef, centre,
-                              idx[1] - 1, length(idx), seed, mkt_threads())
+                              idx[1] - 1, length(idx), seed, threads_for())
   }, work = as.double(nrow(Y)) * (ncol(Y) + 1))
 }
 

@@ -414,7 +414,8 @@ staggered_gt_simple <- function(prep, cells, method, not_yet) {
   trim <- if (method == "reg") 0 else 0.995
   r <- cpp_staggered_gt(prep$Y, prep$cohort - 1L, prep$w,
                         cells$group_idx - 1L, cells$time_idx - 1L, cells$base_idx - 1L,
-                        cells$control_after - 1L, not_yet, trim, mkt_threads())
+                        cells$control_after - 1L, not_yet, trim,
+                        threads_for(2 * as.double(nrow(prep$Y)) * length(cells$group_idx)))
   r$note <- cell_notes(r$status)
   r
 }

@@ -460,7 +460,7 @@ placebo_gaps <- function(setup, t0, label = "placebos in space") {
   # 1.2x slower; from 0.1 s on, 0.8x). So the kernel times its first
   # problems and stays on one thread when the loop would take less than
   # 0.1 s; past that it runs each round in the mode measured faster.
-  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, mkt_threads(), 0.1, progress)
+  r <- cpp_synth_placebo(Y0, t0 - 1L, 1e-12, 100000L, threads_for(), 0.1, progress)
   if (r$failed) {
     abort_mkt("fit_failed", c(
       "The placebo weight problems could not be solved.",

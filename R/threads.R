@@ -7,8 +7,12 @@
 #' under `R CMD check`. Inside the workers of a parallel [future::plan()]
 #' the setting is passed on when it was set with `mkt_threads(n)`; otherwise
 #' each worker gets its share of the cores (at least one thread), so that
-#' workers times threads do not exceed the cores. Results never depend on the number of threads: each
-#' block of work has its own random stream derived from a seed drawn from R.
+#' workers times threads do not exceed the cores. The setting is a maximum:
+#' a loop too small to gain from threads runs on one, and a loop uses no more
+#' threads than the cores other processes leave free when it starts (on
+#' Linux), so that two threads are never slower than one on a busy machine.
+#' Results never depend on the number of threads: each block of work has its
+#' own random stream derived from a seed drawn from R.
 #'
 #' @param n Number of threads to use from now on, or `NULL` to only report.
 #' @param ... Must be empty.
@@ -39,6 +43,34 @@ default_threads <- function() {
   max(1L, as.integer(n))
 }
 
+# Threads for a compiled loop of `work` basic operations (multiply-adds):
+# mkt_threads(), but one below `min_work`, where starting a parallel region
+# costs as much as the work itself (the staggered bootstrap on mpdta ran at
+# 0.47x with two threads on a busy core), and no more than the cores other
+# processes leave free: on a 2-core machine with one core busy, two threads
+# end up sharing the other core (the scheduler does not move the busy
+# process) and run slower than one. Results never depend on it.
+threads_for <- function(work = Inf, min_work = 1e7) {
+  if (is.finite(work) && work < min_work) return(1L)
+  n <- mkt_threads()
+  if (n > 1L) n <- max(1L, min(n, free_cores()))
+  as.integer(n)
+}
+
+# Cores not running another process at this moment: the logical cores less
+# the running tasks other than this one (Linux: the fourth field of
+# /proc/loadavg, "running/total"). Where that is not available, every core.
+free_cores <- function() {
+  cores <- logical_cores()
+  line <- tryCatch(readLines("/proc/loadavg", n = 1L, warn = FALSE),
+                   error = function(e) character(), warning = function(w) character())
+  if (!length(line)) return(cores)
+  fields <- strsplit(line, " ", fixed = TRUE)[[1]]
+  running <- if (length(fields) >= 4) suppressWarnings(as.integer(sub("/.*", "", fields[4])))
+  if (!length(running) || is.na(running)) return(cores)
+  cores - max(0L, running - 1L)
+}
+
 # parallel::detectCores(logical = FALSE) runs a shell command on Linux (a
 # fork of the whole R process, 2 ms on a quiet machine and 100 ms on a busy
 # one); the number of cores does not change within a session, so it is
@@ -47,6 +79,14 @@ physical_cores <- local({
   cores <- NULL
   function() {
     if (is.null(cores)) cores <<- parallel::detectCores(logical = FALSE)
+    cores
+  }
+})
+
+logical_cores <- local({
+  cores <- NULL
+  function() {
+    if (is.null(cores)) cores <<- max(1L, parallel::detectCores(logical = TRUE), na.rm = TRUE)
     cores
   }
 })
