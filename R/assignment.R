@@ -152,7 +152,7 @@ assignment_row <- function(setting, panel, data_name, facts, adjacency_name = "a
   switch(setting,
     randomized = randomized_row(panel, data_name, facts, q),
     staggered = list(
-      assumption = "Parallel trends (MMM 204, Assumption 6): absent treatment, adopting units would have moved like not-yet- or never-treated units; no anticipation.",
+      assumption = "Parallel trends: absent treatment, adopting units would have moved like not-yet- or never-treated units; no anticipation.",
       functions = calls(
         c(sprintf("fit <- staggered(%s, %s)", f, data_name), "Callaway-Sant'Anna group-time ATTs"),
         c("aggregate(fit, type = \"event\")", "event-time and overall ATT"),
