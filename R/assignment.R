@@ -12,9 +12,11 @@
 #' @section The rules, in order:
 #' 1. A neighbour structure (`adjacency`) is supplied: `"spillover"`.
 #' 2. A [rerandomize()] design is attached: `"randomized"`.
-#' 3. A continuous treatment that switches on for every unit at one date,
-#'    at unit-specific intensity: `"common_shock"`. Any other continuous
-#'    treatment: `"continuous"`.
+#' 3. A continuous treatment that switches on for every unit at one date
+#'    after the first period, at unit-specific intensity: `"common_shock"`.
+#'    Any other continuous treatment, including a dose that every unit
+#'    receives from the first period on (always-on media spend):
+#'    `"continuous"`.
 #' 4. A binary treatment that reaches every unit at the same date (no
 #'    untreated comparison): `"common_shock"`, which needs an exposure
 #'    measure.
@@ -79,7 +81,11 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
   } else if (facts$randomized) {
     "randomized"
   } else if (facts$treatment_type == "continuous") {
-    if (facts$n_cohorts == 1L && facts$n_never_treated == 0L) "common_shock" else "continuous"
+    # A shock needs a before: dose on in every unit from the first period
+    # (always-on media spend) is the continuous row, not a common shock.
+    shock <- facts$n_cohorts == 1L && facts$n_never_treated == 0L &&
+      facts$n_first_period < facts$n_units
+    if (shock) "common_shock" else "continuous"
   } else if (facts$n_never_treated == 0L && facts$n_cohorts == 1L) {
     "common_shock"
   } else if (facts$n_cohorts == 1L &&
@@ -94,7 +100,10 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
   if (isFALSE(facts$absorbing)) {
     notes <- c(notes, "Treatment switches off for some units: staggered() assumes absorbing treatment; counterfactual() imputes with reversals.")
   }
-  if (facts$n_first_period > 0L) {
+  if (facts$n_first_period > 0L && facts$n_first_period == facts$n_units &&
+      facts$treatment_type == "continuous") {
+    notes <- c(notes, "Every unit has a positive dose from the first period (always-on spend): with no period before treatment, the dose's variation across units and weeks identifies its effect.")
+  } else if (facts$n_first_period > 0L) {
     notes <- c(notes, sprintf("%d unit(s) are treated from the first period and have no pre-period.",
                               facts$n_first_period))
   }

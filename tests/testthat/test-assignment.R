@@ -157,3 +157,17 @@ test_that("a malformed neighbour structure is refused, not taken as the spillove
   expect_identical(assignment(y ~ treat | unit + week, d, adjacency = "region")$setting,
                    "spillover")
 })
+
+test_that("always-on spend is the continuous row, not a common shock", {
+  set.seed(12)
+  d <- expand.grid(dma = sprintf("d%02d", 1:40), week = 1:26, stringsAsFactors = FALSE)
+  base <- setNames(rlnorm(40, 3, 0.5), sprintf("d%02d", 1:40))
+  d$spend <- base[d$dma] * exp(rnorm(nrow(d), 0, 0.3))
+  d$sales <- 100 + 0.4 * d$spend + rnorm(nrow(d), 0, 5)
+  a <- assignment(sales ~ spend | dma + week, d)
+  expect_identical(a$setting, "continuous")
+  expect_identical(a$facts$n_first_period, 40L)
+  expect_match(a$notes, "always-on spend", fixed = TRUE, all = FALSE)
+  fit <- eval(str2lang(a$functions$call[1]))
+  expect_lt(abs(fit$estimates$estimate[1] - 0.4), 4 * fit$estimates$std.error[1])
+})
