@@ -11,7 +11,9 @@
 #'
 #' @section The rules, in order:
 #' 1. A neighbour structure (`adjacency`) is supplied: `"spillover"`.
-#' 2. A [rerandomize()] design is attached: `"randomized"`.
+#' 2. A [rerandomize()] design is attached, or `randomized = TRUE` says the
+#'    assignment was drawn at random elsewhere (a spreadsheet, randomizr,
+#'    GeoLift): `"randomized"`.
 #' 3. A continuous treatment that switches on for every unit at one date
 #'    after the first period, at unit-specific intensity: `"common_shock"`.
 #'    Any other continuous treatment, including a dose that every unit
@@ -28,6 +30,12 @@
 #' A treatment that switches off is reported in `$facts` and flagged in
 #' the notes: the staggered estimators assume absorbing treatment.
 #'
+#' The panel alone cannot tell a randomized test from a rollout someone
+#' chose: a binary treatment switched on at one date for some units looks
+#' the same either way. When `randomized` is left `NULL` in that case, the
+#' notes say so and name the question that decides (was the assignment
+#' drawn at random?) and the argument that answers it.
+#'
 #' @param formula A panel formula `outcome ~ treatment | unit + time` (the
 #'   package's grammar, see [mkt_panel()]); without a treatment, write
 #'   `outcome ~ 0 | unit + time` and give the `design`.
@@ -38,6 +46,11 @@
 #'   treatment may spill over between units.
 #' @param max_single Largest number of treated units still treated as "a
 #'   few treated units" (the synthetic control row).
+#' @param randomized `NULL` (unknown), `TRUE` when the treated units were
+#'   drawn at random, by any tool (the randomized row; its analysis is the
+#'   cluster-level comparison of the test window, with complete
+#'   randomization assumed when no `design` is given), or `FALSE` when they
+#'   were not (the notes then do not ask).
 #' @param ... Must be empty.
 #' @return An object of class `mkt_assignment` with `$setting` (one of
 #'   `"randomized"`, `"staggered"`, `"single_treated"`, `"common_shock"`,
@@ -57,10 +70,23 @@
 #' a
 #' a$setting
 #' @export
-assignment <- function(formula, data, design = NULL, adjacency = NULL, max_single = 5, ...) {
+assignment <- function(formula, data, design = NULL, adjacency = NULL, max_single = 5,
+                       randomized = NULL, ...) {
   check_dots(...)
   data_name <- paste(deparse(substitute(data)), collapse = "")
   max_single <- check_count(max_single, "max_single", min = 1)
+  if (!is.null(randomized) && !rlang::is_bool(randomized)) {
+    abort_mkt("bad_argument", c(
+      "{.arg randomized} must be {.code TRUE}, {.code FALSE} or {.code NULL}.",
+      i = "Say {.code randomized = TRUE} when the treated units were drawn at random."
+    ))
+  }
+  if (isFALSE(randomized) && !is.null(design)) {
+    abort_mkt("bad_argument", c(
+      "{.arg randomized} is {.code FALSE} but a {.arg design} is attached.",
+      i = "Drop {.arg design}, or leave {.arg randomized} unset."
+    ))
+  }
   panel <- mkt_panel(formula, data)
   if (!is.null(design)) check_design(design)
   # The neighbour structure is read as spillover() will read it, so a
@@ -70,6 +96,13 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
     neighbour_matrix(adjacency, panel$units, data = data, id_col = panel$vars$unit)
   }
   facts <- assignment_facts(panel, design, adjacency)
+  facts$randomized <- !is.null(design) || isTRUE(randomized)
+  if (facts$randomized && is.null(design) && facts$treatment_type != "binary") {
+    abort_mkt("bad_argument", c(
+      "{.code randomized = TRUE} needs a binary treatment column in the formula.",
+      i = "Write {.code outcome ~ treated | unit + time} with a 0/1 column of the assigned arm."
+    ))
+  }
   if (facts$treatment_type == "none" && is.null(design)) {
     abort_mkt("bad_formula", c(
       "The formula names no treatment, and no design is attached.",
@@ -97,6 +130,15 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
   row <- assignment_row(setting, panel, data_name, facts,
                         paste(deparse(substitute(adjacency)), collapse = ""))
   notes <- character()
+  if (is.null(randomized) && setting %in% c("staggered", "single_treated") &&
+      facts$n_cohorts == 1L && facts$n_never_treated > 0L) {
+    notes <- c(notes, sprintf(paste(
+      "The panel cannot tell a randomized test from a rollout someone chose: were the",
+      "treated units drawn at random (a spreadsheet, randomizr, GeoLift)? If so, call",
+      "assignment(..., randomized = TRUE) for the randomized row; if not, %s."),
+      if (setting == "staggered") "parallel trends carries the analysis" else
+        "the synthetic control's factor structure carries it"))
+  }
   if (isFALSE(facts$absorbing)) {
     notes <- c(notes, "Treatment switches off for some units: staggered() assumes absorbing treatment; counterfactual() imputes with reversals.")
   }
@@ -141,6 +183,7 @@ assignment_facts <- function(panel, design, adjacency) {
     timing = if (length(cohorts) > 1L) "staggered" else if (length(cohorts) == 1L) "common" else "none",
     n_first_period = sum(as.character(panel$cohort[treated_units]) == first),
     randomized = !is.null(design),
+    has_design = !is.null(design),
     spatial = !is.null(adjacency),
     balanced = panel$balanced
   )
@@ -270,6 +313,30 @@ randomized_row <- function(panel, data_name, facts, q) {
     tt <- panel$times
     post_expr <- if (is.numeric(tt)) sprintf("%s:%s", start, as.character(tt[length(tt)])) else
       sprintf("unique(%s[[%s]][%s[[%s]] >= as.Date(%s)])", data_name, q(v$time), data_name, q(v$time), q(start))
+    if (!isTRUE(facts$has_design)) {
+      treat <- v$treatment
+      functions <- rows(list(
+        c(sprintf("units <- geo_units(%s, post = %s)", history, post_expr),
+          "pre-period features and test-window totals, one row per randomized cluster"),
+        c(sprintf("units$%s <- as.integer(units$%s %%in%% %s$%s[%s$%s == 1])", treat, v$unit,
+                  data_name, v$unit, data_name, treat),
+          "the assigned arm of each cluster"),
+        c(sprintf("experiment_effect(post_total ~ %s, units, covariates = ~ outcome_total)", treat),
+          "difference in means and Lin adjustment for the pre-period total (complete randomization assumed: no design given)")
+      ))
+      diagnostics <- rows(list(
+        c(sprintf("experiment_effect(outcome_total ~ %s, units)", treat),
+          "placebo: the arms should not differ before the test"),
+        c(sprintf("plot_status(%s ~ %s | %s + %s, %s)", v$outcome, treat, v$unit, v$time, data_name),
+          "who is treated when")
+      ))
+      return(list(
+        assumption = "Randomization: the treated clusters were drawn at random, so the test-window difference between arms is causal under SUTVA; without the design, inference assumes complete randomization.",
+        functions = functions,
+        diagnostics = diagnostics,
+        when_doubtful = "If the draw was stratified or re-randomized, analyse it with that design (rebuild it with rerandomize() or stratify()); if treatment leaks across cluster borders, use larger clusters or spillover()."
+      ))
+    }
     functions <- rows(list(
       c(sprintf("units <- geo_units(%s, post = %s)", history, post_expr),
         "cluster-level pre-period features and test-window totals"),

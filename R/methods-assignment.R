@@ -12,7 +12,8 @@ print.mkt_assignment <- function(x, ...) {
               fx$n_units, fx$n_periods, fx$treatment_type,
               if (isTRUE(fx$absorbing)) ", absorbing" else if (isFALSE(fx$absorbing)) ", switches off" else "",
               fx$n_treated, fx$timing, fx$n_cohorts, if (fx$n_cohorts == 1L) "" else "s",
-              if (fx$randomized) "; randomized design attached" else "",
+              if (isTRUE(fx$has_design)) "; randomized design attached" else
+                if (fx$randomized) "; randomized (no design attached)" else "",
               if (fx$spatial) "; neighbour structure supplied" else ""), width = 80), "\n"),
       sep = "")
   cat("\nCore assumption:\n")
@@ -42,8 +43,11 @@ plot.mkt_assignment <- function(x, ...) {
 # Suggested calls, each laid out within 80 columns, with its purpose.
 print_calls <- function(calls) {
   for (i in seq_len(nrow(calls))) {
-    code <- tryCatch(deparse(str2lang(calls$call[i]), width.cutoff = 60L),
-                     error = function(e) calls$call[i])
+    # As written when it fits; else laid out by deparse() over several lines.
+    code <- calls$call[i]
+    if (nchar(code) > 76L) {
+      code <- tryCatch(deparse(str2lang(code), width.cutoff = 60L), error = function(e) code)
+    }
     cat(paste0("  ", code, "\n"), sep = "")
     cat(paste0(strwrap(calls$purpose[i], width = 78, initial = "      # ", exdent = 8), "\n"),
         sep = "")

@@ -171,3 +171,37 @@ test_that("always-on spend is the continuous row, not a common shock", {
   fit <- eval(str2lang(a$functions$call[1]))
   expect_lt(abs(fit$estimates$estimate[1] - 0.4), 4 * fit$estimates$std.error[1])
 })
+
+test_that("a randomized test made outside the package is routed by randomized = TRUE", {
+  set.seed(3)
+  d <- expand.grid(dma = sprintf("d%02d", 1:40), week = 1:20, stringsAsFactors = FALSE)
+  arm <- setNames(sample(rep(0:1, 20)), sprintf("d%02d", 1:40))
+  level <- setNames(rnorm(40, 100, 20), names(arm))
+  d$treated <- as.integer(arm[d$dma] == 1 & d$week >= 13)
+  d$sales <- level[d$dma] + 3 * d$treated + rnorm(nrow(d))
+  # Without the answer, the panel cannot tell: the note names the question.
+  a0 <- assignment(sales ~ treated | dma + week, d)
+  expect_identical(a0$setting, "staggered")
+  expect_match(a0$notes, "randomized = TRUE", fixed = TRUE, all = FALSE)
+  expect_false(any(grepl("randomized = TRUE",
+                         assignment(sales ~ treated | dma + week, d, randomized = FALSE)$notes)))
+
+  a <- assignment(sales ~ treated | dma + week, d, randomized = TRUE)
+  expect_identical(a$setting, "randomized")
+  expect_output(print(a), "no design attached", fixed = TRUE)
+  expect_match(a$functions$call[3], "experiment_effect", fixed = TRUE)
+  # The printed calls run as written, and the Lin estimate recovers the
+  # effect on a cluster's test-window total (3 a week for 8 weeks).
+  for (cl in a$functions$call) fit <- eval(str2lang(cl))
+  expect_s3_class(fit, "mkt_effect")
+  lin <- fit$estimates[fit$estimates$term == "lin", ]
+  expect_lt(abs(lin$estimate - 24), 4 * lin$std.error)
+  placebo <- eval(str2lang(a$diagnostics$call[1]))
+  expect_gt(placebo$estimates$p.value[1], 0.01)
+
+  expect_error(assignment(sales ~ treated | dma + week, d, randomized = "yes"),
+               class = "mktcausal_error_bad_argument")
+  d$spend <- d$treated * 2.5
+  expect_error(assignment(sales ~ spend | dma + week, d, randomized = TRUE),
+               class = "mktcausal_error_bad_argument")
+})
