@@ -333,17 +333,21 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
   }
   if (n_all > max_rows) est <- est[seq_len(max_rows), , drop = FALSE]
   show <- data.frame(term = format_term(est$term), stringsAsFactors = FALSE)
-  show$estimate <- format_num(est$estimate, digits)
-  if (!all(is.na(est$std.error))) show$std.error <- format_num(est$std.error, digits - 1L)
+  # The estimate and its interval share one number of decimals, so that a
+  # column reads down; the standard error has its own.
+  est_cols <- c(est$estimate, est$conf.low, est$conf.high)
+  show$estimate <- format_col(est$estimate, digits, like = est_cols)
+  if (!all(is.na(est$std.error))) show$std.error <- format_col(est$std.error, digits - 1L)
   if (!all(is.na(est$conf.low) & is.na(est$conf.high))) {
     show[[sprintf("%g%% interval", 100 * (1 - x$alpha))]] <-
-      sprintf("[%s, %s]", format_num(est$conf.low, digits), format_num(est$conf.high, digits))
+      sprintf("[%s, %s]", format_col(est$conf.low, digits, like = est_cols),
+              format_col(est$conf.high, digits, like = est_cols))
   }
   if (!all(is.na(est$p.value))) show$p.value <- format_p(est$p.value)
   for (col in intersect(names(x$print_columns), names(est))) {
     v <- est[[col]]
     show[[x$print_columns[[col]]]] <- if (startsWith(col, "p.value")) format_p(v) else
-      if (is.numeric(v)) format_num(v, digits) else as.character(v)
+      if (is.numeric(v)) format_col(v, digits) else as.character(v)
   }
   names(show)[1] <- ""
   print.data.frame(show, row.names = FALSE, right = TRUE)
@@ -363,11 +367,34 @@ format_term <- function(term, width = 28L) {
   formatC(term, width = -max(nchar(term), 1L))
 }
 
-# Numbers in fixed notation with `digits` significant digits: no mix of
-# scientific and fixed notation within a column.
+# One number with `digits` significant digits, in fixed notation up to
+# 1e15 (scientific beyond, where fixed notation would print every digit).
 format_num <- function(x, digits = 4) {
+  big <- is.finite(x) & abs(x) >= 1e15
   out <- formatC(signif(x, digits), digits = digits, format = "fg", big.mark = ",")
   out <- sub("\\.$", "", trimws(out))
+  out[big] <- formatC(x[big], digits = digits - 1L, format = "e")
+  special_numbers(x, out)
+}
+
+# A column of a table: every number with the same decimals, chosen so that
+# a typical entry (the median magnitude of `like`, by default the column)
+# shows `digits` significant digits and the smallest at least one; in
+# scientific notation throughout when that needs more than 8 decimals or
+# the column reaches 1e15.
+format_col <- function(x, digits = 4, like = x) {
+  mag <- abs(like[is.finite(like) & like != 0])
+  if (!length(mag)) return(format_num(x, digits))
+  dec <- max(digits - 1 - floor(log10(stats::median(mag))), -floor(log10(min(mag))), 0)
+  out <- if (dec > 8 || max(mag) >= 1e15) {
+    formatC(x, digits = digits - 1L, format = "e")
+  } else {
+    formatC(x, digits = dec, format = "f", big.mark = ",")
+  }
+  special_numbers(x, trimws(out))
+}
+
+special_numbers <- function(x, out) {
   out[is.na(x)] <- "NA"
   out[is.infinite(x)] <- ifelse(x[is.infinite(x)] > 0, "Inf", "-Inf")
   out

@@ -53,3 +53,18 @@ test_that("levels must lie strictly between 0 and 1, and print settings must be 
   expect_error(print(fit, max_rows = -1), class = "mktcausal_error_bad_argument")
   expect_output(print(fit, max_rows = 0), "more rows")
 })
+
+test_that("table columns share their decimals and huge numbers stay short", {
+  format_col <- mktcausal:::format_col
+  x <- c(-0.07724, 0.03051, -0.0005631, -0.1373)
+  out <- format_col(x)
+  expect_identical(out, c("-0.07724", "0.03051", "-0.00056", "-0.13730"))
+  expect_length(unique(nchar(sub("^-", "", out))), 1L)
+  expect_identical(format_col(c(21.04, 1739.2)), c("21.0", "1,739.2"))
+  expect_identical(format_col(c(1e300, -2e299)), c("1.000e+300", "-2.000e+299"))
+  expect_identical(format_col(c(1e-12, 3e-12)), c("1.000e-12", "3.000e-12"))
+  expect_identical(format_col(c(NA, Inf, 1.5)), c("NA", "Inf", "1.500"))
+  expect_identical(mktcausal:::format_num(1e300), "1.000e+300")
+  expect_lt(nchar(mktcausal:::format_num(-3.2e200)), 12)
+  expect_identical(mktcausal:::format_num(1234.5678), "1,235")
+})
