@@ -81,6 +81,11 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
       i = "Use {.fn randomization_test} for designs with pairs or tiny strata."
     ), call = caller)
   }
+  # The difference in means and its variances are equivariant in the
+  # outcome: work on y divided by an exact power of two (outcome_scale()) so
+  # that outcomes near 1e300 or 1e-300 neither overflow nor underflow.
+  scale <- outcome_scale(y)
+  y <- y / scale
   pi_s <- as.vector(table(s)) / length(y)
   X <- design$X
   tau <- 0
@@ -96,6 +101,12 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
                                   stats::cov(y[t0], X[t0, , drop = FALSE]) / n0[j])
   }
   v_tx <- as.vector(v_tx)
+  if (!is.finite(v_tt) || v_tt <= 0) {
+    abort_mkt("no_variation", c(
+      "The outcome does not vary within the arms, so the difference in means has no variance.",
+      i = "Check the outcome column; a constant outcome carries no information on the effect."
+    ), call = caller)
+  }
   r2 <- as.numeric(v_tx %*% solve(design$spec$cov, v_tx)) / v_tt
   r2 <- min(max(r2, 0), 1)
   k <- ncol(X)
@@ -104,6 +115,8 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
   z <- stats::qnorm(1 - alpha / 2)
   se <- sqrt(v_tt)
   stat <- tau / se
+  tau <- tau * scale
+  se <- se * scale
   # The standard deviation of the re-randomization law: the rule removes the
   # share (1 - v_a) R^2 of the variance.
   se_rule <- se * sqrt(1 - (1 - rem_va(a, k)) * r2)

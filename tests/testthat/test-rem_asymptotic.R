@@ -54,3 +54,23 @@ test_that("rem_asymptotic gives a shorter interval than complete randomization",
   expect_error(rem_asymptotic(y ~ treated, d, design = des_t),
                class = "mktcausal_error_unsupported_design")
 })
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer; a constant one is refused", {
+  d <- sim_clusters(200, 2, seed = 21)
+  set.seed(21)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 100, accept = 0.01, id = "id")
+  d$treated <- des$treated
+  d$y <- 3 * d$x1 + d$x2 + rnorm(200) + des$treated
+  base <- tidy(rem_asymptotic(y ~ treated, d, design = des))
+  for (k in c(1e300, 1e-300)) {
+    d$yk <- d$y * k
+    out <- tidy(rem_asymptotic(yk ~ treated, d, design = des))
+    for (col in c("estimate", "std.error", "conf.low", "conf.high")) {
+      expect_equal(out[[col]] / k, base[[col]], tolerance = 1e-12)
+    }
+    expect_equal(out$p.value, base$p.value, tolerance = 1e-12)
+  }
+  d$y0 <- 5
+  expect_error(rem_asymptotic(y0 ~ treated, d, design = des),
+               class = "mktcausal_error_no_variation")
+})
