@@ -15,6 +15,17 @@ check_count <- function(x, arg, min = 1, max = NULL, large = FALSE, call = rlang
   if (x > .Machine$integer.max) as.numeric(x) else as.integer(x)
 }
 
+# A single TRUE or FALSE.
+check_flag <- function(x, arg, call = rlang::caller_env()) {
+  if (!rlang::is_bool(x)) {
+    abort_mkt("bad_argument", c(
+      "{.arg {arg}} must be {.code TRUE} or {.code FALSE}.",
+      x = "You supplied {.obj_type_friendly {x}}."
+    ), call = call)
+  }
+  x
+}
+
 check_probability <- function(x, arg, open_left = TRUE, call = rlang::caller_env()) {
   ok <- is.numeric(x) && length(x) >= 1L && !anyNA(x) &&
     all(if (open_left) x > 0 else x >= 0) && all(x <= 1)

@@ -168,8 +168,13 @@ counterfactual <- function(formula, data, method = c("ife", "mc", "fe"), r = NUL
   n_lambda <- check_count(n_lambda, "n_lambda", min = 2)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
   placebo <- check_count(placebo, "placebo", min = 0)
-  if (inference %in% c("bootstrap", "parametric")) {
-    n_draws <- check_count(n_draws, "n_draws", min = 2)
+  n_draws <- check_count(n_draws, "n_draws", min = 2)
+  if (!is.null(lambda) && (!is.numeric(lambda) || !length(lambda) || anyNA(lambda) ||
+                           any(!is.finite(lambda)) || any(lambda < 0))) {
+    abort_mkt("bad_argument", c(
+      "{.arg lambda} must be {.code NULL} or non-negative numbers (penalties of the nuclear norm).",
+      i = "Leave it {.code NULL} to choose the penalty by cross-validation."
+    ))
   }
   if (!is.null(r)) r <- check_count(r, "r", min = 0)
   if (!is.null(equivalence_bound) && (!is.numeric(equivalence_bound) ||

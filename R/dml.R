@@ -101,6 +101,7 @@ dml <- function(formula, data, learner = "ridge", basis = TRUE, n_folds = 5, fol
   alpha <- check_alpha(alpha)
   n_folds <- check_count(n_folds, "n_folds", min = 2)
   n_draws <- check_count(n_draws, "n_draws", min = 1)
+  basis <- check_flag(basis, "basis")
   learners <- resolve_learners(learner)
   if (!is.null(fold_by) && (!is.character(fold_by) || length(fold_by) != 1L || is.na(fold_by))) {
     abort_mkt("bad_argument", "{.arg fold_by} must be the name of one column.")

@@ -78,6 +78,7 @@ exposure_did <- function(formula, data, post = NULL, factors = NULL, event_study
   check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
   if (!is.null(factors)) factors <- check_count(factors, "factors", min = 0)
+  event_study <- check_flag(event_study, "event_study")
   # A post column travels with the panel as an extra column.
   post_column <- is.character(post) && length(post) == 1L && !is.na(post) &&
     (if (inherits(formula, "mkt_panel")) post %in% names(formula$extra) else

@@ -155,7 +155,7 @@ ife <- function(formula, data, r = NULL, force = c("two-way", "unit", "time", "n
   alpha <- check_alpha(alpha)
   r_max <- check_count(r_max, "r_max", min = 0)
   max_iter <- check_count(max_iter, "max_iter", min = 1)
-  if (inference == "bootstrap") n_draws <- check_count(n_draws, "n_draws", min = 2)
+  n_draws <- check_count(n_draws, "n_draws", min = 2)
   if (!is.null(r)) r <- check_count(r, "r", min = 0)
   check_tol(tol)
   panel <- as_panel(formula, data)

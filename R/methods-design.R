@@ -159,6 +159,7 @@ glance.mkt_design <- function(x, ...) {
 #' @rdname design-methods
 #' @export
 print.mkt_design <- function(x, ...) {
+  check_dots(...)
   g <- glance.mkt_design(x)
   lines <- c(
     sprintf("Re-randomized design (%s criterion, %s threshold)", x$criterion, x$threshold_type),
@@ -259,6 +260,7 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
 #' @param x A [stratify()] object.
 #' @export
 print.mkt_strata <- function(x, ...) {
+  check_dots(...)
   what <- switch(x$method,
     quantile = sprintf("%d quantile bin%s of %s%s", x$bins, if (x$bins == 1) "" else "s",
                        x$size, if (length(x$by)) paste0(" within ", paste(x$by, collapse = " x ")) else ""),
@@ -342,6 +344,7 @@ glance.mkt_power <- function(x, ...) {
 #' @rdname power-methods
 #' @export
 print.mkt_power <- function(x, ...) {
+  check_dots(...)
   g <- x$mde
   lines <- c(
     sprintf("Simulated power: %s with %s test, %s effect", x$method,
@@ -400,6 +403,7 @@ tidy.mkt_diagnostics <- function(x, ...) {
 #' @rdname experiment_diagnostics
 #' @export
 print.mkt_diagnostics <- function(x, ...) {
+  check_dots(...)
   cat("Experiment diagnostics (tests fail below p = ", format(x$alpha), ")\n", sep = "")
   tab <- x$checks
   for (i in seq_len(nrow(tab))) {

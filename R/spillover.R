@@ -127,6 +127,7 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   call <- match.call()
   exposure <- check_choice(exposure)
   alpha <- check_alpha(alpha)
+  n_draws <- check_count(n_draws, "n_draws", min = 100)
   if (missing(data)) data <- NULL
   if (missing(adjacency)) {
     abort_mkt("bad_adjacency", c(

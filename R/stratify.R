@@ -86,6 +86,19 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
     abort_mkt("bad_data", "{.arg data} must have at least 2 rows (clusters); it has {M}.")
   }
   min_per_arm <- check_count(min_per_arm, "min_per_arm", min = 1)
+  block_size <- check_count(block_size, "block_size", min = 2, max = max(2, M))
+  if (is.null(prop_treated)) {
+    abort_mkt("bad_argument", c(
+      "{.arg prop_treated} must be a share of clusters to treat, in (0, 1].",
+      i = "The default, 0.5, treats half of each stratum."
+    ))
+  }
+  if (!is.null(covariates) && method != "matched") {
+    abort_mkt("bad_argument", c(
+      "{.arg covariates} is used by {.code method = \"matched\"} only.",
+      i = "Drop it, or set {.code method = \"matched\"} to match clusters on it."
+    ))
+  }
   by <- strata_by(by, data)
 
   stratum <- switch(method,

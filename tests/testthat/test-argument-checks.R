@@ -1,0 +1,31 @@
+# Arguments are checked whether or not the option that uses them is on: a
+# bad value is refused, never silently ignored (found by the full
+# robustness sweep of 2026-12-03).
+test_that("options that are off are still checked", {
+  bad <- function(expr) expect_error(expr, class = "mktcausal_error_bad_argument")
+  fac <- rb_data("factor")
+  bad(ife(y ~ x1 | unit + time, fac, r = 1, n_draws = -1))
+  bad(ife(y ~ x1 | unit + time, fac, r = 1, n_draws = "10"))
+  bad(counterfactual(y ~ d + x1 | unit + time, fac, r = 1, n_draws = 2.5))
+  bad(counterfactual(y ~ d + x1 | unit + time, fac, r = 1, lambda = "a"))
+  dose <- rb_data("dose")
+  bad(exposure_did(y ~ grp | unit + time, dose, post = 5, event_study = NA))
+  bad(exposure_did(y ~ grp | unit + time, dose, post = 5, event_study = "yes"))
+  bad(dml(y ~ dose + x1 | unit + time, dose, n_folds = 2, n_draws = 1, basis = c(TRUE, FALSE)))
+  cs <- rb_data("cs")
+  bad(stratify(cs, by = "region", size = "pop", bins = 2, block_size = NA))
+  bad(stratify(cs, by = "region", size = "pop", bins = 2, prop_treated = NULL))
+  bad(stratify(cs, by = "region", size = "pop", bins = 2, covariates = ~ x1))
+  spill <- rb_data("spill")
+  bad(spillover(sales ~ treated, spill, adjacency = rb_object("spill_dist"), radius = 0.15,
+                n_draws = Inf))
+})
+
+test_that("print methods of designs, strata, power and diagnostics refuse unused arguments", {
+  des <- withr::with_seed(1, rerandomize(rb_data("cs"), ~ x1 + x2, n_treated = 20,
+                                         accept = 0.2, id = "id", n_draws = 2000))
+  expect_error(print(des, foo = 1), class = "mktcausal_error_unknown_argument")
+  expect_output(print(des), "assignment", ignore.case = TRUE)
+  st <- stratify(rb_data("cs"), by = "region", size = "pop", bins = 2)
+  expect_error(print(st, digits = -1), class = "mktcausal_error_unknown_argument")
+})
