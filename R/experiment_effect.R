@@ -203,9 +203,22 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
     strata <- buf$strata
   }
 
-  rows <- list(diff_in_means = fit_diff_in_means(units, strata, alpha, buf))
-  if (!is.null(units$X)) rows$lin <- fit_lin(units, strata, alpha, buf)
-  est <- do.call(rbind, rows)
+  # Both estimators are equivariant in the outcome: they fit it divided by an
+  # exact power of two (outcome_scale()), so that outcomes near 1e300 or
+  # 1e-300 do not overflow the variances and the Welch df.
+  s <- outcome_scale(units$y)
+  scaled <- units
+  scaled$y <- units$y / s
+  within <- tapply(scaled$y, units$treat, function(v) if (length(v) > 1) stats::var(v) else 0)
+  if (all(is.finite(within)) && all(within == 0)) {
+    abort_mkt("no_variation", c(
+      "The outcome does not vary within either arm, so the effect has no standard error.",
+      i = "Check the outcome column: a constant outcome carries no information on the effect."
+    ), call = call %||% rlang::caller_env())
+  }
+  rows <- list(diff_in_means = fit_diff_in_means(scaled, strata, alpha, buf))
+  if (!is.null(units$X)) rows$lin <- fit_lin(scaled, strata, alpha, buf)
+  est <- unscale_table(do.call(rbind, rows), s)
   est <- cbind(term = names(rows), est, stringsAsFactors = FALSE)
   rownames(est) <- NULL
 

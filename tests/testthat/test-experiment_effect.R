@@ -376,3 +376,21 @@ test_that("several rows of one designed cluster need `cluster`", {
                            n_draws = 100)
   expect_identical(fit$n$clusters, 200L)
 })
+
+test_that("outcomes near 1e300 and 1e-300 give the scaled answer; a constant outcome is refused", {
+  set.seed(31)
+  d <- data.frame(id = sprintf("g%02d", 1:40), treated = rep(0:1, 20), x = rnorm(40))
+  d$y <- 10 + 2 * d$x + d$treated + rnorm(40)
+  base <- tidy(experiment_effect(y ~ treated, d, covariates = ~ x))
+  for (k in c(1e300, 1e150, 1e-300)) {
+    d$yk <- d$y * k
+    out <- tidy(experiment_effect(yk ~ treated, d, covariates = ~ x))
+    for (col in c("estimate", "std.error", "conf.low", "conf.high")) {
+      expect_equal(out[[col]] / k, base[[col]], tolerance = 1e-12)
+    }
+    expect_equal(out$p.value, base$p.value, tolerance = 1e-12)
+    expect_equal(out$df, base$df, tolerance = 1e-12)
+  }
+  d$y0 <- 3
+  expect_error(experiment_effect(y0 ~ treated, d), class = "mktcausal_error_no_variation")
+})
