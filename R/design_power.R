@@ -145,9 +145,10 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
   reference_draws <- check_count(reference_draws, "reference_draws", min = 19, max = 1e7)
   chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
   if (!is.numeric(test_length) || !length(test_length) || anyNA(test_length) ||
-      any(test_length < 1) || any(test_length != round(test_length))) {
+      any(!is.finite(test_length)) || any(test_length < 1) ||
+      any(test_length > .Machine$integer.max) || any(test_length != round(test_length))) {
     abort_mkt("bad_argument", c(
-      "{.arg test_length} must be whole numbers of periods, at least 1.",
+      "{.arg test_length} must be whole numbers of periods, at least 1 and no longer than the panel.",
       x = "You supplied {.val {format(test_length)}}."
     ))
   }

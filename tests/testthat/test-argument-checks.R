@@ -29,3 +29,14 @@ test_that("print methods of designs, strata, power and diagnostics refuse unused
   st <- stratify(rb_data("cs"), by = "region", size = "pop", bins = 2)
   expect_error(print(st, digits = -1), class = "mktcausal_error_unknown_argument")
 })
+
+test_that("design_power() refuses test lengths that are infinite or past 2^31", {
+  geo <- rb_data("geo")
+  des <- rb_object("geo_design")
+  for (bad in list(Inf, 2^31, 1e12)) {
+    expect_error(design_power(y ~ 0 | zone + week, geo, design = des, randomize_by = "dma",
+                              effect = c(0, 0.05), test_length = bad, n_windows = 2,
+                              pre = 1:8, n_draws = 5),
+                 class = "mktcausal_error_bad_argument")
+  }
+})
