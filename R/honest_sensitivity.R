@@ -190,7 +190,9 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
   check_dots(...)
   type <- check_choice(type)
   inference <- check_choice(inference)
-  if (missing(sigma) || missing(n_pre)) {
+  if (missing(sigma) || missing(n_pre) || is.null(sigma) || is.null(n_pre)) {
+    if (!missing(sigma) && is.null(sigma)) sigma <- rlang::missing_arg()
+    if (!missing(n_pre) && is.null(n_pre)) n_pre <- rlang::missing_arg()
     abort_mkt("honest_input", c(
       "A numeric vector of coefficients needs {.arg sigma} (their covariance) and {.arg n_pre} (how many are pre-periods).",
       x = "{.arg {c('sigma', 'n_pre')[c(missing(sigma), missing(n_pre))]}} {?is/are} missing.",

@@ -40,3 +40,10 @@ test_that("design_power() refuses test lengths that are infinite or past 2^31", 
                  class = "mktcausal_error_bad_argument")
   }
 })
+
+test_that("honest_sensitivity() on coefficients refuses a NULL covariance", {
+  expect_error(honest_sensitivity(c(0.1, 0.2, 0.3), sigma = NULL, n_pre = 1),
+               class = "mktcausal_error_honest_input")
+  expect_error(honest_sensitivity(c(0.1, 0.2, 0.3), sigma = diag(3), n_pre = NULL),
+               class = "mktcausal_error_honest_input")
+})
