@@ -74,6 +74,12 @@ experiment_diagnostics <- function(data, assigned, received = NULL, outcome = NU
   alpha <- check_probability(alpha, "alpha")
   for (arg in c("assigned", "received", "outcome", "time")) {
     value <- get(arg)
+    if (is.null(value) && arg == "assigned") {
+      abort_mkt("bad_argument", c(
+        "{.arg assigned} must name the column of the assigned arm (0/1).",
+        i = "For example {.code experiment_diagnostics(units, assigned = \"treated\")}."
+      ))
+    }
     if (is.null(value)) next
     if (!is.character(value) || length(value) != 1L) {
       abort_mkt("bad_argument", "{.arg {arg}} must be the name of one column of {.arg data}.")

@@ -31,9 +31,10 @@
 #' design_effect(sizes, icc = c(0.01, 0.05))         # near 2.31 at 0.05
 design_effect <- function(sizes, icc, ...) {
   check_dots(...)
-  if (!is.numeric(sizes) || length(sizes) < 1L || anyNA(sizes) || any(sizes <= 0)) {
+  if (!is.numeric(sizes) || length(sizes) < 1L || anyNA(sizes) || any(sizes <= 0) ||
+      any(!is.finite(sizes))) {
     abort_mkt("bad_argument", c(
-      "{.arg sizes} must be a vector of positive cluster sizes without missing values.",
+      "{.arg sizes} must be a vector of positive, finite cluster sizes without missing values.",
       i = "Pass one size per cluster, for example {.code design_effect(units$size, icc = 0.05)}."
     ))
   }

@@ -47,3 +47,9 @@ test_that("honest_sensitivity() on coefficients refuses a NULL covariance", {
   expect_error(honest_sensitivity(c(0.1, 0.2, 0.3), sigma = diag(3), n_pre = NULL),
                class = "mktcausal_error_honest_input")
 })
+
+test_that("experiment_diagnostics() needs the assigned column; design_effect() finite sizes", {
+  d <- data.frame(treated = rep(0:1, 10))
+  expect_error(experiment_diagnostics(d, assigned = NULL), class = "mktcausal_error_bad_argument")
+  expect_error(design_effect(c(1, Inf), icc = 0.1), class = "mktcausal_error_bad_argument")
+})
