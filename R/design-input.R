@@ -148,6 +148,13 @@ design_strata <- function(data, strata, call = rlang::caller_env()) {
     check_columns(data, strata, "strata", call = call)
     strata <- data[[strata]]
   }
+  if (is.list(strata) || !is.atomic(strata)) {
+    abort_mkt("bad_strata", c(
+      "{.arg strata} must be a column of labels (character, factor or numbers).",
+      x = "It is {.obj_type_friendly {strata}}.",
+      i = "Convert a list column first, for example with {.code unlist()}."
+    ), call = call)
+  }
   if (length(strata) != nrow(data)) {
     abort_mkt("bad_strata", c(
       "{.arg strata} must have one value per row of {.arg data} ({nrow(data)}).",

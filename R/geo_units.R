@@ -380,6 +380,12 @@ cluster_totals <- function(panel, ci, n_cl) {
 # window, so that every feature is computed on periods that exist.
 geo_windows <- function(pre, post, times, time, call = rlang::caller_env()) {
   check_in <- function(w, arg) {
+    if (is.list(w) || !is.atomic(w)) {
+      abort_mkt("bad_window", c(
+        "{.arg {arg}} must be a vector of times of column {.field {time}}.",
+        x = "It is {.obj_type_friendly {w}}."
+      ), call = call)
+    }
     if (!length(w)) {
       abort_mkt("bad_window", "{.arg {arg}} selects no periods.", call = call)
     }

@@ -209,6 +209,13 @@ strata_by <- function(by, data, call = rlang::caller_env()) {
   check_columns(data, by, "by", call = call)
   for (v in by) {
     x <- data[[v]]
+    if (is.list(x) || !is.atomic(x)) {
+      abort_mkt("bad_argument", c(
+        "The stratifying column {.field {v}} must hold labels (character, factor or numbers).",
+        x = "It is {.obj_type_friendly {x}}.",
+        i = "Convert a list column first, for example with {.code unlist()}."
+      ), call = call)
+    }
     if (anyNA(x)) {
       abort_mkt("missing_values", c(
         "The stratifying column {.field {v}} has {sum(is.na(x))} missing value{?s}.",

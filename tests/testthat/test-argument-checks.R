@@ -53,3 +53,15 @@ test_that("experiment_diagnostics() needs the assigned column; design_effect() f
   expect_error(experiment_diagnostics(d, assigned = NULL), class = "mktcausal_error_bad_argument")
   expect_error(design_effect(c(1, Inf), icc = 0.1), class = "mktcausal_error_bad_argument")
 })
+
+test_that("list columns and list windows are classed errors", {
+  cs <- rb_data("cs")
+  cs$region_list <- as.list(as.character(cs$region))
+  expect_error(stratify(cs, by = "region_list"), class = "mktcausal_error_bad_argument")
+  expect_error(rerandomize(cs, ~ x1 + x2, n_treated = 20, id = "id", strata = "region_list"),
+               class = "mktcausal_error_bad_strata")
+  expect_error(geo_units(y ~ 0 | zone + week, rb_data("geo"), pre = list(1)),
+               class = "mktcausal_error_bad_window")
+  expect_error(geo_units(y ~ 0 | zone + week, rb_data("geo"), post = list(9)),
+               class = "mktcausal_error_bad_window")
+})
