@@ -160,6 +160,7 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
     check_columns(data, size, "size")
   }
   panel <- as_panel(formula, data, extra = unique(c(randomize_by, size)))
+  require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome)
   design_power_fit(panel, design, randomize_by, size, effect, test_length, n_windows, pre,
                    method, effect_type, inference, n_draws, reference_draws, chunk_size,
                    target_power, alpha)

@@ -127,6 +127,14 @@ geo_units_fit <- function(panel, randomize_by, size, cov_vars, pre, post,
   n_units <- tabulate(ci[live], n_cl)
   cl_size <- if (is.null(size)) pre_f$total else
     as.vector(rowsum(s_unit[live], ci[live], reorder = TRUE))
+  if (!is.null(size) && any(cl_size <= 0)) {
+    # A cluster of size zero has no per-capita outcome and cannot be weighted.
+    empty <- ids[cl_size <= 0]
+    abort_mkt("bad_size", c(
+      "{length(empty)} cluster{?s} of {.field {id_col}} ha{?s/ve} a total {.field {size}} of zero: {.val {utils::head(empty, 5)}}.",
+      i = "Sizes weight the clusters and divide per-capita outcomes; give each cluster a positive size or drop it."
+    ), call = call)
+  }
 
   out <- data.frame(id = ids, n_units = n_units, size = cl_size, stringsAsFactors = FALSE)
   names(out)[1] <- id_col
@@ -278,7 +286,10 @@ check_name <- function(x, arg, call = rlang::caller_env()) {
 # Column names of a one-sided covariate formula.
 geo_covariates <- function(covariates, call = rlang::caller_env()) {
   if (is.null(covariates)) return(character())
-  ok <- inherits(covariates, "formula") && length(covariates) == 2L
+  # `~ .` has no meaning here (the columns are not known yet): refuse it
+  # with the same advice rather than let terms() fail.
+  ok <- inherits(covariates, "formula") && length(covariates) == 2L &&
+    !"." %in% all.vars(covariates)
   terms <- if (ok) attr(stats::terms(covariates), "term.labels") else character()
   if (!ok || !length(terms) || !all(terms %in% all.vars(covariates))) {
     abort_mkt("bad_argument", c(

@@ -592,6 +592,21 @@ require_binary_treatment <- function(panel, fn, absorbing = TRUE, call = rlang::
   invisible(panel)
 }
 
+# An outcome that is the same number everywhere carries no information on
+# any effect: its estimate is 0 with a standard error of 0, and every test
+# statistic 0/0. Refused once, with one class, by the estimators that would
+# otherwise report NaN statistics.
+require_varying_outcome <- function(y, name, call = rlang::caller_env()) {
+  y <- y[!is.na(y)]
+  if (length(y) && all(y == y[1])) {
+    abort_mkt("no_variation", c(
+      "The outcome {.field {name}} is {format(y[1])} in every observed cell, so there is no effect to estimate and no standard error.",
+      i = "Check the outcome column (a join or a filter may have emptied it)."
+    ), call = call)
+  }
+  invisible(y)
+}
+
 check_time_sortable <- function(time, name, call = rlang::caller_env()) {
   ok <- (is.numeric(time) && !is.complex(time)) || inherits(time, c("Date", "POSIXt")) ||
     is.ordered(time)

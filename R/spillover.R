@@ -168,6 +168,7 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   cov_vars <- effect_covariates(covariates)
   check_columns(data, c(vars$outcome, vars$treatment, cov_vars), "formula")
   y <- check_numeric_column(data, vars$outcome, "outcome")
+  require_varying_outcome(y, vars$outcome)
   d <- check_treatment(data[[vars$treatment]], vars$treatment)
   ids <- as.character(data[[id]])
   if (anyDuplicated(ids)) {
@@ -295,6 +296,7 @@ spillover_estimand <- function(exposure, design_based) {
 # The panel regression: y_it = a_i + l_t + tau D_it + gamma h_it + x_it'b.
 spillover_panel_fit <- function(panel, adjacency, exposure, radius, cluster, alpha, call) {
   require_binary_treatment(panel, "spillover", absorbing = FALSE, call = call)
+  require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome, call = call)
   ids <- as.character(panel$units)
   A <- if (is.character(adjacency) && length(adjacency) == 1L) {
     groups <- data.frame(.id = ids, stringsAsFactors = FALSE)

@@ -19,6 +19,7 @@ new_df <- function(...) {
 # belong to this estimator rather than to the panel.
 synth_setup <- function(panel, method, predictors = NULL, call = rlang::caller_env()) {
   require_binary_treatment(panel, "synth", call = call)
+  require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome, call = call)
   t0_index <- unname(panel$cohort_index)
   never <- is.na(t0_index)
   unit_names <- rownames(panel$Y)

@@ -351,16 +351,17 @@ check_synth_unused <- function(method, inference, predictors, fit_periods, max_i
 
 check_predictor_list <- function(predictors, call = rlang::caller_env()) {
   nm <- names(predictors)
-  if (!is.list(predictors) || length(predictors) == 0L || is.null(nm) || any(!nzchar(nm))) {
+  if (!is.list(predictors) || is.object(predictors) || length(predictors) == 0L || is.null(nm) || any(!nzchar(nm))) {
     abort_mkt("bad_predictors", c(
       "{.arg predictors} must be a list whose elements are named by columns of {.arg data}.",
       i = "For example {.code list(retprice = 1980:1988, packspercapita = 1975)}: each column is averaged over the periods given."
     ), call = call)
   }
-  empty <- vapply(predictors, function(p) length(p) == 0L || anyNA(p), logical(1))
+  empty <- vapply(predictors, function(p) !is.atomic(p) || length(p) == 0L || anyNA(p),
+                  logical(1))
   if (any(empty)) {
     abort_mkt("bad_predictors", c(
-      "Predictor {.field {nm[empty][1]}} has no periods (or a missing period).",
+      "Predictor {.field {nm[empty][1]}} has no periods (or a missing period, or is not a vector of periods).",
       i = "Give each predictor the periods over which it is averaged."
     ), call = call)
   }

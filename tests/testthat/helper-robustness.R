@@ -478,7 +478,7 @@ rb_bases <- function() {
       roles = list(outcome = "y", unit = "zone", time = "week", randomize_by = "dma"),
       family = "geo",
       kinds = list(design = "object", randomize_by = "column?", size = "column?",
-                   effect = "numvec", test_length = "count", n_windows = "count",
+                   effect = "numvec", test_length = "counts", n_windows = "count",
                    pre = "numvec?", method = "choice", effect_type = "choice",
                    inference = "choice", n_draws = "count", reference_draws = "count",
                    chunk_size = "count", target_power = "prob", alpha = "alpha")),
@@ -627,6 +627,9 @@ rb_kind_values <- function(kind) {
   vals <- switch(kind,
     count = c(count, list(rb_bad("0", 0))),
     count0 = c(count, list(rb_bad("0", 0))),
+    # A vector of counts (design_power's test lengths): c(2, 3) is valid.
+    counts = c(count[-10], list(rb_bad("c(2, 3)", c(2, 3)), rb_bad("c(2, -1)", c(2, -1), E),
+                                rb_bad("0", 0))),
     alpha = list(rb_bad("0", 0, E), rb_bad("0.5", 0.5, E), rb_bad("1", 1, E),
                  rb_bad("-0.05", -0.05, E), rb_bad("1e-300", 1e-300), rb_bad("NA", NA, E),
                  rb_bad("\"0.05\"", "0.05", E), rb_bad("c(0.05, 0.1)", c(0.05, 0.1), E),

@@ -131,6 +131,13 @@ test_that("bad input gets classed errors naming the column", {
   bad$pop[2] <- 101
   expect_error(geo_units(f, bad, randomize_by = "dma", size = "pop"),
                regexp = "a1", class = "mktcausal_error_varies_within_unit")
+  zero <- d
+  zero$pop <- 0
+  expect_error(geo_units(f, zero, randomize_by = "dma", size = "pop"),
+               regexp = "total .*pop.* of zero", class = "mktcausal_error_bad_size")
+  expect_error(compare_clusterings(f, zero, randomize_by = c(DMA = "dma", zone = "zone"),
+                                   size = "pop", post = 4:5),
+               class = "mktcausal_error_bad_size")
   bad <- d
   bad$dma[5] <- "B"
   expect_error(geo_units(f, bad, randomize_by = "dma"), regexp = "a1",
@@ -139,6 +146,8 @@ test_that("bad input gets classed errors naming the column", {
                class = "mktcausal_error_bad_argument")
   expect_error(geo_units(f, d, randomize_by = "dma", covariates = "region"),
                class = "mktcausal_error_bad_argument")
+  expect_error(geo_units(f, d, randomize_by = "dma", covariates = ~ .),
+               regexp = "one-sided formula of column names", class = "mktcausal_error_bad_argument")
   expect_error(geo_units(sales ~ pop | zone + week, d, randomize_by = "dma"),
                class = "mktcausal_error_bad_formula")
   late <- rbind(d, data.frame(region = "S", dma = "C", zone = "c1", week = 5, pop = 10,

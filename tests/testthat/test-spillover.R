@@ -162,6 +162,10 @@ test_that("bad inputs to spillover() raise classed errors", {
                class = "mktcausal_error_no_variation")
   expect_error(spillover(sales ~ treated, d, adjacency = "nope", id = "id"),
                class = "mktcausal_error_bad_adjacency")
+  flat <- d
+  flat$sales <- 2
+  expect_error(spillover(sales ~ treated, flat, adjacency = A, id = "id"),
+               regexp = "sales", class = "mktcausal_error_no_variation")
   tryCatch(spillover(sales ~ treated, d, adjacency = A[1:4, 1:4], id = "id"),
            mktcausal_error = function(e) expect_match(conditionMessage(e), "u5"))
 })
@@ -207,6 +211,10 @@ test_that("on a panel, spillover() absorbs unit and time effects and recovers th
   dimnames(same) <- list(ids, ids)
   expect_equal(coef(groups), coef(spillover(sales ~ promo + price | store + week, d,
                                             adjacency = same)))
+  flat <- d
+  flat$sales <- 0
+  expect_error(spillover(sales ~ promo + price | store + week, flat, adjacency = "region"),
+               regexp = "sales", class = "mktcausal_error_no_variation")
   expect_error(spillover(sales ~ promo | store + week, d, adjacency = dist, radius = 0.05,
                          covariates = ~ price), class = "mktcausal_error_bad_argument")
 })

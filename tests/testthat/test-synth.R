@@ -198,6 +198,12 @@ test_that("bad input raises classed errors", {
                class = "mktcausal_error_bad_predictors")
   expect_error(synth(f99, prop99, predictors = list(nope = 1980)),
                class = "mktcausal_error_missing_column")
+  # A list that is not periods (a formula, or a fit object) is refused.
+  expect_error(synth(f99, prop99, predictors = list(retprice = quote(1980:1988))),
+               class = "mktcausal_error_bad_predictors")
+  expect_error(synth(f99, prop99, predictors = structure(list(retprice = 1980), class = "mkt_fit")),
+               class = "mktcausal_error_bad_predictors")
+
   expect_error(synth(f99, prop99, method = "sdid", predictors = adh),
                class = "mktcausal_error_bad_argument")
   expect_error(synth(packspercapita ~ treated + beer | state + year, prop99),
@@ -357,13 +363,13 @@ test_that("degenerate donor pools give classed errors or finite answers", {
   expect_true(is.na(asc$ridge_lambda))
   expect_equal(coef(asc)[["att"]], coef(sc)[["att"]], tolerance = 1e-12)
   expect_match(paste(capture.output(print(asc)), collapse = "\n"), "Ridge penalty: none")
-  # A constant outcome: every gap is zero and every method says so.
+  # A constant outcome: no effect and no standard error to report (its
+  # placebo statistics would be 0/0), so every method refuses it alike.
   flat <- prop99
   flat$packspercapita <- 5
   for (m in c("sc", "asc", "sdid", "did")) {
-    f <- synth(f99, flat, method = m)
-    expect_identical(coef(f)[["att"]], 0, label = m)
-    expect_true(all(is.finite(unlist(glance(f)[c("pre_rmspe", "post_rmspe")]))), label = m)
+    expect_error(synth(f99, flat, method = m), regexp = "packspercapita",
+                 class = "mktcausal_error_no_variation", label = m)
   }
 })
 
