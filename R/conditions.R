@@ -50,6 +50,7 @@ condition_registry <- local({
     c("error", "bad_column_type", "A column is a list or matrix instead of an atomic vector."),
     c("error", "non_numeric", "A column that must be numeric is not."),
     c("error", "non_finite", "A numeric column has infinite values."),
+    c("error", "bad_scale", "A numeric column's values are too large or too small to compute with."),
     c("error", "missing_values", "A column has missing values where none are allowed."),
     c("error", "duplicated_rows", "Several rows share a (unit, time) pair or an id."),
     c("error", "time_not_sortable", "The time column has no natural order."),

@@ -146,6 +146,14 @@ fe_grid <- function(panel, cols, weights = NULL, cluster = NULL, tol = 1e-12,
     ), call = call)
   }
   colnames(res$x) <- names(cols)
+  # Each column's largest raw value on the used cells (times the largest
+  # square-root weight, as the columns come back scaled): fe_moments()
+  # measures what the fixed effects left against it.
+  wmax <- if (is.null(weights)) 1 else sqrt(max(weights[panel$observed], na.rm = TRUE))
+  res$size <- vapply(cols, function(x) {
+    v <- suppressWarnings(max(abs(x[panel$observed]), na.rm = TRUE))
+    if (is.finite(v)) v else 0
+  }, numeric(1)) * wmax
   res$n <- nrow(res$x)
   res$weighted <- !is.null(weights)
   res$threads <- threads
@@ -171,6 +179,14 @@ fe_grid_matrix <- function(fg, panel, values) {
 # clustered variance needs two (`by` names the clusters in the error).
 fe_moments <- function(fg, clustered, by = NULL, call = rlang::caller_env()) {
   A <- fg$x
+  # A column the fixed effects absorb (a constant covariate, a unit-level
+  # one) comes back as rounding noise, not zeros, and would pass the rank
+  # check as a regressor of pure noise: such columns are set to exactly zero,
+  # so that fe_check_rank() names them as collinear with the effects.
+  if (!is.null(fg$size) && nrow(A)) {
+    absorbed <- sqrt(colSums(A^2) / nrow(A)) <= 1e-10 * fg$size
+    A[, absorbed] <- 0
+  }
   out <- list(A = A, gram = crossprod(A), n = nrow(A), m = ncol(A), clustered = clustered,
               cols = colnames(A))
   if (clustered) {

@@ -212,8 +212,9 @@ print_details.mkt_randomization_test <- function(x, summary = FALSE, digits = 4,
 tidy.mkt_rem <- function(x, what = "estimates", conf.int = TRUE, conf.level = 1 - x$alpha,
                          ...) {
   check_dots(...)
-  out <- tidy.mkt_fit(x, what = what, conf.int = conf.int, conf.level = 1 - x$alpha)
-  if (identical(what, "estimates") && !isTRUE(all.equal(conf.level, 1 - x$alpha))) {
+  out <- tidy.mkt_fit(x, what = what, conf.int = conf.int)
+  if (identical(what, "estimates") && !missing(conf.level) &&
+      !isTRUE(all.equal(conf.level, 1 - x$alpha))) {
     lim <- rem_limits(x, out, check_probability(conf.level, "conf.level"))
     out$conf.low <- lim$low
     out$conf.high <- lim$high

@@ -85,10 +85,17 @@ vcov.mkt_fit <- function(object, ...) {
 confint.mkt_fit <- function(object, parm, level = 1 - object$alpha, ...) {
   if (!called_from_package(parent.frame())) check_dots(...)
   est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
-  level <- check_level(level, "level")
-  lim <- fit_limits(object, est, level)
-  out <- cbind(lim$low, lim$high)
-  a <- (1 - level) / 2
+  # At the fit's own level the stored limits are the answer: 1 - alpha may
+  # round to 1 (alpha = 1e-300) where alpha itself does not.
+  if (missing(level)) {
+    out <- cbind(est$conf.low, est$conf.high)
+    a <- object$alpha / 2
+  } else {
+    level <- check_level(level, "level")
+    lim <- fit_limits(object, est, level)
+    out <- cbind(lim$low, lim$high)
+    a <- (1 - level) / 2
+  }
   dimnames(out) <- list(est$term, paste(format(100 * c(a, 1 - a), trim = TRUE,
                                                scientific = FALSE, digits = 3), "%"))
   out
@@ -112,6 +119,7 @@ tidy.mkt_fit <- function(x, what = "estimates", conf.int = TRUE,
   what <- check_choice(what, c("estimates", names(tables)))
   if (what != "estimates") return(tables[[what]])
   est <- x$estimates
+  if (missing(conf.level)) return(est)
   conf.level <- check_level(conf.level, "conf.level")
   if (!isTRUE(all.equal(conf.level, 1 - x$alpha))) {
     lim <- fit_limits(x, est, conf.level)

@@ -133,6 +133,16 @@ mkt_panel <- function(formula, data, cluster = NULL, weights = NULL, extra = NUL
       i = "Fix the data: a dose must be a finite number."
     ))
   }
+  for (v in names(X)) check_regressor_scale(X[[v]][keep], v, "covariate")
+  if (!is.null(d)) check_regressor_scale(d[keep], spec$treatment, "treatment")
+  if (is.numeric(time) && any(is.infinite(time[on_grid]))) {
+    bad <- which(on_grid & is.infinite(time))
+    abort_mkt("non_finite", c(
+      "The time column {.field {spec$time}} has {length(bad)} infinite value{?s}.",
+      x = "First at {cell_labels(unit, time, bad)}.",
+      i = "Periods must be finite numbers or dates; fix or drop those rows."
+    ))
+  }
   if (!is.null(d) && anyNA(if (all_kept) d else d[keep])) {
     bad <- which(keep & is.na(d))
     abort_mkt("missing_values", c(
@@ -343,6 +353,30 @@ check_unique_cells <- function(cell, on_grid, n_cells, unit, time, spec,
   ), call = call)
 }
 
+# Only the outcome is rescaled before the estimators' cross-products and
+# solvers (see outcome_scale()); treatments, covariates, instruments and
+# weights enter as given. Values beyond 1e100 (or non-zero values all below
+# 1e-100) would overflow or underflow those products, so they are refused
+# here, once, with the fix, rather than surfacing as a singular system or a
+# NaN standard error deep in one estimator.
+check_regressor_scale <- function(v, name, role, call = rlang::caller_env()) {
+  if (!is.numeric(v)) return(invisible())
+  a <- abs(v[is.finite(v) & v != 0])
+  if (!length(a)) return(invisible())
+  big <- max(a)
+  if (big > 1e100 || big < 1e-100) {
+    abort_mkt("bad_scale", c(
+      "The {role} {.field {name}} has values of order {format(signif(big, 2))}, too {if (big > 1) 'large' else 'small'} for the regressions' cross-products.",
+      i = if (role == "weights") {
+        "Divide the weights by a constant first: weighted estimates do not depend on their scale."
+      } else {
+        "Rescale it before the call, for example into millions ({.code {name} / 1e6}); its estimates then refer to the new units."
+      }
+    ), call = call)
+  }
+  invisible()
+}
+
 # The cluster, weights and extra columns on the grid, checked on the
 # observed cells.
 panel_side_values <- function(data, side, spec, fill, keep, unit, time,
@@ -372,6 +406,7 @@ panel_side_values <- function(data, side, spec, fill, keep, unit, time,
         i = "Fix or drop the rows with missing or negative weights."
       ), call = call)
     }
+    check_regressor_scale(wk, side$weights, "weights", call = call)
     out$weights <- fill(as.numeric(w))
   }
   for (v in side$extra) {

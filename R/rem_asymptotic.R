@@ -111,8 +111,8 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
   r2 <- min(max(r2, 0), 1)
   k <- ncol(X)
   a <- design$threshold
-  q <- rem_quantile(1 - alpha / 2, k, a, r2)
-  z <- stats::qnorm(1 - alpha / 2)
+  q <- rem_quantile(alpha / 2, k, a, r2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   se <- sqrt(v_tt)
   stat <- tau / se
   tau <- tau * scale
@@ -123,7 +123,7 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
   est <- data.frame(
     term = c("rerandomization", "complete_randomization"),
     estimate = unname(tau), std.error = unname(c(se_rule, se)), statistic = unname(stat),
-    p.value = c(2 * (1 - rem_cdf(abs(stat), k, a, r2)), 2 * stats::pnorm(-abs(stat))),
+    p.value = c(2 * rem_tail(abs(stat), k, a, r2), 2 * stats::pnorm(-abs(stat))),
     conf.low = tau - c(q, z) * se, conf.high = tau + c(q, z) * se,
     quantile = c(q, z), r2 = r2,
     row.names = NULL, stringsAsFactors = FALSE
@@ -153,10 +153,10 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
 
 # Limits of both rows at any level: the law's quantiles, not the normal's.
 rem_limits <- function(fit, est, level) {
-  p <- 1 - (1 - level) / 2
+  tail <- (1 - level) / 2
   law <- fit$law
-  q <- ifelse(est$term == "rerandomization", rem_quantile(p, law$k, law$a, law$r2),
-              stats::qnorm(p))
+  q <- ifelse(est$term == "rerandomization", rem_quantile(tail, law$k, law$a, law$r2),
+              stats::qnorm(tail, lower.tail = FALSE))
   list(low = est$estimate - q * law$se, high = est$estimate + q * law$se)
 }
 
@@ -168,10 +168,16 @@ rem_limits <- function(fit, est, level) {
 confint.mkt_rem <- function(object, parm, level = 1 - object$alpha, ...) {
   check_dots(...)
   est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
-  level <- check_probability(level, "level")
-  lim <- rem_limits(object, est, level)
-  a <- (1 - level) / 2
-  out <- cbind(lim$low, lim$high)
+  if (missing(level)) {
+    # The stored limits, as confint.mkt_fit() gives them at the fit's level.
+    a <- object$alpha / 2
+    out <- cbind(est$conf.low, est$conf.high)
+  } else {
+    level <- check_probability(level, "level")
+    lim <- rem_limits(object, est, level)
+    a <- (1 - level) / 2
+    out <- cbind(lim$low, lim$high)
+  }
   dimnames(out) <- list(est$term, paste(format(100 * c(a, 1 - a), trim = TRUE,
                                                scientific = FALSE, digits = 3), "%"))
   out
@@ -189,27 +195,39 @@ rem_l_density <- function(x, k, a) {
   out
 }
 
-# CDF of sqrt(1 - r2) eps + sqrt(r2) L_{k,a} at q.
-rem_cdf <- function(q, k, a, r2) {
+# Upper tail P(X > q) of X = sqrt(1 - r2) eps + sqrt(r2) L_{k,a}. The law is
+# symmetric; the upper tail keeps its precision for levels like 1 - 1e-300,
+# where the CDF rounds to 1.
+rem_tail <- function(q, k, a, r2) {
   vapply(q, function(qq) {
-    if (!is.finite(a) || r2 <= 0) return(stats::pnorm(qq))
+    if (!is.finite(a) || r2 <= 0) return(stats::pnorm(qq, lower.tail = FALSE))
     ra <- sqrt(a)
     if (r2 >= 1 - 1e-12) {
-      if (qq <= -ra) return(0)
-      if (qq >= ra) return(1)
-      return(stats::integrate(rem_l_density, -ra, qq, k = k, a = a,
+      if (qq <= -ra) return(1)
+      if (qq >= ra) return(0)
+      return(stats::integrate(rem_l_density, qq, ra, k = k, a = a,
                               rel.tol = 1e-10)$value)
     }
     f <- function(x) {
-      stats::pnorm((qq - sqrt(r2) * x) / sqrt(1 - r2)) * rem_l_density(x, k, a)
+      stats::pnorm((qq - sqrt(r2) * x) / sqrt(1 - r2), lower.tail = FALSE) *
+        rem_l_density(x, k, a)
     }
     stats::integrate(f, -ra, ra, rel.tol = 1e-10, subdivisions = 500L)$value
   }, numeric(1))
 }
 
-rem_quantile <- function(p, k, a, r2) {
-  if (!is.finite(a) || r2 <= 0) return(stats::qnorm(p))
-  upper <- stats::qnorm(p) + 1
-  stats::uniroot(function(q) rem_cdf(q, k, a, r2) - p, c(-upper, upper),
-                 tol = 1e-10)$root
+# CDF of the same law.
+rem_cdf <- function(q, k, a, r2) rem_tail(-q, k, a, r2)
+
+# The quantile with upper-tail probability `tail` (< 1/2). It lies between 0
+# and the normal quantile (the accepted component only shrinks the spread);
+# the root is found on the log of the tail, which stays well scaled to
+# tails of 1e-300.
+rem_quantile <- function(tail, k, a, r2) {
+  z <- stats::qnorm(tail, lower.tail = FALSE)
+  if (!is.finite(a) || r2 <= 0) return(z)
+  if (r2 >= 1 - 1e-12 && tail <= 0) return(sqrt(a))
+  g <- function(q) log(max(rem_tail(q, k, a, r2), .Machine$double.xmin)) - log(tail)
+  if (g(z) >= 0) return(z)
+  stats::uniroot(g, c(0, z), tol = 1e-10)$root
 }

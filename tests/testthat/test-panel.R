@@ -247,6 +247,41 @@ test_that("infinite covariates and doses are refused where they are", {
   expect_error(mkt_panel(y ~ d | unit + time, d), class = "mktcausal_error_non_finite")
 })
 
+test_that("regressors and weights out of computable scale, and infinite periods, are refused", {
+  d <- hard_panel()
+  for (k in c(1e150, 1e-150)) {
+    big <- transform(d, x = x * k)
+    err <- expect_error(mkt_panel(y ~ dose + x | unit + time, big),
+                        class = "mktcausal_error_bad_scale")
+    expect_match(conditionMessage(err), "covariate x")
+    expect_match(conditionMessage(err), "x / 1e6", fixed = TRUE)
+  }
+  expect_error(mkt_panel(y ~ dose | unit + time, transform(d, dose = dose * 1e200)),
+               regexp = "treatment dose", class = "mktcausal_error_bad_scale")
+  err <- expect_error(mkt_panel(y ~ dose | unit + time, transform(d, w = w * 1e300),
+                                weights = "w"), class = "mktcausal_error_bad_scale")
+  expect_match(conditionMessage(err), "do not depend on their scale")
+  # Ordinary scales pass, and zeros do not count as tiny.
+  expect_silent(mkt_panel(y ~ dose + x | unit + time, transform(d, x = x * 1e90)))
+  expect_silent(mkt_panel(y ~ dose + x | unit + time, transform(d, x = (unit > 3) * 1e-90)))
+  # An infinite period is not a period.
+  inf <- d
+  inf$time[1] <- Inf
+  expect_error(mkt_panel(y ~ dose | unit + time, inf), regexp = "time column",
+               class = "mktcausal_error_non_finite")
+  # Estimators reach the same checks: the dose-response and IV fits.
+  expect_error(dose_response(y ~ dose + x | unit + time, transform(d, x = x * 1e150)),
+               class = "mktcausal_error_bad_scale")
+})
+
+test_that("a covariate the fixed effects absorb is named as collinear, not a singular system", {
+  d <- hard_panel()
+  expect_error(dose_response(y ~ dose + const | unit + time, d), regexp = "const",
+               class = "mktcausal_error_collinear")
+  expect_error(iv_fe(y ~ const | unit + time | dose ~ z, d), regexp = "const",
+               class = "mktcausal_error_collinear")
+})
+
 test_that("a cohort whose adoption row is absent is flagged as uncertain", {
   d <- expand.grid(unit = c("a", "b", "c"), time = 1:6, stringsAsFactors = FALSE)
   d$d <- as.integer((d$unit == "a" & d$time >= 3) | (d$unit == "b" & d$time >= 4))

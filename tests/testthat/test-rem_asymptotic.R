@@ -8,13 +8,13 @@ test_that("the limit law reproduces the research note's numbers (section 7.2)", 
   for (i in seq_len(nrow(cases))) {
     r2 <- cases$r2[i]
     expect_equal(1 - (1 - mktcausal:::rem_va(a, 4)) * r2, cases$ratio[i], tolerance = 2e-4)
-    expect_equal(mktcausal:::rem_quantile(0.975, 4, a, r2), cases$q[i], tolerance = 0.01 / cases$q[i])
+    expect_equal(mktcausal:::rem_quantile(0.025, 4, a, r2), cases$q[i], tolerance = 0.01 / cases$q[i])
     size <- 2 * (1 - mktcausal:::rem_cdf(stats::qnorm(0.975), 4, a, r2))
     expect_lt(abs(size - cases$size[i]), 0.002)
   }
-  expect_equal(mktcausal:::rem_quantile(0.975, 4, a, 0.5) / stats::qnorm(0.975), 0.724,
+  expect_equal(mktcausal:::rem_quantile(0.025, 4, a, 0.5) / stats::qnorm(0.975), 0.724,
                tolerance = 0.002)
-  expect_equal(mktcausal:::rem_quantile(0.975, 4, Inf, 0.5), stats::qnorm(0.975))
+  expect_equal(mktcausal:::rem_quantile(0.025, 4, Inf, 0.5), stats::qnorm(0.975))
 })
 
 test_that("rem_asymptotic gives a shorter interval than complete randomization", {
@@ -41,12 +41,20 @@ test_that("rem_asymptotic gives a shorter interval than complete randomization",
   expect_true(out$conf.low[1] < 1 && out$conf.high[1] > 1)
   # Other levels use the law's own quantiles, in confint() and tidy() alike.
   ci90 <- confint(fit, level = 0.9)
-  q90 <- mktcausal:::rem_quantile(0.95, 2, des$threshold, out$r2[1])
+  q90 <- mktcausal:::rem_quantile(0.05, 2, des$threshold, out$r2[1])
   expect_equal(unname(ci90[1, ]), out$estimate[1] + c(-1, 1) * q90 * se, tolerance = 1e-10)
   expect_equal(unname(ci90[2, ]), out$estimate[1] + c(-1, 1) * qnorm(0.95) * se, tolerance = 1e-10)
   expect_equal(tidy(fit, conf.level = 0.9)$conf.low, unname(ci90[, 1]))
   expect_equal(unname(confint(fit)[, 1]), out$conf.low)
   expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  # Extreme levels keep their precision: 1 - 1e-300 rounds to 1, its tail
+  # does not.
+  tiny <- tidy(rem_asymptotic(y ~ treated, d, design = des, alpha = 1e-300))
+  expect_equal(tiny$quantile[2], qnorm(5e-301, lower.tail = FALSE))
+  expect_true(all(is.finite(c(tiny$conf.low, tiny$conf.high))))
+  expect_lt(tiny$quantile[1], tiny$quantile[2])
+  expect_equal(log(mktcausal:::rem_tail(tiny$quantile[1], 2, des$threshold, out$r2[1])),
+               log(5e-301), tolerance = 1e-6)
   expect_identical(nobs(fit), 200L)
   expect_s3_class(plot(fit, type = "law"), "ggplot")
   des_t <- suppressWarnings(rerandomize(d, list(~x1, ~x2), n_treated = 100, accept = c(0.1, 0.5)))
