@@ -577,7 +577,7 @@ cf_stats <- function(Y, y0, st) {
 }
 
 cf_tables <- function(est, reps, inference, alpha) {
-  z <- stats::qnorm(1 - alpha / 2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   mk <- function(estimate, key, name) {
     sd <- rep(NA_real_, length(estimate))
     lo <- hi <- rep(NA_real_, length(estimate))

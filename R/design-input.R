@@ -320,6 +320,7 @@ effect_covariate_matrix <- function(data, covariates, cov_vars,
         i = "Impute or drop, and recode categories as indicator columns."
       ), column = term, call = call)
     }
+    check_regressor_scale(x, term, "covariate", call = call)
     as.numeric(x)
   })
   X <- do.call(cbind, cols)

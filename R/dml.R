@@ -127,6 +127,14 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
   keep <- panel$observed
   for (x in panel$X) keep <- keep & !is.na(x)
   cells <- which(keep)
+  if (!length(cells)) {
+    gone <- covs[vapply(panel$X, function(m) all(is.na(m[panel$observed])), logical(1))]
+    abort_mkt("missing_values", c(
+      "No cell has the outcome and every control observed.",
+      x = if (length(gone)) "Missing on every observed cell: {.field {gone}}.",
+      i = "Drop a control that is never observed, or fill its missing values."
+    ))
+  }
   raw <- vapply(panel$X, function(m) m[cells], numeric(length(cells)))
   raw <- matrix(raw, nrow = length(cells), dimnames = list(NULL, covs))
   # The nuisance g(x_it) enters the within-transformed outcome as the within
@@ -220,7 +228,7 @@ dml_fit <- function(panel, learners, basis = TRUE, n_folds = 5L, fold_by = NULL,
   # Back on the outcome's scale.
   est <- unscale_table(fe_estimates(stats::setNames(theta, name), V, df, alpha), s)
   splits <- unscale_table(splits, s)
-  V <- V * s^2
+  V <- unscale_variance(V, s)
   by <- if (is.null(cluster)) panel$vars$unit else cluster
   new_fit(
     "dml", estimates = est,

@@ -195,7 +195,7 @@ dose_twfe <- function(panel, design, shape, inference, cluster, n_bins, df, alph
   curve <- unscale_table(curve_table(grid, "effect", as.vector(G %*% fit$coefficients[terms]),
                                      sqrt(pmax(rowSums((G %*% V) * G), 0)), fit$df[[1]], alpha),
                          s)
-  V <- V * s^2
+  V <- unscale_variance(V, s)
   if (design$ok) {
     warn_mkt("twfe_dose", c(
       "TWFE on doses is a weighted average of the causal responses ACRT(d), weighted towards the middle of the dose distribution, plus selection bias unless trends are parallel across all doses.",
@@ -295,7 +295,7 @@ dose_basis <- function(dose, shape, n_bins, df, name) {
 }
 
 curve_table <- function(dose, estimand, estimate, se, df, alpha) {
-  crit <- stats::qt(1 - alpha / 2, df)
+  crit <- stats::qt(alpha / 2, df, lower.tail = FALSE)
   data.frame(dose = dose, estimand = estimand, estimate = estimate, std.error = se,
              conf.low = estimate - crit * se, conf.high = estimate + crit * se,
              stringsAsFactors = FALSE)

@@ -203,7 +203,7 @@ es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
   se[se <= sqrt(.Machine$double.eps) * 10 | !is.finite(est$estimate)] <- NA_real_
   ok <- !is.na(se)
   crit <- sup_t_crit(V[ok, ok, drop = FALSE], n_draws, alpha)
-  z <- stats::qnorm(1 - alpha / 2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   pre <- which(est$event < 0 & ok)
   pretest <- if (length(pre)) {
     b <- est$estimate[pre]
@@ -257,7 +257,7 @@ es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
   V <- as.matrix(V)
   new_fit(
     "event_study", estimates = estimates, method = label, estimand = estimand, inference = inference,
-    alpha = alpha, n = n, call = call, vcov = V * scale^2, vars = panel$vars,
+    alpha = alpha, n = n, call = call, vcov = unscale_variance(V, scale), vars = panel$vars,
     glance = list(n_events = nrow(estimates), pretest_statistic = pretest$statistic,
                   pretest_df = pretest$df, pretest_p.value = pretest$p.value, crit = crit),
     tables = list(pretest = pretest),

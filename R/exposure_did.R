@@ -179,7 +179,7 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     n = list(obs = fg$n, units = fg$n_units, periods = fg$n_periods,
              treated = sum(expo != 0, na.rm = TRUE),
              clusters = if (clustered) mom$G else NA_integer_),
-    vcov = fit$vcov[term, term, drop = FALSE] * s^2,
+    vcov = unscale_variance(fit$vcov[term, term, drop = FALSE], s),
     vars = list(outcome = panel$vars$outcome, treatment = expo_name,
                 covariates = covs, unit = panel$vars$unit, time = panel$vars$time,
                 cluster = if (clustered) cluster %||% panel$vars$unit,

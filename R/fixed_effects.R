@@ -100,7 +100,7 @@ fe_estimates <- function(beta, vcov, df, alpha, terms = names(beta)) {
   est <- beta[terms]
   df <- rep_len(df, length(terms))
   stat <- est / se
-  crit <- stats::qt(1 - alpha / 2, df)
+  crit <- stats::qt(alpha / 2, df, lower.tail = FALSE)
   data.frame(term = terms, estimate = unname(est), std.error = unname(se),
              statistic = unname(stat), p.value = unname(2 * stats::pt(-abs(stat), df)),
              conf.low = unname(est - crit * se), conf.high = unname(est + crit * se),
@@ -238,7 +238,7 @@ fe_check_outcome <- function(mom, col, Y, name, weights = NULL, call = rlang::ca
 unscale_ols <- function(fit, s) {
   if (s == 1) return(fit)
   fit$coefficients <- fit$coefficients * s
-  fit$vcov <- fit$vcov * s^2
+  fit$vcov <- unscale_variance(fit$vcov, s)
   for (nm in intersect(c("residuals", "fitted.values"), names(fit))) fit[[nm]] <- fit[[nm]] * s
   fit
 }

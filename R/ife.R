@@ -249,10 +249,10 @@ ife_fit <- function(panel, r = NULL, force = "two-way", r_max = 5L, criterion = 
   # Back on the outcome's scale: coefficients, effects and loadings scale
   # with it, variances with its square; the factors are normalised.
   est <- unscale_table(est, s)
-  if (!is.null(V)) V <- V * s^2
+  if (!is.null(V)) V <- unscale_variance(V, s)
   bias <- unscale_table(bias, s, c("uncorrected", "cross_section", "time", "predetermined",
                                    "total", "corrected"))
-  sigma2 <- sigma2 * s^2
+  sigma2 <- unscale_variance(sigma2, s)
   main$L <- main$L * s
   main$mu <- main$mu * s
   main$alpha <- main$alpha * s
@@ -770,7 +770,7 @@ ife_beta_table <- function(beta, V, terms, alpha, boot = NULL) {
                       conf.high = numeric(0)))
   }
   se <- if (is.null(V)) rep(NA_real_, length(beta)) else sqrt(diag(V))
-  z <- stats::qnorm(1 - alpha / 2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   out <- data.frame(term = terms, estimate = beta, std.error = se,
                     statistic = beta / se, p.value = 2 * stats::pnorm(-abs(beta / se)),
                     conf.low = beta - z * se, conf.high = beta + z * se,

@@ -207,13 +207,13 @@ iv_fe_fit <- function(panel, spec, weak_threshold = 10, inference = "cluster", c
   # Anderson-Rubin set and curve (in effect units) and the reduced-form
   # pieces; the F statistics and the AR statistic do not change.
   est <- unscale_table(est, s)
-  vc$vcov <- vc$vcov * s^2
+  vc$vcov <- unscale_variance(vc$vcov, s)
   if (!is.null(ar)) {
     ar$conf.low <- ar$conf.low * s
     ar$conf.high <- ar$conf.high * s
     ar_curve_tab$effect <- ar_curve_tab$effect * s
     ar_parts$a <- ar_parts$a * s
-    ar_parts$Vaa <- ar_parts$Vaa * s^2
+    ar_parts$Vaa <- unscale_variance(ar_parts$Vaa, s)
     ar_parts$Vac <- ar_parts$Vac * s
   }
   new_fit(
@@ -382,7 +382,7 @@ wald_quad <- function(g, V, what, call = rlang::caller_env()) {
 
 ar_confidence_set <- function(p, alpha, df, est, se) {
   k <- length(p$a)
-  q <- k * stats::qf(1 - alpha, k, df)
+  q <- k * stats::qf(alpha, k, df, lower.tail = FALSE)
   if (k == 1L) {
     a <- p$a[[1]]; c <- p$c[[1]]
     A <- c^2 - q * p$Vcc[1, 1]
@@ -422,7 +422,7 @@ ar_curve <- function(p, ar_set, estimate, se, alpha, df, n_grid = 401) {
   } else {
     vapply(b, ar_stat, numeric(1), p = p)
   }
-  data.frame(effect = b, statistic = stat / k, critical = stats::qf(1 - alpha, k, df))
+  data.frame(effect = b, statistic = stat / k, critical = stats::qf(alpha, k, df, lower.tail = FALSE))
 }
 
 ar_rows <- function(low, high) {

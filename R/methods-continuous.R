@@ -200,7 +200,7 @@ autoplot.mkt_dml <- function(object, type = c("splits", "estimates"), ...) {
   type <- check_choice(type)
   if (type == "estimates") return(autoplot.mkt_fit(object))
   reps <- object$tables$splits
-  crit <- stats::qnorm(1 - object$alpha / 2)
+  crit <- stats::qnorm(object$alpha / 2, lower.tail = FALSE)
   ggplot2::ggplot(reps, ggplot2::aes(x = .data$split, y = .data$estimate)) +
     ggplot2::geom_hline(yintercept = object$estimates$estimate, colour = mkt_colours[["effect"]]) +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$estimate - crit * .data$std.error,

@@ -87,15 +87,11 @@ confint.mkt_fit <- function(object, parm, level = 1 - object$alpha, ...) {
   est <- select_terms(object$estimates, if (missing(parm)) NULL else parm)
   # At the fit's own level the stored limits are the answer: 1 - alpha may
   # round to 1 (alpha = 1e-300) where alpha itself does not.
-  if (missing(level)) {
-    out <- cbind(est$conf.low, est$conf.high)
-    a <- object$alpha / 2
-  } else {
-    level <- check_level(level, "level")
-    lim <- fit_limits(object, est, level)
-    out <- cbind(lim$low, lim$high)
-    a <- (1 - level) / 2
-  }
+  own <- missing(level)
+  level <- if (own) 1 - object$alpha else check_level(level, "level")
+  lim <- fit_limits(object, est, level)
+  out <- cbind(lim$low, lim$high)
+  a <- if (own) object$alpha / 2 else (1 - level) / 2
   dimnames(out) <- list(est$term, paste(format(100 * c(a, 1 - a), trim = TRUE,
                                                scientific = FALSE, digits = 3), "%"))
   out

@@ -157,7 +157,7 @@ ols_robust_cr1 <- function(X, resid, beta, bread, cluster, se_type, n_absorbed,
 # t critical values on the fit's degrees of freedom.
 robust_row <- function(estimate, se, df, alpha) {
   stat <- estimate / se
-  crit <- stats::qt(1 - alpha / 2, df)
+  crit <- stats::qt(alpha / 2, df, lower.tail = FALSE)
   data.frame(estimate = estimate, std.error = se, statistic = stat,
              p.value = 2 * stats::pt(-abs(stat), df),
              conf.low = estimate - crit * se, conf.high = estimate + crit * se,

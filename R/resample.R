@@ -65,6 +65,8 @@
 #' @param ... Must be empty.
 #' @return With `each = "replicate"`, a list with one element per replicate;
 #'   with `each = "chunk"`, a list with one element per chunk; in order.
+#'   An error raised by `fun` stops the run and reaches the caller as `fun`
+#'   raised it (its class and message are the caller's own, not rewrapped).
 #' @examples
 #' set.seed(1)
 #' draws <- resample_chunks(1000, function(i) rnorm(1), chunk_size = 250)

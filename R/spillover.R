@@ -368,7 +368,7 @@ design_based_spillover <- function(y, cond, C, alpha) {
   ind <- lapply(1:4, function(k) (C == k) * 1)
   prob <- vapply(ind, rowMeans, numeric(length(y)))
   contrasts <- list(direct = c(3L, 1L), spillover = c(2L, 1L), spillover_treated = c(4L, 3L))
-  z <- stats::qnorm(1 - alpha / 2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   rows <- list()
   for (term in names(contrasts)) {
     k <- contrasts[[term]][1]

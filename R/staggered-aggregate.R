@@ -83,7 +83,7 @@ staggered_aggregate_fit <- function(x, type, min_e = -Inf, max_e = Inf, balance_
   agg$est <- agg$est * sc
   se <- se * sc
   boot$se <- boot$se * sc
-  z <- stats::qnorm(1 - x$alpha / 2)
+  z <- stats::qnorm(x$alpha / 2, lower.tail = FALSE)
   se_overall <- if (n_draws > 0 && !is.na(boot$se[1])) boot$se[1] else se[1]
   low <- c(agg$est[1] - z * se_overall, rep(NA_real_, k - 1L))
   high <- c(agg$est[1] + z * se_overall, rep(NA_real_, k - 1L))
@@ -111,7 +111,7 @@ staggered_aggregate_fit <- function(x, type, min_e = -Inf, max_e = Inf, balance_
     estimand = sprintf("ATT(g,t) averaged with cohort-size weights %s", what),
     inference = staggered_inference_label(x$vars$cluster, n_draws, crit),
     alpha = x$alpha, n = x$n, call = call,
-    vcov = influence_vcov(S, n) * sc^2, vars = x$vars,
+    vcov = unscale_variance(influence_vcov(S, n), sc), vars = x$vars,
     glance = list(type = type, n_draws = n_draws, crit = crit),
     type = type, label = agg$label, times = x$times, inf = agg$inf, scale = sc,
     balance_e = balance_e, boot_se = boot$se, crit = crit, n_draws = n_draws

@@ -195,7 +195,7 @@ cohort_sum_kernel <- function(prep, cells, est, not_yet, cols, seed) {
 # Confidence limits: the uniform band when the bootstrap ran, else pointwise.
 band_limits <- function(estimate, se, boot_se, crit, alpha) {
   if (is.na(crit)) {
-    z <- stats::qnorm(1 - alpha / 2)
+    z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
     return(list(low = estimate - z * se, high = estimate + z * se))
   }
   list(low = estimate - crit * boot_se, high = estimate + crit * boot_se)

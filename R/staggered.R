@@ -80,6 +80,8 @@
 #'   `mktcausal_warning_uncertain_cohort` and listed, with the reason, in
 #'   `tidy(fit, "dropped_units")`. Rows with the treatment and a missing
 #'   outcome fix a unit's cohort without adding data.
+#' * Units of weight zero are left out (their weight excludes them) and
+#'   listed in `tidy(fit, "dropped_units")` with the reason "weight zero".
 #' * A treatment that switches off is an error (the estimator needs absorbing
 #'   treatment); so is `control = "never"` without never-treated units.
 #' * Unbalanced panels: each ATT(g,t) uses the units observed in both
@@ -201,7 +203,7 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   se <- se * sc
   cells$std.error <- se
   boot$se <- boot$se * sc
-  V <- V * sc^2
+  V <- unscale_variance(V, sc)
 
   na_cell <- is.na(cells$estimate)
   V[na_cell, ] <- NA_real_
@@ -297,8 +299,12 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   # cohorts (and wrong event times), so it is left out.
   known <- unname(panel$cohort_known %||% rep(TRUE, N))
   unsure <- !early & !known
+  # A unit of weight zero is excluded by its weight; kept, it would make
+  # the weighted means of the imputation and regression paths 0/0.
+  weightless <- !early & !unsure & w <= 0
   drop_reason <- ifelse(early, "treated before any untreated base period",
-                        ifelse(unsure, "adoption period unknown (rows absent)", NA_character_))
+                        ifelse(unsure, "adoption period unknown (rows absent)",
+                               ifelse(weightless, "weight zero", NA_character_)))
   if (any(early)) {
     first <- panel$units[early]
     warn_mkt("treated_first_period", c(
@@ -314,7 +320,7 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
       i = "Where the adoption period is known, add the missing rows with the treatment and an {.code NA} outcome: they fix the cohort without adding data."
     ))
   }
-  keep <- !early & !unsure
+  keep <- !early & !unsure & !weightless
   dropped_units <- panel$units[!keep]
   if (control == "never" && !any(cohort[keep] == 0L)) {
     abort_mkt("no_never_treated", c(
@@ -338,9 +344,18 @@ staggered_prepare <- function(panel, control, anticipation, call = rlang::caller
   scale <- outcome_scale(Y)
   if (scale != 1) Y <- Y / scale
   if (!is.null(X)) X <- drop_aliased_covariates(X[keep, , drop = FALSE])
+  cluster_id <- match(cl[keep], unique(cl[keep]))
+  # Every standard error here is clustered (by unit, or by `cluster`): one
+  # cluster leaves no variation between clusters, and G/(G - 1) is 1/0.
+  if (max(cluster_id) < 2L) {
+    abort_mkt("too_few_clusters", c(
+      "Clustered standard errors need at least two clusters; every unit used is in one cluster of {.field {panel$vars$cluster %||% panel$vars$unit}}.",
+      i = "Cluster by a finer grouping, or leave {.arg cluster} unset to cluster by unit."
+    ), call = call)
+  }
   list(
     Y = Y, scale = scale, cohort = cohort[keep], w = w[keep], keep = keep, X = X,
-    cluster_id = match(cl[keep], unique(cl[keep])),
+    cluster_id = cluster_id,
     n = sum(keep), n_periods = length(panel$times),
     dropped_units = dropped_units, drop_reason = drop_reason[!keep]
   )

@@ -79,7 +79,7 @@ synth_standard_error <- function(setup, fits, att, method, inference, n_draws, a
   } else {
     sqrt((n - 1) / n) * stats::sd(draws)
   }
-  z <- stats::qnorm(1 - alpha / 2)
+  z <- stats::qnorm(alpha / 2, lower.tail = FALSE)
   list(estimates = list(std.error = se, conf.low = att - z * se, conf.high = att + z * se,
                         # A placebo distribution with no spread (a constant
                         # outcome) and a zero effect: no evidence, not NaN.

@@ -21,3 +21,12 @@ outcome_scale <- function(y) {
   if (!is.finite(s) || s <= 0) return(1)
   2^floor(log2(s))
 }
+
+# A variance (or covariance matrix) fitted on the outcome divided by s, back
+# on the outcome's scale. (V * s) * s, not V * s^2: for s near 2^1000, s^2
+# is Inf and a zero covariance would become 0 * Inf = NaN; this way zeros
+# stay zero and only variances that truly overflow become Inf.
+unscale_variance <- function(V, s) {
+  if (s == 1) return(V)
+  (V * s) * s
+}

@@ -668,7 +668,9 @@ rb_kind_values <- function(kind) {
                   rb_bad("<negative matrix>", rb_lazy("spill_dist_neg"))),
     string = list(rb_bad("NA", NA_character_), rb_bad("1", 1), rb_bad("c(\"a\", \"b\")", c("a", "b"))),
     fn = list(rb_bad("\"rnorm\"", "rnorm"), rb_bad("1", 1, E),
-              rb_bad("function() stop(\"x\")", function(i) stop("boom"))),
+              # The user's function fails: its own error must reach the user
+              # unchanged (its class and message are theirs, not ours).
+              rb_bad("function() stop(\"x\")", function(i) stop("boom"), "user_error")),
     learner = list(rb_bad("\"foo\"", "foo", E), rb_bad("NA", NA_character_, E),
                    rb_bad("1", 1, E), rb_bad("\"forest\"", "forest")),
     target = list(rb_bad("\"foo\"", "foo", E), rb_bad("NA", NA_character_, E),
@@ -1164,6 +1166,9 @@ rb_run_case <- function(case, plots = TRUE) {
   if (!is.null(r$error)) {
     where <- r$where %||% NA_character_
     if (rb_is_classed(r$error)) return(verdict("pass", "classed error", r$error))
+    if (identical(case$expect, "user_error") && identical(conditionMessage(r$error), "boom")) {
+      return(verdict("pass", "the user's own error, passed through", r$error))
+    }
     if (!is.null(classed_warning)) return(verdict("pass", "classed warning, then unclassed error",
                                                   classed_warning))
     return(verdict("fail", "unclassed error", r$error))

@@ -393,4 +393,8 @@ test_that("outcomes near 1e300 and 1e-300 give the scaled answer; a constant out
   }
   d$y0 <- 3
   expect_error(experiment_effect(y0 ~ treated, d), class = "mktcausal_error_no_variation")
+  # Covariates are not rescaled: out of range they are refused with the fix.
+  d$x_tiny <- d$x * 1e-300
+  expect_error(experiment_effect(y ~ treated, d, covariates = ~ x_tiny),
+               regexp = "x_tiny", class = "mktcausal_error_bad_scale")
 })
