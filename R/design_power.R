@@ -73,8 +73,14 @@
 #' @param n_windows Number of historical windows (end dates).
 #' @param pre `NULL` or the time values of the pre-period used for the
 #'   design's covariates (the `pre` given to [geo_units()]); see Windows.
-#' @param method The planned estimator: `"diff_in_means"` or `"lin"` (Lin
-#'   2013 on the design's covariates and strata).
+#' @param method The planned estimator: `"lin"` (Lin 2013 on the design's
+#'   covariates and strata) or `"diff_in_means"` (the stratum-weighted
+#'   difference in means). `NULL` (the default) plans the analysis that will
+#'   be run: Lin's estimator when `pre` is given, since the design's
+#'   covariates then summarise pre-period outcomes and adjusting for them is
+#'   what recovers the precision, and the difference in means otherwise. The
+#'   choice, and why it was made, is printed and kept as `$method` and
+#'   `$method_chosen_by`.
 #' @param effect_type `"multiplicative"` or `"additive"`.
 #' @param inference The planned test: `"hc2"` or `"randomization"`.
 #' @param n_draws Number of assignments drawn from the design's rule (each
@@ -91,7 +97,10 @@
 #' @return An object of class `mkt_power` with `$power` (the table returned
 #'   by [tidy()][tidy.mkt_power]), `$mde` (the table returned by
 #'   [glance()][glance.mkt_power]), `$windows` (end period index and time of
-#'   each window), `$n_sims`, and the settings.
+#'   each window), `$n_sims`, `$method` and `$method_chosen_by` (`"user"`, or
+#'   `"default"` when `method` was `NULL`), and the other settings. When no
+#'   effect of the grid reaches `target_power` the MDE is not known, only
+#'   bounded below by the largest effect tried: see [glance()][glance.mkt_power].
 #' @seealso [power_closed_form()] for the closed form, [rerandomize()].
 #' @export
 #' @examples
@@ -103,14 +112,14 @@
 #' pw <- design_power(sales ~ 0 | zone + week, geo_sales, design = des,
 #'                    randomize_by = "dma", effect = c(0, 0.01, 0.02, 0.04),
 #'                    test_length = c(4, 8), n_windows = 4, pre = 1:52,
-#'                    method = "lin", n_draws = 40)
+#'                    n_draws = 40)
+#' pw   # Lin's estimator: the default when `pre` is given
 #' tidy(pw)
 #' glance(pw)
 #' plot(pw)
 design_power <- function(formula, data, design, randomize_by = NULL, size = NULL,
                          effect = seq(0, 0.1, by = 0.02), test_length = c(4, 8, 12),
-                         n_windows = 8, pre = NULL,
-                         method = c("diff_in_means", "lin"),
+                         n_windows = 8, pre = NULL, method = NULL,
                          effect_type = c("multiplicative", "additive"),
                          inference = c("hc2", "randomization"), n_draws = 100,
                          reference_draws = 500, chunk_size = 10, target_power = 0.8,
@@ -125,7 +134,12 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
       i = "Simulate power on the design without {.arg buffer}, then add the buffer at assignment time."
     ))
   }
-  method <- check_choice(method)
+  method_chosen_by <- if (is.null(method)) "default" else "user"
+  method <- if (is.null(method)) {
+    if (is.null(pre)) "diff_in_means" else "lin"
+  } else {
+    check_choice(method, c("lin", "diff_in_means"))
+  }
   inference <- check_choice(inference)
   effect_type <- check_choice(effect_type)
   alpha <- check_alpha(alpha)
@@ -136,6 +150,13 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
   if (!is.numeric(effect) || !length(effect) || any(!is.finite(effect))) {
     abort_mkt("bad_argument", c(
       "{.arg effect} must be a numeric grid of relative effects without missing values.",
+      i = "For example {.code effect = seq(0, 0.1, by = 0.02)} for lifts of 0 to 10%."
+    ))
+  }
+  if (all(effect < 0)) {
+    abort_mkt("bad_argument", c(
+      "{.arg effect} must include 0 or a positive lift: the MDE is read from effects of at least 0.",
+      x = "You supplied only negative effects: {.val {format(effect)}}.",
       i = "For example {.code effect = seq(0, 0.1, by = 0.02)} for lifts of 0 to 10%."
     ))
   }
@@ -163,14 +184,14 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
   require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome)
   design_power_fit(panel, design, randomize_by, size, effect, test_length, n_windows, pre,
                    method, effect_type, inference, n_draws, reference_draws, chunk_size,
-                   target_power, alpha)
+                   target_power, alpha, method_chosen_by)
 }
 
 # The simulation on a checked panel.
 design_power_fit <- function(panel, design, randomize_by, size, effect, test_length,
                              n_windows, pre, method, effect_type, inference, n_draws,
                              reference_draws, chunk_size, target_power, alpha,
-                             call = rlang::caller_env()) {
+                             method_chosen_by = "user", call = rlang::caller_env()) {
   time <- panel$vars$time
   hist <- power_panel(design, panel, randomize_by, size, call = call)
   n_t <- ncol(hist$Y)
@@ -232,7 +253,7 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
     power = power_tab, mde = mde,
     windows = data.frame(end_index = ends, end_time = hist$times[ends]),
     n_sims = n_draws * length(ends), n_draws = n_draws, n_windows = length(ends),
-    method = method, inference = inference, effect_type = effect_type,
+    method = method, method_chosen_by = method_chosen_by, inference = inference, effect_type = effect_type,
     alpha = alpha, target_power = target_power,
     reference_draws = if (is.null(pool)) NA_integer_ else ncol(pool),
     design = design
@@ -385,12 +406,14 @@ power_summarise <- function(sims, windows, effect, test_length) {
 }
 
 # Smallest grid effect reaching the target, and the effect where the power
-# curve, linearly interpolated between grid points, crosses it.
+# curve, linearly interpolated between grid points, crosses it. When no
+# effect of the grid reaches the target, the MDE is only known to exceed the
+# largest effect tried: `mde_reached` is FALSE, `mde` and `mde_interpolated`
+# are NA, and `max_effect` with `max_effect_power` say how far the grid got.
 power_mde <- function(tab, target_power, alpha) {
   rows <- lapply(split(tab, tab$test_length), function(d) {
     d <- d[order(d$effect), ]
-    pos <- d$effect >= 0
-    dp <- d[pos, ]
+    dp <- d[d$effect >= 0, ]
     hit <- which(dp$power >= target_power)
     mde <- mde_i <- NA_real_
     if (length(hit)) {
@@ -402,9 +425,11 @@ power_mde <- function(tab, target_power, alpha) {
           (dp$effect[k] - dp$effect[k - 1])
       }
     }
+    top <- nrow(dp)
     aa <- d$power[d$effect == 0]
     data.frame(test_length = d$test_length[1], mde = mde, mde_interpolated = mde_i,
-               target_power = target_power,
+               mde_reached = length(hit) > 0L, max_effect = dp$effect[top],
+               max_effect_power = dp$power[top], target_power = target_power,
                aa_rejection = if (length(aa)) aa else NA_real_, alpha = alpha,
                n_sims = d$n_sims[1])
   })

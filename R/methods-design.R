@@ -314,13 +314,27 @@ tidy.mkt_strata <- function(x, ...) {
 #' `tidy()` gives one row per test length and effect: `power`, its Monte
 #' Carlo standard error `mc_se` \eqn{= \sqrt{p(1-p)/n}} over the `n_sims`
 #' simulated experiments, and the `bias` and `rmse` of the estimator in
-#' percent of the window's mean cluster total (the control mean). `glance()`
-#' gives one row per test length: the minimum detectable effect `mde` (the
-#' smallest effect of the grid with power at least `target_power`, `NA` if
-#' none), `mde_interpolated` (where the linearly interpolated power curve
-#' crosses the target) and `aa_rejection`, the rejection rate at zero
-#' effect, which should be close to `alpha`. `plot()` draws the power curves
-#' by test length with the target line, from `tidy()`.
+#' percent of the window's mean cluster total (the control mean).
+#'
+#' `glance()` gives one row per test length:
+#' * `mde`: the minimum detectable effect, the smallest effect of the grid
+#'   with power at least `target_power`;
+#' * `mde_interpolated`: where the linearly interpolated power curve
+#'   crosses the target;
+#' * `mde_reached`: `TRUE` when some effect of the grid reaches the target.
+#'   When it is `FALSE` the MDE is not known, only that it exceeds
+#'   `max_effect`, and `mde` and `mde_interpolated` are `NA` (never a number
+#'   that would pass for an MDE); widen `effect` or lengthen the test;
+#' * `max_effect` and `max_effect_power`: the largest non-negative effect
+#'   of the grid and its power, always defined;
+#' * `aa_rejection`: the rejection rate at zero effect, which should be
+#'   close to `alpha`; `NA` when the grid does not include 0;
+#' * `target_power`, `alpha` and `n_sims`.
+#'
+#' `print()` names the planned estimator and test, and states each MDE
+#' honestly: a percentage when reached, otherwise a bound such as
+#' "MDE > 8% (largest effect tried reached 63% power)". `plot()` draws the
+#' power curves by test length with the target line, from `tidy()`.
 #'
 #' @param x,object A result of [design_power()].
 #' @param ... Must be empty (for `plot()`: passed to `autoplot()`).
@@ -346,15 +360,29 @@ glance.mkt_power <- function(x, ...) {
 print.mkt_power <- function(x, ...) {
   check_dots(...)
   g <- x$mde
+  estimator <- if (x$method == "lin") "Lin's regression adjustment" else "difference in means"
+  why <- if (identical(x$method_chosen_by, "default")) {
+    if (x$method == "lin") {
+      "  Lin's adjustment is the default with `pre`: the analysis will adjust for the design's covariates."
+    } else {
+      "  Difference in means is the default without `pre`; `method = \"lin\"` plans the adjusted analysis."
+    }
+  }
+  pct <- function(v) paste0(format_num(100 * v, 3), "%")
+  mde <- ifelse(g$mde_reached,
+                paste("MDE", pct(g$mde_interpolated), "at", pct(g$target_power), "power"),
+                sprintf("MDE > %s at %s power (largest effect tried reached %s power)",
+                        pct(g$max_effect), pct(g$target_power), pct(g$max_effect_power)))
+  aa <- ifelse(is.na(g$aa_rejection), "A/A not simulated (add 0 to effect)",
+               sprintf("A/A rejection %s (alpha %s)", format_num(g$aa_rejection, 3),
+                       format(g$alpha)))
   lines <- c(
-    sprintf("Simulated power: %s with %s test, %s effect", x$method,
+    sprintf("Simulated power: %s, %s test, %s lift", estimator,
             if (x$inference == "hc2") "HC2 t" else "randomization", x$effect_type),
+    why,
     sprintf("  %d assignments from the design's rule x %d historical windows = %s experiments per cell",
             x$n_draws, x$n_windows, format(x$n_sims, big.mark = ",")),
-    sprintf("  test length %d: MDE %s at power %s; A/A rejection %s (alpha %s)",
-            g$test_length, ifelse(is.na(g$mde_interpolated), "beyond the grid",
-                                  paste0(format_num(100 * g$mde_interpolated, 3), "%")),
-            format(g$target_power), format_num(g$aa_rejection, 3), format(g$alpha))
+    sprintf("  test length %d: %s; %s", g$test_length, mde, aa)
   )
   cat_wrapped(lines)
   invisible(x)

@@ -21,7 +21,7 @@ power_fixture <- local({
       set.seed(12)
       pw <- design_power(sales ~ 0 | cluster + week, panel, design = des,
                          effect = c(0, seq(0.01, 0.08, by = 0.01), 0.2), test_length = c(4, 8),
-                         n_windows = 4, n_draws = 60, pre = 1:20)
+                         n_windows = 4, n_draws = 60, pre = 1:20, method = "diff_in_means")
       cache <<- list(panel = panel, units = units, des = des, pw = pw)
     }
     cache
@@ -186,7 +186,124 @@ test_that("units finer than the design's clusters are summed to them", {
   expect_equal(b$power, a$power)
   out <- withr::with_options(list(width = 80), capture.output(print(b)))
   expect_true(all(nchar(out) <= 80))
-  expect_match(out[1], "Simulated power: diff_in_means with HC2 t test")
+  expect_match(out[1], "Simulated power: Lin's regression adjustment, HC2 t test", fixed = TRUE)
+})
+
+# A geo-like panel: cluster levels differ by a factor of several (log-sd 0.5)
+# and persist, week-to-week noise is 5% of the level. Pre-period means then
+# predict test-window totals almost perfectly, as with real geo sales.
+geo_panel <- function(n = 60, n_t = 40, seed = 2) {
+  withr::with_seed(seed, {
+    ids <- sprintf("G%02d", seq_len(n))
+    level <- exp(stats::rnorm(n, log(100), 0.5))
+    d <- expand.grid(cluster = ids, week = seq_len(n_t), stringsAsFactors = FALSE)
+    d$sales <- level[match(d$cluster, ids)] * (1 + stats::rnorm(nrow(d), sd = 0.05))
+  })
+  d
+}
+
+geo_fixture <- local({
+  cache <- NULL
+  function() {
+    if (is.null(cache)) {
+      panel <- geo_panel()
+      units <- geo_units(sales ~ 0 | cluster + week, panel, pre = 1:20)
+      set.seed(21)
+      des <- rerandomize(units, ~ outcome_mean + outcome_trend, n_treated = 30,
+                         accept = 0.05)
+      cache <<- list(panel = panel, des = des)
+    }
+    cache
+  }
+})
+
+test_that("with `pre` the default plans Lin's estimator, with a far smaller MDE", {
+  fx <- geo_fixture()
+  eff <- c(0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6)
+  run <- function(...) {
+    set.seed(22)
+    design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des, effect = eff,
+                 test_length = 4, n_windows = 4, n_draws = 50, pre = 1:20, ...)
+  }
+  default <- run()
+  lin <- run(method = "lin")
+  dim <- run(method = "diff_in_means")
+  expect_identical(default$method, "lin")
+  expect_identical(default$method_chosen_by, "default")
+  expect_identical(lin$method_chosen_by, "user")
+  expect_identical(default$power, lin$power)
+  g_lin <- glance(default)
+  g_dim <- glance(dim)
+  # Measured: Lin 2.56% (grid 3%), difference in means 38.8% (grid 40%):
+  # HC2 ignores the re-randomization, and the difference in means of totals
+  # carries all the between-cluster spread that the adjustment removes.
+  expect_true(g_lin$mde_reached && g_dim$mde_reached)
+  expect_equal(g_lin$mde, 0.03)
+  expect_equal(g_dim$mde, 0.4)
+  expect_gt(g_lin$mde_interpolated, 0.015)
+  expect_lt(g_lin$mde_interpolated, 0.035)
+  expect_gt(g_dim$mde_interpolated, 0.3)
+  expect_lt(g_lin$mde_interpolated * 8, g_dim$mde_interpolated)
+  # The Lin estimate is also far less variable: rmse in % of the control mean.
+  expect_lt(max(tidy(default)$rmse), 1.2)
+  expect_gt(min(tidy(dim)$rmse), 2)
+  out <- withr::with_options(list(width = 80), capture.output(print(default)))
+  expect_true(all(nchar(out) <= 80))
+  expect_match(out[1], "Simulated power: Lin's regression adjustment, HC2 t test",
+               fixed = TRUE)
+  expect_match(out[2], "default with `pre`", fixed = TRUE)
+  expect_match(gsub(" +", " ", paste(out, collapse = " ")), "MDE 2.56% at 80% power",
+               fixed = TRUE)
+})
+
+test_that("without `pre` the default is the difference in means, and says so", {
+  fx <- geo_fixture()
+  set.seed(22)
+  pw <- design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des,
+                     effect = c(0, 0.05), test_length = 4, n_windows = 2, n_draws = 10)
+  expect_identical(pw$method, "diff_in_means")
+  expect_identical(pw$method_chosen_by, "default")
+  out <- withr::with_options(list(width = 80), capture.output(print(pw)))
+  expect_match(out[1], "Simulated power: difference in means", fixed = TRUE)
+  expect_match(gsub(" +", " ", paste(out, collapse = " ")), "default without `pre`",
+               fixed = TRUE)
+})
+
+test_that("an MDE beyond the grid is printed as a bound, never as NA", {
+  fx <- geo_fixture()
+  set.seed(22)
+  pw <- design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des,
+                     effect = c(0, 0.01, 0.02), test_length = c(4, 8), n_windows = 4,
+                     n_draws = 50, pre = 1:20)
+  g <- glance(pw)
+  # At 4 weeks the largest effect tried (2%) reaches 63.5% power: the MDE is
+  # only known to exceed 2%. At 8 weeks 2% is enough.
+  expect_identical(g$mde_reached, c(FALSE, TRUE))
+  expect_identical(is.na(g$mde), c(TRUE, FALSE))
+  expect_identical(is.na(g$mde_interpolated), c(TRUE, FALSE))
+  expect_equal(g$max_effect, c(0.02, 0.02))
+  tab <- tidy(pw)
+  expect_equal(g$max_effect_power, tab$power[tab$effect == 0.02])
+  expect_equal(g$max_effect_power[1], 0.635)
+  out <- withr::with_options(list(width = 80), capture.output(print(pw)))
+  text <- gsub(" +", " ", paste(out, collapse = " "))
+  expect_false(grepl("NA", text, fixed = TRUE))
+  expect_true(all(nchar(out) <= 80))
+  expect_match(text, "test length 4: MDE > 2% at 80% power (largest effect tried reached 63.5% power)",
+               fixed = TRUE)
+  # Without 0 in the grid there is no A/A rate, and the print says so.
+  set.seed(22)
+  no_aa <- design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des,
+                        effect = 0.05, test_length = 4, n_windows = 2, n_draws = 10,
+                        pre = 1:20)
+  expect_true(is.na(glance(no_aa)$aa_rejection))
+  out <- capture.output(print(no_aa))
+  expect_false(any(grepl("NA", out, fixed = TRUE)))
+  expect_match(paste(out, collapse = " "), "A/A not simulated", fixed = TRUE)
+  expect_error(design_power(sales ~ 0 | cluster + week, fx$panel, design = fx$des,
+                            effect = c(-0.02, -0.01), test_length = 4, n_windows = 2,
+                            n_draws = 4),
+               class = "mktcausal_error_bad_argument")
 })
 
 test_that("the same seed gives the same simulations for chunk sizes 1, 50 and 1000", {
