@@ -354,11 +354,39 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
       if (is.numeric(v)) format_col(v, digits) else as.character(v)
   }
   names(show)[1] <- ""
-  print.data.frame(show, row.names = FALSE, right = TRUE)
+  print_wide_table(show)
   if (nrow(hidden)) {
     cat(hidden_rows_line(nrow(hidden), n_all, hidden$event, est$event), "\n", sep = "")
   }
   invisible(x)
+}
+
+# A table of text columns, the first naming the rows: printed as one table
+# when it fits in `width` columns, else as several, each repeating the first
+# column (print.data.frame would wrap the last columns without it).
+print_wide_table <- function(show, width = 80L) {
+  if (!nrow(show)) return(invisible(show))
+  w <- vapply(seq_along(show), function(j) {
+    max(nchar(c(names(show)[j], show[[j]]), type = "width"))
+  }, numeric(1)) + 1
+  blocks <- list()
+  current <- integer()
+  used <- w[1]
+  for (j in seq_along(show)[-1]) {
+    if (length(current) && used + w[j] > width) {
+      blocks <- c(blocks, list(current))
+      current <- integer()
+      used <- w[1]
+    }
+    current <- c(current, j)
+    used <- used + w[j]
+  }
+  blocks <- c(blocks, list(current))
+  for (b in seq_along(blocks)) {
+    if (b > 1L) cat("\n")
+    print.data.frame(show[c(1L, blocks[[b]])], row.names = FALSE, right = TRUE)
+  }
+  invisible(show)
 }
 
 # The order in which rows earn a place in a shortened table. Tables by event
