@@ -27,7 +27,13 @@
 #'   `n_clusters` (and further counts), `method`, `inference`, `alpha`, then
 #'   the class's own statistics.
 #' * `print()` and `summary()`: a header (call, estimand, sample, inference)
-#'   and the estimates; `summary()` shows every row and the class's details.
+#'   and the estimates, at most `max_rows` rows (12 for `print()`, 25 for
+#'   `summary()`), then the class's details. Tables by event time keep the
+#'   overall row and the event times nearest adoption; a line at the foot
+#'   says how many rows are hidden and that `tidy()` returns them all.
+#'   `summary()` of a [staggered()] fit shows the cells aggregated by cohort
+#'   and by event time instead of the cells. Every line fits in 80 columns:
+#'   a table too wide prints in parts that repeat the term column.
 #' * `plot()` and `autoplot()`: a ggplot.
 #'
 #' @param x,object A fit.
@@ -457,7 +463,8 @@ format_col <- function(x, digits = 4, like = x) {
   mag <- abs(like[is.finite(like) & like != 0])
   if (!length(mag)) return(format_num(x, digits))
   typical <- max(digits - 1 - floor(log10(stats::median(mag))), 0)
-  dec <- max(typical, min(-floor(log10(min(mag))), typical + 2))
+  need <- -floor(log10(min(mag)))
+  dec <- if (need <= typical + 2) max(typical, need) else typical
   out <- if (typical > 8 || max(mag) >= 1e15) {
     formatC(x, digits = digits - 1L, format = "e")
   } else {
