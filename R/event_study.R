@@ -33,6 +33,20 @@
 #' pre-period coefficients are zero (in `glance()` and `tidy(fit,
 #' "pretest")`).
 #'
+#' @section Event window:
+#' On a long panel the earliest leads and latest lags rest on the one or two
+#' cohorts adopting at the edges of the panel, often a handful of units.
+#' By default an event time is reported only when the treated units observed
+#' at it are at least a tenth of all treated units (units counted once per
+#' event time, whatever their weights; units treated from the first period
+#' do not count). The default window runs from the earliest to the latest
+#' event time that passes this rule; an explicit `min_e` or `max_e`
+#' replaces its end. `print()` says which event times were left out and how
+#' to get them back (`min_e = -Inf, max_e = Inf`), and the fit keeps them in
+#' `$window`. The uniform band and the pre-trend test cover the event times
+#' reported. The rule leaves short panels such as [mpdta] whole (its
+#' sparsest event times, 2 and 3, rest on 20 of 191 treated counties).
+#'
 #' @section Scale:
 #' Every estimator here is equivariant in the outcome: it runs on the outcome
 #' divided by a power of two near its largest absolute value, and the
@@ -57,9 +71,11 @@
 #' @param data A long data frame, tibble or data.table.
 #' @param method `"cs"`, `"sa"`, `"imputation"` or `"twfe"`.
 #' @param min_e,max_e Event times reported; regressions bin nothing and
-#'   estimate all event times, then keep this window. `min_e > max_e` is an
-#'   error of class `mktcausal_error_bad_argument`, and a window that holds
-#'   no estimated event time one of class `mktcausal_error_bad_window`,
+#'   estimate all event times, then keep this window. By default (`NULL`)
+#'   each end is the one the data support (see *Event window*); `min_e =
+#'   -Inf, max_e = Inf` keeps every event time estimated. `min_e > max_e` is
+#'   an error of class `mktcausal_error_bad_argument`, and a window that
+#'   holds no estimated event time one of class `mktcausal_error_bad_window`,
 #'   whose message lists the event times estimated.
 #' @param control,anticipation,base_period For `"cs"` only: the controls,
 #'   anticipation and base period of [staggered()]. `base_period` defaults
@@ -100,7 +116,7 @@
 #' plot(es)
 #' @export
 event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twfe"),
-                        min_e = -Inf, max_e = Inf, control = c("never", "not_yet"),
+                        min_e = NULL, max_e = NULL, control = c("never", "not_yet"),
                         anticipation = 0, base_period = c("universal", "varying"),
                         cs_method = c("dr", "ipw", "reg"), cluster = NULL, weights = NULL,
                         n_draws = 2000, alpha = 0.05, ...) {
@@ -120,11 +136,12 @@ event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twf
       ))
     }
   }
-  if (!is.numeric(min_e) || !is.numeric(max_e) || length(min_e) != 1L ||
-      length(max_e) != 1L || is.na(min_e) || is.na(max_e) || min_e > max_e) {
+  bad_end <- function(v) !is.null(v) && (!is.numeric(v) || length(v) != 1L || is.na(v))
+  if (bad_end(min_e) || bad_end(max_e) ||
+      (!is.null(min_e) && !is.null(max_e) && min_e > max_e)) {
     abort_mkt("bad_argument", c(
-      "{.arg min_e} and {.arg max_e} must be single numbers with {.code min_e <= max_e}.",
-      x = "You supplied {.arg min_e} = {format(min_e)} and {.arg max_e} = {format(max_e)}.",
+      "{.arg min_e} and {.arg max_e} must be single numbers (or {.code NULL}) with {.code min_e <= max_e}.",
+      x = "You supplied {.arg min_e} = {format(min_e %||% 'NULL')} and {.arg max_e} = {format(max_e %||% 'NULL')}.",
       i = "For example {.code min_e = -4, max_e = 4} keeps four periods either side of adoption."
     ))
   }
@@ -143,7 +160,7 @@ event_study <- function(formula, data, method = c("cs", "sa", "imputation", "twf
 }
 
 # The core of event_study(): everything after the panel.
-event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = "never",
+event_study_fit <- function(panel, method, min_e = NULL, max_e = NULL, control = "never",
                             anticipation = 0L, base_period = "universal", cs_method = "dr",
                             n_draws = 2000L, alpha = 0.05, call = NULL,
                             error_call = rlang::caller_env()) {
@@ -152,8 +169,11 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
                          anticipation = anticipation, base_period = base_period,
                          n_draws = 0L, alpha = alpha, error_call = error_call)
     cl <- fit$cells
-    check_event_window(sort(unique((cl$time_idx - cl$group_idx)[!is.na(cl$estimate)])),
-                       min_e, max_e, call = error_call)
+    estimated <- sort(unique((cl$time_idx - cl$group_idx)[!is.na(cl$estimate)]))
+    window <- es_window(panel, estimated, min_e, max_e)
+    min_e <- window$min_e
+    max_e <- window$max_e
+    check_event_window(estimated, min_e, max_e, call = error_call)
     agg <- staggered_aggregate_fit(fit, "event", min_e = min_e, max_e = max_e, n_draws = 0L)
     S <- rowsum_clusters(agg$inf[, -1, drop = FALSE], fit$cluster_id)
     # On the fit's internal scale, as the influence functions.
@@ -176,6 +196,9 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
       twfe = es_regression(prep, "twfe", call = error_call),
       imputation = es_imputation(prep)
     )
+    window <- es_window(panel, est$event, min_e, max_e)
+    min_e <- window$min_e
+    max_e <- window$max_e
     check_event_window(est$event, min_e, max_e, call = error_call)
     keep <- est$event >= min_e & est$event <= max_e
     est$event <- est$event[keep]
@@ -185,9 +208,40 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
               treated = sum(prep$cohort > 0L), clusters = max(prep$cluster_id),
               cohorts = length(unique(prep$cohort[prep$cohort > 0L])))
   }
-  es_finish(est, method, n_draws, alpha, n = n, panel = panel, call = call,
-            base_period = if (method == "cs") base_period else "universal",
-            cs_method = cs_method, control = control, scale = scale)
+  fit <- es_finish(est, method, n_draws, alpha, n = n, panel = panel, call = call,
+                   base_period = if (method == "cs") base_period else "universal",
+                   cs_method = cs_method, control = control, scale = scale)
+  fit$window <- window
+  fit
+}
+
+# The event window: each end given by the user, or else the one the data
+# support (see the Event window section): the earliest and latest event
+# times at which the treated units observed are at least `share` of all
+# treated units. `dropped` lists the event times estimated that the default
+# ends leave out, so print() can name them.
+es_window <- function(panel, estimated, min_e = NULL, max_e = NULL, share = 0.1) {
+  g <- unname(panel$cohort_index)
+  treated <- which(!is.na(g) & g > 1L)
+  lo <- -Inf
+  hi <- Inf
+  if (length(treated) && (is.null(min_e) || is.null(max_e))) {
+    obs <- panel$observed[treated, , drop = FALSE]
+    e <- col(obs) - g[treated]
+    counts <- table(e[obs])
+    ok <- as.numeric(names(counts))[counts >= share * length(treated)]
+    if (length(ok)) {
+      lo <- min(ok)
+      hi <- max(ok)
+    }
+  }
+  # A default end that would empty the user's window gives way.
+  min_out <- if (!is.null(min_e)) min_e else if (!is.null(max_e) && lo > max_e) -Inf else lo
+  max_out <- if (!is.null(max_e)) max_e else if (!is.null(min_e) && hi < min_e) Inf else hi
+  dropped <- estimated[(is.null(min_e) & estimated < min_out) |
+                         (is.null(max_e) & estimated > max_out)]
+  list(min_e = min_out, max_e = max_out, dropped = sort(dropped), share = share,
+       default = c(min_e = is.null(min_e), max_e = is.null(max_e)))
 }
 
 # Standard errors, bands and the pre-trend Wald test, for every method; the

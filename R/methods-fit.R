@@ -27,7 +27,13 @@
 #'   `n_clusters` (and further counts), `method`, `inference`, `alpha`, then
 #'   the class's own statistics.
 #' * `print()` and `summary()`: a header (call, estimand, sample, inference)
-#'   and the estimates; `summary()` shows every row and the class's details.
+#'   and the estimates, at most `max_rows` rows (12 for `print()`, 25 for
+#'   `summary()`), then the class's details. Tables by event time keep the
+#'   overall row and the event times nearest adoption; a line at the foot
+#'   says how many rows are hidden and that `tidy()` returns them all.
+#'   `summary()` of a [staggered()] fit shows the cells aggregated by cohort
+#'   and by event time instead of the cells. Every line fits in 80 columns:
+#'   a table too wide prints in parts that repeat the term column.
 #' * `plot()` and `autoplot()`: a ggplot.
 #'
 #' @param x,object A fit.
@@ -145,6 +151,7 @@ print.mkt_fit <- function(x, digits = 4, max_rows = 12, ...) {
   digits <- check_count(digits, "digits", min = 1, max = 15)
   max_rows <- check_count(max_rows, "max_rows", min = 0)
   print_header(x)
+  print_headline(x, digits = digits)
   cat("\n")
   print_estimates(x, digits = digits, max_rows = max_rows)
   print_details(x, summary = FALSE, digits = digits)
@@ -160,13 +167,14 @@ summary.mkt_fit <- function(object, ...) {
 }
 
 #' @export
-print.summary.mkt_fit <- function(x, digits = 4, max_rows = 60, ...) {
+print.summary.mkt_fit <- function(x, digits = 4, max_rows = 25, ...) {
   if (!called_from_package(parent.frame())) check_dots(...)
   digits <- check_count(digits, "digits", min = 1, max = 15)
   max_rows <- check_count(max_rows, "max_rows", min = 0)
   print_header(x$fit)
+  print_headline(x$fit, digits = digits)
   cat("\n")
-  print_estimates(x$fit, digits = digits, max_rows = max_rows)
+  print_summary_estimates(x$fit, digits = digits, max_rows = max_rows)
   print_details(x$fit, summary = TRUE, digits = digits)
   invisible(x)
 }
@@ -335,7 +343,9 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
     cat("No coefficients are estimated; tidy(fit, what) gives the fit's tables.\n")
     return(invisible(x))
   }
-  if (n_all > max_rows) est <- est[seq_len(max_rows), , drop = FALSE]
+  shown <- seq_len(n_all) %in% order(print_priority(est))[seq_len(min(max_rows, n_all))]
+  hidden <- est[!shown, , drop = FALSE]
+  est <- est[shown, , drop = FALSE]
   show <- data.frame(term = format_term(est$term), stringsAsFactors = FALSE)
   # The estimate and its interval share one number of decimals, so that a
   # column reads down; the standard error has its own.
@@ -354,11 +364,76 @@ print_estimates <- function(x, digits = 4, max_rows = 12) {
       if (is.numeric(v)) format_col(v, digits) else as.character(v)
   }
   names(show)[1] <- ""
-  print.data.frame(show, row.names = FALSE, right = TRUE)
-  if (n_all > max_rows) {
-    cat(sprintf("# ... %d more rows: tidy() returns all %d\n", n_all - max_rows, n_all))
+  print_wide_table(show)
+  if (nrow(hidden)) {
+    cat(hidden_rows_line(nrow(hidden), n_all, hidden$event, est$event), "\n", sep = "")
   }
   invisible(x)
+}
+
+# A table of text columns, the first naming the rows: printed as one table
+# when it fits in `width` columns, else as several, each repeating the first
+# column (print.data.frame would wrap the last columns without it).
+print_wide_table <- function(show, width = 80L) {
+  if (!nrow(show)) return(invisible(show))
+  w <- vapply(seq_along(show), function(j) {
+    max(nchar(c(names(show)[j], show[[j]]), type = "width"))
+  }, numeric(1)) + 1
+  blocks <- list()
+  current <- integer()
+  used <- w[1]
+  for (j in seq_along(show)[-1]) {
+    if (length(current) && used + w[j] > width) {
+      blocks <- c(blocks, list(current))
+      current <- integer()
+      used <- w[1]
+    }
+    current <- c(current, j)
+    used <- used + w[j]
+  }
+  blocks <- c(blocks, list(current))
+  for (b in seq_along(blocks)) {
+    if (b > 1L) cat("\n")
+    print.data.frame(show[c(1L, blocks[[b]])], row.names = FALSE, right = TRUE)
+  }
+  invisible(show)
+}
+
+# The order in which rows earn a place in a shortened table. Tables by event
+# time keep their overall row, then the event times nearest adoption, about
+# two after it for one before (0, 1, -1, 2, 3, -2, ...); other tables keep
+# their first rows. The rows shown stay in the table's order.
+print_priority <- function(est) {
+  e <- est$event
+  if (!is.numeric(e)) return(seq_len(nrow(est)))
+  score <- ifelse(is.na(e), -1, ifelse(e >= 0, e, 2 * (-e) - 0.5))
+  rank(score, ties.method = "first")
+}
+
+# The foot line of a shortened table: how many rows are hidden, which event
+# times when they are a few runs, and where to get them.
+hidden_rows_line <- function(n, n_all, hidden = NULL, shown = NULL, width = 80L) {
+  line <- sprintf("# %d more rows: tidy() returns all %d", n, n_all)
+  # Event times are named only where each is one row (not group-time cells).
+  if (is.numeric(hidden) && !anyNA(hidden) && !anyDuplicated(c(hidden, shown))) {
+    long <- sprintf("# %d more rows (event %s): tidy() returns all %d",
+                    n, format_runs(hidden), n_all)
+    if (nchar(long) <= width) line <- long
+  }
+  line
+}
+
+# Integers as runs: c(-5, -4, -3, 7, 8) -> "-5 to -3, 7 to 8".
+format_runs <- function(v) {
+  v <- sort(unique(v))
+  if (!length(v)) return("")
+  brk <- c(0L, which(diff(v) != 1), length(v))
+  parts <- vapply(seq_len(length(brk) - 1L), function(i) {
+    a <- v[brk[i] + 1L]
+    b <- v[brk[i + 1L]]
+    if (a == b) format(a) else paste(format(a), "to", format(b))
+  }, character(1))
+  paste(parts, collapse = ", ")
 }
 
 # Long terms are shortened in the middle, so that terms which differ only at
@@ -383,17 +458,21 @@ format_num <- function(x, digits = 4) {
 
 # A column of a table: every number with the same decimals, chosen so that
 # a typical entry (the median magnitude of `like`, by default the column)
-# shows `digits` significant digits and the smallest at least one; in
-# scientific notation throughout when that needs more than 8 decimals or
-# the column reaches 1e15.
+# shows `digits` significant digits and the smallest one more if that takes
+# at most two more decimals (a value nearer zero prints as 0.000, never
+# -0.000, so that one tiny entry does not stretch the column); in scientific
+# notation throughout when a typical entry needs more than 8 decimals or the
+# column reaches 1e15.
 format_col <- function(x, digits = 4, like = x) {
   mag <- abs(like[is.finite(like) & like != 0])
   if (!length(mag)) return(format_num(x, digits))
-  dec <- max(digits - 1 - floor(log10(stats::median(mag))), -floor(log10(min(mag))), 0)
-  out <- if (dec > 8 || max(mag) >= 1e15) {
+  typical <- max(digits - 1 - floor(log10(stats::median(mag))), 0)
+  need <- -floor(log10(min(mag)))
+  dec <- if (need <= typical + 2) max(typical, need) else typical
+  out <- if (typical > 8 || max(mag) >= 1e15) {
     formatC(x, digits = digits - 1L, format = "e")
   } else {
-    formatC(x, digits = dec, format = "f", big.mark = ",")
+    sub("^-(0[.0]*)$", "\\1", formatC(x, digits = dec, format = "f", big.mark = ","))
   }
   special_numbers(x, trimws(out))
 }
@@ -406,6 +485,22 @@ special_numbers <- function(x, out) {
 
 format_p <- function(p) {
   ifelse(is.na(p), "NA", ifelse(p < 0.001, "<0.001", sprintf("%.3f", p)))
+}
+
+# Hook for a headline a class prints under the header (the overall effect of
+# a fit whose rows are many cells).
+print_headline <- function(x, ...) UseMethod("print_headline")
+
+#' @export
+print_headline.mkt_fit <- function(x, ...) invisible(x)
+
+# Hook for the table summary() prints: the estimates by default; a class
+# whose rows are many cells shows their aggregates instead.
+print_summary_estimates <- function(x, ...) UseMethod("print_summary_estimates")
+
+#' @export
+print_summary_estimates.mkt_fit <- function(x, digits = 4, max_rows = 25, ...) {
+  print_estimates(x, digits = digits, max_rows = max_rows)
 }
 
 # Hook for the details a class prints after its estimates (fit quality,

@@ -122,15 +122,44 @@ autoplot.mkt_bacon <- function(object, ...) {
 
 # --- printed details ------------------------------------------------------------
 
+# The headline of a staggered() fit: its overall ATT, pointwise from the
+# influence functions.
 #' @export
-print_details.mkt_staggered <- function(x, summary = FALSE, digits = 4, ...) {
+print_headline.mkt_staggered <- function(x, digits = 4, ...) {
   o <- tryCatch(staggered_aggregate_fit(x, "simple", n_draws = 0L)$estimates,
                 error = function(e) NULL)
-  cat("\n")
-  if (!is.null(o)) {
-    cat(sprintf("Overall ATT (simple): %s (SE %s); aggregate() gives more.\n",
-                format_num(o$estimate[1], digits), format_num(o$std.error[1], digits - 1L)))
+  if (is.null(o) || is.na(o$estimate[1])) return(invisible(x))
+  like <- c(o$estimate[1], o$conf.low[1], o$conf.high[1])
+  cat(sprintf("\nOverall ATT (simple): %s (SE %s), %g%% interval [%s, %s]\n",
+              format_col(o$estimate[1], digits, like = like),
+              format_num(o$std.error[1], digits - 1L), 100 * (1 - x$alpha),
+              format_col(o$conf.low[1], digits, like = like),
+              format_col(o$conf.high[1], digits, like = like)))
+  invisible(x)
+}
+
+# summary() of a staggered() fit: the cells aggregated by cohort and by
+# event time (pointwise intervals from the influence functions), not the
+# cells themselves.
+#' @export
+print_summary_estimates.mkt_staggered <- function(x, digits = 4, max_rows = 25, ...) {
+  blocks <- list(group = "By cohort", event = "By event time")
+  first <- TRUE
+  for (type in names(blocks)) {
+    agg <- tryCatch(staggered_aggregate_fit(x, type, n_draws = 0L), error = function(e) NULL)
+    if (is.null(agg)) next
+    agg$estimates <- agg$estimates[-1, , drop = FALSE]
+    if (!first) cat("\n")
+    first <- FALSE
+    cat(sprintf("%s (aggregate(fit, \"%s\"); pointwise intervals):\n", blocks[[type]], type))
+    print_estimates(agg, digits = digits, max_rows = max_rows)
   }
+  invisible(x)
+}
+
+#' @export
+print_details.mkt_staggered <- function(x, summary = FALSE, digits = 4, ...) {
+  cat("\n")
   if (!is.na(x$crit)) {
     cat(sprintf("Uniform bands: sup-t critical value %s over %d cells.\n",
                 format_num(x$crit, digits), sum(!is.na(x$boot_se))))
@@ -147,8 +176,8 @@ print_details.mkt_staggered <- function(x, summary = FALSE, digits = 4, ...) {
                 paste0(as.integer(why), " ", names(why), collapse = "; ")))
   }
   if (summary) {
-    cat(sprintf("Group-time cells: %d over %d cohorts, %d NA.\n", nrow(cells),
-                x$n$cohorts, sum(na)))
+    cat(sprintf("Group-time cells: %d over %d cohorts, %d NA (tidy(fit) has them).\n",
+                nrow(cells), x$n$cohorts, sum(na)))
     notes <- unique(cells$note[nzchar(cells$note)])
     for (nt in notes) {
       cat(strwrap(sprintf("%s: %s", nt, paste(cells$term[cells$note == nt], collapse = ", ")),
@@ -180,6 +209,14 @@ print_details.mkt_event_study <- function(x, summary = FALSE, digits = 4, ...) {
   if (!is.na(x$crit)) {
     cat(sprintf("Uniform band: sup-t critical value %s (conf.low.uniform, conf.high.uniform).\n",
                 format_num(x$crit, digits)))
+  }
+  w <- x$window
+  if (!is.null(w) && length(w$dropped)) {
+    text <- sprintf(paste(
+      "Event times %s left out: fewer than %s of the treated units are observed",
+      "at each; min_e = -Inf, max_e = Inf keeps them."),
+      format_runs(w$dropped), sprintf("%g%%", 100 * w$share))
+    cat(strwrap(text, width = 80), sep = "\n")
   }
   invisible(x)
 }

@@ -669,10 +669,22 @@ print.mkt_panel <- function(x, ...) {
   N <- length(x$units)
   Tn <- length(x$times)
   n_miss <- sum(!x$observed)
-  cat(sprintf("<mkt_panel> %d units x %d periods (%s to %s), %s\n", N, Tn,
-              format(x$times[1]), format(x$times[Tn]),
-              if (x$balanced) "balanced" else
-                sprintf("unbalanced: %d of %d cells missing", n_miss, N * Tn)))
+  num <- function(v) format(v, big.mark = ",", scientific = FALSE, trim = TRUE)
+  # Long lines (many covariates, long labels) wrap under their field.
+  line <- function(text, indent = 14L) {
+    if (nchar(text) > 80L) {
+      # The label ("  cohorts:    ") is kept as it is; the rest wraps under it.
+      label <- regmatches(text, regexpr("^ *[^ ]*: +|^ *", text))
+      rest <- strwrap(substring(text, nchar(label) + 1L), width = 80 - nchar(label))
+      text <- c(paste0(label, rest[1]), paste0(strrep(" ", indent), rest[-1]))
+    }
+    cat(text, sep = "\n")
+  }
+  line(sprintf("<mkt_panel> %s units x %s periods (%s to %s), %s", num(N), num(Tn),
+               format(x$times[1]), format(x$times[Tn]),
+               if (x$balanced) "balanced" else
+                 sprintf("unbalanced: %s of %s cells missing", num(n_miss), num(N * Tn))),
+       indent = 2L)
   cat(sprintf("  outcome:    %s\n", x$vars$outcome))
   if (x$treatment_type == "none") {
     cat("  treatment:  none\n")
@@ -682,23 +694,23 @@ print.mkt_panel <- function(x, ...) {
     n_never <- sum(is.na(x$cohort))
     n_coh <- length(unique(x$cohort[!is.na(x$cohort)]))
     n_unsure <- sum(!x$cohort_known)
-    cat(sprintf("  cohorts:    %d (treated units %d, never treated %d)%s\n",
-                n_coh, N - n_never, n_never,
-                if (n_unsure) sprintf("; %d with an uncertain first period", n_unsure) else ""))
+    line(sprintf("  cohorts:    %d (treated units %d, never treated %d)%s",
+                 n_coh, N - n_never, n_never,
+                 if (n_unsure) sprintf("; %d with an uncertain first period", n_unsure) else ""))
   }
   if (length(x$vars$covariates)) {
-    cat(sprintf("  covariates: %s\n", paste(x$vars$covariates, collapse = ", ")))
+    line(sprintf("  covariates: %s", paste(x$vars$covariates, collapse = ", ")))
   }
   cat(sprintf("  unit: %s, time: %s\n", x$vars$unit, x$vars$time))
   side <- c(if (!is.null(x$cluster)) sprintf("cluster: %s (%d)", x$vars$cluster,
                                              length(x$cluster_levels)),
             if (!is.null(x$weights)) sprintf("weights: %s", x$vars$weights),
             if (length(x$extra)) sprintf("extra: %s", paste(names(x$extra), collapse = ", ")))
-  if (length(side)) cat(sprintf("  %s\n", paste(side, collapse = "; ")))
+  if (length(side)) line(sprintf("  %s", paste(side, collapse = "; ")), indent = 4L)
   if (nrow(x$dropped)) {
     tab <- table(x$dropped$reason)
-    cat(sprintf("  dropped rows: %s\n",
-                paste0(names(tab), " (", as.integer(tab), ")", collapse = ", ")))
+    line(sprintf("  dropped rows: %s",
+                 paste0(names(tab), " (", as.integer(tab), ")", collapse = ", ")), indent = 16L)
   }
   invisible(x)
 }
@@ -744,14 +756,21 @@ dropped_by_reason <- function(dropped) {
 print.summary.mkt_panel <- function(x, ...) {
   if (!called_from_package(parent.frame())) check_dots(...)
   d <- x$dims
-  cat(sprintf("Panel of %d units x %d periods: %d of %d cells observed (%s), from %d rows.\n",
-              d[["units"]], d[["periods"]], d[["observed"]], d[["cells"]],
-              if (x$balanced) "balanced" else "unbalanced", d[["rows"]]))
+  num <- function(v) format(v, big.mark = ",", scientific = FALSE, trim = TRUE)
+  cat(strwrap(sprintf("Panel of %s units x %s periods: %s of %s cells observed (%s), from %s rows.",
+                      num(d[["units"]]), num(d[["periods"]]), num(d[["observed"]]),
+                      num(d[["cells"]]), if (x$balanced) "balanced" else "unbalanced",
+                      num(d[["rows"]])), width = 80, exdent = 2), sep = "\n")
   if (x$treatment_type != "none") {
     cat(sprintf("Treatment: %s, %s.\n", x$treatment_type,
                 if (isTRUE(x$absorbing)) "absorbing" else "not absorbing"))
     cat("\nCohorts (first treated period; NA = never treated):\n")
-    print.data.frame(x$cohorts, row.names = FALSE)
+    n_coh <- nrow(x$cohorts)
+    print.data.frame(utils::head(x$cohorts, 12L), row.names = FALSE)
+    if (n_coh > 12L) {
+      cat(sprintf("# %d more rows: tidy(panel, \"cohorts\") returns all %d\n",
+                  n_coh - 12L, n_coh))
+    }
   }
   if (length(x$missing_by_unit)) {
     cat(sprintf("\nUnits with missing cells: %d (most: %s with %d)\n",

@@ -233,8 +233,9 @@ test_that("invalid or empty event windows are classed errors naming min_e and ma
   # Event time -1 is the regressions' reference: not a window of its own.
   expect_error(event_study(f, d, method = "sa", min_e = -1, max_e = -1),
                class = "mktcausal_error_bad_window")
-  for (bad in list(NA, "a", c(1, 2), NULL)) {
+  for (bad in list(NA, "a", c(1, 2))) {
     expect_error(event_study(f, d, min_e = bad), class = "mktcausal_error_bad_argument")
+    expect_error(event_study(f, d, max_e = bad), class = "mktcausal_error_bad_argument")
   }
   fit <- staggered(f, d, n_draws = 0)
   expect_error(aggregate(fit, "event", min_e = 100, max_e = 200),
@@ -305,4 +306,55 @@ test_that("counts beyond 32 bits and draws beyond memory are classed errors", {
   expect_error(aggregate(fit, "event", balance_e = 2^31), class = "mktcausal_error_bad_argument")
   withr::local_options(mktcausal.max_memory = 16e9)
   expect_error(event_study(f, d, n_draws = 2^31 - 1), class = "mktcausal_error_too_large")
+})
+
+# A rollout on 20 periods: 3 pilot units adopt in period 3, 30 units in
+# period 8, 30 in period 12, 3 late units in period 18, 34 never. Treated
+# units: 66, a tenth 6.6. Event times -17..-12 rest on the 3 late units and
+# 13..17 on the 3 pilot units, so the default window is -11..12.
+rollout_panel <- function(seed = 41) {
+  withr::with_seed(seed, {
+    cohort <- rep(c(3, 8, 12, 18, 0), c(3, 30, 30, 3, 34))
+    n <- length(cohort)
+    d <- expand.grid(time = 1:20, unit = seq_len(n))[, c("unit", "time")]
+    d$post <- as.integer(cohort[d$unit] > 0 & d$time >= cohort[d$unit])
+    d$y <- stats::rnorm(n)[d$unit] + 0.1 * d$time + d$post + stats::rnorm(nrow(d), sd = 0.5)
+    d
+  })
+}
+
+test_that("the default event window keeps the event times a tenth of treated units support", {
+  d <- rollout_panel()
+  f <- y ~ post | unit + time
+  for (m in c("cs", "sa", "imputation", "twfe")) {
+    es <- event_study(f, d, method = m, n_draws = 50)
+    ev <- tidy(es)$event
+    expect_equal(range(ev), c(-11, 12))
+    all <- event_study(f, d, method = m, n_draws = 50, min_e = -Inf, max_e = Inf)
+    # (The imputation leads are relative to the first period: its earliest is -16.)
+    expect_equal(range(tidy(all)$event), c(if (m == "imputation") -16 else -17, 17))
+    expect_equal(es$window$dropped, c(if (m == "imputation") -16:-12 else -17:-12, 13:17))
+    expect_length(all$window$dropped, 0L)
+    # The estimates kept are those of the full window.
+    both <- match(ev, tidy(all)$event)
+    expect_equal(tidy(es)$estimate, tidy(all)$estimate[both], tolerance = 1e-10)
+  }
+  # One end given: the other stays the default one.
+  es <- event_study(f, d, method = "sa", n_draws = 50, max_e = 3)
+  expect_equal(range(tidy(es)$event), c(-11, 3))
+  expect_equal(es$window$dropped, -17:-12)
+  # A default end that would empty the window gives way.
+  es <- event_study(f, d, method = "sa", n_draws = 50, min_e = 14)
+  expect_equal(range(tidy(es)$event), c(14, 17))
+  # print() names the event times left out and how to get them back.
+  withr::local_options(width = 80)
+  out <- capture.output(print(event_study(f, d, method = "sa", n_draws = 50)))
+  expect_lte(max(nchar(out)), 80L)
+  note <- paste(out[grep("^Event times", out):length(out)], collapse = " ")
+  expect_match(note, "Event times -17 to -12, 13 to 17 left out", fixed = TRUE)
+  expect_match(note, "min_e = -Inf, max_e = Inf keeps them", fixed = TRUE)
+  # mpdta is short: the rule keeps all of its event times.
+  es <- event_study(lemp ~ post | countyreal + year, mpdta_es(), method = "sa", n_draws = 50)
+  expect_equal(range(tidy(es)$event), c(-4, 3))
+  expect_length(es$window$dropped, 0L)
 })
