@@ -175,6 +175,18 @@ staggered_fit <- function(panel, method, control, anticipation, base_period, n_d
   universal_base <- cells$time_idx == cells$base_idx
   cells$estimate[universal_base] <- 0
   cells$note[universal_base] <- "base period"
+  # A fit in which no group-time effect could be estimated is not an answer:
+  # say why, with the most common reason, instead of returning a table of NA.
+  if (!any(is.finite(cells$estimate[!universal_base]))) {
+    why <- names(sort(table(cells$note[!universal_base]), decreasing = TRUE))[1] %||%
+      "no cell has both treated and comparison units"
+    abort_mkt("too_few_units", c(
+      "No group-time effect could be estimated: {why}.",
+      x = "The panel keeps {sum(prep$cohort > 0L)} treated and {sum(prep$cohort == 0L)} never-treated unit{?s}.",
+      i = if (covariates) "Drop the covariates, or add units: each comparison needs more units than covariates." else
+        "Add comparison units, or use {.code control = \"not_yet\"}."
+    ), call = error_call)
+  }
 
   n <- prep$n
   S <- rowsum_clusters(est$inf, prep$cluster_id)

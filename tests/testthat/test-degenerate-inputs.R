@@ -52,3 +52,15 @@ test_that("a control never observed is named", {
   expect_error(dml(y ~ dose + x1 | unit + time, d, n_folds = 2, n_draws = 1),
                regexp = "x1", class = "mktcausal_error_missing_values")
 })
+
+test_that("a staggered fit with no estimable group-time effect is an error that says why", {
+  d <- expand.grid(unit = 1:2, time = 1:6)
+  d$d <- as.integer(d$unit == 1 & d$time >= 4)
+  d$xu <- c(0.3, -1)[d$unit]
+  d$y <- d$time + d$unit + rnorm(nrow(d))
+  expect_error(staggered(y ~ d + xu | unit + time, d, n_draws = 0),
+               regexp = "too few units to fit the covariates",
+               class = "mktcausal_error_too_few_units")
+  # Without the covariate the same two units give an estimate.
+  expect_true(is.finite(coef(aggregate(staggered(y ~ d | unit + time, d, n_draws = 0)))[1]))
+})
