@@ -20,20 +20,30 @@ rm_polyhedron <- function(n_pre, n_post, Mbar, s, positive) {
 }
 
 # Acceptance function of the relative-magnitudes set at one Mbar: the union
-# of the ARP tests over the 2 * n_pre polyhedra.
-rm_acceptance <- function(betahat, sigma, n_pre, l, Mbar, alpha, hybrid, Z) {
-  tests <- list()
-  for (s in seq(-(n_pre - 1), 0)) {
-    for (positive in c(TRUE, FALSE)) {
-      poly <- rm_polyhedron(n_pre, length(l), Mbar, s, positive)
-      prep <- arp_prepare(poly$A, poly$d, betahat, sigma, n_pre, l)
+# of the ARP tests over the 2 * n_pre polyhedra. A value accepted by one
+# test is not tested again, and each polyhedron's test (with its
+# least-favourable critical value) is prepared only when some value still
+# needs it; the union is the same.
+rm_acceptance <- function(betahat, sigma, n_pre, l, Mbar, alpha, hybrid, Z, solver = "auto") {
+  specs <- expand.grid(positive = c(TRUE, FALSE), s = seq(-(n_pre - 1), 0))
+  tests <- vector("list", nrow(specs))
+  test <- function(i) {
+    if (is.null(tests[[i]])) {
+      poly <- rm_polyhedron(n_pre, length(l), Mbar, specs$s[i], specs$positive[i])
+      prep <- arp_prepare(poly$A, poly$d, betahat, sigma, n_pre, l, solver)
       prep$lf_cv <- if (hybrid) arp_lf_cv(prep, Z, alpha / 10) else NULL
-      tests[[length(tests) + 1]] <- prep
+      tests[[i]] <<- prep
     }
+    tests[[i]]
   }
   function(theta) {
     acc <- logical(length(theta))
-    for (prep in tests) acc <- acc | arp_accept(prep, theta, alpha, prep$lf_cv)
+    for (i in seq_len(nrow(specs))) {
+      todo <- which(!acc)
+      if (!length(todo)) break
+      prep <- test(i)
+      acc[todo] <- arp_accept(prep, theta[todo], alpha, prep$lf_cv)
+    }
     acc
   }
 }
