@@ -185,9 +185,13 @@ event_study_fit <- function(panel, method, min_e = -Inf, max_e = Inf, control = 
               treated = sum(prep$cohort > 0L), clusters = max(prep$cluster_id),
               cohorts = length(unique(prep$cohort[prep$cohort > 0L])))
   }
-  es_finish(est, method, n_draws, alpha, n = n, panel = panel, call = call,
-            base_period = if (method == "cs") base_period else "universal",
-            cs_method = cs_method, control = control, scale = scale)
+  fit <- es_finish(est, method, n_draws, alpha, n = n, panel = panel, call = call,
+                   base_period = if (method == "cs") base_period else "universal",
+                   cs_method = cs_method, control = control, scale = scale)
+  # What honest_sensitivity() needs to restate imputation effects against
+  # event time -1 (all leads, before the event window; internal scale).
+  fit$imputation <- est$honest
+  fit
 }
 
 # Standard errors, bands and the pre-trend Wald test, for every method; the
