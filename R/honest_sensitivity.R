@@ -19,19 +19,60 @@
 #'   interval (FLCI) of Armstrong and Kolesar, built from the affine
 #'   estimator of the target with the shortest worst-case interval.
 #'
+#' @section Event-study fits:
+#' Rambachan and Roth's restrictions bound a violation of parallel trends
+#' `delta` measured against the period before adoption (event time -1).
+#' The coefficients of `"sa"`, `"twfe"` and `"cs"` with
+#' `base_period = "universal"` are already relative to that period and are
+#' used as they are. The others are first restated against it, by a linear
+#' map that is applied to the covariance too:
+#'
+#' * `"cs"` with `base_period = "varying"`: its pre-period coefficients
+#'   compare each period with the one before, so the violation at event time
+#'   `k` against -1 is minus the sum of the coefficients from `k + 1` to -1
+#'   (this adds one pre-period, before the earliest coefficient).
+#' * `"imputation"`: an effect compares treated outcomes with untreated
+#'   outcomes imputed from unit effects fitted on all of a unit's
+#'   pre-adoption periods, so a violation biases the effect at `e` by
+#'   `delta(e)` minus a weighted mean of the pre-period violations, with the
+#'   estimator's own weights (they sum to one; some can be negative). The
+#'   leads, from the regression on untreated cells, measure the violations
+#'   against the earliest event time. The pre-periods become the leads minus
+#'   the lead at -1, and each effect becomes the effect plus its weighted
+#'   mean of those restated leads: an estimate of `tau(e) + delta(e) -
+#'   delta(-1)`, which is what the restrictions need. Leads and effects are
+#'   estimated on the same untreated cells, and their covariance comes from
+#'   the per-cluster scores of both. The `"original"` row then shows the
+#'   restated effect, not the imputation estimate (they agree when parallel
+#'   trends hold), and the window keeps all leads inside `min_e`.
+#'
+#' Both restatements are exact when the violation is a path `delta(e)` of
+#' event time shared by the adoption cohorts, the assumption under which
+#' pooled leads and pre-trend tests are read anyway; with cohort-specific
+#' paths, `delta` is a weighted mean of them whose weights differ slightly
+#' from one coefficient to the next.
+#'
 #' @section Computation:
 #' The FLCI is found by a one-dimensional search along a lasso path
 #' (coordinate descent; the problems have one coordinate per pre-period) and
 #' the exact folded-normal quantile, so it needs no convex solver. The ARP
 #' test is a small linear program whose dual feasible set does not depend on
-#' the data; its vertices are listed once per restriction in C++ and every
-#' test value, conditioning interval and least-favourable draw becomes a
-#' matrix product. Following Rambachan and Roth's own implementation, the
-#' test uses the moments that involve post-period violations, evaluates the
-#' set on a grid of `grid_points` values (by default 20 standard errors of
-#' the target either side of its estimate, widened while the set touches an
-#' end) and then refines both ends by testing two successively finer
-#' grids inside the boundary cells (`refine = FALSE` keeps the grid values). The hybrid's least-favourable critical value is simulated
+#' the data. With one or two post-periods its vertices are listed once per
+#' restriction in C++ and every test value, conditioning interval and
+#' least-favourable draw becomes a matrix product. With more (their number
+#' grows like `choose(2 * n_post, n_post)`), every program is solved exactly
+#' by a dense simplex method in C++, warm-started from one test value or
+#' draw to the next; the ends of the conditioning interval are two more
+#' programs per run of test values that share their optimal vertex. Both
+#' give the same sets; 24 post-periods and 8 pre-periods take from seconds
+#' (one post-period as the target) to half a minute (their average, with
+#' the breakdown value). Following Rambachan and Roth's own implementation,
+#' the test uses the moments that involve post-period violations, evaluates
+#' the set on a grid of `grid_points` values (by default 20 standard errors
+#' of the target either side of its estimate, widened while the set touches
+#' an end) and then refines both ends by testing two successively finer
+#' grids inside the boundary cells (`refine = FALSE` keeps the grid values).
+#' The hybrid's least-favourable critical value is simulated
 #' from `n_draws` normal draws taken from R's generator, reproducible with
 #' [set.seed()]; the same draws serve every restriction and every `Mbar`.
 #'
@@ -40,10 +81,12 @@
 #' zero), found by bisection to a relative precision of 1e-4; it is `NA`
 #' when zero is not rejected even at `M = 0`.
 #'
-#' @param object An [event_study()] fit (methods `"cs"`, `"sa"` or
-#'   `"twfe"`, whose coefficients are relative to the period before
-#'   adoption), or a numeric vector of event-study coefficients, pre-periods
-#'   first and the reference period left out, with `sigma` and `n_pre`. Any
+#' @param object An [event_study()] fit of any method (`"cs"`, `"sa"`,
+#'   `"twfe"` or `"imputation"`; see the section on event-study fits for
+#'   how each is put against the period before adoption), or a numeric
+#'   vector of event-study coefficients relative to the period before
+#'   adoption, pre-periods first and that reference period left out, with
+#'   `sigma` and `n_pre`. Any
 #'   other object, or a vector without `sigma` and `n_pre`, is an error of
 #'   class `mktcausal_error_honest_input`. A request whose draws or grid
 #'   cannot fit in memory is one of class `mktcausal_error_too_large`.
