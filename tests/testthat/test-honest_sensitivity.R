@@ -383,3 +383,22 @@ test_that("a varying-base cs event study is cumulated to event time -1", {
   expect_equal(hs$n_pre, 3)
   expect_true(all(is.finite(unlist(tidy(hs)[, c("conf.low", "conf.high")]))))
 })
+
+test_that("the FLCI's lasso steps meet their optimality conditions with 8 pre-periods", {
+  # The FLCI's lasso for 8 pre-periods, from the second-difference
+  # loadings P and an autocorrelated covariance.
+  n_pre <- 8
+  D <- outer(2:n_pre, 1:(n_pre - 1), function(r, i) ifelse(i < r, r - i, 0))
+  P <- rbind(solve(D), (-n_pre:-2) %*% solve(D))
+  S <- 0.5^abs(outer(1:n_pre, 1:n_pre, "-")) + 0.5 * diag(n_pre)
+  Q <- crossprod(P, S %*% P)
+  cvec <- drop(crossprod(P, S %*% c(rep(0, n_pre - 1), 12.5)))
+  for (lambda in c(0, 1e-4, 0.1, 1, 10) * max(abs(cvec))) {
+    a <- lasso_quadratic(Q, cvec, lambda)
+    grad <- drop(Q %*% a) + cvec
+    on <- a != 0
+    scale <- max(abs(cvec))
+    expect_lt(max(abs(grad[on] + lambda / 2 * sign(a[on])), 0), 1e-9 * scale)
+    expect_true(all(abs(grad[!on]) <= lambda / 2 + 1e-9 * scale))
+  }
+})
