@@ -192,6 +192,11 @@ honest_sensitivity.mkt_event_study <- function(object,
                     post_events = post_events, scale = scale)
   out$events <- ev
   out$post_events <- post_events
+  out$restated <- if (identical(object$estimator, "imputation")) {
+    "Imputation effects"
+  } else if (identical(object$base_period, "varying")) {
+    "Varying-base pre-periods"
+  }
   out
 }
 

@@ -359,6 +359,7 @@ test_that("imputation and cs give close sets where they agree (mpdta)", {
   h_cut <- honest_sensitivity(cut, "smoothness", M = 0.01, breakdown = FALSE)
   h_all <- honest_sensitivity(imp, "smoothness", M = 0.01, breakdown = FALSE)
   expect_equal(c(h_cut$n_pre, h_all$n_pre), c(1, 3))
+  expect_output(print(h_all), "Imputation effects restated against event time -1")
   expect_equal(h_cut$estimate, h_all$estimate, tolerance = 1e-12)
 })
 
