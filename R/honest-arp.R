@@ -9,10 +9,15 @@
 # the moment inequalities E[y] - X nu <= 0 with y = A beta - d - A_post u
 # theta and X = A_post N. The statistic is the linear program
 #   eta = min_{eta, nu} eta  s.t.  y - X nu <= eta * sd(y),
-# solved through the vertices of its dual (src/honest.h): eta is the largest
-# vertex value, the conditioning interval of the test is read off the lines
-# g'(s + b c) of all vertices, and the least-favourable critical value of
-# the hybrid test is a maximum over vertices for each draw.
+# solved through its dual max g'y s.t. g >= 0, W'g = e1 (W = [sd, X]; see
+# src/honest.h) in one of two exact ways. With few post-periods the dual's
+# vertices are listed once: eta is the largest vertex value, the
+# conditioning interval of the test is read off the lines g'(s + b c) of all
+# vertices, and the least-favourable critical value of the hybrid test is a
+# maximum over vertices for each draw. Their number grows like
+# choose(2 n_post, n_post), so beyond that each program (eta at a value or
+# a draw, and each end of a conditioning interval) is solved by a simplex
+# method warm-started from the previous one.
 
 # A nuisance parametrisation of the post-period path for the target l.
 honest_target_basis <- function(l) {
