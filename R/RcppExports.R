@@ -17,6 +17,10 @@ cpp_honest_vertices <- function(W, tol) {
     .Call(`_mktcausal_cpp_honest_vertices`, W, tol)
 }
 
+cpp_honest_lp <- function(A, b, C, maximise, solutions, tol) {
+    .Call(`_mktcausal_cpp_honest_lp`, A, b, C, maximise, solutions, tol)
+}
+
 cpp_ife_fit <- function(Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0, fill0) {
     .Call(`_mktcausal_cpp_ife_fit`, Y, mask, X, r, force, tol, max_iter, soft, lambda, F0, beta0, fill0)
 }

@@ -120,7 +120,51 @@ es_imputation <- function(prep) {
   }
   K <- length(leads) + length(events)
   Vall <- matrix(0, K, K)
-  if (length(leads)) Vall[seq_along(leads), seq_along(leads)] <- Vp
+  if (length(leads)) {
+    Vall[seq_along(leads), seq_along(leads)] <- Vp
+    # Leads and effects use the same untreated cells: their covariance from
+    # the per-cluster scores of both, with the leads' G/(G-1).
+    SL <- es_lead_scores(matrix(X, ncol = length(leads)), L0, b)
+    SP <- matrix(0, nrow(SL), length(events), dimnames = list(rownames(SL), NULL))
+    common <- intersect(rownames(S), rownames(SL))
+    SP[common, ] <- S[common, , drop = FALSE]
+    G <- nrow(SL)
+    cross <- sqrt(G / (G - 1)) * crossprod(SL, SP)
+    Vall[seq_along(leads), length(leads) + seq_along(events)] <- cross
+    Vall[length(leads) + seq_along(events), seq_along(leads)] <- t(cross)
+  }
   Vall[length(leads) + seq_along(events), length(leads) + seq_along(events)] <- post$vcov
-  list(event = c(leads, events), estimate = c(b, estimate), vcov = Vall)
+  # The weight each effect puts on the untreated cells of each pre-adoption
+  # event time (summed over cells; minus these sum to one): how a violation
+  # of parallel trends that depends on event time biases the effect.
+  # honest_sensitivity() uses them to restate the effects against event
+  # time -1.
+  ref <- if (length(pre_e)) min(pre_e) else NA_integer_
+  pre_weights <- if (length(pre_e)) {
+    at <- !treated & !is.na(L$event)
+    Wk <- rowsum(V[at, , drop = FALSE], L$event[at])
+    out <- matrix(0, length(events), -ref, dimnames = list(events, ref:-1))
+    out[, rownames(Wk)] <- -t(Wk)
+    out
+  }
+  list(event = c(leads, events), estimate = c(b, estimate), vcov = Vall,
+       honest = list(event = c(leads, events), estimate = c(b, estimate), vcov = Vall,
+                     leads = leads, events = events, ref = ref, pre_weights = pre_weights))
+}
+
+# Per-cluster scores of the lead coefficients b (NA where collinear, a zero
+# column) of the regression on untreated cells L0, such that
+# crossprod(scores) * G / (G - 1) is their covariance.
+es_lead_scores <- function(X, L0, b) {
+  ok <- !is.na(b)
+  clusters <- sort(unique(L0$cluster))
+  S <- matrix(0, length(clusters), length(b), dimnames = list(clusters, NULL))
+  if (!any(ok)) return(S)
+  Xd <- demean_2way(X[, ok, drop = FALSE], L0$unit, L0$time, L0$w)
+  yd <- demean_2way(L0$y, L0$unit, L0$time, L0$w)
+  XtXi <- chol2inv(qr.R(qr(Xd * sqrt(L0$w))))
+  u <- drop(yd - Xd %*% b[ok])
+  Sk <- rowsum(Xd * (L0$w * u), L0$cluster) %*% XtXi
+  S[rownames(Sk), ok] <- Sk
+  S
 }

@@ -212,6 +212,9 @@ event_study_fit <- function(panel, method, min_e = NULL, max_e = NULL, control =
                    base_period = if (method == "cs") base_period else "universal",
                    cs_method = cs_method, control = control, scale = scale)
   fit$window <- window
+  # What honest_sensitivity() needs to restate imputation effects against
+  # event time -1 (all leads, before the event window; internal scale).
+  fit$imputation <- est$honest
   fit
 }
 

@@ -20,20 +20,30 @@ rm_polyhedron <- function(n_pre, n_post, Mbar, s, positive) {
 }
 
 # Acceptance function of the relative-magnitudes set at one Mbar: the union
-# of the ARP tests over the 2 * n_pre polyhedra.
-rm_acceptance <- function(betahat, sigma, n_pre, l, Mbar, alpha, hybrid, Z) {
-  tests <- list()
-  for (s in seq(-(n_pre - 1), 0)) {
-    for (positive in c(TRUE, FALSE)) {
-      poly <- rm_polyhedron(n_pre, length(l), Mbar, s, positive)
-      prep <- arp_prepare(poly$A, poly$d, betahat, sigma, n_pre, l)
+# of the ARP tests over the 2 * n_pre polyhedra. A value accepted by one
+# test is not tested again, and each polyhedron's test (with its
+# least-favourable critical value) is prepared only when some value still
+# needs it; the union is the same.
+rm_acceptance <- function(betahat, sigma, n_pre, l, Mbar, alpha, hybrid, Z, solver = "auto") {
+  specs <- expand.grid(positive = c(TRUE, FALSE), s = seq(-(n_pre - 1), 0))
+  tests <- vector("list", nrow(specs))
+  test <- function(i) {
+    if (is.null(tests[[i]])) {
+      poly <- rm_polyhedron(n_pre, length(l), Mbar, specs$s[i], specs$positive[i])
+      prep <- arp_prepare(poly$A, poly$d, betahat, sigma, n_pre, l, solver)
       prep$lf_cv <- if (hybrid) arp_lf_cv(prep, Z, alpha / 10) else NULL
-      tests[[length(tests) + 1]] <- prep
+      tests[[i]] <<- prep
     }
+    tests[[i]]
   }
   function(theta) {
     acc <- logical(length(theta))
-    for (prep in tests) acc <- acc | arp_accept(prep, theta, alpha, prep$lf_cv)
+    for (i in seq_len(nrow(specs))) {
+      todo <- which(!acc)
+      if (!length(todo)) break
+      prep <- test(i)
+      acc[todo] <- arp_accept(prep, theta[todo], alpha, prep$lf_cv)
+    }
     acc
   }
 }
@@ -102,7 +112,14 @@ sd_flci <- function(betahat, sigma, n_pre, l, M, alpha) {
     drop(crossprod(v, S_pp %*% v) + 2 * crossprod(v, S_pq %*% l) +
            crossprod(l, sigma[post, post, drop = FALSE] %*% l))
   }
-  path <- function(lambda) lasso_quadratic(Q, cvec, lambda)
+  # Each point of the path starts from the last one found: the search
+  # visits nearby penalties, where coordinate descent from zero is slow
+  # (small M puts the optimum near the ill-conditioned unpenalised end).
+  last <- numeric(length(cvec))
+  path <- function(lambda) {
+    last <<- lasso_quadratic(Q, cvec, lambda, start = last)
+    last
+  }
   half_length <- function(a) {
     s <- sqrt(max(var_of(a), 0))
     s * folded_normal_quantile(M * (K + sum(abs(a))) / s, alpha)
@@ -130,8 +147,9 @@ sd_flci <- function(betahat, sigma, n_pre, l, M, alpha) {
 
 # Minimiser of a'Q a + 2 c'a + lambda ||a||_1 by cyclic coordinate descent;
 # the problems here have a handful of coordinates.
-lasso_quadratic <- function(Q, cvec, lambda, tol = 1e-15, max_iter = 10000L) {
-  a <- numeric(length(cvec))
+lasso_quadratic <- function(Q, cvec, lambda, tol = 1e-15, max_iter = 10000L,
+                            start = numeric(length(cvec))) {
+  a <- start
   for (it in seq_len(max_iter)) {
     change <- 0
     for (j in seq_along(a)) {
@@ -141,8 +159,33 @@ lasso_quadratic <- function(Q, cvec, lambda, tol = 1e-15, max_iter = 10000L) {
       a[j] <- new
     }
     if (change <= tol * max(1, max(abs(a)))) break
+    # Once the support and signs have settled, the minimiser solves a
+    # linear system on the support; take it when it meets the optimality
+    # conditions (coordinate descent crawls when Q is ill-conditioned).
+    if (it %% 20 == 0) {
+      exact <- lasso_on_support(Q, cvec, lambda, a)
+      if (!is.null(exact)) return(exact)
+    }
   }
   a
+}
+
+# The lasso minimiser with the support and signs of `a`, or NULL when that
+# support does not satisfy the optimality conditions.
+lasso_on_support <- function(Q, cvec, lambda, a) {
+  act <- which(a != 0)
+  out <- numeric(length(a))
+  if (length(act)) {
+    sg <- sign(a[act])
+    sol <- tryCatch(solve(Q[act, act, drop = FALSE], -(cvec[act] + lambda / 2 * sg)),
+                    error = function(e) NULL)
+    if (is.null(sol) || any(sign(sol) != sg)) return(NULL)
+    out[act] <- sol
+  }
+  grad <- drop(Q %*% out) + cvec
+  slack <- 1e-12 * max(1, abs(cvec), lambda)
+  if (any(abs(grad[setdiff(seq_along(a), act)]) > lambda / 2 + slack)) return(NULL)
+  out
 }
 
 # The 1 - alpha quantile of |N(t, 1)|, which lies between t + z_{1-alpha}

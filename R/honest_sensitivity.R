@@ -19,19 +19,60 @@
 #'   interval (FLCI) of Armstrong and Kolesar, built from the affine
 #'   estimator of the target with the shortest worst-case interval.
 #'
+#' @section Event-study fits:
+#' Rambachan and Roth's restrictions bound a violation of parallel trends
+#' `delta` measured against the period before adoption (event time -1).
+#' The coefficients of `"sa"`, `"twfe"` and `"cs"` with
+#' `base_period = "universal"` are already relative to that period and are
+#' used as they are. The others are first restated against it, by a linear
+#' map that is applied to the covariance too:
+#'
+#' * `"cs"` with `base_period = "varying"`: its pre-period coefficients
+#'   compare each period with the one before, so the violation at event time
+#'   `k` against -1 is minus the sum of the coefficients from `k + 1` to -1
+#'   (this adds one pre-period, before the earliest coefficient).
+#' * `"imputation"`: an effect compares treated outcomes with untreated
+#'   outcomes imputed from unit effects fitted on all of a unit's
+#'   pre-adoption periods, so a violation biases the effect at `e` by
+#'   `delta(e)` minus a weighted mean of the pre-period violations, with the
+#'   estimator's own weights (they sum to one; some can be negative). The
+#'   leads, from the regression on untreated cells, measure the violations
+#'   against the earliest event time. The pre-periods become the leads minus
+#'   the lead at -1, and each effect becomes the effect plus its weighted
+#'   mean of those restated leads: an estimate of `tau(e) + delta(e) -
+#'   delta(-1)`, which is what the restrictions need. Leads and effects are
+#'   estimated on the same untreated cells, and their covariance comes from
+#'   the per-cluster scores of both. The `"original"` row then shows the
+#'   restated effect, not the imputation estimate (they agree when parallel
+#'   trends hold), and the window keeps all leads inside `min_e`.
+#'
+#' Both restatements are exact when the violation is a path `delta(e)` of
+#' event time shared by the adoption cohorts, the assumption under which
+#' pooled leads and pre-trend tests are read anyway; with cohort-specific
+#' paths, `delta` is a weighted mean of them whose weights differ slightly
+#' from one coefficient to the next.
+#'
 #' @section Computation:
 #' The FLCI is found by a one-dimensional search along a lasso path
 #' (coordinate descent; the problems have one coordinate per pre-period) and
 #' the exact folded-normal quantile, so it needs no convex solver. The ARP
 #' test is a small linear program whose dual feasible set does not depend on
-#' the data; its vertices are listed once per restriction in C++ and every
-#' test value, conditioning interval and least-favourable draw becomes a
-#' matrix product. Following Rambachan and Roth's own implementation, the
-#' test uses the moments that involve post-period violations, evaluates the
-#' set on a grid of `grid_points` values (by default 20 standard errors of
-#' the target either side of its estimate, widened while the set touches an
-#' end) and then refines both ends by testing two successively finer
-#' grids inside the boundary cells (`refine = FALSE` keeps the grid values). The hybrid's least-favourable critical value is simulated
+#' the data. With one or two post-periods its vertices are listed once per
+#' restriction in C++ and every test value, conditioning interval and
+#' least-favourable draw becomes a matrix product. With more (their number
+#' grows like `choose(2 * n_post, n_post)`), every program is solved exactly
+#' by a dense simplex method in C++, warm-started from one test value or
+#' draw to the next; the ends of the conditioning interval are two more
+#' programs per run of test values that share their optimal vertex. Both
+#' give the same sets; 24 post-periods and 8 pre-periods take from seconds
+#' (one post-period as the target) to half a minute (their average, with
+#' the breakdown value). Following Rambachan and Roth's own implementation,
+#' the test uses the moments that involve post-period violations, evaluates
+#' the set on a grid of `grid_points` values (by default 20 standard errors
+#' of the target either side of its estimate, widened while the set touches
+#' an end) and then refines both ends by testing two successively finer
+#' grids inside the boundary cells (`refine = FALSE` keeps the grid values).
+#' The hybrid's least-favourable critical value is simulated
 #' from `n_draws` normal draws taken from R's generator, reproducible with
 #' [set.seed()]; the same draws serve every restriction and every `Mbar`.
 #'
@@ -40,10 +81,12 @@
 #' zero), found by bisection to a relative precision of 1e-4; it is `NA`
 #' when zero is not rejected even at `M = 0`.
 #'
-#' @param object An [event_study()] fit (methods `"cs"`, `"sa"` or
-#'   `"twfe"`, whose coefficients are relative to the period before
-#'   adoption), or a numeric vector of event-study coefficients, pre-periods
-#'   first and the reference period left out, with `sigma` and `n_pre`. Any
+#' @param object An [event_study()] fit of any method (`"cs"`, `"sa"`,
+#'   `"twfe"` or `"imputation"`; see the section on event-study fits for
+#'   how each is put against the period before adoption), or a numeric
+#'   vector of event-study coefficients relative to the period before
+#'   adoption, pre-periods first and that reference period left out, with
+#'   `sigma` and `n_pre`. Any
 #'   other object, or a vector without `sigma` and `n_pre`, is an error of
 #'   class `mktcausal_error_honest_input`. A request whose draws or grid
 #'   cannot fit in memory is one of class `mktcausal_error_too_large`.
@@ -118,36 +161,13 @@ honest_sensitivity.mkt_event_study <- function(object,
   check_dots(...)
   type <- check_choice(type)
   inference <- check_choice(inference)
-  tab <- object$estimates
-  if (identical(object$estimator, "imputation")) {
-    abort_mkt("honest_input", c(
-      "The imputation estimator's pre-period coefficients are not relative to the period before adoption.",
-      i = "Use `event_study(..., method = \"cs\")`, \"sa\" or \"twfe\" for `honest_sensitivity()`."
-    ))
-  }
-  # Every coefficient of these estimators is relative to event time -1; the
-  # regressions leave it out and "cs" reports it as a zero without an SE.
+  ref <- honest_reference(object)
+  ev <- ref$event
   r <- -1
-  at_ref <- tab$event == r
-  if (any(at_ref & !(is.na(tab$std.error) & tab$estimate == 0))) {
-    abort_mkt("honest_input", c(
-      "Event time -1 is estimated, so the coefficients are not relative to a common reference period.",
-      i = "Fit the event study with `base_period = \"universal\"` (the default of `event_study()`)."
-    ))
-  }
-  keep <- which(!at_ref)
-  ev <- tab$event[keep]
   if (any(diff(sort(c(ev, r))) != 1) || !any(ev < r) || !any(ev > r)) {
     abort_mkt("honest_input", c(
       "The event times must be consecutive, with pre-periods before and post-periods after event time -1.",
       i = "Widen `min_e`/`max_e` in `event_study()` or drop the gaps."
-    ))
-  }
-  if (anyNA(tab$std.error[keep])) {
-    abort_mkt("honest_input", c(
-      sprintf("Event time(s) %s have no standard error.",
-              paste(tab$event[keep][is.na(tab$std.error[keep])], collapse = ", ")),
-      i = "Restrict the event window with `min_e`/`max_e` in `event_study()`."
     ))
   }
   post_events <- ev[ev > r]
@@ -164,16 +184,19 @@ honest_sensitivity.mkt_event_study <- function(object,
   # outcome (that of outcomes near 1e300 overflows): the sets are found on
   # that scale and reported in the outcome's units.
   scale <- object$scale %||% 1
-  sigma <- object$vcov_scaled %||% object$vcov
-  out <- honest_fit(tab$estimate[keep] / scale, sigma = sigma[keep, keep, drop = FALSE],
-                    n_pre = sum(ev < r), type = type, M = M, target = target,
-                    inference = inference, alpha = alpha, n_draws = n_draws,
+  out <- honest_fit(ref$estimate, sigma = ref$sigma, n_pre = sum(ev < r), type = type,
+                    M = M, target = target, inference = inference, alpha = alpha, n_draws = n_draws,
                     grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
                     refine = refine, breakdown = breakdown, n = object$n,
                     vars = object$vars, call = method_call(match.call(), "honest_sensitivity"),
                     post_events = post_events, scale = scale)
   out$events <- ev
   out$post_events <- post_events
+  out$restated <- if (identical(object$estimator, "imputation")) {
+    "Imputation effects"
+  } else if (identical(object$base_period, "varying")) {
+    "Varying-base pre-periods"
+  }
   out
 }
 
@@ -211,6 +234,111 @@ honest_sensitivity.numeric <- function(object, sigma, n_pre,
              grid_points = grid_points, grid_lb = grid_lb, grid_ub = grid_ub,
              refine = refine, breakdown = breakdown,
              call = method_call(match.call(), "honest_sensitivity"))
+}
+
+# The coefficients of an event-study fit restated against event time -1,
+# the reference period of Rambachan and Roth, with their covariance mapped
+# by the same linear map; event time -1 itself is left out. Returns the
+# event times, estimates and covariance on the fit's internal scale. Every
+# restatement is exact when the violation of parallel trends is a path
+# delta(e) of event time shared by the adoption cohorts (see the Rd).
+honest_reference <- function(object, call = rlang::caller_env()) {
+  if (identical(object$estimator, "imputation")) return(honest_reference_imputation(object, call))
+  tab <- object$estimates
+  scale <- object$scale %||% 1
+  sigma <- object$vcov_scaled %||% object$vcov
+  ev <- tab$event
+  no_se <- function(at) {
+    abort_mkt("honest_input", c(
+      sprintf("Event time(s) %s have no standard error.", paste(ev[at], collapse = ", ")),
+      i = "Restrict the event window with `min_e`/`max_e` in `event_study()`."
+    ), call = call)
+  }
+  if (identical(object$base_period, "varying")) {
+    # Pre-period coefficients compare each period with the one before:
+    # beta_k = delta(k) - delta(k - 1). Against event time -1,
+    # delta(k) - delta(-1) = -(beta_{k+1} + ... + beta_{-1}), for k from one
+    # before the earliest estimated lead to -2; effects are unchanged.
+    if (anyNA(tab$std.error)) no_se(is.na(tab$std.error))
+    pre <- which(ev < 0)
+    if (!length(pre) || any(diff(sort(ev[pre])) != 1) || max(ev[pre]) != -1) {
+      abort_mkt("honest_input", c(
+        "The event times must be consecutive, with pre-periods before and post-periods after event time -1.",
+        i = "Widen `min_e`/`max_e` in `event_study()` or drop the gaps."
+      ), call = call)
+    }
+    new_pre <- seq(min(ev[pre]) - 1L, -2L)
+    post <- which(ev >= 0)
+    Tm <- matrix(0, length(new_pre) + length(post), length(ev))
+    for (i in seq_along(new_pre)) Tm[i, ev > new_pre[i] & ev < 0] <- -1
+    Tm[cbind(length(new_pre) + seq_along(post), post)] <- 1
+    return(list(event = c(new_pre, ev[post]), estimate = drop(Tm %*% (tab$estimate / scale)),
+                sigma = Tm %*% sigma %*% t(Tm)))
+  }
+  # Every coefficient of the other estimators is relative to event time -1;
+  # the regressions leave it out and "cs" reports it as a zero without an SE.
+  at_ref <- ev == -1
+  if (any(at_ref & !(is.na(tab$std.error) & tab$estimate == 0))) {
+    abort_mkt("honest_input", c(
+      "Event time -1 is estimated, so the coefficients are not relative to a common reference period.",
+      i = "Fit the event study with `base_period = \"universal\"` (the default of `event_study()`)."
+    ), call = call)
+  }
+  keep <- which(!at_ref)
+  if (anyNA(tab$std.error[keep])) no_se(keep[is.na(tab$std.error[keep])])
+  list(event = ev[keep], estimate = tab$estimate[keep] / scale,
+       sigma = sigma[keep, keep, drop = FALSE])
+}
+
+# The imputation estimator's effects are not relative to event time -1: an
+# effect compares treated outcomes with unit effects fitted on all of the
+# unit's untreated periods, so a violation delta(e) shared by cohorts biases
+# the effect at e by delta(e) - sum_k w_ek delta(k), with w_ek the
+# estimator's own weights on the pre-adoption event times k (they sum to
+# one). Its leads L_k, from the regression on untreated cells, estimate
+# delta(k) - delta(k0), k0 the earliest event time. So
+#   pre:  L_k - L_{-1}                        estimates delta(k) - delta(-1),
+#   post: tau_e + sum_k w_ek (L_k - L_{-1})   estimates tau_e + delta(e) - delta(-1),
+# for k from k0 (where L_k0 = 0) to -2: the input Rambachan and Roth's sets
+# need, with the joint covariance of leads and effects mapped alike.
+honest_reference_imputation <- function(object, call) {
+  imp <- object$imputation
+  if (is.null(imp) || !length(imp$leads) || is.null(imp$pre_weights)) {
+    abort_mkt("honest_input", c(
+      "The imputation event study has no pre-adoption leads to compare trends with.",
+      i = "Use a panel where treated units are observed for at least two periods before adoption."
+    ), call = call)
+  }
+  if (anyNA(imp$estimate) || anyNA(imp$vcov)) {
+    abort_mkt("honest_input", c(
+      sprintf("Event time(s) %s have no estimate or no standard error.",
+              paste(c(imp$leads, imp$events)[is.na(imp$estimate) | is.na(diag(imp$vcov))],
+                    collapse = ", ")),
+      i = "Drop the periods or units that leave them unidentified, or use {.code method = \"cs\"}."
+    ), call = call)
+  }
+  nl <- length(imp$leads)
+  ne <- length(imp$events)
+  pre <- seq(imp$ref, -2L)
+  Tm <- matrix(0, length(pre) + ne, nl + ne)
+  at_m1 <- match(-1L, imp$leads)
+  for (i in seq_along(pre)) {
+    if (pre[i] > imp$ref) Tm[i, match(pre[i], imp$leads)] <- 1
+    Tm[i, at_m1] <- Tm[i, at_m1] - 1
+  }
+  post <- length(pre) + seq_len(ne)
+  Tm[cbind(post, nl + seq_len(ne))] <- 1
+  w <- imp$pre_weights[, as.character(pre), drop = FALSE]
+  Tm[post, ] <- Tm[post, , drop = FALSE] + w %*% Tm[seq_along(pre), , drop = FALSE]
+  event <- c(pre, imp$events)
+  # The fit's event window: its leads start at k0 + 1 unless `min_e` cut
+  # them, and k0 belongs to the window when they do not.
+  tab_ev <- object$estimates$event
+  lo <- if (min(tab_ev) <= imp$ref + 1L) imp$ref else min(tab_ev)
+  keep <- which(event >= lo & (event < 0 | event %in% tab_ev))
+  Tm <- Tm[keep, , drop = FALSE]
+  list(event = event[keep], estimate = drop(Tm %*% imp$estimate),
+       sigma = Tm %*% imp$vcov %*% t(Tm), map = Tm)
 }
 
 # A method's call as the user wrote it: the generic's name, not the method's.

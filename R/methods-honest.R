@@ -51,6 +51,10 @@ print_details.mkt_honest <- function(x, summary = FALSE, digits = 4, ...) {
   bd <- x$breakdown
   cat(sprintf("\nTarget: %s; %d pre-periods, %d post-periods.\n", x$estimates$target[1],
               x$n_pre, x$n_post))
+  if (!is.null(x$restated)) {
+    cat(sprintf("%s restated against event time -1 (?honest_sensitivity).\n",
+                x$restated))
+  }
   cat("Breakdown value: ", if (is.na(bd)) {
     "none (the conventional interval already contains 0)"
   } else if (is.infinite(bd)) {

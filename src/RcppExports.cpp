@@ -72,6 +72,22 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_honest_lp
+Rcpp::List cpp_honest_lp(const Rcpp::NumericMatrix& A, const Rcpp::NumericVector& b, const Rcpp::NumericMatrix& C, bool maximise, bool solutions, double tol);
+RcppExport SEXP _mktcausal_cpp_honest_lp(SEXP ASEXP, SEXP bSEXP, SEXP CSEXP, SEXP maximiseSEXP, SEXP solutionsSEXP, SEXP tolSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type A(ASEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type b(bSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type C(CSEXP);
+    Rcpp::traits::input_parameter< bool >::type maximise(maximiseSEXP);
+    Rcpp::traits::input_parameter< bool >::type solutions(solutionsSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_honest_lp(A, b, C, maximise, solutions, tol));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ife_fit
 Rcpp::List cpp_ife_fit(const Eigen::MatrixXd& Y, const Eigen::MatrixXd& mask, const Rcpp::List& X, int r, int force, double tol, int max_iter, bool soft, double lambda, const Eigen::MatrixXd& F0, const Eigen::VectorXd& beta0, const Eigen::MatrixXd& fill0);
 RcppExport SEXP _mktcausal_cpp_ife_fit(SEXP YSEXP, SEXP maskSEXP, SEXP XSEXP, SEXP rSEXP, SEXP forceSEXP, SEXP tolSEXP, SEXP max_iterSEXP, SEXP softSEXP, SEXP lambdaSEXP, SEXP F0SEXP, SEXP beta0SEXP, SEXP fill0SEXP) {
@@ -537,6 +553,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_demean_grid", (DL_FUNC) &_mktcausal_cpp_demean_grid, 8},
     {"_mktcausal_cpp_cluster_gram", (DL_FUNC) &_mktcausal_cpp_cluster_gram, 4},
     {"_mktcausal_cpp_honest_vertices", (DL_FUNC) &_mktcausal_cpp_honest_vertices, 2},
+    {"_mktcausal_cpp_honest_lp", (DL_FUNC) &_mktcausal_cpp_honest_lp, 6},
     {"_mktcausal_cpp_ife_fit", (DL_FUNC) &_mktcausal_cpp_ife_fit, 12},
     {"_mktcausal_cpp_ife_project", (DL_FUNC) &_mktcausal_cpp_ife_project, 8},
     {"_mktcausal_cpp_cf_cv_project", (DL_FUNC) &_mktcausal_cpp_cf_cv_project, 10},

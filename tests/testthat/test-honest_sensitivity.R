@@ -122,11 +122,6 @@ test_that("an event-study fit gives the same sets as its coefficients", {
   expect_equal(tidy(a)$conf.high, tidy(b)$conf.high, tolerance = 1e-8)
   expect_equal(a$estimate, tidy(es)$estimate[tidy(es)$event == 2])
   expect_error(honest_sensitivity(es, target = 7), class = "mktcausal_error_honest_target")
-  imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_draws = 50)
-  expect_error(honest_sensitivity(imp), class = "mktcausal_error_honest_input")
-  varying <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50,
-                         base_period = "varying")
-  expect_error(honest_sensitivity(varying), class = "mktcausal_error_honest_input")
   # Regressions leave event time -1 out of their table; it is still the reference.
   sa <- event_study(lemp ~ post | countyreal + year, mp, method = "sa", n_draws = 50)
   keep <- tidy(sa)$event != -1
@@ -274,5 +269,137 @@ test_that("an event study of an outcome near 1e300 gives the scaled sets", {
                              breakdown = FALSE)
     cols <- c("estimate", "conf.low", "conf.high")
     expect_equal(as.matrix(tidy(hb)[cols]) / 1e300, as.matrix(tidy(ha)[cols]), tolerance = 1e-8)
+  }
+})
+
+# A staggered rollout whose treated units drift from the controls by `slope`
+# per period of event time (a linear violation of parallel trends, shared
+# by the cohorts), with effects 0.5 + 0.1 e at event time e >= 0. Cohorts
+# adopt in periods 5, 7 and 9 of 10; 40% of units are never treated.
+sim_drift <- function(n = 200, n_periods = 10, slope = 0.05, noise = 1, seed = 1) {
+  withr::with_seed(seed, {
+    cohort <- ifelse(stats::runif(n) < 0.4, 0L, sample(c(5L, 7L, 9L), n, replace = TRUE))
+    d <- expand.grid(time = seq_len(n_periods), unit = seq_len(n))[, c("unit", "time")]
+    g <- cohort[d$unit]
+    e <- ifelse(g > 0, d$time - g, NA)
+    d$post <- as.integer(g > 0 & d$time >= g)
+    d$y <- stats::rnorm(n)[d$unit] + cumsum(stats::rnorm(n_periods, 0, 0.3))[d$time] +
+      ifelse(g > 0, slope * e, 0) + ifelse(d$post == 1, 0.5 + 0.1 * e, 0) +
+      noise * stats::rnorm(nrow(d))
+    d
+  })
+}
+
+test_that("imputation effects restated against event time -1 are exact under a shared drift", {
+  d <- sim_drift(noise = 1e-7)
+  imp <- event_study(y ~ post | unit + time, d, method = "imputation", n_draws = 50)
+  # The estimator's weights on pre-adoption event times sum to one.
+  expect_equal(unname(rowSums(imp$imputation$pre_weights)), rep(1, 6), tolerance = 1e-8)
+  ref <- honest_reference(imp)
+  expect_equal(ref$event, c(-8:-2, 0:5))
+  # delta(k) - delta(-1) before adoption, tau_e + delta(e) - delta(-1) after.
+  truth <- ifelse(ref$event < 0, 0.05 * (ref$event + 1),
+                  0.5 + 0.1 * ref$event + 0.05 * (ref$event + 1))
+  expect_lt(max(abs(ref$estimate * imp$scale - truth)), 1e-5)
+  # The imputation effects themselves carry the drift against the mean of
+  # the pre-periods (0.126 at event time 0).
+  td <- tidy(imp)
+  expect_gt(td$estimate[td$event == 0] - 0.5, 0.1)
+  # Leads and effects share the untreated cells: their covariance is
+  # estimated, and the joint matrix is a covariance.
+  V <- imp$imputation$vcov
+  expect_gt(max(abs(V[1:7, 8:13])), 0)
+  expect_gte(min(eigen(V, symmetric = TRUE, only.values = TRUE)$values), -1e-12 * max(V))
+})
+
+test_that("under a linear pre-trend the imputation smoothness set at M = 0 covers the effect", {
+  d <- sim_drift(n = 2000, seed = 3)
+  imp <- event_study(y ~ post | unit + time, d, method = "imputation", n_draws = 50)
+  hs <- honest_sensitivity(imp, "smoothness", M = 0, target = 1, breakdown = FALSE)
+  td <- tidy(hs)
+  # The truth at event time 1 is 0.6; the imputation's own interval misses it.
+  expect_true(td$conf.low[2] < 0.6 && 0.6 < td$conf.high[2])
+  es <- tidy(imp)[tidy(imp)$event == 1, ]
+  expect_gt(es$conf.low, 0.6)
+  skip_on_cran()
+  # Coverage over 150 panels of 200 units (target: the average effect, 0.75).
+  hit <- vapply(seq_len(150), function(r) {
+    imp <- event_study(y ~ post | unit + time, sim_drift(seed = 1000 + r), method = "imputation",
+                       n_draws = 10)
+    s <- tidy(honest_sensitivity(imp, "smoothness", M = 0, target = "average",
+                                 breakdown = FALSE))[2, ]
+    s$conf.low <= 0.75 && 0.75 <= s$conf.high
+  }, logical(1))
+  expect_gt(mean(hit), 0.95 - 3 * sqrt(0.05 * 0.95 / 150))
+})
+
+test_that("imputation and cs give close sets where they agree (mpdta)", {
+  mp <- mpdta
+  mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
+  imp <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_draws = 50)
+  cs <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50)
+  # Average effect, smoothness M = 0, 0.01, 0.02: imputation [-0.121, -0.025],
+  # [-0.143, 0.069], [-0.185, 0.138]; cs [-0.120, -0.023], [-0.143, 0.070],
+  # [-0.186, 0.139]. Relative magnitudes Mbar = 0, 0.5, 1: imputation
+  # [-0.115, -0.036], [-0.150, 0.005], [-0.205, 0.062]; cs [-0.117, -0.038],
+  # [-0.156, 0.002], [-0.211, 0.057]. Every end within 5% of the set's width.
+  for (type in c("smoothness", "relative_magnitudes")) {
+    M <- if (type == "smoothness") c(0, 0.01, 0.02) else c(0, 0.5, 1)
+    set.seed(1)
+    a <- tidy(honest_sensitivity(imp, type, M = M, target = "average", breakdown = FALSE))
+    set.seed(1)
+    b <- tidy(honest_sensitivity(cs, type, M = M, target = "average", breakdown = FALSE))
+    width <- b$conf.high - b$conf.low
+    expect_true(all(abs(a$conf.low - b$conf.low) < 0.05 * width))
+    expect_true(all(abs(a$conf.high - b$conf.high) < 0.05 * width))
+  }
+  # A window cut by min_e keeps fewer pre-periods but the same restated effects.
+  cut <- event_study(lemp ~ post | countyreal + year, mp, method = "imputation", n_draws = 50,
+                     min_e = -2)
+  h_cut <- honest_sensitivity(cut, "smoothness", M = 0.01, breakdown = FALSE)
+  h_all <- honest_sensitivity(imp, "smoothness", M = 0.01, breakdown = FALSE)
+  expect_equal(c(h_cut$n_pre, h_all$n_pre), c(1, 3))
+  expect_output(print(h_all), "Imputation effects restated against event time -1")
+  expect_equal(h_cut$estimate, h_all$estimate, tolerance = 1e-12)
+})
+
+test_that("a varying-base cs event study is cumulated to event time -1", {
+  mp <- mpdta
+  mp$post <- as.integer(mp$first.treat > 0 & mp$year >= mp$first.treat)
+  uni <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50)
+  var <- event_study(lemp ~ post | countyreal + year, mp, method = "cs", n_draws = 50,
+                     base_period = "varying")
+  ru <- honest_reference(uni)
+  rv <- honest_reference(var)
+  expect_equal(rv$event, ru$event)
+  # Effects are the same; pre-periods cumulate the period-to-period
+  # coefficients, which here average the same cohorts as the long
+  # differences at event times -3 and -2.
+  tv <- tidy(var)
+  expect_equal(rv$estimate[4:7], ru$estimate[4:7], tolerance = 1e-12)
+  expect_equal(rv$estimate[2:3], ru$estimate[2:3], tolerance = 1e-10)
+  expect_equal(rv$estimate[1] * var$scale, -sum(tv$estimate[tv$event %in% -3:-1]),
+               tolerance = 1e-12)
+  hs <- honest_sensitivity(var, "smoothness", M = 0.01, breakdown = FALSE)
+  expect_equal(hs$n_pre, 3)
+  expect_true(all(is.finite(unlist(tidy(hs)[, c("conf.low", "conf.high")]))))
+})
+
+test_that("the FLCI's lasso steps meet their optimality conditions with 8 pre-periods", {
+  # The FLCI's lasso for 8 pre-periods, from the second-difference
+  # loadings P and an autocorrelated covariance.
+  n_pre <- 8
+  D <- outer(2:n_pre, 1:(n_pre - 1), function(r, i) ifelse(i < r, r - i, 0))
+  P <- rbind(solve(D), (-n_pre:-2) %*% solve(D))
+  S <- 0.5^abs(outer(1:n_pre, 1:n_pre, "-")) + 0.5 * diag(n_pre)
+  Q <- crossprod(P, S %*% P)
+  cvec <- drop(crossprod(P, S %*% c(rep(0, n_pre - 1), 12.5)))
+  for (lambda in c(0, 1e-4, 0.1, 1, 10) * max(abs(cvec))) {
+    a <- lasso_quadratic(Q, cvec, lambda)
+    grad <- drop(Q %*% a) + cvec
+    on <- a != 0
+    scale <- max(abs(cvec))
+    expect_lt(max(abs(grad[on] + lambda / 2 * sign(a[on])), 0), 1e-9 * scale)
+    expect_true(all(abs(grad[!on]) <= lambda / 2 + 1e-9 * scale))
   }
 })
