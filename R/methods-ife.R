@@ -11,7 +11,13 @@
 #' `plot()`) draws from those tables:
 #' * [counterfactual()]: `"gap"` (event-time gaps with intervals, the
 #'   default), `"counterfactual"` (observed and imputed means of the treated
-#'   units), `"factors"`, `"loadings"`, `"cv"` and `"status"` (the treatment
+#'   units), `"effect_over_time"` (those means above the cumulative effect
+#'   with its band, from `tidy(fit, "effect_over_time")`: columns `time` and
+#'   `event_time` (both event time), `post`, `observed`, `counterfactual`,
+#'   `effect`, `cumulative` (the mean gap summed over event times 0 to
+#'   `time`), `conf.low`, `conf.high` (its band from the fit's replicates,
+#'   by the rule of its other intervals; `NA` with `inference = "none"`)),
+#'   `"factors"`, `"loadings"`, `"cv"` and `"status"` (the treatment
 #'   pattern);
 #' * [ife()]: `"factors"` (the default when r > 0), `"loadings"`, `"ic"`
 #'   (the Bai and Ng criteria by r) and `"estimates"`.
@@ -37,7 +43,8 @@ NULL
 
 #' @rdname ife-plots
 #' @export
-autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual", "factors",
+autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual",
+                                                         "effect_over_time", "factors",
                                                          "loadings", "cv", "status"), ...) {
   check_dots(...)
   type <- check_choice(type)
@@ -46,8 +53,8 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
     gap = {
       ev <- tabs$event
       p <- ggplot2::ggplot(ev, ggplot2::aes(x = .data$event_time, y = .data$estimate)) +
-        ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
-        ggplot2::geom_vline(xintercept = -0.5, colour = "grey50", linetype = "dashed")
+        ref_line("y") +
+        start_line(-0.5)
       if (any(is.finite(ev$conf.low))) {
         p <- p + ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                                       fill = mkt_colours[["band"]], alpha = 0.5)
@@ -66,7 +73,7 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
                                series = "imputed Y(0)"))
       ggplot2::ggplot(long, ggplot2::aes(x = .data$event_time, y = .data$value,
                                          colour = .data$series, linetype = .data$series)) +
-        ggplot2::geom_vline(xintercept = -0.5, colour = "grey50", linetype = "dashed") +
+        start_line(-0.5) +
         ggplot2::geom_line() +
         ggplot2::scale_colour_manual(values = c(observed = mkt_colours[["treated"]],
                                                 `imputed Y(0)` = mkt_colours[["synthetic"]])) +
@@ -74,6 +81,16 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
                       title = "Treated units: observed and counterfactual means") +
         theme_mkt()
     },
+    effect_over_time = plot_effect_over_time(
+      tidy(object, "effect_over_time"), x_lab = "event time (0 = first treated period)",
+      y_lab = paste("mean", object$vars$outcome), alpha = object$alpha,
+      title = "Effect over time: treated units' mean and its counterfactual",
+      counterfactual_label = "imputed Y(0)",
+      band_note = if (object$options$inference == "none") {
+        "no band: refit with inference = \"bootstrap\""
+      } else {
+        sprintf("from the %s replicates", object$options$inference)
+      }),
     factors = plot_factors(tabs$factors, object$vars$time),
     loadings = plot_loadings(tabs$loadings),
     cv = plot_cv(tabs$cv),
