@@ -57,7 +57,10 @@
 #'   `per_capita_mean` (`outcome_mean / size`, only when `size` is given), and
 #'   `post_total`, `post_mean` (only with `post`). Attributes: `id` (the name
 #'   of the id column), `randomize_by`, `unit_col`, `time_col`,
-#'   `outcome_col`, `size_col`, `pre`, `post`.
+#'   `outcome_col`, `size_col`, `pre`, `post` and `series` (each cluster's
+#'   total outcome in each period of the windows, a matrix with the periods
+#'   in its attribute `times`), from which [experiment_effect()] draws the
+#'   effect over time.
 #' @seealso [compare_clusterings()] to compare candidate units of
 #'   randomization.
 #' @export
