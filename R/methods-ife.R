@@ -71,12 +71,14 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
       long <- rbind(data.frame(event_time = cp$event_time, value = cp$observed, series = "observed"),
                     data.frame(event_time = cp$event_time, value = cp$counterfactual,
                                series = "imputed Y(0)"))
+      long$series <- factor(long$series, levels = c("observed", "imputed Y(0)"))
       ggplot2::ggplot(long, ggplot2::aes(x = .data$event_time, y = .data$value,
                                          colour = .data$series, linetype = .data$series)) +
         start_line(-0.5) +
         ggplot2::geom_line() +
         ggplot2::scale_colour_manual(values = c(observed = mkt_colours[["treated"]],
                                                 `imputed Y(0)` = mkt_colours[["synthetic"]])) +
+        ggplot2::scale_linetype_manual(values = c(observed = "solid", `imputed Y(0)` = "dashed")) +
         ggplot2::labs(x = "event time", y = object$vars$outcome, colour = NULL, linetype = NULL,
                       title = "Treated units: observed and counterfactual means") +
         theme_mkt()
@@ -147,6 +149,7 @@ plot_factors <- function(df, time_name) {
   }
   ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$value, colour = .data$factor)) +
     ggplot2::geom_line() +
+    ggplot2::scale_colour_manual(values = series_colours(length(unique(df$factor)))) +
     ggplot2::labs(x = time_name, y = "factor value", colour = NULL, title = "Estimated factors") +
     theme_mkt()
 }
@@ -155,19 +158,28 @@ plot_loadings <- function(df) {
   if (!nrow(df)) {
     abort_mkt("bad_argument", "The fit has no loadings to plot (r = 0).")
   }
-  if (!"treated" %in% names(df)) df$treated <- FALSE
-  wide <- stats::reshape(df[, c("unit", "factor", "value", "treated")], idvar = c("unit", "treated"),
+  # Units of an ife() fit have no arm: one colour, no legend.
+  arms <- "treated" %in% names(df) && any(df$treated)
+  if (!arms) df$treated <- FALSE
+  df$arm <- factor(ifelse(df$treated, "treated", "control"), levels = c("control", "treated"))
+  wide <- stats::reshape(df[, c("unit", "factor", "value", "arm")], idvar = c("unit", "arm"),
                          timevar = "factor", direction = "wide")
   if (ncol(wide) < 4) {
-    return(ggplot2::ggplot(df, ggplot2::aes(x = .data$value, fill = .data$treated)) +
-      ggplot2::geom_histogram(bins = 30, alpha = 0.6, position = "identity") +
-      ggplot2::labs(x = "loading on f1", fill = "treated", title = "Estimated loadings") +
+    return(ggplot2::ggplot(df, ggplot2::aes(x = .data$value, fill = .data$arm)) +
+      ggplot2::geom_histogram(bins = 30, alpha = 0.7, position = "identity") +
+      ggplot2::scale_fill_manual(values = arm_colours(), drop = TRUE,
+                                 guide = if (arms) "legend" else "none") +
+      ggplot2::labs(x = "loading on f1", fill = NULL, title = "Estimated loadings") +
       theme_mkt())
   }
+  # Treated units drawn last, on top of the controls.
+  wide <- wide[order(wide$arm), , drop = FALSE]
   ggplot2::ggplot(wide, ggplot2::aes(x = .data$value.f1, y = .data$value.f2,
-                                     colour = .data$treated)) +
+                                     colour = .data$arm)) +
     ggplot2::geom_point() +
-    ggplot2::labs(x = "loading on f1", y = "loading on f2", colour = "treated",
+    ggplot2::scale_colour_manual(values = arm_colours(), drop = TRUE,
+                                 guide = if (arms) "legend" else "none") +
+    ggplot2::labs(x = "loading on f1", y = "loading on f2", colour = NULL,
                   title = "Estimated loadings") +
     theme_mkt()
 }
@@ -207,6 +219,7 @@ autoplot.mkt_ife <- function(object, type = c("factors", "loadings", "ic", "esti
                     data.frame(r = ic$r, value = ic$IC_p2, criterion = "IC_p2"))
       ggplot2::ggplot(long, ggplot2::aes(x = .data$r, y = .data$value, colour = .data$criterion)) +
         ggplot2::geom_line() + ggplot2::geom_point() +
+        ggplot2::scale_colour_manual(values = series_colours(2L)) +
         ggplot2::labs(x = "number of factors", y = "criterion", colour = NULL,
                       title = "Bai and Ng criteria") +
         theme_mkt()

@@ -78,7 +78,8 @@ autoplot.mkt_staggered_agg <- function(object, ...) {
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              na.rm = TRUE) +
     ggplot2::scale_colour_manual(values = c(pre = mkt_colours[["pre"]],
-                                            post = mkt_colours[["post"]])) +
+                                            post = mkt_colours[["post"]]),
+                                 guide = if (object$type == "event") "legend" else "none") +
     ggplot2::labs(x = xlab, y = "ATT", colour = NULL, title = object$method,
                   subtitle = interval_caption(object)) +
     theme_mkt()
@@ -116,6 +117,13 @@ autoplot.mkt_bacon <- function(object, ...) {
     ggplot2::geom_hline(yintercept = object$twfe, linetype = "dashed") +
     ref_line("y") +
     ggplot2::geom_point(size = 2.5) +
+    # Clean comparisons in the treated blue, the ones that use already
+    # treated units as controls in red and orange.
+    ggplot2::scale_colour_manual(values = c(
+      `Treated vs Untreated` = mkt_colours[["treated"]],
+      `Earlier vs Later Treated` = mkt_colours[["band"]],
+      `Later vs Earlier Treated` = mkt_colours[["effect"]],
+      `Later vs Always Treated` = mkt_colours[["synthetic"]])) +
     ggplot2::labs(x = "weight", y = "2x2 estimate", colour = NULL, shape = NULL,
                   title = object$method,
                   caption = sprintf("dashed line: TWFE = %s", format_num(object$twfe, 4))) +

@@ -51,6 +51,14 @@ arm_colours <- function() {
   c(treated = mkt_colours[["treated"]], control = mkt_colours[["control"]])
 }
 
+# Colours for `n` series without a treated/control meaning (factors,
+# criteria): the palette's own colours first, then a ramp.
+series_colours <- function(n) {
+  base <- unname(mkt_colours[c("treated", "synthetic", "effect", "pre", "band")])
+  if (n <= length(base)) return(base[seq_len(n)])
+  grDevices::colorRampPalette(base)(n)
+}
+
 # At most `max_labels` evenly spaced labels out of `levels` (always the
 # first and the last), so that axis labels stay readable on large panels.
 thin_labels <- function(levels, max_labels = 30L) {

@@ -56,6 +56,14 @@ test_that("every plot uses theme_mkt and the same reference lines", {
   expect_true(is_start_line(layers_of(agg, "GeomVline")[[1]], -0.5))
   expect_identical(agg$labels$x, "periods since adoption")
   expect_length(layers_of(plot(aggregate(st, "group")), "GeomVline"), 0L)
+  # The group aggregation has no pre/post legend to explain.
+  expect_identical(plot(aggregate(st, "group"))$scales$get_scales("colour")$guide, "none")
+  # Bacon's clean comparisons in the treated colour.
+  bc <- plot(bacon(l_homicide ~ post | state + year, castle))
+  pts <- ggplot2::layer_data(bc, 3)
+  clean <- tidy(bacon(l_homicide ~ post | state + year, castle), "comparisons")$type ==
+    "Treated vs Untreated"
+  expect_setequal(unique(pts$colour[clean]), mkt_colours[["treated"]])
   # One palette: treated blue, synthetic orange.
   cols <- ggplot2::layer_data(plot(fit, "trajectory"), 2)
   expect_setequal(unique(cols$colour), unname(mkt_colours[c("treated", "synthetic")]))
