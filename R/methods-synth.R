@@ -122,7 +122,8 @@ autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "effect_ove
   if (type == "effect_over_time") {
     tab <- tidy(x, "effect_over_time")
     note <- if (is.null(x$tables$placebo)) {
-      "no band: it needs inference = \"placebo\""
+      paste("no band: it needs placebos in space (method = \"sc\" or \"asc\" with",
+            "inference = \"placebo\" and one treated unit)")
     } else {
       "inverting the permutation test over the placebos' cumulative gaps"
     }

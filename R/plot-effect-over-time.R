@@ -147,8 +147,7 @@ experiment_effect_over_time <- function(series, times, post, units, strata, alph
 plot_effect_over_time <- function(tab, x_lab, y_lab, title, alpha, observed_label = "observed",
                                   counterfactual_label = "counterfactual",
                                   band_note = NULL) {
-  panels <- c(sprintf("%s: %s and %s", y_lab, observed_label, counterfactual_label),
-              "cumulative effect")
+  panels <- c(y_lab, "cumulative effect")
   several <- !is.null(tab$fit) && length(unique(tab$fit)) > 1L
   if (is.null(tab$fit)) tab$fit <- ""
   n <- nrow(tab)
@@ -160,15 +159,25 @@ plot_effect_over_time <- function(tab, x_lab, y_lab, title, alpha, observed_labe
   cum <- tab[!is.na(tab$cumulative), , drop = FALSE]
   cum$panel <- factor(rep(panels[2], nrow(cum)), levels = panels)
   has_band <- any(is.finite(cum$conf.low) & is.finite(cum$conf.high))
-  firsts <- tab$time[tab$post]
-  start <- if (length(firsts)) start_between(tab$time, min(firsts)) else NULL
+  # Where treatment starts, in each fit's panels (treated units of a
+  # staggered synth() start at different times).
+  starts <- do.call(rbind, lapply(split(tab, factor(tab$fit, levels = unique(tab$fit))),
+                                  function(f) {
+    if (!any(f$post)) return(NULL)
+    data.frame(fit = f$fit[1], x = start_between(f$time, min(f$time[f$post])),
+               stringsAsFactors = FALSE)
+  }))
   zero <- data.frame(y = 0, panel = factor(panels[2], levels = panels), stringsAsFactors = FALSE)
   colours <- stats::setNames(c(mkt_colours[["treated"]], mkt_colours[["synthetic"]]),
                              c(observed_label, counterfactual_label))
   p <- ggplot2::ggplot(mapping = ggplot2::aes(x = .data$time)) +
     ggplot2::geom_hline(ggplot2::aes(yintercept = .data$y), data = zero,
                         colour = mkt_colours[["reference"]], linewidth = 0.4)
-  if (!is.null(start)) p <- p + start_line(start)
+  if (!is.null(starts)) {
+    p <- p + ggplot2::geom_vline(ggplot2::aes(xintercept = .data$x), data = starts,
+                                 colour = mkt_colours[["reference"]], linetype = "dashed",
+                                 linewidth = 0.4)
+  }
   if (has_band) {
     p <- p + ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                                   data = cum, fill = mkt_colours[["band"]], alpha = 0.6)

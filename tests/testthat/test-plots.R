@@ -12,7 +12,8 @@ is_zero_line <- function(l, axis = "yintercept") {
 }
 # The treatment-start line: dashed, grey50, at `at`.
 is_start_line <- function(l, at) {
-  isTRUE(all.equal(as.numeric(l$data$xintercept), at)) &&
+  x <- if (is.null(l$data$xintercept)) l$data$x else l$data$xintercept
+  isTRUE(all.equal(as.numeric(x), at)) &&
     identical(l$aes_params$linetype, "dashed") && identical(l$aes_params$colour, "grey50")
 }
 f99 <- packspercapita ~ treated | state + year
@@ -109,6 +110,19 @@ test_that("synth: the effect over time is the gap, summed, with the placebo band
   p0 <- plot(none, "effect_over_time")
   expect_false("GeomRibbon" %in% geoms(p0))
   expect_match(p0$labels$caption, "inference = \"placebo\"", fixed = TRUE)
+
+  # Several treated units: one column of panels each, each with its own
+  # start line and its own cumulative effect (5 a period).
+  d <- sim_synth_panel(first_treated = c(31, 35), effect = 5)
+  several <- synth(y ~ d | unit + time, d)
+  e2 <- tidy(several, "effect_over_time")
+  expect_identical(unique(e2$fit), c("u01", "u02"))
+  ends <- vapply(split(e2, e2$fit), function(f) f$cumulative[nrow(f)] / sum(f$post), 1)
+  expect_equal(unname(ends), c(5, 5), tolerance = 0.1)
+  p2 <- plot(several, "effect_over_time")
+  v <- layers_of(p2, "GeomVline")[[1]]$data
+  expect_identical(v$fit, c("u01", "u02"))
+  expect_equal(v$x, c(30.5, 34.5))
 })
 
 test_that("synth placebo plot: treated on top, poorly fitted placebos left out and counted", {
