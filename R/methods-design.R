@@ -97,8 +97,11 @@ balance_buffered <- function(x) {
 #' against the number of neighbours, marking each cluster's realized arm.
 #'
 #' @param x,object A design from [rerandomize()].
-#' @param what For `tidy()`: `"balance"` (the balance table of [balance()])
-#'   or `"clusters"` (one row per cluster with its arm).
+#' @param what For `tidy()`: `"balance"` (the balance table of [balance()]),
+#'   `"clusters"` (one row per cluster with its arm) or `"criterion"` (the
+#'   criterion of each calibration draw under complete randomization and
+#'   whether the rule accepts it: the data of the `"criterion"` plot, whose
+#'   threshold and chosen value `glance()` gives).
 #' @param type For `plot()` and `autoplot()`: `"balance"` (a love plot of
 #'   standardized differences, with what complete randomization and the rule
 #'   lead one to expect), `"criterion"` (the criterion's distribution under
@@ -112,10 +115,14 @@ NULL
 
 #' @rdname design-methods
 #' @export
-tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
+tidy.mkt_design <- function(x, what = c("balance", "clusters", "criterion"), ...) {
   check_dots(...)
   what <- check_choice(what)
   if (what == "balance") return(balance.mkt_design(x))
+  if (what == "criterion") {
+    return(data.frame(draw = seq_along(x$calibration), criterion = x$calibration,
+                      accepted = x$calibration <= sum(x$threshold)))
+  }
   arm <- x$arm
   if (is.null(arm)) {
     arm <- factor(ifelse(x$treated == 1, "treated", "control"),
@@ -251,7 +258,8 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
 # The threshold sits in the far left tail of a long-tailed distribution, so
 # the axis is logarithmic when the draws span more than 20 times it.
 plot_criterion <- function(x) {
-  cal <- data.frame(value = x$calibration)
+  cal <- tidy.mkt_design(x, "criterion")
+  cal$value <- cal$criterion
   thr <- sum(x$threshold)
   chosen <- x$criterion_value
   log_x <- all(cal$value > 0) && chosen > 0 && thr > 0 && max(cal$value) / thr > 20

@@ -257,6 +257,12 @@ test_that("criterion plot: threshold and chosen assignment each labelled on its 
   d <- data.frame(id = sprintf("g%02d", 1:60), x1 = rnorm(60), x2 = rnorm(60))
   des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.02, id = "id")
   p <- plot(des, "criterion")
+  # Drawn from tidy(design, "criterion").
+  cr <- tidy(des, "criterion")
+  expect_identical(nrow(cr), length(des$calibration))
+  expect_identical(cr$accepted, cr$criterion <= glance(des)$threshold)
+  expect_equal(p$data$criterion, cr$criterion)
+  expect_identical(p$theme$plot.title.position, "plot")
   v <- layers_of(p, "GeomVline")
   expect_length(v, 2L)
   expect_equal(v[[1]]$data$xintercept, glance(des)$threshold)
@@ -270,6 +276,8 @@ test_that("criterion plot: threshold and chosen assignment each labelled on its 
   expect_gt(lab$hjust[2], 1)
   expect_false(lab$vjust[1] == lab$vjust[2])
   expect_match(lab$label[2], format_num(glance(des)$criterion, 3), fixed = TRUE)
+  # Zero line of the balance plot in the shared style.
+  expect_true(is_zero_line(layers_of(plot(des, "balance"), "GeomVline")[[1]], "xintercept"))
   # The accepted region is shaded up to the threshold.
   expect_identical(geoms(p)[1], "GeomRect")
   expect_equal(ggplot2::layer_data(p, 1)$xmax, log10(glance(des)$threshold))
