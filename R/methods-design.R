@@ -286,11 +286,15 @@ plot_criterion <- function(x) {
                                             chosen = mkt_colours[["treated"]])) +
     ggplot2::labs(x = paste0(x$criterion, " criterion", if (log_x) " (log scale)"), y = "draws",
                   title = "Criterion under complete randomization",
-                  subtitle = sprintf(paste("shaded: assignments the rule accepts (%s%% of draws);",
-                                           "red: threshold; blue dashed: chosen assignment"),
+                  subtitle = sprintf(paste0("shaded: assignments the rule accepts (%s%% of draws)\n",
+                                            "red: threshold; blue dashed: chosen assignment"),
                                      format_num(100 * x$acceptance_rate, 2))) +
     theme_mkt()
-  if (log_x) p <- p + ggplot2::scale_x_log10()
+  if (log_x) {
+    p <- p + ggplot2::scale_x_log10(labels = function(b) {
+      format(b, scientific = FALSE, drop0trailing = TRUE, trim = TRUE)
+    })
+  }
   p
 }
 
