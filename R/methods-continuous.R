@@ -163,6 +163,7 @@ autoplot.mkt_exposure_did <- function(object, type = c("event_study", "estimates
     start_line(-0.5) +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              colour = mkt_colours[["treated"]]) +
+    event_time_axis() +
     ggplot2::labs(x = "periods since the shock", y = "effect of one unit of exposure",
                   title = "Exposure event study",
                   subtitle = sprintf("%g%% confidence intervals; base period at 0",

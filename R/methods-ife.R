@@ -59,7 +59,7 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
         p <- p + ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                                       fill = mkt_colours[["band"]], alpha = 0.5)
       }
-      p + ggplot2::geom_line(colour = mkt_colours[["treated"]]) +
+      p + ggplot2::geom_line(colour = mkt_colours[["treated"]]) + event_time_axis() +
         ggplot2::geom_point(colour = mkt_colours[["treated"]]) +
         ggplot2::labs(x = "event time (0 = first treated period)", y = "Y - Y(0)",
                       title = "Gap between observed and imputed outcomes",

@@ -72,7 +72,7 @@ autoplot.mkt_staggered_agg <- function(object, ...) {
   p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$x, y = .data$estimate, colour = .data$phase)) +
     ref_line("y")
   if (object$type == "event") {
-    p <- p + start_line(-0.5)
+    p <- p + start_line(-0.5) + event_time_axis()
   }
   p +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
@@ -99,6 +99,7 @@ autoplot.mkt_event_study <- function(object, ...) {
     ggplot2::geom_linerange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                             linewidth = 1.2, na.rm = TRUE) +
     ggplot2::geom_point(size = 2, na.rm = TRUE) +
+    event_time_axis() +
     ggplot2::scale_colour_manual(values = c(pre = mkt_colours[["pre"]],
                                             post = mkt_colours[["post"]])) +
     ggplot2::labs(x = "periods since adoption", y = "effect", colour = NULL,

@@ -51,6 +51,14 @@ arm_colours <- function() {
   c(treated = mkt_colours[["treated"]], control = mkt_colours[["control"]])
 }
 
+# Whole-number breaks for an axis of event times (no "-7.5 periods").
+event_time_axis <- function() {
+  ggplot2::scale_x_continuous(breaks = function(lim) {
+    b <- unique(round(pretty(lim)))
+    b[b >= lim[1] & b <= lim[2]]
+  })
+}
+
 # Colours for `n` series without a treated/control meaning (factors,
 # criteria): the palette's own colours first, then a ramp.
 series_colours <- function(n) {
