@@ -377,6 +377,8 @@ counterfactual_fit <- function(panel, method = "ife", r = NULL, force = "two-way
       period = cbind(period = panel$times[tabs$period$period_index], tabs$period[, -1]),
       unit = cbind(unit = units[tabs$unit$unit_index], tabs$unit[, -1]),
       counterfactual = cf_paths(panel, st, main$y0),
+      effect_over_time = cf_effect_over_time(cf_paths(panel, st, main$y0), reps, inference,
+                                             alpha),
       factors = factors_long(main$factors, panel$times),
       loadings = loadings_long(main$loadings, units, st$ever),
       cv = if (is.null(cv)) data.frame() else cv,

@@ -183,13 +183,15 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
   vars$covariates <- cov_vars
   vars$cluster <- cluster
   experiment_effect_fit(units, design, pos, estimand = estimand, n_draws = n_draws,
-                        alpha = alpha, call = call, vars = vars, n_rows = nrow(data))
+                        alpha = alpha, call = call, vars = vars, n_rows = nrow(data),
+                        series = if (estimand == "total" && is.null(cluster)) effect_series(data))
 }
 
 # The estimators on the checked analysis rows `units` (aligned with the
 # design at positions `pos` when there is one).
 experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
-                                  call = NULL, vars = NULL, n_rows = length(units$y)) {
+                                  call = NULL, vars = NULL, n_rows = length(units$y),
+                                  series = NULL) {
   strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
     droplevels(design$strata[pos])
   }
@@ -246,6 +248,14 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
   # The table shows the lift and the randomization p-value; the incremental
   # outcome, iROAS and randomization intervals follow it (print_details), so
   # that it stays within 80 columns.
+  over_time <- NULL
+  if (!is.null(series)) {
+    values <- series$values
+    if (!is.null(buf)) values <- values[design$arm[all_pos] != "buffer", , drop = FALSE]
+    over_time <- experiment_effect_over_time(values, series$times, series$post, units,
+                                             strata, alpha, buf)
+    attr(over_time, "time_name") <- series$time_name
+  }
   print_columns <- c(lift_pct = "lift %",
                      p.value_randomization = if (!is.null(design)) "p (rand.)")
   new_fit(
@@ -268,7 +278,7 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
                   randomization = !is.null(design),
                   n_draws = if (!is.null(design)) as.integer(n_draws) else NA_integer_,
                   n_rows = as.integer(n_rows)),
-    tables = list(outcomes = effect_outcomes(units, est, buf)),
+    tables = list(outcomes = effect_outcomes(units, est, buf), effect_over_time = over_time),
     print_columns = print_columns
   )
 }
@@ -298,6 +308,21 @@ effect_inference <- function(units, strata, buf, design, n_draws, cluster) {
   if (is.null(design)) return(base)
   sprintf("%s; randomization p-values conditional on the design's rule (%s draws)",
           base, format(n_draws, big.mark = ","))
+}
+
+# The clusters' outcome series that a geo_units() table with a test window
+# carries (attribute "series"), in the order of `data`'s rows; NULL when
+# `data` carries none or its ids do not match them.
+effect_series <- function(data) {
+  s <- attr(data, "series")
+  id <- attr(data, "id")
+  post <- attr(data, "post")
+  if (is.null(s) || is.null(id) || is.null(post) || !id %in% names(data)) return(NULL)
+  rows <- match(as.character(data[[id]]), rownames(s))
+  if (anyNA(rows)) return(NULL)
+  times <- attr(s, "times")
+  list(values = s[rows, , drop = FALSE], times = times, post = times %in% post,
+       time_name = attr(data, "time_col"))
 }
 
 # The analysed rows, for the plot of outcomes by arm.

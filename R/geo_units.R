@@ -57,7 +57,10 @@
 #'   `per_capita_mean` (`outcome_mean / size`, only when `size` is given), and
 #'   `post_total`, `post_mean` (only with `post`). Attributes: `id` (the name
 #'   of the id column), `randomize_by`, `unit_col`, `time_col`,
-#'   `outcome_col`, `size_col`, `pre`, `post`.
+#'   `outcome_col`, `size_col`, `pre`, `post` and `series` (each cluster's
+#'   total outcome in each period of the windows, a matrix with the periods
+#'   in its attribute `times`), from which [experiment_effect()] draws the
+#'   effect over time.
 #' @seealso [compare_clusterings()] to compare candidate units of
 #'   randomization.
 #' @export
@@ -155,10 +158,16 @@ geo_units_fit <- function(panel, randomize_by, size, cov_vars, pre, post,
     out$post_total <- post_f$total
     out$post_mean <- post_f$mean
   }
+  # The clusters' total outcome in each period of the windows, which
+  # experiment_effect() turns into the effect over time.
+  keep <- sort(c(pre_idx, if (!is.null(pre_post$post)) match(pre_post$post, times)))
+  series <- Y[, keep, drop = FALSE]
+  dimnames(series) <- list(as.character(ids), NULL)
+  attr(series, "times") <- times[keep]
   structure(out, class = c("mkt_units", "data.frame"), id = id_col,
             randomize_by = randomize_by, unit_col = v$unit, time_col = v$time,
             outcome_col = v$outcome, size_col = size, pre = pre_post$pre,
-            post = pre_post$post)
+            post = pre_post$post, series = series)
 }
 
 #' Compare candidate units of randomization by closed-form power

@@ -110,7 +110,7 @@ autoplot.mkt_dose_response <- function(object, type = c("curve", "estimates"), .
   if (type == "estimates") return(autoplot.mkt_fit(object))
   cv <- object$tables$curve
   p <- ggplot2::ggplot(cv, ggplot2::aes(x = .data$dose, y = .data$estimate)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey60")
+    ref_line("y")
   if (object$shape == "bins") {
     p <- p + ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                                       colour = mkt_colours[["treated"]])
@@ -159,10 +159,11 @@ autoplot.mkt_exposure_did <- function(object, type = c("event_study", "estimates
     ))
   }
   ggplot2::ggplot(es, ggplot2::aes(x = .data$relative_period, y = .data$estimate)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey60") +
-    ggplot2::geom_vline(xintercept = -0.5, colour = mkt_colours[["effect"]], linetype = "dashed") +
+    ref_line("y") +
+    start_line(-0.5) +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              colour = mkt_colours[["treated"]]) +
+    event_time_axis() +
     ggplot2::labs(x = "periods since the shock", y = "effect of one unit of exposure",
                   title = "Exposure event study",
                   subtitle = sprintf("%g%% confidence intervals; base period at 0",

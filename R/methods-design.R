@@ -97,8 +97,11 @@ balance_buffered <- function(x) {
 #' against the number of neighbours, marking each cluster's realized arm.
 #'
 #' @param x,object A design from [rerandomize()].
-#' @param what For `tidy()`: `"balance"` (the balance table of [balance()])
-#'   or `"clusters"` (one row per cluster with its arm).
+#' @param what For `tidy()`: `"balance"` (the balance table of [balance()]),
+#'   `"clusters"` (one row per cluster with its arm) or `"criterion"` (the
+#'   criterion of each calibration draw under complete randomization and
+#'   whether the rule accepts it: the data of the `"criterion"` plot, whose
+#'   threshold and chosen value `glance()` gives).
 #' @param type For `plot()` and `autoplot()`: `"balance"` (a love plot of
 #'   standardized differences, with what complete randomization and the rule
 #'   lead one to expect), `"criterion"` (the criterion's distribution under
@@ -112,10 +115,14 @@ NULL
 
 #' @rdname design-methods
 #' @export
-tidy.mkt_design <- function(x, what = c("balance", "clusters"), ...) {
+tidy.mkt_design <- function(x, what = c("balance", "clusters", "criterion"), ...) {
   check_dots(...)
   what <- check_choice(what)
   if (what == "balance") return(balance.mkt_design(x))
+  if (what == "criterion") {
+    return(data.frame(draw = seq_along(x$calibration), criterion = x$calibration,
+                      accepted = x$calibration <= sum(x$threshold)))
+  }
   arm <- x$arm
   if (is.null(arm)) {
     arm <- factor(ifelse(x$treated == 1, "treated", "control"),
@@ -231,7 +238,7 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
     long$what <- factor(long$what, levels = what)
     return(ggplot2::ggplot(long, ggplot2::aes(x = .data$value, y = .data$term,
                                               colour = .data$what, shape = .data$what)) +
-      ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
+      ref_line("x") +
       ggplot2::geom_point(size = 2.5) +
       ggplot2::scale_colour_manual(values = stats::setNames(
         c(mkt_colours[["control"]], mkt_colours[["band"]], mkt_colours[["treated"]]), what)) +
@@ -241,17 +248,54 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
                     subtitle = "realized imbalance against what each rule leads one to expect") +
       theme_mkt())
   }
-  cal <- data.frame(value = x$calibration)
-  ggplot2::ggplot(cal, ggplot2::aes(x = .data$value)) +
+  plot_criterion(x)
+}
+
+# The criterion's distribution under complete randomization, the accepted
+# region shaded, the threshold (solid red) and the chosen assignment (dashed
+# blue, with a marker on the axis), each labelled with its value on its own
+# side and height so that the two stay readable when they nearly coincide.
+# The threshold sits in the far left tail of a long-tailed distribution, so
+# the axis is logarithmic when the draws span more than 20 times it.
+plot_criterion <- function(x) {
+  cal <- tidy.mkt_design(x, "criterion")
+  cal$value <- cal$criterion
+  thr <- sum(x$threshold)
+  chosen <- x$criterion_value
+  log_x <- all(cal$value > 0) && chosen > 0 && thr > 0 && max(cal$value) / thr > 20
+  marks <- data.frame(x = c(thr, chosen),
+                      label = c(sprintf("threshold %s", format_num(thr, 3)),
+                                sprintf("chosen %s", format_num(chosen, 3))),
+                      hjust = c(-0.08, 1.08), vjust = c(1.5, 3.5), what = c("threshold", "chosen"))
+  left <- if (log_x) min(cal$value, chosen) else -Inf
+  p <- ggplot2::ggplot(cal, ggplot2::aes(x = .data$value)) +
+    ggplot2::annotate("rect", xmin = left, xmax = thr, ymin = -Inf, ymax = Inf,
+                      fill = mkt_colours[["treated"]], alpha = 0.08) +
     ggplot2::geom_histogram(bins = 60, fill = mkt_colours[["band"]], colour = "white") +
-    ggplot2::geom_vline(xintercept = sum(x$threshold), colour = mkt_colours[["effect"]],
-                        linewidth = 0.8) +
-    ggplot2::geom_vline(xintercept = x$criterion_value, colour = mkt_colours[["treated"]],
+    ggplot2::geom_vline(xintercept = thr, colour = mkt_colours[["effect"]], linewidth = 0.8) +
+    ggplot2::geom_vline(xintercept = chosen, colour = mkt_colours[["treated"]],
                         linetype = "dashed", linewidth = 0.8) +
-    ggplot2::labs(x = paste(x$criterion, "criterion"), y = "draws",
+    ggplot2::geom_point(ggplot2::aes(x = .data$x, y = 0), data = marks[2, ], shape = 17,
+                        size = 3, colour = mkt_colours[["treated"]], inherit.aes = FALSE) +
+    ggplot2::geom_label(ggplot2::aes(x = .data$x, y = Inf, label = .data$label,
+                                     hjust = .data$hjust, vjust = .data$vjust,
+                                     colour = .data$what), data = marks, size = 3.2,
+                        label.size = 0, fill = "white", inherit.aes = FALSE,
+                        show.legend = FALSE) +
+    ggplot2::scale_colour_manual(values = c(threshold = mkt_colours[["effect"]],
+                                            chosen = mkt_colours[["treated"]])) +
+    ggplot2::labs(x = paste0(x$criterion, " criterion", if (log_x) " (log scale)"), y = "draws",
                   title = "Criterion under complete randomization",
-                  subtitle = "red: acceptance threshold; blue dashed: chosen assignment") +
+                  subtitle = sprintf(paste0("shaded: assignments the rule accepts (%s%% of draws)\n",
+                                            "red: threshold; blue dashed: chosen assignment"),
+                                     format_num(100 * x$acceptance_rate, 2))) +
     theme_mkt()
+  if (log_x) {
+    p <- p + ggplot2::scale_x_log10(labels = function(b) {
+      format(b, scientific = FALSE, drop0trailing = TRUE, trim = TRUE)
+    })
+  }
+  p
 }
 
 # --- strata (stratify) ------------------------------------------------------

@@ -10,14 +10,45 @@
 #' @param object A fit from `experiment_effect()`.
 #' @param type For `plot()` and `autoplot()`: `"estimates"` (each estimator
 #'   with its design-based interval, its randomization interval when there is
-#'   a design, and its lift) or `"outcomes"` (the analysed outcomes by arm,
-#'   with the treated arm's counterfactual mean).
+#'   a design, and its lift), `"outcomes"` (the analysed outcomes by arm,
+#'   with the treated arm's counterfactual mean) or `"effect_over_time"`
+#'   (for a fit on a [geo_units()] table made with `post`, which carries
+#'   each cluster's total by period: the treated arm's total and its
+#'   counterfactual by period, above the cumulative incremental outcome with
+#'   its band). That plot is drawn from `tidy(fit, "effect_over_time")`:
+#'   `term` (the estimator used: `"lin"` when the fit has covariates, else
+#'   `"diff_in_means"`), `time`, `event_time`, `post`, `observed` (the
+#'   treated arm's total), `counterfactual` (`observed` minus the treated
+#'   clusters times that period's estimated effect: the controls'
+#'   prediction), `effect`, `cumulative` (the estimator on each cluster's
+#'   total over the test window up to `time`, times the treated clusters: at
+#'   the end of the window the `incremental` of that row), `conf.low`,
+#'   `conf.high` (its t interval).
 #' @export
-autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes"), ...) {
+autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes", "effect_over_time"),
+                                ...) {
   check_dots(...)
   type <- check_choice(type)
   outcome <- object$vars$outcome
   if (type == "outcomes") return(effect_outcome_plot(object, outcome))
+  if (type == "effect_over_time") {
+    if (is.null(object$tables$effect_over_time)) {
+      abort_mkt("not_available", c(
+        "This fit has no outcome series, so it has no effect over time.",
+        i = paste("Fit it on a {.fn geo_units} table made with {.arg post} (one row per",
+                  "cluster, {.code estimand = \"total\"}, no {.arg cluster}): the table",
+                  "carries each cluster's outcome by period.")))
+    }
+    tab <- tidy(object, "effect_over_time")
+    return(plot_effect_over_time(
+      tab, x_lab = attr(tab, "time_name") %||% "period",
+      y_lab = "treated arm's total", alpha = object$alpha,
+      title = "Effect over time: the treated arm and its control-based counterfactual",
+      observed_label = "treated arm", counterfactual_label = "counterfactual (controls)",
+      band_note = sprintf("%s on cumulative totals, times the treated clusters",
+                          if (tab$term[1] == "lin") "Lin regression adjustment" else
+                            "difference in means")))
+  }
   td <- object$estimates
   k <- nrow(td)
   kinds <- c("design-based (t)", "randomization (conditional on the rule)")
@@ -35,7 +66,7 @@ autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes"), ...) 
                        label = sprintf("%s, lift %s%%", format_num(td$estimate, 3),
                                        format_num(td$lift_pct, 3)))
   ggplot2::ggplot(ints, ggplot2::aes(y = .data$y)) +
-    ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
+    ref_line("x") +
     ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$low, xmax = .data$high,
                                         colour = .data$interval),
                            width = 0.12, linewidth = 0.8, orientation = "y") +
@@ -304,7 +335,7 @@ autoplot.mkt_spillover <- function(object, type = c("estimates", "exposure"), ..
   est$effect <- factor(est$effect, levels = unique(est$effect))
   est$estimator <- factor(est$estimator, levels = rev(unique(est$estimator)))
   ggplot2::ggplot(est, ggplot2::aes(x = .data$estimate, y = .data$estimator)) +
-    ggplot2::geom_vline(xintercept = 0, colour = "grey60") +
+    ref_line("x") +
     ggplot2::geom_pointrange(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high),
                              colour = mkt_colours[["effect"]]) +
     ggplot2::facet_wrap(~ effect, scales = "free_x") +

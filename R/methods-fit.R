@@ -193,7 +193,7 @@ autoplot.mkt_fit <- function(object, ...) {
   td <- object$estimates
   td$term <- factor(td$term, levels = rev(unique(td$term)))
   p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$estimate, y = .data$term)) +
-    ggplot2::geom_vline(xintercept = 0, colour = "grey60")
+    ref_line("x")
   p <- if (all(is.na(td$conf.low))) {
     p + ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2)
   } else {
@@ -510,13 +510,4 @@ print_details <- function(x, summary = FALSE, ...) UseMethod("print_details")
 #' @export
 print_details.mkt_fit <- function(x, summary = FALSE, ...) invisible(x)
 
-# The look shared by every plot of the package.
-mkt_colours <- c(treated = "#08519c", synthetic = "#e6550d", control = "grey55",
-                 effect = "#b2182b", pre = "grey45", post = "#08519c", band = "#9ecae1")
-
-theme_mkt <- function(base_size = 11) {
-  ggplot2::theme_minimal(base_size = base_size) +
-    ggplot2::theme(panel.grid.minor = ggplot2::element_blank(),
-                   legend.position = "bottom",
-                   plot.title.position = "plot")
-}
+# The plot look (theme_mkt, mkt_colours, reference lines) is in plot-helpers.R.

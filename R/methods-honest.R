@@ -30,7 +30,7 @@ autoplot.mkt_honest <- function(object, ...) {
   xlab <- if (object$type == "smoothness") "M (bound on changes in the slope of the violation)" else
     "Mbar (post-period violations relative to the largest pre-period one)"
   p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$position, colour = .data$set)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
+    ref_line("y") +
     ggplot2::geom_errorbar(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                            width = step / 3, na.rm = TRUE) +
     ggplot2::scale_colour_manual(values = c(conventional = mkt_colours[["pre"]],

@@ -11,7 +11,13 @@
 #' `plot()`) draws from those tables:
 #' * [counterfactual()]: `"gap"` (event-time gaps with intervals, the
 #'   default), `"counterfactual"` (observed and imputed means of the treated
-#'   units), `"factors"`, `"loadings"`, `"cv"` and `"status"` (the treatment
+#'   units), `"effect_over_time"` (those means above the cumulative effect
+#'   with its band, from `tidy(fit, "effect_over_time")`: columns `time` and
+#'   `event_time` (both event time), `post`, `observed`, `counterfactual`,
+#'   `effect`, `cumulative` (the mean gap summed over event times 0 to
+#'   `time`), `conf.low`, `conf.high` (its band from the fit's replicates,
+#'   by the rule of its other intervals; `NA` with `inference = "none"`)),
+#'   `"factors"`, `"loadings"`, `"cv"` and `"status"` (the treatment
 #'   pattern);
 #' * [ife()]: `"factors"` (the default when r > 0), `"loadings"`, `"ic"`
 #'   (the Bai and Ng criteria by r) and `"estimates"`.
@@ -37,7 +43,8 @@ NULL
 
 #' @rdname ife-plots
 #' @export
-autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual", "factors",
+autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual",
+                                                         "effect_over_time", "factors",
                                                          "loadings", "cv", "status"), ...) {
   check_dots(...)
   type <- check_choice(type)
@@ -46,13 +53,13 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
     gap = {
       ev <- tabs$event
       p <- ggplot2::ggplot(ev, ggplot2::aes(x = .data$event_time, y = .data$estimate)) +
-        ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
-        ggplot2::geom_vline(xintercept = -0.5, colour = "grey50", linetype = "dashed")
+        ref_line("y") +
+        start_line(-0.5)
       if (any(is.finite(ev$conf.low))) {
         p <- p + ggplot2::geom_ribbon(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                                       fill = mkt_colours[["band"]], alpha = 0.5)
       }
-      p + ggplot2::geom_line(colour = mkt_colours[["treated"]]) +
+      p + ggplot2::geom_line(colour = mkt_colours[["treated"]]) + event_time_axis() +
         ggplot2::geom_point(colour = mkt_colours[["treated"]]) +
         ggplot2::labs(x = "event time (0 = first treated period)", y = "Y - Y(0)",
                       title = "Gap between observed and imputed outcomes",
@@ -64,16 +71,28 @@ autoplot.mkt_counterfactual <- function(object, type = c("gap", "counterfactual"
       long <- rbind(data.frame(event_time = cp$event_time, value = cp$observed, series = "observed"),
                     data.frame(event_time = cp$event_time, value = cp$counterfactual,
                                series = "imputed Y(0)"))
+      long$series <- factor(long$series, levels = c("observed", "imputed Y(0)"))
       ggplot2::ggplot(long, ggplot2::aes(x = .data$event_time, y = .data$value,
                                          colour = .data$series, linetype = .data$series)) +
-        ggplot2::geom_vline(xintercept = -0.5, colour = "grey50", linetype = "dashed") +
+        start_line(-0.5) +
         ggplot2::geom_line() +
         ggplot2::scale_colour_manual(values = c(observed = mkt_colours[["treated"]],
                                                 `imputed Y(0)` = mkt_colours[["synthetic"]])) +
+        ggplot2::scale_linetype_manual(values = c(observed = "solid", `imputed Y(0)` = "dashed")) +
         ggplot2::labs(x = "event time", y = object$vars$outcome, colour = NULL, linetype = NULL,
                       title = "Treated units: observed and counterfactual means") +
         theme_mkt()
     },
+    effect_over_time = plot_effect_over_time(
+      tidy(object, "effect_over_time"), x_lab = "event time (0 = first treated period)",
+      y_lab = paste("mean", object$vars$outcome), alpha = object$alpha,
+      title = "Effect over time: treated units' mean and its counterfactual",
+      counterfactual_label = "imputed Y(0)",
+      band_note = if (object$options$inference == "none") {
+        "no band: refit with inference = \"bootstrap\""
+      } else {
+        sprintf("from the %s replicates", object$options$inference)
+      }),
     factors = plot_factors(tabs$factors, object$vars$time),
     loadings = plot_loadings(tabs$loadings),
     cv = plot_cv(tabs$cv),
@@ -130,6 +149,7 @@ plot_factors <- function(df, time_name) {
   }
   ggplot2::ggplot(df, ggplot2::aes(x = .data$time, y = .data$value, colour = .data$factor)) +
     ggplot2::geom_line() +
+    ggplot2::scale_colour_manual(values = series_colours(length(unique(df$factor)))) +
     ggplot2::labs(x = time_name, y = "factor value", colour = NULL, title = "Estimated factors") +
     theme_mkt()
 }
@@ -138,19 +158,28 @@ plot_loadings <- function(df) {
   if (!nrow(df)) {
     abort_mkt("bad_argument", "The fit has no loadings to plot (r = 0).")
   }
-  if (!"treated" %in% names(df)) df$treated <- FALSE
-  wide <- stats::reshape(df[, c("unit", "factor", "value", "treated")], idvar = c("unit", "treated"),
+  # Units of an ife() fit have no arm: one colour, no legend.
+  arms <- "treated" %in% names(df) && any(df$treated)
+  if (!arms) df$treated <- FALSE
+  df$arm <- factor(ifelse(df$treated, "treated", "control"), levels = c("control", "treated"))
+  wide <- stats::reshape(df[, c("unit", "factor", "value", "arm")], idvar = c("unit", "arm"),
                          timevar = "factor", direction = "wide")
   if (ncol(wide) < 4) {
-    return(ggplot2::ggplot(df, ggplot2::aes(x = .data$value, fill = .data$treated)) +
-      ggplot2::geom_histogram(bins = 30, alpha = 0.6, position = "identity") +
-      ggplot2::labs(x = "loading on f1", fill = "treated", title = "Estimated loadings") +
+    return(ggplot2::ggplot(df, ggplot2::aes(x = .data$value, fill = .data$arm)) +
+      ggplot2::geom_histogram(bins = 30, alpha = 0.7, position = "identity") +
+      ggplot2::scale_fill_manual(values = arm_colours(), drop = TRUE,
+                                 guide = if (arms) "legend" else "none") +
+      ggplot2::labs(x = "loading on f1", fill = NULL, title = "Estimated loadings") +
       theme_mkt())
   }
+  # Treated units drawn last, on top of the controls.
+  wide <- wide[order(wide$arm), , drop = FALSE]
   ggplot2::ggplot(wide, ggplot2::aes(x = .data$value.f1, y = .data$value.f2,
-                                     colour = .data$treated)) +
+                                     colour = .data$arm)) +
     ggplot2::geom_point() +
-    ggplot2::labs(x = "loading on f1", y = "loading on f2", colour = "treated",
+    ggplot2::scale_colour_manual(values = arm_colours(), drop = TRUE,
+                                 guide = if (arms) "legend" else "none") +
+    ggplot2::labs(x = "loading on f1", y = "loading on f2", colour = NULL,
                   title = "Estimated loadings") +
     theme_mkt()
 }
@@ -190,6 +219,7 @@ autoplot.mkt_ife <- function(object, type = c("factors", "loadings", "ic", "esti
                     data.frame(r = ic$r, value = ic$IC_p2, criterion = "IC_p2"))
       ggplot2::ggplot(long, ggplot2::aes(x = .data$r, y = .data$value, colour = .data$criterion)) +
         ggplot2::geom_line() + ggplot2::geom_point() +
+        ggplot2::scale_colour_manual(values = series_colours(2L)) +
         ggplot2::labs(x = "number of factors", y = "criterion", colour = NULL,
                       title = "Bai and Ng criteria") +
         theme_mkt()

@@ -40,7 +40,7 @@ autoplot.mkt_staggered <- function(object, ...) {
   td$phase <- ifelse(td$event >= 0, "post", "pre")
   td$group <- factor(format(td$group))
   ggplot2::ggplot(td, ggplot2::aes(x = .data$time, y = .data$estimate, colour = .data$phase)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
+    ref_line("y") +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              na.rm = TRUE) +
     ggplot2::facet_wrap(~group, ncol = 1, labeller = ggplot2::label_both) +
@@ -64,19 +64,22 @@ autoplot.mkt_staggered_agg <- function(object, ...) {
     xlab <- NULL
   } else {
     td$x <- td[[xcol]]
-    xlab <- xcol
+    xlab <- switch(xcol, event = "periods since adoption", group = "cohort (first treated period)",
+                   time = object$vars$time %||% "period")
   }
-  td$phase <- if (object$type == "event") ifelse(td$event >= 0, "post", "pre") else "post"
+  td$phase <- factor(if (object$type == "event") ifelse(td$event >= 0, "post", "pre") else "post",
+                     levels = c("pre", "post"))
   p <- ggplot2::ggplot(td, ggplot2::aes(x = .data$x, y = .data$estimate, colour = .data$phase)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey50")
+    ref_line("y")
   if (object$type == "event") {
-    p <- p + ggplot2::geom_vline(xintercept = -0.5, colour = "grey70", linetype = "dashed")
+    p <- p + start_line(-0.5) + event_time_axis()
   }
   p +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              na.rm = TRUE) +
     ggplot2::scale_colour_manual(values = c(pre = mkt_colours[["pre"]],
-                                            post = mkt_colours[["post"]])) +
+                                            post = mkt_colours[["post"]]),
+                                 guide = if (object$type == "event") "legend" else "none") +
     ggplot2::labs(x = xlab, y = "ATT", colour = NULL, title = object$method,
                   subtitle = interval_caption(object)) +
     theme_mkt()
@@ -87,15 +90,16 @@ autoplot.mkt_staggered_agg <- function(object, ...) {
 autoplot.mkt_event_study <- function(object, ...) {
   check_dots(...)
   td <- object$estimates
-  td$phase <- ifelse(td$event >= 0, "post", "pre")
+  td$phase <- factor(ifelse(td$event >= 0, "post", "pre"), levels = c("pre", "post"))
   ggplot2::ggplot(td, ggplot2::aes(x = .data$event, y = .data$estimate, colour = .data$phase)) +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey50") +
-    ggplot2::geom_vline(xintercept = -0.5, colour = "grey70", linetype = "dashed") +
+    ref_line("y") +
+    start_line(-0.5) +
     ggplot2::geom_linerange(ggplot2::aes(ymin = .data$conf.low.uniform,
                                          ymax = .data$conf.high.uniform), na.rm = TRUE) +
     ggplot2::geom_linerange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                             linewidth = 1.2, na.rm = TRUE) +
     ggplot2::geom_point(size = 2, na.rm = TRUE) +
+    event_time_axis() +
     ggplot2::scale_colour_manual(values = c(pre = mkt_colours[["pre"]],
                                             post = mkt_colours[["post"]])) +
     ggplot2::labs(x = "periods since adoption", y = "effect", colour = NULL,
@@ -112,8 +116,15 @@ autoplot.mkt_bacon <- function(object, ...) {
   ggplot2::ggplot(td, ggplot2::aes(x = .data$weight, y = .data$estimate, colour = .data$type,
                                    shape = .data$type)) +
     ggplot2::geom_hline(yintercept = object$twfe, linetype = "dashed") +
-    ggplot2::geom_hline(yintercept = 0, colour = "grey70") +
+    ref_line("y") +
     ggplot2::geom_point(size = 2.5) +
+    # Clean comparisons in the treated blue, the ones that use already
+    # treated units as controls in red and orange.
+    ggplot2::scale_colour_manual(values = c(
+      `Treated vs Untreated` = mkt_colours[["treated"]],
+      `Earlier vs Later Treated` = mkt_colours[["band"]],
+      `Later vs Earlier Treated` = mkt_colours[["effect"]],
+      `Later vs Always Treated` = mkt_colours[["synthetic"]])) +
     ggplot2::labs(x = "weight", y = "2x2 estimate", colour = NULL, shape = NULL,
                   title = object$method,
                   caption = sprintf("dashed line: TWFE = %s", format_num(object$twfe, 4))) +

@@ -13,10 +13,18 @@
 #'   "placebo"` with `"sc"` or `"asc"`), `"weights"` or `"ratio"` (post/pre
 #'   RMSPE ratios of the treated unit and the placebos). Each plot is drawn
 #'   from a table that `tidy(fit, what)` returns (`"series"`, `"weights"`,
-#'   `"placebo_series"`, `"placebo"`), so it can be restyled or redrawn.
-#'   In the placebo plot the vertical scale is set by the treated unit and
-#'   the placebos whose pre-period MSPE is at most five times the treated
-#'   unit's (Abadie et al. 2010); worse-fitted placebos run off the plot.
+#'   `"effect_over_time"`, `"placebo_series"`, `"placebo"`), so it can be restyled or redrawn.
+#'   In the placebo plot the treated unit is drawn last, on top, and the
+#'   placebos whose pre-period MSPE is more than `drop_poor_placebos` (5)
+#'   times the treated unit's are left out (Abadie et al. 2010); the caption
+#'   says how many. `"effect_over_time"` draws the treated and synthetic
+#'   paths above the cumulative effect with its band, from
+#'   `tidy(fit, "effect_over_time")` (columns `fit`, `time`, `event_time`,
+#'   `post`, `observed`, `counterfactual`, `effect`, `cumulative`,
+#'   `conf.low`, `conf.high`); the band, with `inference = "placebo"`, is
+#'   the cumulative gap minus the `alpha/2` and `1 - alpha/2` quantiles of
+#'   the kept placebos' cumulative gaps (the inverted permutation test of a
+#'   constant cumulative effect), `NA` with other inference.
 #' * `summary()` prints, after the estimate, the ATT of each treated unit or
 #'   cohort and the balance table of Abadie et al. (2010, Table 1): treated,
 #'   synthetic and donor average of each predictor.
@@ -32,6 +40,7 @@
 #' tidy(fit, "weights")[1:5, ]
 #' glance(fit)
 #' plot(fit, "gap")
+#' plot(fit, "effect_over_time")
 #' @name synth-methods
 NULL
 
@@ -98,19 +107,38 @@ print_details.mkt_synth <- function(x, summary = FALSE, digits = 4, ...) {
 }
 
 #' @rdname synth-methods
+#' @param drop_poor_placebos For `type = "placebo"`: placebos whose
+#'   pre-period MSPE is more than this multiple of the treated unit's are
+#'   left out of the plot (Abadie et al. 2010 show 20, 5 and 2; `Inf` draws
+#'   every placebo the fit kept). The caption says how many were left out.
 #' @export
-autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "placebo", "weights", "ratio"),
-                               ...) {
+autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "effect_over_time",
+                                                "placebo", "weights", "ratio"),
+                               drop_poor_placebos = 5, ...) {
   check_dots(...)
   type <- check_choice(type)
   x <- object
   if (type %in% c("trajectory", "gap")) return(plot_synth_series(x, type))
+  if (type == "effect_over_time") {
+    tab <- tidy(x, "effect_over_time")
+    note <- if (is.null(x$tables$placebo)) {
+      paste("no band: it needs placebos in space (method = \"sc\" or \"asc\" with",
+            "inference = \"placebo\" and one treated unit)")
+    } else {
+      "inverting the permutation test over the placebos' cumulative gaps"
+    }
+    return(plot_effect_over_time(tab, x_lab = x$vars$time, y_lab = x$vars$outcome,
+                                 title = paste("Effect over time:", x$method), alpha = x$alpha,
+                                 observed_label = "treated",
+                                 counterfactual_label = "synthetic", band_note = note))
+  }
   if (type == "weights") {
     w <- x$tables$weights
     w <- w[w$estimate > 1e-6, , drop = FALSE]
     w$term <- factor(w$term, levels = rev(w$term))
     return(ggplot2::ggplot(w, ggplot2::aes(x = .data$estimate, y = .data$term)) +
       ggplot2::geom_col(fill = mkt_colours[["synthetic"]]) +
+      ggplot2::scale_y_discrete(breaks = thin_labels(rev(levels(w$term)), 25L)) +
       ggplot2::labs(x = "donor weight", y = NULL, title = "Donor weights",
                     subtitle = x$method) +
       theme_mkt())
@@ -121,14 +149,19 @@ autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "placebo", 
       i = "Refit with {.code method = \"sc\", inference = \"placebo\"}."))
   }
   p_text <- sprintf("permutation p = %s", format_num(x$estimates$p.value[1], 3))
-  if (type == "placebo") return(plot_synth_placebo(x, p_text))
+  if (type == "placebo") {
+    check_multiple(drop_poor_placebos, "drop_poor_placebos")
+    return(plot_synth_placebo(x, p_text, drop_poor_placebos))
+  }
   pl <- x$tables$placebo
   pl <- pl[pl$kept, , drop = FALSE]
   pl$unit <- factor(pl$unit, levels = pl$unit[order(pl$ratio)])
-  ggplot2::ggplot(pl, ggplot2::aes(x = .data$ratio, y = .data$unit, fill = .data$treated)) +
+  pl$arm <- ifelse(pl$treated, "treated", "control")
+  ggplot2::ggplot(pl, ggplot2::aes(x = .data$ratio, y = .data$unit, fill = .data$arm)) +
     ggplot2::geom_col() +
-    ggplot2::scale_fill_manual(values = c(`FALSE` = mkt_colours[["control"]],
-                                          `TRUE` = mkt_colours[["effect"]]), guide = "none") +
+    ggplot2::scale_fill_manual(values = arm_colours(), guide = "none") +
+    ggplot2::scale_y_discrete(breaks = union(thin_labels(levels(pl$unit), 25L),
+                                             as.character(pl$unit[pl$treated]))) +
     ggplot2::labs(x = "post/pre-period RMSPE ratio", y = NULL, title = "RMSPE ratios",
                   subtitle = p_text) +
     theme_mkt()
@@ -136,14 +169,12 @@ autoplot.mkt_synth <- function(object, type = c("trajectory", "gap", "placebo", 
 
 plot_synth_series <- function(x, type) {
   s <- x$tables$series
-  start <- unique(s$time[s$event_time == 0])
+  start <- start_between(s$time, min(s$time[s$event_time == 0]))
   several <- length(unique(s$fit)) > 1L
-  vline <- ggplot2::geom_vline(xintercept = start, linetype = "dashed",
-                               colour = mkt_colours[["pre"]])
   facet <- if (several) ggplot2::facet_wrap(ggplot2::vars(.data$fit))
   if (type == "gap") {
     return(ggplot2::ggplot(s, ggplot2::aes(x = .data$time, y = .data$gap)) +
-      ggplot2::geom_hline(yintercept = 0, colour = mkt_colours[["control"]]) + vline +
+      ref_line("y") + start_line(start) +
       ggplot2::geom_line(colour = mkt_colours[["effect"]]) + facet +
       ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome),
                     title = "Treated minus synthetic", subtitle = x$method) +
@@ -155,7 +186,7 @@ plot_synth_series <- function(x, type) {
                  series = rep(c("treated", "synthetic"), each = n))
   ggplot2::ggplot(long, ggplot2::aes(x = .data$time, y = .data$value, colour = .data$series,
                                      linetype = .data$series)) +
-    vline + ggplot2::geom_line() + facet +
+    start_line(start) + ggplot2::geom_line() + facet +
     ggplot2::scale_colour_manual(values = mkt_colours[c("treated", "synthetic")]) +
     ggplot2::scale_linetype_manual(values = c(treated = "solid", synthetic = "dashed")) +
     ggplot2::labs(x = x$vars$time, y = x$vars$outcome, colour = NULL, linetype = NULL,
@@ -164,35 +195,30 @@ plot_synth_series <- function(x, type) {
 }
 
 # The placebo gaps in grey with the treated unit's gap drawn last, on top.
-# The vertical range is that of the treated gap and of the placebos fitted
-# at most five times worse (in pre-period MSPE) than the treated unit, so a
-# few badly fitted placebos do not flatten the picture.
-plot_synth_placebo <- function(x, p_text) {
+# Placebos whose pre-period MSPE is more than `drop` times the treated
+# unit's are left out (Abadie et al. 2010): their post-period gaps say
+# nothing about the effect and would set the scale. The caption counts them.
+plot_synth_placebo <- function(x, p_text, drop = 5) {
   tab <- x$tables$placebo
   ps <- x$tables$placebo_series
-  ps <- ps[ps$kept, , drop = FALSE]
+  tr <- tab$unit[tab$treated]
   tr_mspe <- tab$pre_rmspe[tab$treated]^2
-  close <- tab$unit[tab$kept & tab$pre_rmspe^2 <= 5 * tr_mspe]
-  lim <- range(ps$gap[ps$unit %in% close], na.rm = TRUE)
-  n_out <- sum(tab$kept) - length(close)
-  sub <- if (n_out > 0) {
-    sprintf("%s; %d placebo%s fitted over 5x worse before treatment run off the scale",
-            p_text, n_out, if (n_out > 1) "s" else "")
-  } else {
-    p_text
-  }
+  candidates <- tab[tab$kept & !tab$treated, , drop = FALSE]
+  shown <- candidates$unit[candidates$pre_rmspe^2 <= drop * tr_mspe]
+  n_out <- nrow(candidates) - length(shown)
   treated <- ps[ps$treated, , drop = FALSE]
-  placebos <- ps[!ps$treated, , drop = FALSE]
+  placebos <- ps[!ps$treated & ps$unit %in% shown, , drop = FALSE]
+  rule <- if (is.infinite(drop)) "every placebo the fit kept is drawn" else
+    sprintf("%d of %d placebos left out: pre-period MSPE over %sx %s's (drop_poor_placebos = %s)",
+            n_out, nrow(candidates), format(drop), tr, format(drop))
   ggplot2::ggplot(placebos, ggplot2::aes(x = .data$time, y = .data$gap, group = .data$unit)) +
-    ggplot2::geom_hline(yintercept = 0, colour = mkt_colours[["pre"]]) +
-    ggplot2::geom_vline(xintercept = unique(ps$time[ps$event_time == 0]), linetype = "dashed",
-                        colour = mkt_colours[["pre"]]) +
+    ref_line("y") +
+    start_line(start_between(ps$time, min(ps$time[ps$event_time == 0]))) +
     ggplot2::geom_line(colour = mkt_colours[["control"]], linewidth = 0.3, alpha = 0.7) +
-    ggplot2::geom_line(data = treated, colour = mkt_colours[["effect"]], linewidth = 0.9) +
-    ggplot2::coord_cartesian(ylim = lim) +
+    ggplot2::geom_line(data = treated, colour = mkt_colours[["treated"]], linewidth = 1) +
     ggplot2::labs(x = x$vars$time, y = paste("gap in", x$vars$outcome),
-                  title = sprintf("Placebos in space: %s (red) and %d placebos",
-                                  tab$unit[tab$treated], length(unique(placebos$unit))),
-                  subtitle = paste(strwrap(sub, 75), collapse = "\n")) +
+                  title = sprintf("Placebos in space: %s (blue) and %d placebos (grey)",
+                                  tr, length(shown)),
+                  subtitle = p_text, caption = paste(strwrap(rule, 90), collapse = "\n")) +
     theme_mkt()
 }

@@ -913,7 +913,7 @@ plot_status <- function(x, data = NULL, ...) {
       ggplot2::scale_fill_gradient(low = "#deebf7", high = "#08519c", na.value = "grey85",
                                    name = x$vars$treatment)
   } else {
-    pal <- c("treated" = "#08519c", "not yet treated" = "#9ecae1",
+    pal <- c("treated" = mkt_colours[["treated"]], "not yet treated" = mkt_colours[["band"]],
              "no longer treated" = "#fdae6b", "never treated" = "#bdbdbd",
              "observed" = "#9ecae1", "missing" = "white")
     present <- names(pal)[names(pal) %in% df$status]
@@ -922,11 +922,17 @@ plot_status <- function(x, data = NULL, ...) {
       ggplot2::geom_tile(ggplot2::aes(fill = .data$status), colour = border) +
       ggplot2::scale_fill_manual(values = pal[present], name = "status", drop = FALSE)
   }
-  p <- p + ggplot2::labs(x = x$vars$time, y = x$vars$unit) +
-    ggplot2::theme_minimal() +
-    ggplot2::theme(panel.grid = ggplot2::element_blank())
-  if (length(x$units) > 60) {
-    p <- p + ggplot2::theme(axis.text.y = ggplot2::element_blank())
+  # On large panels every label cannot be read: at most 30 unit labels
+  # (evenly spaced, first and last included) and 20 period labels.
+  n_units <- nlevels(df$unit)
+  shown <- thin_labels(levels(df$unit), 30L)
+  p <- p + ggplot2::scale_y_discrete(breaks = shown)
+  if (is.factor(df$time)) {
+    p <- p + ggplot2::scale_x_discrete(breaks = thin_labels(levels(df$time), 20L))
   }
-  p
+  p + ggplot2::labs(x = x$vars$time, y = x$vars$unit, title = "Treatment status",
+                    caption = if (length(shown) < n_units)
+                      sprintf("%d of %d %s labels shown", length(shown), n_units, x$vars$unit)) +
+    theme_mkt() +
+    ggplot2::theme(panel.grid = ggplot2::element_blank(), legend.position = "right")
 }

@@ -396,6 +396,7 @@ synth_result <- function(setup, fits, smry, inf, spec, alpha, call, estimand = N
     tables$period <- per
   }
   tables[names(inf$tables)] <- inf$tables
+  tables$effect_over_time <- synth_effect_over_time(tables, alpha)
   label <- synth_method_labels[[method]]
   if (!is.null(spec$predictors)) label <- paste(label, "with predictors (nested V)")
   if (spec$pool > 0 && length(fits) > 1L) {
