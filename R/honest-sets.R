@@ -196,5 +196,8 @@ folded_normal_quantile <- function(t, alpha) {
   lo <- t + stats::qnorm(1 - alpha)
   hi <- t + stats::qnorm(1 - alpha / 2)
   if (f(lo) >= 0) return(lo)
+  # For a bias bound t far beyond the normal's quantiles (M = 1e300) the
+  # bracket collapses in floating point: t + q rounds to t, the answer.
+  if (!(hi > lo)) return(lo)
   stats::uniroot(f, c(lo, hi), tol = 1e-14)$root
 }

@@ -64,3 +64,10 @@ test_that("a staggered fit with no estimable group-time effect is an error that 
   # Without the covariate the same two units give an estimate.
   expect_true(is.finite(coef(aggregate(staggered(y ~ d | unit + time, d, n_draws = 0)))[1]))
 })
+
+test_that("a smoothness bound far beyond the data gives finite, nested sets", {
+  # The folded-normal quantile at a bias bound of 1e300: t + q rounds to t.
+  q <- mktcausal:::folded_normal_quantile(1e300, 0.05)
+  expect_identical(q, 1e300)
+  expect_equal(mktcausal:::folded_normal_quantile(0, 0.05), qnorm(0.975), tolerance = 1e-8)
+})
