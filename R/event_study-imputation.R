@@ -65,7 +65,7 @@ rowsum_full <- function(x, g, n) {
   out
 }
 
-es_imputation <- function(prep) {
+es_imputation <- function(prep, call = NULL) {
   L <- es_long(prep)
   N <- prep$n
   Tn <- prep$n_periods
@@ -75,6 +75,14 @@ es_imputation <- function(prep) {
   tau <- L$y - y0hat
   usable <- treated & is.finite(tau)
   events <- sort(unique(L$event[usable]))
+  # Every treated cell lies in a period no untreated cell shares (all units
+  # adopt at once, for example): no untreated outcome can be imputed.
+  if (!length(events)) {
+    abort_mkt("no_post_cells", c(
+      "No treated cell has an imputed untreated outcome: in every treated period no unit is still untreated.",
+      i = "The imputation estimator needs units untreated in the periods it estimates (never-treated or later adopters); keep some, or use a design with a control group."
+    ), call = call)
+  }
   # Weights of each event-time estimand on treated cells, and their
   # projection onto untreated cells (BJS Theorem 3: v0 = -Z0 (Z0'Z0)^-1 Z1'w1).
   W <- vapply(events, function(e) {
@@ -104,7 +112,9 @@ es_imputation <- function(prep) {
   # Pre-trend leads on untreated cells only (BJS's test), relative to the
   # earliest pre-treatment periods.
   pre_e <- L$event[!treated & !is.na(L$event)]
-  leads <- if (length(pre_e)) seq.int(-1L, max(min(pre_e) + 1L, -(Tn - 2L)), by = -1L) else integer()
+  deepest <- if (length(pre_e)) max(min(pre_e) + 1L, -(Tn - 2L)) else 0L
+  # With two periods (or one pre-period) there is no lead to test.
+  leads <- if (deepest <= -1L) seq.int(-1L, deepest, by = -1L) else integer()
   leads <- sort(leads[leads >= min(pre_e, 0) + 1L])
   if (length(leads)) {
     u0 <- !treated

@@ -194,7 +194,7 @@ event_study_fit <- function(panel, method, min_e = NULL, max_e = NULL, control =
     est <- switch(method,
       sa = es_regression(prep, "sa", call = error_call),
       twfe = es_regression(prep, "twfe", call = error_call),
-      imputation = es_imputation(prep)
+      imputation = es_imputation(prep, call = error_call)
     )
     window <- es_window(panel, est$event, min_e, max_e)
     min_e <- window$min_e

@@ -71,3 +71,18 @@ test_that("a smoothness bound far beyond the data gives finite, nested sets", {
   expect_identical(q, 1e300)
   expect_equal(mktcausal:::folded_normal_quantile(0, 0.05), qnorm(0.975), tolerance = 1e-8)
 })
+
+test_that("the imputation event study on two periods or with every unit adopting at once", {
+  d <- expand.grid(unit = 1:20, time = 1:2)
+  d$d <- as.integer(d$unit <= 10 & d$time == 2)
+  d$y <- d$unit / 10 + d$time + 0.5 * d$d + rnorm(nrow(d), sd = 0.1)
+  fit <- event_study(y ~ d | unit + time, d, method = "imputation")
+  # No lead to test with one pre-period; the effect at event time 0 alone.
+  expect_identical(tidy(fit)$event, 0L)
+  expect_true(is.finite(tidy(fit)$std.error))
+  d3 <- expand.grid(unit = 1:20, time = 1:6)
+  d3$d <- as.integer(d3$time >= 4)
+  d3$y <- d3$unit / 10 + d3$time + rnorm(nrow(d3))
+  expect_error(event_study(y ~ d | unit + time, d3, method = "imputation"),
+               class = "mktcausal_error_no_post_cells")
+})
