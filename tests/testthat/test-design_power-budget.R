@@ -41,7 +41,7 @@ lin_hc2_p <- function(y, a, X) {
   XtXi <- chol2inv(qr.R(qx))
   h <- rowSums((M %*% XtXi) * M)
   V <- XtXi %*% crossprod(M * (e / sqrt(1 - h))) %*% XtXi
-  b <- qr.coef(qx, y)[2]
+  b <- unname(qr.coef(qx, y)[2])
   2 * stats::pt(-abs(b / sqrt(V[2, 2])), length(y) - ncol(M))
 }
 
