@@ -148,12 +148,12 @@
 #' glance(pw)
 #' plot(pw)
 #'
-#' # Budget first: 2,000 more spend per week in the treated arm; what
+#' # Budget first: 300 more spend per week in the treated arm; what
 #' # iROAS can the test detect, and what does detecting an iROAS of 3 cost?
 #' pb <- design_power(sales ~ 0 | zone + week, geo_sales, design = des,
 #'                    randomize_by = "dma", test_length = c(4, 8),
 #'                    n_windows = 4, pre = 1:52, n_draws = 40,
-#'                    spend = 2000, iroas = 3)
+#'                    spend = 300, iroas = 3)
 #' pb
 #' glance(pb)
 design_power <- function(formula, data, design, randomize_by = NULL, size = NULL,
