@@ -106,6 +106,7 @@ condition_registry <- local({
     # Warnings
     c("warning", "aa_rejection", "The A/A (zero-effect) rejection rate is far from the nominal level."),
     c("warning", "bootstrap_failed", "Some bootstrap replicates failed and were dropped."),
+    c("warning", "calibration_prior", "A media-mix calibration prior cannot be formed from the result."),
     c("warning", "buffer_null", "The buffer changes which null hypothesis is tested."),
     c("warning", "dropped_covariate", "A constant or collinear covariate was dropped."),
     c("warning", "dropped_rows", "Rows or clusters were dropped from the analysis."),

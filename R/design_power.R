@@ -54,6 +54,28 @@
 #' `"randomization"` with `"lin"` runs Lin's fit for every reference draw,
 #' so it costs far more than the other combinations.
 #'
+#' @section Budget first:
+#' With `spend`, the plan is in money: `spend` is the change in the treated
+#' arm's spend per period (all treated clusters together; negative for a
+#' go-dark test, where spend is removed and the outcome falls), and `effect`
+#' is a grid of iROAS values \eqn{\theta} (incremental outcome per unit of
+#' spend; a working channel has \eqn{\theta > 0} whether it is switched on
+#' or off). A test of \eqn{T} periods then makes an incremental outcome
+#' \eqn{\theta \cdot spend \cdot T} in the treated arm: in a window whose
+#' mean cluster total is \eqn{\bar y}, the injected relative effect is
+#' \eqn{\delta = \theta \cdot spend \cdot T / (n_1 \bar y)} with \eqn{n_1}
+#' treated clusters, shared as `effect_type` says, and the estimates are
+#' read back as iROAS. Power, the MDE, bias and RMSE are then in iROAS
+#' units, and the MDE is also given as the largest detectable cost per
+#' incremental unit, \eqn{1 / MDE}.
+#'
+#' The simulation depends on \eqn{\theta} and the spend only through their
+#' product, so one run answers for every budget: at a target return
+#' `iroas` (or `cost_per_unit`, its inverse), `glance()` gives the power at
+#' that return for each test length and the spend per period (and in all)
+#' that reaches `target_power`, \eqn{|spend| \cdot MDE / \theta}; `print()`
+#' names the shortest test length that reaches it at the planned spend.
+#'
 #' @param formula `outcome ~ 0 | unit + time`: the numeric outcome of the
 #'   untreated history, its unit and time columns (see [mkt_panel()]). A
 #'   [mkt_panel()] carrying the `randomize_by` and `size` columns may be given
@@ -68,7 +90,8 @@
 #'   (e.g. population); only used to share an additive effect across
 #'   clusters.
 #' @param effect Grid of relative effects \eqn{\delta}, e.g. `0.02` for a 2%
-#'   lift. Include `0` to get the A/A rejection rate.
+#'   lift; with `spend`, a grid of iROAS values (by default from 0 to four
+#'   times `iroas`). Include `0` to get the A/A rejection rate.
 #' @param test_length Test lengths in periods.
 #' @param n_windows Number of historical windows (end dates).
 #' @param pre `NULL` or the time values of the pre-period used for the
@@ -93,6 +116,11 @@
 #'   size, future plan and number of threads.
 #' @param target_power Power defining the minimum detectable effect.
 #' @param alpha Two-sided level of the test.
+#' @param spend `NULL`, or the change in the treated arm's spend per period
+#'   (negative for go-dark): plans in iROAS units (see Budget first).
+#' @param iroas,cost_per_unit With `spend`, the return to plan for, as an
+#'   iROAS or as a cost per incremental unit (`1 / iroas`); give at most one.
+#'   It is added to the `effect` grid.
 #' @param ... Must be empty.
 #' @return An object of class `mkt_power` with `$power` (the table returned
 #'   by [tidy()][tidy.mkt_power]), `$mde` (the table returned by
@@ -101,6 +129,8 @@
 #'   `"default"` when `method` was `NULL`), and the other settings. When no
 #'   effect of the grid reaches `target_power` the MDE is not known, only
 #'   bounded below by the largest effect tried: see [glance()][glance.mkt_power].
+#'   With `spend`, `$budget` holds `spend`, `iroas` and `shortest_length`
+#'   (the shortest test length reaching `target_power` at `iroas`, or `NA`).
 #' @seealso [power_closed_form()] for the closed form, [rerandomize()].
 #' @export
 #' @examples
@@ -117,14 +147,26 @@
 #' tidy(pw)
 #' glance(pw)
 #' plot(pw)
+#'
+#' # Budget first: 300 more spend per week in the treated arm; what
+#' # iROAS can the test detect, and what does detecting an iROAS of 3 cost?
+#' pb <- design_power(sales ~ 0 | zone + week, geo_sales, design = des,
+#'                    randomize_by = "dma", test_length = c(4, 8),
+#'                    n_windows = 4, pre = 1:52, n_draws = 40,
+#'                    spend = 300, iroas = 3)
+#' pb
+#' glance(pb)
 design_power <- function(formula, data, design, randomize_by = NULL, size = NULL,
                          effect = seq(0, 0.1, by = 0.02), test_length = c(4, 8, 12),
                          n_windows = 8, pre = NULL, method = NULL,
                          effect_type = c("multiplicative", "additive"),
                          inference = c("hc2", "randomization"), n_draws = 100,
                          reference_draws = 500, chunk_size = 10, target_power = 0.8,
-                         alpha = 0.05, ...) {
+                         alpha = 0.05, spend = NULL, iroas = NULL, cost_per_unit = NULL,
+                         ...) {
   check_dots(...)
+  budget <- power_budget_args(spend, iroas, cost_per_unit)
+  if (!is.null(budget) && missing(effect)) effect <- power_budget_grid(budget)
   if (missing(data)) data <- NULL
   if (missing(design)) design <- NULL
   check_design(design)
@@ -160,6 +202,7 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
       i = "For example {.code effect = seq(0, 0.1, by = 0.02)} for lifts of 0 to 10%."
     ))
   }
+  if (!is.null(budget$iroas)) effect <- c(effect, budget$iroas)
   effect <- sort(unique(as.numeric(effect)))
   n_windows <- check_count(n_windows, "n_windows", min = 1)
   n_draws <- check_count(n_draws, "n_draws", min = 2)
@@ -184,14 +227,15 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
   require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome)
   design_power_fit(panel, design, randomize_by, size, effect, test_length, n_windows, pre,
                    method, effect_type, inference, n_draws, reference_draws, chunk_size,
-                   target_power, alpha, method_chosen_by)
+                   target_power, alpha, method_chosen_by, plan = budget)
 }
 
 # The simulation on a checked panel.
 design_power_fit <- function(panel, design, randomize_by, size, effect, test_length,
                              n_windows, pre, method, effect_type, inference, n_draws,
                              reference_draws, chunk_size, target_power, alpha,
-                             method_chosen_by = "user", call = rlang::caller_env()) {
+                             method_chosen_by = "user", plan = NULL,
+                             call = rlang::caller_env()) {
   time <- panel$vars$time
   hist <- power_panel(design, panel, randomize_by, size, call = call)
   n_t <- ncol(hist$Y)
@@ -204,6 +248,10 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
   ends <- power_window_ends(n_t, max(test_length), n_windows, hist$times, pre, time,
                             call = call)
   windows <- power_window_totals(hist, ends, test_length, time, call = call)
+  # With a budget, each window's multiplier from iROAS to relative effect.
+  k <- if (!is.null(plan)) {
+    power_budget_scale(plan, windows, sum(design$treated), effect, effect_type, call = call)
+  } else rep(1, length(windows))
 
   spec <- design$spec
   # One pool serves every assignment, window and effect, so the reference
@@ -230,17 +278,21 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
     }
     lapply(seq_len(ncol(res$assignments)), function(i) {
       a <- as.integer(res$assignments[, i])
-      lapply(windows, function(w) {
-        power_one_fit(design, a, w, effect, effect_type, hist$size, method,
-                      inference, x_fit, pool, alpha)
+      lapply(seq_along(windows), function(j) {
+        res <- power_one_fit(design, a, windows[[j]], effect * k[j], effect_type, hist$size,
+                             method, inference, x_fit, pool, alpha)
+        res$estimate <- res$estimate / k[j]
+        res
       })
     })
   }, chunk_size = chunk_size, label = "simulated experiments", each = "chunk",
     globals = list())
   sims <- unlist(chunks, recursive = FALSE)
 
-  power_tab <- power_summarise(sims, windows, effect, test_length)
+  power_tab <- power_summarise(sims, windows, effect, test_length,
+                               scale = if (is.null(plan)) 100 else 1)
   mde <- power_mde(power_tab, target_power, alpha)
+  if (!is.null(plan)) mde <- power_budget_table(mde, power_tab, plan, target_power)
   aa <- mde$aa_rejection
   aa_se <- sqrt(alpha * (1 - alpha) / power_tab$n_sims[1])
   if (any(!is.na(aa) & aa > alpha + 3 * aa_se)) {
@@ -256,7 +308,12 @@ design_power_fit <- function(panel, design, randomize_by, size, effect, test_len
     method = method, method_chosen_by = method_chosen_by, inference = inference, effect_type = effect_type,
     alpha = alpha, target_power = target_power,
     reference_draws = if (is.null(pool)) NA_integer_ else ncol(pool),
-    design = design
+    design = design,
+    budget = if (!is.null(plan)) {
+      list(spend = plan$spend, iroas = plan$iroas %||% NA_real_,
+           stated_as = plan$stated_as,
+           shortest_length = power_budget_shortest(mde, target_power))
+    }
   ), class = "mkt_power")
 }
 
@@ -388,7 +445,9 @@ power_one_fit <- function(design, a, w, effect, effect_type, size, method,
   list(estimate = est / w$mean, reject = p <= alpha)
 }
 
-power_summarise <- function(sims, windows, effect, test_length) {
+# Bias and RMSE in percentage points of lift (`scale = 100`), or in the
+# effect's own units (iROAS, `scale = 1`).
+power_summarise <- function(sims, windows, effect, test_length, scale = 100) {
   tl <- vapply(windows, `[[`, integer(1), "test_length")
   rows <- lapply(test_length, function(t) {
     wi <- which(tl == t)
@@ -399,7 +458,7 @@ power_summarise <- function(sims, windows, effect, test_length) {
     err <- sweep(est, 2, effect)
     data.frame(test_length = t, effect = effect, power = p,
                mc_se = sqrt(p * (1 - p) / n),
-               bias = 100 * colMeans(err), rmse = 100 * sqrt(colMeans(err^2)),
+               bias = scale * colMeans(err), rmse = scale * sqrt(colMeans(err^2)),
                n_sims = n)
   })
   do.call(rbind, rows)

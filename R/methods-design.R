@@ -358,7 +358,9 @@ tidy.mkt_strata <- function(x, ...) {
 #' `tidy()` gives one row per test length and effect: `power`, its Monte
 #' Carlo standard error `mc_se` \eqn{= \sqrt{p(1-p)/n}} over the `n_sims`
 #' simulated experiments, and the `bias` and `rmse` of the estimator in
-#' percent of the window's mean cluster total (the control mean).
+#' percent of the window's mean cluster total (the control mean). With
+#' `spend` (budget-first planning), `effect`, `bias` and `rmse` are in iROAS
+#' units.
 #'
 #' `glance()` gives one row per test length:
 #' * `mde`: the minimum detectable effect, the smallest effect of the grid
@@ -374,6 +376,16 @@ tidy.mkt_strata <- function(x, ...) {
 #' * `aa_rejection`: the rejection rate at zero effect, which should be
 #'   close to `alpha`; `NA` when the grid does not include 0;
 #' * `target_power`, `alpha` and `n_sims`.
+#'
+#' With `spend`, the MDE columns are in iROAS units, and `glance()` adds
+#' `spend` (per period, as given), `mde_cost_per_unit` (\eqn{1 / MDE}, the
+#' largest detectable cost per incremental unit) and, with a target return
+#' (`iroas` or `cost_per_unit`): `target_iroas`, `power_at_target` (the
+#' simulated power at that return and the planned spend), `spend_needed`
+#' (the spend per period that reaches `target_power` at the target,
+#' \eqn{|spend| \cdot MDE / iroas}) and `spend_needed_total` (times the test
+#' length); the two spends are `NA` when the MDE is beyond the grid, and
+#' `print()` then gives the bound.
 #'
 #' `print()` names the planned estimator and test, and states each MDE
 #' honestly: a percentage when reached, otherwise a bound such as
@@ -413,10 +425,12 @@ print.mkt_power <- function(x, ...) {
     }
   }
   pct <- function(v) paste0(format_num(100 * v, 3), "%")
+  b <- x$budget
+  unit <- if (is.null(b)) pct else function(v) paste("iROAS", format_num(v, 3))
   mde <- ifelse(g$mde_reached,
-                paste("MDE", pct(g$mde_interpolated), "at", pct(g$target_power), "power"),
+                paste("MDE", unit(g$mde_interpolated), "at", pct(g$target_power), "power"),
                 sprintf("MDE > %s at %s power (largest effect tried reached %s power)",
-                        pct(g$max_effect), pct(g$target_power), pct(g$max_effect_power)))
+                        unit(g$max_effect), pct(g$target_power), pct(g$max_effect_power)))
   aa <- ifelse(is.na(g$aa_rejection), "A/A not simulated (add 0 to effect)",
                sprintf("A/A rejection %s (alpha %s)", format_num(g$aa_rejection, 3),
                        format(g$alpha)))
@@ -424,10 +438,34 @@ print.mkt_power <- function(x, ...) {
     sprintf("Simulated power: %s, %s test, %s lift", estimator,
             if (x$inference == "hc2") "HC2 t" else "randomization", x$effect_type),
     why,
+    if (!is.null(b)) sprintf(
+      "  Budget: %s per period %s the treated arm's spend%s; effects are iROAS (incremental outcome per unit of spend)",
+      format_num(abs(b$spend), 4), if (b$spend < 0) "removed from" else "added to",
+      if (b$spend < 0) " (go-dark)" else ""),
     sprintf("  %d assignments from the design's rule x %d historical windows = %s experiments per cell",
             x$n_draws, x$n_windows, format(x$n_sims, big.mark = ",")),
     sprintf("  test length %d: %s; %s", g$test_length, mde, aa)
   )
+  if (!is.null(b) && !is.na(b$iroas)) {
+    target <- if (identical(b$stated_as, "cost_per_unit")) {
+      sprintf("cost per unit %s (iROAS %s)", format_num(1 / b$iroas, 3), format_num(b$iroas, 3))
+    } else sprintf("iROAS %s", format_num(b$iroas, 3))
+    need <- ifelse(g$mde_reached,
+                   sprintf("spend %s per period (%s in all)", format_num(g$spend_needed, 3),
+                           format_num(g$spend_needed_total, 3)),
+                   sprintf("spend above %s per period", format_num(
+                     abs(b$spend) * g$max_effect / b$iroas, 3)))
+    lines <- c(lines, sprintf("At %s:", target),
+               sprintf("  test length %d: power %s at the planned spend; %s reaches %s power",
+                       g$test_length, pct(g$power_at_target), need, pct(g$target_power)),
+               if (is.na(b$shortest_length)) {
+                 sprintf("  No test length tried reaches %s power at the planned spend.",
+                         pct(x$target_power))
+               } else {
+                 sprintf("  Shortest test reaching %s power at the planned spend: %d periods.",
+                         pct(x$target_power), b$shortest_length)
+               })
+  }
   cat_wrapped(lines)
   invisible(x)
 }
@@ -444,7 +482,9 @@ autoplot.mkt_power <- function(object, ...) {
   check_dots(...)
   d <- tidy.mkt_power(object)
   d$test_length <- factor(d$test_length)
-  ggplot2::ggplot(d, ggplot2::aes(x = 100 * .data$effect, y = .data$power,
+  iroas <- !is.null(object$budget)
+  if (!iroas) d$effect <- 100 * d$effect
+  ggplot2::ggplot(d, ggplot2::aes(x = .data$effect, y = .data$power,
                                   colour = .data$test_length)) +
     ggplot2::geom_hline(yintercept = object$target_power, linetype = "dashed", colour = "grey40") +
     ggplot2::geom_hline(yintercept = object$alpha, linetype = "dotted", colour = "grey60") +
@@ -456,7 +496,7 @@ autoplot.mkt_power <- function(object, ...) {
     ggplot2::scale_colour_manual(values = grDevices::colorRampPalette(
       c(mkt_colours[["band"]], mkt_colours[["treated"]]))(nlevels(d$test_length))) +
     ggplot2::scale_y_continuous(limits = c(0, 1)) +
-    ggplot2::labs(x = "effect (% lift)", y = "power", colour = "test length (periods)",
+    ggplot2::labs(x = if (iroas) "iROAS" else "effect (% lift)", y = "power", colour = "test length (periods)",
                   title = "Simulated power by test length",
                   subtitle = "dashed: target power; dotted: alpha (A/A rejection at zero effect)") +
     theme_mkt()
