@@ -38,7 +38,7 @@ honest_target_basis <- function(l) {
 # method otherwise; both give the same test.
 arp_prepare <- function(A, d, betahat, sigma, n_pre, l,
                         solver = c("auto", "vertices", "lp")) {
-  solver <- match.arg(solver)
+  solver <- check_choice(solver)
   post <- n_pre + seq_along(l)
   rows <- which(rowSums(abs(A[, post, drop = FALSE])) > 0)
   A <- A[rows, , drop = FALSE]

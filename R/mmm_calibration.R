@@ -129,6 +129,7 @@ mmm_calibration <- function(fit, format = c("robyn", "meridian", "pymc_marketing
   calibration_scope <- check_choice(calibration_scope)
   if (missing(channel)) channel <- NULL
   check_string(channel, "channel", "the model's name of the tested channel, e.g. {.code channel = \"tv_S\"}")
+  check_pymc_periods(baseline_spend, test_length, required = FALSE)
   q <- calibration_quantities(fit, term, spend)
   out <- switch(format,
     robyn = calibration_robyn(fit, q, channel, start, end, metric, calibration_scope),
@@ -269,24 +270,34 @@ calibration_meridian <- function(q, channel, start, end, call = rlang::caller_en
              roi_prior_sigma = sigma, stringsAsFactors = FALSE)
 }
 
-calibration_pymc <- function(q, channel, baseline_spend, test_length,
-                             call = rlang::caller_env()) {
-  if (is.null(test_length) || !is.numeric(test_length) || length(test_length) != 1L ||
-      !is.finite(test_length) || test_length <= 0) {
+# PyMC-Marketing's period arguments: required for that format, and checked
+# whenever given (a wrong value is refused even where it is not used).
+check_pymc_periods <- function(baseline_spend, test_length, required,
+                               call = rlang::caller_env()) {
+  bad_length <- is.null(test_length) || !is.numeric(test_length) ||
+    length(test_length) != 1L || !is.finite(test_length) || test_length <= 0
+  if ((required || !is.null(test_length)) && bad_length) {
     abort_mkt("bad_argument", c(
       "{.arg test_length} must be one positive number: the model periods the test lasted.",
       x = if (is.null(test_length)) "It is missing." else "You supplied {.val {format(test_length)}}.",
       i = "PyMC-Marketing's lift is per model period; for a 4-week test in a weekly model, {.code test_length = 4}."
     ), call = call)
   }
-  if (is.null(baseline_spend) || !is.numeric(baseline_spend) || length(baseline_spend) != 1L ||
-      !is.finite(baseline_spend) || baseline_spend < 0) {
+  bad_base <- is.null(baseline_spend) || !is.numeric(baseline_spend) ||
+    length(baseline_spend) != 1L || !is.finite(baseline_spend) || baseline_spend < 0
+  if ((required || !is.null(baseline_spend)) && bad_base) {
     abort_mkt("bad_argument", c(
       "{.arg baseline_spend} must be one non-negative number: the channel's spend per model period before the test (PyMC-Marketing's {.field x}).",
       x = if (is.null(baseline_spend)) "It is missing." else "You supplied {.val {format(baseline_spend)}}.",
       i = "Use {.code baseline_spend = 0} for a channel that was off before the test."
     ), call = call)
   }
+  invisible()
+}
+
+calibration_pymc <- function(q, channel, baseline_spend, test_length,
+                             call = rlang::caller_env()) {
+  check_pymc_periods(baseline_spend, test_length, required = TRUE, call = call)
   delta_x <- q$spend / test_length
   if (baseline_spend + delta_x < 0) {
     abort_mkt("bad_argument", c(

@@ -384,6 +384,13 @@ rb_bases <- function() {
                                 method = "sdid", inference = "placebo", n_draws = 20),
       roles = panel_roles(treatment = "d"), family = "single",
       kinds = list(n_draws = "count")),
+    mmm_calibration = list(
+      fn = "mmm_calibration",
+      args = list(fit = rb_lazy("fit_effect"), format = "robyn", channel = "tv",
+                  start = "2026-01-05", end = "2026-02-01", spend = 1000),
+      kinds = list(fit = "object", format = "choice", channel = "string", spend = "number?",
+                   metric = "string?", baseline_spend = "nonneg?", test_length = "positive?",
+                   calibration_scope = "choice")),
     synth_loo = list(
       fn = "synth_loo", args = list(fit = rb_lazy("fit_synth")),
       kinds = list(fit = "object", min_weight = "nonneg")),

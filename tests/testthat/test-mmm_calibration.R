@@ -168,6 +168,9 @@ test_that("missing quantities and bad input get classed errors", {
   expect_error(call_with(end = "2025-03-01"), class = "mktcausal_error_bad_argument")
   expect_error(call_with(channel = c("a", "b")), class = "mktcausal_error_bad_argument")
   expect_error(call_with(metric = 3), class = "mktcausal_error_bad_argument")
+  # The PyMC period arguments are checked whenever given, whatever the format.
+  expect_error(call_with(test_length = -1), regexp = "test_length", class = "mktcausal_error_bad_argument")
+  expect_error(call_with(baseline_spend = "a"), regexp = "baseline_spend", class = "mktcausal_error_bad_argument")
   expect_error(call_with(level = 0.9), class = "mktcausal_error_unknown_argument")
   expect_error(mmm_calibration(fit, "pymc_marketing", channel = "x1", baseline_spend = 1),
                class = "mktcausal_error_bad_argument")
