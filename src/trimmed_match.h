@@ -15,7 +15,8 @@
 // crossings the body and the winsorizing pairs are fixed, the body's sum is
 // linear in theta and the inequality quadratic, so one sweep over the
 // sorted crossings, swapping two neighbours at each, finds every root and
-// the whole confidence set in O(n^2 log n) for all trims. Crossings that
+// the whole confidence set in O(n^2) per trim after one O(n^2 log n) sort.
+// Crossings that
 // coincide are handled by sorting the residuals afresh after them.
 #ifndef MKTCAUSAL_TRIMMED_MATCH_H
 #define MKTCAUSAL_TRIMMED_MATCH_H
@@ -71,18 +72,20 @@ class TrimmedMatch {
     double ci_low = inf, ci_high = -inf;
     const double H = q > 0 ? q * q * m / (m - 1.0) : 0.0;
     int c = 0;
+    // Sums over the body (positions k .. n - k - 1) of y, x, y^2, x^2, xy:
+    // updated when a swap moves a pair across the body's edge, recomputed
+    // after a fresh sort and every 256 updates against rounding drift.
+    double sy = 0, sx = 0, syy = 0, sxx = 0, sxy = 0;
+    int updates = 0;
+    auto recompute = [&]() {
+      sy = sx = syy = sxx = sxy = 0.0;
+      for (int p = k; p < n_ - k; ++p) add(order[p], 1.0, sy, sx, syy, sxx, sxy);
+      updates = 0;
+    };
+    recompute();
     while (true) {
       // The interval [lo_bound, hi_bound] with a fixed order.
       const double hi_bound = c < nc ? crossings_[c].theta : inf;
-      double sy = 0, sx = 0, syy = 0, sxx = 0, sxy = 0;
-      for (int p = k; p < n_ - k; ++p) {
-        const int i = order[p];
-        sy += y_[i];
-        sx += x_[i];
-        syy += y_[i] * y_[i];
-        sxx += x_[i] * x_[i];
-        sxy += x_[i] * y_[i];
-      }
       if (sx != 0.0) {
         const double root = sy / sx;
         if (root >= lo_bound && root <= hi_bound) {
@@ -105,11 +108,22 @@ class TrimmedMatch {
       while (c_end < nc && crossings_[c_end].theta == crossings_[c].theta) ++c_end;
       const TmCrossing& cr = crossings_[c];
       if (c_end == c + 1 && std::abs(pos[cr.i] - pos[cr.j]) == 1) {
+        const int p = std::min(pos[cr.i], pos[cr.j]);
         std::swap(order[pos[cr.i]], order[pos[cr.j]]);
         std::swap(pos[cr.i], pos[cr.j]);
+        // Entering and leaving the body: positions k - 1 | k and
+        // n - k - 1 | n - k.
+        if (k > 0 && (p == k - 1 || p == n_ - k - 1)) {
+          const int in = p == k - 1 ? order[p + 1] : order[p];
+          const int out_i = p == k - 1 ? order[p] : order[p + 1];
+          add(in, 1.0, sy, sx, syy, sxx, sxy);
+          add(out_i, -1.0, sy, sx, syy, sxx, sxy);
+          if (++updates >= 256) recompute();
+        }
       } else {
         const double next = c_end < nc ? crossings_[c_end].theta : cr.theta + 1.0 + std::fabs(cr.theta);
         sort_at(0.5 * (cr.theta + next), order, pos);
+        recompute();
       }
       lo_bound = cr.theta;
       c = c_end;
@@ -124,6 +138,15 @@ class TrimmedMatch {
 
  private:
   std::vector<double> y_, x_;
+
+  void add(int i, double sign, double& sy, double& sx, double& syy, double& sxx,
+           double& sxy) const {
+    sy += sign * y_[i];
+    sx += sign * x_[i];
+    syy += sign * y_[i] * y_[i];
+    sxx += sign * x_[i] * x_[i];
+    sxy += sign * x_[i] * y_[i];
+  }
   int n_;
   std::vector<TmCrossing> crossings_;
 
@@ -173,9 +196,10 @@ class TrimmedMatch {
     const double c0 = sy * sy - H * (a0 - wy * wy / n_);
     auto inside = [&](double t) { return (c2 * t + c1) * t + c0 <= 0.0; };
     // Candidate endpoints: the interval's ends and the quadratic's roots.
-    std::vector<double> pts;
-    pts.push_back(lo);
-    pts.push_back(hi);
+    double pts[4];
+    int np = 0;
+    pts[np++] = lo;
+    pts[np++] = hi;
     const double scale = std::fabs(c2) + std::fabs(c1) + std::fabs(c0);
     if (std::fabs(c2) > 1e-14 * scale) {
       const double disc = c1 * c1 - 4.0 * c2 * c0;
@@ -183,21 +207,24 @@ class TrimmedMatch {
         const double sq = std::sqrt(disc);
         // Numerically stable roots.
         const double qq = -0.5 * (c1 + (c1 >= 0 ? sq : -sq));
-        if (qq != 0.0) pts.push_back(qq / c2);
-        pts.push_back(qq != 0.0 ? c0 / qq : -c1 / (2.0 * c2));
+        if (qq != 0.0) pts[np++] = qq / c2;
+        pts[np++] = qq != 0.0 ? c0 / qq : -c1 / (2.0 * c2);
       }
     } else if (c1 != 0.0) {
-      pts.push_back(-c0 / c1);
+      pts[np++] = -c0 / c1;
     }
-    std::vector<double> in_range;
-    for (double t : pts) {
-      if (t >= lo && t <= hi) in_range.push_back(t);
+    double in_range_buf[4];
+    int nr = 0;
+    for (int s = 0; s < np; ++s) {
+      if (pts[s] >= lo && pts[s] <= hi) in_range_buf[nr++] = pts[s];
     }
-    std::sort(in_range.begin(), in_range.end());
+    double* in_range_begin = in_range_buf;
+    double* in_range_end = in_range_buf + nr;
+    std::sort(in_range_begin, in_range_end);
     // f changes sign only at its roots, so testing each end and each
     // midpoint of the pieces tells which pieces lie in the set.
-    for (size_t s = 0; s + 1 < in_range.size(); ++s) {
-      const double a = in_range[s], b = in_range[s + 1];
+    for (int s = 0; s + 1 < nr; ++s) {
+      const double a = in_range_buf[s], b = in_range_buf[s + 1];
       double mid;
       if (std::isinf(a) && std::isinf(b)) {
         mid = 0.0;
@@ -213,7 +240,8 @@ class TrimmedMatch {
         ci_high = std::max(ci_high, b);
       }
     }
-    for (double t : in_range) {
+    for (int s = 0; s < nr; ++s) {
+      const double t = in_range_buf[s];
       if (std::isfinite(t) && inside(t)) {
         ci_low = std::min(ci_low, t);
         ci_high = std::max(ci_high, t);
