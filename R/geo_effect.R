@@ -103,15 +103,17 @@
 #'   within units of randomization (Trimmed Match only).
 #' @param alpha Significance level of the intervals.
 #' @param ... Must be empty.
-#' @return A fit of class `c("mkt_geo_effect", "mkt_fit")` (see [mkt_fit]).
-#'   `tidy()` has the rows `incremental` (the total incremental outcome of
-#'   the treated geos over the test window) and, with spend, `iroas`, with
-#'   broom's columns, `df`, `lift_pct` (100 times the incremental outcome
-#'   over the treated geos' counterfactual test-window total) and
-#'   `spend_incremental`. Further tables: `tidy(fit, "geos")` (one row per
-#'   geo: arm, pre and test totals, incremental spend) and, by method,
-#'   `"series"` and `"regression"` (TBR), `"regression"` (GBR), `"pairs"` and
-#'   `"trims"` (Trimmed Match). `plot(fit)` draws, for TBR, the treated
+#' @return A fit of class `c("mkt_geo_effect", "mkt_fit")` (see [mkt_fit])
+#'   with one row: `iroas` with `spend`, otherwise `incremental` (the total
+#'   incremental outcome of the treated geos over the test window), with
+#'   broom's columns, `df`, `incremental`, `incremental.low`,
+#'   `incremental.high` (the incremental outcome and its interval either
+#'   way), `lift_pct` (100 times the incremental outcome over the treated
+#'   geos' counterfactual test-window total) and `spend_incremental`.
+#'   Further tables: `tidy(fit, "geos")` (one row per geo: arm, pre and test
+#'   totals, incremental spend) and, by method, `"series"` and
+#'   `"regression"` (TBR), `"regression"` and `"fitted"` (GBR), `"pairs"`
+#'   and `"trims"` (Trimmed Match). `plot(fit)` draws, for TBR, the treated
 #'   series against its counterfactual and the cumulative effect; for GBR,
 #'   test-window against pre-period outcome by arm; for Trimmed Match, the
 #'   estimate at every trim level (`type = "pairs"`: the pair differences).
@@ -375,48 +377,4 @@ geo_spend <- function(panel, spend, ci, n_cl, call = rlang::caller_env()) {
   p <- panel
   p$Y <- m
   cluster_totals(p, ci, n_cl)
-}
-
-# The incremental spend that divides an incremental outcome into an iROAS;
-# zero is refused.
-check_spend_delta <- function(value, what, call = rlang::caller_env()) {
-  if (!is.finite(value) || abs(value) < sqrt(.Machine$double.eps)) {
-    abort_mkt("bad_spend", c(
-      "The incremental spend of {what} is zero, so there is no iROAS.",
-      i = "Check the {.arg spend} column: the treated geos' spend must change in the test window; leave {.arg spend} out to estimate the incremental outcome only."
-    ), call = call)
-  }
-  value
-}
-
-# An estimates row on a t reference.
-geo_row <- function(term, estimate, se, df, alpha) {
-  q <- stats::qt(1 - alpha / 2, df)
-  data.frame(term = term, estimate = estimate, std.error = se,
-             statistic = estimate / se, p.value = 2 * stats::pt(-abs(estimate / se), df),
-             conf.low = estimate - q * se, conf.high = estimate + q * se, df = df,
-             stringsAsFactors = FALSE)
-}
-
-# The fit's one row: the incremental outcome or, with spend, the iROAS (the
-# incremental outcome divided by the incremental spend, taken as known: an
-# interval flips with a negative spend), with the incremental outcome, its
-# interval and its lift as columns either way.
-geo_rows <- function(inc, spend_incremental, counterfactual, has_spend) {
-  row <- inc
-  if (has_spend) {
-    s <- spend_incremental
-    row$term <- "iroas"
-    row$estimate <- inc$estimate / s
-    row$std.error <- inc$std.error / abs(s)
-    lim <- c(inc$conf.low, inc$conf.high) / s
-    row$conf.low <- min(lim)
-    row$conf.high <- max(lim)
-  }
-  row$incremental <- inc$estimate
-  row$incremental.low <- inc$conf.low
-  row$incremental.high <- inc$conf.high
-  row$lift_pct <- 100 * inc$estimate / counterfactual
-  row$spend_incremental <- if (has_spend) spend_incremental else NA_real_
-  list(estimates = row, vcov = matrix(row$std.error^2, 1L, 1L))
 }

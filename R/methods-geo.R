@@ -92,7 +92,7 @@ geo_trims_plot <- function(object) {
   d <- tidy(object, "trims")
   d <- d[is.finite(d$estimate), , drop = FALSE]
   d$choice <- ifelse(d$chosen, "chosen trim", "other trims")
-  what <- if (nrow(object$estimates) > 1L) "iROAS" else "effect per pair"
+  what <- if (object$estimates$term[1] == "iroas") "iROAS" else "effect per pair"
   ggplot2::ggplot(d, ggplot2::aes(x = .data$trim_rate, y = .data$estimate)) +
     ggplot2::geom_hline(yintercept = 0, colour = "grey60") +
     ggplot2::geom_errorbar(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high,
@@ -112,7 +112,8 @@ geo_pairs_plot <- function(object) {
   spend <- !all(is.na(d$delta_spend))
   d$x <- if (spend) d$delta_spend else seq_len(nrow(d))
   d$status <- ifelse(d$trimmed, "trimmed", "kept")
-  theta <- object$estimates$estimate[nrow(object$estimates)]
+  trims <- tidy(object, "trims")
+  theta <- trims$estimate[trims$chosen]
   p <- ggplot2::ggplot(d, ggplot2::aes(x = .data$x, y = .data$delta_outcome)) +
     ggplot2::geom_hline(yintercept = 0, colour = "grey60")
   p <- if (spend) {

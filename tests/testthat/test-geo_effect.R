@@ -194,3 +194,84 @@ test_that("95% intervals cover the true iROAS on a heavy-tailed geo population",
   mc <- 3 * sqrt(0.95 * 0.05 / reps)
   expect_true(all(abs(cover - 0.95) < mc), info = paste(names(cover), cover, collapse = ", "))
 })
+
+test_that("a package design is checked, used for pairs, and silences the warning", {
+  d <- stats::aggregate(cbind(sales, spend) ~ dma + week, geo_sales, sum)
+  d <- d[d$week >= 53 & d$week <= 90, ]
+  units <- geo_units(sales ~ 0 | dma + week, d, pre = 53:78)
+  pairs <- stratify(units, method = "matched", covariates = ~ outcome_mean)
+  des <- withr::with_seed(3, rerandomize(units, ~ outcome_mean, strata = pairs, accept = 0.2))
+  d$treated <- as.integer(d$dma %in% des$ids[des$treated == 1])
+  d$spend <- ifelse(d$week >= 79 & d$treated == 1, 0.2 * d$sales, 0)
+  d$sales <- d$sales + 1.5 * d$spend
+  expect_no_warning(
+    tm <- geo_effect(sales ~ treated | dma + week, d, method = "trimmed_match",
+                     design = des, post = 79:90, spend = "spend"))
+  expect_identical(glance(tm)$pairs_from, "design")
+  expect_identical(nobs(tm), 200L * 38L)
+  pr <- tidy(tm, "pairs")
+  expect_identical(nrow(pr), 100L)
+  expect_identical(sort(pr$pair), sort(levels(des$strata)))
+  expect_true(all(des$strata[match(pr$treated, des$ids)] == des$strata[match(pr$control, des$ids)]))
+  e <- tidy(tm)
+  expect_true(e$conf.low < 1.5 && e$conf.high > 1.5)
+  expect_equal(unname(coef(tm)), e$estimate)
+  expect_equal(unname(confint(tm)[1, ]), c(e$conf.low, e$conf.high))
+  # The treatment must be the design's.
+  d2 <- d
+  d2$treated[d2$dma == des$ids[des$treated == 1][1]] <- 0L
+  expect_error(geo_effect(sales ~ treated | dma + week, d2, design = des, post = 79:90),
+               class = "mktcausal_error_misaligned")
+  # Without a design: TBR warns, and so does Trimmed Match pairing by rank.
+  expect_warning(geo_effect(sales ~ treated | dma + week, d, post = 79:90),
+                 class = "mktcausal_warning_model_based_inference")
+  w <- character()
+  withCallingHandlers(
+    geo_effect(sales ~ treated | dma + week, d, method = "trimmed_match", post = 79:90),
+    mktcausal_warning_model_based_inference = function(c) {
+      w <<- c(w, conditionMessage(c))
+      invokeRestart("muffleWarning")
+    })
+  expect_length(w, 2L)
+  expect_match(w[2], "paired by rank")
+})
+
+test_that("bad input gets classed errors that name the argument", {
+  d <- geo_panel(n_geo = 20, seed = 4)
+  run <- function(...) suppressWarnings(geo_effect(sales ~ treated | geo_id + week, d, ...))
+  expect_error(run(method = "synth"), class = "mktcausal_error_bad_choice")
+  expect_error(run(post = 21:28, n_boot = 10), class = "mktcausal_error_unknown_argument")
+  expect_error(run(post = 21:28, pairs = "pair"), class = "mktcausal_error_bad_argument")
+  # The treatment column marks arms in every week: the test window is needed.
+  expect_error(run(), class = "mktcausal_error_bad_window")
+  neg <- d
+  neg$spend[1] <- -1
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, neg, post = 21:28,
+                                           spend = "spend")),
+               class = "mktcausal_error_bad_spend")
+  d0 <- d
+  d0$spend <- 0
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, d0, post = 21:28,
+                                           spend = "spend")),
+               class = "mktcausal_error_bad_spend")
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, d0,
+                                           method = "trimmed_match", post = 21:28,
+                                           spend = "spend", pairs = "pair")),
+               class = "mktcausal_error_bad_spend")
+  # Pairs that do not pair: a label on three geos, or two treated geos.
+  bad <- d
+  bad$pair[bad$geo_id == "G03"] <- "P01"
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, bad,
+                                           method = "trimmed_match", post = 21:28,
+                                           pairs = "pair")),
+               class = "mktcausal_error_bad_pairs")
+  # Unequal arms cannot be paired by rank.
+  uneq <- d[d$geo_id != "G01", ]
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, uneq,
+                                           method = "trimmed_match", post = 21:28)),
+               class = "mktcausal_error_bad_pairs")
+  expect_error(run(post = 21:28, pre = 19:20), class = "mktcausal_error_too_few_pre_periods")
+  gap <- d[!(d$geo_id == "G05" & d$week == 3), ]
+  expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, gap, post = 21:28)),
+               class = "mktcausal_error_unbalanced_panel")
+})
