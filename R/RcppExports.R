@@ -109,3 +109,7 @@ cpp_synth_placebo <- function(Y, n_pre, tol, max_iter, threads, serial_seconds, 
     .Call(`_mktcausal_cpp_synth_placebo`, Y, n_pre, tol, max_iter, threads, serial_seconds, progress)
 }
 
+cpp_trimmed_match <- function(y, x, trims, quantiles) {
+    .Call(`_mktcausal_cpp_trimmed_match`, y, x, trims, quantiles)
+}
+

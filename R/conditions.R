@@ -95,6 +95,8 @@ condition_registry <- local({
     c("error", "no_acceptable_assignment", "No assignment passed the balance rule."),
     c("error", "bad_adjacency", "The adjacency or distance matrix is malformed or mismatched."),
     c("error", "buffer_too_wide", "The buffer leaves too few control clusters."),
+    c("error", "bad_pairs", "Pairs do not each hold one treated and one control cluster."),
+    c("error", "bad_spend", "Spend is negative, or the incremental spend is zero where an iROAS is asked for."),
     # Fitting
     c("error", "fe_not_converged", "Removing the fixed effects did not converge."),
     c("error", "fit_failed", "The numerical fit failed."),
@@ -113,6 +115,7 @@ condition_registry <- local({
     c("warning", "fewer_windows", "Fewer historical windows than requested fit the panel."),
     c("warning", "granular_inference", "Few clusters make randomization p-values coarse."),
     c("warning", "honest_open", "A sensitivity interval is unbounded on the search grid."),
+    c("warning", "model_based_inference", "The assignment or the pairs were not made by the package's design: intervals rest on a stated model assumption."),
     c("warning", "many_strata", "Many strata relative to the number of clusters."),
     c("warning", "no_pre_data", "No pre-period data for a pre-period feature."),
     c("warning", "not_converged", "An optimiser stopped before its tolerance."),

@@ -547,6 +547,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_trimmed_match
+Rcpp::NumericMatrix cpp_trimmed_match(const Rcpp::NumericVector& y, const Rcpp::NumericVector& x, const Rcpp::IntegerVector& trims, const Rcpp::NumericVector& quantiles);
+RcppExport SEXP _mktcausal_cpp_trimmed_match(SEXP ySEXP, SEXP xSEXP, SEXP trimsSEXP, SEXP quantilesSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type y(ySEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type x(xSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type trims(trimsSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type quantiles(quantilesSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_trimmed_match(y, x, trims, quantiles));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_demean", (DL_FUNC) &_mktcausal_cpp_demean, 7},
@@ -576,6 +590,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 7},
+    {"_mktcausal_cpp_trimmed_match", (DL_FUNC) &_mktcausal_cpp_trimmed_match, 4},
     {NULL, NULL, 0}
 };
 

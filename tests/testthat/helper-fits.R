@@ -51,6 +51,13 @@ contract_dma_week <- local({
 })
 
 contract_cases <- list(
+  geo_effect = function() {
+    g <- contract_geo()
+    d <- stats::aggregate(sales ~ dma + week, geo_sales[geo_sales$week <= 90, ], sum)
+    d$treated <- as.integer(d$dma %in% g$design$ids[g$design$treated == 1])
+    d$sales <- d$sales * (1 + 0.04 * d$treated * (d$week >= 79))
+    geo_effect(sales ~ treated | dma + week, d, design = g$design, pre = 1:78, post = 79:90)
+  },
   experiment_effect = function() {
     g <- contract_geo()
     experiment_effect(sales ~ treated, g$units, design = g$design, n_draws = 200)
