@@ -118,6 +118,16 @@ rb_data_makers <- list(
     d$y <- d$pop / 1000 * (1 + 0.01 * d$week) * stats::rlnorm(nrow(d), 0, 0.05)
     d
   },
+  # The geo panel as a test: the DMAs the geo design treats are the treated
+  # arm, with spend and a 5% lift in weeks 9-12.
+  geotest = function() {
+    d <- rb_data("geo")
+    des <- rb_object("geo_design")
+    d$treated <- as.integer(d$dma %in% des$ids[des$treated == 1])
+    d$spend <- ifelse(d$treated == 1 & d$week >= 9, 0.1 * d$y, 0)
+    d$y <- d$y + 0.5 * d$spend
+    d
+  },
   # One row per cluster: 40 geos with covariates, a region, a size.
   cs = function() {
     n <- 40
@@ -476,6 +486,17 @@ rb_bases <- function() {
       kinds = list(randomize_by = "columns", size = "column?", pre = "numvec?",
                    post = "numvec", effect = "positive", power = "prob",
                    prop_treated = "prob", alpha = "alpha")),
+    geo_effect = list(
+      fn = "geo_effect",
+      args = list(formula = y ~ treated | zone + week, data = rb_frame("geotest"),
+                  design = rb_lazy("geo_design"), randomize_by = "dma", post = 9:12,
+                  spend = "spend"),
+      roles = list(outcome = "y", treatment = "treated", unit = "zone", time = "week",
+                   randomize_by = "dma", spend = "spend"),
+      family = "geo",
+      kinds = list(formula = "panel_formula", method = "choice", design = "object?",
+                   randomize_by = "column?", pre = "numvec?", post = "numvec?",
+                   spend = "column?", alpha = "alpha")),
     design_power = list(
       fn = "design_power",
       args = list(formula = y ~ 0 | zone + week, data = rb_frame("geo"),
