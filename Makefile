@@ -26,24 +26,31 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
              OMP_THREAD_LIMIT=2 \
              R_QPDF=$(QPDF)
 
+# Compile jobs for the C++ sources. R's own make gets them as a fresh
+# MAKEFLAGS: inheriting this make's jobserver (MAKEFLAGS=-j2 make check)
+# hands R CMD check pipe descriptors that R may have reused, and the
+# compile then stops with "read jobs pipe: Bad file descriptor".
+JOBS ?= 2
+R_MAKE := env MAKEFLAGS=-j$(JOBS)
+
 .PHONY: deps install demo build check test document bench clean
 
 deps:
 	$(RSCRIPT) tools/install-deps.R
 
 install: deps
-	$(R) CMD INSTALL --no-multiarch .
+	$(R_MAKE) $(R) CMD INSTALL --no-multiarch .
 
 demo: install
 	$(RSCRIPT) inst/examples/flagship.R
 
 build: deps
 	rm -f $(PKG)_*.tar.gz
-	$(R) CMD build .
+	$(R_MAKE) $(R) CMD build .
 
 check: build
 	rm -rf $(CHECKDIR) && mkdir -p $(CHECKDIR)
-	cd $(CHECKDIR) && env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual ../$(TARBALL); \
+	cd $(CHECKDIR) && $(R_MAKE) env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual ../$(TARBALL); \
 	  status=$$?; cd .. && $(RSCRIPT) tools/check-verdict.R $(CHECKDIR)/$(PKG).Rcheck $$status
 
 test: install
