@@ -479,3 +479,47 @@ add_randomization <- function(est, design, units, pos, n_draws, alpha) {
   }
   est
 }
+
+# experiment_effect() on a geo_units() table: the treated arm's total in
+# each period, and its counterfactual, the treated total minus the number
+# of treated clusters times that period's estimated effect: the controls'
+# prediction of the treated arm. The estimator is the fit's most precise
+# row, Lin's regression adjustment when the fit has covariates, else the
+# difference in means, with the fit's strata, weights and buffer. The
+# cumulative effect at `time` is that estimator on each cluster's total
+# over the post periods up to `time`, times the treated clusters, with its
+# t interval; at the last period it is the row's `incremental` when the
+# outcome is the post-window total. `series` has one row per analysed
+# cluster and one column per period; `post` flags the test window. (It lives
+# here, beside the estimators it reruns; plot-effect-over-time.R draws it.)
+experiment_effect_over_time <- function(series, times, post, units, strata, alpha, buf) {
+  n_tr <- sum(units$treat)
+  treated <- units$treat == 1
+  lin <- !is.null(units$X)
+  dim_row <- function(y) {
+    if (anyNA(y)) return(c(NA_real_, NA_real_, NA_real_))
+    s <- outcome_scale(y)
+    u <- units
+    u$y <- y / s
+    r <- if (lin) fit_lin(u, strata, alpha, buf) else fit_diff_in_means(u, strata, alpha, buf)
+    s * c(r$estimate, r$conf.low, r$conf.high)
+  }
+  per <- vapply(seq_along(times), function(j) dim_row(series[, j]), numeric(3))
+  observed <- colSums(series[treated, , drop = FALSE])
+  effect <- n_tr * per[1, ]
+  cum <- low <- high <- rep(NA_real_, length(times))
+  running <- rep(0, nrow(series))
+  for (j in which(post)) {
+    running <- running + series[, j]
+    r <- dim_row(running)
+    cum[j] <- n_tr * r[1]
+    low[j] <- n_tr * r[2]
+    high[j] <- n_tr * r[3]
+  }
+  first <- if (any(post)) min(which(post)) else NA_integer_
+  event_time <- as.integer(seq_along(times) - first)
+  data.frame(term = if (lin) "lin" else "diff_in_means", time = times,
+             event_time = event_time, post = post, observed = unname(observed),
+             counterfactual = unname(observed - effect), effect = unname(effect),
+             cumulative = cum, conf.low = low, conf.high = high, stringsAsFactors = FALSE)
+}
