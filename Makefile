@@ -1,6 +1,7 @@
 # Two commands for a fresh machine that has only R:
 #   make demo   installs what is missing, installs mktcausal, runs the flagship analysis
 #   make check  installs what is missing, builds the tarball, runs R CMD check --as-cran
+#   make site   installs pkgdown and pandoc if missing, builds the site into docs/
 R      ?= R
 RSCRIPT ?= Rscript
 PKG    := mktcausal
@@ -26,13 +27,21 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
              OMP_THREAD_LIMIT=2 \
              R_QPDF=$(QPDF)
 
-.PHONY: deps install demo build check test document bench clean
+.PHONY: deps install demo build check test document bench clean pandoc site
+
+# R's compiler flags on Debian (and most Linux builds of R) include -g: the
+# debug information of the Eigen templates makes the shared library about
+# 48 MB, the code under 1 MB. Installs made here strip it (R CMD INSTALL
+# --strip, which runs `strip --strip-unneeded` on the shared library), as
+# Linux distributions strip their R package binaries; `R CMD INSTALL .`
+# without --strip keeps it for a debugger, and `make sanitize` keeps it.
+STRIP := --strip
 
 deps:
 	$(RSCRIPT) tools/install-deps.R
 
 install: deps
-	$(R) CMD INSTALL --no-multiarch .
+	$(R) CMD INSTALL --no-multiarch $(STRIP) .
 
 demo: install
 	$(RSCRIPT) inst/examples/flagship.R
@@ -41,10 +50,27 @@ build: deps
 	rm -f $(PKG)_*.tar.gz
 	$(R) CMD build .
 
+# pandoc lets the check read NEWS.md (without it: a NOTE); it is installed
+# from Debian when missing and apt-get can, and skipped otherwise.
 check: build
+	@sh tools/install-pandoc.sh
 	rm -rf $(CHECKDIR) && mkdir -p $(CHECKDIR)
-	cd $(CHECKDIR) && env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual ../$(TARBALL); \
+	cd $(CHECKDIR) && env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual \
+	  --install-args=$(STRIP) ../$(TARBALL); \
 	  status=$$?; cd .. && $(RSCRIPT) tools/check-verdict.R $(CHECKDIR)/$(PKG).Rcheck $$status
+
+pandoc:
+	@sh tools/install-pandoc.sh
+
+# The documentation site (pkgdown) in docs/, which git and R CMD build
+# ignore. pkgdown is a tool of the site only, not a dependency of the
+# package: installed here (with the package's own dependencies when missing)
+# as tools/install-deps.R installs them, from Debian's r-cran-* packages
+# where possible, else from CRAN.
+site:
+	$(RSCRIPT) tools/install-deps.R pkgdown
+	@sh tools/install-pandoc.sh
+	$(RSCRIPT) tools/build-site.R
 
 test: install
 	$(RSCRIPT) -e 'testthat::test_local(".", reporter = "summary")'
@@ -65,4 +91,4 @@ sanitize: deps
 	R="$(R)" RSCRIPT="$(RSCRIPT)" tools/sanitize.sh
 
 clean:
-	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so
+	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so docs
