@@ -31,11 +31,18 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
 
 # R's compiler flags on Debian (and most Linux builds of R) include -g: the
 # debug information of the Eigen templates makes the shared library about
-# 48 MB, the code under 1 MB. Installs made here strip it (R CMD INSTALL
-# --strip, which runs `strip --strip-unneeded` on the shared library), as
-# Linux distributions strip their R package binaries; `R CMD INSTALL .`
-# without --strip keeps it for a debugger, and `make sanitize` keeps it.
+# 48 MB, the code under 1 MB. Installs made here strip the debug information
+# (R CMD INSTALL --strip), as Linux distributions do for their R package
+# binaries; `R CMD INSTALL .` keeps it for a debugger, and `make sanitize`
+# keeps it. GNU strip's --strip-debug keeps the symbol table, which R CMD
+# check reads to see that native routines are registered (R's default,
+# --strip-unneeded, removes it and costs a NOTE). Where strip is not GNU's,
+# nothing is stripped.
+STRIP_DEBUG := $(shell strip --version 2>/dev/null | grep -q GNU && echo 'strip --strip-debug')
+ifneq ($(STRIP_DEBUG),)
 STRIP := --strip
+export R_STRIP_SHARED_LIB := $(STRIP_DEBUG)
+endif
 
 deps:
 	$(RSCRIPT) tools/install-deps.R
@@ -56,7 +63,7 @@ check: build
 	@sh tools/install-pandoc.sh
 	rm -rf $(CHECKDIR) && mkdir -p $(CHECKDIR)
 	cd $(CHECKDIR) && env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual \
-	  --install-args=$(STRIP) ../$(TARBALL); \
+	  $(if $(STRIP),--install-args=$(STRIP)) ../$(TARBALL); \
 	  status=$$?; cd .. && $(RSCRIPT) tools/check-verdict.R $(CHECKDIR)/$(PKG).Rcheck $$status
 
 pandoc:
