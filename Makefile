@@ -1,6 +1,7 @@
 # Two commands for a fresh machine that has only R:
 #   make demo   installs what is missing, installs mktcausal, runs the flagship analysis
 #   make check  installs what is missing, builds the tarball, runs R CMD check --as-cran
+#   make site   installs pkgdown and pandoc if missing, builds the site into docs/
 R      ?= R
 RSCRIPT ?= Rscript
 PKG    := mktcausal
@@ -33,13 +34,28 @@ CHECK_ENV := _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
 JOBS ?= 2
 R_MAKE := env MAKEFLAGS=-j$(JOBS)
 
-.PHONY: deps install demo build check test document bench clean
+.PHONY: deps install demo build check test document bench clean pandoc site
+
+# R's compiler flags on Debian (and most Linux builds of R) include -g: the
+# debug information of the Eigen templates makes the shared library about
+# 48 MB, the code under 1 MB. Installs made here strip the debug information
+# (R CMD INSTALL --strip), as Linux distributions do for their R package
+# binaries; `R CMD INSTALL .` keeps it for a debugger, and `make sanitize`
+# keeps it. GNU strip's --strip-debug keeps the symbol table, which R CMD
+# check reads to see that native routines are registered (R's default,
+# --strip-unneeded, removes it and costs a NOTE). Where strip is not GNU's,
+# nothing is stripped.
+STRIP_DEBUG := $(shell strip --version 2>/dev/null | grep -q GNU && echo 'strip --strip-debug')
+ifneq ($(STRIP_DEBUG),)
+STRIP := --strip
+export R_STRIP_SHARED_LIB := $(STRIP_DEBUG)
+endif
 
 deps:
 	$(RSCRIPT) tools/install-deps.R
 
 install: deps
-	$(R_MAKE) $(R) CMD INSTALL --no-multiarch .
+	$(R_MAKE) $(R) CMD INSTALL --no-multiarch $(STRIP) .
 
 demo: install
 	$(RSCRIPT) inst/examples/flagship.R
@@ -48,10 +64,27 @@ build: deps
 	rm -f $(PKG)_*.tar.gz
 	$(R_MAKE) $(R) CMD build .
 
+# pandoc lets the check read NEWS.md (without it: a NOTE); it is installed
+# from Debian when missing and apt-get can, and skipped otherwise.
 check: build
+	@sh tools/install-pandoc.sh
 	rm -rf $(CHECKDIR) && mkdir -p $(CHECKDIR)
-	cd $(CHECKDIR) && $(R_MAKE) env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual ../$(TARBALL); \
+	cd $(CHECKDIR) && $(R_MAKE) env $(CHECK_ENV) $(R) CMD check --as-cran --no-manual \
+	  $(if $(STRIP),--install-args=$(STRIP)) ../$(TARBALL); \
 	  status=$$?; cd .. && $(RSCRIPT) tools/check-verdict.R $(CHECKDIR)/$(PKG).Rcheck $$status
+
+pandoc:
+	@sh tools/install-pandoc.sh
+
+# The documentation site (pkgdown) in docs/, which git and R CMD build
+# ignore. pkgdown is a tool of the site only, not a dependency of the
+# package: installed here (with the package's own dependencies when missing)
+# as tools/install-deps.R installs them, from Debian's r-cran-* packages
+# where possible, else from CRAN.
+site:
+	$(RSCRIPT) tools/install-deps.R pkgdown
+	@sh tools/install-pandoc.sh
+	$(RSCRIPT) tools/build-site.R
 
 test: install
 	$(RSCRIPT) -e 'testthat::test_local(".", reporter = "summary")'
@@ -72,4 +105,4 @@ sanitize: deps
 	R="$(R)" RSCRIPT="$(RSCRIPT)" tools/sanitize.sh
 
 clean:
-	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so
+	rm -rf $(CHECKDIR) $(PKG)_*.tar.gz src/*.o src/*.so docs

@@ -72,7 +72,8 @@ if [ "${SANITIZE_REUSE:-}" = "true" ] && [ -d "$lib/mktcausal" ]; then
   echo "sanitize: reusing the instrumented build in $lib"
 else
   echo "sanitize: building with $flags into $lib"
-  R_MAKEVARS_USER="$makevars" "$R" CMD INSTALL --no-multiarch --no-test-load \
+  # Never stripped: the reports need the debug information for file:line.
+  _R_SHLIB_STRIP_=false R_MAKEVARS_USER="$makevars" "$R" CMD INSTALL --no-multiarch --no-test-load \
     --library="$lib" "$src" > "$log.install" 2>&1 || {
     tail -40 "$log.install"; echo "sanitize: the instrumented build failed" >&2; exit 1; }
 fi
