@@ -37,7 +37,7 @@ log=${SANITIZE_LOG:-$tmp/mktcausal-sanitize.log}
 # replicate streams; and the robustness sample, whose bad inputs reach
 # the kernels through every export; the contract test walks one fit of every
 # estimator.
-tests=${SANITIZE_TESTS:-'fixed_effects|ife|counterfactual|rerandomize|randomization_test|rem_asymptotic|design_power|experiment_effect|spillover|staggered|event_study|bacon|synth|honest|resample|dose_response|exposure_did|iv_fe|dml|contract|robustness'}
+tests=${SANITIZE_TESTS:-'fixed_effects|ife|counterfactual|rerandomize|randomization_test|rem_asymptotic|design_power|experiment_effect|spillover|staggered|event_study|bacon|synth|honest|resample|dose_response|exposure_did|iv_fe|dml|geo_effect|contract|robustness'}
 
 libasan=$(gcc -print-file-name=libasan.so)
 if [ ! -f "$libasan" ]; then
