@@ -170,16 +170,9 @@ autoplot.mkt_randomization_test <- function(object, type = c("reference", "pvalu
   colours <- stats::setNames(c(mkt_colours[["treated"]], mkt_colours[["control"]]), labels)
   if (type == "pvalue") {
     est <- object$estimates
-    width <- est$conf.high - est$conf.low
-    if (!is.finite(width) || width <= 0) width <- max(abs(est$estimate), 1)
-    grid <- seq(est$estimate - 1.2 * width, est$estimate + 1.2 * width, length.out = 241)
-    s <- object$summaries
-    curves <- do.call(rbind, lapply(names(s$refs), function(r) {
-      data.frame(null = grid, reference = labels[[r]],
-                 p = vapply(grid, randomization_p, numeric(1), obs = s$obs, ref = s$refs[[r]],
-                            alternative = object$alternative, exact = object$exact))
-    }))
-    return(ggplot2::ggplot(curves, ggplot2::aes(x = .data$null, y = .data$p,
+    curves <- tidy(object, "pvalue")
+    curves$reference <- labels[curves$reference]
+    return(ggplot2::ggplot(curves, ggplot2::aes(x = .data$null, y = .data$p.value,
                                                 colour = .data$reference)) +
       ggplot2::geom_hline(yintercept = object$alpha, linetype = "dashed", colour = "grey40") +
       ggplot2::geom_vline(xintercept = c(est$conf.low, est$conf.high), colour = "grey70") +
@@ -263,17 +256,9 @@ autoplot.mkt_rem <- function(object, type = c("intervals", "law"), ...) {
   if (type == "intervals") return(autoplot.mkt_fit(object))
   law <- object$law
   est <- object$estimates
-  tau <- est$estimate[1]
-  se <- law$se
-  z <- seq(-4, 4, length.out = 321)
-  cdf <- rem_cdf(z, law$k, law$a, law$r2)
-  dens <- c(NA, diff(cdf) / diff(z))
   labels <- c("re-randomization", "complete randomization")
-  d <- rbind(
-    data.frame(effect = tau + z * se, density = dens / se, law = labels[1]),
-    data.frame(effect = tau + z * se, density = stats::dnorm(z) / se, law = labels[2])
-  )
-  d <- d[!is.na(d$density), ]
+  d <- tidy(object, "law")
+  d$law <- labels[match(d$law, c("rerandomization", "complete_randomization"))]
   d$law <- factor(d$law, levels = labels)
   ends <- data.frame(x = c(est$conf.low, est$conf.high), law = factor(rep(labels, 2), levels = labels))
   colours <- stats::setNames(c(mkt_colours[["treated"]], mkt_colours[["control"]]), labels)

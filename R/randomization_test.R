@@ -85,7 +85,8 @@
 #'   statistic under the null, `tidy(fit, "clusters")` each cluster's outcome
 #'   and probability of treatment under the rule. `plot(fit)` draws the
 #'   reference distributions; `plot(fit, type = "pvalue")` the p-value as a
-#'   function of the null effect, whose cut at `alpha` is the interval.
+#'   function of the null effect, whose cut at `alpha` is the interval, from
+#'   `tidy(fit, "pvalue")` (columns `null`, `reference`, `p.value`).
 #' @examples
 #' set.seed(3)
 #' n <- 60
@@ -179,6 +180,15 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
     stringsAsFactors = FALSE
   )
   reference <- lapply(refs, function(ref) stat_at(null, ref))
+  # The p-value function of both references on a grid around the estimate
+  # (what plot(fit, "pvalue") draws): tidy(fit, "pvalue").
+  width <- est$conf.high - est$conf.low
+  if (!is.finite(width) || width <= 0) width <- max(abs(estimate), 1)
+  grid <- seq(estimate - 1.2 * width, estimate + 1.2 * width, length.out = 241)
+  pvalue <- do.call(rbind, lapply(names(curves), function(r) {
+    data.frame(null = grid, reference = r, p.value = vapply(grid, curves[[r]], numeric(1)),
+               stringsAsFactors = FALSE)
+  }))
   arm <- if (buffered) as.character(design$arm) else
     ifelse(design$treated == 1, "treated", "control")
   n_strata <- nlevels(design$strata)
@@ -220,6 +230,7 @@ randomization_test_fit <- function(design, y, statistic = "diff_in_means",
                    stringsAsFactors = FALSE),
         data.frame(reference = "unconditional", statistic = reference$unconditional,
                    stringsAsFactors = FALSE)),
+      pvalue = pvalue,
       clusters = data.frame(id = design$ids, stratum = as.character(design$strata),
                             treated = design$treated, arm = arm, outcome = y,
                             prob_treated = pools$conditional$row_sums / n_ref[["conditional"]],

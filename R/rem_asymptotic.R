@@ -32,7 +32,8 @@
 #'   estimates carry `quantile` (the critical value, in units of
 #'   \eqn{\sqrt{V}}) and `r2`.
 #'   `confint()` and `tidy()` at another level use the law's own quantiles.
-#'   `plot(fit, type = "law")` draws the two laws.
+#'   `plot(fit, type = "law")` draws the two laws from `tidy(fit, "law")`
+#'   (their densities on the effect's scale: `law`, `effect`, `density`).
 #' @references Li, X., Ding, P. and Rubin, D. B. (2018). Asymptotic theory of
 #'   rerandomization in treatment-control experiments. *PNAS* 115(37),
 #'   9157-9162.
@@ -128,6 +129,18 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
     quantile = c(q, z), r2 = r2,
     row.names = NULL, stringsAsFactors = FALSE
   )
+  # Both laws' densities on the effect's scale (what plot(fit, "law")
+  # draws): tidy(fit, "law"). The re-randomization density is the
+  # derivative of its CDF on a fine grid.
+  zg <- seq(-4, 4, length.out = 321)
+  dens <- diff(rem_cdf(zg, k, a, r2)) / diff(zg)
+  mid <- zg[-1]
+  law_tab <- rbind(
+    data.frame(law = "rerandomization", effect = unname(tau) + mid * se,
+               density = dens / se, stringsAsFactors = FALSE),
+    data.frame(law = "complete_randomization", effect = unname(tau) + mid * se,
+               density = stats::dnorm(mid) / se, stringsAsFactors = FALSE)
+  )
   n_strata <- nlevels(s)
   new_fit(
     "rem", est,
@@ -147,6 +160,7 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
                     "re-randomization law is not normal: its intervals come from the law's quantiles"),
     vars = vars,
     glance = list(r2 = r2, n_covariates = k, threshold = a, accept = prod(design$accept)),
+    tables = list(law = law_tab),
     law = list(k = k, a = a, r2 = r2, se = unname(se))
   )
 }

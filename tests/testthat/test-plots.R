@@ -284,3 +284,31 @@ test_that("criterion plot: threshold and chosen assignment each labelled on its 
   expect_s3_class(p$scales$get_scales("x"), "ScaleContinuousPosition")
   expect_identical(p$scales$get_scales("x")$trans$name, "log-10")
 })
+
+test_that("the p-value function and the limit laws are drawn from public tidy() tables", {
+  d <- sim_clusters(60, 2, seed = 5)
+  set.seed(5)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = 30, accept = 0.05, id = "id")
+  d$treated <- des$treated
+  d$y <- 2 * d$x1 + rnorm(60) + d$treated
+  rt <- randomization_test(y ~ treated, d, design = des, n_draws = 300)
+  pv <- tidy(rt, "pvalue")
+  expect_setequal(unique(pv$reference), c("conditional", "unconditional"))
+  expect_true(all(pv$p.value >= 0 & pv$p.value <= 1))
+  # The conditional curve is above alpha inside the interval and below it outside.
+  cond <- pv[pv$reference == "conditional", ]
+  inside <- cond$null > tidy(rt)$conf.low + 1e-6 & cond$null < tidy(rt)$conf.high - 1e-6
+  expect_true(all(cond$p.value[inside] > rt$alpha))
+  g <- ggplot2::ggplot_build(plot(rt, type = "pvalue"))
+  expect_equal(nrow(g$data[[3]]), nrow(pv))
+  rem <- rem_asymptotic(y ~ treated, d, design = des)
+  law <- tidy(rem, "law")
+  expect_setequal(unique(law$law), c("rerandomization", "complete_randomization"))
+  # Each density integrates to about one over the grid.
+  for (l in unique(law$law)) {
+    x <- law[law$law == l, ]
+    expect_equal(sum(x$density) * diff(x$effect[1:2]), 1, tolerance = 0.01)
+  }
+  g <- ggplot2::ggplot_build(plot(rem, type = "law"))
+  expect_equal(nrow(g$data[[1]]), nrow(law))
+})
