@@ -236,6 +236,10 @@ print_details.mkt_randomization_test <- function(x, summary = FALSE, digits = 4,
 tidy.mkt_rem <- function(x, what = "estimates", conf.int = TRUE, conf.level = 1 - x$alpha,
                          ...) {
   check_dots(...)
+  # The laws' densities are computed when asked for (a few hundred
+  # integrals), not with every fit.
+  what <- check_choice(what, c("estimates", "law"))
+  if (what == "law") return(rem_law_table(x))
   out <- tidy.mkt_fit(x, what = what, conf.int = conf.int)
   if (identical(what, "estimates") && !missing(conf.level) &&
       !isTRUE(all.equal(conf.level, 1 - x$alpha))) {

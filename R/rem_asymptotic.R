@@ -129,18 +129,6 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
     quantile = c(q, z), r2 = r2,
     row.names = NULL, stringsAsFactors = FALSE
   )
-  # Both laws' densities on the effect's scale (what plot(fit, "law")
-  # draws): tidy(fit, "law"). The re-randomization density is the
-  # derivative of its CDF on a fine grid.
-  zg <- seq(-4, 4, length.out = 321)
-  dens <- diff(rem_cdf(zg, k, a, r2)) / diff(zg)
-  mid <- zg[-1]
-  law_tab <- rbind(
-    data.frame(law = "rerandomization", effect = unname(tau) + mid * se,
-               density = dens / se, stringsAsFactors = FALSE),
-    data.frame(law = "complete_randomization", effect = unname(tau) + mid * se,
-               density = stats::dnorm(mid) / se, stringsAsFactors = FALSE)
-  )
   n_strata <- nlevels(s)
   new_fit(
     "rem", est,
@@ -160,8 +148,24 @@ rem_asymptotic_fit <- function(design, y, alpha = 0.05, call = NULL, vars = NULL
                     "re-randomization law is not normal: its intervals come from the law's quantiles"),
     vars = vars,
     glance = list(r2 = r2, n_covariates = k, threshold = a, accept = prod(design$accept)),
-    tables = list(law = law_tab),
     law = list(k = k, a = a, r2 = r2, se = unname(se))
+  )
+}
+
+# Both laws' densities on the effect's scale, what plot(fit, "law") draws
+# (tidy(fit, "law")): the re-randomization density is the derivative of its
+# CDF on a fine grid, the complete-randomization one the normal's.
+rem_law_table <- function(fit) {
+  law <- fit$law
+  tau <- fit$estimates$estimate[1]
+  z <- seq(-4, 4, length.out = 321)
+  dens <- diff(rem_cdf(z, law$k, law$a, law$r2)) / diff(z)
+  mid <- z[-1]
+  rbind(
+    data.frame(law = "rerandomization", effect = tau + mid * law$se,
+               density = dens / law$se, stringsAsFactors = FALSE),
+    data.frame(law = "complete_randomization", effect = tau + mid * law$se,
+               density = stats::dnorm(mid) / law$se, stringsAsFactors = FALSE)
   )
 }
 

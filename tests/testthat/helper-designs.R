@@ -30,3 +30,14 @@ sim_grid <- function(rows = 10, cols = 10, seed = 1) {
                   stringsAsFactors = FALSE)
   list(data = d, dist = D, adjacency = (D == 1) * 1)
 }
+
+# An iid panel: cluster totals over any window are independent of the
+# pre-period and of each other, so the closed form is exact up to Monte Carlo.
+sim_iid_panel <- function(n = 60, n_t = 40, mu = 100, sigma = 10, seed = 1) {
+  withr::with_seed(seed, {
+    d <- expand.grid(cluster = sprintf("C%02d", seq_len(n)), week = seq_len(n_t),
+                     stringsAsFactors = FALSE)
+    d$sales <- mu + stats::rnorm(nrow(d), sd = sigma)
+  })
+  d
+}

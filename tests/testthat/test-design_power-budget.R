@@ -9,12 +9,7 @@ budget_fixture <- local({
   function() {
     if (is.null(cache)) {
       # iid weekly sales of 60 clusters: mean 100, sd 10.
-      panel <- withr::with_seed(1, {
-        d <- expand.grid(cluster = sprintf("C%02d", 1:60), week = 1:40,
-                         stringsAsFactors = FALSE)
-        d$sales <- 100 + stats::rnorm(nrow(d), sd = 10)
-        d
-      })
+      panel <- sim_iid_panel()
       units <- geo_units(sales ~ 0 | cluster + week, panel, pre = 1:20)
       set.seed(11)
       des <- rerandomize(units, ~ outcome_mean + outcome_trend, n_treated = 30,

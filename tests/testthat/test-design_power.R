@@ -1,19 +1,8 @@
-# An iid panel: cluster totals over any window are independent of the
-# pre-period and of each other, so the closed form is exact up to Monte Carlo.
-sim_panel <- function(n = 60, n_t = 40, mu = 100, sigma = 10, seed = 1) {
-  withr::with_seed(seed, {
-    d <- expand.grid(cluster = sprintf("C%02d", seq_len(n)), week = seq_len(n_t),
-                     stringsAsFactors = FALSE)
-    d$sales <- mu + stats::rnorm(nrow(d), sd = sigma)
-  })
-  d
-}
-
 power_fixture <- local({
   cache <- NULL
   function() {
     if (is.null(cache)) {
-      panel <- sim_panel()
+      panel <- sim_iid_panel()
       units <- geo_units(sales ~ 0 | cluster + week, panel, pre = 1:20)
       set.seed(11)
       des <- rerandomize(units, ~ outcome_mean + outcome_trend, n_treated = 30,
