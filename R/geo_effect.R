@@ -81,7 +81,14 @@
 #' intervals stay those of each method: TBR's and GBR's rest on their
 #' regression models (randomization makes them unbiased, not exact);
 #' Trimmed Match's rest on randomization within pairs, which a paired design
-#' provides. Without a design (an assignment made elsewhere), or when
+#' provides. For TBR and GBR a design also gives `p.value_randomization`:
+#' the method's studentized statistic (TBR: the t of the cumulative effect;
+#' GBR: the t of the treatment indicator, with or without spend) recomputed
+#' for `n_draws` reference assignments drawn from the design's own
+#' acceptance rule (all of them when at most 20,000 pass it), under the sharp
+#' null that the test changed no geo's outcome; a buffer is re-applied to
+#' every reference assignment. It is exact whatever the regression model,
+#' so it is the test to quote when the model is in doubt. Without a design (an assignment made elsewhere), or when
 #' Trimmed Match must form its own pairs, a warning of class
 #' `mktcausal_warning_model_based_inference` says which assumption the
 #' interval then rests on.
@@ -101,6 +108,8 @@
 #' @param spend `NULL` or the name of the column of spend per row (see Data).
 #' @param pairs `NULL` or the name of a column of pair labels, constant
 #'   within units of randomization (Trimmed Match only).
+#' @param n_draws With `design` (TBR and GBR): number of reference
+#'   assignments for the randomization p-value.
 #' @param alpha Significance level of the intervals.
 #' @param ... Must be empty.
 #' @return A fit of class `c("mkt_geo_effect", "mkt_fit")` (see [mkt_fit])
@@ -109,7 +118,9 @@
 #'   broom's columns, `df`, `incremental`, `incremental.low`,
 #'   `incremental.high` (the incremental outcome and its interval either
 #'   way), `lift_pct` (100 times the incremental outcome over the treated
-#'   geos' counterfactual test-window total) and `spend_incremental`.
+#'   geos' counterfactual test-window total), `spend_incremental` and, with
+#'   a design (TBR and GBR), `p.value_randomization`; `glance()` then gives
+#'   `n_draws` and `exact`.
 #'   Further tables: `tidy(fit, "geos")` (one row per geo: arm, pre and test
 #'   totals, incremental spend) and, by method, `"series"` and
 #'   `"regression"` (TBR), `"regression"` and `"fitted"` (GBR), `"pairs"`
@@ -145,12 +156,13 @@
 #' @export
 geo_effect <- function(formula, data, method = c("tbr", "gbr", "trimmed_match"),
                        design = NULL, randomize_by = NULL, pre = NULL, post = NULL,
-                       spend = NULL, pairs = NULL, alpha = 0.05, ...) {
+                       spend = NULL, pairs = NULL, n_draws = 2000, alpha = 0.05, ...) {
   check_dots(...)
   call <- match.call()
   if (missing(data)) data <- NULL
   method <- check_choice(method)
   alpha <- check_alpha(alpha)
+  n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7)
   if (!is.null(design)) check_design(design)
   for (arg in c("randomize_by", "spend", "pairs")) {
     if (!is.null(get(arg))) check_name(get(arg), arg)
@@ -166,14 +178,14 @@ geo_effect <- function(formula, data, method = c("tbr", "gbr", "trimmed_match"),
   }
   panel <- as_panel(formula, data, extra = unique(c(randomize_by, spend, pairs)))
   geo_effect_fit(panel, method = method, design = design, randomize_by = randomize_by,
-                 pre = pre, post = post, spend = spend, pairs = pairs, alpha = alpha,
-                 call = call)
+                 pre = pre, post = post, spend = spend, pairs = pairs, n_draws = n_draws,
+                 alpha = alpha, call = call)
 }
 
 # The core: the geo x period totals of the panel, then the method.
 geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pre = NULL,
-                           post = NULL, spend = NULL, pairs = NULL, alpha = 0.05,
-                           call = NULL) {
+                           post = NULL, spend = NULL, pairs = NULL, n_draws = 2000,
+                           alpha = 0.05, call = NULL) {
   env <- rlang::caller_env()
   geo <- geo_totals(panel, design, randomize_by, pre, post, spend, call = env)
   if (is.null(design)) {
@@ -186,6 +198,11 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
                                       call = env)
   )
   est <- res$estimates
+  rand <- NULL
+  if (!is.null(design) && method != "trimmed_match") {
+    rand <- geo_randomization(geo, design, method, n_draws)
+    est$p.value_randomization <- rand$p.value
+  }
   spend_incremental <- if (geo$has_spend) est$spend_incremental[1] else NA_real_
   label <- c(tbr = "Geo test: time-based regression (TBR)",
              gbr = "Geo test: geo-based regression (GBR)",
@@ -210,10 +227,13 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
                 unit = panel$vars$unit, time = panel$vars$time,
                 randomize_by = randomize_by, spend = spend),
     glance = c(list(geo_method = method, spend_incremental = spend_incremental,
-                    design = !is.null(design)), res$glance),
+                    design = !is.null(design),
+                    n_draws = if (!is.null(rand)) as.integer(rand$n_draws) else NA_integer_,
+                    exact = if (!is.null(rand)) rand$exact else NA), res$glance),
     tables = c(list(geos = geos), res$tables),
     geo_method = method,
-    print_columns = c(lift_pct = "lift %", incremental = if (geo$has_spend) "incremental")
+    print_columns = c(lift_pct = "lift %", incremental = if (geo$has_spend) "incremental",
+                      p.value_randomization = if (!is.null(rand)) "p (rand.)")
   )
 }
 

@@ -275,3 +275,60 @@ test_that("bad input gets classed errors that name the argument", {
   expect_error(suppressWarnings(geo_effect(sales ~ treated | geo_id + week, gap, post = 21:28)),
                class = "mktcausal_error_unbalanced_panel")
 })
+
+test_that("with a design, TBR and GBR give randomization p-values conditional on the rule", {
+  d <- geo_panel(n_geo = 40, iroas = 0, seed = 11, paired = FALSE)
+  units <- geo_units(sales ~ 0 | geo_id + week, d, pre = 1:20)
+  des <- withr::with_seed(5, rerandomize(units, ~ outcome_mean, n_treated = 20, accept = 0.2,
+                                          n_draws = 2000))
+  d$treated <- as.integer(d$geo_id %in% des$ids[des$treated == 1])
+  d$spend <- ifelse(d$week > 20 & d$treated == 1, 5, 0)
+  tbr <- withr::with_seed(1, geo_effect(sales ~ treated | geo_id + week, d, design = des,
+                                        post = 21:28, n_draws = 500))
+  gbr <- withr::with_seed(1, geo_effect(sales ~ treated | geo_id + week, d, design = des,
+                                        post = 21:28, method = "gbr", n_draws = 500))
+  # The statistic of the observed assignment is the fit's own t (TBR) and
+  # the t of the treatment indicator in lm(weights = 1 / pre) (GBR).
+  geo <- mktcausal:::geo_totals(mktcausal:::as_panel(sales ~ treated | geo_id + week, d),
+                                des, NULL, NULL, 21:28, NULL)
+  W <- matrix(as.integer(des$treated), ncol = 1L)
+  K <- matrix(TRUE, length(des$treated), 1L)
+  expect_equal(mktcausal:::tbr_t(geo, W, K), tidy(tbr)$statistic, tolerance = 1e-10)
+  g <- data.frame(y = geo$post_total, x = geo$pre_total, z = geo$treat)
+  m <- summary(lm(y ~ x + z, g, weights = 1 / x))$coefficients
+  expect_equal(mktcausal:::gbr_t(geo, W, K), m["z", "t value"], tolerance = 1e-10)
+  # Reference draws come from the rule: the p-value is a share of 500 draws.
+  for (f in list(tbr, gbr)) {
+    p <- tidy(f)$p.value_randomization
+    expect_true(p > 0 && p <= 1)
+    expect_equal(round(p * 501) / 501, p, tolerance = 1e-12)
+    expect_identical(glance(f)$n_draws, 500L)
+  }
+  # The same seed gives the same p-value; a spend column leaves GBR's test
+  # (of the treatment indicator) unchanged.
+  tbr2 <- withr::with_seed(1, geo_effect(sales ~ treated | geo_id + week, d, design = des,
+                                         post = 21:28, n_draws = 500))
+  expect_identical(tidy(tbr2)$p.value_randomization, tidy(tbr)$p.value_randomization)
+  gbr_s <- withr::with_seed(1, geo_effect(sales ~ treated | geo_id + week, d, design = des,
+                                          post = 21:28, method = "gbr", spend = "spend",
+                                          n_draws = 500))
+  expect_identical(tidy(gbr_s)$p.value_randomization, tidy(gbr)$p.value_randomization)
+  expect_false("p.value_randomization" %in% names(tidy(suppressWarnings(
+    geo_effect(sales ~ treated | geo_id + week, d, post = 21:28)))))
+})
+
+test_that("TBR's randomization test holds its size at zero effect (A/A over designs)", {
+  skip_on_cran()
+  d <- geo_panel(n_geo = 30, iroas = 0, seed = 21, paired = FALSE)
+  units <- geo_units(sales ~ 0 | geo_id + week, d, pre = 1:20)
+  reps <- 120
+  p <- withr::with_seed(8, vapply(seq_len(reps), function(r) {
+    des <- rerandomize(units, ~ outcome_mean, n_treated = 15, accept = 0.3, n_draws = 1000)
+    d$treated <- as.integer(d$geo_id %in% des$ids[des$treated == 1])
+    tidy(geo_effect(sales ~ treated | geo_id + week, d, design = des, post = 21:28,
+                    n_draws = 200))$p.value_randomization
+  }, numeric(1)))
+  # Under the sharp null the p-value is (super-)uniform over designs.
+  expect_lt(abs(mean(p <= 0.10) - 0.10), 3 * sqrt(0.1 * 0.9 / reps))
+  expect_lt(abs(mean(p) - 0.5), 3 * sqrt(1 / 12 / reps))
+})
