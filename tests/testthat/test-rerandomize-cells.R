@@ -246,3 +246,40 @@ test_that("a multi-cell design refuses to be edited", {
   bad$cell <- factor(rev(as.character(des$cell)), levels = des$cells)
   expect_error(mktcausal:::check_design(bad), class = "mktcausal_error_design_modified")
 })
+
+test_that("functions not extended to cells refuse a multi-cell design", {
+  d <- cells_data(30)
+  set.seed(12)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = c(heavy_up = 10, go_dark = 10), accept = 0.2,
+                     id = "id", n_draws = 500)
+  d$treated <- as.integer(des$cell != "control")
+  d$y <- d$x1 + rnorm(30)
+  A <- matrix(0, 30, 30, dimnames = list(d$id, d$id))
+  A[cbind(1:29, 2:30)] <- 1
+  A <- A + t(A)
+  panel <- data.frame(id = rep(d$id, each = 4), week = rep(1:4, 30),
+                      treated = rep(d$treated, each = 4), y = rnorm(120))
+  cls <- "mktcausal_error_multi_cell_unsupported"
+  expect_error(spillover(y ~ treated, d, A, design = des), class = cls, regexp = "spillover")
+  expect_error(rem_asymptotic(y ~ treated, d, design = des), class = cls,
+               regexp = "rem_asymptotic")
+  expect_error(experiment_diagnostics(d, "treated", design = des), class = cls,
+               regexp = "experiment_diagnostics")
+  expect_error(geo_effect(y ~ treated | id + week, panel, design = des, post = 3:4),
+               class = cls, regexp = "geo_effect")
+  expect_error(assignment(y ~ treated | id + week, panel, design = des), class = cls,
+               regexp = "assignment")
+  err <- tryCatch(rem_asymptotic(y ~ treated, d, design = des), error = identity)
+  expect_match(conditionMessage(err), "heavy_up")
+  expect_match(conditionMessage(err), "0/1 without the design")
+})
+
+test_that("buffers with several cells are refused", {
+  d <- cells_data(30)
+  A <- matrix(0, 30, 30, dimnames = list(d$id, d$id))
+  A[cbind(1:29, 2:30)] <- 1
+  A <- A + t(A)
+  expect_error(rerandomize(d, ~ x1, n_treated = c(a = 5, b = 5), id = "id", buffer = A,
+                           n_draws = 500),
+               class = "mktcausal_error_unsupported_design", regexp = "[Bb]uffer")
+})
