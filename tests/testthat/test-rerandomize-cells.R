@@ -283,3 +283,43 @@ test_that("buffers with several cells are refused", {
                            n_draws = 500),
                class = "mktcausal_error_unsupported_design", regexp = "[Bb]uffer")
 })
+
+test_that("balance, tidy, glance and print describe every pair of cells", {
+  d <- cells_data(60)
+  set.seed(13)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = c(heavy_up = 15, go_dark = 20),
+                     strata = "region", accept = 0.1, id = "id", n_draws = 2000)
+  b <- balance(des)
+  expect_identical(nrow(b), 6L)
+  expect_identical(paste(b$cell, b$versus)[c(1, 3, 5)],
+                   c("heavy_up control", "go_dark control", "go_dark heavy_up"))
+  X <- as.matrix(d[, c("x1", "x2")])
+  code <- mktcausal:::cells_code(des)
+  tau <- matrix(stacked_tau(X, d$region, code, 3), 2)
+  sd_x <- apply(X, 2, sd)
+  expect_equal(b$std_diff, c(tau[, 1] / sd_x, tau[, 2] / sd_x, (tau[, 2] - tau[, 1]) / sd_x),
+               ignore_attr = TRUE, tolerance = 1e-10)
+  expect_equal(b$mean_cell[1], mean(d$x1[des$cell == "heavy_up"]))
+  expect_equal(b$mean_versus[5], mean(d$x1[des$cell == "heavy_up"]))
+  # expected |std diff| before the rule from the covariance of the pair's contrast
+  V <- stacked_cov(X, d$region, des$n_by_stratum)
+  v_pair <- V[1, 1] + V[3, 3] - 2 * V[1, 3]
+  expect_equal(b$expected_abs_std_diff_before[5], sqrt(2 / pi * v_pair) / sd_x[[1]])
+  expect_equal(b$expected_abs_std_diff_after / b$expected_abs_std_diff_before,
+               rep(sqrt(1 - des$variance_reduction[[1]]), 6))
+  expect_identical(tidy(des), b)
+  cl <- tidy(des, what = "clusters")
+  expect_named(cl, c("id", "stratum", "cell"))
+  expect_identical(cl$cell, des$cell)
+  g <- glance(des)
+  expect_identical(g$n_cells, 3L)
+  expect_identical(g$n_treated, 35L)
+  expect_identical(g$n_control, 25L)
+  out <- capture.output(print(des))
+  expect_true(all(nchar(out) <= 80))
+  expect_match(out[1], "3 cells")
+  expect_true(any(grepl("control 25, heavy_up 15, go_dark 20", out)))
+  expect_true(any(grepl("go_dark vs heavy_up", out)))
+  expect_s3_class(plot(des), "ggplot")
+  expect_s3_class(plot(des, type = "criterion"), "ggplot")
+})
