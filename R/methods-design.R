@@ -15,7 +15,12 @@
 #' @param ... Must be empty.
 #' @return A data frame with one row per covariate: `term`, `mean_treated`,
 #'   `mean_control`, `std_diff`, `expected_abs_std_diff_before`,
-#'   `expected_abs_std_diff_after`, `variance_reduction`.
+#'   `expected_abs_std_diff_after`, `variance_reduction`. For a design with
+#'   several cells, one row per covariate per pair of cells (every treated
+#'   cell against control, then every pair of treated cells): `cell`,
+#'   `versus`, `term`, `mean_cell`, `mean_versus`, `std_diff` (of `cell`
+#'   minus `versus`) and the same expected differences and variance
+#'   reduction.
 #' @examples
 #' set.seed(1)
 #' d <- data.frame(x1 = rnorm(80), x2 = rexp(80))
@@ -263,9 +268,9 @@ print_design_cells <- function(x) {
     sprintf("  criterion %s <= threshold %s (%d df: %d contrasts x %d covariates)",
             format_num(g$criterion), format_num(g$threshold), df, g$n_cells - 1L,
             length(x$covariates)),
-    sprintf("  accept = %s, realized rate %s; %s candidates drawn",
+    sprintf("  accept = %s, realized rate %s; %s candidate%s drawn",
             format(signif(g$accept, 3)), format(signif(g$acceptance_rate, 3)),
-            format(g$candidates, big.mark = ",")),
+            format(g$candidates, big.mark = ","), if (g$candidates == 1) "" else "s"),
     sprintf("  expected variance reduction %s%% for every covariate in every pair of cells",
             format(round(100 * g$variance_reduction, 1))),
     sprintf("  about %s distinct assignments pass the rule",
@@ -410,8 +415,14 @@ print.mkt_strata <- function(x, ...) {
   cat_wrapped(c(
     sprintf("<mkt_strata> %d strata of %d clusters: %s", nlevels(x$stratum),
             length(x$stratum), what),
-    sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
-            format(x$prop_treated), x$min_per_arm),
+    if (is.null(x$n_by_stratum)) {
+      sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
+              format(x$prop_treated), x$min_per_arm)
+    } else {
+      sprintf("Expected cells at prop_treated = %s (at least %d per cell):",
+              paste(names(x$prop_treated), format(signif(x$prop_treated, 3)), sep = " = ",
+                    collapse = ", "), x$min_per_arm)
+    },
     if (!is.null(x$buffer)) {
       sprintf("Buffer (%s): untreated neighbours of treated clusters are excluded; about %s clusters per draw",
               x$buffer$source, format(round(sum(x$n_buffer), 1)))
@@ -428,6 +439,8 @@ print.mkt_strata <- function(x, ...) {
 #' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
 #'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`), and
 #'   `n_buffer` (expected buffer clusters) when the strata carry a buffer.
+#'   With several treated cells, `n_treated` is their total and a column
+#'   `n_<cell>` gives each cell's size, `n_control` first.
 #' @examples
 #' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
 #' tidy(s)
@@ -436,6 +449,12 @@ tidy.mkt_strata <- function(x, ...) {
   check_dots(...)
   out <- data.frame(stratum = names(x$table), n = as.integer(x$table),
                     n_treated = as.integer(x$n_treated), stringsAsFactors = FALSE)
+  if (!is.null(x$n_by_stratum)) {
+    cells <- x$n_by_stratum
+    out <- cbind(out, stats::setNames(as.data.frame(unclass(cells), row.names = NULL),
+                                      paste0("n_", colnames(cells))))
+    return(out)
+  }
   if (is.null(x$buffer)) {
     out$n_control <- as.integer(x$n_control)
   } else {

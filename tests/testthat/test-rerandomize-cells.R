@@ -323,3 +323,42 @@ test_that("balance, tidy, glance and print describe every pair of cells", {
   expect_s3_class(plot(des), "ggplot")
   expect_s3_class(plot(des, type = "criterion"), "ggplot")
 })
+
+test_that("matched blocks of one cluster per cell feed a multi-cell design", {
+  set.seed(14)
+  d <- data.frame(id = sprintf("g%02d", 1:60), x1 = rnorm(60), x2 = rnorm(60))
+  s <- stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  expect_identical(nlevels(s$stratum), 20L)
+  expect_true(all(s$n_by_stratum == 1L))
+  tb <- tidy(s)
+  expect_named(tb, c("stratum", "n", "n_treated", "n_control", "n_heavy_up", "n_go_dark"))
+  expect_identical(tb$n_treated, rep(2L, 20))
+  out <- capture.output(print(s))
+  expect_true(any(grepl("heavy_up = 0.333, go_dark = 0.333", out)))
+  # The strata bring their cells; each block gets one cluster of each cell.
+  des <- rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1, n_draws = 2000)
+  expect_identical(des$cells, c("control", "heavy_up", "go_dark"))
+  expect_true(all(table(des$strata, des$cell) == 1L))
+  same <- rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1, n_draws = 2000,
+                      n_treated = c(heavy_up = 20, go_dark = 20))
+  expect_identical(same$n_by_stratum, des$n_by_stratum)
+  # The criterion with blocks equals the independent stratum-weighted one.
+  X <- as.matrix(d[, c("x1", "x2")])
+  tau <- stacked_tau(X, s$stratum, mktcausal:::cells_code(des), 3)
+  V <- stacked_cov(X, s$stratum, des$n_by_stratum)
+  expect_equal(des$criterion_value, drop(crossprod(tau, solve(V, tau))), tolerance = 1e-8)
+  set.seed(15)
+  W <- mktcausal:::reference_cells(des, 200)$cells
+  expect_true(all(apply(W, 2, function(w) all(table(s$stratum, w) == 1L))))
+  # Leftover clusters join a block: 61 clusters make one block of 4.
+  d61 <- rbind(d, data.frame(id = "g61", x1 = 0, x2 = 0))
+  s61 <- stratify(d61, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                  prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  expect_identical(sum(s61$n_by_stratum), 61L)
+  expect_true(all(s61$n_by_stratum >= 1L))
+  # Blocks too small for the cells
+  expect_error(stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 2,
+                        prop_treated = c(a = 1 / 3, b = 1 / 3)),
+               class = "mktcausal_error_strata_too_small", regexp = "prop_treated")
+})
