@@ -474,6 +474,32 @@ struct CellScorer {
       for (int q = spec.draw_start[st]; q < spec.draw_start[st + 1]; ++q) {
         const int cell = spec.draw_cell[q];
         const int end = i + spec.draw_count[q];
+        if (K > 0 && end - i >= 4) {
+          // Two draws a step into two accumulators halve the chain of
+          // dependent additions (as in Scorer::draw_k).
+          double acc2[K > 0 ? K : 1];
+          for (int c = 0; c < K; ++c) acc2[c] = 0.0;
+          for (; i + 1 < end; i += 2) {
+            const int j0 = i + static_cast<int>(rng.below(static_cast<uint32_t>(m - i)));
+            const int u0 = p[j0];
+            p[j0] = p[i];
+            p[i] = u0;
+            const int j1 = i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(m - i - 1)));
+            const int u1 = p[j1];
+            p[j1] = p[i + 1];
+            p[i + 1] = u1;
+            const double* z0 = z + (static_cast<std::size_t>(u0) * C + cell) * K;
+            const double* z1 = z + (static_cast<std::size_t>(u1) * C + cell) * K;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12
+#endif
+            for (int c = 0; c < K; ++c) {
+              acc[c] += z0[c];
+              acc2[c] += z1[c];
+            }
+          }
+          for (int c = 0; c < K; ++c) acc[c] += acc2[c];
+        }
         for (; i < end; ++i) {
           const int j = i + static_cast<int>(rng.below(static_cast<uint32_t>(m - i)));
           const int u = p[j];
