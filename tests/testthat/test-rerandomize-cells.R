@@ -362,3 +362,37 @@ test_that("matched blocks of one cluster per cell feed a multi-cell design", {
                         prop_treated = c(a = 1 / 3, b = 1 / 3)),
                class = "mktcausal_error_strata_too_small", regexp = "prop_treated")
 })
+
+test_that("multi-cell draws do not depend on the number of threads", {
+  d <- cells_data(90)
+  old <- options(mktcausal.threads = 1L)
+  on.exit(options(old))
+  set.seed(16)
+  one <- rerandomize(d, ~ x1 + x2 + x3, n_treated = c(a = 30, b = 30), accept = 0.001,
+                     id = "id", n_draws = 2000, max_candidates = 1e7)
+  set.seed(17)
+  ref_one <- mktcausal:::reference_cells(one, 100)
+  options(mktcausal.threads = 2L)
+  set.seed(16)
+  two <- rerandomize(d, ~ x1 + x2 + x3, n_treated = c(a = 30, b = 30), accept = 0.001,
+                     id = "id", n_draws = 2000, max_candidates = 1e7)
+  set.seed(17)
+  ref_two <- mktcausal:::reference_cells(two, 100)
+  expect_identical(one$cell, two$cell)
+  expect_identical(one$candidates, two$candidates)
+  expect_identical(one$calibration, two$calibration)
+  expect_identical(ref_one, ref_two)
+  # The kernel itself, with small blocks so that both threads search.
+  first <- function(threads) {
+    mktcausal:::cpp_cells_first(one$spec, stats::qchisq(1e-4, 6), c(3L, 4L), 1e6, 64L,
+                                threads, NULL)
+  }
+  expect_identical(first(1L), first(2L))
+  each <- function(threads) {
+    mktcausal:::cpp_cells_each(one$spec, one$threshold, c(5L, 6L), as.numeric(1:64), 1e6,
+                               threads, NULL)
+  }
+  expect_identical(each(1L), each(2L))
+  expect_identical(mktcausal:::cpp_cells_score(one$spec, c(7L, 8L), 5000, 256L, 1L),
+                   mktcausal:::cpp_cells_score(one$spec, c(7L, 8L), 5000, 256L, 2L))
+})
