@@ -164,6 +164,7 @@ geo_effect <- function(formula, data, method = c("tbr", "gbr", "trimmed_match"),
   alpha <- check_alpha(alpha)
   n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7)
   if (!is.null(design)) check_design(design)
+  check_two_cell(design, "geo_effect")
   for (arg in c("randomize_by", "spend", "pairs")) {
     if (!is.null(get(arg))) check_name(get(arg), arg)
   }
