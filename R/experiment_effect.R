@@ -130,7 +130,7 @@
 experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
                               estimand = c("total", "mean"), spend = NULL,
                               size = NULL, cluster = NULL, n_draws = 2000,
-                              alpha = 0.05, ...) {
+                              alpha = 0.05, contrasts = NULL, ...) {
   check_dots(...)
   call <- match.call()
   data <- check_data_frame(data)
@@ -158,7 +158,19 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     if (!is.null(get(arg))) check_columns(data, get(arg), arg)
   }
 
-  treat <- check_treatment(data[[vars$treatment]], vars$treatment)
+  tr <- data[[vars$treatment]]
+  if (isTRUE(design$multi_cell) || is.character(tr) || is.factor(tr)) {
+    return(experiment_effect_cells_front(data, design, covariates, cov_vars, vars, estimand,
+                                         spend, size, cluster, n_draws, alpha, contrasts,
+                                         call))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but treatment column {.field {vars$treatment}} holds two arms (0/1).",
+      i = "Give the cells' labels in the treatment column (character or factor), or leave {.arg contrasts} out."
+    ))
+  }
+  treat <- check_treatment(tr, vars$treatment)
   y <- check_numeric_column(data, vars$outcome, "outcome")
   X <- effect_covariate_matrix(data, covariates, cov_vars)
   sp <- if (!is.null(spend)) check_numeric_column(data, spend, "spend")

@@ -30,6 +30,10 @@ autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes", "effec
   check_dots(...)
   type <- check_choice(type)
   outcome <- object$vars$outcome
+  if (!is.null(object$cells) && type != "effect_over_time") {
+    return(if (type == "outcomes") effect_outcome_plot_cells(object, outcome) else
+      autoplot_effect_cells(object))
+  }
   if (type == "outcomes") return(effect_outcome_plot(object, outcome))
   if (type == "effect_over_time") {
     if (is.null(object$tables$effect_over_time)) {
@@ -119,6 +123,7 @@ effect_outcome_plot <- function(object, outcome) {
 
 #' @export
 print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
+  if (!is.null(x$cells)) return(print_details_cells(x, summary, digits))
   est <- x$estimates
   g <- x$glance
   lines <- sprintf("Incremental outcome: %s.", paste(sprintf("%s (%s)",

@@ -102,13 +102,23 @@ randomization_test <- function(formula, data, design,
                                statistic = c("diff_in_means", "lin_t"),
                                alternative = c("two.sided", "greater", "less"),
                                null = 0, exact_max = 2e5, n_draws = 10000,
-                               chunk_size = 1000L, alpha = 0.05, ...) {
+                               chunk_size = 1000L, alpha = 0.05, contrasts = NULL, ...) {
   check_dots(...)
   call <- match.call()
   if (missing(design)) design <- NULL
   check_design(design)
   statistic <- check_choice(statistic)
   alternative <- check_choice(alternative)
+  if (isTRUE(design$multi_cell)) {
+    return(randomization_test_cells_front(formula, data, design, statistic, alternative,
+                                          null, n_draws, chunk_size, alpha, contrasts, call))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but this design has two arms.",
+      i = "Leave {.arg contrasts} out, or make a design with several cells in {.fn rerandomize}."
+    ))
+  }
   input <- design_cluster_outcome(formula, data, design)
   randomization_test_fit(design, input$y, statistic = statistic,
                          alternative = alternative, null = null, exact_max = exact_max,

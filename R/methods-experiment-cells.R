@@ -1,0 +1,134 @@
+# Presentation of experiment_effect() fits with several cells: the
+# estimates table printed one estimator at a time (so that it stays within
+# 80 columns), the incremental outcome and iROAS of each contrast below it,
+# and the plot of every contrast's estimate with its interval, one panel per
+# estimator. Two-arm fits keep the methods of methods-experiment.R.
+
+#' @export
+print.mkt_effect <- function(x, digits = 4, max_rows = 12, ...) {
+  if (is.null(x$cells)) return(NextMethod())
+  if (!called_from_package(parent.frame())) check_dots(...)
+  digits <- check_count(digits, "digits", min = 1, max = 15)
+  print_header(x)
+  print_cells_estimates(x, digits)
+  print_details(x, summary = FALSE, digits = digits)
+  invisible(x)
+}
+
+#' @export
+print_summary_estimates.mkt_effect <- function(x, digits = 4, max_rows = 25, ...) {
+  if (is.null(x$cells)) return(NextMethod())
+  # print.summary.mkt_fit has printed a blank line already.
+  print_cells_estimates(x, digits, lead = FALSE)
+}
+
+cells_estimator_labels <- c(diff_in_means = "Difference in means",
+                            lin = "Lin regression adjustment")
+
+print_cells_estimates <- function(x, digits, lead = TRUE) {
+  est <- x$estimates
+  for (e in unique(est$estimator)) {
+    sub <- x
+    sub$estimates <- est[est$estimator == e, , drop = FALSE]
+    sub$print_columns <- x$print_columns[names(x$print_columns) != "estimator"]
+    label <- cells_estimator_labels[[e]]
+    if (e == "lin" && length(x$vars$covariates)) {
+      label <- sprintf("%s (on %s)", label, paste(x$vars$covariates, collapse = ", "))
+    }
+    if (lead || e != est$estimator[1]) cat("\n")
+    cat(strwrap(label, width = 80), sep = "\n")
+    print_estimates(sub, digits = digits, max_rows = 50)
+  }
+}
+
+print_details_cells <- function(x, summary, digits) {
+  est <- x$estimates
+  # The most precise estimator's rows: Lin's when the fit has it.
+  e <- if ("lin" %in% est$estimator) "lin" else "diff_in_means"
+  rows <- est[est$estimator == e, , drop = FALSE]
+  show <- data.frame(term = format_term(rows$term), stringsAsFactors = FALSE)
+  show$incremental <- format_col(rows$incremental, digits)
+  if (!all(is.na(rows$spend_incremental))) {
+    show$spend <- format_col(rows$spend_incremental, digits)
+    show$iROAS <- format_col(rows$iroas, 3)
+  }
+  names(show)[1] <- ""
+  cat(sprintf("\nIncremental outcome%s (%s):\n",
+              if (!is.null(show$iROAS)) ", incremental spend and iROAS" else "",
+              tolower(cells_estimator_labels[[e]])))
+  print_wide_table(show)
+  lines <- character()
+  if (summary) {
+    lines <- c(lines,
+      "lift %: the estimate over the first cell's counterfactual mean (its mean minus the estimate).",
+      "Incremental: the estimate times the first cell's clusters (\"total\") or population (\"mean\"); spend likewise, from the difference in mean spend.",
+      "vcov(fit, estimator = ) gives the joint covariance of one estimator's contrasts.")
+  }
+  if (!is.null(est$p.value_familywise)) {
+    lines <- c(lines, paste(
+      "p (rand.): randomization p-value of each contrast, conditional on the rule;",
+      "p (max-T): family-wise over the contrasts."))
+  }
+  if (length(lines)) {
+    cat("\n")
+    cat(paste0(strwrap(lines, width = 80, exdent = 2), "\n"), sep = "")
+  }
+  invisible(x)
+}
+
+# The estimates of every contrast with their design-based intervals, one
+# panel per estimator, labelled with the lift.
+autoplot_effect_cells <- function(object) {
+  td <- object$estimates
+  terms <- unique(td$term)
+  td$y <- match(td$term, rev(terms))
+  td$panel <- factor(cells_estimator_labels[td$estimator],
+                     levels = cells_estimator_labels[unique(td$estimator)])
+  td$label <- sprintf("%s (%s%%)", format_num(td$estimate, 3), format_num(td$lift_pct, 3))
+  td$versus <- factor(object$cells[object$contrasts[match(td$term, terms), 2]],
+                      levels = object$cells)
+  ggplot2::ggplot(td, ggplot2::aes(y = .data$y, x = .data$estimate)) +
+    ref_line("x") +
+    ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high,
+                                        colour = .data$versus),
+                           width = 0.15, linewidth = 0.8, orientation = "y") +
+    ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2.5) +
+    ggplot2::geom_text(ggplot2::aes(label = .data$label), nudge_y = 0.3, size = 3.1,
+                       colour = "grey25") +
+    ggplot2::facet_wrap(~ panel, ncol = 1) +
+    ggplot2::scale_y_continuous(breaks = seq_along(terms), labels = rev(terms),
+                                expand = ggplot2::expansion(add = 0.6)) +
+    ggplot2::scale_colour_manual(values = stats::setNames(
+      c(mkt_colours[["control"]], mkt_colours[["treated"]], mkt_colours[["synthetic"]],
+        "#31a354", "#756bb1", "#636363")[seq_along(object$cells)], object$cells)) +
+    ggplot2::labs(x = sprintf("effect on %s (lift %%)", object$vars$outcome), y = NULL,
+                  colour = "compared with",
+                  title = object$method,
+                  subtitle = sprintf("%g%% design-based intervals; each contrast is the first cell minus the second",
+                                     100 * (1 - object$alpha))) +
+    theme_mkt()
+}
+
+# The analysed outcomes by cell, with each cell's mean.
+effect_outcome_plot_cells <- function(object, outcome) {
+  d <- tidy(object, "outcomes")
+  cells <- object$cells
+  means <- data.frame(x = seq_along(cells),
+                      y = vapply(cells, function(cl) mean(d$outcome[d$cell == cl]), numeric(1)))
+  log_scale <- all(d$outcome > 0) && max(d$outcome) / min(d$outcome) > 100
+  p <- ggplot2::ggplot(d, ggplot2::aes(x = as.numeric(.data$cell), y = .data$outcome)) +
+    ggplot2::geom_jitter(ggplot2::aes(colour = .data$cell), width = 0.12, height = 0,
+                         alpha = 0.6, size = 1.6) +
+    ggplot2::geom_segment(ggplot2::aes(x = .data$x - 0.3, xend = .data$x + 0.3,
+                                       y = .data$y, yend = .data$y),
+                          data = means, linewidth = 0.9, inherit.aes = FALSE) +
+    ggplot2::scale_colour_manual(values = stats::setNames(
+      c(mkt_colours[["control"]], mkt_colours[["treated"]], mkt_colours[["synthetic"]],
+        "#31a354", "#756bb1", "#636363")[seq_along(cells)], cells), guide = "none") +
+    ggplot2::scale_x_continuous(breaks = seq_along(cells), labels = cells) +
+    ggplot2::labs(x = NULL, y = outcome, title = "Outcomes by cell",
+                  subtitle = sprintf("bars: cell means%s", if (log_scale) " (log scale)" else "")) +
+    theme_mkt()
+  if (log_scale) p <- p + ggplot2::scale_y_log10()
+  p
+}
