@@ -73,6 +73,18 @@ cpp_buffer_values <- function(x, stratum, n_treated, weight, nb_start, nb_idx, L
     .Call(`_mktcausal_cpp_buffer_values`, x, stratum, n_treated, weight, nb_start, nb_idx, L, crit_type, block_start, min_controls, w, threads)
 }
 
+cpp_cells_first <- function(spec, threshold, seed, max_candidates, block_size, threads, progress) {
+    .Call(`_mktcausal_cpp_cells_first`, spec, threshold, seed, max_candidates, block_size, threads, progress)
+}
+
+cpp_cells_each <- function(spec, threshold, seed, replicates, budget, threads, progress) {
+    .Call(`_mktcausal_cpp_cells_each`, spec, threshold, seed, replicates, budget, threads, progress)
+}
+
+cpp_cells_score <- function(spec, seed, n_draws, block_size, threads) {
+    .Call(`_mktcausal_cpp_cells_score`, spec, seed, n_draws, block_size, threads)
+}
+
 cpp_staggered_gt <- function(y, cohort, w, group, time, base, control_after, not_yet, trim, threads) {
     .Call(`_mktcausal_cpp_staggered_gt`, y, cohort, w, group, time, base, control_after, not_yet, trim, threads)
 }

@@ -86,6 +86,7 @@ condition_registry <- local({
     c("error", "bad_design", "The design object is not a valid mktcausal design."),
     c("error", "design_modified", "The design object was changed after it was drawn."),
     c("error", "unsupported_design", "The function does not support this kind of design."),
+    c("error", "multi_cell_unsupported", "The function supports two-arm designs only, not several cells."),
     c("error", "saturated_design", "The design has no randomness left to test with."),
     c("error", "misaligned", "Data rows do not match the design's clusters or assignment."),
     c("error", "treatment_varies_within_cluster", "Treatment differs within a randomized cluster."),

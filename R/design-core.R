@@ -125,12 +125,15 @@ design_hash <- function(des) {
   con <- rawConnection(raw(0), "wb")
   on.exit(close(con))
   parts <- list(des$treated, des$X, as.integer(des$strata), des$n_treated_by_stratum,
-                des$threshold, des$tier, nchar(des$criterion), des$spec$z)
+                des$threshold, des$tier, nchar(des$criterion), des$spec$z,
+                as.integer(des$cell), des$n_by_stratum, des$cells,
+                as.integer(isTRUE(des$multi_cell)))
   if (!is.null(des$buffer)) {
     parts <- c(parts, list(des$buffer$A, des$arm_prob, des$spec$buffer$A,
                            des$spec$buffer$min_controls, as.integer(des$arm)))
   }
   for (x in parts) {
+    if (is.null(x)) next
     writeBin(as.vector(x), con)
   }
   bytes <- rawConnectionValue(con)
@@ -328,3 +331,67 @@ exposure_pool <- function(design, n_draws) {
                  design$acceptance_rate)
 }
 
+
+# --- several cells ---------------------------------------------------------------
+
+# Cell codes of a design's assignment: 0 = control, 1.. the treated cells in
+# the order of design$cells (a two-arm design's treated clusters are 1).
+cells_code <- function(design) {
+  as.integer(design$cell) - 1L
+}
+
+# Functions that read design$treated and are not extended to several cells
+# refuse a multi-cell design here, saying how to analyse one contrast.
+check_two_cell <- function(design, what, call = rlang::caller_env()) {
+  if (is.null(design) || !isTRUE(design$multi_cell)) return(invisible(design))
+  cells <- design$cells
+  abort_mkt("multi_cell_unsupported", c(
+    "{.fn {what}} works with two-arm designs only; this design has {length(cells)} cells: {.val {cells}}.",
+    i = "To analyse one contrast, keep the clusters of two cells, e.g. {.code keep <- design$cell %in% c(\"control\", \"{cells[2]}\")}, and give the treatment as 0/1 without the design.",
+    i = "Or use {.fn experiment_effect}, which reports every cell against control."
+  ), cells = cells, call = call)
+}
+
+# Accepted assignments of a design's rule as cell codes: `cells` is an
+# N x R integer matrix (0 = control, 1.. the treated cells of design$cells,
+# rows in the design's order). Multi-cell designs draw on the resampling
+# layer with one stream per replicate, from exactly the design's rule (same
+# criterion, threshold, strata and cell sizes), so the same set.seed() gives
+# the same matrix for any chunk size, plan or thread count. A two-arm design
+# gives its reference pool (enumerated when it has at most 2e4 assignments,
+# as for the randomization test; `exact` says so), recoded.
+reference_cells <- function(design, n_draws, chunk_size = 1000L) {
+  check_design(design)
+  n_draws <- check_count(n_draws, "n_draws", min = 1)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
+  if (!isTRUE(design$multi_cell)) {
+    sizes <- as.vector(table(design$strata))
+    n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
+    exact <- n_total <= 2e4
+    pool <- reference_pool(design$spec, design$threshold, exact, n_draws, chunk_size,
+                           design$acceptance_rate)
+    W <- pool$assignments
+    storage.mode(W) <- "integer"
+    return(list(cells = W, candidates = pool$candidates, exact = exact))
+  }
+  spec <- design$spec
+  check_memory(2 * 4 * length(design$ids) * n_draws, "The reference assignments",
+               "Use fewer {.arg n_draws}.")
+  budget <- max(1e6, ceiling(100 / max(design$acceptance_rate, 1e-12)))
+  seed <- draw_cpp_seed()
+  threshold <- design$threshold
+  chunks <- resample_chunks(n_draws, function(idx) {
+    res <- draw_cells(spec, idx, seed, budget, threshold)
+    if (!all(res$found)) {
+      abort_mkt("no_acceptable_assignment", c(
+        "Drawing reference assignments failed: {sum(!res$found)} of {length(idx)} draws found no accepted assignment in {format(budget, big.mark = ',')} candidates each.",
+        i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
+      ))
+    }
+    list(cells = res$assignments, candidates = res$candidates)
+  }, chunk_size = chunk_size, label = "reference assignments", each = "chunk",
+    globals = list())
+  list(cells = do.call(cbind, lapply(chunks, `[[`, "cells")),
+       candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")),
+       exact = FALSE)
+}

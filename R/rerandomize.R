@@ -199,6 +199,25 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
   }
   cov <- design_covariates(data, tiers)
   strata <- design_strata(data, strata)
+  sizes <- design_cell_sizes(n_treated, prop_treated, nrow(data))
+  if (!is.null(sizes)) {
+    arg <- if (!is.null(n_treated)) "n_treated" else "prop_treated"
+    if (criterion != "mahalanobis") {
+      abort_mkt("bad_argument", c(
+        "Designs with several cells balance on the joint Mahalanobis criterion only.",
+        x = "You asked for {.code criterion = \"{criterion}\"}.",
+        i = "Drop {.arg criterion} (and give {.arg covariates} as one formula)."
+      ))
+    }
+    if (!is.null(buffer)) {
+      abort_mkt("unsupported_design", c(
+        "Buffer zones are not available with several treated cells yet.",
+        i = "Drop {.arg buffer} (or the buffer of the {.fn stratify} object), or design each treated cell against control separately."
+      ))
+    }
+    return(rerandomize_cells(call, data, ids, cov, strata, sizes, accept, threshold,
+                             max_candidates, n_draws, min_per_arm, arg))
+  }
   alloc <- allocate_treated(strata, nrow(data), n_treated, prop_treated)
   check_strata_sizes(strata, alloc, min_per_arm)
 
@@ -254,6 +273,12 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     min_per_arm = min_per_arm,
     spec = spec
   ), class = "mkt_design")
+  des$multi_cell <- FALSE
+  des$cells <- c("control", "treated")
+  des$cell <- factor(des$cells[treated + 1L], levels = des$cells)
+  sizes_s <- as.vector(table(strata))
+  des$n_by_stratum <- matrix(c(as.integer(sizes_s - alloc), as.integer(alloc)), ncol = 2L,
+                             dimnames = list(levels(strata), des$cells))
   if (!is.null(rule)) {
     des$arm <- buffer_arm(rule$nb, treated)
     des$buffer <- list(A = rule$A, source = rule$source, radius = rule$radius,

@@ -387,6 +387,55 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_cells_first
+Rcpp::List cpp_cells_first(const Rcpp::List& spec, double threshold, const Rcpp::IntegerVector& seed, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_cells_first(SEXP specSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< double >::type threshold(thresholdSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< double >::type max_candidates(max_candidatesSEXP);
+    Rcpp::traits::input_parameter< int >::type block_size(block_sizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cells_first(spec, threshold, seed, max_candidates, block_size, threads, progress));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cells_each
+Rcpp::List cpp_cells_each(const Rcpp::List& spec, double threshold, const Rcpp::IntegerVector& seed, const Rcpp::NumericVector& replicates, double budget, int threads, Rcpp::Nullable<Rcpp::Function> progress);
+RcppExport SEXP _mktcausal_cpp_cells_each(SEXP specSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP replicatesSEXP, SEXP budgetSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< double >::type threshold(thresholdSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type replicates(replicatesSEXP);
+    Rcpp::traits::input_parameter< double >::type budget(budgetSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::Function> >::type progress(progressSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cells_each(spec, threshold, seed, replicates, budget, threads, progress));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cells_score
+Rcpp::NumericVector cpp_cells_score(const Rcpp::List& spec, const Rcpp::IntegerVector& seed, double n_draws, int block_size, int threads);
+RcppExport SEXP _mktcausal_cpp_cells_score(SEXP specSEXP, SEXP seedSEXP, SEXP n_drawsSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::List& >::type spec(specSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< double >::type n_draws(n_drawsSEXP);
+    Rcpp::traits::input_parameter< int >::type block_size(block_sizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cells_score(spec, seed, n_draws, block_size, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_staggered_gt
 Rcpp::List cpp_staggered_gt(const Rcpp::NumericMatrix& y, const Rcpp::IntegerVector& cohort, const Rcpp::NumericVector& w, const Rcpp::IntegerVector& group, const Rcpp::IntegerVector& time, const Rcpp::IntegerVector& base, const Rcpp::IntegerVector& control_after, bool not_yet, double trim, int threads);
 RcppExport SEXP _mktcausal_cpp_staggered_gt(SEXP ySEXP, SEXP cohortSEXP, SEXP wSEXP, SEXP groupSEXP, SEXP timeSEXP, SEXP baseSEXP, SEXP control_afterSEXP, SEXP not_yetSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
@@ -581,6 +630,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_rerandomize_enumerate", (DL_FUNC) &_mktcausal_cpp_rerandomize_enumerate, 7},
     {"_mktcausal_cpp_lin_stats", (DL_FUNC) &_mktcausal_cpp_lin_stats, 5},
     {"_mktcausal_cpp_buffer_values", (DL_FUNC) &_mktcausal_cpp_buffer_values, 12},
+    {"_mktcausal_cpp_cells_first", (DL_FUNC) &_mktcausal_cpp_cells_first, 7},
+    {"_mktcausal_cpp_cells_each", (DL_FUNC) &_mktcausal_cpp_cells_each, 7},
+    {"_mktcausal_cpp_cells_score", (DL_FUNC) &_mktcausal_cpp_cells_score, 5},
     {"_mktcausal_cpp_staggered_gt", (DL_FUNC) &_mktcausal_cpp_staggered_gt, 10},
     {"_mktcausal_cpp_staggered_boot", (DL_FUNC) &_mktcausal_cpp_staggered_boot, 6},
     {"_mktcausal_cpp_staggered_boot_cohort", (DL_FUNC) &_mktcausal_cpp_staggered_boot_cohort, 13},

@@ -264,3 +264,94 @@ Rcpp::List cpp_buffer_values(const Rcpp::NumericMatrix& x, const Rcpp::IntegerVe
   return Rcpp::List::create(Rcpp::_["values"] = vals, Rcpp::_["tau"] = tau,
                             Rcpp::_["kept"] = kept);
 }
+
+// --- multi-cell designs (R/design-cells.R's cells_spec()) ----------------------
+
+namespace {
+
+mkt::CellSpec make_cells(const Rcpp::List& spec, const Rcpp::NumericMatrix& z,
+                         double threshold) {
+  mkt::CellSpec c;
+  c.z = z.begin();
+  c.D = z.nrow();
+  c.C = Rcpp::as<int>(spec["n_cells"]);
+  c.n = z.ncol() / c.C;
+  const Rcpp::IntegerVector units = spec["units"], start = spec["start"],
+                            draw_start = spec["draw_start"], draw_cell = spec["draw_cell"],
+                            draw_count = spec["draw_count"], implicit = spec["implicit"];
+  c.units.assign(units.begin(), units.end());
+  c.start.assign(start.begin(), start.end());
+  c.draw_start.assign(draw_start.begin(), draw_start.end());
+  c.draw_cell.assign(draw_cell.begin(), draw_cell.end());
+  c.draw_count.assign(draw_count.begin(), draw_count.end());
+  c.implicit.assign(implicit.begin(), implicit.end());
+  c.threshold = threshold;
+  return c;
+}
+
+}  // namespace
+
+// The first accepted multi-cell candidate of the seed's stream.
+// [[Rcpp::export]]
+Rcpp::List cpp_cells_first(const Rcpp::List& spec, double threshold,
+                           const Rcpp::IntegerVector& seed, double max_candidates,
+                           int block_size, int threads,
+                           Rcpp::Nullable<Rcpp::Function> progress) {
+  const Rcpp::NumericMatrix z = spec["z"];
+  const mkt::CellSpec cs = make_cells(spec, z, threshold);
+  const mkt::CellScorer sc(cs);
+  RPoll poll{progress_sexp(progress)};
+  const mkt::FirstResult res = mkt::search_first(
+      sc, make_seed(seed), static_cast<int64_t>(max_candidates), block_size, threads, poll);
+  if (res.interrupted) interrupted();
+  const int n_found = res.found ? 1 : 0;
+  Rcpp::IntegerMatrix assign(sc.n, n_found);
+  std::copy(res.assignment.begin(), res.assignment.end(), assign.begin());
+  Rcpp::NumericMatrix values(1, n_found);
+  std::copy(res.values.begin(), res.values.end(), values.begin());
+  return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
+                            Rcpp::_["candidates"] = res.candidates,
+                            Rcpp::_["best"] = res.best);
+}
+
+// One accepted multi-cell assignment per replicate index, each from its own
+// stream.
+// [[Rcpp::export]]
+Rcpp::List cpp_cells_each(const Rcpp::List& spec, double threshold,
+                          const Rcpp::IntegerVector& seed,
+                          const Rcpp::NumericVector& replicates, double budget, int threads,
+                          Rcpp::Nullable<Rcpp::Function> progress) {
+  const Rcpp::NumericMatrix z = spec["z"];
+  const mkt::CellSpec cs = make_cells(spec, z, threshold);
+  const mkt::CellScorer sc(cs);
+  const int64_t R = replicates.size();
+  Rcpp::IntegerMatrix assign(sc.n, static_cast<int>(R));
+  Rcpp::NumericMatrix values(1, static_cast<int>(R));
+  Rcpp::NumericVector candidates(R), best(R);
+  Rcpp::IntegerVector found(R);
+  RPoll poll{progress_sexp(progress)};
+  const bool done = mkt::search_each(sc, nullptr, nullptr, make_seed(seed),
+                                     replicates.begin(), R, static_cast<int64_t>(budget),
+                                     threads, poll, assign.begin(), values.begin(),
+                                     candidates.begin(), best.begin(), found.begin());
+  if (!done) interrupted();
+  return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
+                            Rcpp::_["candidates"] = candidates, Rcpp::_["best"] = best,
+                            Rcpp::_["found"] = found);
+}
+
+// Criterion values of `n_draws` multi-cell candidates of the base design.
+// [[Rcpp::export]]
+Rcpp::NumericVector cpp_cells_score(const Rcpp::List& spec, const Rcpp::IntegerVector& seed,
+                                    double n_draws, int block_size, int threads) {
+  const Rcpp::NumericMatrix z = spec["z"];
+  const mkt::CellSpec cs = make_cells(spec, z, R_PosInf);
+  const mkt::CellScorer sc(cs);
+  Rcpp::NumericVector out(static_cast<R_xlen_t>(n_draws));
+  RPoll poll;
+  if (!mkt::score(sc, make_seed(seed), static_cast<int64_t>(n_draws), block_size, threads, poll,
+                  out.begin())) {
+    interrupted();
+  }
+  return out;
+}

@@ -381,6 +381,138 @@ struct Scorer {
   }
 };
 
+
+// --- several cells ----------------------------------------------------------------
+//
+// Multi-cell designs: k cells (a shared control and k - 1 treated cells)
+// with fixed sizes in every stratum. The criterion is the Mahalanobis norm of
+// the stacked, stratum-weighted covariate mean differences of every treated
+// cell against control. That stacked vector is a sum over clusters of a
+// vector that depends on the cluster and its cell, so the R side whitens
+// those vectors once: z[j, c] (D = (k - 1) d values) for cluster j in cell c,
+// and the criterion of a candidate is the plain squared norm of the sum of
+// z[j, cell(j)]. Within a stratum the z of one cell (the largest, "implicit"
+// cell) is subtracted from every cell's, which changes no sum (the
+// covariates are centred within strata) and makes that cell's z zero: a
+// candidate then draws and sums only the clusters of the other cells, by a
+// partial Fisher-Yates shuffle of the stratum, cell after cell.
+struct CellSpec {
+  const double* z = nullptr;       // D x (n * C): column j * C + c
+  int n = 0;                       // clusters
+  int C = 0;                       // cells
+  int D = 0;                       // stacked dimension
+  std::vector<int> units;          // cluster indices, stratum by stratum
+  std::vector<int> start;          // stratum s holds units[start[s] .. start[s+1])
+  std::vector<int> draw_start;     // stratum s draws runs draw_start[s] .. draw_start[s+1]
+  std::vector<int> draw_cell;      // run q: draw_count[q] clusters into cell draw_cell[q]
+  std::vector<int> draw_count;
+  std::vector<int> implicit;       // the cell of the clusters left undrawn in stratum s
+  double threshold = std::numeric_limits<double>::infinity();
+  int n_strata() const { return static_cast<int>(start.size()) - 1; }
+};
+
+// The scorer of multi-cell candidates, with the interface that
+// search_first(), search_each() and score() use: `k` is the scratch length
+// (D), there is one criterion value.
+struct CellScorer {
+  const CellSpec& spec;
+  const double* z;
+  int k;
+  int n;
+  bool coin_flips = false;
+
+  explicit CellScorer(const CellSpec& spec_)
+      : spec(spec_), z(spec_.z), k(spec_.D), n(spec_.n) {}
+
+  void reset_state(DrawState& state) const {
+    std::copy(spec.units.begin(), spec.units.end(), state.perm.begin());
+  }
+
+  DrawState new_state() const {
+    DrawState state;
+    state.perm = spec.units;
+    pad(state.perm);
+    return state;
+  }
+
+  int n_values() const { return 1; }
+
+  inline void draw(Xoshiro256pp& rng, DrawState& state, double* s, double* vals) const {
+    switch (k) {
+      case 1: draw_d<1>(rng, state.perm, s); break;
+      case 2: draw_d<2>(rng, state.perm, s); break;
+      case 3: draw_d<3>(rng, state.perm, s); break;
+      case 4: draw_d<4>(rng, state.perm, s); break;
+      case 5: draw_d<5>(rng, state.perm, s); break;
+      case 6: draw_d<6>(rng, state.perm, s); break;
+      case 8: draw_d<8>(rng, state.perm, s); break;
+      case 9: draw_d<9>(rng, state.perm, s); break;
+      case 10: draw_d<10>(rng, state.perm, s); break;
+      case 12: draw_d<12>(rng, state.perm, s); break;
+      default: draw_d<0>(rng, state.perm, s);
+    }
+    double acc = 0.0;
+    for (int c = 0; c < k; ++c) acc += s[c] * s[c];
+    vals[0] = acc;
+  }
+
+  template <int K>
+  inline void draw_d(Xoshiro256pp& rng, std::vector<int>& perm, double* s) const {
+    const int kk = K > 0 ? K : k;
+    const int C = spec.C;
+    const int S = spec.n_strata();
+    if (K == 0) std::fill(s, s + kk, 0.0);
+    double acc[K > 0 ? K : 1];
+    if (K > 0) {
+      for (int c = 0; c < K; ++c) acc[c] = 0.0;
+    }
+    for (int st = 0; st < S; ++st) {
+      const int a = spec.start[st];
+      const int m = spec.start[st + 1] - a;
+      int* p = perm.data() + a;
+      int i = 0;
+      for (int q = spec.draw_start[st]; q < spec.draw_start[st + 1]; ++q) {
+        const int cell = spec.draw_cell[q];
+        const int end = i + spec.draw_count[q];
+        for (; i < end; ++i) {
+          const int j = i + static_cast<int>(rng.below(static_cast<uint32_t>(m - i)));
+          const int u = p[j];
+          p[j] = p[i];
+          p[i] = u;
+          const double* zj = z + (static_cast<std::size_t>(u) * C + cell) * kk;
+          if (K > 0) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12
+#endif
+            for (int c = 0; c < K; ++c) acc[c] += zj[c];
+          } else {
+            for (int c = 0; c < kk; ++c) s[c] += zj[c];
+          }
+        }
+      }
+    }
+    if (K > 0) {
+      for (int c = 0; c < K; ++c) s[c] = acc[c];
+    }
+  }
+
+  inline bool accepted(const double* vals) const { return vals[0] <= spec.threshold; }
+  inline double total(const double* vals) const { return vals[0]; }
+
+  // Writes the cell (0 .. C-1) of every cluster that the current draw encodes.
+  void assignment(const DrawState& state, int* out) const {
+    for (int st = 0; st < spec.n_strata(); ++st) {
+      const int a = spec.start[st];
+      const int b = spec.start[st + 1];
+      int i = a;
+      for (int q = spec.draw_start[st]; q < spec.draw_start[st + 1]; ++q) {
+        for (int t = 0; t < spec.draw_count[q]; ++t, ++i) out[state.perm[i]] = spec.draw_cell[q];
+      }
+      for (; i < b; ++i) out[state.perm[i]] = spec.implicit[st];
+    }
+  }
+};
+
 // --- running independent items on threads ------------------------------------
 //
 // Every parallel loop of this file (blocks of candidates, replicates, Lin
@@ -510,8 +642,8 @@ struct FirstResult {
   bool interrupted = false;
 };
 
-template <class Poll>
-FirstResult search_first(const Scorer& sc, uint64_t seed, int64_t max_candidates,
+template <class Sc, class Poll>
+FirstResult search_first(const Sc& sc, uint64_t seed, int64_t max_candidates,
                          int64_t block_size, int threads, Poll& poll) {
   FirstResult res;
   const int64_t n_blocks = (max_candidates + block_size - 1) / block_size;
@@ -586,8 +718,8 @@ FirstResult search_first(const Scorer& sc, uint64_t seed, int64_t max_candidates
 // Criterion values of `n_draws` candidates under the base design (complete or
 // stratified randomization), for empirical thresholds and plots, written to
 // `out` (n_values x n_draws). Returns false when interrupted.
-template <class Poll>
-bool score(const Scorer& sc, uint64_t seed, int64_t n_draws, int64_t block_size,
+template <class Sc, class Poll>
+bool score(const Sc& sc, uint64_t seed, int64_t n_draws, int64_t block_size,
            int threads, Poll& poll, double* out) {
   threads = std::max(1, threads);
   const int nv = sc.n_values();
@@ -722,8 +854,8 @@ struct BufferScratch {
 // Writes assignments (n x R), values (n_values x R), candidates drawn and
 // the best total criterion seen per replicate, and found (0/1). Returns
 // false when interrupted.
-template <class Poll>
-bool search_each(const Scorer& sc, const BufferSpec* buf, const CriterionSpec* buf_crit,
+template <class Sc, class Poll>
+bool search_each(const Sc& sc, const BufferSpec* buf, const CriterionSpec* buf_crit,
                  uint64_t seed, const double* replicates, int64_t R, int64_t budget,
                  int threads, Poll& poll, int* assign, double* values, double* candidates,
                  double* best, int* found) {
