@@ -30,7 +30,7 @@ print_cells_estimates <- function(x, digits, lead = TRUE) {
   for (e in unique(est$estimator)) {
     sub <- x
     sub$estimates <- est[est$estimator == e, , drop = FALSE]
-    sub$print_columns <- x$print_columns[names(x$print_columns) != "estimator"]
+    sub$print_columns <- c(lift_pct = "lift %")
     label <- cells_estimator_labels[[e]]
     if (e == "lin" && length(x$vars$covariates)) {
       label <- sprintf("%s (on %s)", label, paste(x$vars$covariates, collapse = ", "))
@@ -57,6 +57,18 @@ print_details_cells <- function(x, summary, digits) {
               if (!is.null(show$iROAS)) ", incremental spend and iROAS" else "",
               tolower(cells_estimator_labels[[e]])))
   print_wide_table(show)
+  if (!is.null(est$p.value_familywise)) {
+    rand <- data.frame(term = format_term(rows$term), stringsAsFactors = FALSE)
+    for (e2 in unique(est$estimator)) {
+      r2 <- est[est$estimator == e2, , drop = FALSE]
+      short <- c(diff_in_means = "DiM", lin = "Lin")[[e2]]
+      rand[[paste(short, "p")]] <- format_p(r2$p.value_randomization)
+      rand[[paste(short, "max-T")]] <- format_p(r2$p.value_familywise)
+    }
+    names(rand)[1] <- ""
+    cat("\nRandomization p-values conditional on the design's rule (each contrast; max-T):\n")
+    print_wide_table(rand)
+  }
   lines <- character()
   if (summary) {
     lines <- c(lines,
@@ -64,10 +76,10 @@ print_details_cells <- function(x, summary, digits) {
       "Incremental: the estimate times the first cell's clusters (\"total\") or population (\"mean\"); spend likewise, from the difference in mean spend.",
       "vcov(fit, estimator = ) gives the joint covariance of one estimator's contrasts.")
   }
-  if (!is.null(est$p.value_familywise)) {
+  if (!is.null(est$p.value_familywise) && summary) {
     lines <- c(lines, paste(
-      "p (rand.): randomization p-value of each contrast, conditional on the rule;",
-      "p (max-T): family-wise over the contrasts."))
+      "Randomization p-values test the sharp null of no effect in any cell; max-T",
+      "adjusts them for testing every contrast (family-wise error at most alpha)."))
   }
   if (length(lines)) {
     cat("\n")
@@ -100,7 +112,8 @@ autoplot_effect_cells <- function(object) {
                                 expand = ggplot2::expansion(add = 0.6)) +
     ggplot2::scale_colour_manual(values = stats::setNames(
       c(mkt_colours[["control"]], mkt_colours[["treated"]], mkt_colours[["synthetic"]],
-        "#31a354", "#756bb1", "#636363")[seq_along(object$cells)], object$cells)) +
+        "#31a354", "#756bb1", "#636363")[seq_along(object$cells)], object$cells),
+      guide = if (length(unique(td$versus)) > 1L) "legend" else "none") +
     ggplot2::labs(x = sprintf("effect on %s (lift %%)", object$vars$outcome), y = NULL,
                   colour = "compared with",
                   title = object$method,
@@ -131,4 +144,55 @@ effect_outcome_plot_cells <- function(object, outcome) {
     theme_mkt()
   if (log_scale) p <- p + ggplot2::scale_y_log10()
   p
+}
+
+# --- randomization_test() with several cells -----------------------------------
+
+print_details_test_cells <- function(x, summary) {
+  g <- x$glance
+  lines <- c(
+    if (!x$exact) sprintf("Monte Carlo s.e. of the p-values: at most %s.", format_num(g$mc_se, 2)),
+    paste("p.value: each contrast's own test of the sharp null of no effect in any cell;",
+          "p (max-T): adjusted for testing every contrast (family-wise error at most alpha)."),
+    if (summary) paste(
+      "A shifted or one-sided null on one contrast: keep that contrast's two cells and test",
+      "them as a 0/1 treatment.")
+  )
+  cat("\n")
+  cat(paste0(strwrap(lines, width = 80, exdent = 2), "\n"), sep = "")
+  invisible(x)
+}
+
+# The reference distribution of each contrast's statistic under the rule,
+# and of the largest |t| over the contrasts, with the observed values.
+autoplot_test_cells <- function(object, type) {
+  type <- check_choice(type, c("reference", "pvalue"), arg = "type")
+  if (type == "pvalue") {
+    abort_mkt("not_available", c(
+      "A test of several cells tests only the null of no effect, so it has no p-value function.",
+      i = "Use {.code plot(fit)} for the reference distributions of the contrasts."
+    ))
+  }
+  ref <- tidy(object, "reference")
+  est <- object$estimates
+  panels <- c(est$term, "max |t|")
+  ref$contrast <- factor(ref$contrast, levels = panels)
+  obs <- data.frame(contrast = factor(panels, levels = panels),
+                    value = c(est$statistic, rep(NA_real_, 1L)))
+  obs_t <- data.frame(contrast = factor(rep("max |t|", nrow(est)), levels = panels),
+                      value = abs(est$t), term = est$term)
+  ggplot2::ggplot(ref, ggplot2::aes(x = .data$statistic)) +
+    ggplot2::geom_histogram(bins = 40, fill = mkt_colours[["band"]], colour = "white",
+                            linewidth = 0.2) +
+    ggplot2::geom_vline(ggplot2::aes(xintercept = .data$value), data = obs[!is.na(obs$value), ],
+                        colour = mkt_colours[["effect"]], linewidth = 0.8) +
+    ggplot2::geom_vline(ggplot2::aes(xintercept = .data$value), data = obs_t,
+                        colour = mkt_colours[["effect"]], linewidth = 0.5, linetype = "dashed") +
+    ggplot2::facet_wrap(~ contrast, scales = "free") +
+    ggplot2::labs(x = sprintf("%s under the null (max |t|: largest |t| over the contrasts)",
+                              object$statistic_name),
+                  y = "reference draws",
+                  title = "Randomization distributions conditional on the acceptance rule",
+                  subtitle = "lines: observed statistics (dashed: each contrast's |t| against the max-T law)") +
+    theme_mkt()
 }

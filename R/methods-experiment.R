@@ -169,6 +169,7 @@ print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
 #' @export
 autoplot.mkt_randomization_test <- function(object, type = c("reference", "pvalue"), ...) {
   check_dots(...)
+  if (isTRUE(object$multi_cell)) return(autoplot_test_cells(object, type))
   type <- check_choice(type)
   labels <- c(conditional = "conditional on the acceptance rule",
               unconditional = "ignoring the rule")
@@ -207,6 +208,7 @@ autoplot.mkt_randomization_test <- function(object, type = c("reference", "pvalu
 
 #' @export
 print_details.mkt_randomization_test <- function(x, summary = FALSE, digits = 4, ...) {
+  if (isTRUE(x$multi_cell)) return(print_details_test_cells(x, summary))
   g <- x$glance
   lines <- c(
     if (!x$exact) sprintf("Monte Carlo s.e. of the p-value: %s.", format_num(g$mc_se, 2)),
