@@ -165,6 +165,12 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
                          alpha = 0.05, spend = NULL, iroas = NULL, cost_per_unit = NULL,
                          ...) {
   check_dots(...)
+  if (!missing(design) && isTRUE(design$multi_cell)) {
+    return(design_power_cells(
+      formula, if (missing(data)) NULL else data, design, randomize_by, size, effect,
+      missing(effect), test_length, n_windows, pre, method, effect_type, inference, n_draws,
+      chunk_size, target_power, alpha, spend, iroas, cost_per_unit, call = rlang::current_env()))
+  }
   budget <- power_budget_args(spend, iroas, cost_per_unit)
   if (!is.null(budget) && missing(effect)) effect <- power_budget_grid(budget)
   if (missing(data)) data <- NULL

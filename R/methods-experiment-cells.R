@@ -196,3 +196,79 @@ autoplot_test_cells <- function(object, type) {
                   subtitle = "lines: observed statistics (dashed: each contrast's |t| against the max-T law)") +
     theme_mkt()
 }
+
+# --- design_power() with several cells -------------------------------------------
+
+#' @export
+print.mkt_power_cells <- function(x, ...) {
+  check_dots(...)
+  g <- x$mde
+  estimator <- if (x$method == "lin") "Lin's regression adjustment" else "difference in means"
+  pct <- function(v) paste0(format_num(100 * v, 3), "%")
+  b <- x$budget
+  unit <- if (is.null(b)) pct else function(v) paste("iROAS", format_num(v, 3))
+  mde <- ifelse(g$mde_reached,
+                paste("MDE", unit(g$mde_interpolated)),
+                sprintf("MDE beyond %s (power %s there)", unit(g$max_effect),
+                        pct(g$max_effect_power)))
+  aa <- sprintf("A/A %s (s.e. %s)", format_num(g$aa_rejection, 2), format_num(g$aa_mc_se, 1))
+  lines <- c(
+    sprintf("Simulated power of %d contrasts: %s, HC2 t test, %s effect",
+            length(unique(g$contrast)), estimator, x$effect_type),
+    if (identical(x$method_chosen_by, "default")) sprintf(
+      "  %s is the default %s `pre`.", if (x$method == "lin") "Lin's adjustment" else
+        "The difference in means", if (x$method == "lin") "with" else "without"),
+    sprintf("  %d assignments from the design's rule x %d historical windows = %s experiments; target power %s, alpha %s",
+            x$n_draws, x$n_windows, format(x$n_sims, big.mark = ","), pct(x$target_power),
+            format(x$alpha)),
+    if (!is.null(b)) paste0("  Budget per period: ", paste(sprintf(
+      "%s %s %s", names(b$spend), ifelse(b$spend < 0, "removes", "adds"),
+      format_num(abs(b$spend), 4)), collapse = "; "),
+      ". Effects are iROAS (incremental outcome per unit of spend).")
+  )
+  for (ct in unique(g$contrast)) {
+    r <- g[g$contrast == ct, ]
+    lines <- c(lines, paste0(ct, ":"),
+               sprintf("  length %d: %s; %s", r$test_length, mde[g$contrast == ct],
+                       aa[g$contrast == ct]))
+    if (!is.null(b) && !is.na(b$iroas)) {
+      need <- ifelse(r$mde_reached, sprintf("needs %s per period (%s in all)",
+                                            format_num(r$spend_needed, 3),
+                                            format_num(r$spend_needed_total, 3)),
+                     "needs more spend than the grid tried")
+      lines <- c(lines, sprintf("  length %d at iROAS %s: power %s at the planned spend; %s power %s",
+                                r$test_length, format_num(b$iroas, 3), pct(r$power_at_target),
+                                pct(x$target_power), need))
+    }
+  }
+  cat_wrapped(lines)
+  invisible(x)
+}
+
+#' @export
+autoplot.mkt_power_cells <- function(object, ...) {
+  check_dots(...)
+  d <- object$power
+  d$test_length <- factor(d$test_length)
+  d$contrast <- factor(d$contrast, levels = unique(d$contrast))
+  iroas <- !is.null(object$budget)
+  if (!iroas) d$effect <- 100 * d$effect
+  ggplot2::ggplot(d, ggplot2::aes(x = .data$effect, y = .data$power,
+                                  colour = .data$test_length)) +
+    ggplot2::geom_hline(yintercept = object$target_power, linetype = "dashed", colour = "grey40") +
+    ggplot2::geom_hline(yintercept = object$alpha, linetype = "dotted", colour = "grey60") +
+    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
+                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
+                           width = 0) +
+    ggplot2::geom_line() +
+    ggplot2::geom_point() +
+    ggplot2::facet_wrap(~ contrast, scales = "free_x") +
+    ggplot2::scale_colour_manual(values = grDevices::colorRampPalette(
+      c(mkt_colours[["band"]], mkt_colours[["treated"]]))(nlevels(d$test_length))) +
+    ggplot2::scale_y_continuous(limits = c(0, 1)) +
+    ggplot2::labs(x = if (iroas) "iROAS" else "effect on the cell (% lift)", y = "power",
+                  colour = "test length (periods)",
+                  title = "Simulated power of each cell against control",
+                  subtitle = "dashed: target power; dotted: alpha (A/A rejection at zero effect)") +
+    theme_mkt()
+}

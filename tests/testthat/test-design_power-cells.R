@@ -1,0 +1,119 @@
+# design_power() with a design of several cells: power and MDE of each cell
+# against control, A/A rows, effects per cell, and budget-first planning with
+# a spend per cell.
+
+cells_panel <- function(n = 90, weeks = 60, seed = 3) {
+  set.seed(seed)
+  mu <- rlnorm(n, 6, 0.3)
+  panel <- expand.grid(geo = sprintf("g%02d", seq_len(n)), week = seq_len(weeks),
+                       stringsAsFactors = FALSE)
+  panel$sales <- mu[match(panel$geo, sprintf("g%02d", seq_len(n)))] *
+    (1 + 0.1 * sin(panel$week / 8)) + rnorm(nrow(panel), 0, 40)
+  panel
+}
+
+cells_power_design <- function(panel, seed = 4) {
+  units <- geo_units(sales ~ 0 | geo + week, panel, pre = 1:30)
+  set.seed(seed)
+  des <- suppressWarnings(rerandomize(units, ~ outcome_mean, accept = 0.2,
+                                      n_treated = c(heavy_up = 30, go_dark = 30)))
+  list(units = units, design = des)
+}
+
+test_that("power table, A/A rows per cell, per-cell grids and MDE on each cell's side", {
+  panel <- cells_panel()
+  u <- cells_power_design(panel)
+  set.seed(1)
+  pw <- design_power(sales ~ 0 | geo + week, panel, design = u$design,
+                     effect = list(heavy_up = c(0.01, 0.03), go_dark = c(-0.01, -0.03)),
+                     test_length = c(2, 4), n_windows = 3, pre = 1:30, n_draws = 30,
+                     chunk_size = 7)
+  expect_s3_class(pw, "mkt_power_cells")
+  tab <- tidy(pw)
+  expect_equal(unique(tab$contrast), c("heavy_up - control", "go_dark - control"))
+  expect_equal(tab$effect[tab$contrast == "go_dark - control" & tab$test_length == 2],
+               c(0, -0.01, -0.03))
+  expect_equal(tab$mc_se, sqrt(tab$power * (1 - tab$power) / tab$n_sims))
+  g <- glance(pw)
+  expect_equal(nrow(g), 4L)
+  expect_equal(g$aa_rejection, tab$power[tab$effect == 0])
+  expect_true(all(g$mde_interpolated[g$cell == "go_dark"] < 0, na.rm = TRUE))
+  expect_true(all(g$mde_interpolated[g$cell == "heavy_up"] > 0, na.rm = TRUE))
+  # The same seed gives the same simulation for any chunk size.
+  set.seed(1)
+  pw2 <- design_power(sales ~ 0 | geo + week, panel, design = u$design,
+                      effect = list(heavy_up = c(0.01, 0.03), go_dark = c(-0.01, -0.03)),
+                      test_length = c(2, 4), n_windows = 3, pre = 1:30, n_draws = 30,
+                      chunk_size = 30)
+  expect_equal(tidy(pw2), tab)
+  out <- capture.output(print(pw))
+  expect_true(all(nchar(out) <= 80))
+  expect_s3_class(plot(pw), "ggplot")
+})
+
+test_that("budget arguments per cell get classed errors", {
+  panel <- cells_panel(weeks = 40)
+  u <- cells_power_design(panel)
+  run <- function(...) design_power(sales ~ 0 | geo + week, panel, design = u$design,
+                                    test_length = 2, n_windows = 2, n_draws = 5, ...)
+  expect_error(run(spend = 100, iroas = 2), class = "mktcausal_error_bad_spend")
+  expect_error(run(spend = c(heavy_up = 100), iroas = 2), class = "mktcausal_error_bad_spend")
+  expect_error(run(spend = c(heavy_up = 100), iroas = 2), "go_dark")
+  expect_error(run(spend = c(heavy_up = 100, go_dark = 0), iroas = 2),
+               class = "mktcausal_error_bad_spend")
+  expect_error(run(spend = c(heavy_up = 100, dark = -5), iroas = 2),
+               class = "mktcausal_error_bad_spend")
+  expect_error(run(spend = c(heavy_up = 100, go_dark = -100), effect = c(-1, 1)),
+               class = "mktcausal_error_bad_argument")
+  expect_error(run(inference = "randomization"),
+               class = "mktcausal_error_inference_unsupported")
+  expect_error(run(effect = list(heavy_up = 0.02)), class = "mktcausal_error_bad_argument")
+})
+
+test_that("at the planned budget an independent simulation realizes the planned power; at zero effect the nominal rate", {
+  skip_on_cran()
+  panel <- cells_panel()
+  u <- cells_power_design(panel)
+  des <- u$design
+  spend <- c(heavy_up = 400, go_dark = -400)
+  set.seed(2)
+  plan <- design_power(sales ~ 0 | geo + week, panel, design = des, test_length = 4,
+                       n_windows = 6, pre = 1:30, n_draws = 150, spend = spend, iroas = 2,
+                       effect = c(0, 1, 2))
+  g <- glance(plan)
+  # Independent simulation: fresh assignments from the rule, a window of the
+  # plan, the effect injected by hand, and experiment_effect()'s Lin row.
+  Y <- tapply(panel$sales, list(panel$geo, panel$week), sum)[des$ids, ]
+  ends <- plan$windows$end_index
+  reps <- 400
+  set.seed(9)
+  W <- reference_cells(des, reps)$cells
+  cells <- des$cells
+  rej <- rej0 <- matrix(FALSE, reps, 2, dimnames = list(NULL, cells[-1]))
+  for (r in seq_len(reps)) {
+    e <- ends[(r - 1) %% length(ends) + 1]
+    y <- rowSums(Y[, (e - 3):e])
+    cell <- cells[W[, r] + 1L]
+    delta <- 2 * spend * 4 / (30 * mean(y))
+    y1 <- y * (1 + ifelse(cell == "control", 0, delta[cell]))
+    d <- data.frame(cell = factor(cell, levels = cells), sales = y1, sales0 = y,
+                    outcome_mean = u$units$outcome_mean)
+    td <- tidy(experiment_effect(sales ~ cell, d, covariates = ~ outcome_mean))
+    td0 <- tidy(experiment_effect(sales0 ~ cell, d, covariates = ~ outcome_mean))
+    lin <- td$estimator == "lin"
+    rej[r, ] <- td$p.value[lin] <= 0.05
+    rej0[r, ] <- td0$p.value[lin] <= 0.05
+  }
+  for (cl in cells[-1]) {
+    planned <- g$power_at_target[g$cell == cl]
+    realized <- mean(rej[, cl])
+    se <- sqrt(planned * (1 - planned) / plan$n_sims + realized * (1 - realized) / reps)
+    expect_lt(abs(realized - planned), 3 * se)
+    expect_gt(planned, 0.3)
+    expect_lt(abs(mean(rej0[, cl]) - 0.05), 3 * sqrt(0.05 * 0.95 / reps))
+    aa <- g$aa_rejection[g$cell == cl]
+    expect_lt(abs(aa - 0.05), 3 * sqrt(0.05 * 0.95 / plan$n_sims))
+  }
+  # Go-dark: spend removed, outcome falls, iROAS positive; spend needed.
+  expect_equal(g$spend_needed, abs(spend[g$cell]) * g$mde_interpolated / 2, ignore_attr = TRUE)
+})
