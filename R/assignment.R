@@ -89,6 +89,7 @@ assignment <- function(formula, data, design = NULL, adjacency = NULL, max_singl
   }
   panel <- mkt_panel(formula, data)
   if (!is.null(design)) check_design(design)
+  check_two_cell(design, "assignment")
   # The neighbour structure is read as spillover() will read it, so a
   # malformed one is refused here rather than sending the user to a row of
   # the map whose estimator cannot use it.

@@ -87,6 +87,7 @@ experiment_diagnostics <- function(data, assigned, received = NULL, outcome = NU
     check_columns(data, value, arg)
   }
   if (!is.null(design)) check_design(design)
+  check_two_cell(design, "experiment_diagnostics")
   if (!is.null(expected_prop)) {
     check_probability(expected_prop, "expected_prop")
   } else if (!is.null(design)) {

@@ -152,6 +152,7 @@ geo_effect <- function(formula, data, method = c("tbr", "gbr", "trimmed_match"),
   method <- check_choice(method)
   alpha <- check_alpha(alpha)
   if (!is.null(design)) check_design(design)
+  check_two_cell(design, "geo_effect")
   for (arg in c("randomize_by", "spend", "pairs")) {
     if (!is.null(get(arg))) check_name(get(arg), arg)
   }

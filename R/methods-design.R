@@ -15,7 +15,12 @@
 #' @param ... Must be empty.
 #' @return A data frame with one row per covariate: `term`, `mean_treated`,
 #'   `mean_control`, `std_diff`, `expected_abs_std_diff_before`,
-#'   `expected_abs_std_diff_after`, `variance_reduction`.
+#'   `expected_abs_std_diff_after`, `variance_reduction`. For a design with
+#'   several cells, one row per covariate per pair of cells (every treated
+#'   cell against control, then every pair of treated cells): `cell`,
+#'   `versus`, `term`, `mean_cell`, `mean_versus`, `std_diff` (of `cell`
+#'   minus `versus`) and the same expected differences and variance
+#'   reduction.
 #' @examples
 #' set.seed(1)
 #' d <- data.frame(x1 = rnorm(80), x2 = rexp(80))
@@ -36,6 +41,7 @@ balance.default <- function(x, ...) {
 #' @export
 balance.mkt_design <- function(x, ...) {
   check_dots(...)
+  if (isTRUE(x$multi_cell)) return(balance_cells(x))
   if (!is.null(x$buffer)) return(balance_buffered(x))
   X <- x$X
   w <- x$treated
@@ -53,6 +59,47 @@ balance.mkt_design <- function(x, ...) {
     variance_reduction = unname(x$variance_reduction),
     row.names = NULL, stringsAsFactors = FALSE
   )
+}
+
+# Balance of a multi-cell design, one row per covariate per pair of cells
+# (every treated cell against control, then every pair of treated cells):
+# the stratum-weighted difference in means of `cell` minus `versus` in
+# standard deviations of the covariate, and its expected absolute value under
+# complete randomization within strata and under the rule. The rule accepts a
+# ball in the whitened coordinates of the stacked imbalance, so every linear
+# contrast of it shrinks its variance by the same factor v_a.
+balance_cells <- function(x) {
+  X <- x$X
+  d <- ncol(X)
+  k <- length(x$cells)
+  sd_x <- apply(X, 2, stats::sd)
+  code <- cells_code(x)
+  tau <- matrix(cells_imbalance(X, x$strata, code, k), d)  # d x (k - 1)
+  tau <- cbind(0, tau)  # control's imbalance against itself
+  V <- x$spec$cov
+  block <- function(a, b) {  # covariance of tau_a and tau_b (0 = control)
+    if (a == 0L || b == 0L) return(matrix(0, d, d))
+    V[(a - 1L) * d + seq_len(d), (b - 1L) * d + seq_len(d), drop = FALSE]
+  }
+  pairs <- rbind(cbind(seq_len(k - 1L), 0L),
+                 if (k > 2L) t(utils::combn(seq_len(k - 1L), 2L))[, 2:1, drop = FALSE])
+  rows <- lapply(seq_len(nrow(pairs)), function(i) {
+    a <- pairs[i, 1]
+    b <- pairs[i, 2]
+    v <- diag(block(a, a) + block(b, b) - block(a, b) - block(b, a))
+    before <- sqrt(2 / pi) * sqrt(v) / sd_x
+    data.frame(
+      cell = x$cells[a + 1L], versus = x$cells[b + 1L], term = colnames(X),
+      mean_cell = colMeans(X[code == a, , drop = FALSE]),
+      mean_versus = colMeans(X[code == b, , drop = FALSE]),
+      std_diff = (tau[, a + 1L] - tau[, b + 1L]) / sd_x,
+      expected_abs_std_diff_before = before,
+      expected_abs_std_diff_after = before * sqrt(1 - x$variance_reduction),
+      variance_reduction = unname(x$variance_reduction),
+      row.names = NULL, stringsAsFactors = FALSE
+    )
+  })
+  do.call(rbind, rows)
 }
 
 # Balance of a buffered design: treated against retained controls, with the
@@ -123,6 +170,10 @@ tidy.mkt_design <- function(x, what = c("balance", "clusters", "criterion"), ...
     return(data.frame(draw = seq_along(x$calibration), criterion = x$calibration,
                       accepted = x$calibration <= sum(x$threshold)))
   }
+  if (isTRUE(x$multi_cell)) {
+    return(data.frame(id = x$ids, stratum = as.character(x$strata), cell = x$cell,
+                      stringsAsFactors = FALSE))
+  }
   arm <- x$arm
   if (is.null(arm)) {
     arm <- factor(ifelse(x$treated == 1, "treated", "control"),
@@ -152,11 +203,12 @@ glance.mkt_design <- function(x, ...) {
     variance_reduction = mean(x$variance_reduction),
     criterion_type = x$criterion,
     threshold_type = x$threshold_type,
-    n_clusters = length(x$treated),
-    n_treated = sum(x$treated),
+    n_clusters = length(x$cell),
+    n_treated = sum(x$cell != "control"),
+    n_cells = length(x$cells),
     n_strata = nlevels(x$strata),
     n_acceptable = x$n_acceptable,
-    n_control = if (is.null(x$arm)) sum(x$treated == 0) else sum(x$arm == "control"),
+    n_control = if (is.null(x$arm)) sum(x$cell == "control") else sum(x$arm == "control"),
     n_buffer = if (is.null(x$arm)) 0L else sum(x$arm == "buffer"),
     admissible_rate = if (is.null(x$buffer)) 1 else x$buffer$admissible_rate,
     stringsAsFactors = FALSE
@@ -167,6 +219,7 @@ glance.mkt_design <- function(x, ...) {
 #' @export
 print.mkt_design <- function(x, ...) {
   check_dots(...)
+  if (isTRUE(x$multi_cell)) return(print_design_cells(x))
   g <- glance.mkt_design(x)
   lines <- c(
     sprintf("Re-randomized design (%s criterion, %s threshold)", x$criterion, x$threshold_type),
@@ -191,6 +244,43 @@ print.mkt_design <- function(x, ...) {
               if (sum(x$arm_prob[, "control"] < 0.01) == 1L) " is" else "s are"))
   }
   cat_wrapped(lines)
+  invisible(x)
+}
+
+# The printout of a multi-cell design: its cells, the joint rule and the
+# worst pairwise imbalance of each pair of cells.
+print_design_cells <- function(x) {
+  g <- glance.mkt_design(x)
+  sizes <- table(x$cell)
+  b <- balance_cells(x)
+  b$pair <- paste(b$cell, "vs", b$versus)
+  worst <- do.call(rbind, lapply(split(b, factor(b$pair, levels = unique(b$pair))), function(r) {
+    r[which.max(abs(r$std_diff)), ]
+  }))
+  df <- x$spec$block_start[2]
+  lines <- c(
+    sprintf("Re-randomized design, %d cells (joint Mahalanobis criterion, %s threshold)",
+            g$n_cells, x$threshold_type),
+    sprintf("  cells: %s (%d clusters, %d strat%s)",
+            paste(names(sizes), as.integer(sizes), collapse = ", "), g$n_clusters,
+            g$n_strata, if (g$n_strata == 1L) "um" else "a"),
+    sprintf("  covariates: %s", paste(x$covariates, collapse = ", ")),
+    sprintf("  criterion %s <= threshold %s (%d df: %d contrasts x %d covariates)",
+            format_num(g$criterion), format_num(g$threshold), df, g$n_cells - 1L,
+            length(x$covariates)),
+    sprintf("  accept = %s, realized rate %s; %s candidate%s drawn",
+            format(signif(g$accept, 3)), format(signif(g$acceptance_rate, 3)),
+            format(g$candidates, big.mark = ","), if (g$candidates == 1) "" else "s"),
+    sprintf("  expected variance reduction %s%% for every covariate in every pair of cells",
+            format(round(100 * g$variance_reduction, 1))),
+    sprintf("  about %s distinct assignments pass the rule",
+            format(signif(g$n_acceptable, 3), big.mark = ",")),
+    "  Largest standardized difference by pair of cells:"
+  )
+  cat_wrapped(lines)
+  w <- max(nchar(worst$pair))
+  cat(sprintf("    %-*s %7s  (%s)\n", w, worst$pair, formatC(worst$std_diff, 3, format = "f"),
+              worst$term), sep = "")
   invisible(x)
 }
 
@@ -234,9 +324,14 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
       data.frame(term = b$term, value = b$expected_abs_std_diff_after, what = what[2]),
       data.frame(term = b$term, value = abs(b$std_diff), what = what[3])
     )
-    long$term <- factor(long$term, levels = rev(b$term))
+    long$term <- factor(long$term, levels = rev(unique(b$term)))
     long$what <- factor(long$what, levels = what)
-    return(ggplot2::ggplot(long, ggplot2::aes(x = .data$value, y = .data$term,
+    cells <- isTRUE(x$multi_cell)
+    if (cells) {
+      pair <- paste(b$cell, "vs", b$versus)
+      long$pair <- factor(rep(pair, 3L), levels = unique(pair))
+    }
+    p <- ggplot2::ggplot(long, ggplot2::aes(x = .data$value, y = .data$term,
                                               colour = .data$what, shape = .data$what)) +
       ref_line("x") +
       ggplot2::geom_point(size = 2.5) +
@@ -244,9 +339,12 @@ autoplot.mkt_design <- function(object, type = c("balance", "criterion", "buffer
         c(mkt_colours[["control"]], mkt_colours[["band"]], mkt_colours[["treated"]]), what)) +
       ggplot2::scale_shape_manual(values = stats::setNames(c(1, 2, 16), what)) +
       ggplot2::labs(x = "absolute standardized difference in means", y = NULL,
-                    colour = NULL, shape = NULL, title = "Covariate balance",
+                    colour = NULL, shape = NULL,
+                    title = if (cells) "Covariate balance by pair of cells" else "Covariate balance",
                     subtitle = "realized imbalance against what each rule leads one to expect") +
-      theme_mkt())
+      theme_mkt()
+    if (cells) p <- p + ggplot2::facet_wrap(~pair, ncol = 1L)
+    return(p)
   }
   plot_criterion(x)
 }
@@ -284,7 +382,8 @@ plot_criterion <- function(x) {
                         show.legend = FALSE) +
     ggplot2::scale_colour_manual(values = c(threshold = mkt_colours[["effect"]],
                                             chosen = mkt_colours[["treated"]])) +
-    ggplot2::labs(x = paste0(x$criterion, " criterion", if (log_x) " (log scale)"), y = "draws",
+    ggplot2::labs(x = paste0(if (isTRUE(x$multi_cell)) "joint ", x$criterion, " criterion",
+                             if (log_x) " (log scale)"), y = "draws",
                   title = "Criterion under complete randomization",
                   subtitle = sprintf(paste0("shaded: assignments the rule accepts (%s%% of draws)\n",
                                             "red: threshold; blue dashed: chosen assignment"),
@@ -316,8 +415,14 @@ print.mkt_strata <- function(x, ...) {
   cat_wrapped(c(
     sprintf("<mkt_strata> %d strata of %d clusters: %s", nlevels(x$stratum),
             length(x$stratum), what),
-    sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
-            format(x$prop_treated), x$min_per_arm),
+    if (is.null(x$n_by_stratum)) {
+      sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
+              format(x$prop_treated), x$min_per_arm)
+    } else {
+      sprintf("Expected cells at prop_treated = %s (at least %d per cell):",
+              paste(names(x$prop_treated), format(signif(x$prop_treated, 3)), sep = " = ",
+                    collapse = ", "), x$min_per_arm)
+    },
     if (!is.null(x$buffer)) {
       sprintf("Buffer (%s): untreated neighbours of treated clusters are excluded; about %s clusters per draw",
               x$buffer$source, format(round(sum(x$n_buffer), 1)))
@@ -334,6 +439,8 @@ print.mkt_strata <- function(x, ...) {
 #' @return A data frame with one row per stratum: `stratum`, `n` (clusters),
 #'   `n_treated` and `n_control` (expected arm sizes at `prop_treated`), and
 #'   `n_buffer` (expected buffer clusters) when the strata carry a buffer.
+#'   With several treated cells, `n_treated` is their total and a column
+#'   `n_<cell>` gives each cell's size, `n_control` first.
 #' @examples
 #' s <- stratify(data.frame(size = 1:12), size = "size", bins = 2)
 #' tidy(s)
@@ -342,6 +449,12 @@ tidy.mkt_strata <- function(x, ...) {
   check_dots(...)
   out <- data.frame(stratum = names(x$table), n = as.integer(x$table),
                     n_treated = as.integer(x$n_treated), stringsAsFactors = FALSE)
+  if (!is.null(x$n_by_stratum)) {
+    cells <- x$n_by_stratum
+    out <- cbind(out, stats::setNames(as.data.frame(unclass(cells), row.names = NULL),
+                                      paste0("n_", colnames(cells))))
+    return(out)
+  }
   if (is.null(x$buffer)) {
     out$n_control <- as.integer(x$n_control)
   } else {

@@ -51,6 +51,7 @@ rem_asymptotic <- function(formula, data, design, alpha = 0.05, ...) {
   call <- match.call()
   if (missing(design)) design <- NULL
   check_design(design)
+  check_two_cell(design, "rem_asymptotic")
   alpha <- check_alpha(alpha)
   if (!is.null(design$buffer)) {
     abort_mkt("unsupported_design", c(

@@ -58,14 +58,44 @@
 #'   so retained controls over-represent isolated clusters;
 #'   [experiment_effect()] reweights by these probabilities.
 #'
+#' @section Several cells:
+#' A named vector in `n_treated` (or `prop_treated`), such as
+#' `c(heavy_up = 20, go_dark = 20)`, makes a design with several treated
+#' cells; the clusters left over form the shared control cell, `"control"`
+#' (no treated cell may be called that). With strata each cell's size is
+#' shared out across strata in proportion to their sizes (largest
+#' remainders), and every stratum must hold `min_per_arm` clusters of every
+#' cell. Matched sets of one cluster per cell come from
+#' `stratify(method = "matched", block_size = k)`.
+#'
+#' The criterion is the joint Mahalanobis distance of the stacked vector of
+#' (stratum-weighted) covariate mean differences of every treated cell
+#' against control, whitened by its covariance under complete randomization
+#' within strata: under the base design its mean is \eqn{(k-1)d} for \eqn{k}
+#' cells and \eqn{d} covariates, and it is close to \eqn{\chi^2_{(k-1)d}}.
+#' It does not depend on which cell is the reference, so it bounds the
+#' imbalance between every pair of cells, and the rule shrinks the variance
+#' of every covariate's imbalance in every pair by the same factor. Both
+#' thresholds apply; `criterion` must be `"mahalanobis"`, and buffers are
+#' not available yet. The design has `$cells` (`"control"` first, then the
+#' treated cells in the order given), `$cell` (a factor, one value per
+#' cluster), `$n_by_stratum` (cell sizes, strata x cells) and
+#' `$multi_cell = TRUE`, but no `$treated`; [balance()] and [tidy()] give one
+#' row per covariate per pair of cells. Functions that analyse two arms only
+#' (such as [spillover()] and [rem_asymptotic()]) refuse it with the error
+#' `mktcausal_error_multi_cell_unsupported`.
+#'
 #' @param data A data frame with one row per cluster (for example from
 #'   [geo_units()]), at least two.
 #' @param covariates A one-sided formula of numeric cluster-level covariates,
 #'   or, for tiers, a list of at least two of them.
 #' @param n_treated Number of treated clusters. With strata it is shared out
-#'   across strata in proportion to their sizes.
+#'   across strata in proportion to their sizes. For several treated cells, a
+#'   named vector of sizes, one per treated cell (see Several cells).
 #' @param prop_treated Share of treated clusters, used when `n_treated` is
-#'   `NULL` (give one of the two). Defaults to one half.
+#'   `NULL` (give one of the two). Defaults to one half, or to the cells of a
+#'   [stratify()] object made for several cells given as `strata`. For
+#'   several treated cells, a named vector of shares.
 #' @param strata `NULL`, the name of a column of `data`, a vector with one
 #'   stratum label per row, or the result of [stratify()].
 #' @param accept Acceptance probability \eqn{p_a} in (0, 1] (one per tier for
@@ -99,7 +129,9 @@
 #' @return An object of class `mkt_design` with, among others, `$treated` (0/1
 #'   in the row order of `data`), `$criterion`, `$threshold`, `$strata`,
 #'   `$n_treated_by_stratum`, `$candidates`, `$acceptance_rate` and
-#'   `$variance_reduction`; with a buffer also `$arm` (a factor: treated,
+#'   `$variance_reduction`, and for every design `$cells`, `$cell` (a factor
+#'   over `$cells`; two arms: `"control"`, `"treated"`), `$n_by_stratum` and
+#'   `$multi_cell` (see Several cells); with a buffer also `$arm` (a factor: treated,
 #'   control or buffer), `$arm_prob` (each cluster's probability of each arm
 #'   under the rule) and `$buffer` (the 0/1 neighbour matrix and how it was
 #'   built). It is a design, not a fit: use [tidy()][tidy.mkt_design],
@@ -127,6 +159,12 @@
 #'                    buffer = dist, buffer_radius = 1, n_draws = 5000)
 #' buf
 #' table(buf$arm)
+#'
+#' # Three cells: a shared control and two treated cells.
+#' cells <- rerandomize(units, ~ outcome_mean + outcome_trend + size,
+#'                      n_treated = c(heavy_up = 40, go_dark = 40), accept = 0.01)
+#' cells
+#' balance(cells)
 #' @export
 rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
                         strata = NULL, accept = 0.01,
@@ -151,6 +189,11 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     ))
   }
   min_per_arm <- check_count(min_per_arm, "min_per_arm", min = 1)
+  # Strata made for several cells bring their cells when none are given.
+  if (is.null(n_treated) && is.null(prop_treated) && inherits(strata, "mkt_strata") &&
+      !is.null(strata$n_by_stratum)) {
+    prop_treated <- strata$prop_treated
+  }
   if (is.null(buffer) && inherits(strata, "mkt_strata") && !is.null(strata$buffer)) {
     buffer <- strata$buffer
   }

@@ -155,6 +155,7 @@ spillover <- function(formula, data, adjacency, covariates = NULL,
   }
   data <- check_data_frame(data)
   if (!is.null(design)) check_design(design)
+  check_two_cell(design, "spillover")
   vars <- effect_formula(formula)
   if (is.null(id)) id <- if (!is.null(design)) design$id_name
   if (is.null(id)) {

@@ -43,7 +43,12 @@
 #' @param block_size Number of clusters per matched set (2 = pairs).
 #' @param min_per_arm Smallest number of treated and of control clusters each
 #'   stratum must be able to hold.
-#' @param prop_treated Share of clusters to be treated, in (0, 1).
+#' @param prop_treated Share of clusters to be treated, in (0, 1). For
+#'   designs with several treated cells, a named vector of one share per
+#'   treated cell, such as `c(heavy_up = 1/3, go_dark = 1/3)` (the rest is
+#'   the shared control): the strata then report each cell's expected size,
+#'   and matched sets of `block_size` = number of cells hold one cluster per
+#'   cell.
 #' @param buffer,buffer_radius Optional buffer rule, as in [rerandomize()]:
 #'   untreated neighbours of treated clusters will be excluded from the
 #'   control arm. The strata then report expected control and buffer counts
@@ -59,7 +64,9 @@
 #'   `n_treated` and `n_control` (expected arm sizes per stratum, as
 #'   allocated by the package's designs; with a buffer, expected controls
 #'   outside the buffer), `n_buffer` (expected buffer clusters, with a
-#'   buffer), `buffer` (the rule), `min_per_arm`, `prop_treated` and the
+#'   buffer), `buffer` (the rule), `n_by_stratum` (with several cells: the
+#'   cell sizes per stratum, strata x cells, control first), `min_per_arm`,
+#'   `prop_treated` and the
 #'   inputs used.
 #' @examples
 #' set.seed(1)
@@ -109,9 +116,27 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
   )
   stratum <- droplevels(stratum)
 
-  if (method == "matched" && block_size == 2L) min_per_arm <- 1L
-  alloc <- allocate_treated(stratum, M, NULL, prop_treated)
-  check_strata_sizes(stratum, alloc, min_per_arm)
+  cell_sizes <- design_cell_sizes(NULL, prop_treated, M)
+  n_cells <- if (is.null(cell_sizes)) 2L else length(cell_sizes) + 1L
+  # Matched sets of one cluster per cell (pairs for two arms) cannot hold
+  # more than one per cell.
+  if (method == "matched" && block_size == n_cells) min_per_arm <- 1L
+  n_by_stratum <- NULL
+  if (is.null(cell_sizes)) {
+    alloc <- allocate_treated(stratum, M, NULL, prop_treated)
+    check_strata_sizes(stratum, alloc, min_per_arm)
+  } else {
+    if (!is.null(buffer)) {
+      abort_mkt("unsupported_design", c(
+        "Buffer zones are not available with several treated cells yet.",
+        i = "Drop {.arg buffer}, or give one share in {.arg prop_treated}."
+      ))
+    }
+    n_by_stratum <- allocate_cells(stratum, M, cell_sizes)
+    check_cell_strata(stratum, n_by_stratum, min_per_arm, "prop_treated")
+    alloc <- stats::setNames(as.integer(rowSums(n_by_stratum[, -1L, drop = FALSE])),
+                             levels(stratum))
+  }
   S <- nlevels(stratum)
   if (method != "matched" && S > M / 6) {
     warn_mkt("many_strata", c(
@@ -157,7 +182,8 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
     covariates = covariates,
     block_size = if (method == "matched") as.integer(block_size) else NULL,
     min_per_arm = min_per_arm,
-    prop_treated = prop_treated
+    prop_treated = prop_treated,
+    n_by_stratum = n_by_stratum
   ), class = "mkt_strata")
 }
 

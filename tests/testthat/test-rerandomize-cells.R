@@ -246,3 +246,119 @@ test_that("a multi-cell design refuses to be edited", {
   bad$cell <- factor(rev(as.character(des$cell)), levels = des$cells)
   expect_error(mktcausal:::check_design(bad), class = "mktcausal_error_design_modified")
 })
+
+test_that("functions not extended to cells refuse a multi-cell design", {
+  d <- cells_data(30)
+  set.seed(12)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = c(heavy_up = 10, go_dark = 10), accept = 0.2,
+                     id = "id", n_draws = 500)
+  d$treated <- as.integer(des$cell != "control")
+  d$y <- d$x1 + rnorm(30)
+  A <- matrix(0, 30, 30, dimnames = list(d$id, d$id))
+  A[cbind(1:29, 2:30)] <- 1
+  A <- A + t(A)
+  panel <- data.frame(id = rep(d$id, each = 4), week = rep(1:4, 30),
+                      treated = rep(d$treated, each = 4), y = rnorm(120))
+  cls <- "mktcausal_error_multi_cell_unsupported"
+  expect_error(spillover(y ~ treated, d, A, design = des), class = cls, regexp = "spillover")
+  expect_error(rem_asymptotic(y ~ treated, d, design = des), class = cls,
+               regexp = "rem_asymptotic")
+  expect_error(experiment_diagnostics(d, "treated", design = des), class = cls,
+               regexp = "experiment_diagnostics")
+  expect_error(geo_effect(y ~ treated | id + week, panel, design = des, post = 3:4),
+               class = cls, regexp = "geo_effect")
+  expect_error(assignment(y ~ treated | id + week, panel, design = des), class = cls,
+               regexp = "assignment")
+  err <- tryCatch(rem_asymptotic(y ~ treated, d, design = des), error = identity)
+  expect_match(conditionMessage(err), "heavy_up")
+  expect_match(conditionMessage(err), "0/1 without the design")
+})
+
+test_that("buffers with several cells are refused", {
+  d <- cells_data(30)
+  A <- matrix(0, 30, 30, dimnames = list(d$id, d$id))
+  A[cbind(1:29, 2:30)] <- 1
+  A <- A + t(A)
+  expect_error(rerandomize(d, ~ x1, n_treated = c(a = 5, b = 5), id = "id", buffer = A,
+                           n_draws = 500),
+               class = "mktcausal_error_unsupported_design", regexp = "[Bb]uffer")
+})
+
+test_that("balance, tidy, glance and print describe every pair of cells", {
+  d <- cells_data(60)
+  set.seed(13)
+  des <- rerandomize(d, ~ x1 + x2, n_treated = c(heavy_up = 15, go_dark = 20),
+                     strata = "region", accept = 0.1, id = "id", n_draws = 2000)
+  b <- balance(des)
+  expect_identical(nrow(b), 6L)
+  expect_identical(paste(b$cell, b$versus)[c(1, 3, 5)],
+                   c("heavy_up control", "go_dark control", "go_dark heavy_up"))
+  X <- as.matrix(d[, c("x1", "x2")])
+  code <- mktcausal:::cells_code(des)
+  tau <- matrix(stacked_tau(X, d$region, code, 3), 2)
+  sd_x <- apply(X, 2, sd)
+  expect_equal(b$std_diff, c(tau[, 1] / sd_x, tau[, 2] / sd_x, (tau[, 2] - tau[, 1]) / sd_x),
+               ignore_attr = TRUE, tolerance = 1e-10)
+  expect_equal(b$mean_cell[1], mean(d$x1[des$cell == "heavy_up"]))
+  expect_equal(b$mean_versus[5], mean(d$x1[des$cell == "heavy_up"]))
+  # expected |std diff| before the rule from the covariance of the pair's contrast
+  V <- stacked_cov(X, d$region, des$n_by_stratum)
+  v_pair <- V[1, 1] + V[3, 3] - 2 * V[1, 3]
+  expect_equal(b$expected_abs_std_diff_before[5], sqrt(2 / pi * v_pair) / sd_x[[1]])
+  expect_equal(b$expected_abs_std_diff_after / b$expected_abs_std_diff_before,
+               rep(sqrt(1 - des$variance_reduction[[1]]), 6))
+  expect_identical(tidy(des), b)
+  cl <- tidy(des, what = "clusters")
+  expect_named(cl, c("id", "stratum", "cell"))
+  expect_identical(cl$cell, des$cell)
+  g <- glance(des)
+  expect_identical(g$n_cells, 3L)
+  expect_identical(g$n_treated, 35L)
+  expect_identical(g$n_control, 25L)
+  out <- capture.output(print(des))
+  expect_true(all(nchar(out) <= 80))
+  expect_match(out[1], "3 cells")
+  expect_true(any(grepl("control 25, heavy_up 15, go_dark 20", out)))
+  expect_true(any(grepl("go_dark vs heavy_up", out)))
+  expect_s3_class(plot(des), "ggplot")
+  expect_s3_class(plot(des, type = "criterion"), "ggplot")
+})
+
+test_that("matched blocks of one cluster per cell feed a multi-cell design", {
+  set.seed(14)
+  d <- data.frame(id = sprintf("g%02d", 1:60), x1 = rnorm(60), x2 = rnorm(60))
+  s <- stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  expect_identical(nlevels(s$stratum), 20L)
+  expect_true(all(s$n_by_stratum == 1L))
+  tb <- tidy(s)
+  expect_named(tb, c("stratum", "n", "n_treated", "n_control", "n_heavy_up", "n_go_dark"))
+  expect_identical(tb$n_treated, rep(2L, 20))
+  out <- capture.output(print(s))
+  expect_true(any(grepl("heavy_up = 0.333, go_dark = 0.333", out)))
+  # The strata bring their cells; each block gets one cluster of each cell.
+  des <- rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1, n_draws = 2000)
+  expect_identical(des$cells, c("control", "heavy_up", "go_dark"))
+  expect_true(all(table(des$strata, des$cell) == 1L))
+  same <- rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1, n_draws = 2000,
+                      n_treated = c(heavy_up = 20, go_dark = 20))
+  expect_identical(same$n_by_stratum, des$n_by_stratum)
+  # The criterion with blocks equals the independent stratum-weighted one.
+  X <- as.matrix(d[, c("x1", "x2")])
+  tau <- stacked_tau(X, s$stratum, mktcausal:::cells_code(des), 3)
+  V <- stacked_cov(X, s$stratum, des$n_by_stratum)
+  expect_equal(des$criterion_value, drop(crossprod(tau, solve(V, tau))), tolerance = 1e-8)
+  set.seed(15)
+  W <- mktcausal:::reference_cells(des, 200)$cells
+  expect_true(all(apply(W, 2, function(w) all(table(s$stratum, w) == 1L))))
+  # Leftover clusters join a block: 61 clusters make one block of 4.
+  d61 <- rbind(d, data.frame(id = "g61", x1 = 0, x2 = 0))
+  s61 <- stratify(d61, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                  prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  expect_identical(sum(s61$n_by_stratum), 61L)
+  expect_true(all(s61$n_by_stratum >= 1L))
+  # Blocks too small for the cells
+  expect_error(stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 2,
+                        prop_treated = c(a = 1 / 3, b = 1 / 3)),
+               class = "mktcausal_error_strata_too_small", regexp = "prop_treated")
+})
