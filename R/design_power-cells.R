@@ -120,10 +120,7 @@ design_power_cells <- function(formula, data, design, randomize_by, size, effect
       code <- as.integer(res$assignments[, i])
       x <- cells_regressors(x_fit, strata, code, k)
       if (!is.null(x)) x <- sweep(x, 2, colMeans(x))
-      lapply(seq_along(windows), function(j) {
-        power_one_fit_cells(code, windows[[j]], grids, mult[j, ], effect_type, hist$size,
-                            x, welch, alpha)
-      })
+      power_fits_cells(code, windows, grids, mult, effect_type, hist$size, x, welch, alpha)
     })
   }, chunk_size = chunk_size, label = "simulated experiments", each = "chunk",
     globals = list())
@@ -248,12 +245,16 @@ cells_effect_grid <- function(effect, effect_missing, treated, budget,
 
 # Estimates (relative to the window's mean, or in the grid's units with a
 # budget) and rejections of each treated cell against control over its
-# grid, for one assignment (cell codes) and one window.
-power_one_fit_cells <- function(code, w, grids, mult, effect_type, size, x, welch, alpha) {
-  y <- w$y
-  g <- if (effect_type == "multiplicative") y
-       else if (is.null(size)) rep(w$mean, length(y))
-       else w$mean * size / mean(size)
+# grid, for one assignment (cell codes) and every window (a list over
+# windows). Each cell's regression depends on the assignment only, so it is
+# decomposed once and applied to the outcomes of every window at once.
+power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, welch, alpha) {
+  Y <- vapply(windows, `[[`, numeric(length(code)), "y")
+  Y <- matrix(Y, length(code))
+  means <- vapply(windows, `[[`, numeric(1), "mean")
+  G <- if (effect_type == "multiplicative") Y
+       else if (is.null(size)) matrix(means, nrow(Y), ncol(Y), byrow = TRUE)
+       else outer(size / mean(size), means)
   k <- length(grids) + 1L
   fits <- lapply(seq_len(k) - 1L, function(cl) {
     rows <- which(code == cl)
@@ -264,28 +265,31 @@ power_one_fit_cells <- function(code, w, grids, mult, effect_type, size, x, welc
     Rinv <- backsolve(qr.R(qx), diag(ncol(X1)))
     a1 <- as.vector(Q %*% t(Rinv)[, order(qx$pivot), drop = FALSE][, 1])
     cw <- a1^2 / (1 - h)
-    yr <- y[rows]
-    gr <- g[rows]
-    ey <- yr - as.vector(Q %*% crossprod(Q, yr))
-    eg <- gr - as.vector(Q %*% crossprod(Q, gr))
-    list(mu_y = sum(a1 * yr), mu_g = sum(a1 * gr), v0 = sum(cw * ey^2),
-         v1 = sum(cw * ey * eg), v2 = sum(cw * eg^2), n = length(rows), p = ncol(X1))
+    Yr <- Y[rows, , drop = FALSE]
+    Gr <- G[rows, , drop = FALSE]
+    Ey <- Yr - Q %*% crossprod(Q, Yr)
+    Eg <- Gr - Q %*% crossprod(Q, Gr)
+    list(mu_y = colSums(a1 * Yr), mu_g = colSums(a1 * Gr), v0 = colSums(cw * Ey^2),
+         v1 = colSums(cw * Ey * Eg), v2 = colSums(cw * Eg^2), n = length(rows),
+         p = ncol(X1))
   })
-  df_res <- length(y) - sum(vapply(fits, `[[`, numeric(1), "p"))
+  df_res <- length(code) - sum(vapply(fits, `[[`, numeric(1), "p"))
   f0 <- fits[[1]]
-  out_est <- out_rej <- vector("list", k - 1L)
-  for (c in seq_len(k - 1L)) {
-    f <- fits[[c + 1L]]
-    delta <- grids[[c]] * mult[[c]]
-    est <- f$mu_y + delta * f$mu_g - f0$mu_y
-    vc <- pmax(f$v0 + 2 * delta * f$v1 + delta^2 * f$v2, 0)
-    v <- vc + f0$v0
-    df <- if (welch) v^2 / (vc^2 / (f$n - 1) + f0$v0^2 / (f0$n - 1)) else df_res
-    p <- 2 * stats::pt(-abs(est) / sqrt(pmax(v, 1e-300)), df)
-    out_est[[c]] <- est / w$mean / mult[[c]]
-    out_rej[[c]] <- p <= alpha
-  }
-  list(estimate = out_est, reject = out_rej)
+  lapply(seq_along(windows), function(j) {
+    out_est <- out_rej <- vector("list", k - 1L)
+    for (c in seq_len(k - 1L)) {
+      f <- fits[[c + 1L]]
+      delta <- grids[[c]] * mult[j, c]
+      est <- f$mu_y[j] + delta * f$mu_g[j] - f0$mu_y[j]
+      vc <- pmax(f$v0[j] + 2 * delta * f$v1[j] + delta^2 * f$v2[j], 0)
+      v <- vc + f0$v0[j]
+      df <- if (welch) v^2 / (vc^2 / (f$n - 1) + f0$v0[j]^2 / (f0$n - 1)) else df_res
+      p <- 2 * stats::pt(-abs(est) / sqrt(pmax(v, 1e-300)), df)
+      out_est[[c]] <- est / means[j] / mult[j, c]
+      out_rej[[c]] <- p <= alpha
+    }
+    list(estimate = out_est, reject = out_rej)
+  })
 }
 
 # The MDE of each contrast and test length, on the side of its grid (the
