@@ -197,3 +197,51 @@ test_that("printout fits in 80 columns and the plot draws every contrast", {
   expect_equal(g$n_cells, 3L)
   expect_equal(g$n_contrasts, 3L)
 })
+
+test_that("with a stratified multi-cell design: stratum-weighted means by hand, randomization columns", {
+  set.seed(3)
+  n <- 120
+  d <- data.frame(geo = sprintf("g%03d", 1:n), pre = rlnorm(n, 5, 0.4),
+                  region = rep(c("a", "b", "c"), c(30, 40, 50)))
+  des <- suppressWarnings(rerandomize(d, ~ pre, n_treated = c(heavy_up = 30, go_dark = 30),
+                                      strata = "region", accept = 0.2, id = "geo"))
+  d$cell <- as.character(des$cell)
+  d$sales <- d$pre * (1 + 0.05 * (d$cell == "heavy_up")) + rnorm(n, 0, 5) +
+    10 * (d$region == "c")
+  fit <- experiment_effect(sales ~ cell, d, design = des, n_draws = 200)
+  td <- tidy(fit)
+  dim_rows <- td[td$estimator == "diff_in_means", ]
+  pis <- table(d$region) / n
+  for (a in c("heavy_up", "go_dark")) {
+    est <- v <- 0
+    for (s in names(pis)) {
+      ya <- d$sales[d$region == s & d$cell == a]
+      y0 <- d$sales[d$region == s & d$cell == "control"]
+      est <- est + pis[[s]] * (mean(ya) - mean(y0))
+      v <- v + pis[[s]]^2 * (var(ya) / length(ya) + var(y0) / length(y0))
+    }
+    row <- dim_rows[dim_rows$term == paste(a, "- control"), ]
+    expect_equal(row$estimate, est, tolerance = 1e-10)
+    expect_equal(row$std.error, sqrt(v), tolerance = 1e-10)
+    expect_equal(row$df, n - 3 * 3)
+  }
+  expect_true(all(td$p.value_randomization > 0 & td$p.value_randomization <= 1))
+  expect_true(all(td$p.value_familywise >= td$p.value_randomization))
+  expect_equal(glance(fit)$n_strata, 3L)
+  expect_true(all(nchar(capture.output(print(fit))) <= 80))
+  # The treatment column must give each cluster its designed cell.
+  bad <- d
+  bad$cell[1:2] <- rev(bad$cell[1:2])
+  if (bad$cell[1] != d$cell[1]) {
+    expect_error(experiment_effect(sales ~ cell, bad, design = des),
+                 class = "mktcausal_error_misaligned")
+  }
+  bad$cell[1] <- "heavy"
+  expect_error(experiment_effect(sales ~ cell, bad, design = des),
+               class = "mktcausal_error_misaligned")
+  # Rows in another order are matched by id.
+  shuffled <- d[rev(seq_len(n)), ]
+  set.seed(5)
+  f1 <- experiment_effect(sales ~ cell, shuffled, design = des, n_draws = 200)
+  expect_equal(tidy(f1)$estimate, td$estimate, tolerance = 1e-12)
+})
