@@ -54,6 +54,24 @@
 #' `"randomization"` with `"lin"` runs Lin's fit for every reference draw,
 #' so it costs far more than the other combinations.
 #'
+#' @section Several cells:
+#' With a design of several cells ([rerandomize()] with a named
+#' `n_treated`), each treated cell is compared with control, by the
+#' regressions of [experiment_effect()] with several cells (cell indicators
+#' or Lin's fully interacted regression, HC2 t-tests; `inference = "hc2"`
+#' only). `effect` is either one grid for every cell or a named list giving
+#' each treated cell its own grid (a go-dark cell's lift may be negative,
+#' e.g. `list(heavy_up = c(0.02, 0.05), go_dark = c(-0.02, -0.05))`); 0 is
+#' always added, so every cell has an A/A row. `tidy()` has one row per
+#' contrast, test length and effect (columns `contrast` and `cell`);
+#' `glance()` one per contrast and test length, with the MDE on the side of
+#' the cell's grid and `aa_rejection` with its Monte Carlo error
+#' `aa_mc_se`. With a budget, `spend` names every treated cell's change in
+#' spend per period, e.g. `spend = c(heavy_up = 2e4, go_dark = -1e4)`
+#' (negative for go-dark), `effect` is one grid of iROAS values, and
+#' `glance()` gives per contrast the MDE in iROAS units, the power at `iroas`
+#' and the spend per period for that cell that reaches `target_power`.
+#'
 #' @section Budget first:
 #' With `spend`, the plan is in money: `spend` is the change in the treated
 #' arm's spend per period (all treated clusters together; negative for a
@@ -117,7 +135,8 @@
 #' @param target_power Power defining the minimum detectable effect.
 #' @param alpha Two-sided level of the test.
 #' @param spend `NULL`, or the change in the treated arm's spend per period
-#'   (negative for go-dark): plans in iROAS units (see Budget first).
+#'   (negative for go-dark): plans in iROAS units (see Budget first). With
+#'   several cells, a vector naming each treated cell's change.
 #' @param iroas,cost_per_unit With `spend`, the return to plan for, as an
 #'   iROAS or as a cost per incremental unit (`1 / iroas`); give at most one.
 #'   It is added to the `effect` grid.

@@ -316,6 +316,7 @@ add_randomization_cells <- function(est, design, units, pos, pairs, n_draws) {
   est
 }
 
+#' @rdname experiment_effect
 #' @export
 vcov.mkt_effect <- function(object, estimator = NULL, ...) {
   if (is.null(object$cell_vcov)) return(NextMethod())
@@ -334,6 +335,7 @@ vcov.mkt_effect <- function(object, estimator = NULL, ...) {
   object$cell_vcov[[estimator]]
 }
 
+#' @rdname experiment_effect
 #' @export
 coef.mkt_effect <- function(object, estimator = NULL, ...) {
   if (is.null(object$cell_vcov)) return(NextMethod())
