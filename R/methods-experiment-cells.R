@@ -107,7 +107,7 @@ autoplot_effect_cells <- function(object) {
     ggplot2::geom_point(colour = mkt_colours[["effect"]], size = 2.5) +
     ggplot2::geom_text(ggplot2::aes(label = .data$label), nudge_y = 0.3, size = 3.1,
                        colour = "grey25") +
-    ggplot2::facet_wrap(~ panel, ncol = 1) +
+    ggplot2::facet_wrap(~ panel, ncol = 1, scales = "free_x") +
     ggplot2::scale_y_continuous(breaks = seq_along(terms), labels = rev(terms),
                                 expand = ggplot2::expansion(add = 0.6)) +
     ggplot2::scale_colour_manual(values = stats::setNames(
