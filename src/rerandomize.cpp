@@ -278,14 +278,17 @@ mkt::CellSpec make_cells(const Rcpp::List& spec, const Rcpp::NumericMatrix& z,
   c.n = z.ncol() / c.C;
   const Rcpp::IntegerVector units = spec["units"], start = spec["start"],
                             draw_start = spec["draw_start"], draw_cell = spec["draw_cell"],
-                            draw_count = spec["draw_count"], implicit = spec["implicit"];
+                            draw_count = spec["draw_count"], implicit = spec["implicit"],
+                            sizes = spec["n_by_stratum"];
   c.units.assign(units.begin(), units.end());
   c.start.assign(start.begin(), start.end());
   c.draw_start.assign(draw_start.begin(), draw_start.end());
   c.draw_cell.assign(draw_cell.begin(), draw_cell.end());
   c.draw_count.assign(draw_count.begin(), draw_count.end());
   c.implicit.assign(implicit.begin(), implicit.end());
+  c.sizes.assign(sizes.begin(), sizes.end());
   c.threshold = threshold;
+  if (spec.containsElementNamed("force")) c.force = Rcpp::as<int>(spec["force"]);
   return c;
 }
 
@@ -311,7 +314,7 @@ Rcpp::List cpp_cells_first(const Rcpp::List& spec, double threshold,
   std::copy(res.values.begin(), res.values.end(), values.begin());
   return Rcpp::List::create(Rcpp::_["assignments"] = assign, Rcpp::_["values"] = values,
                             Rcpp::_["candidates"] = res.candidates,
-                            Rcpp::_["best"] = res.best);
+                            Rcpp::_["best"] = res.best, Rcpp::_["masks"] = sc.masks);
 }
 
 // One accepted multi-cell assignment per replicate index, each from its own

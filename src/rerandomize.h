@@ -407,6 +407,8 @@ struct CellSpec {
   std::vector<int> draw_cell;      // run q: draw_count[q] clusters into cell draw_cell[q]
   std::vector<int> draw_count;
   std::vector<int> implicit;       // the cell of the clusters left undrawn in stratum s
+  std::vector<int> sizes;          // S x C, column-major: clusters of cell c in stratum s
+  int force = 0;                   // 0: the cheaper draw; 1: shuffle; 2: bit masks (tests)
   double threshold = std::numeric_limits<double>::infinity();
   int n_strata() const { return static_cast<int>(start.size()) - 1; }
 };
@@ -420,24 +422,272 @@ struct CellScorer {
   int k;
   int n;
   bool coin_flips = false;
+  // Bit-mask draws (see draw_masks()): the cell left undrawn everywhere,
+  // the drawn cells in order, each level's Bernoulli numerator (of 16) and
+  // the byte tables of each drawn cell.
+  bool masks = false;
+  int base_cell = 0;
+  std::vector<int> order;
+  std::vector<int> level_k;
+  int n_words = 0;
+  int n_bytes = 0;
+  std::vector<double> table;  // ((cell index * n_bytes + byte) * 256 + value) * D
 
   explicit CellScorer(const CellSpec& spec_)
-      : spec(spec_), z(spec_.z), k(spec_.D), n(spec_.n) {}
+      : spec(spec_), z(spec_.z), k(spec_.D), n(spec_.n) {
+    const int S = spec.n_strata();
+    const int C = spec.C;
+    // The cell with most clusters overall is left undrawn.
+    std::vector<double> total(C, 0.0);
+    for (int c = 0; c < C; ++c) {
+      for (int st = 0; st < S; ++st) total[c] += spec.sizes[st + c * S];
+    }
+    base_cell = static_cast<int>(std::max_element(total.begin(), total.end()) - total.begin());
+    // Operation counts of one candidate by either method: a bounded draw
+    // (with its swap and gather) against a random word, a correction try and
+    // a table lookup.
+    double shuffle = 0.0, by_masks = 0.0, left = n;
+    for (int st = 0; st < S; ++st) {
+      for (int q = spec.draw_start[st]; q < spec.draw_start[st + 1]; ++q) {
+        shuffle += spec.draw_count[q] * (3.0 + k / 4.0);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      if (c == base_cell) continue;
+      order.push_back(c);
+    }
+    // Level 0 splits off the base cell; level q >= 1 the q-th drawn cell
+    // from the clusters not yet placed (the last drawn cell takes the rest).
+    const int levels = C - 1;
+    for (int lv = 0; lv < levels; ++lv) {
+      double target = 0.0;
+      if (lv == 0) {
+        target = n - total[base_cell];
+      } else {
+        target = total[order[lv - 1]];
+      }
+      const double p = target / std::max(left, 1.0);
+      int kk = static_cast<int>(std::lround(16.0 * p));
+      kk = std::min(15, std::max(1, kk));
+      level_k.push_back(kk);
+      const double words = 4 - __builtin_ctz(static_cast<unsigned>(kk));
+      by_masks += words * ((n + 63) / 64) * 1.0;
+      for (int st = 0; st < S; ++st) {
+        const double m = spec.start[st + 1] - spec.start[st];
+        const double share = m / n;
+        const double room = left * share;
+        const double pq = kk / 16.0;
+        // |count - target|: spread plus bias, each move taking about
+        // m / eligible tries of about two operations.
+        const double dev = 0.8 * std::sqrt(room * pq * (1 - pq)) + std::fabs(room * pq - target * share);
+        const double eligible = std::max(1.0, std::min(room * pq, room * (1 - pq)));
+        by_masks += 2.0 * dev * m / eligible + 2.0;
+      }
+      if (lv >= 1) left -= target;
+      else left = target;
+    }
+    n_words = (n + 63) / 64;
+    n_bytes = (n + 7) / 8;
+    by_masks += (C - 1.0) * n_bytes * (1.0 + k / 4.0);
+    const double table_bytes = (C - 1.0) * n_bytes * 256.0 * k * sizeof(double);
+    // The counts above understate the masks' cost (measured on 210 clusters:
+    // the masks take 0.76 of the shuffle's time with cells of 70/70/70 and
+    // 1.85 times it with 130/40/40, against 0.40 and 0.64 counted).
+    masks = n >= 16 && table_bytes <= 8.0 * 1024 * 1024 && 2.2 * by_masks < shuffle;
+    if (spec.force == 1) masks = false;
+    if (spec.force == 2) masks = table_bytes <= 8.0 * 1024 * 1024;
+    if (masks) build_tables();
+  }
+
+  // Byte tables of each drawn cell: entry (b, v) is the sum over the
+  // positions 8b .. 8b+7 set in v of z[cluster, cell] - z[cluster, base],
+  // which sums to the criterion's vector with the base cell's terms zero
+  // (whatever cell the stratum's z was shifted by).
+  void build_tables() {
+    const int C = spec.C;
+    const int nd = static_cast<int>(order.size());
+    table.assign(static_cast<std::size_t>(nd) * n_bytes * 256 * k, 0.0);
+    for (int ci = 0; ci < nd; ++ci) {
+      const int cell = order[ci];
+      for (int b = 0; b < n_bytes; ++b) {
+        double* tb = table.data() + (static_cast<std::size_t>(ci) * n_bytes + b) * 256 * k;
+        for (int v = 1; v < 256; ++v) {
+          const int low = __builtin_ctz(static_cast<unsigned>(v));
+          const int pos = 8 * b + low;
+          const double* prev = tb + static_cast<std::size_t>(v & (v - 1)) * k;
+          double* cur = tb + static_cast<std::size_t>(v) * k;
+          if (pos >= n) {
+            std::copy(prev, prev + k, cur);
+            continue;
+          }
+          const std::size_t u = static_cast<std::size_t>(spec.units[pos]);
+          const double* zc = z + (u * C + cell) * k;
+          const double* z0 = z + (u * C + base_cell) * k;
+          for (int c = 0; c < k; ++c) cur[c] = prev[c] + zc[c] - z0[c];
+        }
+      }
+    }
+  }
 
   void reset_state(DrawState& state) const {
-    std::copy(spec.units.begin(), spec.units.end(), state.perm.begin());
+    if (!masks) std::copy(spec.units.begin(), spec.units.end(), state.perm.begin());
   }
 
   DrawState new_state() const {
     DrawState state;
-    state.perm = spec.units;
-    pad(state.perm);
+    if (masks) {
+      // C - 1 masks of drawn cells, then the mask of clusters not yet placed.
+      state.mask.assign(static_cast<std::size_t>(spec.C) * n_words + 1, 0);
+      pad(state.mask);
+    } else {
+      state.perm = spec.units;
+      pad(state.perm);
+    }
     return state;
+  }
+
+  // Bernoulli(kk / 16) bits: from the lowest set bit of kk up, x = r | x for
+  // a set bit and r & x for a clear one.
+  static inline uint64_t bernoulli_word(Xoshiro256pp& rng, int kk) {
+    int i = __builtin_ctz(static_cast<unsigned>(kk));
+    uint64_t x = rng.next();
+    for (++i; i < 4; ++i) {
+      const uint64_t r = rng.next();
+      x = ((kk >> i) & 1) ? (r | x) : (r & x);
+    }
+    return x;
+  }
+
+  static inline int count_and(const uint64_t* a, const uint64_t* b, int lo, int hi) {
+    int count = 0;
+    while (lo < hi) {
+      const int w = lo >> 6;
+      const int o = lo & 63;
+      const int len = std::min(64 - o, hi - lo);
+      uint64_t word = (a[w] & b[w]) >> o;
+      if (len < 64) word &= (1ULL << len) - 1ULL;
+      count += popcount64(word);
+      lo += len;
+    }
+    return count;
+  }
+
+  // A draw by bit masks, the multi-cell form of Scorer's coin flips. Level 0
+  // gives each position a Bernoulli bit (about the share of clusters outside
+  // the base cell) and corrects every stratum's count by uniform removals or
+  // additions; level q then does the same within the positions not yet
+  // placed, for the q-th drawn cell. Conditional on its count an i.i.d.
+  // subset is uniform, and uniform corrections keep it so, so each level is
+  // a uniform subset of the right size of what is left, and the candidate a
+  // draw from complete randomization within strata. The sums are read from
+  // the byte tables of each drawn cell.
+  inline void draw_masks(Xoshiro256pp& rng, DrawState& state) const {
+    const int C = spec.C;
+    const int S = spec.n_strata();
+    const int W = n_words;
+    uint64_t* m = state.mask.data();
+    uint64_t* rest = m + static_cast<std::size_t>(C - 1) * W;  // not yet placed
+    for (int w = 0; w < W; ++w) rest[w] = ~0ULL;
+    if (n & 63) rest[W - 1] = (1ULL << (n & 63)) - 1ULL;
+    // Level 0 draws the union of the drawn cells into mask slot C - 2 when
+    // there are more levels (it is split further), else straight into the
+    // one drawn cell's slot (0).
+    const int levels = C - 1;
+    for (int lv = 0; lv < levels; ++lv) {
+      uint64_t* b = m + static_cast<std::size_t>(lv == 0 ? levels - 1 : lv - 1) * W;
+      const int kk = level_k[lv];
+      for (int w = 0; w < W; ++w) b[w] = bernoulli_word(rng, kk) & rest[w];
+      for (int st = 0; st < S; ++st) {
+        const int a = spec.start[st];
+        const uint32_t len = static_cast<uint32_t>(spec.start[st + 1] - a);
+        int target;
+        if (lv == 0) {
+          target = (spec.start[st + 1] - a) - spec.sizes[st + base_cell * S];
+        } else {
+          target = spec.sizes[st + order[lv - 1] * S];
+        }
+        int count = count_and(b, rest, a, a + static_cast<int>(len));
+        while (count > target) {
+          const int j = a + static_cast<int>(rng.below(len));
+          const uint64_t bitj = 1ULL << (j & 63);
+          uint64_t& word = b[j >> 6];
+          const uint64_t hit = word & bitj;
+          word &= ~hit;
+          count -= static_cast<int>(hit >> (j & 63));
+        }
+        while (count < target) {
+          const int j = a + static_cast<int>(rng.below(len));
+          const uint64_t bitj = 1ULL << (j & 63);
+          uint64_t& word = b[j >> 6];
+          const uint64_t hit = rest[j >> 6] & ~word & bitj;
+          word |= hit;
+          count += static_cast<int>(hit >> (j & 63));
+        }
+      }
+      if (lv == 0) {
+        for (int w = 0; w < W; ++w) rest[w] = b[w];
+      } else {
+        for (int w = 0; w < W; ++w) rest[w] &= ~b[w];
+      }
+    }
+    // The last drawn cell takes what is left of the drawn cells' union.
+    if (levels > 1) {
+      uint64_t* last = m + static_cast<std::size_t>(levels - 1) * W;
+      for (int w = 0; w < W; ++w) last[w] = rest[w];
+    }
+  }
+
+  template <int K>
+  inline void sum_masks(const DrawState& state, double* s) const {
+    const int kk = K > 0 ? K : k;
+    const int nd = spec.C - 1;
+    double acc[K > 0 ? K : 1];
+    if (K > 0) {
+      for (int c = 0; c < K; ++c) acc[c] = 0.0;
+    } else {
+      std::fill(s, s + kk, 0.0);
+    }
+    for (int ci = 0; ci < nd; ++ci) {
+      const uint64_t* mk = state.mask.data() + static_cast<std::size_t>(ci) * n_words;
+      const double* tc = table.data() + static_cast<std::size_t>(ci) * n_bytes * 256 * kk;
+      for (int b = 0; b < n_bytes; ++b) {
+        const unsigned v = (mk[b >> 3] >> (8 * (b & 7))) & 255U;
+        const double* t = tc + (static_cast<std::size_t>(b) * 256 + v) * kk;
+        if (K > 0) {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12
+#endif
+          for (int c = 0; c < K; ++c) acc[c] += t[c];
+        } else {
+          for (int c = 0; c < kk; ++c) s[c] += t[c];
+        }
+      }
+    }
+    if (K > 0) {
+      for (int c = 0; c < K; ++c) s[c] = acc[c];
+    }
   }
 
   int n_values() const { return 1; }
 
   inline void draw(Xoshiro256pp& rng, DrawState& state, double* s, double* vals) const {
+    if (masks) {
+      draw_masks(rng, state);
+      switch (k) {
+        case 2: sum_masks<2>(state, s); break;
+        case 3: sum_masks<3>(state, s); break;
+        case 4: sum_masks<4>(state, s); break;
+        case 6: sum_masks<6>(state, s); break;
+        case 8: sum_masks<8>(state, s); break;
+        case 9: sum_masks<9>(state, s); break;
+        case 12: sum_masks<12>(state, s); break;
+        default: sum_masks<0>(state, s);
+      }
+      double acc = 0.0;
+      for (int c = 0; c < k; ++c) acc += s[c] * s[c];
+      vals[0] = acc;
+      return;
+    }
     switch (k) {
       case 1: draw_d<1>(rng, state.perm, s); break;
       case 2: draw_d<2>(rng, state.perm, s); break;
@@ -474,6 +724,32 @@ struct CellScorer {
       for (int q = spec.draw_start[st]; q < spec.draw_start[st + 1]; ++q) {
         const int cell = spec.draw_cell[q];
         const int end = i + spec.draw_count[q];
+        if (K > 0 && end - i >= 4) {
+          // Two draws a step into two accumulators halve the chain of
+          // dependent additions (as in Scorer::draw_k).
+          double acc2[K > 0 ? K : 1];
+          for (int c = 0; c < K; ++c) acc2[c] = 0.0;
+          for (; i + 1 < end; i += 2) {
+            const int j0 = i + static_cast<int>(rng.below(static_cast<uint32_t>(m - i)));
+            const int u0 = p[j0];
+            p[j0] = p[i];
+            p[i] = u0;
+            const int j1 = i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(m - i - 1)));
+            const int u1 = p[j1];
+            p[j1] = p[i + 1];
+            p[i + 1] = u1;
+            const double* z0 = z + (static_cast<std::size_t>(u0) * C + cell) * K;
+            const double* z1 = z + (static_cast<std::size_t>(u1) * C + cell) * K;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12
+#endif
+            for (int c = 0; c < K; ++c) {
+              acc[c] += z0[c];
+              acc2[c] += z1[c];
+            }
+          }
+          for (int c = 0; c < K; ++c) acc[c] += acc2[c];
+        }
         for (; i < end; ++i) {
           const int j = i + static_cast<int>(rng.below(static_cast<uint32_t>(m - i)));
           const int u = p[j];
@@ -501,6 +777,16 @@ struct CellScorer {
 
   // Writes the cell (0 .. C-1) of every cluster that the current draw encodes.
   void assignment(const DrawState& state, int* out) const {
+    if (masks) {
+      for (int i = 0; i < n; ++i) out[spec.units[i]] = base_cell;
+      for (int ci = 0; ci < spec.C - 1; ++ci) {
+        const uint64_t* mk = state.mask.data() + static_cast<std::size_t>(ci) * n_words;
+        for (int i = 0; i < n; ++i) {
+          if ((mk[i >> 6] >> (i & 63)) & 1ULL) out[spec.units[i]] = order[ci];
+        }
+      }
+      return;
+    }
     for (int st = 0; st < spec.n_strata(); ++st) {
       const int a = spec.start[st];
       const int b = spec.start[st + 1];

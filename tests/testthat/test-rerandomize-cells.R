@@ -362,3 +362,71 @@ test_that("matched blocks of one cluster per cell feed a multi-cell design", {
                         prop_treated = c(a = 1 / 3, b = 1 / 3)),
                class = "mktcausal_error_strata_too_small", regexp = "prop_treated")
 })
+
+test_that("multi-cell draws do not depend on the number of threads", {
+  d <- cells_data(90)
+  old <- options(mktcausal.threads = 1L)
+  on.exit(options(old))
+  set.seed(16)
+  one <- rerandomize(d, ~ x1 + x2 + x3, n_treated = c(a = 30, b = 30), accept = 0.001,
+                     id = "id", n_draws = 2000, max_candidates = 1e7)
+  set.seed(17)
+  ref_one <- mktcausal:::reference_cells(one, 100)
+  options(mktcausal.threads = 2L)
+  set.seed(16)
+  two <- rerandomize(d, ~ x1 + x2 + x3, n_treated = c(a = 30, b = 30), accept = 0.001,
+                     id = "id", n_draws = 2000, max_candidates = 1e7)
+  set.seed(17)
+  ref_two <- mktcausal:::reference_cells(two, 100)
+  expect_identical(one$cell, two$cell)
+  expect_identical(one$candidates, two$candidates)
+  expect_identical(one$calibration, two$calibration)
+  expect_identical(ref_one, ref_two)
+  # The kernel itself, with small blocks so that both threads search.
+  first <- function(threads) {
+    mktcausal:::cpp_cells_first(one$spec, stats::qchisq(1e-4, 6), c(3L, 4L), 1e6, 64L,
+                                threads, NULL)
+  }
+  expect_identical(first(1L), first(2L))
+  each <- function(threads) {
+    mktcausal:::cpp_cells_each(one$spec, one$threshold, c(5L, 6L), as.numeric(1:64), 1e6,
+                               threads, NULL)
+  }
+  expect_identical(each(1L), each(2L))
+  expect_identical(mktcausal:::cpp_cells_score(one$spec, c(7L, 8L), 5000, 256L, 1L),
+                   mktcausal:::cpp_cells_score(one$spec, c(7L, 8L), 5000, 256L, 2L))
+})
+
+test_that("both multi-cell draws are complete randomization within strata", {
+  skip_on_cran()
+  set.seed(18)
+  n <- 48
+  X <- cbind(rnorm(n), rexp(n))
+  strata <- factor(rep(c("s1", "s2"), c(30, 18)))
+  alloc <- matrix(c(12L, 6L, 9L, 6L, 9L, 6L), 2, dimnames = list(c("s1", "s2"), c("control", "a", "b")))
+  spec <- mktcausal:::cells_spec(X, strata, alloc)
+  R <- 20000
+  for (force in 1:2) {
+    spec$force <- force
+    res <- mktcausal:::cpp_cells_each(spec, Inf, c(11L, 12L), as.numeric(seq_len(R)), 1, 1L,
+                                      NULL)
+    W <- res$assignments
+    # every draw has the stratum's cell sizes
+    expect_true(all(apply(W, 2, function(w) all(table(strata, factor(w, 0:2)) == alloc))))
+    # each cluster's cell probabilities are its stratum's shares
+    share <- alloc[as.integer(strata), ] / as.vector(table(strata))[as.integer(strata)]
+    p <- sapply(0:2, function(c) rowMeans(W == c))
+    z <- (p - share) / sqrt(share * (1 - share) / R)
+    expect_lt(max(abs(z)), 5)
+    # pairs within a stratum are in cell a together with probability
+    # n_a (n_a - 1) / (m (m - 1))
+    both <- tcrossprod(W[1:30, ] == 1L) / R
+    expected <- 9 * 8 / (30 * 29)
+    off <- both[upper.tri(both)]
+    expect_lt(max(abs(off - expected) / sqrt(expected * (1 - expected) / R)), 5.5)
+    # the kernel's criterion of each draw equals the independent one
+    tau <- apply(W[, 1:50], 2, function(w) stacked_tau(X, strata, w, 3))
+    crit <- colSums(tau * solve(spec$cov, tau))
+    expect_equal(res$values[1, 1:50], crit, tolerance = 1e-8)
+  }
+})
