@@ -120,7 +120,8 @@ design_power_cells <- function(formula, data, design, randomize_by, size, effect
       code <- as.integer(res$assignments[, i])
       x <- cells_regressors(x_fit, strata, code, k)
       if (!is.null(x)) x <- sweep(x, 2, colMeans(x))
-      power_fits_cells(code, windows, grids, mult, effect_type, hist$size, x, welch, alpha)
+      power_fits_cells(code, windows, grids, mult, effect_type, hist$size, x, welch, alpha,
+                       strata)
     })
   }, chunk_size = chunk_size, label = "simulated experiments", each = "chunk",
     globals = list())
@@ -248,7 +249,8 @@ cells_effect_grid <- function(effect, effect_missing, treated, budget,
 # grid, for one assignment (cell codes) and every window (a list over
 # windows). Each cell's regression depends on the assignment only, so it is
 # decomposed once and applied to the outcomes of every window at once.
-power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, welch, alpha) {
+power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, welch, alpha,
+                             strata = NULL) {
   Y <- vapply(windows, `[[`, numeric(length(code)), "y")
   Y <- matrix(Y, length(code))
   means <- vapply(windows, `[[`, numeric(1), "mean")
@@ -256,6 +258,9 @@ power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, w
        else if (is.null(size)) matrix(means, nrow(Y), ncol(Y), byrow = TRUE)
        else outer(size / mean(size), means)
   k <- length(grids) + 1L
+  if (is.null(x) && !is.null(strata) && is_matched_cells(strata, code, k)) {
+    return(power_fits_matched(code, strata, Y, G, means, grids, mult, alpha))
+  }
   fits <- lapply(seq_len(k) - 1L, function(cl) {
     rows <- which(code == cl)
     X1 <- if (is.null(x)) matrix(1, length(rows), 1L) else cbind(1, x[rows, , drop = FALSE])
@@ -285,6 +290,37 @@ power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, w
       v <- vc + f0$v0[j]
       df <- if (welch) v^2 / (vc^2 / (f$n - 1) + f0$v0[j]^2 / (f0$n - 1)) else df_res
       p <- 2 * stats::pt(-abs(est) / sqrt(pmax(v, 1e-300)), df)
+      out_est[[c]] <- est / means[j] / mult[j, c]
+      out_rej[[c]] <- p <= alpha
+    }
+    list(estimate = out_est, reject = out_rej)
+  })
+}
+
+# power_fits_cells() for matched blocks (one cluster of every cell per
+# stratum) and the difference in means: each contrast is the mean of its
+# block differences, with their spread as variance and S - 1 degrees of
+# freedom; both are linear and quadratic in the injected effect.
+power_fits_matched <- function(code, strata, Y, G, means, grids, mult, alpha) {
+  s_idx <- as.integer(strata)
+  S <- nlevels(strata)
+  cell_rows <- lapply(seq_along(grids) + 1L, function(g) {
+    rows <- which(code == g - 1L)
+    rows[order(s_idx[rows])]
+  })
+  ctrl <- which(code == 0L)
+  ctrl <- ctrl[order(s_idx[ctrl])]
+  lapply(seq_along(means), function(j) {
+    out_est <- out_rej <- vector("list", length(grids))
+    for (c in seq_along(grids)) {
+      dy <- Y[cell_rows[[c]], j] - Y[ctrl, j]
+      dg <- G[cell_rows[[c]], j]
+      delta <- grids[[c]] * mult[j, c]
+      est <- mean(dy) + delta * mean(dg)
+      cy <- dy - mean(dy)
+      cg <- dg - mean(dg)
+      v <- pmax(sum(cy^2) + 2 * delta * sum(cy * cg) + delta^2 * sum(cg^2), 0) / (S - 1) / S
+      p <- 2 * stats::pt(-abs(est) / sqrt(pmax(v, 1e-300)), S - 1)
       out_est[[c]] <- est / means[j] / mult[j, c]
       out_rej[[c]] <- p <= alpha
     }

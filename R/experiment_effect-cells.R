@@ -147,6 +147,9 @@ cells_model_matrix <- function(code, cells, X) {
 cells_regressors <- function(X, strata, code, k, call = rlang::caller_env()) {
   if (is.null(strata) || nlevels(strata) < 2L) return(X)
   n_cell <- table(strata, factor(code, levels = seq_len(k) - 1L))
+  # Matched blocks (one cluster of every cell per stratum): their indicators
+  # would leave no residual; the covariates alone, as for matched pairs.
+  if (all(n_cell == 1L)) return(X)
   if (any(n_cell < 2L)) {
     abort_mkt("strata_too_small", c(
       "Some strata hold fewer than two clusters of some cell, so the cell means within them have no variance estimate.",
@@ -161,10 +164,20 @@ cells_regressors <- function(X, strata, code, k, call = rlang::caller_env()) {
 fit_cells <- function(y, code, cells, X, strata, pairs, alpha, welch,
                       call = rlang::caller_env()) {
   k <- length(cells)
+  C <- contrast_matrix(pairs, k)
+  if (is.null(X) && is_matched_cells(strata, code, k)) {
+    # Matched blocks: the contrast's difference within each block, its mean
+    # and the spread of the block differences (the matched-pair variance),
+    # S - 1 degrees of freedom.
+    D <- matched_differences(y, strata, code, k) %*% t(C)
+    S <- nrow(D)
+    V <- stats::cov(D) / S
+    rows <- robust_row(colMeans(D), sqrt(diag(V)), rep(S - 1, nrow(pairs)), alpha)
+    return(list(rows = rows, vcov = V, means = NULL))
+  }
   Z <- cells_regressors(X, strata, code, k, call = call)
   M <- cells_model_matrix(code, cells, Z)
   fit <- ols_robust(M, y, call = call)
-  C <- contrast_matrix(pairs, k)
   est <- as.vector(C %*% fit$coefficients[seq_len(k)])
   V <- C %*% fit$vcov[seq_len(k), seq_len(k)] %*% t(C)
   se <- sqrt(diag(V))
@@ -260,7 +273,8 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
                     if (length(fits) > 1L) " and Lin adjustment"),
     estimand = paste0(effect_estimand(estimand, FALSE, FALSE), "; each cell against ",
                       cells[1], " and the chosen contrasts"),
-    inference = cells_inference(strata, design, n_draws),
+    inference = cells_inference(strata, design, n_draws,
+                                is_matched_cells(strata, code, length(cells))),
     alpha = alpha,
     n = list(obs = length(units$y), units = length(units$y),
              treated = sum(code != 0L), clusters = NA_integer_,
@@ -287,8 +301,9 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
   fit
 }
 
-cells_inference <- function(strata, design, n_draws) {
+cells_inference <- function(strata, design, n_draws, matched = FALSE) {
   base <- if (is.null(strata)) "HC2 (Neyman), block diagonal across cells; Welch df for the difference in means" else
+    if (matched) "HC2; matched-block variance (S - 1 df) for the difference in means" else
     "HC2 with stratum indicators interacted with every cell"
   if (is.null(design)) return(base)
   sprintf("%s; randomization p-values conditional on the design's rule (%s draws), max-T family-wise",
@@ -436,4 +451,18 @@ align_design_cells <- function(units, design, treatment, cells, call = rlang::ca
     ), column = treatment, call = call)
   }
   pos
+}
+
+# Whether every stratum is a matched block holding one cluster of every cell.
+is_matched_cells <- function(strata, code, k) {
+  if (is.null(strata) || nlevels(strata) < 2L) return(FALSE)
+  all(table(strata, factor(code, levels = seq_len(k) - 1L)) == 1L)
+}
+
+# The outcome of each block's cluster of each cell (blocks x cells); y may be
+# a matrix (one column per outcome), giving blocks x cells x columns.
+matched_differences <- function(y, strata, code, k) {
+  Yb <- matrix(NA_real_, nlevels(strata), k)
+  Yb[cbind(as.integer(strata), code + 1L)] <- y
+  Yb
 }

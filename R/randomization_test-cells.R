@@ -31,6 +31,21 @@ cells_statistics <- function(y, W, k, pairs, strata, statistic, x = NULL) {
   R <- ncol(W)
   a <- pairs[, 1]
   b <- pairs[, 2]
+  if (statistic == "diff_in_means" && is_matched_cells(strata, W[, 1], k)) {
+    # Matched blocks: the mean of the block differences and their spread.
+    s_idx <- as.integer(strata)
+    S <- nlevels(strata)
+    B <- lapply(seq_len(k), function(g) {
+      crossprod(outer(s_idx, seq_len(S), "==") * 1, (W == g - 1L) * y)  # S x R
+    })
+    est <- se <- matrix(0, nrow(pairs), R)
+    for (c in seq_len(nrow(pairs))) {
+      D <- B[[a[c]]] - B[[b[c]]]
+      est[c, ] <- colMeans(D)
+      se[c, ] <- sqrt(pmax(colSums(sweep(D, 2, est[c, ])^2) / (S - 1), 0) / S)
+    }
+    return(list(estimate = est, se = se, t = est / se))
+  }
   if (statistic == "diff_in_means") {
     s_idx <- as.integer(strata)
     S <- nlevels(strata)

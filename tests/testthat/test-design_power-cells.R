@@ -118,3 +118,45 @@ test_that("at the planned budget an independent simulation realizes the planned 
   # Go-dark: spend removed, outcome falls, iROAS positive; spend needed.
   expect_equal(g$spend_needed, abs(spend[g$cell]) * g$mde_interpolated / 1.2, ignore_attr = TRUE)
 })
+
+test_that("one simulated experiment equals experiment_effect() on the same outcomes (Lin, matched blocks)", {
+  set.seed(21)
+  n <- 60
+  d <- data.frame(id = sprintf("g%02d", 1:n), x1 = rnorm(n), x2 = rnorm(n))
+  y <- 100 + 20 * d$x1 + rnorm(n, 0, 5)
+  s <- stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  des <- suppressWarnings(rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.2,
+                                      n_draws = 2000))
+  code <- as.integer(des$cell) - 1L
+  grids <- list(heavy_up = c(0, 0.05), go_dark = c(0, -0.04))
+  mult <- matrix(1, 1, 2)
+  w <- list(list(y = y, mean = mean(y), test_length = 1L))
+  cells <- des$cells
+  check <- function(res, estimator, x_cov) {
+    for (c in 1:2) {
+      for (e in 1:2) {
+        delta <- grids[[c]][e]
+        y1 <- y * (1 + delta * (code == c))
+        dd <- data.frame(id = d$id, cell = cells[code + 1L], sales = y1, x1 = d$x1, x2 = d$x2)
+        fit <- if (x_cov) {
+          experiment_effect(sales ~ cell, dd, covariates = ~ x1 + x2)
+        } else {
+          experiment_effect(sales ~ cell, dd, design = des, n_draws = 100)
+        }
+        td <- tidy(fit)
+        row <- td[td$estimator == estimator & td$term == paste(cells[c + 1], "- control"), ]
+        expect_equal(res[[1]]$estimate[[c]][e], row$estimate / mean(y), tolerance = 1e-10)
+        expect_equal(res[[1]]$reject[[c]][e], row$p.value <= 0.05)
+      }
+    }
+  }
+  # Lin on the covariates without strata (the design's X, centred).
+  x <- scale(des$X, scale = FALSE)
+  res <- power_fits_cells(code, w, grids, mult, "multiplicative", NULL, x, FALSE, 0.05)
+  check(res, "lin", TRUE)
+  # Difference in means in matched blocks.
+  res_m <- power_fits_cells(code, w, grids, mult, "multiplicative", NULL, NULL, FALSE, 0.05,
+                            strata = des$strata)
+  check(res_m, "diff_in_means", FALSE)
+})

@@ -245,3 +245,36 @@ test_that("with a stratified multi-cell design: stratum-weighted means by hand, 
   f1 <- experiment_effect(sales ~ cell, shuffled, design = des, n_draws = 200)
   expect_equal(tidy(f1)$estimate, td$estimate, tolerance = 1e-12)
 })
+
+test_that("matched blocks of one cluster per cell: block differences and their spread", {
+  set.seed(14)
+  d <- data.frame(id = sprintf("g%02d", 1:60), x1 = rnorm(60), x2 = rnorm(60))
+  s <- stratify(d, method = "matched", covariates = ~ x1 + x2, block_size = 3,
+                prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  des <- suppressWarnings(rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1,
+                                      n_draws = 2000))
+  d$cell <- as.character(des$cell)
+  d$block <- des$strata
+  d$sales <- 10 + 3 * d$x1 + rnorm(60) + 1.5 * (d$cell == "heavy_up")
+  set.seed(1)
+  fit <- experiment_effect(sales ~ cell, d, design = des, n_draws = 300,
+                           contrasts = list(c("heavy_up", "go_dark")))
+  td <- tidy(fit)
+  dim_rows <- td[td$estimator == "diff_in_means", ]
+  by_block <- function(cl) d$sales[d$cell == cl][order(d$block[d$cell == cl])]
+  D <- cbind(by_block("heavy_up") - by_block("control"),
+             by_block("go_dark") - by_block("control"),
+             by_block("heavy_up") - by_block("go_dark"))
+  expect_equal(dim_rows$estimate, unname(colMeans(D)), tolerance = 1e-10)
+  expect_equal(dim_rows$std.error, unname(apply(D, 2, sd) / sqrt(20)), tolerance = 1e-10)
+  expect_equal(dim_rows$df, rep(19, 3))
+  expect_equal(unname(vcov(fit, estimator = "diff_in_means")), unname(cov(D) / 20),
+               tolerance = 1e-10)
+  # Lin: the covariates alone (block indicators would leave no residual).
+  expect_equal(td$df[td$estimator == "lin"], rep(60 - 3 * 3, 3))
+  expect_match(glance(fit)$inference, "matched-block")
+  # The randomization test's t is the block-difference t.
+  rt <- randomization_test(sales ~ cell, d, design = des, n_draws = 200)
+  expect_equal(tidy(rt)$t, dim_rows$estimate[1:2] / dim_rows$std.error[1:2], tolerance = 1e-10)
+  expect_true(all(tidy(rt)$p.value_familywise >= tidy(rt)$p.value))
+})
