@@ -419,8 +419,8 @@ print.mkt_strata <- function(x, ...) {
       sprintf("Expected arms at prop_treated = %s (at least %d per arm):",
               format(x$prop_treated), x$min_per_arm)
     } else {
-      sprintf("Expected cells at prop_treated = %s (at least %d per cell):",
-              paste(names(x$prop_treated), format(signif(x$prop_treated, 3)), sep = " = ",
+      sprintf("Expected cells at shares %s (at least %d per cell):",
+              paste(names(x$prop_treated), format(signif(x$prop_treated, 3)),
                     collapse = ", "), x$min_per_arm)
     },
     if (!is.null(x$buffer)) {

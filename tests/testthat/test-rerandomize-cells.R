@@ -335,7 +335,8 @@ test_that("matched blocks of one cluster per cell feed a multi-cell design", {
   expect_named(tb, c("stratum", "n", "n_treated", "n_control", "n_heavy_up", "n_go_dark"))
   expect_identical(tb$n_treated, rep(2L, 20))
   out <- capture.output(print(s))
-  expect_true(any(grepl("heavy_up = 0.333, go_dark = 0.333", out)))
+  expect_true(any(grepl("shares heavy_up 0.333, go_dark 0.333", out)))
+  expect_true(all(nchar(out) <= 80))
   # The strata bring their cells; each block gets one cluster of each cell.
   des <- rerandomize(d, ~ x1 + x2, strata = s, id = "id", accept = 0.1, n_draws = 2000)
   expect_identical(des$cells, c("control", "heavy_up", "go_dark"))
@@ -429,4 +430,21 @@ test_that("both multi-cell draws are complete randomization within strata", {
     crit <- colSums(tau * solve(spec$cov, tau))
     expect_equal(res$values[1, 1:50], crit, tolerance = 1e-8)
   }
+})
+
+test_that("the empirical threshold is the accept quantile of the base draws", {
+  d <- cells_data(30)
+  s <- stratify(d, by = "region", method = "exact",
+                prop_treated = c(heavy_up = 0.3, go_dark = 0.3))
+  expect_identical(unname(s$n_by_stratum[, "heavy_up"]), c(3L, 3L, 3L))
+  set.seed(19)
+  des <- rerandomize(d, ~ x1 + x2, strata = s, threshold = "empirical", accept = 0.1,
+                     n_draws = 5000, id = "id")
+  expect_identical(des$threshold_type, "empirical")
+  expect_equal(des$threshold, stats::quantile(des$calibration, 0.1, type = 1, names = FALSE))
+  expect_equal(des$acceptance_rate, mean(des$calibration <= des$threshold))
+  expect_lte(des$criterion_value, des$threshold)
+  # variance reduction from the realized threshold, as for chi-squared rules
+  expect_equal(unname(des$variance_reduction),
+               rep(1 - stats::pchisq(des$threshold, 6) / stats::pchisq(des$threshold, 4), 2))
 })
