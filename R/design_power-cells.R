@@ -18,7 +18,7 @@
 design_power_cells <- function(formula, data, design, randomize_by, size, effect,
                                effect_missing, test_length, n_windows, pre, method,
                                effect_type, inference, n_draws, chunk_size, target_power,
-                               alpha, spend, iroas, cost_per_unit, call) {
+                               alpha, spend, iroas, cost_per_unit, contrasts, call) {
   check_design(design, call = call)
   if (!is.null(design$buffer)) {
     abort_mkt("unsupported_design", c(
@@ -49,6 +49,13 @@ design_power_cells <- function(formula, data, design, randomize_by, size, effect
   }
   budget <- cells_budget_args(spend, iroas, cost_per_unit, treated, call = call)
   grids <- cells_effect_grid(effect, effect_missing, treated, budget, call = call)
+  pairs <- check_contrasts(contrasts, cells, call = call)
+  if (!is.null(budget) && any(pairs[, 2] != 1L)) {
+    abort_mkt("bad_contrast", c(
+      "With {.arg spend}, {.fn design_power} plans each treated cell against control; {.arg contrasts} between treated cells are planned in lift units.",
+      i = "Leave out {.arg spend} to plan {.arg contrasts}, or leave out {.arg contrasts}."
+    ), call = call)
+  }
   n_windows <- check_count(n_windows, "n_windows", min = 1, call = call)
   n_draws <- check_count(n_draws, "n_draws", min = 2, call = call)
   chunk_size <- check_count(chunk_size, "chunk_size", min = 1, call = call)
@@ -99,6 +106,10 @@ design_power_cells <- function(formula, data, design, randomize_by, size, effect
       ), call = call)
     }
   }
+  # Each contrast injects the grid of its first cell into that cell.
+  first <- cells[pairs[, 1]]
+  cgrids <- grids[first]
+  cmult <- mult[, first, drop = FALSE]
   strata <- design$strata
   x_fit <- if (method == "lin") design$X else NULL
   welch <- method == "diff_in_means" && nlevels(strata) < 2L
@@ -120,21 +131,21 @@ design_power_cells <- function(formula, data, design, randomize_by, size, effect
       code <- as.integer(res$assignments[, i])
       x <- cells_regressors(x_fit, strata, code, k)
       if (!is.null(x)) x <- sweep(x, 2, colMeans(x))
-      power_fits_cells(code, windows, grids, mult, effect_type, hist$size, x, welch, alpha,
-                       strata)
+      power_fits_cells(code, windows, cgrids, cmult, effect_type, hist$size, x, welch, alpha,
+                       strata, pairs, k)
     })
   }, chunk_size = chunk_size, label = "simulated experiments", each = "chunk",
     globals = list())
   sims <- unlist(chunks, recursive = FALSE)
 
   scale <- if (is.null(budget)) 100 else 1
-  power_tab <- do.call(rbind, lapply(seq_along(treated), function(c) {
+  terms <- contrast_terms(pairs, cells)
+  power_tab <- do.call(rbind, lapply(seq_len(nrow(pairs)), function(c) {
     one <- lapply(sims, function(s) lapply(s, function(w) {
       list(estimate = w$estimate[[c]], reject = w$reject[[c]])
     }))
-    tab <- power_summarise(one, windows, grids[[c]], test_length, scale = scale)
-    cbind(contrast = paste(treated[c], "-", cells[1]), cell = treated[c], tab,
-          stringsAsFactors = FALSE)
+    tab <- power_summarise(one, windows, cgrids[[c]], test_length, scale = scale)
+    cbind(contrast = terms[c], cell = first[c], tab, stringsAsFactors = FALSE)
   }))
   rownames(power_tab) <- NULL
   mde <- cells_power_mde(power_tab, target_power, alpha, budget)
@@ -250,16 +261,18 @@ cells_effect_grid <- function(effect, effect_missing, treated, budget,
 # windows). Each cell's regression depends on the assignment only, so it is
 # decomposed once and applied to the outcomes of every window at once.
 power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, welch, alpha,
-                             strata = NULL) {
+                             strata = NULL, pairs = NULL, k = length(grids) + 1L) {
+  # Contrast c compares cell pairs[c, 1] (into which grids[[c]] is
+  # injected, times mult[, c]) with cell pairs[c, 2] (1-based).
+  if (is.null(pairs)) pairs <- cbind(seq_len(k - 1L) + 1L, 1L)
   Y <- vapply(windows, `[[`, numeric(length(code)), "y")
   Y <- matrix(Y, length(code))
   means <- vapply(windows, `[[`, numeric(1), "mean")
   G <- if (effect_type == "multiplicative") Y
        else if (is.null(size)) matrix(means, nrow(Y), ncol(Y), byrow = TRUE)
        else outer(size / mean(size), means)
-  k <- length(grids) + 1L
   if (is.null(x) && !is.null(strata) && is_matched_cells(strata, code, k)) {
-    return(power_fits_matched(code, strata, Y, G, means, grids, mult, alpha))
+    return(power_fits_matched(code, strata, Y, G, means, grids, mult, alpha, pairs, k))
   }
   fits <- lapply(seq_len(k) - 1L, function(cl) {
     rows <- which(code == cl)
@@ -279,11 +292,11 @@ power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, w
          p = ncol(X1))
   })
   df_res <- length(code) - sum(vapply(fits, `[[`, numeric(1), "p"))
-  f0 <- fits[[1]]
   lapply(seq_along(windows), function(j) {
-    out_est <- out_rej <- vector("list", k - 1L)
-    for (c in seq_len(k - 1L)) {
-      f <- fits[[c + 1L]]
+    out_est <- out_rej <- vector("list", nrow(pairs))
+    for (c in seq_len(nrow(pairs))) {
+      f <- fits[[pairs[c, 1]]]
+      f0 <- fits[[pairs[c, 2]]]
       delta <- grids[[c]] * mult[j, c]
       est <- f$mu_y[j] + delta * f$mu_g[j] - f0$mu_y[j]
       vc <- pmax(f$v0[j] + 2 * delta * f$v1[j] + delta^2 * f$v2[j], 0)
@@ -301,20 +314,19 @@ power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, w
 # stratum) and the difference in means: each contrast is the mean of its
 # block differences, with their spread as variance and S - 1 degrees of
 # freedom; both are linear and quadratic in the injected effect.
-power_fits_matched <- function(code, strata, Y, G, means, grids, mult, alpha) {
+power_fits_matched <- function(code, strata, Y, G, means, grids, mult, alpha, pairs, k) {
   s_idx <- as.integer(strata)
   S <- nlevels(strata)
-  cell_rows <- lapply(seq_along(grids) + 1L, function(g) {
+  cell_rows <- lapply(seq_len(k), function(g) {
     rows <- which(code == g - 1L)
     rows[order(s_idx[rows])]
   })
-  ctrl <- which(code == 0L)
-  ctrl <- ctrl[order(s_idx[ctrl])]
   lapply(seq_along(means), function(j) {
-    out_est <- out_rej <- vector("list", length(grids))
-    for (c in seq_along(grids)) {
-      dy <- Y[cell_rows[[c]], j] - Y[ctrl, j]
-      dg <- G[cell_rows[[c]], j]
+    out_est <- out_rej <- vector("list", nrow(pairs))
+    for (c in seq_len(nrow(pairs))) {
+      ra <- cell_rows[[pairs[c, 1]]]
+      dy <- Y[ra, j] - Y[cell_rows[[pairs[c, 2]]], j]
+      dg <- G[ra, j]
       delta <- grids[[c]] * mult[j, c]
       est <- mean(dy) + delta * mean(dg)
       cy <- dy - mean(dy)

@@ -140,6 +140,11 @@
 #' @param iroas,cost_per_unit With `spend`, the return to plan for, as an
 #'   iROAS or as a cost per incremental unit (`1 / iroas`); give at most one.
 #'   It is added to the `effect` grid.
+#' @param contrasts With several cells, comparisons between treated cells
+#'   to plan besides each cell against control: a list of pairs of cell
+#'   labels, e.g. `list(c("heavy_up", "go_dark"))`; the first cell's grid of
+#'   effects is injected into it, the second left at no effect (the MDE of
+#'   the difference between the two cells). Not with `spend`.
 #' @param ... Must be empty.
 #' @return An object of class `mkt_power` with `$power` (the table returned
 #'   by [tidy()][tidy.mkt_power]), `$mde` (the table returned by
@@ -182,13 +187,20 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
                          inference = c("hc2", "randomization"), n_draws = 100,
                          reference_draws = 500, chunk_size = 10, target_power = 0.8,
                          alpha = 0.05, spend = NULL, iroas = NULL, cost_per_unit = NULL,
-                         ...) {
+                         contrasts = NULL, ...) {
   check_dots(...)
   if (!missing(design) && isTRUE(design$multi_cell)) {
     return(design_power_cells(
       formula, if (missing(data)) NULL else data, design, randomize_by, size, effect,
       missing(effect), test_length, n_windows, pre, method, effect_type, inference, n_draws,
-      chunk_size, target_power, alpha, spend, iroas, cost_per_unit, call = rlang::current_env()))
+      chunk_size, target_power, alpha, spend, iroas, cost_per_unit, contrasts,
+      call = rlang::current_env()))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but this design has two arms.",
+      i = "Leave {.arg contrasts} out, or make a design with several cells in {.fn rerandomize}."
+    ))
   }
   budget <- power_budget_args(spend, iroas, cost_per_unit)
   if (!is.null(budget) && missing(effect)) effect <- power_budget_grid(budget)

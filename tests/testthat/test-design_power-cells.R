@@ -160,3 +160,42 @@ test_that("one simulated experiment equals experiment_effect() on the same outco
                             strata = des$strata)
   check(res_m, "diff_in_means", FALSE)
 })
+
+test_that("a contrast between treated cells: its power equals experiment_effect()'s test, and design_power() plans it", {
+  set.seed(22)
+  n <- 60
+  d <- data.frame(id = sprintf("g%02d", 1:n), x1 = rnorm(n))
+  y <- 100 + 20 * d$x1 + rnorm(n, 0, 5)
+  des <- suppressWarnings(rerandomize(d, ~ x1, id = "id", accept = 0.2,
+                                      n_treated = c(heavy_up = 20, go_dark = 20)))
+  code <- as.integer(des$cell) - 1L
+  cells <- des$cells
+  pairs <- rbind(c(2L, 3L))
+  res <- power_fits_cells(code, list(list(y = y, mean = mean(y))), list(c(0, 0.03)),
+                          matrix(1, 1, 1), "multiplicative", NULL, NULL, TRUE, 0.05,
+                          pairs = pairs, k = 3L)
+  for (e in 1:2) {
+    delta <- c(0, 0.03)[e]
+    dd <- data.frame(cell = cells[code + 1L], sales = y * (1 + delta * (code == 1L)))
+    td <- tidy(experiment_effect(sales ~ cell, dd, contrasts = list(c("heavy_up", "go_dark"))))
+    row <- td[td$term == "heavy_up - go_dark", ]
+    expect_equal(res[[1]]$estimate[[1]][e], row$estimate / mean(y), tolerance = 1e-10)
+    expect_equal(res[[1]]$reject[[1]][e], row$p.value <= 0.05)
+  }
+  panel <- cells_panel(weeks = 40)
+  u <- cells_power_design(panel)
+  set.seed(3)
+  pw <- design_power(sales ~ 0 | geo + week, panel, design = u$design, effect = c(0.02, 0.05),
+                     test_length = 2, n_windows = 2, pre = 1:30, n_draws = 10,
+                     contrasts = list(c("heavy_up", "go_dark")))
+  expect_equal(unique(tidy(pw)$contrast),
+               c("heavy_up - control", "go_dark - control", "heavy_up - go_dark"))
+  expect_equal(glance(pw)$cell, c("heavy_up", "go_dark", "heavy_up"))
+  expect_error(design_power(sales ~ 0 | geo + week, panel, design = u$design, test_length = 2,
+                            n_windows = 2, n_draws = 5, contrasts = list(c("heavy_up", "x"))),
+               class = "mktcausal_error_bad_contrast")
+  expect_error(design_power(sales ~ 0 | geo + week, panel, design = u$design, test_length = 2,
+                            n_windows = 2, n_draws = 5, spend = c(heavy_up = 1, go_dark = -1),
+                            iroas = 1, contrasts = list(c("heavy_up", "go_dark"))),
+               class = "mktcausal_error_bad_contrast")
+})
