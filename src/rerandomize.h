@@ -395,7 +395,9 @@ struct Scorer {
 // cell) is subtracted from every cell's, which changes no sum (the
 // covariates are centred within strata) and makes that cell's z zero: a
 // candidate then draws and sums only the clusters of the other cells, by a
-// partial Fisher-Yates shuffle of the stratum, cell after cell.
+// partial Fisher-Yates shuffle of the stratum, cell after cell. Designs with
+// large strata draw by bit masks instead (CellScorer::draw_masks()); which
+// way depends only on the design's shape, and results never on threads.
 struct CellSpec {
   const double* z = nullptr;       // D x (n * C): column j * C + c
   int n = 0;                       // clusters
