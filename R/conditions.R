@@ -98,6 +98,7 @@ condition_registry <- local({
     c("error", "buffer_too_wide", "The buffer leaves too few control clusters."),
     c("error", "bad_pairs", "Pairs do not each hold one treated and one control cluster."),
     c("error", "bad_spend", "Spend is negative, or the incremental spend is zero where an iROAS is asked for."),
+    c("error", "bad_contrast", "A contrast between cells names an unknown cell, or a cell against itself."),
     # Fitting
     c("error", "fe_not_converged", "Removing the fixed effects did not converge."),
     c("error", "fit_failed", "The numerical fit failed."),

@@ -54,6 +54,24 @@
 #' `"randomization"` with `"lin"` runs Lin's fit for every reference draw,
 #' so it costs far more than the other combinations.
 #'
+#' @section Several cells:
+#' With a design of several cells ([rerandomize()] with a named
+#' `n_treated`), each treated cell is compared with control, by the
+#' regressions of [experiment_effect()] with several cells (cell indicators
+#' or Lin's fully interacted regression, HC2 t-tests; `inference = "hc2"`
+#' only). `effect` is either one grid for every cell or a named list giving
+#' each treated cell its own grid (a go-dark cell's lift may be negative,
+#' e.g. `list(heavy_up = c(0.02, 0.05), go_dark = c(-0.02, -0.05))`); 0 is
+#' always added, so every cell has an A/A row. `tidy()` has one row per
+#' contrast, test length and effect (columns `contrast` and `cell`);
+#' `glance()` one per contrast and test length, with the MDE on the side of
+#' the cell's grid and `aa_rejection` with its Monte Carlo error
+#' `aa_mc_se`. With a budget, `spend` names every treated cell's change in
+#' spend per period, e.g. `spend = c(heavy_up = 2e4, go_dark = -1e4)`
+#' (negative for go-dark), `effect` is one grid of iROAS values, and
+#' `glance()` gives per contrast the MDE in iROAS units, the power at `iroas`
+#' and the spend per period for that cell that reaches `target_power`.
+#'
 #' @section Budget first:
 #' With `spend`, the plan is in money: `spend` is the change in the treated
 #' arm's spend per period (all treated clusters together; negative for a
@@ -117,10 +135,16 @@
 #' @param target_power Power defining the minimum detectable effect.
 #' @param alpha Two-sided level of the test.
 #' @param spend `NULL`, or the change in the treated arm's spend per period
-#'   (negative for go-dark): plans in iROAS units (see Budget first).
+#'   (negative for go-dark): plans in iROAS units (see Budget first). With
+#'   several cells, a vector naming each treated cell's change.
 #' @param iroas,cost_per_unit With `spend`, the return to plan for, as an
 #'   iROAS or as a cost per incremental unit (`1 / iroas`); give at most one.
 #'   It is added to the `effect` grid.
+#' @param contrasts With several cells, comparisons between treated cells
+#'   to plan besides each cell against control: a list of pairs of cell
+#'   labels, e.g. `list(c("heavy_up", "go_dark"))`; the first cell's grid of
+#'   effects is injected into it, the second left at no effect (the MDE of
+#'   the difference between the two cells). Not with `spend`.
 #' @param ... Must be empty.
 #' @return An object of class `mkt_power` with `$power` (the table returned
 #'   by [tidy()][tidy.mkt_power]), `$mde` (the table returned by
@@ -163,8 +187,21 @@ design_power <- function(formula, data, design, randomize_by = NULL, size = NULL
                          inference = c("hc2", "randomization"), n_draws = 100,
                          reference_draws = 500, chunk_size = 10, target_power = 0.8,
                          alpha = 0.05, spend = NULL, iroas = NULL, cost_per_unit = NULL,
-                         ...) {
+                         contrasts = NULL, ...) {
   check_dots(...)
+  if (!missing(design) && isTRUE(design$multi_cell)) {
+    return(design_power_cells(
+      formula, if (missing(data)) NULL else data, design, randomize_by, size, effect,
+      missing(effect), test_length, n_windows, pre, method, effect_type, inference, n_draws,
+      chunk_size, target_power, alpha, spend, iroas, cost_per_unit, contrasts,
+      call = rlang::current_env()))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but this design has two arms.",
+      i = "Leave {.arg contrasts} out, or make a design with several cells in {.fn rerandomize}."
+    ))
+  }
   budget <- power_budget_args(spend, iroas, cost_per_unit)
   if (!is.null(budget) && missing(effect)) effect <- power_budget_grid(budget)
   if (missing(data)) data <- NULL

@@ -44,6 +44,42 @@
 #'   covariates are given or taken from the design. A pre-period outcome
 #'   column as covariate gives the ANCOVA estimator.
 #'
+#' @section Several cells:
+#' When the treatment column holds cell labels (character or factor, such
+#' as `"control"`, `"heavy_up"`, `"go_dark"`), or `design` has several cells
+#' ([rerandomize()] with a named `n_treated`), every cell is compared with
+#' the reference cell: the design's control cell, or without a design
+#' `"control"` when it is one of the labels, else the first level (a
+#' factor's first level, a character column's first in sorted order;
+#' reorder the factor to choose another). `contrasts` adds cell-vs-cell
+#' comparisons. There is one row per contrast and estimator, named like
+#' `"heavy_up - control"` (the first cell minus the second), with the
+#' estimator in column `estimator`.
+#'
+#' The difference in means is the regression of the outcome on the cell
+#' indicators (with strata, the centred stratum indicators interacted with
+#' every cell, which gives each cell's stratum-weighted mean); Lin's
+#' estimator is the fully interacted regression: cell indicators, the
+#' covariates centred at their full-sample mean, and their interactions with
+#' every cell. Each cell's coefficient is then its covariate-adjusted mean,
+#' and a contrast is the difference of two of them. Both regressions are
+#' block diagonal across cells, so their HC2 covariance is too: two
+#' contrasts covary only through a shared cell. Degrees of freedom are
+#' Welch's for each pair of cells (difference in means without strata), else
+#' the residual degrees of freedom of the regression. `lift_pct` divides by
+#' the first cell's counterfactual mean, `incremental` is the estimate times
+#' the first cell's clusters (or population for `estimand = "mean"`), and
+#' with `spend` the incremental spend is the difference in mean spend times
+#' the same clusters: a go-dark cell (spend removed) whose outcome falls has
+#' a positive iROAS. A contrast whose two cells have the same mean spend
+#' has no iROAS and is refused (`mktcausal_error_bad_spend`), as is negative
+#' spend. With a design, `p.value_randomization` and `p.value_familywise`
+#' (max-T over the contrasts) come from [randomization_test()] on the same
+#' reference assignments. `vcov(fit, estimator = "lin")` gives the joint
+#' covariance of one estimator's contrasts; `coef(fit, estimator = )` their
+#' estimates. Several cells need one row per cluster (no `cluster`) and a
+#' design without a buffer.
+#'
 #' @section Buffer zones:
 #' With a design that keeps buffer zones ([rerandomize()] with `buffer`),
 #' `data` still holds every designed cluster, but the estimators use only
@@ -67,7 +103,8 @@
 #' CR2 standard errors and Bell-McCaffrey degrees of freedom at the cluster
 #' level (as `estimatr::lm_robust(se_type = "CR2")`).
 #'
-#' @param formula `outcome ~ treatment`, with a 0/1 treatment column.
+#' @param formula `outcome ~ treatment`, with a 0/1 treatment column, or a
+#'   column of cell labels for several cells (see Several cells).
 #' @param data A data frame with one row per cluster, or finer rows (stores,
 #'   zip codes, weeks) with `cluster` naming the cluster column. Without
 #'   `cluster`, every row is analysed as a randomized cluster, so a long panel
@@ -92,6 +129,12 @@
 #' @param n_draws Number of reference assignments for the randomization test
 #'   when `design` is given.
 #' @param alpha Significance level for confidence intervals.
+#' @param contrasts With several cells, further comparisons besides every
+#'   cell against the reference cell: a list of pairs of cell labels, each
+#'   the cell and the cell it is compared with, e.g.
+#'   `list(c("heavy_up", "go_dark"))`.
+#' @param estimator For `coef()` and `vcov()` of a fit with several cells:
+#'   `"diff_in_means"` or `"lin"`.
 #' @param ... Must be empty.
 #' @return A fit of class `c("mkt_effect", "mkt_fit")` (see [mkt_fit]).
 #'   `tidy()` gives one row per estimator with broom's columns, `df`,
@@ -130,7 +173,7 @@
 experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
                               estimand = c("total", "mean"), spend = NULL,
                               size = NULL, cluster = NULL, n_draws = 2000,
-                              alpha = 0.05, ...) {
+                              alpha = 0.05, contrasts = NULL, ...) {
   check_dots(...)
   call <- match.call()
   data <- check_data_frame(data)
@@ -158,7 +201,19 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
     if (!is.null(get(arg))) check_columns(data, get(arg), arg)
   }
 
-  treat <- check_treatment(data[[vars$treatment]], vars$treatment)
+  tr <- data[[vars$treatment]]
+  if (isTRUE(design$multi_cell) || is.character(tr) || is.factor(tr)) {
+    return(experiment_effect_cells_front(data, design, covariates, cov_vars, vars, estimand,
+                                         spend, size, cluster, n_draws, alpha, contrasts,
+                                         call))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but treatment column {.field {vars$treatment}} holds two arms (0/1).",
+      i = "Give the cells' labels in the treatment column (character or factor), or leave {.arg contrasts} out."
+    ))
+  }
+  treat <- check_treatment(tr, vars$treatment)
   y <- check_numeric_column(data, vars$outcome, "outcome")
   X <- effect_covariate_matrix(data, covariates, cov_vars)
   sp <- if (!is.null(spend)) check_numeric_column(data, spend, "spend")

@@ -30,6 +30,10 @@ autoplot.mkt_effect <- function(object, type = c("estimates", "outcomes", "effec
   check_dots(...)
   type <- check_choice(type)
   outcome <- object$vars$outcome
+  if (!is.null(object$cells) && type != "effect_over_time") {
+    return(if (type == "outcomes") effect_outcome_plot_cells(object, outcome) else
+      autoplot_effect_cells(object))
+  }
   if (type == "outcomes") return(effect_outcome_plot(object, outcome))
   if (type == "effect_over_time") {
     if (is.null(object$tables$effect_over_time)) {
@@ -119,6 +123,7 @@ effect_outcome_plot <- function(object, outcome) {
 
 #' @export
 print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
+  if (!is.null(x$cells)) return(print_details_cells(x, summary, digits))
   est <- x$estimates
   g <- x$glance
   lines <- sprintf("Incremental outcome: %s.", paste(sprintf("%s (%s)",
@@ -164,6 +169,7 @@ print_details.mkt_effect <- function(x, summary = FALSE, digits = 4, ...) {
 #' @export
 autoplot.mkt_randomization_test <- function(object, type = c("reference", "pvalue"), ...) {
   check_dots(...)
+  if (isTRUE(object$multi_cell)) return(autoplot_test_cells(object, type))
   type <- check_choice(type)
   labels <- c(conditional = "conditional on the acceptance rule",
               unconditional = "ignoring the rule")
@@ -202,6 +208,7 @@ autoplot.mkt_randomization_test <- function(object, type = c("reference", "pvalu
 
 #' @export
 print_details.mkt_randomization_test <- function(x, summary = FALSE, digits = 4, ...) {
+  if (isTRUE(x$multi_cell)) return(print_details_test_cells(x, summary))
   g <- x$glance
   lines <- c(
     if (!x$exact) sprintf("Monte Carlo s.e. of the p-value: %s.", format_num(g$mc_se, 2)),

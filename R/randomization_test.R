@@ -19,6 +19,23 @@
 #' inverts the test over \eqn{\tau_0}: each draw's statistic is a closed-form
 #' function of \eqn{\tau_0}, so no refit is needed.
 #'
+#' @section Several cells:
+#' For a design with several cells ([rerandomize()] with a named
+#' `n_treated`), the treatment column holds each cluster's cell label and the
+#' test is of the sharp null that no cell has any effect on any cluster, so
+#' every outcome is fixed under every reference assignment of the rule
+#' (drawn by `reference_cells()`). Each contrast (every treated cell against
+#' control, plus `contrasts`) gets its own p-value from its statistic (the
+#' stratum-weighted difference of cell means, or with `"lin_t"` the HC2 t
+#' of the difference of Lin's adjusted cell means), and a family-wise
+#' p-value by max-T: in each reference draw the largest |t| over the
+#' contrasts (t being the difference over its Neyman, stratum-weighted,
+#' standard error for `"diff_in_means"`), and the adjusted p-value of a
+#' contrast is the share of draws whose maximum reaches its observed |t|.
+#' Rejecting where `p.value_familywise <= alpha` keeps the chance of any
+#' false rejection at most `alpha`. Only `null = 0` and the two-sided
+#' alternative are available; there is no interval.
+#'
 #' @section Buffer zones:
 #' For a design with a buffer (see [rerandomize()]), every reference
 #' assignment gets its own buffer, recomputed by the design's rule, and must
@@ -72,6 +89,9 @@
 #'   the draw's index, so the same seed gives the same p-value for any chunk
 #'   size, future plan and number of threads.
 #' @param alpha One minus the confidence level of the interval.
+#' @param contrasts With several cells, further comparisons besides every
+#'   treated cell against control: a list of pairs of cell labels, e.g.
+#'   `list(c("heavy_up", "go_dark"))`.
 #' @param ... Must be empty.
 #' @return A fit of class `c("mkt_randomization_test", "mkt_fit")` (see
 #'   [mkt_fit]): one row, the estimate with the p-value conditional on the
@@ -102,13 +122,23 @@ randomization_test <- function(formula, data, design,
                                statistic = c("diff_in_means", "lin_t"),
                                alternative = c("two.sided", "greater", "less"),
                                null = 0, exact_max = 2e5, n_draws = 10000,
-                               chunk_size = 1000L, alpha = 0.05, ...) {
+                               chunk_size = 1000L, alpha = 0.05, contrasts = NULL, ...) {
   check_dots(...)
   call <- match.call()
   if (missing(design)) design <- NULL
   check_design(design)
   statistic <- check_choice(statistic)
   alternative <- check_choice(alternative)
+  if (isTRUE(design$multi_cell)) {
+    return(randomization_test_cells_front(formula, data, design, statistic, alternative,
+                                          null, n_draws, chunk_size, alpha, contrasts, call))
+  }
+  if (!is.null(contrasts)) {
+    abort_mkt("bad_contrast", c(
+      "{.arg contrasts} compares cells, but this design has two arms.",
+      i = "Leave {.arg contrasts} out, or make a design with several cells in {.fn rerandomize}."
+    ))
+  }
   input <- design_cluster_outcome(formula, data, design)
   randomization_test_fit(design, input$y, statistic = statistic,
                          alternative = alternative, null = null, exact_max = exact_max,
