@@ -283,6 +283,10 @@ struct BacktestPlan {
   double tol = 1e-10;
   int max_iter = 10000;
   bool warm = true;  // warm-start placebo fits from the window's fit
+  // Per block: 1 when its placebo errors rank the candidate sets, 0 when
+  // they are the reference of the planned test. The two never mix, so the
+  // test's reference was not looked at by the selection.
+  std::vector<char> selection;
 };
 
 inline CrossProducts cross_products(const Eigen::MatrixXd& Z, int start, int len) {
@@ -442,7 +446,9 @@ inline OneFit fit_block(const BacktestPlan& p, const BacktestWindow& win, int dr
 // treated index's level.
 struct WindowScore {
   double est0 = 0, slope = 0, rmse = 0;
-  std::vector<double> placebo;
+  double noise = 0;              // RMS of the selection blocks' placebo estimates
+  int n_noise = 0;
+  std::vector<double> placebo;   // the test's reference (inference blocks)
   bool converged = true;
 };
 
@@ -473,12 +479,20 @@ inline WindowScore score_window(const BacktestPlan& p, const BacktestWindow& win
   if (placebos) {
     out.placebo.reserve(win.placebo.size());
     const Eigen::VectorXd w_test = wbuf;
+    double ss = 0;
     for (int b : win.placebo) {
       wbuf = p.warm ? w_test : Eigen::VectorXd();
       OneFit g = fit_block(p, win, b, b, set, a, donors, wbuf);
-      out.placebo.push_back(g.gap / g.cf);
+      const double e = g.gap / g.cf;
+      if (!p.selection.empty() && p.selection[b]) {
+        ss += e * e;
+        ++out.n_noise;
+      } else {
+        out.placebo.push_back(e);
+      }
       out.converged = out.converged && g.converged;
     }
+    out.noise = out.n_noise ? std::sqrt(ss / out.n_noise) : 0.0;
   }
   return out;
 }
