@@ -164,4 +164,9 @@ test_that("bad input gets classed errors", {
                class = "mktcausal_error_bad_argument")
   expect_warning(select_markets(f, d, n_treated = 1, test_length = 2, n_windows = 30),
                  class = "mktcausal_warning_few_placebos")
+  expect_error(select_markets(f, d, test_length = 2, inference = "placebo"),
+               class = "mktcausal_error_too_few_pre_periods")
+  few <- d[d$market %in% sprintf("M%02d", 1:5), ]
+  expect_warning(market_backtest(f, few, treated = c("M01", "M02"), test_length = 2,
+                                 n_windows = 2), class = "mktcausal_warning_few_donors")
 })
