@@ -59,8 +59,8 @@
 #' the same history, makes the test anti-conservative: the winner's
 #' historical errors are small partly by luck, its future error is not. (On
 #' simulated factor panels, ranking on the windows' own errors and critical
-#' values and testing the chosen set on later held-out windows rejected 9%
-#' of the time at a 5% level.) So the ranking reads only the selection
+#' values and testing the chosen set on later held-out windows rejected about 9%
+#' of 360 window tests at a 5% level.) So the ranking reads only the selection
 #' blocks: a set's criterion `noise` is the root mean square of its
 #' selection-block placebo estimates over the slope of its estimate in the
 #' effect, averaged over the windows, and sets are ranked by it (then by
