@@ -230,7 +230,7 @@ market_backtest <- function(formula, data, treated, test_length = 4,
               inference = inference, alpha = alpha, target_power = target_power,
               test_length = plan$test_length, treated = mp$markets[idx],
               share = sum(mp$share[idx]), call = match.call())
-  obj$power <- market_power_table(sc, 1L, w, effect)
+  obj$power <- market_power_table(sc, 1L, w, effect, alpha)
   obj$summary <- market_set_summary(sc, 1L, w, effect, target_power, alpha)
   obj$backtest <- market_window_table(plan, sc, 1L, effect, idx)
   structure(obj, class = "mkt_market_backtest")
@@ -689,10 +689,14 @@ market_rank <- function(res, w, effect, target_power, alpha) {
 
 # --- tables -------------------------------------------------------------------
 
-market_power_table <- function(sc, row, w, effect) {
+# The A/A row's Monte Carlo SE is the one a test of exact size would have,
+# sqrt(alpha (1 - alpha) / n): an observed rate of 0 on a few windows does
+# not have an SE of 0.
+market_power_table <- function(sc, row, w, effect, alpha) {
   rej <- market_rejections(sc, row, w, effect)
   p <- apply(rej, 3L, mean)
-  data.frame(effect = effect, power = p, mc_se = sqrt(p * (1 - p) / length(w)),
+  q <- ifelse(effect == 0, alpha, p)
+  data.frame(effect = effect, power = p, mc_se = sqrt(q * (1 - q) / length(w)),
              n_windows = length(w))
 }
 
