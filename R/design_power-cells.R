@@ -315,23 +315,22 @@ power_fits_cells <- function(code, windows, grids, mult, effect_type, size, x, w
 # block differences, with their spread as variance and S - 1 degrees of
 # freedom; both are linear and quadratic in the injected effect.
 power_fits_matched <- function(code, strata, Y, G, means, grids, mult, alpha, pairs, k) {
-  s_idx <- as.integer(strata)
   S <- nlevels(strata)
-  cell_rows <- lapply(seq_len(k), function(g) {
-    rows <- which(code == g - 1L)
-    rows[order(s_idx[rows])]
-  })
+  w_s <- block_weights(strata)
   lapply(seq_along(means), function(j) {
     out_est <- out_rej <- vector("list", nrow(pairs))
+    My <- block_cell_means(Y[, j], strata, code, k)
+    Mg <- block_cell_means(G[, j], strata, code, k)
     for (c in seq_len(nrow(pairs))) {
-      ra <- cell_rows[[pairs[c, 1]]]
-      dy <- Y[ra, j] - Y[cell_rows[[pairs[c, 2]]], j]
-      dg <- G[ra, j]
+      # Weighted block differences of cell means; the effect is injected
+      # into the first cell of the contrast only.
+      dy <- w_s * (My[, pairs[c, 1]] - My[, pairs[c, 2]])
+      dg <- w_s * Mg[, pairs[c, 1]]
       delta <- grids[[c]] * mult[j, c]
-      est <- mean(dy) + delta * mean(dg)
+      est <- sum(dy) + delta * sum(dg)
       cy <- dy - mean(dy)
       cg <- dg - mean(dg)
-      v <- pmax(sum(cy^2) + 2 * delta * sum(cy * cg) + delta^2 * sum(cg^2), 0) / (S - 1) / S
+      v <- pmax(sum(cy^2) + 2 * delta * sum(cy * cg) + delta^2 * sum(cg^2), 0) * S / (S - 1)
       p <- 2 * stats::pt(-abs(est) / sqrt(pmax(v, 1e-300)), S - 1)
       out_est[[c]] <- est / means[j] / mult[j, c]
       out_rej[[c]] <- p <= alpha

@@ -147,9 +147,10 @@ cells_model_matrix <- function(code, cells, X) {
 cells_regressors <- function(X, strata, code, k, call = rlang::caller_env()) {
   if (is.null(strata) || nlevels(strata) < 2L) return(X)
   n_cell <- table(strata, factor(code, levels = seq_len(k) - 1L))
-  # Matched blocks (one cluster of every cell per stratum): their indicators
-  # would leave no residual; the covariates alone, as for matched pairs.
-  if (all(n_cell == 1L)) return(X)
+  # Matched blocks (every cell in every stratum, some with one cluster):
+  # their indicators would leave no residual; the covariates alone, as for
+  # matched pairs.
+  if (all(n_cell >= 1L) && any(n_cell == 1L)) return(X)
   if (any(n_cell < 2L)) {
     abort_mkt("strata_too_small", c(
       "Some strata hold fewer than two clusters of some cell, so the cell means within them have no variance estimate.",
@@ -166,13 +167,15 @@ fit_cells <- function(y, code, cells, X, strata, pairs, alpha, welch,
   k <- length(cells)
   C <- contrast_matrix(pairs, k)
   if (is.null(X) && is_matched_cells(strata, code, k)) {
-    # Matched blocks: the contrast's difference within each block, its mean
-    # and the spread of the block differences (the matched-pair variance),
-    # S - 1 degrees of freedom.
-    D <- matched_differences(y, strata, code, k) %*% t(C)
-    S <- nrow(D)
-    V <- stats::cov(D) / S
-    rows <- robust_row(colMeans(D), sqrt(diag(V)), rep(S - 1, nrow(pairs)), alpha)
+    # Matched blocks: the contrast's difference within each block, their
+    # size-weighted mean and the spread of the weighted block differences
+    # (the matched-pair variance), S - 1 degrees of freedom.
+    wD <- (block_cell_means(y, strata, code, k) %*% t(C)) * block_weights(strata)
+    S <- nrow(wD)
+    est <- colSums(wD)
+    E <- sweep(wD, 2, est / S)
+    V <- crossprod(E) * S / (S - 1)
+    rows <- robust_row(est, sqrt(diag(V)), rep(S - 1, nrow(pairs)), alpha)
     return(list(rows = rows, vcov = V, means = NULL))
   }
   Z <- cells_regressors(X, strata, code, k, call = call)
@@ -453,16 +456,39 @@ align_design_cells <- function(units, design, treatment, cells, call = rlang::ca
   pos
 }
 
-# Whether every stratum is a matched block holding one cluster of every cell.
+# Whether the strata are matched blocks: every stratum holds every cell and
+# some hold a single cluster of a cell (so within-stratum variances do not
+# exist). Blocks of one cluster per cell are the usual case; a block with
+# a leftover cluster (200 DMAs in blocks of 3) is one too.
 is_matched_cells <- function(strata, code, k) {
   if (is.null(strata) || nlevels(strata) < 2L) return(FALSE)
-  all(table(strata, factor(code, levels = seq_len(k) - 1L)) == 1L)
+  n <- table(strata, factor(code, levels = seq_len(k) - 1L))
+  all(n >= 1L) && any(n == 1L)
 }
 
-# The outcome of each block's cluster of each cell (blocks x cells); y may be
-# a matrix (one column per outcome), giving blocks x cells x columns.
-matched_differences <- function(y, strata, code, k) {
-  Yb <- matrix(NA_real_, nlevels(strata), k)
-  Yb[cbind(as.integer(strata), code + 1L)] <- y
-  Yb
+# The mean outcome of each block's clusters of each cell (blocks x cells).
+block_cell_means <- function(y, strata, code, k) {
+  s <- as.integer(strata)
+  g <- code + 1L
+  sums <- matrix(0, nlevels(strata), k)
+  counts <- matrix(0L, nlevels(strata), k)
+  for (j in seq_len(k)) {
+    sums[, j] <- tabulate_sum(y[g == j], s[g == j], nlevels(strata))
+    counts[, j] <- tabulate(s[g == j], nlevels(strata))
+  }
+  sums / counts
+}
+
+# Sums of x by integer group 1..n.
+tabulate_sum <- function(x, group, n) {
+  out <- numeric(n)
+  sums <- rowsum(x, group, reorder = TRUE)
+  out[as.integer(rownames(sums))] <- sums[, 1]
+  out
+}
+
+# Each block's weight in the stratum-weighted estimator: its share N_s / N
+# of the clusters (1 / S for equal blocks).
+block_weights <- function(strata) {
+  as.vector(table(strata)) / length(strata)
 }

@@ -32,17 +32,23 @@ cells_statistics <- function(y, W, k, pairs, strata, statistic, x = NULL) {
   a <- pairs[, 1]
   b <- pairs[, 2]
   if (statistic == "diff_in_means" && is_matched_cells(strata, W[, 1], k)) {
-    # Matched blocks: the mean of the block differences and their spread.
+    # Matched blocks: the size-weighted mean of the block differences of
+    # cell means and their spread (experiment_effect()'s block estimator).
+    # Cell counts per block are fixed by the design, so the observed
+    # assignment's counts serve every draw.
     s_idx <- as.integer(strata)
     S <- nlevels(strata)
+    ind <- outer(s_idx, seq_len(S), "==") * 1
+    w_s <- block_weights(strata)
     B <- lapply(seq_len(k), function(g) {
-      crossprod(outer(s_idx, seq_len(S), "==") * 1, (W == g - 1L) * y)  # S x R
+      n_g <- tabulate(s_idx[W[, 1] == g - 1L], S)
+      crossprod(ind, (W == g - 1L) * y) / n_g  # S x R
     })
     est <- se <- matrix(0, nrow(pairs), R)
     for (c in seq_len(nrow(pairs))) {
-      D <- B[[a[c]]] - B[[b[c]]]
-      est[c, ] <- colMeans(D)
-      se[c, ] <- sqrt(pmax(colSums(sweep(D, 2, est[c, ])^2) / (S - 1), 0) / S)
+      wD <- (B[[a[c]]] - B[[b[c]]]) * w_s
+      est[c, ] <- colSums(wD)
+      se[c, ] <- sqrt(pmax(colSums(sweep(wD, 2, est[c, ] / S)^2) * S / (S - 1), 0))
     }
     return(list(estimate = est, se = se, t = est / se))
   }

@@ -278,3 +278,40 @@ test_that("matched blocks of one cluster per cell: block differences and their s
   expect_equal(tidy(rt)$t, dim_rows$estimate[1:2] / dim_rows$std.error[1:2], tolerance = 1e-10)
   expect_true(all(tidy(rt)$p.value_familywise >= tidy(rt)$p.value))
 })
+
+test_that("blocks with a leftover cluster: size-weighted block differences of cell means", {
+  # 62 clusters in blocks of 3 leave one block of 4 (two controls): the
+  # block estimator weights each block by its share of clusters and
+  # compares cell means within it (the estimator of unequal matched blocks).
+  set.seed(15)
+  n <- 62
+  d <- data.frame(id = sprintf("g%02d", 1:n), x1 = rnorm(n))
+  s <- stratify(d, method = "matched", covariates = ~ x1, block_size = 3,
+                prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  des <- suppressWarnings(rerandomize(d, ~ x1, strata = s, id = "id", accept = 0.2,
+                                      n_draws = 2000))
+  expect_identical(sort(unique(as.vector(table(des$strata)))), 3:4)
+  d$cell <- as.character(des$cell)
+  d$block <- des$strata
+  d$sales <- 10 + 3 * d$x1 + rnorm(n) + 2 * (d$cell == "go_dark")
+  fit <- experiment_effect(sales ~ cell, d, design = des, n_draws = 200)
+  td <- tidy(fit)
+  got <- td[td$estimator == "diff_in_means", ]
+  m <- tapply(d$sales, list(d$block, d$cell), mean)
+  w <- as.vector(table(d$block)[rownames(m)]) / n
+  S <- nrow(m)
+  for (cl in c("heavy_up", "go_dark")) {
+    wd <- w * (m[, cl] - m[, "control"])
+    est <- sum(wd)
+    se <- sqrt(sum((wd - est / S)^2) * S / (S - 1))
+    row <- got[got$term == paste(cl, "- control"), ]
+    expect_equal(row$estimate, est, tolerance = 1e-10)
+    expect_equal(row$std.error, se, tolerance = 1e-10)
+    expect_equal(row$df, S - 1)
+  }
+  # The randomization test and the power plan use the same estimator.
+  rt <- randomization_test(sales ~ cell, d, design = des, n_draws = 200)
+  expect_equal(tidy(rt)$t, got$estimate / got$std.error, tolerance = 1e-10)
+  # Lin drops the block indicators and keeps the covariates.
+  expect_equal(td$df[td$estimator == "lin"], rep(n - 3 * 2, 2))
+})
