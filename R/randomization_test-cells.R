@@ -129,8 +129,12 @@ randomization_test_cells <- function(design, y, statistic, pairs, n_draws,
       i = "Balance on fewer covariates in {.fn rerandomize}, or use {.code statistic = \"diff_in_means\"}."
     ), call = call)
   }
-  stat_obs <- if (statistic == "lin_t") obs$t[, 1] else obs$estimate[, 1]
-  stat_ref <- if (statistic == "lin_t") ref$t else ref$estimate
+  # Every contrast is tested with its studentized statistic, the one max-T
+  # maximises: the family-wise p-value is then never below the contrast's
+  # own, and a noisy contrast (a cell holding the largest clusters) does not
+  # dominate the maximum.
+  stat_obs <- obs$t[, 1]
+  stat_ref <- ref$t
   n_ref <- ncol(stat_ref)
   exact <- reference$exact
   pval <- function(hits) if (exact) hits / n_ref else (1 + hits) / (n_ref + 1)
@@ -208,8 +212,8 @@ randomization_test_cells_front <- function(formula, data, design, statistic, alt
     estimand = paste0(
       "sharp null of no effect in any cell on any cluster; estimate: ",
       if (statistic == "lin_t") "difference of Lin's adjusted cell means, statistic its HC2 t" else
-        if (n_strata > 1L) "stratum-weighted difference in means, statistic itself" else
-        "difference in means, statistic itself"),
+        if (n_strata > 1L) "stratum-weighted difference in means, statistic its t" else
+        "difference in means, statistic its Neyman t"),
     inference = sprintf("Fisher test, %s %s assignments of the rule; family-wise p-values by max-T",
                         format(res$n_ref, big.mark = ","),
                         if (res$exact) "(every one)" else "drawn"),

@@ -25,9 +25,10 @@
 #' test is of the sharp null that no cell has any effect on any cluster, so
 #' every outcome is fixed under every reference assignment of the rule
 #' (drawn by `reference_cells()`). Each contrast (every treated cell against
-#' control, plus `contrasts`) gets its own p-value from its statistic (the
-#' stratum-weighted difference of cell means, or with `"lin_t"` the HC2 t
-#' of the difference of Lin's adjusted cell means), and a family-wise
+#' control, plus `contrasts`) gets its own p-value from its studentized
+#' statistic (the stratum-weighted difference of cell means over its Neyman
+#' or matched-block standard error, or with `"lin_t"` the HC2 t of the
+#' difference of Lin's adjusted cell means), and a family-wise
 #' p-value by max-T: in each reference draw the largest |t| over the
 #' contrasts (t being the difference over its Neyman, stratum-weighted,
 #' standard error for `"diff_in_means"`), and the adjusted p-value of a

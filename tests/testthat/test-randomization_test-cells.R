@@ -32,9 +32,10 @@ test_that("p-values equal a direct count over the rule's reference draws", {
   td <- tidy(rt)
   expect_equal(td$term, c("heavy_up - control", "go_dark - control"))
   for (c in 1:2) {
-    s_obs <- stat(obs, c, 0)
-    s_ref <- apply(W, 2, stat, a = c, b = 0)
-    expect_equal(td$estimate[c], s_obs, tolerance = 1e-10)
+    # Each contrast's test uses its studentized difference.
+    expect_equal(td$estimate[c], stat(obs, c, 0), tolerance = 1e-10)
+    s_obs <- tstat(obs, c, 0)
+    s_ref <- apply(W, 2, tstat, a = c, b = 0)
     expect_equal(td$p.value[c], (1 + sum(abs(s_ref) >= abs(s_obs) - 1e-9)) / 401)
   }
   t_ref <- rbind(apply(W, 2, tstat, a = 1, b = 0), apply(W, 2, tstat, a = 2, b = 0))
@@ -43,6 +44,7 @@ test_that("p-values equal a direct count over the rule's reference draws", {
   expect_equal(td$t, t_obs, tolerance = 1e-10)
   expect_equal(td$p.value_familywise,
                vapply(t_obs, function(t) (1 + sum(max_t >= abs(t) - 1e-9)) / 401, numeric(1)))
+  expect_true(all(td$p.value_familywise >= td$p.value))
   # The same seed gives the same p-values for another chunk size.
   set.seed(11)
   rt2 <- randomization_test(sales ~ cell, d, design = des, n_draws = 400, chunk_size = 37)
