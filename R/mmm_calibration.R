@@ -82,7 +82,10 @@
 #' @param metric Robyn's `metric`, which must equal the model's `dep_var`;
 #'   `NULL` uses the fit's outcome column name.
 #' @param term The row of `tidy(fit)` to export. `NULL` takes the only row,
-#'   or `"lin"` (the regression-adjusted estimate) when the fit has it.
+#'   or `"lin"` (the regression-adjusted estimate) when the fit has it. For
+#'   a fit of several cells, the contrast (e.g. `"heavy_up - control"`),
+#'   from Lin's rows when the fit has them; its incremental spend is the
+#'   contrast's `spend_incremental`.
 #' @param baseline_spend For `"pymc_marketing"`: the channel's spend per
 #'   model period before the test (PyMC-Marketing's `x`); for go-dark it
 #'   must be at least the spend removed per period.
@@ -146,6 +149,12 @@ mmm_calibration <- function(fit, format = c("robyn", "meridian", "pymc_marketing
 # read from the fit").
 calibration_quantities <- function(fit, term, spend, call = rlang::caller_env()) {
   est <- tidy(fit)
+  if (!is.null(est$estimator)) {
+    # A fit of several cells has one row per contrast and estimator: the
+    # regression-adjusted one when there is one, as for two arms.
+    use <- if ("lin" %in% est$estimator) "lin" else est$estimator[1]
+    est <- est[est$estimator == use, , drop = FALSE]
+  }
   terms <- est$term
   if (is.null(term)) {
     term <- if (length(terms) == 1L) terms else if ("lin" %in% terms) "lin" else {
@@ -182,7 +191,8 @@ calibration_quantities <- function(fit, term, spend, call = rlang::caller_env())
 
   if (is.null(spend)) {
     g <- glance(fit)
-    spend <- if (!is.null(g$spend_incremental)) g$spend_incremental[1] else NA_real_
+    spend <- if (!is.na(col("spend_incremental"))) col("spend_incremental") else
+      if (!is.null(g$spend_incremental)) g$spend_incremental[1] else NA_real_
     if (!is.numeric(spend) || !is.finite(spend)) {
       abort_mkt("bad_argument", c(
         "{.arg spend} is needed: the fit does not know what the test spent.",

@@ -211,3 +211,27 @@ test_that("the printout fits in 80 columns and shows the mapping", {
   }
   expect_error(print(x, digits = 3), class = "mktcausal_error_unknown_argument")
 })
+
+test_that("a fit of several cells exports one contrast, Lin's row, with its own spend", {
+  set.seed(3)
+  n <- 60
+  d <- data.frame(cell = rep(c("control", "heavy_up", "go_dark"), n / 3), x = rnorm(n, 100, 10))
+  d$spend <- c(control = 10, heavy_up = 20, go_dark = 0)[d$cell]
+  d$sales <- d$x + 2 * (d$spend - 10) + rnorm(n)
+  fit <- experiment_effect(sales ~ cell, d, covariates = ~ x, spend = "spend")
+  lin <- tidy(fit)[tidy(fit)$estimator == "lin", ]
+  go <- lin[lin$term == "go_dark - control", ]
+  out <- mmm_calibration(fit, "meridian", channel = "tv", term = "go_dark - control",
+                         start = "2025-01-06", end = "2025-02-02")
+  g <- glance(out)
+  expect_equal(g$estimate, go$estimate)
+  expect_equal(g$spend, go$spend_incremental)
+  expect_lt(g$spend, 0)
+  expect_equal(g$incremental, go$incremental)
+  # Go-dark: the outcome fell with the spend, a positive return near 2.
+  expect_gt(g$iroas, 1.5)
+  expect_lt(g$iroas, 2.5)
+  expect_error(mmm_calibration(fit, "robyn", channel = "tv_S", start = "2025-01-06",
+                               end = "2025-02-02"),
+               class = "mktcausal_error_bad_argument")
+})
