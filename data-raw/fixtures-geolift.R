@@ -72,11 +72,42 @@ cases <- lapply(seq_len(nrow(grid)), function(i) {
   score(sets[[g$set]], g$window, g$effect, g$fixed_effects)
 })
 
+# select_markets()/market_backtest() fit an intercept synthetic control to
+# each market's series divided by its mean level before the first backtest
+# window (the treated series: the set's total over its total level). On a
+# panel in which every such level is already 1 that is GeoLift's default fit
+# (fixed_effects = TRUE) of the treated markets' average, and its per-window
+# relative lift is GeoLift's lift_estimator. With n_windows = 2 the first
+# window starts in week 53, so the levels are means over weeks 1-52.
+panel_index <- panel
+level <- tapply(panel$Y[panel$time <= 52], panel$location[panel$time <= 52], mean)
+panel_index$Y <- panel$Y / level[panel$location]
+lift <- function(locs, window, effect) {
+  r <- suppressMessages(GeoLift::pvalueCalc(
+    panel_index, sim = window, max_time = n_time, tp = test_length, es = effect,
+    locations = as.list(locs), cpic = 1, X = c(), type = "Imbalance",
+    fixed_effects = TRUE, stat_func = GeoLift::type_of_test("two_sided"),
+    model = "none", conformal_type = "block", ns = 1000
+  ))
+  list(set = paste(sort(unlist(locs)), collapse = ", "), locations = sort(unlist(locs)),
+       window = window, start = r$treatment_start_time, effect = effect,
+       lift = r$lift_estimator, att = r$att_estimator)
+}
+ig <- expand.grid(set = seq_along(sets), window = c(1L, 5L), effect = c(0, 0.1))
+index_cases <- lapply(seq_len(nrow(ig)), function(i) {
+  lift(sets[[ig$set[i]]], ig$window[i], ig$effect[i])
+})
+
 fixture <- list(
   source = "GeoLift 2.7.5 (db34ea4), augsynth 0.2.0 (f942957), osqp 0.6.0.3",
-  panel = panel, test_length = test_length, cases = cases
+  panel = panel, test_length = test_length, cases = cases,
+  panel_index = panel_index, index_cases = index_cases
 )
 saveRDS(fixture, file.path("tests", "testthat", "fixtures", "geolift.rds"), version = 2)
+for (cs in index_cases) {
+  cat(sprintf("index panel: %-26s start %3d effect %.2f lift %.6f\n", cs$set, cs$start,
+              cs$effect, cs$lift))
+}
 for (cs in cases) {
   cat(sprintf("%-26s start %3d effect %.2f fe %-5s att %10.4f p %.3f\n", cs$set, cs$start,
               cs$effect, cs$fixed_effects, cs$att, cs$pvalue))

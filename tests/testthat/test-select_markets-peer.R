@@ -10,7 +10,9 @@
 # (1000 random permutations; the fixture uses its deterministic "block" one),
 # and its p-values for several treated markets or with fixed_effects = TRUE
 # (synth() offers conformal inference for one treated unit only). About 20 s
-# on a busy 2-core machine, hence skip_on_cran().
+# on a busy 2-core machine, hence skip_on_cran(). The last test compares
+# select_markets()'s backtest estimates with GeoLift's where the two fits
+# coincide (measured: 1e-8 on the relative lift).
 gx <- readRDS(test_path("fixtures", "geolift.rds"))
 
 # The fixture's panel cut at the window's end (GeoLift drops later weeks),
@@ -66,5 +68,44 @@ test_that("one treated market: the block conformal p-value is GeoLift's", {
     fit <- suppressWarnings(synth(Y ~ D | location + time, data = geolift_case_data(cs),
                                   inference = "conformal"))
     expect_equal(tidy(fit)$p.value[1], cs$pvalue, tolerance = 1e-12)
+  }
+})
+
+# select_markets() and market_backtest() fit an intercept synthetic control
+# to each market's series divided by its level before the first backtest
+# window, with the treated set's total over its total level as the treated
+# series. On a panel whose levels are already 1 (gx$panel_index, weeks 1-52)
+# that is GeoLift's default fit of the treated markets' average, and the
+# per-window relative lift must be GeoLift's lift_estimator. The tests
+# themselves differ (placebo in time here, conformal there) and are not
+# compared.
+test_that("market_backtest() and select_markets() window estimates are GeoLift's lift on an index panel", {
+  skip_on_cran()
+  skip_if_not(exists("market_backtest", envir = asNamespace("mktcausal")))
+  f <- Y ~ 0 | location + time
+  ic <- gx$index_cases
+  for (set in unique(vapply(ic, `[[`, "", "set"))) {
+    locs <- strsplit(set, ", ")[[1]]
+    b <- market_backtest(f, gx$panel_index, treated = locs, test_length = gx$test_length,
+                         method = "synth", effect = c(0, 0.1), n_windows = 2, alpha = 0.1,
+                         inference = "t")
+    w <- tidy(b, "windows")
+    for (cs in Filter(function(cs) cs$set == set, ic)) {
+      k <- match(cs$start, w$start)
+      expect_false(is.na(k))
+      expect_lt(abs(w$estimate[k] + cs$effect * w$slope[k] - cs$lift), 1e-6)
+    }
+  }
+  # The search's own path: exclude every other market, one feasible set.
+  cs <- ic[[3]]
+  sel <- select_markets(f, gx$panel_index, n_treated = length(cs$locations),
+                        exclude = setdiff(unique(gx$panel_index$location), cs$locations),
+                        test_length = gx$test_length, method = "synth", effect = c(0, 0.1),
+                        n_windows = 2, alpha = 0.1, inference = "t", holdout = 0)
+  expect_setequal(sel$chosen, cs$locations)
+  w <- tidy(sel, "windows")
+  for (cs in Filter(function(x) x$set == cs$set, ic)) {
+    k <- match(cs$start, w$start)
+    expect_lt(abs(w$estimate[k] + cs$effect * w$slope[k] - cs$lift), 1e-6)
   }
 })
