@@ -218,6 +218,9 @@ cat(sprintf("40 DMAs, %d windows: mktcausal / GeoLift sets per minute = %s\n", n
             ratio(unlist(sp40[2, -(1:2)]), unlist(sp40[1, -(1:2)]))))
 cat(sprintf("200 DMAs, %d windows: mktcausal / GeoLift sets per minute = %s\n", n_lookback,
             ratio(unlist(sp200[2, -(1:2)]), unlist(sp200[1, -(1:2)]))))
+# mktcausal's planned test, with its default inference: placebo in time,
+# either the t rule or the rank rule on the reference blocks.
+mk_test <- sprintf("mktcausal (%s rule)", glance(sel)$inference)
 gl_sh <- gl40$raw[gl40$raw$EffectSize == 0 & gl40$raw$shared, ]
 glb_sh <- gl40b$raw[gl40b$raw$EffectSize == 0 & gl40b$raw$shared, ]
 summ <- rbind(
@@ -225,9 +228,9 @@ summ <- rbind(
              t(rate(gl_sh$reject, gl_sh$set))),
   data.frame(tool = "GeoLift (block conformal)", candidates = "its own",
              t(rate(glb_sh$reject, glb_sh$set))),
-  data.frame(tool = "mktcausal (placebo in time)", candidates = "GeoLift's",
+  data.frame(tool = mk_test, candidates = "GeoLift's",
              t(rate(bt_aa$reject, bt_aa$set))),
-  data.frame(tool = "mktcausal (placebo in time)", candidates = "every triple",
+  data.frame(tool = mk_test, candidates = "every triple",
              t(aa)))
 cat(sprintf("Zero-effect rejection rates at alpha = %.2f on the %d shared windows:\n",
             alpha, k_shared))
