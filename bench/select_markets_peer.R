@@ -153,6 +153,19 @@ cat(sprintf("mktcausal market_backtest() on GeoLift's %d distinct candidate sets
 show(data.frame(effect = 0, windows = "shared", t(rate(bt_aa$reject, bt_aa$set))))
 cat("\n")
 
+# (1b) The same with the rank rule instead of the default t rule.
+bts_rank <- lapply(gl40$sets, function(set) {
+  market_backtest(f, d40, treated = strsplit(set, ", ")[[1]], test_length = test_length,
+                  method = "synth", effect = effects, n_windows = k_shared, alpha = alpha,
+                  inference = "placebo")
+})
+bt_aa_rank <- do.call(rbind, Map(function(b, s) {
+  data.frame(set = s, reject = tidy(b, "windows")$reject_aa)
+}, bts_rank, gl40$sets))
+cat("The same with inference = \"placebo\" (rank rule):\n")
+show(data.frame(effect = 0, windows = "shared", t(rate(bt_aa_rank$reject, bt_aa_rank$set))))
+cat("\n")
+
 # (2) Its own search: every one of the choose(40, 3) triples, on the shared
 #     windows, ranked on all of them (holdout = 0, as GeoLift does).
 n_all <- choose(length(pool40), n_treated)
@@ -171,6 +184,17 @@ cat(sprintf("  ranked first: %s; at effect 0 it rejects in %d of its %d window t
             paste(sel$chosen, collapse = ", "),
             sum(tidy(sel, "windows")$reject_aa), k_shared))
 cat("\n")
+
+sel_rank <- select_markets(
+  f, d40, n_treated = n_treated, test_length = test_length, method = "synth",
+  effect = effects, n_windows = k_shared, alpha = alpha, search = "exhaustive",
+  n_candidates = n_all, holdout = 0, inference = "placebo")
+ar <- tidy(sel_rank)$aa_rejection
+aa_rank <- c(rate = mean(ar), se_binom = sqrt(mean(ar) * (1 - mean(ar)) / (length(ar) * k_shared)),
+             se_sets = sd(ar) / sqrt(length(ar)), tests = length(ar) * k_shared, sets = length(ar))
+cat("The same with inference = \"placebo\" (rank rule):\n")
+show(data.frame(effect = 0, windows = "shared", t(aa_rank)))
+cat(sprintf("  ranked first: %s\n\n", paste(sel_rank$chosen, collapse = ", ")))
 
 # (3) Speed with the same amount of work per set as GeoLift: as many windows
 #     (mktcausal's are the last n_lookback blocks, GeoLift's overlap), the same
@@ -231,7 +255,11 @@ summ <- rbind(
   data.frame(tool = mk_test, candidates = "GeoLift's",
              t(rate(bt_aa$reject, bt_aa$set))),
   data.frame(tool = mk_test, candidates = "every triple",
-             t(aa)))
+             t(aa)),
+  data.frame(tool = "mktcausal (placebo rule)", candidates = "GeoLift's",
+             t(rate(bt_aa_rank$reject, bt_aa_rank$set))),
+  data.frame(tool = "mktcausal (placebo rule)", candidates = "every triple",
+             t(aa_rank)))
 cat(sprintf("Zero-effect rejection rates at alpha = %.2f on the %d shared windows:\n",
             alpha, k_shared))
 show(summ)
