@@ -11,9 +11,12 @@
 #' treated level) and one `power_<effect>` column per effect.
 #' `tidy(x, "windows")` gives the chosen set's backtest by window (role
 #' `"backtest"` or `"holdout"`); `tidy(x, "power")` its power curve on the
-#' backtest windows and on the held-out windows. `glance()` gives one row:
-#' the chosen set, its MDE and A/A rate on the selection windows, and its
-#' power and A/A rate on the held-out windows (the size under selection).
+#' backtest windows and on the held-out windows (`mc_se` of the effect-0 row
+#' is that of a test of exact size, \eqn{\sqrt{\alpha(1-\alpha)/n}}). `glance()` gives one row:
+#' the chosen set, its MDE and A/A rate on the backtest windows (the size
+#' under selection: the ranking never read those windows nor the test's
+#' reference blocks), and with `holdout` its A/A rate and mean power on the
+#' held-out windows.
 #'
 #' @param x,object A result of [select_markets()] or [market_backtest()].
 #' @param what `"candidates"`, `"windows"` or `"power"` (selection); `"power"`
@@ -51,10 +54,10 @@ market_candidate_table <- function(x) {
 
 market_selection_power <- function(x) {
   sc <- lapply(x$candidates$scores, function(m) m[1L, , drop = FALSE])
-  rows <- list(market_power_table(sc, 1L, x$selection_windows, x$effect))
+  rows <- list(market_power_table(sc, 1L, x$selection_windows, x$effect, x$alpha))
   rows[[1]]$windows <- "backtest"
   if (length(x$holdout_windows)) {
-    h <- market_power_table(sc, 1L, x$holdout_windows, x$effect)
+    h <- market_power_table(sc, 1L, x$holdout_windows, x$effect, x$alpha)
     h$windows <- "holdout"
     rows <- c(rows, list(h))
   }

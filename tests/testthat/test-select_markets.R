@@ -88,6 +88,8 @@ test_that("selection picks the markets that are easy to synthesize", {
   expect_equal(tab$power_0.050[1], 1)
   expect_lt(tab$mde[1], stats::median(tab$mde))
   expect_equal(nrow(tidy(sel, "windows")), 6L)
+  pw <- tidy(sel, "power")
+  expect_equal(pw$mc_se[pw$effect == 0], sqrt(0.05 * 0.95 / 6))
   sel_h <- select_markets(sales ~ 0 | market + week, d, n_treated = 2, test_length = 2,
                           n_windows = 6, holdout = 2)
   expect_equal(glance(sel_h)$n_holdout_windows, 2L)
@@ -111,6 +113,7 @@ test_that("include, exclude and the volume cap shape the feasible sets", {
 })
 
 test_that("greedy and stochastic searches get close to the exhaustive answer", {
+  skip_on_cran()
   d <- factor_markets(n = 14, easy = c(2, 6, 13))
   args <- list(sales ~ 0 | market + week, d, n_treated = 3, test_length = 2, n_windows = 5)
   ex <- do.call(select_markets, c(args, search = "exhaustive"))
@@ -164,4 +167,9 @@ test_that("bad input gets classed errors", {
                class = "mktcausal_error_bad_argument")
   expect_warning(select_markets(f, d, n_treated = 1, test_length = 2, n_windows = 30),
                  class = "mktcausal_warning_few_placebos")
+  expect_error(select_markets(f, d, test_length = 2, inference = "placebo"),
+               class = "mktcausal_error_too_few_pre_periods")
+  few <- d[d$market %in% sprintf("M%02d", 1:5), ]
+  expect_warning(market_backtest(f, few, treated = c("M01", "M02"), test_length = 2,
+                                 n_windows = 2), class = "mktcausal_warning_few_donors")
 })
