@@ -93,6 +93,20 @@
 #' `mktcausal_warning_model_based_inference` says which assumption the
 #' interval then rests on.
 #'
+#' @section Several cells:
+#' With a design of several cells ([rerandomize()] with a named
+#' `n_treated`), the treatment column is 1 for the geos of every treated cell
+#' (and must agree with the design), and each treated cell is compared with
+#' the shared control: the method runs on the geos of that cell and the
+#' control, the other cells sitting the contrast out. The fit has one row
+#' per contrast (`term` such as `"heavy_up - control"`, `quantity` saying
+#' whether it is the iROAS or the incremental outcome); the method's tables
+#' gain a `contrast` column. Trimmed Match pairs, in each of the design's
+#' matched blocks, the cell's geo with the block's control geo nearest to it
+#' in pre-period outcome. Randomization p-values and a joint covariance of
+#' the contrasts (which share the control geos) are not given; use
+#' [experiment_effect()] and [randomization_test()] for those.
+#'
 #' @param formula `outcome ~ treatment | unit + time` (see Data), or a
 #'   [mkt_panel()] carrying the `randomize_by`, `spend` and `pairs` columns.
 #' @param data A long data frame: one row per unit and period.
@@ -164,7 +178,6 @@ geo_effect <- function(formula, data, method = c("tbr", "gbr", "trimmed_match"),
   alpha <- check_alpha(alpha)
   n_draws <- check_count(n_draws, "n_draws", min = 100, max = 1e7)
   if (!is.null(design)) check_design(design)
-  check_two_cell(design, "geo_effect")
   for (arg in c("randomize_by", "spend", "pairs")) {
     if (!is.null(get(arg))) check_name(get(arg), arg)
   }
@@ -192,22 +205,28 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
   if (is.null(design)) {
     warn_mkt("model_based_inference", geo_external_message(method))
   }
-  res <- switch(method,
-    tbr = geo_tbr(geo, alpha),
-    gbr = geo_gbr(geo, alpha, call = env),
-    trimmed_match = geo_trimmed_match(geo, panel, design, pairs, randomize_by, alpha,
-                                      call = env)
-  )
+  cells <- isTRUE(design$multi_cell)
+  res <- if (cells) {
+    geo_effect_cells(geo, panel, design, method, pairs, randomize_by, alpha, call = env)
+  } else {
+    switch(method,
+      tbr = geo_tbr(geo, alpha),
+      gbr = geo_gbr(geo, alpha, call = env),
+      trimmed_match = geo_trimmed_match(geo, panel, design, pairs, randomize_by, alpha,
+                                        call = env)
+    )
+  }
   est <- res$estimates
   rand <- NULL
-  if (!is.null(design) && method != "trimmed_match") {
+  if (!is.null(design) && method != "trimmed_match" && !cells) {
     rand <- geo_randomization(geo, design, method, n_draws)
     est$p.value_randomization <- rand$p.value
   }
-  spend_incremental <- if (geo$has_spend) est$spend_incremental[1] else NA_real_
+  spend_incremental <- if (geo$has_spend && !cells) est$spend_incremental[1] else NA_real_
   label <- c(tbr = "Geo test: time-based regression (TBR)",
              gbr = "Geo test: geo-based regression (GBR)",
              trimmed_match = "Geo test: Trimmed Match on pairs")[[method]]
+  if (cells) geo$arm <- as.character(design$cell)
   geos <- data.frame(id = geo$ids, arm = geo$arm, pre = geo$pre_total,
                      test = geo$post_total, stringsAsFactors = FALSE)
   if (geo$has_spend) geos$spend_incremental <- geo$spend_delta
@@ -224,6 +243,7 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
              test_periods = length(geo$post), pairs = res$n_pairs %||% NA_integer_),
     call = call,
     vcov = res$vcov,
+    no_vcov = if (cells) "the contrasts share the control geos, and these methods give no joint covariance; use vcov() of experiment_effect() for the cells' joint covariance",
     vars = list(outcome = panel$vars$outcome, treatment = panel$vars$treatment,
                 unit = panel$vars$unit, time = panel$vars$time,
                 randomize_by = randomize_by, spend = spend),
@@ -233,6 +253,7 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
                     exact = if (!is.null(rand)) rand$exact else NA), res$glance),
     tables = c(list(geos = geos), res$tables),
     geo_method = method,
+    multi_cell = cells,
     print_columns = c(lift_pct = "lift %", incremental = if (geo$has_spend) "incremental",
                       p.value_randomization = if (!is.null(rand)) "p (rand.)")
   )
@@ -307,11 +328,13 @@ geo_totals <- function(panel, design, randomize_by, pre, post, spend,
   }
   treat <- integer(n_cl)
   treat[as.integer(names(arm_max))] <- as.integer(arm_max)
-  if (!is.null(design) && !identical(treat, as.integer(design$treated))) {
-    bad <- ids[treat != design$treated]
+  designed <- if (isTRUE(design$multi_cell)) as.integer(design$cell != "control") else
+    as.integer(design$treated)
+  if (!is.null(design) && !identical(treat, designed)) {
+    bad <- ids[treat != designed]
     abort_mkt("misaligned", c(
       "The treatment column disagrees with {.arg design} for {length(bad)} geo{?s}: {.val {utils::head(bad, 5)}}.",
-      i = "Analyse the assignment the design drew: {.code design$ids[design$treated == 1]} are the treated geos."
+      i = "Analyse the assignment the design drew: the treatment column is 1 for the geos the design treats (any treated cell)."
     ), call = call)
   }
   if (all(treat == 1) || all(treat == 0)) {

@@ -383,7 +383,8 @@ print_wide_table <- function(show, width = 80L) {
   current <- integer()
   used <- w[1]
   for (j in seq_along(show)[-1]) {
-    if (length(current) && used + w[j] > width) {
+    # print.data.frame wraps a line that reaches `width`: keep one column spare.
+    if (length(current) && used + w[j] >= width) {
       blocks <- c(blocks, list(current))
       current <- integer()
       used <- w[1]

@@ -14,6 +14,9 @@ autoplot.mkt_geo_effect <- function(object, type = NULL, ...) {
   check_dots(...)
   own <- c(tbr = "series", gbr = "geos", trimmed_match = "trims")[[object$geo_method]]
   choices <- unique(c(own, if (object$geo_method == "trimmed_match") "pairs", "estimates"))
+  # With several cells each method's own table holds one block per contrast:
+  # the estimates, one row per contrast, are the picture.
+  if (isTRUE(object$multi_cell)) own <- choices <- "estimates"
   type <- if (is.null(type)) own else check_choice(type, choices)
   switch(type,
     series = geo_series_plot(object),
@@ -136,6 +139,7 @@ geo_pairs_plot <- function(object) {
 print_details.mkt_geo_effect <- function(x, summary = FALSE, digits = 4, ...) {
   g <- x$glance
   num <- function(v) format_num(v, digits)
+  if (isTRUE(x$multi_cell)) return(print_geo_cells(x, num))
   lines <- switch(x$geo_method,
     tbr = {
       r <- x$tables$regression
@@ -163,6 +167,23 @@ print_details.mkt_geo_effect <- function(x, summary = FALSE, digits = 4, ...) {
     lines <- c(lines, sprintf("Incremental spend (taken as known): %s.",
                               num(g$spend_incremental)))
   }
+  cat("\n", paste0(unlist(lapply(lines, strwrap, width = 78)), collapse = "\n"), "\n", sep = "")
+  invisible(x)
+}
+
+# The foot of a fit of several cells: each contrast's incremental outcome
+# and spend, and where the method's tables are.
+print_geo_cells <- function(x, num) {
+  e <- x$estimates
+  lines <- vapply(seq_len(nrow(e)), function(i) {
+    sprintf("%s: incremental outcome %s [%s, %s]%s.", e$term[i], num(e$incremental[i]),
+            num(e$incremental.low[i]), num(e$incremental.high[i]),
+            if (is.finite(e$spend_incremental[i])) {
+              sprintf(", incremental spend %s", num(e$spend_incremental[i]))
+            } else "")
+  }, character(1))
+  lines <- c(lines, sprintf("Each treated cell against the shared control; the method's tables (%s) have a contrast column.",
+                            paste0("\"", setdiff(names(x$tables), "geos"), "\"", collapse = ", ")))
   cat("\n", paste0(unlist(lapply(lines, strwrap, width = 78)), collapse = "\n"), "\n", sep = "")
   invisible(x)
 }

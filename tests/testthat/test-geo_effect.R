@@ -332,3 +332,55 @@ test_that("TBR's randomization test holds its size at zero effect (A/A over desi
   expect_lt(abs(mean(p <= 0.10) - 0.10), 3 * sqrt(0.1 * 0.9 / reps))
   expect_lt(abs(mean(p) - 0.5), 3 * sqrt(1 / 12 / reps))
 })
+
+test_that("a design of several cells: each cell against control, as the two-arm fit on its geos", {
+  d <- geo_panel(n_geo = 62, iroas = 2, seed = 31, paired = FALSE)
+  units <- geo_units(sales ~ 0 | geo_id + week, d, pre = 1:20)
+  blocks <- stratify(units, method = "matched", covariates = ~ outcome_mean, block_size = 3,
+                     prop_treated = c(heavy_up = 1 / 3, go_dark = 1 / 3))
+  des <- withr::with_seed(4, suppressWarnings(
+    rerandomize(units, ~ outcome_mean, strata = blocks, accept = 0.2, n_draws = 2000)))
+  cell <- setNames(as.character(des$cell), des$ids)
+  d$cell <- cell[d$geo_id]
+  d$treated <- as.integer(d$cell != "control")
+  base <- 3 * sqrt(ave(d$sales, d$geo_id))
+  # Heavy-up adds spend in the test weeks; go-dark removes the spend it had.
+  up <- d$cell == "heavy_up" & d$week > 20
+  dark <- d$cell == "go_dark"
+  d$spend <- base * (up + (dark & d$week <= 20))
+  d$sales <- d$sales + 2 * base * (up - (dark & d$week > 20))
+  for (m in c("tbr", "gbr")) {
+    fit <- geo_effect(sales ~ treated | geo_id + week, d, method = m, design = des,
+                      post = 21:28, spend = "spend")
+    td <- tidy(fit)
+    expect_identical(td$term, c("heavy_up - control", "go_dark - control"))
+    sub <- d[d$cell %in% c("control", "heavy_up"), ]
+    sub$treated <- as.integer(sub$cell == "heavy_up")
+    two <- suppressWarnings(geo_effect(sales ~ treated | geo_id + week, sub, method = m,
+                                       post = 21:28, spend = "spend"))
+    expect_equal(td$estimate[1], tidy(two)$estimate, tolerance = 1e-10)
+    expect_equal(td$std.error[1], tidy(two)$std.error, tolerance = 1e-10)
+    expect_error(vcov(fit), class = "mktcausal_error_not_available")
+  }
+  # Without spend in the go-dark cell, its contrast is the incremental outcome.
+  tbr <- geo_effect(sales ~ treated | geo_id + week, d, design = des, post = 21:28)
+  expect_true(all(tidy(tbr)$quantity == "incremental"))
+  expect_identical(unique(tidy(tbr, "series")$contrast), tidy(tbr)$term)
+  # Trimmed Match pairs each cell's geo with the nearest control of its block.
+  tm <- geo_effect(sales ~ treated | geo_id + week, d, method = "trimmed_match",
+                   design = des, post = 21:28, spend = "spend")
+  pr <- tidy(tm, "pairs")
+  hu <- pr[pr$contrast == "heavy_up - control", ]
+  expect_identical(nrow(hu), nlevels(des$strata))
+  blk <- setNames(as.character(des$strata), des$ids)
+  expect_identical(unname(blk[hu$treated]), unname(blk[hu$control]))
+  sub <- d[d$geo_id %in% c(hu$treated, hu$control), ]
+  sub$treated <- as.integer(sub$cell == "heavy_up")
+  sub$pair <- blk[sub$geo_id]
+  two <- suppressWarnings(geo_effect(sales ~ treated | geo_id + week, sub,
+                                     method = "trimmed_match", pairs = "pair",
+                                     post = 21:28, spend = "spend"))
+  expect_equal(tidy(tm)$estimate[1], tidy(two)$estimate, tolerance = 1e-10)
+  expect_true(tidy(tm)$conf.low[1] < 2 && tidy(tm)$conf.high[1] > 2)
+  expect_true(all(nchar(capture.output(print(tm))) <= 80))
+})

@@ -265,8 +265,6 @@ test_that("functions not extended to cells refuse a multi-cell design", {
                regexp = "rem_asymptotic")
   expect_error(experiment_diagnostics(d, "treated", design = des), class = cls,
                regexp = "experiment_diagnostics")
-  expect_error(geo_effect(y ~ treated | id + week, panel, design = des, post = 3:4),
-               class = cls, regexp = "geo_effect")
   expect_error(assignment(y ~ treated | id + week, panel, design = des), class = cls,
                regexp = "assignment")
   err <- tryCatch(rem_asymptotic(y ~ treated, d, design = des), error = identity)
