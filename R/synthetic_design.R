@@ -43,13 +43,17 @@
 #'   the swap search otherwise.
 #'
 #' @section Blank periods:
-#' The last `n_blank` weeks of the history are left out of the fit (Abadie
+#' The last `n_blank` periods of the history are left out of the fit (Abadie
 #' and Zhao's blank periods). The weighted difference of the paths over
-#' these weeks is out of sample, like the one after the test starts, so
-#' their blocks of `test_length` weeks give the reference distribution of
-#' the test in [synthetic_design_effect()]. By default `n_blank` leaves
-#' \eqn{2/\alpha - 1} blocks (42 weeks for a 4-week test at 5%), or
-#' \eqn{1/\alpha - 1} when the history is too short for that.
+#' them is out of sample, like the one after the test starts, so their
+#' non-overlapping blocks of `test_length` periods give the reference
+#' distribution of the test in [synthetic_design_effect()]. A test at level
+#' \eqn{\alpha} needs \eqn{1/\alpha - 1} blocks, so by default `n_blank`
+#' is `test_length` times that (76 weeks for a 4-week test at 5%) when the
+#' fit keeps at least \eqn{\max(8, 2 n_{treated} + 2)} periods; otherwise
+#' it is the largest multiple of `test_length` that leaves them, with a
+#' warning of class `mktcausal_warning_granular_inference` that the test of
+#' the average effect cannot reach `alpha`.
 #'
 #' @param formula `outcome ~ 0 | market + time` on pre-experiment weeks, or a
 #'   [mkt_panel()] (with `data` left out). The panel must be balanced, with
@@ -133,41 +137,42 @@ design_history <- function(panel, call = rlang::caller_env()) {
   list(Y = Y, times = panel$times, vars = panel$vars)
 }
 
-# Default blank periods: 2/alpha - 1 blocks of the test's length, or
-# 1/alpha - 1 when that leaves fewer than `min_fit` fit periods.
+# Default blank periods: enough non-overlapping blocks of the test's length
+# for a test at level alpha (1/alpha - 1 of them: 76 periods for a 4-period
+# test at 5%), while the fit keeps at least `min_fit` periods; else as many
+# whole blocks as leave `min_fit`, with a warning that the test cannot
+# reach alpha.
 sd_blank <- function(n_blank, test_length, n_t, alpha, n_treated, call = rlang::caller_env()) {
   min_ref <- ceiling(1 / alpha - 1e-9) - 1L
-  min_fit <- 2L
-  if (test_length + min_fit > n_t) {
+  min_fit <- max(8L, 2L * n_treated + 2L)
+  if (test_length + 2L > n_t) {
     abort_mkt("bad_argument", c(
       "{.arg test_length} = {test_length} is longer than the history allows: it has {n_t} period{?s}.",
-      i = "A test of {test_length} periods needs at least {test_length + min_fit} periods of history (more for inference); shorten the test or give a longer history."
+      i = "A test of {test_length} periods needs a history of at least {test_length + 2L} periods to fit on, and {test_length * min_ref + min_fit} for a test at {.arg alpha} = {alpha}; shorten the test or give a longer history."
     ), call = call)
   }
   if (is.null(n_blank)) {
-    want <- test_length + 2L * min_ref
-    least <- test_length + min_ref - 1L
-    n_blank <- if (n_t - want >= max(min_fit, 2L * n_treated, n_t %/% 3L)) want else least
+    n_blank <- test_length * min_ref
     if (n_t - n_blank < min_fit) {
-      abort_mkt("bad_argument", c(
-        "{.arg test_length} = {test_length} is too long for a history of {n_t} periods: inference at {.arg alpha} = {alpha} needs {least} blank periods and the fit at least {min_fit} more.",
-        i = "Shorten the test, raise {.arg alpha}, or give a longer history."
-      ), call = call)
+      n_blank <- test_length * max(1L, (n_t - min_fit) %/% test_length)
+      if (n_t - n_blank < 2L) n_blank <- test_length
     }
   } else {
     n_blank <- check_count(n_blank, "n_blank", min = test_length, call = call)
-    if (n_t - n_blank < min_fit) {
+    if (n_t - n_blank < 2L) {
       abort_mkt("bad_argument", c(
-        "{.arg n_blank} = {n_blank} leaves {n_t - n_blank} fit period{?s} of {n_t}; the fit needs at least {min_fit}.",
+        "{.arg n_blank} = {n_blank} leaves {n_t - n_blank} fit period{?s} of {n_t}; the fit needs at least 2.",
         i = "Use fewer blank periods."
       ), call = call)
     }
-    if (n_blank - test_length + 1L < min_ref) {
-      warn_mkt("granular_inference", c(
-        "{n_blank} blank periods give {n_blank - test_length + 1L} reference block{?s} of {test_length} periods: a test at {.arg alpha} = {alpha} needs {min_ref}.",
-        i = "The test cannot reject and its intervals are infinite; use more blank periods."
-      ))
-    }
+  }
+  n_blocks <- n_blank %/% test_length
+  if (n_blocks < min_ref) {
+    warn_mkt("granular_inference", c(
+      "{n_blank} blank periods hold {n_blocks} block{?s} of {test_length} periods; a test at {.arg alpha} = {alpha} needs {min_ref} ({test_length * min_ref} blank periods).",
+      x = "The smallest attainable p-value is {signif(1 / (n_blocks + 1), 2)}: the test of the average effect cannot reject, and its interval is unbounded.",
+      i = "Give a longer history, plan a shorter test, or raise {.arg alpha}; per-period tests (blocks of one period) remain available."
+    ))
   }
   as.integer(n_blank)
 }
