@@ -105,6 +105,11 @@ condition_registry <- local({
     c("error", "fit_not_attained", "The least-squares fit does not exist: it tends to a simpler model at the edge of the parameter space."),
     c("error", "honest_input", "Inputs to the sensitivity analysis are unusable."),
     c("error", "honest_target", "The sensitivity target is malformed."),
+    # Market selection
+    c("error", "too_few_markets", "Fewer candidate markets than the number to treat."),
+    c("error", "conflicting_markets", "Markets forced into and out of the treated set conflict."),
+    c("error", "test_too_long", "The test is as long as the history, or longer."),
+    c("error", "windows_overlap_test", "Backtest windows overlap the test period."),
     # Warnings
     c("warning", "aa_rejection", "The A/A (zero-effect) rejection rate is far from the nominal level."),
     c("warning", "bootstrap_failed", "Some bootstrap replicates failed and were dropped."),
@@ -112,6 +117,7 @@ condition_registry <- local({
     c("warning", "buffer_null", "The buffer changes which null hypothesis is tested."),
     c("warning", "dropped_covariate", "A constant or collinear covariate was dropped."),
     c("warning", "dropped_rows", "Rows or clusters were dropped from the analysis."),
+    c("warning", "few_placebos", "Too few placebo windows for the test to reject at the level asked."),
     c("warning", "fewer_windows", "Fewer historical windows than requested fit the panel."),
     c("warning", "granular_inference", "Few clusters make randomization p-values coarse."),
     c("warning", "honest_open", "A sensitivity interval is unbounded on the search grid."),

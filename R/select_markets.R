@@ -1,0 +1,704 @@
+#' Choose the markets of a few-market test by backtested power
+#'
+#' When only a handful of markets can be treated (a regional launch, a
+#' costly TV buy), randomizing them has little power. `select_markets()`
+#' searches candidate treated sets and ranks them by the power and minimum
+#' detectable effect (MDE) of the planned analysis, measured by backtests on
+#' historical windows, and checks the size of the test *under the
+#' selection*: the zero-effect rejection rate of the chosen set on windows
+#' that the selection never saw.
+#'
+#' @section Backtest:
+#' Each market's outcome is divided by its mean level over the periods
+#' before the first backtest window, so every series is an index near 1; the
+#' treated series is the treated markets' total over their total level (a
+#' volume-weighted index), and the donors are every market outside the set
+#' (markets in `exclude` stay donors). Time is cut into blocks of
+#' `test_length` periods ending at the last period of the history; a
+#' leading remainder is fitted on but never tested. A backtest window is one
+#' of the last `n_windows` blocks. In each window the planned estimator is
+#' fitted on every period before it and predicts the window:
+#' `"synth"` is a synthetic control with an intercept (simplex weights over
+#' the donors fitted to the centred series), `"tbr"` a time-based regression
+#' of the treated index on the donors' volume-weighted index, and
+#' `"diff_in_means"` the difference of the two indices, each centred on its
+#' pre-period mean (a difference in differences, for comparison). The
+#' estimate is the relative lift over the window, sum of gaps over sum of
+#' counterfactual. An effect \eqn{\delta} multiplies the treated index in the
+#' window by \eqn{1 + \delta}; the fit does not see the window, so the
+#' estimate is linear in \eqn{\delta} and one fit per window serves every
+#' effect size.
+#'
+#' @section Inference:
+#' The planned test is a placebo-in-time test with leave-one-block-out fits:
+#' for each full block of the fit period, the estimator is refitted on the
+#' fit period without that block and predicts it, which gives the
+#' distribution of the estimate when nothing happened. With
+#' `inference = "placebo"` the test rejects when the window's absolute
+#' estimate exceeds all but \eqn{\lfloor \alpha (B + 1) \rfloor - 1} of the
+#' \eqn{B} placebo estimates, i.e. its rank p-value
+#' \eqn{(1 + \#\{|e_b| \ge |\hat\tau|\}) / (B + 1)} is at most `alpha`: exact
+#' when the blocks are exchangeable, and it needs \eqn{B \ge 1/\alpha - 1}
+#' placebo blocks (19 at 5%) to reject at all. With `inference = "t"` the
+#' critical value is the placebo root mean square times a \eqn{t_{B-1}}
+#' quantile: usable with fewer blocks, but it leans on normal errors.
+#' Windows without enough placebo blocks are dropped with a warning of class
+#' `mktcausal_warning_few_placebos`.
+#'
+#' All the fits of the search come from cross-products of the index series
+#' over blocks, formed once per window: a candidate set only chooses which
+#' rows are treated and which are donors, and the synthetic-control weights
+#' are solved on the Gram matrix (Wolfe's algorithm) in compiled code.
+#'
+#' @section Ranking and size under selection:
+#' A set's per-window detectable effect is \eqn{(c_w + |\hat\tau_w|) / s_w},
+#' with \eqn{c_w} the critical value, \eqn{\hat\tau_w} the estimate at zero
+#' effect and \eqn{s_w} its slope in \eqn{\delta}: the smallest lift detected
+#' whatever the sign of the window's error, so the ranking never rewards a
+#' window whose error happened to point the way of the effect. The MDE is
+#' the `target_power` quantile of these over the selection windows; sets are
+#' ranked by MDE, then by mean power over the positive effects, then by
+#' pre-period fit.
+#'
+#' Selecting the set that backtests best on some windows makes its
+#' rejection rate on those windows optimistic. So the last `holdout` windows
+#' are held out: the search ranks on the earlier windows only, and the
+#' chosen set is then evaluated on the held-out windows, exactly as the real
+#' test will run (fitted on all history before the window, placebo blocks
+#' from all of it, the selection made on earlier data). `glance()` reports
+#' both; the held-out A/A rate is the size of the whole procedure, and
+#' [market_backtest()] scores any set on the same windows. With few
+#' held-out windows that rate has a large Monte Carlo error (shown); the
+#' size under selection is checked by simulation in the package's tests and
+#' `bench/select_markets.R`.
+#'
+#' @section Search:
+#' `"exhaustive"` scores every feasible set. `"greedy"` builds a set one
+#' market at a time, adding at each step the market that gives the best
+#' score, then improves it by single swaps (a member for a non-member) until
+#' no swap helps or `n_candidates` sets have been scored. `"stochastic"`
+#' scores `n_candidates` distinct feasible sets drawn at random (uniformly,
+#' under `set.seed()`), then improves the best by single swaps. `"auto"`
+#' is exhaustive when the number of feasible sets is at most `n_candidates`
+#' and greedy otherwise. Feasible: the size is in `n_treated`, it holds
+#' every market of `include` and none of `exclude`, and its share of the
+#' outcome's volume is at most `max_share`.
+#'
+#' @param formula `outcome ~ 0 | market + time`: the untreated history (see
+#'   [mkt_panel()]), or a [mkt_panel()] with `data` left out.
+#' @param data A long data frame, one row per market (or finer unit) and
+#'   period.
+#' @param n_treated Number of treated markets, or a range such as `2:4`.
+#' @param include,exclude Markets that must be / must not be treated.
+#' @param max_share `NULL` or the largest share of total outcome volume the
+#'   treated markets may hold (the budget cap).
+#' @param test_length Length of the planned test, in periods.
+#' @param method The planned estimator: `"synth"`, `"tbr"` or
+#'   `"diff_in_means"`; see Backtest.
+#' @param effect Grid of relative lifts (0.05 = 5%); 0 gives the A/A row.
+#' @param n_windows Number of backtest windows (the latest blocks).
+#' @param alpha Two-sided level of the planned test.
+#' @param search `"auto"`, `"exhaustive"`, `"greedy"` or `"stochastic"`.
+#' @param n_candidates The most candidate sets to score (the cap for
+#'   exhaustive search, the budget of the others).
+#' @param holdout Number of the latest windows held out of the ranking to
+#'   evaluate the chosen set; by default a third of the windows (at least
+#'   one when there are three windows or more). `0` ranks on every window.
+#' @param inference `"placebo"` (rank test) or `"t"`; see Inference.
+#' @param randomize_by `NULL`, or a column of markets that the formula's
+#'   units nest in (e.g. `"dma"` over zones): outcomes are summed to it.
+#' @param test_start `NULL`, or the first period of the planned test when
+#'   the data run into it: only earlier periods are history.
+#' @param window_ends `NULL`, or the end periods of the backtest windows
+#'   (each a whole number of test lengths before the history's end).
+#' @param target_power Power at which the MDE is read.
+#' @param chunk_size Candidate sets per chunk of the resampling layer (the
+#'   unit of work on the user's [future::plan()]); it does not change the
+#'   results.
+#' @param ... Must be empty.
+#' @return An object of class `mkt_market_selection`: `tidy()` gives one row
+#'   per scored set, ranked; `tidy(x, "windows")` the chosen set's backtest
+#'   by window; `tidy(x, "power")` its power curve on the selection and the
+#'   held-out windows; `glance()` one row; `plot()` the power curves.
+#'   `$chosen` is the chosen set (market labels).
+#' @seealso [market_backtest()] to score one given set on the same windows;
+#'   [design_power()] for randomized designs.
+#' @export
+#' @examples
+#' dma <- aggregate(sales ~ dma + week, geo_sales, sum)
+#' dma <- dma[dma$dma %in% sprintf("DMA%03d", 1:40), ]
+#' sel <- select_markets(sales ~ 0 | dma + week, dma, n_treated = 2,
+#'                       n_windows = 6, n_candidates = 200)
+#' sel
+#' head(tidy(sel))
+#' glance(sel)
+select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude = NULL,
+                           max_share = NULL, test_length = 4,
+                           method = c("synth", "tbr", "diff_in_means"),
+                           effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
+                           alpha = 0.05, search = c("auto", "exhaustive", "greedy", "stochastic"),
+                           n_candidates = 1000, holdout = NULL,
+                           inference = c("placebo", "t"), randomize_by = NULL,
+                           test_start = NULL, window_ends = NULL, target_power = 0.8,
+                           chunk_size = 100, ...) {
+  check_dots(...)
+  method <- check_choice(method)
+  search <- check_choice(search)
+  inference <- check_choice(inference)
+  alpha <- check_alpha(alpha)
+  n_candidates <- check_count(n_candidates, "n_candidates", min = 1)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
+  effect <- market_effect_grid(effect)
+  check_target_power(target_power)
+  if (missing(data)) data <- NULL
+  mp <- market_panel(formula, data, randomize_by, test_start)
+  plan <- market_plan(mp, test_length, n_windows, window_ends, alpha, inference, method)
+  holdout <- market_holdout(holdout, length(plan$window_block))
+  pool <- market_pool(mp, n_treated, include, exclude, max_share)
+  sel_w <- seq_len(length(plan$window_block) - holdout)
+  scorer <- market_scorer(plan, chunk_size)
+  res <- market_search(pool, scorer, sel_w, effect, target_power, search, n_candidates)
+  ranked <- market_rank(res, sel_w, effect, target_power)
+  chosen <- ranked$sets[[1L]]
+  hold_w <- setdiff(seq_along(plan$window_block), sel_w)
+  out <- structure(list(
+    candidates = ranked, chosen = mp$markets[chosen], chosen_index = chosen,
+    plan = plan, markets = mp$markets, share = mp$share, effect = effect,
+    selection_windows = sel_w, holdout_windows = hold_w,
+    search = res$search, search_asked = search, n_feasible = pool$n_feasible,
+    n_scored = length(res$sets), method = method, inference = inference,
+    alpha = alpha, target_power = target_power, test_length = plan$test_length,
+    n_treated = pool$sizes, include = include, exclude = exclude, max_share = max_share,
+    call = match.call()
+  ), class = "mkt_market_selection")
+  out$backtest <- market_backtest_table(out, chosen)
+  market_size_warning(out)
+  out
+}
+
+#' Backtest one given treated set
+#'
+#' Scores a treated set with the machinery of [select_markets()]: the same
+#' windows, estimator, placebo test and effect grid, so that a randomized,
+#' synthetic or hand-picked design can be compared with the selected one on
+#' equal terms. No selection is made, so every window is an honest A/A
+#' trial for this set (when the set was not chosen by looking at them).
+#'
+#' @inheritParams select_markets
+#' @param treated Labels of the treated markets.
+#' @return An object of class `mkt_market_backtest`: `tidy()` the power
+#'   curve (power, Monte Carlo SE), `tidy(x, "windows")` the estimate,
+#'   critical value and detectable effect by window, `glance()` one row with
+#'   the MDE and the A/A rate.
+#' @export
+#' @examples
+#' dma <- aggregate(sales ~ dma + week, geo_sales, sum)
+#' bt <- market_backtest(sales ~ 0 | dma + week, dma,
+#'                       treated = c("DMA001", "DMA002", "DMA003"), n_windows = 6)
+#' tidy(bt)
+market_backtest <- function(formula, data, treated, test_length = 4,
+                            method = c("synth", "tbr", "diff_in_means"),
+                            effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
+                            alpha = 0.05, inference = c("placebo", "t"), randomize_by = NULL,
+                            test_start = NULL, window_ends = NULL, target_power = 0.8, ...) {
+  check_dots(...)
+  method <- check_choice(method)
+  inference <- check_choice(inference)
+  alpha <- check_alpha(alpha)
+  effect <- market_effect_grid(effect)
+  check_target_power(target_power)
+  if (missing(data)) data <- NULL
+  mp <- market_panel(formula, data, randomize_by, test_start)
+  plan <- market_plan(mp, test_length, n_windows, window_ends, alpha, inference, method)
+  idx <- market_ids(treated, mp$markets, "treated")
+  if (!length(idx)) {
+    abort_mkt("bad_argument", "{.arg treated} must name at least one market.")
+  }
+  if (length(idx) >= length(mp$markets)) {
+    abort_mkt("too_few_markets", c(
+      "{.arg treated} names every market, so no donor is left.",
+      i = "Leave some markets untreated."))
+  }
+  sc <- market_scorer(plan, 1L)(list(idx))
+  w <- seq_along(plan$window_block)
+  obj <- list(plan = plan, markets = mp$markets, effect = effect, method = method,
+              inference = inference, alpha = alpha, target_power = target_power,
+              test_length = plan$test_length, treated = mp$markets[idx],
+              share = sum(mp$share[idx]), call = match.call())
+  obj$power <- market_power_table(sc, 1L, w, effect)
+  obj$summary <- market_set_summary(sc, 1L, w, effect, target_power)
+  obj$backtest <- market_window_table(plan, sc, 1L, effect, idx)
+  structure(obj, class = "mkt_market_backtest")
+}
+
+# --- input ------------------------------------------------------------------
+
+market_effect_grid <- function(effect, call = rlang::caller_env()) {
+  if (!is.numeric(effect) || !length(effect) || any(!is.finite(effect)) || any(effect < 0)) {
+    abort_mkt("bad_argument", c(
+      "{.arg effect} must be a grid of relative lifts of at least 0, without missing values.",
+      i = "For example {.code effect = c(0, 0.025, 0.05, 0.1)}; include 0 for the A/A row."
+    ), call = call)
+  }
+  sort(unique(as.numeric(effect)))
+}
+
+check_target_power <- function(target_power, call = rlang::caller_env()) {
+  if (!is.numeric(target_power) || length(target_power) != 1L || is.na(target_power) ||
+      target_power <= 0 || target_power >= 1) {
+    abort_mkt("bad_argument", "{.arg target_power} must be one number strictly between 0 and 1.",
+              call = call)
+  }
+  invisible(target_power)
+}
+
+# Markets x periods of the history: outcomes summed to `randomize_by`,
+# complete and positive (the index divides by each market's level).
+market_panel <- function(formula, data, randomize_by, test_start, call = rlang::caller_env()) {
+  if (!is.null(randomize_by)) check_name(randomize_by, "randomize_by")
+  if (is.data.frame(data)) check_columns(data, randomize_by, "randomize_by")
+  panel <- as_panel(formula, data, extra = randomize_by, call = call)
+  if (!is.null(panel$vars$treatment) || length(panel$vars$covariates)) {
+    abort_mkt("bad_formula", c(
+      "Market selection backtests untreated history: write {.code outcome ~ 0 | market + time}.",
+      i = "Leave out the treatment and covariates."
+    ), call = call)
+  }
+  require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome, call = call)
+  times <- panel$times
+  if (is.null(randomize_by)) {
+    Y <- panel$Y
+    Y[!panel$observed] <- NA
+    markets <- as.character(panel$units)
+  } else {
+    cl <- randomization_clusters(panel, randomize_by, call = call)
+    live <- rowSums(panel$observed) > 0
+    markets <- sort(unique(cl[live]))
+    ci <- match(cl, markets)
+    ci[!live] <- NA_integer_
+    Y <- cluster_totals(panel, ci, length(markets))
+  }
+  if (!is.null(test_start)) {
+    k <- match(as.character(test_start)[1], as.character(times))
+    if (length(test_start) != 1L || is.na(k)) {
+      abort_mkt("bad_window", c(
+        "{.arg test_start} must be one period of {.field {panel$vars$time}}.",
+        x = "You supplied {.val {format(test_start)}}."), call = call)
+    }
+    if (k <= 2L) {
+      abort_mkt("test_too_long", c(
+        "{.arg test_start} = {.val {format(test_start)}} leaves {k - 1L} period{?s} of history.",
+        i = "Backtests need history before the test; give a later {.arg test_start} or more data."
+      ), call = call)
+    }
+    keep <- seq_len(k - 1L)
+    Y <- Y[, keep, drop = FALSE]
+    times <- times[keep]
+  }
+  if (anyNA(Y)) {
+    bad <- markets[rowSums(is.na(Y)) > 0]
+    abort_mkt("unbalanced_panel", c(
+      "Market selection needs every market's outcome in every period of the history; {length(bad)} market{?s} {?has/have} gaps: {.val {utils::head(bad, 5)}}.",
+      i = "Fill the gaps or drop those markets."
+    ), call = call)
+  }
+  if (any(Y < 0)) {
+    abort_mkt("bad_argument", c(
+      "Market selection reads the outcome as a volume: {.field {panel$vars$outcome}} must not be negative.",
+      i = "Use sales, visits or another non-negative volume."), call = call)
+  }
+  dimnames(Y) <- list(markets, as.character(times))
+  vol <- rowSums(Y)
+  list(Y = Y, markets = markets, times = times, share = vol / sum(vol),
+       time = panel$vars$time, outcome = panel$vars$outcome)
+}
+
+# Blocks, windows, index series: everything the kernel needs.
+market_plan <- function(mp, test_length, n_windows, window_ends, alpha, inference, method,
+                        call = rlang::caller_env()) {
+  n_t <- ncol(mp$Y)
+  L <- check_count(test_length, "test_length", min = 1, call = call)
+  if (L >= n_t) {
+    abort_mkt("test_too_long", c(
+      "{.arg test_length} = {L} is not shorter than the history: {.field {mp$time}} has {n_t} period{?s}.",
+      i = "Use a test of at most {max(1L, n_t %/% 4L)} periods, so that several windows fit with history before them."
+    ), call = call)
+  }
+  if (ncol(mp$Y) < 2L || nrow(mp$Y) < 2L) {
+    abort_mkt("too_few_markets", "Market selection needs at least two markets and two periods.",
+              call = call)
+  }
+  K <- n_t %/% L                       # full blocks
+  r <- n_t - K * L                     # leading remainder
+  starts <- c(if (r > 0L) 0L, r + (seq_len(K) - 1L) * L)
+  lens <- c(if (r > 0L) r, rep(L, K))
+  full <- c(if (r > 0L) FALSE, rep(TRUE, K))
+  off <- as.integer(r > 0L)            # block index of full block 1 is off + 1 (1-based)
+  b_min <- if (inference == "placebo") ceiling(1 / alpha - 1e-9) - 1L else 5L
+  # The tested block k (1-based among full blocks) has k - 1 placebo blocks.
+  if (!is.null(window_ends)) {
+    e <- match(as.character(window_ends), as.character(mp$times))
+    if (anyNA(e)) {
+      if (all(is.na(match(as.character(window_ends), as.character(mp$times)))) &&
+          length(window_ends)) {
+        abort_mkt("windows_overlap_test", c(
+          "{.arg window_ends} {.val {format(window_ends[is.na(e)])}} {?is/are} not in the history (the periods before the test).",
+          i = "Backtest windows must end before the test period starts; give ends up to {.val {format(mp$times[n_t])}}."
+        ), call = call)
+      }
+      abort_mkt("bad_window", c(
+        "{.arg window_ends} {.val {format(window_ends[is.na(e)])}} {?is/are} not periods of the history.",
+        i = "Give end periods of {.field {mp$time}} before the test."), call = call)
+    }
+    if (any((n_t - e) %% L != 0L)) {
+      abort_mkt("bad_window", c(
+        "{.arg window_ends} must lie a whole number of test lengths ({L}) before the history's last period {.val {format(mp$times[n_t])}}.",
+        i = "For example {.val {format(mp$times[n_t - L * (0:2)])}}."), call = call)
+    }
+    k <- sort(unique((e - r) %/% L))
+    if (any(k < 1L)) {
+      abort_mkt("bad_window", "A window in {.arg window_ends} starts before the history.",
+                call = call)
+    }
+  } else {
+    n_windows <- check_count(n_windows, "n_windows", min = 1, call = call)
+    avail <- K - b_min
+    if (avail < 1L) {
+      abort_mkt("too_few_pre_periods", c(
+        "The history has {K} block{?s} of {L} period{?s}; the {inference} test at {.arg alpha} = {alpha} needs {b_min} placebo block{?s} before a window.",
+        i = if (inference == "placebo") "Use a shorter {.arg test_length}, a larger {.arg alpha}, or {.code inference = \"t\"} (which leans on normal errors)." else "Use a shorter {.arg test_length} or more history."
+      ), call = call)
+    }
+    if (avail < n_windows) {
+      warn_mkt("few_placebos", c(
+        "Only {avail} window{?s} leave{?s/} the {b_min} placebo blocks the {inference} test needs at {.arg alpha} = {alpha}; using {avail}, not {n_windows}.",
+        i = "For more windows use a shorter {.arg test_length}, or {.code inference = \"t\"}."
+      ))
+      n_windows <- avail
+    }
+    ends <- power_window_ends(n_t, L, n_windows, mp$times, NULL, mp$time, call = call)
+    k <- (ends - r) %/% L
+  }
+  few <- (k - 1L) < b_min
+  if (any(few)) {
+    warn_mkt("few_placebos", c(
+      "{sum(few)} window{?s} {?has/have} fewer than the {b_min} placebo blocks the {inference} test needs to reject at {.arg alpha} = {alpha}: {?it/they} never reject.",
+      i = "Choose later {.arg window_ends}, a shorter {.arg test_length} or {.code inference = \"t\"}."))
+  }
+  first <- starts[off + min(k)]        # 0-based start of the earliest window
+  level <- rowMeans(mp$Y[, seq_len(first), drop = FALSE])
+  if (any(level <= 0)) {
+    abort_mkt("bad_argument", c(
+      "{sum(level <= 0)} market{?s} {?has/have} no volume before the first backtest window: {.val {utils::head(mp$markets[level <= 0], 5)}}.",
+      i = "Drop markets without sales, or add them to {.arg exclude} after dropping them from {.arg data}."
+    ), call = call)
+  }
+  Z <- mp$Y / level
+  # tq[B + 1]: the t quantile for B placebo blocks (B - 1 degrees of freedom).
+  tq <- c(NA_real_, NA_real_, if (K > 1L) stats::qt(1 - alpha / 2, seq_len(K - 1L)))
+  list(Z = unname(Z), level = unname(level), block_start = as.integer(starts),
+       block_len = as.integer(lens), full = full,
+       window_block = as.integer(off + k - 1L), # 0-based kernel block index
+       window_end = mp$times[r + k * L], window_start = mp$times[r + (k - 1L) * L + 1L],
+       n_placebo = as.integer(k - 1L), test_length = L, method = method,
+       method_code = match(method, c("synth", "tbr", "diff_in_means")) - 1L,
+       inference = inference, alpha = alpha, tq = tq, time = mp$time, times = mp$times,
+       outcome = mp$outcome)
+}
+
+market_holdout <- function(holdout, n_w, call = rlang::caller_env()) {
+  if (is.null(holdout)) return(if (n_w >= 3L) max(1L, n_w %/% 3L) else 0L)
+  holdout <- check_count(holdout, "holdout", min = 0, call = call)
+  if (holdout >= n_w) {
+    abort_mkt("bad_argument", c(
+      "{.arg holdout} = {holdout} leaves no window to rank the sets on ({n_w} window{?s}).",
+      i = "Use {.code holdout <= {n_w - 1L}}, or more {.arg n_windows}."), call = call)
+  }
+  holdout
+}
+
+market_ids <- function(x, markets, arg, call = rlang::caller_env()) {
+  if (is.null(x)) return(integer(0))
+  x <- unique(as.character(x))
+  idx <- match(x, markets)
+  if (anyNA(idx)) {
+    abort_mkt("bad_argument", c(
+      "{.arg {arg}} names market{?s} not in the data: {.val {x[is.na(idx)]}}.",
+      i = "Use labels of the market column, e.g. {.val {utils::head(markets, 3)}}."
+    ), call = call)
+  }
+  idx
+}
+
+# The feasible space: sizes, forced and barred markets, the volume cap.
+market_pool <- function(mp, n_treated, include, exclude, max_share,
+                        call = rlang::caller_env()) {
+  if (!is.numeric(n_treated) || !length(n_treated) || anyNA(n_treated) ||
+      any(n_treated < 1) || any(n_treated != round(n_treated))) {
+    abort_mkt("bad_argument", c(
+      "{.arg n_treated} must be whole numbers of at least 1, e.g. {.code 3} or {.code 2:4}.",
+      x = "You supplied {.val {format(n_treated)}}."), call = call)
+  }
+  sizes <- sort(unique(as.integer(n_treated)))
+  inc <- market_ids(include, mp$markets, "include", call = call)
+  exc <- market_ids(exclude, mp$markets, "exclude", call = call)
+  both <- intersect(inc, exc)
+  if (length(both)) {
+    abort_mkt("conflicting_markets", c(
+      "{.val {mp$markets[both]}} {?is/are} in both {.arg include} and {.arg exclude}.",
+      i = "A market is either forced into the treated set or kept out of it; drop it from one."
+    ), call = call)
+  }
+  if (length(inc) > max(sizes)) {
+    abort_mkt("conflicting_markets", c(
+      "{.arg include} forces {length(inc)} markets into a treated set of at most {max(sizes)}.",
+      i = "Raise {.arg n_treated} to at least {length(inc)} or include fewer markets."
+    ), call = call)
+  }
+  sizes <- sizes[sizes >= length(inc)]
+  n <- length(mp$markets)
+  cand <- setdiff(seq_len(n), c(inc, exc))
+  if (length(cand) + length(inc) < max(sizes)) {
+    abort_mkt("too_few_markets", c(
+      "{length(cand) + length(inc)} market{?s} can be treated, fewer than {.arg n_treated} = {max(sizes)}.",
+      i = "Lower {.arg n_treated} or exclude fewer markets."), call = call)
+  }
+  if (max(sizes) >= n) {
+    abort_mkt("too_few_markets", c(
+      "Treating {max(sizes)} of {n} markets leaves no donor.",
+      i = "Lower {.arg n_treated}: the estimators compare the treated markets with the others."
+    ), call = call)
+  }
+  if (!is.null(max_share)) {
+    check_probability(max_share, "max_share", call = call)
+    if (sum(mp$share[inc]) > max_share) {
+      abort_mkt("conflicting_markets", c(
+        "The markets of {.arg include} hold {signif(100 * sum(mp$share[inc]), 3)}% of the volume, above {.arg max_share} = {max_share}.",
+        i = "Raise {.arg max_share} or include fewer markets."), call = call)
+    }
+  }
+  cap <- if (is.null(max_share)) Inf else max_share
+  n_feasible <- sum(vapply(sizes, function(k) choose(length(cand), k - length(inc)), 1))
+  list(sizes = sizes, include = inc, exclude = exc, cand = cand, share = mp$share,
+       cap = cap, n_feasible = n_feasible)
+}
+
+# --- scoring -----------------------------------------------------------------
+
+# A function of a list of sets (integer row indices) returning the kernel's
+# matrices (sets x windows), run in chunks on the resampling layer.
+market_scorer <- function(plan, chunk_size) {
+  force(plan)
+  function(sets) {
+    n <- length(sets)
+    kernel <- function(idx) {
+      s <- sets[idx]
+      len <- lengths(s)
+      cpp_market_backtest(plan$Z, plan$level, plan$block_start, plan$block_len, plan$full,
+                          plan$window_block, plan$method_code, unlist(s) - 1L,
+                          c(0L, cumsum(len)), plan$alpha, plan$inference == "placebo",
+                          plan$tq, 1e-10, 10000L)
+    }
+    if (n <= chunk_size) {
+      parts <- list(kernel(seq_len(n)))
+    } else {
+      parts <- resample_chunks(n, kernel, chunk_size = chunk_size, label = "candidate sets",
+                               each = "chunk", globals = list(kernel = kernel, sets = sets,
+                                                              plan = plan))
+    }
+    out <- lapply(c("estimate", "slope", "critical", "rmse", "converged"), function(nm)
+      do.call(rbind, lapply(parts, `[[`, nm)))
+    names(out) <- c("estimate", "slope", "critical", "rmse", "converged")
+    out
+  }
+}
+
+# Rejections at each effect: sets x windows x effects.
+market_rejections <- function(sc, rows, w, effect) {
+  est <- sc$estimate[rows, w, drop = FALSE]
+  sl <- sc$slope[rows, w, drop = FALSE]
+  cr <- sc$critical[rows, w, drop = FALSE]
+  vapply(effect, function(d) abs(est + d * sl) > cr, matrix(TRUE, length(rows), length(w)))
+}
+
+# Per-window detectable effect whatever the sign of the window's error.
+market_detectable <- function(sc, rows, w) {
+  d <- (sc$critical[rows, w, drop = FALSE] + abs(sc$estimate[rows, w, drop = FALSE])) /
+    sc$slope[rows, w, drop = FALSE]
+  d[!is.finite(d) | sc$slope[rows, w, drop = FALSE] <= 0] <- Inf
+  d
+}
+
+# The target-power quantile of the detectable effects, by row.
+market_mde <- function(d, target_power) {
+  k <- ceiling(target_power * ncol(d) - 1e-9)
+  apply(d, 1L, function(x) sort(x)[k])
+}
+
+market_set_summary <- function(sc, rows, w, effect, target_power) {
+  rej <- market_rejections(sc, rows, w, effect)
+  pw <- apply(rej, c(1L, 3L), mean)
+  if (is.null(dim(pw))) pw <- matrix(pw, nrow = length(rows))
+  d <- market_detectable(sc, rows, w)
+  aa <- if (any(effect == 0)) pw[, effect == 0] else rep(NA_real_, length(rows))
+  pos <- effect > 0
+  list(power = pw, mde = market_mde(d, target_power),
+       mean_power = if (any(pos)) rowMeans(pw[, pos, drop = FALSE]) else rep(NA_real_, length(rows)),
+       aa = aa, aa_se = sqrt(pmax(aa * (1 - aa), 0) / length(w)),
+       rmse = rowMeans(sc$rmse[rows, w, drop = FALSE]), n_windows = length(w))
+}
+
+# Order: MDE, then mean power (higher first), then fit.
+market_order <- function(s) order(s$mde, -s$mean_power, s$rmse, method = "radix")
+
+# --- search -----------------------------------------------------------------
+
+market_search <- function(pool, scorer, w, effect, target_power, search, n_candidates) {
+  if (search == "auto") search <- if (pool$n_feasible <= n_candidates) "exhaustive" else "greedy"
+  if (search == "exhaustive" && pool$n_feasible > n_candidates) {
+    abort_mkt("too_large", c(
+      "Exhaustive search would score {format(pool$n_feasible, big.mark = ',')} sets, more than {.arg n_candidates} = {n_candidates}.",
+      i = "Raise {.arg n_candidates}, or use {.code search = \"greedy\"} or {.code \"stochastic\"}."))
+  }
+  env <- new.env(parent = emptyenv())
+  env$sets <- list()
+  env$keys <- character(0)
+  env$scores <- NULL
+  key <- function(s) paste(sort(s), collapse = ",")
+  # Scores new sets (those not seen), keeps every result, returns the
+  # summaries of `sets` in order.
+  score <- function(sets) {
+    sets <- lapply(sets, sort)
+    k <- vapply(sets, key, "")
+    new <- !duplicated(k) & !(k %in% env$keys)
+    if (any(new)) {
+      sc <- scorer(sets[new])
+      env$sets <- c(env$sets, sets[new])
+      env$keys <- c(env$keys, k[new])
+      env$scores <- if (is.null(env$scores)) sc else
+        Map(rbind, env$scores, sc[names(env$scores)])
+    }
+    rows <- match(k, env$keys)
+    list(rows = rows, s = market_set_summary(env$scores, rows, w, effect, target_power))
+  }
+  feasible <- function(s) sum(pool$share[s]) <= pool$cap + 1e-12
+  best_of <- function(r) r$rows[market_order(r$s)[1L]]
+  budget_left <- function() n_candidates - length(env$keys)
+  # Single swaps of `cur` (a member for a non-member, never a forced one).
+  improve <- function(cur) {
+    repeat {
+      free <- setdiff(cur, pool$include)
+      out <- setdiff(pool$cand, cur)
+      sw <- unlist(lapply(free, function(m) lapply(out, function(o) c(setdiff(cur, m), o))),
+                   recursive = FALSE)
+      sw <- Filter(feasible, sw)
+      fresh <- sw[!(vapply(sw, function(s) key(sort(s)), "") %in% env$keys)]
+      if (!length(fresh) || budget_left() <= 0) break
+      fresh <- fresh[seq_len(min(length(fresh), budget_left()))]
+      r <- score(c(list(cur), fresh))
+      b <- best_of(r)
+      if (b == r$rows[1L]) break
+      cur <- env$sets[[b]]
+    }
+    cur
+  }
+  if (search == "exhaustive") {
+    sets <- unlist(lapply(pool$sizes, function(k) {
+      m <- k - length(pool$include)
+      if (m == 0L) return(list(pool$include))
+      cb <- utils::combn(length(pool$cand), m)
+      lapply(seq_len(ncol(cb)), function(j) c(pool$include, pool$cand[cb[, j]]))
+    }), recursive = FALSE)
+    sets <- Filter(feasible, sets)
+    if (!length(sets)) market_none_feasible(pool)
+    score(sets)
+  } else if (search == "greedy") {
+    for (k in pool$sizes) {
+      cur <- pool$include
+      while (length(cur) < k) {
+        add <- lapply(setdiff(pool$cand, cur), function(o) c(cur, o))
+        add <- Filter(feasible, add)
+        if (!length(add)) market_none_feasible(pool)
+        r <- score(add)
+        cur <- env$sets[[best_of(r)]]
+      }
+      improve(cur)
+    }
+  } else {
+    n_draw <- max(1L, n_candidates - 1L)
+    sets <- list()
+    tries <- 0L
+    seen <- character(0)
+    while (length(sets) < n_draw && tries < 50L * n_draw) {
+      tries <- tries + 1L
+      k <- pool$sizes[sample.int(length(pool$sizes), 1L)]
+      m <- k - length(pool$include)
+      s <- sort(c(pool$include, pool$cand[sample.int(length(pool$cand), m)]))
+      ky <- key(s)
+      if (ky %in% seen || !feasible(s)) next
+      seen <- c(seen, ky)
+      sets[[length(sets) + 1L]] <- s
+    }
+    if (!length(sets)) market_none_feasible(pool)
+    r <- score(sets)
+    improve(env$sets[[best_of(r)]])
+  }
+  list(sets = env$sets, scores = env$scores, search = search)
+}
+
+market_none_feasible <- function(pool, call = rlang::caller_env()) {
+  abort_mkt("conflicting_markets", c(
+    "No treated set of {.arg n_treated} markets fits under {.arg max_share} = {pool$cap}.",
+    i = "Raise {.arg max_share}, lower {.arg n_treated} or include smaller markets."
+  ), call = call)
+}
+
+market_rank <- function(res, w, effect, target_power) {
+  rows <- seq_along(res$sets)
+  s <- market_set_summary(res$scores, rows, w, effect, target_power)
+  o <- market_order(s)
+  list(sets = res$sets[o], scores = lapply(res$scores, function(m) m[o, , drop = FALSE]),
+       summary = lapply(s, function(v) if (is.matrix(v)) v[o, , drop = FALSE] else
+         if (length(v) == length(o)) v[o] else v))
+}
+
+# --- tables -------------------------------------------------------------------
+
+market_power_table <- function(sc, row, w, effect) {
+  rej <- market_rejections(sc, row, w, effect)
+  p <- apply(rej, 3L, mean)
+  data.frame(effect = effect, power = p, mc_se = sqrt(p * (1 - p) / length(w)),
+             n_windows = length(w))
+}
+
+market_window_table <- function(plan, sc, row, effect, set) {
+  W <- length(plan$window_block)
+  d <- market_detectable(sc, row, seq_len(W))
+  data.frame(window = seq_len(W), start = plan$window_start, end = plan$window_end,
+             n_placebo = plan$n_placebo,
+             estimate = sc$estimate[row, ], slope = sc$slope[row, ],
+             critical = sc$critical[row, ], detectable = d[1L, ],
+             reject_aa = abs(sc$estimate[row, ]) > sc$critical[row, ],
+             rmse = sc$rmse[row, ], stringsAsFactors = FALSE)
+}
+
+market_backtest_table <- function(x, chosen) {
+  sc <- lapply(x$candidates$scores, function(m) m[1L, , drop = FALSE])
+  tab <- market_window_table(x$plan, sc, 1L, x$effect, chosen)
+  tab$role <- ifelse(tab$window %in% x$holdout_windows, "holdout", "selection")
+  tab
+}
+
+market_size_warning <- function(x) {
+  h <- x$holdout_windows
+  if (!length(h)) return(invisible())
+  aa <- mean(x$backtest$reject_aa[h])
+  se <- sqrt(x$alpha * (1 - x$alpha) / length(h))
+  if (aa > x$alpha + 3 * se) {
+    warn_mkt("aa_rejection", c(
+      "On the held-out windows the chosen set rejects at zero effect in {signif(100 * aa, 3)}% of windows, above {.arg alpha} = {x$alpha}.",
+      i = "Its size does not hold under the selection; try {.code inference = \"placebo\"}, a longer history, or {.code method = \"tbr\"}."
+    ))
+  }
+  invisible()
+}
