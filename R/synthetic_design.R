@@ -23,8 +23,10 @@
 #' two least-squares fits on the simplex, one on the columns of \eqn{S} and
 #' one on the others, each solved exactly by the package's simplex kernel
 #' (the one [synth()] uses); the combinatorial part is the choice of
-#' \eqn{S}. Markets of the treated set that get zero weight are not treated
-#' and may serve as controls.
+#' \eqn{S}, of exactly `n_treated` markets. A market of \eqn{S} whose
+#' treated weight is zero does not enter the estimate (role
+#' `"set, zero weight"` in `$weights`): it need not be treated, and it is
+#' not a control.
 #'
 #' @section Search:
 #' * `"exhaustive"` scores every treated set, in order of its treated
@@ -35,8 +37,9 @@
 #' * `"swap"` is a local search with several starts: a greedy start (add the
 #'   market that most lowers the treated objective, one at a time) and
 #'   `n_starts - 1` random sets; from each, replace one treated market by one
-#'   other market as long as the best such swap lowers the objective, with
-#'   the same bound pruning the control problems. It returns a local optimum;
+#'   other market as long as the best such swap lowers the objective, and
+#'   when none does, two markets by two others, with the same bound pruning
+#'   the control problems. It returns a local optimum;
 #'   `$search` records each start's value, and the tests compare it with the
 #'   exhaustive answer on small panels.
 #' * `"auto"` is exhaustive when there are at most `max_sets` treated sets,
@@ -342,6 +345,15 @@ sd_swap <- function(prob, n_starts) {
       scored <- scored + length(fw)
       b <- sd_best_of(prob, sets, fw, best = cur_tot * (1 - 1e-10))
       solved <- solved + b$n_solved
+      if (is.null(b$set) && m >= 2L) {
+        # No single swap helps: try replacing two members at once.
+        nb2 <- sd_double_swaps(cur, out)
+        sets <- sd_full_sets(prob, nb2)
+        fw <- sd_treated_obj(prob, sets)
+        scored <- scored + length(fw)
+        b <- sd_best_of(prob, sets, fw, best = cur_tot * (1 - 1e-10))
+        solved <- solved + b$n_solved
+      }
       if (is.null(b$set)) break
       cur <- setdiff(b$set, inc)
       cur_tot <- b$total
@@ -352,6 +364,17 @@ sd_swap <- function(prob, n_starts) {
   list(set = best$set, total = best$total, n_scored = scored, n_control_solves = solved,
        starts = data.frame(start = c("greedy", rep("random", length(starts) - 1L)),
                            objective = value))
+}
+
+# Every set that replaces two members of `cur` by two of `out` (columns).
+sd_double_swaps <- function(cur, out) {
+  m <- length(cur)
+  drop2 <- utils::combn(m, 2L)
+  add2 <- if (length(out) >= 2L) utils::combn(out, 2L) else return(matrix(integer(0), m, 0L))
+  do.call(cbind, lapply(seq_len(ncol(drop2)), function(i) {
+    keep <- cur[-drop2[, i]]
+    rbind(matrix(keep, nrow = m - 2L, ncol = ncol(add2)), add2)
+  }))
 }
 
 # --- the design object ------------------------------------------------------
@@ -367,7 +390,7 @@ sd_assemble <- function(hist, prob, res, fit, blank, n_treated, test_length, alp
   treated <- set[rw$w > 0]
   w <- numeric(J)
   w[set] <- rw$w
-  ctrl <- setdiff(seq_len(J), treated)
+  ctrl <- setdiff(seq_len(J), set)
   rv <- solve_simplex(X[, ctrl, drop = FALSE], prob$xbar, 0, w0 = prob$v_all[ctrl])
   v <- numeric(J)
   v[ctrl] <- rv$w
@@ -389,7 +412,8 @@ sd_assemble <- function(hist, prob, res, fit, blank, n_treated, test_length, alp
   period <- rep("fit", ncol(Y))
   period[blank] <- "blank"
   weights <- data.frame(market = units, w = unname(w), v = unname(v),
-                        role = ifelse(w > 0, "treated", ifelse(v > 0, "control", "unused")),
+                        role = ifelse(w > 0, "treated", ifelse(v > 0, "control",
+                                      ifelse(seq_len(J) %in% set, "set, zero weight", "unused"))),
                         stringsAsFactors = FALSE)
   weights <- weights[order(-weights$w, -weights$v, method = "radix"), ]
   rownames(weights) <- NULL
