@@ -116,7 +116,11 @@ compare_designs <- function(formula, data, n_treated = 3, test_length = 4,
   bt_syn <- do.call(market_backtest, c(bt_args, list(treated = syn$treated)))
   # The randomized design on the same windows.
   units <- data.frame(market = rownames(Y), outcome_mean = rowMeans(Y), stringsAsFactors = FALSE)
-  rand <- rerandomize(units, ~ outcome_mean, n_treated = n_treated, accept = 1, id = "market")
+  # Complete randomization: its granularity note (few distinct assignments)
+  # does not bear on a power comparison.
+  rand <- withCallingHandlers(
+    rerandomize(units, ~ outcome_mean, n_treated = n_treated, accept = 1, id = "market"),
+    mktcausal_warning_granular_inference = function(w) invokeRestart("muffleWarning"))
   pw <- design_power(panel, design = rand, effect = effect, test_length = test_length,
                      n_windows = length(ends), method = "diff_in_means",
                      inference = "randomization", n_draws = n_draws, reference_draws = 500,

@@ -37,9 +37,10 @@
 #' * `"swap"` is a local search with several starts: a greedy start (add the
 #'   market that most lowers the treated objective, one at a time) and
 #'   `n_starts - 1` random sets; from each, replace one treated market by one
-#'   other market as long as the best such swap lowers the objective, and
-#'   when none does, two markets by two others, with the same bound pruning
-#'   the control problems. It returns a local optimum;
+#'   other market as long as the best such swap lowers the objective, with
+#'   the same bound pruning the control problems. The best of these local
+#'   optima is then polished: when no single swap helps, two markets are
+#'   replaced by two others, and single swaps resume. It returns a local optimum;
 #'   `$search` records each start's value, and the tests compare it with the
 #'   exhaustive answer on small panels.
 #' * `"auto"` is exhaustive when there are at most `max_sets` treated sets,
@@ -328,10 +329,9 @@ sd_swap <- function(prob, n_starts) {
   if (n_starts > 1L && length(cand) > m) {
     for (s in seq_len(n_starts - 1L)) starts[[s + 1L]] <- cand[sample.int(length(cand), m)]
   }
-  best <- NULL
-  value <- numeric(length(starts))
-  for (s in seq_along(starts)) {
-    cur <- starts[[s]]
+  # Local search from `cur`: single swaps while one helps; then, with
+  # `double`, a double swap, and back to single swaps.
+  descend <- function(cur, double) {
     cur_tot <- sd_treated_obj(prob, matrix(c(inc, cur), ncol = 1L)) +
       sd_control_obj(prob, c(inc, cur))
     repeat {
@@ -342,25 +342,32 @@ sd_swap <- function(prob, n_starts) {
       }))
       sets <- sd_full_sets(prob, nb)
       fw <- sd_treated_obj(prob, sets)
-      scored <- scored + length(fw)
+      scored <<- scored + length(fw)
       b <- sd_best_of(prob, sets, fw, best = cur_tot * (1 - 1e-10))
-      solved <- solved + b$n_solved
-      if (is.null(b$set) && m >= 2L) {
-        # No single swap helps: try replacing two members at once.
-        nb2 <- sd_double_swaps(cur, out)
-        sets <- sd_full_sets(prob, nb2)
+      solved <<- solved + b$n_solved
+      if (is.null(b$set) && double && m >= 2L) {
+        sets <- sd_full_sets(prob, sd_double_swaps(cur, out))
         fw <- sd_treated_obj(prob, sets)
-        scored <- scored + length(fw)
+        scored <<- scored + length(fw)
         b <- sd_best_of(prob, sets, fw, best = cur_tot * (1 - 1e-10))
-        solved <- solved + b$n_solved
+        solved <<- solved + b$n_solved
       }
       if (is.null(b$set)) break
       cur <- setdiff(b$set, inc)
       cur_tot <- b$total
     }
-    value[s] <- cur_tot
-    if (is.null(best) || cur_tot < best$total) best <- list(set = c(inc, cur), total = cur_tot)
+    list(set = cur, total = cur_tot)
   }
+  value <- numeric(length(starts))
+  best <- NULL
+  for (s in seq_along(starts)) {
+    r <- descend(starts[[s]], double = FALSE)
+    value[s] <- r$total
+    if (is.null(best) || r$total < best$total) best <- r
+  }
+  # The best local optimum, polished with double swaps.
+  best <- descend(best$set, double = TRUE)
+  best$set <- c(inc, best$set)
   list(set = best$set, total = best$total, n_scored = scored, n_control_solves = solved,
        starts = data.frame(start = c("greedy", rep("random", length(starts) - 1L)),
                            objective = value))
