@@ -77,8 +77,18 @@ compare_designs <- function(formula, data, n_treated = 3, test_length = 4,
   call <- match.call()
   if (missing(data)) data <- NULL
   alpha <- check_alpha(alpha)
+  if (is.null(effect) || !length(effect)) {
+    abort_mkt("bad_argument", c(
+      "{.arg effect} must be a grid of relative lifts.",
+      i = "For example {.code effect = c(0.025, 0.05, 0.1)}; 0 is added for the A/A row."))
+  }
   effect <- market_effect_grid(c(0, effect))
   check_target_power(target_power)
+  if (target_power <= alpha) {
+    abort_mkt("bad_argument", c(
+      "{.arg target_power} = {format(target_power)} is not above {.arg alpha} = {alpha}: a test rejects that often at zero effect.",
+      i = "Use a target such as {.code target_power = 0.8}."))
+  }
   n_treated <- check_count(n_treated, "n_treated", min = 1)
   test_length <- check_count(test_length, "test_length", min = 1)
   n_draws <- check_count(n_draws, "n_draws", min = 2)
@@ -96,6 +106,15 @@ compare_designs <- function(formula, data, n_treated = 3, test_length = 4,
     abort_mkt("too_few_controls", c(
       "{.arg n_treated} = {n_treated} leaves no control market: the panel has {nrow(Y)} market{?s}.",
       i = "Treat at most {nrow(Y) - 1L} market{?s}."))
+  }
+  # The placebo test of the backtests needs 1/alpha - 1 blocks of history
+  # before a window.
+  b_min <- ceiling(1 / alpha - 1e-9) - 1
+  n_blocks <- ncol(Y) %/% test_length
+  if (n_blocks - b_min < 1) {
+    abort_mkt("too_few_pre_periods", c(
+      "The history holds {n_blocks} block{?s} of {test_length} period{?s}; a backtest at {.arg alpha} = {format(alpha)} needs {format(b_min + 1, big.mark = ',', scientific = FALSE)} (one window after {format(b_min, big.mark = ',', scientific = FALSE)} placebo blocks).",
+      i = "Use a shorter {.arg test_length}, a larger {.arg alpha}, or a longer history."))
   }
   # The few-market designs: the selection, then each set on every window.
   sel <- select_markets(panel, n_treated = n_treated, test_length = test_length,

@@ -235,11 +235,14 @@ sd_design_fit <- function(hist, n_treated, test_length, n_blank, include, exclud
   fit <- seq_len(n_t - n_blank)
   blank <- setdiff(seq_len(n_t), fit)
 
-  X <- t(Y[, fit, drop = FALSE])          # fit periods x markets
+  # The search runs on the outcome divided by a power of two near its
+  # largest value (exact), so squared norms neither overflow nor underflow.
+  sc <- outcome_scale(Y)
+  X <- t(Y[, fit, drop = FALSE]) / sc     # fit periods x markets
   xbar <- rowMeans(X)
   Z <- X - xbar
   all_v <- solve_simplex(X, xbar, 0)
-  prob <- list(Z = Z, X = X, xbar = xbar, fv_all = all_v$objective, v_all = all_v$w,
+  prob <- list(Z = Z, X = X, xbar = xbar, scale = sc, fv_all = all_v$objective, v_all = all_v$w,
                cand = cand, inc = inc, m_free = m_free)
   n_sets <- if (m_free > 0L) choose(length(cand), m_free) else 1
   if (search == "auto") search <- if (n_sets <= max_sets) "exhaustive" else "swap"
@@ -412,9 +415,10 @@ sd_assemble <- function(hist, prob, res, fit, blank, n_treated, test_length, alp
   ct_path <- drop(crossprod(Y, v))
   pop <- colMeans(Y)
   gap <- tr_path - ct_path
-  rms <- function(x) sqrt(mean(x^2))
-  obj_w <- sum((prob$xbar - X %*% w)^2)
-  obj_v <- sum((prob$xbar - X %*% v)^2)
+  sc <- prob$scale
+  rms <- function(x) sqrt(mean((x / sc)^2)) * sc
+  obj_w <- times_sq(sum((prob$xbar - X %*% w)^2), sc)
+  obj_v <- times_sq(sum((prob$xbar - X %*% v)^2), sc)
   times <- hist$times
   period <- rep("fit", ncol(Y))
   period[blank] <- "blank"
