@@ -81,8 +81,8 @@ print.mkt_synthetic_design <- function(x, ...) {
             g$n_blank),
     sprintf("  RMSE of treated minus control: %s over the fit, %s over the blank periods (outcome mean %s)",
             format_num(g$rmse_fit), format_num(g$rmse_blank), format_num(x$scale[["outcome_mean"]])),
-    sprintf("  Objective %s (treated %s, control %s); %s", format_num(g$objective),
-            format_num(g$objective_treated), format_num(g$objective_control), how)
+    sprintf("  Objective %s (treated %s, control %s); %s", obj_num(g$objective),
+            obj_num(g$objective_treated), obj_num(g$objective_control), how)
   )
   out <- unlist(lapply(seq_along(lines), function(i) {
     s <- if (i == 1L) lines[i] else strwrap(trimws(lines[i]), width = 78, initial = "  ", prefix = "    ")
@@ -90,6 +90,12 @@ print.mkt_synthetic_design <- function(x, ...) {
   }))
   cat(out, sep = "\n")
   invisible(x)
+}
+
+# An objective for print(): a control fit that is exact to rounding shows
+# as such, not as a string of zeros.
+obj_num <- function(x) {
+  if (x != 0 && abs(x) < 1e-6) formatC(x, digits = 2, format = "e") else format_num(x)
 }
 
 #' @rdname synthetic_design-methods
