@@ -24,8 +24,10 @@
 #'   test of `select_markets()`. The windows used to rank the sets are
 #'   counted in `windows_seen`: on them the A/A rate is optimistic.
 #' * **synthetic**: [synthetic_design()] chooses the treated markets on the
-#'   history before the first window (so no window is seen), and
-#'   [market_backtest()] scores them like the selected set.
+#'   history before the first window (so no window is seen; its weights
+#'   are fitted on all of that history but the last `test_length` periods,
+#'   since the backtest, not the blank periods, gives the inference here),
+#'   and [market_backtest()] scores them like the selected set.
 #'
 #' The MDE of every design is read the same way from its power curve: the
 #' effect at which the curve, linearly interpolated between grid points,
@@ -289,7 +291,7 @@ autoplot.mkt_design_comparison <- function(object, ...) {
   ggplot2::ggplot(d, ggplot2::aes(x = .data$effect, y = .data$power, colour = .data$design)) +
     ggplot2::geom_hline(yintercept = object$target_power, linetype = "dashed", colour = "grey40") +
     ggplot2::geom_hline(yintercept = object$alpha, linetype = "dotted", colour = "grey40") +
-    ggplot2::geom_line(linewidth = 0.7) +
+    ggplot2::geom_line(linewidth = 0.7, position = dodge) +
     ggplot2::geom_linerange(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
                                          ymax = pmin(1, .data$power + 2 * .data$mc_se)),
                             linewidth = 0.5, alpha = 0.6, position = dodge) +
