@@ -49,12 +49,12 @@ cpp_ife_boot_chunk <- function(Y, mask, X, r, force, tol, max_iter, F0, beta0, r
     .Call(`_mktcausal_cpp_ife_boot_chunk`, Y, mask, X, r, force, tol, max_iter, F0, beta0, reps, seed, threads)
 }
 
-cpp_market_backtest <- function(Z, level, block_start, block_len, full, window_block, method, sets, offsets, alpha, rank, tq, tol, max_iter) {
-    .Call(`_mktcausal_cpp_market_backtest`, Z, level, block_start, block_len, full, window_block, method, sets, offsets, alpha, rank, tq, tol, max_iter)
+cpp_market_backtest <- function(Z, level, block_start, block_len, full, window_block, selection, method, sets, offsets, alpha, rank, tq, tol, max_iter) {
+    .Call(`_mktcausal_cpp_market_backtest`, Z, level, block_start, block_len, full, window_block, selection, method, sets, offsets, alpha, rank, tq, tol, max_iter)
 }
 
-cpp_market_backtest_detail <- function(Z, level, block_start, block_len, full, window_block, method, set, tol, max_iter) {
-    .Call(`_mktcausal_cpp_market_backtest_detail`, Z, level, block_start, block_len, full, window_block, method, set, tol, max_iter)
+cpp_market_backtest_detail <- function(Z, level, block_start, block_len, full, window_block, selection, method, set, tol, max_iter) {
+    .Call(`_mktcausal_cpp_market_backtest_detail`, Z, level, block_start, block_len, full, window_block, selection, method, set, tol, max_iter)
 }
 
 cpp_rerandomize_first <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress) {

@@ -117,6 +117,7 @@ condition_registry <- local({
     c("warning", "buffer_null", "The buffer changes which null hypothesis is tested."),
     c("warning", "dropped_covariate", "A constant or collinear covariate was dropped."),
     c("warning", "dropped_rows", "Rows or clusters were dropped from the analysis."),
+    c("warning", "few_donors", "Few donor markets are left for the treated set."),
     c("warning", "few_placebos", "Too few placebo windows for the test to reject at the level asked."),
     c("warning", "fewer_windows", "Fewer historical windows than requested fit the panel."),
     c("warning", "granular_inference", "Few clusters make randomization p-values coarse."),

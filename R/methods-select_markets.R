@@ -2,17 +2,21 @@
 #'
 #' `tidy()` of a [select_markets()] result gives one row per scored
 #' candidate set, best first: `rank`, `markets` (labels joined by ", "),
-#' `n_treated`, `share` (of outcome volume), `mde` (the lift detected in
-#' `target_power` of the selection windows whatever the sign of the window's
-#' error), `mean_power` (over the positive effects), `aa_rejection` and
+#' `n_treated`, `share` (of outcome volume), `noise` (the ranking
+#' criterion: the relative error scale of the estimator on the selection
+#' blocks), `mde` (the lift detected in `target_power` of the windows
+#' whatever the sign of the window's error), `mean_power` (over the positive effects), `aa_rejection` and
 #' `aa_se` (the zero-effect rejection rate on the selection windows and its
-#' Monte Carlo standard error), `rmse` (the pre-period fit, relative to the
+#' Monte Carlo standard error under the nominal level), `rmse` (the pre-period fit, relative to the
 #' treated level) and one `power_<effect>` column per effect.
 #' `tidy(x, "windows")` gives the chosen set's backtest by window (role
-#' `"selection"` or `"holdout"`); `tidy(x, "power")` its power curve on the
-#' selection windows and on the held-out windows. `glance()` gives one row:
-#' the chosen set, its MDE and A/A rate on the selection windows, and its
-#' power and A/A rate on the held-out windows (the size under selection).
+#' `"backtest"` or `"holdout"`); `tidy(x, "power")` its power curve on the
+#' backtest windows and on the held-out windows (`mc_se` of the effect-0 row
+#' is that of a test of exact size, \eqn{\sqrt{\alpha(1-\alpha)/n}}). `glance()` gives one row:
+#' the chosen set, its MDE and A/A rate on the backtest windows (the size
+#' under selection: the ranking never read those windows nor the test's
+#' reference blocks), and with `holdout` its A/A rate and mean power on the
+#' held-out windows.
 #'
 #' @param x,object A result of [select_markets()] or [market_backtest()].
 #' @param what `"candidates"`, `"windows"` or `"power"` (selection); `"power"`
@@ -41,7 +45,7 @@ market_candidate_table <- function(x) {
     markets = vapply(c$sets, function(v) paste(x$markets[v], collapse = ", "), ""),
     n_treated = lengths(c$sets),
     share = vapply(c$sets, function(v) sum(x$share[v]), 1),
-    mde = s$mde, mean_power = s$mean_power, aa_rejection = s$aa, aa_se = s$aa_se,
+    noise = s$noise, mde = s$mde, mean_power = s$mean_power, aa_rejection = s$aa, aa_se = s$aa_se,
     rmse = s$rmse, stringsAsFactors = FALSE)
   pw <- as.data.frame(s$power)
   names(pw) <- paste0("power_", format(x$effect, trim = TRUE, scientific = FALSE))
@@ -50,10 +54,10 @@ market_candidate_table <- function(x) {
 
 market_selection_power <- function(x) {
   sc <- lapply(x$candidates$scores, function(m) m[1L, , drop = FALSE])
-  rows <- list(market_power_table(sc, 1L, x$selection_windows, x$effect))
-  rows[[1]]$windows <- "selection"
+  rows <- list(market_power_table(sc, 1L, x$selection_windows, x$effect, x$alpha))
+  rows[[1]]$windows <- "backtest"
   if (length(x$holdout_windows)) {
-    h <- market_power_table(sc, 1L, x$holdout_windows, x$effect)
+    h <- market_power_table(sc, 1L, x$holdout_windows, x$effect, x$alpha)
     h$windows <- "holdout"
     rows <- c(rows, list(h))
   }
@@ -99,15 +103,17 @@ print.mkt_market_selection <- function(x, n = 5, ...) {
             srch, format(g$n_scored, big.mark = ","), format(g$n_feasible, big.mark = ","),
             nw, x$test_length),
     sprintf("  chosen: %s (%s of volume)", g$markets, pct(g$share)),
-    sprintf("  MDE %s at %s power; A/A %s (SE %s) on %d selection windows",
+    sprintf("  ranked on %d selection blocks; the test's reference and the windows are never read by the ranking",
+            x$plan$n_select),
+    sprintf("  MDE %s at %s power; A/A %s (SE %s) on %d windows",
             if (is.finite(g$mde)) pct(g$mde) else "not reached", pct(g$target_power),
             format_num(g$aa_rejection, 3), format_num(g$aa_se, 2), g$n_selection_windows),
     if (g$n_holdout_windows) {
-      sprintf("  held out (size under selection): A/A %s (SE %s), mean power %s on %d window%s",
+      sprintf("  held out of the ranking: A/A %s (SE %s), mean power %s on %d window%s",
               format_num(g$holdout_aa_rejection, 3), format_num(g$holdout_aa_se, 2),
               pct(g$holdout_mean_power), g$n_holdout_windows,
               if (g$n_holdout_windows > 1) "s" else "")
-    } else "  no window held out: the A/A rate is measured on the windows that chose the set"
+    }
   )
   cat_wrapped(lines)
   tab <- market_candidate_table(x)
@@ -175,7 +181,7 @@ autoplot.mkt_market_selection <- function(object, ...) {
                            width = 0) +
     ggplot2::geom_line() +
     ggplot2::geom_point() +
-    ggplot2::scale_colour_manual(values = c(selection = mkt_colours[["band"]],
+    ggplot2::scale_colour_manual(values = c(backtest = mkt_colours[["band"]],
                                             holdout = mkt_colours[["treated"]])) +
     ggplot2::scale_y_continuous(limits = c(0, 1)) +
     ggplot2::labs(x = "effect (% lift)", y = "power", colour = "windows",

@@ -2,11 +2,11 @@
 #'
 #' When only a handful of markets can be treated (a regional launch, a
 #' costly TV buy), randomizing them has little power. `select_markets()`
-#' searches candidate treated sets and ranks them by the power and minimum
-#' detectable effect (MDE) of the planned analysis, measured by backtests on
-#' historical windows, and checks the size of the test *under the
-#' selection*: the zero-effect rejection rate of the chosen set on windows
-#' that the selection never saw.
+#' searches candidate treated sets, ranks them by the error scale of the
+#' planned analysis on historical blocks, and reports the power and minimum
+#' detectable effect (MDE) from backtests on historical windows that the
+#' ranking never read: the zero-effect rejection rate of the chosen set on
+#' those windows is the size of the test *under the selection*.
 #'
 #' @section Backtest:
 #' Each market's outcome is divided by its mean level over the periods
@@ -31,18 +31,22 @@
 #'
 #' @section Inference:
 #' The planned test is a placebo-in-time test with leave-one-block-out fits:
-#' for each full block of the fit period, the estimator is refitted on the
-#' fit period without that block and predicts it, which gives the
-#' distribution of the estimate when nothing happened. With
-#' `inference = "placebo"` the test rejects when the window's absolute
-#' estimate exceeds all but \eqn{\lfloor \alpha (B + 1) \rfloor - 1} of the
-#' \eqn{B} placebo estimates, i.e. its rank p-value
-#' \eqn{(1 + \#\{|e_b| \ge |\hat\tau|\}) / (B + 1)} is at most `alpha`: exact
-#' when the blocks are exchangeable, and it needs \eqn{B \ge 1/\alpha - 1}
-#' placebo blocks (19 at 5%) to reject at all. With `inference = "t"` the
-#' critical value is the placebo root mean square times a \eqn{t_{B-1}}
-#' quantile: usable with fewer blocks, but it leans on normal errors.
-#' Windows without enough placebo blocks are dropped with a warning of class
+#' for a full block of the fit period, the estimator is refitted on the fit
+#' period without that block and predicts it, which gives the estimate when
+#' nothing happened. The full blocks before the first window alternate,
+#' counting back from it, between two roles: *reference* blocks, whose
+#' placebo estimates \eqn{e_1, \dots, e_B} are the test's reference, and
+#' *selection* blocks, whose placebo estimates rank the candidate sets (see
+#' below). Window blocks are reference blocks for later windows. With
+#' `inference = "t"` (the default) the test rejects when
+#' \eqn{|\hat\tau| > t_{B-1, 1-\alpha/2} \sqrt{\sum_b e_b^2 / B}}: it needs
+#' a handful of reference blocks but leans on roughly normal errors. With
+#' `inference = "placebo"` it rejects when the rank p-value
+#' \eqn{(1 + \#\{|e_b| \ge |\hat\tau|\}) / (B + 1)} is at most `alpha`:
+#' exact when the blocks are exchangeable, but it needs
+#' \eqn{B \ge 1/\alpha - 1} reference blocks (19 at 5%), which two years
+#' of weekly data allow only for short tests. Windows without enough
+#' reference blocks are dropped with a warning of class
 #' `mktcausal_warning_few_placebos`.
 #'
 #' All the fits of the search come from cross-products of the index series
@@ -51,26 +55,26 @@
 #' are solved on the Gram matrix (Wolfe's algorithm) in compiled code.
 #'
 #' @section Ranking and size under selection:
-#' A set's per-window detectable effect is \eqn{(c_w + |\hat\tau_w|) / s_w},
-#' with \eqn{c_w} the critical value, \eqn{\hat\tau_w} the estimate at zero
-#' effect and \eqn{s_w} its slope in \eqn{\delta}: the smallest lift detected
-#' whatever the sign of the window's error, so the ranking never rewards a
-#' window whose error happened to point the way of the effect. The MDE is
-#' the `target_power` quantile of these over the selection windows; sets are
-#' ranked by MDE, then by mean power over the positive effects, then by
-#' pre-period fit.
+#' Choosing the set whose backtest looks best, and then testing it against
+#' the same history, makes the test anti-conservative: the winner's
+#' historical errors are small partly by luck, its future error is not. (On
+#' simulated factor panels, ranking on the windows' own errors and critical
+#' values and testing the chosen set on later held-out windows rejected about 9%
+#' of 360 window tests at a 5% level.) So the ranking reads only the selection
+#' blocks: a set's criterion `noise` is the root mean square of its
+#' selection-block placebo estimates over the slope of its estimate in the
+#' effect, averaged over the windows, and sets are ranked by it (then by
+#' pre-period fit). The windows' own estimates and the reference blocks are
+#' never read by the ranking, so each window is a fresh A/A trial of the
+#' chosen set: its zero-effect rejection rate on the windows is the size of
+#' the test under the selection (checked by simulation in the package's
+#' tests and `bench/select_markets.R`). `holdout` can in addition keep the
+#' latest windows out of the ranking.
 #'
-#' Selecting the set that backtests best on some windows makes its
-#' rejection rate on those windows optimistic. So the last `holdout` windows
-#' are held out: the search ranks on the earlier windows only, and the
-#' chosen set is then evaluated on the held-out windows, exactly as the real
-#' test will run (fitted on all history before the window, placebo blocks
-#' from all of it, the selection made on earlier data). `glance()` reports
-#' both; the held-out A/A rate is the size of the whole procedure, and
-#' [market_backtest()] scores any set on the same windows. With few
-#' held-out windows that rate has a large Monte Carlo error (shown); the
-#' size under selection is checked by simulation in the package's tests and
-#' `bench/select_markets.R`.
+#' The reported MDE is, per window, the smallest lift detected whatever the
+#' sign of the window's error, \eqn{(c_w + |\hat\tau_w|) / s_w} with
+#' \eqn{c_w} the critical value and \eqn{s_w} the slope, read at the
+#' `target_power` quantile over the windows.
 #'
 #' @section Search:
 #' `"exhaustive"` scores every feasible set. `"greedy"` builds a set one
@@ -101,10 +105,9 @@
 #' @param search `"auto"`, `"exhaustive"`, `"greedy"` or `"stochastic"`.
 #' @param n_candidates The most candidate sets to score (the cap for
 #'   exhaustive search, the budget of the others).
-#' @param holdout Number of the latest windows held out of the ranking to
-#'   evaluate the chosen set; by default a third of the windows (at least
-#'   one when there are three windows or more). `0` ranks on every window.
-#' @param inference `"placebo"` (rank test) or `"t"`; see Inference.
+#' @param holdout Number of the latest windows whose selection blocks are
+#'   not used by the ranking (`NULL` or `0`: none); see Ranking.
+#' @param inference `"t"` or `"placebo"` (rank test); see Inference.
 #' @param randomize_by `NULL`, or a column of markets that the formula's
 #'   units nest in (e.g. `"dma"` over zones): outcomes are summed to it.
 #' @param test_start `NULL`, or the first period of the planned test when
@@ -138,7 +141,7 @@ select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude
                            effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
                            alpha = 0.05, search = c("auto", "exhaustive", "greedy", "stochastic"),
                            n_candidates = 1000, holdout = NULL,
-                           inference = c("placebo", "t"), randomize_by = NULL,
+                           inference = c("t", "placebo"), randomize_by = NULL,
                            test_start = NULL, window_ends = NULL, target_power = 0.8,
                            chunk_size = 100, ...) {
   check_dots(...)
@@ -155,10 +158,11 @@ select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude
   plan <- market_plan(mp, test_length, n_windows, window_ends, alpha, inference, method)
   holdout <- market_holdout(holdout, length(plan$window_block))
   pool <- market_pool(mp, n_treated, include, exclude, max_share)
+  market_donor_warning(length(mp$markets), pool$sizes, method)
   sel_w <- seq_len(length(plan$window_block) - holdout)
   scorer <- market_scorer(plan, chunk_size)
-  res <- market_search(pool, scorer, sel_w, effect, target_power, search, n_candidates)
-  ranked <- market_rank(res, sel_w, effect, target_power)
+  res <- market_search(pool, scorer, sel_w, effect, target_power, alpha, search, n_candidates)
+  ranked <- market_rank(res, sel_w, effect, target_power, alpha)
   chosen <- ranked$sets[[1L]]
   hold_w <- setdiff(seq_along(plan$window_block), sel_w)
   out <- structure(list(
@@ -199,7 +203,7 @@ select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude
 market_backtest <- function(formula, data, treated, test_length = 4,
                             method = c("synth", "tbr", "diff_in_means"),
                             effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
-                            alpha = 0.05, inference = c("placebo", "t"), randomize_by = NULL,
+                            alpha = 0.05, inference = c("t", "placebo"), randomize_by = NULL,
                             test_start = NULL, window_ends = NULL, target_power = 0.8, ...) {
   check_dots(...)
   method <- check_choice(method)
@@ -219,14 +223,15 @@ market_backtest <- function(formula, data, treated, test_length = 4,
       "{.arg treated} names every market, so no donor is left.",
       i = "Leave some markets untreated."))
   }
+  market_donor_warning(length(mp$markets), length(idx), method)
   sc <- market_scorer(plan, 1L)(list(idx))
   w <- seq_along(plan$window_block)
   obj <- list(plan = plan, markets = mp$markets, effect = effect, method = method,
               inference = inference, alpha = alpha, target_power = target_power,
               test_length = plan$test_length, treated = mp$markets[idx],
               share = sum(mp$share[idx]), call = match.call())
-  obj$power <- market_power_table(sc, 1L, w, effect)
-  obj$summary <- market_set_summary(sc, 1L, w, effect, target_power)
+  obj$power <- market_power_table(sc, 1L, w, effect, alpha)
+  obj$summary <- market_set_summary(sc, 1L, w, effect, target_power, alpha)
   obj$backtest <- market_window_table(plan, sc, 1L, effect, idx)
   structure(obj, class = "mkt_market_backtest")
 }
@@ -265,7 +270,7 @@ market_panel <- function(formula, data, randomize_by, test_start, call = rlang::
     ), call = call)
   }
   require_varying_outcome(panel$Y[panel$observed], panel$vars$outcome, call = call)
-  times <- panel$times
+  times <- all_times <- panel$times
   if (is.null(randomize_by)) {
     Y <- panel$Y
     Y[!panel$observed] <- NA
@@ -309,7 +314,7 @@ market_panel <- function(formula, data, randomize_by, test_start, call = rlang::
   }
   dimnames(Y) <- list(markets, as.character(times))
   vol <- rowSums(Y)
-  list(Y = Y, markets = markets, times = times, share = vol / sum(vol),
+  list(Y = Y, markets = markets, times = times, all_times = all_times, share = vol / sum(vol),
        time = panel$vars$time, outcome = panel$vars$outcome)
 }
 
@@ -335,15 +340,18 @@ market_plan <- function(mp, test_length, n_windows, window_ends, alpha, inferenc
   full <- c(if (r > 0L) FALSE, rep(TRUE, K))
   off <- as.integer(r > 0L)            # block index of full block 1 is off + 1 (1-based)
   b_min <- if (inference == "placebo") ceiling(1 / alpha - 1e-9) - 1L else 5L
-  # The tested block k (1-based among full blocks) has k - 1 placebo blocks.
+  # Inference placebos before full block k1 when the windows start there:
+  # the blocks before the first window alternate, counting back from it,
+  # between the test's reference (inference) and the ranking (selection).
+  n_ref <- function(n_before) (n_before + 1L) %/% 2L
   if (!is.null(window_ends)) {
     e <- match(as.character(window_ends), as.character(mp$times))
     if (anyNA(e)) {
-      if (all(is.na(match(as.character(window_ends), as.character(mp$times)))) &&
-          length(window_ends)) {
+      late <- as.character(window_ends[is.na(e)]) %in% as.character(mp$all_times)
+      if (any(late)) {
         abort_mkt("windows_overlap_test", c(
-          "{.arg window_ends} {.val {format(window_ends[is.na(e)])}} {?is/are} not in the history (the periods before the test).",
-          i = "Backtest windows must end before the test period starts; give ends up to {.val {format(mp$times[n_t])}}."
+          "{.arg window_ends} {.val {format(window_ends[is.na(e)][late])}} {?lies/lie} in the test period (from {.arg test_start} on).",
+          i = "Backtest windows must end before the test starts; give ends up to {.val {format(mp$times[n_t])}}."
         ), call = call)
       }
       abort_mkt("bad_window", c(
@@ -362,27 +370,39 @@ market_plan <- function(mp, test_length, n_windows, window_ends, alpha, inferenc
     }
   } else {
     n_windows <- check_count(n_windows, "n_windows", min = 1, call = call)
-    avail <- K - b_min
+    # the most windows whose first has b_min reference blocks before it
+    fits <- vapply(seq_len(K), function(W) n_ref(K - W) >= b_min, TRUE)
+    avail <- if (any(fits)) max(which(fits)) else 0L
     if (avail < 1L) {
       abort_mkt("too_few_pre_periods", c(
-        "The history has {K} block{?s} of {L} period{?s}; the {inference} test at {.arg alpha} = {alpha} needs {b_min} placebo block{?s} before a window.",
-        i = if (inference == "placebo") "Use a shorter {.arg test_length}, a larger {.arg alpha}, or {.code inference = \"t\"} (which leans on normal errors)." else "Use a shorter {.arg test_length} or more history."
+        "The history has {K} block{?s} of {L} period{?s}; the {inference} test at {.arg alpha} = {alpha} needs {b_min} reference blocks before a window, and as many again to rank the sets on.",
+        i = if (inference == "placebo") "Use a shorter {.arg test_length}, a larger {.arg alpha}, or {.code inference = \"t\"}." else "Use a shorter {.arg test_length} or more history."
       ), call = call)
     }
     if (avail < n_windows) {
       warn_mkt("few_placebos", c(
-        "Only {avail} window{?s} leave{?s/} the {b_min} placebo blocks the {inference} test needs at {.arg alpha} = {alpha}; using {avail}, not {n_windows}.",
-        i = "For more windows use a shorter {.arg test_length}, or {.code inference = \"t\"}."
+        "Only {avail} window{?s} leave{?s/} the {b_min} reference blocks the {inference} test needs at {.arg alpha} = {alpha}; using {avail}, not {n_windows}.",
+        i = "For more windows use a shorter {.arg test_length}{if (inference == 'placebo') ', or {.code inference = \"t\"}' else ''}."
       ))
       n_windows <- avail
     }
     ends <- power_window_ends(n_t, L, n_windows, mp$times, NULL, mp$time, call = call)
     k <- (ends - r) %/% L
   }
-  few <- (k - 1L) < b_min
+  # Roles of the full blocks before the first window: counting back from
+  # it, reference, selection, reference, ... Window blocks are references
+  # for later windows (the ranking never reads them).
+  k1 <- min(k)
+  selection <- rep(FALSE, length(starts))
+  before <- seq_len(k1 - 1L)
+  sel_full <- before[(k1 - before) %% 2L == 0L]
+  selection[off + sel_full] <- TRUE
+  n_placebo <- vapply(k, function(kk) sum(!selection[off + seq_len(kk - 1L)]), 1L)
+  n_select <- length(sel_full)
+  few <- n_placebo < b_min
   if (any(few)) {
     warn_mkt("few_placebos", c(
-      "{sum(few)} window{?s} {?has/have} fewer than the {b_min} placebo blocks the {inference} test needs to reject at {.arg alpha} = {alpha}: {?it/they} never reject.",
+      "{sum(few)} window{?s} {?has/have} fewer than the {b_min} reference blocks the {inference} test needs at {.arg alpha} = {alpha}{if (inference == 'placebo') ': they never reject' else ''}.",
       i = "Choose later {.arg window_ends}, a shorter {.arg test_length} or {.code inference = \"t\"}."))
   }
   first <- starts[off + min(k)]        # 0-based start of the earliest window
@@ -400,14 +420,15 @@ market_plan <- function(mp, test_length, n_windows, window_ends, alpha, inferenc
        block_len = as.integer(lens), full = full,
        window_block = as.integer(off + k - 1L), # 0-based kernel block index
        window_end = mp$times[r + k * L], window_start = mp$times[r + (k - 1L) * L + 1L],
-       n_placebo = as.integer(k - 1L), test_length = L, method = method,
+       n_placebo = as.integer(n_placebo), n_select = n_select, selection = selection,
+       test_length = L, method = method,
        method_code = match(method, c("synth", "tbr", "diff_in_means")) - 1L,
        inference = inference, alpha = alpha, tq = tq, time = mp$time, times = mp$times,
        outcome = mp$outcome)
 }
 
 market_holdout <- function(holdout, n_w, call = rlang::caller_env()) {
-  if (is.null(holdout)) return(if (n_w >= 3L) max(1L, n_w %/% 3L) else 0L)
+  if (is.null(holdout)) return(0L)
   holdout <- check_count(holdout, "holdout", min = 0, call = call)
   if (holdout >= n_w) {
     abort_mkt("bad_argument", c(
@@ -495,7 +516,7 @@ market_scorer <- function(plan, chunk_size) {
       s <- sets[idx]
       len <- lengths(s)
       cpp_market_backtest(plan$Z, plan$level, plan$block_start, plan$block_len, plan$full,
-                          plan$window_block, plan$method_code, unlist(s) - 1L,
+                          plan$window_block, plan$selection, plan$method_code, unlist(s) - 1L,
                           c(0L, cumsum(len)), plan$alpha, plan$inference == "placebo",
                           plan$tq, 1e-10, 10000L)
     }
@@ -506,9 +527,9 @@ market_scorer <- function(plan, chunk_size) {
                                each = "chunk", globals = list(kernel = kernel, sets = sets,
                                                               plan = plan))
     }
-    out <- lapply(c("estimate", "slope", "critical", "rmse", "converged"), function(nm)
-      do.call(rbind, lapply(parts, `[[`, nm)))
-    names(out) <- c("estimate", "slope", "critical", "rmse", "converged")
+    nms <- c("estimate", "slope", "critical", "rmse", "noise", "converged")
+    out <- lapply(nms, function(nm) do.call(rbind, lapply(parts, `[[`, nm)))
+    names(out) <- nms
     out
   }
 }
@@ -531,29 +552,32 @@ market_detectable <- function(sc, rows, w) {
 
 # The target-power quantile of the detectable effects, by row.
 market_mde <- function(d, target_power) {
-  k <- ceiling(target_power * ncol(d) - 1e-9)
+  k <- max(1L, ceiling(target_power * ncol(d) - 1e-9))
   apply(d, 1L, function(x) sort(x)[k])
 }
 
-market_set_summary <- function(sc, rows, w, effect, target_power) {
+market_set_summary <- function(sc, rows, w, effect, target_power, alpha) {
   rej <- market_rejections(sc, rows, w, effect)
   pw <- apply(rej, c(1L, 3L), mean)
   if (is.null(dim(pw))) pw <- matrix(pw, nrow = length(rows))
   d <- market_detectable(sc, rows, w)
   aa <- if (any(effect == 0)) pw[, effect == 0] else rep(NA_real_, length(rows))
   pos <- effect > 0
-  list(power = pw, mde = market_mde(d, target_power),
+  noise <- sc$noise[rows, w, drop = FALSE] / sc$slope[rows, w, drop = FALSE]
+  noise[!is.finite(noise)] <- Inf
+  list(power = pw, mde = market_mde(d, target_power), noise = rowMeans(noise),
        mean_power = if (any(pos)) rowMeans(pw[, pos, drop = FALSE]) else rep(NA_real_, length(rows)),
-       aa = aa, aa_se = sqrt(pmax(aa * (1 - aa), 0) / length(w)),
+       aa = aa, aa_se = rep(sqrt(alpha * (1 - alpha) / length(w)), length(rows)),
        rmse = rowMeans(sc$rmse[rows, w, drop = FALSE]), n_windows = length(w))
 }
 
-# Order: MDE, then mean power (higher first), then fit.
-market_order <- function(s) order(s$mde, -s$mean_power, s$rmse, method = "radix")
+# Order: the error scale on the selection blocks (never the windows' own
+# errors nor the test's reference), then the fit.
+market_order <- function(s) order(s$noise, s$rmse, method = "radix")
 
 # --- search -----------------------------------------------------------------
 
-market_search <- function(pool, scorer, w, effect, target_power, search, n_candidates) {
+market_search <- function(pool, scorer, w, effect, target_power, alpha, search, n_candidates) {
   if (search == "auto") search <- if (pool$n_feasible <= n_candidates) "exhaustive" else "greedy"
   if (search == "exhaustive" && pool$n_feasible > n_candidates) {
     abort_mkt("too_large", c(
@@ -579,7 +603,7 @@ market_search <- function(pool, scorer, w, effect, target_power, search, n_candi
         Map(rbind, env$scores, sc[names(env$scores)])
     }
     rows <- match(k, env$keys)
-    list(rows = rows, s = market_set_summary(env$scores, rows, w, effect, target_power))
+    list(rows = rows, s = market_set_summary(env$scores, rows, w, effect, target_power, alpha))
   }
   feasible <- function(s) sum(pool$share[s]) <= pool$cap + 1e-12
   best_of <- function(r) r$rows[market_order(r$s)[1L]]
@@ -653,9 +677,10 @@ market_none_feasible <- function(pool, call = rlang::caller_env()) {
   ), call = call)
 }
 
-market_rank <- function(res, w, effect, target_power) {
+market_rank <- function(res, w, effect, target_power, alpha) {
   rows <- seq_along(res$sets)
-  s <- market_set_summary(res$scores, rows, w, effect, target_power)
+  s <- market_set_summary(res$scores, rows, w, effect, target_power, alpha)
+  s$n_windows <- rep(s$n_windows, length(rows))
   o <- market_order(s)
   list(sets = res$sets[o], scores = lapply(res$scores, function(m) m[o, , drop = FALSE]),
        summary = lapply(s, function(v) if (is.matrix(v)) v[o, , drop = FALSE] else
@@ -664,10 +689,14 @@ market_rank <- function(res, w, effect, target_power) {
 
 # --- tables -------------------------------------------------------------------
 
-market_power_table <- function(sc, row, w, effect) {
+# The A/A row's Monte Carlo SE is the one a test of exact size would have,
+# sqrt(alpha (1 - alpha) / n): an observed rate of 0 on a few windows does
+# not have an SE of 0.
+market_power_table <- function(sc, row, w, effect, alpha) {
   rej <- market_rejections(sc, row, w, effect)
   p <- apply(rej, 3L, mean)
-  data.frame(effect = effect, power = p, mc_se = sqrt(p * (1 - p) / length(w)),
+  q <- ifelse(effect == 0, alpha, p)
+  data.frame(effect = effect, power = p, mc_se = sqrt(q * (1 - q) / length(w)),
              n_windows = length(w))
 }
 
@@ -685,20 +714,35 @@ market_window_table <- function(plan, sc, row, effect, set) {
 market_backtest_table <- function(x, chosen) {
   sc <- lapply(x$candidates$scores, function(m) m[1L, , drop = FALSE])
   tab <- market_window_table(x$plan, sc, 1L, x$effect, chosen)
-  tab$role <- ifelse(tab$window %in% x$holdout_windows, "holdout", "selection")
+  tab$role <- ifelse(tab$window %in% x$holdout_windows, "holdout", "backtest")
   tab
 }
 
 market_size_warning <- function(x) {
-  h <- x$holdout_windows
-  if (!length(h)) return(invisible())
-  aa <- mean(x$backtest$reject_aa[h])
-  se <- sqrt(x$alpha * (1 - x$alpha) / length(h))
+  bt <- x$backtest
+  aa <- mean(bt$reject_aa)
+  se <- sqrt(x$alpha * (1 - x$alpha) / nrow(bt))
   if (aa > x$alpha + 3 * se) {
+    fix <- if (x$inference == "t") {
+      "The t rule leans on normal errors; use {.code inference = \"placebo\"} (exact under exchangeable blocks) with a shorter {.arg test_length}, or a longer history."
+    } else {
+      "Use a longer history, or {.code method = \"tbr\"}, whose placebo errors are steadier."
+    }
     warn_mkt("aa_rejection", c(
-      "On the held-out windows the chosen set rejects at zero effect in {signif(100 * aa, 3)}% of windows, above {.arg alpha} = {x$alpha}.",
-      i = "Its size does not hold under the selection; try {.code inference = \"placebo\"}, a longer history, or {.code method = \"tbr\"}."
-    ))
+      "At zero effect the chosen set's test rejects in {signif(100 * aa, 3)}% of the backtest windows, above {.arg alpha} = {x$alpha} by more than 3 Monte Carlo SE.",
+      i = fix))
+  }
+  invisible()
+}
+
+# Few donors leave the synthetic control little to match with, and few
+# periods per fit make its placebo errors unsteady: say so.
+market_donor_warning <- function(n_markets, sizes, method) {
+  donors <- n_markets - max(sizes)
+  if (method != "diff_in_means" && donors < 5L) {
+    warn_mkt("few_donors", c(
+      "Only {donors} market{?s} {?is/are} left as donor{?s} for {max(sizes)} treated: the {method} fit and its placebo errors rest on very few series, and the test's size may not hold.",
+      i = "Treat fewer markets, add markets to the panel, or use {.code method = \"diff_in_means\"}."))
   }
   invisible()
 }

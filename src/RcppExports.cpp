@@ -266,8 +266,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_market_backtest
-Rcpp::List cpp_market_backtest(const Rcpp::NumericMatrix& Z, const Rcpp::NumericVector& level, const Rcpp::IntegerVector& block_start, const Rcpp::IntegerVector& block_len, const Rcpp::LogicalVector& full, const Rcpp::IntegerVector& window_block, int method, const Rcpp::IntegerVector& sets, const Rcpp::IntegerVector& offsets, double alpha, bool rank, const Rcpp::NumericVector& tq, double tol, int max_iter);
-RcppExport SEXP _mktcausal_cpp_market_backtest(SEXP ZSEXP, SEXP levelSEXP, SEXP block_startSEXP, SEXP block_lenSEXP, SEXP fullSEXP, SEXP window_blockSEXP, SEXP methodSEXP, SEXP setsSEXP, SEXP offsetsSEXP, SEXP alphaSEXP, SEXP rankSEXP, SEXP tqSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+Rcpp::List cpp_market_backtest(const Rcpp::NumericMatrix& Z, const Rcpp::NumericVector& level, const Rcpp::IntegerVector& block_start, const Rcpp::IntegerVector& block_len, const Rcpp::LogicalVector& full, const Rcpp::IntegerVector& window_block, const Rcpp::LogicalVector& selection, int method, const Rcpp::IntegerVector& sets, const Rcpp::IntegerVector& offsets, double alpha, bool rank, const Rcpp::NumericVector& tq, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_market_backtest(SEXP ZSEXP, SEXP levelSEXP, SEXP block_startSEXP, SEXP block_lenSEXP, SEXP fullSEXP, SEXP window_blockSEXP, SEXP selectionSEXP, SEXP methodSEXP, SEXP setsSEXP, SEXP offsetsSEXP, SEXP alphaSEXP, SEXP rankSEXP, SEXP tqSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -277,6 +277,7 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type block_len(block_lenSEXP);
     Rcpp::traits::input_parameter< const Rcpp::LogicalVector& >::type full(fullSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type window_block(window_blockSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::LogicalVector& >::type selection(selectionSEXP);
     Rcpp::traits::input_parameter< int >::type method(methodSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type sets(setsSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type offsets(offsetsSEXP);
@@ -285,13 +286,13 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type tq(tqSEXP);
     Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
     Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_market_backtest(Z, level, block_start, block_len, full, window_block, method, sets, offsets, alpha, rank, tq, tol, max_iter));
+    rcpp_result_gen = Rcpp::wrap(cpp_market_backtest(Z, level, block_start, block_len, full, window_block, selection, method, sets, offsets, alpha, rank, tq, tol, max_iter));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_market_backtest_detail
-Rcpp::List cpp_market_backtest_detail(const Rcpp::NumericMatrix& Z, const Rcpp::NumericVector& level, const Rcpp::IntegerVector& block_start, const Rcpp::IntegerVector& block_len, const Rcpp::LogicalVector& full, const Rcpp::IntegerVector& window_block, int method, const Rcpp::IntegerVector& set, double tol, int max_iter);
-RcppExport SEXP _mktcausal_cpp_market_backtest_detail(SEXP ZSEXP, SEXP levelSEXP, SEXP block_startSEXP, SEXP block_lenSEXP, SEXP fullSEXP, SEXP window_blockSEXP, SEXP methodSEXP, SEXP setSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+Rcpp::List cpp_market_backtest_detail(const Rcpp::NumericMatrix& Z, const Rcpp::NumericVector& level, const Rcpp::IntegerVector& block_start, const Rcpp::IntegerVector& block_len, const Rcpp::LogicalVector& full, const Rcpp::IntegerVector& window_block, const Rcpp::LogicalVector& selection, int method, const Rcpp::IntegerVector& set, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_market_backtest_detail(SEXP ZSEXP, SEXP levelSEXP, SEXP block_startSEXP, SEXP block_lenSEXP, SEXP fullSEXP, SEXP window_blockSEXP, SEXP selectionSEXP, SEXP methodSEXP, SEXP setSEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -301,11 +302,12 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type block_len(block_lenSEXP);
     Rcpp::traits::input_parameter< const Rcpp::LogicalVector& >::type full(fullSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type window_block(window_blockSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::LogicalVector& >::type selection(selectionSEXP);
     Rcpp::traits::input_parameter< int >::type method(methodSEXP);
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector& >::type set(setSEXP);
     Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
     Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_market_backtest_detail(Z, level, block_start, block_len, full, window_block, method, set, tol, max_iter));
+    rcpp_result_gen = Rcpp::wrap(cpp_market_backtest_detail(Z, level, block_start, block_len, full, window_block, selection, method, set, tol, max_iter));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -636,8 +638,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_cf_param_errors_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_errors_chunk, 19},
     {"_mktcausal_cpp_cf_param_boot_chunk", (DL_FUNC) &_mktcausal_cpp_cf_param_boot_chunk, 23},
     {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 12},
-    {"_mktcausal_cpp_market_backtest", (DL_FUNC) &_mktcausal_cpp_market_backtest, 14},
-    {"_mktcausal_cpp_market_backtest_detail", (DL_FUNC) &_mktcausal_cpp_market_backtest_detail, 10},
+    {"_mktcausal_cpp_market_backtest", (DL_FUNC) &_mktcausal_cpp_market_backtest, 15},
+    {"_mktcausal_cpp_market_backtest_detail", (DL_FUNC) &_mktcausal_cpp_market_backtest_detail, 11},
     {"_mktcausal_cpp_rerandomize_first", (DL_FUNC) &_mktcausal_cpp_rerandomize_first, 13},
     {"_mktcausal_cpp_rerandomize_each", (DL_FUNC) &_mktcausal_cpp_rerandomize_each, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},

@@ -13,16 +13,20 @@ mkt::BacktestPlan plan_from_r(const Rcpp::NumericMatrix& Z, const Rcpp::NumericV
                               const Rcpp::IntegerVector& block_start,
                               const Rcpp::IntegerVector& block_len,
                               const Rcpp::LogicalVector& full,
-                              const Rcpp::IntegerVector& window_block, int method,
+                              const Rcpp::IntegerVector& window_block,
+                              const Rcpp::LogicalVector& selection, int method,
                               double tol, int max_iter) {
   const Eigen::MatrixXd Zm = Eigen::Map<const Eigen::MatrixXd>(Z.begin(), Z.nrow(), Z.ncol());
   const Eigen::VectorXd lv = Eigen::Map<const Eigen::VectorXd>(level.begin(), level.size());
   std::vector<char> fl(full.size());
   for (R_xlen_t i = 0; i < full.size(); ++i) fl[i] = full[i] == TRUE;
-  return mkt::make_plan(Zm, lv, Rcpp::as<std::vector<int>>(block_start),
-                        Rcpp::as<std::vector<int>>(block_len), fl,
-                        Rcpp::as<std::vector<int>>(window_block),
-                        static_cast<mkt::SelectMethod>(method), tol, max_iter);
+  mkt::BacktestPlan p = mkt::make_plan(Zm, lv, Rcpp::as<std::vector<int>>(block_start),
+                                       Rcpp::as<std::vector<int>>(block_len), fl,
+                                       Rcpp::as<std::vector<int>>(window_block),
+                                       static_cast<mkt::SelectMethod>(method), tol, max_iter);
+  p.selection.resize(selection.size());
+  for (R_xlen_t i = 0; i < selection.size(); ++i) p.selection[i] = selection[i] == TRUE;
+  return p;
 }
 
 }  // namespace
@@ -36,15 +40,17 @@ Rcpp::List cpp_market_backtest(const Rcpp::NumericMatrix& Z, const Rcpp::Numeric
                                const Rcpp::IntegerVector& block_start,
                                const Rcpp::IntegerVector& block_len,
                                const Rcpp::LogicalVector& full,
-                               const Rcpp::IntegerVector& window_block, int method,
+                               const Rcpp::IntegerVector& window_block,
+                               const Rcpp::LogicalVector& selection, int method,
                                const Rcpp::IntegerVector& sets,
                                const Rcpp::IntegerVector& offsets, double alpha, bool rank,
                                const Rcpp::NumericVector& tq, double tol, int max_iter) {
   const mkt::BacktestPlan p = plan_from_r(Z, level, block_start, block_len, full, window_block,
-                                          method, tol, max_iter);
+                                          selection, method, tol, max_iter);
   const int n_sets = static_cast<int>(offsets.size()) - 1;
   const int W = static_cast<int>(p.windows.size());
-  Rcpp::NumericMatrix est(n_sets, W), slope(n_sets, W), crit(n_sets, W), rmse(n_sets, W);
+  Rcpp::NumericMatrix est(n_sets, W), slope(n_sets, W), crit(n_sets, W), rmse(n_sets, W),
+      noise(n_sets, W);
   Rcpp::LogicalMatrix conv(n_sets, W);
   for (int i = 0; i < n_sets; ++i) {
     Rcpp::checkUserInterrupt();
@@ -55,12 +61,14 @@ Rcpp::List cpp_market_backtest(const Rcpp::NumericMatrix& Z, const Rcpp::Numeric
       est(i, w) = s.est0;
       slope(i, w) = s.slope;
       rmse(i, w) = s.rmse;
+      noise(i, w) = s.n_noise ? s.noise : NA_REAL;
       conv(i, w) = s.converged;
       crit(i, w) = mkt::critical_value(s.placebo, alpha, rank, B < tq.size() ? tq[B] : NA_REAL);
     }
   }
   return Rcpp::List::create(Rcpp::_["estimate"] = est, Rcpp::_["slope"] = slope,
                             Rcpp::_["critical"] = crit, Rcpp::_["rmse"] = rmse,
+                            Rcpp::_["noise"] = noise,
                             Rcpp::_["converged"] = conv);
 }
 
@@ -72,11 +80,12 @@ Rcpp::List cpp_market_backtest_detail(const Rcpp::NumericMatrix& Z,
                                       const Rcpp::IntegerVector& block_start,
                                       const Rcpp::IntegerVector& block_len,
                                       const Rcpp::LogicalVector& full,
-                                      const Rcpp::IntegerVector& window_block, int method,
+                                      const Rcpp::IntegerVector& window_block,
+                                      const Rcpp::LogicalVector& selection, int method,
                                       const Rcpp::IntegerVector& set, double tol,
                                       int max_iter) {
   const mkt::BacktestPlan p = plan_from_r(Z, level, block_start, block_len, full, window_block,
-                                          method, tol, max_iter);
+                                          selection, method, tol, max_iter);
   const std::vector<int> s = Rcpp::as<std::vector<int>>(set);
   const int W = static_cast<int>(p.windows.size());
   Rcpp::List placebo(W);

@@ -62,10 +62,13 @@ struct GramSimplexResult {
 // min w'Qw on the simplex, Q (J x J, positive semi-definite) given by its
 // diagonal and a function that writes column j into `out`. Wolfe's (1976)
 // algorithm, as in synth.h's simplex_min_norm, but on the Gram matrix: a
-// step costs O(J |S|) for the gradient plus one new column, so a fit costs
-// far less than forming Q. tol is relative to the largest diagonal entry.
-// w0 (length J, or empty) is a warm start: its support seeds the corral,
-// which is first moved to its affine minimiser as after any added member.
+// step costs O(J |S|) for the gradient plus one new column. The bordered
+// system of the corral's affine minimiser, [0 1'; 1 Q_SS] (border first),
+// is kept as its inverse and updated by the block formulas when a member
+// enters or leaves (O(|S|^2) a change instead of a factorisation), and
+// refactorised every 32 changes against drift. tol is relative to the
+// largest diagonal entry. w0 (length J, or empty) is a warm start: its
+// support seeds the corral.
 template <class ColFn>
 inline GramSimplexResult gram_simplex(int J, const Eigen::VectorXd& diag, ColFn&& col,
                                       double tol, int max_iter,
@@ -75,153 +78,172 @@ inline GramSimplexResult gram_simplex(int J, const Eigen::VectorXd& diag, ColFn&
   if (J == 1) {
     out.w(0) = 1.0;
     out.converged = true;
+    out.objective = diag(0);
     return out;
   }
   const double scale = std::max(diag.maxCoeff(), std::numeric_limits<double>::min());
   const double gap_tol = tol * scale;
+  const double loose_tol = std::max(gap_tol, 1e-9 * scale);
   std::vector<int> S;
   std::vector<char> in_s(J, 0);
-  Eigen::MatrixXd cols(J, 0);  // columns of Q for the members of S
-  Eigen::MatrixXd G;           // Q restricted to S
-  Eigen::VectorXd wS, v, g(J), c(J);
+  // Buffers with room for every donor: the corral's columns of Q (J x m
+  // used), the inverse of the bordered matrix ((m + 1) x (m + 1) used), so
+  // that no step allocates. A member leaves by moving the last one into its
+  // place (the corral's order does not matter).
+  const int cap = J + 1;
+  Eigen::MatrixXd cols(J, cap);
+  Eigen::MatrixXd Ainv(cap + 1, cap + 1);
+  Eigen::VectorXd wS(cap), g(J), c(J), u(cap + 1), q(cap + 1), v(cap);
+  int changes = 0;
+  auto m_now = [&]() { return static_cast<int>(S.size()); };
+
+  // From scratch: false when the corral is not affinely independent.
+  auto refactor = [&]() -> bool {
+    const int m = m_now();
+    Eigen::MatrixXd A = Eigen::MatrixXd::Zero(m + 1, m + 1);
+    A.block(0, 1, 1, m).setOnes();
+    A.block(1, 0, m, 1).setOnes();
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b < m; ++b) A(a + 1, b + 1) = cols(S[b], a) / scale;
+    Eigen::PartialPivLU<Eigen::MatrixXd> lu(A);
+    if (!(lu.rcond() > 1e-13)) return false;
+    Ainv.topLeftCorner(m + 1, m + 1) = lu.inverse();
+    changes = 0;
+    return Ainv.topLeftCorner(m + 1, m + 1).allFinite();
+  };
+  // Drops the member at corral position a (0-based): the last member moves
+  // into its place, then the block formula removes the last row and column.
+  auto drop = [&](int a) {
+    const int m = m_now();
+    const int p = a + 1, last = m;
+    if (p != last) {
+      Ainv.row(p).head(m + 1).swap(Ainv.row(last).head(m + 1));
+      Ainv.col(p).head(m + 1).swap(Ainv.col(last).head(m + 1));
+      cols.col(a) = cols.col(m - 1);
+      wS(a) = wS(m - 1);
+      in_s[S[a]] = 0;
+      S[a] = S[m - 1];
+    } else {
+      in_s[S[a]] = 0;
+    }
+    const double gll = Ainv(last, last);
+    q.head(m) = Ainv.col(last).head(m);
+    Ainv.topLeftCorner(m, m).noalias() -= q.head(m) * q.head(m).transpose() / gll;
+    S.pop_back();
+    ++changes;
+  };
+  // Adds market j (its column in c); false when it is affinely dependent
+  // on the corral.
+  auto add = [&](int j) -> bool {
+    const int m = m_now();
+    u(0) = 1.0;
+    for (int a = 0; a < m; ++a) u(a + 1) = c(S[a]) / scale;
+    const double d = c(j) / scale;
+    q.head(m + 1).noalias() = Ainv.topLeftCorner(m + 1, m + 1) * u.head(m + 1);
+    const double uq = u.head(m + 1).dot(q.head(m + 1));
+    const double sc = d - uq;
+    if (!(std::abs(sc) > 1e-12 * (std::abs(d) + std::abs(uq) + 1e-300))) return false;
+    Ainv.topLeftCorner(m + 1, m + 1).noalias() += q.head(m + 1) * q.head(m + 1).transpose() / sc;
+    Ainv.col(m + 1).head(m + 1) = -q.head(m + 1) / sc;
+    Ainv.row(m + 1).head(m + 1) = -q.head(m + 1).transpose() / sc;
+    Ainv(m + 1, m + 1) = 1.0 / sc;
+    cols.col(m) = c;
+    S.push_back(j);
+    in_s[j] = 1;
+    wS(m) = 0.0;
+    ++changes;
+    return true;
+  };
 
   bool warm = false;
   if (w0.size() == J && (w0.array() > 0).count() > 1) {
     for (int j = 0; j < J; ++j)
       if (w0(j) > 0) S.push_back(j);
-    const int m = static_cast<int>(S.size());
-    cols.resize(J, m);
-    G.resize(m, m);
-    wS.resize(m);
+    const int m = m_now();
+    double tot = 0;
     for (int a = 0; a < m; ++a) {
       col(S[a], c);
       cols.col(a) = c;
       in_s[S[a]] = 1;
       wS(a) = w0(S[a]);
+      tot += wS(a);
     }
-    for (int a = 0; a < m; ++a)
-      for (int b = 0; b < m; ++b) G(a, b) = cols(S[b], a);
-    wS /= wS.sum();
-    warm = true;
-  } else {
+    wS.head(m) /= tot;
+    warm = refactor();
+    if (!warm) {
+      for (int j : S) in_s[j] = 0;
+      S.clear();
+    }
+  }
+  if (!warm) {
     int j0 = 0;
     diag.minCoeff(&j0);
-    S.push_back(j0);
+    S.assign(1, j0);
     in_s[j0] = 1;
     col(j0, c);
-    cols = c;
-    G.resize(1, 1);
-    G(0, 0) = diag(j0);
-    wS = Eigen::VectorXd::Ones(1);
+    cols.col(0) = c;
+    wS(0) = 1.0;
+    Ainv(0, 0) = -diag(j0) / scale;
+    Ainv(0, 1) = Ainv(1, 0) = 1.0;
+    Ainv(1, 1) = 0.0;
   }
 
-  auto affine_min = [&](Eigen::VectorXd& sol_v) -> bool {
-    const int m = static_cast<int>(S.size());
-    Eigen::MatrixXd B = Eigen::MatrixXd::Zero(m + 1, m + 1);
-    B.topLeftCorner(m, m) = G / scale;
-    B.block(0, m, m, 1).setOnes();
-    B.block(m, 0, 1, m).setOnes();
-    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(m + 1);
-    rhs(m) = 1.0;
-    Eigen::PartialPivLU<Eigen::MatrixXd> lu(B);
-    if (!(lu.rcond() > 1e-13)) return false;
-    Eigen::VectorXd sol = lu.solve(rhs);
-    if (!sol.allFinite()) return false;
-    sol_v = sol.head(m);
-    return true;
-  };
-  auto keep = [&](const std::vector<int>& pos) {
-    const int m = static_cast<int>(pos.size());
-    Eigen::MatrixXd G2(m, m), cols2(J, m);
-    std::vector<int> S2(m);
-    for (int a = 0; a < m; ++a) {
-      S2[a] = S[pos[a]];
-      cols2.col(a) = cols.col(pos[a]);
-      for (int b = 0; b < m; ++b) G2(a, b) = G(pos[a], pos[b]);
-    }
-    S = S2;
-    G = G2;
-    cols = cols2;
-  };
-
-  const double loose_tol = std::max(gap_tol, 1e-9 * scale);
-  bool stalled = false;
   // Minor cycle: move to the affine minimiser of S, dropping members whose
   // weight would turn negative, until it lies inside the hull of S.
   auto minor = [&]() {
     for (int guard = 0; guard < 4 * J + 10; ++guard) {
-      if (!affine_min(v)) {
-        stalled = true;
-        in_s[S.back()] = 0;
-        std::vector<int> pos(S.size() - 1);
-        for (size_t a = 0; a < pos.size(); ++a) pos[a] = static_cast<int>(a);
-        Eigen::VectorXd w2 = wS.head(pos.size());
-        keep(pos);
-        wS = w2 / w2.sum();
-        break;
-      }
-      if ((v.array() > 1e-15).all()) {
-        wS = v;
+      if (changes >= 32 && !refactor()) break;
+      const int m = m_now();
+      v.head(m) = Ainv.col(0).segment(1, m);
+      if (!v.head(m).allFinite()) break;
+      if ((v.head(m).array() > 1e-15).all()) {
+        wS.head(m) = v.head(m) / v.head(m).sum();
         break;
       }
       double theta = 1.0;
-      for (int a = 0; a < v.size(); ++a) {
+      for (int a = 0; a < m; ++a) {
         if (v(a) <= 1e-15) {
           const double den = wS(a) - v(a);
           if (den > 0) theta = std::min(theta, wS(a) / den);
         }
       }
-      Eigen::VectorXd wn = (1.0 - theta) * wS + theta * v;
-      std::vector<int> pos;
-      std::vector<double> w2;
-      for (int a = 0; a < wn.size(); ++a) {
-        if (wn(a) > 1e-15) {
-          pos.push_back(a);
-          w2.push_back(wn(a));
-        } else {
-          in_s[S[a]] = 0;
+      wS.head(m) = (1.0 - theta) * wS.head(m) + theta * v.head(m);
+      int best = 0;
+      wS.head(m).maxCoeff(&best);
+      for (int a = m - 1; a >= 0; --a) {
+        if (wS(a) <= 1e-15 && S.size() > 1) {
+          if (a == best) continue;
+          // The member moved into position a is the last, already kept;
+          // follow the best member if it is the one that moves.
+          if (best == m_now() - 1) best = a;
+          drop(a);
         }
       }
-      if (pos.empty()) {
-        int a_best = 0;
-        wn.maxCoeff(&a_best);
-        pos.push_back(a_best);
-        w2.push_back(1.0);
-        in_s[S[a_best]] = 1;
-      }
-      keep(pos);
-      wS = Eigen::Map<Eigen::VectorXd>(w2.data(), static_cast<Eigen::Index>(w2.size()));
-      wS /= wS.sum();
+      const int m2 = m_now();
+      wS.head(m2) = wS.head(m2).cwiseMax(0.0);
+      wS.head(m2) /= wS.head(m2).sum();
     }
   };
-  if (warm) {
-    minor();
-    // A warm support that lost a member to rounding restarts cleanly.
-    stalled = false;
-  }
+  if (warm) minor();
+  bool stalled = false;
   int iter = 0;
   for (;;) {
-    g.noalias() = cols * wS;
+    const int m = m_now();
+    g.noalias() = cols.leftCols(m) * wS.head(m);
     double xx = 0;
-    for (size_t a = 0; a < S.size(); ++a) xx += wS(a) * g(S[a]);
+    for (int a = 0; a < m; ++a) xx += wS(a) * g(S[a]);
     int j = 0;
     const double gmin = g.minCoeff(&j);
-    if (xx - gmin <= gap_tol || in_s[j] || stalled || iter >= max_iter) {
+    if (xx - gmin <= gap_tol || in_s[j] || stalled || iter >= max_iter || m >= cap - 1) {
       out.converged = xx - gmin <= ((in_s[j] || stalled) ? loose_tol : gap_tol);
       out.objective = xx;
       break;
     }
     col(j, c);
-    const int m = static_cast<int>(S.size());
-    cols.conservativeResize(J, m + 1);
-    cols.col(m) = c;
-    G.conservativeResize(m + 1, m + 1);
-    for (int a = 0; a < m; ++a) G(a, m) = G(m, a) = c(S[a]);
-    G(m, m) = c(j);
-    S.push_back(j);
-    in_s[j] = 1;
-    wS.conservativeResize(m + 1);
-    wS(m) = 0.0;
+    if (!add(j)) {
+      stalled = true;
+      continue;
+    }
     ++iter;
     minor();
   }
@@ -238,6 +260,7 @@ enum class SelectMethod { synth = 0, tbr = 1, diff_in_means = 2 };
 struct CrossProducts {
   Eigen::MatrixXd M;
   Eigen::VectorXd s;
+  Eigen::VectorXd Ml;  // M times the level vector (for the donors' index)
   double n = 0;
 };
 
@@ -259,6 +282,11 @@ struct BacktestPlan {
   SelectMethod method = SelectMethod::synth;
   double tol = 1e-10;
   int max_iter = 10000;
+  bool warm = true;  // warm-start placebo fits from the window's fit
+  // Per block: 1 when its placebo errors rank the candidate sets, 0 when
+  // they are the reference of the planned test. The two never mix, so the
+  // test's reference was not looked at by the selection.
+  std::vector<char> selection;
 };
 
 inline CrossProducts cross_products(const Eigen::MatrixXd& Z, int start, int len) {
@@ -289,16 +317,21 @@ inline BacktestPlan make_plan(const Eigen::MatrixXd& Z, const Eigen::VectorXd& l
   p.max_iter = max_iter;
   const int K = static_cast<int>(block_start.size());
   p.blocks.reserve(K);
-  for (int k = 0; k < K; ++k) p.blocks.push_back(cross_products(Z, block_start[k], block_len[k]));
+  for (int k = 0; k < K; ++k) {
+    p.blocks.push_back(cross_products(Z, block_start[k], block_len[k]));
+    p.blocks.back().Ml = p.blocks.back().M * level;
+  }
   const int N = static_cast<int>(Z.rows());
   for (int wb : window_block) {
     BacktestWindow w;
     w.block = wb;
     w.pre.M = Eigen::MatrixXd::Zero(N, N);
     w.pre.s = Eigen::VectorXd::Zero(N);
+    w.pre.Ml = Eigen::VectorXd::Zero(N);
     for (int k = 0; k < wb; ++k) {
       w.pre.M += p.blocks[k].M;
       w.pre.s += p.blocks[k].s;
+      w.pre.Ml += p.blocks[k].Ml;
       w.pre.n += p.blocks[k].n;
       if (full[k]) w.placebo.push_back(k);
     }
@@ -337,8 +370,10 @@ inline OneFit fit_block(const BacktestPlan& p, const BacktestWindow& win, int dr
   };
   // c = C a (N), c0 = a'C a.
   Eigen::VectorXd c = Eigen::VectorXd::Zero(N), tmp(N);
+  Eigen::MatrixXd Cset(N, k);  // the treated columns of C_F
   for (int i = 0; i < k; ++i) {
     Ccol(set[i], tmp);
+    Cset.col(i) = tmp;
     c += a(i) * tmp;
   }
   double c0 = 0;
@@ -382,20 +417,18 @@ inline OneFit fit_block(const BacktestPlan& p, const BacktestWindow& win, int dr
     sse = std::max(0.0, r.objective);  // the in-sample SSE, w'Qw
   } else {
     // The donors' volume-weighted index u (u_j = level_j / sum_D level).
-    // C u over the donors: C (level - level on S) / sum_D level, formed from
-    // the full level vector without touching the J x J block.
+    // C u = (C level - C[, S] level_S) / sum_D level, with C level from the
+    // precomputed M level: O(N k) a fit, never the J x J block.
     double lev_d = 0;
     for (int j = 0; j < J; ++j) lev_d += p.level(donors[j]);
     Eigen::VectorXd u = p.level / lev_d;
     for (int i = 0; i < k; ++i) u(set[i]) = 0;
-    // cov(x1, xc) = c'u ; var(xc) = u'C u.
     double cov = c.dot(u);
-    Eigen::VectorXd Cu = Eigen::VectorXd::Zero(N);
-    for (int j = 0; j < J; ++j) {
-      const int m = donors[j];
-      Ccol(m, tmp);
-      Cu += u(m) * tmp;
-    }
+    Eigen::VectorXd Cu = pre.Ml;
+    if (dropped) Cu -= dropped->Ml;
+    Cu -= s * (s.dot(p.level) / n);
+    for (int i = 0; i < k; ++i) Cu -= p.level(set[i]) * Cset.col(i);
+    Cu /= lev_d;
     const double var = u.dot(Cu);
     const double beta = p.method == SelectMethod::tbr ? (var > 0 ? cov / var : 0.0) : 1.0;
     const double xc_t = u.dot(tb.s), xc_mean = u.dot(s) / n;
@@ -413,7 +446,9 @@ inline OneFit fit_block(const BacktestPlan& p, const BacktestWindow& win, int dr
 // treated index's level.
 struct WindowScore {
   double est0 = 0, slope = 0, rmse = 0;
-  std::vector<double> placebo;
+  double noise = 0;              // RMS of the selection blocks' placebo estimates
+  int n_noise = 0;
+  std::vector<double> placebo;   // the test's reference (inference blocks)
   bool converged = true;
 };
 
@@ -444,12 +479,20 @@ inline WindowScore score_window(const BacktestPlan& p, const BacktestWindow& win
   if (placebos) {
     out.placebo.reserve(win.placebo.size());
     const Eigen::VectorXd w_test = wbuf;
+    double ss = 0;
     for (int b : win.placebo) {
-      wbuf = w_test;
+      wbuf = p.warm ? w_test : Eigen::VectorXd();
       OneFit g = fit_block(p, win, b, b, set, a, donors, wbuf);
-      out.placebo.push_back(g.gap / g.cf);
+      const double e = g.gap / g.cf;
+      if (!p.selection.empty() && p.selection[b]) {
+        ss += e * e;
+        ++out.n_noise;
+      } else {
+        out.placebo.push_back(e);
+      }
       out.converged = out.converged && g.converged;
     }
+    out.noise = out.n_noise ? std::sqrt(ss / out.n_noise) : 0.0;
   }
   return out;
 }

@@ -90,9 +90,9 @@ test_that("every estimator has a case in the contract test", {
   }, logical(1))]
   # Functions that read the formula grammar but return no fit: a panel, a
   # table of clusters, a comparison of clusterings, simulated power, the
-  # front door's answer.
+  # front door's answer, a market selection and a market backtest.
   not_fits <- c("mkt_panel", "geo_units", "compare_clusterings", "design_power",
-                "assignment")
+                "assignment", "select_markets", "market_backtest")
   # Designs and their comparison (synthetic_design.R, compare_designs.R).
   not_fits <- c(not_fits, "synthetic_design", "compare_designs")
   expect_identical(setdiff(estimators, c(not_fits, names(contract_cases))), character())
