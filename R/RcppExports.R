@@ -129,6 +129,10 @@ cpp_synth_placebo <- function(Y, n_pre, tol, max_iter, threads, serial_seconds, 
     .Call(`_mktcausal_cpp_synth_placebo`, Y, n_pre, tol, max_iter, threads, serial_seconds, progress)
 }
 
+cpp_design_sets <- function(Z, sets, complement, eta, w0, tol, max_iter) {
+    .Call(`_mktcausal_cpp_design_sets`, Z, sets, complement, eta, w0, tol, max_iter)
+}
+
 cpp_trimmed_match <- function(y, x, trims, quantiles) {
     .Call(`_mktcausal_cpp_trimmed_match`, y, x, trims, quantiles)
 }

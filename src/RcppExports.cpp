@@ -642,6 +642,23 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_design_sets
+Rcpp::List cpp_design_sets(const Rcpp::NumericMatrix& Z, const Rcpp::IntegerMatrix& sets, bool complement, double eta, const Rcpp::NumericVector& w0, double tol, int max_iter);
+RcppExport SEXP _mktcausal_cpp_design_sets(SEXP ZSEXP, SEXP setsSEXP, SEXP complementSEXP, SEXP etaSEXP, SEXP w0SEXP, SEXP tolSEXP, SEXP max_iterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix& >::type Z(ZSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerMatrix& >::type sets(setsSEXP);
+    Rcpp::traits::input_parameter< bool >::type complement(complementSEXP);
+    Rcpp::traits::input_parameter< double >::type eta(etaSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type w0(w0SEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_design_sets(Z, sets, complement, eta, w0, tol, max_iter));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_trimmed_match
 Rcpp::NumericMatrix cpp_trimmed_match(const Rcpp::NumericVector& y, const Rcpp::NumericVector& x, const Rcpp::IntegerVector& trims, const Rcpp::NumericVector& quantiles);
 RcppExport SEXP _mktcausal_cpp_trimmed_match(SEXP ySEXP, SEXP xSEXP, SEXP trimsSEXP, SEXP quantilesSEXP) {
@@ -690,6 +707,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_simplex_ls", (DL_FUNC) &_mktcausal_cpp_simplex_ls, 6},
     {"_mktcausal_cpp_synth_nested", (DL_FUNC) &_mktcausal_cpp_synth_nested, 9},
     {"_mktcausal_cpp_synth_placebo", (DL_FUNC) &_mktcausal_cpp_synth_placebo, 7},
+    {"_mktcausal_cpp_design_sets", (DL_FUNC) &_mktcausal_cpp_design_sets, 7},
     {"_mktcausal_cpp_trimmed_match", (DL_FUNC) &_mktcausal_cpp_trimmed_match, 4},
     {NULL, NULL, 0}
 };

@@ -128,3 +128,13 @@ contract_cases <- list(
     iv_fe(log(sales) ~ 1 | dma + week | spend_iv ~ cost, contract_dma_week())
   }
 )
+
+# The synthetic design's analysis: a design on 96 weeks of 20 DMAs, the
+# next 4 weeks as the test.
+contract_cases$synthetic_design_effect <- function() {
+  d <- stats::aggregate(sales ~ dma + week, geo_sales, sum)
+  d <- d[d$dma %in% sprintf("DMA%03d", 1:20), ]
+  des <- synthetic_design(sales ~ 0 | dma + week, d[d$week <= 96, ], n_treated = 2,
+                          test_length = 4)
+  synthetic_design_effect(sales ~ 0 | dma + week, d[d$week <= 100, ], design = des)
+}

@@ -128,6 +128,16 @@ rb_data_makers <- list(
     d$y <- d$y + 0.5 * d$spend
     d
   },
+  # A market history for synthetic_design(): 10 markets, 64 weeks.
+  sdhist = function() {
+    N <- 10; Tn <- 64
+    d <- expand.grid(market = sprintf("m%02d", seq_len(N)), week = seq_len(Tn),
+                     stringsAsFactors = FALSE)
+    i <- match(d$market, sprintf("m%02d", seq_len(N)))
+    d$y <- 50 + 5 * stats::rnorm(N)[i] + 3 * stats::rnorm(N)[i] * sin(d$week / 5) +
+      stats::rnorm(nrow(d))
+    d
+  },
   # One row per cluster: 40 geos with covariates, a region, a size.
   cs = function() {
     n <- 40
@@ -196,6 +206,10 @@ rb_object_makers <- list(
     design_power(y ~ 0 | zone + week, rb_data("geo"), design = des, randomize_by = "dma",
                  effect = c(0, 0.05), test_length = 2, n_windows = 2, pre = 1:8,
                  n_draws = 10)
+  },
+  sd_design = function() {
+    d <- rb_data("sdhist")
+    synthetic_design(y ~ 0 | market + week, d[d$week <= 60, ], n_treated = 2, test_length = 2)
   },
   geo_design = function() {
     u <- geo_units(y ~ 0 | zone + week, rb_data("geo"), randomize_by = "dma", size = "pop",
@@ -517,6 +531,33 @@ rb_bases <- function() {
       kinds = list(formula = "panel_formula", method = "choice", design = "object?",
                    randomize_by = "column?", pre = "numvec?", post = "numvec?",
                    spend = "column?", alpha = "alpha")),
+    synthetic_design = list(
+      fn = "synthetic_design",
+      args = list(formula = y ~ 0 | market + week, data = rb_frame("sdhist"), n_treated = 2,
+                  test_length = 2),
+      roles = list(outcome = "y", unit = "market", time = "week"),
+      family = "geo",
+      kinds = list(n_treated = "count", test_length = "count", n_blank = "count?",
+                   search = "choice", max_sets = "count", n_starts = "count",
+                   alpha = "alpha")),
+    synthetic_design_effect = list(
+      fn = "synthetic_design_effect",
+      args = list(formula = y ~ 0 | market + week, data = rb_frame("sdhist"),
+                  design = rb_lazy("sd_design")),
+      roles = list(outcome = "y", unit = "market", time = "week"),
+      family = "geo",
+      kinds = list(design = "object", post = "numvec?", alpha = "alpha")),
+    compare_designs = list(
+      fn = "compare_designs",
+      args = list(formula = y ~ 0 | market + week, data = rb_frame("sdhist"), n_treated = 2,
+                  test_length = 2, effect = c(0, 0.1), n_windows = 2, n_draws = 5,
+                  n_candidates = 20),
+      roles = list(outcome = "y", unit = "market", time = "week"),
+      family = "geo",
+      kinds = list(n_treated = "count", test_length = "count", effect = "numvec",
+                   n_windows = "count", alpha = "alpha", target_power = "prob",
+                   n_draws = "count", n_candidates = "count", cost_per_market = "nonneg",
+                   cost_per_unit = "nonneg")),
     design_power = list(
       fn = "design_power",
       args = list(formula = y ~ 0 | zone + week, data = rb_frame("geo"),

@@ -93,6 +93,8 @@ test_that("every estimator has a case in the contract test", {
   # front door's answer, a market selection and a market backtest.
   not_fits <- c("mkt_panel", "geo_units", "compare_clusterings", "design_power",
                 "assignment", "select_markets", "market_backtest")
+  # Designs and their comparison (synthetic_design.R, compare_designs.R).
+  not_fits <- c(not_fits, "synthetic_design", "compare_designs")
   expect_identical(setdiff(estimators, c(not_fits, names(contract_cases))), character())
 })
 
