@@ -10,8 +10,9 @@
 # the shock; the power). It fits exposure_did() and records whether the
 # pre-trend p-value is below 5%. Rejection rates come with their Monte
 # Carlo standard errors sqrt(p (1 - p) / reps). `n_draws` is passed to
-# exposure_did() when the installed version takes it (the bootstrap test);
-# settings is a comma list of indices into the table below (default all).
+# exposure_did() when the installed version takes it: 0 gives the F test
+# (the test before the bootstrap), > 0 the wild cluster bootstrap; settings
+# is a comma list of indices into the table below (default all).
 suppressPackageStartupMessages(library(mktcausal))
 args <- commandArgs(trailingOnly = TRUE)
 reps <- if (length(args) >= 1) as.integer(args[1]) else 500L
