@@ -83,7 +83,9 @@
 #'   `conf.high`, `p.value`, with the base period at 0) that `plot()` draws;
 #'   `glance()` adds the pre-trend test (`pretrend_stat`, `pretrend_df`,
 #'   `pretrend_p.value`, `pretrend_method`, `pretrend_n_draws`) and the
-#'   first post period.
+#'   first post period; `tidy(fit, "pretrend")` gives the test as a table
+#'   (`statistic`, `df`, `p.value`, `method`, `n_draws`) and
+#'   `fit$pretrend_draws` the bootstrap draws of the statistic.
 #' @examples
 #' set.seed(1)
 #' d <- expand.grid(dma = 1:50, week = 1:12)
@@ -118,7 +120,8 @@ exposure_did <- function(formula, data, post = NULL, factors = NULL, event_study
 # The core: a panel in, a fit out.
 exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = NULL,
                              event_study = TRUE, base = NULL, inference = "cluster",
-                             cluster = NULL, n_draws = 999L, alpha = 0.05, call = NULL) {
+                             cluster = NULL, n_draws = 999L, alpha = 0.05, call = NULL,
+                             chunk_size = 100L) {
   expo_name <- panel$vars$treatment
   if (is.null(expo_name)) {
     abort_mkt("bad_formula", c(
@@ -192,7 +195,7 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     pre_terms <- es_terms[post_t[others] == 0]
     if (length(pre_terms)) {
       setup <- pretrend_setup(mome, ".outcome", c(es_terms, covs), pre_terms, n_abs)
-      pre <- pretrend_test(setup, n_draws, es_fit$df[[1]])
+      pre <- pretrend_test(setup, n_draws, es_fit$df[[1]], chunk_size = chunk_size)
     }
   }
   new_fit(
@@ -213,7 +216,10 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     glance = list(first_post = format(first_post), pretrend_stat = pre$statistic,
                   pretrend_df = pre$df, pretrend_p.value = pre$p.value,
                   pretrend_method = pre$method, pretrend_n_draws = pre$n_draws),
-    tables = if (!is.null(es)) list(event_study = es),
+    tables = if (!is.null(es)) {
+      list(event_study = es, pretrend = `attr<-`(pre, "draws", NULL))
+    },
+    pretrend_draws = attr(pre, "draws"),
     exposure = stats::setNames(expo, as.character(panel$units)), first_post = first_post,
     options = list(inference = inference, cluster = cluster, weights = panel$vars$weights,
                    factors = NULL)

@@ -124,7 +124,8 @@ pretrend_weights <- function(n, webb) {
 # The test: the setup's observed statistic against n_draws bootstrap draws
 # on the resampling layer (the same answer for any plan and chunk size).
 # Returns a one-row data frame: statistic (F form), df, p.value, method,
-# n_draws. n_draws = 0 gives the F(k, df) reference instead.
+# n_draws, with the draws' statistics as attribute "draws". n_draws = 0
+# gives the F(k, df) reference instead.
 pretrend_test <- function(setup, n_draws, df, chunk_size = 100L) {
   k <- setup$df1
   if (k == 0L || !is.finite(setup$stat)) {
@@ -148,7 +149,9 @@ pretrend_test <- function(setup, n_draws, df, chunk_size = 100L) {
   method <- sprintf("wild %sbootstrap, %s weights",
                     if (setup$clustered) "cluster " else "",
                     if (webb) "Webb" else "Rademacher")
-  data.frame(statistic = setup$stat, df = as.integer(k),
-             p.value = (1 + exceed) / (1 + n_draws), method = method,
-             n_draws = as.integer(n_draws), stringsAsFactors = FALSE)
+  out <- data.frame(statistic = setup$stat, df = as.integer(k),
+                    p.value = (1 + exceed) / (1 + n_draws), method = method,
+                    n_draws = as.integer(n_draws), stringsAsFactors = FALSE)
+  attr(out, "draws") <- draws
+  out
 }
