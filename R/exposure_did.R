@@ -194,7 +194,8 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     rownames(es) <- NULL
     pre_terms <- es_terms[post_t[others] == 0]
     if (length(pre_terms)) {
-      setup <- pretrend_setup(mome, ".outcome", c(es_terms, covs), pre_terms, n_abs)
+      setup <- pretrend_setup(mome, ".outcome", c(es_terms, covs), pre_terms, n_abs,
+                              cluster = fge$cluster)
       pre <- pretrend_test(setup, n_draws, es_fit$df[[1]], chunk_size = chunk_size)
     }
   }

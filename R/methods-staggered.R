@@ -212,8 +212,11 @@ print_details.mkt_event_study <- function(x, summary = FALSE, digits = 4, ...) {
   cat("\n")
   pt <- x$pretest
   if (pt$df > 0) {
-    cat(sprintf("Pre-trend Wald test: chi2(%d) = %s, p = %s\n", pt$df,
-                format_num(pt$statistic, digits), format_p(pt$p.value)))
+    how <- if (identical(pt$method, "chi2")) "chi-squared reference" else
+      sprintf("%s, %s draws", pt$method, format(pt$n_draws, big.mark = ","))
+    text <- sprintf("Pre-trend Wald test: chi2(%d) = %s, p = %s by %s.", pt$df,
+                    format_num(pt$statistic, digits), format_p(pt$p.value), how)
+    cat(strwrap(text, width = 80, exdent = 2), sep = "\n")
   } else {
     cat("Pre-trend Wald test: no pre-period estimate.\n")
   }

@@ -19,11 +19,11 @@
 #   the Wald statistic of the leads is formed as in the data;
 # * p = (1 + #{W* >= W}) / (1 + n_draws).
 #
-# Each draw needs no pass over the cells: with q_g = X_g' e_r (the
-# restricted residual's scores) and C_g = X_g' X_g (the cluster's Gram
-# matrix, from fe_moments()), the draw's coefficients are b_r + B Q'w
-# (B the bread) and its cluster scores w_g q_g - C_g B Q'w: a few products
-# of G x p matrices.
+# Each draw is a few matrix products, no refit: with Q the clusters'
+# restricted scores (rows q_g = X_g' e_r) and B the bread, the draw's
+# coefficients are b_r + B Q'w, its residuals w_g e_r - X B Q'w, and only
+# the k x k block L B S'S B L' of its sandwich is formed, from the cells'
+# Z = X B' L' (n x k).
 #
 # The statistic is the F form W / k of the observed test, on k = the rank
 # of the leads' covariance (a generalized inverse, as Stata drops the
@@ -31,57 +31,80 @@
 
 # The pieces of the test, from the moments of an fe_grid() regression.
 # mom: fe_moments(); y: the outcome column; x: the regressors (columns of
-# mom$A); leads: those of x set to zero under the null; n_abs: absorbed
-# fixed-effect parameters (for the small-sample factor, as fe_vcov()).
-# Returns the observed statistic and `stat_at(w)`, the statistic of the
-# bootstrap draw with weights w (one per cluster of mom, or per row).
-pretrend_setup <- function(mom, y, x, leads, n_abs, call = rlang::caller_env()) {
+# mom$A); leads: those of x set to zero under the null, or a k x length(x)
+# matrix L whose rows are the pre-period estimates as combinations of the
+# coefficients (L b = 0 under the null; event_study()'s Sun-Abraham leads
+# average cohort cells); n_abs: absorbed fixed-effect parameters (for the
+# small-sample factor, as fe_vcov()); cluster: the cluster code of each row
+# of mom$A (fe_grid()'s `cluster`) when mom is clustered. Returns the
+# observed statistic and `stat_at(w)`, the statistic of the bootstrap draw
+# with weights w (one per cluster, in the order of their codes, or per row).
+pretrend_setup <- function(mom, y, x, leads, n_abs, cluster = NULL,
+                           call = rlang::caller_env()) {
   p <- length(x)
-  in_lead <- x %in% leads
-  restricted <- x[!in_lead]
-  full <- fe_ls(mom, fe_select(mom, x), fe_select(mom, y)[, 1], call = call)
-  B <- full$bread
-  # Residual of the restricted fit as coefficients on the columns of A.
-  c_r <- if (length(restricted)) {
-    fe_ls(mom, fe_select(mom, restricted), fe_select(mom, y)[, 1], call = call)$resid
-  } else {
-    fe_select(mom, y)[, 1]
+  L <- if (is.matrix(leads)) leads else {
+    diag(p)[x %in% leads, , drop = FALSE]
   }
+  Gamma <- fe_select(mom, x)
+  target <- fe_select(mom, y)[, 1]
+  full <- fe_ls(mom, Gamma, target, call = call)
+  B <- full$bread
+  # The restricted fit, L b = 0: b_r = b - B L' (L B L')^-1 L b; its
+  # residual as coefficients on the columns of A.
+  BLt <- B %*% t(L)
+  b_r <- full$coefficients - drop(BLt %*% solve(L %*% BLt, L %*% full$coefficients))
+  c_r <- drop(target - Gamma %*% b_r)
   n <- mom$n
   K <- p + n_abs
-  ix <- match(x, mom$cols)
+  X <- mom$A[, match(x, mom$cols), drop = FALSE]
+  er <- drop(mom$A %*% c_r)
   if (mom$clustered) {
-    G_all <- mom$G_all
-    m <- mom$m
-    G <- mom$G
+    cl <- match(cluster, sort(unique(cluster)))
+    G <- max(cl)
     adj <- G / (G - 1) * (n - 1) / (n - K)
-    # Restricted scores, one row per cluster (empty clusters give zeros).
-    Q <- matrix(mom$cgram %*% c_r, G_all, m)[, ix, drop = FALSE]
-    # The cluster Gram matrices restricted to the regressors, stacked as
-    # fe_moments() stacks them: row (j - 1) G_all + g, column l.
+    Q <- rowsum(X * er, cl, reorder = TRUE)
+  } else {
+    cl <- NULL
+    G <- n
+    adj <- n / (n - K)
+    Q <- X * er
+  }
+  # Only L B S' S B L' is needed: the scores enter through Z = X B' L'.
+  LB <- L %*% B
+  Z <- X %*% t(LB)
+  scores <- function(w, delta) {
+    e <- (if (is.null(cl)) w else w[cl]) * er - drop(X %*% delta)
+    if (is.null(cl)) Z * e else rowsum(Z * e, cl, reorder = FALSE)
+  }
+  # With few cells per cluster against the regressors the clusters' Gram
+  # matrices C_g = X_g'X_g (from fe_moments()) are cheaper: the scores are
+  # then w_g q_g - C_g delta.
+  k <- nrow(L)
+  if (!is.null(cl) && !is.null(mom$cgram) &&
+      as.double(G) * p * (p + k) < as.double(n) * (p + 3 * k)) {
+    G_all <- mom$G_all
+    present <- sort(unique(cluster))
+    ix <- match(x, mom$cols)
     rows <- as.vector(outer(seq_len(G_all), (ix - 1L) * G_all, "+"))
     Cx <- mom$cgram[rows, ix, drop = FALSE]
-    n_weights <- G_all
-    scores <- function(w, delta) Q * w - matrix(Cx %*% delta, G_all, p)
-    n_clusters <- mom$G
-  } else {
-    Xr <- mom$A[, ix, drop = FALSE]
-    er <- drop(mom$A %*% c_r)
-    adj <- n / (n - K)
-    Q <- Xr * er
-    n_weights <- n
-    scores <- function(w, delta) Q * w - Xr * drop(Xr %*% delta)
-    n_clusters <- n
+    Q_all <- matrix(0, G_all, p)
+    Q_all[present, ] <- Q
+    tLB <- t(LB)
+    scores <- function(w, delta) {
+      wa <- numeric(G_all)
+      wa[present] <- w
+      (Q_all * wa - matrix(Cx %*% delta, G_all, p)) %*% tLB
+    }
   }
+  n_weights <- G
+  n_clusters <- G
   BQt <- B %*% t(Q)
-  lead_idx <- which(in_lead)
-  BL <- B[lead_idx, , drop = FALSE]
   full_rank <- FALSE
   stat_at <- function(w) {
+    # The draw's coefficients are b_r + delta, and L b_r = 0.
     delta <- drop(BQt %*% w)
-    SB <- scores(w, delta) %*% t(BL)
-    V <- adj * crossprod(SB)
-    b <- delta[lead_idx]
+    V <- adj * crossprod(scores(w, delta))
+    b <- drop(L %*% delta)
     # A full-rank covariance in the data is full rank in the draws: a
     # Cholesky solve is then enough (the eigen route is 3-4 times slower).
     if (full_rank) {
@@ -95,7 +118,7 @@ pretrend_setup <- function(mom, y, x, leads, n_abs, call = rlang::caller_env()) 
   }
   # The data themselves are the draw with every weight 1: y* = y.
   observed <- stat_at(rep(1, n_weights))
-  full_rank <- observed[["df1"]] == length(lead_idx)
+  full_rank <- observed[["df1"]] == nrow(L)
   list(stat = observed[["stat"]], df1 = observed[["df1"]], stat_at = stat_at,
        n_weights = n_weights, n_clusters = n_clusters, clustered = mom$clustered)
 }
