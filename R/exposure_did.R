@@ -37,8 +37,9 @@
 #' `inference = "heteroskedastic"`) and added back to its fitted values, and
 #' each draw refits the event study and recomputes the clustered covariance
 #' and the statistic, so the near-singular covariance is in the reference
-#' distribution. The p-value is \eqn{(1 + \#\{W^* \ge W\}) / (1 +}
-#' `n_draws`\eqn{)}. The draws run through [resample_chunks()]:
+#' distribution. The p-value counts the data as one draw:
+#' `(1 + sum(draws >= W)) / (1 + n_draws)`, with the draws in
+#' `fit$pretrend_draws`. The draws run through [resample_chunks()]:
 #' reproducible with [set.seed()] for any [future::plan()]. `n_draws = 0`
 #' gives the F(k, G - 1) p-value instead.
 #'
