@@ -194,11 +194,13 @@ es_dummy_fit <- function(X, L) {
 
 # The moments of the regression "sa" or "twfe" on the observed cells (the
 # design the balanced path avoids forming: one N x T column per event time,
-# or per cohort x event cell), for the wild cluster bootstrap of the
-# pre-trend test. `leads`: the pre-period event times tested. NULL when the
-# design would not fit in `max_bytes` (its per-cluster Gram matrices grow as
+# or per cohort x event cell), or of the imputation method's leads
+# regression on the untreated cells (one column per lead of `all_leads`,
+# from es_imputation()), for the wild cluster bootstrap of the pre-trend
+# test. `leads`: the pre-period event times tested. NULL when the design
+# would not fit in `max_bytes` (its per-cluster Gram matrices grow as
 # clusters x columns^2): the test then keeps its chi-squared reference.
-es_pretrend_setup <- function(prep, method, leads, max_bytes = 2^28) {
+es_pretrend_setup <- function(prep, method, leads, all_leads = NULL, max_bytes = 2^28) {
   Y <- prep$Y
   N <- nrow(Y)
   Tn <- ncol(Y)
@@ -206,9 +208,12 @@ es_pretrend_setup <- function(prep, method, leads, max_bytes = 2^28) {
   g <- prep$cohort
   E <- matrix(seq_len(Tn), N, Tn, byrow = TRUE) - g
   E[g == 0L, ] <- NA
+  if (method == "imputation") obs <- obs & (is.na(E) | E < 0L)
   E[!obs] <- NA
   cells <- if (method == "twfe") {
     data.frame(g = NA_integer_, e = sort(setdiff(unique(E[!is.na(E)]), -1L)))
+  } else if (method == "imputation") {
+    data.frame(g = NA_integer_, e = sort(all_leads))
   } else {
     key <- unique(data.frame(g = g[row(E)[!is.na(E)]], e = E[!is.na(E)]))
     key <- key[key$e != -1L, ]
@@ -238,7 +243,7 @@ es_pretrend_setup <- function(prep, method, leads, max_bytes = 2^28) {
   q <- qr(XtX[live, live, drop = FALSE] / outer(d[live], d[live]), tol = 1e-9)
   x <- x[live][sort(q$pivot[seq_len(q$rank)])]
   cells <- cells[match(x, names(cols)), , drop = FALSE]
-  if (method == "twfe") {
+  if (method != "sa") {
     L <- diag(length(x))[match(leads, cells$e), , drop = FALSE]
   } else {
     # Sun and Abraham's average: cells weighted by their weighted count.

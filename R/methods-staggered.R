@@ -222,7 +222,8 @@ print_details.mkt_event_study <- function(x, summary = FALSE, digits = 4, ...) {
     if (identical(pt$method, "chi2") && is.finite(G) && pt$df > G / 20) {
       text <- paste(text, sprintf(paste(
         "With %d leads from %s clusters this p-value is too small under the null;",
-        "method = \"sa\" or \"twfe\" tests them by a wild cluster bootstrap."),
+        "method = \"imputation\", \"sa\" or \"twfe\" tests them by a wild cluster",
+        "bootstrap."),
         pt$df, format(G, big.mark = ",")))
     }
     cat(strwrap(text, width = 80, exdent = 2), sep = "\n")

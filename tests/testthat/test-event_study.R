@@ -432,23 +432,24 @@ test_that("the sa and twfe pre-trend bootstraps are the same for chunks of 10 an
   }
 })
 
-test_that("the bootstrap pre-trend test of twfe and sa holds its size where chi2 does not", {
+test_that("the bootstrap pre-trend test of twfe, sa and imputation holds its size where chi2 does not", {
   skip_on_cran()
   set.seed(2026)
   p <- vapply(seq_len(120), function(r) {
     d <- pretest_panel(40, 16, first = 8)
-    vapply(c("twfe", "sa"), function(m) {
+    vapply(c("twfe", "sa", "imputation"), function(m) {
       es <- event_study(y ~ d | unit + time, d, method = m, n_draws = 99)
       c(es$pretest$p.value,
         stats::pchisq(es$pretest$statistic, es$pretest$df, lower.tail = FALSE))
     }, numeric(2))
-  }, matrix(0, 2, 2))
+  }, matrix(0, 2, 3))
   boot <- rowMeans(p[1, , ] < 0.05)
   chi2 <- rowMeans(p[2, , ] < 0.05)
-  # chi2: 0.59 (twfe) and 0.78 (sa); the bootstrap 0.04 and 0.12.
   expect_true(all(chi2 > 0.5))
-  # twfe: within about two Monte Carlo standard errors (0.02) of 5%.
+  # twfe and imputation: within about two Monte Carlo standard errors (0.02)
+  # of 5%.
   expect_lt(abs(boot[["twfe"]] - 0.05), 0.04)
+  expect_lt(abs(boot[["imputation"]] - 0.05), 0.04)
   # sa, whose lead cells rest on cohorts of three or four units here, still
   # rejects more than 5%, though far less than chi2.
   expect_lt(boot[["sa"]], 0.2)
