@@ -55,7 +55,8 @@
 #' regression's design would not fit in 256 MB (clusters x columns^2), the
 #' p-value is the \eqn{\chi^2_k} one (`pretest_method = "chi2"`), reliable
 #' only with many clusters per lead; `print()` says so when leads are more
-#' than a twentieth of the clusters.
+#' than a twentieth of the clusters. With at least 100 clusters per lead
+#' every method uses the \eqn{\chi^2_k} reference, accurate there.
 #'
 #' @section Event window:
 #' On a long panel the earliest leads and latest lags rest on the one or two
@@ -307,7 +308,11 @@ es_finish <- function(est, method, n_draws, alpha, n, panel, call, base_period,
                       method = "chi2", n_draws = 0L, stringsAsFactors = FALSE)
     # The regressions: the p-value of a wild cluster bootstrap of the same
     # statistic under the null (R/pretrend_test.R), at most 999 draws.
-    setup <- if (!is.null(pretrend_setup)) pretrend_setup(est$event[pre])
+    # At least 100 clusters per lead: the reference is accurate there, and
+    # the bootstrap would only cost time on a large panel.
+    setup <- if (!is.null(pretrend_setup) && n$clusters < 100 * sum(pos)) {
+      pretrend_setup(est$event[pre])
+    }
     if (!is.null(setup) && setup$df1 == sum(pos)) {
       bt <- pretrend_test(setup, min(n_draws, 999L), Inf)
       out$p.value <- bt$p.value

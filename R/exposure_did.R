@@ -41,7 +41,8 @@
 #' `(1 + sum(draws >= W)) / (1 + n_draws)`, with the draws in
 #' `fit$pretrend_draws`. The draws run through [resample_chunks()]:
 #' reproducible with [set.seed()] for any [future::plan()]. `n_draws = 0`
-#' gives the F(k, G - 1) p-value instead.
+#' gives the F(k, G - 1) p-value instead, and so do 100 clusters or more per
+#' lead, where that reference is accurate (`pretrend_method = "F"`).
 #'
 #' @param formula `outcome ~ exposure + covariates | unit + time`, or a
 #'   [mkt_panel()]. The exposure column is either constant within each unit

@@ -147,15 +147,17 @@ pretrend_weights <- function(n, webb) {
 # The test: the setup's observed statistic against n_draws bootstrap draws
 # on the resampling layer (the same answer for any plan and chunk size).
 # Returns a one-row data frame: statistic (F form), df, p.value, method,
-# n_draws, with the draws' statistics as attribute "draws". n_draws = 0
-# gives the F(k, df) reference instead.
-pretrend_test <- function(setup, n_draws, df, chunk_size = 100L) {
+# n_draws, with the draws' statistics as attribute "draws". n_draws = 0,
+# or at least `enough` clusters per lead (where the reference is accurate
+# and the bootstrap would only cost time on a large panel), gives the
+# F(k, df) reference instead.
+pretrend_test <- function(setup, n_draws, df, chunk_size = 100L, enough = 100) {
   k <- setup$df1
   if (k == 0L || !is.finite(setup$stat)) {
     return(data.frame(statistic = NA_real_, df = 0L, p.value = NA_real_,
                       method = "none", n_draws = 0L, stringsAsFactors = FALSE))
   }
-  if (n_draws == 0L) {
+  if (n_draws == 0L || setup$n_clusters >= enough * k) {
     return(data.frame(statistic = setup$stat, df = as.integer(k),
                       p.value = stats::pf(setup$stat, k, df, lower.tail = FALSE),
                       method = "F", n_draws = 0L, stringsAsFactors = FALSE))
