@@ -189,3 +189,69 @@ es_dummy_fit <- function(X, L) {
   V[fit$keep, fit$keep] <- fit$vcov
   list(coef = coef, vcov = V)
 }
+
+# --- the pre-trend test's bootstrap (R/pretrend_test.R) ------------------------
+
+# The moments of the regression "sa" or "twfe" on the observed cells (the
+# design the balanced path avoids forming: one N x T column per event time,
+# or per cohort x event cell), or of the imputation method's leads
+# regression on the untreated cells (one column per lead of `all_leads`,
+# from es_imputation()), for the wild cluster bootstrap of the pre-trend
+# test. `leads`: the pre-period event times tested. NULL when the design
+# would not fit in `max_bytes` (its per-cluster Gram matrices grow as
+# clusters x columns^2): the test then keeps its chi-squared reference.
+es_pretrend_setup <- function(prep, method, leads, all_leads = NULL, max_bytes = 2^28) {
+  Y <- prep$Y
+  N <- nrow(Y)
+  Tn <- ncol(Y)
+  obs <- !is.na(Y)
+  g <- prep$cohort
+  E <- matrix(seq_len(Tn), N, Tn, byrow = TRUE) - g
+  E[g == 0L, ] <- NA
+  if (method == "imputation") obs <- obs & (is.na(E) | E < 0L)
+  E[!obs] <- NA
+  cells <- if (method == "twfe") {
+    data.frame(g = NA_integer_, e = sort(setdiff(unique(E[!is.na(E)]), -1L)))
+  } else if (method == "imputation") {
+    data.frame(g = NA_integer_, e = sort(all_leads))
+  } else {
+    key <- unique(data.frame(g = g[row(E)[!is.na(E)]], e = E[!is.na(E)]))
+    key <- key[key$e != -1L, ]
+    key[order(key$e, key$g), ]
+  }
+  m <- nrow(cells) + 1
+  G <- max(prep$cluster_id)
+  if (8 * (G * m^2 + as.double(N) * Tn * m) > max_bytes) return(NULL)
+  cols <- lapply(seq_len(nrow(cells)), function(j) {
+    hit <- !is.na(E) & E == cells$e[j]
+    if (method == "sa") hit <- hit & g == cells$g[j]
+    hit[is.na(hit)] <- FALSE
+    hit + 0
+  })
+  names(cols) <- paste0(".c", seq_along(cols))
+  Y0 <- Y
+  Y0[!obs] <- 0
+  fg <- fe_grid(list(observed = obs), c(list(.outcome = Y0), cols),
+                weights = matrix(prep$w, N, Tn), cluster = matrix(prep$cluster_id, N, Tn))
+  mom <- fe_moments(fg, TRUE)
+  # Columns collinear with the others and the effects are left out, as the
+  # pivoted QR of the estimator leaves them out.
+  x <- names(cols)
+  XtX <- mom$gram[x, x, drop = FALSE]
+  d <- sqrt(pmax(diag(XtX), 0))
+  live <- d > 0
+  q <- qr(XtX[live, live, drop = FALSE] / outer(d[live], d[live]), tol = 1e-9)
+  x <- x[live][sort(q$pivot[seq_len(q$rank)])]
+  cells <- cells[match(x, names(cols)), , drop = FALSE]
+  if (method != "sa") {
+    L <- diag(length(x))[match(leads, cells$e), , drop = FALSE]
+  } else {
+    # Sun and Abraham's average: cells weighted by their weighted count.
+    size <- vapply(match(x, names(cols)), function(j) sum(cols[[j]] * prep$w), numeric(1))
+    L <- t(vapply(leads, function(e) ifelse(cells$e == e, size, 0), numeric(length(x))))
+    L <- matrix(L, nrow = length(leads))
+    L <- L / rowSums(L)
+  }
+  if (anyNA(L) || any(rowSums(abs(L)) == 0)) return(NULL)
+  pretrend_setup(mom, ".outcome", x, L, fe_grid_absorbed(fg, TRUE), cluster = fg$cluster)
+}

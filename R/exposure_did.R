@@ -14,12 +14,35 @@
 #' without the shock (parallel trends across exposure levels), and the
 #' effect is linear in exposure. \eqn{\beta} is then the effect of one unit
 #' of exposure. The event study checks the first part: the pre-period
-#' coefficients should be near zero; `glance()` reports their joint Wald
-#' test (`pretrend_stat`, `pretrend_p.value`).
+#' coefficients should be near zero; `glance()` reports their joint test
+#' (`pretrend_stat`, `pretrend_df`, `pretrend_p.value`, `pretrend_method`,
+#' `pretrend_n_draws`; see *Pre-trend test*).
 #'
 #' The static coefficient equals
 #' `fixest::feols(y ~ I(exposure * post) | unit + time, cluster = ~unit)` and
 #' the event study `feols(y ~ i(time, exposure, ref = base) | unit + time)`.
+#'
+#' @section Pre-trend test:
+#' The statistic is the Wald statistic of the \eqn{k} pre-period
+#' coefficients with their clustered covariance, in F form (divided by
+#' \eqn{k}). Its F(k, G - 1) reference holds only when the clusters
+#' \eqn{G} are many against \eqn{k}: the clustered covariance of many leads
+#' from few clusters is near singular, and the F test then rejects a true
+#' null far too often (at 5%, about 10% with 200 clusters and 14 leads,
+#' 80% with 54 leads, 43% with 50 clusters and 14 leads). The p-value is
+#' therefore a wild cluster bootstrap under the null: the model without the
+#' leads is fitted (unit and time effects partialled out), its residuals are
+#' multiplied by one random sign per cluster (Rademacher weights; Webb's
+#' six-point weights below 12 clusters; one per cell with
+#' `inference = "heteroskedastic"`) and added back to its fitted values, and
+#' each draw refits the event study and recomputes the clustered covariance
+#' and the statistic, so the near-singular covariance is in the reference
+#' distribution. The p-value counts the data as one draw:
+#' `(1 + sum(draws >= W)) / (1 + n_draws)`, with the draws in
+#' `fit$pretrend_draws`. The draws run through [resample_chunks()]:
+#' reproducible with [set.seed()] for any [future::plan()]. `n_draws = 0`
+#' gives the F(k, G - 1) p-value instead, and so do 100 clusters or more per
+#' lead, where that reference is accurate (`pretrend_method = "F"`).
 #'
 #' @param formula `outcome ~ exposure + covariates | unit + time`, or a
 #'   [mkt_panel()]. The exposure column is either constant within each unit
@@ -51,6 +74,8 @@
 #'   (default) clusters by the unit.
 #' @param weights Optional name of a column of non-negative weights; cells
 #'   of weight zero are left out.
+#' @param n_draws Bootstrap draws for the pre-trend test (see *Pre-trend
+#'   test*); `0` for the F reference.
 #' @param alpha Level for confidence intervals.
 #' @param ... Must be empty.
 #' @return An object of class `c("mkt_exposure_did", "mkt_fit")` (see
@@ -59,7 +84,10 @@
 #'   `relative_period`, `term`, `estimate`, `std.error`, `conf.low`,
 #'   `conf.high`, `p.value`, with the base period at 0) that `plot()` draws;
 #'   `glance()` adds the pre-trend test (`pretrend_stat`, `pretrend_df`,
-#'   `pretrend_p.value`) and the first post period.
+#'   `pretrend_p.value`, `pretrend_method`, `pretrend_n_draws`) and the
+#'   first post period; `tidy(fit, "pretrend")` gives the test as a table
+#'   (`statistic`, `df`, `p.value`, `method`, `n_draws`) and
+#'   `fit$pretrend_draws` the bootstrap draws of the statistic.
 #' @examples
 #' set.seed(1)
 #' d <- expand.grid(dma = 1:50, week = 1:12)
@@ -72,9 +100,10 @@
 #' @export
 exposure_did <- function(formula, data, post = NULL, factors = NULL, event_study = TRUE,
                          base = NULL, inference = c("cluster", "heteroskedastic"),
-                         cluster = NULL, weights = NULL, alpha = 0.05, ...) {
+                         cluster = NULL, weights = NULL, n_draws = 999, alpha = 0.05, ...) {
   check_dots(...)
   inference <- check_choice(inference)
+  n_draws <- check_count(n_draws, "n_draws", min = 0)
   check_fe_inference(inference, cluster)
   alpha <- check_alpha(alpha)
   if (!is.null(factors)) factors <- check_count(factors, "factors", min = 0)
@@ -87,13 +116,14 @@ exposure_did <- function(formula, data, post = NULL, factors = NULL, event_study
                     weights = weights, extra = if (post_column) post)
   exposure_did_fit(panel, post = post, post_column = post_column, factors = factors,
                    event_study = event_study, base = base, inference = inference,
-                   cluster = cluster, alpha = alpha, call = match.call())
+                   cluster = cluster, n_draws = n_draws, alpha = alpha, call = match.call())
 }
 
 # The core: a panel in, a fit out.
 exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = NULL,
                              event_study = TRUE, base = NULL, inference = "cluster",
-                             cluster = NULL, alpha = 0.05, call = NULL) {
+                             cluster = NULL, n_draws = 999L, alpha = 0.05, call = NULL,
+                             chunk_size = 100L) {
   expo_name <- panel$vars$treatment
   if (is.null(expo_name)) {
     abort_mkt("bad_formula", c(
@@ -134,7 +164,8 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
   est <- unscale_table(fe_estimates(fit$coefficients, fit$vcov, fit$df, alpha, terms = term), s)
 
   es <- NULL
-  pre <- c(stat = NA_real_, p = NA_real_, df1 = NA_real_)
+  pre <- data.frame(statistic = NA_real_, df = NA_integer_, p.value = NA_real_,
+                    method = NA_character_, n_draws = NA_integer_)
   if (isTRUE(event_study)) {
     times <- panel$times
     base_idx <- event_base(base, times, post_t)
@@ -165,8 +196,9 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
     rownames(es) <- NULL
     pre_terms <- es_terms[post_t[others] == 0]
     if (length(pre_terms)) {
-      pre <- pretrend_wald(es_fit$coefficients[pre_terms],
-                           es_fit$vcov[pre_terms, pre_terms, drop = FALSE], es_fit$df[[1]])
+      setup <- pretrend_setup(mome, ".outcome", c(es_terms, covs), pre_terms, n_abs,
+                              cluster = fge$cluster)
+      pre <- pretrend_test(setup, n_draws, es_fit$df[[1]], chunk_size = chunk_size)
     }
   }
   new_fit(
@@ -184,28 +216,17 @@ exposure_did_fit <- function(panel, post = NULL, post_column = FALSE, factors = 
                 covariates = covs, unit = panel$vars$unit, time = panel$vars$time,
                 cluster = if (clustered) cluster %||% panel$vars$unit,
                 weights = panel$vars$weights),
-    glance = list(first_post = format(first_post), pretrend_stat = pre[["stat"]],
-                  pretrend_df = pre[["df1"]], pretrend_p.value = pre[["p"]]),
-    tables = if (!is.null(es)) list(event_study = es),
+    glance = list(first_post = format(first_post), pretrend_stat = pre$statistic,
+                  pretrend_df = pre$df, pretrend_p.value = pre$p.value,
+                  pretrend_method = pre$method, pretrend_n_draws = pre$n_draws),
+    tables = if (!is.null(es)) {
+      list(event_study = es, pretrend = `attr<-`(pre, "draws", NULL))
+    },
+    pretrend_draws = attr(pre, "draws"),
     exposure = stats::setNames(expo, as.character(panel$units)), first_post = first_post,
     options = list(inference = inference, cluster = cluster, weights = panel$vars$weights,
                    factors = NULL)
   )
-}
-
-# The joint Wald test that the pre-period coefficients are zero, F-scaled.
-# A clustered covariance from fewer clusters than pre-periods is singular:
-# the test then uses the directions it identifies (a generalized inverse,
-# with as many numerator degrees of freedom as its rank), as Stata drops
-# the constraints it cannot test.
-pretrend_wald <- function(b, V, df) {
-  e <- eigen((V + t(V)) / 2, symmetric = TRUE)
-  keep <- e$values > 1e-12 * max(e$values, 0)
-  k <- sum(keep)
-  if (k == 0L) return(c(stat = NA_real_, p = NA_real_, df1 = 0))
-  z <- crossprod(e$vectors[, keep, drop = FALSE], b)
-  stat <- sum(z^2 / e$values[keep]) / k
-  c(stat = stat, p = stats::pf(stat, k, df, lower.tail = FALSE), df1 = k)
 }
 
 # A common shock with the same exposure everywhere leaves no contrast: the
@@ -261,7 +282,8 @@ exposure_did_factors <- function(panel, regressor, expo, term, first_post, r, al
                 covariates = panel$vars$covariates, unit = panel$vars$unit,
                 time = panel$vars$time),
     glance = list(first_post = format(first_post), pretrend_stat = NA_real_,
-                  pretrend_df = NA_real_, pretrend_p.value = NA_real_, r = r),
+                  pretrend_df = NA_integer_, pretrend_p.value = NA_real_,
+                  pretrend_method = NA_character_, pretrend_n_draws = NA_integer_, r = r),
     tables = list(factors = fit$tables$factors, loadings = fit$tables$loadings),
     exposure = stats::setNames(expo, as.character(panel$units)), first_post = first_post,
     factors = r, ife = fit,

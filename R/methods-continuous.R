@@ -176,9 +176,12 @@ print_details.mkt_exposure_did <- function(x, summary = FALSE, ...) {
   g <- x$glance
   if (!is.na(g$pretrend_stat)) {
     cat("\n")
-    wrap_line(sprintf("Pre-trend test (event-study coefficients before the shock = 0): F = %s on %d df, %s",
+    how <- if (identical(g$pretrend_method, "F")) "F reference" else
+      sprintf("%s, %s draws", g$pretrend_method,
+              format(g$pretrend_n_draws, big.mark = ","))
+    wrap_line(sprintf("Pre-trend test (event-study coefficients before the shock = 0): F = %s on %d df, %s by %s",
                       format_num(g$pretrend_stat, 3), as.integer(g$pretrend_df),
-                      p_phrase(g$pretrend_p.value)))
+                      p_phrase(g$pretrend_p.value), how))
   }
   if (summary && !is.null(x$tables$event_study)) {
     cat("\nEvent study (base period at 0):\n")

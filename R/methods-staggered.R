@@ -212,8 +212,21 @@ print_details.mkt_event_study <- function(x, summary = FALSE, digits = 4, ...) {
   cat("\n")
   pt <- x$pretest
   if (pt$df > 0) {
-    cat(sprintf("Pre-trend Wald test: chi2(%d) = %s, p = %s\n", pt$df,
-                format_num(pt$statistic, digits), format_p(pt$p.value)))
+    how <- if (identical(pt$method, "chi2")) "chi-squared reference" else
+      sprintf("%s, %s draws", pt$method, format(pt$n_draws, big.mark = ","))
+    text <- sprintf("Pre-trend Wald test: chi2(%d) = %s, %s by %s.", pt$df,
+                    format_num(pt$statistic, digits), p_phrase(pt$p.value), how)
+    # The chi-squared reference rejects too often once leads are not few
+    # against clusters (see ?event_study, Pre-trend test).
+    G <- x$n$clusters %||% NA
+    if (identical(pt$method, "chi2") && is.finite(G) && pt$df > G / 20) {
+      text <- paste(text, sprintf(paste(
+        "With %d leads from %s clusters this p-value is too small under the null;",
+        "method = \"imputation\", \"sa\" or \"twfe\" tests them by a wild cluster",
+        "bootstrap."),
+        pt$df, format(G, big.mark = ",")))
+    }
+    cat(strwrap(text, width = 80, exdent = 2), sep = "\n")
   } else {
     cat("Pre-trend Wald test: no pre-period estimate.\n")
   }

@@ -453,7 +453,8 @@ rb_bases <- function() {
       roles = panel_roles(treatment = "grp", cluster = "cl", weights = "w"), family = "dose",
       kinds = list(formula = "panel_formula", post = "number?", factors = "count0?",
                    event_study = "flag", base = "number?", inference = "choice",
-                   cluster = "column?", weights = "column?", alpha = "alpha")),
+                   cluster = "column?", weights = "column?", n_draws = "count0",
+                   alpha = "alpha")),
     dose_response = list(
       fn = "dose_response",
       args = list(formula = y ~ dose + x1 | unit + time, data = rb_frame("dose"),

@@ -32,7 +32,9 @@ test_that("exposure_did recovers a known effect and passes the pre-trend test", 
   # A differential pre-trend is caught.
   d$sales2 <- d$sales + 0.3 * d$grp * d$week
   m2 <- exposure_did(sales2 ~ grp | dma + week, d, post = 6)
-  expect_lt(glance(m2)$pretrend_p.value, 1e-6)
+  # No bootstrap draw comes near the data: the smallest p-value, 1 / 1000.
+  expect_equal(glance(m2)$pretrend_p.value, 1 / 1000)
+  expect_lt(stats::pf(glance(m2)$pretrend_stat, 4, 119, lower.tail = FALSE), 1e-6)
   expect_s3_class(plot(m), "ggplot")
 })
 
@@ -148,4 +150,120 @@ test_that("outcomes near 1e300 and 1e-300 give the scaled answer", {
   expect_outcome_scaled(function(y, data) {
     exposure_did(y ~ expo + x | unit + time, data, post = 5, factors = 1)
   }, d)
+})
+
+# --- the pre-trend test: a wild cluster bootstrap under the null ------------
+
+# A balanced panel of G units and Tn periods, random exposure, unit and time
+# effects, parallel trends (plus `trend` x exposure x (t - base) before the
+# shock at `post`).
+pretrend_panel <- function(G, Tn, post, trend = 0) {
+  d <- expand.grid(unit = seq_len(G), time = seq_len(Tn))
+  ex <- stats::runif(G, 0, 3)
+  d$expo <- ex[d$unit]
+  d$y <- stats::rnorm(G)[d$unit] + stats::rnorm(Tn)[d$time] + stats::rnorm(nrow(d)) +
+    trend * d$expo * pmin(d$time - (post - 1), 0)
+  d
+}
+
+# The statistic by hand: two-way demeaning of a balanced panel, lm.fit, the
+# CR1 sandwich by unit with fixest's factor (unit effects nested in the
+# clusters are not counted), the Wald statistic of the leads over k.
+pretrend_by_hand <- function(d, post) {
+  G <- max(d$unit)
+  Tn <- max(d$time)
+  dm <- function(v) {
+    m <- matrix(v, G, Tn)
+    as.vector(m - rowMeans(m) - rep(colMeans(m), each = G) + mean(m))
+  }
+  periods <- setdiff(seq_len(Tn), post - 1)
+  X <- vapply(periods, function(s) dm(d$expo * (d$time == s)), numeric(nrow(d)))
+  lead <- which(periods < post - 1)
+  yt <- dm(d$y)
+  er <- lm.fit(X[, -lead, drop = FALSE], yt)$residuals
+  n <- nrow(d)
+  adj <- G / (G - 1) * (n - 1) / (n - (ncol(X) + Tn))
+  Bm <- solve(crossprod(X))
+  wald <- function(ys) {
+    b <- drop(Bm %*% crossprod(X, ys))
+    S <- rowsum(X * drop(ys - X %*% b), d$unit)
+    V <- adj * Bm %*% crossprod(S) %*% Bm
+    drop(crossprod(b[lead], solve(V[lead, lead], b[lead]))) / length(lead)
+  }
+  # Draw with weights w: the restricted fit plus its residuals times w.
+  list(observed = wald(yt), draw = function(w) wald(yt - er + w[d$unit] * er))
+}
+
+test_that("the pre-trend statistic and each bootstrap draw equal a computation by hand", {
+  set.seed(5)
+  d <- pretrend_panel(G = 15, Tn = 8, post = 6)
+  set.seed(9)
+  fit <- exposure_did(y ~ expo | unit + time, d, post = 6, n_draws = 19)
+  hand <- pretrend_by_hand(d, post = 6)
+  g <- glance(fit)
+  expect_equal(g$pretrend_stat, hand$observed, tolerance = 1e-10)
+  expect_equal(g$pretrend_df, 4L)
+  # One fixed weight vector: draw 1's Rademacher signs, from its own stream.
+  set.seed(9)
+  w <- resample_chunks(19, function(i) 2 * stats::rbinom(15, 1, 0.5) - 1)
+  expect_equal(fit$pretrend_draws[1], hand$draw(w[[1]]), tolerance = 1e-10)
+  draws <- vapply(w, hand$draw, numeric(1))
+  expect_equal(fit$pretrend_draws, draws, tolerance = 1e-10)
+  expect_equal(g$pretrend_p.value, (1 + sum(draws >= hand$observed)) / 20)
+  expect_identical(g$pretrend_method, "wild cluster bootstrap, Rademacher weights")
+  expect_identical(g$pretrend_n_draws, 19L)
+  expect_identical(tidy(fit, "pretrend")$p.value, g$pretrend_p.value)
+  # With n_draws = 0, the F(k, G - 1) reference of the same statistic.
+  f0 <- exposure_did(y ~ expo | unit + time, d, post = 6, n_draws = 0)
+  expect_equal(glance(f0)$pretrend_p.value,
+               stats::pf(hand$observed, 4, 14, lower.tail = FALSE), tolerance = 1e-10)
+  expect_identical(glance(f0)$pretrend_method, "F")
+  # Fewer than 12 clusters: Webb's six-point weights.
+  set.seed(6)
+  d8 <- pretrend_panel(G = 8, Tn = 6, post = 5)
+  set.seed(2)
+  fit8 <- exposure_did(y ~ expo | unit + time, d8, post = 5, n_draws = 9)
+  set.seed(2)
+  pts <- c(-sqrt(1.5), -1, -sqrt(0.5), sqrt(0.5), 1, sqrt(1.5))
+  w8 <- resample_chunks(9, function(i) pts[sample.int(6L, 8L, replace = TRUE)])
+  hand8 <- pretrend_by_hand(d8, post = 5)
+  expect_equal(fit8$pretrend_draws, vapply(w8, hand8$draw, numeric(1)), tolerance = 1e-10)
+  expect_identical(glance(fit8)$pretrend_method, "wild cluster bootstrap, Webb weights")
+})
+
+test_that("the pre-trend bootstrap is the same for chunks of 10 and of 100", {
+  set.seed(7)
+  d <- pretrend_panel(G = 20, Tn = 9, post = 6)
+  pn <- mkt_panel(y ~ expo | unit + time, d)
+  set.seed(11)
+  a <- mktcausal:::exposure_did_fit(pn, post = 6, n_draws = 150, chunk_size = 10L)
+  set.seed(11)
+  b <- mktcausal:::exposure_did_fit(pn, post = 6, n_draws = 150, chunk_size = 100L)
+  expect_identical(a$pretrend_draws, b$pretrend_draws)
+  expect_identical(glance(a)$pretrend_p.value, glance(b)$pretrend_p.value)
+  expect_length(unique(a$pretrend_draws), 150L)
+})
+
+test_that("the bootstrap pre-trend test holds its size where the F test does not", {
+  skip_on_cran()
+  # 50 clusters and 14 leads: the F test rejects a true null about 40% of
+  # the time at 5%; the bootstrap about 5% (bench/pretrend_size.R).
+  set.seed(2026)
+  p <- t(vapply(seq_len(150), function(r) {
+    d <- pretrend_panel(G = 50, Tn = 20, post = 16)
+    g <- glance(exposure_did(y ~ expo | unit + time, d, post = 16, n_draws = 99))
+    c(boot = g$pretrend_p.value,
+      F = stats::pf(g$pretrend_stat, g$pretrend_df, 49, lower.tail = FALSE))
+  }, numeric(2)))
+  rate <- colMeans(p < 0.05)
+  expect_gt(rate[["F"]], 0.25)
+  # Within about two Monte Carlo standard errors (0.018) of 5%.
+  expect_lt(abs(rate[["boot"]] - 0.05), 0.04)
+  # And it rejects a linear pre-trend in exposure.
+  set.seed(2027)
+  power <- mean(vapply(seq_len(20), function(r) {
+    d <- pretrend_panel(G = 50, Tn = 20, post = 16, trend = 0.1)
+    glance(exposure_did(y ~ expo | unit + time, d, post = 16, n_draws = 99))$pretrend_p.value
+  }, numeric(1)) < 0.05)
+  expect_gt(power, 0.8)
 })
