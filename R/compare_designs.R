@@ -183,7 +183,10 @@ compare_designs <- function(formula, data, n_treated = 3, test_length = 4,
                                 synthetic = paste(syn$treated, collapse = ", ")),
                n_treated = n_tr[[d]], share = share[[d]],
                mde = m$mde_interpolated, mde_reached = m$mde_reached,
-               aa_rejection = aa, aa_se = sqrt(aa * (1 - aa) / cv$n_sims[1]),
+               aa_rejection = aa,
+               # The Monte Carlo SE of a test of exact size (as select_markets()):
+               # an observed rate of 0 in 6 windows is not known to the digit.
+               aa_se = sqrt(alpha * (1 - alpha) / cv$n_sims[1]),
                n_sims = cv$n_sims[1],
                windows_seen = switch(d, selected = length(sel$selection_windows), 0L),
                treated_volume = vols[[d]], incremental_at_mde = inc, cost = cost,
