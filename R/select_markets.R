@@ -170,7 +170,7 @@ select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude
     plan = plan, markets = mp$markets, share = mp$share, effect = effect,
     selection_windows = sel_w, holdout_windows = hold_w,
     search = res$search, search_asked = search, n_feasible = pool$n_feasible,
-    n_scored = length(res$sets), method = method, inference = inference,
+    n_scored = res$n_scored, method = method, inference = inference,
     alpha = alpha, target_power = target_power, test_length = plan$test_length,
     n_treated = pool$sizes, include = include, exclude = exclude, max_share = max_share,
     call = match.call()
@@ -667,7 +667,11 @@ market_search <- function(pool, scorer, w, effect, target_power, alpha, search, 
     r <- score(sets)
     improve(env$sets[[best_of(r)]])
   }
-  list(sets = env$sets, scores = env$scores, search = search)
+  # The greedy search scores sets on its way to the asked size; only sets of
+  # a size in `n_treated` are candidates for the answer.
+  ok <- lengths(env$sets) %in% pool$sizes
+  list(sets = env$sets[ok], scores = lapply(env$scores, function(m) m[ok, , drop = FALSE]),
+       search = search, n_scored = length(env$sets))
 }
 
 market_none_feasible <- function(pool, call = rlang::caller_env()) {

@@ -173,3 +173,16 @@ test_that("bad input gets classed errors", {
   expect_warning(market_backtest(f, few, treated = c("M01", "M02"), test_length = 2,
                                  n_windows = 2), class = "mktcausal_warning_few_donors")
 })
+
+test_that("the greedy search ranks only sets of the asked size", {
+  set.seed(2)
+  n <- 14
+  d <- expand.grid(week = 1:60, market = sprintf("M%02d", 1:n))
+  f <- rnorm(60)
+  d$sales <- 100 + 10 * f[d$week] * rep(runif(n, 0.5, 1.5), each = 60) + rnorm(nrow(d))
+  sel <- select_markets(sales ~ 0 | market + week, d, n_treated = 3, test_length = 2,
+                        search = "greedy", n_candidates = 60, n_windows = 4)
+  tb <- tidy(sel)
+  expect_true(all(lengths(strsplit(tb$markets, ", ")) == 3L))
+  expect_gt(glance(sel)$n_scored, nrow(tb))
+})
