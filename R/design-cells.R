@@ -243,17 +243,27 @@ draw_cells <- function(spec, replicates, seed, budget, threshold, threads = thre
 # The multi-cell branch of rerandomize(): everything after the inputs are
 # read.
 rerandomize_cells <- function(call, data, ids, cov, strata, sizes, accept, threshold,
-                              max_candidates, n_draws, min_per_arm, arg) {
+                              max_candidates, n_draws, min_per_arm, arg, rule = NULL) {
   X <- cov$X
   alloc <- allocate_cells(strata, nrow(data), sizes)
   check_cell_strata(strata, alloc, min_per_arm, arg)
   spec <- cells_spec(X, strata, alloc)
-  calib <- calibrate_cells(spec, accept, threshold, n_draws)
-  spec$threshold <- calib$threshold
-  progress <- search_progress("candidates", max_candidates)
-  res <- cpp_cells_first(spec, calib$threshold, draw_cpp_seed(), max_candidates, 4096L,
-                         threads_for(), progress)
-  if (!is.null(progress)) progress(res$candidates)
+  if (is.null(rule)) {
+    calib <- calibrate_cells(spec, accept, threshold, n_draws)
+    spec$threshold <- calib$threshold
+    progress <- search_progress("candidates", max_candidates)
+    res <- cpp_cells_first(spec, calib$threshold, draw_cpp_seed(), max_candidates, 4096L,
+                           threads_for(), progress)
+    if (!is.null(progress)) progress(res$candidates)
+  } else {
+    spec$buffer <- cells_buffer_spec(rule, X, strata, alloc, min_per_arm)
+    calib <- calibrate_cells_buffered(spec, accept, n_draws, strata)
+    spec$buffer$rate <- calib$acceptance_rate
+    spec$threshold <- calib$threshold
+    found <- draw_cells_buffered(spec, 1, draw_cpp_seed(), max_candidates, calib$threshold)
+    res <- list(assignments = found$assignments, values = matrix(found$values, 1L),
+                candidates = found$candidates, best = found$best)
+  }
   if (ncol(res$assignments) < 1L) {
     abort_mkt("no_acceptable_assignment", c(
       "No assignment passed the balance rule in {format(res$candidates, big.mark = ',')} candidates.",
@@ -289,11 +299,24 @@ rerandomize_cells <- function(call, data, ids, cov, strata, sizes, accept, thres
     candidates = res$candidates,
     acceptance_rate = calib$acceptance_rate,
     calibration = calib$values,
-    n_acceptable = exp(sum(lfactorial(m)) - sum(lfactorial(alloc))) * accept,
-    variance_reduction = stats::setNames(rep(1 - va, ncol(X)), colnames(X)),
+    n_acceptable = exp(sum(lfactorial(m)) - sum(lfactorial(alloc))) * accept *
+      if (is.null(rule)) 1 else calib$admissible_rate,
+    variance_reduction = if (is.null(rule)) {
+      stats::setNames(rep(1 - va, ncol(X)), colnames(X))
+    } else {
+      calib$variance_reduction
+    },
     min_per_arm = min_per_arm,
     spec = spec
   ), class = "mkt_design")
+  if (!is.null(rule)) {
+    des$arm <- cells_buffer_arm(rule$nb, code, cells)
+    des$buffer <- list(A = rule$A, source = rule$source, radius = rule$radius,
+                       n_links = rule$n_links, degree = rule$degree,
+                       admissible_rate = calib$admissible_rate,
+                       imbalance_sd = calib$imbalance_sd)
+    des$arm_prob <- cells_arm_probabilities(spec, calib$threshold, ids, cells)
+  }
   des$hash <- design_hash(des)
   if (des$n_acceptable < 1e4) {
     warn_mkt("granular_inference", c(

@@ -360,6 +360,11 @@ check_two_cell <- function(design, what, call = rlang::caller_env()) {
 # the same matrix for any chunk size, plan or thread count. A two-arm design
 # gives its reference pool (enumerated when it has at most 2e4 assignments,
 # as for the randomization test; `exact` says so), recoded.
+# A multi-cell design with a buffer draws from exactly its rule
+# (draw_cells_buffered(): the buffer of every candidate recomputed, only
+# admissible candidates within the threshold kept, attempt t of replicate i
+# from stream i + t * 2^32) and codes buffer clusters -1 in `cells`: -1 =
+# buffer, 0 = retained control, 1.. the treated cells.
 reference_cells <- function(design, n_draws, chunk_size = 1000L) {
   check_design(design)
   n_draws <- check_count(n_draws, "n_draws", min = 1)
@@ -380,15 +385,22 @@ reference_cells <- function(design, n_draws, chunk_size = 1000L) {
   budget <- max(1e6, ceiling(100 / max(design$acceptance_rate, 1e-12)))
   seed <- draw_cpp_seed()
   threshold <- design$threshold
+  buffered <- !is.null(spec$buffer)
   chunks <- resample_chunks(n_draws, function(idx) {
-    res <- draw_cells(spec, idx, seed, budget, threshold)
+    res <- if (buffered) {
+      draw_cells_buffered(spec, idx, seed, budget, threshold)
+    } else {
+      draw_cells(spec, idx, seed, budget, threshold)
+    }
     if (!all(res$found)) {
       abort_mkt("no_acceptable_assignment", c(
         "Drawing reference assignments failed: {sum(!res$found)} of {length(idx)} draws found no accepted assignment in {format(budget, big.mark = ',')} candidates each.",
         i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
       ))
     }
-    list(cells = res$assignments, candidates = res$candidates)
+    codes <- res$assignments
+    if (buffered) codes[res$buffer] <- -1L
+    list(cells = codes, candidates = res$candidates)
   }, chunk_size = chunk_size, label = "reference assignments", each = "chunk",
     globals = list())
   list(cells = do.call(cbind, lapply(chunks, `[[`, "cells")),

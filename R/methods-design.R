@@ -74,6 +74,8 @@ balance_cells <- function(x) {
   k <- length(x$cells)
   sd_x <- apply(X, 2, stats::sd)
   code <- cells_code(x)
+  # With a buffer the control is the retained controls (buffer coded -1).
+  if (!is.null(x$arm)) code[x$arm == "buffer"] <- -1L
   tau <- matrix(cells_imbalance(X, x$strata, code, k), d)  # d x (k - 1)
   tau <- cbind(0, tau)  # control's imbalance against itself
   V <- x$spec$cov
@@ -171,8 +173,14 @@ tidy.mkt_design <- function(x, what = c("balance", "clusters", "criterion"), ...
                       accepted = x$calibration <= sum(x$threshold)))
   }
   if (isTRUE(x$multi_cell)) {
-    return(data.frame(id = x$ids, stratum = as.character(x$strata), cell = x$cell,
-                      stringsAsFactors = FALSE))
+    out <- data.frame(id = x$ids, stratum = as.character(x$strata), cell = x$cell,
+                      stringsAsFactors = FALSE)
+    if (!is.null(x$buffer)) {
+      out$arm <- x$arm
+      out$n_neighbours <- x$buffer$degree
+      for (a in colnames(x$arm_prob)) out[[paste0("prob_", a)]] <- unname(x$arm_prob[, a])
+    }
+    return(out)
   }
   arm <- x$arm
   if (is.null(arm)) {
@@ -271,10 +279,24 @@ print_design_cells <- function(x) {
     sprintf("  accept = %s, realized rate %s; %s candidate%s drawn",
             format(signif(g$accept, 3)), format(signif(g$acceptance_rate, 3)),
             format(g$candidates, big.mark = ","), if (g$candidates == 1) "" else "s"),
-    sprintf("  expected variance reduction %s%% for every covariate in every pair of cells",
-            format(round(100 * g$variance_reduction, 1))),
+    if (is.null(x$buffer)) {
+      sprintf("  expected variance reduction %s%% for every covariate in every pair of cells",
+              format(round(100 * g$variance_reduction, 1)))
+    } else {
+      sprintf("  variance reduction of the cell vs kept-control imbalances: %s%% to %s%%",
+              format(round(100 * min(x$variance_reduction), 1)),
+              format(round(100 * max(x$variance_reduction), 1)))
+    },
     sprintf("  about %s distinct assignments pass the rule",
             format(signif(g$n_acceptable, 3), big.mark = ",")),
+    if (!is.null(x$buffer)) {
+      c(sprintf("  Buffer (%s, %s links): %d controls next to a treated cell excluded, %d controls kept; balance is each cell vs kept controls",
+                x$buffer$source, format(x$buffer$n_links), sum(x$arm == "buffer"),
+                sum(x$arm == "control")),
+        sprintf("  %s%% of base draws keep %d control%s per stratum",
+                format(signif(100 * x$buffer$admissible_rate, 3)), x$min_per_arm,
+                if (x$min_per_arm == 1L) "" else "s"))
+    },
     "  Largest standardized difference by pair of cells:"
   )
   cat_wrapped(lines)

@@ -76,14 +76,28 @@
 #' It does not depend on which cell is the reference, so it bounds the
 #' imbalance between every pair of cells, and the rule shrinks the variance
 #' of every covariate's imbalance in every pair by the same factor. Both
-#' thresholds apply; `criterion` must be `"mahalanobis"`, and buffers are
-#' not available yet. The design has `$cells` (`"control"` first, then the
+#' thresholds apply; `criterion` must be `"mahalanobis"`. The design has `$cells` (`"control"` first, then the
 #' treated cells in the order given), `$cell` (a factor, one value per
 #' cluster), `$n_by_stratum` (cell sizes, strata x cells) and
 #' `$multi_cell = TRUE`, but no `$treated`; [balance()] and [tidy()] give one
 #' row per covariate per pair of cells. Functions that analyse two arms only
 #' (such as [spillover()] and [rem_asymptotic()]) refuse it with the error
 #' `mktcausal_error_multi_cell_unsupported`.
+#'
+#' With `buffer`, a control cluster with a neighbour in *any* treated cell is
+#' a buffer cluster (the shared control must be clean of every cell's
+#' spillover). As for two arms, a candidate is admissible only if every
+#' stratum keeps `min_per_arm` retained controls, and the criterion is the
+#' joint Mahalanobis distance of the stacked differences between each
+#' treated cell's (stratum-weighted) covariate means and the retained
+#' controls' means, whitened by the covariance of the base design (so that
+#' with no neighbours it is the criterion above); its threshold is the
+#' empirical `accept` quantile over admissible calibration draws. `$arm` is
+#' a factor over the cells and `"buffer"` (`$cell` keeps the drawn cells,
+#' buffer clusters in `"control"`), and `$arm_prob` has one column per
+#' treated cell, `"control"` (retained control) and `"buffer"`, from 2,000
+#' accepted draws. Reference draws re-apply the whole rule to every
+#' candidate.
 #'
 #' @param data A data frame with one row per cluster (for example from
 #'   [geo_units()]), at least two.
@@ -132,7 +146,7 @@
 #'   `$variance_reduction`, and for every design `$cells`, `$cell` (a factor
 #'   over `$cells`; two arms: `"control"`, `"treated"`), `$n_by_stratum` and
 #'   `$multi_cell` (see Several cells); with a buffer also `$arm` (a factor: treated,
-#'   control or buffer), `$arm_prob` (each cluster's probability of each arm
+#'   control or buffer; with several cells, the cells and buffer), `$arm_prob` (each cluster's probability of each arm
 #'   under the rule) and `$buffer` (the 0/1 neighbour matrix and how it was
 #'   built). It is a design, not a fit: use [tidy()][tidy.mkt_design],
 #'   [glance()][glance.mkt_design], [balance()] and [plot()][plot.mkt_design].
@@ -252,14 +266,11 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
         i = "Drop {.arg criterion} (and give {.arg covariates} as one formula)."
       ))
     }
-    if (!is.null(buffer)) {
-      abort_mkt("unsupported_design", c(
-        "Buffer zones are not available with several treated cells yet.",
-        i = "Drop {.arg buffer} (or the buffer of the {.fn stratify} object), or design each treated cell against control separately."
-      ))
+    rule <- if (!is.null(buffer)) {
+      buffer_rule(buffer, ids, data, attr(ids, "id_name"), buffer_radius)
     }
     return(rerandomize_cells(call, data, ids, cov, strata, sizes, accept, threshold,
-                             max_candidates, n_draws, min_per_arm, arg))
+                             max_candidates, n_draws, min_per_arm, arg, rule))
   }
   alloc <- allocate_treated(strata, nrow(data), n_treated, prop_treated)
   check_strata_sizes(strata, alloc, min_per_arm)

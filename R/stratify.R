@@ -126,12 +126,8 @@ stratify <- function(data, by = NULL, size = NULL, bins = 3,
     alloc <- allocate_treated(stratum, M, NULL, prop_treated)
     check_strata_sizes(stratum, alloc, min_per_arm)
   } else {
-    if (!is.null(buffer)) {
-      abort_mkt("unsupported_design", c(
-        "Buffer zones are not available with several treated cells yet.",
-        i = "Drop {.arg buffer}, or give one share in {.arg prop_treated}."
-      ))
-    }
+    # With several cells the buffer holds the neighbours of any treated
+    # cell, so the expected arms below count the cells together.
     n_by_stratum <- allocate_cells(stratum, M, cell_sizes)
     check_cell_strata(stratum, n_by_stratum, min_per_arm, "prop_treated")
     alloc <- stats::setNames(as.integer(rowSums(n_by_stratum[, -1L, drop = FALSE])),
