@@ -129,12 +129,12 @@ contrast_matrix <- function(pairs, k) {
 # The regressors of one estimator: cell indicators (no intercept), then the
 # centred covariates (and stratum indicators) interacted with every cell.
 # `X` NULL and no strata: cell indicators only (the difference in means).
-cells_model_matrix <- function(code, cells, X) {
+cells_model_matrix <- function(code, cells, X, centre = NULL) {
   k <- length(cells)
   D <- outer(code, seq_len(k) - 1L, "==") * 1
   colnames(D) <- cells
   if (is.null(X) || !ncol(X)) return(D)
-  Xc <- sweep(X, 2, colMeans(X))
+  Xc <- sweep(X, 2, if (is.null(centre)) colMeans(X) else centre[colnames(X)])
   inter <- do.call(cbind, lapply(seq_len(k), function(j) D[, j] * Xc))
   colnames(inter) <- paste0(rep(cells, each = ncol(X)), ":", colnames(X))
   cbind(D, inter)
@@ -163,10 +163,10 @@ cells_regressors <- function(X, strata, code, k, call = rlang::caller_env()) {
 # One estimator on cell codes: the contrasts' estimates, their joint HC2
 # covariance and the table rows (broom columns and df).
 fit_cells <- function(y, code, cells, X, strata, pairs, alpha, welch,
-                      call = rlang::caller_env()) {
+                      call = rlang::caller_env(), buf = NULL) {
   k <- length(cells)
   C <- contrast_matrix(pairs, k)
-  if (is.null(X) && is_matched_cells(strata, code, k)) {
+  if (is.null(buf) && is.null(X) && is_matched_cells(strata, code, k)) {
     # Matched blocks: the contrast's difference within each block, their
     # size-weighted mean and the spread of the weighted block differences
     # (the matched-pair variance), S - 1 degrees of freedom.
@@ -179,8 +179,12 @@ fit_cells <- function(y, code, cells, X, strata, pairs, alpha, welch,
     return(list(rows = rows, vcov = V, means = NULL))
   }
   Z <- cells_regressors(X, strata, code, k, call = call)
-  M <- cells_model_matrix(code, cells, Z)
-  fit <- ols_robust(M, y, call = call)
+  # With a buffer: weighted by one over each cluster's probability of its
+  # arm and centred at the means over every designed cluster (buffer_units()
+  # for two arms), so each cell's coefficient is its Hajek (stratum-weighted)
+  # mean.
+  M <- cells_model_matrix(code, cells, Z, centre = buf$centre)
+  fit <- ols_robust(M, y, weights = buf$weights, call = call)
   est <- as.vector(C %*% fit$coefficients[seq_len(k)])
   V <- C %*% fit$vcov[seq_len(k), seq_len(k)] %*% t(C)
   se <- sqrt(diag(V))
@@ -204,6 +208,15 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
   strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
     droplevels(design$strata[pos])
   }
+  all_units <- units
+  all_pos <- pos
+  buf <- NULL
+  if (!is.null(design) && !is.null(design$buffer)) {
+    buf <- cells_buffer_units(units, design, pos, strata)
+    units <- buf$units
+    pos <- buf$pos
+    strata <- buf$strata
+  }
   code <- units$cell
   n_cell <- tabulate(code + 1L, length(cells))
   used <- unique(c(pairs))
@@ -224,10 +237,11 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
     ), call = call)
   }
   fits <- list(diff_in_means = fit_cells(y, code, cells, NULL, strata, pairs, alpha,
-                                         welch = is.null(strata), call = call))
+                                         welch = is.null(strata) && is.null(buf),
+                                         call = call, buf = buf))
   if (!is.null(units$X)) {
     fits$lin <- fit_cells(y, code, cells, units$X, strata, pairs, alpha, welch = FALSE,
-                          call = call)
+                          call = call, buf = buf)
   }
   terms <- contrast_terms(pairs, cells)
   est <- do.call(rbind, lapply(names(fits), function(e) {
@@ -237,7 +251,10 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
   rownames(est) <- NULL
   a <- rep(pairs[, 1], length(fits))
   b <- rep(pairs[, 2], length(fits))
-  cell_mean <- vapply(seq_along(cells), function(j) mean(units$y[code == j - 1L]), numeric(1))
+  wt <- if (is.null(buf)) rep(1, length(code)) else buf$weights
+  cell_mean <- vapply(seq_along(cells), function(j) {
+    stats::weighted.mean(units$y[code == j - 1L], wt[code == j - 1L])
+  }, numeric(1))
   est$lift_pct <- 100 * est$estimate / (cell_mean[a] - est$estimate)
   scale <- if (estimand == "total") n_cell else
     vapply(seq_along(cells), function(j) sum(units$size[code == j - 1L]), numeric(1))
@@ -259,7 +276,7 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
   est$iroas <- est$incremental / est$spend_incremental
 
   if (!is.null(design)) {
-    est <- add_randomization_cells(est, design, units, pos, pairs, n_draws)
+    est <- add_randomization_cells(est, design, all_units, all_pos, pairs, n_draws)
   }
   vc <- lapply(fits, function(f) {
     V <- f$vcov * s^2
@@ -274,14 +291,16 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
     "effect", est,
     method = paste0("Experiment effect, ", length(cells), " cells: difference in means",
                     if (length(fits) > 1L) " and Lin adjustment"),
-    estimand = paste0(effect_estimand(estimand, FALSE, FALSE), "; each cell against ",
+    estimand = paste0(effect_estimand(estimand, FALSE, !is.null(buf)), "; each cell against ",
                       cells[1], " and the chosen contrasts"),
     inference = cells_inference(strata, design, n_draws,
-                                is_matched_cells(strata, code, length(cells))),
+                                is.null(buf) && is_matched_cells(strata, code, length(cells)),
+                                !is.null(buf)),
     alpha = alpha,
     n = list(obs = length(units$y), units = length(units$y),
              treated = sum(code != 0L), clusters = NA_integer_,
-             strata = if (n_strata > 1L) n_strata else NA_integer_, buffer = NA_integer_,
+             strata = if (n_strata > 1L) n_strata else NA_integer_,
+             buffer = if (is.null(buf)) NA_integer_ else buf$n_buffer,
              cells = length(cells)),
     call = call,
     no_vcov = "its rows hold two estimators; vcov(fit, estimator = ) gives the joint covariance of one estimator's contrasts",
@@ -304,11 +323,18 @@ experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, 
   fit
 }
 
-cells_inference <- function(strata, design, n_draws, matched = FALSE) {
-  base <- if (is.null(strata)) "HC2 (Neyman), block diagonal across cells; Welch df for the difference in means" else
+cells_inference <- function(strata, design, n_draws, matched = FALSE, buffered = FALSE) {
+  base <- if (buffered) {
+    paste0("buffer clusters left out; cells and kept controls weighted by one over their probability under the rule (Hajek); HC2 of the weighted regression",
+           if (!is.null(strata)) " with stratum indicators interacted with every cell")
+  } else if (is.null(strata)) "HC2 (Neyman), block diagonal across cells; Welch df for the difference in means" else
     if (matched) "HC2; matched-block variance (S - 1 df) for the difference in means" else
     "HC2 with stratum indicators interacted with every cell"
   if (is.null(design)) return(base)
+  if (buffered) {
+    return(sprintf("%s; randomization p-values for the difference in means conditional on the design's rule, buffer re-applied to each of %s draws, max-T family-wise",
+                   base, format(n_draws, big.mark = ",")))
+  }
   sprintf("%s; randomization p-values conditional on the design's rule (%s draws), max-T family-wise",
           base, format(n_draws, big.mark = ","))
 }
@@ -324,6 +350,8 @@ add_randomization_cells <- function(est, design, units, pos, pairs, n_draws) {
   statistic <- c(diff_in_means = "diff_in_means", lin = "lin_t")
   ref <- NULL
   for (e in unique(est$estimator)) {
+    # Lin's t cannot follow a buffer that changes with the assignment.
+    if (!is.null(design$buffer) && e == "lin") next
     rows <- which(est$estimator == e)
     res <- randomization_test_cells(design, y, statistic = statistic[[e]], pairs = pairs,
                                     n_draws = n_draws, reference = ref)
@@ -373,12 +401,6 @@ experiment_effect_cells_front <- function(data, design, covariates, cov_vars, va
     abort_mkt("inference_unsupported", c(
       "With several cells, {.fn experiment_effect} analyses one row per cluster; {.arg cluster} is not supported.",
       i = "Sum the rows of each cluster first, e.g. {.code aggregate(sales ~ geo + cell, data, sum)}."
-    ), call = call)
-  }
-  if (!is.null(design$buffer)) {
-    abort_mkt("inference_unsupported", c(
-      "{.fn experiment_effect} does not analyse a design with several cells and a buffer.",
-      i = "Analyse one contrast at a time: keep two cells' clusters and give the treatment as 0/1 without the design."
     ), call = call)
   }
   cl <- check_cells_treatment(data[[vars$treatment]], vars$treatment, design, call = call)
@@ -491,4 +513,36 @@ tabulate_sum <- function(x, group, n) {
 # of the clusters (1 / S for equal blocks).
 block_weights <- function(strata) {
   as.vector(table(strata)) / length(strata)
+}
+
+# Inverse-probability weights of a buffered multi-cell design (N x k, cells
+# in design order, control first): a cluster's weight if it lands in each
+# cell, the control's being one over its probability of being a retained
+# control. Floored at half a draw as arm_weights() does.
+cells_arm_weights <- function(design) {
+  p <- design$arm_prob
+  floor_p <- 0.5 / 2000
+  cells <- design_cells(design)
+  1 / pmax(p[, c("control", cells[-1L]), drop = FALSE], floor_p)
+}
+
+# The analysis rows of a buffered multi-cell design: buffer clusters
+# dropped, the rest weighted by one over their probability of the arm they
+# are in, and the centring values of covariates and stratum indicators taken
+# over every designed cluster before dropping (buffer_units() for two arms).
+cells_buffer_units <- function(units, design, pos, strata) {
+  keep <- design$arm[pos] != "buffer"
+  full <- units$X
+  if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
+  centre <- if (!is.null(full)) colMeans(full)
+  take <- function(v) {
+    if (is.null(v)) return(NULL)
+    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  }
+  kept <- lapply(units, take)
+  pos <- pos[keep]
+  w <- cells_arm_weights(design)
+  list(units = kept, pos = pos, strata = if (!is.null(strata)) strata[keep],
+       weights = unname(w[cbind(pos, kept$cell + 1L)]), centre = centre,
+       n_buffer = sum(!keep))
 }

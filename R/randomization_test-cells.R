@@ -26,11 +26,14 @@ cells_reference <- function(design, n_draws, chunk_size = 1000L) {
 # covariate-adjusted cell means (the regressors `x`, centred at the
 # full-sample mean: design covariates and stratum indicators) and its HC2
 # standard error.
-cells_statistics <- function(y, W, k, pairs, strata, statistic, x = NULL) {
+cells_statistics <- function(y, W, k, pairs, strata, statistic, x = NULL, weights = NULL) {
   y <- y - mean(y)
   R <- ncol(W)
   a <- pairs[, 1]
   b <- pairs[, 2]
+  if (!is.null(weights)) {
+    return(cells_statistics_buffered(y, W, k, pairs, strata, weights))
+  }
   if (statistic == "diff_in_means" && is_matched_cells(strata, W[, 1], k)) {
     # Matched blocks: the size-weighted mean of the block differences of
     # cell means and their spread (experiment_effect()'s block estimator).
@@ -88,6 +91,38 @@ cells_statistics <- function(y, W, k, pairs, strata, statistic, x = NULL) {
   list(estimate = est, se = se, t = est / se)
 }
 
+# The difference-in-means statistics of a buffered design: W codes buffer
+# clusters -1 (left out); each cell's mean in each stratum is its Hajek mean
+# with the cluster weights `weights` (N x k, one column per cell, control
+# first), and the stratum means are weighted by the stratum shares of every
+# designed cluster, as experiment_effect() estimates them. The standard
+# error is the linearized (sandwich) variance of those weighted means.
+cells_statistics_buffered <- function(y, W, k, pairs, strata, weights) {
+  R <- ncol(W)
+  s_idx <- as.integer(strata)
+  S <- nlevels(strata)
+  pi_s <- tabulate(s_idx, S) / length(y)
+  mu <- V <- matrix(0, k, R)
+  for (s in seq_len(S)) {
+    rows <- which(s_idx == s)
+    ys <- y[rows]
+    Ws <- W[rows, , drop = FALSE]
+    for (g in seq_len(k)) {
+      I <- (Ws == g - 1L) * weights[rows, g]
+      sw <- colSums(I)
+      m <- as.vector(crossprod(I, ys)) / sw
+      n <- colSums(Ws == g - 1L)
+      e2 <- (matrix(ys, length(ys), R) - rep(m, each = length(ys)))^2
+      v <- colSums(I^2 * e2) / sw^2 * ifelse(n > 1, n / (n - 1), 1)
+      mu[g, ] <- mu[g, ] + pi_s[s] * m
+      V[g, ] <- V[g, ] + pi_s[s]^2 * v
+    }
+  }
+  est <- mu[pairs[, 1], , drop = FALSE] - mu[pairs[, 2], , drop = FALSE]
+  se <- sqrt(V[pairs[, 1], , drop = FALSE] + V[pairs[, 2], , drop = FALSE])
+  list(estimate = est, se = se, t = est / se)
+}
+
 # The intercept of the regression of y on X1 (intercept first) and its HC2
 # variance; NA when the regression is rank deficient or a point has all
 # the leverage.
@@ -116,13 +151,20 @@ randomization_test_cells <- function(design, y, statistic, pairs, n_draws,
   code <- design_cell_codes(design)
   strata <- design$strata
   x <- NULL
+  weights <- NULL
+  if (!is.null(design$buffer)) {
+    # The buffer is part of the rule: the observed assignment's buffer
+    # clusters are coded -1, as reference_cells() codes every draw's.
+    code[design$arm == "buffer"] <- -1L
+    weights <- cells_arm_weights(design)
+  }
   if (statistic == "lin_t") {
     x <- cells_regressors(design$X, strata, code, k, call = call)
     x <- sweep(x, 2, colMeans(x))
   }
-  obs <- cells_statistics(y, matrix(code, ncol = 1L), k, pairs, strata, statistic, x)
+  obs <- cells_statistics(y, matrix(code, ncol = 1L), k, pairs, strata, statistic, x, weights)
   if (is.null(reference)) reference <- cells_reference(design, n_draws, chunk_size)
-  ref <- cells_statistics(y, reference$W, k, pairs, strata, statistic, x)
+  ref <- cells_statistics(y, reference$W, k, pairs, strata, statistic, x, weights)
   if (anyNA(obs$t) || anyNA(ref$t) || any(!is.finite(ref$t))) {
     abort_mkt("collinear", c(
       "A contrast's statistic cannot be computed under some reference assignment: a cell has fewer clusters than regressors, or a covariate that does not vary within it.",
@@ -162,10 +204,10 @@ randomization_test_cells_front <- function(formula, data, design, statistic, alt
       i = "Leave {.arg null} at 0 and {.arg alternative} at {.val two.sided}; for a one-sided or shifted null on one contrast, keep that contrast's two cells and test them as a 0/1 treatment."
     ), call = call)
   }
-  if (!is.null(design$buffer)) {
+  if (!is.null(design$buffer) && statistic == "lin_t") {
     abort_mkt("inference_unsupported", c(
-      "{.fn randomization_test} does not test a design with several cells and a buffer.",
-      i = "Test one contrast at a time: keep two cells' clusters and give the treatment as 0/1."
+      "{.code statistic = \"lin_t\"} is not available for a design with several cells and a buffer.",
+      i = "Use {.code statistic = \"diff_in_means\"}, which compares each cell with the controls each assignment leaves outside the buffer."
     ), call = call)
   }
   alpha <- check_alpha(alpha, call = call)
@@ -211,6 +253,7 @@ randomization_test_cells_front <- function(formula, data, design, statistic, alt
                      length(terms)),
     estimand = paste0(
       "sharp null of no effect in any cell on any cluster; estimate: ",
+      if (!is.null(design$buffer)) "stratum-weighted Hajek difference between each cell and the controls outside the buffer (buffer re-applied to every draw), statistic its t" else
       if (statistic == "lin_t") "difference of Lin's adjusted cell means, statistic its HC2 t" else
         if (n_strata > 1L) "stratum-weighted difference in means, statistic its t" else
         "difference in means, statistic its Neyman t"),
@@ -220,7 +263,8 @@ randomization_test_cells_front <- function(formula, data, design, statistic, alt
     alpha = alpha,
     n = list(obs = length(out), units = length(out), treated = sum(code != 0L),
              strata = if (n_strata > 1L) n_strata else NA_integer_,
-             buffer = NA_integer_, cells = length(cells)),
+             buffer = if (is.null(design$buffer)) NA_integer_ else sum(design$arm == "buffer"),
+             cells = length(cells)),
     call = call,
     no_vcov = "a randomization test gives p-values, not a covariance",
     vars = c(vars, id = design$id_name),
@@ -233,6 +277,6 @@ randomization_test_cells_front <- function(formula, data, design, statistic, alt
                             cell = cells[code + 1L], outcome = out, stringsAsFactors = FALSE)),
     print_columns = c(p.value_familywise = "p (max-T)"),
     exact = res$exact, statistic_name = statistic, null = 0, alternative = "two.sided",
-    buffered = FALSE, mc_se = mc_se, multi_cell = TRUE, cells = cells
+    buffered = !is.null(design$buffer), mc_se = mc_se, multi_cell = TRUE, cells = cells
   )
 }
