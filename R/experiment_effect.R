@@ -77,8 +77,12 @@
 #' (max-T over the contrasts) come from [randomization_test()] on the same
 #' reference assignments. `vcov(fit, estimator = "lin")` gives the joint
 #' covariance of one estimator's contrasts; `coef(fit, estimator = )` their
-#' estimates. Several cells need one row per cluster (no `cluster`) and a
-#' design without a buffer.
+#' estimates. Several cells need one row per cluster (no `cluster`). With a
+#' buffered multi-cell design, buffer clusters (controls next to a cluster
+#' of any treated cell) are left out, each cell's clusters are weighted by
+#' one over their probability of that cell and kept controls by one over
+#' their probability of being a kept control (see Buffer zones); the
+#' randomization columns are then given for the difference in means only.
 #'
 #' @section Buffer zones:
 #' With a design that keeps buffer zones ([rerandomize()] with `buffer`),

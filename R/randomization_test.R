@@ -36,6 +36,11 @@
 #' Rejecting where `p.value_familywise <= alpha` keeps the chance of any
 #' false rejection at most `alpha`. Only `null = 0` and the two-sided
 #' alternative are available; there is no interval.
+#' With a buffer, each reference draw gets its own buffer (controls next to
+#' any treated cell, coded -1 by `reference_cells()`) and the statistic is
+#' each cell's stratum-weighted Hajek mean minus the kept controls' (the
+#' weights of [experiment_effect()]) over its linearized standard error;
+#' only `statistic = "diff_in_means"` is available.
 #'
 #' @section Buffer zones:
 #' For a design with a buffer (see [rerandomize()]), every reference
