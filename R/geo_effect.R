@@ -206,6 +206,12 @@ geo_effect_fit <- function(panel, method, design = NULL, randomize_by = NULL, pr
     warn_mkt("model_based_inference", geo_external_message(method))
   }
   cells <- isTRUE(design$multi_cell)
+  if (cells && !is.null(design$buffer)) {
+    abort_mkt("unsupported_design", c(
+      "{.fn geo_effect} does not analyse a design with several cells and a buffer yet.",
+      i = "Use {.fn experiment_effect}, which leaves the buffer out and reweights each cell and the kept controls."
+    ), call = env)
+  }
   res <- if (cells) {
     geo_effect_cells(geo, panel, design, method, pairs, randomize_by, alpha, call = env)
   } else {

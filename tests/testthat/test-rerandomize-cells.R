@@ -272,14 +272,22 @@ test_that("functions not extended to cells refuse a multi-cell design", {
   expect_match(conditionMessage(err), "0/1 without the design")
 })
 
-test_that("buffers with several cells are refused", {
+test_that("buffers with several cells keep every cell's neighbours out of the control", {
   d <- cells_data(30)
   A <- matrix(0, 30, 30, dimnames = list(d$id, d$id))
   A[cbind(1:29, 2:30)] <- 1
   A <- A + t(A)
-  expect_error(rerandomize(d, ~ x1, n_treated = c(a = 5, b = 5), id = "id", buffer = A,
-                           n_draws = 500),
-               class = "mktcausal_error_unsupported_design", regexp = "[Bb]uffer")
+  set.seed(2)
+  des <- rerandomize(d, ~ x1, n_treated = c(a = 5, b = 5), id = "id", buffer = A,
+                     accept = 0.2, n_draws = 500)
+  code <- as.integer(des$cell) - 1L
+  next_to_treated <- as.vector(A %*% (code > 0)) > 0
+  expect_identical(as.character(des$arm) == "buffer", code == 0L & next_to_treated)
+  expect_true(all(nchar(capture.output(print(des))) <= 80))
+  expect_true(all(c("arm", "prob_a", "prob_b", "prob_control", "prob_buffer") %in%
+                    names(tidy(des, what = "clusters"))))
+  expect_error(design_power(x1 ~ 0 | id, d, design = des),
+               class = "mktcausal_error_unsupported_design")
 })
 
 test_that("balance, tidy, glance and print describe every pair of cells", {
