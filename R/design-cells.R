@@ -327,3 +327,59 @@ rerandomize_cells <- function(call, data, ids, cov, strata, sizes, accept, thres
   }
   des
 }
+
+# Accepted assignments of a design's rule as cell codes: `cells` is an
+# N x R integer matrix (0 = control, 1.. the treated cells of design$cells,
+# rows in the design's order). Multi-cell designs draw on the resampling
+# layer with one stream per replicate, from exactly the design's rule (same
+# criterion, threshold, strata and cell sizes), so the same set.seed() gives
+# the same matrix for any chunk size, plan or thread count. A two-arm design
+# gives its reference pool (enumerated when it has at most 2e4 assignments,
+# as for the randomization test; `exact` says so), recoded.
+# A multi-cell design with a buffer draws from exactly its rule
+# (draw_cells_buffered(): the buffer of every candidate recomputed, only
+# admissible candidates within the threshold kept, attempt t of replicate i
+# from stream i + t * 2^32) and codes buffer clusters -1 in `cells`: -1 =
+# buffer, 0 = retained control, 1.. the treated cells.
+reference_cells <- function(design, n_draws, chunk_size = 1000L) {
+  check_design(design)
+  n_draws <- check_count(n_draws, "n_draws", min = 1)
+  chunk_size <- check_count(chunk_size, "chunk_size", min = 1)
+  if (!isTRUE(design$multi_cell)) {
+    sizes <- as.vector(table(design$strata))
+    n_total <- exp(sum(lchoose(sizes, design$n_treated_by_stratum)))
+    exact <- n_total <= 2e4
+    pool <- reference_pool(design$spec, design$threshold, exact, n_draws, chunk_size,
+                           design$acceptance_rate)
+    W <- pool$assignments
+    storage.mode(W) <- "integer"
+    return(list(cells = W, candidates = pool$candidates, exact = exact))
+  }
+  spec <- design$spec
+  check_memory(2 * 4 * length(design$ids) * n_draws, "The reference assignments",
+               "Use fewer {.arg n_draws}.")
+  budget <- max(1e6, ceiling(100 / max(design$acceptance_rate, 1e-12)))
+  seed <- draw_cpp_seed()
+  threshold <- design$threshold
+  buffered <- !is.null(spec$buffer)
+  chunks <- resample_chunks(n_draws, function(idx) {
+    res <- if (buffered) {
+      draw_cells_buffered(spec, idx, seed, budget, threshold)
+    } else {
+      draw_cells(spec, idx, seed, budget, threshold)
+    }
+    if (!all(res$found)) {
+      abort_mkt("no_acceptable_assignment", c(
+        "Drawing reference assignments failed: {sum(!res$found)} of {length(idx)} draws found no accepted assignment in {format(budget, big.mark = ',')} candidates each.",
+        i = "The rule accepts too rarely; re-create the design with a larger {.arg accept}."
+      ))
+    }
+    codes <- res$assignments
+    if (buffered) codes[res$buffer] <- -1L
+    list(cells = codes, candidates = res$candidates)
+  }, chunk_size = chunk_size, label = "reference assignments", each = "chunk",
+    globals = list())
+  list(cells = do.call(cbind, lapply(chunks, `[[`, "cells")),
+       candidates = sum(vapply(chunks, `[[`, numeric(1), "candidates")),
+       exact = FALSE)
+}

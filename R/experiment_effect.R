@@ -342,16 +342,6 @@ experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
   )
 }
 
-effect_estimand <- function(estimand, fine, buffered) {
-  what <- if (estimand == "total") {
-    if (fine) "average effect on one row's outcome (incremental: times the treated rows)" else
-      "average effect on a cluster's total outcome (incremental: times the treated clusters)"
-  } else {
-    "average over clusters of the per-capita effect (incremental: times the treated population)"
-  }
-  if (buffered) paste0(what, ", relative to isolated controls") else what
-}
-
 effect_inference <- function(units, strata, buf, design, n_draws, cluster) {
   base <- if (!is.null(units$cluster)) {
     sprintf("CR2 clustered by %s, Bell-McCaffrey df", cluster)
@@ -397,31 +387,6 @@ effect_outcomes <- function(units, est, buf) {
 }
 
 # --- inputs -----------------------------------------------------------------
-
-# One row per cluster: per-capita outcome and covariates, total spend.
-per_capita_units <- function(units) {
-  if (is.null(units$cluster)) {
-    units$y <- units$y / units$size
-    return(units)
-  }
-  g <- factor(units$cluster, levels = unique(units$cluster))
-  sum_by <- function(v) as.vector(rowsum(v, g, reorder = FALSE))
-  size <- sum_by(units$size)
-  first <- !duplicated(g)
-  list(
-    y = sum_by(units$y) / size,
-    treat = units$treat[first],
-    X = if (!is.null(units$X)) {
-      X <- rowsum(units$X, g, reorder = FALSE) / as.vector(table(g)[levels(g)])
-      dimnames(X) <- list(NULL, colnames(units$X))
-      X
-    },
-    spend = if (!is.null(units$spend)) sum_by(units$spend),
-    size = size,
-    cluster = NULL,
-    key = if (!is.null(units$key)) units$key[first] else levels(g)
-  )
-}
 
 # --- estimators -------------------------------------------------------------
 
