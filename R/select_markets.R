@@ -137,7 +137,7 @@
 #' glance(sel)
 select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude = NULL,
                            max_share = NULL, test_length = 4,
-                           method = c("synth", "tbr", "diff_in_means"),
+                           method = c("synth", "sdid", "tbr", "diff_in_means", "lin"),
                            effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
                            alpha = 0.05, search = c("auto", "exhaustive", "greedy", "stochastic"),
                            n_candidates = 1000, holdout = NULL,
@@ -201,7 +201,7 @@ select_markets <- function(formula, data, n_treated = 3, include = NULL, exclude
 #'                       treated = c("DMA001", "DMA002", "DMA003"), n_windows = 6)
 #' tidy(bt)
 market_backtest <- function(formula, data, treated, test_length = 4,
-                            method = c("synth", "tbr", "diff_in_means"),
+                            method = c("synth", "sdid", "tbr", "diff_in_means", "lin"),
                             effect = c(0, 0.025, 0.05, 0.1, 0.2), n_windows = 8,
                             alpha = 0.05, inference = c("t", "placebo"), randomize_by = NULL,
                             test_start = NULL, window_ends = NULL, target_power = 0.8, ...) {
@@ -422,7 +422,7 @@ market_plan <- function(mp, test_length, n_windows, window_ends, alpha, inferenc
        window_end = mp$times[r + k * L], window_start = mp$times[r + (k - 1L) * L + 1L],
        n_placebo = as.integer(n_placebo), n_select = n_select, selection = selection,
        test_length = L, method = method,
-       method_code = match(method, c("synth", "tbr", "diff_in_means")) - 1L,
+       method_code = match(method, c("synth", "tbr", "diff_in_means", "lin")) - 1L, # NA: sdid (R)
        inference = inference, alpha = alpha, tq = tq, time = mp$time, times = mp$times,
        outcome = mp$outcome)
 }
@@ -514,6 +514,7 @@ market_scorer <- function(plan, chunk_size) {
     n <- length(sets)
     kernel <- function(idx) {
       s <- sets[idx]
+      if (plan$method == "sdid") return(market_sdid_scores(plan, s))
       len <- lengths(s)
       cpp_market_backtest(plan$Z, plan$level, plan$block_start, plan$block_len, plan$full,
                           plan$window_block, plan$selection, plan$method_code, unlist(s) - 1L,
@@ -532,6 +533,67 @@ market_scorer <- function(plan, chunk_size) {
     names(out) <- nms
     out
   }
+}
+
+# Synthetic difference in differences (Arkhangelsky et al. 2021) on the
+# plan's blocks, with synth(method = "sdid")'s own fit (fit_one(): unit
+# weights with an intercept and ridge penalty, time weights): for each set
+# and window, the window's fit and the leave-one-block-out placebo fits, in
+# R. The treated set is one pooled unit, its volume-weighted index. Returns
+# the kernel's matrices; the critical value comes from the kernel's rule.
+market_sdid_scores <- function(plan, sets) {
+  W <- length(plan$window_block)
+  n <- length(sets)
+  mat <- function(v = NA_real_) matrix(v, n, W)
+  out <- list(estimate = mat(), slope = mat(), critical = mat(), rmse = mat(),
+              noise = mat(), converged = matrix(TRUE, n, W))
+  starts <- plan$block_start + 1L
+  ends <- starts + plan$block_len - 1L
+  periods <- function(b) starts[b]:ends[b] # b 1-based
+  for (i in seq_len(n)) {
+    set <- sets[[i]]
+    a <- plan$level[set] / sum(plan$level[set])
+    x1 <- drop(crossprod(plan$Z[set, , drop = FALSE], a))
+    Y <- rbind(x1, plan$Z[-set, , drop = FALSE])
+    for (w in seq_len(W)) {
+      wb <- plan$window_block[w] + 1L
+      pre <- seq_len(starts[wb] - 1L)
+      f <- market_sdid_fit(Y, pre, periods(wb))
+      out$estimate[i, w] <- f$gap / f$cf
+      out$slope[i, w] <- f$x1 / f$cf
+      out$rmse[i, w] <- f$rmse / mean(x1[pre])
+      conv <- f$converged
+      before <- seq_len(wb - 1L)
+      blocks <- before[plan$full[before]]
+      e <- vapply(blocks, function(b) {
+        g <- market_sdid_fit(Y, setdiff(pre, periods(b)), periods(b))
+        conv <<- conv && g$converged
+        g$gap / g$cf
+      }, 1)
+      sel <- plan$selection[blocks]
+      out$noise[i, w] <- if (any(sel)) sqrt(mean(e[sel]^2)) else NA_real_
+      ref <- e[!sel]
+      B <- length(ref)
+      tq <- if (B < length(plan$tq)) plan$tq[B + 1L] else NA_real_
+      out$critical[i, w] <- cpp_market_critical(ref, plan$alpha, plan$inference == "placebo", tq)
+      out$converged[i, w] <- conv
+    }
+  }
+  out
+}
+
+# One SDID fit of row 1 of Y from the other rows on periods `fit`, predicting
+# periods `target`: the sums of the gap, the treated index and the
+# counterfactual over the target, and the pre-period RMSE.
+market_sdid_fit <- function(Y, fit, target) {
+  M <- Y[, c(fit, target), drop = FALSE]
+  r <- fit_one(list(panel = list(Y = M)), 1L, length(fit) + 1L, seq.int(2L, nrow(M)), "sdid",
+               NULL, NULL)
+  post <- length(fit) + seq_along(target)
+  x1 <- sum(M[1L, post])
+  cf <- sum(r$synthetic[post])
+  list(gap = x1 - cf, x1 = x1, cf = cf, rmse = r$pre_rmspe,
+       converged = isTRUE(r$convergence$converged))
 }
 
 # Rejections at each effect: sets x windows x effects.
