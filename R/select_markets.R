@@ -555,10 +555,12 @@ market_sdid_scores <- function(plan, sets) {
     a <- plan$level[set] / sum(plan$level[set])
     x1 <- drop(crossprod(plan$Z[set, , drop = FALSE], a))
     Y <- rbind(x1, plan$Z[-set, , drop = FALSE])
+    w_prev <- numeric(0) # warm starts: the last window's, the window's weights
     for (w in seq_len(W)) {
       wb <- plan$window_block[w] + 1L
       pre <- seq_len(starts[wb] - 1L)
-      f <- market_sdid_fit(Y, pre, periods(wb))
+      f <- market_sdid_fit(Y, pre, periods(wb), w_prev)
+      w_prev <- f$w
       out$estimate[i, w] <- f$gap / f$cf
       out$slope[i, w] <- f$x1 / f$cf
       out$rmse[i, w] <- f$rmse / mean(x1[pre])
@@ -566,7 +568,7 @@ market_sdid_scores <- function(plan, sets) {
       before <- seq_len(wb - 1L)
       blocks <- before[plan$full[before]]
       e <- vapply(blocks, function(b) {
-        g <- market_sdid_fit(Y, setdiff(pre, periods(b)), periods(b))
+        g <- market_sdid_fit(Y, setdiff(pre, periods(b)), periods(b), f$w)
         conv <<- conv && g$converged
         g$gap / g$cf
       }, 1)
@@ -584,15 +586,16 @@ market_sdid_scores <- function(plan, sets) {
 
 # One SDID fit of row 1 of Y from the other rows on periods `fit`, predicting
 # periods `target`: the sums of the gap, the treated index and the
-# counterfactual over the target, and the pre-period RMSE.
-market_sdid_fit <- function(Y, fit, target) {
+# counterfactual over the target, the pre-period RMSE and the unit weights
+# (w0 warm-starts them).
+market_sdid_fit <- function(Y, fit, target, w0 = numeric(0)) {
   M <- Y[, c(fit, target), drop = FALSE]
   r <- fit_one(list(panel = list(Y = M)), 1L, length(fit) + 1L, seq.int(2L, nrow(M)), "sdid",
-               NULL, NULL)
+               NULL, NULL, w0 = w0)
   post <- length(fit) + seq_along(target)
   x1 <- sum(M[1L, post])
   cf <- sum(r$synthetic[post])
-  list(gap = x1 - cf, x1 = x1, cf = cf, rmse = r$pre_rmspe,
+  list(gap = x1 - cf, x1 = x1, cf = cf, rmse = r$pre_rmspe, w = unname(r$w),
        converged = isTRUE(r$convergence$converged))
 }
 
