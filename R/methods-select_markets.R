@@ -93,8 +93,8 @@ print.mkt_market_selection <- function(x, n = 5, ...) {
   pct <- function(v) paste0(format_num(100 * v, 3), "%")
   est <- switch(x$method, synth = "synthetic control", tbr = "time-based regression",
                 diff_in_means = "difference in means",
-                sdid = "synthetic difference in differences",
-                lin = "regression on the pre-period (Lin)")
+                sdid = "synthetic DiD (SDID)",
+                lin = "Lin's regression adjustment")
   test <- if (x$inference == "placebo") "placebo-in-time rank test" else "placebo t test"
   srch <- switch(g$search, exhaustive = "exhaustive", greedy = "greedy with swaps",
                  stochastic = "random sets with swaps")

@@ -19,15 +19,28 @@
 #' of the last `n_windows` blocks. In each window the planned estimator is
 #' fitted on every period before it and predicts the window:
 #' `"synth"` is a synthetic control with an intercept (simplex weights over
-#' the donors fitted to the centred series), `"tbr"` a time-based regression
-#' of the treated index on the donors' volume-weighted index, and
+#' the donors fitted to the centred series), `"sdid"` synthetic difference
+#' in differences (Arkhangelsky et al. 2021) exactly as
+#' `synth(method = "sdid")` fits it (unit weights with an intercept and a
+#' ridge penalty, time weights), with the treated markets' index as one
+#' pooled treated unit, `"tbr"` a time-based regression
+#' of the treated index on the donors' volume-weighted index,
 #' `"diff_in_means"` the difference of the two indices, each centred on its
-#' pre-period mean (a difference in differences, for comparison). The
+#' pre-period mean (a difference in differences, for comparison), and
+#' `"lin"` the randomized comparison adjusted for the pre-period, at the
+#' market level: a least-squares line across the donors of each market's
+#' outcome total over the window on its total over the fit period (in
+#' outcome units; an ANCOVA fitted on the untreated arm, Lin's 2013
+#' adjustment for the treated set) predicts each treated market, and the
+#' counterfactual is the sum of the predictions. The
 #' estimate is the relative lift over the window, sum of gaps over sum of
 #' counterfactual. An effect \eqn{\delta} multiplies the treated index in the
-#' window by \eqn{1 + \delta}; the fit does not see the window, so the
+#' window by \eqn{1 + \delta}; the fit does not see the window (SDID's unit
+#' and time weights read the treated unit before the window only), so the
 #' estimate is linear in \eqn{\delta} and one fit per window serves every
-#' effect size.
+#' effect size. The `rmse` of a set is the root mean square of the fit's
+#' pre-period gaps relative to the treated level; for `"lin"`, which fits no
+#' path, it is that of `"diff_in_means"`.
 #'
 #' @section Inference:
 #' The planned test is a placebo-in-time test with leave-one-block-out fits:
@@ -49,10 +62,22 @@
 #' reference blocks are dropped with a warning of class
 #' `mktcausal_warning_few_placebos`.
 #'
-#' All the fits of the search come from cross-products of the index series
+#' Every method uses the same blocks and the same rule: for `"sdid"` and
+#' `"lin"` too, a placebo estimate is the method refitted without the block
+#' and predicting it (for `"sdid"` the block's periods are the post-period
+#' and the rest of the fit period, on both sides of it, the pre-period).
+#'
+#' All the fits of `"synth"`, `"tbr"`, `"diff_in_means"` and `"lin"` come
+#' from cross-products of the index series
 #' over blocks, formed once per window: a candidate set only chooses which
 #' rows are treated and which are donors, and the synthetic-control weights
 #' are solved on the Gram matrix (Wolfe's algorithm) in compiled code.
+#' `"sdid"` refits `synth()`'s SDID solver on the series for every window
+#' and placebo block (warm-started from the window's weights): it is
+#' hundreds of times slower than `"synth"` (seconds per candidate set on
+#' 200 markets and two years of weeks, against milliseconds), so search few
+#' sets with it, or choose with `"synth"` and check the chosen set with
+#' [market_backtest()] and `method = "sdid"`.
 #'
 #' @section Ranking and size under selection:
 #' Choosing the set whose backtest looks best, and then testing it against
@@ -97,8 +122,11 @@
 #' @param max_share `NULL` or the largest share of total outcome volume the
 #'   treated markets may hold (the budget cap).
 #' @param test_length Length of the planned test, in periods.
-#' @param method The planned estimator: `"synth"`, `"tbr"` or
-#'   `"diff_in_means"`; see Backtest.
+#' @param method The planned estimator: `"synth"` (synthetic control),
+#'   `"sdid"` (synthetic difference in differences), `"tbr"` (time-based
+#'   regression), `"diff_in_means"` (difference in differences of the
+#'   indices) or `"lin"` (regression of the window's market totals on their
+#'   pre-period totals); see Backtest.
 #' @param effect Grid of relative lifts (0.05 = 5%); 0 gives the A/A row.
 #' @param n_windows Number of backtest windows (the latest blocks).
 #' @param alpha Two-sided level of the planned test.
