@@ -74,9 +74,9 @@
 #' are solved on the Gram matrix (Wolfe's algorithm) in compiled code.
 #' `"sdid"` refits `synth()`'s SDID solver on the series for every window
 #' and placebo block (warm-started from the window's weights): it is
-#' some seventy times slower than `"synth"` (about 1.7 s per candidate set
-#' on 200 markets by 104 weeks with a 4-week test and 8 windows, against
-#' 25 ms for `"synth"` and 1 ms for `"lin"`), so search few sets with it,
+#' about a hundred times slower than `"synth"` (1.4 to 1.7 s per candidate
+#' set on 200 markets by 104 weeks with a 4-week test and 8 windows, against
+#' 14 to 25 ms for `"synth"` and 1 ms for `"lin"`), so search few sets with it,
 #' or choose with `"synth"` and check the chosen set with
 #' [market_backtest()] and `method = "sdid"`.
 #'
