@@ -57,6 +57,10 @@ cpp_market_backtest_detail <- function(Z, level, block_start, block_len, full, w
     .Call(`_mktcausal_cpp_market_backtest_detail`, Z, level, block_start, block_len, full, window_block, selection, method, set, tol, max_iter)
 }
 
+cpp_market_critical <- function(e, alpha, rank, tq) {
+    .Call(`_mktcausal_cpp_market_critical`, e, alpha, rank, tq)
+}
+
 cpp_rerandomize_first <- function(z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress) {
     .Call(`_mktcausal_cpp_rerandomize_first`, z, units, start, n_small, small_treated, crit_type, block_start, threshold, seed, max_candidates, block_size, threads, progress)
 }

@@ -92,7 +92,9 @@ print.mkt_market_selection <- function(x, n = 5, ...) {
   g <- glance.mkt_market_selection(x)
   pct <- function(v) paste0(format_num(100 * v, 3), "%")
   est <- switch(x$method, synth = "synthetic control", tbr = "time-based regression",
-                diff_in_means = "difference in means")
+                diff_in_means = "difference in means",
+                sdid = "synthetic DiD (SDID)",
+                lin = "Lin's regression adjustment")
   test <- if (x$inference == "placebo") "placebo-in-time rank test" else "placebo t test"
   srch <- switch(g$search, exhaustive = "exhaustive", greedy = "greedy with swaps",
                  stochastic = "random sets with swaps")

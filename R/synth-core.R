@@ -186,9 +186,10 @@ require_one_treated <- function(setup, what, call = rlang::caller_env()) {
 
 # Fits one treated series (a unit, or the mean of a cohort) from `donors`
 # whose treatment starts at column t0. Returns the weights and the gap of
-# every period.
+# every period. w0: a warm start for sdid's unit weights (the problem is
+# strictly convex, so it changes the path, not the answer).
 fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
-                    sigma = NULL, max_iter = NULL) {
+                    sigma = NULL, max_iter = NULL, w0 = numeric(0)) {
   panel <- setup$panel
   Y <- panel$Y
   Tn <- ncol(Y)
@@ -229,7 +230,7 @@ fit_one <- function(setup, treated, t0, donors, method, predictors, fit_periods,
     A <- t(Y0[, pre_ok, drop = FALSE])
     b <- y1[pre_ok]
     rw <- solve_simplex(sweep(A, 2, colMeans(A)), b - mean(b),
-                        length(pre_ok) * zeta_w^2)
+                        length(pre_ok) * zeta_w^2, w0)
     w <- rw$w
     B <- Y0[, pre_ok, drop = FALSE]
     c0 <- rowMeans(Y0[, post, drop = FALSE])

@@ -20,7 +20,7 @@ n_sets <- 300
 sets <- replicate(n_sets, sort(sample(200, 3)), simplify = FALSE)
 
 say("\n## Speed: %d random 3-DMA sets of 200, 4-week test, t rule", n_sets)
-for (m in c("synth", "tbr", "diff_in_means")) {
+for (m in c("synth", "tbr", "diff_in_means", "lin")) {
   plan <- ns$market_plan(mp, 4, 8, NULL, 0.05, "t", m)
   scorer <- ns$market_scorer(plan, 50L)
   cpu <- system.time(r <- scorer(sets))
@@ -31,6 +31,15 @@ for (m in c("synth", "tbr", "diff_in_means")) {
       format(round(60 * n_sets / cpu[["user.self"]]), big.mark = ","),
       format(round(60 * n_sets / el), big.mark = ","))
 }
+
+# sdid refits synth()'s SDID solver in R for every window and placebo
+# block: a few sets suffice to time it.
+plan <- ns$market_plan(mp, 4, 8, NULL, 0.05, "t", "sdid")
+scorer <- ns$market_scorer(plan, 50L)
+cpu <- system.time(r <- scorer(sets[1:3]))
+el <- time_it(scorer(sets[1:3]), reps = 1)
+say("%-14s 3 sets: %.0f ms a set CPU, %.0f ms a set elapsed; all fits converged: %s",
+    "sdid", 1000 * cpu[["user.self"]] / 3, 1000 * el / 3, all(r$converged))
 
 say("\n## Two multisession workers (synth, %d sets, chunks of 50)", n_sets)
 plan <- ns$market_plan(mp, 4, 8, NULL, 0.05, "t", "synth")

@@ -311,6 +311,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_market_critical
+double cpp_market_critical(const Rcpp::NumericVector& e, double alpha, bool rank, double tq);
+RcppExport SEXP _mktcausal_cpp_market_critical(SEXP eSEXP, SEXP alphaSEXP, SEXP rankSEXP, SEXP tqSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector& >::type e(eSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< bool >::type rank(rankSEXP);
+    Rcpp::traits::input_parameter< double >::type tq(tqSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_market_critical(e, alpha, rank, tq));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rerandomize_first
 Rcpp::List cpp_rerandomize_first(const Rcpp::NumericMatrix& z, const Rcpp::IntegerVector& units, const Rcpp::IntegerVector& start, const Rcpp::IntegerVector& n_small, const Rcpp::IntegerVector& small_treated, int crit_type, const Rcpp::IntegerVector& block_start, const Rcpp::NumericVector& threshold, const Rcpp::IntegerVector& seed, double max_candidates, int block_size, int threads, Rcpp::Nullable<Rcpp::Function> progress);
 RcppExport SEXP _mktcausal_cpp_rerandomize_first(SEXP zSEXP, SEXP unitsSEXP, SEXP startSEXP, SEXP n_smallSEXP, SEXP small_treatedSEXP, SEXP crit_typeSEXP, SEXP block_startSEXP, SEXP thresholdSEXP, SEXP seedSEXP, SEXP max_candidatesSEXP, SEXP block_sizeSEXP, SEXP threadsSEXP, SEXP progressSEXP) {
@@ -689,6 +703,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_mktcausal_cpp_ife_boot_chunk", (DL_FUNC) &_mktcausal_cpp_ife_boot_chunk, 12},
     {"_mktcausal_cpp_market_backtest", (DL_FUNC) &_mktcausal_cpp_market_backtest, 15},
     {"_mktcausal_cpp_market_backtest_detail", (DL_FUNC) &_mktcausal_cpp_market_backtest_detail, 11},
+    {"_mktcausal_cpp_market_critical", (DL_FUNC) &_mktcausal_cpp_market_critical, 4},
     {"_mktcausal_cpp_rerandomize_first", (DL_FUNC) &_mktcausal_cpp_rerandomize_first, 13},
     {"_mktcausal_cpp_rerandomize_each", (DL_FUNC) &_mktcausal_cpp_rerandomize_each, 14},
     {"_mktcausal_cpp_rerandomize_score", (DL_FUNC) &_mktcausal_cpp_rerandomize_score, 11},

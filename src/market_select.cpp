@@ -99,3 +99,10 @@ Rcpp::List cpp_market_backtest_detail(const Rcpp::NumericMatrix& Z,
   }
   return Rcpp::List::create(Rcpp::_["placebo"] = placebo, Rcpp::_["weights"] = weights);
 }
+
+// The kernel's critical value for placebo estimates e (for the estimators
+// fitted in R, so that every method uses the same rejection rule).
+// [[Rcpp::export]]
+double cpp_market_critical(const Rcpp::NumericVector& e, double alpha, bool rank, double tq) {
+  return mkt::critical_value(std::vector<double>(e.begin(), e.end()), alpha, rank, tq);
+}

@@ -31,6 +31,13 @@
 //   diff_in_means  the treated index minus the donors' index, each centred
 //                  over F (the difference in means of the two indices,
 //                  adjusted for their pre-period levels).
+//   lin            a regression across the donors (an ANCOVA, as in Lin
+//                  2013, fitted on the untreated arm) of each market's total
+//                  over the target block on its total over F, in outcome
+//                  units (level times index); the counterfactual of the
+//                  treated set is the sum of its markets' predictions. Its
+//                  RMSE is that of diff_in_means (the pre-period path of the
+//                  treated index against the donors').
 //
 // A window's estimate is the relative lift sum(gap) / sum(counterfactual)
 // over its periods. An effect delta multiplies the treated index in the
@@ -254,7 +261,7 @@ inline GramSimplexResult gram_simplex(int J, const Eigen::VectorXd& diag, ColFn&
 
 // --- the backtest --------------------------------------------------------
 
-enum class SelectMethod { synth = 0, tbr = 1, diff_in_means = 2 };
+enum class SelectMethod { synth = 0, tbr = 1, diff_in_means = 2, lin = 3 };
 
 // Cross-products of one set of periods: M = sum z z', s = sum z, n periods.
 struct CrossProducts {
@@ -338,6 +345,38 @@ inline BacktestPlan make_plan(const Eigen::MatrixXd& Z, const Eigen::VectorXd& l
     p.windows.push_back(std::move(w));
   }
   return p;
+}
+
+// The lin counterfactual of the treated index over a target block: the
+// least-squares line, across the donors, of y_m = level_m * st_m (the
+// market's total over the target) on x_m = level_m * sf_m (its total over
+// the fit period), summed over the treated markets and divided by their
+// total level (so it is in the units of the treated index). With one donor,
+// or donors of equal x, the slope is 0 (the donors' mean).
+inline double lin_counterfactual(const Eigen::VectorXd& level, const Eigen::VectorXd& sf,
+                                 const Eigen::VectorXd& st, const std::vector<int>& set,
+                                 const std::vector<int>& donors) {
+  const int J = static_cast<int>(donors.size());
+  double mx = 0, my = 0;
+  for (int m : donors) {
+    mx += level(m) * sf(m);
+    my += level(m) * st(m);
+  }
+  mx /= J;
+  my /= J;
+  double sxx = 0, sxy = 0;
+  for (int m : donors) {
+    const double dx = level(m) * sf(m) - mx;
+    sxx += dx * dx;
+    sxy += dx * (level(m) * st(m) - my);
+  }
+  const double beta = sxx > 0 ? sxy / sxx : 0.0;
+  double pred = 0, lev = 0;
+  for (int i : set) {
+    pred += my + beta * (level(i) * sf(i) - mx);
+    lev += level(i);
+  }
+  return pred / lev;
 }
 
 // One fit on the fit period (pre minus block `drop`, or all of pre when
@@ -434,6 +473,7 @@ inline OneFit fit_block(const BacktestPlan& p, const BacktestWindow& win, int dr
     const double xc_t = u.dot(tb.s), xc_mean = u.dot(s) / n;
     cf = x1_mean * nt + beta * (xc_t - nt * xc_mean);
     sse = std::max(0.0, c0 - 2 * beta * cov + beta * beta * var);
+    if (p.method == SelectMethod::lin) cf = lin_counterfactual(p.level, s, tb.s, set, donors);
   }
   f.cf = cf;
   f.gap = x1_t - cf;

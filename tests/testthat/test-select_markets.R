@@ -72,6 +72,94 @@ test_that("TBR and the difference in means match lm() and direct sums", {
   }
 })
 
+test_that("lin matches lm() on the cluster totals, for the window and a placebo block", {
+  d <- factor_markets()
+  Y <- t(matrix(d$sales, 12, 60))  # weeks x markets
+  tr <- c(2, 5, 9)
+  bt <- market_backtest(sales ~ 0 | market + week, d, treated = sprintf("M%02d", tr),
+                        test_length = 2, n_windows = 2, method = "lin")
+  w <- tidy(bt, "windows")
+  # Window total on pre-window total across the untreated markets, in sales.
+  lin_lift <- function(fit_weeks, target) {
+    cl <- data.frame(x = colSums(Y[fit_weeks, ]), y = colSums(Y[target, , drop = FALSE]))
+    cf <- sum(stats::predict(stats::lm(y ~ x, cl[-tr, ]), cl[tr, ]))
+    c(estimate = (sum(cl$y[tr]) - cf) / cf, slope = sum(cl$y[tr]) / cf)
+  }
+  for (k in seq_len(nrow(w))) {
+    ref <- lin_lift(seq_len(w$start[k] - 1), w$start[k]:w$end[k])
+    expect_equal(w$estimate[k], ref[["estimate"]], tolerance = 1e-8)
+    expect_equal(w$slope[k], ref[["slope"]], tolerance = 1e-8)
+  }
+  # A reference block of the last window: refit without it, predict it.
+  det <- mktcausal:::cpp_market_backtest_detail(
+    bt$plan$Z, bt$plan$level, bt$plan$block_start, bt$plan$block_len, bt$plan$full,
+    bt$plan$window_block, bt$plan$selection, bt$plan$method_code, tr - 1L, 1e-10, 10000L)
+  last <- nrow(w)
+  ref_blocks <- which(bt$plan$full & !bt$plan$selection)
+  blk <- (ref_blocks[4] - 1) * 2 + 1:2
+  pl <- lin_lift(setdiff(seq_len(w$start[last] - 1), blk), blk)
+  expect_equal(det$placebo[[last]][4], pl[["estimate"]], tolerance = 1e-8)
+  # The A/A decision is the planned test's: |estimate| beyond the critical value.
+  expect_equal(w$reject_aa, abs(w$estimate) > w$critical)
+})
+
+test_that("the sdid window estimate is synth(method = \"sdid\") on the same weeks", {
+  d <- factor_markets()
+  Y <- t(matrix(d$sales, 12, 60))
+  tr <- c(4, 7, 10)
+  bt <- market_backtest(sales ~ 0 | market + week, d, treated = sprintf("M%02d", tr),
+                        test_length = 2, n_windows = 2, method = "sdid")
+  w <- tidy(bt, "windows")
+  level <- colMeans(Y[seq_len(w$start[1] - 1), ])
+  Z <- sweep(Y, 2, level, "/")
+  x1 <- rowSums(Y[, tr]) / sum(level[tr])  # the pooled treated unit
+  for (k in seq_len(nrow(w))) {
+    weeks <- seq_len(w$end[k])
+    win <- w$start[k]:w$end[k]
+    long <- data.frame(unit = rep(c("T", sprintf("M%02d", setdiff(1:12, tr))), each = length(weeks)),
+                       week = weeks, y = c(x1[weeks], Z[weeks, -tr]))
+    long$d <- as.integer(long$unit == "T" & long$week >= w$start[k])
+    fit <- suppressWarnings(synth(y ~ d | unit + week, long, method = "sdid"))
+    tau <- tidy(fit)$estimate[1]
+    cf <- mean(x1[win]) - tau
+    expect_equal(w$estimate[k], tau / cf, tolerance = 1e-6)
+    expect_equal(w$slope[k], mean(x1[win]) / cf, tolerance = 1e-6)
+  }
+  expect_true(all(is.finite(w$critical)))
+  expect_equal(w$reject_aa, abs(w$estimate) > w$critical)
+  # The search runs sdid on the resampling layer: any chunk size, same table.
+  small <- d[d$market %in% sprintf("M%02d", 1:7), ]
+  s1 <- select_markets(sales ~ 0 | market + week, small, n_treated = 2, test_length = 2,
+                       n_windows = 2, method = "sdid", search = "exhaustive")
+  s2 <- select_markets(sales ~ 0 | market + week, small, n_treated = 2, test_length = 2,
+                       n_windows = 2, method = "sdid", search = "exhaustive", chunk_size = 4)
+  expect_equal(nrow(tidy(s1)), choose(7, 2))
+  expect_identical(tidy(s1), tidy(s2))
+  expect_equal(glance(s1)$method, "sdid")
+})
+
+test_that("lin and sdid hold their size at zero effect on factor panels", {
+  skip_on_cran()
+  # lin: under selection (the chosen pair of 10 markets), as for synth below.
+  rej <- unlist(lapply(seq_len(40), function(r) {
+    d <- factor_markets(n = 10, n_t = 64, easy = integer(0), seed = 200 + r)
+    sel <- suppressWarnings(select_markets(sales ~ 0 | market + week, d, n_treated = 2,
+                                           test_length = 2, n_windows = 12, method = "lin",
+                                           search = "exhaustive"))
+    tidy(sel, "windows")$reject_aa
+  }))
+  expect_lt(abs(mean(rej) - 0.05), 3 * sqrt(0.05 * 0.95 / length(rej)))
+  # sdid: a fixed pair (the factor loadings are drawn at random).
+  rej <- unlist(lapply(seq_len(40), function(r) {
+    d <- factor_markets(n = 10, n_t = 64, easy = integer(0), seed = 300 + r)
+    bt <- suppressWarnings(market_backtest(sales ~ 0 | market + week, d,
+                                           treated = c("M01", "M02"), test_length = 2,
+                                           n_windows = 12, method = "sdid"))
+    tidy(bt, "windows")$reject_aa
+  }))
+  expect_lt(abs(mean(rej) - 0.05), 3 * sqrt(0.05 * 0.95 / length(rej)))
+})
+
 test_that("selection picks the markets that are easy to synthesize", {
   d <- factor_markets(easy = c(3, 8, 11))
   sel <- select_markets(sales ~ 0 | market + week, d, n_treated = 2, test_length = 2,
@@ -161,7 +249,7 @@ test_that("bad input gets classed errors", {
   expect_error(select_markets(f, d, test_length = 60), class = "mktcausal_error_test_too_long")
   expect_error(select_markets(f, d, test_length = 2, test_start = 51, window_ends = c(50, 54)),
                class = "mktcausal_error_windows_overlap_test")
-  expect_error(select_markets(f, d, test_length = 2, method = "sdid"),
+  expect_error(select_markets(f, d, test_length = 2, method = "bogus"),
                class = "mktcausal_error_bad_choice")
   expect_error(market_backtest(f, d, treated = "M99", test_length = 2),
                class = "mktcausal_error_bad_argument")
