@@ -130,35 +130,11 @@ cells_regressors <- function(X, strata, code, k, call = rlang::caller_env()) {
 # design's id column, else by row order), after checking that the
 # treatment column gives every cluster its designed cell.
 align_design_cells <- function(units, design, treatment, cells, call = rlang::caller_env()) {
-  n_design <- length(design$ids)
   id_label <- if (is.null(design$id_name)) "id" else design$id_name
-  if (!is.null(units$key) && !is.null(design$id_name)) {
-    pos <- match(units$key, design$ids)
-    how <- "by id"
-    unknown <- unique(units$key[is.na(pos)])
-    if (length(unknown)) {
-      abort_mkt("misaligned", c(
-        "{length(unknown)} id{?s} in {.arg data} {?is/are} not in the design: {.val {utils::head(unknown, 5)}}.",
-        i = "Analyse the clusters that {.fn rerandomize} assigned."
-      ), call = call)
-    }
-    missing_ids <- setdiff(design$ids, units$key)
-    if (length(missing_ids)) {
-      abort_mkt("misaligned", c(
-        "{length(missing_ids)} designed cluster{?s} {?has/have} no row in {.arg data}: {.val {utils::head(missing_ids, 5)}}.",
-        i = "Every randomized cluster must be analysed; check attrition with {.fn experiment_diagnostics}."
-      ), call = call)
-    }
-  } else {
-    if (length(units$cell) != n_design) {
-      abort_mkt("misaligned", c(
-        "{.arg data} has {length(units$cell)} rows but the design has {n_design} clusters.",
-        i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
-      ), call = call)
-    }
-    pos <- seq_len(n_design)
-    how <- "by row order"
-  }
+  at <- design_positions(units$key, length(units$cell), design,
+                         !is.null(units$key) && !is.null(design$id_name), call = call)
+  pos <- at$pos
+  how <- at$how
   wrong <- units$cell != design_cell_codes(design)[pos]
   if (any(wrong)) {
     abort_mkt("misaligned", c(

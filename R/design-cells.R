@@ -318,13 +318,7 @@ rerandomize_cells <- function(call, data, ids, cov, strata, sizes, accept, thres
     des$arm_prob <- cells_arm_probabilities(spec, calib$threshold, ids, cells)
   }
   des$hash <- design_hash(des)
-  if (des$n_acceptable < 1e4) {
-    warn_mkt("granular_inference", c(
-      "About {format(round(des$n_acceptable))} distinct assignments pass this rule.",
-      i = "The smallest attainable randomization p-value is near {signif(1 / des$n_acceptable, 2)}.",
-      i = "Raise {.arg accept} or use more clusters for finer inference."
-    ))
-  }
+  warn_granular(des)
   des
 }
 

@@ -351,3 +351,14 @@ check_two_cell <- function(design, what, call = rlang::caller_env()) {
   ), cells = cells, call = call)
 }
 
+
+# A rule that few assignments pass limits the attainable randomization
+# p-values: say so when a design is made.
+warn_granular <- function(des) {
+  if (des$n_acceptable >= 1e4) return(invisible(des))
+  warn_mkt("granular_inference", c(
+    "About {format(round(des$n_acceptable))} distinct assignments pass this rule.",
+    i = "The smallest attainable randomization p-value is near {signif(1 / des$n_acceptable, 2)}.",
+    i = "Raise {.arg accept} or use more clusters for finer inference."
+  ))
+}

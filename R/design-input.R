@@ -337,38 +337,50 @@ effect_keys <- function(data, design, cl) {
   cl
 }
 
-# Position of each analysis row in the design, after checking that the
-# treatment column reproduces the drawn assignment.
-align_design <- function(units, design, treatment, call = rlang::caller_env()) {
-  n_design <- length(design$treated)
+# Position of each analysis row in the design: by the design's ids when the
+# rows carry them (`by_id`), else by row order (one row per designed
+# cluster). Every designed cluster must have rows, and no row may name a
+# cluster the design does not hold. Shared by align_design() and
+# align_design_cells().
+design_positions <- function(key, n_rows, design, by_id, call = rlang::caller_env()) {
+  n_design <- length(design$ids)
   id_label <- if (is.null(design$id_name)) "id" else design$id_name
-  if (!is.null(units$key) && (!is.null(design$id_name) || !is.null(units$cluster))) {
-    pos <- match(units$key, design$ids)
-    how <- "by id"
-    unknown <- unique(units$key[is.na(pos)])
+  if (by_id) {
+    pos <- match(key, design$ids)
+    unknown <- unique(key[is.na(pos)])
     if (length(unknown)) {
       abort_mkt("misaligned", c(
         "{length(unknown)} id{?s} in {.arg data} {?is/are} not in the design: {.val {utils::head(unknown, 5)}}.",
         i = "Analyse the clusters that {.fn rerandomize} assigned."
       ), call = call)
     }
-    missing_ids <- setdiff(design$ids, units$key)
+    missing_ids <- setdiff(design$ids, key)
     if (length(missing_ids)) {
       abort_mkt("misaligned", c(
         "{length(missing_ids)} designed cluster{?s} {?has/have} no row in {.arg data}: {.val {utils::head(missing_ids, 5)}}.",
         i = "Every randomized cluster must be analysed; check attrition with {.fn experiment_diagnostics}."
       ), call = call)
     }
-  } else {
-    if (length(units$treat) != n_design) {
-      abort_mkt("misaligned", c(
-        "{.arg data} has {length(units$treat)} rows but the design has {n_design} clusters.",
-        i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
-      ), call = call)
-    }
-    pos <- seq_len(n_design)
-    how <- "by row order"
+    return(list(pos = pos, how = "by id"))
   }
+  if (n_rows != n_design) {
+    abort_mkt("misaligned", c(
+      "{.arg data} has {n_rows} rows but the design has {n_design} clusters.",
+      i = "Give one row per designed cluster, or keep the design's id column {.field {id_label}} in {.arg data}."
+    ), call = call)
+  }
+  list(pos = seq_len(n_design), how = "by row order")
+}
+
+# Position of each analysis row in the design, after checking that the
+# treatment column reproduces the drawn assignment.
+align_design <- function(units, design, treatment, call = rlang::caller_env()) {
+  id_label <- if (is.null(design$id_name)) "id" else design$id_name
+  at <- design_positions(units$key, length(units$treat), design,
+                         !is.null(units$key) && (!is.null(design$id_name) || !is.null(units$cluster)),
+                         call = call)
+  pos <- at$pos
+  how <- at$how
   wrong <- units$treat != design$treated[pos]
   if (any(wrong)) {
     abort_mkt("misaligned", c(

@@ -317,18 +317,12 @@ experiment_effect_cells_front <- function(data, design, covariates, cov_vars, va
 # are in, and the centring values of covariates and stratum indicators taken
 # over every designed cluster before dropping (buffer_units() for two arms).
 cells_buffer_units <- function(units, design, pos, strata) {
-  keep <- design$arm[pos] != "buffer"
-  full <- units$X
-  if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
-  centre <- if (!is.null(full)) colMeans(full)
-  take <- function(v) {
-    if (is.null(v)) return(NULL)
-    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
-  }
-  kept <- lapply(units, take)
-  pos <- pos[keep]
+  b <- buffer_subset(units, design, pos, strata)
+  kept <- b$units
+  pos <- b$pos
+  centre <- b$centre
   w <- cells_arm_weights(design)
-  list(units = kept, pos = pos, strata = if (!is.null(strata)) strata[keep],
+  list(units = kept, pos = pos, strata = b$strata,
        weights = unname(w[cbind(pos, kept$cell + 1L)]), centre = centre,
-       n_buffer = sum(!keep))
+       n_buffer = sum(design$arm[b$orig_pos] == "buffer"))
 }

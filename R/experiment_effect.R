@@ -460,19 +460,13 @@ lin_row <- function(units, X, strata, alpha, buf = NULL, call = rlang::caller_en
 # the centring values of covariates and stratum indicators taken over all
 # designed rows before dropping.
 buffer_units <- function(units, design, pos, strata) {
-  keep <- design$arm[pos] != "buffer"
-  full <- units$X
-  if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
-  centre <- if (!is.null(full)) colMeans(full)
-  take <- function(v) {
-    if (is.null(v)) return(NULL)
-    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
-  }
-  kept <- lapply(units, take)
-  pos <- pos[keep]
+  b <- buffer_subset(units, design, pos, strata)
+  kept <- b$units
+  pos <- b$pos
+  centre <- b$centre
   aw <- arm_weights(design)
   weights <- ifelse(kept$treat == 1, aw$treated[pos], aw$control[pos])
-  list(units = kept, pos = pos, strata = if (!is.null(strata)) strata[keep],
+  list(units = kept, pos = pos, strata = b$strata,
        weights = unname(weights), centre = centre,
        n_buffer = length(unique(design$ids[design$arm == "buffer"])))
 }

@@ -255,13 +255,7 @@ autoplot.mkt_power_cells <- function(object, ...) {
   if (!iroas) d$effect <- 100 * d$effect
   ggplot2::ggplot(d, ggplot2::aes(x = .data$effect, y = .data$power,
                                   colour = .data$test_length)) +
-    ggplot2::geom_hline(yintercept = object$target_power, linetype = "dashed", colour = "grey40") +
-    ggplot2::geom_hline(yintercept = object$alpha, linetype = "dotted", colour = "grey60") +
-    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
-                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
-                           width = 0) +
-    ggplot2::geom_line() +
-    ggplot2::geom_point() +
+    power_curve_layers(object$target_power, object$alpha) +
     ggplot2::facet_wrap(~ contrast, scales = "free_x") +
     ggplot2::scale_colour_manual(values = grDevices::colorRampPalette(
       c(mkt_colours[["band"]], mkt_colours[["treated"]]))(nlevels(d$test_length))) +

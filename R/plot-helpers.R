@@ -90,3 +90,19 @@ check_multiple <- function(x, arg, call = rlang::caller_env()) {
   }
   invisible(x)
 }
+
+# The layers every power curve shares (design_power(), its several-cell
+# form, select_markets()): the target power (dashed) and alpha (dotted)
+# lines, bars of two Monte Carlo SEs, and the curve with its points. `power`
+# and `mc_se` are columns of the plotted data.
+power_curve_layers <- function(target_power, alpha) {
+  list(
+    ggplot2::geom_hline(yintercept = target_power, linetype = "dashed", colour = "grey40"),
+    ggplot2::geom_hline(yintercept = alpha, linetype = "dotted", colour = "grey60"),
+    ggplot2::geom_errorbar(ggplot2::aes(ymin = pmax(0, .data$power - 2 * .data$mc_se),
+                                        ymax = pmin(1, .data$power + 2 * .data$mc_se)),
+                           width = 0),
+    ggplot2::geom_line(),
+    ggplot2::geom_point()
+  )
+}

@@ -342,13 +342,7 @@ rerandomize <- function(data, covariates, n_treated = NULL, prop_treated = NULL,
     des$arm_prob <- arm_probabilities(spec, calib$threshold, ids)
   }
   des$hash <- design_hash(des)
-  if (des$n_acceptable < 1e4) {
-    warn_mkt("granular_inference", c(
-      "About {format(round(des$n_acceptable))} distinct assignments pass this rule.",
-      i = "The smallest attainable randomization p-value is near {signif(1 / des$n_acceptable, 2)}.",
-      i = "Raise {.arg accept} or use more clusters for finer inference."
-    ))
-  }
+  warn_granular(des)
   des
 }
 

@@ -1,5 +1,6 @@
-# What experiment_effect() reports, shared by its two-arm and several-cell
-# paths: the estimand's wording and the per-capita collapse of finer rows.
+# The analysis rows of experiment_effect(), shared by its two-arm and
+# several-cell paths: the estimand's wording, the per-capita collapse of
+# finer rows and the rows a buffered design keeps.
 
 effect_estimand <- function(estimand, fine, buffered) {
   what <- if (estimand == "total") {
@@ -34,4 +35,20 @@ per_capita_units <- function(units) {
     cluster = NULL,
     key = if (!is.null(units$key)) units$key[first] else levels(g)
   )
+}
+
+# The rows a buffered design keeps (buffer clusters dropped) and the centring
+# values of covariates and stratum indicators, taken over every designed
+# cluster before dropping. `pos` is each row's position in the design.
+buffer_subset <- function(units, design, pos, strata) {
+  keep <- design$arm[pos] != "buffer"
+  full <- units$X
+  if (!is.null(strata)) full <- cbind(full, stats::model.matrix(~ strata)[, -1, drop = FALSE])
+  take <- function(v) {
+    if (is.null(v)) return(NULL)
+    if (is.matrix(v)) v[keep, , drop = FALSE] else v[keep]
+  }
+  list(units = lapply(units, take), pos = pos[keep], orig_pos = pos,
+       strata = if (!is.null(strata)) strata[keep],
+       centre = if (!is.null(full)) colMeans(full))
 }
