@@ -82,18 +82,13 @@ fit_cells <- function(y, code, cells, X, strata, pairs, alpha, welch,
 # experiment_effect(), with `cell` the integer cell codes.
 experiment_effect_cells <- function(units, cells, pairs, design, pos, estimand, n_draws,
                                     alpha, call, vars, n_rows) {
-  strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
-    droplevels(design$strata[pos])
-  }
   all_units <- units
   all_pos <- pos
-  buf <- NULL
-  if (!is.null(design) && !is.null(design$buffer)) {
-    buf <- cells_buffer_units(units, design, pos, strata)
-    units <- buf$units
-    pos <- buf$pos
-    strata <- buf$strata
-  }
+  rows <- design_rows(units, design, pos, cells_buffer_units)
+  units <- rows$units
+  pos <- rows$pos
+  strata <- rows$strata
+  buf <- rows$buf
   code <- units$cell
   n_cell <- tabulate(code + 1L, length(cells))
   used <- unique(c(pairs))

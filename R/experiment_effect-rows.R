@@ -52,3 +52,20 @@ buffer_subset <- function(units, design, pos, strata) {
        strata = if (!is.null(strata)) strata[keep],
        centre = if (!is.null(full)) colMeans(full))
 }
+
+# The design's strata of the analysed rows and, with a buffer, the rows it
+# keeps with their weights (`keep_rows`: buffer_units() for two arms,
+# cells_buffer_units() for several cells). `buf` is NULL without a buffer.
+design_rows <- function(units, design, pos, keep_rows) {
+  strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
+    droplevels(design$strata[pos])
+  }
+  buf <- NULL
+  if (!is.null(design) && !is.null(design$buffer)) {
+    buf <- keep_rows(units, design, pos, strata)
+    units <- buf$units
+    pos <- buf$pos
+    strata <- buf$strata
+  }
+  list(units = units, pos = pos, strata = strata, buf = buf)
+}

@@ -251,18 +251,13 @@ experiment_effect <- function(formula, data, design = NULL, covariates = NULL,
 experiment_effect_fit <- function(units, design, pos, estimand, n_draws, alpha,
                                   call = NULL, vars = NULL, n_rows = length(units$y),
                                   series = NULL) {
-  strata <- if (!is.null(design) && nlevels(design$strata) > 1L) {
-    droplevels(design$strata[pos])
-  }
   all_units <- units
   all_pos <- pos
-  buf <- NULL
-  if (!is.null(design) && !is.null(design$buffer)) {
-    buf <- buffer_units(units, design, pos, strata)
-    units <- buf$units
-    pos <- buf$pos
-    strata <- buf$strata
-  }
+  rows <- design_rows(units, design, pos, buffer_units)
+  units <- rows$units
+  pos <- rows$pos
+  strata <- rows$strata
+  buf <- rows$buf
 
   # Both estimators are equivariant in the outcome: they fit it divided by an
   # exact power of two (outcome_scale()), so that outcomes near 1e300 or
